@@ -1,0 +1,89 @@
+# mixq — plain GNU make. Variants build out of tree:
+#   make            release build (build/release)
+#   make debug      -O0 -g build (build/debug)
+#   make asan       AddressSanitizer + UBSan build of library, CLI and tests (build/asan)
+#   make check      build and run the test suite (release)
+#   make check-asan build and run the test suite under ASan+UBSan
+#   make demo       install deps, build, train a small model, print its summary
+#   make bench      long benchmarks (training speed vs PyTorch, accuracy runs)
+VARIANT ?= release
+BUILD   ?= build/$(VARIANT)
+CC      ?= cc
+
+OPENBLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+
+WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
+CFLAGS_release := -O2 -g
+CFLAGS_debug   := -O0 -g3
+CFLAGS_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS_asan   := -fsanitize=address,undefined
+CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
+LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
+LDLIBS  += -lopenblas -lcjson -lz -lm
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all lib cli tests check check-asan asan debug release demo bench clean deps
+all: lib cli
+lib: $(BUILD)/libmixq.a
+cli: $(BUILD)/mixq
+tests: $(TEST_BIN)
+
+$(BUILD)/libmixq.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/mixq: $(TOOL_OBJ) $(BUILD)/libmixq.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libmixq.a $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libmixq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(TEST_COMMON_OBJ) $(BUILD)/libmixq.a $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libmixq.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmixq.a $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The test suite: every tests/test_*.c is its own binary; tests/run.sh runs them all from the
+# repository root and prints the summed "N passed, N failed" line (non-zero exit on any failure).
+check: all tests
+	MIXQ_BIN=$(BUILD)/mixq sh tests/run.sh $(BUILD)
+
+check-asan:
+	$(MAKE) VARIANT=asan check
+
+asan:
+	$(MAKE) VARIANT=asan all tests
+debug:
+	$(MAKE) VARIANT=debug all tests
+release:
+	$(MAKE) VARIANT=release all tests
+
+deps:
+	sh scripts/deps.sh
+
+demo: deps
+	$(MAKE) VARIANT=release all
+	sh scripts/demo.sh build/release/mixq
+
+bench: deps
+	$(MAKE) VARIANT=release all $(BENCH_BIN)
+	sh bench/run.sh
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d) $(BENCH_BIN:=.d)

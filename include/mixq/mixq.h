@@ -1,0 +1,215 @@
+/* mixq — mixed-precision quantization search and CPU runtime for CNNs.
+ *
+ * This header is the public contract: what is not declared here (or in the headers it includes)
+ * is not API. Conventions:
+ *   - Every fallible call returns a mixq_status (MIXQ_OK == 0). On failure a per-thread message
+ *     says what went wrong, where, and a hint: mixq_last_error().
+ *   - Objects are opaque handles. Whoever creates one frees it; every *_free(NULL) is a no-op.
+ *   - The library never exits or aborts on input a user, flag or file can influence.
+ *   - Tensors are float32, NCHW for activations and KCRS (out, in/groups, kh, kw) for weights.
+ */
+#ifndef MIXQ_MIXQ_H
+#define MIXQ_MIXQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIXQ_VERSION_MAJOR 0
+#define MIXQ_VERSION_MINOR 1
+#define MIXQ_VERSION_PATCH 0
+#define MIXQ_NAME_MAX 64
+
+/* ---------------------------------------------------------------- status and errors */
+typedef enum mixq_status {
+    MIXQ_OK = 0,
+    MIXQ_ERR_NOMEM,       /* an allocation failed */
+    MIXQ_ERR_IO,          /* a file could not be opened, read or written */
+    MIXQ_ERR_FORMAT,      /* a file is truncated, corrupt, or of the wrong kind/version */
+    MIXQ_ERR_SHAPE,       /* tensor shapes do not agree */
+    MIXQ_ERR_ARG,         /* an argument or flag is out of range or unknown */
+    MIXQ_ERR_NOTFOUND,    /* a named thing (model, layer, dataset) does not exist */
+    MIXQ_ERR_NUMERIC,     /* a NaN or Inf appeared (loss, weights, inputs) */
+    MIXQ_ERR_UNSUPPORTED, /* valid request this build/back-end cannot do */
+    MIXQ_ERR_STATE,       /* API used out of order (e.g. backward before forward) */
+    MIXQ_STATUS_COUNT
+} mixq_status;
+
+/* Static English name of a status ("out of memory", ...). Never NULL. */
+const char *mixq_status_str(mixq_status s);
+/* The calling thread's message for its most recent failure ("" if none). Valid until the next
+ * failing call on this thread. */
+const char *mixq_last_error(void);
+/* Clear this thread's message. */
+void mixq_clear_error(void);
+
+const char *mixq_version(void);
+
+/* ---------------------------------------------------------------- threads */
+/* Number of worker threads for training/inference (default: all online CPUs). Results are
+ * identical for every thread count. n < 1 is MIXQ_ERR_ARG. */
+mixq_status mixq_set_threads(int n);
+int mixq_get_threads(void);
+
+/* ---------------------------------------------------------------- datasets */
+typedef struct mixq_dataset mixq_dataset;
+
+typedef enum mixq_split {
+    MIXQ_SPLIT_TRAIN = 0, /* training images (the validation part carved out, see below) */
+    MIXQ_SPLIT_VAL,       /* validation images carved from the training file */
+    MIXQ_SPLIT_TEST       /* the test file; searches must never use it */
+} mixq_split;
+
+/* Load a dataset split.
+ *   spec: "fashion-mnist" or "mnist" (Debian's dataset packages under /usr/share/datasets),
+ *         a directory with MNIST-format IDX files (train/t10k-images-idx3-ubyte[.gz], ...),
+ *         or a directory with CIFAR-10 binary batches (data_batch_{1..5}.bin, test_batch.bin).
+ *   val_count: images taken from the end of a seeded permutation of the training file for the
+ *         validation split (0 = no validation split; TRAIN then holds all training images).
+ *   seed: the permutation seed (TRAIN and VAL with the same seed and val_count are disjoint). */
+mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count, uint64_t seed,
+                              mixq_dataset **out);
+void mixq_dataset_free(mixq_dataset *d);
+int mixq_dataset_count(const mixq_dataset *d);
+/* Per-image shape (channels, height, width) and number of classes. */
+void mixq_dataset_shape(const mixq_dataset *d, int *c, int *h, int *w, int *classes);
+const char *mixq_dataset_name(const mixq_dataset *d);
+/* Keep only the first n images (n <= count); for quick runs and search subsets. */
+mixq_status mixq_dataset_truncate(mixq_dataset *d, int n);
+
+/* ---------------------------------------------------------------- models */
+typedef struct mixq_model mixq_model;
+
+typedef enum mixq_op {
+    MIXQ_OP_INPUT = 0,
+    MIXQ_OP_CONV,      /* conv2d: stride, padding, groups (depthwise when groups == c_in) */
+    MIXQ_OP_LINEAR,    /* fully connected on a flattened input */
+    MIXQ_OP_BN,        /* batch norm over channels */
+    MIXQ_OP_RELU,
+    MIXQ_OP_RELU6,
+    MIXQ_OP_MAXPOOL,
+    MIXQ_OP_AVGPOOL,
+    MIXQ_OP_GAP,       /* global average pool: C x H x W -> C x 1 x 1 */
+    MIXQ_OP_ADD,       /* residual add of two inputs of equal shape */
+    MIXQ_OP_FLATTEN,
+    MIXQ_OP_COUNT
+} mixq_op;
+
+const char *mixq_op_name(mixq_op op);
+
+typedef struct mixq_model_config {
+    const char *arch;   /* "lenet5", "resnet20", "vgg11", "mobilenet_v1" */
+    int in_c, in_h, in_w;
+    int classes;
+    float width;        /* width multiplier (mobilenet_v1; 1.0 elsewhere); 0 means 1.0 */
+    uint64_t seed;      /* weight initialisation seed */
+} mixq_model_config;
+
+/* Architectures in the zoo, NULL-terminated. */
+const char *const *mixq_model_archs(void);
+
+mixq_status mixq_model_create(const mixq_model_config *cfg, mixq_model **out);
+/* Load a model file written by mixq_model_save; every tensor's name and shape is checked
+ * against the architecture the file names. */
+mixq_status mixq_model_load(const char *path, mixq_model **out);
+mixq_status mixq_model_save(const mixq_model *m, const char *path);
+void mixq_model_free(mixq_model *m);
+
+/* Description of one graph node, for `mixq info` and for quantization policies. */
+typedef struct mixq_node_info {
+    const char *name;        /* stable, e.g. "layer2.1.conv1" */
+    mixq_op op;
+    int n_inputs;
+    int inputs[2];           /* node indices */
+    int in_c, in_h, in_w;    /* shape of the first input (per image) */
+    int out_c, out_h, out_w; /* output shape (per image) */
+    int kh, kw, stride, pad, groups; /* conv/pool attributes, 0 where meaningless */
+    int64_t params;          /* trainable parameters of this node */
+    int64_t macs;            /* multiply-accumulates per image (conv, linear) */
+} mixq_node_info;
+
+int mixq_model_node_count(const mixq_model *m);
+mixq_status mixq_model_node(const mixq_model *m, int i, mixq_node_info *info);
+const char *mixq_model_arch(const mixq_model *m);
+void mixq_model_input_shape(const mixq_model *m, int *c, int *h, int *w, int *classes);
+int64_t mixq_model_param_count(const mixq_model *m);
+int64_t mixq_model_macs(const mixq_model *m);
+
+/* Named tensors (parameters and buffers such as BN running statistics). */
+typedef struct mixq_tensor_info {
+    const char *name;  /* "layer1.0.conv1.weight" */
+    int ndim;
+    int shape[4];
+    int64_t numel;
+    int trainable;     /* 0 for buffers (running mean/var) */
+} mixq_tensor_info;
+int mixq_model_tensor_count(const mixq_model *m);
+mixq_status mixq_model_tensor(const mixq_model *m, int i, mixq_tensor_info *info);
+/* Direct access to a tensor's data (numel floats); NULL with an error if name is unknown. */
+float *mixq_model_tensor_data(mixq_model *m, const char *name);
+/* Gradient of a trainable tensor after mixq_model_backward (NULL for buffers). */
+float *mixq_model_tensor_grad(mixq_model *m, const char *name);
+
+/* Low-level execution, for tests and tools. x: [n][c][h][w]; logits: [n][classes].
+ * training != 0 uses batch statistics in BN (and updates running statistics). */
+mixq_status mixq_model_forward(mixq_model *m, const float *x, int n, int training, float *logits);
+/* Softmax cross-entropy of the last forward against labels (label smoothing eps in [0,1)),
+ * then backward through the graph. Gradients are overwritten (not accumulated). */
+mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothing, float *loss);
+/* Output of a node from the last forward ([n][c][h][w]); NULL if none. */
+const float *mixq_model_node_output(const mixq_model *m, int node);
+
+/* ---------------------------------------------------------------- training */
+typedef enum mixq_optimizer { MIXQ_OPT_SGD = 0, MIXQ_OPT_ADAM } mixq_optimizer;
+typedef enum mixq_schedule { MIXQ_SCHED_CONST = 0, MIXQ_SCHED_STEP, MIXQ_SCHED_COSINE } mixq_schedule;
+
+typedef struct mixq_train_config {
+    int epochs;
+    int batch;              /* default 128 */
+    mixq_optimizer optimizer;
+    float lr;               /* initial learning rate */
+    float momentum;         /* SGD momentum (default 0.9) */
+    float weight_decay;     /* L2 on conv/linear weights (not on BN or biases) */
+    float beta1, beta2, adam_eps; /* Adam */
+    mixq_schedule schedule;
+    int step_size;          /* epochs between steps (MIXQ_SCHED_STEP) */
+    float gamma;            /* step factor (MIXQ_SCHED_STEP) */
+    int warmup_epochs;      /* linear warm-up (0 = none) */
+    float label_smoothing;
+    int augment;            /* random crop (pad 4 for 32 px, 2 for 28 px) + horizontal flip */
+    int max_steps;          /* stop after this many steps (0 = no limit; for tests) */
+    uint64_t seed;          /* shuffling and augmentation */
+} mixq_train_config;
+
+/* Sensible defaults: SGD 0.9, lr 0.1 cosine, wd 5e-4, batch 128, augment on. */
+void mixq_train_config_default(mixq_train_config *cfg);
+
+typedef struct mixq_progress {
+    int epoch, epochs;       /* 1-based epoch */
+    int step, steps_per_epoch; /* 1-based step within the epoch */
+    int64_t images_seen;
+    float lr;
+    float loss;              /* running mean over the epoch */
+    float accuracy;          /* running training accuracy over the epoch, 0..1 */
+    double images_per_s;
+    double elapsed_s, eta_s;
+    int epoch_done;          /* 1 on the call made at the end of an epoch */
+    float val_accuracy;      /* at epoch end if a validation set was given, else -1 */
+} mixq_progress;
+/* Progress callback: return non-zero to stop training early (not an error). */
+typedef int (*mixq_progress_fn)(const mixq_progress *p, void *user);
+
+mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_dataset *val,
+                       const mixq_train_config *cfg, mixq_progress_fn fn, void *user);
+
+/* Accuracy (0..1) and mean loss of a model on a dataset, inference mode. */
+mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float *accuracy,
+                          float *loss);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,246 @@
+/* Core utilities: error messages, checked allocation and stdio, RNG, workspace, threads. */
+#include "core/core.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <omp.h>
+#include <cblas.h>
+
+/* ---------------------------------------------------------------- errors */
+static _Thread_local char tl_msg[1024];
+
+static const char *const status_names[MIXQ_STATUS_COUNT] = {
+    [MIXQ_OK] = "ok",
+    [MIXQ_ERR_NOMEM] = "out of memory",
+    [MIXQ_ERR_IO] = "i/o error",
+    [MIXQ_ERR_FORMAT] = "bad or truncated file",
+    [MIXQ_ERR_SHAPE] = "shape mismatch",
+    [MIXQ_ERR_ARG] = "invalid argument",
+    [MIXQ_ERR_NOTFOUND] = "not found",
+    [MIXQ_ERR_NUMERIC] = "numeric error (NaN/Inf)",
+    [MIXQ_ERR_UNSUPPORTED] = "unsupported",
+    [MIXQ_ERR_STATE] = "invalid state",
+};
+
+const char *mixq_status_str(mixq_status s) {
+    if ((int)s < 0 || s >= MIXQ_STATUS_COUNT) return "unknown status";
+    return status_names[s];
+}
+
+const char *mixq_last_error(void) { return tl_msg; }
+void mixq_clear_error(void) { tl_msg[0] = 0; }
+
+mixq_status mq_err(mixq_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+const char *mixq_version(void) { return "0.1.0"; }
+
+/* ---------------------------------------------------------------- allocation */
+void *mq_malloc(size_t n, size_t size, const char *what) {
+    if (size && n > SIZE_MAX / size) {
+        mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s (%zu x %zu)", what, n, size);
+        return NULL;
+    }
+    size_t bytes = n * size;
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+    return p;
+}
+
+void *mq_calloc(size_t n, size_t size, const char *what) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", n, size, what);
+    return p;
+}
+
+void *mq_alloc_aligned(size_t bytes, const char *what) {
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes) {
+        mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s", what);
+        return NULL;
+    }
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) {
+        mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+    memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+/* ---------------------------------------------------------------- stdio */
+FILE *mq_fopen(const char *path, const char *mode) {
+    FILE *f = fopen(path, mode);
+    if (!f)
+        mq_err(MIXQ_ERR_IO, "cannot open '%s' for %s: %s", path,
+               mode[0] == 'r' ? "reading" : "writing", strerror(errno));
+    return f;
+}
+
+mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what) {
+    size_t got = fread(dst, 1, n, f);
+    if (got != n) {
+        if (ferror(f))
+            return mq_err(MIXQ_ERR_IO, "read error in '%s' while reading %s: %s", path, what,
+                          strerror(errno));
+        return mq_err(MIXQ_ERR_FORMAT,
+                      "'%s' is truncated: expected %zu bytes of %s, found %zu; hint: the file "
+                      "may be incomplete, re-create or re-download it",
+                      path, n, what, got);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path) {
+    if (n && fwrite(src, 1, n, f) != n)
+        return mq_err(MIXQ_ERR_IO, "write error on '%s': %s", path, strerror(errno));
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- RNG */
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void mq_rng_seed(mq_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t mq_rng_u64(mq_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+uint32_t mq_rng_below(mq_rng *r, uint32_t n) {
+    if (n <= 1) return 0;
+    /* Lemire's multiply-shift with rejection: unbiased. */
+    uint64_t m = (uint64_t)(uint32_t)(mq_rng_u64(r) >> 32) * n;
+    uint32_t l = (uint32_t)m;
+    if (l < n) {
+        uint32_t t = (uint32_t)(-n) % n;
+        while (l < t) {
+            m = (uint64_t)(uint32_t)(mq_rng_u64(r) >> 32) * n;
+            l = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+float mq_rng_uniform(mq_rng *r) { return (float)(mq_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+
+float mq_rng_normal(mq_rng *r) {
+    double u1 = ((double)(mq_rng_u64(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+    double u2 = (double)(mq_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+void mq_rng_shuffle(mq_rng *r, int *a, int n) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)mq_rng_below(r, (uint32_t)(i + 1));
+        int t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+uint64_t mq_seed_mix(uint64_t seed, uint64_t a, uint64_t b) {
+    uint64_t x = seed ^ 0x6A09E667F3BCC909ull;
+    uint64_t h = splitmix64(&x);
+    x = h ^ (a * 0x9E3779B97F4A7C15ull);
+    h = splitmix64(&x);
+    x = h ^ (b * 0xC2B2AE3D27D4EB4Full);
+    return splitmix64(&x);
+}
+
+/* ---------------------------------------------------------------- workspace */
+void *mq_ws_get(mq_ws *ws, int slot, size_t bytes) {
+    if (slot < 0 || slot >= MQ_WS_SLOTS) {
+        mq_err(MIXQ_ERR_STATE, "workspace slot %d out of range", slot);
+        return NULL;
+    }
+    if (ws->cap[slot] >= bytes && ws->buf[slot]) return ws->buf[slot];
+    free(ws->buf[slot]);
+    ws->buf[slot] = NULL;
+    ws->cap[slot] = 0;
+    size_t want = bytes + bytes / 4 + 64;
+    void *p = mq_alloc_aligned(want, "workspace");
+    if (!p) return NULL;
+    ws->buf[slot] = p;
+    ws->cap[slot] = want;
+    return p;
+}
+
+void mq_ws_free(mq_ws *ws) {
+    if (!ws) return;
+    for (int i = 0; i < MQ_WS_SLOTS; i++) {
+        free(ws->buf[i]);
+        ws->buf[i] = NULL;
+        ws->cap[i] = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- threads */
+static int g_threads = 0;
+
+static void threads_init(void) {
+    if (g_threads > 0) return;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("MIXQ_THREADS");
+    if (env && atoi(env) > 0) n = atoi(env);
+    if (n < 1) n = 1;
+    if (n > 32) n = 32;
+    g_threads = (int)n;
+    omp_set_num_threads(g_threads);
+    /* BLAS calls are made one per thread on independent data; BLAS itself stays serial so
+     * results do not depend on the thread count. */
+    openblas_set_num_threads(1);
+}
+
+mixq_status mixq_set_threads(int n) {
+    if (n < 1 || n > 32)
+        return mq_err(MIXQ_ERR_ARG, "thread count %d out of range; hint: use 1..32", n);
+    g_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(1);
+    return MIXQ_OK;
+}
+
+int mixq_get_threads(void) {
+    threads_init();
+    return g_threads;
+}
+
+int mq_threads(void) {
+    threads_init();
+    return g_threads;
+}
+
+double mq_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

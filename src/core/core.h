@@ -1,0 +1,59 @@
+/* Internal core utilities: error reporting, checked allocation, RNG, workspace, threads.
+ * Not public API. */
+#ifndef MIXQ_CORE_H
+#define MIXQ_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "mixq/mixq.h"
+
+/* Record a failure for this thread and return it. The message should say what failed, where
+ * (file, tensor, layer, step...) and, when useful, a hint ("hint: ..."). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+mixq_status mq_err(mixq_status s, const char *fmt, ...);
+
+/* Checked allocation: on failure records MIXQ_ERR_NOMEM naming `what` and returns NULL.
+ * mq_calloc zero-fills. Sizes are checked for overflow. Free with free(). */
+void *mq_malloc(size_t n, size_t size, const char *what);
+void *mq_calloc(size_t n, size_t size, const char *what);
+/* 64-byte aligned, zero-filled; free with free(). */
+void *mq_alloc_aligned(size_t bytes, const char *what);
+
+/* Checked stdio: each records MIXQ_ERR_IO / MIXQ_ERR_FORMAT with the path on failure. */
+FILE *mq_fopen(const char *path, const char *mode);
+/* Reads exactly n bytes or fails with MIXQ_ERR_FORMAT ("truncated") naming path and `what`. */
+mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what);
+mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);
+
+/* Deterministic RNG: xoshiro256** seeded by splitmix64. Same seed, same stream, any platform. */
+typedef struct mq_rng { uint64_t s[4]; } mq_rng;
+void mq_rng_seed(mq_rng *r, uint64_t seed);
+uint64_t mq_rng_u64(mq_rng *r);
+uint32_t mq_rng_below(mq_rng *r, uint32_t n);   /* uniform in [0, n) */
+float mq_rng_uniform(mq_rng *r);                /* uniform in [0, 1) */
+float mq_rng_normal(mq_rng *r);                 /* standard normal (Box-Muller) */
+void mq_rng_shuffle(mq_rng *r, int *a, int n);  /* Fisher-Yates */
+/* Derive an independent seed from a base seed and up to two indices (epoch, sample...). */
+uint64_t mq_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
+
+/* Growable scratch buffers, `slots` of them. Get slot i with at least `bytes` (64-byte
+ * aligned, contents undefined). Call from serial code; inside a parallel region each thread
+ * must use a slot reserved for it beforehand (mq_ws_reserve). */
+#define MQ_WS_SLOTS 64
+typedef struct mq_ws { void *buf[MQ_WS_SLOTS]; size_t cap[MQ_WS_SLOTS]; } mq_ws;
+void *mq_ws_get(mq_ws *ws, int slot, size_t bytes);
+void mq_ws_free(mq_ws *ws);
+
+/* Thread count in use (mixq_set_threads). */
+int mq_threads(void);
+
+/* Monotonic wall time in seconds. */
+double mq_now(void);
+
+#define MQ_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,71 @@
+/* Implementation of the shared test harness (tests/test.h). */
+#include "test.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int test_pass_count, test_fail_count, test_cur_failed;
+const char *test_cur_name = "";
+
+void test_run_one(const char *name, void (*fn)(void)) {
+    test_cur_name = name;
+    test_cur_failed = 0;
+    fn();
+    if (test_cur_failed) {
+        test_fail_count++;
+        fprintf(stderr, "not ok %s\n", name);
+    } else {
+        test_pass_count++;
+        printf("ok %s\n", name);
+    }
+    fflush(stdout);
+}
+
+int test_summary(void) {
+    printf("%d passed, %d failed\n", test_pass_count, test_fail_count);
+    return test_fail_count ? 1 : 0;
+}
+
+double test_max_rel_err(const float *a, const float *b, long n) {
+    double scale = 1e-6, err = 0;
+    for (long i = 0; i < n; i++) {
+        double v = fabs((double)b[i]);
+        if (v > scale) scale = v;
+    }
+    for (long i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= err)) err = d; /* NaN propagates as failure */
+    }
+    return err / scale;
+}
+
+void test_fill(float *x, long n, unsigned seed, float lo, float hi) {
+    uint64_t s = 0x9E3779B97F4A7C15ull * (seed + 1);
+    for (long i = 0; i < n; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+}
+
+int test_write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(data, 1, n, f) == n;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+const char *test_tmpdir(void) {
+    static char dir[256];
+    if (!dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/mixq-test-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            exit(2);
+        }
+    }
+    return dir;
+}

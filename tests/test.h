@@ -1,0 +1,61 @@
+/* Minimal test harness shared by every tests/test_*.c binary.
+ * Each binary calls TEST_RUN(fn) for its test functions and ends with `return test_summary();`,
+ * which prints "N passed, N failed" and returns non-zero on any failure. A check failure prints
+ * file:line and the message and marks the current test failed (the test goes on). */
+#ifndef MIXQ_TEST_H
+#define MIXQ_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern int test_pass_count, test_fail_count, test_cur_failed;
+extern const char *test_cur_name;
+
+#define CHECK(cond)                                                                     \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "  FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, test_cur_name, \
+                    #cond);                                                             \
+            test_cur_failed = 1;                                                        \
+        }                                                                               \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                               \
+    do {                                                                                \
+        if (!(cond)) {                                                                  \
+            fprintf(stderr, "  FAIL %s:%d [%s]: ", __FILE__, __LINE__, test_cur_name);  \
+            fprintf(stderr, __VA_ARGS__);                                               \
+            fputc('\n', stderr);                                                        \
+            test_cur_failed = 1;                                                        \
+        }                                                                               \
+    } while (0)
+
+/* A mixq call that must succeed. */
+#define CHECK_OK(expr)                                                                  \
+    do {                                                                                \
+        int rc_ = (int)(expr);                                                          \
+        if (rc_ != 0) {                                                                 \
+            fprintf(stderr, "  FAIL %s:%d [%s]: %s returned %d: %s\n", __FILE__, __LINE__, \
+                    test_cur_name, #expr, rc_, mixq_last_error());                      \
+            test_cur_failed = 1;                                                        \
+        }                                                                               \
+    } while (0)
+
+#define TEST_RUN(fn) test_run_one(#fn, fn)
+
+void test_run_one(const char *name, void (*fn)(void));
+int test_summary(void);
+
+/* Max relative error between a and b over n elements:
+ * max_i |a_i - b_i| / max(atol_scale, max_j |b_j|)  -- relative to the tensor's scale. */
+double test_max_rel_err(const float *a, const float *b, long n);
+/* Fill with deterministic pseudo-random values in [lo, hi). */
+void test_fill(float *x, long n, unsigned seed, float lo, float hi);
+/* Write bytes to a file (for generated fixtures); returns 0 on success. */
+int test_write_file(const char *path, const void *data, size_t n);
+/* A fresh temporary directory for this test binary (created once). */
+const char *test_tmpdir(void);
+
+#endif
