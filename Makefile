@@ -31,10 +31,10 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
-BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib cli tests check check-asan asan debug release demo bench clean deps
+.PHONY: all lib cli tests check check-asan asan debug release demo bench clean deps test
 all: lib cli
 lib: $(BUILD)/libmixq.a
 cli: $(BUILD)/mixq
@@ -74,6 +74,10 @@ release:
 
 deps:
 	sh scripts/deps.sh
+
+# The README's test command (and CI's): installs what is missing, then release + ASan/UBSan suites.
+test:
+	sh scripts/test.sh
 
 demo: deps
 	$(MAKE) VARIANT=release all

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages mixq needs, only those that are missing.
+#   scripts/deps.sh          build + test + demo dependencies
+#   scripts/deps.sh --torch  also python3-torch (PyTorch fixtures generator and bench/ peer)
+set -eu
+PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libcjson-dev dataset-fashion-mnist"
+for arg in "$@"; do
+    case "$arg" in
+        --torch) PKGS="$PKGS python3-torch python3-numpy" ;;
+        *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "deps.sh: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "deps.sh: need root (or sudo) to install:$missing" >&2; exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null || $SUDO apt-get update
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null || \
+    $SUDO apt-get install -y --no-install-recommends $missing

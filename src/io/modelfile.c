@@ -1,0 +1,260 @@
+/* Model file (.mixq), little-endian:
+ *
+ *   char     magic[8]      "MIXQMODL"
+ *   uint32   version       1
+ *   char     arch[32]      zoo architecture, NUL-padded
+ *   int32    in_c, in_h, in_w, classes
+ *   float32  width
+ *   uint64   seed
+ *   uint32   n_tensors
+ *   n_tensors x {
+ *     char    name[64]     NUL-padded ("layer1.0.conv1.weight")
+ *     int32   ndim         1..4
+ *     int32   shape[4]     unused dims are 1
+ *     float32 data[numel]
+ *   }
+ *   uint32   n_sections    extra named blobs (e.g. an embedded quantization policy)
+ *   n_sections x { char tag[16]; uint64 length; uint8 bytes[length] }
+ *   char     end[4]        "MQEN"
+ *   uint32   crc32         zlib crc32 of every byte before it
+ *
+ * Loading rebuilds the architecture from the header through the zoo and then requires every
+ * tensor of the file to match the model's tensor of the same position by name and shape; any
+ * difference (missing, extra, renamed, reshaped tensor, NaN/Inf values, bad checksum) is an error
+ * that says what differs.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "nn/model.h"
+
+#define MODEL_MAGIC "MIXQMODL"
+#define MODEL_VERSION 1u
+#define MODEL_END "MQEN"
+
+typedef struct wctx {
+    FILE *f;
+    const char *path;
+    uLong crc;
+    mixq_status st;
+} wctx;
+
+static void wr(wctx *w, const void *p, size_t n) {
+    if (w->st) return;
+    w->st = mq_fwrite(p, n, w->f, w->path);
+    if (!w->st) w->crc = crc32(w->crc, p, (uInt)n);
+}
+
+static void wr_big(wctx *w, const float *p, size_t n) {
+    /* crc32 takes uInt lengths: feed large tensors in chunks */
+    const unsigned char *b = (const unsigned char *)p;
+    size_t bytes = n * sizeof(float);
+    while (bytes && !w->st) {
+        size_t c = bytes > (1u << 30) ? (1u << 30) : bytes;
+        wr(w, b, c);
+        b += c;
+        bytes -= c;
+    }
+}
+
+mixq_status mixq_model_save(const mixq_model *m, const char *path) {
+    if (!m || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_save: NULL model or path");
+    /* Write to a temporary file and rename, so an interrupted save never leaves a torn file. */
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return mq_err(MIXQ_ERR_ARG, "path too long: '%s'", path);
+    FILE *f = mq_fopen(tmp, "wb");
+    if (!f) return MIXQ_ERR_IO;
+    wctx w = {.f = f, .path = tmp, .crc = crc32(0L, Z_NULL, 0)};
+    char arch[32] = {0};
+    snprintf(arch, sizeof arch, "%s", m->arch);
+    uint32_t ver = MODEL_VERSION, nt = (uint32_t)m->n_tensors, nsec = 0;
+    int32_t dims[4] = {m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, m->cfg.classes};
+    float width = m->cfg.width;
+    uint64_t seed = m->cfg.seed;
+    wr(&w, MODEL_MAGIC, 8);
+    wr(&w, &ver, 4);
+    wr(&w, arch, sizeof arch);
+    wr(&w, dims, sizeof dims);
+    wr(&w, &width, 4);
+    wr(&w, &seed, 8);
+    wr(&w, &nt, 4);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const mq_tensor *t = &m->tensors[i];
+        char name[MIXQ_NAME_MAX] = {0};
+        memcpy(name, t->name, strlen(t->name));
+        int32_t hdr[5] = {t->ndim, 1, 1, 1, 1};
+        for (int k = 0; k < t->ndim; k++) hdr[1 + k] = t->shape[k];
+        wr(&w, name, sizeof name);
+        wr(&w, hdr, sizeof hdr);
+        const float *data = (t->trainable ? m->params : m->buffers) + t->off;
+        wr_big(&w, data, (size_t)t->numel);
+    }
+    wr(&w, &nsec, 4);
+    wr(&w, MODEL_END, 4);
+    uint32_t crc = (uint32_t)w.crc;
+    if (!w.st) w.st = mq_fwrite(&crc, 4, f, tmp);
+    if (fclose(f) != 0 && !w.st) w.st = mq_err(MIXQ_ERR_IO, "cannot finish writing '%s'", tmp);
+    if (w.st) {
+        remove(tmp);
+        return w.st;
+    }
+    if (rename(tmp, path) != 0) {
+        remove(tmp);
+        return mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    }
+    return MIXQ_OK;
+}
+
+typedef struct rctx {
+    FILE *f;
+    const char *path;
+    uLong crc;
+} rctx;
+
+static mixq_status rd(rctx *r, void *p, size_t n, const char *what) {
+    mixq_status st = mq_fread(p, n, r->f, r->path, what);
+    if (!st) r->crc = crc32(r->crc, p, (uInt)n);
+    return st;
+}
+
+static void fmt_shape(char *buf, size_t n, int ndim, const int *shape) {
+    int off = snprintf(buf, n, "[");
+    for (int k = 0; k < ndim && off < (int)n; k++)
+        off += snprintf(buf + off, n - (size_t)off, "%s%d", k ? ", " : "", shape[k]);
+    if (off < (int)n) snprintf(buf + off, n - (size_t)off, "]");
+}
+
+#define RD(p, n, what)                      \
+    do {                                    \
+        if ((st = rd(&r, (p), (n), (what)))) goto fail; \
+    } while (0)
+
+mixq_status mixq_model_load(const char *path, mixq_model **out) {
+    if (!out || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_load: NULL argument");
+    *out = NULL;
+    FILE *f = mq_fopen(path, "rb");
+    if (!f) return MIXQ_ERR_IO;
+    rctx r = {.f = f, .path = path, .crc = crc32(0L, Z_NULL, 0)};
+    mixq_model *m = NULL;
+    mixq_status st;
+    char magic[8];
+    uint32_t ver, nt, nsec;
+    char arch[33] = {0};
+    int32_t dims[4];
+    float width;
+    uint64_t seed;
+    RD(magic, 8, "magic");
+    if (memcmp(magic, MODEL_MAGIC, 8) != 0) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' is not a mixq model file (bad magic); hint: create one "
+                    "with `mixq train ... --out FILE`", path);
+        goto fail;
+    }
+    RD(&ver, 4, "version");
+    if (ver != MODEL_VERSION) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' is model format version %u; this mixq reads version %u",
+                    path, ver, MODEL_VERSION);
+        goto fail;
+    }
+    RD(arch, 32, "architecture");
+    RD(dims, sizeof dims, "input shape");
+    RD(&width, 4, "width");
+    RD(&seed, 8, "seed");
+    RD(&nt, 4, "tensor count");
+    if (memchr(arch, 0, 32) == NULL) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': architecture name is not terminated (corrupt header)",
+                    path);
+        goto fail;
+    }
+    mixq_model_config cfg = {.arch = arch, .in_c = dims[0], .in_h = dims[1], .in_w = dims[2],
+                             .classes = dims[3], .width = width, .seed = seed};
+    st = mq_zoo_build(&cfg, &m);
+    if (st) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", mixq_last_error());
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': header describes a model mixq cannot build: %s", path,
+                    msg);
+        goto fail;
+    }
+    if ((int)nt != m->n_tensors) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' holds %u tensors but architecture '%s' (%dx%dx%d, %d "
+                    "classes) has %d", path, nt, arch, dims[0], dims[1], dims[2], dims[3],
+                    m->n_tensors);
+        goto fail;
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        const mq_tensor *t = &m->tensors[i];
+        char name[MIXQ_NAME_MAX + 1] = {0};
+        int32_t hdr[5];
+        RD(name, MIXQ_NAME_MAX, "tensor name");
+        RD(hdr, sizeof hdr, "tensor shape");
+        if (strcmp(name, t->name) != 0) {
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': tensor %d is '%s' but architecture '%s' expects "
+                        "'%s' there", path, i, name, arch, t->name);
+            goto fail;
+        }
+        int same = hdr[0] == t->ndim;
+        for (int k = 0; k < 4 && same; k++)
+            same = hdr[1 + k] == (k < t->ndim ? t->shape[k] : 1);
+        if (!same) {
+            char want[64], got[64];
+            fmt_shape(want, sizeof want, t->ndim, t->shape);
+            fmt_shape(got, sizeof got, hdr[0] >= 1 && hdr[0] <= 4 ? hdr[0] : 4, hdr + 1);
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': tensor '%s' has shape %s, expected %s", path, name,
+                        got, want);
+            goto fail;
+        }
+        float *data = mq_tensor_ptr(m, i);
+        RD(data, (size_t)t->numel * sizeof(float), t->name);
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(data[k])) {
+                st = mq_err(MIXQ_ERR_NUMERIC, "'%s': tensor '%s' holds a non-finite value at "
+                            "index %lld", path, name, (long long)k);
+                goto fail;
+            }
+    }
+    RD(&nsec, 4, "section count");
+    for (uint32_t s = 0; s < nsec; s++) {
+        char tag[16];
+        uint64_t len;
+        RD(tag, 16, "section tag");
+        RD(&len, 8, "section length");
+        if (len > ((uint64_t)1 << 32)) {
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': section %u claims %llu bytes (corrupt)", path, s,
+                        (unsigned long long)len);
+            goto fail;
+        }
+        unsigned char buf[4096];
+        while (len) {
+            size_t c = len > sizeof buf ? sizeof buf : (size_t)len;
+            RD(buf, c, "section data");
+            len -= c;
+        }
+    }
+    char end[4];
+    RD(end, 4, "end marker");
+    if (memcmp(end, MODEL_END, 4) != 0) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': end marker missing (corrupt or from another version)",
+                    path);
+        goto fail;
+    }
+    uint32_t want_crc = (uint32_t)r.crc, crc;
+    if ((st = mq_fread(&crc, 4, f, path, "checksum"))) goto fail;
+    if (crc != want_crc) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': checksum mismatch (file corrupt)", path);
+        goto fail;
+    }
+    if (fgetc(f) != EOF) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': unexpected bytes after the end of the model", path);
+        goto fail;
+    }
+    fclose(f);
+    *out = m;
+    return MIXQ_OK;
+fail:
+    fclose(f);
+    mixq_model_free(m);
+    return st;
+}

@@ -1,0 +1,716 @@
+/* Model graph: builders, arenas, forward and backward over the topologically ordered nodes. */
+#include "nn/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/kernels.h"
+
+static const char *const op_names[MIXQ_OP_COUNT] = {
+    [MIXQ_OP_INPUT] = "input",     [MIXQ_OP_CONV] = "conv",       [MIXQ_OP_LINEAR] = "linear",
+    [MIXQ_OP_BN] = "batchnorm",    [MIXQ_OP_RELU] = "relu",       [MIXQ_OP_RELU6] = "relu6",
+    [MIXQ_OP_MAXPOOL] = "maxpool", [MIXQ_OP_AVGPOOL] = "avgpool", [MIXQ_OP_GAP] = "gap",
+    [MIXQ_OP_ADD] = "add",         [MIXQ_OP_FLATTEN] = "flatten",
+};
+
+const char *mixq_op_name(mixq_op op) {
+    if ((int)op < 0 || op >= MIXQ_OP_COUNT) return "unknown";
+    return op_names[op];
+}
+
+/* ---------------------------------------------------------------- construction */
+mixq_model *mq_model_new(const mixq_model_config *cfg) {
+    mixq_model *m = mq_calloc(1, sizeof *m, "model");
+    if (!m) return NULL;
+    m->cfg = *cfg;
+    snprintf(m->arch, sizeof m->arch, "%s", cfg->arch ? cfg->arch : "custom");
+    m->cfg.arch = m->arch;
+    if (m->cfg.width <= 0) m->cfg.width = 1.0f;
+    return m;
+}
+
+void mixq_model_free(mixq_model *m) {
+    if (!m) return;
+    free(m->nodes);
+    free(m->tensors);
+    free(m->params);
+    free(m->grads);
+    free(m->buffers);
+    free(m->act);
+    free(m->probs);
+    mq_ws_free(&m->ws);
+    free(m);
+}
+
+static int new_node(mixq_model *m, const char *name, mixq_op op) {
+    if (m->n_nodes == m->cap_nodes) {
+        int cap = m->cap_nodes ? 2 * m->cap_nodes : 32;
+        mq_node *nn = realloc(m->nodes, (size_t)cap * sizeof *nn);
+        if (!nn) {
+            mq_err(MIXQ_ERR_NOMEM, "out of memory adding node '%s'", name);
+            return -1;
+        }
+        m->nodes = nn;
+        m->cap_nodes = cap;
+    }
+    if (strlen(name) >= MIXQ_NAME_MAX) {
+        mq_err(MIXQ_ERR_ARG, "node name '%s' longer than %d characters", name, MIXQ_NAME_MAX - 1);
+        return -1;
+    }
+    if (mq_model_find_node(m, name) >= 0) {
+        mq_err(MIXQ_ERR_ARG, "duplicate node name '%s'", name);
+        return -1;
+    }
+    mq_node *n = &m->nodes[m->n_nodes];
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    n->op = op;
+    n->t_w = n->t_b = n->t_rm = n->t_rv = -1;
+    return m->n_nodes++;
+}
+
+static int check_input(mixq_model *m, int in, const char *name) {
+    if (in < 0 || in >= m->n_nodes) {
+        mq_err(MIXQ_ERR_ARG, "node '%s': input index %d does not name an earlier node", name, in);
+        return 0;
+    }
+    return 1;
+}
+
+static int new_tensor(mixq_model *m, const char *node, const char *suffix, int ndim,
+                      const int *shape, int trainable, int decay) {
+    if (m->n_tensors == m->cap_tensors) {
+        int cap = m->cap_tensors ? 2 * m->cap_tensors : 64;
+        mq_tensor *nt = realloc(m->tensors, (size_t)cap * sizeof *nt);
+        if (!nt) {
+            mq_err(MIXQ_ERR_NOMEM, "out of memory adding tensor '%s.%s'", node, suffix);
+            return -1;
+        }
+        m->tensors = nt;
+        m->cap_tensors = cap;
+    }
+    mq_tensor *t = &m->tensors[m->n_tensors];
+    memset(t, 0, sizeof *t);
+    int len = snprintf(t->name, sizeof t->name, "%s.%s", node, suffix);
+    if (len >= MIXQ_NAME_MAX) {
+        mq_err(MIXQ_ERR_ARG, "tensor name '%s.%s' too long", node, suffix);
+        return -1;
+    }
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        t->shape[i] = shape[i];
+        t->numel *= shape[i];
+    }
+    t->trainable = trainable;
+    t->decay = decay;
+    return m->n_tensors++;
+}
+
+int mq_add_input(mixq_model *m, int c, int h, int w) {
+    if (c < 1 || h < 1 || w < 1) {
+        mq_err(MIXQ_ERR_ARG, "input shape %dx%dx%d must be positive", c, h, w);
+        return -1;
+    }
+    int i = new_node(m, "input", MIXQ_OP_INPUT);
+    if (i < 0) return -1;
+    m->nodes[i].c = c;
+    m->nodes[i].h = h;
+    m->nodes[i].w = w;
+    return i;
+}
+
+int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, int stride, int pad,
+                int groups, int bias) {
+    if (!check_input(m, in, name)) return -1;
+    const mq_node *src = &m->nodes[in];
+    mq_conv_shape s = {.N = 1, .C = src->c, .H = src->h, .W = src->w, .K = k_out, .R = ksize,
+                       .S = ksize, .stride = stride, .pad = pad, .groups = groups};
+    mixq_status st = mq_conv_shape_init(&s);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", mixq_last_error());
+        mq_err(st, "conv '%s' on input %dx%dx%d: %s", name, src->c, src->h, src->w, msg);
+        return -1;
+    }
+    int i = new_node(m, name, MIXQ_OP_CONV);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    n->n_in = 1;
+    n->in[0] = in;
+    n->c = k_out;
+    n->h = s.P;
+    n->w = s.Q;
+    n->kh = n->kw = ksize;
+    n->stride = stride;
+    n->pad = pad;
+    n->groups = groups;
+    n->bias = bias;
+    int wshape[4] = {k_out, src->c / groups, ksize, ksize};
+    n->t_w = new_tensor(m, name, "weight", 4, wshape, 1, 1);
+    if (n->t_w < 0) return -1;
+    if (bias) {
+        n->t_b = new_tensor(m, name, "bias", 1, &k_out, 1, 0);
+        if (n->t_b < 0) return -1;
+    }
+    return i;
+}
+
+int mq_add_linear(mixq_model *m, const char *name, int in, int out, int bias) {
+    if (!check_input(m, in, name)) return -1;
+    const mq_node *src = &m->nodes[in];
+    int fan_in = src->c * src->h * src->w;
+    if (out < 1) {
+        mq_err(MIXQ_ERR_ARG, "linear '%s': %d outputs", name, out);
+        return -1;
+    }
+    int i = new_node(m, name, MIXQ_OP_LINEAR);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    n->n_in = 1;
+    n->in[0] = in;
+    n->c = out;
+    n->h = n->w = 1;
+    n->bias = bias;
+    int wshape[2] = {out, fan_in};
+    n->t_w = new_tensor(m, name, "weight", 2, wshape, 1, 1);
+    if (n->t_w < 0) return -1;
+    if (bias) {
+        n->t_b = new_tensor(m, name, "bias", 1, &out, 1, 0);
+        if (n->t_b < 0) return -1;
+    }
+    return i;
+}
+
+int mq_add_bn(mixq_model *m, const char *name, int in) {
+    if (!check_input(m, in, name)) return -1;
+    int i = new_node(m, name, MIXQ_OP_BN);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    const mq_node *src = &m->nodes[in];
+    n->n_in = 1;
+    n->in[0] = in;
+    n->c = src->c;
+    n->h = src->h;
+    n->w = src->w;
+    n->bn_eps = 1e-5f;
+    n->bn_momentum = 0.1f;
+    int c = src->c;
+    if ((n->t_w = new_tensor(m, name, "weight", 1, &c, 1, 0)) < 0) return -1;
+    if ((n->t_b = new_tensor(m, name, "bias", 1, &c, 1, 0)) < 0) return -1;
+    if ((n->t_rm = new_tensor(m, name, "running_mean", 1, &c, 0, 0)) < 0) return -1;
+    if ((n->t_rv = new_tensor(m, name, "running_var", 1, &c, 0, 0)) < 0) return -1;
+    return i;
+}
+
+static int add_same_shape(mixq_model *m, const char *name, mixq_op op, int in) {
+    if (!check_input(m, in, name)) return -1;
+    int i = new_node(m, name, op);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    const mq_node *src = &m->nodes[in];
+    n->n_in = 1;
+    n->in[0] = in;
+    n->c = src->c;
+    n->h = src->h;
+    n->w = src->w;
+    return i;
+}
+
+int mq_add_act(mixq_model *m, const char *name, mixq_op op, int in) {
+    if (op != MIXQ_OP_RELU && op != MIXQ_OP_RELU6) {
+        mq_err(MIXQ_ERR_ARG, "node '%s': %s is not an activation", name, mixq_op_name(op));
+        return -1;
+    }
+    return add_same_shape(m, name, op, in);
+}
+
+int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int stride, int pad) {
+    if (!check_input(m, in, name)) return -1;
+    if (op != MIXQ_OP_MAXPOOL && op != MIXQ_OP_AVGPOOL) {
+        mq_err(MIXQ_ERR_ARG, "node '%s': %s is not a pooling op", name, mixq_op_name(op));
+        return -1;
+    }
+    const mq_node *src = &m->nodes[in];
+    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) {
+        mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %d stride %d pad %d invalid (pad <= k/2)", name, k,
+               stride, pad);
+        return -1;
+    }
+    int P = (src->h + 2 * pad - k) / stride + 1, Q = (src->w + 2 * pad - k) / stride + 1;
+    if (src->h + 2 * pad < k || src->w + 2 * pad < k || P < 1 || Q < 1) {
+        mq_err(MIXQ_ERR_SHAPE, "pool '%s': kernel %d larger than its %dx%d input", name, k,
+               src->h, src->w);
+        return -1;
+    }
+    int i = add_same_shape(m, name, op, in);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    n->h = P;
+    n->w = Q;
+    n->kh = n->kw = k;
+    n->stride = stride;
+    n->pad = pad;
+    return i;
+}
+
+int mq_add_gap(mixq_model *m, const char *name, int in) {
+    int i = add_same_shape(m, name, MIXQ_OP_GAP, in);
+    if (i < 0) return -1;
+    m->nodes[i].h = m->nodes[i].w = 1;
+    return i;
+}
+
+int mq_add_flatten(mixq_model *m, const char *name, int in) {
+    int i = add_same_shape(m, name, MIXQ_OP_FLATTEN, in);
+    if (i < 0) return -1;
+    mq_node *n = &m->nodes[i];
+    n->c = n->c * n->h * n->w;
+    n->h = n->w = 1;
+    return i;
+}
+
+int mq_add_add(mixq_model *m, const char *name, int a, int b) {
+    if (!check_input(m, a, name) || !check_input(m, b, name)) return -1;
+    const mq_node *na = &m->nodes[a], *nb = &m->nodes[b];
+    if (na->c != nb->c || na->h != nb->h || na->w != nb->w) {
+        mq_err(MIXQ_ERR_SHAPE, "add '%s': '%s' is %dx%dx%d but '%s' is %dx%dx%d", name, na->name,
+               na->c, na->h, na->w, nb->name, nb->c, nb->h, nb->w);
+        return -1;
+    }
+    int i = add_same_shape(m, name, MIXQ_OP_ADD, a);
+    if (i < 0) return -1;
+    m->nodes[i].n_in = 2;
+    m->nodes[i].in[1] = b;
+    return i;
+}
+
+mixq_status mq_model_finalize(mixq_model *m) {
+    if (m->n_nodes < 2 || m->nodes[0].op != MIXQ_OP_INPUT)
+        return mq_err(MIXQ_ERR_STATE, "model '%s' has no layers", m->arch);
+    size_t np = 0, nb = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        mq_tensor *t = &m->tensors[i];
+        if (t->trainable) {
+            t->off = np;
+            np += (size_t)((t->numel + 15) & ~(int64_t)15); /* 64-byte aligned views */
+        } else {
+            t->off = nb;
+            nb += (size_t)((t->numel + 15) & ~(int64_t)15);
+        }
+    }
+    m->n_params = np;
+    m->n_buffers = nb;
+    m->params = mq_alloc_aligned(np * sizeof(float), "parameter arena");
+    m->grads = mq_alloc_aligned(np * sizeof(float), "gradient arena");
+    m->buffers = mq_alloc_aligned((nb ? nb : 1) * sizeof(float), "buffer arena");
+    if (!m->params || !m->grads || !m->buffers) return MIXQ_ERR_NOMEM;
+    const mq_node *last = &m->nodes[m->n_nodes - 1];
+    if (last->c * last->h * last->w != m->cfg.classes)
+        return mq_err(MIXQ_ERR_SHAPE, "model '%s' ends in '%s' with %d outputs, expected %d classes",
+                      m->arch, last->name, last->c * last->h * last->w, m->cfg.classes);
+    return MIXQ_OK;
+}
+
+void mq_model_init_weights(mixq_model *m) {
+    mq_rng rng;
+    mq_rng_seed(&rng, mq_seed_mix(m->cfg.seed, 0x1417, 0));
+    for (int i = 0; i < m->n_nodes; i++) {
+        mq_node *n = &m->nodes[i];
+        if (n->op == MIXQ_OP_CONV) {
+            /* Kaiming normal, fan_out, ReLU gain (as torchvision's ResNet). */
+            const mq_tensor *t = &m->tensors[n->t_w];
+            double fan_out = (double)t->shape[0] * t->shape[2] * t->shape[3];
+            if (n->groups > 1) fan_out /= n->groups;
+            float std = (float)sqrt(2.0 / fan_out);
+            float *w = mq_tensor_ptr(m, n->t_w);
+            for (int64_t k = 0; k < t->numel; k++) w[k] = std * mq_rng_normal(&rng);
+            if (n->t_b >= 0) memset(mq_tensor_ptr(m, n->t_b), 0, sizeof(float) * (size_t)n->c);
+        } else if (n->op == MIXQ_OP_LINEAR) {
+            const mq_tensor *t = &m->tensors[n->t_w];
+            float bound = 1.0f / sqrtf((float)t->shape[1]);
+            float *w = mq_tensor_ptr(m, n->t_w);
+            for (int64_t k = 0; k < t->numel; k++)
+                w[k] = bound * (2.0f * mq_rng_uniform(&rng) - 1.0f);
+            if (n->t_b >= 0) {
+                float *b = mq_tensor_ptr(m, n->t_b);
+                for (int k = 0; k < n->c; k++) b[k] = bound * (2.0f * mq_rng_uniform(&rng) - 1.0f);
+            }
+        } else if (n->op == MIXQ_OP_BN) {
+            float *g = mq_tensor_ptr(m, n->t_w), *b = mq_tensor_ptr(m, n->t_b);
+            float *rm = mq_tensor_ptr(m, n->t_rm), *rv = mq_tensor_ptr(m, n->t_rv);
+            for (int k = 0; k < n->c; k++) {
+                g[k] = 1.0f;
+                b[k] = 0.0f;
+                rm[k] = 0.0f;
+                rv[k] = 1.0f;
+            }
+        }
+    }
+}
+
+mixq_status mixq_model_create(const mixq_model_config *cfg, mixq_model **out) {
+    *out = NULL;
+    mixq_model *m = NULL;
+    mixq_status st = mq_zoo_build(cfg, &m);
+    if (st) return st;
+    mq_model_init_weights(m);
+    *out = m;
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- lookup and info */
+int mq_model_find_tensor(const mixq_model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0) return i;
+    return -1;
+}
+
+int mq_model_find_node(const mixq_model *m, const char *name) {
+    for (int i = 0; i < m->n_nodes; i++)
+        if (strcmp(m->nodes[i].name, name) == 0) return i;
+    return -1;
+}
+
+int mixq_model_node_count(const mixq_model *m) { return m->n_nodes; }
+const char *mixq_model_arch(const mixq_model *m) { return m->arch; }
+
+void mixq_model_input_shape(const mixq_model *m, int *c, int *h, int *w, int *classes) {
+    if (c) *c = m->cfg.in_c;
+    if (h) *h = m->cfg.in_h;
+    if (w) *w = m->cfg.in_w;
+    if (classes) *classes = m->cfg.classes;
+}
+
+static int64_t node_macs(const mixq_model *m, const mq_node *n) {
+    const mq_node *src = &m->nodes[n->in[0]];
+    if (n->op == MIXQ_OP_CONV)
+        return (int64_t)n->c * n->h * n->w * (src->c / n->groups) * n->kh * n->kw;
+    if (n->op == MIXQ_OP_LINEAR) return (int64_t)n->c * src->c * src->h * src->w;
+    return 0;
+}
+
+mixq_status mixq_model_node(const mixq_model *m, int i, mixq_node_info *info) {
+    if (i < 0 || i >= m->n_nodes)
+        return mq_err(MIXQ_ERR_ARG, "node index %d out of range [0, %d)", i, m->n_nodes);
+    const mq_node *n = &m->nodes[i];
+    memset(info, 0, sizeof *info);
+    info->name = n->name;
+    info->op = n->op;
+    info->n_inputs = n->n_in;
+    info->inputs[0] = n->n_in > 0 ? n->in[0] : -1;
+    info->inputs[1] = n->n_in > 1 ? n->in[1] : -1;
+    const mq_node *src = n->n_in ? &m->nodes[n->in[0]] : n;
+    info->in_c = src->c;
+    info->in_h = src->h;
+    info->in_w = src->w;
+    info->out_c = n->c;
+    info->out_h = n->h;
+    info->out_w = n->w;
+    info->kh = n->kh;
+    info->kw = n->kw;
+    info->stride = n->stride;
+    info->pad = n->pad;
+    info->groups = n->groups;
+    int ts[2] = {n->t_w, n->t_b};
+    for (int k = 0; k < 2; k++)
+        if (ts[k] >= 0) info->params += m->tensors[ts[k]].numel;
+    info->macs = n->n_in ? node_macs(m, n) : 0;
+    return MIXQ_OK;
+}
+
+int64_t mixq_model_param_count(const mixq_model *m) {
+    int64_t s = 0;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].trainable) s += m->tensors[i].numel;
+    return s;
+}
+
+int64_t mixq_model_macs(const mixq_model *m) {
+    int64_t s = 0;
+    for (int i = 1; i < m->n_nodes; i++) s += node_macs(m, &m->nodes[i]);
+    return s;
+}
+
+int mixq_model_tensor_count(const mixq_model *m) { return m->n_tensors; }
+
+mixq_status mixq_model_tensor(const mixq_model *m, int i, mixq_tensor_info *info) {
+    if (i < 0 || i >= m->n_tensors)
+        return mq_err(MIXQ_ERR_ARG, "tensor index %d out of range [0, %d)", i, m->n_tensors);
+    const mq_tensor *t = &m->tensors[i];
+    info->name = t->name;
+    info->ndim = t->ndim;
+    for (int k = 0; k < 4; k++) info->shape[k] = k < t->ndim ? t->shape[k] : 1;
+    info->numel = t->numel;
+    info->trainable = t->trainable;
+    return MIXQ_OK;
+}
+
+float *mixq_model_tensor_data(mixq_model *m, const char *name) {
+    int t = mq_model_find_tensor(m, name);
+    if (t < 0) {
+        mq_err(MIXQ_ERR_NOTFOUND, "model '%s' has no tensor '%s'", m->arch, name);
+        return NULL;
+    }
+    return mq_tensor_ptr(m, t);
+}
+
+float *mixq_model_tensor_grad(mixq_model *m, const char *name) {
+    int t = mq_model_find_tensor(m, name);
+    if (t < 0) {
+        mq_err(MIXQ_ERR_NOTFOUND, "model '%s' has no tensor '%s'", m->arch, name);
+        return NULL;
+    }
+    if (!m->tensors[t].trainable) {
+        mq_err(MIXQ_ERR_ARG, "tensor '%s' is a buffer and has no gradient", name);
+        return NULL;
+    }
+    return mq_grad_ptr(m, t);
+}
+
+const float *mixq_model_node_output(const mixq_model *m, int node) {
+    if (!m->have_forward || node < 0 || node >= m->n_nodes) return NULL;
+    return m->nodes[node].y;
+}
+
+/* ---------------------------------------------------------------- activations */
+static size_t node_save_floats(const mixq_model *m, const mq_node *n, int batch) {
+    (void)m;
+    if (n->op == MIXQ_OP_BN) return 2 * (size_t)n->c;
+    if (n->op == MIXQ_OP_MAXPOOL) return (size_t)batch * n->c * n->h * n->w; /* int32 argmax */
+    return 0;
+}
+
+static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
+
+mixq_status mq_model_reserve(mixq_model *m, int n) {
+    if (n < 1) return mq_err(MIXQ_ERR_ARG, "batch size %d must be positive", n);
+    if (n <= m->batch_cap) {
+        m->batch = n;
+    } else {
+        size_t total = 0;
+        for (int i = 0; i < m->n_nodes; i++) {
+            const mq_node *nd = &m->nodes[i];
+            size_t sz = round16((size_t)n * nd->c * nd->h * nd->w);
+            total += 2 * sz + round16(node_save_floats(m, nd, n));
+        }
+        float *act = mq_alloc_aligned(total * sizeof(float), "activation arena");
+        float *probs = mq_malloc((size_t)n * (size_t)m->cfg.classes, sizeof(float), "softmax");
+        if (!act || !probs) {
+            free(act);
+            free(probs);
+            return mq_err(MIXQ_ERR_NOMEM,
+                          "out of memory for activations of batch %d (%.1f MB); hint: use a "
+                          "smaller --batch",
+                          n, (double)total * 4 / 1e6);
+        }
+        free(m->act);
+        free(m->probs);
+        m->act = act;
+        m->probs = probs;
+        m->act_floats = total;
+        m->batch_cap = n;
+        m->batch = n;
+        m->have_forward = m->have_backward = 0;
+    }
+    /* Views are laid out for the capacity so they stay valid for any batch <= cap. */
+    float *p = m->act;
+    for (int i = 0; i < m->n_nodes; i++) {
+        mq_node *nd = &m->nodes[i];
+        size_t sz = round16((size_t)m->batch_cap * nd->c * nd->h * nd->w);
+        nd->y = p;
+        p += sz;
+        nd->dy = p;
+        p += sz;
+        size_t sv = round16(node_save_floats(m, nd, m->batch_cap));
+        nd->save = sv ? p : NULL;
+        p += sv;
+    }
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- forward / backward */
+static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) {
+    const mq_node *a = n->n_in ? &m->nodes[n->in[0]] : NULL;
+    int64_t numel = (int64_t)N * n->c * n->h * n->w;
+    switch (n->op) {
+    case MIXQ_OP_INPUT:
+        return MIXQ_OK;
+    case MIXQ_OP_CONV: {
+        mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
+                           .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
+        mixq_status st = mq_conv_shape_init(&s);
+        if (st) return st;
+        return mq_conv2d_forward(&s, a->y, mq_tensor_ptr(m, n->t_w), mq_tensor_ptr(m, n->t_b),
+                                 n->y, &m->ws);
+    }
+    case MIXQ_OP_LINEAR:
+        return mq_linear_forward(N, a->c * a->h * a->w, n->c, a->y, mq_tensor_ptr(m, n->t_w),
+                                 mq_tensor_ptr(m, n->t_b), n->y);
+    case MIXQ_OP_BN:
+        return mq_bn_forward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w),
+                             mq_tensor_ptr(m, n->t_b), mq_tensor_ptr(m, n->t_rm),
+                             mq_tensor_ptr(m, n->t_rv), n->bn_eps, n->bn_momentum, training,
+                             n->save, n->save + n->c, n->y);
+    case MIXQ_OP_RELU:
+        mq_relu_forward(numel, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_RELU6:
+        mq_relu6_forward(numel, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_MAXPOOL:
+        mq_maxpool_forward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, a->y, n->y,
+                           (int32_t *)n->save);
+        return MIXQ_OK;
+    case MIXQ_OP_AVGPOOL:
+        mq_avgpool_forward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_GAP:
+        mq_gap_forward(N, a->c, a->h * a->w, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_ADD:
+        mq_add_forward(numel, a->y, m->nodes[n->in[1]].y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_FLATTEN:
+        memcpy(n->y, a->y, sizeof(float) * (size_t)numel);
+        return MIXQ_OK;
+    case MIXQ_OP_COUNT:
+        break;
+    }
+    return mq_err(MIXQ_ERR_STATE, "node '%s' has unknown op %d", n->name, (int)n->op);
+}
+
+mixq_status mixq_model_forward(mixq_model *m, const float *x, int n, int training, float *logits) {
+    if (!m || !x) return mq_err(MIXQ_ERR_ARG, "mixq_model_forward: NULL model or input");
+    mixq_status st = mq_model_reserve(m, n);
+    if (st) return st;
+    mq_node *in = &m->nodes[0];
+    memcpy(in->y, x, sizeof(float) * (size_t)n * in->c * in->h * in->w);
+    for (int i = 1; i < m->n_nodes; i++) {
+        st = node_forward(m, &m->nodes[i], n, training);
+        if (st) {
+            m->have_forward = 0;
+            return st;
+        }
+    }
+    const mq_node *last = &m->nodes[m->n_nodes - 1];
+    if (logits) memcpy(logits, last->y, sizeof(float) * (size_t)n * m->cfg.classes);
+    m->have_forward = 1;
+    m->forward_training = training;
+    m->have_backward = 0;
+    return MIXQ_OK;
+}
+
+/* Gradient destination for input slot k of node n: returns dx and whether to accumulate. */
+static float *grad_dst(mixq_model *m, const mq_node *n, int k, int *acc) {
+    mq_node *src = &m->nodes[n->in[k]];
+    if (src->op == MIXQ_OP_INPUT) return NULL; /* no gradient w.r.t. the data */
+    *acc = src->dy_set;
+    src->dy_set = 1;
+    return src->dy;
+}
+
+static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
+    const mq_node *a = n->n_in ? &m->nodes[n->in[0]] : NULL;
+    int64_t numel = (int64_t)N * n->c * n->h * n->w;
+    int acc = 0;
+    float *dx;
+    switch (n->op) {
+    case MIXQ_OP_INPUT:
+        return MIXQ_OK;
+    case MIXQ_OP_CONV: {
+        mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
+                           .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
+        mixq_status st = mq_conv_shape_init(&s);
+        if (st) return st;
+        dx = grad_dst(m, n, 0, &acc);
+        return mq_conv2d_backward(&s, a->y, mq_tensor_ptr(m, n->t_w), n->dy, dx, acc,
+                                  mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b), &m->ws);
+    }
+    case MIXQ_OP_LINEAR:
+        dx = grad_dst(m, n, 0, &acc);
+        return mq_linear_backward(N, a->c * a->h * a->w, n->c, a->y, mq_tensor_ptr(m, n->t_w),
+                                  n->dy, dx, acc, mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b));
+    case MIXQ_OP_BN:
+        dx = grad_dst(m, n, 0, &acc);
+        return mq_bn_backward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w), n->save,
+                              n->save + n->c, mq_tensor_ptr(m, n->t_rv), n->bn_eps,
+                              m->forward_training, n->dy, dx, acc, mq_grad_ptr(m, n->t_w),
+                              mq_grad_ptr(m, n->t_b));
+    case MIXQ_OP_RELU:
+        if ((dx = grad_dst(m, n, 0, &acc))) mq_relu_backward(numel, n->y, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_RELU6:
+        if ((dx = grad_dst(m, n, 0, &acc))) mq_relu6_backward(numel, n->y, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_MAXPOOL:
+        if ((dx = grad_dst(m, n, 0, &acc)))
+            mq_maxpool_backward(N, a->c, a->h, a->w, n->h, n->w, (const int32_t *)n->save, n->dy,
+                                dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_AVGPOOL:
+        if ((dx = grad_dst(m, n, 0, &acc)))
+            mq_avgpool_backward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, n->dy,
+                                dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_GAP:
+        if ((dx = grad_dst(m, n, 0, &acc))) mq_gap_backward(N, a->c, a->h * a->w, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_ADD:
+        for (int k = 0; k < 2; k++)
+            if ((dx = grad_dst(m, n, k, &acc))) mq_grad_pass(numel, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_FLATTEN:
+        if ((dx = grad_dst(m, n, 0, &acc))) mq_grad_pass(numel, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_COUNT:
+        break;
+    }
+    return mq_err(MIXQ_ERR_STATE, "node '%s' has unknown op %d", n->name, (int)n->op);
+}
+
+mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothing, float *loss) {
+    if (!m || !labels) return mq_err(MIXQ_ERR_ARG, "mixq_model_backward: NULL model or labels");
+    if (!m->have_forward)
+        return mq_err(MIXQ_ERR_STATE, "mixq_model_backward called without a forward pass");
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+        return mq_err(MIXQ_ERR_ARG, "label smoothing %g out of range [0, 1)", (double)smoothing);
+    int N = m->batch, K = m->cfg.classes;
+    mq_node *last = &m->nodes[m->n_nodes - 1];
+    float l = 0;
+    mixq_status st = mq_softmax_ce_forward(N, K, last->y, labels, smoothing, m->probs, &l, NULL);
+    if (st) return st;
+    if (loss) *loss = l;
+    for (int i = 0; i < m->n_nodes; i++) m->nodes[i].dy_set = 0;
+    mq_softmax_ce_backward(N, K, m->probs, labels, smoothing, last->dy);
+    last->dy_set = 1;
+    for (int i = m->n_nodes - 1; i >= 1; i--) {
+        mq_node *n = &m->nodes[i];
+        if (!n->dy_set) {
+            /* No gradient reaches this node: its parameters get zero gradient. */
+            int ts[2] = {n->t_w, n->t_b};
+            for (int k = 0; k < 2; k++)
+                if (ts[k] >= 0)
+                    memset(mq_grad_ptr(m, ts[k]), 0, sizeof(float) * (size_t)m->tensors[ts[k]].numel);
+            continue;
+        }
+        st = node_backward(m, n, N);
+        if (st) return st;
+    }
+    m->have_backward = 1;
+    return MIXQ_OK;
+}
+
+int mq_model_correct(const mixq_model *m, const int *labels, int n) {
+    const mq_node *last = &m->nodes[m->n_nodes - 1];
+    int K = m->cfg.classes, correct = 0;
+    for (int i = 0; i < n; i++) {
+        const float *row = last->y + (size_t)i * K;
+        int best = 0;
+        for (int k = 1; k < K; k++)
+            if (row[k] > row[best]) best = k;
+        correct += best == labels[i];
+    }
+    return correct;
+}

@@ -1,0 +1,98 @@
+/* Model graph internals: nodes, named tensors in arenas, builder functions used by the zoo and
+ * the model-file loader. Not public API.
+ *
+ * A model is a topologically ordered array of nodes (a DAG: node i only reads nodes < i).
+ * Node 0 is the input. The last node produces the logits [N][classes].
+ * Trainable tensors live in one arena (params) with a parallel gradient arena (grads) of the same
+ * layout; buffers (BN running statistics) live in a second arena. Nodes hold tensor indices;
+ * pointers are derived from the arena offsets, so arenas can be reallocated/saved as a whole.
+ * Activations and their gradients for a batch live in a third arena sized for the largest batch
+ * seen so far.
+ */
+#ifndef MIXQ_NN_MODEL_H
+#define MIXQ_NN_MODEL_H
+
+#include "mixq/mixq.h"
+#include "core/core.h"
+
+typedef struct mq_tensor {
+    char name[MIXQ_NAME_MAX];
+    int ndim;
+    int shape[4];
+    int64_t numel;
+    size_t off;     /* offset in floats into params (trainable) or buffers */
+    int trainable;
+    int decay;      /* weight decay applies (conv/linear weights) */
+} mq_tensor;
+
+typedef struct mq_node {
+    char name[MIXQ_NAME_MAX];
+    mixq_op op;
+    int n_in, in[2];
+    int c, h, w;                 /* output shape per image */
+    int kh, kw, stride, pad, groups, bias;
+    float bn_eps, bn_momentum;
+    int t_w, t_b, t_rm, t_rv;    /* tensor indices or -1 (BN: t_w gamma, t_b beta) */
+    /* batch-sized runtime storage (into the activation arena) */
+    float *y, *dy;
+    float *save;                 /* op scratch: BN mean/invstd [2C]; maxpool argmax [N*C*P*Q] */
+    int dy_set;                  /* backward: dy already holds a contribution */
+} mq_node;
+
+struct mixq_model {
+    char arch[32];
+    mixq_model_config cfg;       /* cfg.arch points at arch[] */
+    int n_nodes, cap_nodes;
+    mq_node *nodes;
+    int n_tensors, cap_tensors;
+    mq_tensor *tensors;
+    size_t n_params, n_buffers;
+    float *params, *grads, *buffers;
+    /* activations */
+    int batch_cap, batch;        /* allocated capacity and current batch */
+    float *act;
+    size_t act_floats;
+    int have_forward, forward_training, have_backward;
+    float *probs;                /* softmax of the last forward [batch][classes] */
+    mq_ws ws;
+};
+
+/* ---- builders (return the new node's index, or -1 with the error recorded) ---- */
+mixq_model *mq_model_new(const mixq_model_config *cfg);
+int mq_add_input(mixq_model *m, int c, int h, int w);
+int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, int stride, int pad,
+                int groups, int bias);
+int mq_add_linear(mixq_model *m, const char *name, int in, int out, int bias);
+int mq_add_bn(mixq_model *m, const char *name, int in);
+int mq_add_act(mixq_model *m, const char *name, mixq_op op, int in); /* RELU, RELU6 */
+int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int stride, int pad);
+int mq_add_gap(mixq_model *m, const char *name, int in);
+int mq_add_add(mixq_model *m, const char *name, int a, int b);
+int mq_add_flatten(mixq_model *m, const char *name, int in);
+/* Allocate the parameter/buffer arenas once all nodes are added. */
+mixq_status mq_model_finalize(mixq_model *m);
+/* Deterministic initialisation from cfg.seed (Kaiming-normal fan-out for convs,
+ * PyTorch-default uniform for linear, BN gamma 1 beta 0, running mean 0 var 1). */
+void mq_model_init_weights(mixq_model *m);
+
+/* Build an architecture from the zoo into a fresh model (nodes + finalize, not initialised). */
+mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out);
+
+static inline float *mq_tensor_ptr(mixq_model *m, int t) {
+    if (t < 0) return NULL;
+    return (m->tensors[t].trainable ? m->params : m->buffers) + m->tensors[t].off;
+}
+static inline float *mq_grad_ptr(mixq_model *m, int t) {
+    if (t < 0 || !m->tensors[t].trainable) return NULL;
+    return m->grads + m->tensors[t].off;
+}
+int mq_model_find_tensor(const mixq_model *m, const char *name);
+int mq_model_find_node(const mixq_model *m, const char *name);
+
+/* Ensure activations for batch n are allocated. */
+mixq_status mq_model_reserve(mixq_model *m, int n);
+
+/* Index of the most likely class of each image of the last forward (for accuracy). */
+int mq_model_correct(const mixq_model *m, const int *labels, int n);
+
+#endif

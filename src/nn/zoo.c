@@ -1,0 +1,196 @@
+/* Model zoo, sized to the input shape. Node and tensor names follow PyTorch's module naming so
+ * state_dict keys match (e.g. "layer2.0.downsample.0.weight").
+ *
+ *   lenet5       conv1 5x5 (pad so that a 28 px input keeps 28) + BN + ReLU + max pool 2,
+ *                conv2 5x5 + BN + ReLU + max pool 2, fc1 120, fc2 84, fc3 classes.
+ *                (LeNet-5 with ReLU, max pooling and batch norm after each conv.)
+ *   resnet20     CIFAR ResNet-20 (He et al. 2016): conv1 3x3 16, three stages of three
+ *                BasicBlocks (16/32/64 channels, stride 2 at the first block of stages 2 and 3),
+ *                projection shortcuts (1x1 conv + BN) where the shape changes, global average
+ *                pool, fc.
+ *   vgg11        VGG-11 with BN, small-input variant: features as torchvision's vgg11_bn
+ *                ("features.N" indices), a max pool is skipped when the map is already 1x1;
+ *                classifier = one Linear(512 * h * w, classes).
+ *   mobilenet_v1 MobileNet v1 (depthwise-separable, ReLU6), small-input variant: the stem has
+ *                stride 1 when the input is smaller than 64 px; width multiplier scales channels.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nn/model.h"
+
+static const char *const archs[] = {"lenet5", "resnet20", "vgg11", "mobilenet_v1", NULL};
+
+const char *const *mixq_model_archs(void) { return archs; }
+
+#define TRY(x)                 \
+    do {                       \
+        if ((x) < 0) return -1; \
+    } while (0)
+
+static int conv_bn_act(mixq_model *m, int x, const char *conv, const char *bn, const char *act,
+                       mixq_op act_op, int k_out, int k, int stride, int pad, int groups) {
+    TRY(x = mq_add_conv(m, conv, x, k_out, k, stride, pad, groups, 0));
+    TRY(x = mq_add_bn(m, bn, x));
+    if (act) TRY(x = mq_add_act(m, act, act_op, x));
+    return x;
+}
+
+static int build_lenet5(mixq_model *m, int x) {
+    int H = m->nodes[x].h;
+    int pad = H < 32 ? (32 - H + 1) / 2 : 0;
+    if (pad > 2) pad = 2;
+    TRY(x = mq_add_conv(m, "conv1", x, 6, 5, 1, pad, 1, 1));
+    TRY(x = mq_add_bn(m, "bn1", x));
+    TRY(x = mq_add_act(m, "relu1", MIXQ_OP_RELU, x));
+    TRY(x = mq_add_pool(m, "pool1", MIXQ_OP_MAXPOOL, x, 2, 2, 0));
+    TRY(x = mq_add_conv(m, "conv2", x, 16, 5, 1, 0, 1, 1));
+    TRY(x = mq_add_bn(m, "bn2", x));
+    TRY(x = mq_add_act(m, "relu2", MIXQ_OP_RELU, x));
+    if (m->nodes[x].h >= 2) TRY(x = mq_add_pool(m, "pool2", MIXQ_OP_MAXPOOL, x, 2, 2, 0));
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    TRY(x = mq_add_linear(m, "fc1", x, 120, 1));
+    TRY(x = mq_add_act(m, "relu3", MIXQ_OP_RELU, x));
+    TRY(x = mq_add_linear(m, "fc2", x, 84, 1));
+    TRY(x = mq_add_act(m, "relu4", MIXQ_OP_RELU, x));
+    TRY(x = mq_add_linear(m, "fc3", x, m->cfg.classes, 1));
+    return x;
+}
+
+static int basic_block(mixq_model *m, int x, const char *pfx, int planes, int stride) {
+    char a[MIXQ_NAME_MAX], b[MIXQ_NAME_MAX], c[MIXQ_NAME_MAX];
+    int in_c = m->nodes[x].c;
+    int shortcut = x;
+    snprintf(a, sizeof a, "%s.conv1", pfx);
+    snprintf(b, sizeof b, "%s.bn1", pfx);
+    snprintf(c, sizeof c, "%s.relu1", pfx);
+    int y;
+    TRY(y = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU, planes, 3, stride, 1, 1));
+    snprintf(a, sizeof a, "%s.conv2", pfx);
+    snprintf(b, sizeof b, "%s.bn2", pfx);
+    TRY(y = conv_bn_act(m, y, a, b, NULL, MIXQ_OP_RELU, planes, 3, 1, 1, 1));
+    if (stride != 1 || in_c != planes) {
+        snprintf(a, sizeof a, "%s.downsample.0", pfx);
+        snprintf(b, sizeof b, "%s.downsample.1", pfx);
+        TRY(shortcut = conv_bn_act(m, x, a, b, NULL, MIXQ_OP_RELU, planes, 1, stride, 0, 1));
+    }
+    snprintf(a, sizeof a, "%s.add", pfx);
+    snprintf(b, sizeof b, "%s.relu2", pfx);
+    TRY(y = mq_add_add(m, a, y, shortcut));
+    TRY(y = mq_add_act(m, b, MIXQ_OP_RELU, y));
+    return y;
+}
+
+static int build_resnet20(mixq_model *m, int x) {
+    TRY(x = conv_bn_act(m, x, "conv1", "bn1", "relu", MIXQ_OP_RELU, 16, 3, 1, 1, 1));
+    static const int planes[3] = {16, 32, 64};
+    for (int s = 0; s < 3; s++)
+        for (int b = 0; b < 3; b++) {
+            char pfx[32];
+            snprintf(pfx, sizeof pfx, "layer%d.%d", s + 1, b);
+            TRY(x = basic_block(m, x, pfx, planes[s], (s > 0 && b == 0) ? 2 : 1));
+        }
+    TRY(x = mq_add_gap(m, "avgpool", x));
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    TRY(x = mq_add_linear(m, "fc", x, m->cfg.classes, 1));
+    return x;
+}
+
+static int build_vgg11(mixq_model *m, int x) {
+    static const int cfg[] = {64, -1, 128, -1, 256, 256, -1, 512, 512, -1, 512, 512, -1};
+    int idx = 0;
+    char a[32], b[32], c[32];
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        if (cfg[i] < 0) {
+            snprintf(a, sizeof a, "features.%d", idx++);
+            if (m->nodes[x].h >= 2 && m->nodes[x].w >= 2)
+                TRY(x = mq_add_pool(m, a, MIXQ_OP_MAXPOOL, x, 2, 2, 0));
+            continue;
+        }
+        snprintf(a, sizeof a, "features.%d", idx);
+        snprintf(b, sizeof b, "features.%d", idx + 1);
+        snprintf(c, sizeof c, "features.%d", idx + 2);
+        idx += 3;
+        TRY(x = mq_add_conv(m, a, x, cfg[i], 3, 1, 1, 1, 1));
+        TRY(x = mq_add_bn(m, b, x));
+        TRY(x = mq_add_act(m, c, MIXQ_OP_RELU, x));
+    }
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    TRY(x = mq_add_linear(m, "classifier", x, m->cfg.classes, 1));
+    return x;
+}
+
+static int build_mobilenet_v1(mixq_model *m, int x) {
+    static const int cfg[][2] = {{64, 1},  {128, 2}, {128, 1}, {256, 2}, {256, 1},
+                                 {512, 2}, {512, 1}, {512, 1}, {512, 1}, {512, 1},
+                                 {512, 1}, {1024, 2}, {1024, 1}};
+    float wm = m->cfg.width;
+    int stem = (int)lroundf(32 * wm);
+    if (stem < 8) stem = 8;
+    int stem_stride = m->nodes[x].h >= 64 ? 2 : 1;
+    TRY(x = conv_bn_act(m, x, "conv1", "bn1", "relu1", MIXQ_OP_RELU6, stem, 3, stem_stride, 1, 1));
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++) {
+        int out = (int)lroundf(cfg[i][0] * wm);
+        if (out < 8) out = 8;
+        int stride = cfg[i][1];
+        if (m->nodes[x].h < 2) stride = 1; /* small inputs: stop downsampling at 1x1 */
+        int in_c = m->nodes[x].c;
+        char a[48], b[48], c[48];
+        snprintf(a, sizeof a, "layers.%zu.conv_dw", i);
+        snprintf(b, sizeof b, "layers.%zu.bn_dw", i);
+        snprintf(c, sizeof c, "layers.%zu.relu_dw", i);
+        TRY(x = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU6, in_c, 3, stride, 1, in_c));
+        snprintf(a, sizeof a, "layers.%zu.conv_pw", i);
+        snprintf(b, sizeof b, "layers.%zu.bn_pw", i);
+        snprintf(c, sizeof c, "layers.%zu.relu_pw", i);
+        TRY(x = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU6, out, 1, 1, 0, 1));
+    }
+    TRY(x = mq_add_gap(m, "avgpool", x));
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    TRY(x = mq_add_linear(m, "fc", x, m->cfg.classes, 1));
+    return x;
+}
+
+mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) {
+    *out = NULL;
+    if (!cfg || !cfg->arch) return mq_err(MIXQ_ERR_ARG, "no model architecture given");
+    int (*build)(mixq_model *, int) = NULL;
+    if (strcmp(cfg->arch, "lenet5") == 0) build = build_lenet5;
+    else if (strcmp(cfg->arch, "resnet20") == 0) build = build_resnet20;
+    else if (strcmp(cfg->arch, "vgg11") == 0) build = build_vgg11;
+    else if (strcmp(cfg->arch, "mobilenet_v1") == 0) build = build_mobilenet_v1;
+    else
+        return mq_err(MIXQ_ERR_NOTFOUND,
+                      "unknown model '%s'; hint: choose one of lenet5, resnet20, vgg11, "
+                      "mobilenet_v1",
+                      cfg->arch);
+    if (cfg->in_c < 1 || cfg->in_c > 64 || cfg->in_h < 4 || cfg->in_w < 4 || cfg->in_h > 1024 ||
+        cfg->in_w > 1024)
+        return mq_err(MIXQ_ERR_ARG, "input shape %dx%dx%d unsupported for '%s' (need 1..64 "
+                      "channels, 4..1024 px)", cfg->in_c, cfg->in_h, cfg->in_w, cfg->arch);
+    if (cfg->classes < 2 || cfg->classes > 100000)
+        return mq_err(MIXQ_ERR_ARG, "class count %d out of range [2, 100000]", cfg->classes);
+    if (!(cfg->width == 0 || (cfg->width >= 0.125f && cfg->width <= 4.0f)))
+        return mq_err(MIXQ_ERR_ARG, "width multiplier %g out of range [0.125, 4]",
+                      (double)cfg->width);
+    if (cfg->width != 0 && cfg->width != 1.0f && strcmp(cfg->arch, "mobilenet_v1") != 0)
+        return mq_err(MIXQ_ERR_ARG, "width multiplier applies to mobilenet_v1 only");
+    mixq_model *m = mq_model_new(cfg);
+    if (!m) return MIXQ_ERR_NOMEM;
+    int x = mq_add_input(m, cfg->in_c, cfg->in_h, cfg->in_w);
+    if (x < 0 || build(m, x) < 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", mixq_last_error());
+        mixq_model_free(m);
+        return mq_err(MIXQ_ERR_SHAPE, "cannot build '%s' for input %dx%dx%d: %s", cfg->arch,
+                      cfg->in_c, cfg->in_h, cfg->in_w, msg);
+    }
+    mixq_status st = mq_model_finalize(m);
+    if (st) {
+        mixq_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MIXQ_OK;
+}

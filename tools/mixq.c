@@ -1,0 +1,407 @@
+/* mixq command-line tool. Uses only the public API (include/mixq). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mixq/mixq.h"
+
+/* ---------------------------------------------------------------- helpers */
+static int fail(const char *ctx) {
+    const char *msg = mixq_last_error();
+    fprintf(stderr, "mixq %s: error: %s\n", ctx, msg && *msg ? msg : "unknown error");
+    return 1;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg) {
+    fprintf(stderr, "mixq %s: error: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n(see `mixq %s --help`)\n", cmd);
+    return 2;
+}
+
+static int parse_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "mixq %s: error: %s expects an integer in [%ld, %ld], got '%s'\n", cmd,
+                flag, lo, hi, s ? s : "(nothing)");
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
+}
+
+static int parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    if (!s || !*s || *end || errno || s[0] == '-') {
+        fprintf(stderr, "mixq %s: error: %s expects a non-negative integer, got '%s'\n", cmd, flag,
+                s ? s : "(nothing)");
+        return 0;
+    }
+    *out = (uint64_t)v;
+    return 1;
+}
+
+static int parse_float(const char *cmd, const char *flag, const char *s, double lo, double hi,
+                       float *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "mixq %s: error: %s expects a number in [%g, %g], got '%s'\n", cmd, flag,
+                lo, hi, s ? s : "(nothing)");
+        return 0;
+    }
+    *out = (float)v;
+    return 1;
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (!(s >= 0) || s > 1e7) {
+        snprintf(buf, n, "--:--");
+        return;
+    }
+    int t = (int)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
+}
+
+/* ---------------------------------------------------------------- train */
+typedef struct progress_state {
+    int tty, quiet;
+    double last_print;
+} progress_state;
+
+static int on_progress(const mixq_progress *p, void *user) {
+    progress_state *ps = user;
+    if (ps->quiet) return 0;
+    char eta[32], el[32];
+    fmt_time(eta, sizeof eta, p->eta_s);
+    fmt_time(el, sizeof el, p->elapsed_s);
+    if (ps->tty) {
+        if (!p->epoch_done && p->elapsed_s - ps->last_print < 0.1) return 0;
+        ps->last_print = p->elapsed_s;
+        int width = 24, fill = (int)((double)p->step / p->steps_per_epoch * width);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f acc %.2f%% %.0f img/s eta %s  ",
+                p->epoch, p->epochs, bar, p->step, p->steps_per_epoch, (double)p->loss,
+                100.0 * p->accuracy, p->images_per_s, eta);
+        if (p->epoch_done) {
+            if (p->val_accuracy >= 0) fprintf(stderr, "val %.2f%%", 100.0 * p->val_accuracy);
+            fputc('\n', stderr);
+        }
+    } else if (p->epoch_done) {
+        fprintf(stderr, "epoch %d/%d loss %.4f train_acc %.2f%%", p->epoch, p->epochs,
+                (double)p->loss, 100.0 * p->accuracy);
+        if (p->val_accuracy >= 0) fprintf(stderr, " val_acc %.2f%%", 100.0 * p->val_accuracy);
+        fprintf(stderr, " lr %.4g %.0f img/s elapsed %s eta %s\n", (double)p->lr, p->images_per_s,
+                el, eta);
+    }
+    return 0;
+}
+
+static const char train_help[] =
+    "usage: mixq train --model ARCH --data DATA --out FILE [options]\n"
+    "\n"
+    "Train a CNN in FP32 and write it to FILE.\n"
+    "\n"
+    "  --model ARCH          lenet5 | resnet20 | vgg11 | mobilenet_v1\n"
+    "  --data DATA           fashion-mnist | mnist | DIR (MNIST-format IDX files, plain or .gz,\n"
+    "                        or CIFAR-10 binary batches)\n"
+    "  --out FILE            model file to write\n"
+    "  --epochs N            epochs (default 10; 0 writes the initialised, untrained model)\n"
+    "  --batch N             batch size (default 128)\n"
+    "  --optimizer sgd|adam  (default sgd)\n"
+    "  --lr X                initial learning rate (default 0.1 for sgd, 0.001 for adam)\n"
+    "  --momentum X          SGD momentum (default 0.9)\n"
+    "  --wd X                weight decay on conv/linear weights (default 5e-4)\n"
+    "  --schedule S          cosine | step | const (default cosine)\n"
+    "  --step-size N         epochs between steps for --schedule step (default 30)\n"
+    "  --gamma X             step factor (default 0.1)\n"
+    "  --warmup N            linear warm-up epochs (default 0)\n"
+    "  --label-smoothing X   (default 0)\n"
+    "  --no-augment          disable random crop + horizontal flip\n"
+    "  --val N               validation images carved from the training set (default 5000;\n"
+    "                        0 = none); the test set is never used for training\n"
+    "  --width X             width multiplier (mobilenet_v1)\n"
+    "  --seed N              seed for initialisation, shuffling, augmentation (default 1)\n"
+    "  --threads N           worker threads (default: all cores); results do not depend on it\n"
+    "  --max-steps N         stop after N steps (for quick checks)\n"
+    "  --quiet               no progress output\n";
+
+static int cmd_train(int argc, char **argv) {
+    const char *C = "train";
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    const char *arch = NULL, *data = NULL, *out = NULL;
+    int val = 5000, threads = 0, lr_set = 0, quiet = 0;
+    float width = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1, takes = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(train_help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--model")) arch = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--epochs")) ok = parse_int(C, a, v, 0, 100000, &tc.epochs);
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &tc.batch);
+        else if (!strcmp(a, "--optimizer")) {
+            if (v && !strcmp(v, "sgd")) tc.optimizer = MIXQ_OPT_SGD;
+            else if (v && !strcmp(v, "adam")) tc.optimizer = MIXQ_OPT_ADAM;
+            else return usage_error(C, "--optimizer expects sgd or adam, got '%s'", v ? v : "");
+        } else if (!strcmp(a, "--lr")) {
+            ok = parse_float(C, a, v, 1e-9, 10, &tc.lr);
+            lr_set = 1;
+        } else if (!strcmp(a, "--momentum")) ok = parse_float(C, a, v, 0, 0.999999, &tc.momentum);
+        else if (!strcmp(a, "--wd")) ok = parse_float(C, a, v, 0, 0.5, &tc.weight_decay);
+        else if (!strcmp(a, "--schedule")) {
+            if (v && !strcmp(v, "cosine")) tc.schedule = MIXQ_SCHED_COSINE;
+            else if (v && !strcmp(v, "step")) tc.schedule = MIXQ_SCHED_STEP;
+            else if (v && !strcmp(v, "const")) tc.schedule = MIXQ_SCHED_CONST;
+            else return usage_error(C, "--schedule expects cosine, step or const, got '%s'", v ? v : "");
+        } else if (!strcmp(a, "--step-size")) ok = parse_int(C, a, v, 1, 100000, &tc.step_size);
+        else if (!strcmp(a, "--gamma")) ok = parse_float(C, a, v, 1e-6, 1, &tc.gamma);
+        else if (!strcmp(a, "--warmup")) ok = parse_int(C, a, v, 0, 100000, &tc.warmup_epochs);
+        else if (!strcmp(a, "--label-smoothing")) ok = parse_float(C, a, v, 0, 0.99, &tc.label_smoothing);
+        else if (!strcmp(a, "--no-augment")) {
+            tc.augment = 0;
+            takes = 0;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+            takes = 0;
+        } else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 0, 10000000, &val);
+        else if (!strcmp(a, "--width")) ok = parse_float(C, a, v, 0.125, 4, &width);
+        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else if (!strcmp(a, "--max-steps")) ok = parse_int(C, a, v, 1, 100000000, &tc.max_steps);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        if (takes) {
+            if (!v) return usage_error(C, "option '%s' needs a value", a);
+            i++;
+        }
+    }
+    if (!arch) return usage_error(C, "%s", "--model is required");
+    if (!data) return usage_error(C, "%s", "--data is required");
+    if (!out) return usage_error(C, "%s", "--out is required");
+    if (tc.optimizer == MIXQ_OPT_ADAM && !lr_set) tc.lr = 1e-3f;
+    if (threads && mixq_set_threads(threads)) return fail(C);
+
+    mixq_dataset *tr = NULL, *va = NULL;
+    mixq_model *m = NULL;
+    int rc = 1;
+    if (mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr)) {
+        fail(C);
+        goto out;
+    }
+    if (val > 0 && mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, tc.seed, &va)) {
+        fail(C);
+        goto out;
+    }
+    int c, h, w, k;
+    mixq_dataset_shape(tr, &c, &h, &w, &k);
+    mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = k,
+                            .width = width, .seed = tc.seed};
+    if (mixq_model_create(&mc, &m)) {
+        fail(C);
+        goto out;
+    }
+    fprintf(stderr, "training %s (%lld parameters, %.1f MMACs/image) on %s: %d train / %d val "
+            "images, %d epochs, batch %d, %d threads\n",
+            arch, (long long)mixq_model_param_count(m), mixq_model_macs(m) / 1e6,
+            mixq_dataset_name(tr), mixq_dataset_count(tr), va ? mixq_dataset_count(va) : 0,
+            tc.epochs, tc.batch, mixq_get_threads());
+    progress_state ps = {.tty = isatty(2), .quiet = quiet};
+    if (tc.epochs > 0 && mixq_train(m, tr, va, &tc, on_progress, &ps)) {
+        if (ps.tty) fputc('\n', stderr);
+        fail(C);
+        goto out;
+    }
+    if (va) {
+        float acc;
+        if (mixq_evaluate(m, va, 256, &acc, NULL)) {
+            fail(C);
+            goto out;
+        }
+        printf("val_accuracy %.2f%%\n", 100.0 * acc);
+    }
+    if (mixq_model_save(m, out)) {
+        fail(C);
+        goto out;
+    }
+    printf("wrote %s\n", out);
+    rc = 0;
+out:
+    mixq_model_free(m);
+    mixq_dataset_free(tr);
+    mixq_dataset_free(va);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- eval */
+static const char eval_help[] =
+    "usage: mixq eval MODEL --data DATA [--split test|val] [--val N] [--seed N] [--batch N]\n"
+    "\n"
+    "Print the accuracy of MODEL on the test split (default) as `accuracy NN.NN%`.\n"
+    "--split val evaluates on the validation images carved from the training set with the\n"
+    "same --val count and --seed as training used (defaults 5000 and 1).\n";
+
+static int cmd_eval(int argc, char **argv) {
+    const char *C = "eval", *path = NULL, *data = NULL;
+    int batch = 256, val = 5000, threads = 0;
+    uint64_t seed = 1;
+    mixq_split split = MIXQ_SPLIT_TEST;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(eval_help, stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (path) return usage_error(C, "unexpected argument '%s'", a);
+            path = a;
+            continue;
+        }
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--split")) {
+            if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
+            else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
+            else return usage_error(C, "--split expects test or val, got '%s'", v);
+        } else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 65536, &batch);
+        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
+        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (!path) return usage_error(C, "%s", "a model file is required");
+    if (!data) return usage_error(C, "%s", "--data is required");
+    if (threads && mixq_set_threads(threads)) return fail(C);
+    mixq_model *m = NULL;
+    mixq_dataset *d = NULL;
+    int rc = 1;
+    if (mixq_model_load(path, &m)) {
+        fail(C);
+        goto out;
+    }
+    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d)) {
+        fail(C);
+        goto out;
+    }
+    float acc, loss;
+    if (mixq_evaluate(m, d, batch, &acc, &loss)) {
+        fail(C);
+        goto out;
+    }
+    printf("accuracy %.2f%%\n", 100.0 * acc);
+    printf("loss %.4f\nimages %d\n", (double)loss, mixq_dataset_count(d));
+    rc = 0;
+out:
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- info */
+static const char info_help[] =
+    "usage: mixq info MODEL\n"
+    "\n"
+    "List the layers of MODEL with their output shapes, parameters and MACs per image.\n";
+
+static int cmd_info(int argc, char **argv) {
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(info_help, stdout);
+            return 0;
+        }
+        if (argv[i][0] == '-' || path) return usage_error("info", "unexpected argument '%s'", argv[i]);
+        path = argv[i];
+    }
+    if (!path) return usage_error("info", "%s", "a model file is required");
+    mixq_model *m = NULL;
+    if (mixq_model_load(path, &m)) return fail("info");
+    int c, h, w, k;
+    mixq_model_input_shape(m, &c, &h, &w, &k);
+    printf("model %s: input %dx%dx%d, %d classes\n", mixq_model_arch(m), c, h, w, k);
+    printf("%-4s %-26s %-10s %-18s %-14s %10s %12s\n", "#", "name", "op", "inputs", "output",
+           "params", "MACs");
+    int n = mixq_model_node_count(m);
+    for (int i = 0; i < n; i++) {
+        mixq_node_info ni;
+        if (mixq_model_node(m, i, &ni)) {
+            mixq_model_free(m);
+            return fail("info");
+        }
+        char ins[64] = "-", shape[32], extra[48] = "";
+        if (ni.n_inputs == 1) snprintf(ins, sizeof ins, "%d", ni.inputs[0]);
+        if (ni.n_inputs == 2) snprintf(ins, sizeof ins, "%d,%d", ni.inputs[0], ni.inputs[1]);
+        snprintf(shape, sizeof shape, "%dx%dx%d", ni.out_c, ni.out_h, ni.out_w);
+        if (ni.op == MIXQ_OP_CONV)
+            snprintf(extra, sizeof extra, " k%d s%d p%d%s", ni.kh, ni.stride, ni.pad,
+                     ni.groups > 1 ? (ni.groups == ni.in_c ? " dw" : " grouped") : "");
+        else if (ni.op == MIXQ_OP_MAXPOOL || ni.op == MIXQ_OP_AVGPOOL)
+            snprintf(extra, sizeof extra, " k%d s%d p%d", ni.kh, ni.stride, ni.pad);
+        printf("%-4d %-26s %-10s %-18s %-14s %10lld %12lld%s\n", i, ni.name, mixq_op_name(ni.op),
+               ins, shape, (long long)ni.params, (long long)ni.macs, extra);
+    }
+    printf("total: %lld parameters, %lld MACs per image (%.2f MMACs)\n",
+           (long long)mixq_model_param_count(m), (long long)mixq_model_macs(m),
+           mixq_model_macs(m) / 1e6);
+    mixq_model_free(m);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- main */
+typedef struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "train a model in FP32 (mixq train --help)"},
+    {"eval", cmd_eval, "test accuracy of a model file"},
+    {"info", cmd_info, "layers, shapes, parameters and MACs of a model file"},
+};
+
+static void main_usage(FILE *f) {
+    fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment: MIXQ_THREADS=N sets the default thread count.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        main_usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        main_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("mixq %s\n", mixq_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "mixq: unknown command '%s'\n", argv[1]);
+    main_usage(stderr);
+    return 2;
+}
