@@ -86,6 +86,7 @@ demo: deps
 bench: deps
 	$(MAKE) VARIANT=release all $(BENCH_BIN)
 	sh bench/run.sh
+	sh bench/accuracy.sh
 
 clean:
 	rm -rf build

@@ -42,7 +42,7 @@ uint64_t mq_seed_mix(uint64_t seed, uint64_t a, uint64_t b);
 /* Growable scratch buffers, `slots` of them. Get slot i with at least `bytes` (64-byte
  * aligned, contents undefined). Call from serial code; inside a parallel region each thread
  * must use a slot reserved for it beforehand (mq_ws_reserve). */
-#define MQ_WS_SLOTS 64
+#define MQ_WS_SLOTS 128
 typedef struct mq_ws { void *buf[MQ_WS_SLOTS]; size_t cap[MQ_WS_SLOTS]; } mq_ws;
 void *mq_ws_get(mq_ws *ws, int slot, size_t bytes);
 void mq_ws_free(mq_ws *ws);

@@ -65,7 +65,8 @@ mixq_status mq_bn_forward(int N, int C, int HW, const float *x, const float *gam
                           float momentum, int training, float *save_mean, float *save_invstd,
                           float *y);
 /* Training-mode backward (batch statistics): dy -> dx, dgamma, dbeta. In inference mode
- * (training == 0) the statistics are constants: dx = dy * gamma * invstd_running. */
+ * (training == 0) the statistics are constants: dx = dy * gamma * invstd_running, and the
+ * caller passes the running mean as save_mean (save_invstd is then unused). */
 mixq_status mq_bn_backward(int N, int C, int HW, const float *x, const float *gamma,
                            const float *save_mean, const float *save_invstd, const float *run_var,
                            float eps, int training, const float *dy, float *dx, int accumulate,

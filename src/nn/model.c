@@ -634,7 +634,8 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
                                   n->dy, dx, acc, mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b));
     case MIXQ_OP_BN:
         dx = grad_dst(m, n, 0, &acc);
-        return mq_bn_backward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w), n->save,
+        return mq_bn_backward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w),
+                              m->forward_training ? n->save : mq_tensor_ptr(m, n->t_rm),
                               n->save + n->c, mq_tensor_ptr(m, n->t_rv), n->bn_eps,
                               m->forward_training, n->dy, dx, acc, mq_grad_ptr(m, n->t_w),
                               mq_grad_ptr(m, n->t_b));

@@ -1,0 +1,283 @@
+/* Dataset loading (Fashion-MNIST / MNIST from Debian's dataset packages, MNIST-format IDX
+ * directories, CIFAR-10 binary directories), validation splits, normalisation and batches. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/data.h"
+
+#define DEFAULT_ROOT "/usr/share/datasets"
+
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* dir/base or dir/base.gz, whichever exists (plain first). */
+static int find_idx(const char *dir, const char *base, char *out, size_t n) {
+    snprintf(out, n, "%.3000s/%s", dir, base);
+    if (is_file(out)) return 1;
+    snprintf(out, n, "%.3000s/%s.gz", dir, base);
+    return is_file(out);
+}
+
+void mixq_dataset_free(mixq_dataset *d) {
+    if (!d) return;
+    free(d->images);
+    free(d->labels);
+    free(d);
+}
+
+int mixq_dataset_count(const mixq_dataset *d) { return d ? d->n : 0; }
+const char *mixq_dataset_name(const mixq_dataset *d) { return d ? d->name : ""; }
+
+void mixq_dataset_shape(const mixq_dataset *d, int *c, int *h, int *w, int *classes) {
+    if (c) *c = d->c;
+    if (h) *h = d->h;
+    if (w) *w = d->w;
+    if (classes) *classes = d->classes;
+}
+
+mixq_status mixq_dataset_truncate(mixq_dataset *d, int n) {
+    if (!d) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_truncate: NULL dataset");
+    if (n < 1 || n > d->n)
+        return mq_err(MIXQ_ERR_ARG, "cannot keep %d images of '%s', which has %d", n, d->name, d->n);
+    d->n = n;
+    return MIXQ_OK;
+}
+
+/* Raw contents of one file pair (images + labels). */
+typedef struct raw {
+    int n, c, h, w;
+    uint8_t *images, *labels;
+} raw;
+
+static void raw_free(raw *r) {
+    free(r->images);
+    free(r->labels);
+    memset(r, 0, sizeof *r);
+}
+
+static mixq_status load_idx_pair(const char *dir, const char *prefix, raw *r) {
+    char ip[4096], lp[4096], base[64];
+    snprintf(base, sizeof base, "%s-images-idx3-ubyte", prefix);
+    if (!find_idx(dir, base, ip, sizeof ip))
+        return mq_err(MIXQ_ERR_NOTFOUND, "'%s' has no %s[.gz]", dir, base);
+    snprintf(base, sizeof base, "%s-labels-idx1-ubyte", prefix);
+    if (!find_idx(dir, base, lp, sizeof lp))
+        return mq_err(MIXQ_ERR_NOTFOUND, "'%s' has no %s[.gz]", dir, base);
+    int nl = 0;
+    mixq_status st = mq_idx_read_images(ip, &r->n, &r->h, &r->w, &r->images);
+    if (!st) st = mq_idx_read_labels(lp, &nl, &r->labels);
+    if (!st && nl != r->n)
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' holds %d images but '%s' holds %d labels", ip, r->n, lp,
+                    nl);
+    for (int i = 0; !st && i < r->n; i++)
+        if (r->labels[i] > 9)
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': label %u of item %d is outside 0..9", lp,
+                        r->labels[i], i);
+    if (st) {
+        raw_free(r);
+        return st;
+    }
+    r->c = 1;
+    return MIXQ_OK;
+}
+
+static mixq_status load_cifar(const char *dir, int test, raw *r) {
+    char paths[5][4096];
+    const char *pp[5];
+    int np = test ? 1 : 5;
+    for (int i = 0; i < np; i++) {
+        if (test) snprintf(paths[i], sizeof paths[i], "%.3000s/test_batch.bin", dir);
+        else snprintf(paths[i], sizeof paths[i], "%.3000s/data_batch_%d.bin", dir, i + 1);
+        pp[i] = paths[i];
+    }
+    mixq_status st = mq_cifar_read(pp, np, &r->n, &r->images, &r->labels);
+    if (st) return st;
+    r->c = 3;
+    r->h = r->w = 32;
+    return MIXQ_OK;
+}
+
+static void normalisation(const raw *tr, float *mean, float *std) {
+    size_t hw = (size_t)tr->h * tr->w;
+    for (int c = 0; c < tr->c; c++) {
+        double s = 0, ss = 0;
+        for (int i = 0; i < tr->n; i++) {
+            const uint8_t *p = tr->images + ((size_t)i * tr->c + c) * hw;
+            uint64_t a = 0, b = 0;
+            for (size_t k = 0; k < hw; k++) {
+                a += p[k];
+                b += (uint64_t)p[k] * p[k];
+            }
+            s += (double)a;
+            ss += (double)b;
+        }
+        double cnt = (double)tr->n * hw, mu = s / cnt / 255.0;
+        double var = ss / cnt / (255.0 * 255.0) - mu * mu;
+        mean[c] = (float)mu;
+        std[c] = (float)(var > 1e-12 ? sqrt(var) : 1.0);
+    }
+}
+
+mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count, uint64_t seed,
+                              mixq_dataset **out) {
+    if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_load: NULL output");
+    *out = NULL;
+    if (!spec || !*spec) return mq_err(MIXQ_ERR_ARG, "no dataset given; hint: --data fashion-mnist");
+    if (split != MIXQ_SPLIT_TRAIN && split != MIXQ_SPLIT_VAL && split != MIXQ_SPLIT_TEST)
+        return mq_err(MIXQ_ERR_ARG, "unknown split %d", (int)split);
+    char dir[4096];
+    const char *label = spec;
+    if (!strcmp(spec, "fashion-mnist") || !strcmp(spec, "mnist")) {
+        const char *root = getenv("MIXQ_DATA_DIR");
+        snprintf(dir, sizeof dir, "%s/%s", root && *root ? root : DEFAULT_ROOT, spec);
+        if (!is_dir(dir))
+            return mq_err(MIXQ_ERR_NOTFOUND, "dataset '%s' is not installed (no %s); hint: "
+                          "apt-get install dataset-%s (scripts/deps.sh does it)", spec, dir, spec);
+    } else {
+        if (!is_dir(spec))
+            return mq_err(MIXQ_ERR_NOTFOUND, "'%s' is neither a known dataset (fashion-mnist, mnist) "
+                          "nor a directory", spec);
+        snprintf(dir, sizeof dir, "%s", spec);
+    }
+    char probe[4096];
+    int cifar = 0;
+    if (!find_idx(dir, "train-images-idx3-ubyte", probe, sizeof probe)) {
+        snprintf(probe, sizeof probe, "%.3000s/data_batch_1.bin", dir);
+        if (!is_file(probe))
+            return mq_err(MIXQ_ERR_NOTFOUND, "'%s' holds neither MNIST-format files "
+                          "(train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-...) "
+                          "nor CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin)", dir);
+        cifar = 1;
+    }
+    raw tr = {0}, te = {0};
+    mixq_status st = cifar ? load_cifar(dir, 0, &tr) : load_idx_pair(dir, "train", &tr);
+    if (st) return st;
+    if (val_count < 0 || val_count >= tr.n) {
+        int n = tr.n;
+        raw_free(&tr);
+        return mq_err(MIXQ_ERR_ARG, "validation count %d out of range [0, %d) for '%s'", val_count,
+                      n, spec);
+    }
+    if (split == MIXQ_SPLIT_TEST) {
+        st = cifar ? load_cifar(dir, 1, &te) : load_idx_pair(dir, "t10k", &te);
+        if (!st && (te.c != tr.c || te.h != tr.h || te.w != tr.w))
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': test images are %dx%dx%d but training images are "
+                        "%dx%dx%d", dir, te.c, te.h, te.w, tr.c, tr.h, tr.w);
+        if (st) {
+            raw_free(&tr);
+            raw_free(&te);
+            return st;
+        }
+    }
+    mixq_dataset *d = mq_calloc(1, sizeof *d, "dataset");
+    if (!d) {
+        raw_free(&tr);
+        raw_free(&te);
+        return MIXQ_ERR_NOMEM;
+    }
+    static const char *const split_names[] = {"train", "val", "test"};
+    snprintf(d->name, sizeof d->name, "%s:%s", label, split_names[split]);
+    d->c = tr.c;
+    d->h = tr.h;
+    d->w = tr.w;
+    d->classes = 10;
+    normalisation(&tr, d->mean, d->std);
+    size_t img = (size_t)tr.c * tr.h * tr.w;
+    if (split == MIXQ_SPLIT_TEST) {
+        d->n = te.n;
+        d->images = te.images;
+        d->labels = te.labels;
+        te.images = te.labels = NULL;
+    } else {
+        /* Seeded permutation of the training file: the last val_count entries are VAL, the
+         * rest (kept in file order) are TRAIN. Same seed and count: disjoint, reproducible. */
+        int *perm = mq_malloc((size_t)tr.n, sizeof(int), "split permutation");
+        uint8_t *is_val = mq_calloc((size_t)tr.n, 1, "split mask");
+        int n = split == MIXQ_SPLIT_VAL ? val_count : tr.n - val_count;
+        d->images = mq_malloc((size_t)(n ? n : 1), img, "dataset images");
+        d->labels = mq_malloc((size_t)(n ? n : 1), 1, "dataset labels");
+        if (!perm || !is_val || !d->images || !d->labels) {
+            free(perm);
+            free(is_val);
+            raw_free(&tr);
+            mixq_dataset_free(d);
+            return MIXQ_ERR_NOMEM;
+        }
+        for (int i = 0; i < tr.n; i++) perm[i] = i;
+        mq_rng rng;
+        mq_rng_seed(&rng, mq_seed_mix(seed, 0x5EED5, 0));
+        mq_rng_shuffle(&rng, perm, tr.n);
+        for (int i = tr.n - val_count; i < tr.n; i++) is_val[perm[i]] = 1;
+        int k = 0;
+        if (split == MIXQ_SPLIT_VAL) {
+            for (int i = tr.n - val_count; i < tr.n; i++, k++) {
+                memcpy(d->images + (size_t)k * img, tr.images + (size_t)perm[i] * img, img);
+                d->labels[k] = tr.labels[perm[i]];
+            }
+        } else {
+            for (int i = 0; i < tr.n; i++)
+                if (!is_val[i]) {
+                    memcpy(d->images + (size_t)k * img, tr.images + (size_t)i * img, img);
+                    d->labels[k++] = tr.labels[i];
+                }
+        }
+        d->n = n;
+        free(perm);
+        free(is_val);
+    }
+    raw_free(&tr);
+    raw_free(&te);
+    if (d->n < 1) {
+        mixq_dataset_free(d);
+        return mq_err(MIXQ_ERR_ARG, "split of '%s' is empty", spec);
+    }
+    *out = d;
+    return MIXQ_OK;
+}
+
+mixq_status mq_data_batch(const mixq_dataset *d, const int *idx, int b, int augment,
+                          uint64_t seed, float *x, int *labels) {
+    for (int i = 0; i < b; i++)
+        if (idx[i] < 0 || idx[i] >= d->n)
+            return mq_err(MIXQ_ERR_ARG, "image index %d out of range for '%s' (%d images)", idx[i],
+                          d->name, d->n);
+    const int C = d->c, H = d->h, W = d->w, pad = H < 32 ? 2 : 4;
+    const size_t img = (size_t)C * H * W;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < b; i++) {
+        const uint8_t *src = d->images + (size_t)idx[i] * img;
+        float *dst = x + (size_t)i * img;
+        int oy = 0, ox = 0, flip = 0;
+        if (augment) {
+            mq_rng rng;
+            mq_rng_seed(&rng, mq_seed_mix(seed, (uint64_t)idx[i], 0));
+            oy = (int)mq_rng_below(&rng, (uint32_t)(2 * pad + 1)) - pad;
+            ox = (int)mq_rng_below(&rng, (uint32_t)(2 * pad + 1)) - pad;
+            flip = (int)mq_rng_below(&rng, 2);
+        }
+        for (int c = 0; c < C; c++) {
+            const float sc = 1.0f / (255.0f * d->std[c]), off = d->mean[c] / d->std[c];
+            const uint8_t *sp = src + (size_t)c * H * W;
+            float *dp = dst + (size_t)c * H * W;
+            for (int y = 0; y < H; y++) {
+                int sy = y + oy;
+                for (int xx = 0; xx < W; xx++) {
+                    int sx = (flip ? W - 1 - xx : xx) + ox;
+                    float v = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? sp[sy * W + sx] : 0;
+                    dp[y * W + xx] = v * sc - off;
+                }
+            }
+        }
+        labels[i] = d->labels[idx[i]];
+    }
+    return MIXQ_OK;
+}

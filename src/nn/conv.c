@@ -1,0 +1,458 @@
+/* Convolution kernels (FP32), forward and backward.
+ *
+ * Shapes (mq_conv_shape): x [N][C][H][W], w [K][C/G][R][S] (KCRS), b [K], y [N][K][P][Q],
+ * dy like y, dx like x, dw like w, db like b. G = groups; Cg = C/G input channels and
+ * Kg = K/G output channels per group.
+ *
+ * Fast path (Cg > 1): im2col + cblas_sgemm over chunks of `g` images (g from the shape and N
+ * only, never from the thread count) so that GEMMs are wide: col [Cg*R*S][g*P*Q].
+ * Depthwise path (Cg == 1): direct loops.
+ * Determinism: forward and backward-data write disjoint outputs per image; dw/db are reduced
+ * per chunk into private partials which are then summed in chunk order.
+ */
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/kernels.h"
+
+mixq_status mq_conv_shape_init(mq_conv_shape *s) {
+    if (s->N < 1 || s->C < 1 || s->H < 1 || s->W < 1 || s->K < 1 || s->R < 1 || s->S < 1)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: sizes must be positive (N %d C %d H %d W %d K %d R %d S %d)",
+                      s->N, s->C, s->H, s->W, s->K, s->R, s->S);
+    if (s->stride < 1 || s->pad < 0 || s->groups < 1)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: stride %d, pad %d, groups %d invalid", s->stride,
+                      s->pad, s->groups);
+    if (s->C % s->groups || s->K % s->groups)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: %d input and %d output channels are not divisible "
+                      "by %d groups", s->C, s->K, s->groups);
+    int ph = s->H + 2 * s->pad - s->R, pw = s->W + 2 * s->pad - s->S;
+    if (ph < 0 || pw < 0)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel larger than the %dx%d input padded by %d",
+                      s->R, s->S, s->H, s->W, s->pad);
+    s->P = ph / s->stride + 1;
+    s->Q = pw / s->stride + 1;
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- reference twins */
+void mq_conv2d_forward_ref(const mq_conv_shape *s, const float *x, const float *w, const float *b,
+                           float *y) {
+    const int Cg = s->C / s->groups, Kg = s->K / s->groups;
+    for (int n = 0; n < s->N; n++)
+        for (int k = 0; k < s->K; k++) {
+            int g = k / Kg;
+            for (int p = 0; p < s->P; p++)
+                for (int q = 0; q < s->Q; q++) {
+                    double acc = b ? b[k] : 0.0;
+                    for (int c = 0; c < Cg; c++)
+                        for (int r = 0; r < s->R; r++)
+                            for (int t = 0; t < s->S; t++) {
+                                int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
+                                acc += (double)x[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww] *
+                                       w[(((size_t)k * Cg + c) * s->R + r) * s->S + t];
+                            }
+                    y[(((size_t)n * s->K + k) * s->P + p) * s->Q + q] = (float)acc;
+                }
+        }
+}
+
+void mq_conv2d_backward_ref(const mq_conv_shape *s, const float *x, const float *w,
+                            const float *dy, float *dx, int accumulate, float *dw, float *db) {
+    const int Cg = s->C / s->groups, Kg = s->K / s->groups;
+    if (db)
+        for (int k = 0; k < s->K; k++) {
+            double acc = 0;
+            for (int n = 0; n < s->N; n++)
+                for (int i = 0; i < s->P * s->Q; i++) acc += dy[((size_t)n * s->K + k) * s->P * s->Q + i];
+            db[k] = (float)acc;
+        }
+    if (dw)
+        for (int k = 0; k < s->K; k++) {
+            int g = k / Kg;
+            for (int c = 0; c < Cg; c++)
+                for (int r = 0; r < s->R; r++)
+                    for (int t = 0; t < s->S; t++) {
+                        double acc = 0;
+                        for (int n = 0; n < s->N; n++)
+                            for (int p = 0; p < s->P; p++)
+                                for (int q = 0; q < s->Q; q++) {
+                                    int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                    if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
+                                    acc += (double)dy[(((size_t)n * s->K + k) * s->P + p) * s->Q + q] *
+                                           x[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww];
+                                }
+                        dw[(((size_t)k * Cg + c) * s->R + r) * s->S + t] = (float)acc;
+                    }
+        }
+    if (dx) {
+        size_t nx = (size_t)s->N * s->C * s->H * s->W;
+        double *acc = calloc(nx, sizeof(double));
+        if (!acc) return; /* reference twin: used by tests only */
+        for (int n = 0; n < s->N; n++)
+            for (int k = 0; k < s->K; k++) {
+                int g = k / Kg;
+                for (int p = 0; p < s->P; p++)
+                    for (int q = 0; q < s->Q; q++) {
+                        double d = dy[(((size_t)n * s->K + k) * s->P + p) * s->Q + q];
+                        for (int c = 0; c < Cg; c++)
+                            for (int r = 0; r < s->R; r++)
+                                for (int t = 0; t < s->S; t++) {
+                                    int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                    if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
+                                    acc[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww] +=
+                                        d * w[(((size_t)k * Cg + c) * s->R + r) * s->S + t];
+                                }
+                    }
+            }
+        for (size_t i = 0; i < nx; i++) dx[i] = (float)((accumulate ? dx[i] : 0.0) + acc[i]);
+        free(acc);
+    }
+}
+
+/* ---------------------------------------------------------------- im2col / col2im */
+/* xg: one image's Cg input channels [Cg][H][W]; col: rows (c*R + r)*S + t, columns j0 + p*Q + q
+ * with leading dimension ld. Out-of-image taps are 0. */
+static void im2col(const mq_conv_shape *s, int Cg, const float *xg, float *col, int ld, int j0) {
+    const int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
+    for (int c = 0; c < Cg; c++)
+        for (int r = 0; r < s->R; r++)
+            for (int t = 0; t < s->S; t++) {
+                float *dst = col + (size_t)((c * s->R + r) * s->S + t) * ld + j0;
+                const float *src = xg + (size_t)c * H * W;
+                /* valid q range: 0 <= q*st - pad + t < W */
+                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
+                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                if (q1 > Q) q1 = Q;
+                if (q0 > q1) q0 = q1;
+                for (int p = 0; p < P; p++) {
+                    int h = p * st - pad + r;
+                    float *d = dst + (size_t)p * Q;
+                    if (h < 0 || h >= H) {
+                        memset(d, 0, sizeof(float) * (size_t)Q);
+                        continue;
+                    }
+                    const float *srow = src + (size_t)h * W - pad + t;
+                    for (int q = 0; q < q0; q++) d[q] = 0.0f;
+                    if (st == 1) memcpy(d + q0, srow + q0, sizeof(float) * (size_t)(q1 - q0));
+                    else
+                        for (int q = q0; q < q1; q++) d[q] = srow[q * st];
+                    for (int q = q1; q < Q; q++) d[q] = 0.0f;
+                }
+            }
+}
+
+/* Adds col (layout as im2col) into dxg [Cg][H][W]. */
+static void col2im(const mq_conv_shape *s, int Cg, const float *col, int ld, int j0, float *dxg) {
+    const int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
+    for (int c = 0; c < Cg; c++)
+        for (int r = 0; r < s->R; r++)
+            for (int t = 0; t < s->S; t++) {
+                const float *src = col + (size_t)((c * s->R + r) * s->S + t) * ld + j0;
+                float *dst = dxg + (size_t)c * H * W;
+                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
+                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                if (q1 > Q) q1 = Q;
+                for (int p = 0; p < P; p++) {
+                    int h = p * st - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    float *drow = dst + (size_t)h * W - pad + t;
+                    const float *sp = src + (size_t)p * Q;
+                    if (st == 1)
+                        for (int q = q0; q < q1; q++) drow[q] += sp[q];
+                    else
+                        for (int q = q0; q < q1; q++) drow[q * st] += sp[q];
+                }
+            }
+}
+
+/* Images per GEMM chunk: wide enough GEMMs (~1024 columns), from the shape only. */
+static int chunk_images(const mq_conv_shape *s) {
+    int pq = s->P * s->Q;
+    int g = (1024 + pq - 1) / pq;
+    if (g > s->N) g = s->N;
+    if (g > 64) g = 64;
+    return g < 1 ? 1 : g;
+}
+
+static int nthreads(void) {
+    int t = omp_get_max_threads();
+    return t < 1 ? 1 : t;
+}
+
+/* ---------------------------------------------------------------- depthwise (Cg == 1) */
+static void dw_forward(const mq_conv_shape *s, const float *x, const float *w, const float *b,
+                       float *y) {
+    const int Kg = s->K / s->groups, P = s->P, Q = s->Q, H = s->H, W = s->W;
+    const int R = s->R, S = s->S, st = s->stride, pad = s->pad;
+#pragma omp parallel for schedule(static)
+    for (long nk = 0; nk < (long)s->N * s->K; nk++) {
+        int n = (int)(nk / s->K), k = (int)(nk % s->K), c = k / Kg;
+        const float *xc = x + ((size_t)n * s->C + c) * H * W;
+        const float *wk = w + (size_t)k * R * S;
+        float *yk = y + (size_t)nk * P * Q;
+        float bias = b ? b[k] : 0.0f;
+        for (int i = 0; i < P * Q; i++) yk[i] = bias;
+        for (int r = 0; r < R; r++)
+            for (int t = 0; t < S; t++) {
+                float wv = wk[r * S + t];
+                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
+                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                if (q1 > Q) q1 = Q;
+                for (int p = 0; p < P; p++) {
+                    int h = p * st - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    const float *xr = xc + (size_t)h * W - pad + t;
+                    float *yr = yk + (size_t)p * Q;
+                    for (int q = q0; q < q1; q++) yr[q] += wv * xr[q * st];
+                }
+            }
+    }
+}
+
+static void dw_backward(const mq_conv_shape *s, const float *x, const float *w, const float *dy,
+                        float *dx, int accumulate, float *dw, float *db) {
+    const int Kg = s->K / s->groups, P = s->P, Q = s->Q, H = s->H, W = s->W;
+    const int R = s->R, S = s->S, st = s->stride, pad = s->pad;
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (long nc = 0; nc < (long)s->N * s->C; nc++) {
+            int n = (int)(nc / s->C), c = (int)(nc % s->C);
+            float *dxc = dx + (size_t)nc * H * W;
+            if (!accumulate) memset(dxc, 0, sizeof(float) * (size_t)H * W);
+            for (int kk = 0; kk < Kg; kk++) {
+                int k = c * Kg + kk;
+                const float *dyk = dy + ((size_t)n * s->K + k) * P * Q;
+                const float *wk = w + (size_t)k * R * S;
+                for (int r = 0; r < R; r++)
+                    for (int t = 0; t < S; t++) {
+                        float wv = wk[r * S + t];
+                        int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
+                        int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                        if (q1 > Q) q1 = Q;
+                        for (int p = 0; p < P; p++) {
+                            int h = p * st - pad + r;
+                            if (h < 0 || h >= H) continue;
+                            float *xr = dxc + (size_t)h * W - pad + t;
+                            const float *dr = dyk + (size_t)p * Q;
+                            for (int q = q0; q < q1; q++) xr[q * st] += wv * dr[q];
+                        }
+                    }
+            }
+        }
+    }
+    if (dw || db) {
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < s->K; k++) {
+            int c = k / Kg;
+            double a[64]; /* R*S <= 64 on this path (see use_depthwise) */
+            const int RS = R * S;
+            for (int i = 0; i < RS; i++) a[i] = 0;
+            double bsum = 0;
+            for (int n = 0; n < s->N; n++) {
+                const float *dyk = dy + ((size_t)n * s->K + k) * P * Q;
+                const float *xc = x + ((size_t)n * s->C + c) * H * W;
+                if (db)
+                    for (int i = 0; i < P * Q; i++) bsum += dyk[i];
+                if (!dw) continue;
+                for (int r = 0; r < R; r++)
+                    for (int t = 0; t < S; t++) {
+                        int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
+                        int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                        if (q1 > Q) q1 = Q;
+                        float sum = 0.0f;
+                        for (int p = 0; p < P; p++) {
+                            int h = p * st - pad + r;
+                            if (h < 0 || h >= H) continue;
+                            const float *xr = xc + (size_t)h * W - pad + t;
+                            const float *dr = dyk + (size_t)p * Q;
+                            for (int q = q0; q < q1; q++) sum += dr[q] * xr[q * st];
+                        }
+                        a[r * S + t] += sum;
+                    }
+            }
+            if (dw)
+                for (int i = 0; i < RS; i++) dw[(size_t)k * RS + i] = (float)a[i];
+            if (db) db[k] = (float)bsum;
+        }
+    }
+}
+
+static int use_depthwise(const mq_conv_shape *s) {
+    return s->C / s->groups == 1 && s->R * s->S <= 64;
+}
+
+/* ---------------------------------------------------------------- GEMM path */
+/* Per-thread workspace slots: 1 + 3 t .. 1 + 3 t + 2; slot 0 holds the dw/db partials. */
+static mixq_status reserve_threads(mq_ws *ws, int nt, size_t b0, size_t b1, size_t b2) {
+    if (1 + 3 * nt > MQ_WS_SLOTS)
+        return mq_err(MIXQ_ERR_ARG, "conv: %d threads exceed the workspace slots", nt);
+    for (int t = 0; t < nt; t++) {
+        if (b0 && !mq_ws_get(ws, 1 + 3 * t, b0)) return MIXQ_ERR_NOMEM;
+        if (b1 && !mq_ws_get(ws, 2 + 3 * t, b1)) return MIXQ_ERR_NOMEM;
+        if (b2 && !mq_ws_get(ws, 3 + 3 * t, b2)) return MIXQ_ERR_NOMEM;
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_conv2d_forward(const mq_conv_shape *s, const float *x, const float *w,
+                              const float *b, float *y, mq_ws *ws) {
+    if (use_depthwise(s)) {
+        dw_forward(s, x, w, b, y);
+        return MIXQ_OK;
+    }
+    const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
+    const int Kc = Cg * s->R * s->S, g = chunk_images(s), nch = (s->N + g - 1) / g;
+    const int direct = s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && g == 1;
+    const int nt = nthreads();
+    mixq_status st = reserve_threads(ws, nt, direct ? 0 : sizeof(float) * (size_t)Kc * g * PQ,
+                                     g > 1 ? sizeof(float) * (size_t)Kg * g * PQ : 0, 0);
+    if (st) return st;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        const int t = omp_get_thread_num();
+        float *col = ws->buf[1 + 3 * t], *tmp = ws->buf[2 + 3 * t];
+        const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0), ld = gn * PQ;
+        for (int gi = 0; gi < G; gi++) {
+            const float *B;
+            int ldb;
+            if (direct) {
+                B = x + ((size_t)n0 * s->C + (size_t)gi * Cg) * PQ;
+                ldb = PQ;
+            } else {
+                for (int j = 0; j < gn; j++)
+                    im2col(s, Cg, x + ((size_t)(n0 + j) * s->C + (size_t)gi * Cg) * s->H * s->W, col,
+                           ld, j * PQ);
+                B = col;
+                ldb = ld;
+            }
+            const float *A = w + (size_t)gi * Kg * Kc;
+            if (gn == 1) {
+                float *C = y + ((size_t)n0 * s->K + (size_t)gi * Kg) * PQ;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Kg, PQ, Kc, 1.0f, A, Kc, B,
+                            ldb, 0.0f, C, PQ);
+                if (b)
+                    for (int k = 0; k < Kg; k++) {
+                        float bv = b[gi * Kg + k];
+                        for (int i = 0; i < PQ; i++) C[(size_t)k * PQ + i] += bv;
+                    }
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Kg, ld, Kc, 1.0f, A, Kc, B,
+                            ldb, 0.0f, tmp, ld);
+                for (int j = 0; j < gn; j++)
+                    for (int k = 0; k < Kg; k++) {
+                        float *dst = y + ((size_t)(n0 + j) * s->K + (size_t)gi * Kg + k) * PQ;
+                        const float *src = tmp + (size_t)k * ld + (size_t)j * PQ;
+                        float bv = b ? b[gi * Kg + k] : 0.0f;
+                        for (int i = 0; i < PQ; i++) dst[i] = src[i] + bv;
+                    }
+            }
+        }
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const float *w,
+                               const float *dy, float *dx, int accumulate, float *dw, float *db,
+                               mq_ws *ws) {
+    if (use_depthwise(s)) {
+        dw_backward(s, x, w, dy, dx, accumulate, dw, db);
+        return MIXQ_OK;
+    }
+    const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
+    const int HW = s->H * s->W;
+    const int Kc = Cg * s->R * s->S, g = chunk_images(s), nch = (s->N + g - 1) / g;
+    const int direct = s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && g == 1;
+    const size_t wn = (size_t)s->K * Kc, part = wn + (size_t)s->K;
+    const int nt = nthreads();
+    float *partials = NULL;
+    if (dw || db) {
+        partials = mq_ws_get(ws, 0, sizeof(float) * part * (size_t)nch);
+        if (!partials) return MIXQ_ERR_NOMEM;
+    }
+    mixq_status st = reserve_threads(ws, nt, sizeof(float) * (size_t)Kc * g * PQ,
+                                     g > 1 ? sizeof(float) * (size_t)s->K * g * PQ : 0,
+                                     dx ? sizeof(float) * (size_t)Kc * g * PQ : 0);
+    if (st) return st;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < nch; ch++) {
+        const int t = omp_get_thread_num();
+        float *col = ws->buf[1 + 3 * t], *dyc = ws->buf[2 + 3 * t], *dcol = ws->buf[3 + 3 * t];
+        const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0), ld = gn * PQ;
+        /* dY of the chunk as [K][gn*PQ] */
+        const float *D;
+        int ldd;
+        if (gn == 1) {
+            D = dy + (size_t)n0 * s->K * PQ;
+            ldd = PQ;
+        } else {
+            for (int j = 0; j < gn; j++)
+                for (int k = 0; k < s->K; k++)
+                    memcpy(dyc + (size_t)k * ld + (size_t)j * PQ,
+                           dy + ((size_t)(n0 + j) * s->K + k) * PQ, sizeof(float) * (size_t)PQ);
+            D = dyc;
+            ldd = ld;
+        }
+        float *pw = partials ? partials + part * (size_t)ch : NULL;
+        if (db)
+            for (int k = 0; k < s->K; k++) {
+                const float *row = D + (size_t)k * ldd;
+                float acc = 0.0f;
+                for (int i = 0; i < ld; i++) acc += row[i];
+                pw[wn + (size_t)k] = acc;
+            }
+        if (dx && !accumulate)
+            for (int j = 0; j < gn; j++)
+                memset(dx + (size_t)(n0 + j) * s->C * HW, 0, sizeof(float) * (size_t)s->C * HW);
+        for (int gi = 0; gi < G; gi++) {
+            const float *Dg = D + (size_t)gi * Kg * ldd;
+            const float *B;
+            int ldb;
+            if (direct) {
+                B = x + ((size_t)n0 * s->C + (size_t)gi * Cg) * PQ;
+                ldb = PQ;
+            } else {
+                if (dw)
+                    for (int j = 0; j < gn; j++)
+                        im2col(s, Cg, x + ((size_t)(n0 + j) * s->C + (size_t)gi * Cg) * HW, col,
+                               ld, j * PQ);
+                B = col;
+                ldb = ld;
+            }
+            if (dw)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Kg, Kc, ld, 1.0f, Dg, ldd, B,
+                            ldb, 0.0f, pw + (size_t)gi * Kg * Kc, Kc);
+            if (dx) {
+                const float *A = w + (size_t)gi * Kg * Kc;
+                if (direct) {
+                    /* dx[n][group] += W^T dY directly (1x1 stride 1: col == x layout) */
+                    float *C = dx + ((size_t)n0 * s->C + (size_t)gi * Cg) * PQ;
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, PQ, Kg, 1.0f, A, Kc,
+                                Dg, ldd, 1.0f, C, PQ);
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Kc, ld, Kg, 1.0f, A, Kc,
+                                Dg, ldd, 0.0f, dcol, ld);
+                    for (int j = 0; j < gn; j++)
+                        col2im(s, Cg, dcol, ld, j * PQ,
+                               dx + ((size_t)(n0 + j) * s->C + (size_t)gi * Cg) * HW);
+                }
+            }
+        }
+    }
+    if (partials) {
+        /* reduce the per-chunk partials in chunk order (thread-count independent) */
+        const size_t total = part;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < total; i++) {
+            if (i < wn && !dw) continue;
+            if (i >= wn && !db) continue;
+            float acc = 0.0f;
+            for (int ch = 0; ch < nch; ch++) acc += partials[part * (size_t)ch + i];
+            if (i < wn) dw[i] = acc;
+            else db[i - wn] = acc;
+        }
+    }
+    return MIXQ_OK;
+}

@@ -1,0 +1,119 @@
+/* Pooling kernels (FP32).
+ * x, dx [N][C][H][W]; y, dy, argmax [N][C][P][Q]. Parallel over (n, c) planes, which are
+ * independent, so results do not depend on the thread count. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/kernels.h"
+
+void mq_maxpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                        const float *x, float *y, int32_t *argmax) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * P * Q;
+        int32_t *ap = argmax + (size_t)nc * P * Q;
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                float best = -INFINITY;
+                int32_t bi = -1;
+                for (int r = 0; r < k; r++) {
+                    int h = p * stride - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int t = 0; t < k; t++) {
+                        int w = q * stride - pad + t;
+                        if (w < 0 || w >= W) continue;
+                        float v = xp[h * W + w];
+                        if (v > best || bi < 0 || (isnan(v) && !isnan(best))) {
+                            best = v;
+                            bi = h * W + w;
+                        }
+                    }
+                }
+                yp[p * Q + q] = best;
+                ap[p * Q + q] = bi;
+            }
+    }
+}
+
+void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t *argmax,
+                         const float *dy, float *dx, int accumulate) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        float *dp = dx + (size_t)nc * H * W;
+        const float *dyp = dy + (size_t)nc * P * Q;
+        const int32_t *ap = argmax + (size_t)nc * P * Q;
+        if (!accumulate) memset(dp, 0, sizeof(float) * (size_t)H * W);
+        for (int i = 0; i < P * Q; i++)
+            if (ap[i] >= 0) dp[ap[i]] += dyp[i];
+    }
+}
+
+void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                        const float *x, float *y) {
+    const float inv = 1.0f / (float)(k * k);
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * P * Q;
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                float s = 0.0f;
+                for (int r = 0; r < k; r++) {
+                    int h = p * stride - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int t = 0; t < k; t++) {
+                        int w = q * stride - pad + t;
+                        if (w >= 0 && w < W) s += xp[h * W + w];
+                    }
+                }
+                yp[p * Q + q] = s * inv;
+            }
+    }
+}
+
+void mq_avgpool_backward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                         const float *dy, float *dx, int accumulate) {
+    const float inv = 1.0f / (float)(k * k);
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        float *dp = dx + (size_t)nc * H * W;
+        const float *dyp = dy + (size_t)nc * P * Q;
+        if (!accumulate) memset(dp, 0, sizeof(float) * (size_t)H * W);
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                float g = dyp[p * Q + q] * inv;
+                for (int r = 0; r < k; r++) {
+                    int h = p * stride - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int t = 0; t < k; t++) {
+                        int w = q * stride - pad + t;
+                        if (w >= 0 && w < W) dp[h * W + w] += g;
+                    }
+                }
+            }
+    }
+}
+
+void mq_gap_forward(int N, int C, int HW, const float *x, float *y) {
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > 65536)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + (size_t)nc * HW;
+        double s = 0;
+        for (int i = 0; i < HW; i++) s += xp[i];
+        y[nc] = (float)(s / HW);
+    }
+}
+
+void mq_gap_backward(int N, int C, int HW, const float *dy, float *dx, int accumulate) {
+    const float inv = 1.0f / (float)HW;
+#pragma omp parallel for schedule(static) if ((long)N * C * HW > 65536)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        float *dp = dx + (size_t)nc * HW;
+        float g = dy[nc] * inv;
+        if (accumulate)
+            for (int i = 0; i < HW; i++) dp[i] += g;
+        else
+            for (int i = 0; i < HW; i++) dp[i] = g;
+    }
+}

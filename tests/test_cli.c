@@ -1,0 +1,107 @@
+/* End-to-end CLI tests: exit codes and messages for good and bad input. The binary comes from
+ * $MIXQ_BIN (set by tests/run.sh's callers), default build/release/mixq. */
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static const char *bin(void) {
+    const char *b = getenv("MIXQ_BIN");
+    return b && *b ? b : "build/release/mixq";
+}
+
+/* Run `mixq ARGS` capturing stdout+stderr; returns the exit status (-1 if it crashed). */
+static int run(const char *args, char *out, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -2;
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = 0;
+    int st = pclose(p);
+    if (WIFSIGNALED(st)) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define EXPECT(args, code, needle)                                                        \
+    do {                                                                                  \
+        char out_[16384];                                                                 \
+        int rc_ = run(args, out_, sizeof out_);                                           \
+        CHECKF(rc_ == (code), "`mixq %s` exited %d, want %d; output:\n%s", args, rc_, code, out_); \
+        CHECKF(strstr(out_, needle) != NULL, "`mixq %s` output lacks '%s':\n%s", args, needle, out_); \
+    } while (0)
+
+static void test_usage_errors(void) {
+    EXPECT("", 2, "usage");
+    EXPECT("--help", 0, "train");
+    EXPECT("frobnicate", 2, "unknown command");
+    EXPECT("train --help", 0, "--epochs");
+    EXPECT("train --data fashion-mnist --out x.mixq", 2, "--model is required");
+    EXPECT("train --model lenet5 --data fashion-mnist --out x.mixq --epochs -1", 2, "--epochs");
+    EXPECT("train --model lenet5 --data fashion-mnist --out x.mixq --epochs ten", 2, "'ten'");
+    EXPECT("train --model lenet5 --data fashion-mnist --out x.mixq --lr nan", 2, "--lr");
+    EXPECT("train --model lenet5 --data fashion-mnist --out x.mixq --threads 0", 2, "--threads");
+    EXPECT("train --model lenet5 --data fashion-mnist --bogus", 2, "unknown option");
+    EXPECT("train --model lenet5 --data fashion-mnist --out", 2, "needs a value");
+    EXPECT("eval", 2, "model file is required");
+    EXPECT("info --help", 0, "usage");
+}
+
+static void test_bad_inputs(void) {
+    char args[1024];
+    EXPECT("train --model resnet99 --data fashion-mnist --epochs 0 --out /tmp/x.mixq", 1,
+           "unknown model 'resnet99'");
+    EXPECT("train --model lenet5 --data /nonexistent/data --epochs 0 --out /tmp/x.mixq", 1,
+           "/nonexistent/data");
+    EXPECT("eval /nonexistent/m.mixq --data fashion-mnist", 1, "/nonexistent/m.mixq");
+    EXPECT("info /nonexistent/m.mixq", 1, "cannot open");
+    /* a truncated model file */
+    snprintf(args, sizeof args, "%s/trunc.mixq", test_tmpdir());
+    test_write_file(args, "MIXQMODL\1\0", 10);
+    char a2[1200];
+    snprintf(a2, sizeof a2, "info %s", args);
+    EXPECT(a2, 1, "truncated");
+    /* a directory with a truncated IDX file */
+    char dir[600], f[700];
+    snprintf(dir, sizeof dir, "%s/baddata", test_tmpdir());
+    mkdir(dir, 0755);
+    unsigned char hdr[16] = {0, 0, 8, 3, 0, 0, 0, 100, 0, 0, 0, 28, 0, 0, 0, 28};
+    snprintf(f, sizeof f, "%s/train-images-idx3-ubyte", dir);
+    test_write_file(f, hdr, sizeof hdr);
+    unsigned char lhdr[8] = {0, 0, 8, 1, 0, 0, 0, 100};
+    snprintf(f, sizeof f, "%s/train-labels-idx1-ubyte", dir);
+    test_write_file(f, lhdr, sizeof lhdr);
+    snprintf(a2, sizeof a2, "train --model lenet5 --data %s --epochs 1 --val 0 --out %s/m.mixq", dir,
+             test_tmpdir());
+    EXPECT(a2, 1, "train-images-idx3-ubyte");
+}
+
+static void test_train_zero_epochs_info_eval(void) {
+    if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return;
+    }
+    char a[1024];
+    snprintf(a, sizeof a, "train --model resnet20 --data fashion-mnist --epochs 0 --out %s/r.mixq",
+             test_tmpdir());
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "info %s/r.mixq", test_tmpdir());
+    EXPECT(a, 0, "layer2.1.conv1");
+    EXPECT(a, 0, "total:");
+    snprintf(a, sizeof a, "eval %s/r.mixq --data fashion-mnist", test_tmpdir());
+    EXPECT(a, 0, "accuracy ");
+    /* train a few steps and log plain lines (not a terminal) */
+    snprintf(a, sizeof a,
+             "train --model lenet5 --data fashion-mnist --epochs 1 --max-steps 5 --val 500 --out "
+             "%s/l.mixq",
+             test_tmpdir());
+    EXPECT(a, 0, "val_acc");
+}
+
+int main(void) {
+    TEST_RUN(test_usage_errors);
+    TEST_RUN(test_bad_inputs);
+    TEST_RUN(test_train_zero_epochs_info_eval);
+    return test_summary();
+}

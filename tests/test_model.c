@@ -1,0 +1,297 @@
+/* Model graph, zoo, model file and whole-model gradient tests (public API). */
+#include <omp.h>
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+#include "test.h"
+
+static mixq_model *make(const char *arch, int c, int h, int w, int classes, uint64_t seed) {
+    mixq_model_config cfg = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = classes,
+                             .seed = seed};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m));
+    return m;
+}
+
+static int node_index(const mixq_model *m, const char *name) {
+    for (int i = 0; i < mixq_model_node_count(m); i++) {
+        mixq_node_info ni;
+        mixq_model_node(m, i, &ni);
+        if (!strcmp(ni.name, name)) return i;
+    }
+    return -1;
+}
+
+static void test_zoo_shapes(void) {
+    static const int sizes[][3] = {{1, 28, 28}, {3, 32, 32}, {1, 16, 16}, {3, 20, 24}};
+    for (const char *const *a = mixq_model_archs(); *a; a++) {
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            mixq_model *m = make(*a, sizes[s][0], sizes[s][1], sizes[s][2], 10, 1);
+            if (!m) {
+                CHECKF(0, "%s failed for %dx%dx%d", *a, sizes[s][0], sizes[s][1], sizes[s][2]);
+                continue;
+            }
+            mixq_node_info last;
+            CHECK_OK(mixq_model_node(m, mixq_model_node_count(m) - 1, &last));
+            CHECK(last.out_c == 10 && last.out_h == 1 && last.out_w == 1);
+            /* topological order: every input is an earlier node */
+            for (int i = 0; i < mixq_model_node_count(m); i++) {
+                mixq_node_info ni;
+                mixq_model_node(m, i, &ni);
+                for (int k = 0; k < ni.n_inputs; k++) CHECK(ni.inputs[k] >= 0 && ni.inputs[k] < i);
+            }
+            mixq_model_free(m);
+        }
+    }
+}
+
+static void test_resnet20_structure(void) {
+    mixq_model *m = make("resnet20", 3, 32, 32, 10, 1);
+    if (!m) return;
+    /* The CIFAR ResNet-20 with projection shortcuts: 0.27 M parameters, ~41 MMACs. */
+    int64_t params = mixq_model_param_count(m);
+    CHECKF(params > 270000 && params < 275000, "params %lld", (long long)params);
+    int64_t macs = mixq_model_macs(m);
+    CHECKF(macs > 40000000 && macs < 42000000, "macs %lld", (long long)macs);
+    int convs = 0;
+    for (int i = 0; i < mixq_model_node_count(m); i++) {
+        mixq_node_info ni;
+        mixq_model_node(m, i, &ni);
+        convs += ni.op == MIXQ_OP_CONV;
+    }
+    CHECKF(convs == 21, "resnet20 has %d convs (19 + 2 projections expected)", convs);
+    int add = node_index(m, "layer2.0.add");
+    CHECK(add > 0);
+    if (add > 0) {
+        mixq_node_info ni;
+        mixq_model_node(m, add, &ni);
+        CHECK(ni.n_inputs == 2 && ni.out_c == 32 && ni.out_h == 16);
+        mixq_node_info ds;
+        mixq_model_node(m, ni.inputs[1], &ds);
+        CHECK(!strcmp(ds.name, "layer2.0.downsample.1"));
+    }
+    CHECK(node_index(m, "layer3.2.conv2") > 0);
+    CHECK(mixq_model_tensor_data(m, "layer1.1.bn2.running_var") != NULL);
+    CHECK(mixq_model_tensor_grad(m, "layer1.1.bn2.running_var") == NULL);
+    CHECK(mixq_model_tensor_data(m, "layer9.conv") == NULL);
+    CHECK(strstr(mixq_last_error(), "layer9.conv") != NULL);
+    mixq_model_free(m);
+}
+
+static void test_mobilenet_depthwise(void) {
+    mixq_model_config cfg = {.arch = "mobilenet_v1", .in_c = 3, .in_h = 32, .in_w = 32,
+                             .classes = 10, .width = 0.25f, .seed = 3};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m));
+    if (!m) return;
+    int i = node_index(m, "layers.0.conv_dw");
+    CHECK(i > 0);
+    mixq_node_info ni;
+    mixq_model_node(m, i, &ni);
+    CHECK(ni.groups == ni.in_c && ni.out_c == ni.in_c && ni.in_c == 8);
+    mixq_model_free(m);
+}
+
+static void test_bad_config(void) {
+    mixq_model *m = NULL;
+    mixq_model_config cfg = {.arch = "resnet200", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10};
+    CHECK(mixq_model_create(&cfg, &m) == MIXQ_ERR_NOTFOUND && m == NULL);
+    CHECK(strstr(mixq_last_error(), "resnet200") != NULL);
+    cfg.arch = "resnet20";
+    cfg.classes = 1;
+    CHECK(mixq_model_create(&cfg, &m) == MIXQ_ERR_ARG);
+    cfg.classes = 10;
+    cfg.in_h = 2;
+    CHECK(mixq_model_create(&cfg, &m) == MIXQ_ERR_ARG);
+    cfg.in_h = 28;
+    cfg.width = 0.5f;
+    CHECK(mixq_model_create(&cfg, &m) == MIXQ_ERR_ARG); /* width is mobilenet-only */
+    mixq_model_free(NULL);                              /* harmless */
+}
+
+/* Forward must agree between batch sizes (inference) and be deterministic across threads. */
+static void test_forward_batch_and_threads(void) {
+    mixq_model *m = make("resnet20", 1, 12, 12, 10, 7);
+    if (!m) return;
+    float x[5 * 144], l5[50], l1[10], l2[50];
+    test_fill(x, 5 * 144, 1, -1, 1);
+    CHECK_OK(mixq_model_forward(m, x, 5, 0, l5));
+    CHECK_OK(mixq_model_forward(m, x + 3 * 144, 1, 0, l1));
+    CHECK(test_max_rel_err(l1, l5 + 30, 10) < 1e-5);
+    omp_set_num_threads(1);
+    CHECK_OK(mixq_model_forward(m, x, 5, 0, l2));
+    CHECK(memcmp(l2, l5, sizeof l2) == 0);
+    omp_set_num_threads(mixq_get_threads());
+    mixq_model_free(m);
+}
+
+/* ---------------------------------------------------------------- model files */
+static char *path_in_tmp(const char *name) {
+    static char buf[8][512];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, 512, "%s/%s", test_tmpdir(), name);
+    return p;
+}
+
+static long file_size(const char *p) {
+    FILE *f = fopen(p, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+static unsigned char *read_all(const char *p, long *n) {
+    *n = file_size(p);
+    unsigned char *b = malloc((size_t)*n);
+    FILE *f = fopen(p, "rb");
+    if (!f || fread(b, 1, (size_t)*n, f) != (size_t)*n) {
+        free(b);
+        b = NULL;
+    }
+    if (f) fclose(f);
+    return b;
+}
+
+static void test_save_load_roundtrip(void) {
+    mixq_model *m = make("resnet20", 1, 12, 12, 10, 5);
+    if (!m) return;
+    float *rv = mixq_model_tensor_data(m, "layer1.0.bn1.running_var");
+    rv[3] = 2.5f;
+    const char *p = path_in_tmp("rt.mixq");
+    CHECK_OK(mixq_model_save(m, p));
+    mixq_model *l = NULL;
+    CHECK_OK(mixq_model_load(p, &l));
+    if (l) {
+        CHECK(!strcmp(mixq_model_arch(l), "resnet20"));
+        CHECK(mixq_model_tensor_count(l) == mixq_model_tensor_count(m));
+        for (int t = 0; t < mixq_model_tensor_count(m); t++) {
+            mixq_tensor_info a, b;
+            mixq_model_tensor(m, t, &a);
+            mixq_model_tensor(l, t, &b);
+            CHECK(!strcmp(a.name, b.name) && a.numel == b.numel);
+            CHECK(!memcmp(mixq_model_tensor_data(m, a.name), mixq_model_tensor_data(l, b.name),
+                          sizeof(float) * (size_t)a.numel));
+        }
+        float x[2 * 144], la[20], lb[20];
+        test_fill(x, 288, 3, 0, 1);
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, la));
+        CHECK_OK(mixq_model_forward(l, x, 2, 0, lb));
+        CHECK(!memcmp(la, lb, sizeof la));
+    }
+    mixq_model_free(l);
+    mixq_model_free(m);
+}
+
+static void expect_load_error(const char *p, mixq_status want, const char *needle) {
+    mixq_model *l = (mixq_model *)1;
+    mixq_status st = mixq_model_load(p, &l);
+    CHECKF(st == want, "loading %s: status %d (%s), want %d", p, st, mixq_last_error(), want);
+    CHECK(l == NULL);
+    CHECKF(strstr(mixq_last_error(), needle) != NULL, "message '%s' lacks '%s'",
+           mixq_last_error(), needle);
+}
+
+static void test_bad_model_files(void) {
+    mixq_model *m = make("lenet5", 1, 28, 28, 10, 5);
+    if (!m) return;
+    const char *good = path_in_tmp("good.mixq");
+    CHECK_OK(mixq_model_save(m, good));
+    long n;
+    unsigned char *b = read_all(good, &n);
+    CHECK(b != NULL);
+    if (!b) return;
+    const char *p = path_in_tmp("bad.mixq");
+
+    expect_load_error(path_in_tmp("does-not-exist.mixq"), MIXQ_ERR_IO, "does-not-exist");
+    /* truncated at several points */
+    long cuts[] = {0, 5, 11, 60, 100, n / 2, n - 5, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        test_write_file(p, b, (size_t)cuts[i]);
+        expect_load_error(p, MIXQ_ERR_FORMAT, "bad.mixq");
+    }
+    /* bad magic */
+    unsigned char *c = malloc((size_t)n);
+    memcpy(c, b, (size_t)n);
+    c[0] = 'X';
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "magic");
+    /* wrong version */
+    memcpy(c, b, (size_t)n);
+    c[8] = 9;
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "version");
+    /* unknown architecture */
+    memcpy(c, b, (size_t)n);
+    memcpy(c + 12, "lenet9", 6);
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "lenet9");
+    /* input shape changed: the tensors no longer match (fc1 in-features differ) */
+    memcpy(c, b, (size_t)n);
+    int32_t h = 40;
+    memcpy(c + 12 + 32 + 4, &h, 4);
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "shape");
+    /* renamed tensor */
+    memcpy(c, b, (size_t)n);
+    long off = 8 + 4 + 32 + 16 + 4 + 8 + 4; /* first tensor name */
+    c[off] = 'k';
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "conv1.weight");
+    /* NaN in a weight */
+    memcpy(c, b, (size_t)n);
+    float nanv = NAN;
+    memcpy(c + off + 64 + 20 + 4 * 7, &nanv, 4);
+    test_write_file(p, c, (size_t)n);
+    expect_load_error(p, MIXQ_ERR_NUMERIC, "conv1.weight");
+    /* flipped data bit: checksum */
+    memcpy(c, b, (size_t)n);
+    c[n / 2] ^= 0x01;
+    test_write_file(p, c, (size_t)n);
+    mixq_model *l = NULL;
+    CHECK(mixq_model_load(p, &l) != MIXQ_OK && l == NULL);
+    /* trailing garbage */
+    unsigned char *d = malloc((size_t)n + 3);
+    memcpy(d, b, (size_t)n);
+    memcpy(d + n, "abc", 3);
+    test_write_file(p, d, (size_t)n + 3);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "after the end");
+    /* unwritable destination */
+    CHECK(mixq_model_save(m, "/nonexistent-dir/x.mixq") == MIXQ_ERR_IO);
+    free(d);
+    free(c);
+    free(b);
+    mixq_model_free(m);
+}
+
+static void test_backward_misuse(void) {
+    mixq_model *m = make("lenet5", 1, 28, 28, 10, 5);
+    if (!m) return;
+    int y[2] = {1, 2};
+    CHECK(mixq_model_backward(m, y, 0, NULL) == MIXQ_ERR_STATE);
+    float x[2 * 784];
+    test_fill(x, 2 * 784, 9, 0, 1);
+    CHECK_OK(mixq_model_forward(m, x, 2, 1, NULL));
+    int bad[2] = {1, 10};
+    CHECK(mixq_model_backward(m, bad, 0, NULL) == MIXQ_ERR_ARG);
+    CHECK(mixq_model_backward(m, y, 1.5f, NULL) == MIXQ_ERR_ARG);
+    x[5] = NAN;
+    CHECK_OK(mixq_model_forward(m, x, 2, 1, NULL));
+    CHECK(mixq_model_backward(m, y, 0, NULL) == MIXQ_ERR_NUMERIC);
+    CHECK(mixq_model_forward(m, x, 0, 1, NULL) == MIXQ_ERR_ARG);
+    mixq_model_free(m);
+}
+
+int main(void) {
+    TEST_RUN(test_zoo_shapes);
+    TEST_RUN(test_resnet20_structure);
+    TEST_RUN(test_mobilenet_depthwise);
+    TEST_RUN(test_bad_config);
+    TEST_RUN(test_forward_batch_and_threads);
+    TEST_RUN(test_save_load_roundtrip);
+    TEST_RUN(test_bad_model_files);
+    TEST_RUN(test_backward_misuse);
+    return test_summary();
+}

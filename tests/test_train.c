@@ -1,0 +1,239 @@
+/* Training loop tests: a short run must learn, results must not depend on the thread count,
+ * a NaN loss must stop training with the step named, and bad configurations are rejected. */
+#include <omp.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "mixq/mixq.h"
+#include "nn/optim.h"
+#include "test.h"
+
+static int have_fmnist(void) {
+    return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0;
+}
+
+static mixq_model *lenet(uint64_t seed) {
+    mixq_model_config cfg = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10,
+                             .seed = seed};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m));
+    return m;
+}
+
+typedef struct rec { float first_loss, last_loss; int calls; } rec;
+static int record(const mixq_progress *p, void *u) {
+    rec *r = u;
+    if (r->calls++ == 0) r->first_loss = p->loss;
+    r->last_loss = p->loss;
+    return 0;
+}
+
+static void test_short_run_learns(void) {
+    if (!have_fmnist()) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return;
+    }
+    mixq_dataset *tr = NULL, *va = NULL;
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 3, &tr));
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_VAL, 1000, 3, &va));
+    if (!tr || !va) return;
+    CHECK_OK(mixq_dataset_truncate(tr, 4096));
+    mixq_model *m = lenet(1);
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.epochs = 1;
+    tc.lr = 0.05f;
+    tc.batch = 64;
+    rec r = {0};
+    CHECK_OK(mixq_train(m, tr, NULL, &tc, record, &r));
+    CHECK(r.calls == 64);
+    CHECKF(r.last_loss < 0.8f * r.first_loss, "loss %.3f -> %.3f", r.first_loss, r.last_loss);
+    float acc = 0, loss = 0;
+    CHECK_OK(mixq_evaluate(m, va, 256, &acc, &loss));
+    CHECKF(acc > 0.65f, "validation accuracy %.3f after 64 steps (chance 0.10)", acc);
+    printf("  64 steps of lenet5: loss %.3f -> %.3f, val accuracy %.1f%%\n", r.first_loss,
+           r.last_loss, 100 * acc);
+    mixq_model_free(m);
+    mixq_dataset_free(tr);
+    mixq_dataset_free(va);
+}
+
+/* Same seed -> bit-identical weights after training, with 1 and with 2 threads. */
+static void test_thread_determinism(void) {
+    if (!have_fmnist()) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return;
+    }
+    mixq_dataset *tr = NULL;
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 3, &tr));
+    if (!tr) return;
+    CHECK_OK(mixq_dataset_truncate(tr, 256));
+    const char *archs[] = {"lenet5", "resnet20"};
+    for (int a = 0; a < 2; a++) {
+        mixq_model *ms[2];
+        for (int t = 0; t < 2; t++) {
+            CHECK_OK(mixq_set_threads(t + 1));
+            mixq_model_config cfg = {.arch = archs[a], .in_c = 1, .in_h = 28, .in_w = 28,
+                                     .classes = 10, .seed = 4};
+            ms[t] = NULL;
+            CHECK_OK(mixq_model_create(&cfg, &ms[t]));
+            mixq_train_config tc;
+            mixq_train_config_default(&tc);
+            tc.epochs = 1;
+            tc.batch = 64;
+            tc.max_steps = 3;
+            if (ms[t]) CHECK_OK(mixq_train(ms[t], tr, NULL, &tc, NULL, NULL));
+        }
+        if (ms[0] && ms[1]) {
+            int same = 1;
+            for (int i = 0; i < mixq_model_tensor_count(ms[0]); i++) {
+                mixq_tensor_info ti;
+                mixq_model_tensor(ms[0], i, &ti);
+                if (memcmp(mixq_model_tensor_data(ms[0], ti.name),
+                           mixq_model_tensor_data(ms[1], ti.name), sizeof(float) * (size_t)ti.numel)) {
+                    same = 0;
+                    fprintf(stderr, "  %s: tensor %s differs between 1 and 2 threads\n", archs[a],
+                            ti.name);
+                    break;
+                }
+            }
+            CHECK(same);
+        }
+        mixq_model_free(ms[0]);
+        mixq_model_free(ms[1]);
+    }
+    mixq_set_threads(2);
+    mixq_dataset_free(tr);
+}
+
+static void test_nan_loss_stops(void) {
+    if (!have_fmnist()) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return;
+    }
+    mixq_dataset *tr = NULL;
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 0, 3, &tr));
+    if (!tr) return;
+    CHECK_OK(mixq_dataset_truncate(tr, 128));
+    mixq_model *m = lenet(2);
+    mixq_model_tensor_data(m, "fc2.weight")[7] = NAN;
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.epochs = 1;
+    tc.batch = 32;
+    mixq_status st = mixq_train(m, tr, NULL, &tc, NULL, NULL);
+    CHECK(st == MIXQ_ERR_NUMERIC);
+    CHECKF(strstr(mixq_last_error(), "epoch 1 step 1") != NULL, "message: %s", mixq_last_error());
+    mixq_model_free(m);
+    mixq_dataset_free(tr);
+}
+
+static void test_bad_train_config(void) {
+    if (!have_fmnist()) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return;
+    }
+    mixq_dataset *tr = NULL;
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TEST, 0, 3, &tr));
+    if (!tr) return;
+    mixq_model *m = lenet(2);
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.batch = 1;
+    CHECK(mixq_train(m, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    mixq_train_config_default(&tc);
+    tc.lr = NAN;
+    CHECK(mixq_train(m, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    mixq_train_config_default(&tc);
+    tc.epochs = -1;
+    CHECK(mixq_train(m, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    /* a model built for another input shape */
+    mixq_model_config cfg = {.arch = "lenet5", .in_c = 3, .in_h = 32, .in_w = 32, .classes = 10};
+    mixq_model *m3 = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m3));
+    mixq_train_config_default(&tc);
+    CHECK(mixq_train(m3, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_SHAPE);
+    CHECK(strstr(mixq_last_error(), "3x32x32") != NULL);
+    mixq_model_free(m3);
+    mixq_model_free(m);
+    mixq_dataset_free(tr);
+}
+
+static void test_lr_schedules(void) {
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.epochs = 10;
+    tc.lr = 0.1f;
+    tc.schedule = MIXQ_SCHED_COSINE;
+    CHECK(fabsf(mq_lr_at(&tc, 0) - 0.1f) < 1e-7f);
+    CHECK(fabsf(mq_lr_at(&tc, 5) - 0.05f) < 1e-7f);
+    CHECK(mq_lr_at(&tc, 10) < 1e-7f);
+    CHECK(mq_lr_at(&tc, 2) > mq_lr_at(&tc, 3));
+    tc.schedule = MIXQ_SCHED_STEP;
+    tc.step_size = 3;
+    tc.gamma = 0.5f;
+    CHECK(fabsf(mq_lr_at(&tc, 2.9) - 0.1f) < 1e-7f);
+    CHECK(fabsf(mq_lr_at(&tc, 3.0) - 0.05f) < 1e-7f);
+    CHECK(fabsf(mq_lr_at(&tc, 7.5) - 0.025f) < 1e-7f);
+    tc.schedule = MIXQ_SCHED_CONST;
+    tc.warmup_epochs = 2;
+    CHECK(mq_lr_at(&tc, 0.5) < mq_lr_at(&tc, 1.5));
+    CHECK(mq_lr_at(&tc, 1.5) < 0.1f);
+    CHECK(fabsf(mq_lr_at(&tc, 2.5) - 0.1f) < 1e-7f);
+}
+
+/* Adam and SGD updates against hand-computed PyTorch-semantics values on one tensor. */
+static void test_optimizer_math(void) {
+    mixq_model_config cfg = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m));
+    if (!m) return;
+    float *p = mixq_model_tensor_data(m, "fc3.bias");     /* no weight decay */
+    float *w = mixq_model_tensor_data(m, "fc3.weight");   /* weight decay */
+    float *gp = mixq_model_tensor_grad(m, "fc3.bias"), *gw = mixq_model_tensor_grad(m, "fc3.weight");
+    for (int opt = 0; opt < 2; opt++) {
+        mixq_train_config tc;
+        mixq_train_config_default(&tc);
+        tc.optimizer = opt ? MIXQ_OPT_ADAM : MIXQ_OPT_SGD;
+        tc.weight_decay = 0.01f;
+        mq_optim o;
+        CHECK_OK(mq_optim_init(&o, &tc, m));
+        p[0] = 1.0f;
+        w[0] = 2.0f;
+        double pe = 1.0, we = 2.0, mp = 0, mw = 0, vp = 0, vw = 0;
+        for (int t = 1; t <= 3; t++) {
+            gp[0] = 0.5f * t;
+            gw[0] = -0.25f * t;
+            double g1 = gp[0], g2 = gw[0] + 0.01 * we;
+            if (!opt) {
+                mp = t == 1 ? g1 : 0.9 * mp + g1;
+                mw = t == 1 ? g2 : 0.9 * mw + g2;
+                pe -= 0.01 * mp;
+                we -= 0.01 * mw;
+            } else {
+                mp = 0.9 * mp + 0.1 * g1;
+                mw = 0.9 * mw + 0.1 * g2;
+                vp = 0.999 * vp + 0.001 * g1 * g1;
+                vw = 0.999 * vw + 0.001 * g2 * g2;
+                double b1 = 1 - pow(0.9, t), b2 = 1 - pow(0.999, t);
+                pe -= 0.01 * (mp / b1) / (sqrt(vp / b2) + 1e-8);
+                we -= 0.01 * (mw / b1) / (sqrt(vw / b2) + 1e-8);
+            }
+            CHECK_OK(mq_optim_step(&o, m, 0.01f));
+            CHECKF(fabs(p[0] - pe) < 1e-5 && fabs(w[0] - we) < 1e-5,
+                   "opt %d step %d: %g %g vs %g %g", opt, t, p[0], w[0], pe, we);
+        }
+        mq_optim_free(&o);
+    }
+    mixq_model_free(m);
+}
+
+int main(void) {
+    TEST_RUN(test_short_run_learns);
+    TEST_RUN(test_thread_determinism);
+    TEST_RUN(test_nan_loss_stops);
+    TEST_RUN(test_bad_train_config);
+    TEST_RUN(test_lr_schedules);
+    TEST_RUN(test_optimizer_math);
+    return test_summary();
+}
