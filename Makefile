@@ -15,13 +15,13 @@ OPENBLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 
 WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
-CFLAGS_release := -O2 -g
+CFLAGS_release := -O3 -g
 CFLAGS_debug   := -O0 -g3
 CFLAGS_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_asan   := -fsanitize=address,undefined
 CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
 LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
-LDLIBS  += -lopenblas -lcjson -lz -lm
+LDLIBS  += -lopenblas -ldnnl -lcjson -lz -lm
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "mixq/mixq.h"
+#include "nn/model.h"
 #include "nn/optim.h"
 
 static int cmp_double(const void *a, const void *b) {
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
     }
     qsort(rates, (size_t)repeats, sizeof(double), cmp_double);
     printf("median_images_per_s %.1f\n", rates[repeats / 2]);
+    mq_model_profile_print(m, stdout);
     mq_optim_free(&opt);
     mixq_model_free(m);
     free(x);

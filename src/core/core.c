@@ -214,18 +214,19 @@ static void threads_init(void) {
     if (n < 1) n = 1;
     if (n > 32) n = 32;
     g_threads = (int)n;
-    omp_set_num_threads(g_threads);
     /* BLAS calls are made one per thread on independent data; BLAS itself stays serial so
-     * results do not depend on the thread count. */
+     * results do not depend on the thread count. Order matters: OpenBLAS's OpenMP build sets
+     * the OpenMP thread count too, so ours is set after it. */
     openblas_set_num_threads(1);
+    omp_set_num_threads(g_threads);
 }
 
 mixq_status mixq_set_threads(int n) {
     if (n < 1 || n > 32)
         return mq_err(MIXQ_ERR_ARG, "thread count %d out of range; hint: use 1..32", n);
     g_threads = n;
+    openblas_set_num_threads(1); /* before omp_set_num_threads: see threads_init */
     omp_set_num_threads(n);
-    openblas_set_num_threads(1);
     return MIXQ_OK;
 }
 

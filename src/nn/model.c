@@ -484,46 +484,96 @@ static size_t node_save_floats(const mixq_model *m, const mq_node *n, int batch)
 
 static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
 
+/* Memory plan: in-place ops share their input's buffers where that is safe.
+ *  - ReLU/ReLU6 overwrite their input's output (y) and compute their input gradient in place
+ *    (dy) when the input has no other consumer and does not itself need its output in backward
+ *    (i.e. is not an activation). Conv, BN, linear, add and pooling backward passes need their
+ *    inputs or saved state, never their own outputs, so this is safe.
+ *  - Flatten is a view: y aliases its input; dy too when the input has no other consumer.
+ *  - Add passes its gradient to input 0 unchanged: dy aliases input 0's dy when input 0 has no
+ *    other consumer.
+ * A node whose output was consumed in place no longer holds its own output after the forward
+ * pass (mixq_model_node_output then returns the in-place consumer's result). */
+static void plan_aliases(mixq_model *m) {
+    int *cons = calloc((size_t)m->n_nodes, sizeof(int));
+    for (int i = 0; i < m->n_nodes; i++) {
+        m->nodes[i].alias_y = m->nodes[i].alias_dy = 0;
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (cons) cons[m->nodes[i].in[k]]++;
+    }
+    if (!cons) return; /* no aliasing: always correct, only uses more memory */
+    for (int i = 1; i < m->n_nodes; i++) {
+        mq_node *n = &m->nodes[i];
+        const mq_node *a = &m->nodes[n->in[0]];
+        int single = cons[n->in[0]] == 1 && a->op != MIXQ_OP_INPUT;
+        switch (n->op) {
+        case MIXQ_OP_RELU:
+        case MIXQ_OP_RELU6:
+            if (single && a->op != MIXQ_OP_RELU && a->op != MIXQ_OP_RELU6)
+                n->alias_y = n->alias_dy = 1;
+            break;
+        case MIXQ_OP_FLATTEN:
+            n->alias_y = 1;
+            n->alias_dy = single;
+            break;
+        case MIXQ_OP_ADD:
+            n->alias_dy = single && n->in[0] != n->in[1];
+            break;
+        default:
+            break;
+        }
+    }
+    free(cons);
+}
+
 mixq_status mq_model_reserve(mixq_model *m, int n) {
     if (n < 1) return mq_err(MIXQ_ERR_ARG, "batch size %d must be positive", n);
     if (n <= m->batch_cap) {
         m->batch = n;
-    } else {
-        size_t total = 0;
-        for (int i = 0; i < m->n_nodes; i++) {
-            const mq_node *nd = &m->nodes[i];
-            size_t sz = round16((size_t)n * nd->c * nd->h * nd->w);
-            total += 2 * sz + round16(node_save_floats(m, nd, n));
-        }
-        float *act = mq_alloc_aligned(total * sizeof(float), "activation arena");
-        float *probs = mq_malloc((size_t)n * (size_t)m->cfg.classes, sizeof(float), "softmax");
-        if (!act || !probs) {
-            free(act);
-            free(probs);
-            return mq_err(MIXQ_ERR_NOMEM,
-                          "out of memory for activations of batch %d (%.1f MB); hint: use a "
-                          "smaller --batch",
-                          n, (double)total * 4 / 1e6);
-        }
-        free(m->act);
-        free(m->probs);
-        m->act = act;
-        m->probs = probs;
-        m->act_floats = total;
-        m->batch_cap = n;
-        m->batch = n;
-        m->have_forward = m->have_backward = 0;
+        return MIXQ_OK;
     }
-    /* Views are laid out for the capacity so they stay valid for any batch <= cap. */
+    plan_aliases(m);
+    size_t total = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const mq_node *nd = &m->nodes[i];
+        size_t sz = round16((size_t)n * nd->c * nd->h * nd->w);
+        total += (nd->alias_y ? 0 : sz) + (nd->alias_dy || i == 0 ? 0 : sz) +
+                 round16(node_save_floats(m, nd, n));
+    }
+    float *act = mq_alloc_aligned(total * sizeof(float), "activation arena");
+    float *probs = mq_malloc((size_t)n * (size_t)m->cfg.classes, sizeof(float), "softmax");
+    if (!act || !probs) {
+        free(act);
+        free(probs);
+        return mq_err(MIXQ_ERR_NOMEM,
+                      "out of memory for activations of batch %d (%.1f MB); hint: use a "
+                      "smaller --batch",
+                      n, (double)total * 4 / 1e6);
+    }
+    free(m->act);
+    free(m->probs);
+    m->act = act;
+    m->probs = probs;
+    m->act_floats = total;
+    m->batch_cap = n;
+    m->batch = n;
+    m->have_forward = m->have_backward = 0;
     float *p = m->act;
     for (int i = 0; i < m->n_nodes; i++) {
         mq_node *nd = &m->nodes[i];
-        size_t sz = round16((size_t)m->batch_cap * nd->c * nd->h * nd->w);
-        nd->y = p;
-        p += sz;
-        nd->dy = p;
-        p += sz;
-        size_t sv = round16(node_save_floats(m, nd, m->batch_cap));
+        size_t sz = round16((size_t)n * nd->c * nd->h * nd->w);
+        if (nd->alias_y) nd->y = m->nodes[nd->in[0]].y;
+        else {
+            nd->y = p;
+            p += sz;
+        }
+        if (i == 0) nd->dy = NULL; /* no gradient w.r.t. the data */
+        else if (nd->alias_dy) nd->dy = m->nodes[nd->in[0]].dy;
+        else {
+            nd->dy = p;
+            p += sz;
+        }
+        size_t sv = round16(node_save_floats(m, nd, n));
         nd->save = sv ? p : NULL;
         p += sv;
     }
@@ -573,12 +623,53 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
         mq_add_forward(numel, a->y, m->nodes[n->in[1]].y, n->y);
         return MIXQ_OK;
     case MIXQ_OP_FLATTEN:
-        memcpy(n->y, a->y, sizeof(float) * (size_t)numel);
+        if (!n->alias_y) memcpy(n->y, a->y, sizeof(float) * (size_t)numel);
         return MIXQ_OK;
     case MIXQ_OP_COUNT:
         break;
     }
     return mq_err(MIXQ_ERR_STATE, "node '%s' has unknown op %d", n->name, (int)n->op);
+}
+
+/* Optional per-node profile (MIXQ_PROFILE=1): accumulated forward/backward seconds per node,
+ * printed by mq_model_profile_print. */
+static double *prof_f, *prof_b;
+static int prof_n = -1;
+static int profiling(const mixq_model *m) {
+    if (prof_n == -1) {
+        const char *e = getenv("MIXQ_PROFILE");
+        prof_n = (e && *e == '1') ? 0 : -2;
+    }
+    if (prof_n == -2) return 0;
+    if (prof_n < m->n_nodes) {
+        double *f = realloc(prof_f, sizeof(double) * (size_t)m->n_nodes);
+        if (f) prof_f = f;
+        double *b = realloc(prof_b, sizeof(double) * (size_t)m->n_nodes);
+        if (b) prof_b = b;
+        if (!f || !b) return 0;
+        for (int i = prof_n; i < m->n_nodes; i++) prof_f[i] = prof_b[i] = 0;
+        prof_n = m->n_nodes;
+    }
+    return 1;
+}
+
+void mq_model_profile_print(const mixq_model *m, FILE *f) {
+    if (prof_n < m->n_nodes || !prof_f) return;
+    double tf = 0, tb = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        tf += prof_f[i];
+        tb += prof_b[i];
+    }
+    double per_op[MIXQ_OP_COUNT][2] = {{0}};
+    for (int i = 0; i < m->n_nodes; i++) {
+        per_op[m->nodes[i].op][0] += prof_f[i];
+        per_op[m->nodes[i].op][1] += prof_b[i];
+    }
+    fprintf(f, "profile: forward %.3f s, backward %.3f s\n", tf, tb);
+    for (int o = 0; o < MIXQ_OP_COUNT; o++)
+        if (per_op[o][0] + per_op[o][1] > 0)
+            fprintf(f, "  %-10s fwd %7.3f s  bwd %7.3f s  (%4.1f%%)\n", mixq_op_name((mixq_op)o),
+                    per_op[o][0], per_op[o][1], 100 * (per_op[o][0] + per_op[o][1]) / (tf + tb));
 }
 
 mixq_status mixq_model_forward(mixq_model *m, const float *x, int n, int training, float *logits) {
@@ -587,8 +678,11 @@ mixq_status mixq_model_forward(mixq_model *m, const float *x, int n, int trainin
     if (st) return st;
     mq_node *in = &m->nodes[0];
     memcpy(in->y, x, sizeof(float) * (size_t)n * in->c * in->h * in->w);
+    const int prof = profiling(m);
     for (int i = 1; i < m->n_nodes; i++) {
+        double t0 = prof ? mq_now() : 0;
         st = node_forward(m, &m->nodes[i], n, training);
+        if (prof) prof_f[i] += mq_now() - t0;
         if (st) {
             m->have_forward = 0;
             return st;
@@ -640,6 +734,7 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
                               m->forward_training, n->dy, dx, acc, mq_grad_ptr(m, n->t_w),
                               mq_grad_ptr(m, n->t_b));
     case MIXQ_OP_RELU:
+        /* in place (dx == dy) when aliased: the input has no other consumer, acc == 0 */
         if ((dx = grad_dst(m, n, 0, &acc))) mq_relu_backward(numel, n->y, n->dy, dx, acc);
         return MIXQ_OK;
     case MIXQ_OP_RELU6:
@@ -660,10 +755,10 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
         return MIXQ_OK;
     case MIXQ_OP_ADD:
         for (int k = 0; k < 2; k++)
-            if ((dx = grad_dst(m, n, k, &acc))) mq_grad_pass(numel, n->dy, dx, acc);
+            if ((dx = grad_dst(m, n, k, &acc)) && dx != n->dy) mq_grad_pass(numel, n->dy, dx, acc);
         return MIXQ_OK;
     case MIXQ_OP_FLATTEN:
-        if ((dx = grad_dst(m, n, 0, &acc))) mq_grad_pass(numel, n->dy, dx, acc);
+        if ((dx = grad_dst(m, n, 0, &acc)) && dx != n->dy) mq_grad_pass(numel, n->dy, dx, acc);
         return MIXQ_OK;
     case MIXQ_OP_COUNT:
         break;
@@ -686,6 +781,7 @@ mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothin
     for (int i = 0; i < m->n_nodes; i++) m->nodes[i].dy_set = 0;
     mq_softmax_ce_backward(N, K, m->probs, labels, smoothing, last->dy);
     last->dy_set = 1;
+    const int prof = profiling(m);
     for (int i = m->n_nodes - 1; i >= 1; i--) {
         mq_node *n = &m->nodes[i];
         if (!n->dy_set) {
@@ -696,7 +792,9 @@ mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothin
                     memset(mq_grad_ptr(m, ts[k]), 0, sizeof(float) * (size_t)m->tensors[ts[k]].numel);
             continue;
         }
+        double t0 = prof ? mq_now() : 0;
         st = node_backward(m, n, N);
+        if (prof) prof_b[i] += mq_now() - t0;
         if (st) return st;
     }
     m->have_backward = 1;

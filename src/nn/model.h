@@ -37,6 +37,7 @@ typedef struct mq_node {
     float *y, *dy;
     float *save;                 /* op scratch: BN mean/invstd [2C]; maxpool argmax [N*C*P*Q] */
     int dy_set;                  /* backward: dy already holds a contribution */
+    int alias_y, alias_dy;       /* y / dy share the buffer of input 0 (in-place op) */
 } mq_node;
 
 struct mixq_model {
@@ -91,6 +92,9 @@ int mq_model_find_node(const mixq_model *m, const char *name);
 
 /* Ensure activations for batch n are allocated. */
 mixq_status mq_model_reserve(mixq_model *m, int n);
+
+/* With MIXQ_PROFILE=1 in the environment, time spent per op type so far. */
+void mq_model_profile_print(const mixq_model *m, FILE *f);
 
 /* Index of the most likely class of each image of the last forward (for accuracy). */
 int mq_model_correct(const mixq_model *m, const int *labels, int n);
