@@ -1,0 +1,261 @@
+/* BN, activations, pooling, GAP, add and softmax cross-entropy kernels: central finite
+ * differences (non-vacuous), accumulate semantics, running statistics, errors, determinism. */
+#include <omp.h>
+
+#include "gradcheck.h"
+#include "mixq/mixq.h"
+#include "nn/kernels.h"
+#include "test.h"
+
+/* ---------------------------------------------------------------- batch norm */
+typedef struct bnc {
+    int N, C, HW, training;
+    float *x, *g, *b, *rm, *rv, *sm, *si;
+} bnc;
+
+static void bn_fwd(void *ctx, float *y) {
+    bnc *B = ctx;
+    float rm[16], rv[16]; /* keep the running stats fixed across FD evaluations */
+    memcpy(rm, B->rm, sizeof(float) * (size_t)B->C);
+    memcpy(rv, B->rv, sizeof(float) * (size_t)B->C);
+    mq_bn_forward(B->N, B->C, B->HW, B->x, B->g, B->b, rm, rv, 1e-5f, 0.1f, B->training, B->sm,
+                  B->si, y);
+}
+
+static void test_bn_gradients(void) {
+    static const int sz[][3] = {{2, 1, 3}, {3, 3, 5}, {5, 7, 1}, {1, 2, 9}, {4, 3, 4}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int training = 0; training < 2; training++) {
+            int N = sz[i][0], C = sz[i][1], HW = sz[i][2];
+            long n = (long)N * C * HW;
+            float x[400], y[400], dy[400], dx[400], g[16], b[16], rm[16], rv[16], sm[16], si[16],
+                dg[16], db[16];
+            test_fill(x, n, 100 + (unsigned)i, -2, 2); /* seed differs from dy's: dy ∝ x is degenerate */
+            test_fill(dy, n, 12, -1, 1);
+            test_fill(g, C, 13, 0.5f, 1.5f);
+            test_fill(b, C, 14, -0.5f, 0.5f);
+            test_fill(rm, C, 15, -0.3f, 0.3f);
+            test_fill(rv, C, 16, 0.5f, 2.0f);
+            bnc B = {N, C, HW, training, x, g, b, rm, rv, sm, si};
+            bn_fwd(&B, y);
+            CHECK_OK(mq_bn_backward(N, C, HW, x, g, training ? sm : rm, si, rv, 1e-5f, training, dy,
+                                    dx, 0, dg, db));
+            /* BN is smooth: step 1e-3 in float, loss in double; tolerance 5e-3 relative */
+            double ex = gc_check(x, n, dx, bn_fwd, &B, dy, n, 1e-3f, 200);
+            double eg = gc_check(g, C, dg, bn_fwd, &B, dy, n, 1e-3f, 50);
+            double eb = gc_check(b, C, db, bn_fwd, &B, dy, n, 1e-3f, 50);
+            CHECKF(ex < 5e-3 && eg < 5e-3 && eb < 5e-3, "bn %d %s: dx %.2g dgamma %.2g dbeta %.2g",
+                   (int)i, training ? "train" : "eval", ex, eg, eb);
+            CHECK(gc_check_zero(x, n, bn_fwd, &B, dy, n, 1e-3f, 50) > 0.5);
+            /* accumulate adds onto what is there */
+            float dx2[400];
+            bn_fwd(&B, y); /* statistics of the unperturbed input */
+            for (long k = 0; k < n; k++) dx2[k] = 1.0f;
+            CHECK_OK(mq_bn_backward(N, C, HW, x, g, training ? sm : rm, si, rv, 1e-5f, training, dy,
+                                    dx2, 1, NULL, NULL));
+            double e = 0;
+            for (long k = 0; k < n; k++) e = fmax(e, fabs(dx2[k] - 1.0f - dx[k]) / (1 + fabs(dx[k])));
+            CHECK(e < 1e-5);
+        }
+}
+
+static void test_bn_running_stats(void) {
+    /* one channel, values 1,2,3,4 (N=2, HW=2): mean 2.5, biased var 1.25, unbiased 5/3 */
+    float x[4] = {1, 2, 3, 4}, y[4], g = 1, b = 0, rm = 1, rv = 2, sm, si;
+    CHECK_OK(mq_bn_forward(2, 1, 2, x, &g, &b, &rm, &rv, 1e-5f, 0.1f, 1, &sm, &si, y));
+    CHECK(fabsf(rm - (0.9f * 1 + 0.1f * 2.5f)) < 1e-6f);
+    CHECK(fabsf(rv - (0.9f * 2 + 0.1f * (5.0f / 3.0f))) < 1e-6f);
+    CHECK(fabsf(sm - 2.5f) < 1e-6f && fabsf(si - 1.0f / sqrtf(1.25f + 1e-5f)) < 1e-6f);
+    CHECK(fabsf(y[0] - (1 - 2.5f) * si) < 1e-6f);
+    /* inference uses the running statistics and leaves them alone */
+    float rm0 = rm, rv0 = rv;
+    CHECK_OK(mq_bn_forward(2, 1, 2, x, &g, &b, &rm, &rv, 1e-5f, 0.1f, 0, &sm, &si, y));
+    CHECK(rm == rm0 && rv == rv0);
+    CHECK(fabsf(y[3] - (4 - rm) / sqrtf(rv + 1e-5f)) < 1e-5f);
+    /* a single value per channel cannot be normalised in training mode */
+    CHECK(mq_bn_forward(1, 1, 1, x, &g, &b, &rm, &rv, 1e-5f, 0.1f, 1, &sm, &si, y) == MIXQ_ERR_SHAPE);
+}
+
+static void test_bn_determinism(void) {
+    int N = 32, C = 8, HW = 49;
+    long n = (long)N * C * HW;
+    float *x = malloc(4 * n), *dy = malloc(4 * n), *y[2], *dx[2], g[8], b[8], rm[8], rv[8], sm[8],
+          si[8], dg[2][8], db[2][8];
+    test_fill(x, n, 1, -3, 3);
+    test_fill(dy, n, 2, -1, 1);
+    test_fill(g, 8, 3, 0.5f, 1.5f);
+    test_fill(b, 8, 4, -1, 1);
+    for (int t = 0; t < 2; t++) {
+        for (int c = 0; c < 8; c++) rm[c] = 0, rv[c] = 1;
+        mixq_set_threads(t + 1);
+        y[t] = malloc(4 * n);
+        dx[t] = malloc(4 * n);
+        CHECK_OK(mq_bn_forward(N, C, HW, x, g, b, rm, rv, 1e-5f, 0.1f, 1, sm, si, y[t]));
+        CHECK_OK(mq_bn_backward(N, C, HW, x, g, sm, si, rv, 1e-5f, 1, dy, dx[t], 0, dg[t], db[t]));
+    }
+    mixq_set_threads(2);
+    CHECK(!memcmp(y[0], y[1], 4 * n) && !memcmp(dx[0], dx[1], 4 * n) && !memcmp(dg[0], dg[1], 32) &&
+          !memcmp(db[0], db[1], 32));
+    free(x), free(dy), free(y[0]), free(y[1]), free(dx[0]), free(dx[1]);
+}
+
+/* ---------------------------------------------------------------- pointwise */
+typedef struct pw {
+    long n;
+    int kind; /* 0 relu, 1 relu6, 2 add (w.r.t. a) */
+    float *x, *b;
+} pw;
+
+static void pw_fwd(void *ctx, float *y) {
+    pw *P = ctx;
+    if (P->kind == 0) mq_relu_forward(P->n, P->x, y);
+    else if (P->kind == 1) mq_relu6_forward(P->n, P->x, y);
+    else mq_add_forward(P->n, P->x, P->b, y);
+}
+
+static void test_pointwise(void) {
+    const long n = 77;
+    float x[77], b[77], y[77], dy[77], dx[77];
+    test_fill(x, n, 5, -8, 8);
+    for (long i = 0; i < n; i++) /* keep away from the kinks at 0 and 6 */
+        if (fabsf(x[i]) < 0.1f || fabsf(x[i] - 6) < 0.1f) x[i] += 0.3f;
+    test_fill(b, n, 6, -1, 1);
+    test_fill(dy, n, 7, -1, 1);
+    for (int kind = 0; kind < 3; kind++) {
+        pw P = {n, kind, x, b};
+        pw_fwd(&P, y);
+        if (kind == 0) mq_relu_backward(n, y, dy, dx, 0);
+        else if (kind == 1) mq_relu6_backward(n, y, dy, dx, 0);
+        else mq_grad_pass(n, dy, dx, 0);
+        double e = gc_check(x, n, dx, pw_fwd, &P, dy, n, 1e-3f, 100);
+        CHECKF(e < 1e-3, "pointwise kind %d: %.2g", kind, e);
+        CHECK(gc_check_zero(x, n, pw_fwd, &P, dy, n, 1e-3f, 100) > 0.5);
+    }
+    /* values */
+    float v[5] = {-1, 0.5f, 7, NAN, 6}, o[5];
+    mq_relu6_forward(5, v, o);
+    CHECK(o[0] == 0 && o[1] == 0.5f && o[2] == 6 && isnan(o[3]) && o[4] == 6);
+    mq_relu_forward(5, v, o);
+    CHECK(o[0] == 0 && o[2] == 7 && isnan(o[3])); /* NaN propagates, as in PyTorch */
+    /* accumulate and in place */
+    float acc[3] = {1, 1, 1}, yy[3] = {1, 0, 2}, g[3] = {2, 3, 4};
+    mq_relu_backward(3, yy, g, acc, 1);
+    CHECK(acc[0] == 3 && acc[1] == 1 && acc[2] == 5);
+    mq_relu_backward(3, yy, g, g, 0);
+    CHECK(g[0] == 2 && g[1] == 0 && g[2] == 4);
+}
+
+/* ---------------------------------------------------------------- pooling */
+typedef struct pl {
+    int N, C, H, W, k, stride, pad, P, Q, kind; /* 0 max, 1 avg, 2 gap */
+    float *x;
+    int32_t *arg;
+} pl;
+
+static void pl_fwd(void *ctx, float *y) {
+    pl *p = ctx;
+    if (p->kind == 0)
+        mq_maxpool_forward(p->N, p->C, p->H, p->W, p->k, p->stride, p->pad, p->P, p->Q, p->x, y, p->arg);
+    else if (p->kind == 1)
+        mq_avgpool_forward(p->N, p->C, p->H, p->W, p->k, p->stride, p->pad, p->P, p->Q, p->x, y);
+    else mq_gap_forward(p->N, p->C, p->H * p->W, p->x, y);
+}
+
+static void test_pooling(void) {
+    static const int cfg[][7] = {/* N C H W k stride pad */
+                                 {1, 1, 4, 4, 2, 2, 0}, {3, 3, 7, 9, 3, 2, 1},
+                                 {2, 5, 5, 5, 3, 1, 1}, {5, 1, 9, 7, 2, 3, 0},
+                                 {1, 7, 6, 6, 3, 3, 1}};
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+        for (int kind = 0; kind < 3; kind++) {
+            pl p = {cfg[i][0], cfg[i][1], cfg[i][2], cfg[i][3], cfg[i][4], cfg[i][5], cfg[i][6], 0,
+                    0, kind, NULL, NULL};
+            p.P = kind == 2 ? 1 : (p.H + 2 * p.pad - p.k) / p.stride + 1;
+            p.Q = kind == 2 ? 1 : (p.W + 2 * p.pad - p.k) / p.stride + 1;
+            long nx = (long)p.N * p.C * p.H * p.W, ny = (long)p.N * p.C * p.P * p.Q;
+            p.x = malloc(4 * nx);
+            p.arg = malloc(4 * ny);
+            float *y = malloc(4 * ny), *dy = malloc(4 * ny), *dx = malloc(4 * nx), *dx2 = malloc(4 * nx);
+            /* distinct values (no ties for max pooling): a shuffled ramp */
+            for (long k = 0; k < nx; k++) p.x[k] = (float)((k * 7919) % nx) / (float)nx * 2.0f - 1.0f;
+            test_fill(dy, ny, 3, -1, 1);
+            pl_fwd(&p, y);
+            if (kind == 0) mq_maxpool_backward(p.N, p.C, p.H, p.W, p.P, p.Q, p.arg, dy, dx, 0);
+            else if (kind == 1)
+                mq_avgpool_backward(p.N, p.C, p.H, p.W, p.k, p.stride, p.pad, p.P, p.Q, dy, dx, 0);
+            else mq_gap_backward(p.N, p.C, p.H * p.W, dy, dx, 0);
+            double e = gc_check(p.x, nx, dx, pl_fwd, &p, dy, ny, 1e-3f, 200);
+            CHECKF(e < 2e-3, "pool %d kind %d: %.2g", (int)i, kind, e);
+            CHECK(gc_check_zero(p.x, nx, pl_fwd, &p, dy, ny, 1e-3f, 200) > 0.5);
+            /* accumulate */
+            for (long k = 0; k < nx; k++) dx2[k] = 0.5f;
+            if (kind == 0) mq_maxpool_backward(p.N, p.C, p.H, p.W, p.P, p.Q, p.arg, dy, dx2, 1);
+            else if (kind == 1)
+                mq_avgpool_backward(p.N, p.C, p.H, p.W, p.k, p.stride, p.pad, p.P, p.Q, dy, dx2, 1);
+            else mq_gap_backward(p.N, p.C, p.H * p.W, dy, dx2, 1);
+            double ea = 0;
+            for (long k = 0; k < nx; k++) ea = fmax(ea, fabs(dx2[k] - 0.5f - dx[k]));
+            CHECK(ea < 1e-6);
+            free(p.x), free(p.arg), free(y), free(dy), free(dx), free(dx2);
+        }
+    /* avg pool counts padding (count_include_pad): a corner of ones with pad 1, k 3 -> 4/9 */
+    float ones[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, out[9];
+    mq_avgpool_forward(1, 1, 3, 3, 3, 1, 1, 3, 3, ones, out);
+    CHECK(fabsf(out[0] - 4.0f / 9) < 1e-6f && fabsf(out[4] - 1.0f) < 1e-6f);
+    /* max pool: padding never wins, first maximum wins */
+    float neg[4] = {-5, -3, -3, -9}, mo[1];
+    int32_t am[1];
+    mq_maxpool_forward(1, 1, 2, 2, 2, 2, 0, 1, 1, neg, mo, am);
+    CHECK(mo[0] == -3 && am[0] == 1);
+}
+
+/* ---------------------------------------------------------------- cross-entropy */
+typedef struct cec {
+    int N, K;
+    float *z, eps;
+    int *lab;
+} cec;
+
+static void ce_fwd(void *ctx, float *y) {
+    cec *c = ctx;
+    mq_softmax_ce_forward(c->N, c->K, c->z, c->lab, c->eps, NULL, y, NULL);
+}
+
+static void test_cross_entropy(void) {
+    int N = 5, K = 7, lab[5] = {0, 6, 3, 3, 1};
+    float z[35], p[35], dz[35], one = 1.0f, loss;
+    test_fill(z, 35, 9, -3, 3);
+    for (int s = 0; s < 2; s++) {
+        cec c = {N, K, z, s ? 0.1f : 0.0f, lab};
+        CHECK_OK(mq_softmax_ce_forward(N, K, z, lab, c.eps, p, &loss, NULL));
+        mq_softmax_ce_backward(N, K, p, lab, c.eps, dz);
+        double e = gc_check(z, 35, dz, ce_fwd, &c, &one, 1, 1e-3f, 35);
+        CHECKF(e < 2e-3, "cross-entropy eps %.1f: %.2g", (double)c.eps, e);
+        CHECK(gc_check_zero(z, 35, ce_fwd, &c, &one, 1, 1e-3f, 35) > 0.5);
+    }
+    /* value: uniform logits give log K whatever the smoothing */
+    float u[3] = {0, 0, 0};
+    int l1[1] = {2}, correct;
+    CHECK_OK(mq_softmax_ce_forward(1, 3, u, l1, 0.2f, NULL, &loss, &correct));
+    CHECK(fabsf(loss - logf(3)) < 1e-6f);
+    /* huge logits stay finite (log-sum-exp) */
+    float big[2] = {1000, -1000};
+    int l0[1] = {0};
+    CHECK_OK(mq_softmax_ce_forward(1, 2, big, l0, 0, NULL, &loss, &correct));
+    CHECK(loss < 1e-6f && correct == 1);
+    int bad[1] = {3};
+    CHECK(mq_softmax_ce_forward(1, 3, u, bad, 0, NULL, &loss, NULL) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "label 3") != NULL);
+    float nanz[3] = {0, NAN, 1};
+    CHECK(mq_softmax_ce_forward(1, 3, nanz, l1, 0, NULL, &loss, NULL) == MIXQ_ERR_NUMERIC);
+}
+
+int main(void) {
+    TEST_RUN(test_bn_gradients);
+    TEST_RUN(test_bn_running_stats);
+    TEST_RUN(test_bn_determinism);
+    TEST_RUN(test_pointwise);
+    TEST_RUN(test_pooling);
+    TEST_RUN(test_cross_entropy);
+    return test_summary();
+}
