@@ -34,6 +34,7 @@ TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
+.SECONDARY:
 .PHONY: all lib cli tests check check-asan asan debug release demo bench clean deps test
 all: lib cli
 lib: $(BUILD)/libmixq.a
