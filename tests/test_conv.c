@@ -224,11 +224,27 @@ static void test_linear(void) {
     CHECK(mq_linear_forward(0, 3, 3, NULL, NULL, NULL, NULL) == MIXQ_ERR_SHAPE);
 }
 
+/* The same checks through the im2col + sgemm back-end (MIXQ_CONV=gemm). */
+static void test_gemm_backend_fast_vs_ref(void) {
+    mq_conv_set_backend(0);
+    test_conv_fast_vs_ref();
+    mq_conv_set_backend(1);
+}
+
+static void test_gemm_backend_thread_determinism(void) {
+    mq_conv_set_backend(0);
+    test_conv_thread_determinism();
+    mq_conv_set_backend(1);
+}
+
 int main(void) {
+    /* default back-end: oneDNN direct convolution */
     TEST_RUN(test_conv_fast_vs_ref);
     TEST_RUN(test_conv_finite_differences);
     TEST_RUN(test_conv_thread_determinism);
     TEST_RUN(test_conv_bad_shapes);
+    TEST_RUN(test_gemm_backend_fast_vs_ref);
+    TEST_RUN(test_gemm_backend_thread_determinism);
     TEST_RUN(test_linear);
     return test_summary();
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/conv_dnnl.h"
 #include "nn/kernels.h"
 
 mixq_status mq_conv_shape_init(mq_conv_shape *s) {
@@ -134,6 +135,34 @@ static void gemm_init(void) {
     if (gemm_backend >= 0) return;
     const char *e = getenv("MIXQ_GEMM");
     gemm_backend = (e && !strcmp(e, "openblas")) ? 0 : 1;
+}
+
+/* Convolution back-end for Cg > 1: oneDNN direct convolution (default) or im2col + GEMM
+ * (MIXQ_CONV=gemm). Tests switch it with mq_conv_set_backend. */
+static int conv_backend = -1; /* 0 im2col + gemm, 1 onednn */
+
+static int conv_backend_get(void) {
+    if (conv_backend < 0) {
+        const char *e = getenv("MIXQ_CONV");
+        conv_backend = (e && !strcmp(e, "gemm")) ? 0 : 1;
+    }
+    return conv_backend;
+}
+
+void mq_conv_set_backend(int onednn) { conv_backend = onednn ? 1 : 0; }
+
+/* Images per oneDNN call: about 64 Ki floats of the larger activation tensor (in L2). */
+static int dnnl_chunk(const mq_conv_shape *s) {
+    long per = (long)MQ_MAX(s->C, s->K) * MQ_MAX(s->H * s->W, s->P * s->Q);
+    static long target = 0;
+    if (!target) {
+        const char *e = getenv("MIXQ_CONV_CHUNK");
+        target = e && atol(e) > 0 ? atol(e) : 65536;
+    }
+    long g = target / (per > 0 ? per : 1);
+    if (g > s->N) g = s->N;
+    if (g > 64) g = 64;
+    return g < 1 ? 1 : (int)g;
 }
 
 /* ---------------------------------------------------------------- im2col / col2im */
@@ -305,7 +334,9 @@ static void dw_backward(const mq_conv_shape *s, const float *x, const float *w, 
 }
 
 static int use_depthwise(const mq_conv_shape *s) {
-    return s->C / s->groups == 1 && s->R * s->S <= 64;
+    if (s->C / s->groups != 1 || s->R * s->S > 64) return 0;
+    /* a single-input-channel layer (the stem) runs faster through oneDNN */
+    return s->groups > 1 || conv_backend_get() == 0;
 }
 
 /* ---------------------------------------------------------------- GEMM path */
@@ -327,6 +358,7 @@ mixq_status mq_conv2d_forward(const mq_conv_shape *s, const float *x, const floa
         dw_forward(s, x, w, b, y);
         return MIXQ_OK;
     }
+    if (conv_backend_get()) return mq_conv_dnnl_forward(s, dnnl_chunk(s), x, w, b, y);
     gemm_init();
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
     const int Kc = Cg * s->R * s->S, g = chunk_images(s), nch = (s->N + g - 1) / g;
@@ -387,9 +419,11 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
         return MIXQ_OK;
     }
     gemm_init();
+    const int onednn = conv_backend_get();
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
     const int HW = s->H * s->W;
-    const int Kc = Cg * s->R * s->S, g = chunk_images(s), nch = (s->N + g - 1) / g;
+    const int Kc = Cg * s->R * s->S, g = onednn ? dnnl_chunk(s) : chunk_images(s),
+              nch = (s->N + g - 1) / g;
     const int direct = s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && g == 1;
     const size_t wn = (size_t)s->K * Kc, part = wn + (size_t)s->K;
     const int nt = nthreads();
@@ -397,6 +431,12 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
     if (dw || db) {
         partials = mq_ws_get(ws, 0, sizeof(float) * part * (size_t)nch);
         if (!partials) return MIXQ_ERR_NOMEM;
+    }
+    if (onednn) {
+        mixq_status e = mq_conv_dnnl_backward(s, g, x, w, dy, dx, accumulate, partials, dw != NULL,
+                                              db != NULL);
+        if (e) return e;
+        goto reduce;
     }
     mixq_status st = reserve_threads(ws, nt, sizeof(float) * (size_t)Kc * g * PQ,
                                      g > 1 ? sizeof(float) * (size_t)s->K * g * PQ : 0,
@@ -467,6 +507,7 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
             }
         }
     }
+reduce:
     if (partials) {
         /* reduce the per-chunk partials in chunk order (thread-count independent) */
         const size_t total = part;

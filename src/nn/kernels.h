@@ -40,6 +40,9 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
                                mq_ws *ws);
 void mq_conv2d_forward_ref(const mq_conv_shape *s, const float *x, const float *w, const float *b,
                            float *y);
+/* Back-end for convolutions with more than one input channel per group: 1 = oneDNN direct
+ * convolution (default), 0 = im2col + sgemm (also MIXQ_CONV=gemm). For tests and benchmarks. */
+void mq_conv_set_backend(int onednn);
 void mq_conv2d_backward_ref(const mq_conv_shape *s, const float *x, const float *w,
                             const float *dy, float *dx, int accumulate, float *dw, float *db);
 

@@ -147,7 +147,7 @@ int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, i
     n->pad = pad;
     n->groups = groups;
     n->bias = bias;
-    int wshape[4] = {k_out, src->c / groups, ksize, ksize};
+    int wshape[4] = {k_out, s.C / groups, ksize, ksize}; /* src may have moved (realloc) */
     n->t_w = new_tensor(m, name, "weight", 4, wshape, 1, 1);
     if (n->t_w < 0) return -1;
     if (bias) {

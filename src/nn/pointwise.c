@@ -12,10 +12,16 @@ void mq_relu_forward(int64_t n, const float *x, float *y) {
 void mq_relu_backward(int64_t n, const float *y, const float *dy, float *dx, int accumulate) {
     if (accumulate) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float g = dy[i]; /* unconditional load: the select vectorises */
+            dx[i] += y[i] > 0.0f ? g : 0.0f;
+        }
     } else {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
     }
 }
 
@@ -30,10 +36,16 @@ void mq_relu6_forward(int64_t n, const float *x, float *y) {
 void mq_relu6_backward(int64_t n, const float *y, const float *dy, float *dx, int accumulate) {
     if (accumulate) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] += (y[i] > 0.0f && y[i] < 6.0f) ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float g = dy[i], v = y[i];
+            dx[i] += (v > 0.0f) & (v < 6.0f) ? g : 0.0f;
+        }
     } else {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-        for (int64_t i = 0; i < n; i++) dx[i] = (y[i] > 0.0f && y[i] < 6.0f) ? dy[i] : 0.0f;
+        for (int64_t i = 0; i < n; i++) {
+            const float g = dy[i], v = y[i];
+            dx[i] = (v > 0.0f) & (v < 6.0f) ? g : 0.0f;
+        }
     }
 }
 

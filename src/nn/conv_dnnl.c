@@ -1,0 +1,424 @@
+/* oneDNN direct-convolution back-end (FP32) for conv layers with more than one input channel
+ * per group.
+ *
+ * Buffers (same as conv.c): x [N][C][H][W] NCHW, w [K][C/G][R][S] KCRS (oneDNN goihw with
+ * G > 1), b [K], y / dy [N][K][P][Q], dx like x, dw like w, db like b. All FP32.
+ *
+ * Why: oneDNN's brgconv/jit kernels on blocked layouts (nChw16c) run at 230-310 GFLOP/s per
+ * core here against ~110 for im2col + sgemm (../shared/docs/kernels.md §B.3).
+ *
+ * Determinism: the batch is cut into chunks of g images, g from the shape only (never from
+ * the thread count). Every chunk is computed by ONE thread with oneDNN running
+ * single-threaded inside our OpenMP region (each worker sets its own nthreads-var to 1 before
+ * creating or running a primitive), so each output has a fixed reduction order. Weight and
+ * bias gradients are produced per chunk into private partials (KCRS), summed in chunk order by
+ * the caller. Hence identical results at any thread count.
+ *
+ * Primitives, their reorders (NCHW <-> blocked, KCRS <-> blocked) and scratch buffers are
+ * cached per worker thread and per (shape, chunk size, direction); they live until
+ * mq_conv_dnnl_release() or process exit (reachable from a static table).
+ */
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/conv_dnnl.h"
+
+#define MAX_THREADS 256
+#define NPORT 3
+
+enum { KIND_FWD = 0, KIND_BWD_DATA, KIND_BWD_W };
+
+/* One tensor argument: user layout (NCHW / KCRS), the primitive's layout, and a reorder
+ * between them when they differ (user->prim for inputs, prim->user for outputs). */
+typedef struct port {
+    int arg, out;                   /* DNNL_ARG_*, 1 for outputs */
+    dnnl_memory_desc_t user_md;
+    const dnnl_memory_desc_t *md;   /* owned by the primitive desc */
+    dnnl_memory_t user_mem, mem;
+    dnnl_primitive_t reorder;       /* NULL: same layout, the user buffer is used directly */
+    size_t bytes;                   /* size in the primitive's layout */
+    int buf;                        /* thread buffer index for the blocked copy */
+} port;
+
+typedef struct prim {
+    int key[12];
+    dnnl_primitive_desc_t hint, pd;
+    dnnl_primitive_t p;
+    port port[NPORT];
+    dnnl_memory_t bias_mem, scratch_mem;
+    size_t scratch_bytes;
+    struct prim *next;
+} prim;
+
+typedef struct tstate {
+    dnnl_stream_t stream;
+    prim *list;
+    void *buf[8]; /* 0 act in, 1 weights in, 2 act out, 3 bwd-w diff_dst, 4 accumulate tmp,
+                     5 scratchpad, 6 bwd-w diff weights */
+    size_t cap[8];
+    /* weights already in the blocked buffer for this call (fwd / bwd-data) */
+    unsigned long wtoken;
+    const dnnl_memory_desc_t *wmd;
+} tstate;
+
+static dnnl_engine_t engine;
+static tstate *states[MAX_THREADS];
+
+static mixq_status dnnl_fail(dnnl_status_t s, const char *what) {
+    return mq_err(MIXQ_ERR_UNSUPPORTED, "oneDNN: %s failed (status %d); hint: MIXQ_CONV=gemm "
+                  "selects the im2col + sgemm convolution", what, (int)s);
+}
+
+#define DN(call, what)                                          \
+    do {                                                        \
+        dnnl_status_t s_ = (call);                              \
+        if (s_ != dnnl_success) return dnnl_fail(s_, what);     \
+    } while (0)
+
+mixq_status mq_conv_dnnl_init(void) {
+    mixq_status st = MIXQ_OK;
+#pragma omp critical(mq_dnnl_engine)
+    if (!engine && dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) {
+        engine = NULL;
+        st = mq_err(MIXQ_ERR_UNSUPPORTED, "oneDNN: no CPU engine");
+    }
+    return st;
+}
+
+static void *tbuf(tstate *ts, int i, size_t bytes) {
+    if (ts->cap[i] >= bytes) return ts->buf[i];
+    free(ts->buf[i]);
+    if (i == 1) ts->wmd = NULL; /* cached weights are gone */
+    ts->buf[i] = mq_alloc_aligned(bytes ? bytes : 64, "oneDNN scratch buffer");
+    ts->cap[i] = ts->buf[i] ? bytes : 0;
+    return ts->buf[i];
+}
+
+static void prim_free(prim *p) {
+    if (!p) return;
+    for (int i = 0; i < NPORT; i++) {
+        if (p->port[i].reorder) dnnl_primitive_destroy(p->port[i].reorder);
+        if (p->port[i].user_mem) dnnl_memory_destroy(p->port[i].user_mem);
+        if (p->port[i].mem) dnnl_memory_destroy(p->port[i].mem);
+    }
+    if (p->bias_mem) dnnl_memory_destroy(p->bias_mem);
+    if (p->scratch_mem) dnnl_memory_destroy(p->scratch_mem);
+    if (p->p) dnnl_primitive_destroy(p->p);
+    if (p->pd) dnnl_primitive_desc_destroy(p->pd);
+    if (p->hint) dnnl_primitive_desc_destroy(p->hint);
+    free(p);
+}
+
+void mq_conv_dnnl_release(void) {
+    for (int t = 0; t < MAX_THREADS; t++) {
+        tstate *ts = states[t];
+        if (!ts) continue;
+        for (prim *p = ts->list, *n; p; p = n) {
+            n = p->next;
+            prim_free(p);
+        }
+        for (int i = 0; i < 8; i++) free(ts->buf[i]);
+        if (ts->stream) dnnl_stream_destroy(ts->stream);
+        free(ts);
+        states[t] = NULL;
+    }
+}
+
+static mixq_status port_init(port *pt, int arg, int out, const dnnl_memory_desc_t *user,
+                             const dnnl_memory_desc_t *md, int buf) {
+    pt->arg = arg;
+    pt->out = out;
+    pt->user_md = *user;
+    pt->md = md;
+    pt->buf = buf;
+    pt->bytes = dnnl_memory_desc_get_size(md);
+    DN(dnnl_memory_create(&pt->mem, md, engine, DNNL_MEMORY_NONE), "memory");
+    if (dnnl_memory_desc_equal(md, user)) return MIXQ_OK;
+    DN(dnnl_memory_create(&pt->user_mem, user, engine, DNNL_MEMORY_NONE), "memory");
+    dnnl_primitive_desc_t rpd;
+    if (out) DN(dnnl_reorder_primitive_desc_create(&rpd, md, engine, user, engine, NULL), "reorder");
+    else DN(dnnl_reorder_primitive_desc_create(&rpd, user, engine, md, engine, NULL), "reorder");
+    dnnl_status_t s = dnnl_primitive_create(&pt->reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    DN(s, "reorder primitive");
+    return MIXQ_OK;
+}
+
+static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias, int kind) {
+    const int G = s->groups;
+    dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias, a_src, a_dst, a_wei;
+    dnnl_dims_t sd = {gn, s->C, s->H, s->W}, dd = {gn, s->K, s->P, s->Q};
+    dnnl_dims_t wd5 = {G, s->K / G, s->C / G, s->R, s->S}, wd4 = {s->K, s->C, s->R, s->S};
+    dnnl_dims_t bd = {s->K};
+    dnnl_dims_t strides = {s->stride, s->stride}, pad = {s->pad, s->pad};
+    DN(dnnl_memory_desc_init_by_tag(&u_src, 4, sd, dnnl_f32, dnnl_nchw), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&u_dst, 4, dd, dnnl_f32, dnnl_nchw), "memory desc");
+    if (G > 1) DN(dnnl_memory_desc_init_by_tag(&u_wei, 5, wd5, dnnl_f32, dnnl_goihw), "memory desc");
+    else DN(dnnl_memory_desc_init_by_tag(&u_wei, 4, wd4, dnnl_f32, dnnl_oihw), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&u_bias, 1, bd, dnnl_f32, dnnl_x), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&a_src, 4, sd, dnnl_f32, dnnl_format_tag_any), "memory desc");
+    DN(dnnl_memory_desc_init_by_tag(&a_dst, 4, dd, dnnl_f32, dnnl_format_tag_any), "memory desc");
+    if (G > 1) DN(dnnl_memory_desc_init_by_tag(&a_wei, 5, wd5, dnnl_f32, dnnl_format_tag_any), "memory desc");
+    else DN(dnnl_memory_desc_init_by_tag(&a_wei, 4, wd4, dnnl_f32, dnnl_format_tag_any), "memory desc");
+
+    dnnl_primitive_attr_t attr;
+    DN(dnnl_primitive_attr_create(&attr), "attr");
+    dnnl_status_t as = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (as != dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return dnnl_fail(as, "scratchpad mode");
+    }
+    /* The forward desc is needed as a hint by both backward primitives. */
+    dnnl_convolution_desc_t fd, bd_;
+    dnnl_status_t e = dnnl_convolution_forward_desc_init(
+        &fd, dnnl_forward_training, dnnl_convolution_direct, &a_src, &a_wei,
+        (kind == KIND_FWD && bias) || (kind == KIND_BWD_W && bias) ? &u_bias : NULL, &a_dst,
+        strides, pad, pad);
+    if (e == dnnl_success) {
+        if (kind == KIND_FWD) {
+            e = dnnl_primitive_desc_create(&pr->pd, &fd, attr, engine, NULL);
+        } else {
+            e = dnnl_primitive_desc_create(&pr->hint, &fd, NULL, engine, NULL);
+            if (e == dnnl_success && kind == KIND_BWD_DATA)
+                e = dnnl_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &a_src,
+                                                             &a_wei, &a_dst, strides, pad, pad);
+            else if (e == dnnl_success)
+                e = dnnl_convolution_backward_weights_desc_init(
+                    &bd_, dnnl_convolution_direct, &a_src, &a_wei, bias ? &u_bias : NULL, &a_dst,
+                    strides, pad, pad);
+            if (e == dnnl_success)
+                e = dnnl_primitive_desc_create(&pr->pd, &bd_, attr, engine, pr->hint);
+        }
+    }
+    dnnl_primitive_attr_destroy(attr);
+    DN(e, "convolution primitive descriptor");
+    DN(dnnl_primitive_create(&pr->p, pr->pd), "convolution primitive");
+    const dnnl_memory_desc_t *q_src = dnnl_primitive_desc_query_md(
+        pr->pd, kind == KIND_BWD_DATA ? dnnl_query_diff_src_md : dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *q_wei = dnnl_primitive_desc_query_md(
+        pr->pd, kind == KIND_BWD_W ? dnnl_query_diff_weights_md : dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *q_dst = dnnl_primitive_desc_query_md(
+        pr->pd, kind == KIND_FWD ? dnnl_query_dst_md : dnnl_query_diff_dst_md, 0);
+    mixq_status st;
+    /* ports: 0 = activations in, 1 = weights, 2 = the other activation tensor */
+    if (kind == KIND_FWD) {
+        if ((st = port_init(&pr->port[0], DNNL_ARG_SRC, 0, &u_src, q_src, 0))) return st;
+        if ((st = port_init(&pr->port[1], DNNL_ARG_WEIGHTS, 0, &u_wei, q_wei, 1))) return st;
+        if ((st = port_init(&pr->port[2], DNNL_ARG_DST, 1, &u_dst, q_dst, 2))) return st;
+    } else if (kind == KIND_BWD_DATA) {
+        if ((st = port_init(&pr->port[0], DNNL_ARG_DIFF_DST, 0, &u_dst, q_dst, 0))) return st;
+        if ((st = port_init(&pr->port[1], DNNL_ARG_WEIGHTS, 0, &u_wei, q_wei, 1))) return st;
+        if ((st = port_init(&pr->port[2], DNNL_ARG_DIFF_SRC, 1, &u_src, q_src, 2))) return st;
+    } else {
+        if ((st = port_init(&pr->port[0], DNNL_ARG_SRC, 0, &u_src, q_src, 0))) return st;
+        if ((st = port_init(&pr->port[1], DNNL_ARG_DIFF_WEIGHTS, 1, &u_wei, q_wei, 6))) return st;
+        if ((st = port_init(&pr->port[2], DNNL_ARG_DIFF_DST, 0, &u_dst, q_dst, 3))) return st;
+    }
+    if (bias && kind != KIND_BWD_DATA) {
+        const dnnl_memory_desc_t *q_b = dnnl_primitive_desc_query_md(
+            pr->pd, kind == KIND_FWD ? dnnl_query_weights_md : dnnl_query_diff_weights_md, 1);
+        if (!q_b || !dnnl_memory_desc_equal(q_b, &u_bias))
+            return mq_err(MIXQ_ERR_UNSUPPORTED, "oneDNN: unexpected bias layout");
+        DN(dnnl_memory_create(&pr->bias_mem, q_b, engine, DNNL_MEMORY_NONE), "memory");
+    }
+    const dnnl_memory_desc_t *q_s = dnnl_primitive_desc_query_md(pr->pd, dnnl_query_scratchpad_md, 0);
+    pr->scratch_bytes = q_s ? dnnl_memory_desc_get_size(q_s) : 0;
+    if (pr->scratch_bytes)
+        DN(dnnl_memory_create(&pr->scratch_mem, q_s, engine, DNNL_MEMORY_NONE), "memory");
+    return MIXQ_OK;
+}
+
+/* Called inside the parallel region by worker t. */
+static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int kind,
+                            prim **out, tstate **tso) {
+    if (t >= MAX_THREADS) return mq_err(MIXQ_ERR_ARG, "oneDNN conv: more than %d threads", MAX_THREADS);
+    tstate *ts = states[t];
+    if (!ts) {
+        ts = mq_calloc(1, sizeof *ts, "oneDNN thread state");
+        if (!ts) return MIXQ_ERR_NOMEM;
+        if (dnnl_stream_create(&ts->stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+            free(ts);
+            return mq_err(MIXQ_ERR_UNSUPPORTED, "oneDNN: cannot create a stream");
+        }
+        states[t] = ts;
+    }
+    *tso = ts;
+    int key[12] = {gn, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad, s->groups, bias, kind};
+    for (prim *p = ts->list; p; p = p->next)
+        if (!memcmp(p->key, key, sizeof key)) {
+            *out = p;
+            return MIXQ_OK;
+        }
+    prim *p = mq_calloc(1, sizeof *p, "oneDNN primitive");
+    if (!p) return MIXQ_ERR_NOMEM;
+    memcpy(p->key, key, sizeof key);
+    mixq_status st = prim_build(p, s, gn, bias, kind);
+    if (st) {
+        prim_free(p);
+        return st;
+    }
+    p->next = ts->list;
+    ts->list = p;
+    *out = p;
+    return MIXQ_OK;
+}
+
+static mixq_status reorder(tstate *ts, dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+    dnnl_exec_arg_t a[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+    DN(dnnl_primitive_execute(r, ts->stream, 2, a), "reorder");
+    return MIXQ_OK;
+}
+
+/* Run primitive pr on user buffers ptr[0..2] (+ bias). Inputs are reordered into thread
+ * buffers when their layout differs; outputs are written to a thread buffer and reordered to
+ * the user buffer. Port 1 (weights) of fwd / bwd-data is reordered once per `wtoken`. */
+static mixq_status run(tstate *ts, prim *pr, void *const ptr[NPORT], void *bias, unsigned long wtoken) {
+    dnnl_exec_arg_t args[6];
+    int na = 0;
+    mixq_status st;
+    for (int i = 0; i < NPORT; i++) {
+        port *pt = &pr->port[i];
+        void *h = ptr[i];
+        if (pt->reorder) {
+            void *b = tbuf(ts, pt->buf, pt->bytes);
+            if (!b) return MIXQ_ERR_NOMEM;
+            DN(dnnl_memory_set_data_handle(pt->mem, b), "memory handle");
+            DN(dnnl_memory_set_data_handle(pt->user_mem, ptr[i]), "memory handle");
+            int cached = i == 1 && !pt->out && ts->wtoken == wtoken && ts->wmd &&
+                         dnnl_memory_desc_equal(ts->wmd, pt->md);
+            if (!pt->out && !cached) {
+                if ((st = reorder(ts, pt->reorder, pt->user_mem, pt->mem))) return st;
+                if (i == 1) {
+                    ts->wtoken = wtoken;
+                    ts->wmd = pt->md;
+                }
+            }
+        } else {
+            DN(dnnl_memory_set_data_handle(pt->mem, h), "memory handle");
+        }
+        args[na].arg = pt->arg;
+        args[na++].memory = pt->mem;
+    }
+    if (pr->bias_mem) {
+        DN(dnnl_memory_set_data_handle(pr->bias_mem, bias), "memory handle");
+        args[na].arg = pr->key[11] == KIND_FWD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS;
+        args[na++].memory = pr->bias_mem;
+    }
+    if (pr->scratch_mem) {
+        void *b = tbuf(ts, 5, pr->scratch_bytes);
+        if (!b) return MIXQ_ERR_NOMEM;
+        DN(dnnl_memory_set_data_handle(pr->scratch_mem, b), "memory handle");
+        args[na].arg = DNNL_ARG_SCRATCHPAD;
+        args[na++].memory = pr->scratch_mem;
+    }
+    DN(dnnl_primitive_execute(pr->p, ts->stream, na, args), "convolution");
+    for (int i = 0; i < NPORT; i++) {
+        port *pt = &pr->port[i];
+        if (pt->out && pt->reorder)
+            if ((st = reorder(ts, pt->reorder, pt->mem, pt->user_mem))) return st;
+    }
+    DN(dnnl_stream_wait(ts->stream), "stream wait");
+    return MIXQ_OK;
+}
+
+static unsigned long next_token(void) {
+    static unsigned long token;
+    unsigned long t;
+#pragma omp atomic capture
+    t = ++token;
+    return t;
+}
+
+mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,
+                                 const float *b, float *y) {
+    mixq_status st = mq_conv_dnnl_init();
+    if (st) return st;
+    const int nch = (s->N + g - 1) / g;
+    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->K * s->P * s->Q;
+    const unsigned long tok = next_token();
+    mixq_status err = MIXQ_OK;
+#pragma omp parallel
+    {
+        omp_set_num_threads(1); /* oneDNN single-threaded inside this worker */
+        const int t = omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nch; ch++) {
+            int bad;
+#pragma omp atomic read
+            bad = err;
+            if (bad) continue;
+            const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0);
+            prim *pr;
+            tstate *ts;
+            mixq_status e = get_prim(t, s, gn, b != NULL, KIND_FWD, &pr, &ts);
+            if (!e) {
+                void *ptr[NPORT] = {(void *)(x + (size_t)n0 * xs), (void *)w, y + (size_t)n0 * ys};
+                e = run(ts, pr, ptr, (void *)b, tok);
+            }
+            if (e) {
+#pragma omp critical(mq_dnnl_err)
+                if (!err) err = e;
+            }
+        }
+    }
+    return err;
+}
+
+mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, const float *x, const float *w,
+                                  const float *dy, float *dx, int accumulate, float *partials,
+                                  int want_dw, int want_db) {
+    mixq_status st = mq_conv_dnnl_init();
+    if (st) return st;
+    const int nch = (s->N + g - 1) / g;
+    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->K * s->P * s->Q;
+    const size_t wn = (size_t)s->K * (s->C / s->groups) * s->R * s->S, part = wn + (size_t)s->K;
+    const unsigned long tok = next_token();
+    mixq_status err = MIXQ_OK;
+#pragma omp parallel
+    {
+        omp_set_num_threads(1);
+        const int t = omp_get_thread_num();
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nch; ch++) {
+            int bad;
+#pragma omp atomic read
+            bad = err;
+            if (bad) continue;
+            const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0);
+            prim *pr;
+            tstate *ts;
+            mixq_status e = MIXQ_OK;
+            if (dx) {
+                e = get_prim(t, s, gn, 0, KIND_BWD_DATA, &pr, &ts);
+                float *dst = dx + (size_t)n0 * xs, *tmp = NULL;
+                if (!e && accumulate) {
+                    tmp = tbuf(ts, 4, sizeof(float) * xs * (size_t)gn);
+                    if (!tmp) e = MIXQ_ERR_NOMEM;
+                }
+                if (!e) {
+                    void *ptr[NPORT] = {(void *)(dy + (size_t)n0 * ys), (void *)w,
+                                        accumulate ? tmp : dst};
+                    e = run(ts, pr, ptr, NULL, tok);
+                }
+                if (!e && accumulate)
+                    for (size_t i = 0; i < xs * (size_t)gn; i++) dst[i] += tmp[i];
+            }
+            if (!e && (want_dw || want_db)) {
+                e = get_prim(t, s, gn, want_db, KIND_BWD_W, &pr, &ts);
+                float *pw = partials + part * (size_t)ch;
+                if (!e) {
+                    void *ptr[NPORT] = {(void *)(x + (size_t)n0 * xs), pw,
+                                        (void *)(dy + (size_t)n0 * ys)};
+                    e = run(ts, pr, ptr, pw + wn, tok);
+                }
+            }
+            if (e) {
+#pragma omp critical(mq_dnnl_err)
+                if (!err) err = e;
+            }
+        }
+    }
+    return err;
+}
