@@ -1,20 +1,41 @@
 #!/bin/sh
 # Training-speed benchmark: mixq against PyTorch CPU (Debian python3-torch), same model, batch
-# 128, same thread count, interleaved in one run; prints images/s of each and mixq/PyTorch.
-#   sh bench/run.sh [THREADS] [REPEATS]
+# 128, same thread count, full training steps (forward, backward, SGD update) on random data.
+# The two run alternately in one invocation (mixq, torch, mixq, torch, ...) so that drift on a
+# shared machine hits both; each run warms up first. Prints the median images/s of each and
+# the ratio mixq/PyTorch, plus mixq's per-op profile of one extra run.
+#   sh bench/run.sh [THREADS] [REPEATS] [MODELS]
 set -eu
 cd "$(dirname "$0")/.."
 T=${1:-2}
-R=${2:-5}
+R=${2:-7}
+MODELS=${3:-"lenet5 resnet20"}
 BIN=build/release/bench/bench_train
 PY=/usr/bin/python3
-[ -x "$BIN" ] || { echo "build first: make bench" >&2; exit 1; }
+[ -x "$BIN" ] || make -s VARIANT=release "$BIN"
 $PY -c "import torch" 2>/dev/null || sh scripts/deps.sh --torch
-printf "%-10s %8s %14s %14s %10s\n" model threads mixq_img/s torch_img/s ratio
-for model in lenet5 resnet20; do
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; threads $T; repeats $R"
+out=$(mktemp)
+printf "%-10s %8s %14s %14s %10s\n" model threads mixq_img/s torch_img/s ratio >"$out"
+for model in $MODELS; do
     steps=20; [ "$model" = resnet20 ] && steps=4
-    m=$(OMP_NUM_THREADS=$T $BIN $model --threads $T --steps $steps --repeats $R | sed -n 's/^median_images_per_s //p')
-    t=$(OMP_NUM_THREADS=$T $PY bench/torch_train.py $model --threads $T --steps $steps --repeats $R | sed -n 's/^median_images_per_s //p')
-    ratio=$(awk -v a="$m" -v b="$t" 'BEGIN { printf "%.2f", a / b }')
-    printf "%-10s %8s %14s %14s %9sx\n" $model $T "$m" "$t" "$ratio"
+    ms=""; ts=""
+    r=0
+    while [ $r -lt "$R" ]; do
+        m=$(OMP_NUM_THREADS=$T $BIN "$model" --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
+        t=$(OMP_NUM_THREADS=$T $PY bench/torch_train.py "$model" --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
+        echo "  $model run $((r + 1)): mixq $m  torch $t images/s"
+        ms="$ms $m"; ts="$ts $t"
+        r=$((r + 1))
+    done
+    mm=$(echo $ms | tr ' ' '\n' | median)
+    tm=$(echo $ts | tr ' ' '\n' | median)
+    ratio=$(awk -v a="$mm" -v b="$tm" 'BEGIN { printf "%.2f", a / b }')
+    printf "%-10s %8s %14s %14s %9sx\n" "$model" "$T" "$mm" "$tm" "$ratio" >>"$out"
+    echo "  mixq profile ($model):"
+    MIXQ_PROFILE=1 OMP_NUM_THREADS=$T $BIN "$model" --threads "$T" --steps $steps --repeats 1 2>&1 |
+        sed -n '/^profile/,$p' | sed 's/^/    /'
 done
+cat "$out"
+rm -f "$out"

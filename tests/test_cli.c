@@ -91,6 +91,20 @@ static void test_train_zero_epochs_info_eval(void) {
     EXPECT(a, 0, "total:");
     snprintf(a, sizeof a, "eval %s/r.mixq --data fashion-mnist", test_tmpdir());
     EXPECT(a, 0, "accuracy ");
+    /* wrong image size: a 3x32x32 CIFAR-format directory against the 1x28x28 model */
+    char dir[700], f[800];
+    snprintf(dir, sizeof dir, "%s/cifar", test_tmpdir());
+    mkdir(dir, 0755);
+    static unsigned char rec[2 * 3073];
+    for (int i = 1; i <= 6; i++) {
+        if (i <= 5) snprintf(f, sizeof f, "%s/data_batch_%d.bin", dir, i);
+        else snprintf(f, sizeof f, "%s/test_batch.bin", dir);
+        rec[0] = rec[3073] = (unsigned char)i;
+        rec[100] = (unsigned char)(7 * i);
+        test_write_file(f, rec, sizeof rec);
+    }
+    snprintf(a, sizeof a, "eval %s/r.mixq --data %s", test_tmpdir(), dir);
+    EXPECT(a, 1, "is 3x32x32 with 10 classes but model 'resnet20' expects 1x28x28");
     /* train a few steps and log plain lines (not a terminal) */
     snprintf(a, sizeof a,
              "train --model lenet5 --data fashion-mnist --epochs 1 --max-steps 5 --val 500 --out "

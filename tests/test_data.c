@@ -301,6 +301,15 @@ static void copy_truncated(const char *src, const char *dst, long keep) {
     CHECK(test_write_file(dst, buf, (size_t)keep) == 0);
 }
 
+/* Replace dir/name with the bytes b[0..len) (freed here). */
+static void replace_file(const char *dir, const char *name, unsigned char *b, size_t len) {
+    char p[1200];
+    CHECK(b != NULL);
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    if (b) CHECK(test_write_file(p, b, len) == 0);
+    free(b);
+}
+
 static void test_bad_idx(void) {
     char p[1200], q[1200];
     size_t len;
@@ -340,58 +349,42 @@ static void test_bad_idx(void) {
     const char *d3 = subdir("bad_magic");
     make_idx_dir(d3, 20, 5, 6, 6, 0);
     b = idx_labels(20, 0, &len);
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", d3);
-    CHECK(test_write_file(p, b, len) == 0);
-    free(b);
+    replace_file(d3, "train-images-idx3-ubyte", b, len);
     expect_fail(d3, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_FORMAT, "not an IDX image file");
     /* test images of another size than the training images */
     const char *d4 = subdir("bad_dims");
     make_idx_dir(d4, 20, 5, 6, 6, 0);
     b = idx_images(5, 7, 6, 0, &len);
-    snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", d4);
-    CHECK(test_write_file(p, b, len) == 0);
-    free(b);
+    replace_file(d4, "t10k-images-idx3-ubyte", b, len);
     expect_fail(d4, MIXQ_SPLIT_TEST, 0, MIXQ_ERR_FORMAT, "test images are 1x7x6");
     /* absurd dimensions in the header */
     const char *d4b = subdir("bad_huge");
     make_idx_dir(d4b, 20, 5, 6, 6, 0);
     b = idx_images(1, 6, 6, 0, &len);
-    put32(b + 8, 100000);
-    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", d4b);
-    CHECK(test_write_file(p, b, len) == 0);
-    free(b);
+    if (b) put32(b + 8, 100000);
+    replace_file(d4b, "train-images-idx3-ubyte", b, len);
     expect_fail(d4b, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_FORMAT, "out of range");
     /* a label outside 0..9 */
     const char *d5 = subdir("bad_label");
     make_idx_dir(d5, 20, 5, 6, 6, 0);
     b = idx_labels(20, 0, &len);
-    b[8 + 13] = 12;
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", d5);
-    CHECK(test_write_file(p, b, len) == 0);
-    free(b);
+    if (b) b[8 + 13] = 12;
+    replace_file(d5, "train-labels-idx1-ubyte", b, len);
     expect_fail(d5, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_FORMAT, "label 12 of item 13");
     /* image and label counts disagree */
     const char *d6 = subdir("bad_count");
     make_idx_dir(d6, 20, 5, 6, 6, 0);
     b = idx_labels(19, 0, &len);
-    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", d6);
-    CHECK(test_write_file(p, b, len) == 0);
-    free(b);
+    replace_file(d6, "train-labels-idx1-ubyte", b, len);
     expect_fail(d6, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_FORMAT, "holds 20 images");
     /* bytes after the announced items */
     const char *d7 = subdir("bad_trailing");
     make_idx_dir(d7, 20, 5, 6, 6, 0);
     b = idx_labels(20, 0, &len);
-    unsigned char *b2 = malloc(len + 3);
-    CHECK(b2 != NULL);
-    if (b2) {
-        memcpy(b2, b, len);
-        memset(b2 + len, 1, 3);
-        snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", d7);
-        CHECK(test_write_file(p, b2, len + 3) == 0);
-    }
-    free(b);
-    free(b2);
+    unsigned char *b2 = b ? realloc(b, len + 3) : NULL;
+    if (b2) memset(b2 + len, 1, 3);
+    else free(b);
+    replace_file(d7, "train-labels-idx1-ubyte", b2, len + 3);
     expect_fail(d7, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_FORMAT, "data after the last item");
     /* a missing labels file, an empty directory, a missing directory, an unknown name */
     const char *d8 = subdir("bad_missing_labels");

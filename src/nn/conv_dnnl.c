@@ -331,17 +331,68 @@ static unsigned long next_token(void) {
     return t;
 }
 
-mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,
-                                 const float *b, float *y) {
+/* Arguments of one forward or backward call, shared by its chunks. */
+typedef struct call {
+    const mq_conv_shape *s;
+    int g;
+    const float *x, *w, *b, *dy;
+    float *y, *dx, *partials;
+    int accumulate, want_dw, want_db;
+    size_t xs, ys, part;
+    unsigned long tok;
+} call;
+
+typedef mixq_status (*chunk_fn)(const call *c, int t, int n0, int gn, int ch);
+
+static mixq_status fwd_chunk(const call *c, int t, int n0, int gn, int ch) {
+    (void)ch;
+    prim *pr;
+    tstate *ts;
+    mixq_status e = get_prim(t, c->s, gn, c->b != NULL, KIND_FWD, &pr, &ts);
+    if (e) return e;
+    void *ptr[NPORT] = {(void *)(c->x + (size_t)n0 * c->xs), (void *)c->w, c->y + (size_t)n0 * c->ys};
+    return run(ts, pr, ptr, (void *)c->b, c->tok);
+}
+
+static mixq_status bwd_chunk(const call *c, int t, int n0, int gn, int ch) {
+    prim *pr;
+    tstate *ts;
+    mixq_status e;
+    void *dyp = (void *)(c->dy + (size_t)n0 * c->ys);
+    if (c->dx) {
+        if ((e = get_prim(t, c->s, gn, 0, KIND_BWD_DATA, &pr, &ts))) return e;
+        float *dst = c->dx + (size_t)n0 * c->xs, *tmp = NULL;
+        const size_t n = c->xs * (size_t)gn;
+        if (c->accumulate && !(tmp = tbuf(ts, 4, sizeof(float) * n))) return MIXQ_ERR_NOMEM;
+        void *ptr[NPORT] = {dyp, (void *)c->w, c->accumulate ? tmp : dst};
+        if ((e = run(ts, pr, ptr, NULL, c->tok))) return e;
+        if (c->accumulate)
+            for (size_t i = 0; i < n; i++) dst[i] += tmp[i];
+    }
+    if (c->want_dw || c->want_db) {
+        if ((e = get_prim(t, c->s, gn, c->want_db, KIND_BWD_W, &pr, &ts))) return e;
+        float *pw = c->partials + c->part * (size_t)ch;
+        void *ptr[NPORT] = {(void *)(c->x + (size_t)n0 * c->xs), pw, dyp};
+        if ((e = run(ts, pr, ptr, pw + (c->part - (size_t)c->s->K), c->tok))) return e;
+    }
+    return MIXQ_OK;
+}
+
+/* Run fn on every chunk of g images, chunks split statically over the threads, with oneDNN
+ * single-threaded inside each worker. Returns the first error. */
+static mixq_status for_chunks(call *c, chunk_fn fn) {
     mixq_status st = mq_conv_dnnl_init();
     if (st) return st;
-    const int nch = (s->N + g - 1) / g;
-    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->K * s->P * s->Q;
-    const unsigned long tok = next_token();
+    const mq_conv_shape *s = c->s;
+    const int nch = (s->N + c->g - 1) / c->g;
+    c->xs = (size_t)s->C * s->H * s->W;
+    c->ys = (size_t)s->K * s->P * s->Q;
+    c->part = (size_t)s->K * (s->C / s->groups) * s->R * s->S + (size_t)s->K;
+    c->tok = next_token();
     mixq_status err = MIXQ_OK;
 #pragma omp parallel
     {
-        omp_set_num_threads(1); /* oneDNN single-threaded inside this worker */
+        omp_set_num_threads(1); /* this worker's nthreads-var: oneDNN runs single-threaded */
         const int t = omp_get_thread_num();
 #pragma omp for schedule(static)
         for (int ch = 0; ch < nch; ch++) {
@@ -349,14 +400,8 @@ mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, 
 #pragma omp atomic read
             bad = err;
             if (bad) continue;
-            const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0);
-            prim *pr;
-            tstate *ts;
-            mixq_status e = get_prim(t, s, gn, b != NULL, KIND_FWD, &pr, &ts);
-            if (!e) {
-                void *ptr[NPORT] = {(void *)(x + (size_t)n0 * xs), (void *)w, y + (size_t)n0 * ys};
-                e = run(ts, pr, ptr, (void *)b, tok);
-            }
+            const int n0 = ch * c->g;
+            mixq_status e = fn(c, t, n0, MQ_MIN(c->g, s->N - n0), ch);
             if (e) {
 #pragma omp critical(mq_dnnl_err)
                 if (!err) err = e;
@@ -366,59 +411,16 @@ mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, 
     return err;
 }
 
+mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,
+                                 const float *b, float *y) {
+    call c = {.s = s, .g = g, .x = x, .w = w, .b = b, .y = y};
+    return for_chunks(&c, fwd_chunk);
+}
+
 mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, const float *x, const float *w,
                                   const float *dy, float *dx, int accumulate, float *partials,
                                   int want_dw, int want_db) {
-    mixq_status st = mq_conv_dnnl_init();
-    if (st) return st;
-    const int nch = (s->N + g - 1) / g;
-    const size_t xs = (size_t)s->C * s->H * s->W, ys = (size_t)s->K * s->P * s->Q;
-    const size_t wn = (size_t)s->K * (s->C / s->groups) * s->R * s->S, part = wn + (size_t)s->K;
-    const unsigned long tok = next_token();
-    mixq_status err = MIXQ_OK;
-#pragma omp parallel
-    {
-        omp_set_num_threads(1);
-        const int t = omp_get_thread_num();
-#pragma omp for schedule(static)
-        for (int ch = 0; ch < nch; ch++) {
-            int bad;
-#pragma omp atomic read
-            bad = err;
-            if (bad) continue;
-            const int n0 = ch * g, gn = MQ_MIN(g, s->N - n0);
-            prim *pr;
-            tstate *ts;
-            mixq_status e = MIXQ_OK;
-            if (dx) {
-                e = get_prim(t, s, gn, 0, KIND_BWD_DATA, &pr, &ts);
-                float *dst = dx + (size_t)n0 * xs, *tmp = NULL;
-                if (!e && accumulate) {
-                    tmp = tbuf(ts, 4, sizeof(float) * xs * (size_t)gn);
-                    if (!tmp) e = MIXQ_ERR_NOMEM;
-                }
-                if (!e) {
-                    void *ptr[NPORT] = {(void *)(dy + (size_t)n0 * ys), (void *)w,
-                                        accumulate ? tmp : dst};
-                    e = run(ts, pr, ptr, NULL, tok);
-                }
-                if (!e && accumulate)
-                    for (size_t i = 0; i < xs * (size_t)gn; i++) dst[i] += tmp[i];
-            }
-            if (!e && (want_dw || want_db)) {
-                e = get_prim(t, s, gn, want_db, KIND_BWD_W, &pr, &ts);
-                float *pw = partials + part * (size_t)ch;
-                if (!e) {
-                    void *ptr[NPORT] = {(void *)(x + (size_t)n0 * xs), pw,
-                                        (void *)(dy + (size_t)n0 * ys)};
-                    e = run(ts, pr, ptr, pw + wn, tok);
-                }
-            }
-            if (e) {
-#pragma omp critical(mq_dnnl_err)
-                if (!err) err = e;
-            }
-        }
-    }
-    return err;
+    call c = {.s = s, .g = g, .x = x, .w = w, .dy = dy, .dx = dx, .partials = partials,
+              .accumulate = accumulate, .want_dw = want_dw, .want_db = want_db};
+    return for_chunks(&c, bwd_chunk);
 }
