@@ -243,8 +243,60 @@ def resnet20_step():
     fx.write(os.path.join(OUT, "resnet20_step.mqfx"))
 
 
+def f32(v):
+    """Round a Python float to float32 (the C side computes in float32)."""
+    return float(torch.tensor(v, dtype=torch.float32))
+
+
+def act_quant_case(fx, name, n, bits, signed, alpha):
+    """torch.fake_quantize_per_tensor_affine (STE mask) and its learnable twin (LSQ scale grad)."""
+    qmax = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+    qmin = -qmax if signed else 0
+    alpha = f32(alpha)
+    s = float(torch.tensor(alpha, dtype=torch.float32) / torch.tensor(float(qmax), dtype=torch.float32))
+    x = (rnd(n, lo=-1.5 if signed else -0.5, hi=1.3) * alpha * 1.2).float().requires_grad_()
+    y = torch.fake_quantize_per_tensor_affine(x, s, 0, qmin, qmax)
+    dy = rnd(n).float()
+    y.backward(dy)
+    xs = x.detach().clone().requires_grad_()
+    sc = torch.tensor([s], requires_grad=True)
+    zp = torch.tensor([0.0])
+    y2 = torch._fake_quantize_learnable_per_tensor_affine(xs, sc, zp, qmin, qmax, 1.0)
+    y2.backward(dy)
+    fx.add(name + ".cfg", torch.tensor([n, bits, signed, alpha]))
+    for k, v in (("x", x), ("dy", dy), ("y", y), ("dx", x.grad), ("dscale", sc.grad)):
+        fx.add(name + "." + k, v)
+
+
+def weight_quant_case(fx, name, K, inner, bits, shrink):
+    """Per-channel symmetric fake quantization: scale_k = shrink * max|w_k| / n."""
+    n = (1 << (bits - 1)) - 1
+    w = (rnd(K, inner) * 0.3).float().requires_grad_()
+    mx = w.detach().abs().amax(dim=1)
+    scale = (mx * shrink) / n                       # float32 arithmetic, as in C
+    y = torch.fake_quantize_per_channel_affine(w, scale, torch.zeros(K, dtype=torch.int32), 0, -n, n)
+    dy = rnd(K, inner).float()
+    y.backward(dy)
+    fx.add(name + ".cfg", torch.tensor([K, inner, bits]))
+    for k, v in (("w", w), ("scale", scale), ("dy", dy), ("y", y), ("dw", w.grad)):
+        fx.add(name + "." + k, v)
+
+
+def quant():
+    fx = Fixture()
+    act_quant_case(fx, "act_u3", 1000, 3, 0, 2.7)
+    act_quant_case(fx, "act_u8", 1000, 8, 0, 5.9)
+    act_quant_case(fx, "act_s4", 1000, 4, 1, 1.7)
+    act_quant_case(fx, "act_u2", 333, 2, 0, 0.9)
+    weight_quant_case(fx, "w_c4", 6, 75, 4, 1.0)
+    weight_quant_case(fx, "w_c2_clipped", 5, 40, 2, 0.6)
+    weight_quant_case(fx, "w_c8", 3, 100, 8, 1.0)
+    fx.write(os.path.join(OUT, "quant.mqfx"))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
     layers()
     resnet20_step()
+    quant()

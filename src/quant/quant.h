@@ -1,0 +1,78 @@
+/* Quantizer kernels (internal): fake quantization of weights and activations with
+ * straight-through-estimator gradients, scale / clip selection, k-means.
+ *
+ * Rounding: round half to even (nearbyintf in the default rounding mode), as PyTorch's
+ * torch.round and fake_quantize_* do.
+ *
+ * Weights w [K][inner] (KCRS flattened per output filter, or [OUT][IN] for linear), symmetric:
+ *   b >= 2 bits: n = 2^(b-1) - 1 levels each side, q = clamp(round(w / s), -n, n), w_q = s q,
+ *                s = clip / n;
+ *   b == 1:      w_q = s sign(w) (sign(0) = +1), s = mean |w| (XNOR-Net's optimal binary scale);
+ *   b == 32:     w_q = w (float).
+ * The scale is per layer (one for all rows, bits equal), per output channel (one per row, bits
+ * equal) or per kernel (one per row, and each row its own bits: AutoQ's granularity).
+ * STE: dL/dw = dL/dw_q where round(w / s) lies in [-n, n] (PyTorch's fake-quantize mask),
+ * 0 elsewhere; for b == 1 every weight passes.
+ *
+ * Activations x (any shape, n values), clip alpha > 0:
+ *   unsigned (after ReLU/ReLU6): qmin = 0, qmax = 2^b - 1, s = alpha / qmax;
+ *   signed:                      qmin = -(2^(b-1) - 1), qmax = 2^(b-1) - 1, s = alpha / qmax;
+ *   q = round(x / s), x_q = s clamp(q, qmin, qmax).
+ * STE: dL/dx = dL/dx_q where qmin <= q <= qmax, else 0 (as torch.fake_quantize_per_tensor_affine).
+ * Clip gradient, PACT (default): dL/dalpha = sum of dL/dx_q over q > qmax (plus, signed, minus the
+ * sum over q < qmin): the derivative of the clip with the rounding treated as identity.
+ * LSQ (learned step size, Esser et al.; torch._fake_quantize_learnable_per_tensor_affine with
+ * grad_factor 1): dL/ds = sum dL/dx_q * (q - x/s) in range, * qmin below, * qmax above; as
+ * alpha = s qmax, dL/dalpha = (dL/ds) / qmax. PACT is LSQ without the in-range term.
+ */
+#ifndef MIXQ_QUANT_H
+#define MIXQ_QUANT_H
+
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+#include "core/core.h"
+
+#define MQ_FLOAT_BITS 32
+
+typedef enum mq_gran { MQ_GRAN_LAYER = 0, MQ_GRAN_CHANNEL, MQ_GRAN_KERNEL } mq_gran;
+typedef enum mq_clip {
+    MQ_CLIP_MAX = 0,   /* max |value| */
+    MQ_CLIP_MSE,       /* the clip minimising the quantization MSE (grid search) */
+    MQ_CLIP_KL,        /* TensorRT-style KL divergence on a histogram (HAQ below 5 bits) */
+    MQ_CLIP_PERCENTILE /* 99.99th percentile of |value| (activations) */
+} mq_clip;
+
+/* Valid bit widths: 1..8 and 32 (float). */
+static inline int mq_bits_valid(int b) { return (b >= 1 && b <= 8) || b == MQ_FLOAT_BITS; }
+
+/* Clip value (alpha) for n values under `method` at `bits` (unsigned: values >= 0 expected;
+ * signed uses |x|). Returns a positive value; MSE/KL/percentile fall back to max |x| on
+ * degenerate data. */
+float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip method);
+
+/* Scales for weights w [K][inner] with per-row bits (bits[k], 1..8 or 32) under granularity
+ * gran (MQ_GRAN_LAYER/CHANNEL need equal bits in every row). scale[k] is per row (equal
+ * entries for MQ_GRAN_LAYER); 0 for float rows. */
+mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
+                             mq_clip clip, float *scale);
+/* w_q [K][inner] from w with bits[k], scale[k]; mask (optional, [K][inner]) receives 1 where
+ * the STE passes the gradient, 0 elsewhere. */
+void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
+                          const float *scale, float *wq, uint8_t *mask);
+
+/* Activation fake-quant: y = quantized x (n values); y may alias x. */
+void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y);
+/* Backward: dx (+)= STE(dy) (accumulate as in kernels.h; dx may be NULL); *dalpha (may be NULL)
+ * receives the clip gradient, PACT or (lsq != 0) LSQ. x is the forward input. dx may alias dy
+ * when accumulate == 0. Thread-count independent. */
+void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int bits,
+                                int is_signed, float alpha, int lsq, float *dx, int accumulate,
+                                float *dalpha);
+
+/* k-means with 2^bits centroids on w (n values): deterministic init at quantiles, Lloyd
+ * iterations; wq receives the centroid of each weight, centroids (2^bits) the codebook. */
+mixq_status mq_kmeans_quant(const float *w, int64_t n, int bits, int iters, float *wq,
+                            float *centroids);
+
+#endif
