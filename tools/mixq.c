@@ -309,6 +309,13 @@ static int cmd_eval(int argc, char **argv) {
     }
     printf("accuracy %.2f%%\n", 100.0 * acc);
     printf("loss %.4f\nimages %d\n", (double)loss, mixq_dataset_count(d));
+    if (mixq_model_is_quantized(m)) {
+        mixq_quant_totals t;
+        if (!mixq_model_quant_totals(m, &t))
+            printf("quantized: %d layers, %.3f bits/weight, size %.1f KiB (%.2fx smaller than fp32), "
+                   "%.4g BitOps per image\n", mixq_model_quant_layers(m), t.weight_bits / (double)t.weights,
+                   t.size_bits / 8192.0, t.fp32_size_bits / t.size_bits, t.bitops);
+    }
     rc = 0;
 out:
     mixq_model_free(m);
@@ -366,6 +373,185 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- policy show */
+static void print_policy_table(const mixq_model *m) {
+    int n = mixq_model_quant_layers(m);
+    printf("%-24s %-7s %-16s %6s %-8s %6s %12s %12s %14s\n", "layer", "op", "w_bits", "a_bits",
+           "scale", "clip", "MACs", "weight_bits", "BitOps");
+    static const char *const gn[] = {"layer", "channel", "kernel"};
+    for (int i = 0; i < n; i++) {
+        mixq_layer_quant l;
+        if (mixq_model_quant_layer(m, i, &l)) return;
+        char wb[48], ab[16], clip[24];
+        int lo = 99, hi = 0;
+        for (int k = 0; k < l.kernels; k++) {
+            if (l.kernel_bits[k] < lo) lo = l.kernel_bits[k];
+            if (l.kernel_bits[k] > hi) hi = l.kernel_bits[k];
+        }
+        if (lo == hi) snprintf(wb, sizeof wb, "%d", hi);
+        else snprintf(wb, sizeof wb, "%d..%d avg %.2f", lo, hi, l.weight_bits / (double)l.weights);
+        snprintf(ab, sizeof ab, "%d%s", l.a_bits, l.a_signed ? "s" : "u");
+        if (l.a_clip > 0) snprintf(clip, sizeof clip, "%.3g", (double)l.a_clip);
+        else snprintf(clip, sizeof clip, "-");
+        printf("%-24s %-7s %-16s %6s %-8s %6s %12lld %12.0f %14.4g\n", l.name, mixq_op_name(l.op), wb,
+               ab, gn[l.granularity], clip, (long long)l.macs, l.weight_bits, l.bitops);
+    }
+    mixq_quant_totals t;
+    if (mixq_model_quant_totals(m, &t)) return;
+    printf("total: %d layers, %lld weights, %.0f weight bits (%.3f bits/weight), model size %.1f KiB "
+           "(fp32 %.1f KiB, %.2fx smaller), %.4g BitOps per image (%.2f GBitOps)\n",
+           n, (long long)t.weights, t.weight_bits, t.weight_bits / (double)t.weights,
+           t.size_bits / 8192.0, t.fp32_size_bits / 8192.0, t.fp32_size_bits / t.size_bits, t.bitops,
+           t.bitops / 1e9);
+}
+
+static const char policy_help[] =
+    "usage: mixq policy show MODEL POLICY.json\n"
+    "\n"
+    "Resolve POLICY against MODEL's layers and print, per conv/linear layer, the weight bits\n"
+    "(per-kernel ranges), input activation bits (s = signed, u = unsigned), scale granularity,\n"
+    "activation clip (once calibrated), MACs, weight bits in total and BitOps per image\n"
+    "(MACs x w_bits x a_bits), then the model size and totals. A policy rule that matches no\n"
+    "layer, a bad bit width or a per-kernel array of the wrong length is an error.\n";
+
+static int cmd_policy(int argc, char **argv) {
+    const char *C = "policy";
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(policy_help, stdout);
+        return 0;
+    }
+    if (argc != 4 || strcmp(argv[1], "show"))
+        return usage_error(C, "%s", "expected: mixq policy show MODEL POLICY.json");
+    mixq_model *m = NULL;
+    mixq_policy *p = NULL;
+    int rc = 1;
+    if (mixq_model_load(argv[2], &m) || mixq_policy_load(argv[3], &p) || mixq_model_quantize(m, p)) {
+        fail(C);
+        goto out;
+    }
+    printf("policy %s on %s (%s)\n", argv[3], argv[2], mixq_model_arch(m));
+    print_policy_table(m);
+    rc = 0;
+out:
+    mixq_policy_free(p);
+    mixq_model_free(m);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- quantize */
+static const char quantize_help[] =
+    "usage: mixq quantize MODEL --policy POLICY.json --data DATA --out FILE [options]\n"
+    "\n"
+    "Quantize MODEL with POLICY: calibrate the activation clips on training images, optionally\n"
+    "fine-tune with quantization-aware training (straight-through estimator, learned PACT\n"
+    "clips), report the validation accuracy and write FILE with the policy embedded\n"
+    "(`mixq eval FILE` then reports the quantized test accuracy).\n"
+    "\n"
+    "  --finetune-epochs E    QAT epochs (default 0: calibration only; fractions allowed)\n"
+    "  --calib-images N       images for calibration (default 2048, from the training split)\n"
+    "  --lr X                 fine-tuning learning rate (default 0.01, cosine to 0)\n"
+    "  --wd X                 weight decay (default 5e-4)\n"
+    "  --batch N              (default 128)\n"
+    "  --val N                validation images carved from the training set (default 5000);\n"
+    "                         the test set is never used\n"
+    "  --seed N               (default 1)\n"
+    "  --threads N\n"
+    "  --quiet\n";
+
+static int cmd_quantize(int argc, char **argv) {
+    const char *C = "quantize", *path = NULL, *pol = NULL, *data = NULL, *out = NULL;
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.lr = 0.01f;
+    float epochs = 0;
+    int calib = 2048, val = 5000, threads = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(quantize_help, stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (path) return usage_error(C, "unexpected argument '%s'", a);
+            path = a;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--policy")) pol = v;
+        else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--finetune-epochs")) ok = parse_float(C, a, v, 0, 10000, &epochs);
+        else if (!strcmp(a, "--calib-images")) ok = parse_int(C, a, v, 1, 10000000, &calib);
+        else if (!strcmp(a, "--lr")) ok = parse_float(C, a, v, 1e-9, 10, &tc.lr);
+        else if (!strcmp(a, "--wd")) ok = parse_float(C, a, v, 0, 0.5, &tc.weight_decay);
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &tc.batch);
+        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
+        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (!path) return usage_error(C, "%s", "a model file is required");
+    if (!pol) return usage_error(C, "%s", "--policy is required");
+    if (!data) return usage_error(C, "%s", "--data is required");
+    if (!out) return usage_error(C, "%s", "--out is required");
+    if (threads && mixq_set_threads(threads)) return fail(C);
+    mixq_model *m = NULL;
+    mixq_policy *p = NULL;
+    mixq_dataset *tr = NULL, *va = NULL;
+    int rc = 1;
+    float acc;
+    if (mixq_model_load(path, &m) || mixq_policy_load(pol, &p) || mixq_model_quantize(m, p) ||
+        mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr) ||
+        mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, tc.seed, &va)) {
+        fail(C);
+        goto out;
+    }
+    if (mixq_model_calibrate(m, tr, calib) || mixq_evaluate(m, va, 256, &acc, NULL)) {
+        fail(C);
+        goto out;
+    }
+    printf("calibrated on %d training images: val_accuracy %.2f%%\n",
+           calib < mixq_dataset_count(tr) ? calib : mixq_dataset_count(tr), 100.0 * acc);
+    if (epochs > 0) {
+        /* fractional epochs: whole epochs plus a step limit */
+        int steps_per_epoch = (mixq_dataset_count(tr) + tc.batch - 1) / tc.batch;
+        tc.epochs = (int)ceilf(epochs);
+        if ((float)tc.epochs != epochs) tc.max_steps = (int)(epochs * (float)steps_per_epoch + 0.5f);
+        if (tc.max_steps == 0 && (float)tc.epochs != epochs) tc.max_steps = 1;
+        progress_state ps = {.tty = isatty(2), .quiet = quiet};
+        if (mixq_train(m, tr, va, &tc, on_progress, &ps)) {
+            if (ps.tty) fputc('\n', stderr);
+            fail(C);
+            goto out;
+        }
+        if (mixq_evaluate(m, va, 256, &acc, NULL)) {
+            fail(C);
+            goto out;
+        }
+        printf("after %g epochs of QAT: val_accuracy %.2f%%\n", (double)epochs, 100.0 * acc);
+    }
+    print_policy_table(m);
+    if (mixq_model_save(m, out)) {
+        fail(C);
+        goto out;
+    }
+    printf("wrote %s\n", out);
+    rc = 0;
+out:
+    mixq_dataset_free(tr);
+    mixq_dataset_free(va);
+    mixq_policy_free(p);
+    mixq_model_free(m);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct command {
     const char *name;
@@ -377,6 +563,8 @@ static const command commands[] = {
     {"train", cmd_train, "train a model in FP32 (mixq train --help)"},
     {"eval", cmd_eval, "test accuracy of a model file"},
     {"info", cmd_info, "layers, shapes, parameters and MACs of a model file"},
+    {"policy", cmd_policy, "show a quantization policy resolved on a model (policy show)"},
+    {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
 };
 
 static void main_usage(FILE *f) {

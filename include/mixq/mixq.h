@@ -209,6 +209,65 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
 mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float *accuracy,
                           float *loss);
 
+/* ---------------------------------------------------------------- quantization */
+#define MIXQ_FLOAT_BITS 32 /* a bit width of 32 means "keep float" */
+
+typedef enum mixq_granularity {
+    MIXQ_GRAN_LAYER = 0, /* one weight scale per layer */
+    MIXQ_GRAN_CHANNEL,   /* one scale per output channel */
+    MIXQ_GRAN_KERNEL     /* one scale and one bit width per output channel (AutoQ) */
+} mixq_granularity;
+
+/* A mixed-precision policy (JSON; format and precedence in src/quant/policy.c and README). */
+typedef struct mixq_policy mixq_policy;
+mixq_status mixq_policy_load(const char *path, mixq_policy **out);
+/* Parse len bytes of JSON; origin names the source in messages. */
+mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, mixq_policy **out);
+const char *mixq_policy_text(const mixq_policy *p);
+void mixq_policy_free(mixq_policy *p);
+
+/* Quantize every conv/linear layer of m (fake quantization of weights and input activations
+ * in forward, straight-through gradients in backward) as policy p resolves for it. A rule that
+ * matches no layer, a per-kernel array of the wrong length, etc. is an error and leaves m as it
+ * was. Training a quantized model is quantization-aware training; evaluating it measures the
+ * quantized accuracy. Activation clips must be calibrated before the first forward. */
+mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p);
+int mixq_model_is_quantized(const mixq_model *m);
+/* The model's policy (owned by the model), NULL for a float model. */
+const mixq_policy *mixq_model_policy(const mixq_model *m);
+/* Calibrate activation clips on `images` images of d spread evenly over it (inference mode,
+ * quantized weights), with each layer's clip method. Deterministic. */
+mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int images);
+
+/* One quantized layer, resolved. */
+typedef struct mixq_layer_quant {
+    int node;                     /* graph node index */
+    const char *name;
+    mixq_op op;
+    int w_bits;                   /* weight bits (per-kernel: the largest) */
+    int a_bits;                   /* input activation bits */
+    mixq_granularity granularity;
+    int kernels;                  /* output channels */
+    const int *kernel_bits;       /* [kernels] weight bits of each output channel */
+    int a_signed;                 /* input may be negative (not after a ReLU) */
+    float a_clip;                 /* calibrated / learned activation clip (0: not calibrated) */
+    const char *w_clip_method, *a_clip_method; /* "max", "mse", "kl", "percentile" */
+    int64_t weights, macs;        /* per image */
+    double weight_bits;           /* sum over weights of their bits */
+    double size_bits;             /* weight_bits + 32 x (scales + biases incl. folded BN + clip) */
+    double fp32_size_bits;        /* the same layer in float */
+    double bitops;                /* sum over kernels of MACs x w_bits x a_bits, per image */
+} mixq_layer_quant;
+
+int mixq_model_quant_layers(const mixq_model *m); /* 0 for a float model */
+mixq_status mixq_model_quant_layer(const mixq_model *m, int i, mixq_layer_quant *out);
+
+typedef struct mixq_quant_totals {
+    double size_bits, fp32_size_bits, weight_bits, bitops;
+    int64_t macs, weights;
+} mixq_quant_totals;
+mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t);
+
 #ifdef __cplusplus
 }
 #endif

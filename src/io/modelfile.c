@@ -29,6 +29,7 @@
 #include <zlib.h>
 
 #include "nn/model.h"
+#include "quant/qmodel.h"
 
 #define MODEL_MAGIC "MIXQMODL"
 #define MODEL_VERSION 1u
@@ -92,7 +93,26 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
         const float *data = (t->trainable ? m->params : m->buffers) + t->off;
         wr_big(&w, data, (size_t)t->numel);
     }
+    /* a quantized model embeds its policy (JSON) and calibrated state */
+    unsigned char *qs = NULL;
+    size_t qlen = 0;
+    if (!w.st && m->q) w.st = mq_quant_state_save(m, &qs, &qlen);
+    const char *ptext = m->q ? mixq_policy_text(mixq_model_policy(m)) : NULL;
+    nsec = m->q ? 2 : 0;
     wr(&w, &nsec, 4);
+    if (m->q) {
+        char tag[16] = "policy";
+        uint64_t len = strlen(ptext);
+        wr(&w, tag, 16);
+        wr(&w, &len, 8);
+        wr(&w, ptext, (size_t)len);
+        char tag2[16] = "qstate";
+        len = qlen;
+        wr(&w, tag2, 16);
+        wr(&w, &len, 8);
+        wr(&w, qs, qlen);
+    }
+    free(qs);
     wr(&w, MODEL_END, 4);
     uint32_t crc = (uint32_t)w.crc;
     if (!w.st) w.st = mq_fwrite(&crc, 4, f, tmp);
@@ -146,6 +166,8 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     int32_t dims[4];
     float width;
     uint64_t seed;
+    unsigned char *policy_text = NULL, *qstate = NULL;
+    size_t policy_len = 0, qstate_len = 0;
     RD(magic, 8, "magic");
     if (memcmp(magic, MODEL_MAGIC, 8) != 0) {
         st = mq_err(MIXQ_ERR_FORMAT, "'%s' is not a mixq model file (bad magic); hint: create one "
@@ -216,21 +238,37 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
             }
     }
     RD(&nsec, 4, "section count");
+    if (nsec > 64) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': %u sections (corrupt)", path, nsec);
+        goto fail;
+    }
     for (uint32_t s = 0; s < nsec; s++) {
-        char tag[16];
+        char tag[17] = {0};
         uint64_t len;
         RD(tag, 16, "section tag");
         RD(&len, 8, "section length");
-        if (len > ((uint64_t)1 << 32)) {
+        if (len > ((uint64_t)1 << 28)) {
             st = mq_err(MIXQ_ERR_FORMAT, "'%s': section %u claims %llu bytes (corrupt)", path, s,
                         (unsigned long long)len);
             goto fail;
         }
-        unsigned char buf[4096];
-        while (len) {
-            size_t c = len > sizeof buf ? sizeof buf : (size_t)len;
-            RD(buf, c, "section data");
-            len -= c;
+        unsigned char *buf = mq_malloc((size_t)len + 1, 1, "model file section");
+        if (!buf) {
+            st = MIXQ_ERR_NOMEM;
+            goto fail;
+        }
+        if ((st = rd(&r, buf, (size_t)len, "section data"))) {
+            free(buf);
+            goto fail;
+        }
+        if (!strcmp(tag, "policy") && !policy_text) {
+            policy_text = buf;
+            policy_len = (size_t)len;
+        } else if (!strcmp(tag, "qstate") && !qstate) {
+            qstate = buf;
+            qstate_len = (size_t)len;
+        } else {
+            free(buf); /* unknown sections are skipped (forward compatibility) */
         }
     }
     char end[4];
@@ -250,10 +288,24 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
         st = mq_err(MIXQ_ERR_FORMAT, "'%s': unexpected bytes after the end of the model", path);
         goto fail;
     }
+    if (policy_text) {
+        mixq_policy *p = NULL;
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (embedded policy)", path);
+        if (!(st = mixq_policy_parse((const char *)policy_text, policy_len, origin, &p)))
+            st = mixq_model_quantize(m, p);
+        mixq_policy_free(p);
+        if (!st && qstate) st = mq_quant_state_load(m, qstate, qstate_len, path);
+        if (st) goto fail;
+    }
+    free(policy_text);
+    free(qstate);
     fclose(f);
     *out = m;
     return MIXQ_OK;
 fail:
+    free(policy_text);
+    free(qstate);
     fclose(f);
     mixq_model_free(m);
     return st;

@@ -32,6 +32,7 @@ mixq_model *mq_model_new(const mixq_model_config *cfg) {
 
 void mixq_model_free(mixq_model *m) {
     if (!m) return;
+    if (m->qh && m->qh->free) m->qh->free(m);
     free(m->nodes);
     free(m->tensors);
     free(m->params);
@@ -453,6 +454,7 @@ float *mixq_model_tensor_data(mixq_model *m, const char *name) {
         mq_err(MIXQ_ERR_NOTFOUND, "model '%s' has no tensor '%s'", m->arch, name);
         return NULL;
     }
+    m->params_version++; /* the caller may write through the pointer */
     return mq_tensor_ptr(m, t);
 }
 
@@ -584,6 +586,11 @@ mixq_status mq_model_reserve(mixq_model *m, int n) {
 static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) {
     const mq_node *a = n->n_in ? &m->nodes[n->in[0]] : NULL;
     int64_t numel = (int64_t)N * n->c * n->h * n->w;
+    const float *x = a ? a->y : NULL, *w = mq_tensor_ptr(m, n->t_w);
+    if (m->qh && (n->op == MIXQ_OP_CONV || n->op == MIXQ_OP_LINEAR)) {
+        mixq_status st = m->qh->forward(m, (int)(n - m->nodes), N, &x, &w);
+        if (st) return st;
+    }
     switch (n->op) {
     case MIXQ_OP_INPUT:
         return MIXQ_OK;
@@ -592,12 +599,10 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
                            .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
         mixq_status st = mq_conv_shape_init(&s);
         if (st) return st;
-        return mq_conv2d_forward(&s, a->y, mq_tensor_ptr(m, n->t_w), mq_tensor_ptr(m, n->t_b),
-                                 n->y, &m->ws);
+        return mq_conv2d_forward(&s, x, w, mq_tensor_ptr(m, n->t_b), n->y, &m->ws);
     }
     case MIXQ_OP_LINEAR:
-        return mq_linear_forward(N, a->c * a->h * a->w, n->c, a->y, mq_tensor_ptr(m, n->t_w),
-                                 mq_tensor_ptr(m, n->t_b), n->y);
+        return mq_linear_forward(N, a->c * a->h * a->w, n->c, x, w, mq_tensor_ptr(m, n->t_b), n->y);
     case MIXQ_OP_BN:
         return mq_bn_forward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w),
                              mq_tensor_ptr(m, n->t_b), mq_tensor_ptr(m, n->t_rm),
@@ -713,19 +718,28 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
     switch (n->op) {
     case MIXQ_OP_INPUT:
         return MIXQ_OK;
-    case MIXQ_OP_CONV: {
-        mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
-                           .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
-        mixq_status st = mq_conv_shape_init(&s);
-        if (st) return st;
+    case MIXQ_OP_CONV:
+    case MIXQ_OP_LINEAR: {
         dx = grad_dst(m, n, 0, &acc);
-        return mq_conv2d_backward(&s, a->y, mq_tensor_ptr(m, n->t_w), n->dy, dx, acc,
-                                  mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b), &m->ws);
+        const float *x = a->y, *w = mq_tensor_ptr(m, n->t_w);
+        float *ldx = dx;
+        int lacc = acc;
+        const int qi = (int)(n - m->nodes);
+        mixq_status st;
+        if (m->qh && (st = m->qh->backward_pre(m, qi, N, &x, &w, &ldx, &lacc))) return st;
+        if (n->op == MIXQ_OP_CONV) {
+            mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
+                               .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
+            if ((st = mq_conv_shape_init(&s))) return st;
+            st = mq_conv2d_backward(&s, x, w, n->dy, ldx, lacc, mq_grad_ptr(m, n->t_w),
+                                    mq_grad_ptr(m, n->t_b), &m->ws);
+        } else {
+            st = mq_linear_backward(N, a->c * a->h * a->w, n->c, x, w, n->dy, ldx, lacc,
+                                    mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b));
+        }
+        if (!st && m->qh) st = m->qh->backward_post(m, qi, N, dx, acc);
+        return st;
     }
-    case MIXQ_OP_LINEAR:
-        dx = grad_dst(m, n, 0, &acc);
-        return mq_linear_backward(N, a->c * a->h * a->w, n->c, a->y, mq_tensor_ptr(m, n->t_w),
-                                  n->dy, dx, acc, mq_grad_ptr(m, n->t_w), mq_grad_ptr(m, n->t_b));
     case MIXQ_OP_BN:
         dx = grad_dst(m, n, 0, &acc);
         return mq_bn_backward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w),

@@ -40,6 +40,24 @@ typedef struct mq_node {
     int alias_y, alias_dy;       /* y / dy share the buffer of input 0 (in-place op) */
 } mq_node;
 
+/* Quantization hooks, installed by src/quant when a policy is applied (the nn layer does not
+ * depend on quant). Node i is a conv or linear node with quantization on. */
+typedef struct mq_qhooks {
+    /* Forward: point *x / *w at the quantized input activations / weights of node i. */
+    mixq_status (*forward)(mixq_model *m, int i, int N, const float **x, const float **w);
+    /* Backward, before the layer's backward: point *x / *w at the values the forward used and
+     * *dx / *acc at where the gradient w.r.t. the quantized input must go (a scratch buffer
+     * when the input is quantized). */
+    mixq_status (*backward_pre)(mixq_model *m, int i, int N, const float **x, const float **w,
+                                float **dx, int *acc);
+    /* After the layer's backward: straight-through estimator into the real dx (acc as given by
+     * the graph), mask the weight gradient, accumulate the clip gradient. */
+    mixq_status (*backward_post)(mixq_model *m, int i, int N, float *dx, int acc);
+    /* After each optimizer step (learned clips). */
+    void (*step)(mixq_model *m, float lr, float momentum);
+    void (*free)(mixq_model *m);
+} mq_qhooks;
+
 struct mixq_model {
     char arch[32];
     mixq_model_config cfg;       /* cfg.arch points at arch[] */
@@ -56,6 +74,11 @@ struct mixq_model {
     int have_forward, forward_training, have_backward;
     float *probs;                /* softmax of the last forward [batch][classes] */
     mq_ws ws;
+    /* parameters changed (optimizer step, load, external write) since this counter moved */
+    uint64_t params_version;
+    /* quantization (NULL for a float model) */
+    const mq_qhooks *qh;
+    void *q;
 };
 
 /* ---- builders (return the new node's index, or -1 with the error recorded) ---- */

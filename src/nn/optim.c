@@ -40,6 +40,7 @@ void mq_optim_free(mq_optim *o) {
 mixq_status mq_optim_step(mq_optim *o, mixq_model *m, float lr) {
     if (o->n != m->n_params) return mq_err(MIXQ_ERR_STATE, "optimizer built for another model");
     o->t++;
+    m->params_version++;
     const int first = o->t == 1;
     double bc1 = 1.0 - pow(o->beta1, (double)o->t), bc2 = 1.0 - pow(o->beta2, (double)o->t);
     for (int ti = 0; ti < m->n_tensors; ti++) {

@@ -164,6 +164,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             }
             if (st) goto done;
             if ((st = mq_optim_step(&opt, m, lr))) goto done;
+            if (m->qh && m->qh->step) m->qh->step(m, lr, cfg->momentum);
             loss_sum += (double)loss * b;
             correct += mq_model_correct(m, labels, b);
             count += b;

@@ -76,7 +76,9 @@ static float kl_clip(const double *h, int levels, float top) {
         free(q);
         return top;
     }
-    for (int i = levels; i <= HIST_BINS; i++) {
+    /* candidates from 1/16 of the range up: shorter clips are never useful and on spiky data
+     * (ReLU zeros) the histogram KL can favour them */
+    for (int i = MQ_MAX(levels, HIST_BINS / 16); i <= HIST_BINS; i++) {
         double outl = 0;
         for (int j = i; j < HIST_BINS; j++) outl += h[j];
         memcpy(p, h, sizeof(double) * (size_t)i);
@@ -118,6 +120,8 @@ float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip
     float top = max_abs(x, n, is_signed);
     if (!(top > 0)) return 1.0f; /* all zero: any positive clip quantizes exactly */
     if (bits == MQ_FLOAT_BITS || method == MQ_CLIP_MAX || n < 2) return top;
+    /* KL needs a populated histogram: on few values (a weight row) use the MSE search */
+    if (method == MQ_CLIP_KL && n < 4096) method = MQ_CLIP_MSE;
     if (method == MQ_CLIP_MSE) {
         double best = INFINITY;
         float ba = top;

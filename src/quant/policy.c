@@ -1,0 +1,481 @@
+/* Mixed-precision policy files (JSON, parsed with cJSON).
+ *
+ *   {
+ *     "mixq_policy": 1,                                   required format version
+ *     "default": {"w_bits": 8, "a_bits": 8, "granularity": "channel"},
+ *     "rules": [
+ *       {"op": "conv", "w_bits": 4},                      by op type: conv, depthwise, linear
+ *       {"match": "layer3.*", "a_bits": 4},               by glob (fnmatch, '*' crosses dots)
+ *       {"layer": "conv1", "w_bits": 8, "a_bits": 8}      by exact name
+ *     ],
+ *     "layers": {                                         exact names, as a map
+ *       "fc": {"w_bits": 8},
+ *       "layer1.0.conv1": {"w_bits": [4, 2, 8, ...], "granularity": "kernel"}
+ *     }
+ *   }
+ *
+ * Setting keys: "w_bits" (1..8 or 32 = float; or an array with one entry per output channel,
+ * which implies "granularity": "kernel"), "a_bits" (1..8 or 32: the layer's input
+ * activations), "granularity" ("layer" | "channel" | "kernel": scale per layer, per output
+ * channel, or per output channel with per-kernel bits), "w_clip" ("auto" | "max" | "mse" |
+ * "kl"), "a_clip" ("auto" | "max" | "mse" | "kl" | "percentile"); "comment" is ignored
+ * anywhere. "auto" follows HAQ's rule with the MSE search in place of its KL threshold (which
+ * algorithms.md allows): the MSE-optimal clip below 5 bits, max |x| otherwise. "kl" is
+ * TensorRT-style entropy calibration (on fewer than 4096 values it uses the MSE search).
+ *
+ * Precedence, lowest first, each key separately: built-in defaults (W8A8, per channel, auto
+ * clips) < "default" < op rules < glob rules < exact rules ("rules" entries with "layer", then
+ * "layers"); within a class, later entries win. Pinning the first and last layers is an exact
+ * rule for each (`mixq info` lists the names).
+ *
+ * Errors name the entry and its line: unknown keys, wrong types, bits out of range, a
+ * per-kernel array whose length is not the layer's output channels, and (when applied to a
+ * model) a rule that matches no conv/linear layer.
+ */
+#include <fnmatch.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "nn/model.h"
+#include "quant/policy.h"
+
+#define POLICY_VERSION 1
+
+/* ------------------------------------------------------------ parsing */
+
+typedef struct parser {
+    const char *text;
+    const char *cursor;  /* keys are looked up from here on, in document order */
+    const char *origin;
+} parser;
+
+static int line_at(const char *text, const char *p) {
+    int line = 1;
+    for (const char *c = text; c < p && *c; c++) line += *c == '\n';
+    return line;
+}
+
+/* Line of the next occurrence of "key" at or after the cursor; advances the cursor unless
+ * peek. */
+static int key_line_at(parser *ps, const char *key, int peek) {
+    char pat[MIXQ_NAME_MAX + 4];
+    snprintf(pat, sizeof pat, "\"%.*s\"", MIXQ_NAME_MAX, key);
+    const char *p = strstr(ps->cursor, pat);
+    if (!p) p = strstr(ps->text, pat);
+    if (!p) return 0;
+    if (!peek) ps->cursor = p + 1;
+    return line_at(ps->text, p);
+}
+
+static int key_line(parser *ps, const char *key) { return key_line_at(ps, key, 0); }
+
+static mixq_status perr(parser *ps, int line, const char *fmt, const char *a, const char *b) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, a, b);
+    return mq_err(MIXQ_ERR_FORMAT, "policy '%s' line %d: %s", ps->origin, line, msg);
+}
+
+static mixq_status parse_bits(parser *ps, const cJSON *v, int line, const char *where, int *out) {
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return perr(ps, line, "%s must be an integer number of bits (1..8, or 32 for float)%s",
+                    where, "");
+    double d = v->valuedouble;
+    if (!((d >= 1 && d <= 8) || d == 32)) {
+        char num[32];
+        snprintf(num, sizeof num, "%g", d);
+        return perr(ps, line, "%s is %s bits; valid: 1..8, or 32 for float", where, num);
+    }
+    *out = (int)d;
+    return MIXQ_OK;
+}
+
+static mixq_status parse_enum(parser *ps, const cJSON *v, int line, const char *key,
+                              const char *const *names, int n, int *out) {
+    if (cJSON_IsString(v))
+        for (int i = 0; i < n; i++)
+            if (!strcmp(v->valuestring, names[i])) {
+                *out = i;
+                return MIXQ_OK;
+            }
+    char list[160] = "";
+    for (int i = 0; i < n; i++) {
+        strncat(list, names[i], sizeof list - strlen(list) - 1);
+        if (i + 1 < n) strncat(list, ", ", sizeof list - strlen(list) - 1);
+    }
+    return perr(ps, line, "\"%s\" must be one of: %s", key, list);
+}
+
+static void spec_free(pol_spec *s) {
+    free(s->kbits);
+    s->kbits = NULL;
+}
+
+static const char *const gran_names[] = {"layer", "channel", "kernel"};
+static const char *const wclip_names[] = {"auto", "max", "mse", "kl"};
+static const char *const aclip_names[] = {"auto", "max", "mse", "kl", "percentile"};
+
+/* Parse the setting keys of object o; `skip` names one selector key to leave alone. */
+static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, const char *skip,
+                              pol_spec *s) {
+    memset(s, 0, sizeof *s);
+    if (!cJSON_IsObject(o))
+        return perr(ps, key_line(ps, where), "%s must be an object%s", where, "");
+    for (const cJSON *it = o->child; it; it = it->next) {
+        const char *k = it->string;
+        int line = key_line(ps, k);
+        mixq_status st = MIXQ_OK;
+        char what[160];
+        snprintf(what, sizeof what, "%s.%s", where, k);
+        if (skip && !strcmp(k, skip)) continue;
+        if (!strcmp(k, "comment")) continue;
+        if (!strcmp(k, "w_bits")) {
+            s->has_w = 1;
+            if (cJSON_IsArray(it)) {
+                int n = cJSON_GetArraySize(it);
+                if (n < 1) return perr(ps, line, "%s is an empty array%s", what, "");
+                s->kbits = malloc(sizeof(int) * (size_t)n);
+                if (!s->kbits) return mq_err(MIXQ_ERR_NOMEM, "policy: out of memory");
+                s->nk = n;
+                int i = 0, mx = 0;
+                for (const cJSON *e = it->child; e; e = e->next, i++) {
+                    char ew[200];
+                    snprintf(ew, sizeof ew, "%s[%d]", what, i);
+                    if ((st = parse_bits(ps, e, line, ew, &s->kbits[i]))) return st;
+                    if (s->kbits[i] > mx) mx = s->kbits[i];
+                }
+                s->w_bits = mx;
+                if (!s->has_gran) {
+                    s->has_gran = 1;
+                    s->gran = MQ_GRAN_KERNEL;
+                }
+            } else {
+                st = parse_bits(ps, it, line, what, &s->w_bits);
+            }
+        } else if (!strcmp(k, "a_bits")) {
+            s->has_a = 1;
+            st = parse_bits(ps, it, line, what, &s->a_bits);
+        } else if (!strcmp(k, "granularity")) {
+            int g;
+            s->has_gran = 1;
+            st = parse_enum(ps, it, line, k, gran_names, 3, &g);
+            s->gran = (mq_gran)g;
+        } else if (!strcmp(k, "w_clip")) {
+            s->has_wclip = 1;
+            st = parse_enum(ps, it, line, k, wclip_names, 4, &s->wclip);
+            s->wclip -= 1; /* auto = -1, max = 0, ... */
+        } else if (!strcmp(k, "a_clip")) {
+            s->has_aclip = 1;
+            st = parse_enum(ps, it, line, k, aclip_names, 5, &s->aclip);
+            s->aclip -= 1;
+        } else {
+            return perr(ps, line, "unknown key \"%s\" in %s (known: w_bits, a_bits, granularity, "
+                        "w_clip, a_clip, comment)", k, where);
+        }
+        if (st) return st;
+    }
+    if (s->kbits && s->gran != MQ_GRAN_KERNEL)
+        return perr(ps, key_line(ps, "granularity"), "%s has per-kernel w_bits, which needs "
+                    "\"granularity\": \"kernel\"%s", where, "");
+    return MIXQ_OK;
+}
+
+void mixq_policy_free(mixq_policy *p) {
+    if (!p) return;
+    spec_free(&p->def);
+    for (int i = 0; i < p->n_rules; i++) spec_free(&p->rules[i].spec);
+    free(p->rules);
+    free(p->text);
+    free(p);
+}
+
+static mixq_status add_rule(mixq_policy *p, pol_kind kind, const char *pat, const pol_spec *s,
+                            const char *where, int line) {
+    pol_rule *r = realloc(p->rules, sizeof *r * (size_t)(p->n_rules + 1));
+    if (!r) return mq_err(MIXQ_ERR_NOMEM, "policy: out of memory");
+    p->rules = r;
+    r = &p->rules[p->n_rules++];
+    memset(r, 0, sizeof *r);
+    r->kind = kind;
+    snprintf(r->pattern, sizeof r->pattern, "%s", pat);
+    r->spec = *s;
+    snprintf(r->where, sizeof r->where, "%s (line %d)", where, line);
+    return MIXQ_OK;
+}
+
+static mixq_status parse_all(parser *ps, const cJSON *root, mixq_policy *p) {
+    if (!cJSON_IsObject(root)) return perr(ps, 1, "the top level must be a JSON object%s%s", "", "");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "mixq_policy");
+    if (!ver)
+        return perr(ps, 1, "missing \"mixq_policy\": %s (the format version)%s", "1", "");
+    for (const cJSON *it = root->child; it; it = it->next) {
+        const char *k = it->string;
+        int line = key_line(ps, k);
+        mixq_status st;
+        if (!strcmp(k, "mixq_policy")) {
+            if (!cJSON_IsNumber(it) || it->valuedouble != POLICY_VERSION)
+                return perr(ps, line, "unsupported policy version (this mixq reads version %s)%s",
+                            "1", "");
+        } else if (!strcmp(k, "comment")) {
+        } else if (!strcmp(k, "default")) {
+            spec_free(&p->def);
+            if ((st = parse_spec(ps, it, "default", NULL, &p->def))) return st;
+            if (p->def.kbits)
+                return perr(ps, line, "\"default\" cannot hold per-kernel w_bits (layers differ in "
+                            "output channels)%s%s", "", "");
+        } else if (!strcmp(k, "rules")) {
+            if (!cJSON_IsArray(it)) return perr(ps, line, "\"rules\" must be an array%s%s", "", "");
+            int i = 0;
+            for (const cJSON *r = it->child; r; r = r->next, i++) {
+                char where[64];
+                snprintf(where, sizeof where, "rules[%d]", i);
+                int rl = r->child && r->child->string ? key_line_at(ps, r->child->string, 1) : line;
+                const cJSON *op = cJSON_GetObjectItemCaseSensitive(r, "op");
+                const cJSON *gl = cJSON_GetObjectItemCaseSensitive(r, "match");
+                const cJSON *ex = cJSON_GetObjectItemCaseSensitive(r, "layer");
+                int nsel = !!op + !!gl + !!ex;
+                if (!cJSON_IsObject(r) || nsel != 1)
+                    return perr(ps, rl, "%s needs exactly one of \"op\", \"match\" (glob) or "
+                                "\"layer\" (exact name)%s", where, "");
+                const cJSON *sel = op ? op : gl ? gl : ex;
+                const char *selk = op ? "op" : gl ? "match" : "layer";
+                if (!cJSON_IsString(sel) || !*sel->valuestring ||
+                    strlen(sel->valuestring) >= MIXQ_NAME_MAX)
+                    return perr(ps, rl, "%s: \"%s\" must be a non-empty name", where, selk);
+                if (op && strcmp(op->valuestring, "conv") && strcmp(op->valuestring, "linear") &&
+                    strcmp(op->valuestring, "depthwise"))
+                    return perr(ps, key_line(ps, "op"), "%s: op \"%s\" is not quantizable "
+                                "(conv, depthwise or linear)", where, op->valuestring);
+                pol_spec s;
+                st = parse_spec(ps, r, where, selk, &s);
+                if (!st)
+                    st = add_rule(p, op ? POL_OP : gl ? POL_GLOB : POL_EXACT, sel->valuestring, &s,
+                                  where, rl);
+                if (st) {
+                    spec_free(&s);
+                    return st;
+                }
+            }
+        } else if (!strcmp(k, "layers")) {
+            if (!cJSON_IsObject(it))
+                return perr(ps, line, "\"layers\" must be an object mapping layer names to "
+                            "settings%s%s", "", "");
+            for (const cJSON *r = it->child; r; r = r->next) {
+                char where[MIXQ_NAME_MAX + 16];
+                snprintf(where, sizeof where, "layers.%s", r->string);
+                int rl = key_line(ps, r->string);
+                if (strlen(r->string) >= MIXQ_NAME_MAX)
+                    return perr(ps, rl, "layer name '%s' is too long%s", r->string, "");
+                pol_spec s;
+                st = parse_spec(ps, r, where, NULL, &s);
+                if (!st) st = add_rule(p, POL_EXACT, r->string, &s, where, rl);
+                if (st) {
+                    spec_free(&s);
+                    return st;
+                }
+            }
+        } else {
+            return perr(ps, line, "unknown key \"%s\" at the top level (known: mixq_policy, "
+                        "default, rules, layers, comment)%s", k, "");
+        }
+    }
+    /* precedence order: op < glob < exact (stable within a class) */
+    int n = 0;
+    for (int kind = POL_OP; kind <= POL_EXACT; kind++)
+        for (int i = n; i < p->n_rules; i++)
+            if ((int)p->rules[i].kind == kind) {
+                pol_rule t = p->rules[i];
+                memmove(&p->rules[n + 1], &p->rules[n], sizeof t * (size_t)(i - n));
+                p->rules[n++] = t;
+            }
+    return MIXQ_OK;
+}
+
+mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, mixq_policy **out) {
+    if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_policy_parse: NULL output");
+    *out = NULL;
+    if (!text) return mq_err(MIXQ_ERR_ARG, "mixq_policy_parse: NULL text");
+    mixq_policy *p = mq_calloc(1, sizeof *p, "policy");
+    if (!p) return MIXQ_ERR_NOMEM;
+    snprintf(p->origin, sizeof p->origin, "%s", origin ? origin : "(string)");
+    p->text = mq_malloc(len + 1, 1, "policy text");
+    if (!p->text) {
+        free(p);
+        return MIXQ_ERR_NOMEM;
+    }
+    memcpy(p->text, text, len);
+    p->text[len] = 0;
+    p->len = len;
+    if (strlen(p->text) != len) {
+        mixq_policy_free(p);
+        return mq_err(MIXQ_ERR_FORMAT, "policy '%s' holds a NUL byte (not a text file)", origin);
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(p->text, len, &end, 0);
+    parser ps = {p->text, p->text, p->origin};
+    if (!root) {
+        const char *at = end ? end : cJSON_GetErrorPtr();
+        int line = at ? line_at(p->text, at) : 1;
+        mixq_status st = mq_err(MIXQ_ERR_FORMAT, "policy '%s' line %d: malformed JSON%s%.20s%s",
+                                p->origin, line, at && *at ? " near '" : " (truncated?)",
+                                at && *at ? at : "", at && *at ? "'" : "");
+        mixq_policy_free(p);
+        return st;
+    }
+    mixq_status st = parse_all(&ps, root, p);
+    cJSON_Delete(root);
+    if (st) {
+        mixq_policy_free(p);
+        return st;
+    }
+    *out = p;
+    return MIXQ_OK;
+}
+
+mixq_status mixq_policy_load(const char *path, mixq_policy **out) {
+    if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_policy_load: NULL output");
+    *out = NULL;
+    FILE *f = mq_fopen(path, "rb");
+    if (!f) return MIXQ_ERR_IO;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    mixq_status st = MIXQ_OK;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > ((size_t)16 << 20)) {
+                st = mq_err(MIXQ_ERR_FORMAT, "policy '%s' is larger than 16 MiB", path);
+                break;
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                st = mq_err(MIXQ_ERR_NOMEM, "policy '%s': out of memory", path);
+                break;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0) {
+            if (ferror(f)) st = mq_err(MIXQ_ERR_IO, "cannot read policy '%s'", path);
+            break;
+        }
+    }
+    fclose(f);
+    if (!st) st = mixq_policy_parse(buf ? buf : "", len, path, out);
+    free(buf);
+    return st;
+}
+
+const char *mixq_policy_text(const mixq_policy *p) { return p ? p->text : ""; }
+
+/* ------------------------------------------------------------ resolution */
+
+int mq_node_quantizable(const mixq_model *m, int node) {
+    mixq_op op = m->nodes[node].op;
+    return op == MIXQ_OP_CONV || op == MIXQ_OP_LINEAR;
+}
+
+static int rule_matches(const pol_rule *r, const mixq_model *m, int node) {
+    const mq_node *n = &m->nodes[node];
+    switch (r->kind) {
+    case POL_OP:
+        if (!strcmp(r->pattern, "linear")) return n->op == MIXQ_OP_LINEAR;
+        if (!strcmp(r->pattern, "conv")) return n->op == MIXQ_OP_CONV;
+        return n->op == MIXQ_OP_CONV && n->groups > 1 && n->groups == m->nodes[n->in[0]].c;
+    case POL_GLOB:
+        return fnmatch(r->pattern, n->name, 0) == 0;
+    case POL_EXACT:
+        return !strcmp(r->pattern, n->name);
+    }
+    return 0;
+}
+
+static void merge(pol_spec *acc, const pol_spec *s) {
+    if (s->has_w) {
+        acc->has_w = 1;
+        acc->w_bits = s->w_bits;
+        acc->kbits = s->kbits; /* borrowed */
+        acc->nk = s->nk;
+    }
+    if (s->has_a) {
+        acc->has_a = 1;
+        acc->a_bits = s->a_bits;
+    }
+    if (s->has_gran) {
+        acc->has_gran = 1;
+        acc->gran = s->gran;
+    }
+    if (s->has_wclip) {
+        acc->has_wclip = 1;
+        acc->wclip = s->wclip;
+    }
+    if (s->has_aclip) {
+        acc->has_aclip = 1;
+        acc->aclip = s->aclip;
+    }
+}
+
+static mq_clip auto_clip(int c, int bits) {
+    if (c != MQ_CLIP_AUTO) return (mq_clip)c;
+    return bits < 5 ? MQ_CLIP_MSE : MQ_CLIP_MAX;
+}
+
+mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, int node, mq_lq *out) {
+    memset(out, 0, sizeof *out);
+    const mq_node *n = &m->nodes[node];
+    pol_spec acc = {.has_w = 1, .w_bits = 8, .has_a = 1, .a_bits = 8, .has_gran = 1,
+                    .gran = MQ_GRAN_CHANNEL, .has_wclip = 1, .wclip = MQ_CLIP_AUTO,
+                    .has_aclip = 1, .aclip = MQ_CLIP_AUTO};
+    const char *wsrc = "the built-in default";
+    merge(&acc, &p->def);
+    for (int i = 0; i < p->n_rules; i++)
+        if (rule_matches(&p->rules[i], m, node)) {
+            merge(&acc, &p->rules[i].spec);
+            if (p->rules[i].spec.has_w) wsrc = p->rules[i].where;
+        }
+    const int K = n->c; /* output channels (conv) or features (linear) */
+    if (acc.kbits && acc.nk != K)
+        return mq_err(MIXQ_ERR_ARG, "policy '%s': %s gives %d per-kernel w_bits but layer '%s' has "
+                      "%d output channels", p->origin, wsrc, acc.nk, n->name, K);
+    if (acc.kbits && acc.gran != MQ_GRAN_KERNEL)
+        return mq_err(MIXQ_ERR_ARG, "policy '%s': layer '%s' gets per-kernel w_bits from %s but "
+                      "granularity '%s'; hint: set \"granularity\": \"kernel\"", p->origin, n->name,
+                      wsrc, gran_names[acc.gran]);
+    out->kbits = mq_malloc((size_t)K, sizeof(int), "per-kernel bits");
+    if (!out->kbits) return MIXQ_ERR_NOMEM;
+    out->K = K;
+    for (int k = 0; k < K; k++) out->kbits[k] = acc.kbits ? acc.kbits[k] : acc.w_bits;
+    out->w_bits = acc.w_bits;
+    out->a_bits = acc.a_bits;
+    out->gran = acc.gran;
+    out->wclip = auto_clip(acc.wclip, acc.w_bits);
+    out->aclip = auto_clip(acc.aclip, acc.a_bits);
+    return MIXQ_OK;
+}
+
+mixq_status mq_policy_check_coverage(const mixq_policy *p, const mixq_model *m) {
+    for (int i = 0; i < p->n_rules; i++) {
+        const pol_rule *r = &p->rules[i];
+        int hits = 0;
+        for (int j = 0; j < m->n_nodes; j++) {
+            if (!rule_matches(r, m, j)) continue;
+            if (!mq_node_quantizable(m, j)) {
+                if (r->kind == POL_EXACT)
+                    return mq_err(MIXQ_ERR_ARG, "policy '%s': %s names '%s', a %s layer; only "
+                                  "conv and linear layers are quantized", p->origin, r->where,
+                                  m->nodes[j].name, mixq_op_name(m->nodes[j].op));
+                continue; /* a glob may cover other layers too */
+            }
+            hits++;
+        }
+        if (!hits)
+            return mq_err(MIXQ_ERR_NOTFOUND, "policy '%s': %s (%s \"%s\") matches no layer of this "
+                          "%s; hint: `mixq info MODEL` lists the layer names", p->origin, r->where,
+                          r->kind == POL_OP ? "op" : r->kind == POL_GLOB ? "glob" : "layer",
+                          r->pattern, m->arch);
+    }
+    return MIXQ_OK;
+}

@@ -1,0 +1,470 @@
+/* Quantized models: a policy resolved onto the graph, fake quantization of every conv/linear
+ * layer's weights and input activations in forward and backward (hooks in nn/model.c),
+ * activation-clip calibration, PACT clip learning, accounting, and the state saved in model
+ * files.
+ *
+ * Per quantized node i (conv or linear, weights w [K][inner]):
+ *   forward:  w_q = Q_w(w) (scales per the policy granularity), x_q = Q_a(x) with clip alpha;
+ *             the layer runs on (x_q, w_q).
+ *   backward: the layer's backward on (x_q, w_q) gives dW_q and dX_q; STE: dW = dW_q masked by
+ *             the weight quantizer's pass mask, dX = dX_q where x fell inside the clip range;
+ *             dalpha is PACT's (quant.h).
+ * Weight scales: with max clipping they follow the weights (recomputed whenever the parameters
+ * change); MSE/KL clips are searched once, at calibration, and then fixed (HAQ does the same).
+ * Quantized weights are cached and recomputed only when the parameters changed, so scoring
+ * many inputs (evaluation, searches) quantizes each layer once.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/data.h"
+#include "nn/model.h"
+#include "quant/policy.h"
+#include "quant/qmodel.h"
+
+#define CALIB_SAMPLES 262144
+
+typedef struct qnode {
+    int on;
+    mq_lq lq;
+    int wquant, aquant;   /* weights / activations quantized (not 32 bits) */
+    int a_signed;
+    float alpha, dalpha, amom;
+    int calibrated;
+    float *scale;         /* [K] */
+    int scales_fixed;
+    float *wq;            /* [K * inner] */
+    uint8_t *mask;
+    uint64_t wver;
+    int wvalid;
+    float *xq;            /* [N * in] */
+    size_t xq_cap;
+    /* calibration */
+    float cmax;
+    float *samples;
+    int64_t nsamples;
+} qnode;
+
+typedef struct qstate {
+    mixq_policy *policy;  /* owned copy */
+    qnode *nodes;         /* [n_nodes] */
+    float *dxq;           /* scratch gradient w.r.t. a quantized input */
+    size_t dxq_cap;
+    int calibrating;
+} qstate;
+
+static qstate *Q(const mixq_model *m) { return (qstate *)m->q; }
+
+static int64_t in_numel(const mixq_model *m, int i) {
+    const mq_node *a = &m->nodes[m->nodes[i].in[0]];
+    return (int64_t)a->c * a->h * a->w;
+}
+
+static void qstate_free(qstate *s, int n) {
+    if (!s) return;
+    for (int i = 0; s->nodes && i < n; i++) {
+        qnode *q = &s->nodes[i];
+        free(q->lq.kbits);
+        free(q->scale);
+        free(q->wq);
+        free(q->mask);
+        free(q->xq);
+        free(q->samples);
+    }
+    free(s->nodes);
+    free(s->dxq);
+    mixq_policy_free(s->policy);
+    free(s);
+}
+
+static void hook_free(mixq_model *m) {
+    qstate_free(Q(m), m->n_nodes);
+    m->q = NULL;
+    m->qh = NULL;
+}
+
+/* Weights fake-quantized for the current parameters. */
+static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
+    if (!q->wquant || (q->wvalid && q->wver == m->params_version)) return MIXQ_OK;
+    const mq_node *n = &m->nodes[i];
+    const float *w = mq_tensor_ptr(m, n->t_w);
+    const int K = q->lq.K;
+    const int64_t inner = m->tensors[n->t_w].numel / K;
+    if (!q->scales_fixed) {
+        mixq_status st = mq_weight_scales(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->scale);
+        if (st) return st;
+        if (q->lq.wclip != MQ_CLIP_MAX) q->scales_fixed = 1;
+    }
+    for (int64_t j = 0; j < (int64_t)K * inner; j++)
+        if (!isfinite(w[j]))
+            return mq_err(MIXQ_ERR_NUMERIC, "layer '%s': weight %lld is %g; hint: lower the "
+                          "learning rate", n->name, (long long)j, (double)w[j]);
+    mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->mask);
+    q->wver = m->params_version;
+    q->wvalid = 1;
+    return MIXQ_OK;
+}
+
+static void calib_collect(qnode *q, const float *x, int64_t n) {
+    for (int64_t j = 0; j < n; j++) {
+        float v = q->a_signed ? fabsf(x[j]) : x[j];
+        if (v > q->cmax) q->cmax = v;
+    }
+    if (!q->samples) return;
+    int64_t room = CALIB_SAMPLES - q->nsamples;
+    if (room <= 0) return;
+    int64_t step = n / room + 1;
+    for (int64_t j = 0; j < n && q->nsamples < CALIB_SAMPLES; j += step) q->samples[q->nsamples++] = x[j];
+}
+
+static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, const float **w) {
+    qstate *s = Q(m);
+    qnode *q = &s->nodes[i];
+    if (!q->on) return MIXQ_OK;
+    mixq_status st = ensure_wq(m, i, q);
+    if (st) return st;
+    if (q->wquant) *w = q->wq;
+    if (!q->aquant) return MIXQ_OK;
+    const int64_t n = (int64_t)N * in_numel(m, i);
+    if (s->calibrating) {
+        calib_collect(q, *x, n);
+        return MIXQ_OK;
+    }
+    if (!q->calibrated)
+        return mq_err(MIXQ_ERR_STATE, "layer '%s': activation clip not calibrated; hint: "
+                      "mixq_model_calibrate (mixq quantize does it)", m->nodes[i].name);
+    if ((size_t)n > q->xq_cap) {
+        float *b = mq_alloc_aligned(sizeof(float) * (size_t)n, "quantized activations");
+        if (!b) return MIXQ_ERR_NOMEM;
+        free(q->xq);
+        q->xq = b;
+        q->xq_cap = (size_t)n;
+    }
+    mq_act_fake_quant(*x, n, q->lq.a_bits, q->a_signed, q->alpha, q->xq);
+    *x = q->xq;
+    return MIXQ_OK;
+}
+
+static mixq_status hook_backward_pre(mixq_model *m, int i, int N, const float **x, const float **w,
+                                     float **dx, int *acc) {
+    qstate *s = Q(m);
+    qnode *q = &s->nodes[i];
+    if (!q->on) return MIXQ_OK;
+    if (q->wquant) {
+        if (!q->wvalid || q->wver != m->params_version)
+            return mq_err(MIXQ_ERR_STATE, "layer '%s': weights changed between forward and "
+                          "backward", m->nodes[i].name);
+        *w = q->wq;
+    }
+    if (!q->aquant) return MIXQ_OK;
+    *x = q->xq;
+    const size_t n = (size_t)N * (size_t)in_numel(m, i);
+    if (n > s->dxq_cap) {
+        float *b = mq_alloc_aligned(sizeof(float) * n, "quantized-input gradient");
+        if (!b) return MIXQ_ERR_NOMEM;
+        free(s->dxq);
+        s->dxq = b;
+        s->dxq_cap = n;
+    }
+    *dx = s->dxq; /* always computed: the clip gradient needs it even for the first layer */
+    *acc = 0;
+    return MIXQ_OK;
+}
+
+static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, int acc) {
+    qstate *s = Q(m);
+    qnode *q = &s->nodes[i];
+    if (!q->on) return MIXQ_OK;
+    const mq_node *n = &m->nodes[i];
+    if (q->wquant) {
+        float *g = mq_grad_ptr(m, n->t_w);
+        const int64_t cnt = m->tensors[n->t_w].numel;
+        for (int64_t j = 0; j < cnt; j++)
+            if (!q->mask[j]) g[j] = 0.0f;
+    }
+    if (q->aquant) {
+        const float *x = m->nodes[n->in[0]].y;
+        mq_act_fake_quant_backward(x, s->dxq, (int64_t)N * in_numel(m, i), q->lq.a_bits,
+                                   q->a_signed, q->alpha, 0, dx, acc, &q->dalpha);
+    }
+    return MIXQ_OK;
+}
+
+static void hook_step(mixq_model *m, float lr, float momentum) {
+    qstate *s = Q(m);
+    for (int i = 0; i < m->n_nodes; i++) {
+        qnode *q = &s->nodes[i];
+        if (!q->on || !q->aquant || !q->calibrated) continue;
+        q->amom = momentum * q->amom + q->dalpha;
+        float a = q->alpha - lr * q->amom;
+        q->alpha = a > 1e-4f ? a : 1e-4f;
+        q->dalpha = 0;
+    }
+}
+
+static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, hook_step,
+                                hook_free};
+
+/* Input of node i comes out of a ReLU/ReLU6 (possibly through pooling/flatten): unsigned. */
+static int input_unsigned(const mixq_model *m, int i) {
+    int a = m->nodes[i].in[0];
+    while (1) {
+        mixq_op op = m->nodes[a].op;
+        if (op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6) return 1;
+        if (op == MIXQ_OP_MAXPOOL || op == MIXQ_OP_AVGPOOL || op == MIXQ_OP_GAP ||
+            op == MIXQ_OP_FLATTEN) {
+            a = m->nodes[a].in[0];
+            continue;
+        }
+        return 0;
+    }
+}
+
+mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
+    if (!m || !p) return mq_err(MIXQ_ERR_ARG, "mixq_model_quantize: NULL model or policy");
+    mixq_status st = mq_policy_check_coverage(p, m);
+    if (st) return st;
+    qstate *s = mq_calloc(1, sizeof *s, "quantization state");
+    if (!s) return MIXQ_ERR_NOMEM;
+    s->nodes = mq_calloc((size_t)m->n_nodes, sizeof *s->nodes, "quantization nodes");
+    if (!s->nodes) {
+        free(s);
+        return MIXQ_ERR_NOMEM;
+    }
+    st = mixq_policy_parse(p->text, p->len, p->origin, &s->policy);
+    for (int i = 0; !st && i < m->n_nodes; i++) {
+        if (!mq_node_quantizable(m, i)) continue;
+        qnode *q = &s->nodes[i];
+        if ((st = mq_policy_resolve_node(p, m, i, &q->lq))) break;
+        q->on = 1;
+        q->a_signed = !input_unsigned(m, i);
+        q->aquant = q->lq.a_bits != MQ_FLOAT_BITS;
+        for (int k = 0; k < q->lq.K; k++) q->wquant |= q->lq.kbits[k] != MQ_FLOAT_BITS;
+        const int64_t wn = m->tensors[m->nodes[i].t_w].numel;
+        q->scale = mq_calloc((size_t)q->lq.K, sizeof(float), "weight scales");
+        q->wq = q->wquant ? mq_alloc_aligned(sizeof(float) * (size_t)wn, "quantized weights") : NULL;
+        q->mask = q->wquant ? mq_malloc((size_t)wn, 1, "STE mask") : NULL;
+        if (!q->scale || (q->wquant && (!q->wq || !q->mask))) st = MIXQ_ERR_NOMEM;
+    }
+    if (st) {
+        qstate_free(s, m->n_nodes);
+        return st;
+    }
+    if (m->qh) m->qh->free(m);
+    m->q = s;
+    m->qh = &hooks;
+    m->have_forward = 0;
+    return MIXQ_OK;
+}
+
+int mixq_model_is_quantized(const mixq_model *m) { return m && m->q != NULL; }
+
+const mixq_policy *mixq_model_policy(const mixq_model *m) {
+    return m && m->q ? Q(m)->policy : NULL;
+}
+
+mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int images) {
+    if (!m || !d) return mq_err(MIXQ_ERR_ARG, "mixq_model_calibrate: NULL model or dataset");
+    if (!m->q) return mq_err(MIXQ_ERR_STATE, "mixq_model_calibrate: the model has no policy");
+    if (images < 1) return mq_err(MIXQ_ERR_ARG, "calibration needs at least one image, not %d", images);
+    int c, h, w, k;
+    mixq_dataset_shape(d, &c, &h, &w, &k);
+    if (c != m->cfg.in_c || h != m->cfg.in_h || w != m->cfg.in_w)
+        return mq_err(MIXQ_ERR_SHAPE, "calibration data '%s' is %dx%dx%d but the model expects "
+                      "%dx%dx%d", mixq_dataset_name(d), c, h, w, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w);
+    qstate *s = Q(m);
+    if (images > mixq_dataset_count(d)) images = mixq_dataset_count(d);
+    mixq_status st = MIXQ_OK;
+    for (int i = 0; i < m->n_nodes; i++) {
+        qnode *q = &s->nodes[i];
+        if (!q->on || !q->aquant) continue;
+        q->cmax = 0;
+        q->nsamples = 0;
+        if (q->lq.aclip != MQ_CLIP_MAX && !q->samples &&
+            !(q->samples = mq_malloc(CALIB_SAMPLES, sizeof(float), "calibration samples")))
+            return MIXQ_ERR_NOMEM;
+    }
+    const int B = 256;
+    float *x = mq_malloc((size_t)B * c * h * w, sizeof(float), "calibration batch");
+    int *idx = mq_malloc((size_t)B, sizeof(int), "calibration indices");
+    int *lab = mq_malloc((size_t)B, sizeof(int), "calibration labels");
+    if (!x || !idx || !lab) st = MIXQ_ERR_NOMEM;
+    s->calibrating = 1;
+    for (int start = 0; !st && start < images; start += B) {
+        int b = MQ_MIN(B, images - start);
+        /* evenly spread images over the set, in a fixed order */
+        for (int j = 0; j < b; j++)
+            idx[j] = (int)((int64_t)(start + j) * mixq_dataset_count(d) / images);
+        if (!(st = mq_data_batch(d, idx, b, 0, 0, x, lab))) st = mixq_model_forward(m, x, b, 0, NULL);
+    }
+    s->calibrating = 0;
+    m->have_forward = 0;
+    free(x);
+    free(idx);
+    free(lab);
+    if (st) return st;
+    for (int i = 0; i < m->n_nodes; i++) {
+        qnode *q = &s->nodes[i];
+        if (!q->on || !q->aquant) continue;
+        if (q->lq.aclip == MQ_CLIP_MAX || q->nsamples < 2)
+            q->alpha = q->cmax > 0 ? q->cmax : 1.0f;
+        else
+            q->alpha = mq_choose_clip(q->samples, q->nsamples, q->lq.a_bits, q->a_signed, q->lq.aclip);
+        free(q->samples);
+        q->samples = NULL;
+        q->calibrated = 1;
+        q->amom = q->dalpha = 0;
+    }
+    return MIXQ_OK;
+}
+
+/* ------------------------------------------------------------ accounting */
+
+int mixq_model_quant_layers(const mixq_model *m) {
+    if (!m || !m->q) return 0;
+    int n = 0;
+    for (int i = 0; i < m->n_nodes; i++) n += Q(m)->nodes[i].on;
+    return n;
+}
+
+static const char *const clip_names[] = {"max", "mse", "kl", "percentile"};
+
+/* A BN directly after node i folds into a per-channel bias at deployment. */
+static int followed_by_bn(const mixq_model *m, int i) {
+    for (int j = i + 1; j < m->n_nodes; j++)
+        if (m->nodes[j].n_in && m->nodes[j].in[0] == i) return m->nodes[j].op == MIXQ_OP_BN;
+    return 0;
+}
+
+mixq_status mixq_model_quant_layer(const mixq_model *m, int idx, mixq_layer_quant *out) {
+    if (!m || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_quant_layer: NULL argument");
+    if (!m->q) return mq_err(MIXQ_ERR_STATE, "the model has no quantization policy");
+    int seen = -1;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qnode *q = &Q(m)->nodes[i];
+        if (!q->on || ++seen != idx) continue;
+        const mq_node *n = &m->nodes[i];
+        memset(out, 0, sizeof *out);
+        out->node = i;
+        out->name = n->name;
+        out->op = n->op;
+        out->w_bits = q->lq.w_bits;
+        out->a_bits = q->lq.a_bits;
+        out->granularity = (mixq_granularity)q->lq.gran;
+        out->kernels = q->lq.K;
+        out->kernel_bits = q->lq.kbits;
+        out->a_signed = q->a_signed;
+        out->a_clip = q->calibrated ? q->alpha : 0.0f;
+        out->w_clip_method = clip_names[q->lq.wclip];
+        out->a_clip_method = clip_names[q->lq.aclip];
+        out->weights = m->tensors[n->t_w].numel;
+        const int64_t inner = out->weights / q->lq.K;
+        const int64_t macs_per_k = (int64_t)n->h * n->w * inner; /* per image */
+        out->macs = macs_per_k * q->lq.K;
+        int nscales = 0;
+        for (int k = 0; k < q->lq.K; k++) {
+            const int b = q->lq.kbits[k];
+            out->weight_bits += (double)inner * b;
+            out->bitops += (double)macs_per_k * b * q->lq.a_bits;
+            nscales += b != MQ_FLOAT_BITS;
+        }
+        if (q->lq.gran == MQ_GRAN_LAYER && nscales) nscales = 1;
+        const int biases = (n->bias || followed_by_bn(m, i)) ? q->lq.K : 0;
+        out->size_bits = out->weight_bits + 32.0 * (nscales + biases + (q->aquant ? 1 : 0));
+        out->fp32_size_bits = 32.0 * (double)(out->weights + biases);
+        return MIXQ_OK;
+    }
+    return mq_err(MIXQ_ERR_ARG, "quantized layer %d out of range (%d layers)", idx, seen + 1);
+}
+
+mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t) {
+    if (!m || !t) return mq_err(MIXQ_ERR_ARG, "mixq_model_quant_totals: NULL argument");
+    memset(t, 0, sizeof *t);
+    int n = mixq_model_quant_layers(m);
+    if (!n) return mq_err(MIXQ_ERR_STATE, "the model has no quantization policy");
+    for (int i = 0; i < n; i++) {
+        mixq_layer_quant l;
+        mixq_status st = mixq_model_quant_layer(m, i, &l);
+        if (st) return st;
+        t->size_bits += l.size_bits;
+        t->weight_bits += l.weight_bits;
+        t->bitops += l.bitops;
+        t->fp32_size_bits += l.fp32_size_bits;
+        t->macs += l.macs;
+        t->weights += l.weights;
+    }
+    return MIXQ_OK;
+}
+
+/* ------------------------------------------------------------ model-file state */
+/* "qstate" section, little-endian: uint32 count, then per quantized node:
+ *   char name[64]; float alpha; int32 calibrated; int32 scales_fixed; int32 K; float scale[K] */
+
+mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (!m->q) return MIXQ_OK;
+    size_t need = 4;
+    for (int i = 0; i < m->n_nodes; i++)
+        if (Q(m)->nodes[i].on) need += MIXQ_NAME_MAX + 16 + 4 * (size_t)Q(m)->nodes[i].lq.K;
+    unsigned char *b = mq_calloc(need, 1, "quantization state");
+    if (!b) return MIXQ_ERR_NOMEM;
+    size_t o = 4;
+    uint32_t cnt = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const qnode *q = &Q(m)->nodes[i];
+        if (!q->on) continue;
+        cnt++;
+        memcpy(b + o, m->nodes[i].name, strlen(m->nodes[i].name));
+        o += MIXQ_NAME_MAX;
+        int32_t v[3] = {q->calibrated, q->scales_fixed, q->lq.K};
+        memcpy(b + o, &q->alpha, 4);
+        memcpy(b + o + 4, v, 12);
+        o += 16;
+        memcpy(b + o, q->scale, 4 * (size_t)q->lq.K);
+        o += 4 * (size_t)q->lq.K;
+    }
+    memcpy(b, &cnt, 4);
+    *buf = b;
+    *len = o;
+    return MIXQ_OK;
+}
+
+mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *b, size_t len, const char *path) {
+    if (!m->q) return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state without a policy", path);
+    uint32_t cnt;
+    size_t o = 4;
+    if (len < 4) goto trunc;
+    memcpy(&cnt, b, 4);
+    if ((int)cnt != mixq_model_quant_layers(m))
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state for %u layers, the policy "
+                      "quantizes %d", path, cnt, mixq_model_quant_layers(m));
+    for (uint32_t c = 0; c < cnt; c++) {
+        if (o + MIXQ_NAME_MAX + 16 > len) goto trunc;
+        char name[MIXQ_NAME_MAX + 1] = {0};
+        memcpy(name, b + o, MIXQ_NAME_MAX);
+        o += MIXQ_NAME_MAX;
+        int i = mq_model_find_node(m, name);
+        if (i < 0 || !Q(m)->nodes[i].on)
+            return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state names '%s', which is not a "
+                          "quantized layer", path, name);
+        qnode *q = &Q(m)->nodes[i];
+        int32_t v[3];
+        memcpy(&q->alpha, b + o, 4);
+        memcpy(v, b + o + 4, 12);
+        o += 16;
+        if (v[2] != q->lq.K || !isfinite(q->alpha) || q->alpha <= 0)
+            return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state of '%s' is corrupt", path, name);
+        if (o + 4 * (size_t)q->lq.K > len) goto trunc;
+        memcpy(q->scale, b + o, 4 * (size_t)q->lq.K);
+        o += 4 * (size_t)q->lq.K;
+        q->calibrated = v[0] != 0;
+        q->scales_fixed = v[1] != 0;
+        q->wvalid = 0;
+    }
+    if (o != len) return mq_err(MIXQ_ERR_FORMAT, "'%s': trailing bytes in the quantization state", path);
+    return MIXQ_OK;
+trunc:
+    return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state is truncated", path);
+}

@@ -1,0 +1,13 @@
+/* Quantized-model state in model files (internal; used by src/io/modelfile.c). */
+#ifndef MIXQ_QUANT_QMODEL_H
+#define MIXQ_QUANT_QMODEL_H
+
+#include "mixq/mixq.h"
+
+/* Serialise the calibrated clips and fixed scales ("qstate" section); *buf malloc'ed (NULL and
+ * 0 for a float model). */
+mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t *len);
+/* Restore them after mixq_model_quantize with the embedded policy. */
+mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *buf, size_t len, const char *path);
+
+#endif
