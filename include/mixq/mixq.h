@@ -259,6 +259,13 @@ typedef struct mixq_layer_quant {
     double bitops;                /* sum over kernels of MACs x w_bits x a_bits, per image */
 } mixq_layer_quant;
 
+/* Fold every batch norm that directly follows a conv/linear layer (and is its only consumer)
+ * into that layer's weights: w_k *= gamma_k / sqrt(var_k + eps), and the BN keeps only the
+ * shift, beta_k + (b_k - mean_k) gamma_k / sqrt(var_k + eps) (gamma 1, mean 0, var 1 - eps), so
+ * inference outputs are unchanged and the graph keeps its names. For deployment: training a
+ * folded model in train mode re-normalises. *folded (may be NULL) counts the folded BNs. */
+mixq_status mixq_model_fold_bn(mixq_model *m, int *folded);
+
 int mixq_model_quant_layers(const mixq_model *m); /* 0 for a float model */
 mixq_status mixq_model_quant_layer(const mixq_model *m, int i, mixq_layer_quant *out);
 

@@ -468,3 +468,48 @@ mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *b, size_t le
 trunc:
     return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state is truncated", path);
 }
+
+/* ------------------------------------------------------------ batch-norm folding */
+
+mixq_status mixq_model_fold_bn(mixq_model *m, int *folded) {
+    if (!m) return mq_err(MIXQ_ERR_ARG, "mixq_model_fold_bn: NULL model");
+    int count = 0;
+    for (int j = 0; j < m->n_nodes; j++) {
+        mq_node *bn = &m->nodes[j];
+        if (bn->op != MIXQ_OP_BN) continue;
+        const int i = bn->in[0];
+        mq_node *cv = &m->nodes[i];
+        if (cv->op != MIXQ_OP_CONV && cv->op != MIXQ_OP_LINEAR) continue;
+        int consumers = 0;
+        for (int k = i + 1; k < m->n_nodes; k++)
+            for (int s = 0; s < m->nodes[k].n_in; s++) consumers += m->nodes[k].in[s] == i;
+        if (consumers != 1) continue; /* the raw conv output is used elsewhere too */
+        float *g = mq_tensor_ptr(m, bn->t_w), *be = mq_tensor_ptr(m, bn->t_b);
+        float *rm = mq_tensor_ptr(m, bn->t_rm), *rv = mq_tensor_ptr(m, bn->t_rv);
+        float *w = mq_tensor_ptr(m, cv->t_w), *b = mq_tensor_ptr(m, cv->t_b);
+        const int K = cv->c;
+        const int64_t inner = m->tensors[cv->t_w].numel / K;
+        for (int k = 0; k < K; k++) {
+            const double sc = (double)g[k] / sqrt((double)rv[k] + bn->bn_eps);
+            for (int64_t t = 0; t < inner; t++) w[(size_t)k * inner + t] = (float)(w[(size_t)k * inner + t] * sc);
+            const double bias = b ? (double)b[k] : 0.0;
+            be[k] = (float)((double)be[k] + (bias - (double)rm[k]) * sc);
+            if (b) b[k] = 0.0f;
+            /* the BN becomes y = x + beta in inference mode */
+            g[k] = 1.0f;
+            rm[k] = 0.0f;
+            rv[k] = 1.0f - bn->bn_eps;
+        }
+        count++;
+    }
+    m->params_version++;
+    m->have_forward = 0;
+    if (folded) *folded = count;
+    return MIXQ_OK;
+}
+
+const float *mq_quant_weights(const mixq_model *m, int node) {
+    if (!m || !m->q || node < 0 || node >= m->n_nodes) return NULL;
+    const qnode *q = &Q(m)->nodes[node];
+    return q->on && q->wquant && q->wvalid ? q->wq : NULL;
+}

@@ -10,4 +10,8 @@ mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t
 /* Restore them after mixq_model_quantize with the embedded policy. */
 mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *buf, size_t len, const char *path);
 
+/* The fake-quantized weights node `node` used in the last forward (NULL if not quantized or
+ * not computed yet). For tests and the runtime. */
+const float *mq_quant_weights(const mixq_model *m, int node);
+
 #endif

@@ -1,0 +1,331 @@
+/* Policies and quantized models: precedence, every bad-policy case (with the offending entry
+ * and line in the message), per-kernel bits honoured in the model, calibration, accounting,
+ * save/load of a quantized model, batch-norm folding equivalence, determinism (seed and
+ * thread count). */
+#include <math.h>
+#include <omp.h>
+
+#include "mixq/mixq.h"
+#include "quant/qmodel.h"
+#include "test.h"
+
+static mixq_model *make(const char *arch, int c, int hw, uint64_t seed) {
+    mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = hw, .in_w = hw, .classes = 10,
+                            .width = 1, .seed = seed};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&mc, &m));
+    return m;
+}
+
+static mixq_policy *parse(const char *json) {
+    mixq_policy *p = NULL;
+    CHECK_OK(mixq_policy_parse(json, strlen(json), "test.json", &p));
+    return p;
+}
+
+/* Layer `name` of a quantized model. */
+static int layer(const mixq_model *m, const char *name, mixq_layer_quant *l) {
+    for (int i = 0; i < mixq_model_quant_layers(m); i++)
+        if (!mixq_model_quant_layer(m, i, l) && !strcmp(l->name, name)) return 1;
+    CHECKF(0, "no quantized layer '%s'", name);
+    return 0;
+}
+
+static void test_precedence(void) {
+    mixq_model *m = make("resnet20", 1, 16, 1);
+    mixq_policy *p = parse(
+        "{\n"
+        "  \"mixq_policy\": 1,\n"
+        "  \"default\": {\"w_bits\": 6, \"a_bits\": 6},\n"
+        "  \"rules\": [\n"
+        "    {\"layer\": \"layer3.0.conv1\", \"w_bits\": 2},\n"
+        "    {\"match\": \"layer3.*\", \"w_bits\": 3, \"a_bits\": 4},\n"
+        "    {\"op\": \"conv\", \"w_bits\": 4, \"granularity\": \"layer\"},\n"
+        "    {\"match\": \"layer3.0.*\", \"w_bits\": 5}\n"
+        "  ],\n"
+        "  \"layers\": {\"fc\": {\"w_bits\": 8, \"a_bits\": 32, \"w_clip\": \"mse\"}}\n"
+        "}\n");
+    if (!m || !p) goto out;
+    CHECK_OK(mixq_model_quantize(m, p));
+    CHECK(mixq_model_quant_layers(m) == 22); /* 21 convs (incl. 2 projections) + fc */
+    mixq_layer_quant l;
+    /* exact beats globs beats op beats default, whatever the file order */
+    if (layer(m, "layer3.0.conv1", &l)) CHECK(l.w_bits == 2 && l.a_bits == 4 && l.granularity == MIXQ_GRAN_LAYER);
+    if (layer(m, "layer3.0.conv2", &l)) CHECK(l.w_bits == 5 && l.a_bits == 4); /* later glob wins */
+    if (layer(m, "layer3.1.conv1", &l)) CHECK(l.w_bits == 3 && l.a_bits == 4);
+    if (layer(m, "layer1.0.conv1", &l)) CHECK(l.w_bits == 4 && l.a_bits == 6 && l.a_signed == 0);
+    if (layer(m, "conv1", &l)) CHECK(l.w_bits == 4 && l.a_signed == 1); /* the image is signed */
+    if (layer(m, "fc", &l)) {
+        CHECK(l.w_bits == 8 && l.a_bits == 32 && l.granularity == MIXQ_GRAN_CHANNEL);
+        CHECK(!strcmp(l.w_clip_method, "mse"));
+    }
+    if (layer(m, "layer2.0.downsample.0", &l)) CHECK(l.w_bits == 4 && !strcmp(l.w_clip_method, "mse"));
+    /* built-in defaults: W8A8, per channel, max clip at 8 bits */
+    mixq_policy *q = parse("{\"mixq_policy\": 1}");
+    if (q) {
+        CHECK_OK(mixq_model_quantize(m, q));
+        if (layer(m, "layer2.1.conv2", &l))
+            CHECK(l.w_bits == 8 && l.a_bits == 8 && l.granularity == MIXQ_GRAN_CHANNEL &&
+                  !strcmp(l.a_clip_method, "max"));
+    }
+    mixq_policy_free(q);
+out:
+    mixq_policy_free(p);
+    mixq_model_free(m);
+}
+
+/* The policy must fail to parse (or to apply to m) with a message holding both needles. */
+static void bad(mixq_model *m, const char *json, const char *n1, const char *n2) {
+    mixq_policy *p = NULL;
+    mixq_status st = mixq_policy_parse(json, strlen(json), "bad.json", &p);
+    if (!st) {
+        CHECKF(p != NULL, "parse returned OK without a policy");
+        st = mixq_model_quantize(m, p);
+        CHECKF(!mixq_model_is_quantized(m), "a failed quantize left the model quantized");
+    } else {
+        CHECKF(p == NULL, "failed parse left a policy");
+    }
+    CHECKF(st != MIXQ_OK, "policy accepted:\n%s", json);
+    const char *e = mixq_last_error();
+    CHECKF(strstr(e, n1) && strstr(e, n2), "message '%s' lacks '%s' / '%s'", e, n1, n2);
+    mixq_policy_free(p);
+}
+
+static void test_bad_policies(void) {
+    mixq_model *m = make("resnet20", 1, 16, 1);
+    if (!m) return;
+    bad(m, "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 4,}\n}", "line 2", "malformed JSON");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4", "line 1", "malformed JSON");
+    bad(m, "", "line 1", "malformed");
+    bad(m, "[1, 2]", "line 1", "object");
+    bad(m, "{\"default\": {}}", "line 1", "mixq_policy");
+    bad(m, "{\"mixq_policy\": 2}", "line 1", "version");
+    bad(m, "{\"mixq_policy\": 1,\n\n \"defaults\": {}}", "line 3", "unknown key \"defaults\"");
+    bad(m, "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 4,\n \"abits\": 4}}", "line 3",
+        "unknown key \"abits\"");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 0}}", "default.w_bits", "0 bits");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"a_bits\": 9}}", "default.a_bits", "9 bits");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"a_bits\": 16}}", "a_bits", "16 bits");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4.5}}", "w_bits", "integer");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": \"8\"}}", "w_bits", "integer");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"granularity\": \"tensor\"}}", "granularity",
+        "layer, channel, kernel");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_clip\": \"percentile\"}}", "w_clip", "auto, max");
+    bad(m, "{\"mixq_policy\": 1,\n \"rules\": [\n {\"op\": \"conv\"},\n {\"match\": \"layer9.*\", \"w_bits\": 4}]}",
+        "rules[1] (line 4)", "matches no layer");
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"layer1.0.conv3\": {\"w_bits\": 4}}}",
+        "layers.layer1.0.conv3", "matches no layer");
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"layer1.0.bn1\": {\"w_bits\": 4}}}", "layer1.0.bn1",
+        "batchnorm");
+    bad(m, "{\"mixq_policy\": 1, \"rules\": [{\"op\": \"batchnorm\", \"w_bits\": 4}]}", "rules[0]",
+        "not quantizable");
+    bad(m, "{\"mixq_policy\": 1, \"rules\": [{\"op\": \"conv\", \"layer\": \"fc\"}]}", "rules[0]",
+        "exactly one of");
+    bad(m, "{\"mixq_policy\": 1, \"rules\": [{\"w_bits\": 4}]}", "rules[0]", "exactly one of");
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"conv1\": {\"w_bits\": [4, 4, 4]}}}", "conv1",
+        "3 per-kernel w_bits but layer 'conv1' has 16 output channels");
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"conv1\": {\"w_bits\": [4, 4], \"granularity\": \"channel\"}}}",
+        "conv1", "granularity");
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"conv1\": {\"w_bits\": [4, 0, 4]}}}", "w_bits[1]", "0 bits");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": [4, 4]}}", "default", "per-kernel");
+    /* a policy file that does not exist / is truncated on disk */
+    mixq_policy *p = NULL;
+    CHECK(mixq_policy_load("/nonexistent/p.json", &p) == MIXQ_ERR_IO && !p);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/trunc.json", test_tmpdir());
+    test_write_file(path, "{\"mixq_policy\": 1, \"rules\": [", 29);
+    CHECK(mixq_policy_load(path, &p) == MIXQ_ERR_FORMAT && !p);
+    CHECK(strstr(mixq_last_error(), "trunc.json") != NULL);
+    mixq_model_free(m);
+}
+
+static int distinct(const float *x, int64_t n) {
+    float seen[300];
+    int k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int f = 0;
+        for (int j = 0; j < k && !f; j++) f = seen[j] == x[i];
+        if (!f) {
+            if (k == 300) return 301;
+            seen[k++] = x[i];
+        }
+    }
+    return k;
+}
+
+static void test_per_kernel_in_model(void) {
+    mixq_model *m = make("resnet20", 1, 8, 3);
+    if (!m) return;
+    /* layer3.0.conv1: 64 filters of 32x3x3 = 288 weights; bits cycle 1..8 */
+    char json[2048];
+    int off = snprintf(json, sizeof json, "{\"mixq_policy\": 1, \"default\": {\"a_bits\": 32}, "
+                       "\"layers\": {\"layer3.0.conv1\": {\"w_bits\": [");
+    for (int k = 0; k < 64; k++) off += snprintf(json + off, sizeof json - (size_t)off, "%s%d", k ? "," : "", 1 + k % 8);
+    snprintf(json + off, sizeof json - (size_t)off, "]}}}");
+    mixq_policy *p = parse(json);
+    if (p) {
+        CHECK_OK(mixq_model_quantize(m, p));
+        float x[2 * 64];
+        test_fill(x, 2 * 64, 1, -1, 1);
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        int node = -1;
+        for (int i = 0; i < mixq_model_node_count(m); i++) {
+            mixq_node_info ni;
+            mixq_model_node(m, i, &ni);
+            if (!strcmp(ni.name, "layer3.0.conv1")) node = i;
+        }
+        const float *wq = mq_quant_weights(m, node);
+        CHECK(wq != NULL);
+        for (int k = 0; wq && k < 64; k++) {
+            int b = 1 + k % 8, lv = distinct(wq + k * 288, 288), most = b == 1 ? 2 : (1 << b) - 1;
+            /* at most 2^b - 1 levels, and more than b - 1 bits could give */
+            int least = b == 1 ? 2 : b <= 5 ? (1 << (b - 1)) : 32;
+            CHECKF(lv <= most && lv >= least, "filter %d (%d bits): %d levels", k, b, lv);
+        }
+        mixq_layer_quant l;
+        if (layer(m, "layer3.0.conv1", &l)) {
+            double want = 0;
+            for (int k = 0; k < 64; k++) want += 288.0 * (1 + k % 8);
+            CHECK(l.granularity == MIXQ_GRAN_KERNEL && l.w_bits == 8 && l.weight_bits == want);
+            CHECK(l.size_bits == want + 32.0 * (64 + 64)); /* scales + folded BN shift; A float */
+            CHECK(l.bitops == (double)l.macs / 64 * (want / 288.0) * 32);
+        }
+    }
+    mixq_policy_free(p);
+    mixq_model_free(m);
+}
+
+/* A tiny IDX dataset directory (24 images of 8x8) for calibration. */
+static const char *tiny_dataset(void) {
+    static char dir[1024];
+    if (dir[0]) return dir;
+    snprintf(dir, sizeof dir, "%s/tiny", test_tmpdir());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    CHECK(system(cmd) == 0);
+    unsigned char img[16 + 64 * 64], lab[8 + 64];
+    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, 0, 64, 0, 0, 0, 8, 0, 0, 0, 8};
+    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, 0, 64};
+    memcpy(img, hi, 16);
+    memcpy(lab, hl, 8);
+    for (int i = 0; i < 64; i++) {
+        lab[8 + i] = (unsigned char)(i % 10);
+        for (int k = 0; k < 64; k++) img[16 + i * 64 + k] = (unsigned char)((i * 37 + k * 11 + (k % 8 < i % 10 ? 90 : 0)) & 255);
+    }
+    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int f = 0; f < 4; f++) {
+        snprintf(cmd, sizeof cmd, "%s/%s", dir, names[f]);
+        CHECK(test_write_file(cmd, f % 2 ? (void *)lab : (void *)img, f % 2 ? sizeof lab : sizeof img) == 0);
+    }
+    return dir;
+}
+
+static void test_calibrate_save_load(void) {
+    mixq_model *m = make("resnet20", 1, 8, 5), *m2 = NULL;
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},"
+                           " \"layers\": {\"conv1\": {\"w_bits\": 8, \"a_bits\": 8, \"a_clip\": \"kl\"}}}");
+    if (!m || !d || !p) goto out;
+    CHECK_OK(mixq_model_quantize(m, p));
+    float x[4 * 64], y1[40], y2[40];
+    test_fill(x, 4 * 64, 2, -1, 1);
+    /* uncalibrated activations: a clear error, not garbage */
+    CHECK(mixq_model_forward(m, x, 4, 0, y1) == MIXQ_ERR_STATE);
+    CHECK(strstr(mixq_last_error(), "calibrate") != NULL);
+    CHECK_OK(mixq_model_calibrate(m, d, 48));
+    mixq_layer_quant l;
+    for (int i = 0; i < mixq_model_quant_layers(m); i++) {
+        CHECK_OK(mixq_model_quant_layer(m, i, &l));
+        CHECKF(l.a_clip > 0 && isfinite(l.a_clip), "layer %s clip %g", l.name, (double)l.a_clip);
+    }
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, y1));
+    char path[1024];
+    snprintf(path, sizeof path, "%s/q.mixq", test_tmpdir());
+    CHECK_OK(mixq_model_save(m, path));
+    CHECK_OK(mixq_model_load(path, &m2));
+    if (m2) {
+        CHECK(mixq_model_is_quantized(m2) && mixq_model_quant_layers(m2) == 22);
+        CHECK_OK(mixq_model_forward(m2, x, 4, 0, y2));
+        CHECK(memcmp(y1, y2, sizeof y1) == 0);
+        CHECK(!strcmp(mixq_policy_text(mixq_model_policy(m2)), mixq_policy_text(p)));
+    }
+    /* calibration is deterministic */
+    CHECK_OK(mixq_model_calibrate(m, d, 48));
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+out:
+    mixq_policy_free(p);
+    mixq_dataset_free(d);
+    mixq_model_free(m);
+    mixq_model_free(m2);
+}
+
+static void test_qat_determinism(void) {
+    float w1[64], w2[64];
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run ? 2 : 1);
+        mixq_model *m = make("resnet20", 1, 8, 9);
+        mixq_dataset *d = NULL;
+        CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+        mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 3}}");
+        if (m && d && p) {
+            mixq_train_config tc;
+            mixq_train_config_default(&tc);
+            tc.epochs = 2;
+            tc.batch = 16;
+            tc.lr = 0.05f;
+            CHECK_OK(mixq_model_quantize(m, p));
+            CHECK_OK(mixq_model_calibrate(m, d, 64));
+            CHECK_OK(mixq_train(m, d, NULL, &tc, NULL, NULL));
+            mixq_layer_quant l;
+            CHECK_OK(mixq_model_quant_layer(m, 5, &l));
+            float *w = mixq_model_tensor_data(m, "layer2.0.conv1.weight");
+            if (w) memcpy(run ? w2 : w1, w, sizeof w1);
+            static float clip0;
+            if (!run) clip0 = l.a_clip;
+            else CHECKF(clip0 == l.a_clip, "learned clip differs: %g vs %g", (double)clip0, (double)l.a_clip);
+        }
+        mixq_policy_free(p);
+        mixq_dataset_free(d);
+        mixq_model_free(m);
+    }
+    CHECK(memcmp(w1, w2, sizeof w1) == 0);
+}
+
+static void test_bn_folding(void) {
+    static const char *const archs[] = {"resnet20", "lenet5", "mobilenet_v1", "vgg11"};
+    for (int a = 0; a < 4; a++) {
+        int hw = a == 1 ? 28 : 32;
+        mixq_model *m = make(archs[a], 1, hw, 4);
+        if (!m) continue;
+        /* non-trivial BN statistics: a few training-mode forwards */
+        float *x = malloc(sizeof(float) * 3 * hw * hw);
+        float y1[30], y2[30];
+        if (!x) {
+            mixq_model_free(m);
+            continue;
+        }
+        test_fill(x, 3L * hw * hw, 7, -1, 2);
+        for (int t = 0; t < 3; t++) CHECK_OK(mixq_model_forward(m, x, 3, 1, NULL));
+        CHECK_OK(mixq_model_forward(m, x, 3, 0, y1));
+        int folded = 0;
+        CHECK_OK(mixq_model_fold_bn(m, &folded));
+        CHECK_OK(mixq_model_forward(m, x, 3, 0, y2));
+        double e = test_max_rel_err(y2, y1, 30);
+        CHECKF(folded > 0 && e < 1e-4, "%s: %d BNs folded, outputs differ by %.3g", archs[a], folded, e);
+        free(x);
+        mixq_model_free(m);
+    }
+}
+
+int main(void) {
+    TEST_RUN(test_precedence);
+    TEST_RUN(test_bad_policies);
+    TEST_RUN(test_per_kernel_in_model);
+    TEST_RUN(test_calibrate_save_load);
+    TEST_RUN(test_qat_determinism);
+    TEST_RUN(test_bn_folding);
+    return test_summary();
+}
