@@ -262,6 +262,57 @@ out:
     mixq_model_free(m2);
 }
 
+static void test_fast_requantize(void) {
+    mixq_model *m = make("resnet20", 1, 8, 5);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    mixq_policy *a = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4}}");
+    mixq_policy *b = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},"
+                           " \"layers\": {\"layer2.0.conv1\": {\"w_bits\": 2, \"a_bits\": 8}}}");
+    float x[4 * 64], y1[40], y2[40];
+    test_fill(x, 4 * 64, 2, -1, 1);
+    if (m && d && a && b) {
+        CHECK_OK(mixq_model_quantize(m, a));
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 4, 0, y1));
+        int n1 = 3, n2 = 0; /* node indices of conv1's successor layer and layer2.0.conv1 */
+        for (int i = 0; i < mixq_model_node_count(m); i++) {
+            mixq_node_info ni;
+            mixq_model_node(m, i, &ni);
+            if (!strcmp(ni.name, "layer1.0.conv1")) n1 = i;
+            if (!strcmp(ni.name, "layer2.0.conv1")) n2 = i;
+        }
+        const float *w_keep = mq_quant_weights(m, n1), *w_old = mq_quant_weights(m, n2);
+        mixq_layer_quant l;
+        CHECK_OK(mixq_model_quantize(m, b));
+        /* unchanged layers keep their quantized weights (same buffer, still valid) and clip */
+        CHECK(mq_quant_weights(m, n1) == w_keep && w_keep != NULL);
+        CHECK(mq_quant_weights(m, n2) == NULL && w_old != NULL);
+        if (layer(m, "layer1.0.conv1", &l)) CHECK(l.a_clip > 0);
+        if (layer(m, "layer2.0.conv1", &l)) CHECK(l.a_clip == 0 && l.w_bits == 2 && l.a_bits == 8);
+        CHECK(mixq_model_forward(m, x, 4, 0, y2) == MIXQ_ERR_STATE); /* layer2.0.conv1 uncalibrated */
+        CHECK_OK(mixq_model_calibrate_new(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+        /* unchanged layers keep clips measured under the old policy (the documented
+         * approximation); recalibrating everything gives exactly a fresh copy's result */
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+        mixq_model *f = make("resnet20", 1, 8, 5);
+        float y3[40];
+        if (f) {
+            CHECK_OK(mixq_model_quantize(f, b));
+            CHECK_OK(mixq_model_calibrate(f, d, 64));
+            CHECK_OK(mixq_model_forward(f, x, 4, 0, y3));
+            CHECK(memcmp(y2, y3, sizeof y2) == 0);
+        }
+        mixq_model_free(f);
+    }
+    mixq_policy_free(a);
+    mixq_policy_free(b);
+    mixq_dataset_free(d);
+    mixq_model_free(m);
+}
+
 static void test_qat_determinism(void) {
     float w1[64], w2[64];
     for (int run = 0; run < 2; run++) {
@@ -325,6 +376,7 @@ int main(void) {
     TEST_RUN(test_bad_policies);
     TEST_RUN(test_per_kernel_in_model);
     TEST_RUN(test_calibrate_save_load);
+    TEST_RUN(test_fast_requantize);
     TEST_RUN(test_qat_determinism);
     TEST_RUN(test_bn_folding);
     return test_summary();

@@ -238,6 +238,9 @@ const mixq_policy *mixq_model_policy(const mixq_model *m);
 /* Calibrate activation clips on `images` images of d spread evenly over it (inference mode,
  * quantized weights), with each layer's clip method. Deterministic. */
 mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int images);
+/* The same for the layers not calibrated yet only (after mixq_model_quantize with a new policy,
+ * the layers whose setting changed): the fast path for scoring many policies. */
+mixq_status mixq_model_calibrate_new(mixq_model *m, const mixq_dataset *d, int images);
 
 /* One quantized layer, resolved. */
 typedef struct mixq_layer_quant {

@@ -41,6 +41,7 @@ typedef struct qnode {
     float *xq;            /* [N * in] */
     size_t xq_cap;
     /* calibration */
+    int collect;
     float cmax;
     float *samples;
     int64_t nsamples;
@@ -128,8 +129,8 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
     if (!q->aquant) return MIXQ_OK;
     const int64_t n = (int64_t)N * in_numel(m, i);
     if (s->calibrating) {
-        calib_collect(q, *x, n);
-        return MIXQ_OK;
+        if (q->collect) calib_collect(q, *x, n);
+        return MIXQ_OK; /* calibration runs on float activations (and quantized weights) */
     }
     if (!q->calibrated)
         return mq_err(MIXQ_ERR_STATE, "layer '%s': activation clip not calibrated; hint: "
@@ -221,6 +222,11 @@ static int input_unsigned(const mixq_model *m, int i) {
     }
 }
 
+static int lq_equal(const mq_lq *a, const mq_lq *b) {
+    return a->K == b->K && a->a_bits == b->a_bits && a->gran == b->gran && a->wclip == b->wclip &&
+           a->aclip == b->aclip && !memcmp(a->kbits, b->kbits, sizeof(int) * (size_t)a->K);
+}
+
 mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
     if (!m || !p) return mq_err(MIXQ_ERR_ARG, "mixq_model_quantize: NULL model or policy");
     mixq_status st = mq_policy_check_coverage(p, m);
@@ -251,6 +257,21 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         qstate_free(s, m->n_nodes);
         return st;
     }
+    /* Fast path for searches: a layer whose resolved setting is unchanged keeps its cached
+     * quantized weights, scales and calibrated clip. */
+    qstate *old = m->q ? Q(m) : NULL;
+    for (int i = 0; old && i < m->n_nodes; i++) {
+        qnode *q = &s->nodes[i], *o = &old->nodes[i];
+        if (!q->on || !o->on || !lq_equal(&q->lq, &o->lq)) continue;
+        free(q->scale);
+        free(q->wq);
+        free(q->mask);
+        int *kb = q->lq.kbits;
+        *q = *o;         /* takes o's buffers */
+        free(q->lq.kbits);
+        q->lq.kbits = kb;
+        memset(o, 0, sizeof *o); /* o->lq.kbits moved to q then freed above */
+    }
     if (m->qh) m->qh->free(m);
     m->q = s;
     m->qh = &hooks;
@@ -264,7 +285,17 @@ const mixq_policy *mixq_model_policy(const mixq_model *m) {
     return m && m->q ? Q(m)->policy : NULL;
 }
 
+static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, int only_new);
+
 mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int images) {
+    return calibrate(m, d, images, 0);
+}
+
+mixq_status mixq_model_calibrate_new(mixq_model *m, const mixq_dataset *d, int images) {
+    return calibrate(m, d, images, 1);
+}
+
+static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, int only_new) {
     if (!m || !d) return mq_err(MIXQ_ERR_ARG, "mixq_model_calibrate: NULL model or dataset");
     if (!m->q) return mq_err(MIXQ_ERR_STATE, "mixq_model_calibrate: the model has no policy");
     if (images < 1) return mq_err(MIXQ_ERR_ARG, "calibration needs at least one image, not %d", images);
@@ -276,15 +307,20 @@ mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int image
     qstate *s = Q(m);
     if (images > mixq_dataset_count(d)) images = mixq_dataset_count(d);
     mixq_status st = MIXQ_OK;
+    int todo = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         qnode *q = &s->nodes[i];
-        if (!q->on || !q->aquant) continue;
+        q->collect = q->on && q->aquant && !(only_new && q->calibrated);
+        if (!q->collect) continue;
+        q->calibrated = 0; /* measured on float inputs, whatever an earlier clip was */
+        todo++;
         q->cmax = 0;
         q->nsamples = 0;
         if (q->lq.aclip != MQ_CLIP_MAX && !q->samples &&
             !(q->samples = mq_malloc(CALIB_SAMPLES, sizeof(float), "calibration samples")))
             return MIXQ_ERR_NOMEM;
     }
+    if (!todo) return MIXQ_OK;
     const int B = 256;
     float *x = mq_malloc((size_t)B * c * h * w, sizeof(float), "calibration batch");
     int *idx = mq_malloc((size_t)B, sizeof(int), "calibration indices");
@@ -306,7 +342,8 @@ mixq_status mixq_model_calibrate(mixq_model *m, const mixq_dataset *d, int image
     if (st) return st;
     for (int i = 0; i < m->n_nodes; i++) {
         qnode *q = &s->nodes[i];
-        if (!q->on || !q->aquant) continue;
+        if (!q->collect) continue;
+        q->collect = 0;
         if (q->lq.aclip == MQ_CLIP_MAX || q->nsamples < 2)
             q->alpha = q->cmax > 0 ? q->cmax : 1.0f;
         else
