@@ -91,6 +91,8 @@ bench: deps
 	$(MAKE) VARIANT=release all $(BENCH_BIN)
 	sh bench/run.sh
 	sh bench/accuracy.sh
+	sh bench/quant_accuracy.sh runs/accuracy/lenet5.mixq
+	sh bench/quant_accuracy.sh runs/accuracy/resnet20.mixq
 
 clean:
 	rm -rf build

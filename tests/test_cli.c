@@ -111,6 +111,33 @@ static void test_train_zero_epochs_info_eval(void) {
              "%s/l.mixq",
              test_tmpdir());
     EXPECT(a, 0, "val_acc");
+    /* policies and quantization on that model */
+    char pol[900];
+    snprintf(pol, sizeof pol, "%s/w4.json", test_tmpdir());
+    const char *w4 = "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},\n"
+                     " \"layers\": {\"conv1\": {\"w_bits\": 8, \"a_bits\": 8}}}\n";
+    test_write_file(pol, w4, strlen(w4));
+    snprintf(a, sizeof a, "policy show %s/l.mixq %s", test_tmpdir(), pol);
+    EXPECT(a, 0, "total: 5 layers");
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --val 500 --out %s/q.mixq --quiet", test_tmpdir(), pol, test_tmpdir());
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist", test_tmpdir());
+    EXPECT(a, 0, "quantized: 5 layers");
+    snprintf(a, sizeof a, "info %s/q.mixq", test_tmpdir());
+    EXPECT(a, 0, "conv1");
+    /* bad policies: exit 1 with the entry and line */
+    const char *nomatch = "{\"mixq_policy\": 1,\n \"rules\": [{\"match\": \"layer9*\", \"w_bits\": 2}]}";
+    test_write_file(pol, nomatch, strlen(nomatch));
+    snprintf(a, sizeof a, "policy show %s/l.mixq %s", test_tmpdir(), pol);
+    EXPECT(a, 1, "rules[0] (line 2) (glob \"layer9*\") matches no layer");
+    const char *broken = "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 9}}";
+    test_write_file(pol, broken, strlen(broken));
+    EXPECT(a, 1, "line 2: default.w_bits is 9 bits");
+    snprintf(a, sizeof a, "quantize %s/l.mixq --data fashion-mnist --out %s/q2.mixq", test_tmpdir(),
+             test_tmpdir());
+    EXPECT(a, 2, "--policy is required");
+    EXPECT("policy list", 2, "expected: mixq policy show");
 }
 
 int main(void) {
