@@ -345,6 +345,40 @@ static void test_qat_determinism(void) {
     CHECK(memcmp(w1, w2, sizeof w1) == 0);
 }
 
+static void test_kmeans_mode(void) {
+    mixq_model *m = make("lenet5", 1, 28, 2);
+    mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 32, "
+                           "\"w_mode\": \"kmeans\"}, \"layers\": {\"fc3\": {\"w_bits\": 32}}}");
+    if (m && p) {
+        CHECK_OK(mixq_model_quantize(m, p));
+        float x[2 * 784];
+        test_fill(x, 2 * 784, 3, -1, 1);
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        for (int i = 0; i < mixq_model_quant_layers(m); i++) {
+            mixq_layer_quant l;
+            CHECK_OK(mixq_model_quant_layer(m, i, &l));
+            const float *wq = mq_quant_weights(m, l.node);
+            if (l.w_bits == 32) {
+                CHECK(wq == NULL);
+                continue;
+            }
+            CHECK(wq != NULL && !strcmp(l.w_clip_method, "kmeans"));
+            if (wq) {
+                int lv = distinct(wq, l.weights > 5000 ? 5000 : l.weights);
+                CHECKF(lv <= 8 && lv >= 6, "%s: %d centroids in use", l.name, lv);
+            }
+            CHECK(l.size_bits == 3.0 * (double)l.weights + 32.0 * (8 + l.kernels)); /* + biases */
+        }
+    }
+    mixq_policy_free(p);
+    mixq_model_free(m);
+    m = make("lenet5", 1, 28, 2); /* bad() wants a float model */
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"conv1\": {\"w_mode\": \"kmeans\", "
+           "\"w_bits\": [2, 2, 2, 2, 2, 2]}}}", "conv1", "per-kernel");
+    bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_mode\": \"lloyd\"}}", "w_mode", "linear, kmeans");
+    mixq_model_free(m);
+}
+
 static void test_bn_folding(void) {
     static const char *const archs[] = {"resnet20", "lenet5", "mobilenet_v1", "vgg11"};
     for (int a = 0; a < 4; a++) {
@@ -378,6 +412,7 @@ int main(void) {
     TEST_RUN(test_calibrate_save_load);
     TEST_RUN(test_fast_requantize);
     TEST_RUN(test_qat_determinism);
+    TEST_RUN(test_kmeans_mode);
     TEST_RUN(test_bn_folding);
     return test_summary();
 }

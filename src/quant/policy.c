@@ -18,7 +18,8 @@
  * which implies "granularity": "kernel"), "a_bits" (1..8 or 32: the layer's input
  * activations), "granularity" ("layer" | "channel" | "kernel": scale per layer, per output
  * channel, or per output channel with per-kernel bits), "w_clip" ("auto" | "max" | "mse" |
- * "kl"), "a_clip" ("auto" | "max" | "mse" | "kl" | "percentile"); "comment" is ignored
+ * "kl"), "a_clip" ("auto" | "max" | "mse" | "kl" | "percentile"), "w_mode" ("linear" |
+ * "kmeans": HAQ's model-size mode, 2^w_bits shared centroids per layer); "comment" is ignored
  * anywhere. "auto" follows HAQ's rule with the MSE search in place of its KL threshold (which
  * algorithms.md allows): the MSE-optimal clip below 5 bits, max |x| otherwise. "kl" is
  * TensorRT-style entropy calibration (on fewer than 4096 values it uses the MSE search).
@@ -166,13 +167,17 @@ static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, con
             s->has_wclip = 1;
             st = parse_enum(ps, it, line, k, wclip_names, 4, &s->wclip);
             s->wclip -= 1; /* auto = -1, max = 0, ... */
+        } else if (!strcmp(k, "w_mode")) {
+            static const char *const modes[] = {"linear", "kmeans"};
+            s->has_kmeans = 1;
+            st = parse_enum(ps, it, line, k, modes, 2, &s->kmeans);
         } else if (!strcmp(k, "a_clip")) {
             s->has_aclip = 1;
             st = parse_enum(ps, it, line, k, aclip_names, 5, &s->aclip);
             s->aclip -= 1;
         } else {
             return perr(ps, line, "unknown key \"%s\" in %s (known: w_bits, a_bits, granularity, "
-                        "w_clip, a_clip, comment)", k, where);
+                        "w_clip, a_clip, w_mode, comment)", k, where);
         }
         if (st) return st;
     }
@@ -416,6 +421,10 @@ static void merge(pol_spec *acc, const pol_spec *s) {
         acc->has_aclip = 1;
         acc->aclip = s->aclip;
     }
+    if (s->has_kmeans) {
+        acc->has_kmeans = 1;
+        acc->kmeans = s->kmeans;
+    }
 }
 
 static mq_clip auto_clip(int c, int bits) {
@@ -452,6 +461,11 @@ mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, in
     out->a_bits = acc.a_bits;
     out->gran = acc.gran;
     out->wclip = auto_clip(acc.wclip, acc.w_bits);
+    out->kmeans = acc.kmeans && acc.w_bits != MQ_FLOAT_BITS;
+    if (out->kmeans && acc.kbits)
+        return mq_err(MIXQ_ERR_ARG, "policy '%s': layer '%s': k-means (\"w_mode\": \"kmeans\") "
+                      "uses one codebook per layer and cannot take per-kernel w_bits", p->origin,
+                      n->name);
     out->aclip = auto_clip(acc.aclip, acc.a_bits);
     return MIXQ_OK;
 }

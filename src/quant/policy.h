@@ -17,6 +17,7 @@ typedef struct pol_spec {
     mq_gran gran;
     int has_wclip, wclip;   /* mq_clip or MQ_CLIP_AUTO */
     int has_aclip, aclip;
+    int has_kmeans, kmeans;  /* "w_mode": "kmeans" (1) or "linear" (0) */
 } pol_spec;
 
 typedef enum pol_kind { POL_OP = 0, POL_GLOB, POL_EXACT } pol_kind;
@@ -45,6 +46,7 @@ typedef struct mq_lq {
     int a_bits;
     mq_gran gran;
     mq_clip wclip, aclip; /* AUTO already resolved */
+    int kmeans;           /* weights: k-means codebook of 2^w_bits centroids per layer */
 } mq_lq;
 
 /* Resolve p for node `node` of m into out (kbits allocated). */

@@ -92,6 +92,21 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
     const float *w = mq_tensor_ptr(m, n->t_w);
     const int K = q->lq.K;
     const int64_t inner = m->tensors[n->t_w].numel / K;
+    if (q->lq.kmeans) {
+        /* one codebook per layer, re-clustered whenever the weights change (deterministic
+         * quantile initialisation); the STE passes every gradient */
+        float cb[256];
+        mixq_status st = mq_kmeans_quant(w, (int64_t)K * inner, q->lq.w_bits, 20, q->wq, cb);
+        if (st) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s", mixq_last_error());
+            return mq_err(st, "layer '%s': %s", n->name, msg);
+        }
+        memset(q->mask, 1, (size_t)K * (size_t)inner);
+        q->wver = m->params_version;
+        q->wvalid = 1;
+        return MIXQ_OK;
+    }
     if (!q->scales_fixed) {
         mixq_status st = mq_weight_scales(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->scale);
         if (st) return st;
@@ -224,6 +239,7 @@ static int input_unsigned(const mixq_model *m, int i) {
 
 static int lq_equal(const mq_lq *a, const mq_lq *b) {
     return a->K == b->K && a->a_bits == b->a_bits && a->gran == b->gran && a->wclip == b->wclip &&
+           a->kmeans == b->kmeans &&
            a->aclip == b->aclip && !memcmp(a->kbits, b->kbits, sizeof(int) * (size_t)a->K);
 }
 
@@ -393,7 +409,7 @@ mixq_status mixq_model_quant_layer(const mixq_model *m, int idx, mixq_layer_quan
         out->kernel_bits = q->lq.kbits;
         out->a_signed = q->a_signed;
         out->a_clip = q->calibrated ? q->alpha : 0.0f;
-        out->w_clip_method = clip_names[q->lq.wclip];
+        out->w_clip_method = q->lq.kmeans ? "kmeans" : clip_names[q->lq.wclip];
         out->a_clip_method = clip_names[q->lq.aclip];
         out->weights = m->tensors[n->t_w].numel;
         const int64_t inner = out->weights / q->lq.K;
@@ -407,6 +423,7 @@ mixq_status mixq_model_quant_layer(const mixq_model *m, int idx, mixq_layer_quan
             nscales += b != MQ_FLOAT_BITS;
         }
         if (q->lq.gran == MQ_GRAN_LAYER && nscales) nscales = 1;
+        if (q->lq.kmeans) nscales = 1 << q->lq.w_bits; /* the codebook */
         const int biases = (n->bias || followed_by_bn(m, i)) ? q->lq.K : 0;
         out->size_bits = out->weight_bits + 32.0 * (nscales + biases + (q->aquant ? 1 : 0));
         out->fp32_size_bits = 32.0 * (double)(out->weights + biases);
