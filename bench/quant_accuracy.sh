@@ -26,7 +26,7 @@ row() { # label policy epochs
     else
         q="$OUT/$name.$1.mixq"
         $MIXQ quantize "$MODEL" --policy "$2" --data fashion-mnist --finetune-epochs "$3" --out "$q" --quiet >"$OUT/$name.$1.log" 2>&1
-        extra=$(sed -n 's/^total: .*, \([0-9.]*\) bits\/weight, model size \([0-9.]*\) KiB.*(\([0-9.]*\) GBitOps).*/\1 b\/w, \2 KiB, \3 GBitOps/p' "$OUT/$name.$1.log")
+        extra=$(sed -n 's/^total: .*(\([0-9.]*\) bits\/weight), model size \([0-9.]*\) KiB.* \([0-9.e+]*\) BitOps per image.*/\1 b\/w, \2 KiB, \3 BitOps/p' "$OUT/$name.$1.log")
     fi
     acc=$($MIXQ eval "$q" --data fashion-mnist | sed -n 's/^accuracy //p')
     end=$(date +%s)

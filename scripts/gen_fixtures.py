@@ -282,6 +282,23 @@ def weight_quant_case(fx, name, K, inner, bits, shrink):
         fx.add(name + "." + k, v)
 
 
+def weight_lsq_case(fx, name, K, inner, bits, shrink):
+    """LSQ scale gradients per channel: torch._fake_quantize_learnable_per_channel_affine with
+    LSQ's factor 1/sqrt(inner * n)."""
+    n = (1 << (bits - 1)) - 1
+    w = (rnd(K, inner) * 0.3).float()
+    scale = ((w.abs().amax(dim=1) * shrink) / n).requires_grad_()
+    zp = torch.zeros(K)
+    wg = w.clone().requires_grad_()
+    y = torch._fake_quantize_learnable_per_channel_affine(wg, scale, zp, 0, -n, n,
+                                                          1.0 / math.sqrt(inner * n))
+    dy = rnd(K, inner).float()
+    y.backward(dy)
+    fx.add(name + ".cfg", torch.tensor([K, inner, bits]))
+    for k, v in (("w", w), ("scale", scale), ("dy", dy), ("y", y), ("dscale", scale.grad)):
+        fx.add(name + "." + k, v)
+
+
 def quant():
     fx = Fixture()
     act_quant_case(fx, "act_u3", 1000, 3, 0, 2.7)
@@ -291,6 +308,7 @@ def quant():
     weight_quant_case(fx, "w_c4", 6, 75, 4, 1.0)
     weight_quant_case(fx, "w_c2_clipped", 5, 40, 2, 0.6)
     weight_quant_case(fx, "w_c8", 3, 100, 8, 1.0)
+    weight_lsq_case(fx, "w_lsq4", 6, 75, 4, 0.7)
     fx.write(os.path.join(OUT, "quant.mqfx"))
 
 

@@ -345,6 +345,44 @@ static void test_qat_determinism(void) {
     CHECK(memcmp(w1, w2, sizeof w1) == 0);
 }
 
+static void test_lsq_training(void) {
+    mixq_model *m = make("resnet20", 1, 8, 9);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 3, "
+                           "\"w_clip\": \"lsq\", \"a_clip\": \"lsq\"}}");
+    if (m && d && p) {
+        CHECK_OK(mixq_model_quantize(m, p));
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        mixq_layer_quant l;
+        CHECK_OK(mixq_model_quant_layer(m, 3, &l));
+        const float before = l.a_clip;
+        CHECK(!strcmp(l.w_clip_method, "lsq") && !strcmp(l.a_clip_method, "lsq"));
+        int node = l.node;
+        float x[2 * 64];
+        test_fill(x, 2 * 64, 4, -1, 1);
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        float w0[32];
+        const float *wq = mq_quant_weights(m, node);
+        if (wq) memcpy(w0, wq, sizeof w0);
+        mixq_train_config tc;
+        mixq_train_config_default(&tc);
+        tc.epochs = 2;
+        tc.batch = 16;
+        tc.lr = 0.05f;
+        CHECK_OK(mixq_train(m, d, NULL, &tc, NULL, NULL));
+        CHECK_OK(mixq_model_quant_layer(m, 3, &l));
+        CHECKF(l.a_clip != before && isfinite(l.a_clip) && l.a_clip > 0, "clip %g -> %g",
+               (double)before, (double)l.a_clip);
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        wq = mq_quant_weights(m, node);
+        CHECK(wq != NULL && memcmp(w0, wq, sizeof w0) != 0);
+    }
+    mixq_policy_free(p);
+    mixq_dataset_free(d);
+    mixq_model_free(m);
+}
+
 static void test_kmeans_mode(void) {
     mixq_model *m = make("lenet5", 1, 28, 2);
     mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 32, "
@@ -412,6 +450,7 @@ int main(void) {
     TEST_RUN(test_calibrate_save_load);
     TEST_RUN(test_fast_requantize);
     TEST_RUN(test_qat_determinism);
+    TEST_RUN(test_lsq_training);
     TEST_RUN(test_kmeans_mode);
     TEST_RUN(test_bn_folding);
     return test_summary();

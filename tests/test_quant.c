@@ -242,6 +242,23 @@ static void test_against_torch(void) {
         }
     }
 #undef G
+    /* LSQ scale gradients against torch._fake_quantize_learnable_per_channel_affine */
+    const float *cfg = fx_get(F, "w_lsq4.cfg", 3);
+    if (cfg) {
+        int K = (int)cfg[0], inner = (int)cfg[1], b = (int)cfg[2];
+        const float *w = fx_get(F, "w_lsq4.w", (long)K * inner), *sc = fx_get(F, "w_lsq4.scale", K);
+        const float *dy = fx_get(F, "w_lsq4.dy", (long)K * inner), *ds = fx_get(F, "w_lsq4.dscale", K);
+        const float *wy = fx_get(F, "w_lsq4.y", (long)K * inner);
+        if (w && sc && dy && ds && wy && K <= 16 && inner <= 128) {
+            int bits[16];
+            float wq[16 * 128], got[16];
+            for (int k = 0; k < K; k++) bits[k] = b;
+            mq_weight_fake_quant(w, K, inner, bits, sc, wq, NULL);
+            CHECK(test_max_rel_err(wq, wy, (long)K * inner) < 1e-6);
+            mq_weight_lsq_grad(w, K, inner, bits, sc, dy, got);
+            CHECKF(test_max_rel_err(got, ds, K) < 1e-4, "LSQ dscale off by %g", test_max_rel_err(got, ds, K));
+        }
+    }
     fx_free(F);
 }
 

@@ -14,6 +14,8 @@
  *     }
  *   }
  *
+ * "lsq" (both clips): learned step size — initialised by the MSE search, then trained with LSQ's
+ * gradient during fine-tuning (weights: per scale; activations: instead of PACT's).
  * Setting keys: "w_bits" (1..8 or 32 = float; or an array with one entry per output channel,
  * which implies "granularity": "kernel"), "a_bits" (1..8 or 32: the layer's input
  * activations), "granularity" ("layer" | "channel" | "kernel": scale per layer, per output
@@ -115,8 +117,8 @@ static void spec_free(pol_spec *s) {
 }
 
 static const char *const gran_names[] = {"layer", "channel", "kernel"};
-static const char *const wclip_names[] = {"auto", "max", "mse", "kl"};
-static const char *const aclip_names[] = {"auto", "max", "mse", "kl", "percentile"};
+static const char *const wclip_names[] = {"auto", "max", "mse", "kl", "lsq"};
+static const char *const aclip_names[] = {"auto", "max", "mse", "kl", "percentile", "lsq"};
 
 /* Parse the setting keys of object o; `skip` names one selector key to leave alone. */
 static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, const char *skip,
@@ -159,21 +161,22 @@ static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, con
             s->has_a = 1;
             st = parse_bits(ps, it, line, what, &s->a_bits);
         } else if (!strcmp(k, "granularity")) {
-            int g;
+            int g = 0;
             s->has_gran = 1;
             st = parse_enum(ps, it, line, k, gran_names, 3, &g);
             s->gran = (mq_gran)g;
         } else if (!strcmp(k, "w_clip")) {
             s->has_wclip = 1;
-            st = parse_enum(ps, it, line, k, wclip_names, 4, &s->wclip);
+            st = parse_enum(ps, it, line, k, wclip_names, 5, &s->wclip);
             s->wclip -= 1; /* auto = -1, max = 0, ... */
+            if (s->wclip == 3) s->wclip = MQ_CLIP_LSQ;
         } else if (!strcmp(k, "w_mode")) {
             static const char *const modes[] = {"linear", "kmeans"};
             s->has_kmeans = 1;
             st = parse_enum(ps, it, line, k, modes, 2, &s->kmeans);
         } else if (!strcmp(k, "a_clip")) {
             s->has_aclip = 1;
-            st = parse_enum(ps, it, line, k, aclip_names, 5, &s->aclip);
+            st = parse_enum(ps, it, line, k, aclip_names, 6, &s->aclip);
             s->aclip -= 1;
         } else {
             return perr(ps, line, "unknown key \"%s\" in %s (known: w_bits, a_bits, granularity, "

@@ -33,6 +33,7 @@ typedef struct qnode {
     float alpha, dalpha, amom;
     int calibrated;
     float *scale;         /* [K] */
+    float *dscale, *smom; /* [K] LSQ gradient and momentum of the scales (w_clip "lsq") */
     int scales_fixed;
     float *wq;            /* [K * inner] */
     uint8_t *mask;
@@ -68,6 +69,8 @@ static void qstate_free(qstate *s, int n) {
         qnode *q = &s->nodes[i];
         free(q->lq.kbits);
         free(q->scale);
+        free(q->dscale);
+        free(q->smom);
         free(q->wq);
         free(q->mask);
         free(q->xq);
@@ -196,13 +199,22 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
     if (q->wquant) {
         float *g = mq_grad_ptr(m, n->t_w);
         const int64_t cnt = m->tensors[n->t_w].numel;
+        if (q->dscale) /* LSQ: gradient of the scales from dL/dw_q, before the STE mask */
+            mq_weight_lsq_grad(mq_tensor_ptr(m, n->t_w), q->lq.K, cnt / q->lq.K, q->lq.kbits,
+                               q->scale, g, q->dscale);
         for (int64_t j = 0; j < cnt; j++)
             if (!q->mask[j]) g[j] = 0.0f;
     }
     if (q->aquant) {
         const float *x = m->nodes[n->in[0]].y;
-        mq_act_fake_quant_backward(x, s->dxq, (int64_t)N * in_numel(m, i), q->lq.a_bits,
-                                   q->a_signed, q->alpha, 0, dx, acc, &q->dalpha);
+        const int64_t cnt = (int64_t)N * in_numel(m, i);
+        const int lsq = q->lq.aclip == MQ_CLIP_LSQ;
+        mq_act_fake_quant_backward(x, s->dxq, cnt, q->lq.a_bits, q->a_signed, q->alpha, lsq, dx,
+                                   acc, &q->dalpha);
+        if (lsq) { /* LSQ's gradient factor 1 / sqrt(numel * qmax) */
+            const double qmax = q->a_signed ? (1 << (q->lq.a_bits - 1)) - 1 : (1 << q->lq.a_bits) - 1;
+            q->dalpha = (float)(q->dalpha / sqrt((double)cnt * (qmax > 1 ? qmax : 1)));
+        }
     }
     return MIXQ_OK;
 }
@@ -211,6 +223,15 @@ static void hook_step(mixq_model *m, float lr, float momentum) {
     qstate *s = Q(m);
     for (int i = 0; i < m->n_nodes; i++) {
         qnode *q = &s->nodes[i];
+        if (q->on && q->dscale && q->wvalid) {
+            for (int k = 0; k < q->lq.K; k++) {
+                q->smom[k] = momentum * q->smom[k] + q->dscale[k];
+                const float v = q->scale[k] - lr * q->smom[k];
+                q->scale[k] = v > 1e-8f ? v : 1e-8f;
+                q->dscale[k] = 0;
+            }
+            q->wvalid = 0;
+        }
         if (!q->on || !q->aquant || !q->calibrated) continue;
         q->amom = momentum * q->amom + q->dalpha;
         float a = q->alpha - lr * q->amom;
@@ -267,6 +288,11 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         q->scale = mq_calloc((size_t)q->lq.K, sizeof(float), "weight scales");
         q->wq = q->wquant ? mq_alloc_aligned(sizeof(float) * (size_t)wn, "quantized weights") : NULL;
         q->mask = q->wquant ? mq_malloc((size_t)wn, 1, "STE mask") : NULL;
+        if (q->lq.wclip == MQ_CLIP_LSQ && q->wquant && !q->lq.kmeans) {
+            q->dscale = mq_calloc((size_t)q->lq.K, sizeof(float), "LSQ scale gradients");
+            q->smom = mq_calloc((size_t)q->lq.K, sizeof(float), "LSQ scale momentum");
+            if (!q->dscale || !q->smom) st = MIXQ_ERR_NOMEM;
+        }
         if (!q->scale || (q->wquant && (!q->wq || !q->mask))) st = MIXQ_ERR_NOMEM;
     }
     if (st) {
@@ -381,7 +407,7 @@ int mixq_model_quant_layers(const mixq_model *m) {
     return n;
 }
 
-static const char *const clip_names[] = {"max", "mse", "kl", "percentile"};
+static const char *const clip_names[] = {"max", "mse", "kl", "percentile", "lsq"};
 
 /* A BN directly after node i folds into a per-channel bias at deployment. */
 static int followed_by_bn(const mixq_model *m, int i) {

@@ -120,6 +120,7 @@ float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip
     float top = max_abs(x, n, is_signed);
     if (!(top > 0)) return 1.0f; /* all zero: any positive clip quantizes exactly */
     if (bits == MQ_FLOAT_BITS || method == MQ_CLIP_MAX || n < 2) return top;
+    if (method == MQ_CLIP_LSQ) method = MQ_CLIP_MSE; /* LSQ starts from the MSE clip */
     /* KL needs a populated histogram: on few values (a weight row) use the MSE search */
     if (method == MQ_CLIP_KL && n < 4096) method = MQ_CLIP_MSE;
     if (method == MQ_CLIP_MSE) {
@@ -225,6 +226,26 @@ void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
                 if (m) m[i] = q >= -n && q <= n;
             }
         }
+    }
+}
+
+void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, const float *scale,
+                        const float *dwq, float *dscale) {
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < K; k++) {
+        const int b = bits[k];
+        if (b < 2 || b == MQ_FLOAT_BITS || !(scale[k] > 0)) {
+            dscale[k] = 0;
+            continue;
+        }
+        const float n = (float)((1 << (b - 1)) - 1), s = scale[k], inv = 1.0f / s;
+        const float *r = w + (size_t)k * inner, *g = dwq + (size_t)k * inner;
+        double acc = 0;
+        for (int64_t i = 0; i < inner; i++) {
+            const float v = r[i] * inv, q = nearbyintf(v);
+            acc += (double)g[i] * (q < -n ? -n : q > n ? n : (q - v));
+        }
+        dscale[k] = (float)(acc / sqrt((double)inner * n));
     }
 }
 

@@ -40,7 +40,8 @@ typedef enum mq_clip {
     MQ_CLIP_MAX = 0,   /* max |value| */
     MQ_CLIP_MSE,       /* the clip minimising the quantization MSE (grid search) */
     MQ_CLIP_KL,        /* TensorRT-style KL divergence on a histogram (HAQ below 5 bits) */
-    MQ_CLIP_PERCENTILE /* 99.99th percentile of |value| (activations) */
+    MQ_CLIP_PERCENTILE,/* 99.99th percentile of |value| (activations) */
+    MQ_CLIP_LSQ        /* learned step size: initialised by the MSE search, then trained */
 } mq_clip;
 
 /* Valid bit widths: 1..8 and 32 (float). */
@@ -60,6 +61,14 @@ mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bi
  * the STE passes the gradient, 0 elsewhere. */
 void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
                           const float *scale, float *wq, uint8_t *mask);
+
+/* LSQ gradient of the weight scales: dscale[k] (+)= g_k sum_i dwq[k][i] * d(w_q)/d(s_k) with
+ * d(w_q)/ds = round(w/s) - w/s inside [-n, n] and -n / +n where clipped (Esser et al.), and
+ * LSQ's gradient factor g_k = 1 / sqrt(inner * n). As
+ * torch._fake_quantize_learnable_per_channel_affine with grad_factor g_k. Rows of 1 or 32 bits
+ * get 0. */
+void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, const float *scale,
+                        const float *dwq, float *dscale);
 
 /* Activation fake-quant: y = quantized x (n values); y may alias x. */
 void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y);
