@@ -1,7 +1,8 @@
 #!/bin/sh
 # Accuracy acceptance runs (long; not part of the tests):
-#   lenet5 on Fashion-MNIST, 10 epochs  (target >= 90.0% test accuracy)
-#   resnet20 on Fashion-MNIST, EPOCHS_R20 epochs (default 20; target >= 93.0%)
+#   lenet5 on Fashion-MNIST, 10 epochs, no augmentation (the small net underfits with it)
+#   (target >= 90.0% test accuracy)
+#   resnet20 on Fashion-MNIST, EPOCHS_R20 epochs (default 25; target >= 93.0%)
 # Prints the test accuracy and wall time of each. Usage: sh bench/accuracy.sh [lenet5|resnet20|all]
 set -eu
 cd "$(dirname "$0")/.."
@@ -18,8 +19,8 @@ run() {
     echo "RESULT $name test_accuracy $acc train_wall_s $((end - start)) args: $*"
 }
 if [ "$which" = all ] || [ "$which" = lenet5 ]; then
-    run lenet5 --epochs 10 --lr 0.05 --batch 128
+    run lenet5 --epochs 10 --lr 0.05 --batch 128 --no-augment
 fi
 if [ "$which" = all ] || [ "$which" = resnet20 ]; then
-    run resnet20 --epochs "${EPOCHS_R20:-20}" --lr 0.1 --batch 128
+    run resnet20 --epochs "${EPOCHS_R20:-25}" --lr 0.1 --batch 128
 fi
