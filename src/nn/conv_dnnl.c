@@ -52,15 +52,24 @@ typedef struct prim {
     struct prim *next;
 } prim;
 
+/* What a thread buffer holds: the blocked copy of user data `src` (layout `md`) made during
+ * call `tok`. Inputs reordered into a buffer are reused while all three match: the weights by
+ * every chunk of a call, dy by the backward-weights primitive after backward-data. */
+typedef struct held {
+    const void *src;
+    const dnnl_memory_desc_t *md;
+    unsigned long tok;
+} held;
+
+#define NBUF 7
 typedef struct tstate {
     dnnl_stream_t stream;
     prim *list;
-    void *buf[8]; /* 0 act in, 1 weights in, 2 act out, 3 bwd-w diff_dst, 4 accumulate tmp,
-                     5 scratchpad, 6 bwd-w diff weights */
-    size_t cap[8];
-    /* weights already in the blocked buffer for this call (fwd / bwd-data) */
-    unsigned long wtoken;
-    const dnnl_memory_desc_t *wmd;
+    /* 0 src in, 1 weights in, 2 activations out, 3 diff_dst in, 4 accumulate tmp, 5 scratchpad,
+       6 diff weights out */
+    void *buf[NBUF];
+    size_t cap[NBUF];
+    held held[NBUF];
 } tstate;
 
 static dnnl_engine_t engine;
@@ -90,7 +99,7 @@ mixq_status mq_conv_dnnl_init(void) {
 static void *tbuf(tstate *ts, int i, size_t bytes) {
     if (ts->cap[i] >= bytes) return ts->buf[i];
     free(ts->buf[i]);
-    if (i == 1) ts->wmd = NULL; /* cached weights are gone */
+    ts->held[i].src = NULL; /* the copy it held is gone */
     ts->buf[i] = mq_alloc_aligned(bytes ? bytes : 64, "oneDNN scratch buffer");
     ts->cap[i] = ts->buf[i] ? bytes : 0;
     return ts->buf[i];
@@ -119,7 +128,7 @@ void mq_conv_dnnl_release(void) {
             n = p->next;
             prim_free(p);
         }
-        for (int i = 0; i < 8; i++) free(ts->buf[i]);
+        for (int i = 0; i < NBUF; i++) free(ts->buf[i]);
         if (ts->stream) dnnl_stream_destroy(ts->stream);
         free(ts);
         states[t] = NULL;
@@ -208,7 +217,7 @@ static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias
         if ((st = port_init(&pr->port[1], DNNL_ARG_WEIGHTS, 0, &u_wei, q_wei, 1))) return st;
         if ((st = port_init(&pr->port[2], DNNL_ARG_DST, 1, &u_dst, q_dst, 2))) return st;
     } else if (kind == KIND_BWD_DATA) {
-        if ((st = port_init(&pr->port[0], DNNL_ARG_DIFF_DST, 0, &u_dst, q_dst, 0))) return st;
+        if ((st = port_init(&pr->port[0], DNNL_ARG_DIFF_DST, 0, &u_dst, q_dst, 3))) return st;
         if ((st = port_init(&pr->port[1], DNNL_ARG_WEIGHTS, 0, &u_wei, q_wei, 1))) return st;
         if ((st = port_init(&pr->port[2], DNNL_ARG_DIFF_SRC, 1, &u_src, q_src, 2))) return st;
     } else {
@@ -272,31 +281,28 @@ static mixq_status reorder(tstate *ts, dnnl_primitive_t r, dnnl_memory_t from, d
 }
 
 /* Run primitive pr on user buffers ptr[0..2] (+ bias). Inputs are reordered into thread
- * buffers when their layout differs; outputs are written to a thread buffer and reordered to
- * the user buffer. Port 1 (weights) of fwd / bwd-data is reordered once per `wtoken`. */
-static mixq_status run(tstate *ts, prim *pr, void *const ptr[NPORT], void *bias, unsigned long wtoken) {
+ * buffers when their layout differs (unless the buffer already holds that copy for this call,
+ * see `held`); outputs are written to a thread buffer and reordered to the user buffer. */
+static mixq_status run(tstate *ts, prim *pr, void *const ptr[NPORT], void *bias, unsigned long tok) {
     dnnl_exec_arg_t args[6];
     int na = 0;
     mixq_status st;
     for (int i = 0; i < NPORT; i++) {
         port *pt = &pr->port[i];
-        void *h = ptr[i];
         if (pt->reorder) {
             void *b = tbuf(ts, pt->buf, pt->bytes);
             if (!b) return MIXQ_ERR_NOMEM;
             DN(dnnl_memory_set_data_handle(pt->mem, b), "memory handle");
             DN(dnnl_memory_set_data_handle(pt->user_mem, ptr[i]), "memory handle");
-            int cached = i == 1 && !pt->out && ts->wtoken == wtoken && ts->wmd &&
-                         dnnl_memory_desc_equal(ts->wmd, pt->md);
-            if (!pt->out && !cached) {
+            held *h = &ts->held[pt->buf];
+            if (pt->out) {
+                h->src = NULL;
+            } else if (!(h->src == ptr[i] && h->tok == tok && dnnl_memory_desc_equal(h->md, pt->md))) {
                 if ((st = reorder(ts, pt->reorder, pt->user_mem, pt->mem))) return st;
-                if (i == 1) {
-                    ts->wtoken = wtoken;
-                    ts->wmd = pt->md;
-                }
+                *h = (held){ptr[i], pt->md, tok};
             }
         } else {
-            DN(dnnl_memory_set_data_handle(pt->mem, h), "memory handle");
+            DN(dnnl_memory_set_data_handle(pt->mem, ptr[i]), "memory handle");
         }
         args[na].arg = pt->arg;
         args[na++].memory = pt->mem;
