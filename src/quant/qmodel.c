@@ -110,15 +110,16 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
         q->wvalid = 1;
         return MIXQ_OK;
     }
+    /* before the scales: a NaN must not become a fixed MSE/KL scale */
+    for (int64_t j = 0; j < (int64_t)K * inner; j++)
+        if (!isfinite(w[j]))
+            return mq_err(MIXQ_ERR_NUMERIC, "layer '%s': weight %lld is %g; hint: lower the "
+                          "learning rate", n->name, (long long)j, (double)w[j]);
     if (!q->scales_fixed) {
         mixq_status st = mq_weight_scales(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->scale);
         if (st) return st;
         if (q->lq.wclip != MQ_CLIP_MAX) q->scales_fixed = 1;
     }
-    for (int64_t j = 0; j < (int64_t)K * inner; j++)
-        if (!isfinite(w[j]))
-            return mq_err(MIXQ_ERR_NUMERIC, "layer '%s': weight %lld is %g; hint: lower the "
-                          "learning rate", n->name, (long long)j, (double)w[j]);
     mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->mask);
     q->wver = m->params_version;
     q->wvalid = 1;
