@@ -27,7 +27,8 @@ LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLA
 LDLIBS  += -lopenblas -ldnnl -lcjson -lz -lm
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/hw_presets.o
+HW_PRESETS := $(sort $(wildcard hw/*.json))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(sort $(wildcard tests/test_*.c))
@@ -56,6 +57,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libmixq.a
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libmixq.a
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libmixq.a $(LDLIBS)
+
+# Built-in hardware presets: the files in hw/, embedded as strings.
+$(BUILD)/gen/hw_presets.c: $(HW_PRESETS) scripts/embed_presets.sh
+	@mkdir -p $(@D)
+	sh scripts/embed_presets.sh $(HW_PRESETS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/hw_presets.o: $(BUILD)/gen/hw_presets.c
+	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

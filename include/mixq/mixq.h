@@ -278,6 +278,88 @@ typedef struct mixq_quant_totals {
 } mixq_quant_totals;
 mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t);
 
+
+/* ---------------------------------------------------------------- hardware cost models */
+/* A target (accelerator or proxy) is described by a JSON file: {"mixq_hw": 1, "name", "backend",
+ * "batch", "freq_hz", "bits": {"min", "max"}, "<backend>": {...}, "energy": {...}}. The shipped
+ * presets (mixq_hw_presets) are the files in hw/ of the source tree; every field is documented
+ * there and in README. Back-ends: "bitfusion" (the ISCA'18 simulator's tiling search, validated
+ * row for row), "bismo" (bit-serial FPGA overlay, exec/fetch/result roofline), "stripes",
+ * "loom", "dadn" (bit-serial ASICs vs their 16-bit baseline), "table" (HAQ lookup tables, .npy
+ * or CSV), "size" and "bitops" (proxies). */
+typedef struct mixq_hw mixq_hw;
+
+/* One layer as the cost models see it. */
+typedef struct mixq_hw_layer {
+    const char *name;        /* for messages; may be NULL */
+    int index;               /* position among the network's costed layers (table back-end) */
+    int fc;                  /* 1: fully connected, in_c inputs -> out_c outputs */
+    int batch;               /* images per run; 0: the target's default batch */
+    int in_c, in_h, in_w;
+    int out_c;
+    int out_h, out_w;        /* 0: computed from kernel, stride and padding */
+    int kh, kw, stride, pad, groups; /* conv attributes (groups == in_c == out_c: depthwise) */
+    int is_first;            /* fed by the network input (BitFusion runs it as im2col) */
+} mixq_hw_layer;
+
+#define MIXQ_COST_MEMBOUND 1u  /* memory traffic, not compute, sets the time */
+#define MIXQ_COST_ROUNDED  2u  /* bits were rounded up to a mode the hardware has */
+#define MIXQ_COST_ESTIMATE 4u  /* energy (or more) from generic constants, not a validated model */
+
+/* Cost of one layer at one precision. Buffer counters are in bits (BitFusion's convention);
+ * back-ends without a buffer model leave them 0. */
+typedef struct mixq_cost {
+    double cycles;             /* compute + stall */
+    double compute_cycles, stall_cycles;
+    double latency_s;          /* cycles / clock */
+    double energy_j;           /* e_compute_j + e_sram_j + e_dram_j */
+    double e_compute_j, e_sram_j, e_dram_j;
+    double dram_read_bits, dram_write_bits;
+    double dram_bytes;         /* (read + write) / 8 */
+    double wbuf_read_bits, wbuf_write_bits; /* weight buffer */
+    double ibuf_read_bits, ibuf_write_bits; /* input (activation) buffer */
+    double obuf_read_bits, obuf_write_bits; /* output (partial sum) buffer */
+    double macs;               /* multiply-accumulates */
+    double bitops;             /* MACs x w_bits x a_bits */
+    double size_bits;          /* weights x w_bits */
+    int w_bits, a_bits;        /* the bits charged (after rounding up to a supported mode) */
+    unsigned flags;            /* MIXQ_COST_* */
+} mixq_cost;
+
+/* Names of the built-in presets, NULL-terminated ("bitfusion", "bismo_edge", ...). */
+const char *const *mixq_hw_presets(void);
+/* A preset by name, or a JSON description by path; a .npy or .csv path is a lookup table. */
+mixq_status mixq_hw_load(const char *name_or_path, mixq_hw **out);
+/* Parse a JSON description; origin names it in messages, dir resolves relative file paths
+ * (table back-end; NULL: the current directory). */
+mixq_status mixq_hw_parse(const char *json, size_t len, const char *origin, const char *dir,
+                          mixq_hw **out);
+void mixq_hw_free(mixq_hw *hw);
+const char *mixq_hw_name(const mixq_hw *hw);
+const char *mixq_hw_backend(const mixq_hw *hw);
+const char *mixq_hw_description(const mixq_hw *hw);
+const char *mixq_hw_text(const mixq_hw *hw); /* the JSON it was read from ("" for a bare table) */
+int mixq_hw_batch(const mixq_hw *hw);
+double mixq_hw_freq(const mixq_hw *hw);
+/* Smallest and largest bit width the target runs (others are an error, never a silent 0). */
+void mixq_hw_bits(const mixq_hw *hw, int *min_bits, int *max_bits);
+
+/* Cost of layer l at (w_bits, a_bits). Thread-safe; expensive back-ends (bitfusion) memoise
+ * every answer, so a search may ask again and again. */
+mixq_status mixq_hw_cost(mixq_hw *hw, const mixq_hw_layer *l, int w_bits, int a_bits,
+                         mixq_cost *out);
+/* Per-kernel weight bits (kernel_bits[out_c]): kernels of equal bits are grouped and each group
+ * costed as a layer of its own (run one after another); the table back-end, which only knows
+ * whole layers, weighs its entries by the share of kernels instead. */
+mixq_status mixq_hw_cost_kernels(mixq_hw *hw, const mixq_hw_layer *l, const int *kernel_bits,
+                                 int a_bits, mixq_cost *out);
+/* Sum b into a (cycles, energies, counters; flags or-ed; bits: the largest). */
+void mixq_cost_add(mixq_cost *a, const mixq_cost *b);
+
+/* The costed layers of a model (conv and linear nodes, in graph order). */
+int mixq_model_hw_layer_count(const mixq_model *m);
+mixq_status mixq_model_hw_layer(const mixq_model *m, int i, mixq_hw_layer *out, int *node);
+
 #ifdef __cplusplus
 }
 #endif

@@ -15,6 +15,8 @@ typedef struct mq_cost_table {
 } mq_cost_table;
 
 mixq_status mq_table_load_npy(const char *path, mq_cost_table *t);
+/* CSV: header "layer,w_bits,a_bits,cost", every (layer, w, a) exactly once. */
+mixq_status mq_table_load_csv(const char *path, mq_cost_table *t);
 void mq_table_free(mq_cost_table *t);
 
 /* Cost of layer l at (w_bits, a_bits), both 1..8 (the caller checks the ranges). */

@@ -1,0 +1,113 @@
+/* Hardware cost models: the internal side of mixq_hw (public API in include/mixq/mixq.h).
+ *
+ * A mixq_hw is built from a JSON description. hw.c parses the common fields, finds the
+ * back-end by name and lets it parse its own object; it also owns the memo cache, per-kernel
+ * grouping and the model -> layer mapping. Back-ends only answer "cost of this layer at (w, a)".
+ * Not public API. */
+#ifndef MIXQ_HW_HW_H
+#define MIXQ_HW_HW_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "mixq/mixq.h"
+#include "core/core.h"
+
+/* A layer with every derived quantity filled in (see hw_layer_norm). */
+typedef struct mq_hwl {
+    const char *name;
+    int index;
+    int fc;
+    int64_t B;             /* batch */
+    int64_t C, H, W;       /* input channels, height, width */
+    int64_t K;             /* output channels */
+    int64_t Ho, Wo;        /* output height, width */
+    int64_t R, S;          /* kernel height, width */
+    int64_t stride, pad, g;
+    int is_first;
+} mq_hwl;
+
+/* JSON reading with field paths in messages: "<origin>: field 'bismo.dm' ...". */
+typedef struct mq_jctx {
+    const char *origin;
+    const char *dir; /* for relative paths; may be NULL */
+} mq_jctx;
+
+/* Each getter fails (MIXQ_ERR_FORMAT naming the field) if the key is missing, of the wrong
+ * type or out of range; the _opt variants leave *out as it is when the key is absent. */
+mixq_status mq_j_int(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                     long long lo, long long hi, long long *out);
+mixq_status mq_j_int_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                         long long lo, long long hi, long long *out);
+mixq_status mq_j_num(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                     double lo, double hi, double *out);
+mixq_status mq_j_num_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                         double lo, double hi, double *out);
+mixq_status mq_j_str(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                     const char **out);
+mixq_status mq_j_str_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                         const char **out);
+mixq_status mq_j_bool_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                          int *out);
+/* The object under key (required). */
+mixq_status mq_j_obj(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                     const cJSON **out);
+/* Every key of o must be in the NULL-terminated list `allowed` (keys starting with '_' and
+ * "comment" are always allowed: they are notes). */
+mixq_status mq_j_keys(const mq_jctx *c, const cJSON *o, const char *path,
+                      const char *const *allowed);
+
+typedef struct mq_hw_backend {
+    const char *name;
+    /* Parse the back-end's own object(s) from root; store state in hw->impl. */
+    mixq_status (*parse)(mixq_hw *hw, const mq_jctx *c, const cJSON *root);
+    /* Cost of l at (w, a); w and a are within hw's bits range. Fill everything but macs,
+     * bitops, size_bits and latency_s (hw.c does those). */
+    mixq_status (*cost)(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out);
+    void (*free_impl)(void *impl);
+    int memoise; /* 1: answers are expensive, keep them */
+} mq_hw_backend;
+
+typedef struct mq_hw_cache_entry {
+    uint64_t key[8];
+    mixq_cost cost;
+    int used;
+} mq_hw_cache_entry;
+
+struct mixq_hw {
+    char name[MIXQ_NAME_MAX];
+    char description[256];
+    char *text;             /* the JSON */
+    const mq_hw_backend *be;
+    int batch;
+    double freq_hz;
+    int min_bits, max_bits;
+    void *impl;             /* back-end state */
+    /* memo cache: open addressing, power-of-two capacity */
+    pthread_mutex_t lock;
+    mq_hw_cache_entry *cache;
+    size_t cache_cap, cache_used;
+};
+
+extern const mq_hw_backend mq_hw_bitfusion, mq_hw_bismo, mq_hw_stripes, mq_hw_loom, mq_hw_dadn,
+    mq_hw_table, mq_hw_size, mq_hw_bitops;
+
+/* Fill derived fields; checks the shape (positive sizes, groups dividing channels). */
+mixq_status mq_hwl_from(const mixq_hw_layer *l, int default_batch, mq_hwl *out);
+
+/* Embedded presets (generated from the hw directory's JSON files at build time). */
+typedef struct mq_hw_preset { const char *name; const char *json; } mq_hw_preset;
+extern const mq_hw_preset mq_hw_preset_list[];
+extern const int mq_hw_preset_count;
+
+/* ---- BitFusion internals exposed for tests (src/hw/bitfusion.c) */
+/* Throughput factor of a fusion unit at (w, a): floor(pmax/max(a,pmin)) * floor(pmax/max(w,pmin));
+ * 0 when either operand is wider than pmax (the original simulator's limit). */
+int mq_bitfusion_perf_factor(int pmax, int pmin, int w, int a);
+
+/* HAQ lookup table (src/hw/table.c). */
+#include "hw/table.h"
+
+#endif
