@@ -39,7 +39,7 @@ BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all lib cli tests check check-asan asan debug release demo bench clean deps test
+.PHONY: all lib cli tests check check-asan asan debug release demo bench bench-hw clean deps test
 all: lib cli
 lib: $(BUILD)/libmixq.a
 cli: $(BUILD)/mixq
@@ -95,6 +95,11 @@ test:
 demo: deps
 	$(MAKE) VARIANT=release all
 	sh scripts/demo.sh build/release/mixq
+
+# Cost-model query rates (cold search, memo cache, threads) for every hardware preset.
+bench-hw: $(BUILD)/bench/bench_hw
+	$(BUILD)/bench/bench_hw resnet20 1,28,28
+	$(BUILD)/bench/bench_hw mobilenet_v1 3,224,224 2
 
 bench: deps
 	$(MAKE) VARIANT=release all $(BENCH_BIN)

@@ -77,6 +77,61 @@ static void test_bad_inputs(void) {
     EXPECT(a2, 1, "train-images-idx3-ubyte");
 }
 
+
+/* Write text to $TMP/name and return `mixq cost --arch resnet20 --hw HW --policy|--hw FILE`. */
+static const char *cost_cmd(const char *name, const char *text, const char *fmt) {
+    static char cmd[2300];
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
+    CHECK(test_write_file(path, text, strlen(text)) == 0);
+    snprintf(cmd, sizeof cmd, fmt, path);
+    return cmd;
+}
+
+static void test_cost(void) {
+    EXPECT("cost --help", 0, "--sweep");
+    EXPECT("cost --list", 0, "bismo_cloud");
+    EXPECT("cost --hw bitfusion --show", 0, "\"dram_bits_per_cycle\": 192");
+    EXPECT("cost --arch resnet20 --hw bitfusion", 0, "vs uniform W8A8: cycles 1.000x");
+    EXPECT("cost --arch resnet20 --hw bitfusion", 0, "layer3.2.conv2");
+    EXPECT("cost --arch resnet20 --hw bitfusion --csv", 0, "total,,8,8,1758131,");
+    EXPECT("cost --arch resnet20 --hw stripes", 0, "estimate");
+    EXPECT("cost --arch lenet5 --hw bismo_edge --sweep", 0, "conv1 (conv5x5/1)");
+    EXPECT("cost --arch lenet5 --hw bismo_edge --sweep --metric energy", 0, "energy uJ");
+    EXPECT("cost --arch lenet5 --hw bitfusion --sweep --csv", 0, "fc3,8,8,");
+    /* a W4A4 policy: every layer 4/4, cheaper than W8A8 on BitFusion */
+    const char *b = cost_cmd("w4a4.json", "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4}}",
+                             "cost --arch resnet20 --hw bitfusion --policy %s");
+    EXPECT(b, 0, "4/4");
+    EXPECT(b, 0, "vs uniform W8A8: cycles 0.");
+    /* per-kernel bits are shown as k<max>/<a> */
+    b = cost_cmd("kern.json",
+                 "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 8, \"a_bits\": 8}, \"layers\": {\"conv1\": "
+                 "{\"w_bits\": [2, 2, 2, 2, 2, 2, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8], \"granularity\": \"kernel\"}}}",
+                 "cost --arch resnet20 --hw bitfusion --policy %s");
+    EXPECT(b, 0, "k8/8");
+    /* errors */
+    EXPECT("cost --arch resnet20", 2, "--hw is required");
+    EXPECT("cost --hw bitfusion", 2, "a model file or --arch");
+    EXPECT("cost --arch resnet20 --hw tpu9", 1, "unknown hardware target 'tpu9'");
+    EXPECT("cost --arch resnet20 --hw /nonexistent/hw.json", 1, "/nonexistent/hw.json");
+    EXPECT("cost --arch resnet20 --hw bitfusion --metric speed", 2, "--metric");
+    EXPECT("cost --arch resnet20 --hw bitfusion --batch 0", 2, "--batch");
+    EXPECT("cost /nonexistent/m.mixq --hw bitfusion", 1, "/nonexistent/m.mixq");
+    b = cost_cmd("bad_hw.json",
+                 "{\"mixq_hw\": 1, \"name\": \"x\", \"backend\": \"bismo\", \"batch\": 1, "
+                 "\"freq_hz\": 2e8, \"bits\": {\"min\": 1, \"max\": 8}, \"bismo\": {\"dm\": 8}}",
+                 "cost --arch resnet20 --hw %s");
+    EXPECT(b, 1, "field 'bismo.dn' is missing");
+    /* a float layer (32 bits) on an integer accelerator is an error naming the layer */
+    const char *fl = "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4}, \"layers\": "
+                     "{\"fc\": {\"w_bits\": 32, \"a_bits\": 32}}}";
+    b = cost_cmd("float.json", fl, "cost --arch resnet20 --hw bismo_cloud --policy %s");
+    EXPECT(b, 1, "layer 'fc'");
+    b = cost_cmd("float.json", fl, "cost --arch resnet20 --hw size --policy %s");
+    EXPECT(b, 0, "32/32");
+}
+
 static void test_train_zero_epochs_info_eval(void) {
     if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
         printf("  (skipped: dataset-fashion-mnist not installed)\n");
@@ -143,6 +198,7 @@ static void test_train_zero_epochs_info_eval(void) {
 int main(void) {
     TEST_RUN(test_usage_errors);
     TEST_RUN(test_bad_inputs);
+    TEST_RUN(test_cost);
     TEST_RUN(test_train_zero_epochs_info_eval);
     return test_summary();
 }

@@ -552,6 +552,282 @@ out:
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- cost */
+static const char cost_help[] =
+    "usage: mixq cost MODEL --hw TARGET [--policy POLICY.json] [options]\n"
+    "       mixq cost --arch ARCH --hw TARGET [...]     (a zoo architecture, no weights needed)\n"
+    "       mixq cost --list | mixq cost --hw TARGET --show\n"
+    "\n"
+    "Cost every conv/linear layer of a model on a hardware target: cycles, latency, energy\n"
+    "(compute / on-chip buffers / DRAM), DRAM traffic and whether memory or compute bounds it,\n"
+    "with totals and the ratio to the same model at uniform W8A8. The bits come from --policy,\n"
+    "else from the model's own policy (a quantized model), else W8A8.\n"
+    "\n"
+    "  --hw TARGET       a preset (see --list), a JSON description (copy one from hw/ and\n"
+    "                    edit it), or a HAQ lookup table (.npy or .csv)\n"
+    "  --policy P.json   mixed-precision policy to cost (per-kernel bits are costed as groups\n"
+    "                    of kernels with equal bits, see README)\n"
+    "  --batch N         images per run (default: the target's, e.g. 16 for bitfusion)\n"
+    "  --sweep           print the (w, a) grid of every layer instead: rows w, columns a,\n"
+    "                    over the target's bit range (at most 1..8)\n"
+    "  --metric M        what --sweep prints: cycles (default), latency, energy, dram\n"
+    "  --csv             machine-readable output\n"
+    "  --arch ARCH       cost an architecture from the zoo (input shape from --in C,H,W,\n"
+    "                    default 1,28,28; --classes N, default 10)\n"
+    "  --list            list the built-in targets\n"
+    "  --show            print the target's JSON description\n";
+
+static const char *layer_kind(const mixq_hw_layer *l, char *buf, size_t n) {
+    if (l->fc) snprintf(buf, n, "fc %d>%d", l->in_c, l->out_c);
+    else if (l->groups > 1 && l->groups == l->in_c && l->groups == l->out_c)
+        snprintf(buf, n, "dw%dx%d/%d", l->kh, l->kw, l->stride);
+    else snprintf(buf, n, "conv%dx%d/%d", l->kh, l->kw, l->stride);
+    return buf;
+}
+
+typedef struct cost_layer {
+    mixq_hw_layer hl;
+    int w, a;          /* bits (w: the largest kernel's) */
+    const int *kbits;  /* per-kernel bits when they differ, else NULL */
+} cost_layer;
+
+static int cost_all(mixq_hw *hw, const cost_layer *L, int n, int uniform, mixq_cost *per,
+                    mixq_cost *tot) {
+    memset(tot, 0, sizeof *tot);
+    for (int i = 0; i < n; i++) {
+        mixq_status st = uniform ? mixq_hw_cost(hw, &L[i].hl, uniform, uniform, &per[i])
+                         : L[i].kbits ? mixq_hw_cost_kernels(hw, &L[i].hl, L[i].kbits, L[i].a, &per[i])
+                                      : mixq_hw_cost(hw, &L[i].hl, L[i].w, L[i].a, &per[i]);
+        if (st) return 0;
+        mixq_cost_add(tot, &per[i]);
+    }
+    return 1;
+}
+
+static int cmd_cost(int argc, char **argv) {
+    const char *C = "cost", *path = NULL, *hwname = NULL, *pol = NULL, *arch = NULL,
+               *metric = "cycles", *in = "1,28,28";
+    int batch = 0, csv = 0, sweep = 0, list = 0, show = 0, classes = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(cost_help, stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (path) return usage_error(C, "unexpected argument '%s'", a);
+            path = a;
+            continue;
+        }
+        if (!strcmp(a, "--csv")) { csv = 1; continue; }
+        if (!strcmp(a, "--sweep")) { sweep = 1; continue; }
+        if (!strcmp(a, "--list")) { list = 1; continue; }
+        if (!strcmp(a, "--show")) { show = 1; continue; }
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--hw")) hwname = v;
+        else if (!strcmp(a, "--policy")) pol = v;
+        else if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--in")) in = v;
+        else if (!strcmp(a, "--classes")) ok = parse_int(C, a, v, 2, 100000, &classes);
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 1 << 20, &batch);
+        else if (!strcmp(a, "--metric")) {
+            if (strcmp(v, "cycles") && strcmp(v, "latency") && strcmp(v, "energy") && strcmp(v, "dram"))
+                return usage_error(C, "--metric expects cycles, latency, energy or dram, got '%s'", v);
+            metric = v;
+        } else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (list) {
+        for (const char *const *p = mixq_hw_presets(); *p; p++) {
+            mixq_hw *hw = NULL;
+            if (mixq_hw_load(*p, &hw)) return fail(C);
+            printf("%-18s %-10s %s\n", *p, mixq_hw_backend(hw), mixq_hw_description(hw));
+            mixq_hw_free(hw);
+        }
+        return 0;
+    }
+    if (!hwname) return usage_error(C, "%s", "--hw is required (mixq cost --list shows the presets)");
+    mixq_hw *hw = NULL;
+    if (mixq_hw_load(hwname, &hw)) return fail(C);
+    if (show) {
+        fputs(mixq_hw_text(hw), stdout);
+        mixq_hw_free(hw);
+        return 0;
+    }
+    if (!path == !arch) {
+        mixq_hw_free(hw);
+        return usage_error(C, "%s", "give a model file or --arch ARCH (not both)");
+    }
+    mixq_model *m = NULL;
+    mixq_policy *p = NULL;
+    cost_layer *L = NULL;
+    mixq_cost *per = NULL, *per8 = NULL;
+    int rc = 1, n = 0;
+    if (arch) {
+        mixq_model_config mc = {.arch = arch, .classes = classes, .seed = 1};
+        if (sscanf(in, "%d,%d,%d", &mc.in_c, &mc.in_h, &mc.in_w) != 3 || mc.in_c < 1 || mc.in_h < 1 ||
+            mc.in_w < 1) {
+            mixq_hw_free(hw);
+            return usage_error(C, "--in expects C,H,W (e.g. 3,32,32), got '%s'", in);
+        }
+        if (mixq_model_create(&mc, &m)) goto fail;
+    } else if (mixq_model_load(path, &m)) goto fail;
+    if (pol && (mixq_policy_load(pol, &p) || mixq_model_quantize(m, p))) goto fail;
+    n = mixq_model_hw_layer_count(m);
+    L = calloc((size_t)n + 1, sizeof *L);
+    per = calloc((size_t)n + 1, sizeof *per);
+    per8 = calloc((size_t)n + 1, sizeof *per8);
+    if (!L || !per || !per8) {
+        fprintf(stderr, "mixq cost: error: out of memory\n");
+        goto out;
+    }
+    int quantized = mixq_model_is_quantized(m), nq = mixq_model_quant_layers(m);
+    for (int i = 0; i < n; i++) {
+        int node = -1;
+        if (mixq_model_hw_layer(m, i, &L[i].hl, &node)) goto fail;
+        L[i].hl.batch = batch;
+        L[i].w = L[i].a = 8;
+        for (int q = 0; quantized && q < nq; q++) {
+            mixq_layer_quant lq;
+            if (mixq_model_quant_layer(m, q, &lq)) goto fail;
+            if (lq.node != node) continue;
+            L[i].w = lq.w_bits, L[i].a = lq.a_bits;
+            for (int k = 1; k < lq.kernels; k++)
+                if (lq.kernel_bits[k] != lq.kernel_bits[0]) L[i].kbits = lq.kernel_bits;
+        }
+    }
+    const char *source = pol ? pol : quantized ? "the model's policy" : "uniform W8A8 (no policy)";
+    if (sweep) {
+        int lo, hi;
+        mixq_hw_bits(hw, &lo, &hi);
+        if (hi > 8) hi = 8;
+        if (csv) printf("layer,w_bits,a_bits,cycles,latency_s,energy_j,dram_bytes,flags\n");
+        else
+            printf("%s on %s: %s per layer, rows w_bits %d..%d, columns a_bits %d..%d (batch %d)\n",
+                   path ? path : arch, mixq_hw_name(hw), metric, lo, hi, lo, hi,
+                   batch ? batch : mixq_hw_batch(hw));
+        for (int i = 0; i < n; i++) {
+            char kind[48];
+            if (!csv) {
+                printf("\n%s (%s)\n%4s", L[i].hl.name, layer_kind(&L[i].hl, kind, sizeof kind), "w\\a");
+                for (int a = lo; a <= hi; a++) printf(" %11d", a);
+                printf("\n");
+            }
+            for (int w = lo; w <= hi; w++) {
+                if (!csv) printf("%4d", w);
+                for (int a = lo; a <= hi; a++) {
+                    mixq_cost c;
+                    if (mixq_hw_cost(hw, &L[i].hl, w, a, &c)) goto fail;
+                    if (csv) {
+                        printf("%s,%d,%d,%.0f,%.6g,%.6g,%.0f,%u\n", L[i].hl.name, w, a, c.cycles,
+                               c.latency_s, c.energy_j, c.dram_bytes, c.flags);
+                        continue;
+                    }
+                    double v = !strcmp(metric, "cycles") ? c.cycles
+                               : !strcmp(metric, "latency") ? c.latency_s * 1e6
+                               : !strcmp(metric, "energy") ? c.energy_j * 1e6
+                                                           : c.dram_bytes / 1024.0;
+                    printf(" %11.5g", v);
+                }
+                if (!csv) printf("\n");
+            }
+        }
+        if (!csv && strcmp(metric, "cycles"))
+            printf("\n(units: latency us, energy uJ, dram KiB)\n");
+        rc = 0;
+        goto out;
+    }
+    mixq_cost tot, tot8;
+    if (!cost_all(hw, L, n, 0, per, &tot)) goto fail;
+    int have8 = cost_all(hw, L, n, 8, per8, &tot8);
+    if (!have8) mixq_clear_error(); /* W8A8 may be outside the target's bits (e.g. a 4-bit table) */
+    if (csv) {
+        printf("layer,op,w_bits,a_bits,cycles,compute_cycles,stall_cycles,latency_s,energy_j,"
+               "e_compute_j,e_sram_j,e_dram_j,dram_bytes,macs,bitops,size_bits,bound,flags\n");
+        for (int i = 0; i <= n; i++) {
+            const mixq_cost *c = i < n ? &per[i] : &tot;
+            char kind[48];
+            printf("%s,%s,%d,%d,%.0f,%.0f,%.0f,%.6g,%.6g,%.6g,%.6g,%.6g,%.0f,%.0f,%.0f,%.0f,%s,%u\n",
+                   i < n ? L[i].hl.name : "total", i < n ? layer_kind(&L[i].hl, kind, sizeof kind) : "",
+                   c->w_bits, c->a_bits, c->cycles, c->compute_cycles, c->stall_cycles, c->latency_s,
+                   c->energy_j, c->e_compute_j, c->e_sram_j, c->e_dram_j, c->dram_bytes, c->macs,
+                   c->bitops, c->size_bits, c->flags & MIXQ_COST_MEMBOUND ? "memory" : "compute",
+                   c->flags);
+        }
+        rc = 0;
+        goto out;
+    }
+    printf("%s on %s (%s, batch %d): %s\n", path ? path : arch, mixq_hw_name(hw), mixq_hw_backend(hw),
+           batch ? batch : mixq_hw_batch(hw), source);
+    int proxy = !strcmp(mixq_hw_backend(hw), "size") || !strcmp(mixq_hw_backend(hw), "bitops");
+    if (proxy) {
+        /* a proxy's "cycles" are its value: weight bits or BitOps */
+        const char *unit = !strcmp(mixq_hw_backend(hw), "size") ? "weight_bits" : "bitops";
+        printf("%-22s %-12s %5s %16s %12s\n", "layer", "op", "w/a", unit, "MACs");
+        for (int i = 0; i <= n; i++) {
+            const mixq_cost *c = i < n ? &per[i] : &tot;
+            char kind[48], bits[16];
+            if (i < n && L[i].kbits) snprintf(bits, sizeof bits, "k%d/%d", L[i].w, L[i].a);
+            else if (i < n) snprintf(bits, sizeof bits, "%d/%d", c->w_bits, c->a_bits);
+            else bits[0] = 0;
+            printf("%-22s %-12s %5s %16.0f %12.0f\n", i < n ? L[i].hl.name : "total",
+                   i < n ? layer_kind(&L[i].hl, kind, sizeof kind) : "", bits, c->cycles, c->macs);
+        }
+        if (have8) printf("vs uniform W8A8: %s %.3fx (W8A8: %.0f)\n", unit, tot.cycles / tot8.cycles, tot8.cycles);
+        rc = 0;
+        goto out;
+    }
+    printf("%-22s %-12s %5s %13s %11s %11s %10s %10s %10s %11s %-7s\n", "layer", "op", "w/a", "cycles",
+           "latency_us", "energy_uJ", "compute", "buffers", "dram", "dram_KiB", "bound");
+    for (int i = 0; i <= n; i++) {
+        const mixq_cost *c = i < n ? &per[i] : &tot;
+        char kind[48], bits[16];
+        if (i == n) printf("%.*s\n", 131, "-----------------------------------------------------------------------------------------------------------------------------------------------");
+        if (i < n && L[i].kbits) snprintf(bits, sizeof bits, "k%d/%d", L[i].w, L[i].a);
+        else if (i < n) snprintf(bits, sizeof bits, "%d/%d", c->w_bits, c->a_bits);
+        else bits[0] = 0;
+        printf("%-22s %-12s %5s %13.0f %11.2f %11.3f %10.3f %10.3f %10.3f %11.1f %-7s%s\n",
+               i < n ? L[i].hl.name : "total", i < n ? layer_kind(&L[i].hl, kind, sizeof kind) : "",
+               bits, c->cycles, c->latency_s * 1e6, c->energy_j * 1e6, c->e_compute_j * 1e6,
+               c->e_sram_j * 1e6, c->e_dram_j * 1e6, c->dram_bytes / 1024.0,
+               i == n ? "" : c->flags & MIXQ_COST_MEMBOUND ? "memory" : "compute",
+               c->flags & MIXQ_COST_ROUNDED && i < n ? " (bits rounded up)" : "");
+    }
+    int nmem = 0;
+    for (int i = 0; i < n; i++) nmem += !!(per[i].flags & MIXQ_COST_MEMBOUND);
+    printf("model: %.4g MACs, %.4g BitOps, %.1f KiB of weights (batch %d); %d of %d layers "
+           "memory-bound\n",
+           tot.macs, tot.bitops, tot.size_bits / 8192.0, batch ? batch : mixq_hw_batch(hw), nmem, n);
+    if (have8) {
+        char e[32] = "n/a", d[32] = "n/a";
+        if (tot8.energy_j > 0) snprintf(e, sizeof e, "%.3fx", tot.energy_j / tot8.energy_j);
+        if (tot8.dram_bytes > 0) snprintf(d, sizeof d, "%.3fx", tot.dram_bytes / tot8.dram_bytes);
+        printf("vs uniform W8A8: cycles %.3fx, latency %.3fx, energy %s, DRAM %s (W8A8: %.0f "
+               "cycles, %.2f us, %.3f uJ)\n",
+               tot.cycles / tot8.cycles, tot.latency_s / tot8.latency_s, e, d, tot8.cycles,
+               tot8.latency_s * 1e6, tot8.energy_j * 1e6);
+    }
+    if (tot.flags & MIXQ_COST_ESTIMATE)
+        printf("note: %s's energy is an estimate from generic constants (see its description: "
+               "mixq cost --hw %s --show)\n",
+               mixq_hw_name(hw), hwname);
+    rc = 0;
+    goto out;
+fail:
+    fail(C);
+out:
+    free(L);
+    free(per);
+    free(per8);
+    mixq_policy_free(p);
+    mixq_model_free(m);
+    mixq_hw_free(hw);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct command {
     const char *name;
@@ -565,6 +841,7 @@ static const command commands[] = {
     {"info", cmd_info, "layers, shapes, parameters and MACs of a model file"},
     {"policy", cmd_policy, "show a quantization policy resolved on a model (policy show)"},
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
+    {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
 };
 
 static void main_usage(FILE *f) {

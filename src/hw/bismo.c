@@ -46,8 +46,6 @@ static mixq_status bismo_parse(mixq_hw *hw, const mq_jctx *c, const cJSON *root)
     const cJSON *o = NULL, *e = NULL;
     mixq_status st = mq_j_obj(c, root, "", "bismo", &o);
     if (!st) st = mq_j_keys(c, o, "bismo", keys);
-    if (!st) st = mq_j_obj(c, root, "", "energy", &e);
-    if (!st) st = mq_j_keys(c, e, "energy", ekeys);
     if (st) return st;
     bismo_cfg *f = mq_calloc(1, sizeof *f, "bismo config");
     if (!f) return MIXQ_ERR_NOMEM;
@@ -62,6 +60,8 @@ static mixq_status bismo_parse(mixq_hw *hw, const mq_jctx *c, const cJSON *root)
     if (!st && strcmp(pol, "v2") && strcmp(pol, "rhs_stationary"))
         st = mq_err(MIXQ_ERR_FORMAT,
                     "%s: field 'bismo.fetch_policy': '%s' is not v2 or rhs_stationary", c->origin, pol);
+    if (!st) st = mq_j_obj(c, root, "", "energy", &e);
+    if (!st) st = mq_j_keys(c, e, "energy", ekeys);
     if (!st) st = mq_j_num(c, e, "energy", "binop_pj", 0, 1e6, &f->e_binop);
     if (!st) st = mq_j_num(c, e, "energy", "sram_pj_per_bit", 0, 1e6, &f->e_sram);
     if (!st) st = mq_j_num(c, e, "energy", "dram_pj_per_bit", 0, 1e6, &f->e_dram);

@@ -39,6 +39,7 @@ typedef struct bf_cfg {
     int64_t wbuf, ibuf, obuf;  /* bytes */
     int64_t if_width;          /* DRAM bits per cycle */
     int temporal;              /* 9..2*pmax bits in passes */
+    int wider;                 /* cost = cheapest over wider bit widths (monotone) */
     /* energy, nJ per compute cycle / per bit (the simulator's units) */
     double e_core, e_wrd, e_wwr, e_ird, e_iwr, e_ord, e_owr, e_dram;
     int derived_energy;        /* energies from the CACTI/synthesis tables (exact Python values) */
@@ -119,7 +120,7 @@ static mixq_status derive_energy(const mq_jctx *c, bf_cfg *f) {
 static mixq_status bf_parse(mixq_hw *hw, const mq_jctx *c, const cJSON *root) {
     static const char *const keys[] = {"rows", "cols", "pmax", "pmin", "wbuf_bytes", "ibuf_bytes",
                                        "obuf_bytes", "dram_bits_per_cycle", "temporal_16bit",
-                                       NULL};
+                                       "wider_modes", NULL};
     static const char *const ekeys[] = {"core_pj_per_cycle", "wbuf_read_pj_per_bit",
                                         "wbuf_write_pj_per_bit", "ibuf_read_pj_per_bit",
                                         "ibuf_write_pj_per_bit", "obuf_read_pj_per_bit",
@@ -138,7 +139,10 @@ static mixq_status bf_parse(mixq_hw *hw, const mq_jctx *c, const cJSON *root) {
     for (int i = 0; i < 8 && !st; i++) st = mq_j_int(c, o, "bitfusion", k[i], lo[i], hi[i], &v[i]);
     int temporal = 0;
     if (!st) st = mq_j_bool_opt(c, o, "bitfusion", "temporal_16bit", &temporal);
+    int wider = 0;
+    if (!st) st = mq_j_bool_opt(c, o, "bitfusion", "wider_modes", &wider);
     if (st) return st;
+    f->wider = wider;
     f->N = v[0], f->M = v[1], f->pmax = v[2], f->pmin = v[3], f->wbuf = v[4], f->ibuf = v[5],
     f->obuf = v[6], f->if_width = v[7], f->temporal = temporal;
     if (f->pmin > f->pmax || (f->pmax & (f->pmax - 1)) || (f->pmin & (f->pmin - 1)))
@@ -332,7 +336,8 @@ static int bf_search(const bf_cfg *f, const bf_layer *L, bf_stats *best) {
     return found;
 }
 
-static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
+/* The simulator's cost of l at exactly (w, a) bits. */
+static mixq_status bf_sim(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
     const bf_cfg *f = hw->impl;
     bf_layer L;
     memset(&L, 0, sizeof L);
@@ -350,10 +355,9 @@ static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mix
     if (!bf_search(f, &L, &s))
         return mq_err(MIXQ_ERR_UNSUPPORTED,
                       "bitfusion: layer '%s' does not fit the buffers even with the smallest tile "
-                      "(a %lldx%lld kernel over %lld input channel%s); hint: larger "
-                      "bitfusion.wbuf_bytes / ibuf_bytes",
-                      l->name ? l->name : "?", (long long)L.Kh, (long long)L.Kw, (long long)1,
-                      "");
+                      "(a %lldx%lld kernel, %d-bit weights); hint: larger bitfusion.wbuf_bytes / "
+                      "ibuf_bytes / obuf_bytes",
+                      l->name ? l->name : "?", (long long)L.Kh, (long long)L.Kw, w);
     double g = l->fc ? 1.0 : (double)l->g;
     out->cycles = g * (double)s.cycles;
     out->compute_cycles = g * (double)s.compute;
@@ -371,14 +375,38 @@ static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mix
     out->energy_j = g * s.energy_nj * 1e-9;
     /* memory-bound: streaming the middle traffic took longer than computing */
     if (s.mem > s.compute) out->flags |= MIXQ_COST_MEMBOUND;
-    int pmin = (int)f->pmin;
-    int mode_w = w <= pmin ? pmin : w, mode_a = a <= pmin ? pmin : a;
-    /* the brick mode actually used: next power of two >= bits, at least pmin */
-    int rw = pmin, ra = pmin;
-    while (rw < mode_w) rw <<= 1;
-    while (ra < mode_a) ra <<= 1;
+    /* the brick mode used: next power of two >= bits, at least pmin (temporal: the bits) */
+    int rw = (int)f->pmin, ra = (int)f->pmin;
+    while (rw < w && rw < f->pmax) rw <<= 1;
+    while (ra < a && ra < f->pmax) ra <<= 1;
+    if (w > f->pmax) rw = w;
+    if (a > f->pmax) ra = a;
     if (rw != w || ra != a) out->flags |= MIXQ_COST_ROUNDED;
     out->w_bits = rw, out->a_bits = ra;
+    return MIXQ_OK;
+}
+
+/* wider_modes: w-bit data may always be stored and run as w'-bit data for any w' >= w (up to
+ * pmax), so the cost at (w, a) is the cheapest simulated cost over (w', a') >= (w, a): monotone
+ * in both bits by construction. Every simulated point is memoised (variant 1), so a full 8x8
+ * grid still costs 64 searches per layer. */
+static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
+    const bf_cfg *f = hw->impl;
+    if (!f->wider || w > f->pmax || a > f->pmax) return bf_sim(hw, l, w, a, out);
+    int found = 0;
+    for (int ww = w; ww <= f->pmax; ww++)
+        for (int aa = a; aa <= f->pmax; aa++) {
+            mixq_cost c;
+            mixq_status st = mq_hw_memo(hw, l, ww, aa, 1, bf_sim, &c);
+            if (st == MIXQ_ERR_UNSUPPORTED) continue; /* a wider tile may not fit */
+            if (st) return st;
+            if (!found || c.cycles < out->cycles || (c.cycles == out->cycles && c.energy_j < out->energy_j)) {
+                *out = c;
+                found = 1;
+            }
+        }
+    if (!found) return bf_sim(hw, l, w, a, out); /* reports why */
+    if (out->w_bits != w || out->a_bits != a) out->flags |= MIXQ_COST_ROUNDED;
     return MIXQ_OK;
 }
 

@@ -389,14 +389,14 @@ void mixq_hw_bits(const mixq_hw *hw, int *lo, int *hi) {
 
 /* ------------------------------------------------------------------ cost, memoised */
 
-static void cache_key(const mq_hwl *l, int w, int a, uint64_t k[8]) {
+static void cache_key(const mq_hwl *l, int w, int a, int variant, uint64_t k[8]) {
     k[0] = (uint64_t)l->B << 32 | (uint64_t)(uint32_t)l->index;
     k[1] = (uint64_t)l->C << 32 | (uint64_t)l->K;
     k[2] = (uint64_t)l->H << 32 | (uint64_t)l->W;
     k[3] = (uint64_t)l->Ho << 32 | (uint64_t)l->Wo;
     k[4] = (uint64_t)l->R << 32 | (uint64_t)l->S;
     k[5] = (uint64_t)l->stride << 32 | (uint64_t)l->pad;
-    k[6] = (uint64_t)l->g << 32 | (uint64_t)(l->fc | l->is_first << 1);
+    k[6] = (uint64_t)l->g << 32 | (uint64_t)(l->fc | l->is_first << 1 | variant << 2);
     k[7] = (uint64_t)w << 32 | (uint64_t)a;
 }
 
@@ -448,6 +448,26 @@ static void cache_put(mixq_hw *hw, const uint64_t k[8], const mixq_cost *c) {
     hw->cache_used++;
 }
 
+mixq_status mq_hw_memo(const mixq_hw *chw, const mq_hwl *l, int w, int a, int variant,
+                       mq_cost_fn fn, mixq_cost *out) {
+    /* the cache is the mutable part of a target (every mixq_hw is allocated non-const) */
+    mixq_hw *hw = (mixq_hw *)(uintptr_t)chw;
+    uint64_t k[8];
+    cache_key(l, w, a, variant, k);
+    pthread_mutex_lock(&hw->lock);
+    int hit = cache_find(hw, k, out);
+    pthread_mutex_unlock(&hw->lock);
+    if (hit) return MIXQ_OK;
+    memset(out, 0, sizeof *out);
+    out->w_bits = w, out->a_bits = a;
+    mixq_status st = fn(chw, l, w, a, out);
+    if (st) return st;
+    pthread_mutex_lock(&hw->lock);
+    cache_put(hw, k, out);
+    pthread_mutex_unlock(&hw->lock);
+    return MIXQ_OK;
+}
+
 static mixq_status cost_norm(mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
     memset(out, 0, sizeof *out);
     if (w < hw->min_bits || w > hw->max_bits || a < hw->min_bits || a > hw->max_bits)
@@ -455,25 +475,17 @@ static mixq_status cost_norm(mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_co
                       "layer '%s': %s runs %d..%d-bit operands, not w%d/a%d; hint: pin the layer to "
                       "a supported width in the policy",
                       l->name, hw->name, hw->min_bits, hw->max_bits, w, a);
-    uint64_t k[8];
+    mixq_status st;
     if (hw->be->memoise) {
-        cache_key(l, w, a, k);
-        pthread_mutex_lock(&hw->lock);
-        int hit = cache_find(hw, k, out);
-        pthread_mutex_unlock(&hw->lock);
-        if (hit) return MIXQ_OK;
+        st = mq_hw_memo(hw, l, w, a, 0, hw->be->cost, out);
+    } else {
+        out->w_bits = w, out->a_bits = a;
+        st = hw->be->cost(hw, l, w, a, out);
     }
-    out->w_bits = w, out->a_bits = a;
-    mixq_status st = hw->be->cost(hw, l, w, a, out);
     if (st) return st;
     proxies(l, w, a, out);
     out->latency_s = out->cycles / hw->freq_hz;
     out->dram_bytes = (out->dram_read_bits + out->dram_write_bits) / 8.0;
-    if (hw->be->memoise) {
-        pthread_mutex_lock(&hw->lock);
-        cache_put(hw, k, out);
-        pthread_mutex_unlock(&hw->lock);
-    }
     return MIXQ_OK;
 }
 
@@ -534,6 +546,14 @@ mixq_status mixq_hw_cost_kernels(mixq_hw *hw, const mixq_hw_layer *layer, const 
             return mq_err(MIXQ_ERR_ARG, "layer '%s': kernel %lld has %d bits (expected 1..32)",
                           l.name, (long long)k, kbits[k]);
         seen[kbits[k]]++;
+    }
+    /* Stripes and DaDianNao keep weights bit-parallel at pe_width bits: kernel bits cost nothing,
+     * so the layer runs whole, charged at its widest kernel */
+    if (hw->be == &mq_hw_stripes || hw->be == &mq_hw_dadn) {
+        int hi = 1;
+        for (int b = 1; b <= 32; b++)
+            if (seen[b]) hi = b;
+        return cost_norm(hw, &l, hi, a, out);
     }
     int depthwise = !l.fc && l.g == l.C && l.g == l.K;
     int split = hw->be != &mq_hw_table && (l.g == 1 || depthwise);

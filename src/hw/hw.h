@@ -91,6 +91,13 @@ struct mixq_hw {
     size_t cache_cap, cache_used;
 };
 
+typedef mixq_status (*mq_cost_fn)(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out);
+/* Memoised fn(hw, l, w, a): answers are kept in hw's cache under (layer, w, a, variant);
+ * thread-safe. hw.c memoises back-end answers as variant 0; a back-end may keep its own
+ * intermediate answers under other variants. */
+mixq_status mq_hw_memo(const mixq_hw *hw, const mq_hwl *l, int w, int a, int variant,
+                       mq_cost_fn fn, mixq_cost *out);
+
 extern const mq_hw_backend mq_hw_bitfusion, mq_hw_bismo, mq_hw_stripes, mq_hw_loom, mq_hw_dadn,
     mq_hw_table, mq_hw_size, mq_hw_bitops;
 
