@@ -1,25 +1,31 @@
 #!/bin/sh
-# The main job for a newcomer: train a small model on Fashion-MNIST, evaluate it, describe it,
-# then quantize it with a mixed-precision policy and print the resolved policy.
+# The main job for a newcomer: train (or reuse) a small model on Fashion-MNIST, show what it
+# costs on hardware, search its per-layer bits with HAQ under a latency budget, fine-tune the
+# best policy and print it with its Pareto summary.
+#   DEMO_DIR=runs/demo  DEMO_HW=bismo_edge  DEMO_BUDGET=latency=0.75  DEMO_EPISODES=40
 set -eu
 MIXQ=${1:-build/release/mixq}
 OUT=${DEMO_DIR:-runs/demo}
+HW=${DEMO_HW:-bismo_edge}
+BUDGET=${DEMO_BUDGET:-latency=0.75}
+EPISODES=${DEMO_EPISODES:-40}
 mkdir -p "$OUT"
-echo "== training lenet5 on Fashion-MNIST (3 epochs)"
-"$MIXQ" train --model lenet5 --data fashion-mnist --epochs 3 --lr 0.05 --out "$OUT/lenet5.mixq"
+if [ -f "$OUT/lenet5.mixq" ]; then
+    echo "== reusing $OUT/lenet5.mixq (delete it to retrain)"
+else
+    echo "== training lenet5 on Fashion-MNIST (5 epochs)"
+    "$MIXQ" train --model lenet5 --data fashion-mnist --epochs 5 --lr 0.05 --no-augment --out "$OUT/lenet5.mixq"
+fi
 echo "== test accuracy (FP32)"
 "$MIXQ" eval "$OUT/lenet5.mixq" --data fashion-mnist
-echo "== model summary"
-"$MIXQ" info "$OUT/lenet5.mixq"
-echo "== quantizing to W4A4 (first layer pinned at 8 bits): calibration + 0.5 epoch of QAT"
-cat >"$OUT/w4a4_pin.json" <<'JSON'
-{
-  "mixq_policy": 1,
-  "default": {"w_bits": 4, "a_bits": 4, "granularity": "channel"},
-  "layers": {"conv1": {"w_bits": 8, "a_bits": 8}}
-}
-JSON
-"$MIXQ" quantize "$OUT/lenet5.mixq" --policy "$OUT/w4a4_pin.json" --data fashion-mnist \
-    --finetune-epochs 0.5 --out "$OUT/lenet5_w4a4.mixq"
-echo "== test accuracy (quantized)"
-"$MIXQ" eval "$OUT/lenet5_w4a4.mixq" --data fashion-mnist
+echo "== what uniform W8A8 costs on $HW"
+"$MIXQ" cost "$OUT/lenet5.mixq" --hw "$HW"
+echo "== HAQ search on $HW, budget $BUDGET of W8A8, $EPISODES episodes"
+rm -rf "$OUT/search"
+"$MIXQ" search "$OUT/lenet5.mixq" --data fashion-mnist --agent haq --hw "$HW" --budget "$BUDGET" \
+    --episodes "$EPISODES" --warmup 15 --out "$OUT/search"
+echo "== Pareto set (accuracy against latency; all metrics in $OUT/search/pareto.csv)"
+awk -F, 'NR == 1 || $1 == "latency" {printf "%-8s %-8s %-9s %-14s %-14s %s | %s\n", $1, $2, $3, $4, $5, $8, $9}' \
+    "$OUT/search/pareto.csv"
+echo "== the searched model: $OUT/search/best.mixq"
+"$MIXQ" cost "$OUT/search/best.mixq" --hw "$HW"

@@ -828,6 +828,145 @@ out:
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- search */
+static const char search_help[] =
+    "usage: mixq search MODEL --data DATA --out RUN_DIR [options]\n"
+    "\n"
+    "Search per-layer weight and activation bits for a trained float MODEL under a hardware\n"
+    "budget. Every candidate is quantized, calibrated, optionally fine-tuned on a training\n"
+    "subset and scored on the validation split (never the test set); the best policy is then\n"
+    "fine-tuned on the whole training split and written to RUN_DIR/best.mixq, with its test\n"
+    "accuracy. RUN_DIR also gets config.json, evals.jsonl (every scored policy, also the cache),\n"
+    "the agent checkpoint, best_policy.json, pareto.json/.csv and summary.json.\n"
+    "\n"
+    "  --agent A            haq (DDPG, default), uniform, random or greedy\n"
+    "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
+    "  --budget M=V         latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
+    "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Default latency=0.5\n"
+    "  --mode M             resource (most accuracy within the budget, default) or accuracy\n"
+    "                       (least cost with a drop <= --max-drop points)\n"
+    "  --max-drop X         (default 1.0)\n"
+    "  --episodes N         candidates proposed (default 60; HAQ's paper: 600)\n"
+    "  --warmup N           HAQ: random episodes before learning (default 20)\n"
+    "  --bits LO..HI        action range (default 2..8)\n"
+    "  --no-pin             do not pin the first and last layers to 8/8\n"
+    "  --finetune-images N  per-candidate fine-tune on N training images (default 0: calibration only)\n"
+    "  --eval-images N      validation images per score (default 2000)\n"
+    "  --calib-images N     (default 512)\n"
+    "  --final-epochs E     QAT epochs of the best policy (default 1; 0: none)\n"
+    "  --lr X, --final-lr X, --batch N, --val N, --hw-batch N, --seed N, --threads N\n"
+    "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
+    "  --quiet\n";
+
+typedef struct search_ui {
+    int quiet, tty;
+} search_ui;
+
+static void on_search(const mixq_search_progress *p, void *user) {
+    const search_ui *u = user;
+    if (u->quiet) return;
+    char eta[32], el[32];
+    fmt_time(eta, sizeof eta, p->eta_s);
+    fmt_time(el, sizeof el, p->elapsed_s);
+    if (!strcmp(p->phase, "fp32")) {
+        fprintf(stderr, "scoring the float model...\n");
+        return;
+    }
+    if (!strcmp(p->phase, "final")) {
+        fprintf(stderr, "final fine-tune of the best policy (val %.2f%%, cost %.3fx)...\n", p->best_accuracy,
+                p->best_cost_ratio);
+        return;
+    }
+    fprintf(stderr, "episode %3d/%d  bits w %.2f a %.2f  cost %.3fx  acc %6.2f%%%s  best %6.2f%% (%.3fx)  %s  ETA %s\n",
+            p->episode, p->episodes, p->mean_w_bits, p->mean_a_bits, p->cost_ratio, p->accuracy,
+            p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, el, eta);
+}
+
+static int cmd_search(int argc, char **argv) {
+    const char *C = "search", *path = NULL, *data = NULL, *out = NULL;
+    mixq_search_config sc;
+    mixq_search_config_default(&sc);
+    int threads = 0, resume = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(search_help, stdout);
+            return 0;
+        }
+        if (a[0] != '-') {
+            if (path) return usage_error(C, "unexpected argument '%s'", a);
+            path = a;
+            continue;
+        }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
+        if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--agent")) sc.agent = v;
+        else if (!strcmp(a, "--hw")) sc.hw = v;
+        else if (!strcmp(a, "--budget")) sc.budget = v;
+        else if (!strcmp(a, "--mode")) {
+            if (!strcmp(v, "resource")) sc.accuracy_mode = 0;
+            else if (!strcmp(v, "accuracy")) sc.accuracy_mode = 1;
+            else return usage_error(C, "--mode expects resource or accuracy, got '%s'", v);
+        } else if (!strcmp(a, "--max-drop")) {
+            float x;
+            ok = parse_float(C, a, v, 0, 100, &x);
+            sc.max_drop = x;
+        } else if (!strcmp(a, "--episodes")) ok = parse_int(C, a, v, 1, 1000000, &sc.episodes);
+        else if (!strcmp(a, "--warmup")) ok = parse_int(C, a, v, 0, 1000000, &sc.warmup);
+        else if (!strcmp(a, "--bits")) {
+            if (sscanf(v, "%d..%d", &sc.b_min, &sc.b_max) != 2 || sc.b_min < 1 || sc.b_max > 8 || sc.b_min > sc.b_max)
+                return usage_error(C, "--bits expects LO..HI within 1..8, got '%s'", v);
+        } else if (!strcmp(a, "--finetune-images")) ok = parse_int(C, a, v, 0, 100000000, &sc.finetune_images);
+        else if (!strcmp(a, "--eval-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.eval_images);
+        else if (!strcmp(a, "--calib-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.calib_images);
+        else if (!strcmp(a, "--final-epochs")) ok = parse_float(C, a, v, 0, 10000, &sc.final_epochs);
+        else if (!strcmp(a, "--lr")) ok = parse_float(C, a, v, 1e-9, 10, &sc.lr);
+        else if (!strcmp(a, "--final-lr")) ok = parse_float(C, a, v, 1e-9, 10, &sc.final_lr);
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &sc.batch);
+        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &sc.val_images);
+        else if (!strcmp(a, "--hw-batch")) ok = parse_int(C, a, v, 1, 1 << 20, &sc.hw_batch);
+        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (!path) return usage_error(C, "%s", "a model file is required");
+    if (!data) return usage_error(C, "%s", "--data is required");
+    if (!out) return usage_error(C, "%s", "--out is required");
+    if (threads && mixq_set_threads(threads)) return fail(C);
+    search_ui ui = {quiet, isatty(2)};
+    mixq_search_result r;
+    if (mixq_search(path, data, &sc, out, resume, on_search, &ui, &r)) return fail(C);
+    /* the best policy, per layer, with its costs on the target */
+    char best[1200];
+    snprintf(best, sizeof best, "%s/best.mixq", out);
+    mixq_model *m = NULL;
+    mixq_hw *hw = NULL;
+    if (mixq_model_load(best, &m) || mixq_hw_load(sc.hw, &hw)) {
+        mixq_model_free(m);
+        return fail(C);
+    }
+    printf("best policy (%s agent, %s on %s):\n", sc.agent, sc.budget, mixq_hw_name(hw));
+    print_policy_table(m);
+    printf("cost / W8A8: latency %.3fx, energy %.3fx, size %.3fx, BitOps %.3fx (budget %.3fx)\n", r.ratio[0],
+           r.ratio[1], r.ratio[2], r.ratio[3], r.budget_ratio);
+    printf("accuracy: fp32 %.2f%% (val subset), best candidate %.2f%% (val subset); after the final "
+           "fine-tune val %.2f%%, test %.2f%%\n",
+           r.fp32_val_accuracy, r.best_val_accuracy, r.final_val_accuracy, r.final_test_accuracy);
+    printf("%d candidates scored in %.1f s (%.1f per minute), final fine-tune %.1f s; Pareto set: %s/pareto.csv\n",
+           r.candidates, r.search_s, r.search_s > 0 ? r.candidates * 60.0 / r.search_s : 0.0, r.final_s, out);
+    mixq_hw_free(hw);
+    mixq_model_free(m);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct command {
     const char *name;
@@ -842,6 +981,7 @@ static const command commands[] = {
     {"policy", cmd_policy, "show a quantization policy resolved on a model (policy show)"},
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
     {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
+    {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
 };
 
 static void main_usage(FILE *f) {

@@ -360,6 +360,76 @@ void mixq_cost_add(mixq_cost *a, const mixq_cost *b);
 int mixq_model_hw_layer_count(const mixq_model *m);
 mixq_status mixq_model_hw_layer(const mixq_model *m, int i, mixq_hw_layer *out, int *node);
 
+/* ---------------------------------------------------------------- search */
+/* Find per-layer weight and activation bits for a trained model under a hardware budget
+ * (src/search/, README "Search"). The environment walks the conv/linear layers, two steps per
+ * layer (weight bits, then activation bits) as HAQ does; after each episode a policy over budget
+ * is brought within it by HAQ's sequential bit decrease (last layer to first, activation bits
+ * then weight bits). Each candidate is quantized, calibrated, optionally fine-tuned on a training
+ * subset and scored on the validation split (never the test set). */
+
+/* Reward of a scored candidate (accuracies in %, cost = its budget metric / W8A8's). */
+typedef double (*mixq_reward_fn)(double acc, double acc_fp32, double cost_ratio, int fits,
+                                 void *user);
+
+typedef struct mixq_search_config {
+    const char *agent;     /* "haq" (DDPG), "uniform", "random", "greedy" */
+    const char *hw;        /* hardware target: preset, JSON file or lookup table */
+    const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
+                              uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
+                              "size=64KiB", "bitops=1e9" */
+    int accuracy_mode;     /* 0: most accuracy within the budget; 1: least cost with a drop <= max_drop */
+    double max_drop;       /* accuracy-guaranteed mode: allowed drop, points of % (default 1.0) */
+    int episodes;          /* candidates the agent proposes (HAQ: 600; default 60) */
+    int warmup;            /* HAQ: episodes of random actions before learning (default 20) */
+    int b_min, b_max;      /* bit range of the actions (default 2..8) */
+    int pin_ends;          /* first and last layer at 8/8 (default 1) */
+    int calib_images;      /* activation-clip calibration images per candidate (default 512) */
+    int finetune_images;   /* training images of the per-candidate fine-tune (0: calibration only) */
+    int eval_images;       /* validation images a candidate is scored on (default 2000) */
+    int val_images;        /* validation split carved from the training set (default 5000) */
+    int batch;             /* fine-tune batch (default 128) */
+    float lr;              /* per-candidate fine-tune learning rate (default 0.01) */
+    float final_epochs;    /* QAT epochs of the best policy on the whole training split (default 1) */
+    float final_lr;        /* (default 0.01, cosine) */
+    int hw_batch;          /* images per run on the target (0: the target's default) */
+    uint64_t seed;         /* agent and data order (default 1) */
+    mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) (resource mode) */
+    void *reward_user;
+} mixq_search_config;
+void mixq_search_config_default(mixq_search_config *c);
+
+typedef struct mixq_search_progress {
+    const char *phase;     /* "fp32", "search", "final" */
+    int episode, episodes; /* 1-based */
+    double mean_w_bits, mean_a_bits;
+    double cost_ratio;     /* this candidate's budget metric / W8A8 */
+    double accuracy;       /* this candidate's validation accuracy, % */
+    double best_accuracy;  /* best fitting candidate so far, % */
+    double best_cost_ratio;
+    int cached;            /* the score came from the run's cache */
+    double elapsed_s, eta_s;
+} mixq_search_progress;
+typedef void (*mixq_search_progress_fn)(const mixq_search_progress *p, void *user);
+
+typedef struct mixq_search_result {
+    int layers;
+    int candidates;           /* candidates scored (cache hits not counted) */
+    double fp32_val_accuracy; /* % on the scoring subset */
+    double best_val_accuracy; /* the best policy's score, % */
+    double final_val_accuracy, final_test_accuracy; /* after the final fine-tune, % (-1 if none) */
+    double ratio[4];          /* best policy / W8A8: latency, energy, size, bitops */
+    double budget_ratio;      /* the budget as a fraction of W8A8 */
+    double search_s, final_s; /* wall times */
+} mixq_search_result;
+
+/* Run (or with resume=1 continue) a search. run_dir receives config.json, evals.jsonl (every
+ * scored policy; the cache), agent.ckpt, best_policy.json, pareto.json/.csv, best.mixq and
+ * summary.json. Resuming refuses a directory whose configuration differs. */
+mixq_status mixq_search(const char *model_path, const char *data, const mixq_search_config *cfg,
+                        const char *run_dir, int resume, mixq_search_progress_fn fn, void *user,
+                        mixq_search_result *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,200 @@
+/* The quantization environment (see env.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "search/env.h"
+
+const char *const mq_metric_names[MQ_NMETRIC] = {"latency", "energy", "size", "bitops"};
+
+void mq_env_free(mq_env *e) {
+    if (!e) return;
+    free(e->node);
+    free(e->name);
+    free(e->feat);
+    free(e->raw);
+    free(e->grid);
+    memset(e, 0, sizeof *e);
+}
+
+mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_min, int b_max,
+                          int pin_ends, mq_env *e) {
+    memset(e, 0, sizeof *e);
+    int hw_lo, hw_hi;
+    mixq_hw_bits(hw, &hw_lo, &hw_hi);
+    if (b_min < 1 || b_max > 8 || b_min > b_max)
+        return mq_err(MIXQ_ERR_ARG, "bit range %d..%d: expected 1 <= b_min <= b_max <= 8", b_min, b_max);
+    if (b_min < hw_lo || hw_hi < 8)
+        return mq_err(MIXQ_ERR_UNSUPPORTED,
+                      "target %s runs %d..%d bits but the search needs %d..8; hint: --bits %d..%d",
+                      mixq_hw_name(hw), hw_lo, hw_hi, b_min, hw_lo > b_min ? hw_lo : b_min, b_max);
+    int L = mixq_model_hw_layer_count(m);
+    if (L < 1) return mq_err(MIXQ_ERR_ARG, "the model has no conv or linear layer to quantize");
+    e->L = L, e->b_min = b_min, e->b_max = b_max, e->pin_ends = pin_ends && L >= 2;
+    e->metric = MQ_M_LATENCY;
+    e->target = INFINITY;
+    e->node = mq_calloc((size_t)L, sizeof *e->node, "search layers");
+    e->name = mq_calloc((size_t)L, sizeof *e->name, "search layer names");
+    e->feat = mq_calloc((size_t)L, sizeof *e->feat, "search features");
+    e->raw = mq_calloc((size_t)L, sizeof *e->raw, "search features");
+    e->grid = mq_calloc((size_t)L, sizeof *e->grid, "cost grids");
+    if (!e->node || !e->name || !e->feat || !e->raw || !e->grid) {
+        mq_env_free(e);
+        return MIXQ_ERR_NOMEM;
+    }
+    mixq_status st = MIXQ_OK;
+    for (int l = 0; l < L && !st; l++) {
+        mixq_hw_layer hl;
+        if ((st = mixq_model_hw_layer(m, l, &hl, &e->node[l]))) break;
+        hl.batch = hw_batch;
+        snprintf(e->name[l], MIXQ_NAME_MAX, "%s", hl.name);
+        /* HAQ's static features: depthwise, c_in, c_out, stride, kernel, weights, input area, index */
+        float *r = e->raw[l];
+        int dw = !hl.fc && hl.groups > 1 && hl.groups == hl.in_c;
+        r[0] = (float)dw;
+        r[1] = (float)hl.in_c;
+        r[2] = (float)hl.out_c;
+        r[3] = hl.fc ? 0.0f : (float)hl.stride;
+        r[4] = hl.fc ? 1.0f : (float)hl.kh;
+        r[5] = hl.fc ? (float)hl.in_c * (float)hl.out_c
+                     : (float)hl.out_c * (float)(hl.in_c / (hl.groups ? hl.groups : 1)) * (float)(hl.kh * hl.kw);
+        r[6] = hl.fc ? (float)hl.in_c : (float)(hl.in_h * hl.in_w);
+        r[7] = (float)l;
+        for (int w = 1; w <= 8 && !st; w++)
+            for (int a = 1; a <= 8 && !st; a++) {
+                mixq_cost c;
+                if ((st = mixq_hw_cost(hw, &hl, w, a, &c))) break;
+                double *g[MQ_NMETRIC] = {&e->grid[l][MQ_M_LATENCY][w][a], &e->grid[l][MQ_M_ENERGY][w][a],
+                                         &e->grid[l][MQ_M_SIZE][w][a], &e->grid[l][MQ_M_BITOPS][w][a]};
+                *g[0] = c.latency_s, *g[1] = c.energy_j, *g[2] = c.size_bits, *g[3] = c.bitops;
+            }
+    }
+    if (st) {
+        mq_env_free(e);
+        return st;
+    }
+    /* per-column min-max normalisation; a constant column keeps its value (HAQ) */
+    for (int k = 0; k < MQ_NSTATIC; k++) {
+        float lo = e->raw[0][k], hi = e->raw[0][k];
+        for (int l = 1; l < L; l++) lo = fminf(lo, e->raw[l][k]), hi = fmaxf(hi, e->raw[l][k]);
+        for (int l = 0; l < L; l++) e->feat[l][k] = hi > lo ? (e->raw[l][k] - lo) / (hi - lo) : e->raw[l][k];
+    }
+    for (int k = 0; k < MQ_NMETRIC; k++)
+        for (int l = 0; l < L; l++) e->w8a8[k] += e->grid[l][k][8][8];
+    return MIXQ_OK;
+}
+
+mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
+    if (!budget || !*budget) {
+        e->target = INFINITY;
+        return MIXQ_OK;
+    }
+    const char *eq = strchr(budget, '=');
+    if (!eq)
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': expected METRIC=VALUE, e.g. latency=0.5 (a fraction of "
+                      "W8A8) or energy=300uJ", budget);
+    int metric = -1;
+    for (int k = 0; k < MQ_NMETRIC; k++)
+        if ((size_t)(eq - budget) == strlen(mq_metric_names[k]) &&
+            !strncmp(budget, mq_metric_names[k], (size_t)(eq - budget)))
+            metric = k;
+    if (metric < 0)
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': unknown metric; hint: latency, energy, size or bitops",
+                      budget);
+    char *end;
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || !isfinite(v) || v <= 0)
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': the value must be a positive number", budget);
+    static const struct { const char *u; int metric; double scale; } units[] = {
+        {"s", MQ_M_LATENCY, 1}, {"ms", MQ_M_LATENCY, 1e-3}, {"us", MQ_M_LATENCY, 1e-6},
+        {"J", MQ_M_ENERGY, 1}, {"mJ", MQ_M_ENERGY, 1e-3}, {"uJ", MQ_M_ENERGY, 1e-6},
+        {"bits", MQ_M_SIZE, 1}, {"B", MQ_M_SIZE, 8}, {"KiB", MQ_M_SIZE, 8192}, {"MiB", MQ_M_SIZE, 8388608},
+        {"ops", MQ_M_BITOPS, 1}};
+    double target;
+    if (!*end) {
+        if (v > 100)
+            return mq_err(MIXQ_ERR_ARG, "budget '%s': a fraction of W8A8 above 100 (missing unit?)", budget);
+        target = v * e->w8a8[metric];
+    } else {
+        int found = -1;
+        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+            if (!strcmp(end, units[i].u)) found = (int)i;
+        if (found < 0 || units[found].metric != metric)
+            return mq_err(MIXQ_ERR_ARG, "budget '%s': unit '%s' does not fit %s; hint: latency s/ms/us, "
+                          "energy J/mJ/uJ, size bits/B/KiB/MiB, bitops ops (or no unit: a fraction "
+                          "of W8A8)", budget, end, mq_metric_names[metric]);
+        target = v * units[found].scale;
+    }
+    if (!(e->w8a8[metric] > 0))
+        return mq_err(MIXQ_ERR_UNSUPPORTED, "budget '%s': the target reports no %s (W8A8 costs 0)",
+                      budget, mq_metric_names[metric]);
+    e->metric = metric;
+    e->target = target;
+    double lo = mq_env_min_cost(e);
+    if (lo > target * (1 + 1e-12))
+        return mq_err(MIXQ_ERR_ARG,
+                      "budget '%s' cannot be met: the cheapest policy the search can reach "
+                      "(%s%d-bit elsewhere) costs %.4g = %.3f x W8A8, the budget %.4g = %.3f x W8A8; "
+                      "hint: a larger budget%s",
+                      budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min, lo,
+                      lo / e->w8a8[metric], target, target / e->w8a8[metric],
+                      e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum");
+    return MIXQ_OK;
+}
+
+void mq_env_state(const mq_env *e, int t, int prev_bits, float s[MQ_STATE_DIM]) {
+    int l = t / 2;
+    memcpy(s, e->feat[l], sizeof(float) * MQ_NSTATIC);
+    s[8] = (float)prev_bits / (float)e->b_max;
+    s[9] = t % 2 == 0 ? 1.0f : 0.0f;
+}
+
+int mq_env_bits(const mq_env *e, double a) {
+    if (!(a >= 0)) a = 0;
+    if (a > 1) a = 1;
+    double lo = e->b_min - 0.5, hi = e->b_max + 0.5;
+    int b = (int)nearbyint(lo + a * (hi - lo));
+    return b < e->b_min ? e->b_min : b > e->b_max ? e->b_max : b;
+}
+
+void mq_env_pin(const mq_env *e, int *w, int *a) {
+    if (!e->pin_ends) return;
+    w[0] = a[0] = w[e->L - 1] = a[e->L - 1] = 8;
+}
+
+double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric) {
+    double c = 0;
+    for (int l = 0; l < e->L; l++) c += e->grid[l][metric][w[l]][a[l]];
+    return c;
+}
+
+double mq_env_min_cost(const mq_env *e) {
+    double c = 0;
+    for (int l = 0; l < e->L; l++) {
+        int pinned = e->pin_ends && (l == 0 || l == e->L - 1);
+        int b = pinned ? 8 : e->b_min;
+        c += e->grid[l][e->metric][b][b];
+    }
+    return c;
+}
+
+int mq_env_wall(const mq_env *e, int *w, int *a) {
+    mq_env_pin(e, w, a);
+    double tol = e->target * (1 + 1e-12);
+    if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
+    for (;;) {
+        int changed = 0;
+        for (int l = e->L - 1; l >= 0; l--) {
+            if (e->pin_ends && (l == 0 || l == e->L - 1)) continue;
+            if (a[l] > e->b_min) {
+                a[l]--, changed = 1;
+                if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
+            }
+            if (w[l] > e->b_min) {
+                w[l]--, changed = 1;
+                if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
+            }
+        }
+        if (!changed) return 0;
+    }
+}

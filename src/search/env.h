@@ -1,0 +1,60 @@
+/* The quantization environment shared by every search agent (internal).
+ *
+ * Layers: the model's conv/linear nodes in graph order (HAQ's "quantizable layers"). An episode
+ * is 2 L steps: layer l's weight bits, then its activation bits. Costs come from a hardware
+ * target, precomputed once into per-layer grids [w][a] for w, a in 1..8 (HAQ's lookup-table
+ * approach), so a policy's cost is a sum of L table entries.
+ *
+ * HAQ quirks, decided (README "Search"):
+ * - observation flag: 1 on weight steps, 0 on activation steps (HAQ's code lags it by one step);
+ * - "previous action" starts at 1.0 (8 bits of 8) every episode (HAQ's is stale after episode 0);
+ * - the first layer's input is costed at the policy's a_bits (HAQ indexes its table at a = 7);
+ * - pinned first/last layers are 8/8, both operands, and the wall never lowers them. */
+#ifndef MIXQ_SEARCH_ENV_H
+#define MIXQ_SEARCH_ENV_H
+
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+#include "core/core.h"
+
+#define MQ_STATE_DIM 10
+#define MQ_NSTATIC 8
+enum { MQ_M_LATENCY = 0, MQ_M_ENERGY, MQ_M_SIZE, MQ_M_BITOPS, MQ_NMETRIC };
+extern const char *const mq_metric_names[MQ_NMETRIC];
+
+typedef struct mq_env {
+    int L;
+    int *node;                    /* [L] graph node of each layer */
+    char (*name)[MIXQ_NAME_MAX];  /* [L] */
+    float (*feat)[MQ_NSTATIC];    /* [L][8] min-max normalised static features */
+    float (*raw)[MQ_NSTATIC];     /* [L][8] the same before normalisation */
+    double (*grid)[MQ_NMETRIC][9][9]; /* [L][metric][w][a], w and a in 1..8 (0 unused) */
+    double w8a8[MQ_NMETRIC];      /* the uniform W8A8 policy's totals */
+    int b_min, b_max, pin_ends;
+    int metric;                   /* the budget's metric */
+    double target;                /* budget in the metric's units (Inf: none) */
+} mq_env;
+
+/* Build the environment of model m on target hw (costs at hw_batch images; 0 = hw's). */
+mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_min, int b_max,
+                          int pin_ends, mq_env *e);
+void mq_env_free(mq_env *e);
+
+/* Parse "metric=value[unit]" into e->metric and e->target (fraction of W8A8 without a unit). */
+mixq_status mq_env_set_budget(mq_env *e, const char *budget);
+
+/* Observation for step t (layer t/2, weight step if t even); prev = previous action's bits. */
+void mq_env_state(const mq_env *e, int t, int prev_bits, float s[MQ_STATE_DIM]);
+/* HAQ's action -> bits: round(b_min - 0.5 + a (b_max - b_min + 1)), half to even, clamped. */
+int mq_env_bits(const mq_env *e, double a);
+/* Pin the first and last layers to 8/8 when enabled. */
+void mq_env_pin(const mq_env *e, int *w, int *a);
+/* Total of a metric for bits w[L], a[L]. */
+double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric);
+/* The cheapest policy the wall can reach (pinned layers 8/8, the rest b_min). */
+double mq_env_min_cost(const mq_env *e);
+/* HAQ's sequential decrease, in place, until the budget metric fits; returns 1 if it fits. */
+int mq_env_wall(const mq_env *e, int *w, int *a);
+
+#endif

@@ -1,0 +1,225 @@
+/* The search environment and driver: HAQ's embedding and bit-decrease wall on lenet5 against
+ * hand-computed values, budgets, and (with the Fashion-MNIST package) cache hits, kill-and-
+ * resume equivalence and a refused configuration change on short searches. */
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "search/env.h"
+#include "test.h"
+
+#define FMNIST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+static mixq_model *lenet5(void) {
+    mixq_model_config mc = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .seed = 3};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&mc, &m));
+    return m;
+}
+
+static void test_embedding(void) {
+    mixq_model *m = lenet5();
+    mixq_hw *hw = NULL;
+    CHECK_OK(mixq_hw_load("size", &hw));
+    if (!m || !hw) goto out;
+    mq_env e;
+    CHECK_OK(mq_env_create(m, hw, 0, 2, 8, 1, &e));
+    CHECK(e.L == 5);
+    /* raw: dw, c_in, c_out, stride, kernel, weights, input area, index */
+    static const float raw[5][8] = {{0, 1, 6, 1, 5, 150, 784, 0},
+                                    {0, 6, 16, 1, 5, 2400, 196, 1},
+                                    {0, 400, 120, 0, 1, 48000, 400, 2},
+                                    {0, 120, 84, 0, 1, 10080, 120, 3},
+                                    {0, 84, 10, 0, 1, 840, 84, 4}};
+    for (int l = 0; l < 5; l++)
+        for (int k = 0; k < 8; k++) CHECKF(e.raw[l][k] == raw[l][k], "raw[%d][%d] = %g, want %g", l, k, e.raw[l][k], raw[l][k]);
+    /* min-max per column; the constant depthwise column keeps its 0 */
+    CHECK(e.feat[1][0] == 0 && fabsf(e.feat[1][1] - 5.0f / 399) < 1e-7 && e.feat[2][1] == 1);
+    CHECK(fabsf(e.feat[1][2] - 10.0f / 114) < 1e-7 && e.feat[0][3] == 1 && e.feat[3][3] == 0);
+    CHECK(e.feat[1][4] == 1 && e.feat[2][4] == 0 && fabsf(e.feat[1][6] - 112.0f / 700) < 1e-7);
+    CHECK(e.feat[4][7] == 1 && e.feat[2][7] == 0.5f);
+    float s[MQ_STATE_DIM];
+    mq_env_state(&e, 3, 6, s); /* layer 1's activation step after a 6-bit weight action */
+    CHECK(s[8] == 6.0f / 8 && s[9] == 0 && s[1] == e.feat[1][1]);
+    mq_env_state(&e, 4, 8, s);
+    CHECK(s[9] == 1 && s[7] == 0.5f);
+    /* actions -> bits: 7 equal slices of [0,1] for 2..8 */
+    CHECK(mq_env_bits(&e, 0) == 2 && mq_env_bits(&e, 1) == 8 && mq_env_bits(&e, 0.5) == 5);
+    CHECK(mq_env_bits(&e, 1.0 / 7 - 1e-9) == 2 && mq_env_bits(&e, 1.0 / 7 + 1e-9) == 3);
+    CHECK(mq_env_bits(&e, -3) == 2 && mq_env_bits(&e, NAN) == 2 && mq_env_bits(&e, 7) == 8);
+    /* size budget 0.5: W8A8 = 8 x 61470 bits */
+    CHECK(e.w8a8[MQ_M_SIZE] == 8.0 * 61470);
+    CHECK_OK(mq_env_set_budget(&e, "size=0.5"));
+    CHECK(e.metric == MQ_M_SIZE && e.target == 4.0 * 61470);
+    int w[5] = {8, 8, 8, 8, 8}, a[5] = {8, 8, 8, 8, 8};
+    CHECK(mq_env_wall(&e, w, a) == 1);
+    /* by hand: four sweeps take fc2, fc1, conv2 to 4 bits (249 840 bits), the fifth stops after
+     * fc2 reaches 3 (239 760 <= 245 880); each layer's a goes down before its w */
+    static const int ww[5] = {8, 4, 4, 3, 8}, aa[5] = {8, 4, 4, 3, 8};
+    for (int l = 0; l < 5; l++) CHECKF(w[l] == ww[l] && a[l] == aa[l], "layer %d: w%d a%d", l, w[l], a[l]);
+    CHECK(mq_env_cost(&e, w, a, MQ_M_SIZE) == 239760);
+    /* pins hold even when the agent picked low bits; already-fitting policies are untouched */
+    int w2[5] = {2, 2, 2, 2, 2}, a2[5] = {3, 3, 3, 3, 3};
+    CHECK(mq_env_wall(&e, w2, a2) == 1);
+    CHECK(w2[0] == 8 && a2[0] == 8 && w2[4] == 8 && w2[2] == 2 && a2[2] == 3);
+    /* budgets: absolute, bad metric, bad unit, infeasible */
+    CHECK_OK(mq_env_set_budget(&e, "size=30KiB"));
+    CHECK(e.target == 30 * 8192.0);
+    CHECK(mq_env_set_budget(&e, "speed=0.5") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "unknown metric"));
+    CHECK(mq_env_set_budget(&e, "size=3ms") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "unit 'ms'"));
+    CHECK(mq_env_set_budget(&e, "size=-1") == MIXQ_ERR_ARG);
+    CHECK(mq_env_set_budget(&e, "size") == MIXQ_ERR_ARG);
+    CHECK(mq_env_set_budget(&e, "size=0.1") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "cannot be met"));
+    /* min cost: pinned 8-bit ends, the rest at 2 bits */
+    CHECK(mq_env_min_cost(&e) == 8.0 * 990 + 2.0 * 60480);
+    mq_env_free(&e);
+    CHECK(mq_env_create(m, hw, 0, 0, 8, 1, &e) == MIXQ_ERR_ARG);
+out:
+    mixq_hw_free(hw);
+    mixq_model_free(m);
+}
+
+/* ---- short searches on Fashion-MNIST (skipped without the dataset package) */
+
+static char model_path[1024];
+
+static int have_data(void) {
+    if (access(FMNIST, R_OK) == 0) return 1;
+    printf("  skip: dataset-fashion-mnist not installed\n");
+    return 0;
+}
+
+static void short_cfg(mixq_search_config *c, const char *agent) {
+    mixq_search_config_default(c);
+    c->agent = agent;
+    c->hw = "bitfusion";
+    c->budget = "size=0.5";
+    c->episodes = 8;
+    c->warmup = 3;
+    c->eval_images = 300;
+    c->calib_images = 64;
+    c->val_images = 1000;
+    c->final_epochs = 0;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *r = malloc(n + 1);
+    if (r) memcpy(r, buf, n + 1);
+    return r;
+}
+
+static int count_lines(const char *path) {
+    char *t = slurp(path);
+    int n = 0;
+    for (char *p = t; p && *p; p++) n += *p == '\n';
+    free(t);
+    return n;
+}
+
+static void test_search_cache_resume(void) {
+    if (!have_data()) return;
+    snprintf(model_path, sizeof model_path, "%s/l5.mixq", test_tmpdir());
+    mixq_model *m = lenet5();
+    if (!m) return;
+    CHECK_OK(mixq_model_save(m, model_path));
+    mixq_model_free(m);
+    mixq_search_config c;
+    short_cfg(&c, "haq");
+    char a[1100], b[1100], path[1200];
+    snprintf(a, sizeof a, "%s/run_a", test_tmpdir());
+    snprintf(b, sizeof b, "%s/run_b", test_tmpdir());
+    mixq_search_result ra, rb;
+    CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, a, 0, NULL, NULL, &ra));
+    CHECK(ra.candidates >= 1 && ra.candidates <= 8 && ra.layers == 5 && ra.ratio[2] <= 0.5 + 1e-9);
+    snprintf(path, sizeof path, "%s/evals.jsonl", a);
+    CHECK(count_lines(path) == ra.candidates); /* one line per scored policy, repeats cached */
+    /* resuming a finished run scores nothing new and gives the same answer */
+    CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, a, 1, NULL, NULL, &rb));
+    CHECK(rb.candidates == 0 && rb.best_val_accuracy == ra.best_val_accuracy);
+    /* a run directory is not reused silently, and a changed configuration is refused */
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, a, 0, NULL, NULL, &rb) == MIXQ_ERR_STATE);
+    c.episodes = 9;
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, a, 1, NULL, NULL, &rb) == MIXQ_ERR_STATE);
+    CHECK(strstr(mixq_last_error(), "episodes") != NULL);
+    c.episodes = 8;
+    /* kill-and-resume: a child runs the same search and is SIGKILLed mid-way; resuming gives the
+     * uninterrupted run's best policy */
+    fflush(NULL);
+    const char *bin = getenv("MIXQ_BIN");
+    if (!bin || !*bin) bin = "build/release/mixq";
+    pid_t pid = fork();
+    if (pid == 0) { /* the CLI with the same configuration (exec: no OpenMP state crosses fork) */
+        execl(bin, bin, "search", model_path, "--data", "fashion-mnist", "--out", b, "--agent", "haq",
+              "--hw", "bitfusion", "--budget", "size=0.5", "--episodes", "8", "--warmup", "3",
+              "--eval-images", "300", "--calib-images", "64", "--val", "1000", "--final-epochs", "0",
+              "--quiet", (char *)NULL);
+        _exit(127);
+    }
+    /* wait until a few episodes are logged, then kill */
+    snprintf(path, sizeof path, "%s/evals.jsonl", b);
+    for (int i = 0; i < 600 && count_lines(path) < 3; i++) nanosleep(&(struct timespec){0, 20000000}, NULL);
+    kill(pid, SIGKILL);
+    int stw;
+    waitpid(pid, &stw, 0);
+    CHECK(WIFSIGNALED(stw) || WIFEXITED(stw));
+    CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, b, 1, NULL, NULL, &rb));
+    char pa[1200], pb[1200];
+    snprintf(pa, sizeof pa, "%s/best_policy.json", a);
+    snprintf(pb, sizeof pb, "%s/best_policy.json", b);
+    char *ta = slurp(pa), *tb = slurp(pb);
+    CHECK(ta && tb && !strcmp(ta, tb));
+    CHECK(rb.best_val_accuracy == ra.best_val_accuracy);
+    free(ta);
+    free(tb);
+    /* the evaluation logs agree line for line (the resumed run lost no score and added none) */
+    snprintf(pa, sizeof pa, "%s/evals.jsonl", a);
+    snprintf(pb, sizeof pb, "%s/evals.jsonl", b);
+    ta = slurp(pa), tb = slurp(pb);
+    CHECK(ta && tb && !strcmp(ta, tb));
+    free(ta);
+    free(tb);
+}
+
+static void test_baselines(void) {
+    if (!have_data() || !model_path[0]) return;
+    const char *agents[] = {"uniform", "random", "greedy"};
+    for (int i = 0; i < 3; i++) {
+        mixq_search_config c;
+        short_cfg(&c, agents[i]);
+        char d[1100];
+        snprintf(d, sizeof d, "%s/run_%s", test_tmpdir(), agents[i]);
+        mixq_search_result r;
+        CHECKF(mixq_search(model_path, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s: %s", agents[i],
+               mixq_last_error());
+        CHECK(r.ratio[2] <= 0.5 + 1e-9 && r.candidates >= 1);
+        if (i == 2) CHECK(r.candidates <= 2 * 5 + 1);
+    }
+    mixq_search_config c;
+    short_cfg(&c, "pso");
+    mixq_search_result r;
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, "/tmp/never", 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+    short_cfg(&c, "random");
+    c.budget = "latency=0.2";
+    char d[1100];
+    snprintf(d, sizeof d, "%s/run_infeasible", test_tmpdir());
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "cannot be met") != NULL);
+}
+
+int main(void) {
+    TEST_RUN(test_embedding);
+    TEST_RUN(test_search_cache_resume);
+    TEST_RUN(test_baselines);
+    return test_summary();
+}
