@@ -205,6 +205,29 @@ static void test_baselines(void) {
         CHECK(r.ratio[2] <= 0.5 + 1e-9 && r.candidates >= 1);
         if (i == 2) CHECK(r.candidates <= 2 * 5 + 1);
     }
+    /* accuracy-guaranteed: the cheapest candidate within the allowed drop, no budget needed */
+    {
+        mixq_search_config c;
+        short_cfg(&c, "random");
+        c.accuracy_mode = 1;
+        c.max_drop = 100;
+        c.budget = "";
+        c.episodes = 4;
+        char d[1100];
+        snprintf(d, sizeof d, "%s/run_accuracy", test_tmpdir());
+        mixq_search_result r;
+        CHECKF(mixq_search(model_path, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s", mixq_last_error());
+        CHECK(r.budget_ratio == 0 && r.candidates == 4);
+        /* with every drop allowed, the pick is the cheapest of the four random candidates */
+        char p[1200];
+        snprintf(p, sizeof p, "%s/evals.jsonl", d);
+        char *t = slurp(p);
+        double lo = 1e9;
+        for (char *q = t ? strstr(t, "\"latency_ratio\": ") : NULL; q; q = strstr(q + 1, "\"latency_ratio\": "))
+            lo = fmin(lo, atof(q + 17));
+        CHECKF(fabs(r.ratio[0] - lo) < 1e-9, "picked %.6f, cheapest %.6f", r.ratio[0], lo);
+        free(t);
+    }
     mixq_search_config c;
     short_cfg(&c, "pso");
     mixq_search_result r;

@@ -856,6 +856,9 @@ static const char search_help[] =
     "  --calib-images N     (default 512)\n"
     "  --final-epochs E     QAT epochs of the best policy (default 1; 0: none)\n"
     "  --lr X, --final-lr X, --batch N, --val N, --hw-batch N, --seed N, --threads N\n"
+    "  --rl K=V[,K=V...]    DDPG settings (HAQ's defaults): hidden=300, batch=64, replay=<128 x\n"
+    "                       layers x 2>, actor_lr=1e-4, critic_lr=1e-3, tau=0.01, gamma=1,\n"
+    "                       sigma=0.5, sigma_decay=0.99\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet\n";
 
@@ -881,6 +884,38 @@ static void on_search(const mixq_search_progress *p, void *user) {
     fprintf(stderr, "episode %3d/%d  bits w %.2f a %.2f  cost %.3fx  acc %6.2f%%%s  best %6.2f%% (%.3fx)  %s  ETA %s\n",
             p->episode, p->episodes, p->mean_w_bits, p->mean_a_bits, p->cost_ratio, p->accuracy,
             p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, el, eta);
+}
+
+/* --rl hidden=300,actor_lr=1e-4,... */
+static int parse_rl(const char *v, mixq_search_config *sc) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            fprintf(stderr, "mixq search: error: --rl expects KEY=VALUE pairs, got '%s'\n", tok);
+            return 0;
+        }
+        *eq = 0;
+        const char *k = tok, *x = eq + 1;
+        char flag[64];
+        snprintf(flag, sizeof flag, "--rl %s", k);
+        if (!strcmp(k, "hidden")) { if (!parse_int("search", flag, x, 1, 4096, &sc->rl_hidden)) return 0; }
+        else if (!strcmp(k, "batch")) { if (!parse_int("search", flag, x, 1, 65536, &sc->rl_batch)) return 0; }
+        else if (!strcmp(k, "replay")) { if (!parse_int("search", flag, x, 1, 1 << 26, &sc->rl_replay)) return 0; }
+        else if (!strcmp(k, "actor_lr")) { if (!parse_float("search", flag, x, 1e-9, 1, &sc->rl_actor_lr)) return 0; }
+        else if (!strcmp(k, "critic_lr")) { if (!parse_float("search", flag, x, 1e-9, 1, &sc->rl_critic_lr)) return 0; }
+        else if (!strcmp(k, "tau")) { if (!parse_float("search", flag, x, 1e-6, 1, &sc->rl_tau)) return 0; }
+        else if (!strcmp(k, "gamma")) { if (!parse_float("search", flag, x, 1e-6, 1, &sc->rl_gamma)) return 0; }
+        else if (!strcmp(k, "sigma")) { if (!parse_float("search", flag, x, 1e-6, 10, &sc->rl_sigma)) return 0; }
+        else if (!strcmp(k, "sigma_decay")) { if (!parse_float("search", flag, x, 1e-6, 1, &sc->rl_sigma_decay)) return 0; }
+        else {
+            fprintf(stderr, "mixq search: error: unknown --rl key '%s' (hidden, batch, replay, actor_lr, "
+                    "critic_lr, tau, gamma, sigma, sigma_decay)\n", k);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static int cmd_search(int argc, char **argv) {
@@ -933,6 +968,7 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--hw-batch")) ok = parse_int(C, a, v, 1, 1 << 20, &sc.hw_batch);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
         else return usage_error(C, "unknown option '%s'", a);
         if (!ok) return 2;
         i++;

@@ -394,6 +394,10 @@ typedef struct mixq_search_config {
     float final_lr;        /* (default 0.01, cosine) */
     int hw_batch;          /* images per run on the target (0: the target's default) */
     uint64_t seed;         /* agent and data order (default 1) */
+    /* DDPG (agent "haq"); 0 = HAQ's value: hidden 300, actor lr 1e-4, critic lr 1e-3, tau 0.01,
+     * gamma 1, batch 64, replay 128 x layers episodes' steps, noise sigma 0.5 decaying by 0.99 */
+    int rl_hidden, rl_batch, rl_replay;
+    float rl_actor_lr, rl_critic_lr, rl_tau, rl_gamma, rl_sigma, rl_sigma_decay;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) (resource mode) */
     void *reward_user;
 } mixq_search_config;

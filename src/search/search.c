@@ -336,7 +336,8 @@ static char *config_text(const search *s, const char *data, uint64_t model_hash)
              "  \"max_drop\": %g,\n  \"episodes\": %d,\n  \"warmup\": %d,\n  \"bits\": [%d, %d],\n"
              "  \"pin_ends\": %s,\n  \"calib_images\": %d,\n  \"finetune_images\": %d,\n  \"eval_images\": %d,\n"
              "  \"val_images\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"final_epochs\": %g,\n"
-             "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s\n}\n",
+             "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s,\n"
+             "  \"rl\": [%d, %d, %d, %g, %g, %g, %g, %g, %g]\n}\n",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
              (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
              c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), c->budget ? c->budget : "",
@@ -344,7 +345,9 @@ static char *config_text(const search *s, const char *data, uint64_t model_hash)
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
              c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr,
-             (unsigned long long)c->seed, c->reward ? "true" : "false");
+             (unsigned long long)c->seed, c->reward ? "true" : "false", c->rl_hidden, c->rl_batch, c->rl_replay,
+             (double)c->rl_actor_lr, (double)c->rl_critic_lr, (double)c->rl_tau, (double)c->rl_gamma,
+             (double)c->rl_sigma, (double)c->rl_sigma_decay);
     return t;
 }
 
@@ -532,6 +535,15 @@ static mixq_status run_episodes(search *s, int use_ddpg) {
         mq_ddpg_config_default(&dc, MQ_STATE_DIM, L);
         dc.warmup = c->warmup;
         dc.seed = c->seed;
+        if (c->rl_hidden > 0) dc.hidden = c->rl_hidden;
+        if (c->rl_batch > 0) dc.batch = c->rl_batch;
+        if (c->rl_replay > 0) dc.rmsize = c->rl_replay;
+        if (c->rl_actor_lr > 0) dc.actor_lr = c->rl_actor_lr;
+        if (c->rl_critic_lr > 0) dc.critic_lr = c->rl_critic_lr;
+        if (c->rl_tau > 0) dc.tau = c->rl_tau;
+        if (c->rl_gamma > 0) dc.gamma = c->rl_gamma;
+        if (c->rl_sigma > 0) dc.sigma0 = c->rl_sigma;
+        if (c->rl_sigma_decay > 0) dc.sigma_decay = c->rl_sigma_decay;
         if ((st = mq_ddpg_create(&dc, &agent))) return st;
     }
     int done = 0;
