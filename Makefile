@@ -24,10 +24,10 @@ CFLAGS_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -f
 LDFLAGS_asan   := -fsanitize=address,undefined
 CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
 LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
-LDLIBS  += -lopenblas -ldnnl -lcjson -lz -lm
+LDLIBS  += -lopenblas -ldnnl -lcjson -lprotobuf-c -lz -lm
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/hw_presets.o
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/hw_presets.o $(BUILD)/gen/onnx.pb-c.o
 HW_PRESETS := $(sort $(wildcard hw/*.json))
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
@@ -65,6 +65,17 @@ $(BUILD)/gen/hw_presets.c: $(HW_PRESETS) scripts/embed_presets.sh
 
 $(BUILD)/gen/hw_presets.o: $(BUILD)/gen/hw_presets.c
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
+
+# ONNX's schema from Debian's libonnx-dev, compiled by protobuf-c at build time.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+$(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(@D)
+	protoc-c --c_out=$(BUILD)/gen --proto_path=$(dir $(ONNX_PROTO)) $(notdir $(ONNX_PROTO))
+$(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+	$(CC) $(filter-out -Werror -Wpedantic -Wmissing-prototypes -Wstrict-prototypes -Wshadow,$(CFLAGS)) -w -c -o $@ $<
+$(BUILD)/src/io/onnx.o: $(BUILD)/gen/onnx.pb-c.h
+$(BUILD)/src/io/onnx.o: CFLAGS += -I$(BUILD)/gen
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)

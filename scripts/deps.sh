@@ -3,7 +3,7 @@
 #   scripts/deps.sh          build + test + demo dependencies
 #   scripts/deps.sh --torch  also python3-torch (PyTorch fixtures generator and bench/ peer)
 set -eu
-PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev dataset-fashion-mnist"
+PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx dataset-fashion-mnist"
 for arg in "$@"; do
     case "$arg" in
         --torch) PKGS="$PKGS python3-torch python3-numpy" ;;

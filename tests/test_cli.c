@@ -132,6 +132,23 @@ static void test_cost(void) {
     EXPECT(b, 0, "32/32");
 }
 
+static void test_onnx_cli(void) {
+    char a[1200];
+    EXPECT("import --help", 0, "GlobalAveragePool");
+    EXPECT("export --help", 0, "QDQ");
+    snprintf(a, sizeof a, "import tests/fixtures/onnx/resnet_tiny.onnx --out %s/rt.mixq", test_tmpdir());
+    EXPECT(a, 0, "layer2.0.downsample.0");
+    snprintf(a, sizeof a, "export %s/rt.mixq --format onnx --out %s/rt.onnx", test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "float");
+    snprintf(a, sizeof a, "info %s/rt.onnx", test_tmpdir());
+    EXPECT(a, 0, "layer1.0.conv2");
+    EXPECT("import tests/fixtures/onnx/pad_folded.onnx --out /tmp/never.mixq", 1, "asymmetric");
+    EXPECT("import tests/fixtures/onnx/resnet_tiny.onnx", 2, "--out is required");
+    snprintf(a, sizeof a, "export %s/rt.mixq --format tflite --out x", test_tmpdir());
+    EXPECT(a, 2, "--format expects onnx");
+    EXPECT("cost tests/fixtures/onnx/dw_tiny.onnx --hw bismo_edge", 0, "dw1");
+}
+
 static void test_train_zero_epochs_info_eval(void) {
     if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
         printf("  (skipped: dataset-fashion-mnist not installed)\n");
@@ -199,6 +216,7 @@ int main(void) {
     TEST_RUN(test_usage_errors);
     TEST_RUN(test_bad_inputs);
     TEST_RUN(test_cost);
+    TEST_RUN(test_onnx_cli);
     TEST_RUN(test_train_zero_epochs_info_eval);
     return test_summary();
 }

@@ -113,7 +113,7 @@ static const char train_help[] =
     "\n"
     "Train a CNN in FP32 and write it to FILE.\n"
     "\n"
-    "  --model ARCH          lenet5 | resnet20 | vgg11 | mobilenet_v1\n"
+    "  --model ARCH          lenet5 | resnet20 | vgg11 | mobilenet_v1, or an .onnx file to fine-tune\n"
     "  --data DATA           fashion-mnist | mnist | DIR (MNIST-format IDX files, plain or .gz,\n"
     "                        or CIFAR-10 binary batches)\n"
     "  --out FILE            model file to write\n"
@@ -213,7 +213,8 @@ static int cmd_train(int argc, char **argv) {
     mixq_dataset_shape(tr, &c, &h, &w, &k);
     mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = k,
                             .width = width, .seed = tc.seed};
-    if (mixq_model_create(&mc, &m)) {
+    size_t al = strlen(arch);
+    if (al > 5 && !strcmp(arch + al - 5, ".onnx") ? mixq_model_import_onnx(arch, &m) : mixq_model_create(&mc, &m)) {
         fail(C);
         goto out;
     }
@@ -1003,6 +1004,84 @@ static int cmd_search(int argc, char **argv) {
     return 0;
 }
 
+
+/* ---------------------------------------------------------------- import / export */
+static const char import_help[] =
+    "usage: mixq import MODEL.onnx --out FILE.mixq\n"
+    "\n"
+    "Read an ONNX CNN (e.g. exported by torch.onnx.export in eval mode, opset 9..17) into a mixq\n"
+    "model and print the layers it understood, named after the PyTorch modules. Supported:\n"
+    "Conv, Gemm, MatMul+Add, BatchNormalization, Relu, Clip (ReLU6), MaxPool, AveragePool,\n"
+    "GlobalAveragePool, Add, Flatten, Reshape to 2-D, Identity, Dropout, Constant, zero Pad before\n"
+    "a Conv, and mixq's own QDQ exports (read back quantized). Anything else is an error naming\n"
+    "the node. train (--model FILE.onnx), eval, quantize and search also read .onnx directly.\n";
+
+static int cmd_import(int argc, char **argv) {
+    const char *C = "import", *path = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(import_help, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--out")) {
+            if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
+            out = argv[++i];
+        } else if (a[0] == '-' || path) return usage_error(C, "unexpected argument '%s'", a);
+        else path = a;
+    }
+    if (!path) return usage_error(C, "%s", "an .onnx file is required");
+    if (!out) return usage_error(C, "%s", "--out is required");
+    mixq_model *m = NULL;
+    if (mixq_model_import_onnx(path, &m)) return fail(C);
+    int rc = 0;
+    if (mixq_model_save(m, out)) rc = fail(C);
+    mixq_model_free(m);
+    if (rc) return rc;
+    printf("imported %s:\n", path);
+    char *args[2] = {"info", (char *)out};
+    rc = cmd_info(2, args);
+    if (!rc) printf("wrote %s\n", out);
+    return rc;
+}
+
+static const char export_help[] =
+    "usage: mixq export MODEL --format onnx --out FILE.onnx\n"
+    "\n"
+    "Write MODEL as ONNX (opset 13). A float model becomes plain Conv/Gemm/BatchNormalization/...\n"
+    "nodes. A quantized model becomes QDQ: QuantizeLinear/DequantizeLinear around weights\n"
+    "(int8 containers holding the b-bit values, per-channel scales along axis 0 where the policy\n"
+    "uses them) and around input activations (a Clip to the calibrated range first, so an 8-bit\n"
+    "container stays within b bits); metadata_props hold mixq.version, mixq.policy, mixq.bits\n"
+    "(per layer and per kernel) and mixq.provenance. k-means layers are written dequantized.\n";
+
+static int cmd_export(int argc, char **argv) {
+    const char *C = "export", *path = NULL, *out = NULL, *format = "onnx";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(export_help, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--out") || !strcmp(a, "--format")) {
+            if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
+            if (!strcmp(a, "--out")) out = argv[++i];
+            else format = argv[++i];
+        } else if (a[0] == '-' || path) return usage_error(C, "unexpected argument '%s'", a);
+        else path = a;
+    }
+    if (!path) return usage_error(C, "%s", "a model file is required");
+    if (!out) return usage_error(C, "%s", "--out is required");
+    if (strcmp(format, "onnx")) return usage_error(C, "--format expects onnx, got '%s'", format);
+    mixq_model *m = NULL;
+    if (mixq_model_load(path, &m)) return fail(C);
+    int rc = 0;
+    if (mixq_model_export_onnx(m, out)) rc = fail(C);
+    else printf("wrote %s (%s)\n", out, mixq_model_is_quantized(m) ? "quantized, QDQ" : "float");
+    mixq_model_free(m);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct command {
     const char *name;
@@ -1018,6 +1097,8 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
     {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
     {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
+    {"import", cmd_import, "read an ONNX model into a mixq model file"},
+    {"export", cmd_export, "write a model (float or quantized QDQ) as ONNX"},
 };
 
 static void main_usage(FILE *f) {

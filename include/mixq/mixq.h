@@ -112,6 +112,13 @@ typedef struct mixq_model_config {
 const char *const *mixq_model_archs(void);
 
 mixq_status mixq_model_create(const mixq_model_config *cfg, mixq_model **out);
+/* ONNX (src/io/onnx.c). Import a float CNN exported by PyTorch & co. (the supported operators and
+ * what is folded are listed there and in README); a mixq QDQ export is read back quantized, with
+ * its policy, scales and clips. Export writes the float model, or a quantized one as QDQ with
+ * every layer's bits in metadata_props. mixq_model_load reads .onnx files through the import. */
+mixq_status mixq_model_import_onnx(const char *path, mixq_model **out);
+mixq_status mixq_model_export_onnx(mixq_model *m, const char *path);
+
 /* Load a model file written by mixq_model_save; every tensor's name and shape is checked
  * against the architecture the file names. */
 mixq_status mixq_model_load(const char *path, mixq_model **out);
@@ -395,7 +402,9 @@ typedef struct mixq_search_config {
     int hw_batch;          /* images per run on the target (0: the target's default) */
     uint64_t seed;         /* agent and data order (default 1) */
     /* DDPG (agent "haq"); 0 = HAQ's value: hidden 300, actor lr 1e-4, critic lr 1e-3, tau 0.01,
-     * gamma 1, batch 64, replay 128 x layers episodes' steps, noise sigma 0.5 decaying by 0.99 */
+     * gamma 1, batch 64, replay 128 x layers episodes' steps, noise sigma 0.5 decaying by 0.99
+     * per episode over 580 learning episodes (a shorter search decays faster to the same end
+     * point: 0.99^(580 / (episodes - warmup))) */
     int rl_hidden, rl_batch, rl_replay;
     float rl_actor_lr, rl_critic_lr, rl_tau, rl_gamma, rl_sigma, rl_sigma_decay;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) (resource mode) */

@@ -6,6 +6,8 @@
  *   int32    in_c, in_h, in_w, classes
  *   float32  width
  *   uint64   seed
+ *   (version 2 only) uint32 graph_len, char graph[graph_len]: the node list of a model that is
+ *            not in the zoo (an ONNX import), see src/nn/graph.c; version 1 = a zoo model
  *   uint32   n_tensors
  *   n_tensors x {
  *     char    name[64]     NUL-padded ("layer1.0.conv1.weight")
@@ -18,7 +20,7 @@
  *   char     end[4]        "MQEN"
  *   uint32   crc32         zlib crc32 of every byte before it
  *
- * Loading rebuilds the architecture from the header through the zoo and then requires every
+ * Loading rebuilds the architecture from the header through the zoo (or the graph) and then requires every
  * tensor of the file to match the model's tensor of the same position by name and shape; any
  * difference (missing, extra, renamed, reshaped tensor, NaN/Inf values, bad checksum) is an error
  * that says what differs.
@@ -32,7 +34,8 @@
 #include "quant/qmodel.h"
 
 #define MODEL_MAGIC "MIXQMODL"
-#define MODEL_VERSION 1u
+#define MODEL_VERSION 1u       /* zoo models */
+#define MODEL_VERSION_GRAPH 2u /* models carrying their graph */
 #define MODEL_END "MQEN"
 
 typedef struct wctx {
@@ -71,7 +74,7 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     wctx w = {.f = f, .path = tmp, .crc = crc32(0L, Z_NULL, 0)};
     char arch[32] = {0};
     snprintf(arch, sizeof arch, "%s", m->arch);
-    uint32_t ver = MODEL_VERSION, nt = (uint32_t)m->n_tensors, nsec = 0;
+    uint32_t ver = m->custom_graph ? MODEL_VERSION_GRAPH : MODEL_VERSION, nt = (uint32_t)m->n_tensors, nsec = 0;
     int32_t dims[4] = {m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, m->cfg.classes};
     float width = m->cfg.width;
     uint64_t seed = m->cfg.seed;
@@ -81,6 +84,14 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     wr(&w, dims, sizeof dims);
     wr(&w, &width, 4);
     wr(&w, &seed, 8);
+    if (m->custom_graph) {
+        char *g = mq_graph_text(m);
+        if (!g) w.st = w.st ? w.st : MIXQ_ERR_NOMEM;
+        uint32_t gl = g ? (uint32_t)strlen(g) : 0;
+        wr(&w, &gl, 4);
+        if (g) wr(&w, g, gl);
+        free(g);
+    }
     wr(&w, &nt, 4);
     for (int i = 0; i < m->n_tensors; i++) {
         const mq_tensor *t = &m->tensors[i];
@@ -155,6 +166,8 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int *shape) {
 mixq_status mixq_model_load(const char *path, mixq_model **out) {
     if (!out || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_load: NULL argument");
     *out = NULL;
+    size_t pl = strlen(path);
+    if (pl > 5 && !strcmp(path + pl - 5, ".onnx")) return mixq_model_import_onnx(path, out);
     FILE *f = mq_fopen(path, "rb");
     if (!f) return MIXQ_ERR_IO;
     rctx r = {.f = f, .path = path, .crc = crc32(0L, Z_NULL, 0)};
@@ -167,6 +180,7 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     float width;
     uint64_t seed;
     unsigned char *policy_text = NULL, *qstate = NULL;
+    char *graph = NULL;
     size_t policy_len = 0, qstate_len = 0;
     RD(magic, 8, "magic");
     if (memcmp(magic, MODEL_MAGIC, 8) != 0) {
@@ -175,15 +189,29 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
         goto fail;
     }
     RD(&ver, 4, "version");
-    if (ver != MODEL_VERSION) {
-        st = mq_err(MIXQ_ERR_FORMAT, "'%s' is model format version %u; this mixq reads version %u",
-                    path, ver, MODEL_VERSION);
+    if (ver != MODEL_VERSION && ver != MODEL_VERSION_GRAPH) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' is model format version %u; this mixq reads versions %u and %u",
+                    path, ver, MODEL_VERSION, MODEL_VERSION_GRAPH);
         goto fail;
     }
     RD(arch, 32, "architecture");
     RD(dims, sizeof dims, "input shape");
     RD(&width, 4, "width");
     RD(&seed, 8, "seed");
+    if (ver == MODEL_VERSION_GRAPH) {
+        uint32_t gl;
+        RD(&gl, 4, "graph length");
+        if (gl < 12 || gl > (1u << 24)) {
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': graph description of %u bytes (corrupt)", path, gl);
+            goto fail;
+        }
+        if (!(graph = mq_malloc((size_t)gl + 1, 1, "graph description"))) {
+            st = MIXQ_ERR_NOMEM;
+            goto fail;
+        }
+        RD(graph, gl, "graph description");
+        graph[gl] = 0;
+    }
     RD(&nt, 4, "tensor count");
     if (memchr(arch, 0, 32) == NULL) {
         st = mq_err(MIXQ_ERR_FORMAT, "'%s': architecture name is not terminated (corrupt header)",
@@ -192,7 +220,7 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     }
     mixq_model_config cfg = {.arch = arch, .in_c = dims[0], .in_h = dims[1], .in_w = dims[2],
                              .classes = dims[3], .width = width, .seed = seed};
-    st = mq_zoo_build(&cfg, &m);
+    st = graph ? mq_graph_build(graph, &cfg, path, &m) : mq_zoo_build(&cfg, &m);
     if (st) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -300,12 +328,14 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     }
     free(policy_text);
     free(qstate);
+    free(graph);
     fclose(f);
     *out = m;
     return MIXQ_OK;
 fail:
     free(policy_text);
     free(qstate);
+    free(graph);
     fclose(f);
     mixq_model_free(m);
     return st;

@@ -79,6 +79,7 @@ struct mixq_model {
     /* quantization (NULL for a float model) */
     const mq_qhooks *qh;
     void *q;
+    int custom_graph;            /* built from a graph description (ONNX import), not the zoo */
 };
 
 /* ---- builders (return the new node's index, or -1 with the error recorded) ---- */
@@ -98,6 +99,12 @@ mixq_status mq_model_finalize(mixq_model *m);
 /* Deterministic initialisation from cfg.seed (Kaiming-normal fan-out for convs,
  * PyTorch-default uniform for linear, BN gamma 1 beta 0, running mean 0 var 1). */
 void mq_model_init_weights(mixq_model *m);
+
+/* Graph descriptions (src/nn/graph.c): the node list as text, one builder call per line, so a
+ * model that is not in the zoo (an imported one) can be saved and rebuilt. */
+char *mq_graph_text(const mixq_model *m);
+mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const char *origin,
+                           mixq_model **out);
 
 /* Build an architecture from the zoo into a fresh model (nodes + finalize, not initialised). */
 mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out);

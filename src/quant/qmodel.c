@@ -324,6 +324,37 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
 
 int mixq_model_is_quantized(const mixq_model *m) { return m && m->q != NULL; }
 
+mixq_status mq_quant_layer_params(mixq_model *m, int node, const float **scales, const float **wq,
+                                  float *alpha, int *a_signed, int *kmeans) {
+    if (!m->q || node < 0 || node >= m->n_nodes || !Q(m)->nodes[node].on)
+        return mq_err(MIXQ_ERR_ARG, "node %d is not a quantized layer", node);
+    qnode *q = &Q(m)->nodes[node];
+    mixq_status st = ensure_wq(m, node, q);
+    if (st) return st;
+    *scales = q->scale;
+    *wq = q->wquant ? q->wq : NULL;
+    *alpha = q->calibrated ? q->alpha : 0.0f;
+    *a_signed = q->a_signed;
+    *kmeans = q->lq.kmeans;
+    return MIXQ_OK;
+}
+
+mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, float alpha) {
+    if (!m->q || node < 0 || node >= m->n_nodes || !Q(m)->nodes[node].on)
+        return mq_err(MIXQ_ERR_ARG, "node %d is not a quantized layer", node);
+    qnode *q = &Q(m)->nodes[node];
+    if (scales) {
+        memcpy(q->scale, scales, sizeof(float) * (size_t)q->lq.K);
+        q->scales_fixed = 1;
+        q->wvalid = 0;
+    }
+    if (alpha > 0) {
+        q->alpha = alpha;
+        q->calibrated = 1;
+    }
+    return MIXQ_OK;
+}
+
 const mixq_policy *mixq_model_policy(const mixq_model *m) {
     return m && m->q ? Q(m)->policy : NULL;
 }

@@ -14,4 +14,12 @@ mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *buf, size_t 
  * not computed yet). For tests and the runtime. */
 const float *mq_quant_weights(const mixq_model *m, int node);
 
+/* ONNX export/import support. Node `node`'s weight scales [K] (for the current weights), its
+ * fake-quantized weights (NULL when they stay float), its activation clip (0 before
+ * calibration), whether its input is signed and whether it uses a k-means codebook. */
+mixq_status mq_quant_layer_params(mixq_model *m, int node, const float **scales, const float **wq,
+                                  float *alpha, int *a_signed, int *kmeans);
+/* Fix node's weight scales (NULL: keep) and activation clip (<= 0: keep). */
+mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, float alpha);
+
 #endif

@@ -544,6 +544,13 @@ static mixq_status run_episodes(search *s, int use_ddpg) {
         if (c->rl_gamma > 0) dc.gamma = c->rl_gamma;
         if (c->rl_sigma > 0) dc.sigma0 = c->rl_sigma;
         if (c->rl_sigma_decay > 0) dc.sigma_decay = c->rl_sigma_decay;
+        else if (c->episodes - c->warmup < 580) {
+            /* HAQ's 0.99 per episode brings sigma from 0.5 to 0.0015 over its 580 learning
+             * episodes; a shorter search keeps that end point (and the schedule's shape), or its
+             * last episodes would still be 2/3 noise */
+            int n = c->episodes - c->warmup > 1 ? c->episodes - c->warmup : 1;
+            dc.sigma_decay = (float)pow(0.99, 580.0 / n);
+        }
         if ((st = mq_ddpg_create(&dc, &agent))) return st;
     }
     int done = 0;

@@ -1,0 +1,1317 @@
+/* ONNX import into a mixq model (protobuf-c over Debian's onnx.proto, generated at build time).
+ *
+ * Supported (default domain, opsets 9..17): Conv (groups, symmetric pads, equal strides, square
+ * kernels, dilations 1), Gemm (transA 0, alpha = beta = 1), MatMul + Add (bias) as a linear
+ * layer, BatchNormalization (inference form), Relu, Clip(0, 6) as ReLU6 (bounds as attributes
+ * before opset 11, as inputs from 11), MaxPool / AveragePool (square, symmetric pads, ceil_mode 0),
+ * GlobalAveragePool, Add of two activations, Flatten (axis 1), Reshape to (N, -1), Identity,
+ * Dropout (inference: identity), Constant (becomes an initializer), and Pad (constant 0, spatial,
+ * symmetric) folded into the Conv that consumes it. Anything else is an error naming the node,
+ * its op and what is missing; nothing is skipped silently.
+ *
+ * Names: a layer takes its PyTorch parameter name when the weight initializer has one
+ * ("layer1.0.conv1.weight" -> "layer1.0.conv1"), else the node's name ("/layer1/Conv" ->
+ * "layer1.Conv"), so policies can name layers as the user knows them. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "onnx.pb-c.h"
+
+#include "nn/model.h"
+#include "quant/qmodel.h"
+
+#define ONNX_OPSET_MIN 9
+#define ONNX_OPSET_MAX 17
+
+enum { ONNX_FLOAT = 1, ONNX_INT32 = 6, ONNX_INT64 = 7 };
+
+typedef struct arena {
+    void **p;
+    size_t n, cap;
+} arena;
+static void *A(arena *a, size_t bytes);
+static void arena_free(arena *a);
+
+/* A named value of the graph: an activation (a mixq node) or a constant tensor. */
+typedef struct oval {
+    const char *name;
+    int node;             /* mixq node index, -1 for a constant */
+    int pad;              /* a pending zero Pad (pixels per side) to fold into the consumer */
+    const Onnx__TensorProto *t; /* constant */
+    float alpha;          /* QDQ: the activation clip this value went through (0: none) */
+    const float *dq;      /* QDQ: a dequantized constant's scales */
+    int ndq;
+} oval;
+
+typedef struct octx {
+    const char *path;
+    Onnx__ModelProto *mp;
+    Onnx__GraphProto *g;
+    oval *v;
+    int nv, cap;
+    mixq_model *m;
+    int64_t opset;
+    /* constants made by Constant nodes live in their attribute, owned by mp */
+    int *absorbed;  /* [n_node] nodes folded into an earlier one (MatMul's bias Add) */
+    arena own;      /* dequantized constants made by the importer */
+    float *alpha;   /* [max nodes] QDQ activation clip of each layer's input */
+    const float **wscale; /* [max nodes] QDQ weight scales of each layer */
+    int *nwscale;
+    int maxn;
+} octx;
+
+static const char *nname(const Onnx__NodeProto *n) { return n->name && *n->name ? n->name : "(unnamed)"; }
+
+static mixq_status nerr(const octx *c, const Onnx__NodeProto *n, const char *what) {
+    return mq_err(MIXQ_ERR_UNSUPPORTED, "%s: node '%s' (%s): %s", c->path, nname(n), n->op_type, what);
+}
+
+static oval *find(octx *c, const char *name) {
+    for (int i = c->nv - 1; i >= 0; i--)
+        if (!strcmp(c->v[i].name, name)) return &c->v[i];
+    return NULL;
+}
+
+static mixq_status put(octx *c, const char *name, int node, const Onnx__TensorProto *t, int pad) {
+    if (c->nv == c->cap) {
+        int nc = c->cap ? 2 * c->cap : 64;
+        oval *nv = realloc(c->v, sizeof *nv * (size_t)nc);
+        if (!nv) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
+        c->v = nv, c->cap = nc;
+    }
+    c->v[c->nv++] = (oval){name, node, pad, t, 0.0f, NULL, 0};
+    return MIXQ_OK;
+}
+
+static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name) {
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name)) return n->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt) {
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_i ? a->i : dflt;
+}
+
+static float attr_f(const Onnx__NodeProto *n, const char *name, float dflt) {
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_f ? a->f : dflt;
+}
+
+/* All entries of an ints attribute equal (or absent: dflt); -1 if they differ. */
+static int64_t attr_same(const Onnx__NodeProto *n, const char *name, int64_t dflt, size_t want) {
+    const Onnx__AttributeProto *a = attr(n, name);
+    if (!a) return dflt;
+    if (a->n_ints == 0 || (want && a->n_ints != want)) return -1;
+    for (size_t i = 1; i < a->n_ints; i++)
+        if (a->ints[i] != a->ints[0]) return -1;
+    return a->ints[0];
+}
+
+static int64_t numel_of(const Onnx__TensorProto *t) {
+    int64_t n = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || (t->dims[i] && n > (INT64_C(1) << 40) / t->dims[i])) return -1;
+        n *= t->dims[i];
+    }
+    return n;
+}
+
+/* Float contents of a constant (float_data or little-endian raw_data), checked. */
+static mixq_status tensor_floats(const octx *c, const Onnx__TensorProto *t, const float **out, int64_t *n) {
+    int64_t ne = numel_of(t);
+    const char *nm = t->name ? t->name : "(unnamed)";
+    if (ne < 0) return mq_err(MIXQ_ERR_FORMAT, "%s: tensor '%s': dimensions overflow", c->path, nm);
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
+        return mq_err(MIXQ_ERR_UNSUPPORTED, "%s: tensor '%s' is stored in an external file; hint: save "
+                      "the model with its weights inside", c->path, nm);
+    if (t->data_type != ONNX_FLOAT)
+        return mq_err(MIXQ_ERR_UNSUPPORTED, "%s: tensor '%s' has data type %d; weights must be float32",
+                      c->path, nm, t->data_type);
+    if (t->has_raw_data && t->raw_data.len) {
+        if ((int64_t)t->raw_data.len != ne * 4)
+            return mq_err(MIXQ_ERR_FORMAT, "%s: tensor '%s' has %zu bytes for %lld floats", c->path, nm,
+                          t->raw_data.len, (long long)ne);
+        *out = (const float *)(const void *)t->raw_data.data; /* x86-64 and ARM64: little-endian */
+    } else {
+        if ((int64_t)t->n_float_data != ne)
+            return mq_err(MIXQ_ERR_FORMAT, "%s: tensor '%s' has %zu values for %lld elements", c->path, nm,
+                          t->n_float_data, (long long)ne);
+        *out = t->float_data;
+    }
+    for (int64_t i = 0; i < ne; i++)
+        if (!isfinite((*out)[i]))
+            return mq_err(MIXQ_ERR_NUMERIC, "%s: tensor '%s' element %lld is %g", c->path, nm, (long long)i,
+                          (double)(*out)[i]);
+    *n = ne;
+    return MIXQ_OK;
+}
+
+/* Integer contents (int64 or int32), for shapes, pads and Clip bounds given as ints. */
+static int tensor_ints(const Onnx__TensorProto *t, int64_t *out, int max) {
+    int64_t ne = numel_of(t);
+    if (ne < 0 || ne > max) return -1;
+    if (t->data_type == ONNX_INT64) {
+        if (t->has_raw_data && t->raw_data.len) {
+            if ((int64_t)t->raw_data.len != ne * 8) return -1;
+            memcpy(out, t->raw_data.data, (size_t)ne * 8);
+        } else {
+            if ((int64_t)t->n_int64_data != ne) return -1;
+            memcpy(out, t->int64_data, (size_t)ne * 8);
+        }
+        return (int)ne;
+    }
+    if (t->data_type == ONNX_INT32) {
+        if (t->has_raw_data && t->raw_data.len) {
+            if ((int64_t)t->raw_data.len != ne * 4) return -1;
+            for (int64_t i = 0; i < ne; i++) {
+                int32_t x;
+                memcpy(&x, t->raw_data.data + 4 * i, 4);
+                out[i] = x;
+            }
+        } else {
+            if ((int64_t)t->n_int32_data != ne) return -1;
+            for (int64_t i = 0; i < ne; i++) out[i] = t->int32_data[i];
+        }
+        return (int)ne;
+    }
+    return -1;
+}
+
+/* One float scalar constant (Clip bounds). */
+static int scalar_f(const octx *c, const Onnx__TensorProto *t, float *v) {
+    const float *d;
+    int64_t n;
+    mixq_status st = tensor_floats(c, t, &d, &n);
+    if (st || n != 1) {
+        mixq_clear_error();
+        return 0;
+    }
+    *v = d[0];
+    return 1;
+}
+
+/* The layer name for a node, so policies can use the names the user knows:
+ * - a weight initializer with a PyTorch parameter name: that name ("fc.weight" -> "fc");
+ * - else the PyTorch module path in the node name, "/layer1/layer1.0/conv1/Conv" ->
+ *   "layer1.0.conv1" for layers with parameters, "/layer1/layer1.0/Relu_1" -> "layer1.0.Relu_1"
+ *   for the others;
+ * made whitespace-free, at most 63 characters and unique. */
+static void layer_name(octx *c, const Onnx__NodeProto *n, const char *weight, int params,
+                       char out[MIXQ_NAME_MAX]) {
+    char base[MIXQ_NAME_MAX] = "";
+    size_t wl = weight ? strlen(weight) : 0;
+    if (wl > 7 && !strcmp(weight + wl - 7, ".weight") && strncmp(weight, "onnx::", 6)) {
+        snprintf(base, sizeof base, "%.*s", (int)(wl - 7), weight);
+    } else {
+        char path[512], module[MIXQ_NAME_MAX] = "";
+        snprintf(path, sizeof path, "%s", n->name && *n->name ? n->name : n->op_type);
+        char *comp[64];
+        int nc = 0;
+        for (char *tok = strtok(path, "/"); tok && nc < 64; tok = strtok(NULL, "/")) comp[nc++] = tok;
+        /* fold the path: a component that extends the previous one ("layer1" then "layer1.0",
+         * "downsample" then "downsample.0") replaces it; "layer1/layer1.0/conv1" -> "layer1.0.conv1" */
+        const char *part[64];
+        int np = 0;
+        for (int i = 0; i + 1 < nc; i++) {
+            size_t pl = np ? strlen(part[np - 1]) : 0;
+            if (np && !strncmp(comp[i], part[np - 1], pl) && comp[i][pl] == '.') part[np - 1] = comp[i];
+            else part[np++] = comp[i];
+        }
+        for (int i = 0; i < np; i++) {
+            size_t ml = strlen(module);
+            snprintf(module + ml, sizeof module - ml, "%s%s", i ? "." : "", part[i]);
+        }
+        const char *last = nc ? comp[nc - 1] : n->op_type;
+        if (!*module) snprintf(base, sizeof base, "%s", last);
+        else if (params) snprintf(base, sizeof base, "%s", module);
+        else snprintf(base, sizeof base, "%.*s.%s", (int)(sizeof base / 2), module, last);
+    }
+    for (char *p = base; *p; p++)
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') *p = '_';
+    if (!*base) snprintf(base, sizeof base, "node");
+    snprintf(out, MIXQ_NAME_MAX, "%s", base);
+    for (int k = 2; mq_model_find_node(c->m, out) >= 0; k++) {
+        char suf[16];
+        snprintf(suf, sizeof suf, "_%d", k);
+        snprintf(out, MIXQ_NAME_MAX, "%.*s%s", (int)(MIXQ_NAME_MAX - 1 - strlen(suf)), base, suf);
+    }
+}
+
+static int consumers_all(const octx *c, const char *value, const char *op) {
+    int any = 0;
+    for (size_t j = 0; j < c->g->n_node; j++) {
+        const Onnx__NodeProto *n = c->g->node[j];
+        for (size_t i = 0; i < n->n_input; i++)
+            if (n->input[i] && !strcmp(n->input[i], value)) {
+                if (strcmp(n->op_type, op)) return 0;
+                any = 1;
+            }
+    }
+    return any;
+}
+
+/* Integer tensor values as floats (DequantizeLinear inputs: int8, uint8, int32). */
+static int int_values(const Onnx__TensorProto *t, float *out, int64_t n) {
+    if (!t->has_raw_data || (int64_t)t->raw_data.len < n) {
+        if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 || t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 ||
+            t->data_type == ONNX_INT32) {
+            if ((int64_t)t->n_int32_data != n) return 0;
+            for (int64_t i = 0; i < n; i++) out[i] = (float)t->int32_data[i];
+            return 1;
+        }
+        return 0;
+    }
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT8 && (int64_t)t->raw_data.len == n) {
+        for (int64_t i = 0; i < n; i++) out[i] = (float)(int8_t)t->raw_data.data[i];
+        return 1;
+    }
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8 && (int64_t)t->raw_data.len == n) {
+        for (int64_t i = 0; i < n; i++) out[i] = (float)t->raw_data.data[i];
+        return 1;
+    }
+    return 0;
+}
+
+/* Input i of node n as an activation (node index) or constant. */
+static mixq_status input_of(octx *c, const Onnx__NodeProto *n, size_t i, oval **out) {
+    if (i >= n->n_input || !n->input[i] || !*n->input[i])
+        return mq_err(MIXQ_ERR_FORMAT, "%s: node '%s' (%s): input %zu is missing", c->path, nname(n), n->op_type, i);
+    oval *v = find(c, n->input[i]);
+    if (!v)
+        return mq_err(MIXQ_ERR_FORMAT, "%s: node '%s' (%s): input '%s' is produced by no earlier node, "
+                      "initializer or graph input (dangling input or a cycle)", c->path, nname(n), n->op_type,
+                      n->input[i]);
+    *out = v;
+    return MIXQ_OK;
+}
+
+static mixq_status want_act(octx *c, const Onnx__NodeProto *n, size_t i, oval **out) {
+    *out = NULL;
+    mixq_status st = input_of(c, n, i, out);
+    if (st) return st;
+    if ((*out)->node < 0) return nerr(c, n, "a constant where an activation was expected");
+    if ((*out)->pad && strcmp(n->op_type, "Conv"))
+        return nerr(c, n, "follows a Pad that only a Conv can absorb");
+    return MIXQ_OK;
+}
+
+static mixq_status want_const(octx *c, const Onnx__NodeProto *n, size_t i, const Onnx__TensorProto **out) {
+    oval *v = NULL;
+    mixq_status st = input_of(c, n, i, &v);
+    if (st) return st;
+    if (v->node >= 0) {
+        char what[200];
+        snprintf(what, sizeof what, "input '%s' must be an initializer (weights computed at run time are "
+                 "not supported)", n->input[i]);
+        return nerr(c, n, what);
+    }
+    *out = v->t;
+    return MIXQ_OK;
+}
+
+/* Copy a constant into a model tensor, checking the shape. */
+static mixq_status fill(octx *c, const Onnx__NodeProto *n, const Onnx__TensorProto *t, int tensor,
+                        int transpose_2d) {
+    const float *d;
+    int64_t ne;
+    mixq_status st = tensor_floats(c, t, &d, &ne);
+    if (st) return st;
+    mq_tensor *mt = &c->m->tensors[tensor];
+    if (ne != mt->numel) {
+        char what[256];
+        snprintf(what, sizeof what, "initializer '%s' has %lld values, the layer needs %lld", t->name,
+                 (long long)ne, (long long)mt->numel);
+        return nerr(c, n, what);
+    }
+    float *dst = mq_tensor_ptr(c->m, tensor);
+    if (transpose_2d) { /* MatMul / Gemm transB=0 weights are [in][out]; mixq wants [out][in] */
+        int64_t out = mt->shape[0], in = mt->shape[1];
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t i = 0; i < in; i++) dst[o * in + i] = d[i * out + o];
+    } else {
+        memcpy(dst, d, sizeof(float) * (size_t)ne);
+    }
+    return MIXQ_OK;
+}
+
+/* Pending weight copies: the model's tensors exist only after finalize. */
+typedef struct wcopy {
+    const Onnx__NodeProto *n;
+    const Onnx__TensorProto *t;
+    int node, which, transpose; /* which: 0 weight, 1 bias, 2 running mean, 3 running var */
+} wcopy;
+
+static int tensor_of(const mixq_model *m, int node, int which) {
+    const mq_node *d = &m->nodes[node];
+    return which == 0 ? d->t_w : which == 1 ? d->t_b : which == 2 ? d->t_rm : d->t_rv;
+}
+
+static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
+    Onnx__GraphProto *g = c->g;
+    mixq_status st = MIXQ_OK;
+    int cap = 0;
+    *cp = NULL, *ncp = 0;
+#define COPY(N, T, NODE, WHICH, TR)                                                   \
+    do {                                                                             \
+        if (*ncp == cap) {                                                           \
+            cap = cap ? 2 * cap : 64;                                                \
+            wcopy *nc_ = realloc(*cp, sizeof *nc_ * (size_t)cap);                    \
+            if (!nc_) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path); \
+            *cp = nc_;                                                               \
+        }                                                                            \
+        (*cp)[(*ncp)++] = (wcopy){N, T, NODE, WHICH, TR};                            \
+    } while (0)
+    for (size_t ni = 0; ni < g->n_node && !st; ni++) {
+        const Onnx__NodeProto *n = g->node[ni];
+        const char *op = n->op_type ? n->op_type : "";
+        if (c->absorbed[ni]) continue;
+        if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
+            return nerr(c, n, "operator from a custom domain");
+        if (n->n_output < 1 || !n->output[0] || !*n->output[0]) return nerr(c, n, "no output");
+        char name[MIXQ_NAME_MAX];
+        oval *x = NULL;
+        int idx = -1;
+        if (!strcmp(op, "Constant")) {
+            const Onnx__AttributeProto *a = attr(n, "value");
+            if (!a || !a->t) return nerr(c, n, "only the 'value' form (a tensor) is supported");
+            st = put(c, n->output[0], -1, a->t, 0);
+            continue;
+        }
+        if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
+            if ((st = input_of(c, n, 0, &x))) return st;
+            if (!strcmp(op, "Dropout") && n->n_output > 1 && n->output[1] && *n->output[1])
+                return nerr(c, n, "its mask output is used (training-mode dropout)");
+            st = put(c, n->output[0], x->node, x->t, x->pad);
+            continue;
+        }
+        if (!strcmp(op, "DequantizeLinear") || !strcmp(op, "QuantizeLinear")) {
+            oval *sv;
+            if ((st = input_of(c, n, 0, &x)) || (st = input_of(c, n, 1, &sv))) return st;
+            if (sv->node >= 0) return nerr(c, n, "the scale must be an initializer");
+            const float *sc;
+            int64_t ns;
+            if ((st = tensor_floats(c, sv->t, &sc, &ns))) return st;
+            if (ns < 1) return nerr(c, n, "empty scale");
+            for (int64_t i = 0; i < ns; i++)
+                if (!(sc[i] > 0)) return nerr(c, n, "scales must be positive");
+            if (n->n_input > 2 && *n->input[2]) {
+                oval *zv;
+                if ((st = input_of(c, n, 2, &zv))) return st;
+                float *z = zv->node < 0 && numel_of(zv->t) == ns ? A(&c->own, sizeof(float) * (size_t)ns) : NULL;
+                int ok = z && int_values(zv->t, z, ns);
+                for (int64_t i = 0; ok && i < ns; i++) ok = z[i] == 0;
+                if (!ok) return nerr(c, n, "only zero points of 0 (symmetric quantization) are supported");
+            }
+            if (x->node >= 0) { /* an activation: the value stays the layer's input, with its clip */
+                if (ns != 1) return nerr(c, n, "activations need one scale");
+                if ((st = put(c, n->output[0], x->node, NULL, x->pad))) return st;
+                c->v[c->nv - 1].alpha = x->alpha;
+                continue;
+            }
+            if (!strcmp(op, "QuantizeLinear")) return nerr(c, n, "quantizing a constant is not supported");
+            /* a quantized constant (weights): dequantize it now */
+            int64_t ne = numel_of(x->t);
+            int64_t axis = attr_i(n, "axis", 1);
+            if (ne < 1) return nerr(c, n, "bad tensor shape");
+            if (ns != 1 && (axis != 0 || x->t->n_dims < 1 || x->t->dims[0] != ns))
+                return nerr(c, n, "per-channel scales must run along axis 0 (output channels)");
+            float *vals = A(&c->own, sizeof(float) * (size_t)ne);
+            float *scopy = A(&c->own, sizeof(float) * (size_t)ns);
+            Onnx__TensorProto *t = A(&c->own, sizeof *t);
+            if (!vals || !scopy || !t) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
+            if (!int_values(x->t, vals, ne)) return nerr(c, n, "quantized weights must be int8 or uint8");
+            int64_t inner = ne / ns;
+            for (int64_t i = 0; i < ne; i++) vals[i] *= sc[ns == 1 ? 0 : i / inner];
+            memcpy(scopy, sc, sizeof(float) * (size_t)ns);
+            onnx__tensor_proto__init(t);
+            t->name = n->output[0];
+            t->has_data_type = 1, t->data_type = ONNX_FLOAT;
+            t->n_dims = x->t->n_dims, t->dims = x->t->dims;
+            t->n_float_data = (size_t)ne, t->float_data = vals;
+            if ((st = put(c, n->output[0], -1, t, 0))) return st;
+            c->v[c->nv - 1].dq = scopy, c->v[c->nv - 1].ndq = (int)ns;
+            continue;
+        }
+        if (!strcmp(op, "Clip") && consumers_all(c, n->output[0], "QuantizeLinear")) {
+            /* the clip of a QDQ activation quantizer: remember its upper bound */
+            const Onnx__TensorProto *t;
+            float hi = 0;
+            if ((st = want_act(c, n, 0, &x))) return st;
+            if (n->n_input < 3 || (st = want_const(c, n, 2, &t)) || !scalar_f(c, t, &hi) || !(hi > 0))
+                return st ? st : nerr(c, n, "a quantization clip needs a positive max");
+            if ((st = put(c, n->output[0], x->node, NULL, x->pad))) return st;
+            c->v[c->nv - 1].alpha = hi;
+            continue;
+        }
+        if (!strcmp(op, "Pad")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            const char *mode = NULL;
+            const Onnx__AttributeProto *ma = attr(n, "mode");
+            if (ma && ma->has_s) mode = (const char *)ma->s.data;
+            if (ma && ma->has_s && (ma->s.len != 8 || memcmp(mode, "constant", 8)))
+                return nerr(c, n, "only constant (zero) padding can be folded");
+            int64_t pads[8];
+            int np = -1;
+            if (c->opset >= 11) {
+                const Onnx__TensorProto *pt;
+                if ((st = want_const(c, n, 1, &pt))) return st;
+                np = tensor_ints(pt, pads, 8);
+                if (n->n_input > 2 && n->input[2] && *n->input[2]) {
+                    const Onnx__TensorProto *vt;
+                    float pv;
+                    if ((st = want_const(c, n, 2, &vt))) return st;
+                    if (!scalar_f(c, vt, &pv) || pv != 0) return nerr(c, n, "padding value must be 0");
+                }
+            } else {
+                const Onnx__AttributeProto *pa = attr(n, "pads");
+                if (pa && pa->n_ints <= 8) {
+                    np = (int)pa->n_ints;
+                    memcpy(pads, pa->ints, sizeof(int64_t) * (size_t)np);
+                }
+                if (attr_f(n, "value", 0) != 0) return nerr(c, n, "padding value must be 0");
+            }
+            if (np != 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[3] || pads[2] != pads[6] ||
+                pads[2] != pads[7] || pads[2] < 0)
+                return nerr(c, n, "only equal zero padding of height and width on every side can be folded "
+                            "(asymmetric or channel/batch padding is not supported)");
+            st = put(c, n->output[0], x->node, NULL, x->pad + (int)pads[2]);
+            continue;
+        }
+        if (!strcmp(op, "Conv")) {
+            const Onnx__TensorProto *w, *b = NULL;
+            if ((st = want_act(c, n, 0, &x)) || (st = want_const(c, n, 1, &w))) return st;
+            if (n->n_input > 2 && n->input[2] && *n->input[2] && (st = want_const(c, n, 2, &b))) return st;
+            if (w->n_dims != 4) return nerr(c, n, "weights must be 4-D (2-D convolution)");
+            int64_t k = attr_same(n, "kernel_shape", w->dims[2], 2), s = attr_same(n, "strides", 1, 2);
+            int64_t p = attr_same(n, "pads", 0, 4), d = attr_same(n, "dilations", 1, 2), grp = attr_i(n, "group", 1);
+            const Onnx__AttributeProto *ap = attr(n, "auto_pad");
+            if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
+                return nerr(c, n, "auto_pad is not supported; export with explicit pads");
+            if (k < 1 || w->dims[2] != w->dims[3] || w->dims[2] != k) return nerr(c, n, "only square kernels are supported");
+            if (s < 1) return nerr(c, n, "strides must be equal in height and width");
+            if (p < 0) return nerr(c, n, "pads must be equal on every side");
+            if (d != 1) return nerr(c, n, "dilations other than 1 are not supported");
+            const mq_node *src = &c->m->nodes[x->node];
+            if (grp < 1 || src->c % grp || w->dims[1] * grp != src->c) {
+                char what[200];
+                snprintf(what, sizeof what, "weights [%lld, %lld, ...] with group %lld do not fit its %d input channels",
+                         (long long)w->dims[0], (long long)w->dims[1], (long long)grp, src->c);
+                return nerr(c, n, what);
+            }
+            if (b && (b->n_dims != 1 || b->dims[0] != w->dims[0])) return nerr(c, n, "bias shape does not match");
+            layer_name(c, n, w->name, 1, name);
+            idx = mq_add_conv(c->m, name, x->node, (int)w->dims[0], (int)k, (int)s, (int)p + x->pad, (int)grp, b != NULL);
+            if (idx < 0) {
+                char msg[400];
+                snprintf(msg, sizeof msg, "%s", mixq_last_error());
+                return nerr(c, n, msg);
+            }
+            COPY(n, w, idx, 0, 0);
+            if (b) COPY(n, b, idx, 1, 0);
+            if (idx < c->maxn) {
+                oval *wv = find(c, n->input[1]);
+                c->alpha[idx] = x->alpha;
+                if (wv) c->wscale[idx] = wv->dq, c->nwscale[idx] = wv->ndq;
+            }
+        } else if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+            const Onnx__TensorProto *w, *b = NULL;
+            if ((st = want_act(c, n, 0, &x)) || (st = want_const(c, n, 1, &w))) return st;
+            int gemm = !strcmp(op, "Gemm");
+            int tb = gemm ? (int)attr_i(n, "transB", 0) : 0;
+            if (gemm && (attr_i(n, "transA", 0) || attr_f(n, "alpha", 1) != 1 || attr_f(n, "beta", 1) != 1))
+                return nerr(c, n, "only transA = 0, alpha = beta = 1 are supported");
+            if (w->n_dims != 2) return nerr(c, n, "weights must be 2-D");
+            const mq_node *src = &c->m->nodes[x->node];
+            if (src->h != 1 || src->w != 1) return nerr(c, n, "its input must be flattened to 2-D first");
+            int64_t in = tb ? w->dims[1] : w->dims[0], out = tb ? w->dims[0] : w->dims[1];
+            if (in != src->c) {
+                char what[160];
+                snprintf(what, sizeof what, "weights expect %lld inputs, the layer gets %d", (long long)in, src->c);
+                return nerr(c, n, what);
+            }
+            if (gemm && n->n_input > 2 && n->input[2] && *n->input[2]) {
+                if ((st = want_const(c, n, 2, &b))) return st;
+            } else if (!gemm) {
+                /* MatMul followed by Add(bias) as the only consumer: one linear layer */
+                for (size_t j = ni + 1; j < g->n_node && !b; j++) {
+                    const Onnx__NodeProto *a = g->node[j];
+                    if (strcmp(a->op_type, "Add") || a->n_input != 2) continue;
+                    int which = !strcmp(a->input[0], n->output[0]) ? 1 : !strcmp(a->input[1], n->output[0]) ? 0 : -1;
+                    if (which < 0) continue;
+                    oval *bv = find(c, a->input[which]);
+                    if (bv && bv->node < 0 && bv->t && numel_of(bv->t) == out) {
+                        b = bv->t;
+                        c->absorbed[j] = 1;
+                        if ((st = put(c, a->output[0], -2, NULL, 0))) return st; /* patched below */
+                    }
+                }
+            }
+            if (b && numel_of(b) != out) return nerr(c, n, "bias shape does not match");
+            layer_name(c, n, w->name, 1, name);
+            idx = mq_add_linear(c->m, name, x->node, (int)out, b != NULL);
+            if (idx < 0) {
+                char msg[400];
+                snprintf(msg, sizeof msg, "%s", mixq_last_error());
+                return nerr(c, n, msg);
+            }
+            for (int i = 0; i < c->nv; i++)
+                if (c->v[i].node == -2) c->v[i].node = idx; /* the absorbed Add's output */
+            COPY(n, w, idx, 0, !tb);
+            if (b) COPY(n, b, idx, 1, 0);
+            if (idx < c->maxn) {
+                oval *wv = find(c, n->input[1]);
+                c->alpha[idx] = x->alpha;
+                if (wv) c->wscale[idx] = wv->dq, c->nwscale[idx] = wv->ndq;
+            }
+        } else if (!strcmp(op, "BatchNormalization")) {
+            const Onnx__TensorProto *t[4];
+            if ((st = want_act(c, n, 0, &x))) return st;
+            for (int i = 0; i < 4; i++)
+                if ((st = want_const(c, n, (size_t)i + 1, &t[i]))) return st;
+            if (n->n_output > 1) return nerr(c, n, "training-mode batch norm (extra outputs) is not supported");
+            layer_name(c, n, t[0]->name, 1, name);
+            idx = mq_add_bn(c->m, name, x->node);
+            if (idx < 0) return nerr(c, n, mixq_last_error());
+            c->m->nodes[idx].bn_eps = attr_f(n, "epsilon", 1e-5f);
+            c->m->nodes[idx].bn_momentum = 1.0f - attr_f(n, "momentum", 0.9f); /* ONNX keeps the old value's share */
+            for (int i = 0; i < 4; i++) COPY(n, t[i], idx, i, 0);
+        } else if (!strcmp(op, "Relu")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_act(c->m, name, MIXQ_OP_RELU, x->node);
+        } else if (!strcmp(op, "Clip")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            float lo = -INFINITY, hi = INFINITY;
+            if (c->opset >= 11) {
+                const Onnx__TensorProto *t;
+                if (n->n_input > 1 && *n->input[1]) {
+                    if ((st = want_const(c, n, 1, &t))) return st;
+                    if (!scalar_f(c, t, &lo)) return nerr(c, n, "min must be a float scalar");
+                }
+                if (n->n_input > 2 && *n->input[2]) {
+                    if ((st = want_const(c, n, 2, &t))) return st;
+                    if (!scalar_f(c, t, &hi)) return nerr(c, n, "max must be a float scalar");
+                }
+            } else {
+                lo = attr_f(n, "min", -INFINITY), hi = attr_f(n, "max", INFINITY);
+            }
+            mixq_op aop;
+            if (lo == 0 && hi == 6) aop = MIXQ_OP_RELU6;
+            else if (lo == 0 && isinf(hi) && hi > 0) aop = MIXQ_OP_RELU;
+            else return nerr(c, n, "only Clip(0, 6) (ReLU6) and Clip(0, inf) (ReLU) are supported");
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_act(c->m, name, aop, x->node);
+        } else if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            int64_t k = attr_same(n, "kernel_shape", -1, 2), s = attr_same(n, "strides", 1, 2), p = attr_same(n, "pads", 0, 4);
+            if (k < 1 || s < 1 || p < 0) return nerr(c, n, "kernel, strides and pads must be square and symmetric");
+            if (attr_i(n, "ceil_mode", 0)) return nerr(c, n, "ceil_mode = 1 is not supported");
+            if (attr_same(n, "dilations", 1, 2) != 1) return nerr(c, n, "dilations other than 1 are not supported");
+            if (n->n_output > 1) return nerr(c, n, "the indices output is not supported");
+            int avg = !strcmp(op, "AveragePool");
+            if (avg && p && !attr_i(n, "count_include_pad", 0))
+                return nerr(c, n, "padded average pooling must count the padding (count_include_pad = 1)");
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_pool(c->m, name, avg ? MIXQ_OP_AVGPOOL : MIXQ_OP_MAXPOOL, x->node, (int)k, (int)s, (int)p);
+        } else if (!strcmp(op, "GlobalAveragePool")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_gap(c->m, name, x->node);
+        } else if (!strcmp(op, "Add")) {
+            oval *y;
+            if ((st = input_of(c, n, 0, &x)) || (st = input_of(c, n, 1, &y))) return st;
+            if (x->node < 0 || y->node < 0) return nerr(c, n, "adding a constant is only supported as a MatMul bias");
+            if (x->pad || y->pad) return nerr(c, n, "follows a Pad that only a Conv can absorb");
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_add(c->m, name, x->node, y->node);
+        } else if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            if (!strcmp(op, "Flatten") && attr_i(n, "axis", 1) != 1) return nerr(c, n, "only axis = 1 is supported");
+            if (!strcmp(op, "Reshape")) {
+                const Onnx__TensorProto *t;
+                int64_t sh[8];
+                if ((st = want_const(c, n, 1, &t))) return st;
+                int ns = tensor_ints(t, sh, 8);
+                const mq_node *src = &c->m->nodes[x->node];
+                int64_t flat = (int64_t)src->c * src->h * src->w;
+                if (ns != 2 || !((sh[1] == -1 || sh[1] == flat) && (sh[0] == 0 || sh[0] == -1 || sh[0] >= 1)))
+                    return nerr(c, n, "only a reshape to (batch, features) is supported");
+            }
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_flatten(c->m, name, x->node);
+        } else {
+            return nerr(c, n, "unsupported operator; hint: mixq imports Conv, Gemm, MatMul(+Add), "
+                        "BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Add, "
+                        "Flatten, Reshape, Pad, Identity, Dropout, Constant");
+        }
+        if (idx < 0) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", mixq_last_error());
+            return nerr(c, n, msg);
+        }
+        st = put(c, n->output[0], idx, NULL, 0);
+    }
+#undef COPY
+    return st;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
+    if (!path || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_import_onnx: NULL argument");
+    *out = NULL;
+    FILE *f = mq_fopen(path, "rb");
+    if (!f) return MIXQ_ERR_IO;
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = mq_malloc(cap, 1, "ONNX file");
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        if (cap >= ((size_t)1 << 31)) {
+            free(buf);
+            buf = NULL;
+            mq_err(MIXQ_ERR_FORMAT, "'%s' is larger than 2 GiB", path);
+            break;
+        }
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb) {
+            free(buf);
+            buf = NULL;
+            mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
+            break;
+        }
+        buf = nb, cap *= 2;
+    }
+    int rerr = ferror(f);
+    fclose(f);
+    if (!buf) return mixq_last_error()[0] ? MIXQ_ERR_NOMEM : MIXQ_ERR_NOMEM;
+    if (rerr) {
+        free(buf);
+        return mq_err(MIXQ_ERR_IO, "'%s': read error", path);
+    }
+    octx c;
+    memset(&c, 0, sizeof c);
+    c.path = path;
+    c.mp = onnx__model_proto__unpack(NULL, n, buf);
+    free(buf);
+    if (!c.mp)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a valid ONNX model (the protobuf does not parse: "
+                      "truncated or corrupt)", path);
+    mixq_status st = MIXQ_OK;
+    c.g = c.mp->graph;
+    c.opset = -1;
+    for (size_t i = 0; i < c.mp->n_opset_import; i++) {
+        const Onnx__OperatorSetIdProto *o = c.mp->opset_import[i];
+        if (!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) c.opset = o->version;
+    }
+    if (!c.g || c.g->n_node == 0) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX model has no graph", path);
+    else if (c.opset < ONNX_OPSET_MIN || c.opset > ONNX_OPSET_MAX)
+        st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': opset %lld; mixq imports opsets %d..%d; hint: re-export "
+                    "with opset_version=13", path, (long long)c.opset, ONNX_OPSET_MIN, ONNX_OPSET_MAX);
+    /* the data input: the one graph input that is not an initializer, (N, C, H, W) */
+    const Onnx__ValueInfoProto *in = NULL;
+    for (size_t i = 0; !st && i < c.g->n_input; i++) {
+        int init = 0;
+        for (size_t j = 0; j < c.g->n_initializer; j++)
+            if (c.g->initializer[j]->name && !strcmp(c.g->initializer[j]->name, c.g->input[i]->name)) init = 1;
+        if (init) continue;
+        if (in) st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': the graph has more than one data input ('%s', '%s')", path,
+                            in->name, c.g->input[i]->name);
+        in = c.g->input[i];
+    }
+    int64_t dims[4] = {0};
+    if (!st && !in) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the graph has no data input", path);
+    if (!st) {
+        const Onnx__TypeProto *tp = in->type;
+        const Onnx__TypeProto__Tensor *tt = tp ? tp->tensor_type : NULL;
+        const Onnx__TensorShapeProto *sh = tt ? tt->shape : NULL;
+        if (!tt || tt->elem_type != ONNX_FLOAT || !sh || sh->n_dim != 4)
+            st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': input '%s' must be a float32 4-D tensor (N, C, H, W)", path,
+                        in->name);
+        for (int i = 1; !st && i < 4; i++) {
+            const Onnx__TensorShapeProto__Dimension *d = sh->dim[i];
+            if (d->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || d->dim_value < 1 ||
+                d->dim_value > 65536)
+                st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': input '%s' dimension %d must be a fixed size", path,
+                            in->name, i);
+            else dims[i] = d->dim_value;
+        }
+    }
+    wcopy *cp = NULL;
+    int ncp = 0;
+    if (!st) {
+        char arch[32];
+        const char *base = strrchr(path, '/');
+        base = base ? base + 1 : path;
+        snprintf(arch, sizeof arch, "%.*s", (int)(ends_with(base, ".onnx") ? strlen(base) - 5 : strlen(base)), base);
+        mixq_model_config cfg = {.arch = arch, .in_c = (int)dims[1], .in_h = (int)dims[2], .in_w = (int)dims[3],
+                                 .classes = 0, .width = 1, .seed = 1};
+        c.m = mq_model_new(&cfg);
+        c.absorbed = mq_calloc(c.g->n_node, sizeof(int), "import flags");
+        c.maxn = (int)c.g->n_node + 2;
+        c.alpha = mq_calloc((size_t)c.maxn, sizeof(float), "import clips");
+        c.wscale = mq_calloc((size_t)c.maxn, sizeof(*c.wscale), "import scales");
+        c.nwscale = mq_calloc((size_t)c.maxn, sizeof(int), "import scales");
+        if (!c.m || !c.absorbed || !c.alpha || !c.wscale || !c.nwscale) st = MIXQ_ERR_NOMEM;
+    }
+    if (!st) {
+        c.m->custom_graph = 1;
+        int ii = mq_add_input(c.m, (int)dims[1], (int)dims[2], (int)dims[3]);
+        if (ii < 0) st = MIXQ_ERR_ARG;
+        else st = put(&c, in->name, ii, NULL, 0);
+        for (size_t j = 0; !st && j < c.g->n_initializer; j++) {
+            const Onnx__TensorProto *t = c.g->initializer[j];
+            if (!t->name || !*t->name) st = mq_err(MIXQ_ERR_FORMAT, "'%s': initializer %zu has no name", path, j);
+            else if (numel_of(t) < 0)
+                st = mq_err(MIXQ_ERR_FORMAT, "'%s': initializer '%s': its dimensions overflow", path, t->name);
+            else st = put(&c, t->name, -1, t, 0);
+        }
+    }
+    if (!st) st = import_graph(&c, &cp, &ncp);
+    /* the output: one graph output, the last node's (N, classes) logits */
+    if (!st) {
+        oval *o = c.g->n_output == 1 ? find(&c, c.g->output[0]->name) : NULL;
+        if (c.g->n_output != 1) st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': the graph must have one output (the logits)", path);
+        else if (!o || o->node < 0) st = mq_err(MIXQ_ERR_FORMAT, "'%s': output '%s' is produced by no node", path, c.g->output[0]->name);
+        else if (o->node != c.m->n_nodes - 1)
+            st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': output '%s' must come from the last layer", path, c.g->output[0]->name);
+        else {
+            const mq_node *last = &c.m->nodes[o->node];
+            if (last->h != 1 || last->w != 1)
+                st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': output '%s' is %dx%dx%d per image, not a vector of class "
+                            "scores", path, c.g->output[0]->name, last->c, last->h, last->w);
+            c.m->cfg.classes = last->c;
+        }
+    }
+    if (!st) st = mq_model_finalize(c.m);
+    for (int i = 0; !st && i < ncp; i++)
+        st = fill(&c, cp[i].n, cp[i].t, tensor_of(c.m, cp[i].node, cp[i].which), cp[i].transpose);
+    /* a mixq QDQ export: its policy from the metadata, scales and clips from the QDQ nodes */
+    const char *policy = NULL;
+    for (size_t i = 0; !st && i < c.mp->n_metadata_props; i++)
+        if (c.mp->metadata_props[i]->key && !strcmp(c.mp->metadata_props[i]->key, "mixq.policy") &&
+            c.mp->metadata_props[i]->value && *c.mp->metadata_props[i]->value)
+            policy = c.mp->metadata_props[i]->value;
+    if (!st && policy) {
+        mixq_policy *p = NULL;
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (mixq.policy metadata)", path);
+        st = mixq_policy_parse(policy, strlen(policy), origin, &p);
+        if (!st) st = mixq_model_quantize(c.m, p);
+        mixq_policy_free(p);
+        for (int i = 0; !st && i < c.m->n_nodes && i < c.maxn; i++) {
+            const mq_node *d = &c.m->nodes[i];
+            if (d->op != MIXQ_OP_CONV && d->op != MIXQ_OP_LINEAR) continue;
+            float *sc = NULL;
+            if (c.wscale[i]) {
+                sc = malloc(sizeof(float) * (size_t)d->c);
+                if (!sc) {
+                    st = mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", path);
+                    break;
+                }
+                for (int k = 0; k < d->c; k++) sc[k] = c.wscale[i][c.nwscale[i] == 1 ? 0 : k];
+            }
+            st = mq_quant_layer_set(c.m, i, sc, c.alpha[i]);
+            free(sc);
+        }
+    }
+    free(cp);
+    free(c.v);
+    free(c.absorbed);
+    free(c.alpha);
+    free(c.wscale);
+    free(c.nwscale);
+    arena_free(&c.own);
+    onnx__model_proto__free_unpacked(c.mp, NULL);
+    if (st) {
+        mixq_model_free(c.m);
+        return st;
+    }
+    *out = c.m;
+    return MIXQ_OK;
+}
+
+/* ================================================================== export
+ *
+ * Float model: Conv / Gemm (transB) / BatchNormalization / Relu / Clip(0, 6) / MaxPool /
+ * AveragePool (count_include_pad, as mixq pools) / GlobalAveragePool / Add / Flatten, opset 13.
+ * Quantized model (QDQ): around every quantized conv/linear layer
+ *   - weights: an int8 initializer "<layer>.weight_q" with the b-bit integers (|q| <= 2^(b-1)-1),
+ *     DequantizeLinear with the per-channel scales (axis 0; one scale for per-layer policies)
+ *     giving "<layer>.weight";
+ *   - input activations: Clip(0, alpha) -> QuantizeLinear(uint8, scale alpha/(2^b-1)) ->
+ *     DequantizeLinear (unsigned), or Clip(-alpha, alpha) and int8 with 2^(b-1)-1 levels
+ *     (signed): the Clip keeps an 8-bit container within the b-bit range.
+ * k-means layers (a codebook, not a linear grid) are written as their dequantized float
+ * weights. metadata_props carry mixq.version, mixq.policy (the policy text), mixq.bits (per layer
+ * w/a bits and per-kernel bits) and mixq.provenance. */
+
+static void *A(arena *a, size_t bytes) {
+    if (a->n == a->cap) {
+        size_t nc = a->cap ? 2 * a->cap : 256;
+        void **np = realloc(a->p, sizeof *np * nc);
+        if (!np) return NULL;
+        a->p = np, a->cap = nc;
+    }
+    void *x = calloc(1, bytes ? bytes : 1);
+    if (x) a->p[a->n++] = x;
+    return x;
+}
+
+static char *S(arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *S(arena *a, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = A(a, (size_t)n + 1);
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+static void arena_free(arena *a) {
+    for (size_t i = 0; i < a->n; i++) free(a->p[i]);
+    free(a->p);
+}
+
+typedef struct ectx {
+    arena a;
+    int fail;
+    Onnx__NodeProto **nodes;
+    size_t nn, capn;
+    Onnx__TensorProto **inits;
+    size_t ni, capi;
+} ectx;
+
+static void *EA(ectx *e, size_t bytes) {
+    void *p = A(&e->a, bytes);
+    if (!p) e->fail = 1;
+    return p;
+}
+
+static Onnx__NodeProto *enode(ectx *e, const char *op, const char *name, int nin, const char *const *in,
+                              const char *out) {
+    if (e->nn == e->capn) {
+        size_t nc = e->capn ? 2 * e->capn : 64;
+        Onnx__NodeProto **np = realloc(e->nodes, sizeof *np * nc);
+        if (!np) {
+            e->fail = 1;
+            return NULL;
+        }
+        e->nodes = np, e->capn = nc;
+    }
+    Onnx__NodeProto *n = EA(e, sizeof *n);
+    char **ins = EA(e, sizeof(char *) * (size_t)(nin ? nin : 1));
+    char **outs = EA(e, sizeof(char *));
+    if (!n || !ins || !outs) return NULL;
+    onnx__node_proto__init(n);
+    n->op_type = S(&e->a, "%s", op);
+    n->name = S(&e->a, "%s", name);
+    for (int i = 0; i < nin; i++) ins[i] = S(&e->a, "%s", in[i]);
+    outs[0] = S(&e->a, "%s", out);
+    n->n_input = (size_t)nin, n->input = ins;
+    n->n_output = 1, n->output = outs;
+    e->nodes[e->nn++] = n;
+    return n;
+}
+
+/* A new attribute of node n (NULL on failure). */
+static Onnx__AttributeProto *eattr(ectx *e, Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type) {
+    if (!n) return NULL;
+    Onnx__AttributeProto *a = EA(e, sizeof *a);
+    Onnx__AttributeProto **list = EA(e, sizeof(*list) * (n->n_attribute + 1));
+    if (!a || !list) return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = S(&e->a, "%s", name);
+    a->has_type = 1, a->type = type;
+    memcpy(list, n->attribute, sizeof(*list) * n->n_attribute);
+    list[n->n_attribute++] = a;
+    n->attribute = list;
+    return a;
+}
+
+static void eattr_ints(ectx *e, Onnx__NodeProto *n, const char *name, int cnt, int64_t v) {
+    Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    int64_t *iv = EA(e, sizeof(int64_t) * (size_t)cnt);
+    if (!a || !iv) return;
+    for (int i = 0; i < cnt; i++) iv[i] = v;
+    a->n_ints = (size_t)cnt, a->ints = iv;
+}
+
+static void eattr_i(ectx *e, Onnx__NodeProto *n, const char *name, int64_t v) {
+    Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
+    if (a) a->has_i = 1, a->i = v;
+}
+
+static void eattr_f(ectx *e, Onnx__NodeProto *n, const char *name, float v) {
+    Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
+    if (a) a->has_f = 1, a->f = v;
+}
+
+/* An initializer; data (bytes) copied; dims[nd]. */
+static void einit(ectx *e, const char *name, int dtype, int nd, const int64_t *dims, const void *data, size_t bytes) {
+    if (e->ni == e->capi) {
+        size_t nc = e->capi ? 2 * e->capi : 64;
+        Onnx__TensorProto **np = realloc(e->inits, sizeof *np * nc);
+        if (!np) {
+            e->fail = 1;
+            return;
+        }
+        e->inits = np, e->capi = nc;
+    }
+    Onnx__TensorProto *t = EA(e, sizeof *t);
+    int64_t *dd = EA(e, sizeof(int64_t) * (size_t)(nd ? nd : 1));
+    uint8_t *raw = EA(e, bytes);
+    if (!t || !dd || !raw) return;
+    onnx__tensor_proto__init(t);
+    t->name = S(&e->a, "%s", name);
+    t->has_data_type = 1, t->data_type = dtype;
+    memcpy(dd, dims, sizeof(int64_t) * (size_t)nd);
+    t->n_dims = (size_t)nd, t->dims = dd;
+    memcpy(raw, data, bytes);
+    t->has_raw_data = 1, t->raw_data.len = bytes, t->raw_data.data = raw;
+    e->inits[e->ni++] = t;
+}
+
+static void einit_f(ectx *e, const char *name, int nd, const int64_t *dims, const float *v, int64_t n) {
+    einit(e, name, ONNX_FLOAT, nd, dims, v, sizeof(float) * (size_t)n);
+}
+
+static Onnx__ValueInfoProto *evalue(ectx *e, const char *name, int rank, const int64_t *dims) {
+    Onnx__ValueInfoProto *v = EA(e, sizeof *v);
+    Onnx__TypeProto *tp = EA(e, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = EA(e, sizeof *tt);
+    Onnx__TensorShapeProto *sh = EA(e, sizeof *sh);
+    Onnx__TensorShapeProto__Dimension **dd = EA(e, sizeof(*dd) * (size_t)rank);
+    if (!v || !tp || !tt || !sh || !dd) return NULL;
+    onnx__value_info_proto__init(v);
+    onnx__type_proto__init(tp);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(sh);
+    for (int i = 0; i < rank; i++) {
+        dd[i] = EA(e, sizeof **dd);
+        if (!dd[i]) return NULL;
+        onnx__tensor_shape_proto__dimension__init(dd[i]);
+        if (i == 0) {
+            dd[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            dd[i]->dim_param = S(&e->a, "batch");
+        } else {
+            dd[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            dd[i]->dim_value = dims[i];
+        }
+    }
+    sh->n_dim = (size_t)rank, sh->dim = dd;
+    tt->has_elem_type = 1, tt->elem_type = ONNX_FLOAT;
+    tt->shape = sh;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    v->name = S(&e->a, "%s", name);
+    v->type = tp;
+    return v;
+}
+
+/* The activation fake-quantization of a layer's input, as Clip -> QuantizeLinear ->
+ * DequantizeLinear; returns the dequantized value's name. */
+static const char *eact_qdq(ectx *e, const char *layer, const char *x, int bits, int is_signed, float alpha) {
+    float lo = is_signed ? -alpha : 0.0f, hi = alpha;
+    float qmax = is_signed ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
+    float s = alpha / qmax;
+    int64_t none = 0;
+    einit_f(e, S(&e->a, "%s.in_lo", layer), 0, &none, &lo, 1);
+    einit_f(e, S(&e->a, "%s.in_hi", layer), 0, &none, &hi, 1);
+    einit_f(e, S(&e->a, "%s.in_scale", layer), 0, &none, &s, 1);
+    uint8_t zp = 0;
+    einit(e, S(&e->a, "%s.in_zero_point", layer), is_signed ? ONNX__TENSOR_PROTO__DATA_TYPE__INT8 : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8,
+          0, &none, &zp, 1);
+    const char *c_in[3] = {x, S(&e->a, "%s.in_lo", layer), S(&e->a, "%s.in_hi", layer)};
+    const char *clip = S(&e->a, "%s.in_clip", layer), *q = S(&e->a, "%s.in_q", layer), *dq = S(&e->a, "%s.in_dq", layer);
+    enode(e, "Clip", clip, 3, c_in, clip);
+    const char *q_in[3] = {clip, S(&e->a, "%s.in_scale", layer), S(&e->a, "%s.in_zero_point", layer)};
+    enode(e, "QuantizeLinear", q, 3, q_in, q);
+    const char *d_in[3] = {q, q_in[1], q_in[2]};
+    enode(e, "DequantizeLinear", dq, 3, d_in, dq);
+    return dq;
+}
+
+mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
+    if (!m || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_export_onnx: NULL argument");
+    ectx E;
+    memset(&E, 0, sizeof E);
+    ectx *e = &E;
+    mixq_status st = MIXQ_OK;
+    int quant = m->q != NULL;
+    const char **vname = calloc((size_t)m->n_nodes, sizeof *vname);
+    char *bits_json = NULL;
+    size_t bj_cap = 256 + (size_t)m->n_nodes * (MIXQ_NAME_MAX + 64), bj = 0;
+    if (!vname || !(bits_json = malloc(bj_cap))) {
+        free(vname);
+        free(bits_json);
+        return mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+    }
+    bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "{");
+    for (int i = 0; i < m->n_nodes && !st && !e->fail; i++) {
+        mq_node *d = &m->nodes[i];
+        const char *x = d->n_in ? vname[d->in[0]] : NULL;
+        const char *out = i == m->n_nodes - 1 ? "logits" : d->name;
+        Onnx__NodeProto *n = NULL;
+        switch (d->op) {
+        case MIXQ_OP_INPUT: vname[i] = "input"; continue;
+        case MIXQ_OP_CONV:
+        case MIXQ_OP_LINEAR: {
+            const mq_tensor *wt = &m->tensors[d->t_w];
+            const float *w = mq_tensor_ptr(m, d->t_w);
+            int64_t wd[4] = {wt->shape[0], wt->shape[1], wt->ndim > 2 ? wt->shape[2] : 1, wt->ndim > 3 ? wt->shape[3] : 1};
+            const char *wname = S(&e->a, "%s.weight", d->name);
+            const float *scales = NULL, *wq = NULL;
+            float alpha = 0;
+            int a_signed = 0, kmeans = 0;
+            mixq_layer_quant lq;
+            memset(&lq, 0, sizeof lq);
+            if (quant) {
+                for (int qi = 0; qi < mixq_model_quant_layers(m); qi++)
+                    if (!mixq_model_quant_layer(m, qi, &lq) && lq.node == i) break;
+                st = mq_quant_layer_params(m, i, &scales, &wq, &alpha, &a_signed, &kmeans);
+                if (st) break;
+                if (lq.a_bits != 32 && alpha <= 0) {
+                    st = mq_err(MIXQ_ERR_STATE, "layer '%s' is not calibrated; hint: export a model written by "
+                                "`mixq quantize` or `mixq search`", d->name);
+                    break;
+                }
+                bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "%s\"%s\": {\"w_bits\": %d, \"a_bits\": %d",
+                                       bj > 1 ? ", " : "", d->name, lq.w_bits, lq.a_bits);
+                int mixed = 0;
+                for (int k = 1; k < lq.kernels; k++) mixed |= lq.kernel_bits[k] != lq.kernel_bits[0];
+                if (mixed) {
+                    size_t need = bj + (size_t)lq.kernels * 4 + 64;
+                    if (need > bj_cap) {
+                        char *nb = realloc(bits_json, need * 2);
+                        if (!nb) { st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path); break; }
+                        bits_json = nb, bj_cap = need * 2;
+                    }
+                    bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, ", \"kernel_bits\": [");
+                    for (int k = 0; k < lq.kernels; k++)
+                        bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "%s%d", k ? "," : "", lq.kernel_bits[k]);
+                    bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "]");
+                }
+                bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "}");
+                if (bj + 256 > bj_cap) {
+                    char *nb = realloc(bits_json, bj_cap * 2);
+                    if (!nb) { st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path); break; }
+                    bits_json = nb, bj_cap *= 2;
+                }
+            }
+            if (quant && wq && !kmeans) {
+                /* b-bit integers in an int8 container, dequantized per channel */
+                int64_t numel = wt->numel, K = wt->shape[0], inner = numel / K;
+                int8_t *qv = malloc((size_t)numel);
+                float *sc = malloc(sizeof(float) * (size_t)K);
+                if (!qv || !sc) {
+                    free(qv);
+                    free(sc);
+                    st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+                    break;
+                }
+                int per_layer = lq.granularity == MIXQ_GRAN_LAYER;
+                for (int64_t k = 0; k < K; k++) {
+                    float s = scales[per_layer ? 0 : k];
+                    sc[k] = s;
+                    for (int64_t j = 0; j < inner; j++) {
+                        float v = s > 0 ? nearbyintf(wq[k * inner + j] / s) : 0.0f;
+                        qv[k * inner + j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+                    }
+                }
+                const char *qn = S(&e->a, "%s.weight_q", d->name), *sn = S(&e->a, "%s.weight_scale", d->name),
+                           *zn = S(&e->a, "%s.weight_zero_point", d->name);
+                einit(e, qn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, wt->ndim, wd, qv, (size_t)numel);
+                int64_t kd = K;
+                int8_t *zeros = calloc((size_t)K, 1);
+                if (per_layer) {
+                    einit_f(e, sn, 0, &kd, sc, 1);
+                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 0, &kd, zeros ? zeros : qv, 1);
+                } else {
+                    einit_f(e, sn, 1, &kd, sc, K);
+                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1, &kd, zeros ? zeros : qv, (size_t)K);
+                }
+                free(zeros);
+                free(qv);
+                free(sc);
+                const char *din[3] = {qn, sn, zn};
+                Onnx__NodeProto *dq = enode(e, "DequantizeLinear", wname, 3, din, wname);
+                if (!per_layer) eattr_i(e, dq, "axis", 0);
+            } else {
+                einit_f(e, wname, wt->ndim, wd, quant && wq ? wq : w, wt->numel);
+            }
+            const char *xin = x;
+            if (quant && lq.a_bits != 32) xin = eact_qdq(e, d->name, x, lq.a_bits, a_signed, alpha);
+            if (d->op == MIXQ_OP_LINEAR) {
+                const mq_node *src = &m->nodes[d->in[0]];
+                if (src->op != MIXQ_OP_FLATTEN && src->op != MIXQ_OP_LINEAR) { /* mixq flattens implicitly */
+                    const char *fin[1] = {xin};
+                    const char *fl = S(&e->a, "%s.flatten", d->name);
+                    eattr_i(e, enode(e, "Flatten", fl, 1, fin, fl), "axis", 1);
+                    xin = fl;
+                }
+            }
+            const char *in3[3] = {xin, wname, NULL};
+            int nin = 2;
+            if (d->bias) {
+                const mq_tensor *bt = &m->tensors[d->t_b];
+                int64_t bd = bt->numel;
+                in3[2] = S(&e->a, "%s.bias", d->name);
+                einit_f(e, in3[2], 1, &bd, mq_tensor_ptr(m, d->t_b), bt->numel);
+                nin = 3;
+            }
+            if (d->op == MIXQ_OP_CONV) {
+                n = enode(e, "Conv", d->name, nin, in3, out);
+                eattr_ints(e, n, "kernel_shape", 2, d->kh);
+                eattr_ints(e, n, "strides", 2, d->stride);
+                eattr_ints(e, n, "pads", 4, d->pad);
+                eattr_ints(e, n, "dilations", 2, 1);
+                eattr_i(e, n, "group", d->groups);
+            } else {
+                n = enode(e, "Gemm", d->name, nin, in3, out);
+                eattr_i(e, n, "transB", 1);
+            }
+            break;
+        }
+        case MIXQ_OP_BN: {
+            const char *in5[5] = {x, S(&e->a, "%s.weight", d->name), S(&e->a, "%s.bias", d->name),
+                                  S(&e->a, "%s.running_mean", d->name), S(&e->a, "%s.running_var", d->name)};
+            int ts[4] = {d->t_w, d->t_b, d->t_rm, d->t_rv};
+            for (int k = 0; k < 4; k++) {
+                int64_t c = m->tensors[ts[k]].numel;
+                einit_f(e, in5[k + 1], 1, &c, mq_tensor_ptr(m, ts[k]), c);
+            }
+            n = enode(e, "BatchNormalization", d->name, 5, in5, out);
+            eattr_f(e, n, "epsilon", d->bn_eps);
+            eattr_f(e, n, "momentum", 1.0f - d->bn_momentum);
+            break;
+        }
+        case MIXQ_OP_RELU: {
+            const char *in1[1] = {x};
+            n = enode(e, "Relu", d->name, 1, in1, out);
+            break;
+        }
+        case MIXQ_OP_RELU6: {
+            int64_t none = 0;
+            float lo = 0, hi = 6;
+            const char *in3[3] = {x, S(&e->a, "%s.min", d->name), S(&e->a, "%s.max", d->name)};
+            einit_f(e, in3[1], 0, &none, &lo, 1);
+            einit_f(e, in3[2], 0, &none, &hi, 1);
+            n = enode(e, "Clip", d->name, 3, in3, out);
+            break;
+        }
+        case MIXQ_OP_MAXPOOL:
+        case MIXQ_OP_AVGPOOL: {
+            const char *in1[1] = {x};
+            n = enode(e, d->op == MIXQ_OP_MAXPOOL ? "MaxPool" : "AveragePool", d->name, 1, in1, out);
+            eattr_ints(e, n, "kernel_shape", 2, d->kh);
+            eattr_ints(e, n, "strides", 2, d->stride);
+            eattr_ints(e, n, "pads", 4, d->pad);
+            if (d->op == MIXQ_OP_AVGPOOL) eattr_i(e, n, "count_include_pad", 1);
+            break;
+        }
+        case MIXQ_OP_GAP: {
+            const char *in1[1] = {x};
+            n = enode(e, "GlobalAveragePool", d->name, 1, in1, out);
+            break;
+        }
+        case MIXQ_OP_FLATTEN: {
+            const char *in1[1] = {x};
+            n = enode(e, "Flatten", d->name, 1, in1, out);
+            eattr_i(e, n, "axis", 1);
+            break;
+        }
+        case MIXQ_OP_ADD: {
+            const char *in2[2] = {x, vname[d->in[1]]};
+            n = enode(e, "Add", d->name, 2, in2, out);
+            break;
+        }
+        default:
+            st = mq_err(MIXQ_ERR_UNSUPPORTED, "node '%s': op %s has no ONNX export", d->name, mixq_op_name(d->op));
+        }
+        vname[i] = out;
+        (void)n;
+    }
+    bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "}");
+    /* the model */
+    Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
+    Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
+    Onnx__OperatorSetIdProto ops = ONNX__OPERATOR_SET_ID_PROTO__INIT, *opsp = &ops;
+    Onnx__StringStringEntryProto meta[4], *metap[4];
+    const mq_node *in0 = &m->nodes[0], *last = &m->nodes[m->n_nodes - 1];
+    int64_t idims[4] = {0, in0->c, in0->h, in0->w}, odims[2] = {0, last->c};
+    Onnx__ValueInfoProto *vin = NULL, *vout = NULL;
+    if (!st && !e->fail) {
+        vin = evalue(e, "input", 4, idims);
+        vout = evalue(e, "logits", 2, odims);
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (!st && !e->fail && vin && vout) {
+        ops.domain = "";
+        ops.has_version = 1, ops.version = 13;
+        gp.name = m->arch;
+        gp.n_node = e->nn, gp.node = e->nodes;
+        gp.n_initializer = e->ni, gp.initializer = e->inits;
+        gp.n_input = 1, gp.input = &vin;
+        gp.n_output = 1, gp.output = &vout;
+        mp.has_ir_version = 1, mp.ir_version = 7;
+        mp.producer_name = "mixq";
+        mp.producer_version = (char *)mixq_version();
+        mp.graph = &gp;
+        mp.n_opset_import = 1, mp.opset_import = &opsp;
+        const char *keys[4] = {"mixq.version", "mixq.policy", "mixq.bits", "mixq.provenance"};
+        char *vals[4];
+        vals[0] = (char *)mixq_version();
+        vals[1] = quant ? (char *)mixq_policy_text(mixq_model_policy(m)) : "";
+        vals[2] = quant ? bits_json : "{}";
+        vals[3] = S(&e->a, "mixq %s export of '%s' (%s, %d-class, input %dx%dx%d)%s", mixq_version(), m->arch,
+                    quant ? "quantized: QDQ" : "float", m->cfg.classes, in0->c, in0->h, in0->w,
+                    quant ? "; bits from mixq.policy" : "");
+        int nm = quant ? 4 : 2;
+        for (int k = 0, j = 0; k < 4; k++) {
+            if (!quant && (k == 1 || k == 2)) continue;
+            onnx__string_string_entry_proto__init(&meta[j]);
+            meta[j].key = (char *)keys[k];
+            meta[j].value = vals[k];
+            metap[j] = &meta[j];
+            j++;
+        }
+        mp.n_metadata_props = (size_t)nm, mp.metadata_props = metap;
+        len = onnx__model_proto__get_packed_size(&mp);
+        buf = malloc(len ? len : 1);
+        if (!buf) st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+        else onnx__model_proto__pack(&mp, buf);
+    }
+    if (!st && e->fail) st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+    if (!st) {
+        char tmp[4200];
+        snprintf(tmp, sizeof tmp, "%s.tmp", path);
+        FILE *f = mq_fopen(tmp, "wb");
+        if (!f) st = MIXQ_ERR_IO;
+        else {
+            st = mq_fwrite(buf, len, f, tmp);
+            if (fclose(f) && !st) st = mq_err(MIXQ_ERR_IO, "'%s': write failed", tmp);
+            if (!st && rename(tmp, path)) st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+        }
+    }
+    free(buf);
+    free(vname);
+    free(bits_json);
+    free(e->nodes);
+    free(e->inits);
+    arena_free(&e->a);
+    return st;
+}

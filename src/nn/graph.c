@@ -1,0 +1,123 @@
+/* Graph descriptions: a model's nodes as text, one builder call per line, for models that are
+ * not in the zoo (ONNX imports). Format (version 1), node indices refer to earlier lines:
+ *
+ *   mixq_graph 1
+ *   input C H W
+ *   conv NAME IN K_OUT KSIZE STRIDE PAD GROUPS BIAS
+ *   linear NAME IN OUT BIAS
+ *   bn NAME IN EPS MOMENTUM
+ *   relu NAME IN            relu6 NAME IN
+ *   maxpool NAME IN K STRIDE PAD        avgpool NAME IN K STRIDE PAD
+ *   gap NAME IN             flatten NAME IN
+ *   add NAME A B
+ *
+ * Names contain no whitespace. Parsing is strict: a bad line is an error naming it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/model.h"
+
+char *mq_graph_text(const mixq_model *m) {
+    size_t cap = 64 + (size_t)m->n_nodes * (MIXQ_NAME_MAX + 96), n = 0;
+    char *t = mq_malloc(cap, 1, "graph text");
+    if (!t) return NULL;
+    n += (size_t)snprintf(t + n, cap - n, "mixq_graph 1\n");
+    for (int i = 0; i < m->n_nodes; i++) {
+        const mq_node *d = &m->nodes[i];
+        const char *nm = d->name;
+        int a = d->n_in > 0 ? d->in[0] : -1;
+        switch (d->op) {
+        case MIXQ_OP_INPUT: n += (size_t)snprintf(t + n, cap - n, "input %d %d %d\n", d->c, d->h, d->w); break;
+        case MIXQ_OP_CONV:
+            n += (size_t)snprintf(t + n, cap - n, "conv %s %d %d %d %d %d %d %d\n", nm, a, d->c, d->kh, d->stride,
+                                  d->pad, d->groups, d->bias);
+            break;
+        case MIXQ_OP_LINEAR: n += (size_t)snprintf(t + n, cap - n, "linear %s %d %d %d\n", nm, a, d->c, d->bias); break;
+        case MIXQ_OP_BN:
+            n += (size_t)snprintf(t + n, cap - n, "bn %s %d %.9g %.9g\n", nm, a, (double)d->bn_eps, (double)d->bn_momentum);
+            break;
+        case MIXQ_OP_RELU: n += (size_t)snprintf(t + n, cap - n, "relu %s %d\n", nm, a); break;
+        case MIXQ_OP_RELU6: n += (size_t)snprintf(t + n, cap - n, "relu6 %s %d\n", nm, a); break;
+        case MIXQ_OP_MAXPOOL:
+        case MIXQ_OP_AVGPOOL:
+            n += (size_t)snprintf(t + n, cap - n, "%s %s %d %d %d %d\n", d->op == MIXQ_OP_MAXPOOL ? "maxpool" : "avgpool",
+                                  nm, a, d->kh, d->stride, d->pad);
+            break;
+        case MIXQ_OP_GAP: n += (size_t)snprintf(t + n, cap - n, "gap %s %d\n", nm, a); break;
+        case MIXQ_OP_FLATTEN: n += (size_t)snprintf(t + n, cap - n, "flatten %s %d\n", nm, a); break;
+        case MIXQ_OP_ADD: n += (size_t)snprintf(t + n, cap - n, "add %s %d %d\n", nm, a, d->in[1]); break;
+        default:
+            free(t);
+            mq_err(MIXQ_ERR_UNSUPPORTED, "node '%s': op %d has no graph description", nm, (int)d->op);
+            return NULL;
+        }
+    }
+    return t;
+}
+
+mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const char *origin,
+                           mixq_model **out) {
+    *out = NULL;
+    mixq_model *m = mq_model_new(cfg);
+    if (!m) return MIXQ_ERR_NOMEM;
+    m->custom_graph = 1;
+    mixq_status st = MIXQ_OK;
+    int line = 0;
+    const char *p = text;
+    char buf[256];
+    while (*p && !st) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        line++;
+        if (len >= sizeof buf) {
+            st = mq_err(MIXQ_ERR_FORMAT, "%s: graph line %d is too long", origin, line);
+            break;
+        }
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        p += len + (nl ? 1 : 0);
+        char op[16], name[MIXQ_NAME_MAX];
+        int v[7], idx = -2, k = 0;
+        float eps, mom;
+        if (line == 1) {
+            if (strcmp(buf, "mixq_graph 1"))
+                st = mq_err(MIXQ_ERR_FORMAT, "%s: not a version-1 graph description", origin);
+            continue;
+        }
+        if (sscanf(buf, "%15s", op) != 1) continue;
+        if (!strcmp(op, "input") && sscanf(buf, "input %d %d %d%n", &v[0], &v[1], &v[2], &k) == 3 && !buf[k])
+            idx = mq_add_input(m, v[0], v[1], v[2]);
+        else if (!strcmp(op, "conv") &&
+                 sscanf(buf, "conv %63s %d %d %d %d %d %d %d%n", name, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &k) == 8 && !buf[k])
+            idx = mq_add_conv(m, name, v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+        else if (!strcmp(op, "linear") && sscanf(buf, "linear %63s %d %d %d%n", name, &v[0], &v[1], &v[2], &k) == 4 && !buf[k])
+            idx = mq_add_linear(m, name, v[0], v[1], v[2]);
+        else if (!strcmp(op, "bn") && sscanf(buf, "bn %63s %d %g %g%n", name, &v[0], &eps, &mom, &k) == 4 && !buf[k]) {
+            idx = mq_add_bn(m, name, v[0]);
+            if (idx >= 0) m->nodes[idx].bn_eps = eps, m->nodes[idx].bn_momentum = mom;
+        } else if ((!strcmp(op, "relu") || !strcmp(op, "relu6")) && sscanf(buf, "%*s %63s %d%n", name, &v[0], &k) == 2 && !buf[k])
+            idx = mq_add_act(m, name, !strcmp(op, "relu") ? MIXQ_OP_RELU : MIXQ_OP_RELU6, v[0]);
+        else if ((!strcmp(op, "maxpool") || !strcmp(op, "avgpool")) &&
+                 sscanf(buf, "%*s %63s %d %d %d %d%n", name, &v[0], &v[1], &v[2], &v[3], &k) == 5 && !buf[k])
+            idx = mq_add_pool(m, name, !strcmp(op, "maxpool") ? MIXQ_OP_MAXPOOL : MIXQ_OP_AVGPOOL, v[0], v[1], v[2], v[3]);
+        else if (!strcmp(op, "gap") && sscanf(buf, "gap %63s %d%n", name, &v[0], &k) == 2 && !buf[k])
+            idx = mq_add_gap(m, name, v[0]);
+        else if (!strcmp(op, "flatten") && sscanf(buf, "flatten %63s %d%n", name, &v[0], &k) == 2 && !buf[k])
+            idx = mq_add_flatten(m, name, v[0]);
+        else if (!strcmp(op, "add") && sscanf(buf, "add %63s %d %d%n", name, &v[0], &v[1], &k) == 3 && !buf[k])
+            idx = mq_add_add(m, name, v[0], v[1]);
+        if (idx == -2) st = mq_err(MIXQ_ERR_FORMAT, "%s: graph line %d is not a node: '%s'", origin, line, buf);
+        else if (idx < 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", mixq_last_error());
+            st = mq_err(MIXQ_ERR_FORMAT, "%s: graph line %d: %s", origin, line, msg);
+        }
+    }
+    if (!st) st = mq_model_finalize(m);
+    if (st) {
+        mixq_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MIXQ_OK;
+}

@@ -1,0 +1,252 @@
+/* ONNX import and export: PyTorch-exported models (tests/fixtures/onnx, made by
+ * scripts/gen_onnx_fixtures.py) reproduce PyTorch's logits; the graph survives a mixq model
+ * file; fine-tuning an import works; float and QDQ exports read back reproduce mixq's outputs
+ * exactly (QDQ: with policy, scales and clips); the ONNX checker accepts the exports (when
+ * Debian's python3-onnx is there); bad files are clear errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mixq/mixq.h"
+#include "fixture.h"
+#include "test.h"
+
+#define FX "tests/fixtures/onnx/"
+#define FMNIST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+
+static double max_rel(const float *a, const float *b, int n, double *max_abs) {
+    double worst = 0, ma = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        ma = fmax(ma, d);
+        worst = fmax(worst, d / fmax(1e-3, fabs((double)b[i])));
+    }
+    if (max_abs) *max_abs = ma;
+    return worst;
+}
+
+static void check_model(const char *name, fx_file *fx) {
+    char path[256], key[128];
+    snprintf(path, sizeof path, FX "%s.onnx", name);
+    mixq_model *m = NULL;
+    CHECKF(mixq_model_import_onnx(path, &m) == MIXQ_OK, "%s: %s", name, mixq_last_error());
+    if (!m) return;
+    int c, h, w, classes;
+    mixq_model_input_shape(m, &c, &h, &w, &classes);
+    CHECK(c == 1 && h == 28 && w == 28 && classes == 10);
+    snprintf(key, sizeof key, "%s.input", name);
+    const float *x = fx_get(fx, key, 8 * 784);
+    snprintf(key, sizeof key, "%s.logits", name);
+    const float *ref = fx_get(fx, key, 80);
+    float out[80];
+    if (x && ref) {
+        CHECK_OK(mixq_model_forward(m, x, 8, 0, out));
+        double ma, mr = max_rel(out, ref, 80, &ma);
+        printf("  %s: imported, logits vs PyTorch: max abs %.2e, max rel %.2e\n", name, ma, mr);
+        CHECK(ma < 1e-4);
+    }
+    /* the graph survives a model file */
+    char mf[1100];
+    snprintf(mf, sizeof mf, "%s/%s.mixq", test_tmpdir(), name);
+    CHECK_OK(mixq_model_save(m, mf));
+    mixq_model *m2 = NULL;
+    CHECK_OK(mixq_model_load(mf, &m2));
+    if (m2 && x) {
+        float out2[80];
+        CHECK_OK(mixq_model_forward(m2, x, 8, 0, out2));
+        CHECK(!memcmp(out, out2, sizeof out));
+        CHECK(!strcmp(mixq_model_arch(m2), name));
+    }
+    mixq_model_free(m2);
+    /* float export read back: identical outputs */
+    char of[1100];
+    snprintf(of, sizeof of, "%s/%s_float.onnx", test_tmpdir(), name);
+    CHECK_OK(mixq_model_export_onnx(m, of));
+    mixq_model *m3 = NULL;
+    CHECKF(mixq_model_load(of, &m3) == MIXQ_OK, "%s", mixq_last_error());
+    if (m3 && x) {
+        float out3[80];
+        CHECK_OK(mixq_model_forward(m3, x, 8, 0, out3));
+        double ma;
+        max_rel(out3, out, 80, &ma);
+        CHECKF(ma == 0, "float export round trip differs by %.3g", ma);
+        CHECK(mixq_model_node_count(m3) == mixq_model_node_count(m));
+    }
+    mixq_model_free(m3);
+    mixq_model_free(m);
+}
+
+static void test_import_pytorch(void) {
+    fx_file *fx = fx_load(FX "onnx_ref.mqfx");
+    CHECK(fx != NULL);
+    if (!fx) return;
+    check_model("resnet_tiny", fx);
+    check_model("dw_tiny", fx);
+    /* names come from the PyTorch modules */
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_import_onnx(FX "resnet_tiny.onnx", &m));
+    if (m) {
+        int found = 0;
+        for (int i = 0; i < mixq_model_node_count(m); i++) {
+            mixq_node_info ni;
+            CHECK_OK(mixq_model_node(m, i, &ni));
+            int hit = !strcmp(ni.name, "layer2.0.downsample.0") || !strcmp(ni.name, "fc") ||
+                      !strcmp(ni.name, "layer1.0.conv1");
+            found += hit;
+            if (ni.op == MIXQ_OP_CONV && !hit) printf("  conv named '%s'\n", ni.name);
+        }
+        CHECKF(found == 3, "found %d of the expected layer names", found);
+    }
+    mixq_model_free(m);
+    fx_free(fx);
+}
+
+static int have_checker(void) {
+    return system("/usr/bin/python3 -c 'import onnx' >/dev/null 2>&1") == 0;
+}
+
+static int onnx_check(const char *path) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import onnx,sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)\" '%s'",
+             path);
+    return system(cmd) == 0;
+}
+
+/* quantize an import (W4A4 with a 2-bit and per-kernel layer), export QDQ, read back: equal */
+static void test_qdq_roundtrip(void) {
+    if (access(FMNIST, R_OK) != 0) {
+        printf("  skip: dataset-fashion-mnist not installed\n");
+        return;
+    }
+    mixq_model *m = NULL;
+    mixq_dataset *tr = NULL;
+    CHECK_OK(mixq_model_import_onnx(FX "resnet_tiny.onnx", &m));
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 1, &tr));
+    if (!m || !tr) goto out;
+    const char *pol =
+        "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},"
+        " \"layers\": {\"layer1.0.conv1\": {\"w_bits\": 2, \"a_bits\": 3, \"granularity\": \"layer\"},"
+        " \"layer2.0.conv1\": {\"w_bits\": [2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 4]},"
+        " \"fc\": {\"w_bits\": 8, \"a_bits\": 8}}}";
+    mixq_policy *p = NULL;
+    CHECK_OK(mixq_policy_parse(pol, strlen(pol), "test policy", &p));
+    CHECK_OK(mixq_model_quantize(m, p));
+    mixq_policy_free(p);
+    CHECK_OK(mixq_model_calibrate(m, tr, 256));
+    /* a short fine-tune of the import works (the weights move, the loss is finite) */
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.epochs = 1, tc.max_steps = 3, tc.lr = 0.01f, tc.batch = 32;
+    CHECK_OK(mixq_train(m, tr, NULL, &tc, NULL, NULL));
+    float x[4 * 784];
+    for (int i = 0; i < 4 * 784; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    float a[40], b[40];
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, a));
+    char q[1100];
+    snprintf(q, sizeof q, "%s/resnet_tiny_qdq.onnx", test_tmpdir());
+    CHECKF(mixq_model_export_onnx(m, q) == MIXQ_OK, "%s", mixq_last_error());
+    mixq_model *r = NULL;
+    CHECKF(mixq_model_import_onnx(q, &r) == MIXQ_OK, "%s", mixq_last_error());
+    if (r) {
+        CHECK(mixq_model_is_quantized(r));
+        CHECK_OK(mixq_model_forward(r, x, 4, 0, b));
+        double ma;
+        max_rel(a, b, 40, &ma);
+        printf("  QDQ round trip: max abs difference %.3g\n", ma);
+        CHECK(ma == 0);
+        mixq_layer_quant lq;
+        int seen = 0;
+        for (int i = 0; i < mixq_model_quant_layers(r); i++) { /* per-kernel bits survive */
+            CHECK_OK(mixq_model_quant_layer(r, i, &lq));
+            if (strcmp(lq.name, "layer2.0.conv1")) continue;
+            seen = 1;
+            CHECK(lq.kernel_bits[7] == 1 && lq.kernel_bits[6] == 8 && lq.a_bits == 4);
+        }
+        CHECK(seen);
+    }
+    mixq_model_free(r);
+    if (have_checker()) {
+        CHECK(onnx_check(q));
+        char f[1100];
+        snprintf(f, sizeof f, "%s/resnet_tiny_float.onnx", test_tmpdir());
+        if (access(f, R_OK) == 0) CHECK(onnx_check(f));
+    } else {
+        printf("  skip: python3-onnx not installed (ONNX checker)\n");
+    }
+out:
+    mixq_dataset_free(tr);
+    mixq_model_free(m);
+}
+
+static void expect_bad(const char *path, mixq_status want, const char *needle) {
+    mixq_model *m = NULL;
+    mixq_status st = mixq_model_import_onnx(path, &m);
+    CHECKF(st == want && m == NULL, "%s: status %d (want %d): %s", path, st, want, mixq_last_error());
+    CHECKF(strstr(mixq_last_error(), needle) != NULL, "%s: '%s' lacks '%s'", path, mixq_last_error(), needle);
+    mixq_model_free(m);
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    static unsigned char buf[1 << 17];
+    *n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return buf;
+}
+
+static void test_bad_files(void) {
+    expect_bad(FX "bad_pad.onnx", MIXQ_ERR_UNSUPPORTED, "ConstantOfShape");
+    expect_bad(FX "pad_folded.onnx", MIXQ_ERR_UNSUPPORTED, "asymmetric");
+    expect_bad("/nonexistent/m.onnx", MIXQ_ERR_IO, "/nonexistent/m.onnx");
+    size_t n = 0;
+    unsigned char *good = slurp(FX "resnet_tiny.onnx", &n);
+    CHECK(good && n > 1000);
+    if (!good) return;
+    char p[1100];
+    /* truncated and corrupt protobufs */
+    snprintf(p, sizeof p, "%s/trunc.onnx", test_tmpdir());
+    CHECK(test_write_file(p, good, n / 2) == 0);
+    expect_bad(p, MIXQ_ERR_FORMAT, "protobuf");
+    unsigned char junk[64];
+    for (int i = 0; i < 64; i++) junk[i] = (unsigned char)(i * 97 + 13);
+    snprintf(p, sizeof p, "%s/junk.onnx", test_tmpdir());
+    CHECK(test_write_file(p, junk, sizeof junk) == 0);
+    expect_bad(p, MIXQ_ERR_FORMAT, "protobuf");
+    snprintf(p, sizeof p, "%s/empty.onnx", test_tmpdir());
+    CHECK(test_write_file(p, "", 0) == 0);
+    expect_bad(p, MIXQ_ERR_FORMAT, "no graph");
+    /* edits through python3-onnx: a missing initializer (dangling input), a cycle, an opset too
+     * new, an unsupported op, an overflowing shape */
+    if (!have_checker()) {
+        printf("  skip: python3-onnx not installed (edited models)\n");
+        return;
+    }
+    static const struct { const char *edit, *needle; mixq_status st; } cases[] = {
+        {"g.initializer.remove([i for i in g.initializer if i.name=='fc.weight'][0])", "dangling", MIXQ_ERR_FORMAT},
+        {"g.node[0].input[0]=g.node[3].output[0]", "dangling", MIXQ_ERR_FORMAT},
+        {"m.opset_import[0].version=99", "opset 99", MIXQ_ERR_UNSUPPORTED},
+        {"g.node[1].op_type='Selu'", "Selu", MIXQ_ERR_UNSUPPORTED},
+        {"g.initializer[2].dims[:]=[1<<40,1<<40,1,1]", "overflow", MIXQ_ERR_FORMAT},
+        {"[a for a in g.node[0].attribute if a.name=='kernel_shape'][0].ints[:]=[3,5]", "square", MIXQ_ERR_UNSUPPORTED},
+        {"g.input[0].type.tensor_type.shape.dim[1].dim_value=3", "input channels", MIXQ_ERR_UNSUPPORTED},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, "%s/edit%zu.onnx", test_tmpdir(), i);
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 -c \"import onnx; m=onnx.load('%s'); g=m.graph; %s; onnx.save(m,'%s')\"",
+                 FX "resnet_tiny.onnx", cases[i].edit, p);
+        CHECKF(system(cmd) == 0, "edit %zu failed", i);
+        expect_bad(p, cases[i].st, cases[i].needle);
+    }
+}
+
+int main(void) {
+    TEST_RUN(test_import_pytorch);
+    TEST_RUN(test_qdq_roundtrip);
+    TEST_RUN(test_bad_files);
+    return test_summary();
+}
