@@ -707,15 +707,26 @@ static mixq_status make_dir(const char *d) {
     return MIXQ_OK;
 }
 
-static mixq_status final_finetune(search *s, const char *data, mixq_search_result *res) {
+/* The best policy on the float model, calibrated, then fine-tuned (QAT) on the whole training
+ * split. The fine-tune is kept only if it does not lower the validation accuracy (a network whose
+ * batch norms were folded away, e.g. an ONNX export, can lose accuracy at the default rate);
+ * *kept and *va0 report it. best.mixq gets the kept model. */
+static mixq_status final_finetune(search *s, const char *data, mixq_search_result *res, int *kept, double *va0) {
     const eval_rec *b = best_rec(s);
+    *kept = 0, *va0 = -1;
     if (!b) return MIXQ_OK;
     double t0 = mq_now();
     mixq_model *m = NULL;
     mixq_dataset *test = NULL;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/best.mixq", s->dir);
+    float va = 0, te = 0, before = 0;
     mixq_status st = mixq_model_load(s->model_path, &m);
     if (!st) st = quantize_bits(s, m, b->w, b->a);
     if (!st) st = mixq_model_calibrate(m, s->train, s->cfg->calib_images);
+    if (!st) st = mixq_evaluate(m, s->val, 256, &before, NULL);
+    if (!st) st = mixq_model_save(m, path);
+    va = before;
     float e = s->cfg->final_epochs;
     if (!st && e > 0) {
         mixq_train_config tc;
@@ -724,17 +735,24 @@ static mixq_status final_finetune(search *s, const char *data, mixq_search_resul
         if ((float)tc.epochs != e) tc.max_steps = (int)(e * (float)steps + 0.5f) > 0 ? (int)(e * (float)steps + 0.5f) : 1;
         progress(s, "final", 0, 1, b, 0);
         st = mixq_train(m, s->train, NULL, &tc, NULL, NULL);
+        float after = 0;
+        if (!st) st = mixq_evaluate(m, s->val, 256, &after, NULL);
+        if (!st && after >= before) {
+            *kept = 1;
+            va = after;
+            st = mixq_model_save(m, path);
+        } else if (!st) { /* back to the calibrated model */
+            mixq_model_free(m);
+            m = NULL;
+            st = mixq_model_load(path, &m);
+        }
     }
-    float va = 0, te = 0;
-    if (!st) st = mixq_evaluate(m, s->val, 256, &va, NULL);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TEST, s->cfg->val_images, s->cfg->seed, &test);
     if (!st) st = mixq_evaluate(m, test, 256, &te, NULL);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/best.mixq", s->dir);
-    if (!st) st = mixq_model_save(m, path);
     res->final_val_accuracy = 100.0 * va;
     res->final_test_accuracy = 100.0 * te;
     res->final_s = mq_now() - t0;
+    *va0 = 100.0 * before;
     mixq_dataset_free(test);
     mixq_model_free(m);
     return st;
@@ -766,6 +784,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     s->t0 = mq_now();
     char *conf = NULL, *old = NULL;
     uint64_t mh = 0;
+    int ft_kept = 0;
+    double va_before = -1;
     mixq_status st = mixq_model_load(model_path, &s->m);
     if (!st && mixq_model_is_quantized(s->m))
         st = mq_err(MIXQ_ERR_ARG, "'%s' is already quantized; hint: search from the float model `mixq train` wrote",
@@ -840,18 +860,20 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         res->best_val_accuracy = b->acc;
         memcpy(res->ratio, b->ratio, sizeof res->ratio);
         res->budget_ratio = isfinite(s->env.target) ? s->env.target / s->env.w8a8[s->env.metric] : 0;
-        st = final_finetune(s, data, res);
+        st = final_finetune(s, data, res, &ft_kept, &va_before);
     }
     if (!st) {
-        char sum[1024];
+        char sum[1400];
         snprintf(sum, sizeof sum,
                  "{\n  \"agent\": \"%s\",\n  \"layers\": %d,\n  \"candidates_scored\": %d,\n  \"evaluations\": %d,\n"
                  "  \"fp32_val_accuracy\": %.4f,\n  \"best_val_accuracy\": %.4f,\n  \"final_val_accuracy\": %.4f,\n"
-                 "  \"final_test_accuracy\": %.4f,\n  \"latency_ratio\": %.6f,\n  \"energy_ratio\": %.6f,\n"
+                 "  \"final_test_accuracy\": %.4f,\n  \"val_before_finetune\": %.4f,\n  \"finetune_kept\": %s,\n"
+                 "  \"latency_ratio\": %.6f,\n  \"energy_ratio\": %.6f,\n"
                  "  \"size_ratio\": %.6f,\n  \"bitops_ratio\": %.6f,\n  \"budget_ratio\": %.6f,\n"
                  "  \"search_s\": %.1f,\n  \"final_s\": %.1f\n}\n",
                  cfg->agent, res->layers, res->candidates, s->n_ev, res->fp32_val_accuracy, res->best_val_accuracy,
-                 res->final_val_accuracy, res->final_test_accuracy, res->ratio[0], res->ratio[1], res->ratio[2],
+                 res->final_val_accuracy, res->final_test_accuracy, va_before, ft_kept ? "true" : "false",
+                 res->ratio[0], res->ratio[1], res->ratio[2],
                  res->ratio[3], res->budget_ratio, res->search_s, res->final_s);
         st = write_atomic(s, "summary.json", sum);
     }

@@ -1,0 +1,499 @@
+/* Bit-serial GEMM: API, validation, packing, tier dispatch, the scalar tier and the reference.
+ *
+ * Buffers (full description in bitserial.h):
+ *   A      uint8_t [M][K]   unsigned a_bits-bit activations (a_bits 1..8)
+ *   W      int8_t  [N][K]   signed weights, row n two's complement in row_bits[n] bits (2..8) or
+ *                           +-1 (1 bit, bit = 1 <=> +1)
+ *   C      int32_t [M][ldc] C[m][n] = sum_k A[m][k] W[n][k], K <= 65536
+ *   acts   uint64_t [ceil(M/8)][a_bits][ceil(K/64)][8]   + rowsum int32_t [ceil(M/8)*8]
+ *   wts    uint64_t per 16-row panel p: [B_p][ceil(K/64)][16], B_p in 1..8
+ * The scalar tier (tile 8 pixels x 16 channels, int64 accumulators, __builtin_popcountll) is the
+ * fallback on every machine; mq_bs_gemm_ref is the plain-loop twin of all tiers. */
+#include "kernels/bitserial.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "core/core.h"
+
+/* ---------------------------------------------------------------- tiers */
+static const char *const tier_names[MQ_BS_TIER_COUNT] = {
+    [MQ_BS_TIER_SCALAR] = "scalar",
+    [MQ_BS_TIER_AVX2] = "avx2",
+    [MQ_BS_TIER_AVX512] = "avx512",
+    [MQ_BS_TIER_VPOPCNT] = "vpopcnt",
+};
+
+const char *mq_bs_tier_name(mq_bs_tier t) {
+    if ((int)t < 0 || t >= MQ_BS_TIER_COUNT) return "?";
+    return tier_names[t];
+}
+
+/* CPU feature test; __builtin_cpu_supports also checks XCR0 (OS-saved ymm/zmm state). */
+static int cpu_has(mq_bs_tier t) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    switch (t) {
+    case MQ_BS_TIER_SCALAR: return 1;
+    case MQ_BS_TIER_AVX2: return __builtin_cpu_supports("avx2") != 0;
+    case MQ_BS_TIER_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    case MQ_BS_TIER_VPOPCNT:
+#if defined(MQ_BS_EMULATE_VPOPCNT) /* development builds only, see bitserial_vpopcnt.c */
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vpopcntdq");
+#endif
+    default: return 0;
+    }
+#else
+    return t == MQ_BS_TIER_SCALAR;
+#endif
+}
+
+int mq_bs_tier_available(mq_bs_tier t) {
+    switch (t) {
+    case MQ_BS_TIER_SCALAR: return 1;
+    case MQ_BS_TIER_AVX2: return mq_bs_avx2_compiled() && cpu_has(t);
+    case MQ_BS_TIER_AVX512: return mq_bs_avx512_compiled() && cpu_has(t);
+    case MQ_BS_TIER_VPOPCNT: return mq_bs_vpopcnt_compiled() && cpu_has(t);
+    default: return 0;
+    }
+}
+
+mq_bs_tier mq_bs_tier_best(void) {
+    for (int t = MQ_BS_TIER_COUNT - 1; t > 0; t--)
+        if (mq_bs_tier_available((mq_bs_tier)t)) return (mq_bs_tier)t;
+    return MQ_BS_TIER_SCALAR;
+}
+
+static void available_list(char *buf, size_t n) {
+    buf[0] = 0;
+    for (int t = MQ_BS_TIER_COUNT - 1; t >= 0; t--) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s", len ? ", " : "", tier_names[t]);
+    }
+}
+
+mixq_status mq_bs_tier_parse(const char *name, mq_bs_tier *out) {
+    if (!name || !out) return mq_err(MIXQ_ERR_ARG, "bit-serial tier: NULL argument");
+    if (strcmp(name, "auto") == 0) {
+        *out = mq_bs_tier_best();
+        return MIXQ_OK;
+    }
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++)
+        if (strcmp(name, tier_names[t]) == 0) {
+            *out = (mq_bs_tier)t;
+            return MIXQ_OK;
+        }
+    return mq_err(MIXQ_ERR_ARG,
+                  "bit-serial tier '%s' unknown; hint: use vpopcnt, avx512, avx2, scalar or auto",
+                  name);
+}
+
+static mixq_status need_tier(mq_bs_tier t, const char *origin) {
+    if ((int)t < 0 || t >= MQ_BS_TIER_COUNT)
+        return mq_err(MIXQ_ERR_ARG, "bit-serial tier %d out of range (%s)", (int)t, origin);
+    if (mq_bs_tier_available(t)) return MIXQ_OK;
+    char avail[64];
+    available_list(avail, sizeof avail);
+    return mq_err(MIXQ_ERR_UNSUPPORTED,
+                  "bit-serial tier '%s' (%s) is not supported by this %s; hint: available here: %s",
+                  tier_names[t], origin, cpu_has(t) ? "build" : "CPU", avail);
+}
+
+mixq_status mq_bs_tier_select(mq_bs_tier *out) {
+    if (!out) return mq_err(MIXQ_ERR_ARG, "bit-serial tier: NULL argument");
+    const char *env = getenv("MIXQ_BITSERIAL_TIER");
+    if (!env || !env[0]) {
+        *out = mq_bs_tier_best();
+        return MIXQ_OK;
+    }
+    mq_bs_tier t = MQ_BS_TIER_SCALAR;
+    if (mq_bs_tier_parse(env, &t) != MIXQ_OK)
+        return mq_err(MIXQ_ERR_ARG,
+                      "MIXQ_BITSERIAL_TIER='%s' is not a tier; hint: use vpopcnt, avx512, avx2, "
+                      "scalar or auto",
+                      env);
+    mixq_status s = need_tier(t, "forced by MIXQ_BITSERIAL_TIER");
+    if (s) return s;
+    *out = t;
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- validation */
+static mixq_status check_dims(int M, int N, int K, const char *what) {
+    if (M < 1 || N < 1)
+        return mq_err(MIXQ_ERR_ARG, "%s: M = %d, N = %d; hint: both must be >= 1", what, M, N);
+    if (K < 1 || K > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: K = %d out of range 1..%d (int32 results)", what, K,
+                      MQ_BS_MAX_K);
+    return MIXQ_OK;
+}
+
+static int weight_ok(int v, int b) {
+    if (b == 1) return v == -1 || v == 1;
+    return v >= -(1 << (b - 1)) && v <= (1 << (b - 1)) - 1;
+}
+
+static mixq_status check_weights(const int8_t *w, const int *row_bits, int N, int K,
+                                 const char *what) {
+    if (!w || !row_bits) return mq_err(MIXQ_ERR_ARG, "%s: NULL weights or row_bits", what);
+    for (int n = 0; n < N; n++) {
+        int b = row_bits[n];
+        if (b < 1 || b > MQ_BS_MAX_BITS)
+            return mq_err(MIXQ_ERR_ARG, "%s: row %d has %d weight bits; hint: use 1..8", what, n,
+                          b);
+        const int8_t *row = w + (size_t)n * (size_t)K;
+        for (int k = 0; k < K; k++)
+            if (!weight_ok(row[k], b)) {
+                if (b == 1)
+                    return mq_err(MIXQ_ERR_ARG,
+                                  "%s: row %d element %d is %d, but 1-bit weights must be -1 or "
+                                  "+1 (bit 1 = +1, bit 0 = -1)",
+                                  what, n, k, row[k]);
+                return mq_err(MIXQ_ERR_ARG,
+                              "%s: row %d element %d is %d, outside the %d-bit two's complement "
+                              "range %d..%d",
+                              what, n, k, row[k], b, -(1 << (b - 1)), (1 << (b - 1)) - 1);
+            }
+    }
+    return MIXQ_OK;
+}
+
+static mixq_status bad_act(const uint8_t *a, int a_bits, int M, int K, const char *what) {
+    const int maxv = (1 << a_bits) - 1;
+    for (int m = 0; m < M; m++)
+        for (int k = 0; k < K; k++) {
+            int v = a[(size_t)m * (size_t)K + (size_t)k];
+            if (v > maxv)
+                return mq_err(MIXQ_ERR_ARG,
+                              "%s: activation row %d element %d is %d, above the %d-bit maximum "
+                              "%d; hint: clamp or requantize to a_bits",
+                              what, m, k, v, a_bits, maxv);
+        }
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- weights */
+void mq_bs_weights_free(mq_bs_weights *w) {
+    if (!w) return;
+    free(w->bits);
+    free(w->rows);
+    free(w->contig);
+    free(w->off);
+    free(w->col);
+    free(w->planes);
+    free(w->row_bits);
+    memset(w, 0, sizeof *w);
+}
+
+mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
+                               mq_bs_weights *out) {
+    const char *what = "bit-serial weight packing";
+    if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
+    memset(out, 0, sizeof *out);
+    mixq_status s = check_dims(1, N, K, what);
+    if (s) return s;
+    s = check_weights(w, row_bits, N, K, what);
+    if (s) return s;
+
+    const int kw = (K + 63) / 64, panels = (N + MQ_BS_NR - 1) / MQ_BS_NR;
+    /* rows sorted by (bits, index): counting sort over the widths */
+    int *order = mq_malloc((size_t)N, sizeof *order, "bit-serial row order");
+    if (!order) return MIXQ_ERR_NOMEM;
+    int cnt = 0;
+    for (int b = 1; b <= MQ_BS_MAX_BITS; b++)
+        for (int n = 0; n < N; n++)
+            if (row_bits[n] == b) order[cnt++] = n;
+
+    out->N = N;
+    out->K = K;
+    out->kw = kw;
+    out->panels = panels;
+    out->bits = mq_malloc((size_t)panels, sizeof *out->bits, "bit-serial panel bits");
+    out->rows = mq_malloc((size_t)panels, sizeof *out->rows, "bit-serial panel rows");
+    out->contig = mq_malloc((size_t)panels, 1, "bit-serial panel flags");
+    out->off = mq_malloc((size_t)panels, sizeof *out->off, "bit-serial panel offsets");
+    out->col = mq_malloc((size_t)panels * MQ_BS_NR, sizeof *out->col, "bit-serial columns");
+    out->row_bits = mq_malloc((size_t)N, sizeof *out->row_bits, "bit-serial row bits");
+    if (!out->bits || !out->rows || !out->contig || !out->off || !out->col || !out->row_bits) {
+        free(order);
+        mq_bs_weights_free(out);
+        return MIXQ_ERR_NOMEM;
+    }
+    memcpy(out->row_bits, row_bits, (size_t)N * sizeof *row_bits);
+
+    size_t words = 0;
+    for (int p = 0; p < panels; p++) {
+        int nrows = MQ_MIN(MQ_BS_NR, N - p * MQ_BS_NR), B = 1, contig = 1;
+        for (int c = 0; c < MQ_BS_NR; c++) {
+            int n = c < nrows ? order[p * MQ_BS_NR + c] : -1;
+            out->col[p * MQ_BS_NR + c] = n;
+            if (n >= 0) {
+                B = MQ_MAX(B, row_bits[n]);
+                if (n != out->col[p * MQ_BS_NR] + c) contig = 0;
+            }
+        }
+        out->bits[p] = B;
+        out->rows[p] = nrows;
+        out->contig[p] = (uint8_t)contig;
+        out->off[p] = words;
+        words += (size_t)B * (size_t)kw * MQ_BS_NR;
+        out->plane_rows += (int64_t)MQ_BS_NR * B;
+    }
+    free(order);
+    out->planes = mq_alloc_aligned(words * sizeof(uint64_t), "bit-serial weight planes");
+    if (!out->planes) {
+        mq_bs_weights_free(out);
+        return MIXQ_ERR_NOMEM;
+    }
+    for (int p = 0; p < panels; p++) {
+        const int B = out->bits[p];
+        uint64_t *P = out->planes + out->off[p];
+        for (int c = 0; c < out->rows[p]; c++) {
+            const int8_t *row = w + (size_t)out->col[p * MQ_BS_NR + c] * (size_t)K;
+            for (int k = 0; k < K; k++) {
+                /* B == 1: bit = (v == +1); B >= 2: the low B bits of the two's complement byte */
+                const unsigned v = B == 1 ? (row[k] > 0) : (unsigned)(uint8_t)row[k];
+                const uint64_t bit = (uint64_t)1 << (k & 63);
+                for (int i = 0; i < B; i++)
+                    if ((v >> i) & 1u) P[((size_t)i * kw + (size_t)(k >> 6)) * MQ_BS_NR + c] |= bit;
+            }
+        }
+    }
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- activations */
+void mq_bs_acts_free(mq_bs_acts *a) {
+    if (!a) return;
+    free(a->bits);
+    free(a->rowsum);
+    memset(a, 0, sizeof *a);
+}
+
+/* Scalar packer: 8 bytes at a time; the multiply gathers bit j of the 8 bytes into the top byte
+ * (byte t lands on bit 56 + t; the partial products never overlap, so there are no carries). */
+static int pack_rows_scalar(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
+    const int K = out->K, kw = out->kw, ab = out->a_bits;
+    const uint8_t hi = (uint8_t)(0xffu << ab & 0xffu);
+    unsigned bad = 0;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *row = a + (size_t)m * (size_t)K;
+        uint64_t *base = out->bits + (size_t)(m / MQ_BS_MR) * ab * kw * MQ_BS_MR + m % MQ_BS_MR;
+        int32_t sum = 0;
+        for (int w = 0; w < kw; w++) {
+            uint8_t chunk[64] = {0};
+            const int n = MQ_MIN(64, K - 64 * w);
+            memcpy(chunk, row + 64 * w, (size_t)n);
+            uint64_t x[8];
+            for (int g = 0; g < 8; g++) {
+                uint64_t v = 0;
+                for (int t = 0; t < 8; t++) v |= (uint64_t)chunk[8 * g + t] << (8 * t);
+                x[g] = v;
+            }
+            for (int t = 0; t < 64; t++) {
+                sum += chunk[t];
+                bad |= chunk[t] & hi;
+            }
+            for (int j = 0; j < ab; j++) {
+                uint64_t word = 0;
+                for (int g = 0; g < 8; g++)
+                    word |= ((((x[g] >> j) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56)
+                            << (8 * g);
+                base[((size_t)j * kw + (size_t)w) * MQ_BS_MR] = word;
+            }
+        }
+        out->rowsum[m] = sum;
+    }
+    return bad != 0;
+}
+
+mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
+                               mq_bs_acts *out) {
+    const char *what = "bit-serial activation packing";
+    if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
+    if (!a) return mq_err(MIXQ_ERR_ARG, "%s: NULL activations", what);
+    mixq_status s = check_dims(M, 1, K, what);
+    if (s) return s;
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits = %d; hint: use 1..8", what, a_bits);
+    s = need_tier(tier, "activation packing");
+    if (s) return s;
+
+    const int kw = (K + 63) / 64, panels = (M + MQ_BS_MR - 1) / MQ_BS_MR;
+    const size_t rows = (size_t)panels * MQ_BS_MR;
+    const size_t per = (size_t)a_bits * (size_t)kw * MQ_BS_MR;
+    if (per > SIZE_MAX / sizeof(uint64_t) / (size_t)panels)
+        return mq_err(MIXQ_ERR_NOMEM, "%s: %d x %d activations too large", what, M, K);
+    const size_t words = per * (size_t)panels;
+    if (words > out->cap_words) {
+        free(out->bits);
+        out->bits = mq_alloc_aligned(words * sizeof(uint64_t), "bit-serial activation planes");
+        out->cap_words = out->bits ? words : 0;
+        if (!out->bits) return MIXQ_ERR_NOMEM;
+    }
+    if (rows > out->cap_rows) {
+        free(out->rowsum);
+        out->rowsum = mq_alloc_aligned(rows * sizeof(int32_t), "bit-serial activation sums");
+        out->cap_rows = out->rowsum ? rows : 0;
+        if (!out->rowsum) return MIXQ_ERR_NOMEM;
+    }
+    out->M = M;
+    out->K = K;
+    out->a_bits = a_bits;
+    out->kw = kw;
+    out->panels = panels;
+
+    int bad;
+    if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)
+        bad = mq_bs_pack_rows_avx512(a, 0, M, out);
+    else if (tier == MQ_BS_TIER_AVX2)
+        bad = mq_bs_pack_rows_avx2(a, 0, M, out);
+    else
+        bad = pack_rows_scalar(a, 0, M, out);
+    if (bad) return bad_act(a, a_bits, M, K, what);
+
+    /* padding pixels of the last panel: zero planes, zero sums (the buffer may be reused) */
+    if (M % MQ_BS_MR) {
+        uint64_t *last = out->bits + (size_t)(panels - 1) * per;
+        for (size_t jw = 0; jw < (size_t)a_bits * (size_t)kw; jw++)
+            for (int r = M % MQ_BS_MR; r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
+        for (size_t m = (size_t)M; m < rows; m++) out->rowsum[m] = 0;
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_bs_pack_acts(const uint8_t *a, int a_bits, int M, int K, mq_bs_acts *out) {
+    mq_bs_tier t = MQ_BS_TIER_SCALAR;
+    mixq_status s = mq_bs_tier_select(&t);
+    if (s) return s;
+    return mq_bs_pack_acts_ex(a, a_bits, M, K, t, out);
+}
+
+/* ---------------------------------------------------------------- scalar tier */
+/* One 8 x 16 tile: Horner over s = i + j of the plane pairs (see bitserial.h). */
+static void tile_scalar(const uint64_t *Ap, int ab, const uint64_t *Wp, int B, int kw,
+                        int64_t acc[MQ_BS_MR][MQ_BS_NR]) {
+    memset(acc, 0, sizeof(int64_t) * MQ_BS_MR * MQ_BS_NR);
+    const int smax = (B - 1) + (ab - 1);
+    for (int s = smax; s >= 0; s--) {
+        if (s < smax)
+            for (int r = 0; r < MQ_BS_MR; r++)
+                for (int c = 0; c < MQ_BS_NR; c++) acc[r][c] *= 2;
+        for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
+            const int j = s - i;
+            const uint64_t *Aj = Ap + (size_t)j * kw * MQ_BS_MR;
+            const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
+            int64_t pc[MQ_BS_MR][MQ_BS_NR] = {{0}};
+            for (int w = 0; w < kw; w++)
+                for (int r = 0; r < MQ_BS_MR; r++) {
+                    const uint64_t av = Aj[w * MQ_BS_MR + r];
+                    for (int c = 0; c < MQ_BS_NR; c++)
+                        pc[r][c] += __builtin_popcountll(av & Wi[w * MQ_BS_NR + c]);
+                }
+            const int neg = B >= 2 && i == B - 1;
+            for (int r = 0; r < MQ_BS_MR; r++)
+                for (int c = 0; c < MQ_BS_NR; c++) acc[r][c] += neg ? -pc[r][c] : pc[r][c];
+        }
+    }
+}
+
+static void gemm_panels_scalar(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                               int p0, int p1) {
+    const int kw = a->kw, ab = a->a_bits;
+    int64_t acc[MQ_BS_MR][MQ_BS_NR];
+    for (int pa = p0; pa < p1; pa++) {
+        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        const int m0 = pa * MQ_BS_MR, mr = MQ_MIN(MQ_BS_MR, a->M - m0);
+        for (int pw = 0; pw < w->panels; pw++) {
+            const int B = w->bits[pw];
+            tile_scalar(Ap, ab, w->planes + w->off[pw], B, kw, acc);
+            const int32_t *col = w->col + pw * MQ_BS_NR;
+            for (int r = 0; r < mr; r++) {
+                const int64_t corr = B == 1 ? a->rowsum[m0 + r] : 0;
+                int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
+                for (int c = 0; c < w->rows[pw]; c++)
+                    Crow[col[c]] = (int32_t)(B == 1 ? 2 * acc[r][c] - corr : acc[r][c]);
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- GEMM driver */
+typedef void (*panels_fn)(const mq_bs_acts *, const mq_bs_weights *, int32_t *, int, int, int);
+
+mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                          mq_bs_tier tier, int nthreads) {
+    const char *what = "bit-serial GEMM";
+    if (!a || !w || !C) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    if (!a->bits || a->M < 1) return mq_err(MIXQ_ERR_STATE, "%s: activations not packed", what);
+    if (!w->planes || w->N < 1) return mq_err(MIXQ_ERR_STATE, "%s: weights not packed", what);
+    if (a->K != w->K)
+        return mq_err(MIXQ_ERR_SHAPE, "%s: activations have K = %d, weights K = %d", what, a->K,
+                      w->K);
+    if (ldc < w->N)
+        return mq_err(MIXQ_ERR_ARG, "%s: ldc = %d is less than N = %d", what, ldc, w->N);
+    if (nthreads < 1)
+        return mq_err(MIXQ_ERR_ARG, "%s: %d threads; hint: use >= 1", what, nthreads);
+    mixq_status s = need_tier(tier, what);
+    if (s) return s;
+
+    panels_fn fn = gemm_panels_scalar;
+    if (tier == MQ_BS_TIER_VPOPCNT) fn = mq_bs_gemm_panels_vpopcnt;
+    else if (tier == MQ_BS_TIER_AVX512) fn = mq_bs_gemm_panels_avx512;
+    else if (tier == MQ_BS_TIER_AVX2) fn = mq_bs_gemm_panels_avx2;
+
+    const int panels = a->panels, nt = MQ_MIN(nthreads, panels);
+    if (nt <= 1) {
+        fn(a, w, C, ldc, 0, panels);
+    } else {
+        /* contiguous blocks of activation panels; every output is computed by the same code,
+         * so results do not depend on the thread count */
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), n = omp_get_num_threads();
+            const int p0 = (int)((int64_t)panels * t / n);
+            const int p1 = (int)((int64_t)panels * (t + 1) / n);
+            if (p1 > p0) fn(a, w, C, ldc, p0, p1);
+        }
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_bs_gemm(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C) {
+    mq_bs_tier t = MQ_BS_TIER_SCALAR;
+    mixq_status s = mq_bs_tier_select(&t);
+    if (s) return s;
+    if (!w) return mq_err(MIXQ_ERR_ARG, "bit-serial GEMM: NULL weights");
+    return mq_bs_gemm_ex(a, w, C, w->N, t, mq_threads());
+}
+
+/* ---------------------------------------------------------------- reference */
+mixq_status mq_bs_gemm_ref(const uint8_t *a, int a_bits, const int8_t *w, const int *row_bits,
+                           int M, int N, int K, int32_t *C) {
+    const char *what = "bit-serial reference GEMM";
+    if (!a || !C) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    mixq_status s = check_dims(M, N, K, what);
+    if (s) return s;
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits = %d; hint: use 1..8", what, a_bits);
+    s = check_weights(w, row_bits, N, K, what);
+    if (s) return s;
+    s = bad_act(a, a_bits, M, K, what);
+    if (s) return s;
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            const uint8_t *ar = a + (size_t)m * (size_t)K;
+            const int8_t *wr = w + (size_t)n * (size_t)K;
+            int64_t sum = 0;
+            for (int k = 0; k < K; k++) sum += (int64_t)ar[k] * wr[k];
+            C[(size_t)m * (size_t)N + (size_t)n] = (int32_t)sum;
+        }
+    return MIXQ_OK;
+}

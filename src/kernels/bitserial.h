@@ -1,0 +1,181 @@
+/* Bit-serial (binary-decomposition) GEMM kernels for the mixed-precision CPU runtime.
+ * Internal API (names mq_bs_*); not part of include/mixq/mixq.h.
+ *
+ * ---------------------------------------------------------------- what is computed
+ *   C[m][n] = sum_{k<K} A[m][k] * W[n][k]          exact, int32
+ *
+ * Buffers, shapes and bitwidths (all row-major):
+ *   A        uint8_t [M][K]   activations, unsigned a_bits-bit: 0 .. 2^a_bits - 1, a_bits in 1..8.
+ *                             M = output pixels (im2col rows), K = C_in * R * S.
+ *   W        int8_t  [N][K]   weights, row n (= output channel n) has its own width row_bits[n]
+ *                             in 1..8 (AutoQ per-kernel bits):
+ *                               b >= 2: two's complement, -(2^(b-1)) .. 2^(b-1) - 1;
+ *                               b == 1: the values -1 and +1 only, encoded as one bit plane with
+ *                                       bit = 1 <=> +1, i.e. value = 2*bit - 1 (0 is invalid).
+ *   row_bits int     [N]
+ *   C        int32_t [M][ldc] ldc >= N; only columns 0..N-1 of each row are written.
+ *   1 <= K <= MQ_BS_MAX_K = 65536, so |C| <= 65536 * 255 * 128 < 2^31: no overflow anywhere.
+ *
+ * ---------------------------------------------------------------- decomposition
+ *   A = sum_{j<a} 2^j A_j,  A_j in {0,1}              (activation bit planes)
+ *   W = sum_{i<B} s_i 2^i W_i, W_i in {0,1}           (weight bit planes, B-bit two's complement:
+ *                                                      s_i = +1 for i < B-1, s_{B-1} = -1)
+ *   C[m][n] = sum_{i<B} sum_{j<a} s_i 2^(i+j) popcount(W_i[n] AND A_j[m])       (B >= 2)
+ *   C[m][n] = 2 * sum_{j<a} 2^j popcount(W_0[n] AND A_j[m]) - rowsum[m]          (B == 1, +-1)
+ *   with rowsum[m] = sum_k A[m][k]. The kernels evaluate the double sum by Horner's rule on
+ *   s = i + j (highest first): acc = 2*acc, then add (or, for the sign plane, subtract) the
+ *   popcounts of every pair with i + j = s. The combine step thus costs one shift of the
+ *   accumulator tile per s, never O(K) work.
+ *
+ * ---------------------------------------------------------------- packed layouts
+ * K is packed into 64-bit words: kw = ceil(K / 64) words per plane row; bit (k mod 64) of word
+ * k / 64 holds element k. Bits for k >= K are zero, so padding contributes nothing.
+ *
+ * Activations (mq_bs_acts), in panels of MQ_BS_MR = 8 pixels:
+ *   bits    uint64_t [panels][a_bits][kw][MR]   panels = ceil(M / MR), 64-byte aligned;
+ *                                               word [p][j][w][r] = plane j of pixel p*MR + r,
+ *                                               K bits 64w .. 64w+63; pixels >= M are all zero.
+ *   rowsum  int32_t  [panels * MR]              sum_k A[m][k] (0 for padding pixels).
+ * One 64-byte line holds the same K word of all 8 pixels of a panel, so the micro-kernels
+ * broadcast one pixel's word against vectors of output channels.
+ *
+ * Weights (mq_bs_weights), in panels of MQ_BS_NR = 16 output channels:
+ *   rows are sorted by (row_bits, row index) and cut into panels of 16 in that order, so a panel
+ *   mixes widths only at a boundary between widths; panel p has B_p planes, B_p = the widest row
+ *   in it. B_p == 1 only when every row of the panel is 1-bit (the +-1 encoding above); otherwise
+ *   every row is written in B_p-bit two's complement (exact: a b-bit value sign-extends, and
+ *   +-1 is 01 / 11 in two's complement).
+ *   planes  uint64_t [sum_p B_p * kw * NR]      panel p at planes + off[p]: [B_p][kw][NR],
+ *                                               word [i][w][c] = plane i of row col[p*NR + c];
+ *                                               padding slots (col = -1) are all zero.
+ *   col     int32_t  [panels][NR]               output column (original row n) of each slot.
+ *   bits    int      [panels]                   B_p.
+ *   contig  uint8_t  [panels]                   1 if col[p*NR + c] = col[p*NR] + c for all valid
+ *                                               slots (uniform-width layers): vector stores.
+ *   rows    int      [panels]                   valid slots (1..16).
+ *   Cost: a GEMM does sum_p 16 * B_p * a_bits * kw word-pair ANDs per 8 pixels.
+ *
+ * ---------------------------------------------------------------- tiers
+ * Selected at run time (cpuid + xgetbv, through __builtin_cpu_supports, which checks that the OS
+ * saves the zmm/ymm state):
+ *   vpopcnt  AVX-512F/BW + VPOPCNTDQ: vpandq with a {1to8} broadcast, vpopcntq, vpaddq/vpsubq.
+ *   avx512   AVX-512F/BW: nibble-table popcount (vpternlogq + vpshufb), byte counters flushed
+ *            with vpsadbw every 31 words.
+ *   avx2     AVX2: the same nibble-table method on 256-bit vectors (no EVEX code: the file is
+ *            compiled for AVX2 with AVX-512 switched off).
+ *   scalar   64-bit __builtin_popcountll; always available; also the tier of non-x86 builds.
+ * Every tier computes exactly the same integers (tests check each against mq_bs_gemm_ref).
+ * MIXQ_BITSERIAL_TIER=vpopcnt|avx512|avx2|scalar (or auto / unset) forces a tier for
+ * mq_bs_tier_select, mq_bs_pack_acts and mq_bs_gemm; an unknown name is MIXQ_ERR_ARG and a tier
+ * this CPU (or build) lacks is MIXQ_ERR_UNSUPPORTED, both returned, never a crash. */
+#ifndef MIXQ_KERNELS_BITSERIAL_H
+#define MIXQ_KERNELS_BITSERIAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+
+#define MQ_BS_MR 8          /* pixels per activation panel */
+#define MQ_BS_NR 16         /* output channels per weight panel */
+#define MQ_BS_MAX_K 65536   /* largest K: keeps every result and partial sum inside int32 */
+#define MQ_BS_MAX_BITS 8
+
+typedef enum mq_bs_tier {
+    MQ_BS_TIER_SCALAR = 0,
+    MQ_BS_TIER_AVX2,
+    MQ_BS_TIER_AVX512,
+    MQ_BS_TIER_VPOPCNT,
+    MQ_BS_TIER_COUNT
+} mq_bs_tier;
+
+/* Packed activations. Zero-initialise ({0}) before the first pack; a later pack into the same
+ * struct reuses its buffers (grown when needed). Free with mq_bs_acts_free. */
+typedef struct mq_bs_acts {
+    int M, K, a_bits;
+    int kw;                 /* ceil(K / 64) */
+    int panels;             /* ceil(M / MQ_BS_MR) */
+    uint64_t *bits;         /* [panels][a_bits][kw][MR] */
+    int32_t *rowsum;        /* [panels * MR] */
+    size_t cap_words;       /* allocated words in bits */
+    size_t cap_rows;        /* allocated entries in rowsum */
+} mq_bs_acts;
+
+/* Packed weights (see the layout above). Free with mq_bs_weights_free. */
+typedef struct mq_bs_weights {
+    int N, K, kw;
+    int panels;             /* number of 16-row panels */
+    int *bits;              /* [panels] planes per panel (B_p) */
+    int *rows;              /* [panels] valid slots */
+    uint8_t *contig;        /* [panels] columns contiguous */
+    size_t *off;            /* [panels] word offset of the panel in planes */
+    int32_t *col;           /* [panels * NR] output column per slot, -1 = padding */
+    uint64_t *planes;       /* all panels, 64-byte aligned */
+    int *row_bits;          /* [N] copy of the widths */
+    int64_t plane_rows;     /* sum_p 16 * B_p: weight plane rows the kernel runs (with padding) */
+} mq_bs_weights;
+
+/* ---------------------------------------------------------------- tiers */
+/* "scalar", "avx2", "avx512", "vpopcnt"; "?" for an invalid value. */
+const char *mq_bs_tier_name(mq_bs_tier t);
+/* 1 if this build has the tier and this CPU and OS support it. Scalar is always available. */
+int mq_bs_tier_available(mq_bs_tier t);
+/* The fastest available tier. */
+mq_bs_tier mq_bs_tier_best(void);
+/* Parse a tier name (as mq_bs_tier_name, or "auto" = best available). MIXQ_ERR_ARG otherwise. */
+mixq_status mq_bs_tier_parse(const char *name, mq_bs_tier *out);
+/* The tier to use: MIXQ_BITSERIAL_TIER if set and not empty, else the best one.
+ * Unknown name: MIXQ_ERR_ARG; a tier this machine lacks: MIXQ_ERR_UNSUPPORTED. */
+mixq_status mq_bs_tier_select(mq_bs_tier *out);
+
+/* ---------------------------------------------------------------- packing */
+/* Pack W[N][K] (int8, row n with row_bits[n] bits). Validates N >= 1, 1 <= K <= MQ_BS_MAX_K,
+ * widths 1..8 and every value against its row's range (MIXQ_ERR_ARG naming row and element).
+ * On failure *out is left empty (safe to free). Offline, tier-independent. */
+mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
+                               mq_bs_weights *out);
+void mq_bs_weights_free(mq_bs_weights *w);
+
+/* Pack A[M][K] (uint8, a_bits bits) into out, reusing its buffers. Uses the tier of
+ * mq_bs_tier_select (every tier writes identical bytes). Values above 2^a_bits - 1 are
+ * MIXQ_ERR_ARG naming the first such row and element. */
+mixq_status mq_bs_pack_acts(const uint8_t *a, int a_bits, int M, int K, mq_bs_acts *out);
+mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
+                               mq_bs_acts *out);
+void mq_bs_acts_free(mq_bs_acts *a);
+
+/* ---------------------------------------------------------------- GEMM */
+/* C[M][N] (ldc = N) from packed operands, on the tier of mq_bs_tier_select and mq_threads()
+ * threads. a->K must equal w->K (MIXQ_ERR_SHAPE). */
+mixq_status mq_bs_gemm(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C);
+/* Same with an explicit row stride (ldc >= N), tier and thread count (>= 1). Results are
+ * identical for every tier and thread count. */
+mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                          mq_bs_tier tier, int nthreads);
+
+/* Reference: plain integer loops over the unpacked values, with the same validation as the
+ * packers (widths, ranges, K limit). C[M][N]. */
+mixq_status mq_bs_gemm_ref(const uint8_t *a, int a_bits, const int8_t *w, const int *row_bits,
+                           int M, int N, int K, int32_t *C);
+
+/* ---------------------------------------------------------------- tier entry points
+ * Internal to src/kernels/bitserial*.c; declared here so each tier can live in its own
+ * translation unit. *_compiled() says whether the build has real code for the tier (x86-64 with
+ * GCC or clang); the others must only be called when mq_bs_tier_available says so.
+ *   pack: rows m0..m1-1 of A into out (which already has M, K, a_bits, kw, buffers set);
+ *         writes every word of those pixels (including K padding) and rowsum; returns nonzero
+ *         if some value exceeds a_bits (out is then unspecified).
+ *   gemm: activation panels p0..p1-1 against every weight panel. */
+int mq_bs_avx2_compiled(void);
+int mq_bs_avx512_compiled(void);
+int mq_bs_vpopcnt_compiled(void);
+int mq_bs_pack_rows_avx2(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
+int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
+void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                            int p0, int p1);
+void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                              int p0, int p1);
+void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
+                               int ldc, int p0, int p1);
+
+#endif

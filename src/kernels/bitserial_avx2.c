@@ -1,0 +1,196 @@
+/* Bit-serial GEMM, AVX2 tier: activation packer and nibble-table micro-kernel (Haswell-class
+ * CPUs without AVX-512).
+ *
+ * Buffers (layouts in bitserial.h):
+ *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
+ *   acts   uint64_t [ceil(M/8)][a_bits][kw][8]      kw = ceil(K/64); rowsum int32_t [ceil(M/8)*8]
+ *   wts    uint64_t panel p: [B_p][kw][16]          B_p in 1..8 (1 = +-1 panel)
+ *   C      int32_t  [M][ldc]
+ * Each 8 x 16 panel tile is computed as four 4-pixel x 8-channel sub-tiles:
+ *   8 ymm byte counters  u8 [4 pixels][2 vectors][32 bytes]  (<= 8 per word, flushed with
+ *                                                             vpsadbw every 31 words)
+ *   8 ymm int64 accumulators [4 pixels][8 channels]          (Horner over s = i + j)
+ * Per K word, pixel and 4-channel vector: vpand, vpand/vpsrlw/vpand (nibbles), 2 vpshufb, 2 vpaddb.
+ *
+ * The whole file is compiled for AVX2 with AVX-512 switched off (GCC: a target pragma placed
+ * before <immintrin.h>, so the intrinsics inline; clang: target attributes). Under a global
+ * -march=native on an AVX-512 machine the code therefore stays VEX-encoded, ymm0-15 only, and
+ * measures what a real AVX2 CPU would run. Called only after mq_bs_tier_available(AVX2). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC target("avx2,no-avx512f")
+#endif
+
+#include "kernels/bitserial.h"
+
+#include "core/core.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#include <string.h>
+
+#define TGT __attribute__((target("avx2")))
+#define TGT_INLINE static inline __attribute__((always_inline, target("avx2")))
+
+int mq_bs_avx2_compiled(void) { return 1; }
+
+TGT int mq_bs_pack_rows_avx2(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
+    const int K = out->K, kw = out->kw, ab = out->a_bits;
+    const __m256i himask = _mm256_set1_epi8((char)(0xffu << ab & 0xffu));
+    const __m256i zero = _mm256_setzero_si256();
+    int bad = 0;
+    for (int m = m0; m < m1; m++) {
+        const uint8_t *row = a + (size_t)m * (size_t)K;
+        uint64_t *base =
+            out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * (size_t)kw * MQ_BS_MR + m % MQ_BS_MR;
+        __m256i sum = zero;
+        for (int w = 0; w < kw; w++) {
+            const int n = K - 64 * w;
+            __m256i x0, x1;
+            if (n >= 64) {
+                x0 = _mm256_loadu_si256((const __m256i *)(row + 64 * w));
+                x1 = _mm256_loadu_si256((const __m256i *)(row + 64 * w + 32));
+            } else {
+                uint8_t tail[64] = {0};
+                memcpy(tail, row + 64 * w, (size_t)n);
+                x0 = _mm256_loadu_si256((const __m256i *)tail);
+                x1 = _mm256_loadu_si256((const __m256i *)(tail + 32));
+            }
+            sum = _mm256_add_epi64(sum, _mm256_add_epi64(_mm256_sad_epu8(x0, zero),
+                                                         _mm256_sad_epu8(x1, zero)));
+            bad |= !_mm256_testz_si256(_mm256_or_si256(x0, x1), himask);
+            for (int j = 0; j < ab; j++) {
+                /* bit j of every byte to bit 7 (16-bit shifts: the bits that cross into the
+                 * upper byte land below its bit 7), then one movemask per 32 bytes */
+                const __m128i sh = _mm_cvtsi32_si128(7 - j);
+                const uint32_t lo = (uint32_t)_mm256_movemask_epi8(_mm256_sll_epi16(x0, sh));
+                const uint32_t hi = (uint32_t)_mm256_movemask_epi8(_mm256_sll_epi16(x1, sh));
+                base[((size_t)j * kw + (size_t)w) * MQ_BS_MR] = (uint64_t)lo | (uint64_t)hi << 32;
+            }
+        }
+        const __m128i s2 =
+            _mm_add_epi64(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        out->rowsum[m] = (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1));
+    }
+    return bad;
+}
+
+/* One plane pair over words [w0, w1) (<= 31) for pixels rh*4.. and channels ch*8.. */
+TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1, int rh, int ch,
+                      __m256i q[4][2], int neg) {
+    const __m256i lut =
+        _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                         1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256i b[4][2];
+    for (int r = 0; r < 4; r++) b[r][0] = b[r][1] = _mm256_setzero_si256();
+    for (int w = w0; w < w1; w++) {
+        const uint64_t *Wk = Wi + (size_t)w * MQ_BS_NR + 8 * ch;
+        const __m256i wa = _mm256_load_si256((const __m256i *)Wk);
+        const __m256i wb = _mm256_load_si256((const __m256i *)(Wk + 4));
+        for (int r = 0; r < 4; r++) {
+            const __m256i x = _mm256_set1_epi64x((long long)Aj[(size_t)w * MQ_BS_MR + 4 * rh + r]);
+            const __m256i t0 = _mm256_and_si256(wa, x), t1 = _mm256_and_si256(wb, x);
+            const __m256i l0 = _mm256_and_si256(t0, m4), l1 = _mm256_and_si256(t1, m4);
+            const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(t0, 4), m4);
+            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(t1, 4), m4);
+            b[r][0] = _mm256_add_epi8(b[r][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l0),
+                                                               _mm256_shuffle_epi8(lut, h0)));
+            b[r][1] = _mm256_add_epi8(b[r][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l1),
+                                                               _mm256_shuffle_epi8(lut, h1)));
+        }
+    }
+    const __m256i zero = _mm256_setzero_si256();
+    for (int r = 0; r < 4; r++)
+        for (int v = 0; v < 2; v++) {
+            const __m256i t = _mm256_sad_epu8(b[r][v], zero);
+            q[r][v] = neg ? _mm256_sub_epi64(q[r][v], t) : _mm256_add_epi64(q[r][v], t);
+        }
+}
+
+TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,
+                          int m0, int ch, int32_t *C, int ldc) {
+    const int mr = MQ_MIN(4, a->M - m0), cnt = MQ_MIN(8, w->rows[pw] - 8 * ch);
+    const int one = w->bits[pw] == 1;
+    if (mr <= 0 || cnt <= 0) return;
+    const int32_t *col = w->col + (size_t)pw * MQ_BS_NR + 8 * ch;
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), lanes);
+    for (int r = 0; r < mr; r++) {
+        __m256i v0 = q[r][0], v1 = q[r][1];
+        if (one) {
+            const __m256i corr = _mm256_set1_epi64x(a->rowsum[m0 + r]);
+            v0 = _mm256_sub_epi64(_mm256_slli_epi64(v0, 1), corr);
+            v1 = _mm256_sub_epi64(_mm256_slli_epi64(v1, 1), corr);
+        }
+        /* int64 -> int32 (exact: |C| < 2^31): the low dwords of both vectors */
+        const __m128i lo = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v0, idx));
+        const __m128i hi = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v1, idx));
+        const __m256i o = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+        int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
+        if (w->contig[pw]) {
+            if (cnt == 8) _mm256_storeu_si256((__m256i *)(Crow + col[0]), o);
+            else _mm256_maskstore_epi32(Crow + col[0], mask, o);
+        } else {
+            int32_t tmp[8];
+            _mm256_storeu_si256((__m256i *)tmp, o);
+            for (int c = 0; c < cnt; c++) Crow[col[c]] = tmp[c];
+        }
+    }
+}
+
+TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                                int p0, int p1) {
+    const int kw = a->kw, ab = a->a_bits;
+    for (int pa = p0; pa < p1; pa++) {
+        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        const int rhn = a->M - pa * MQ_BS_MR > 4 ? 2 : 1; /* skip an all-padding half */
+        for (int pw = 0; pw < w->panels; pw++) {
+            const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
+            const uint64_t *Wp = w->planes + w->off[pw];
+            const int chn = w->rows[pw] > 8 ? 2 : 1;
+            for (int rh = 0; rh < rhn; rh++)
+                for (int ch = 0; ch < chn; ch++) {
+                    __m256i q[4][2];
+                    for (int r = 0; r < 4; r++) q[r][0] = q[r][1] = _mm256_setzero_si256();
+                    for (int s = smax; s >= 0; s--) {
+                        if (s < smax)
+                            for (int r = 0; r < 4; r++) {
+                                q[r][0] = _mm256_slli_epi64(q[r][0], 1);
+                                q[r][1] = _mm256_slli_epi64(q[r][1], 1);
+                            }
+                        for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
+                            const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
+                            const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
+                            const int neg = B >= 2 && i == B - 1;
+                            for (int w0 = 0; w0 < kw; w0 += 31) {
+                                const int w1 = MQ_MIN(kw, w0 + 31);
+                                if (neg) kloop(Aj, Wi, w0, w1, rh, ch, q, 1);
+                                else kloop(Aj, Wi, w0, w1, rh, ch, q, 0);
+                            }
+                        }
+                    }
+                    store_sub(q, a, w, pw, pa * MQ_BS_MR + 4 * rh, ch, C, ldc);
+                }
+        }
+    }
+}
+
+#else /* not x86-64 GCC/clang */
+
+int mq_bs_avx2_compiled(void) { return 0; }
+int mq_bs_pack_rows_avx2(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
+    (void)a, (void)m0, (void)m1, (void)out;
+    return 1;
+}
+void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                            int p0, int p1) {
+    (void)a, (void)w, (void)C, (void)ldc, (void)p0, (void)p1;
+}
+
+#endif
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif

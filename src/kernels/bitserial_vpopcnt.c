@@ -1,0 +1,132 @@
+/* Bit-serial GEMM, AVX-512 VPOPCNTDQ tier (Ice Lake and later, Zen 4/5). Activations are packed
+ * by the AVX-512BW packer (bitserial_avx512.c); this file holds the micro-kernel only.
+ *
+ * Buffers (layouts in bitserial.h):
+ *   acts   uint64_t [ceil(M/8)][a_bits][kw][8]      kw = ceil(K/64), a_bits in 1..8;
+ *                                                   rowsum int32_t [ceil(M/8)*8]
+ *   wts    uint64_t panel p: [B_p][kw][16]          B_p in 1..8 (1 = +-1 panel)
+ *   C      int32_t  [M][ldc]
+ * Micro-tile 8 pixels x 16 channels: 16 zmm int64 accumulators [8 pixels][2 x 8 channels].
+ * Per K word and pixel: vpandq (one weight vector, the pixel's word broadcast {1to8}), vpopcntq,
+ * vpaddq (vpsubq for the two's complement sign plane) for each of the 2 vectors: 3 vector uops
+ * per 512 bit pairs. Horner over s = i + j: one vpsllq per accumulator and s.
+ * Target attributes let this file build without -march flags (and with a -march=native that
+ * lacks VPOPCNTDQ); the kernel runs only after mq_bs_tier_available(MQ_BS_TIER_VPOPCNT). */
+#include "kernels/bitserial.h"
+
+#include "core/core.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#if defined(MQ_BS_EMULATE_VPOPCNT)
+/* Development-only build flag (never set by the Makefile): vpopcntq is replaced by an exact
+ * AVX-512BW sequence and bitserial.c then reports the tier on any AVX-512BW CPU, so this file's
+ * control flow (Horner combine, sign plane, stores) can be tested where VPOPCNTDQ is missing. */
+#define VP_TARGET "avx512f,avx512bw,avx512vl,avx512dq,popcnt"
+#else
+#define VP_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,popcnt"
+#endif
+#define TGT __attribute__((target(VP_TARGET)))
+#define TGT_INLINE static inline __attribute__((always_inline, target(VP_TARGET)))
+
+int mq_bs_vpopcnt_compiled(void) { return 1; }
+
+/* Per-64-bit-lane popcount. */
+TGT_INLINE __m512i popcnt64(__m512i x) {
+#if defined(MQ_BS_EMULATE_VPOPCNT)
+    const __m512i lut = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+    const __m512i c = _mm512_add_epi8(_mm512_shuffle_epi8(lut, lo), _mm512_shuffle_epi8(lut, hi));
+    return _mm512_sad_epu8(c, _mm512_setzero_si512());
+#else
+    return _mm512_popcnt_epi64(x);
+#endif
+}
+
+TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[MQ_BS_MR][2],
+                      int neg) {
+    for (int w = 0; w < kw; w++) {
+        const __m512i wa = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR));
+        const __m512i wb = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR + 8));
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC unroll 8
+#endif
+        for (int r = 0; r < MQ_BS_MR; r++) {
+            const __m512i x = _mm512_set1_epi64((long long)Aj[(size_t)w * MQ_BS_MR + r]);
+            const __m512i c0 = popcnt64(_mm512_and_si512(wa, x));
+            const __m512i c1 = popcnt64(_mm512_and_si512(wb, x));
+            if (neg) {
+                q[r][0] = _mm512_sub_epi64(q[r][0], c0);
+                q[r][1] = _mm512_sub_epi64(q[r][1], c1);
+            } else {
+                q[r][0] = _mm512_add_epi64(q[r][0], c0);
+                q[r][1] = _mm512_add_epi64(q[r][1], c1);
+            }
+        }
+    }
+}
+
+TGT_INLINE void store_tile(__m512i q[MQ_BS_MR][2], const mq_bs_acts *a, const mq_bs_weights *w,
+                           int pw, int m0, int32_t *C, int ldc) {
+    const int mr = MQ_MIN(MQ_BS_MR, a->M - m0), nrows = w->rows[pw], one = w->bits[pw] == 1;
+    const int32_t *col = w->col + (size_t)pw * MQ_BS_NR;
+    for (int r = 0; r < mr; r++) {
+        int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
+        const __m512i corr = _mm512_set1_epi64(a->rowsum[m0 + r]);
+        for (int v = 0; v < 2; v++) {
+            __m512i val = q[r][v];
+            if (one) val = _mm512_sub_epi64(_mm512_slli_epi64(val, 1), corr);
+            const __m256i o = _mm512_cvtepi64_epi32(val);
+            const int cnt = MQ_MIN(8, nrows - 8 * v);
+            if (cnt <= 0) break;
+            if (w->contig[pw]) {
+                _mm256_mask_storeu_epi32(Crow + col[0] + 8 * v, (__mmask8)((1u << cnt) - 1), o);
+            } else {
+                int32_t tmp[8];
+                _mm256_storeu_si256((__m256i *)tmp, o);
+                for (int c = 0; c < cnt; c++) Crow[col[8 * v + c]] = tmp[c];
+            }
+        }
+    }
+}
+
+TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
+                                   int ldc, int p0, int p1) {
+    const int kw = a->kw, ab = a->a_bits;
+    for (int pa = p0; pa < p1; pa++) {
+        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        for (int pw = 0; pw < w->panels; pw++) {
+            const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
+            const uint64_t *Wp = w->planes + w->off[pw];
+            __m512i q[MQ_BS_MR][2];
+            for (int r = 0; r < MQ_BS_MR; r++) q[r][0] = q[r][1] = _mm512_setzero_si512();
+            for (int s = smax; s >= 0; s--) {
+                if (s < smax)
+                    for (int r = 0; r < MQ_BS_MR; r++) {
+                        q[r][0] = _mm512_slli_epi64(q[r][0], 1);
+                        q[r][1] = _mm512_slli_epi64(q[r][1], 1);
+                    }
+                for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
+                    const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
+                    const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
+                    if (B >= 2 && i == B - 1) kloop(Aj, Wi, kw, q, 1);
+                    else kloop(Aj, Wi, kw, q, 0);
+                }
+            }
+            store_tile(q, a, w, pw, pa * MQ_BS_MR, C, ldc);
+        }
+    }
+}
+
+#else /* not x86-64 GCC/clang */
+
+int mq_bs_vpopcnt_compiled(void) { return 0; }
+void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
+                               int ldc, int p0, int p1) {
+    (void)a, (void)w, (void)C, (void)ldc, (void)p0, (void)p1;
+}
+
+#endif

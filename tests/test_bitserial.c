@@ -1,0 +1,495 @@
+/* Bit-serial GEMM kernels (src/kernels/bitserial*.c): every tier this machine has against the
+ * plain-loop reference, bit-exact, on awkward sizes (M, N, K in {1, 3, 7, 63, 64, 65, 127, 129,
+ * 200, 1155}), all (w, a) in 1..8 on a small shape and a selection on large ones, per-row mixed
+ * weight bits, extreme values up to K = 65536, packer equivalence across tiers, buffer reuse,
+ * thread-count independence, validation messages and the MIXQ_BITSERIAL_TIER override
+ * (including a tier the CPU lacks). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "kernels/bitserial.h"
+#include "test.h"
+
+/* ---------------------------------------------------------------- helpers */
+static uint64_t rng_state;
+static uint32_t rnd(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+static void fill_acts(uint8_t *a, size_t n, int bits) {
+    for (size_t i = 0; i < n; i++) a[i] = (uint8_t)(rnd() & ((1u << bits) - 1));
+}
+
+static int8_t rand_weight(int b) {
+    if (b == 1) return (rnd() & 1) ? 1 : -1;
+    const int lo = -(1 << (b - 1));
+    return (int8_t)(lo + (int)(rnd() % (1u << b)));
+}
+
+static void fill_weights(int8_t *w, const int *row_bits, int N, int K) {
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++) w[(size_t)n * K + k] = rand_weight(row_bits[n]);
+}
+
+static int n_tiers_run;
+
+/* Packs with every available tier, runs every available tier, compares with the reference.
+ * Returns the number of mismatching tiers. */
+static int check_all_tiers(const uint8_t *a, int ab, const int8_t *w, const int *row_bits, int M,
+                           int N, int K, const char *label) {
+    int32_t *ref = malloc((size_t)M * N * sizeof *ref);
+    int32_t *C = malloc((size_t)M * N * sizeof *C);
+    if (!ref || !C) {
+        free(ref);
+        free(C);
+        CHECK(!"out of memory");
+        return 1;
+    }
+    int bad = 0;
+    CHECK_OK(mq_bs_gemm_ref(a, ab, w, row_bits, M, N, K, ref));
+    mq_bs_weights pw;
+    CHECK_OK(mq_bs_pack_weights(w, row_bits, N, K, &pw));
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        mq_bs_acts pa = {0};
+        CHECK_OK(mq_bs_pack_acts_ex(a, ab, M, K, (mq_bs_tier)t, &pa));
+        memset(C, 0x5a, (size_t)M * N * sizeof *C);
+        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C, N, (mq_bs_tier)t, 1));
+        size_t first = (size_t)-1, nbad = 0;
+        for (size_t i = 0; i < (size_t)M * N; i++)
+            if (C[i] != ref[i]) {
+                if (first == (size_t)-1) first = i;
+                nbad++;
+            }
+        CHECKF(nbad == 0, "%s tier %s M %d N %d K %d a %d: %zu mismatches, first C[%zu][%zu] = %d, "
+               "want %d", label, mq_bs_tier_name((mq_bs_tier)t), M, N, K, ab, nbad,
+               first / (size_t)N, first % (size_t)N, nbad ? C[first] : 0, nbad ? ref[first] : 0);
+        bad += nbad != 0;
+        n_tiers_run++;
+        mq_bs_acts_free(&pa);
+    }
+    mq_bs_weights_free(&pw);
+    free(ref);
+    free(C);
+    return bad;
+}
+
+/* Uniform weight bits wb, random values. */
+static void run_case(int M, int N, int K, int wb, int ab, uint64_t seed, const char *label) {
+    rng_state = seed;
+    uint8_t *a = malloc((size_t)M * K);
+    int8_t *w = malloc((size_t)N * K);
+    int *rb = malloc((size_t)N * sizeof *rb);
+    if (!a || !w || !rb) {
+        CHECK(!"out of memory");
+        free(a), free(w), free(rb);
+        return;
+    }
+    for (int n = 0; n < N; n++) rb[n] = wb;
+    fill_acts(a, (size_t)M * K, ab);
+    fill_weights(w, rb, N, K);
+    check_all_tiers(a, ab, w, rb, M, N, K, label);
+    free(a), free(w), free(rb);
+}
+
+/* ---------------------------------------------------------------- tests */
+static void test_tiers(void) {
+    CHECK(mq_bs_tier_available(MQ_BS_TIER_SCALAR));
+    CHECK(mq_bs_tier_available(mq_bs_tier_best()));
+    CHECK(!mq_bs_tier_available(MQ_BS_TIER_COUNT));
+    CHECK(strcmp(mq_bs_tier_name(MQ_BS_TIER_COUNT), "?") == 0);
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        mq_bs_tier p;
+        CHECK_OK(mq_bs_tier_parse(mq_bs_tier_name((mq_bs_tier)t), &p));
+        CHECK(p == (mq_bs_tier)t);
+        if (mq_bs_tier_available((mq_bs_tier)t)) CHECK(mq_bs_tier_best() >= (mq_bs_tier)t);
+    }
+#if defined(__x86_64__) && defined(__GNUC__)
+    CHECK(mq_bs_tier_available(MQ_BS_TIER_AVX2) == (__builtin_cpu_supports("avx2") != 0));
+    CHECK(mq_bs_tier_available(MQ_BS_TIER_AVX512) ==
+          (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")));
+#endif
+    printf("  tiers here:");
+    for (int t = MQ_BS_TIER_COUNT - 1; t >= 0; t--)
+        printf(" %s=%s", mq_bs_tier_name((mq_bs_tier)t),
+               mq_bs_tier_available((mq_bs_tier)t) ? "yes" : "no");
+    printf(" (best %s)\n", mq_bs_tier_name(mq_bs_tier_best()));
+}
+
+static void test_env_override(void) {
+    enum { M = 9, N = 17, K = 70 };
+    uint8_t a[M * K];
+    int8_t w[N * K];
+    int rb[N];
+    int32_t C[M * N], ref[M * N];
+    rng_state = 77;
+    for (int n = 0; n < N; n++) rb[n] = 1 + n % 8;
+    fill_acts(a, sizeof a, 3);
+    fill_weights(w, rb, N, K);
+    CHECK_OK(mq_bs_gemm_ref(a, 3, w, rb, M, N, K, ref));
+    mq_bs_weights pw;
+    CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+    const char *old = getenv("MIXQ_BITSERIAL_TIER");
+    char *saved = old ? strdup(old) : NULL;
+
+    mq_bs_tier t;
+    unsetenv("MIXQ_BITSERIAL_TIER");
+    CHECK_OK(mq_bs_tier_select(&t));
+    CHECK(t == mq_bs_tier_best());
+    setenv("MIXQ_BITSERIAL_TIER", "auto", 1);
+    CHECK_OK(mq_bs_tier_select(&t));
+    CHECK(t == mq_bs_tier_best());
+
+    /* every available tier through the variable: pack + gemm via the env-selected entry points */
+    for (int i = 0; i < MQ_BS_TIER_COUNT; i++) {
+        if (!mq_bs_tier_available((mq_bs_tier)i)) continue;
+        setenv("MIXQ_BITSERIAL_TIER", mq_bs_tier_name((mq_bs_tier)i), 1);
+        CHECK_OK(mq_bs_tier_select(&t));
+        CHECK(t == (mq_bs_tier)i);
+        mq_bs_acts pa = {0};
+        CHECK_OK(mq_bs_pack_acts(a, 3, M, K, &pa));
+        memset(C, 0, sizeof C);
+        CHECK_OK(mq_bs_gemm(&pa, &pw, C));
+        CHECKF(memcmp(C, ref, sizeof C) == 0, "env tier %s differs", mq_bs_tier_name(t));
+        mq_bs_acts_free(&pa);
+    }
+
+    /* unknown name: an argument error, from select, pack and gemm alike */
+    setenv("MIXQ_BITSERIAL_TIER", "sse9", 1);
+    CHECK(mq_bs_tier_select(&t) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "sse9") != NULL);
+    mq_bs_acts pa = {0};
+    CHECK(mq_bs_pack_acts(a, 3, M, K, &pa) == MIXQ_ERR_ARG);
+
+    /* a tier this CPU lacks: MIXQ_ERR_UNSUPPORTED naming it, no crash */
+    int missing = -1;
+    for (int i = MQ_BS_TIER_COUNT - 1; i >= 0; i--)
+        if (!mq_bs_tier_available((mq_bs_tier)i)) missing = i;
+    if (missing >= 0) {
+        const char *name = mq_bs_tier_name((mq_bs_tier)missing);
+        setenv("MIXQ_BITSERIAL_TIER", name, 1);
+        CHECK(mq_bs_tier_select(&t) == MIXQ_ERR_UNSUPPORTED);
+        CHECKF(strstr(mixq_last_error(), name) != NULL, "message: %s", mixq_last_error());
+        CHECK(mq_bs_pack_acts(a, 3, M, K, &pa) == MIXQ_ERR_UNSUPPORTED);
+        unsetenv("MIXQ_BITSERIAL_TIER");
+        CHECK_OK(mq_bs_pack_acts(a, 3, M, K, &pa));
+        setenv("MIXQ_BITSERIAL_TIER", name, 1);
+        CHECK(mq_bs_gemm(&pa, &pw, C) == MIXQ_ERR_UNSUPPORTED);
+        CHECK(mq_bs_gemm_ex(&pa, &pw, C, N, (mq_bs_tier)missing, 1) == MIXQ_ERR_UNSUPPORTED);
+        CHECK(mq_bs_pack_acts_ex(a, 3, M, K, (mq_bs_tier)missing, &pa) == MIXQ_ERR_UNSUPPORTED);
+        printf("  unavailable tier '%s': %s\n", name, mixq_last_error());
+    } else {
+        printf("  every tier is available here: the unavailable-tier error is not exercised\n");
+    }
+    mq_bs_acts_free(&pa);
+    if (saved) setenv("MIXQ_BITSERIAL_TIER", saved, 1);
+    else unsetenv("MIXQ_BITSERIAL_TIER");
+    free(saved);
+    mq_bs_weights_free(&pw);
+}
+
+static void test_all_bits_small(void) {
+    for (int wb = 1; wb <= 8; wb++)
+        for (int ab = 1; ab <= 8; ab++)
+            run_case(13, 19, 77, wb, ab, 1000u + 10u * wb + ab, "small");
+}
+
+static const int sizes[] = {1, 3, 7, 63, 64, 65, 127, 129, 200, 1155};
+enum { NSIZES = (int)(sizeof sizes / sizeof sizes[0]) };
+static const int sel_bits[][2] = {{1, 1}, {1, 2}, {2, 2}, {3, 3}, {4, 4}, {8, 8}, {2, 5},
+                                  {8, 1}, {1, 8}, {5, 7}};
+
+static void test_awkward_sizes(void) {
+    int c = 0;
+    /* each of M, N, K runs through the whole set, the other two varied over a few values */
+    static const int few[] = {1, 7, 65, 129};
+    for (int i = 0; i < NSIZES; i++)
+        for (int f = 0; f < 4; f++) {
+            const int x = sizes[i], y = few[f], z = few[(f + i) % 4];
+            const int *bits = sel_bits[c++ % 10];
+            run_case(x, y, z, bits[0], bits[1], 2000u + (unsigned)c, "M sweep");
+            bits = sel_bits[c++ % 10];
+            run_case(y, x, z, bits[0], bits[1], 2000u + (unsigned)c, "N sweep");
+            bits = sel_bits[c++ % 10];
+            run_case(z, y, x, bits[0], bits[1], 2000u + (unsigned)c, "K sweep");
+        }
+}
+
+static void test_large(void) {
+    static const int shapes[][3] = {{200, 129, 1155}, {129, 200, 1155}, {1155, 65, 129},
+                                    {65, 1155, 200}, {127, 63, 1155}};
+    for (int s = 0; s < 5; s++)
+        for (int b = 0; b < 10; b += 2) {
+            const int *bits = sel_bits[(b + s) % 10];
+            run_case(shapes[s][0], shapes[s][1], shapes[s][2], bits[0], bits[1],
+                     3000u + 16u * s + b, "large");
+        }
+}
+
+static void test_mixed_row_bits(void) {
+    static const int shapes[][3] = {{7, 1, 65}, {9, 17, 64}, {33, 40, 129}, {64, 100, 300},
+                                    {129, 63, 1155}, {3, 200, 7}};
+    for (int s = 0; s < 6; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        rng_state = 4000u + s;
+        int *rb = malloc((size_t)N * sizeof *rb);
+        uint8_t *a = malloc((size_t)M * K);
+        int8_t *w = malloc((size_t)N * K);
+        if (!rb || !a || !w) {
+            CHECK(!"out of memory");
+            free(rb), free(a), free(w);
+            return;
+        }
+        for (int n = 0; n < N; n++) rb[n] = 1 + (int)(rnd() % 8);
+        if (s == 1) /* 1-bit rows next to 2-bit ones inside one panel */
+            for (int n = 0; n < N; n++) rb[n] = 1 + (n % 3 == 0);
+        for (int ab = 1; ab <= 8; ab += (s < 3 ? 1 : 3)) {
+            fill_acts(a, (size_t)M * K, ab);
+            fill_weights(w, rb, N, K);
+            check_all_tiers(a, ab, w, rb, M, N, K, "mixed rows");
+        }
+        /* the packed panels: widths ascend, each panel as wide as its widest row */
+        mq_bs_weights pw;
+        CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+        int64_t need = 0;
+        for (int p = 0; p < pw.panels; p++) {
+            if (p) CHECK(pw.bits[p] >= pw.bits[p - 1]);
+            int maxb = 0;
+            for (int c = 0; c < pw.rows[p]; c++) maxb = MQ_MAX(maxb, rb[pw.col[p * MQ_BS_NR + c]]);
+            CHECK(pw.bits[p] == maxb);
+            need += (int64_t)MQ_BS_NR * maxb;
+        }
+        CHECK(pw.plane_rows == need);
+        mq_bs_weights_free(&pw);
+        free(rb), free(a), free(w);
+    }
+}
+
+/* All-max / all-min operands, up to K = 65536 where W8A8 all-min reaches -2139095040. */
+static void test_extremes(void) {
+    static const int Ks[] = {1, 64, 1155, MQ_BS_MAX_K};
+    for (int ki = 0; ki < 4; ki++) {
+        enum { M = 9, N = 17 };
+        const int K = Ks[ki];
+        uint8_t *a = malloc((size_t)M * K);
+        int8_t *w = malloc((size_t)N * K);
+        int rb[N];
+        if (!a || !w) {
+            CHECK(!"out of memory");
+            free(a), free(w);
+            return;
+        }
+        static const int bl[][2] = {{8, 8}, {1, 8}, {8, 1}, {1, 1}, {2, 3}, {5, 2}};
+        for (int bi = 0; bi < 6; bi++) {
+            const int wb = bl[bi][0], ab = bl[bi][1];
+            if (K == MQ_BS_MAX_K && bi >= 3) break; /* keep the run short */
+            memset(a, (1 << ab) - 1, (size_t)M * K);
+            for (int n = 0; n < N; n++) {
+                rb[n] = wb;
+                /* rows alternate: all max, all min, mixed extremes */
+                const int mx = wb == 1 ? 1 : (1 << (wb - 1)) - 1;
+                const int mn = wb == 1 ? -1 : -(1 << (wb - 1));
+                for (int k = 0; k < K; k++)
+                    w[(size_t)n * K + k] =
+                        (int8_t)(n % 3 == 0 ? mx : n % 3 == 1 ? mn : (k & 1 ? mx : mn));
+            }
+            check_all_tiers(a, ab, w, rb, M, N, K, "extremes");
+            if (K == MQ_BS_MAX_K && wb == 8 && ab == 8) {
+                int32_t ref[M * N];
+                CHECK_OK(mq_bs_gemm_ref(a, ab, w, rb, M, N, K, ref));
+                CHECK(ref[1] == -2139095040); /* 65536 * 255 * -128 */
+                CHECK(ref[0] == 65536 * 255 * 127);
+            }
+        }
+        free(a), free(w);
+    }
+}
+
+static void test_packers_identical(void) {
+    static const int shapes[][2] = {{1, 1}, {7, 63}, {9, 64}, {17, 65}, {65, 129}, {3, 1155}};
+    for (int s = 0; s < 6; s++)
+        for (int ab = 1; ab <= 8; ab++) {
+            const int M = shapes[s][0], K = shapes[s][1];
+            rng_state = 5000u + 8u * s + ab;
+            uint8_t *a = malloc((size_t)M * K);
+            if (!a) {
+                CHECK(!"out of memory");
+                return;
+            }
+            fill_acts(a, (size_t)M * K, ab);
+            mq_bs_acts ref = {0};
+            CHECK_OK(mq_bs_pack_acts_ex(a, ab, M, K, MQ_BS_TIER_SCALAR, &ref));
+            /* spot-check the documented layout on the scalar packer */
+            for (int m = 0; m < M; m++)
+                for (int k = 0; k < K; k += 1 + K / 7)
+                    for (int j = 0; j < ab; j++) {
+                        const size_t row = ((size_t)(m / MQ_BS_MR) * ab + j) * ref.kw;
+                        const uint64_t word =
+                            ref.bits[(row + (size_t)(k / 64)) * MQ_BS_MR + m % MQ_BS_MR];
+                        CHECK((int)(word >> (k % 64) & 1) == (a[(size_t)m * K + k] >> j & 1));
+                    }
+            const size_t words = (size_t)ref.panels * ab * ref.kw * MQ_BS_MR;
+            for (int t = 1; t < MQ_BS_TIER_COUNT; t++) {
+                if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+                mq_bs_acts p = {0};
+                CHECK_OK(mq_bs_pack_acts_ex(a, ab, M, K, (mq_bs_tier)t, &p));
+                CHECKF(memcmp(p.bits, ref.bits, words * 8) == 0 &&
+                           memcmp(p.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4) == 0,
+                       "tier %s packs M %d K %d a %d differently", mq_bs_tier_name((mq_bs_tier)t),
+                       M, K, ab);
+                mq_bs_acts_free(&p);
+            }
+            mq_bs_acts_free(&ref);
+            free(a);
+        }
+}
+
+/* Re-packing into a used struct (bigger, then smaller with pad pixels): no stale bits. */
+static void test_reuse_threads_ldc(void) {
+    enum { N = 21, K = 130, M1 = 40, M2 = 11, LDC = 29 };
+    int rb[N];
+    int8_t w[N * K];
+    uint8_t a1[M1 * K], a2[M2 * K];
+    rng_state = 6000;
+    for (int n = 0; n < N; n++) rb[n] = n % 2 ? 3 : 1;
+    fill_weights(w, rb, N, K);
+    fill_acts(a1, sizeof a1, 8);
+    fill_acts(a2, sizeof a2, 2);
+    mq_bs_weights pw;
+    CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+    int32_t ref[M1 * N], C[M1 * LDC];
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        mq_bs_acts pa = {0};
+        /* 255s everywhere first, so a stale pad pixel or word would show */
+        uint8_t ones[M1 * K];
+        memset(ones, 255, sizeof ones);
+        CHECK_OK(mq_bs_pack_acts_ex(ones, 8, M1, K, (mq_bs_tier)t, &pa));
+        CHECK_OK(mq_bs_pack_acts_ex(a2, 2, M2, K, (mq_bs_tier)t, &pa));
+        /* the layout promise: padding pixels are all-zero words with a zero sum */
+        int pad_ok = 1;
+        for (int m = M2; m < pa.panels * MQ_BS_MR; m++) {
+            pad_ok &= pa.rowsum[m] == 0;
+            for (int j = 0; j < 2; j++)
+                for (int kk = 0; kk < pa.kw; kk++)
+                    pad_ok &= pa.bits[(((size_t)(m / MQ_BS_MR) * 2 + j) * pa.kw + kk) * MQ_BS_MR +
+                                      m % MQ_BS_MR] == 0;
+        }
+        CHECKF(pad_ok, "tier %s: stale padding pixels after re-pack",
+               mq_bs_tier_name((mq_bs_tier)t));
+        CHECK_OK(mq_bs_gemm_ref(a2, 2, w, rb, M2, N, K, ref));
+        for (int i = 0; i < M1 * LDC; i++) C[i] = -7;
+        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C, LDC, (mq_bs_tier)t, 1));
+        int ok = 1;
+        for (int m = 0; m < M1; m++)
+            for (int c = 0; c < LDC; c++) {
+                const int want = m < M2 && c < N ? ref[m * N + c] : -7; /* ldc gap untouched */
+                ok &= C[m * LDC + c] == want;
+            }
+        CHECKF(ok, "tier %s: re-pack / ldc", mq_bs_tier_name((mq_bs_tier)t));
+        /* thread counts 1, 2, 3 give identical results */
+        CHECK_OK(mq_bs_pack_acts_ex(a1, 8, M1, K, (mq_bs_tier)t, &pa));
+        int32_t C1[M1 * N], C2[M1 * N];
+        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C1, N, (mq_bs_tier)t, 1));
+        for (int nt = 2; nt <= 3; nt++) {
+            memset(C2, 0, sizeof C2);
+            CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C2, N, (mq_bs_tier)t, nt));
+            CHECK(memcmp(C1, C2, sizeof C1) == 0);
+        }
+        CHECK_OK(mq_bs_gemm_ref(a1, 8, w, rb, M1, N, K, ref));
+        CHECK(memcmp(C1, ref, sizeof C1) == 0);
+        mq_bs_acts_free(&pa);
+    }
+    mq_bs_weights_free(&pw);
+}
+
+static void test_validation(void) {
+    enum { M = 4, N = 5, K = 70 };
+    int rb[N] = {2, 2, 1, 8, 4};
+    int8_t w[N * K];
+    uint8_t a[M * K];
+    int32_t C[M * N];
+    rng_state = 7000;
+    fill_weights(w, rb, N, K);
+    fill_acts(a, sizeof a, 2);
+    mq_bs_weights pw;
+
+    w[3 * K + 5] = 2; /* row 0..: row 3 is 8-bit, fine */
+    w[1 * K + 9] = 2; /* 2-bit row 1: range -2..1 */
+    CHECK(mq_bs_pack_weights(w, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "row 1 element 9") != NULL, "%s", mixq_last_error());
+    CHECK(pw.planes == NULL);
+    mq_bs_weights_free(&pw);
+    CHECK(mq_bs_gemm_ref(a, 2, w, rb, M, N, K, C) == MIXQ_ERR_ARG);
+    w[1 * K + 9] = -2;
+    w[2 * K + 4] = 0; /* 1-bit row: only -1 / +1 */
+    CHECK(mq_bs_pack_weights(w, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "row 2 element 4") != NULL, "%s", mixq_last_error());
+    w[2 * K + 4] = -1;
+    w[4 * K + 69] = -9; /* 4-bit: -8..7 */
+    CHECK(mq_bs_pack_weights(w, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "row 4 element 69") != NULL, "%s", mixq_last_error());
+    w[4 * K + 69] = -8;
+    rb[0] = 0;
+    CHECK(mq_bs_pack_weights(w, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    rb[0] = 9;
+    CHECK(mq_bs_pack_weights(w, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    rb[0] = 2;
+    CHECK(mq_bs_pack_weights(w, rb, N, 0, &pw) == MIXQ_ERR_ARG);
+    CHECK(mq_bs_pack_weights(w, rb, 0, K, &pw) == MIXQ_ERR_ARG);
+    CHECK(mq_bs_pack_weights(w, rb, N, MQ_BS_MAX_K + 1, &pw) == MIXQ_ERR_ARG);
+    CHECK(mq_bs_pack_weights(NULL, rb, N, K, &pw) == MIXQ_ERR_ARG);
+    CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        mq_bs_acts pa = {0};
+        a[2 * K + 66] = 4; /* 2-bit activations: 0..3 */
+        CHECK(mq_bs_pack_acts_ex(a, 2, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
+        CHECKF(strstr(mixq_last_error(), "row 2 element 66") != NULL, "tier %s: %s",
+               mq_bs_tier_name((mq_bs_tier)t), mixq_last_error());
+        CHECK_OK(mq_bs_pack_acts_ex(a, 3, M, K, (mq_bs_tier)t, &pa)); /* fine at 3 bits */
+        a[2 * K + 66] = 3;
+        CHECK(mq_bs_pack_acts_ex(a, 0, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_pack_acts_ex(a, 9, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_pack_acts_ex(a, 2, 0, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_pack_acts_ex(NULL, 2, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
+        CHECK_OK(mq_bs_pack_acts_ex(a, 2, M, K - 1, (mq_bs_tier)t, &pa));
+        CHECK(mq_bs_gemm_ex(&pa, &pw, C, N, (mq_bs_tier)t, 1) == MIXQ_ERR_SHAPE);
+        CHECK_OK(mq_bs_pack_acts_ex(a, 2, M, K, (mq_bs_tier)t, &pa));
+        CHECK(mq_bs_gemm_ex(&pa, &pw, C, N - 1, (mq_bs_tier)t, 1) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_gemm_ex(&pa, &pw, C, N, (mq_bs_tier)t, 0) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_gemm_ex(&pa, &pw, NULL, N, (mq_bs_tier)t, 1) == MIXQ_ERR_ARG);
+        CHECK(mq_bs_gemm_ex(&pa, &pw, C, N, MQ_BS_TIER_COUNT, 1) == MIXQ_ERR_ARG);
+        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C, N, (mq_bs_tier)t, 1));
+        mq_bs_acts_free(&pa);
+        mq_bs_acts empty = {0};
+        CHECK(mq_bs_gemm_ex(&empty, &pw, C, N, (mq_bs_tier)t, 1) == MIXQ_ERR_STATE);
+    }
+    mq_bs_tier t;
+    CHECK(mq_bs_tier_parse("AVX512", &t) == MIXQ_ERR_ARG);
+    CHECK(mq_bs_gemm_ref(a, 2, w, rb, M, N, MQ_BS_MAX_K + 1, C) == MIXQ_ERR_ARG);
+    mq_bs_weights_free(&pw);
+    mq_bs_weights_free(NULL);
+    mq_bs_acts_free(NULL);
+}
+
+int main(void) {
+    TEST_RUN(test_tiers);
+    TEST_RUN(test_env_override);
+    TEST_RUN(test_all_bits_small);
+    TEST_RUN(test_awkward_sizes);
+    TEST_RUN(test_large);
+    TEST_RUN(test_mixed_row_bits);
+    TEST_RUN(test_extremes);
+    TEST_RUN(test_packers_identical);
+    TEST_RUN(test_reuse_threads_ldc);
+    TEST_RUN(test_validation);
+    printf("  %d tier runs compared with the reference\n", n_tiers_run);
+    return test_summary();
+}
