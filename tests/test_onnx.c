@@ -228,6 +228,7 @@ static void test_bad_files(void) {
         {"g.initializer.remove([i for i in g.initializer if i.name=='fc.weight'][0])", "dangling", MIXQ_ERR_FORMAT},
         {"g.node[0].input[0]=g.node[3].output[0]", "dangling", MIXQ_ERR_FORMAT},
         {"m.opset_import[0].version=99", "opset 99", MIXQ_ERR_UNSUPPORTED},
+        {"m.opset_import[0].version=7", "opset 7", MIXQ_ERR_UNSUPPORTED},
         {"g.node[1].op_type='Selu'", "Selu", MIXQ_ERR_UNSUPPORTED},
         {"g.initializer[2].dims[:]=[1<<40,1<<40,1,1]", "overflow", MIXQ_ERR_FORMAT},
         {"[a for a in g.node[0].attribute if a.name=='kernel_shape'][0].ints[:]=[3,5]", "square", MIXQ_ERR_UNSUPPORTED},
@@ -242,6 +243,23 @@ static void test_bad_files(void) {
         CHECKF(system(cmd) == 0, "edit %zu failed", i);
         expect_bad(p, cases[i].st, cases[i].needle);
     }
+    /* a model made for 32x32 inputs imports, but refuses Fashion-MNIST's 28x28 images */
+    snprintf(p, sizeof p, "%s/r32.onnx", test_tmpdir());
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import onnx; m=onnx.load('%s'); d=m.graph.input[0].type.tensor_type.shape.dim; "
+             "d[2].dim_value=32; d[3].dim_value=32; onnx.save(m,'%s')\"", FX "resnet_tiny.onnx", p);
+    CHECK(system(cmd) == 0);
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_import_onnx(p, &m));
+    mixq_dataset *te = NULL;
+    if (m && access(FMNIST, R_OK) == 0 && mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TEST, 0, 1, &te) == MIXQ_OK) {
+        float acc;
+        CHECK(mixq_evaluate(m, te, 64, &acc, NULL) != MIXQ_OK);
+        CHECKF(strstr(mixq_last_error(), "expects 1x32x32") != NULL, "%s", mixq_last_error());
+    }
+    mixq_dataset_free(te);
+    mixq_model_free(m);
 }
 
 int main(void) {
