@@ -158,10 +158,10 @@ static int tensor_ints(const Onnx__TensorProto *t, int64_t *out, int max) {
     if (t->data_type == ONNX_INT64) {
         if (t->has_raw_data && t->raw_data.len) {
             if ((int64_t)t->raw_data.len != ne * 8) return -1;
-            memcpy(out, t->raw_data.data, (size_t)ne * 8);
+            if (ne) memcpy(out, t->raw_data.data, (size_t)ne * 8);
         } else {
             if ((int64_t)t->n_int64_data != ne) return -1;
-            memcpy(out, t->int64_data, (size_t)ne * 8);
+            if (ne) memcpy(out, t->int64_data, (size_t)ne * 8);
         }
         return (int)ne;
     }
@@ -471,7 +471,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
                 const Onnx__AttributeProto *pa = attr(n, "pads");
                 if (pa && pa->n_ints <= 8) {
                     np = (int)pa->n_ints;
-                    memcpy(pads, pa->ints, sizeof(int64_t) * (size_t)np);
+                    if (np) memcpy(pads, pa->ints, sizeof(int64_t) * (size_t)np);
                 }
                 if (attr_f(n, "value", 0) != 0) return nerr(c, n, "padding value must be 0");
             }
@@ -935,7 +935,7 @@ static Onnx__AttributeProto *eattr(ectx *e, Onnx__NodeProto *n, const char *name
     onnx__attribute_proto__init(a);
     a->name = S(&e->a, "%s", name);
     a->has_type = 1, a->type = type;
-    memcpy(list, n->attribute, sizeof(*list) * n->n_attribute);
+    if (n->n_attribute) memcpy(list, n->attribute, sizeof(*list) * n->n_attribute);
     list[n->n_attribute++] = a;
     n->attribute = list;
     return a;
