@@ -87,6 +87,52 @@ FILE *mq_fopen(const char *path, const char *mode) {
     return f;
 }
 
+mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
+                         size_t *len, int *missing) {
+    *out = NULL;
+    if (missing) *missing = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (missing) *missing = errno == ENOENT;
+        return mq_err(MIXQ_ERR_IO, "cannot open '%s' for reading: %s", path, strerror(errno));
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    mixq_status st = MIXQ_OK;
+    for (;;) {
+        if (n + 1 >= cap) { /* room for the data and the NUL */
+            size_t ncap = cap ? cap * 2 : 65536;
+            if (cap > max_bytes) {
+                st = mq_err(MIXQ_ERR_FORMAT, "%s '%s' is larger than %zu MiB", what, path, max_bytes >> 20);
+                break;
+            }
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                st = mq_err(MIXQ_ERR_NOMEM, "out of memory reading %s '%s'", what, path);
+                break;
+            }
+            buf = nb, cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) st = mq_err(MIXQ_ERR_IO, "cannot read %s '%s': %s", what, path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    if (!st && n > max_bytes)
+        st = mq_err(MIXQ_ERR_FORMAT, "%s '%s' is larger than %zu MiB", what, path, max_bytes >> 20);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    buf[n] = 0;
+    *out = buf;
+    if (len) *len = n;
+    return MIXQ_OK;
+}
+
 mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what) {
     size_t got = fread(dst, 1, n, f);
     if (got != n) {

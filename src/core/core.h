@@ -27,6 +27,11 @@ FILE *mq_fopen(const char *path, const char *mode);
 /* Reads exactly n bytes or fails with MIXQ_ERR_FORMAT ("truncated") naming path and `what`. */
 mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what);
 mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);
+/* A whole file into *out (malloc'ed, NUL-terminated after *len bytes; len may be NULL). Over
+ * max_bytes it is MIXQ_ERR_FORMAT ("<what> '<path>' is larger than ..."). A file that cannot be
+ * opened is MIXQ_ERR_IO; with missing != NULL, *missing says whether it does not exist. */
+mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
+                         size_t *len, int *missing);
 
 /* Deterministic RNG: xoshiro256** seeded by splitmix64. Same seed, same stream, any platform. */
 typedef struct mq_rng { uint64_t s[4]; } mq_rng;

@@ -298,42 +298,6 @@ const char *const *mixq_hw_presets(void) {
     return preset_names;
 }
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = mq_fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = mq_malloc(cap, 1, "file buffer");
-    while (buf) {
-        size_t r = fread(buf + n, 1, cap - n, f);
-        n += r;
-        if (n < cap) {
-            if (ferror(f)) {
-                mq_err(MIXQ_ERR_IO, "'%s': read error", path);
-                free(buf);
-                buf = NULL;
-            }
-            break;
-        }
-        if (cap > ((size_t)64 << 20)) {
-            mq_err(MIXQ_ERR_FORMAT, "'%s': larger than 64 MiB, not a hardware description", path);
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        char *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb, cap *= 2;
-    }
-    fclose(f);
-    if (buf) *len = n;
-    return buf;
-}
-
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
@@ -364,8 +328,9 @@ mixq_status mixq_hw_load(const char *spec, mixq_hw **out) {
                       spec, list);
     }
     size_t len = 0;
-    char *text = read_all(spec, &len);
-    if (!text) return MIXQ_ERR_IO;
+    char *text = NULL;
+    mixq_status rst = mq_read_file(spec, (size_t)64 << 20, "hardware description", &text, &len, NULL);
+    if (rst) return rst;
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", spec);
     char *slash = strrchr(dir, '/');

@@ -668,39 +668,14 @@ static int ends_with(const char *s, const char *suf) {
 mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     if (!path || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_import_onnx: NULL argument");
     *out = NULL;
-    FILE *f = mq_fopen(path, "rb");
-    if (!f) return MIXQ_ERR_IO;
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = mq_malloc(cap, 1, "ONNX file");
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        if (cap >= ((size_t)1 << 31)) {
-            free(buf);
-            buf = NULL;
-            mq_err(MIXQ_ERR_FORMAT, "'%s' is larger than 2 GiB", path);
-            break;
-        }
-        uint8_t *nb = realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
-            break;
-        }
-        buf = nb, cap *= 2;
-    }
-    int rerr = ferror(f);
-    fclose(f);
-    if (!buf) return mixq_last_error()[0] ? MIXQ_ERR_NOMEM : MIXQ_ERR_NOMEM;
-    if (rerr) {
-        free(buf);
-        return mq_err(MIXQ_ERR_IO, "'%s': read error", path);
-    }
+    char *buf = NULL;
+    size_t n = 0;
+    mixq_status rst = mq_read_file(path, (size_t)1 << 31, "ONNX model", &buf, &n, NULL);
+    if (rst) return rst;
     octx c;
     memset(&c, 0, sizeof c);
     c.path = path;
-    c.mp = onnx__model_proto__unpack(NULL, n, buf);
+    c.mp = onnx__model_proto__unpack(NULL, n, (const uint8_t *)buf);
     free(buf);
     if (!c.mp)
         return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a valid ONNX model (the protobuf does not parse: "

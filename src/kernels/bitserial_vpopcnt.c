@@ -69,29 +69,7 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[
     }
 }
 
-TGT_INLINE void store_tile(__m512i q[MQ_BS_MR][2], const mq_bs_acts *a, const mq_bs_weights *w,
-                           int pw, int m0, int32_t *C, int ldc) {
-    const int mr = MQ_MIN(MQ_BS_MR, a->M - m0), nrows = w->rows[pw], one = w->bits[pw] == 1;
-    const int32_t *col = w->col + (size_t)pw * MQ_BS_NR;
-    for (int r = 0; r < mr; r++) {
-        int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
-        const __m512i corr = _mm512_set1_epi64(a->rowsum[m0 + r]);
-        for (int v = 0; v < 2; v++) {
-            __m512i val = q[r][v];
-            if (one) val = _mm512_sub_epi64(_mm512_slli_epi64(val, 1), corr);
-            const __m256i o = _mm512_cvtepi64_epi32(val);
-            const int cnt = MQ_MIN(8, nrows - 8 * v);
-            if (cnt <= 0) break;
-            if (w->contig[pw]) {
-                _mm256_mask_storeu_epi32(Crow + col[0] + 8 * v, (__mmask8)((1u << cnt) - 1), o);
-            } else {
-                int32_t tmp[8];
-                _mm256_storeu_si256((__m256i *)tmp, o);
-                for (int c = 0; c < cnt; c++) Crow[col[8 * v + c]] = tmp[c];
-            }
-        }
-    }
-}
+#include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                    int ldc, int p0, int p1) {

@@ -345,33 +345,9 @@ mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, 
 mixq_status mixq_policy_load(const char *path, mixq_policy **out) {
     if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_policy_load: NULL output");
     *out = NULL;
-    FILE *f = mq_fopen(path, "rb");
-    if (!f) return MIXQ_ERR_IO;
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    mixq_status st = MIXQ_OK;
-    for (;;) {
-        if (len + 4096 > cap) {
-            cap = cap ? cap * 2 : 8192;
-            if (cap > ((size_t)16 << 20)) {
-                st = mq_err(MIXQ_ERR_FORMAT, "policy '%s' is larger than 16 MiB", path);
-                break;
-            }
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                st = mq_err(MIXQ_ERR_NOMEM, "policy '%s': out of memory", path);
-                break;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) st = mq_err(MIXQ_ERR_IO, "cannot read policy '%s'", path);
-            break;
-        }
-    }
-    fclose(f);
+    size_t len = 0;
+    mixq_status st = mq_read_file(path, (size_t)16 << 20, "policy", &buf, &len, NULL);
     if (!st) st = mixq_policy_parse(buf ? buf : "", len, path, out);
     free(buf);
     return st;

@@ -280,41 +280,15 @@ static mixq_status write_atomic(const search *s, const char *name, const char *t
     return MIXQ_OK;
 }
 
-static char *read_text(const char *path, int *missing) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (missing) *missing = errno == ENOENT;
-        mq_err(MIXQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n - 1, f);
-        if (n < cap - 1) break;
-        char *nb = realloc(b, cap * 2);
-        if (!nb) free(b);
-        b = nb, cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!b || err) {
-        free(b);
-        mq_err(b ? MIXQ_ERR_IO : MIXQ_ERR_NOMEM, "reading '%s' failed", path);
-        return NULL;
-    }
-    b[n] = 0;
-    return b;
-}
-
 /* *text = the file's contents, or NULL (and MIXQ_OK) when it does not exist. */
 static mixq_status read_optional(const char *path, char **text) {
     int missing = 0;
-    *text = read_text(path, &missing);
-    if (*text) return MIXQ_OK;
-    if (!missing) return MIXQ_ERR_IO;
-    mixq_clear_error();
-    return MIXQ_OK;
+    mixq_status st = mq_read_file(path, (size_t)1 << 30, "run file", text, NULL, &missing);
+    if (st && missing) {
+        mixq_clear_error();
+        return MIXQ_OK;
+    }
+    return st;
 }
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h) {
