@@ -1082,6 +1082,191 @@ static int cmd_export(int argc, char **argv) {
     return rc;
 }
 
+
+/* ---------------------------------------------------------------- run (CPU runtime) */
+static const char run_help[] =
+    "usage: mixq run QMODEL --data DATA [--split test|val] [--kernel auto|bitserial|int8]\n"
+    "                [--cpu-table FILE] [--batch N] [--images N] [--threads N] [--no-compare]\n"
+    "                [--layers]\n"
+    "\n"
+    "Run a quantized model file on this CPU with the integer runtime (bit-serial AND+popcount\n"
+    "and int8 kernels, fused epilogues) and print its accuracy. Unless --no-compare, the\n"
+    "fake-quantized model runs on the same images and the images whose predicted class differs\n"
+    "are counted (the integer kernels are exact; only float rounding inside a layer differs).\n"
+    "  --kernel     auto (default): per layer, the faster kernel in --cpu-table (a table written\n"
+    "               by `mixq calibrate-cpu`), or without a table bitserial where w x a <= 2 bits\n"
+    "               and int8 elsewhere; bitserial / int8 force one kernel for every layer.\n"
+    "  --cpu-table  measured table for auto (default: $MIXQ_CPU_TABLE, else mixq-cpu.json if it\n"
+    "               exists, else the built-in rule)\n"
+    "  --batch N    images per forward (default 64); --images N: only the first N images\n"
+    "  --layers     per-layer table: kernel, bits, fused ops, time per image\n";
+
+static int cmd_run(int argc, char **argv) {
+    const char *C = "run", *path = NULL, *data = NULL, *table = NULL;
+    int batch = 64, val = 5000, threads = 0, images = 0, compare = 1, layers = 0;
+    uint64_t seed = 1;
+    mixq_split split = MIXQ_SPLIT_TEST;
+    mixq_runtime_config rc_cfg;
+    mixq_runtime_config_default(&rc_cfg);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(run_help, stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--no-compare")) {
+            compare = 0;
+            continue;
+        }
+        if (!strcmp(a, "--layers")) {
+            layers = 1;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (path) return usage_error(C, "unexpected argument '%s'", a);
+            path = a;
+            continue;
+        }
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--split")) {
+            if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
+            else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
+            else return usage_error(C, "--split expects test or val, got '%s'", v);
+        } else if (!strcmp(a, "--kernel")) {
+            if (mixq_kernel_parse(v, &rc_cfg.kernel) || rc_cfg.kernel == MIXQ_KERNEL_FP32)
+                return usage_error(C, "--kernel expects auto, bitserial or int8, got '%s'", v);
+        } else if (!strcmp(a, "--cpu-table")) table = v;
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 65536, &batch);
+        else if (!strcmp(a, "--images")) ok = parse_int(C, a, v, 1, 100000000, &images);
+        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
+        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (!path) return usage_error(C, "%s", "a quantized model file is required");
+    if (!data) return usage_error(C, "%s", "--data is required");
+    if (threads && mixq_set_threads(threads)) return fail(C);
+    if (!table && rc_cfg.kernel == MIXQ_KERNEL_AUTO) {
+        const char *env = getenv("MIXQ_CPU_TABLE");
+        if (env && *env) table = env;
+        else if (access("mixq-cpu.json", R_OK) == 0) table = "mixq-cpu.json";
+    }
+    rc_cfg.cpu_table = table;
+    mixq_model *m = NULL;
+    mixq_dataset *d = NULL;
+    mixq_runtime *rt = NULL;
+    int rc = 1;
+    if (mixq_model_load(path, &m) ||
+        mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d) ||
+        (images && images < mixq_dataset_count(d) && mixq_dataset_truncate(d, images)) ||
+        mixq_runtime_create(m, &rc_cfg, &rt)) {
+        fail(C);
+        goto out;
+    }
+    printf("runtime: %d layers, kernel choice %s%s%s, %d threads\n", mixq_runtime_layer_count(rt),
+           rc_cfg.kernel == MIXQ_KERNEL_AUTO ? (table ? "from table " : "by the built-in rule")
+                                             : "forced ",
+           rc_cfg.kernel == MIXQ_KERNEL_AUTO ? (table ? table : "") : mixq_kernel_name(rc_cfg.kernel),
+           "", mixq_get_threads());
+    mixq_runtime_eval ev;
+    if (mixq_runtime_evaluate(rt, compare ? m : NULL, d, batch, &ev)) {
+        fail(C);
+        goto out;
+    }
+    if (layers) {
+        printf("%-24s %-9s %5s %5s %-9s %12s\n", "layer", "kernel", "w", "a", "fused", "us/image");
+        for (int i = 0; i < mixq_runtime_layer_count(rt); i++) {
+            mixq_runtime_layer_info li;
+            if (mixq_runtime_layer(rt, i, &li)) continue;
+            char wb[16];
+            snprintf(wb, sizeof wb, "%d%s", li.w_bits, li.mixed ? "*" : "");
+            printf("%-24s %-9s %5s %5d %-9s %12.2f\n", li.name, mixq_kernel_name(li.kernel), wb,
+                   li.a_bits, li.fused[0] ? li.fused : "-",
+                   li.images ? 1e6 * li.seconds / (double)li.images : 0.0);
+        }
+        printf("(* per-kernel weight bits: the widest shown)\n");
+    }
+    printf("accuracy %.2f%%\nimages %d\n", 100.0 * ev.accuracy, ev.images);
+    printf("throughput %.1f images/s at batch %d (runtime forwards only)\n", ev.images_per_s,
+           batch < ev.images ? batch : ev.images);
+    if (compare)
+        printf("fake-quantized accuracy %.2f%%; predictions differing %d of %d; largest logit "
+               "difference %.3g\n", 100.0 * ev.ref_accuracy, ev.disagree, ev.images, ev.max_logit_diff);
+    rc = 0;
+out:
+    mixq_runtime_free(rt);
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- calibrate-cpu */
+static const char calib_help[] =
+    "usage: mixq calibrate-cpu (--model M | --arch A [--in C,H,W] [--classes N])\n"
+    "                          [--out FILE] [--batch N] [--reps N] [--threads N]\n"
+    "\n"
+    "Time every conv/linear layer shape of a model on this machine with the runtime's kernels:\n"
+    "bit-serial at every (w, a) in 1..8, int8 and fp32, each with its input quantization,\n"
+    "packing and epilogue; median of --reps timed runs (default 7) of --batch images (default 1).\n"
+    "Writes a hardware target with back-end \"cpu\" to --out (default mixq-cpu.json), so\n"
+    "`mixq cost/search --hw mixq-cpu.json` (or `--hw cpu`, which reads mixq-cpu.json or\n"
+    "$MIXQ_CPU_TABLE) use this machine's measured latency, and `mixq run` picks each layer's\n"
+    "fastest kernel from it.\n";
+
+static void on_calib(int i, int n, const char *name, double el, void *user) {
+    (void)user;
+    fprintf(stderr, "calibrate-cpu: shape %d/%d (%s) done, %.1f s\n", i, n, name, el);
+}
+
+static int cmd_calibrate_cpu(int argc, char **argv) {
+    const char *C = "calibrate-cpu", *model = NULL, *arch = NULL, *out = "mixq-cpu.json";
+    int inc = 1, inh = 28, inw = 28, classes = 10;
+    mixq_cpu_calib_config cc;
+    mixq_cpu_calib_config_default(&cc);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int ok = 1;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(calib_help, stdout);
+            return 0;
+        }
+        if (a[0] != '-') return usage_error(C, "unexpected argument '%s'", a);
+        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--in")) {
+            if (sscanf(v, "%d,%d,%d", &inc, &inh, &inw) != 3 || inc < 1 || inh < 1 || inw < 1)
+                return usage_error(C, "--in expects C,H,W, got '%s'", v);
+        } else if (!strcmp(a, "--classes")) ok = parse_int(C, a, v, 2, 100000, &classes);
+        else if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 4096, &cc.batch);
+        else if (!strcmp(a, "--reps")) ok = parse_int(C, a, v, 1, 64, &cc.reps);
+        else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &cc.threads);
+        else return usage_error(C, "unknown option '%s'", a);
+        if (!ok) return 2;
+        i++;
+    }
+    if (!model == !arch) return usage_error(C, "%s", "give exactly one of --model and --arch");
+    mixq_model *m = NULL;
+    if (model) {
+        if (mixq_model_load(model, &m)) return fail(C);
+    } else {
+        mixq_model_config mc = {.arch = arch, .in_c = inc, .in_h = inh, .in_w = inw,
+                                .classes = classes, .width = 1.0f, .seed = 1};
+        if (mixq_model_create(&mc, &m)) return fail(C);
+    }
+    int rc = 0;
+    if (mixq_cpu_calibrate(m, &cc, out, on_calib, NULL)) rc = fail(C);
+    else printf("wrote %s (%d layer shapes of %s, batch %d)\n", out, mixq_model_hw_layer_count(m),
+                mixq_model_arch(m), cc.batch);
+    mixq_model_free(m);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
 typedef struct command {
     const char *name;
@@ -1099,12 +1284,14 @@ static const command commands[] = {
     {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
     {"import", cmd_import, "read an ONNX model into a mixq model file"},
     {"export", cmd_export, "write a model (float or quantized QDQ) as ONNX"},
+    {"run", cmd_run, "run a quantized model on this CPU with the integer runtime"},
+    {"calibrate-cpu", cmd_calibrate_cpu, "time every layer shape on this CPU (the cpu target)"},
 };
 
 static void main_usage(FILE *f) {
     fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nenvironment: MIXQ_THREADS=N sets the default thread count.\n");
 }
 

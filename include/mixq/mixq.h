@@ -79,6 +79,9 @@ void mixq_dataset_shape(const mixq_dataset *d, int *c, int *h, int *w, int *clas
 const char *mixq_dataset_name(const mixq_dataset *d);
 /* Keep only the first n images (n <= count); for quick runs and search subsets. */
 mixq_status mixq_dataset_truncate(mixq_dataset *d, int n);
+/* Images [start, start + n) normalised as the models see them, x [n][c][h][w], and their labels
+ * (may be NULL). */
+mixq_status mixq_dataset_batch(const mixq_dataset *d, int start, int n, float *x, int *labels);
 
 /* ---------------------------------------------------------------- models */
 typedef struct mixq_model mixq_model;
@@ -442,6 +445,100 @@ typedef struct mixq_search_result {
 mixq_status mixq_search(const char *model_path, const char *data, const mixq_search_config *cfg,
                         const char *run_dir, int resume, mixq_search_progress_fn fn, void *user,
                         mixq_search_result *res);
+
+/* ---------------------------------------------------------------- CPU runtime */
+/* Runs a quantized model on this CPU with integer kernels (src/kernels/rt.c, README "Runtime").
+ * Every conv/linear layer quantizes its input to the layer's a-bit codes (the same rounding as
+ * the fake quantization), runs an integer GEMM on the codes and the weights' integer codes, and
+ * rescales in a fused epilogue (weight and activation scales, bias, the batch norm that follows,
+ * ReLU/ReLU6). Kernels:
+ *   bitserial  binary decomposition: AND + popcount over bit planes, any (w, a) in 1..8 and
+ *              per-kernel weight bits (src/kernels/bitserial.h);
+ *   int8       u8 x s8 -> s32 GEMM (oneDNN's VNNI kernels; exact only with VNNI, so it is
+ *              unavailable on CPUs without it);
+ *   fp32       the fake-quantized values in float (layers kept at 32 bits, k-means codebooks).
+ * The integer kernels are exact, so the runtime differs from the fake-quantized model only by
+ * float summation order inside each layer. Threads: batches are cut into per-thread image
+ * chunks; one image runs its layers on all threads. Results never depend on the thread count. */
+typedef struct mixq_runtime mixq_runtime;
+
+typedef enum mixq_kernel {
+    MIXQ_KERNEL_AUTO = 0,  /* per layer: the measured table, else the built-in rule */
+    MIXQ_KERNEL_BITSERIAL,
+    MIXQ_KERNEL_INT8,
+    MIXQ_KERNEL_FP32,
+    MIXQ_KERNEL_COUNT
+} mixq_kernel;
+const char *mixq_kernel_name(mixq_kernel k); /* "auto", "bitserial", "int8", "fp32" */
+/* Parse a kernel name; MIXQ_ERR_ARG for an unknown one. */
+mixq_status mixq_kernel_parse(const char *name, mixq_kernel *out);
+/* 1 if this CPU (and build) can run the kernel exactly. */
+int mixq_kernel_available(mixq_kernel k);
+
+typedef struct mixq_runtime_config {
+    mixq_kernel kernel;    /* AUTO (default) or one kernel for every integer layer */
+    const char *cpu_table; /* measured table (mixq calibrate-cpu) for AUTO; NULL: built-in rule
+                              (bitserial where w_bits x a_bits <= 2, else int8) */
+} mixq_runtime_config;
+void mixq_runtime_config_default(mixq_runtime_config *c);
+
+/* Compile a quantized, calibrated model (its current weights, scales and clips) into a runtime.
+ * The model is only read; the runtime owns copies of everything it needs. A float model, an
+ * uncalibrated layer, or a forced kernel this CPU lacks is an error. */
+mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg, mixq_runtime **out);
+void mixq_runtime_free(mixq_runtime *rt);
+/* Logits [n][classes] for x [n][c][h][w] (normalised as the model's inputs). */
+mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float *logits);
+
+typedef struct mixq_runtime_layer_info {
+    const char *name;
+    int node;
+    mixq_kernel kernel;    /* the kernel this layer runs */
+    int w_bits, a_bits;    /* weight bits (per-kernel: the largest), activation code bits */
+    int mixed;             /* per-kernel weight bits differ within the layer */
+    const char *fused;     /* what the epilogue absorbed: "", "bn", "relu", "bn+relu", ... */
+    int64_t macs;          /* per image */
+    double seconds;        /* time spent in this layer by forwards so far */
+    int64_t images;        /* images run so far */
+} mixq_runtime_layer_info;
+int mixq_runtime_layer_count(const mixq_runtime *rt);
+/* Zero every layer's time and image counters. */
+void mixq_runtime_reset_times(mixq_runtime *rt);
+
+typedef struct mixq_runtime_eval {
+    int images;
+    double accuracy;        /* runtime top-1, 0..1 */
+    double ref_accuracy;    /* the fake-quantized model's (ref given), else -1 */
+    int disagree;           /* images whose predicted class differs from ref's */
+    double max_logit_diff;  /* largest |runtime logit - ref logit| */
+    double seconds;         /* runtime forwards only (not data loading, not ref) */
+    double images_per_s;
+} mixq_runtime_eval;
+/* Run every image of d through the runtime in batches of `batch`; with ref (the fake-quantized
+ * model the runtime was built from) also through it, comparing predictions image by image. */
+mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_dataset *d,
+                                  int batch, mixq_runtime_eval *out);
+mixq_status mixq_runtime_layer(const mixq_runtime *rt, int i, mixq_runtime_layer_info *out);
+
+/* Time every conv/linear layer shape of model m (its architecture and input size; weights and
+ * policy do not matter) on this machine at every (w, a) in 1..8 with the bit-serial kernel and
+ * once with the int8 and fp32 kernels, each including its input quantization, packing and
+ * epilogue; median of `reps` timed runs of `batch` images. Writes a hardware description with
+ * back-end "cpu" (README "Hardware") to out_path: `--hw out_path` (or `--hw cpu`, which reads
+ * mixq-cpu.json or $MIXQ_CPU_TABLE) then costs layers by this machine's measured latency, and
+ * mixq_runtime_create reads it to pick each layer's fastest kernel. */
+typedef struct mixq_cpu_calib_config {
+    int batch;             /* images per timed run (default 1) */
+    int reps;              /* timed runs per entry, median taken (default 7) */
+    double min_run_s;      /* each timed run repeats the layer until this long (default 2e-3) */
+    int threads;           /* threads while timing (0: the current setting) */
+} mixq_cpu_calib_config;
+void mixq_cpu_calib_config_default(mixq_cpu_calib_config *c);
+/* Progress: shape i of n done (name: its first layer). */
+typedef void (*mixq_cpu_calib_progress_fn)(int i, int n, const char *name, double elapsed_s,
+                                          void *user);
+mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config *c,
+                               const char *out_path, mixq_cpu_calib_progress_fn fn, void *user);
 
 #ifdef __cplusplus
 }

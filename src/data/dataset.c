@@ -52,6 +52,23 @@ mixq_status mixq_dataset_truncate(mixq_dataset *d, int n) {
     return MIXQ_OK;
 }
 
+mixq_status mixq_dataset_batch(const mixq_dataset *d, int start, int n, float *x, int *labels) {
+    if (!d || !x) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_batch: NULL argument");
+    if (start < 0 || n < 1 || start > d->n - n)
+        return mq_err(MIXQ_ERR_ARG, "images [%d, %d) out of range: '%s' has %d", start, start + n,
+                      d->name, d->n);
+    int *idx = mq_malloc((size_t)n, sizeof(int), "batch indices");
+    int *lab = labels ? labels : mq_malloc((size_t)n, sizeof(int), "batch labels");
+    mixq_status st = MIXQ_ERR_NOMEM;
+    if (idx && lab) {
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        st = mq_data_batch(d, idx, n, 0, 0, x, lab);
+    }
+    free(idx);
+    if (lab != labels) free(lab);
+    return st;
+}
+
 /* Raw contents of one file pair (images + labels). */
 typedef struct raw {
     int n, c, h, w;

@@ -183,12 +183,12 @@ static mixq_status bitops_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a,
     o->cycles = o->compute_cycles = o->bitops;
     return MIXQ_OK;
 }
-const mq_hw_backend mq_hw_size = {"size", proxy_parse, size_cost, NULL, 0};
-const mq_hw_backend mq_hw_bitops = {"bitops", proxy_parse, bitops_cost, NULL, 0};
+const mq_hw_backend mq_hw_size = {"size", proxy_parse, size_cost, NULL, 0, NULL};
+const mq_hw_backend mq_hw_bitops = {"bitops", proxy_parse, bitops_cost, NULL, 0, NULL};
 
 static const mq_hw_backend *const backends[] = {&mq_hw_bitfusion, &mq_hw_bismo, &mq_hw_stripes,
                                                 &mq_hw_loom,      &mq_hw_dadn,  &mq_hw_table,
-                                                &mq_hw_size,      &mq_hw_bitops};
+                                                &mq_hw_size,      &mq_hw_bitops, &mq_hw_cpu};
 
 /* ------------------------------------------------------------------ create / free */
 
@@ -226,7 +226,7 @@ mixq_status mixq_hw_parse(const char *json, size_t len, const char *origin, cons
     static const char *const keys[] = {"mixq_hw", "name",      "description", "backend",
                                        "batch",   "freq_hz",   "bits",        "bitfusion",
                                        "bismo",   "serial",    "table",       "energy",
-                                       NULL};
+                                       "cpu",     NULL};
     long long ver = 0, batch = 1, bmin = 1, bmax = 8;
     double freq = 0;
     const char *name = NULL, *desc = "", *bename = NULL;
@@ -258,7 +258,7 @@ mixq_status mixq_hw_parse(const char *json, size_t len, const char *origin, cons
         if (!hw->be)
             st = mq_err(MIXQ_ERR_FORMAT,
                         "%s: field 'backend': unknown back-end '%s'; hint: one of bitfusion, bismo, "
-                        "stripes, loom, dadn, table, size, bitops",
+                        "stripes, loom, dadn, table, cpu, size, bitops",
                         origin, bename);
     }
     if (!st) {
@@ -305,6 +305,50 @@ static int ends_with(const char *s, const char *suf) {
 
 mixq_status mq_hw_table_from_file(const char *path, mixq_hw **out);
 
+/* A JSON description from a file; relative paths in it resolve against its directory. With
+ * missing != NULL, *missing says whether the file does not exist. */
+static mixq_status load_json_file(const char *path, mixq_hw **out, int *missing) {
+    size_t len = 0;
+    char *text = NULL;
+    mixq_status rst = mq_read_file(path, (size_t)64 << 20, "hardware description", &text, &len,
+                                   missing);
+    if (rst) return rst;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    mixq_status st = mixq_hw_parse(text, len, path, dir, out);
+    free(text);
+    return st;
+}
+
+/* `cpu`: this machine's measured table (src/hw/cpu.c), written by `mixq calibrate-cpu`, from
+ * $MIXQ_CPU_TABLE or ./mixq-cpu.json. Not a preset: there is nothing to embed. */
+static mixq_status load_measured_cpu(mixq_hw **out) {
+    const char *env = getenv("MIXQ_CPU_TABLE");
+    const char *path = env && *env ? env : "mixq-cpu.json";
+    int missing = 0;
+    mixq_status st = load_json_file(path, out, &missing);
+    if (st && missing)
+        return mq_err(MIXQ_ERR_NOTFOUND,
+                      "hardware 'cpu': no measured table at '%s'%s; hint: run `mixq calibrate-cpu "
+                      "--model M.mixq` first (it writes mixq-cpu.json), or set MIXQ_CPU_TABLE",
+                      path, env && *env ? " (from MIXQ_CPU_TABLE)" : "");
+    if (st) return st;
+    if ((*out)->be != &mq_hw_cpu) {
+        mixq_status e = mq_err(MIXQ_ERR_FORMAT,
+                               "hardware 'cpu': '%s' is a '%s' description, not a measured cpu "
+                               "table; hint: point MIXQ_CPU_TABLE at the file `mixq calibrate-cpu` "
+                               "wrote",
+                               path, (*out)->be->name);
+        mixq_hw_free(*out);
+        *out = NULL;
+        return e;
+    }
+    return MIXQ_OK;
+}
+
 mixq_status mixq_hw_load(const char *spec, mixq_hw **out) {
     *out = NULL;
     if (!spec || !*spec) return mq_err(MIXQ_ERR_ARG, "no hardware target given");
@@ -315,6 +359,7 @@ mixq_status mixq_hw_load(const char *spec, mixq_hw **out) {
             return mixq_hw_parse(mq_hw_preset_list[i].json, strlen(mq_hw_preset_list[i].json),
                                  origin, NULL, out);
         }
+    if (!strcmp(spec, "cpu")) return load_measured_cpu(out);
     if (ends_with(spec, ".npy") || ends_with(spec, ".csv")) return mq_hw_table_from_file(spec, out);
     if (!strchr(spec, '/') && !ends_with(spec, ".json")) {
         char list[1024] = "";
@@ -323,22 +368,12 @@ mixq_status mixq_hw_load(const char *spec, mixq_hw **out) {
             snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", mq_hw_preset_list[i].name);
         }
         return mq_err(MIXQ_ERR_NOTFOUND,
-                      "unknown hardware target '%s'; hint: a preset (%s), a .json description, or "
-                      "a .npy/.csv lookup table",
+                      "unknown hardware target '%s'; hint: a preset (%s), cpu (this machine, "
+                      "measured by `mixq calibrate-cpu`), a .json description, or a .npy/.csv "
+                      "lookup table",
                       spec, list);
     }
-    size_t len = 0;
-    char *text = NULL;
-    mixq_status rst = mq_read_file(spec, (size_t)64 << 20, "hardware description", &text, &len, NULL);
-    if (rst) return rst;
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", spec);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    mixq_status st = mixq_hw_parse(text, len, spec, dir, out);
-    free(text);
-    return st;
+    return load_json_file(spec, out, NULL);
 }
 
 const char *mixq_hw_name(const mixq_hw *hw) { return hw->name; }
@@ -433,14 +468,25 @@ mixq_status mq_hw_memo(const mixq_hw *chw, const mq_hwl *l, int w, int a, int va
     return MIXQ_OK;
 }
 
-static mixq_status cost_norm(mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
-    memset(out, 0, sizeof *out);
+/* Derived fields: latency from cycles (unless the back-end measured it), DRAM bytes. */
+static void cost_finish(const mixq_hw *hw, mixq_cost *out) {
+    if (out->latency_s == 0) out->latency_s = out->cycles / hw->freq_hz;
+    out->dram_bytes = (out->dram_read_bits + out->dram_write_bits) / 8.0;
+}
+
+static mixq_status bits_check(const mixq_hw *hw, const mq_hwl *l, int w, int a) {
     if (w < hw->min_bits || w > hw->max_bits || a < hw->min_bits || a > hw->max_bits)
         return mq_err(MIXQ_ERR_UNSUPPORTED,
                       "layer '%s': %s runs %d..%d-bit operands, not w%d/a%d; hint: pin the layer to "
                       "a supported width in the policy",
                       l->name, hw->name, hw->min_bits, hw->max_bits, w, a);
-    mixq_status st;
+    return MIXQ_OK;
+}
+
+static mixq_status cost_norm(mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out) {
+    memset(out, 0, sizeof *out);
+    mixq_status st = bits_check(hw, l, w, a);
+    if (st) return st;
     if (hw->be->memoise) {
         st = mq_hw_memo(hw, l, w, a, 0, hw->be->cost, out);
     } else {
@@ -449,8 +495,7 @@ static mixq_status cost_norm(mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_co
     }
     if (st) return st;
     proxies(l, w, a, out);
-    out->latency_s = out->cycles / hw->freq_hz;
-    out->dram_bytes = (out->dram_read_bits + out->dram_write_bits) / 8.0;
+    cost_finish(hw, out);
     return MIXQ_OK;
 }
 
@@ -512,13 +557,35 @@ mixq_status mixq_hw_cost_kernels(mixq_hw *hw, const mixq_hw_layer *layer, const 
                           l.name, (long long)k, kbits[k]);
         seen[kbits[k]]++;
     }
+    int widths = 0, hi = 1;
+    for (int b = 1; b <= 32; b++)
+        if (seen[b]) widths++, hi = b;
     /* Stripes and DaDianNao keep weights bit-parallel at pe_width bits: kernel bits cost nothing,
      * so the layer runs whole, charged at its widest kernel */
-    if (hw->be == &mq_hw_stripes || hw->be == &mq_hw_dadn) {
-        int hi = 1;
+    if (hw->be == &mq_hw_stripes || hw->be == &mq_hw_dadn) return cost_norm(hw, &l, hi, a, out);
+    /* a back-end that runs mixed widths as one pass (cpu: one bit-serial GEMM whose panels
+     * each run at their own width) costs the mix itself */
+    if (hw->be->cost_kernels && widths > 1) {
         for (int b = 1; b <= 32; b++)
-            if (seen[b]) hi = b;
-        return cost_norm(hw, &l, hi, a, out);
+            if (seen[b] && (st = bits_check(hw, &l, b, a))) return st;
+        out->w_bits = hi, out->a_bits = a;
+        if ((st = hw->be->cost_kernels(hw, &l, seen, a, out))) {
+            memset(out, 0, sizeof *out);
+            return st;
+        }
+        out->macs = out->bitops = out->size_bits = 0;
+        for (int b = 1; b <= 32; b++) {
+            if (!seen[b]) continue;
+            mixq_cost p;
+            memset(&p, 0, sizeof p);
+            proxies(&l, b, a, &p);
+            double share = (double)seen[b] / (double)l.K;
+            out->macs += p.macs * share, out->bitops += p.bitops * share;
+            out->size_bits += p.size_bits * share;
+        }
+        out->w_bits = hi, out->a_bits = a;
+        cost_finish(hw, out);
+        return MIXQ_OK;
     }
     int depthwise = !l.fc && l.g == l.C && l.g == l.K;
     int split = hw->be != &mq_hw_table && (l.g == 1 || depthwise);

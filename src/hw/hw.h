@@ -64,10 +64,17 @@ typedef struct mq_hw_backend {
     /* Parse the back-end's own object(s) from root; store state in hw->impl. */
     mixq_status (*parse)(mixq_hw *hw, const mq_jctx *c, const cJSON *root);
     /* Cost of l at (w, a); w and a are within hw's bits range. Fill everything but macs,
-     * bitops, size_bits and latency_s (hw.c does those). */
+     * bitops and size_bits (hw.c does those). latency_s: leave it 0 and hw.c derives it as
+     * cycles / freq_hz; a back-end that measures time (cpu) sets it and derives cycles. */
     mixq_status (*cost)(const mixq_hw *hw, const mq_hwl *l, int w, int a, mixq_cost *out);
     void (*free_impl)(void *impl);
     int memoise; /* 1: answers are expensive, keep them */
+    /* Optional: cost of l with per-kernel weight bits, nk[b] kernels at b bits (b in hw's bits
+     * range, sum = l->K, at least two widths) and a-bit activations, for a back-end that runs
+     * such a layer as one pass. Fills what cost() fills; hw.c adds macs, bitops, size_bits and
+     * w_bits. NULL: hw.c's generic grouping (mixq_hw_cost_kernels). */
+    mixq_status (*cost_kernels)(const mixq_hw *hw, const mq_hwl *l, const int *nk, int a,
+                                mixq_cost *out);
 } mq_hw_backend;
 
 typedef struct mq_hw_cache_entry {
@@ -99,7 +106,7 @@ mixq_status mq_hw_memo(const mixq_hw *hw, const mq_hwl *l, int w, int a, int var
                        mq_cost_fn fn, mixq_cost *out);
 
 extern const mq_hw_backend mq_hw_bitfusion, mq_hw_bismo, mq_hw_stripes, mq_hw_loom, mq_hw_dadn,
-    mq_hw_table, mq_hw_size, mq_hw_bitops;
+    mq_hw_table, mq_hw_size, mq_hw_bitops, mq_hw_cpu;
 
 /* Fill derived fields; checks the shape (positive sizes, groups dividing channels). */
 mixq_status mq_hwl_from(const mixq_hw_layer *l, int default_batch, mq_hwl *out);
@@ -113,6 +120,14 @@ extern const int mq_hw_preset_count;
 /* Throughput factor of a fusion unit at (w, a): floor(pmax/max(a,pmin)) * floor(pmax/max(w,pmin));
  * 0 when either operand is wider than pmax (the original simulator's limit). */
 int mq_bitfusion_perf_factor(int pmax, int pmin, int w, int a);
+
+/* ---- cpu back-end (src/hw/cpu.c), for the runtime's kernel choice: the measured times of layer l
+ * with per-kernel weight bits kbits[out_c] (1..8) and a-bit activations: the int8 kernel
+ * (HUGE_VAL where the table says this CPU has none) and the bit-serial GEMM with its panels at
+ * their own widths (sum_b n_b / out_c x bitserial_s[b-1][a-1]). hw must be a `cpu` target;
+ * a shape it lacks is MIXQ_ERR_NOTFOUND, another batch MIXQ_ERR_ARG, as for mixq_hw_cost. */
+mixq_status mq_hw_cpu_times(const mixq_hw *hw, const mixq_hw_layer *l, const int *kbits, int a,
+                            double *int8_s, double *bitserial_s);
 
 /* HAQ lookup table (src/hw/table.c). */
 #include "hw/table.h"

@@ -118,6 +118,6 @@ static mixq_status serial_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a,
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_dadn = {"dadn", dadn_parse, serial_cost, free, 0};
-const mq_hw_backend mq_hw_stripes = {"stripes", stripes_parse, serial_cost, free, 0};
-const mq_hw_backend mq_hw_loom = {"loom", loom_parse, serial_cost, free, 0};
+const mq_hw_backend mq_hw_dadn = {"dadn", dadn_parse, serial_cost, free, 0, NULL};
+const mq_hw_backend mq_hw_stripes = {"stripes", stripes_parse, serial_cost, free, 0, NULL};
+const mq_hw_backend mq_hw_loom = {"loom", loom_parse, serial_cost, free, 0, NULL};

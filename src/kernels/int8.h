@@ -1,0 +1,32 @@
+/* int8 GEMM for the CPU runtime (internal; names mq_i8_*).
+ *
+ *   C[m][n] = sum_{k<K} A[m][k] * W[n][k]          exact, int32
+ *
+ * Buffers (row-major):
+ *   A  uint8_t [M][K]    activation codes 0..255 (any a_bits <= 8; signed activations are
+ *                        offset to unsigned by the caller)
+ *   W  int8_t  [N][K]    weight codes -128..127 (any w_bits <= 8, per-row widths welcome)
+ *   C  int32_t [M][ldc]  ldc >= N
+ * K <= MQ_I8_MAX_K keeps |C| <= K * 255 * 128 < 2^31.
+ *
+ * Implementation: oneDNN's dnnl_gemm_u8s8s32 (its JIT kernels: AVX-512 VNNI vpdpbusd here).
+ * Without VNNI those kernels form u8 x s8 pair sums in saturating int16 (vpmaddubsw), which is
+ * not exact for large codes, so the path is only offered where VNNI exists
+ * (mq_i8_available); the reference twin is mq_bs_gemm_ref (same semantics). oneDNN threads
+ * with OpenMP: inside a parallel region it runs on the calling thread only. */
+#ifndef MIXQ_KERNELS_INT8_H
+#define MIXQ_KERNELS_INT8_H
+
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+
+#define MQ_I8_MAX_K 65536
+
+/* 1 if the CPU has AVX-512 VNNI or AVX-VNNI (and the OS saves the vector state). */
+int mq_i8_available(void);
+/* MIXQ_ERR_UNSUPPORTED without VNNI, MIXQ_ERR_ARG on bad sizes. */
+mixq_status mq_i8_gemm(const uint8_t *A, const int8_t *W, int M, int N, int K, int32_t *C,
+                       int ldc);
+
+#endif

@@ -1,0 +1,595 @@
+/* The CPU runtime: a quantized model compiled into integer layers with fused epilogues, run
+ * node by node (public API and semantics in include/mixq/mixq.h, per-layer buffers in rt.h).
+ *
+ * Compilation:
+ *   - every quantized conv/linear node becomes an rt_conv: weight codes recovered from the
+ *     model's fake-quantized weights and scales (code = round(w_q / s_w), exact), activation
+ *     quantizer from the calibrated clip;
+ *   - a batch norm whose only input is that layer (and which is the layer's only consumer) is
+ *     fused into the epilogue, as is a following ReLU/ReLU6 that is the only consumer of what it
+ *     reads; fused nodes share the layer's output buffer;
+ *   - the other nodes (pools, residual adds, unfused BN, GAP, flatten) run the engine's float
+ *     kernels (src/nn), the very code the fake-quantized model runs;
+ *   - each layer's kernel: forced by the configuration, else the fastest in the measured table
+ *     (mixq calibrate-cpu), else the built-in rule.
+ * Buffers: each node's output lives in one of a few pooled buffers, reused once every consumer
+ * has run (liveness over the topological order). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "hw/hw.h"
+#include "kernels/int8.h"
+#include "kernels/rt.h"
+#include "nn/kernels.h"
+#include "nn/model.h"
+#include "quant/qmodel.h"
+
+typedef struct rt_node {
+    mixq_op op;
+    int n_in, in[2];
+    int c, h, w;          /* output per image */
+    int ic, ih, iw;       /* first input per image */
+    int k, stride, pad;
+    int conv;             /* index into convs, or -1 */
+    int alias;            /* output is the buffer of this node (fused, flatten), or -1 */
+    int slot;             /* pooled buffer, -1 for the input */
+    float eps;
+    float *gamma, *beta, *rm, *rv; /* unfused BN (copies) */
+    int32_t *argmax;      /* maxpool scratch [batch][c][h][w] */
+} rt_node;
+
+struct mixq_runtime {
+    int n_nodes;
+    rt_node *nodes;
+    int n_convs;
+    rt_conv *convs;
+    int n_slots;
+    float **slot_buf;     /* [n_slots] */
+    size_t slot_floats;   /* per image */
+    int batch_cap;
+    rt_scratch *scr;
+    int n_scr;
+    int classes, in_c, in_h, in_w;
+};
+
+static const char *const kernel_names[MIXQ_KERNEL_COUNT] = {"auto", "bitserial", "int8", "fp32"};
+
+const char *mixq_kernel_name(mixq_kernel k) {
+    return (unsigned)k < MIXQ_KERNEL_COUNT ? kernel_names[k] : "?";
+}
+
+mixq_status mixq_kernel_parse(const char *name, mixq_kernel *out) {
+    for (int k = 0; k < MIXQ_KERNEL_COUNT; k++)
+        if (name && !strcmp(name, kernel_names[k])) {
+            *out = (mixq_kernel)k;
+            return MIXQ_OK;
+        }
+    return mq_err(MIXQ_ERR_ARG, "unknown kernel '%s'; hint: auto, bitserial, int8 or fp32",
+                  name ? name : "(null)");
+}
+
+int mixq_kernel_available(mixq_kernel k) {
+    switch (k) {
+    case MIXQ_KERNEL_AUTO:
+    case MIXQ_KERNEL_BITSERIAL:
+    case MIXQ_KERNEL_FP32:
+        return 1;
+    case MIXQ_KERNEL_INT8:
+        return mq_i8_available();
+    default:
+        return 0;
+    }
+}
+
+void mixq_runtime_config_default(mixq_runtime_config *c) {
+    memset(c, 0, sizeof *c);
+    c->kernel = MIXQ_KERNEL_AUTO;
+}
+
+void mixq_runtime_free(mixq_runtime *rt) {
+    if (!rt) return;
+    for (int i = 0; rt->nodes && i < rt->n_nodes; i++) {
+        free(rt->nodes[i].gamma);
+        free(rt->nodes[i].beta);
+        free(rt->nodes[i].rm);
+        free(rt->nodes[i].rv);
+        free(rt->nodes[i].argmax);
+    }
+    free(rt->nodes);
+    for (int i = 0; rt->convs && i < rt->n_convs; i++) rt_conv_free(&rt->convs[i]);
+    free(rt->convs);
+    for (int i = 0; rt->slot_buf && i < rt->n_slots; i++) free(rt->slot_buf[i]);
+    free(rt->slot_buf);
+    for (int i = 0; rt->scr && i < rt->n_scr; i++) rt_scratch_free(&rt->scr[i]);
+    free(rt->scr);
+    free(rt);
+}
+
+static float *copy_floats(const float *src, int n, const char *what) {
+    float *d = mq_malloc((size_t)n, sizeof(float), what);
+    if (d && src) memcpy(d, src, sizeof(float) * (size_t)n);
+    return d;
+}
+
+/* Build layer node i of m (a quantized conv/linear). */
+static mixq_status build_conv(mixq_model *m, int node, const mixq_layer_quant *lq, rt_conv *c) {
+    const mq_node *n = &m->nodes[node];
+    const mq_node *a = &m->nodes[n->in[0]];
+    snprintf(c->name, sizeof c->name, "%s", n->name);
+    c->node = node;
+    c->fc = n->op == MIXQ_OP_LINEAR;
+    c->C = c->fc ? a->c * a->h * a->w : a->c;
+    c->H = a->h;
+    c->W = a->w;
+    c->K = n->c;
+    c->R = n->kh;
+    c->S = n->kw;
+    c->stride = n->stride;
+    c->pad = n->pad;
+    c->G = n->groups > 0 ? n->groups : 1;
+    c->a_bits = lq->a_bits;
+    c->a_signed = lq->a_signed;
+    c->a_float = lq->a_bits == MIXQ_FLOAT_BITS;
+    c->kbits = mq_malloc((size_t)c->K, sizeof(int), "runtime kernel bits");
+    if (!c->kbits) return MIXQ_ERR_NOMEM;
+    memcpy(c->kbits, lq->kernel_bits, sizeof(int) * (size_t)c->K);
+    if (c->a_float) c->a_bits = 8; /* placeholder for prepare; not used */
+    mixq_status st = rt_conv_prepare(c);
+    if (st) return st;
+    if (c->a_float) c->a_bits = MIXQ_FLOAT_BITS;
+
+    const float *scales, *wq;
+    float alpha;
+    int a_signed, kmeans;
+    st = mq_quant_layer_params(m, node, &scales, &wq, &alpha, &a_signed, &kmeans);
+    if (st) return st;
+    if (!c->a_float) {
+        if (!(alpha > 0))
+            return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s' has no calibrated activation clip; "
+                          "hint: calibrate the model (mixq quantize calibrates)", c->name);
+        c->s_a = alpha / c->qmax;
+        c->inv_a = 1.0f / c->s_a; /* as mq_act_fake_quant */
+    }
+    const float *w = wq ? wq : mq_tensor_ptr(m, n->t_w);
+    const size_t inner = (size_t)c->Kd;
+    int float_w = kmeans || !wq;
+    for (int k = 0; k < c->K; k++)
+        if (c->kbits[k] == MIXQ_FLOAT_BITS) float_w = 1;
+    const float *b = mq_tensor_ptr(m, n->t_b);
+    if (b) memcpy(c->bias, b, sizeof(float) * (size_t)c->K);
+    if (float_w || c->a_float) {
+        c->kernel = MIXQ_KERNEL_FP32;
+        c->wf = copy_floats(w, c->K * c->Kd, "runtime float weights");
+        if (!c->wf) return MIXQ_ERR_NOMEM;
+        for (int k = 0; k < c->K; k++) c->sc[k] = 1.0f;
+        return MIXQ_OK;
+    }
+    c->wc = mq_malloc((size_t)c->K * inner, 1, "runtime weight codes");
+    if (!c->wc) return MIXQ_ERR_NOMEM;
+    for (int k = 0; k < c->K; k++) {
+        const float s = scales[k];
+        const int bk = c->kbits[k];
+        const float nmax = bk == 1 ? 1.0f : (float)((1 << (bk - 1)) - 1);
+        for (size_t j = 0; j < inner; j++) {
+            const float v = w[(size_t)k * inner + j];
+            float q;
+            if (bk == 1) q = v >= 0 ? 1.0f : -1.0f;
+            else q = s > 0 ? nearbyintf(v / s) : 0.0f;
+            if (!(q >= -nmax && q <= nmax))
+                return mq_err(MIXQ_ERR_NUMERIC, "runtime: layer '%s' kernel %d: weight %g is not a "
+                              "%d-bit code of scale %g", c->name, k, (double)v, bk, (double)s);
+            c->wc[(size_t)k * inner + j] = (int8_t)q;
+        }
+        c->sc[k] = c->s_a * s;
+    }
+    return MIXQ_OK;
+}
+
+static mixq_status choose_kernel(rt_conv *c, const mixq_runtime_config *cfg, mixq_hw *table) {
+    if (c->kernel == MIXQ_KERNEL_FP32) return MIXQ_OK;
+    if (cfg->kernel == MIXQ_KERNEL_BITSERIAL || cfg->kernel == MIXQ_KERNEL_INT8) {
+        c->kernel = cfg->kernel;
+        return MIXQ_OK;
+    }
+    if (cfg->kernel == MIXQ_KERNEL_FP32)
+        return mq_err(MIXQ_ERR_ARG, "runtime: the fp32 kernel cannot be forced on quantized "
+                      "layers; hint: auto, bitserial or int8");
+    if (!table) {
+        c->kernel = rt_rule_kernel(c->w_max, c->a_bits);
+        return MIXQ_OK;
+    }
+    mixq_hw_layer l = {.name = c->name, .fc = c->fc, .in_c = c->C, .in_h = c->fc ? 1 : c->H,
+                       .in_w = c->fc ? 1 : c->W, .out_c = c->K, .kh = c->R, .kw = c->S,
+                       .stride = c->stride, .pad = c->pad, .groups = c->G};
+    double t_int8, t_bs;
+    mixq_status st = mq_hw_cpu_times(table, &l, c->kbits, c->a_bits, &t_int8, &t_bs);
+    if (st) return st;
+    c->kernel = (t_int8 < t_bs && mq_i8_available()) ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
+    return MIXQ_OK;
+}
+
+static int consumers(const mixq_model *m, int node, int *only) {
+    int cnt = 0;
+    for (int j = node + 1; j < m->n_nodes; j++)
+        for (int t = 0; t < m->nodes[j].n_in; t++)
+            if (m->nodes[j].in[t] == node) {
+                cnt++;
+                *only = j;
+            }
+    return cnt;
+}
+
+mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in,
+                                mixq_runtime **out) {
+    *out = NULL;
+    if (!m) return mq_err(MIXQ_ERR_ARG, "runtime: no model");
+    if (!mixq_model_is_quantized(m))
+        return mq_err(MIXQ_ERR_ARG, "runtime: model '%s' is not quantized; hint: mixq quantize "
+                      "m.mixq --policy p.json --out q.mixq first", m->arch);
+    mixq_runtime_config cfg;
+    if (cfg_in) cfg = *cfg_in;
+    else mixq_runtime_config_default(&cfg);
+    if ((unsigned)cfg.kernel >= MIXQ_KERNEL_COUNT)
+        return mq_err(MIXQ_ERR_ARG, "runtime: kernel %d out of range", (int)cfg.kernel);
+    if (cfg.kernel == MIXQ_KERNEL_INT8 && !mq_i8_available())
+        return mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: the int8 kernel needs VNNI (AVX-512 VNNI or "
+                      "AVX-VNNI), which this CPU lacks; hint: --kernel bitserial");
+    mixq_hw *table = NULL;
+    mixq_status st = MIXQ_OK;
+    if (cfg.kernel == MIXQ_KERNEL_AUTO && cfg.cpu_table && cfg.cpu_table[0]) {
+        st = mixq_hw_load(cfg.cpu_table, &table);
+        if (st) return st;
+        if (strcmp(mixq_hw_backend(table), "cpu")) {
+            st = mq_err(MIXQ_ERR_ARG, "runtime: '%s' is a '%s' target, not a measured CPU table; "
+                        "hint: mixq calibrate-cpu writes one", cfg.cpu_table, mixq_hw_backend(table));
+            mixq_hw_free(table);
+            return st;
+        }
+    }
+    mixq_runtime *rt = mq_calloc(1, sizeof *rt, "runtime");
+    if (!rt) {
+        mixq_hw_free(table);
+        return MIXQ_ERR_NOMEM;
+    }
+    rt->n_nodes = m->n_nodes;
+    rt->nodes = mq_calloc((size_t)m->n_nodes, sizeof *rt->nodes, "runtime nodes");
+    rt->convs = mq_calloc((size_t)m->n_nodes, sizeof *rt->convs, "runtime layers");
+    if (!rt->nodes || !rt->convs) {
+        st = MIXQ_ERR_NOMEM;
+        goto fail;
+    }
+    mixq_model_input_shape(m, &rt->in_c, &rt->in_h, &rt->in_w, &rt->classes);
+
+    /* quantized layers, by node */
+    int *qidx = mq_malloc((size_t)m->n_nodes, sizeof(int), "runtime");
+    if (!qidx) {
+        st = MIXQ_ERR_NOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < m->n_nodes; i++) qidx[i] = -1;
+    for (int i = 0; i < mixq_model_quant_layers(m); i++) {
+        mixq_layer_quant lq;
+        if ((st = mixq_model_quant_layer(m, i, &lq))) break;
+        qidx[lq.node] = i;
+    }
+    for (int i = 0; !st && i < m->n_nodes; i++) {
+        const mq_node *n = &m->nodes[i];
+        rt_node *r = &rt->nodes[i];
+        r->op = n->op;
+        r->n_in = n->n_in;
+        r->in[0] = n->in[0];
+        r->in[1] = n->in[1];
+        r->c = n->c;
+        r->h = n->h;
+        r->w = n->w;
+        r->k = n->kh;
+        r->stride = n->stride;
+        r->pad = n->pad;
+        r->conv = -1;
+        r->alias = -1;
+        r->slot = -1;
+        if (n->n_in) {
+            const mq_node *a = &m->nodes[n->in[0]];
+            r->ic = a->c;
+            r->ih = a->h;
+            r->iw = a->w;
+        }
+        if (n->op == MIXQ_OP_CONV || n->op == MIXQ_OP_LINEAR) {
+            if (qidx[i] < 0) {
+                st = mq_err(MIXQ_ERR_STATE, "runtime: layer '%s' is not quantized", n->name);
+                break;
+            }
+            mixq_layer_quant lq;
+            if ((st = mixq_model_quant_layer(m, qidx[i], &lq))) break;
+            rt_conv *c = &rt->convs[rt->n_convs];
+            r->conv = rt->n_convs++;
+            if ((st = build_conv(m, i, &lq, c))) break;
+            if ((st = choose_kernel(c, &cfg, table))) break;
+            if ((st = rt_conv_pack(c))) break;
+        } else if (n->op == MIXQ_OP_BN) {
+            r->eps = n->bn_eps;
+            r->gamma = copy_floats(mq_tensor_ptr(m, n->t_w), n->c, "runtime batch norm");
+            r->beta = copy_floats(mq_tensor_ptr(m, n->t_b), n->c, "runtime batch norm");
+            r->rm = copy_floats(mq_tensor_ptr(m, n->t_rm), n->c, "runtime batch norm");
+            r->rv = copy_floats(mq_tensor_ptr(m, n->t_rv), n->c, "runtime batch norm");
+            if (!r->gamma || !r->beta || !r->rm || !r->rv) st = MIXQ_ERR_NOMEM;
+        } else if (n->op == MIXQ_OP_FLATTEN) {
+            r->alias = n->in[0];
+        }
+    }
+    free(qidx);
+    mixq_hw_free(table);
+    table = NULL;
+    if (st) goto fail;
+
+    /* fusion: layer -> BN -> ReLU/ReLU6, each the only consumer of its input */
+    for (int ci = 0; ci < rt->n_convs; ci++) {
+        rt_conv *c = &rt->convs[ci];
+        int cur = c->node, nxt;
+        if (consumers(m, cur, &nxt) == 1 && rt->nodes[nxt].op == MIXQ_OP_BN &&
+            rt->nodes[nxt].in[0] == cur) {
+            rt_node *b = &rt->nodes[nxt];
+            for (int k = 0; k < c->K; k++) {
+                /* as mq_bn_forward in inference mode */
+                const float invstd = (float)(1.0 / sqrt((double)b->rv[k] + b->eps));
+                c->bn_a[k] = b->gamma[k] * invstd;
+                c->bn_b[k] = b->beta[k] - b->rm[k] * c->bn_a[k];
+            }
+            c->has_bn = 1;
+            b->alias = c->node;
+            snprintf(c->fused, sizeof c->fused, "bn");
+            cur = nxt;
+        }
+        if (consumers(m, cur, &nxt) == 1 &&
+            (rt->nodes[nxt].op == MIXQ_OP_RELU || rt->nodes[nxt].op == MIXQ_OP_RELU6)) {
+            c->act = rt->nodes[nxt].op == MIXQ_OP_RELU ? 1 : 2;
+            rt->nodes[nxt].alias = c->node;
+            size_t l = strlen(c->fused);
+            snprintf(c->fused + l, sizeof c->fused - l, "%s%s", l ? "+" : "",
+                     c->act == 1 ? "relu" : "relu6");
+        }
+    }
+    /* resolve alias chains to the owning node */
+    for (int i = 0; i < rt->n_nodes; i++) {
+        int a = rt->nodes[i].alias;
+        while (a >= 0 && rt->nodes[a].alias >= 0) a = rt->nodes[a].alias;
+        rt->nodes[i].alias = a;
+    }
+    /* liveness: last reader of every owner's buffer */
+    int *last = mq_malloc((size_t)rt->n_nodes, sizeof(int), "runtime");
+    int *busy = mq_calloc((size_t)rt->n_nodes + 1, sizeof(int), "runtime");
+    if (!last || !busy) {
+        free(last);
+        free(busy);
+        st = MIXQ_ERR_NOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < rt->n_nodes; i++) last[i] = i;
+    last[rt->n_nodes - 1] = rt->n_nodes; /* the logits survive */
+    for (int j = 0; j < rt->n_nodes; j++) {
+        const rt_node *r = &rt->nodes[j];
+        const int own_j = r->alias >= 0 ? r->alias : j;
+        if (own_j != j && last[own_j] < last[j]) last[own_j] = last[j];
+        for (int t = 0; t < r->n_in; t++) {
+            int a = r->in[t];
+            if (rt->nodes[a].alias >= 0) a = rt->nodes[a].alias;
+            if (last[a] < j) last[a] = j;
+        }
+    }
+    /* slots: a free list over the topological order (slot_busy_until[s] = last reader) */
+    rt->slot_floats = 0;
+    for (int i = 0; i < rt->n_nodes; i++) {
+        size_t f = (size_t)rt->nodes[i].c * rt->nodes[i].h * rt->nodes[i].w;
+        if (f > rt->slot_floats) rt->slot_floats = f;
+    }
+    int nslots = 0;
+    for (int i = 1; i < rt->n_nodes; i++) {
+        rt_node *r = &rt->nodes[i];
+        if (r->alias >= 0) continue;
+        int s = -1;
+        for (int t = 0; t < nslots; t++)
+            if (busy[t] < i) { /* its last reader ran before node i */
+                s = t;
+                break;
+            }
+        if (s < 0) s = nslots++;
+        /* a node may not write the buffer it reads: busy[] holds last readers >= i */
+        busy[s] = last[i];
+        r->slot = s;
+    }
+    for (int i = 1; i < rt->n_nodes; i++)
+        if (rt->nodes[i].alias >= 0) rt->nodes[i].slot = rt->nodes[rt->nodes[i].alias].slot;
+    free(last);
+    free(busy);
+    rt->n_slots = nslots;
+    rt->slot_buf = mq_calloc((size_t)nslots, sizeof(float *), "runtime buffers");
+    rt->n_scr = MQ_MAX(1, MQ_MIN(64, mq_threads()));
+    rt->scr = mq_calloc((size_t)rt->n_scr, sizeof *rt->scr, "runtime scratch");
+    if (!rt->slot_buf || !rt->scr) {
+        st = MIXQ_ERR_NOMEM;
+        goto fail;
+    }
+    *out = rt;
+    return MIXQ_OK;
+fail:
+    mixq_hw_free(table);
+    mixq_runtime_free(rt);
+    return st;
+}
+
+static mixq_status reserve(mixq_runtime *rt, int n) {
+    if (n <= rt->batch_cap) return MIXQ_OK;
+    for (int s = 0; s < rt->n_slots; s++) {
+        free(rt->slot_buf[s]);
+        rt->slot_buf[s] = mq_alloc_aligned(sizeof(float) * rt->slot_floats * (size_t)n,
+                                           "runtime activations");
+        if (!rt->slot_buf[s]) {
+            rt->batch_cap = 0;
+            return MIXQ_ERR_NOMEM;
+        }
+    }
+    for (int i = 0; i < rt->n_nodes; i++) {
+        rt_node *r = &rt->nodes[i];
+        if (r->op != MIXQ_OP_MAXPOOL) continue;
+        free(r->argmax);
+        r->argmax = mq_malloc((size_t)n * r->c * r->h * r->w, sizeof(int32_t), "runtime pool");
+        if (!r->argmax) {
+            rt->batch_cap = 0;
+            return MIXQ_ERR_NOMEM;
+        }
+    }
+    rt->batch_cap = n;
+    return MIXQ_OK;
+}
+
+mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float *logits) {
+    if (!rt || !x || !logits || n < 1)
+        return mq_err(MIXQ_ERR_ARG, "runtime forward: bad arguments (n=%d)", n);
+    const int64_t in_numel = (int64_t)n * rt->in_c * rt->in_h * rt->in_w;
+    for (int64_t i = 0; i < in_numel; i++)
+        if (!isfinite(x[i]))
+            return mq_err(MIXQ_ERR_NUMERIC, "runtime forward: input value %lld is %g",
+                          (long long)i, (double)x[i]);
+    mixq_status st = reserve(rt, n);
+    if (st) return st;
+#define OWN(j) (rt->nodes[j].alias >= 0 ? rt->nodes[j].alias : (j))
+#define BUF(j) (OWN(j) == 0 ? (float *)x : rt->slot_buf[rt->nodes[OWN(j)].slot])
+    for (int i = 1; i < rt->n_nodes; i++) {
+        rt_node *r = &rt->nodes[i];
+        const float *a = BUF(r->in[0]);
+        float *y = BUF(i);
+        const int64_t numel = (int64_t)n * r->c * r->h * r->w;
+        if (r->conv >= 0) {
+            st = rt_conv_forward(&rt->convs[r->conv], a, y, n, rt->scr, rt->n_scr);
+        } else if (r->alias >= 0) {
+            continue; /* fused into its layer, or a flatten */
+        } else {
+            switch (r->op) {
+            case MIXQ_OP_BN:
+                st = mq_bn_forward(n, r->c, r->h * r->w, a, r->gamma, r->beta, r->rm, r->rv, r->eps,
+                                   0.1f, 0, NULL, NULL, y);
+                break;
+            case MIXQ_OP_RELU:
+                mq_relu_forward(numel, a, y);
+                break;
+            case MIXQ_OP_RELU6:
+                mq_relu6_forward(numel, a, y);
+                break;
+            case MIXQ_OP_MAXPOOL:
+                mq_maxpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y,
+                                   r->argmax);
+                break;
+            case MIXQ_OP_AVGPOOL:
+                mq_avgpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);
+                break;
+            case MIXQ_OP_GAP:
+                mq_gap_forward(n, r->ic, r->ih * r->iw, a, y);
+                break;
+            case MIXQ_OP_ADD:
+                mq_add_forward(numel, a, BUF(r->in[1]), y);
+                break;
+            default:
+                st = mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: node %d: op %s not supported", i,
+                            mixq_op_name(r->op));
+            }
+        }
+        if (st) return st;
+    }
+    memcpy(logits, BUF(rt->n_nodes - 1), sizeof(float) * (size_t)n * (size_t)rt->classes);
+#undef BUF
+#undef OWN
+    return MIXQ_OK;
+}
+
+int mixq_runtime_layer_count(const mixq_runtime *rt) { return rt ? rt->n_convs : 0; }
+
+mixq_status mixq_runtime_layer(const mixq_runtime *rt, int i, mixq_runtime_layer_info *out) {
+    if (!rt || i < 0 || i >= rt->n_convs)
+        return mq_err(MIXQ_ERR_ARG, "runtime layer %d out of range", i);
+    const rt_conv *c = &rt->convs[i];
+    memset(out, 0, sizeof *out);
+    out->name = c->name;
+    out->node = c->node;
+    out->kernel = c->kernel;
+    out->w_bits = c->w_max;
+    out->a_bits = c->a_bits;
+    out->mixed = c->mixed;
+    out->fused = c->fused;
+    out->macs = (int64_t)c->P * c->Q * c->K * c->Kd;
+    out->seconds = c->seconds;
+    out->images = c->images;
+    return MIXQ_OK;
+}
+
+void mixq_runtime_reset_times(mixq_runtime *rt) {
+    for (int i = 0; rt && i < rt->n_convs; i++) {
+        rt->convs[i].seconds = 0;
+        rt->convs[i].images = 0;
+    }
+}
+
+static int argmax_row(const float *l, int k) {
+    int b = 0;
+    for (int j = 1; j < k; j++)
+        if (l[j] > l[b]) b = j;
+    return b;
+}
+
+mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_dataset *d,
+                                  int batch, mixq_runtime_eval *out) {
+    if (!rt || !d || !out || batch < 1)
+        return mq_err(MIXQ_ERR_ARG, "runtime evaluate: bad arguments (batch %d)", batch);
+    memset(out, 0, sizeof *out);
+    out->ref_accuracy = -1;
+    int c, h, w, classes;
+    mixq_dataset_shape(d, &c, &h, &w, &classes);
+    if (c != rt->in_c || h != rt->in_h || w != rt->in_w)
+        return mq_err(MIXQ_ERR_SHAPE, "runtime evaluate: dataset images are %dx%dx%d, the model "
+                      "takes %dx%dx%d", c, h, w, rt->in_c, rt->in_h, rt->in_w);
+    if (classes > rt->classes)
+        return mq_err(MIXQ_ERR_SHAPE, "runtime evaluate: dataset has %d classes, the model %d",
+                      classes, rt->classes);
+    const int n = mixq_dataset_count(d);
+    const int b = MQ_MIN(batch, n);
+    const size_t per = (size_t)c * h * w;
+    float *x = mq_malloc((size_t)b * per, sizeof(float), "evaluation batch");
+    float *lg = mq_malloc((size_t)b * rt->classes, sizeof(float), "evaluation logits");
+    float *lr = ref ? mq_malloc((size_t)b * rt->classes, sizeof(float), "evaluation logits") : NULL;
+    int *lab = mq_malloc((size_t)b, sizeof(int), "evaluation labels");
+    mixq_status st = MIXQ_OK;
+    if (!x || !lg || !lab || (ref && !lr)) st = MIXQ_ERR_NOMEM;
+    int64_t correct = 0, ref_correct = 0;
+    for (int s = 0; !st && s < n; s += b) {
+        const int nb = MQ_MIN(b, n - s);
+        if ((st = mixq_dataset_batch(d, s, nb, x, lab))) break;
+        const double t0 = mq_now();
+        if ((st = mixq_runtime_forward(rt, x, nb, lg))) break;
+        out->seconds += mq_now() - t0;
+        if (ref && (st = mixq_model_forward(ref, x, nb, 0, lr))) break;
+        for (int i = 0; i < nb; i++) {
+            const int p = argmax_row(lg + (size_t)i * rt->classes, rt->classes);
+            correct += p == lab[i];
+            if (!ref) continue;
+            const int pr = argmax_row(lr + (size_t)i * rt->classes, rt->classes);
+            ref_correct += pr == lab[i];
+            out->disagree += p != pr;
+            for (int j = 0; j < rt->classes; j++) {
+                const double dd = fabs((double)lg[(size_t)i * rt->classes + j] -
+                                       (double)lr[(size_t)i * rt->classes + j]);
+                if (dd > out->max_logit_diff) out->max_logit_diff = dd;
+            }
+        }
+    }
+    free(x);
+    free(lg);
+    free(lr);
+    free(lab);
+    if (st) return st;
+    out->images = n;
+    out->accuracy = (double)correct / n;
+    if (ref) out->ref_accuracy = (double)ref_correct / n;
+    out->images_per_s = out->seconds > 0 ? n / out->seconds : 0;
+    return MIXQ_OK;
+}

@@ -1,0 +1,92 @@
+/* CPU runtime internals shared by rt.c (whole-model execution) and calibrate.c (timing each
+ * layer shape for the measured cost table). Not public API.
+ *
+ * One runtime layer ("rt_conv") is a conv or linear node with its fused epilogue:
+ *   x     float [N][C][H][W]          NCHW input (linear: [N][C], H = W = 1)
+ *   codes uint8 [n][H][W][C]          a-bit activation codes of an image chunk (NHWC; fc:
+ *                                     [n][C*H*W] in NCHW-flatten order):
+ *                                     q = clamp(nearbyintf(x * inv_a), qmin, qmax) + a_off
+ *                                     (a_off = 2^(a-1) - 1 for signed inputs, 0 unsigned)
+ *   col   uint8 [G][n*P*Q][Kd]        im2col rows per group, Kd = (C/G)*R*S in (r, s, c) order;
+ *                                     padding holds a_off (the code of 0.0)
+ *   wc    int8  [K][Kd]               weight codes (KCRS; wp: permuted to (r, s, c) to match col):
+ *                                     b >= 2: -(2^(b-1)-1)..2^(b-1)-1; b == 1: +-1;
+ *                                     row k has kbits[k] bits (per-kernel widths)
+ *   acc   int32 [n*P*Q][K/G]          per group: sum_k col * wc (bit-serial or int8 GEMM)
+ *   y     float [N][K][P][Q]          epilogue, per output channel k:
+ *                                       z = (float)(acc - corr[k]) * sc[k] + bias[k]
+ *                                       z = z * bn_a[k] + bn_b[k]        (fused batch norm)
+ *                                       z = relu(z) / relu6(z)           (fused activation)
+ *                                     corr[k] = a_off * sum_j wc[k][j], sc[k] = s_a * s_w[k]
+ * The fp32 kernel runs the same layer in float on the fake-quantized values (x_q = (q-a_off) s_a,
+ * w_q from the model), sc = 1, corr = 0. */
+#ifndef MIXQ_KERNELS_RT_H
+#define MIXQ_KERNELS_RT_H
+
+#include <stdint.h>
+
+#include "mixq/mixq.h"
+#include "kernels/bitserial.h"
+
+typedef struct rt_conv {
+    char name[MIXQ_NAME_MAX];
+    int node;
+    int fc;
+    int C, H, W, K, P, Q, R, S, stride, pad, G;
+    int Kd, Kg;                 /* (C/G)*R*S and K/G */
+    mixq_kernel kernel;
+    int a_bits, a_signed, pack_bits, a_float; /* a_float: input stays float (32 bits) */
+    int w_max, mixed;
+    int *kbits;                 /* [K] */
+    float s_a, inv_a, qmin, qmax;
+    int a_off;
+    float *sc, *bias;           /* [K] */
+    int has_bn;
+    float *bn_a, *bn_b;         /* [K] */
+    int act;                    /* 0 none, 1 ReLU, 2 ReLU6 */
+    int32_t *corr;              /* [K] */
+    int8_t *wc;                 /* [K][Kd] KCRS order (integer kernels) */
+    int8_t *wp;                 /* [K][Kd] the same in im2col order: (r, s, c) per group */
+    float *wf;                  /* [K][Kd] (fp32 kernel) */
+    mq_bs_weights *bw;          /* [G] (bitserial) */
+    mq_bs_tier tier;
+    char fused[16];
+    double seconds;
+    int64_t images;
+} rt_conv;
+
+/* Per-thread scratch, grown on demand. */
+typedef struct rt_scratch {
+    uint8_t *codes;
+    size_t codes_cap;
+    uint8_t *col;
+    size_t col_cap;
+    float *fcol;
+    size_t fcol_cap;
+    int32_t *acc;
+    size_t acc_cap;
+    float *facc;
+    size_t facc_cap;
+    mq_bs_acts acts;
+} rt_scratch;
+
+void rt_scratch_free(rt_scratch *s);
+void rt_conv_free(rt_conv *c);
+
+/* Fill c's derived fields (Kd, Kg, P, Q, act quantizer) and allocate its per-channel arrays
+ * from the shape fields and a_bits / a_signed already set; kbits must be allocated [K]. */
+mixq_status rt_conv_prepare(rt_conv *c);
+/* Pack the weights for c->kernel from c->wc (integer) or keep c->wf (fp32); computes corr. */
+mixq_status rt_conv_pack(rt_conv *c);
+/* Run images [i0, i1) of x into y (whole-batch NCHW tensors) on one scratch; the GEMM uses
+ * kthreads threads (1 inside a parallel region). */
+mixq_status rt_conv_run(rt_conv *c, const float *x, float *y, int i0, int i1, rt_scratch *s,
+                        int kthreads);
+/* Run a whole batch: image chunks in parallel when n > 1, else one image on every thread. */
+mixq_status rt_conv_forward(rt_conv *c, const float *x, float *y, int n, rt_scratch *scr,
+                            int nscr);
+
+/* The built-in kernel rule when no table is given. */
+mixq_kernel rt_rule_kernel(int w_max, int a_bits);
+
+#endif

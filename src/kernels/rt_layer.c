@@ -1,0 +1,338 @@
+/* One runtime layer: activation quantization, im2col of the codes, the integer (or fp32) GEMM,
+ * and the fused epilogue. Buffer shapes and bit widths: see rt.h. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "kernels/int8.h"
+#include "kernels/rt.h"
+
+void rt_scratch_free(rt_scratch *s) {
+    if (!s) return;
+    free(s->codes);
+    free(s->col);
+    free(s->fcol);
+    free(s->acc);
+    free(s->facc);
+    mq_bs_acts_free(&s->acts);
+    memset(s, 0, sizeof *s);
+}
+
+void rt_conv_free(rt_conv *c) {
+    if (!c) return;
+    free(c->kbits);
+    free(c->sc);
+    free(c->bias);
+    free(c->bn_a);
+    free(c->bn_b);
+    free(c->corr);
+    free(c->wc);
+    free(c->wp);
+    free(c->wf);
+    if (c->bw)
+        for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
+    free(c->bw);
+    memset(c, 0, sizeof *c);
+}
+
+mixq_kernel rt_rule_kernel(int w_max, int a_bits) {
+    if (w_max * a_bits <= 2 || !mq_i8_available()) return MIXQ_KERNEL_BITSERIAL;
+    return MIXQ_KERNEL_INT8;
+}
+
+mixq_status rt_conv_prepare(rt_conv *c) {
+    if (c->fc) {
+        c->H = c->W = c->R = c->S = c->stride = 1;
+        c->pad = 0;
+        c->G = 1;
+    }
+    if (c->G < 1 || c->C % c->G || c->K % c->G || c->stride < 1)
+        return mq_err(MIXQ_ERR_SHAPE, "runtime: layer '%s': bad shape (C=%d K=%d groups=%d)",
+                      c->name, c->C, c->K, c->G);
+    c->P = (c->H + 2 * c->pad - c->R) / c->stride + 1;
+    c->Q = (c->W + 2 * c->pad - c->S) / c->stride + 1;
+    c->Kd = c->C / c->G * c->R * c->S;
+    c->Kg = c->K / c->G;
+    if (c->P < 1 || c->Q < 1 || c->Kd > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_SHAPE, "runtime: layer '%s': output %dx%d, K=%d out of range",
+                      c->name, c->P, c->Q, c->Kd);
+    if (!c->a_float) {
+        if (c->a_bits < 1 || c->a_bits > 8)
+            return mq_err(MIXQ_ERR_ARG, "runtime: layer '%s': activation bits %d", c->name, c->a_bits);
+        if (c->a_signed) {
+            float n = (float)((1 << (c->a_bits - 1)) - 1);
+            if (n < 1) n = 1; /* as the fake quantizer: 1-bit signed keeps {-1, 0, 1} */
+            c->qmin = -n;
+            c->qmax = n;
+            c->a_off = (int)n;
+            c->pack_bits = c->a_bits < 2 ? 2 : c->a_bits;
+        } else {
+            c->qmin = 0;
+            c->qmax = (float)((1 << c->a_bits) - 1);
+            c->a_off = 0;
+            c->pack_bits = c->a_bits;
+        }
+    }
+    c->w_max = 0;
+    c->mixed = 0;
+    for (int k = 0; k < c->K; k++) {
+        if (c->kbits[k] > c->w_max) c->w_max = c->kbits[k];
+        if (c->kbits[k] != c->kbits[0]) c->mixed = 1;
+    }
+    const size_t K = (size_t)c->K;
+    if (!c->sc) c->sc = mq_calloc(K, sizeof(float), "runtime scales");
+    if (!c->bias) c->bias = mq_calloc(K, sizeof(float), "runtime bias");
+    if (!c->bn_a) c->bn_a = mq_calloc(K, sizeof(float), "runtime batch norm");
+    if (!c->bn_b) c->bn_b = mq_calloc(K, sizeof(float), "runtime batch norm");
+    if (!c->corr) c->corr = mq_calloc(K, sizeof(int32_t), "runtime corrections");
+    if (!c->sc || !c->bias || !c->bn_a || !c->bn_b || !c->corr) return MIXQ_ERR_NOMEM;
+    return MIXQ_OK;
+}
+
+mixq_status rt_conv_pack(rt_conv *c) {
+    if (c->kernel == MIXQ_KERNEL_FP32) {
+        if (!c->wf) return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s': no float weights", c->name);
+        memset(c->corr, 0, sizeof(int32_t) * (size_t)c->K);
+        return MIXQ_OK;
+    }
+    if (!c->wc) return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s': no weight codes", c->name);
+    for (int k = 0; k < c->K; k++) {
+        int64_t rs = 0;
+        for (int j = 0; j < c->Kd; j++) rs += c->wc[(size_t)k * c->Kd + j];
+        c->corr[k] = (int32_t)(c->a_off * rs);
+    }
+    /* weights in the im2col K order: (r, s, c) per group for convs, as they are for fc */
+    free(c->wp);
+    c->wp = mq_malloc((size_t)c->K * c->Kd, 1, "runtime permuted weights");
+    if (!c->wp) return MIXQ_ERR_NOMEM;
+    const int Cg = c->C / c->G, RS = c->R * c->S;
+    for (int k = 0; k < c->K; k++)
+        for (int ci = 0; ci < Cg; ci++)
+            for (int rs = 0; rs < RS; rs++)
+                c->wp[(size_t)k * c->Kd + (size_t)rs * Cg + ci] = c->wc[(size_t)k * c->Kd + (size_t)ci * RS + rs];
+    if (c->kernel == MIXQ_KERNEL_INT8) {
+        if (!mq_i8_available())
+            return mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: layer '%s': the int8 kernel needs VNNI, "
+                          "which this CPU lacks; hint: --kernel bitserial", c->name);
+        return MIXQ_OK;
+    }
+    mixq_status st = mq_bs_tier_select(&c->tier);
+    if (st) return st;
+    c->bw = mq_calloc((size_t)c->G, sizeof *c->bw, "runtime packed weights");
+    if (!c->bw) return MIXQ_ERR_NOMEM;
+    for (int g = 0; g < c->G; g++) {
+        st = mq_bs_pack_weights(c->wp + (size_t)g * c->Kg * c->Kd, c->kbits + (size_t)g * c->Kg,
+                                c->Kg, c->Kd, &c->bw[g]);
+        if (st) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", mixq_last_error());
+            return mq_err(st, "runtime: layer '%s': %s", c->name, msg);
+        }
+    }
+    return MIXQ_OK;
+}
+
+static void *grow(void **p, size_t *cap, size_t bytes) {
+    if (*cap >= bytes) return *p;
+    free(*p);
+    *p = mq_alloc_aligned(bytes ? bytes : 64, "runtime scratch");
+    *cap = *p ? bytes : 0;
+    return *p;
+}
+
+/* Activation codes of n images, the same arithmetic as mq_act_fake_quant:
+ *   fc:   codes [n][C*H*W] in the input's (NCHW-flattened) order;
+ *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
+ *         all channels) is one contiguous copy. */
+static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes) {
+    const float inv = c->inv_a, lo = c->qmin, hi = c->qmax;
+    const int off = c->a_off;
+    const int64_t HW = (int64_t)c->H * c->W, CHW = (int64_t)c->C * HW;
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c->C; ch++) {
+            const float *xp = x + i * CHW + ch * HW;
+            uint8_t *o = codes + i * CHW + (c->fc ? ch * HW : ch);
+            const int64_t step = c->fc ? 1 : c->C;
+            for (int64_t j = 0; j < HW; j++) {
+                float q = nearbyintf(xp[j] * inv);
+                q = q < lo ? lo : q > hi ? hi : q; /* inputs are finite (checked by the caller) */
+                o[j * step] = (uint8_t)((int)q + off);
+            }
+        }
+}
+
+/* Rows of one image for group g: col [P*Q][Kd] from codes [H][W][C], K order (r, s, c) within
+ * the group's Cg channels (the weights are permuted to match at pack time). */
+static void im2col_u8(const rt_conv *c, const uint8_t *codes, int g, uint8_t *col) {
+    const int C = c->C, Cg = C / c->G, R = c->R, S = c->S, H = c->H, W = c->W;
+    const uint8_t padv = (uint8_t)c->a_off;
+    const int whole = c->G == 1; /* (w0..w0+S-1, all channels) is one contiguous run */
+    for (int p = 0; p < c->P; p++)
+        for (int q = 0; q < c->Q; q++) {
+            uint8_t *row = col + ((size_t)p * c->Q + q) * c->Kd;
+            const int h0 = p * c->stride - c->pad, w0 = q * c->stride - c->pad;
+            for (int r = 0; r < R; r++) {
+                const int h = h0 + r;
+                uint8_t *o = row + (size_t)r * S * Cg;
+                if (h < 0 || h >= H) {
+                    memset(o, padv, (size_t)S * Cg);
+                    continue;
+                }
+                const uint8_t *ln = codes + (size_t)h * W * C + (size_t)g * Cg;
+                if (whole && w0 >= 0 && w0 + S <= W) {
+                    memcpy(o, ln + (size_t)w0 * C, (size_t)S * C);
+                    continue;
+                }
+                for (int t = 0; t < S; t++) {
+                    const int w = w0 + t;
+                    if (w < 0 || w >= W) memset(o + t * Cg, padv, (size_t)Cg);
+                    else if (Cg == 1) o[t] = ln[(size_t)w * C];
+                    else memcpy(o + t * Cg, ln + (size_t)w * C, (size_t)Cg);
+                }
+            }
+        }
+}
+
+static void im2col_f(const rt_conv *c, const float *xq, int g, float *col) {
+    const int Cg = c->C / c->G, R = c->R, S = c->S, H = c->H, W = c->W;
+    for (int p = 0; p < c->P; p++)
+        for (int q = 0; q < c->Q; q++) {
+            float *row = col + ((size_t)p * c->Q + q) * c->Kd;
+            const int h0 = p * c->stride - c->pad, w0 = q * c->stride - c->pad;
+            for (int ci = 0; ci < Cg; ci++)
+                for (int r = 0; r < R; r++)
+                    for (int s = 0; s < S; s++) {
+                        const int h = h0 + r, w = w0 + s;
+                        row[(ci * R + r) * S + s] =
+                            (h < 0 || h >= H || w < 0 || w >= W)
+                                ? 0.0f
+                                : xq[(size_t)(g * Cg + ci) * H * W + (size_t)h * W + w];
+                    }
+        }
+}
+
+static inline float epi(const rt_conv *c, int k, float z) {
+    z = z * c->sc[k] + c->bias[k];
+    if (c->has_bn) z = z * c->bn_a[k] + c->bn_b[k];
+    if (c->act == 1) z = z > 0 ? z : 0.0f;
+    else if (c->act == 2) z = z > 0 ? (z < 6.0f ? z : 6.0f) : 0.0f;
+    return z;
+}
+
+/* y [K][PQ] (one image, channels k0..k0+Kg-1) from acc [PQ][Kg], blocked over pixels so the
+ * strided reads stay in L1; the same float operations, in the same order, as epi(). */
+static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t PQ, float *y) {
+    const int Kg = c->Kg;
+    const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
+    enum { BLK = 64 };
+    for (int64_t p0 = 0; p0 < PQ; p0 += BLK) {
+        const int64_t p1 = p0 + BLK < PQ ? p0 + BLK : PQ;
+        for (int kk = 0; kk < Kg; kk++) {
+            const int k = k0 + kk;
+            const float sc = c->sc[k], b = c->bias[k];
+            const float ba = c->has_bn ? c->bn_a[k] : 1.0f, bb = c->has_bn ? c->bn_b[k] : 0.0f;
+            const int32_t corr = c->corr[k];
+            float *yo = y + (size_t)k * PQ;
+            const int32_t *ac = acc + kk;
+            for (int64_t pq = p0; pq < p1; pq++) {
+                float z = (float)(ac[pq * Kg] - corr) * sc + b;
+                z = z * ba + bb;
+                z = z < lo ? lo : z;
+                yo[pq] = z > hi ? hi : z;
+            }
+        }
+    }
+}
+
+mixq_status rt_conv_run(rt_conv *c, const float *x, float *y, int i0, int i1, rt_scratch *s,
+                        int kthreads) {
+    const int n = i1 - i0;
+    if (n <= 0) return MIXQ_OK;
+    const int64_t in_img = (int64_t)c->C * c->H * c->W, PQ = (int64_t)c->P * c->Q;
+    const int64_t out_img = (int64_t)c->K * PQ;
+    const size_t M = (size_t)n * (size_t)PQ;
+    const float *xin = x + (size_t)i0 * in_img;
+    float *yout = y + (size_t)i0 * out_img;
+    mixq_status st = MIXQ_OK;
+
+    if (c->kernel == MIXQ_KERNEL_FP32) {
+        /* x_q in float (or x itself), then col and sgemm per group */
+        float *xq = grow((void **)&s->fcol, &s->fcol_cap,
+                         sizeof(float) * ((size_t)n * in_img + (c->fc ? 0 : M * (size_t)c->Kd)));
+        float *facc = grow((void **)&s->facc, &s->facc_cap, sizeof(float) * M * (size_t)c->Kg);
+        if (!xq || !facc) return MIXQ_ERR_NOMEM;
+        for (int64_t i = 0; i < n * in_img; i++) {
+            if (c->a_float) {
+                xq[i] = xin[i];
+            } else {
+                float q = nearbyintf(xin[i] * c->inv_a);
+                q = q < c->qmin ? c->qmin : q > c->qmax ? c->qmax : q;
+                xq[i] = q * c->s_a;
+            }
+        }
+        float *col = xq + (size_t)n * in_img;
+        for (int g = 0; g < c->G; g++) {
+            const float *a = xq;
+            if (!c->fc) {
+                for (int i = 0; i < n; i++) im2col_f(c, xq + (size_t)i * in_img, g, col + (size_t)i * PQ * c->Kd);
+                a = col;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, c->Kg, c->Kd, 1.0f, a,
+                        c->Kd, c->wf + (size_t)g * c->Kg * c->Kd, c->Kd, 0.0f, facc, c->Kg);
+            for (int i = 0; i < n; i++)
+                for (int kk = 0; kk < c->Kg; kk++) {
+                    const int k = g * c->Kg + kk;
+                    float *yo = yout + (size_t)i * out_img + (size_t)k * PQ;
+                    const float *fa = facc + (size_t)i * PQ * c->Kg + kk;
+                    for (int64_t pq = 0; pq < PQ; pq++) yo[pq] = epi(c, k, fa[pq * c->Kg]);
+                }
+        }
+        return MIXQ_OK;
+    }
+
+    uint8_t *codes = grow((void **)&s->codes, &s->codes_cap, (size_t)n * (size_t)in_img);
+    uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
+    int32_t *acc = grow((void **)&s->acc, &s->acc_cap, sizeof(int32_t) * M * (size_t)c->Kg);
+    if (!codes || !col || !acc) return MIXQ_ERR_NOMEM;
+    quantize(c, xin, n, codes);
+    for (int g = 0; g < c->G; g++) {
+        if (!c->fc)
+            for (int i = 0; i < n; i++)
+                im2col_u8(c, codes + (size_t)i * in_img, g, col + (size_t)i * PQ * c->Kd);
+        if (c->kernel == MIXQ_KERNEL_INT8) {
+            st = mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
+        } else {
+            st = mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
+            if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
+        }
+        if (st) return st;
+        for (int i = 0; i < n; i++)
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, PQ, yout + (size_t)i * out_img);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status rt_conv_forward(rt_conv *c, const float *x, float *y, int n, rt_scratch *scr,
+                            int nscr) {
+    const double t0 = mq_now();
+    mixq_status st = MIXQ_OK;
+    const int T = MQ_MIN(nscr, mq_threads());
+    if (n > 1 && T > 1) {
+        const int chunks = MQ_MIN(n, T);
+        mixq_status err[64] = {0};
+#pragma omp parallel for schedule(static) num_threads(chunks)
+        for (int t = 0; t < chunks; t++) {
+            const int i0 = (int)((int64_t)n * t / chunks), i1 = (int)((int64_t)n * (t + 1) / chunks);
+            err[t] = rt_conv_run(c, x, y, i0, i1, &scr[t], 1);
+        }
+        for (int t = 0; t < chunks && !st; t++) st = err[t];
+    } else {
+        st = rt_conv_run(c, x, y, 0, n, &scr[0], T);
+    }
+    c->seconds += mq_now() - t0;
+    c->images += n;
+    return st;
+}

@@ -1,0 +1,323 @@
+/* CPU runtime: the int8 kernel against the reference, whole models against the fake-quantized
+ * model (every kernel, uniform, mixed and per-kernel policies, signed inputs, grouped convs),
+ * thread-count invariance, errors, and calibrate-cpu's table feeding the cpu back-end and the
+ * runtime's kernel choice. */
+#include <stdint.h>
+#include <unistd.h>
+
+#include "kernels/bitserial.h"
+#include "kernels/int8.h"
+#include "mixq/mixq.h"
+#include "test.h"
+
+/* A tiny IDX dataset (32 images of 28x28) for calibration and comparison. */
+static const char *tiny_dataset(void) {
+    static char dir[1024];
+    if (dir[0]) return dir;
+    snprintf(dir, sizeof dir, "%s/tiny28", test_tmpdir());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    CHECK(system(cmd) == 0);
+    enum { N = 32, P = 28 * 28 };
+    static unsigned char img[16 + N * P], lab[8 + N];
+    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, 0, N, 0, 0, 0, 28, 0, 0, 0, 28};
+    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, 0, N};
+    memcpy(img, hi, 16);
+    memcpy(lab, hl, 8);
+    for (int i = 0; i < N; i++) {
+        lab[8 + i] = (unsigned char)(i % 10);
+        for (int k = 0; k < P; k++) {
+            const int r = k / 28, c = k % 28;
+            const int v = ((r - 14) * (r - 14) + (c - 14) * (c - 14) < 20 * (i % 7 + 2) ? 160 : 0) +
+                          ((i * 131 + k * 29) % 97);
+            img[16 + i * P + k] = (unsigned char)(v > 255 ? 255 : v);
+        }
+    }
+    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    for (int f = 0; f < 4; f++) {
+        snprintf(cmd, sizeof cmd, "%s/%s", dir, names[f]);
+        CHECK(test_write_file(cmd, f % 2 ? (void *)lab : (void *)img, f % 2 ? sizeof lab : sizeof img) == 0);
+    }
+    return dir;
+}
+
+static void test_int8_vs_reference(void) {
+    if (!mq_i8_available()) {
+        printf("  (no VNNI on this CPU: the int8 kernel is unavailable, checked below)\n");
+        uint8_t a = 1;
+        int8_t w = 1;
+        int32_t c;
+        CHECK(mq_i8_gemm(&a, &w, 1, 1, 1, &c, 1) == MIXQ_ERR_UNSUPPORTED);
+        return;
+    }
+    const int Ms[] = {1, 7, 33}, Ns[] = {1, 15, 17}, Ks[] = {1, 63, 64, 65, 300, 1153};
+    unsigned seed = 1;
+    for (size_t mi = 0; mi < 3; mi++)
+        for (size_t ni = 0; ni < 3; ni++)
+            for (size_t ki = 0; ki < 6; ki++) {
+                const int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                uint8_t *A = malloc((size_t)M * K);
+                int8_t *W = malloc((size_t)N * K);
+                int *bits = malloc(sizeof(int) * (size_t)N);
+                int32_t *C = malloc(sizeof(int32_t) * (size_t)M * N);
+                int32_t *R = malloc(sizeof(int32_t) * (size_t)M * N);
+                if (!A || !W || !bits || !C || !R) {
+                    CHECK(0);
+                    free(A), free(W), free(bits), free(C), free(R);
+                    return;
+                }
+                for (int i = 0; i < M * K; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    /* extremes half the time: saturation would show */
+                    A[i] = (seed >> 16) & 1 ? 255 : (uint8_t)(seed >> 8);
+                }
+                for (int i = 0; i < N * K; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    W[i] = (seed >> 16) & 1 ? ((seed >> 17) & 1 ? 127 : -128) : (int8_t)(seed >> 8);
+                }
+                for (int n = 0; n < N; n++) bits[n] = 8;
+                CHECK_OK(mq_i8_gemm(A, W, M, N, K, C, N));
+                CHECK_OK(mq_bs_gemm_ref(A, 8, W, bits, M, N, K, R));
+                CHECKF(!memcmp(C, R, sizeof(int32_t) * (size_t)M * N), "int8 M=%d N=%d K=%d differs", M,
+                       N, K);
+                free(A), free(W), free(bits), free(C), free(R);
+            }
+    int32_t c;
+    uint8_t a = 0;
+    int8_t w = 0;
+    CHECK(mq_i8_gemm(&a, &w, 1, 2, 1, &c, 1) == MIXQ_ERR_ARG); /* ldc < N */
+}
+
+static mixq_model *make_model(const char *arch) {
+    mixq_model_config c = {.arch = arch, .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10,
+                           .width = 1.0f, .seed = 3};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&c, &m));
+    return m;
+}
+
+static int quantize(mixq_model *m, const mixq_dataset *d, const char *json) {
+    mixq_policy *p = NULL;
+    int rc = mixq_policy_parse(json, strlen(json), "test policy", &p);
+    CHECKF(rc == 0, "policy: %s", mixq_last_error());
+    if (!rc) rc = mixq_model_quantize(m, p);
+    CHECKF(rc == 0, "quantize: %s", mixq_last_error());
+    if (!rc) rc = mixq_model_calibrate(m, d, 32);
+    CHECKF(rc == 0, "calibrate: %s", mixq_last_error());
+    mixq_policy_free(p);
+    return rc;
+}
+
+/* Runtime logits vs the fake-quantized model's on the tiny set: the same class for every image
+ * and logits equal to float rounding (a value landing exactly on a rounding boundary of a later
+ * quantizer could flip one code; the threshold allows one such flip, not a wrong kernel). */
+static void compare(mixq_model *m, const mixq_dataset *d, mixq_kernel k, const char *what) {
+    mixq_runtime_config rc;
+    mixq_runtime_config_default(&rc);
+    rc.kernel = k;
+    mixq_runtime *rt = NULL;
+    CHECK_OK(mixq_runtime_create(m, &rc, &rt));
+    if (!rt) return;
+    mixq_runtime_eval ev;
+    CHECK_OK(mixq_runtime_evaluate(rt, m, d, 13, &ev)); /* 13: a ragged last batch */
+    CHECKF(ev.disagree == 0 && ev.accuracy == ev.ref_accuracy,
+           "%s/%s: %d predictions differ (acc %.3f vs %.3f)", what, mixq_kernel_name(k), ev.disagree,
+           ev.accuracy, ev.ref_accuracy);
+    CHECKF(ev.max_logit_diff < 2e-2, "%s/%s: logit difference %g", what, mixq_kernel_name(k),
+           ev.max_logit_diff);
+    CHECK(ev.images == mixq_dataset_count(d));
+    for (int i = 0; i < mixq_runtime_layer_count(rt); i++) {
+        mixq_runtime_layer_info li;
+        CHECK_OK(mixq_runtime_layer(rt, i, &li));
+        if (k != MIXQ_KERNEL_AUTO && li.kernel != MIXQ_KERNEL_FP32)
+            CHECKF(li.kernel == k, "%s: layer %s runs %s", what, li.name, mixq_kernel_name(li.kernel));
+        CHECK(li.images == ev.images);
+    }
+    mixq_runtime_free(rt);
+}
+
+static void test_models_match_fake_quant(void) {
+    static const struct {
+        const char *arch, *policy;
+    } cases[] = {
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":8,\"a_bits\":8}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":4,\"a_bits\":4}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":2}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":1,\"a_bits\":1,\"granularity\":\"layer\"}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":3,\"a_bits\":5},\"layers\":{"
+                   "\"conv1\":{\"w_bits\":[1,2,3,4,8,5],\"a_bits\":6},"
+                   "\"conv2\":{\"w_bits\":[1,1,2,2,3,3,4,4,5,5,6,6,7,7,8,8],\"a_bits\":3},"
+                   "\"fc3\":{\"w_bits\":32,\"a_bits\":8}}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":6,\"a_bits\":7,\"w_mode\":\"kmeans\"}}"},
+        {"resnet20", "{\"mixq_policy\":1,\"default\":{\"w_bits\":3,\"a_bits\":4},\"layers\":{"
+                     "\"conv1\":{\"w_bits\":8,\"a_bits\":8},\"fc\":{\"w_bits\":8,\"a_bits\":32}}}"},
+        {"mobilenet_v1", "{\"mixq_policy\":1,\"default\":{\"w_bits\":5,\"a_bits\":4}}"},
+    };
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
+    if (!d) return;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mixq_model *m = make_model(cases[i].arch);
+        if (!m) continue;
+        char what[64];
+        snprintf(what, sizeof what, "%s case %zu", cases[i].arch, i);
+        if (!quantize(m, d, cases[i].policy)) {
+            compare(m, d, MIXQ_KERNEL_BITSERIAL, what);
+            if (mixq_kernel_available(MIXQ_KERNEL_INT8)) compare(m, d, MIXQ_KERNEL_INT8, what);
+            compare(m, d, MIXQ_KERNEL_AUTO, what);
+        }
+        mixq_model_free(m);
+    }
+    mixq_dataset_free(d);
+}
+
+static void test_threads_invariant(void) {
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
+    mixq_model *m = make_model("resnet20");
+    if (!d || !m || quantize(m, d, "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":3}}")) {
+        mixq_model_free(m);
+        mixq_dataset_free(d);
+        return;
+    }
+    const int old = mixq_get_threads();
+    float *x = malloc(sizeof(float) * 9 * 784), *y1 = malloc(sizeof(float) * 90),
+          *y2 = malloc(sizeof(float) * 90), *y3 = malloc(sizeof(float) * 10);
+    CHECK_OK(mixq_dataset_batch(d, 0, 9, x, NULL));
+    for (int k = MIXQ_KERNEL_BITSERIAL; k <= MIXQ_KERNEL_INT8; k++) {
+        if (!mixq_kernel_available((mixq_kernel)k)) continue;
+        mixq_runtime_config rc;
+        mixq_runtime_config_default(&rc);
+        rc.kernel = (mixq_kernel)k;
+        CHECK_OK(mixq_set_threads(1));
+        mixq_runtime *rt = NULL;
+        CHECK_OK(mixq_runtime_create(m, &rc, &rt));
+        if (!rt) continue;
+        CHECK_OK(mixq_runtime_forward(rt, x, 9, y1));
+        CHECK_OK(mixq_set_threads(3));
+        CHECK_OK(mixq_runtime_forward(rt, x, 9, y2));
+        CHECKF(!memcmp(y1, y2, sizeof(float) * 90), "%s: 1 vs 3 threads differ",
+               mixq_kernel_name((mixq_kernel)k));
+        /* one image alone (intra-layer threads) equals the same image inside a batch */
+        CHECK_OK(mixq_runtime_forward(rt, x + 4 * 784, 1, y3));
+        CHECKF(!memcmp(y3, y1 + 40, sizeof(float) * 10), "%s: batch 1 differs from batch 9",
+               mixq_kernel_name((mixq_kernel)k));
+        mixq_runtime_free(rt);
+    }
+    CHECK_OK(mixq_set_threads(old));
+    free(x), free(y1), free(y2), free(y3);
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+}
+
+static void test_errors(void) {
+    mixq_runtime *rt = NULL;
+    mixq_model *m = make_model("lenet5");
+    if (!m) return;
+    CHECK(mixq_runtime_create(m, NULL, &rt) == MIXQ_ERR_ARG && !rt); /* float model */
+    CHECK(strstr(mixq_last_error(), "not quantized") != NULL);
+    mixq_policy *p = NULL;
+    const char *js = "{\"mixq_policy\":1,\"default\":{\"w_bits\":4,\"a_bits\":4}}";
+    CHECK_OK(mixq_policy_parse(js, strlen(js), "p", &p));
+    CHECK_OK(mixq_model_quantize(m, p));
+    mixq_policy_free(p);
+    CHECK(mixq_runtime_create(m, NULL, &rt) == MIXQ_ERR_STATE && !rt); /* not calibrated */
+    CHECK(strstr(mixq_last_error(), "calibrat") != NULL);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
+    if (d) CHECK_OK(mixq_model_calibrate(m, d, 16));
+    mixq_kernel k;
+    CHECK(mixq_kernel_parse("int4", &k) == MIXQ_ERR_ARG);
+    mixq_runtime_config rc;
+    mixq_runtime_config_default(&rc);
+    rc.kernel = MIXQ_KERNEL_FP32;
+    CHECK(mixq_runtime_create(m, &rc, &rt) == MIXQ_ERR_ARG && !rt);
+    rc.kernel = MIXQ_KERNEL_AUTO;
+    rc.cpu_table = "bitfusion"; /* a target, but not a measured CPU table */
+    CHECK(mixq_runtime_create(m, &rc, &rt) == MIXQ_ERR_ARG && !rt);
+    CHECK(strstr(mixq_last_error(), "calibrate-cpu") != NULL);
+    rc.cpu_table = "/nonexistent/table.json";
+    CHECK(mixq_runtime_create(m, &rc, &rt) != MIXQ_OK && !rt);
+    rc.cpu_table = NULL;
+    CHECK_OK(mixq_runtime_create(m, &rc, &rt));
+    if (rt) {
+        float x[784], y[10];
+        test_fill(x, 784, 5, -1, 1);
+        x[100] = NAN;
+        CHECK(mixq_runtime_forward(rt, x, 1, y) == MIXQ_ERR_NUMERIC);
+        CHECK(mixq_runtime_forward(rt, x, 0, y) == MIXQ_ERR_ARG);
+    }
+    mixq_runtime_free(rt);
+    mixq_runtime_free(NULL);
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+}
+
+static void test_calibrate_cpu_table(void) {
+    mixq_model *m = make_model("lenet5");
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
+    if (!m || !d) goto out;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cpu.json", test_tmpdir());
+    mixq_cpu_calib_config cc;
+    mixq_cpu_calib_config_default(&cc);
+    cc.reps = 1;
+    cc.min_run_s = 0;
+    CHECK_OK(mixq_cpu_calibrate(m, &cc, path, NULL, NULL));
+    mixq_hw *hw = NULL;
+    CHECK_OK(mixq_hw_load(path, &hw));
+    if (!hw) goto out;
+    CHECK(!strcmp(mixq_hw_backend(hw), "cpu"));
+    /* every layer of the model is costed; lower bits never cost more than W8A8 */
+    for (int i = 0; i < mixq_model_hw_layer_count(m); i++) {
+        mixq_hw_layer l;
+        CHECK_OK(mixq_model_hw_layer(m, i, &l, NULL));
+        mixq_cost c8, c1;
+        CHECK_OK(mixq_hw_cost(hw, &l, 8, 8, &c8));
+        CHECK_OK(mixq_hw_cost(hw, &l, 1, 1, &c1));
+        CHECKF(c8.latency_s > 0 && c1.latency_s > 0, "layer %d latency %g %g", i, c8.latency_s,
+               c1.latency_s);
+    }
+    mixq_hw_free(hw);
+    /* the runtime reads the table to choose kernels, and still matches the fake quantization */
+    if (!quantize(m, d, "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":2},"
+                        "\"layers\":{\"fc1\":{\"w_bits\":1,\"a_bits\":1}}}")) {
+        mixq_runtime_config rc;
+        mixq_runtime_config_default(&rc);
+        rc.cpu_table = path;
+        mixq_runtime *rt = NULL;
+        CHECK_OK(mixq_runtime_create(m, &rc, &rt));
+        mixq_runtime_eval ev;
+        if (rt) {
+            CHECK_OK(mixq_runtime_evaluate(rt, m, d, 8, &ev));
+            CHECK(ev.disagree == 0);
+        }
+        mixq_runtime_free(rt);
+    }
+    /* a model whose shapes are not in the table is refused by name */
+    mixq_model *r = make_model("resnet20");
+    if (r) {
+        hw = NULL;
+        CHECK_OK(mixq_hw_load(path, &hw));
+        mixq_hw_layer l;
+        mixq_cost c;
+        CHECK_OK(mixq_model_hw_layer(r, 0, &l, NULL));
+        if (hw) CHECK(mixq_hw_cost(hw, &l, 4, 4, &c) == MIXQ_ERR_NOTFOUND);
+        mixq_hw_free(hw);
+        mixq_model_free(r);
+    }
+out:
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+}
+
+int main(void) {
+    TEST_RUN(test_int8_vs_reference);
+    TEST_RUN(test_models_match_fake_quant);
+    TEST_RUN(test_threads_invariant);
+    TEST_RUN(test_errors);
+    TEST_RUN(test_calibrate_cpu_table);
+    return test_summary();
+}
