@@ -112,6 +112,12 @@ bench-hw: $(BUILD)/bench/bench_hw
 	$(BUILD)/bench/bench_hw resnet20 1,28,28
 	$(BUILD)/bench/bench_hw mobilenet_v1 3,224,224 2
 
+# CPU runtime: per-layer kernels (bit-serial, int8) and whole networks against oneDNN int8/fp32,
+# OpenBLAS and PyTorch; writes bench/results/runtime_layers.md and runtime_network.md.
+.PHONY: bench-runtime
+bench-runtime:
+	BUILD=$(BUILD) sh bench/runtime.sh
+
 bench: deps
 	$(MAKE) VARIANT=release all $(BENCH_BIN)
 	sh bench/run.sh

@@ -69,3 +69,36 @@ const char *test_tmpdir(void) {
     }
     return dir;
 }
+
+int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *images,
+                   const unsigned char *labels) {
+    char path[1200];
+    snprintf(path, sizeof path, "mkdir -p '%s'", dir);
+    if (system(path) != 0) return -1;
+    const size_t px = (size_t)n * h * w;
+    unsigned char *img = malloc(16 + px), *lab = malloc(8 + (size_t)n);
+    if (!img || !lab) {
+        free(img);
+        free(lab);
+        return -1;
+    }
+    const unsigned char hi[16] = {0, 0, 8, 3, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                                  (unsigned char)(n >> 8), (unsigned char)n, 0, 0, 0, (unsigned char)h,
+                                  0, 0, 0, (unsigned char)w};
+    const unsigned char hl[8] = {0, 0, 8, 1, (unsigned char)(n >> 24), (unsigned char)(n >> 16),
+                                 (unsigned char)(n >> 8), (unsigned char)n};
+    memcpy(img, hi, 16);
+    memcpy(img + 16, images, px);
+    memcpy(lab, hl, 8);
+    memcpy(lab + 8, labels, (size_t)n);
+    static const char *const names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    int rc = 0;
+    for (int f = 0; f < 4 && !rc; f++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[f]);
+        rc = f % 2 ? test_write_file(path, lab, 8 + (size_t)n) : test_write_file(path, img, 16 + px);
+    }
+    free(img);
+    free(lab);
+    return rc;
+}

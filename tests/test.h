@@ -55,6 +55,10 @@ double test_max_rel_err(const float *a, const float *b, long n);
 void test_fill(float *x, long n, unsigned seed, float lo, float hi);
 /* Write bytes to a file (for generated fixtures); returns 0 on success. */
 int test_write_file(const char *path, const void *data, size_t n);
+/* An MNIST-format IDX dataset in dir (created): the same n images (h x w, uint8) and labels as
+ * both the training and the test files. Returns 0 on success. */
+int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *images,
+                   const unsigned char *labels);
 /* A fresh temporary directory for this test binary (created once). */
 const char *test_tmpdir(void);
 

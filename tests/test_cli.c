@@ -198,6 +198,30 @@ static void test_train_zero_epochs_info_eval(void) {
     EXPECT(a, 0, "quantized: 5 layers");
     snprintf(a, sizeof a, "info %s/q.mixq", test_tmpdir());
     EXPECT(a, 0, "conv1");
+    /* the CPU runtime on that quantized model, against its fake quantization */
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --images 300 --layers", test_tmpdir());
+    EXPECT(a, 0, "predictions differing 0 of 300");
+    EXPECT(a, 0, "bn+relu");
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --images 50 --kernel bitserial",
+             test_tmpdir());
+    EXPECT(a, 0, "predictions differing 0 of 50");
+    snprintf(a, sizeof a, "run %s/l.mixq --data fashion-mnist", test_tmpdir());
+    EXPECT(a, 1, "is not quantized");
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --kernel int4", test_tmpdir());
+    EXPECT(a, 2, "--kernel expects auto, bitserial or int8");
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --cpu-table /nonexistent/t.json",
+             test_tmpdir());
+    EXPECT(a, 1, "/nonexistent/t.json");
+    EXPECT("run --help", 0, "calibrate-cpu");
+    snprintf(a, sizeof a, "calibrate-cpu --model %s/q.mixq --reps 1 --out %s/cpu.json", test_tmpdir(),
+             test_tmpdir());
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "cost %s/q.mixq --hw %s/cpu.json", test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "vs uniform W8A8");
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --images 40 --cpu-table %s/cpu.json",
+             test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "predictions differing 0 of 40");
+    EXPECT("calibrate-cpu --arch lenet5 --model x.mixq", 2, "exactly one of --model and --arch");
     /* bad policies: exit 1 with the entry and line */
     const char *nomatch = "{\"mixq_policy\": 1,\n \"rules\": [{\"match\": \"layer9*\", \"w_bits\": 2}]}";
     test_write_file(pol, nomatch, strlen(nomatch));

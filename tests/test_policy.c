@@ -200,24 +200,12 @@ static const char *tiny_dataset(void) {
     static char dir[1024];
     if (dir[0]) return dir;
     snprintf(dir, sizeof dir, "%s/tiny", test_tmpdir());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    CHECK(system(cmd) == 0);
-    unsigned char img[16 + 64 * 64], lab[8 + 64];
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, 0, 64, 0, 0, 0, 8, 0, 0, 0, 8};
-    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, 0, 64};
-    memcpy(img, hi, 16);
-    memcpy(lab, hl, 8);
+    unsigned char img[64 * 64], lab[64];
     for (int i = 0; i < 64; i++) {
-        lab[8 + i] = (unsigned char)(i % 10);
-        for (int k = 0; k < 64; k++) img[16 + i * 64 + k] = (unsigned char)((i * 37 + k * 11 + (k % 8 < i % 10 ? 90 : 0)) & 255);
+        lab[i] = (unsigned char)(i % 10);
+        for (int k = 0; k < 64; k++) img[i * 64 + k] = (unsigned char)((i * 37 + k * 11 + (k % 8 < i % 10 ? 90 : 0)) & 255);
     }
-    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-    for (int f = 0; f < 4; f++) {
-        snprintf(cmd, sizeof cmd, "%s/%s", dir, names[f]);
-        CHECK(test_write_file(cmd, f % 2 ? (void *)lab : (void *)img, f % 2 ? sizeof lab : sizeof img) == 0);
-    }
+    CHECK(test_write_idx(dir, 64, 8, 8, img, lab) == 0);
     return dir;
 }
 

@@ -15,30 +15,18 @@ static const char *tiny_dataset(void) {
     static char dir[1024];
     if (dir[0]) return dir;
     snprintf(dir, sizeof dir, "%s/tiny28", test_tmpdir());
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    CHECK(system(cmd) == 0);
     enum { N = 32, P = 28 * 28 };
-    static unsigned char img[16 + N * P], lab[8 + N];
-    unsigned char hi[16] = {0, 0, 8, 3, 0, 0, 0, N, 0, 0, 0, 28, 0, 0, 0, 28};
-    unsigned char hl[8] = {0, 0, 8, 1, 0, 0, 0, N};
-    memcpy(img, hi, 16);
-    memcpy(lab, hl, 8);
+    static unsigned char img[N * P], lab[N];
     for (int i = 0; i < N; i++) {
-        lab[8 + i] = (unsigned char)(i % 10);
+        lab[i] = (unsigned char)(i % 10);
         for (int k = 0; k < P; k++) {
             const int r = k / 28, c = k % 28;
             const int v = ((r - 14) * (r - 14) + (c - 14) * (c - 14) < 20 * (i % 7 + 2) ? 160 : 0) +
                           ((i * 131 + k * 29) % 97);
-            img[16 + i * P + k] = (unsigned char)(v > 255 ? 255 : v);
+            img[i * P + k] = (unsigned char)(v > 255 ? 255 : v);
         }
     }
-    const char *names[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                            "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
-    for (int f = 0; f < 4; f++) {
-        snprintf(cmd, sizeof cmd, "%s/%s", dir, names[f]);
-        CHECK(test_write_file(cmd, f % 2 ? (void *)lab : (void *)img, f % 2 ? sizeof lab : sizeof img) == 0);
-    }
+    CHECK(test_write_idx(dir, N, 28, 28, img, lab) == 0);
     return dir;
 }
 
@@ -53,6 +41,7 @@ static void test_int8_vs_reference(void) {
     }
     const int Ms[] = {1, 7, 33}, Ns[] = {1, 15, 17}, Ks[] = {1, 63, 64, 65, 300, 1153};
     unsigned seed = 1;
+    mq_i8_thread *th = NULL;
     for (size_t mi = 0; mi < 3; mi++)
         for (size_t ni = 0; ni < 3; ni++)
             for (size_t ki = 0; ki < 6; ki++) {
@@ -81,12 +70,39 @@ static void test_int8_vs_reference(void) {
                 CHECK_OK(mq_bs_gemm_ref(A, 8, W, bits, M, N, K, R));
                 CHECKF(!memcmp(C, R, sizeof(int32_t) * (size_t)M * N), "int8 M=%d N=%d K=%d differs", M,
                        N, K);
+                /* the matmul primitive, twice (the second call hits the cache) */
+                mq_i8_weights *iw = NULL;
+                CHECK_OK(mq_i8_weights_create(W, N, K, &iw));
+                for (int rep = 0; iw && rep < 2; rep++) {
+                    memset(C, 0x55, sizeof(int32_t) * (size_t)M * N);
+                    CHECK_OK(mq_i8_matmul(iw, A, M, C, &th));
+                    CHECKF(!memcmp(C, R, sizeof(int32_t) * (size_t)M * N),
+                           "int8 matmul M=%d N=%d K=%d differs", M, N, K);
+                }
+                mq_i8_weights_free(iw);
                 free(A), free(W), free(bits), free(C), free(R);
             }
     int32_t c;
     uint8_t a = 0;
     int8_t w = 0;
     CHECK(mq_i8_gemm(&a, &w, 1, 2, 1, &c, 1) == MIXQ_ERR_ARG); /* ldc < N */
+    /* more row counts than the cache holds: every one still right */
+    mq_i8_weights *iw = NULL;
+    int8_t w3[3 * 5];
+    uint8_t a3[20 * 5];
+    for (int i = 0; i < 15; i++) w3[i] = (int8_t)(i * 17 - 120);
+    for (int i = 0; i < 100; i++) a3[i] = (uint8_t)(i * 37);
+    CHECK_OK(mq_i8_weights_create(w3, 3, 5, &iw));
+    for (int M = 1; iw && M <= MQ_I8_CACHE + 4; M++) {
+        int32_t c3[20 * 3], r3[20 * 3];
+        int bits3[3] = {8, 8, 8};
+        CHECK_OK(mq_i8_matmul(iw, a3, M, c3, &th));
+        CHECK_OK(mq_bs_gemm_ref(a3, 8, w3, bits3, M, 3, 5, r3));
+        CHECKF(!memcmp(c3, r3, sizeof(int32_t) * (size_t)M * 3), "int8 matmul M=%d differs", M);
+    }
+    mq_i8_weights_free(iw);
+    mq_i8_weights_free(NULL);
+    mq_i8_thread_free(th);
 }
 
 static mixq_model *make_model(const char *arch) {
@@ -127,13 +143,18 @@ static void compare(mixq_model *m, const mixq_dataset *d, mixq_kernel k, const c
     CHECKF(ev.max_logit_diff < 2e-2, "%s/%s: logit difference %g", what, mixq_kernel_name(k),
            ev.max_logit_diff);
     CHECK(ev.images == mixq_dataset_count(d));
+    int requant = 0;
     for (int i = 0; i < mixq_runtime_layer_count(rt); i++) {
         mixq_runtime_layer_info li;
         CHECK_OK(mixq_runtime_layer(rt, i, &li));
+        requant += strstr(li.fused, "requant") != NULL;
         if (k != MIXQ_KERNEL_AUTO && li.kernel != MIXQ_KERNEL_FP32)
             CHECKF(li.kernel == k, "%s: layer %s runs %s", what, li.name, mixq_kernel_name(li.kernel));
         CHECK(li.images == ev.images);
     }
+    /* resnet20: every block's conv1 -> bn -> relu -> conv2 hands codes over (fused
+     * re-quantization) unless a float layer is involved */
+    if (!strncmp(what, "resnet20", 8)) CHECKF(requant == 9, "%s: %d layers re-quantize", what, requant);
     mixq_runtime_free(rt);
 }
 

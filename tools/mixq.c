@@ -648,6 +648,8 @@ static int cmd_cost(int argc, char **argv) {
             printf("%-18s %-10s %s\n", *p, mixq_hw_backend(hw), mixq_hw_description(hw));
             mixq_hw_free(hw);
         }
+        printf("%-18s %-10s %s\n", "cpu", "cpu", "this machine, measured: `mixq calibrate-cpu` writes "
+               "mixq-cpu.json ($MIXQ_CPU_TABLE overrides the path)");
         return 0;
     }
     if (!hwname) return usage_error(C, "%s", "--hw is required (mixq cost --list shows the presets)");
@@ -1178,13 +1180,13 @@ static int cmd_run(int argc, char **argv) {
         goto out;
     }
     if (layers) {
-        printf("%-24s %-9s %5s %5s %-9s %12s\n", "layer", "kernel", "w", "a", "fused", "us/image");
+        printf("%-24s %-9s %5s %5s %-20s %12s\n", "layer", "kernel", "w", "a", "fused", "us/image");
         for (int i = 0; i < mixq_runtime_layer_count(rt); i++) {
             mixq_runtime_layer_info li;
             if (mixq_runtime_layer(rt, i, &li)) continue;
             char wb[16];
             snprintf(wb, sizeof wb, "%d%s", li.w_bits, li.mixed ? "*" : "");
-            printf("%-24s %-9s %5s %5d %-9s %12.2f\n", li.name, mixq_kernel_name(li.kernel), wb,
+            printf("%-24s %-9s %5s %5d %-20s %12.2f\n", li.name, mixq_kernel_name(li.kernel), wb,
                    li.a_bits, li.fused[0] ? li.fused : "-",
                    li.images ? 1e6 * li.seconds / (double)li.images : 0.0);
         }
@@ -1261,8 +1263,8 @@ static int cmd_calibrate_cpu(int argc, char **argv) {
     }
     int rc = 0;
     if (mixq_cpu_calibrate(m, &cc, out, on_calib, NULL)) rc = fail(C);
-    else printf("wrote %s (%d layer shapes of %s, batch %d)\n", out, mixq_model_hw_layer_count(m),
-                mixq_model_arch(m), cc.batch);
+    else printf("wrote %s (the %d conv/linear layers of %s, batch %d)\n", out,
+                mixq_model_hw_layer_count(m), mixq_model_arch(m), cc.batch);
     mixq_model_free(m);
     return rc;
 }

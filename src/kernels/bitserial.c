@@ -314,23 +314,13 @@ static int pack_rows_scalar(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     return bad != 0;
 }
 
-mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
-                               mq_bs_acts *out) {
-    const char *what = "bit-serial activation packing";
-    if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
-    if (!a) return mq_err(MIXQ_ERR_ARG, "%s: NULL activations", what);
-    mixq_status s = check_dims(M, 1, K, what);
-    if (s) return s;
-    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS)
-        return mq_err(MIXQ_ERR_ARG, "%s: a_bits = %d; hint: use 1..8", what, a_bits);
-    s = need_tier(tier, "activation packing");
-    if (s) return s;
-
+mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits) {
     const int kw = (K + 63) / 64, panels = (M + MQ_BS_MR - 1) / MQ_BS_MR;
     const size_t rows = (size_t)panels * MQ_BS_MR;
     const size_t per = (size_t)a_bits * (size_t)kw * MQ_BS_MR;
     if (per > SIZE_MAX / sizeof(uint64_t) / (size_t)panels)
-        return mq_err(MIXQ_ERR_NOMEM, "%s: %d x %d activations too large", what, M, K);
+        return mq_err(MIXQ_ERR_NOMEM, "bit-serial activation packing: %d x %d activations too "
+                      "large", M, K);
     const size_t words = per * (size_t)panels;
     if (words > out->cap_words) {
         free(out->bits);
@@ -349,6 +339,26 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
     out->a_bits = a_bits;
     out->kw = kw;
     out->panels = panels;
+    return MIXQ_OK;
+}
+
+mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
+                               mq_bs_acts *out) {
+    const char *what = "bit-serial activation packing";
+    if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
+    if (!a) return mq_err(MIXQ_ERR_ARG, "%s: NULL activations", what);
+    mixq_status s = check_dims(M, 1, K, what);
+    if (s) return s;
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits = %d; hint: use 1..8", what, a_bits);
+    s = need_tier(tier, "activation packing");
+    if (s) return s;
+
+    s = mq_bs_acts_reserve(out, M, K, a_bits);
+    if (s) return s;
+    const int kw = out->kw, panels = out->panels;
+    const size_t rows = (size_t)panels * MQ_BS_MR;
+    const size_t per = (size_t)a_bits * (size_t)kw * MQ_BS_MR;
 
     int bad;
     if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)

@@ -143,6 +143,9 @@ mixq_status mq_bs_pack_acts(const uint8_t *a, int a_bits, int M, int K, mq_bs_ac
 mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
                                mq_bs_acts *out);
 void mq_bs_acts_free(mq_bs_acts *a);
+/* Size out for M x K at a_bits (buffers grown when needed; contents undefined). */
+mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits);
+
 
 /* ---------------------------------------------------------------- GEMM */
 /* C[M][N] (ldc = N) from packed operands, on the tier of mq_bs_tier_select and mq_threads()

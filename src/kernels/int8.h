@@ -29,4 +29,18 @@ int mq_i8_available(void);
 mixq_status mq_i8_gemm(const uint8_t *A, const int8_t *W, int M, int N, int K, int32_t *C,
                        int ldc);
 
+/* The same product through oneDNN's matmul primitive (brgemm with VNNI), weights reordered
+ * once into the primitive's layout: C[M][N] = A[M][K] x W[N][K]^T, ldc = N. Primitives and
+ * their reordered weights are cached per M (the image chunks a runtime sees: a few values),
+ * at most MQ_I8_CACHE of them per weight set (a further M gets a primitive for that call). Thread-safe: concurrent calls on one weight set
+ * are fine, each thread passing its own mq_i8_thread (stream + scratchpad; *t may be NULL on the
+ * first call and is created then). */
+#define MQ_I8_CACHE 8
+typedef struct mq_i8_weights mq_i8_weights;
+typedef struct mq_i8_thread mq_i8_thread;
+mixq_status mq_i8_weights_create(const int8_t *W, int N, int K, mq_i8_weights **out);
+void mq_i8_weights_free(mq_i8_weights *w);
+mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, mq_i8_thread **t);
+void mq_i8_thread_free(mq_i8_thread *t);
+
 #endif

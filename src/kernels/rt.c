@@ -357,6 +357,39 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         while (a >= 0 && rt->nodes[a].alias >= 0) a = rt->nodes[a].alias;
         rt->nodes[i].alias = a;
     }
+    /* fused re-quantization: a layer whose (fused) output is read by exactly one node, an
+     * integer layer, hands it codes instead of floats */
+    for (int ci = 0; ci < rt->n_convs; ci++) {
+        rt_conv *c = &rt->convs[ci];
+        const int o = c->node;
+        if (c->kernel == MIXQ_KERNEL_FP32 || o == rt->n_nodes - 1) continue;
+        int readers = 0, reader = -1;
+        for (int j = o + 1; j < rt->n_nodes; j++) {
+            const rt_node *r = &rt->nodes[j];
+            if (r->alias == o) {
+                if (j == rt->n_nodes - 1) readers += 2; /* the logits: must stay float */
+                continue;
+            }
+            for (int t = 0; t < r->n_in; t++) {
+                const int a = rt->nodes[r->in[t]].alias >= 0 ? rt->nodes[r->in[t]].alias : r->in[t];
+                if (a == o) {
+                    readers++;
+                    reader = j;
+                }
+            }
+        }
+        if (readers != 1 || rt->nodes[reader].conv < 0) continue;
+        rt_conv *d = &rt->convs[rt->nodes[reader].conv];
+        if (d->kernel == MIXQ_KERNEL_FP32 || d->a_float) continue;
+        c->out_codes = d->fc ? 2 : 1;
+        c->nq_inv = d->inv_a;
+        c->nq_lo = d->qmin;
+        c->nq_hi = d->qmax;
+        c->nq_off = d->a_off;
+        d->in_codes = 1;
+        size_t l = strlen(c->fused);
+        snprintf(c->fused + l, sizeof c->fused - l, "%srequant", l ? "+" : "");
+    }
     /* liveness: last reader of every owner's buffer */
     int *last = mq_malloc((size_t)rt->n_nodes, sizeof(int), "runtime");
     int *busy = mq_calloc((size_t)rt->n_nodes + 1, sizeof(int), "runtime");

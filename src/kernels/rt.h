@@ -18,6 +18,9 @@
  *                                       z = z * bn_a[k] + bn_b[k]        (fused batch norm)
  *                                       z = relu(z) / relu6(z)           (fused activation)
  *                                     corr[k] = a_off * sum_j wc[k][j], sc[k] = s_a * s_w[k]
+ * Fused re-quantization: when a layer's (fused) output feeds exactly one integer layer and
+ * nothing else, the epilogue writes that layer's codes instead of floats (the same float z, the
+ * same rounding), and the consumer skips its quantizer.
  * The fp32 kernel runs the same layer in float on the fake-quantized values (x_q = (q-a_off) s_a,
  * w_q from the model), sc = 1, corr = 0. */
 #ifndef MIXQ_KERNELS_RT_H
@@ -27,6 +30,7 @@
 
 #include "mixq/mixq.h"
 #include "kernels/bitserial.h"
+#include "kernels/int8.h"
 
 typedef struct rt_conv {
     char name[MIXQ_NAME_MAX];
@@ -49,8 +53,15 @@ typedef struct rt_conv {
     int8_t *wp;                 /* [K][Kd] the same in im2col order: (r, s, c) per group */
     float *wf;                  /* [K][Kd] (fp32 kernel) */
     mq_bs_weights *bw;          /* [G] (bitserial) */
+    mq_i8_weights *iw;          /* int8 matmul primitive weights (G == 1) */
     mq_bs_tier tier;
-    char fused[16];
+    /* fused re-quantization: the input is already the codes of this layer (uint8, NHWC for a
+     * conv, NCHW-flatten for fc) / the output is the next layer's codes (1: NHWC for a conv
+     * consumer, 2: [K][PQ] for a linear one) computed with its quantizer nq_* */
+    int in_codes, out_codes;
+    float nq_inv, nq_lo, nq_hi;
+    int nq_off;
+    char fused[24];
     double seconds;
     int64_t images;
 } rt_conv;
@@ -67,6 +78,9 @@ typedef struct rt_scratch {
     size_t acc_cap;
     float *facc;
     size_t facc_cap;
+    mq_i8_thread *i8t;          /* oneDNN stream and scratchpad of this thread */
+    uint8_t *qt;                /* quantizer block [C][64] */
+    size_t qt_cap;
     mq_bs_acts acts;
 } rt_scratch;
 
@@ -80,10 +94,10 @@ mixq_status rt_conv_prepare(rt_conv *c);
 mixq_status rt_conv_pack(rt_conv *c);
 /* Run images [i0, i1) of x into y (whole-batch NCHW tensors) on one scratch; the GEMM uses
  * kthreads threads (1 inside a parallel region). */
-mixq_status rt_conv_run(rt_conv *c, const float *x, float *y, int i0, int i1, rt_scratch *s,
+mixq_status rt_conv_run(rt_conv *c, const void *x, void *y, int i0, int i1, rt_scratch *s,
                         int kthreads);
 /* Run a whole batch: image chunks in parallel when n > 1, else one image on every thread. */
-mixq_status rt_conv_forward(rt_conv *c, const float *x, float *y, int n, rt_scratch *scr,
+mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr);
 
 /* The built-in kernel rule when no table is given. */

@@ -10,6 +10,8 @@
 #include "kernels/int8.h"
 #include "kernels/rt.h"
 
+#define RT_QB 64 /* pixels per block of the NCHW -> NHWC quantizer */
+
 void rt_scratch_free(rt_scratch *s) {
     if (!s) return;
     free(s->codes);
@@ -17,6 +19,8 @@ void rt_scratch_free(rt_scratch *s) {
     free(s->fcol);
     free(s->acc);
     free(s->facc);
+    free(s->qt);
+    mq_i8_thread_free(s->i8t);
     mq_bs_acts_free(&s->acts);
     memset(s, 0, sizeof *s);
 }
@@ -35,6 +39,7 @@ void rt_conv_free(rt_conv *c) {
     if (c->bw)
         for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
     free(c->bw);
+    mq_i8_weights_free(c->iw);
     memset(c, 0, sizeof *c);
 }
 
@@ -117,6 +122,11 @@ mixq_status rt_conv_pack(rt_conv *c) {
         if (!mq_i8_available())
             return mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: layer '%s': the int8 kernel needs VNNI, "
                           "which this CPU lacks; hint: --kernel bitserial", c->name);
+        /* one GEMM per layer: oneDNN's matmul primitive on pre-reordered weights; grouped
+         * convs (many tiny GEMMs) use the plain GEMM call */
+        mq_i8_weights_free(c->iw);
+        c->iw = NULL;
+        if (c->G == 1) return mq_i8_weights_create(c->wp, c->K, c->Kd, &c->iw);
         return MIXQ_OK;
     }
     mixq_status st = mq_bs_tier_select(&c->tier);
@@ -147,21 +157,49 @@ static void *grow(void **p, size_t *cap, size_t bytes) {
  *   fc:   codes [n][C*H*W] in the input's (NCHW-flattened) order;
  *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
  *         all channels) is one contiguous copy. */
-static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes) {
+static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, uint8_t *tmp) {
     const float inv = c->inv_a, lo = c->qmin, hi = c->qmax;
-    const int off = c->a_off;
-    const int64_t HW = (int64_t)c->H * c->W, CHW = (int64_t)c->C * HW;
-    for (int i = 0; i < n; i++)
-        for (int ch = 0; ch < c->C; ch++) {
-            const float *xp = x + i * CHW + ch * HW;
-            uint8_t *o = codes + i * CHW + (c->fc ? ch * HW : ch);
-            const int64_t step = c->fc ? 1 : c->C;
-            for (int64_t j = 0; j < HW; j++) {
-                float q = nearbyintf(xp[j] * inv);
-                q = q < lo ? lo : q > hi ? hi : q; /* inputs are finite (checked by the caller) */
-                o[j * step] = (uint8_t)((int)q + off);
+    const int off = c->a_off, C = c->C;
+    const int64_t HW = (int64_t)c->H * c->W, CHW = (int64_t)C * HW;
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + i * CHW;
+        uint8_t *ci = codes + i * CHW;
+        if (c->fc || C == 1) { /* already in the output order */
+            for (int64_t j = 0; j < CHW; j++) {
+                float q = nearbyintf(xi[j] * inv);
+                q = q < lo ? lo : q > hi ? hi : q;
+                ci[j] = (uint8_t)((q == q ? (int)q : 0) + off); /* NaN: never UB */
+            }
+            continue;
+        }
+        /* NCHW -> NHWC in blocks of RT_QB pixels: quantize each channel's contiguous run (this
+         * loop vectorizes), then transpose the small block */
+        for (int64_t j0 = 0; j0 < HW; j0 += RT_QB) {
+            const int nb = (int)(HW - j0 < RT_QB ? HW - j0 : RT_QB);
+            for (int ch = 0; ch < C; ch++) {
+                const float *xp = xi + ch * HW + j0;
+                uint8_t *t = tmp + (size_t)ch * RT_QB;
+                for (int j = 0; j < nb; j++) {
+                    float q = nearbyintf(xp[j] * inv);
+                    q = q < lo ? lo : q > hi ? hi : q;
+                    t[j] = (uint8_t)((q == q ? (int)q : 0) + off);
+                }
+            }
+            for (int j = 0; j < nb; j++) {
+                uint8_t *o = ci + (j0 + j) * C;
+                for (int ch = 0; ch < C; ch++) o[ch] = tmp[(size_t)ch * RT_QB + j];
             }
         }
+    }
+}
+
+/* memcpy for the short runs of im2col (a libc call costs more than copying 3..48 bytes) */
+static inline void copy_small(uint8_t *restrict d, const uint8_t *restrict s, size_t n) {
+    if (n >= 64) {
+        memcpy(d, s, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) d[i] = s[i];
 }
 
 /* Rows of one image for group g: col [P*Q][Kd] from codes [H][W][C], K order (r, s, c) within
@@ -183,14 +221,14 @@ static void im2col_u8(const rt_conv *c, const uint8_t *codes, int g, uint8_t *co
                 }
                 const uint8_t *ln = codes + (size_t)h * W * C + (size_t)g * Cg;
                 if (whole && w0 >= 0 && w0 + S <= W) {
-                    memcpy(o, ln + (size_t)w0 * C, (size_t)S * C);
+                    copy_small(o, ln + (size_t)w0 * C, (size_t)S * C);
                     continue;
                 }
                 for (int t = 0; t < S; t++) {
                     const int w = w0 + t;
                     if (w < 0 || w >= W) memset(o + t * Cg, padv, (size_t)Cg);
                     else if (Cg == 1) o[t] = ln[(size_t)w * C];
-                    else memcpy(o + t * Cg, ln + (size_t)w * C, (size_t)Cg);
+                    else copy_small(o + t * Cg, ln + (size_t)w * C, (size_t)Cg);
                 }
             }
         }
@@ -222,11 +260,17 @@ static inline float epi(const rt_conv *c, int k, float z) {
     return z;
 }
 
-/* y [K][PQ] (one image, channels k0..k0+Kg-1) from acc [PQ][Kg], blocked over pixels so the
- * strided reads stay in L1; the same float operations, in the same order, as epi(). */
-static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t PQ, float *y) {
-    const int Kg = c->Kg;
+/* One image's epilogue for channels k0..k0+Kg-1 from acc [PQ][Kg], blocked over pixels so the
+ * strided reads stay in L1; the same float operations, in the same order, as epi().
+ *   float output:  y [K][PQ] (NCHW);
+ *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
+ *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
+ *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
+static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t PQ, void *y) {
+    const int Kg = c->Kg, K = c->K;
     const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
+    const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
+    const int qoff = c->nq_off;
     enum { BLK = 64 };
     for (int64_t p0 = 0; p0 < PQ; p0 += BLK) {
         const int64_t p1 = p0 + BLK < PQ ? p0 + BLK : PQ;
@@ -235,30 +279,49 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t P
             const float sc = c->sc[k], b = c->bias[k];
             const float ba = c->has_bn ? c->bn_a[k] : 1.0f, bb = c->has_bn ? c->bn_b[k] : 0.0f;
             const int32_t corr = c->corr[k];
-            float *yo = y + (size_t)k * PQ;
             const int32_t *ac = acc + kk;
+            if (!c->out_codes) {
+                float *yo = (float *)y + (size_t)k * PQ;
+                for (int64_t pq = p0; pq < p1; pq++) {
+                    float z = (float)(ac[pq * Kg] - corr) * sc + b;
+                    z = z * ba + bb;
+                    z = z < lo ? lo : z;
+                    yo[pq] = z > hi ? hi : z;
+                }
+                continue;
+            }
+            uint8_t *yo = (uint8_t *)y + (c->out_codes == 2 ? (size_t)k * PQ : (size_t)k);
+            const int64_t step = c->out_codes == 2 ? 1 : K;
             for (int64_t pq = p0; pq < p1; pq++) {
                 float z = (float)(ac[pq * Kg] - corr) * sc + b;
                 z = z * ba + bb;
                 z = z < lo ? lo : z;
-                yo[pq] = z > hi ? hi : z;
+                z = z > hi ? hi : z;
+                float q = nearbyintf(z * qinv);
+                q = q < qlo ? qlo : q > qhi ? qhi : q;
+                yo[pq * step] = (uint8_t)((q == q ? (int)q : 0) + qoff);
             }
         }
     }
 }
 
-mixq_status rt_conv_run(rt_conv *c, const float *x, float *y, int i0, int i1, rt_scratch *s,
+mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt_scratch *s,
                         int kthreads) {
     const int n = i1 - i0;
     if (n <= 0) return MIXQ_OK;
     const int64_t in_img = (int64_t)c->C * c->H * c->W, PQ = (int64_t)c->P * c->Q;
     const int64_t out_img = (int64_t)c->K * PQ;
     const size_t M = (size_t)n * (size_t)PQ;
-    const float *xin = x + (size_t)i0 * in_img;
-    float *yout = y + (size_t)i0 * out_img;
+    /* float tensors, or uint8 codes when fused re-quantization links two layers */
+    const float *xin = c->in_codes ? NULL : (const float *)xv + (size_t)i0 * in_img;
+    const uint8_t *cin = c->in_codes ? (const uint8_t *)xv + (size_t)i0 * in_img : NULL;
+    float *yout = c->out_codes ? NULL : (float *)yv + (size_t)i0 * out_img;
+    uint8_t *cout = c->out_codes ? (uint8_t *)yv + (size_t)i0 * out_img : NULL;
     mixq_status st = MIXQ_OK;
 
     if (c->kernel == MIXQ_KERNEL_FP32) {
+        if (c->in_codes || c->out_codes)
+            return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s': fp32 layers do not fuse codes", c->name);
         /* x_q in float (or x itself), then col and sgemm per group */
         float *xq = grow((void **)&s->fcol, &s->fcol_cap,
                          sizeof(float) * ((size_t)n * in_img + (c->fc ? 0 : M * (size_t)c->Kd)));
@@ -293,29 +356,37 @@ mixq_status rt_conv_run(rt_conv *c, const float *x, float *y, int i0, int i1, rt
         return MIXQ_OK;
     }
 
-    uint8_t *codes = grow((void **)&s->codes, &s->codes_cap, (size_t)n * (size_t)in_img);
-    uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
+    const uint8_t *codes = cin;
+    if (!codes) {
+        uint8_t *cb = grow((void **)&s->codes, &s->codes_cap, (size_t)n * (size_t)in_img);
+        uint8_t *qtmp = grow((void **)&s->qt, &s->qt_cap, (size_t)c->C * RT_QB);
+        if (!cb || !qtmp) return MIXQ_ERR_NOMEM;
+        quantize(c, xin, n, cb, qtmp);
+        codes = cb;
+    }
+    const uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
     int32_t *acc = grow((void **)&s->acc, &s->acc_cap, sizeof(int32_t) * M * (size_t)c->Kg);
-    if (!codes || !col || !acc) return MIXQ_ERR_NOMEM;
-    quantize(c, xin, n, codes);
+    if (!col || !acc) return MIXQ_ERR_NOMEM;
     for (int g = 0; g < c->G; g++) {
         if (!c->fc)
             for (int i = 0; i < n; i++)
-                im2col_u8(c, codes + (size_t)i * in_img, g, col + (size_t)i * PQ * c->Kd);
+                im2col_u8(c, codes + (size_t)i * in_img, g, (uint8_t *)col + (size_t)i * PQ * c->Kd);
         if (c->kernel == MIXQ_KERNEL_INT8) {
-            st = mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
+            st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
+                       : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
         } else {
             st = mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
             if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
         }
         if (st) return st;
         for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, PQ, yout + (size_t)i * out_img);
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, PQ,
+                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
     }
     return MIXQ_OK;
 }
 
-mixq_status rt_conv_forward(rt_conv *c, const float *x, float *y, int n, rt_scratch *scr,
+mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr) {
     const double t0 = mq_now();
     mixq_status st = MIXQ_OK;

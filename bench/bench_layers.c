@@ -1,0 +1,847 @@
+/* Per-layer GEMM kernels side by side, one thread: mixq's bit-serial and int8 kernels against
+ * oneDNN's int8 and fp32 matmul primitives and OpenBLAS sgemm, on the GEMM form of real layers.
+ *
+ * Shapes (M = output pixels x batch, N = output channels, K = C_in/groups x R x S):
+ *   resnet20  the distinct conv shapes of mixq's resnet20 at 1x28x28 (mixq_model_hw_layer);
+ *   vgg11     the distinct conv shapes of vgg11 at 3x32x32;
+ *   kernels   the 7 layers of ../shared/docs/kernels.md section B.3 (ResNet-20 stem and stages
+ *             on 32x32, 64->64 on 64x64, 128->128 on 16x16, 256->256 on 8x8), per image.
+ * Fully connected layers are left out. --batch multiplies M (a list runs one section per batch).
+ *
+ * Implementations, all on the same M, N, K, all timed single-threaded (mixq_set_threads(1):
+ * OpenMP, oneDNN and OpenBLAS get one thread):
+ *   s8 matmul   oneDNN matmul primitive, u8 src [M][K] (plain) x s8 weights -> s32 [M][N], the
+ *               weights reordered once, outside the timing, to the layout the primitive picks
+ *               (format_tag any). THE REFERENCE: every ratio is to it.
+ *   mixq int8   the runtime's int8 path, mq_i8_matmul (src/kernels/int8.h): oneDNN's matmul
+ *               primitive on weights reordered once at layer creation (outside the timing), a
+ *               primitive cached per M, memory objects made per call.
+ *   sgemm       OpenBLAS cblas_sgemm (fp32, C = A W^T).
+ *   f32 matmul  oneDNN matmul primitive in fp32, weights pre-reordered as for s8.
+ *   WxAy        mixq bit-serial: mq_bs_pack_acts_ex (uint8 [M][K] -> bit planes, into a reused
+ *               buffer) + mq_bs_gemm_ex, on the tier mq_bs_tier_select picks (best, or
+ *               MIXQ_BITSERIAL_TIER) with 1 thread: what the runtime does per layer (rt_layer.c);
+ *               weights packed outside the timing. The kernel-only table times mq_bs_gemm_ex on
+ *               pre-packed activations.
+ * Data: int8 peers get full-range u8 x s8 (the kernels' speed does not depend on values); fp32
+ * peers the same values as floats; bit-serial WxAy gets a-bit unsigned activations and w-bit
+ * weights (w = 1: +-1). Every implementation's output is checked against a direct dot product
+ * on 256 sampled entries (exact for the integer ones, to float rounding for fp32) before its
+ * time is accepted; a failure is reported and makes the exit status 1.
+ *
+ * Timing (as the peak loop below): CPU time of the calling thread (the machine is shared;
+ * wall time would count slices spent descheduled). Two warm-up calls, then R timed runs (R = 5,
+ * --quick 3), each repeating the call until >= 20 ms (--quick 5 ms); the median time per call
+ * is used.
+ *
+ * Metrics: GOP/s = 2*M*N*K / time for every implementation (int8-equivalent for bit-serial);
+ * ratio = (GOP/s) / (s8 matmul GOP/s) = s8 matmul time / time (> 1: faster than oneDNN int8);
+ * %peak (bit-serial) = useful bit pairs per second, M*N*K*w*a / time, over the AND+popcount peak
+ * of the tier, defined and measured exactly as in bench_bitserial.c (a tight loop over
+ * L1-resident operands in that tier's instructions, re-measured next to each configuration).
+ *
+ * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
+ *                     [--quick] [--out FILE]
+ * The markdown report goes to stdout and, with --out, to FILE; progress goes to stderr. */
+#include <cblas.h>
+#include <dnnl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core.h"
+#include "kernels/bitserial.h"
+#include "kernels/int8.h"
+#include "bench_report.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
+
+static volatile uint64_t sink;
+
+
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ---------------------------------------------------------------- AND+popcount peaks
+ * The loops of bench_bitserial.c, unchanged (see its file comment for the definition). */
+enum { PW = 512 };
+static uint64_t pa_[PW] __attribute__((aligned(64))), pb_[PW] __attribute__((aligned(64)));
+static uint64_t pal_[PW] __attribute__((aligned(64))), pah_[PW] __attribute__((aligned(64)));
+static uint64_t pbh_[PW] __attribute__((aligned(64)));
+
+static uint64_t loop_scalar(int reps) {
+    uint64_t s[8] = {0};
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < PW; i += 8)
+            for (int u = 0; u < 8; u++)
+                s[u] += (uint64_t)__builtin_popcountll(pa_[i + u] & pb_[i + u]);
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+#ifdef BENCH_X86
+__attribute__((target("avx2"))) static uint64_t loop_avx2(int reps) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    __m256i q = _mm256_setzero_si256();
+    for (int r = 0; r < reps; r++) {
+        __m256i b[8];
+        for (int u = 0; u < 8; u++) b[u] = _mm256_setzero_si256();
+        for (int i = 0; i < PW; i += 32)
+            for (int u = 0; u < 8; u++) {
+                const int o = i + 4 * u;
+                const __m256i lo = _mm256_and_si256(_mm256_load_si256((const void *)(pal_ + o)),
+                                                    _mm256_load_si256((const void *)(pb_ + o)));
+                const __m256i hi = _mm256_and_si256(_mm256_load_si256((const void *)(pah_ + o)),
+                                                    _mm256_load_si256((const void *)(pbh_ + o)));
+                b[u] = _mm256_add_epi8(b[u], _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
+                                                             _mm256_shuffle_epi8(lut, hi)));
+            }
+        for (int u = 0; u < 8; u++)
+            q = _mm256_add_epi64(q, _mm256_sad_epu8(b[u], _mm256_setzero_si256()));
+    }
+    uint64_t o[4];
+    _mm256_storeu_si256((void *)o, q);
+    return o[0] + o[1] + o[2] + o[3];
+}
+
+__attribute__((target("avx512f,avx512bw"))) static uint64_t loop_avx512(int reps) {
+    const __m512i lut =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    __m512i q = _mm512_setzero_si512();
+    for (int r = 0; r < reps; r++) {
+        __m512i b[8];
+        for (int u = 0; u < 8; u++) b[u] = _mm512_setzero_si512();
+        for (int i = 0; i < PW; i += 64)
+            for (int u = 0; u < 8; u++) {
+                const int o = i + 8 * u;
+                const __m512i lo = _mm512_and_si512(_mm512_load_si512((const void *)(pal_ + o)),
+                                                    _mm512_load_si512((const void *)(pb_ + o)));
+                const __m512i hi = _mm512_and_si512(_mm512_load_si512((const void *)(pah_ + o)),
+                                                    _mm512_load_si512((const void *)(pbh_ + o)));
+                b[u] = _mm512_add_epi8(b[u], _mm512_add_epi8(_mm512_shuffle_epi8(lut, lo),
+                                                             _mm512_shuffle_epi8(lut, hi)));
+            }
+        for (int u = 0; u < 8; u++)
+            q = _mm512_add_epi64(q, _mm512_sad_epu8(b[u], _mm512_setzero_si512()));
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(q);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vpopcntdq"))) static uint64_t loop_vpopcnt(int reps) {
+    __m512i q[8];
+    for (int u = 0; u < 8; u++) q[u] = _mm512_setzero_si512();
+    for (int r = 0; r < reps; r++)
+        for (int i = 0; i < PW; i += 64)
+            for (int u = 0; u < 8; u++)
+                q[u] = _mm512_add_epi64(
+                    q[u], _mm512_popcnt_epi64(_mm512_and_si512(
+                              _mm512_load_si512((const void *)(pa_ + i + 8 * u)),
+                              _mm512_load_si512((const void *)(pb_ + i + 8 * u)))));
+    __m512i t = q[0];
+    for (int u = 1; u < 8; u++) t = _mm512_add_epi64(t, q[u]);
+    return (uint64_t)_mm512_reduce_add_epi64(t);
+}
+#endif
+
+static void peak_init(void) {
+    mq_rng rng;
+    mq_rng_seed(&rng, 42);
+    for (int i = 0; i < PW; i++) {
+        pa_[i] = mq_rng_u64(&rng);
+        pb_[i] = mq_rng_u64(&rng);
+        pal_[i] = pa_[i] & 0x0f0f0f0f0f0f0f0full;
+        pah_[i] = (pa_[i] >> 4) & 0x0f0f0f0f0f0f0f0full;
+        pbh_[i] = pb_[i] >> 4;
+    }
+}
+
+/* Bit pairs per second of the tier's loop, median of 5 runs of >= min_s (0 if absent). */
+static double peak_bitpairs(mq_bs_tier t, double min_s) {
+    if (!mq_bs_tier_available(t)) return 0;
+    uint64_t (*fn)(int) = loop_scalar;
+#ifdef BENCH_X86
+    if (t == MQ_BS_TIER_AVX2) fn = loop_avx2;
+    if (t == MQ_BS_TIER_AVX512) fn = loop_avx512;
+    if (t == MQ_BS_TIER_VPOPCNT) fn = loop_vpopcnt;
+#endif
+    uint64_t ref = 0;
+    for (int i = 0; i < PW; i++) ref += (uint64_t)__builtin_popcountll(pa_[i] & pb_[i]);
+    if (fn(1000) != ref * 1000) {
+        fprintf(stderr, "bench_layers: %s peak loop computes a wrong sum\n", mq_bs_tier_name(t));
+        return 0;
+    }
+    int reps = 100;
+    for (;;) {
+        const double t0 = cpu_now();
+        sink += fn(reps);
+        if (cpu_now() - t0 > min_s) break;
+        reps *= 2;
+    }
+    double r[5];
+    for (int i = 0; i < 5; i++) {
+        const double t0 = cpu_now();
+        sink += fn(reps);
+        r[i] = cpu_now() - t0;
+    }
+    qsort(r, 5, sizeof r[0], cmp_dbl);
+    return 64.0 * PW * reps / r[2];
+}
+
+/* ---------------------------------------------------------------- timing */
+static int g_runs = 5;
+static double g_min_s = 0.02;
+
+typedef int (*call_fn)(void *ctx); /* one call; nonzero on failure */
+
+/* Median seconds per call over g_runs runs of >= g_min_s each, after two warm-up calls;
+ * -1 if a call fails. */
+static double time_call(call_fn f, void *ctx) {
+    if (f(ctx) || f(ctx)) return -1;
+    const double t0 = cpu_now();
+    if (f(ctx)) return -1;
+    const double one = cpu_now() - t0;
+    const int n = one > g_min_s ? 1 : (int)(g_min_s / (one > 1e-7 ? one : 1e-7)) + 1;
+    double r[16];
+    for (int i = 0; i < g_runs; i++) {
+        const double s = cpu_now();
+        for (int k = 0; k < n; k++)
+            if (f(ctx)) return -1;
+        r[i] = (cpu_now() - s) / n;
+    }
+    qsort(r, (size_t)g_runs, sizeof r[0], cmp_dbl);
+    return r[g_runs / 2];
+}
+
+/* ---------------------------------------------------------------- oneDNN matmul primitive */
+static dnnl_engine_t eng;
+static dnnl_stream_t strm;
+
+typedef struct dn_mm {
+    dnnl_primitive_t p;
+    dnnl_memory_t src, wei, dst;
+    char impl[64];
+} dn_mm;
+
+static void dn_mm_free(dn_mm *mm) {
+    if (mm->p) dnnl_primitive_destroy(mm->p);
+    if (mm->src) dnnl_memory_destroy(mm->src);
+    if (mm->wei) dnnl_memory_destroy(mm->wei);
+    if (mm->dst) dnnl_memory_destroy(mm->dst);
+    memset(mm, 0, sizeof *mm);
+}
+
+#define DNT(call)                                                                      \
+    do {                                                                               \
+        dnnl_status_t s_ = (call);                                                     \
+        if (s_ != dnnl_success) {                                                      \
+            fprintf(stderr, "bench_layers: oneDNN %s failed (status %d)\n", #call, s_); \
+            goto fail;                                                                 \
+        }                                                                              \
+    } while (0)
+
+/* C[M][N] = A[M][K] x W[N][K]^T. a and c are used in place (plain row-major); w (row-major
+ * [N][K], i.e. K x N in tag ba) is reordered once into the primitive's own weight layout. */
+static int dn_mm_create(dn_mm *mm, int M, int N, int K, dnnl_data_type_t at, dnnl_data_type_t wt,
+                        dnnl_data_type_t ct, void *a, void *w, void *c) {
+    memset(mm, 0, sizeof *mm);
+    dnnl_primitive_desc_t pd = NULL, rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t wuser = NULL;
+    dnnl_memory_desc_t amd, wany, wusr, cmd;
+    dnnl_dims_t ad = {M, K}, wd = {K, N}, cd = {M, N};
+    DNT(dnnl_memory_desc_init_by_tag(&amd, 2, ad, at, dnnl_ab));
+    DNT(dnnl_memory_desc_init_by_tag(&wany, 2, wd, wt, dnnl_format_tag_any));
+    DNT(dnnl_memory_desc_init_by_tag(&wusr, 2, wd, wt, dnnl_ba));
+    DNT(dnnl_memory_desc_init_by_tag(&cmd, 2, cd, ct, dnnl_ab));
+    dnnl_matmul_desc_t desc;
+    DNT(dnnl_matmul_desc_init(&desc, &amd, &wany, NULL, &cmd));
+    DNT(dnnl_primitive_desc_create(&pd, &desc, NULL, eng, NULL));
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+        snprintf(mm->impl, sizeof mm->impl, "%s", impl);
+    DNT(dnnl_primitive_create(&mm->p, pd));
+    const dnnl_memory_desc_t *wq = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    DNT(dnnl_memory_create(&mm->src, &amd, eng, a));
+    DNT(dnnl_memory_create(&mm->dst, &cmd, eng, c));
+    DNT(dnnl_memory_create(&mm->wei, wq, eng, DNNL_MEMORY_ALLOCATE));
+    DNT(dnnl_memory_create(&wuser, &wusr, eng, w));
+    DNT(dnnl_reorder_primitive_desc_create(&rpd, &wusr, eng, wq, eng, NULL));
+    DNT(dnnl_primitive_create(&reorder, rpd));
+    dnnl_exec_arg_t rargs[2] = {{DNNL_ARG_FROM, wuser}, {DNNL_ARG_TO, mm->wei}};
+    DNT(dnnl_primitive_execute(reorder, strm, 2, rargs));
+    DNT(dnnl_stream_wait(strm));
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(wuser);
+    dnnl_primitive_desc_destroy(pd);
+    return 0;
+fail:
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (rpd) dnnl_primitive_desc_destroy(rpd);
+    if (wuser) dnnl_memory_destroy(wuser);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    dn_mm_free(mm);
+    return 1;
+}
+
+static int call_dn_mm(void *ctx) {
+    dn_mm *mm = ctx;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mm->src}, {DNNL_ARG_WEIGHTS, mm->wei},
+                               {DNNL_ARG_DST, mm->dst}};
+    if (dnnl_primitive_execute(mm->p, strm, 3, args) != dnnl_success) return 1;
+    return dnnl_stream_wait(strm) != dnnl_success;
+}
+
+/* ---------------------------------------------------------------- the other calls */
+typedef struct gemm_ctx {
+    int M, N, K;
+    const uint8_t *a;
+    const int8_t *w;
+    const float *af, *wf;
+    int32_t *c;
+    float *cf;
+    /* bit-serial */
+    int ab;
+    mq_bs_tier tier;
+    mq_bs_acts *pa;
+    const mq_bs_weights *pw;
+    /* mixq int8 */
+    mq_i8_weights *iw;
+    mq_i8_thread *it;
+} gemm_ctx;
+
+static int call_i8(void *ctx) {
+    gemm_ctx *g = ctx;
+    return mq_i8_matmul(g->iw, g->a, g->M, g->c, &g->it) != MIXQ_OK;
+}
+
+static int call_sgemm(void *ctx) {
+    const gemm_ctx *g = ctx;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->M, g->N, g->K, 1.0f, g->af, g->K,
+                g->wf, g->K, 0.0f, g->cf, g->N);
+    return 0;
+}
+
+static int call_bs(void *ctx) {
+    const gemm_ctx *g = ctx;
+    if (mq_bs_pack_acts_ex(g->a, g->ab, g->M, g->K, g->tier, g->pa)) return 1;
+    return mq_bs_gemm_ex(g->pa, g->pw, g->c, g->N, g->tier, 1) != MIXQ_OK;
+}
+
+static int call_bs_gemm(void *ctx) {
+    const gemm_ctx *g = ctx;
+    return mq_bs_gemm_ex(g->pa, g->pw, g->c, g->N, g->tier, 1) != MIXQ_OK;
+}
+
+/* 256 sampled outputs against a direct dot product (c or cf; tol 0: exact). */
+static int verify(const char *what, const uint8_t *a, const int8_t *w, const int32_t *c,
+                  const float *cf, int M, int N, int K, mq_rng *rng) {
+    for (int s = 0; s < 256; s++) {
+        const int m = (int)mq_rng_below(rng, (uint32_t)M), n = (int)mq_rng_below(rng, (uint32_t)N);
+        int64_t sum = 0, mag = 0;
+        for (int k = 0; k < K; k++) {
+            const int64_t p = (int64_t)a[(size_t)m * K + k] * w[(size_t)n * K + k];
+            sum += p;
+            mag += p < 0 ? -p : p;
+        }
+        const double got = c ? (double)c[(size_t)m * N + n] : (double)cf[(size_t)m * N + n];
+        const double tol = c ? 0 : 1e-4 * (double)mag + 1;
+        if (fabs(got - (double)sum) > tol) {
+            fprintf(stderr, "bench_layers: %s: C[%d][%d] = %.1f, want %lld\n", what, m, n, got,
+                    (long long)sum);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- shapes */
+typedef struct shape {
+    char name[80];
+    char set[12];
+    int M, N, K;
+    int layers; /* layers of the network with this shape */
+} shape;
+
+enum { MAX_SHAPES = 128 };
+
+static int add_shape(shape *sh, int *n, const char *set, const char *name, int M, int N, int K) {
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(sh[i].set, set) && sh[i].M == M && sh[i].N == N && sh[i].K == K) {
+            sh[i].layers++;
+            return 0;
+        }
+    if (*n >= MAX_SHAPES) return 1;
+    shape *s = &sh[(*n)++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->set, sizeof s->set, "%s", set);
+    s->M = M, s->N = N, s->K = K, s->layers = 1;
+    return 0;
+}
+
+static int model_shapes(const char *arch, int c, int h, int w, int batch, shape *sh, int *n) {
+    mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = 10, .seed = 1};
+    mixq_model *m = NULL;
+    if (mixq_model_create(&mc, &m)) {
+        fprintf(stderr, "bench_layers: %s: %s\n", arch, mixq_last_error());
+        return 1;
+    }
+    const int L = mixq_model_hw_layer_count(m);
+    for (int i = 0; i < L; i++) {
+        mixq_hw_layer l;
+        int node;
+        if (mixq_model_hw_layer(m, i, &l, &node)) {
+            mixq_model_free(m);
+            return 1;
+        }
+        if (l.fc) continue;
+        const int G = l.groups > 0 ? l.groups : 1;
+        const int P = l.out_h > 0 ? l.out_h : (l.in_h + 2 * l.pad - l.kh) / l.stride + 1;
+        const int Q = l.out_w > 0 ? l.out_w : (l.in_w + 2 * l.pad - l.kw) / l.stride + 1;
+        if (G != 1) continue; /* grouped / depthwise: not a single GEMM (none in these nets) */
+        char name[80];
+        snprintf(name, sizeof name, "%s %d->%d %dx%d%s", l.name ? l.name : "?", l.in_c, l.out_c,
+                 l.kh, l.kw, l.stride > 1 ? " s2" : "");
+        if (add_shape(sh, n, arch, name, batch * P * Q, l.out_c, l.in_c / G * l.kh * l.kw)) {
+            mixq_model_free(m);
+            return 1;
+        }
+    }
+    mixq_model_free(m);
+    return 0;
+}
+
+static int kernels_shapes(int batch, shape *sh, int *n) {
+    static const struct {
+        const char *name;
+        int M, N, K;
+    } k[] = {
+        {"stem 3->16 32x32", 1024, 16, 27},    {"stage1 16->16 32x32", 1024, 16, 144},
+        {"stage2 32->32 16x16", 256, 32, 288}, {"stage3 64->64 8x8", 64, 64, 576},
+        {"64->64 64x64", 4096, 64, 576},       {"128->128 16x16", 256, 128, 1152},
+        {"256->256 8x8", 64, 256, 2304},
+    };
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (add_shape(sh, n, "kernels", k[i].name, batch * k[i].M, k[i].N, k[i].K)) return 1;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- one shape */
+enum { NPEER = 4, NBS = 5 };
+static const int bs_cfg[NBS][2] = {{1, 1}, {1, 2}, {2, 2}, {3, 3}, {4, 4}};
+
+typedef struct result {
+    double peer_t[NPEER];   /* seconds per call; <= 0: not measured / failed */
+    double bs_t[NBS];       /* pack + gemm */
+    double bs_tg[NBS];      /* gemm only */
+    double bs_peak[NBS];    /* bit pairs / s of the tier next to the measurement */
+    char impl_s8[64], impl_f32[64];
+} result;
+
+static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_rng *rng) {
+    const int M = s->M, N = s->N, K = s->K;
+    int bad = 0;
+    memset(r, 0, sizeof *r);
+    uint8_t *a = malloc((size_t)M * K);
+    int8_t *w = malloc((size_t)N * K);
+    float *af = malloc(sizeof(float) * (size_t)M * K);
+    float *wf = malloc(sizeof(float) * (size_t)N * K);
+    int32_t *c = malloc(sizeof(int32_t) * (size_t)M * N);
+    float *cf = malloc(sizeof(float) * (size_t)M * N);
+    int *rb = malloc(sizeof(int) * (size_t)N);
+    if (!a || !w || !af || !wf || !c || !cf || !rb) {
+        fprintf(stderr, "bench_layers: out of memory for %d x %d x %d\n", M, N, K);
+        free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb);
+        return 1;
+    }
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)mq_rng_u64(rng);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)(uint8_t)mq_rng_u64(rng);
+    for (size_t i = 0; i < (size_t)M * K; i++) af[i] = (float)a[i];
+    for (size_t i = 0; i < (size_t)N * K; i++) wf[i] = (float)w[i];
+    gemm_ctx g = {.M = M, .N = N, .K = K, .a = a, .w = w, .af = af, .wf = wf, .c = c, .cf = cf};
+
+    /* s8 matmul primitive (the reference) */
+    dn_mm mm;
+    if (dn_mm_create(&mm, M, N, K, dnnl_u8, dnnl_s8, dnnl_s32, a, w, c) == 0) {
+        snprintf(r->impl_s8, sizeof r->impl_s8, "%s", mm.impl);
+        memset(c, 0, sizeof(int32_t) * (size_t)M * N);
+        r->peer_t[0] = time_call(call_dn_mm, &mm);
+        if (r->peer_t[0] > 0 && verify("oneDNN s8 matmul", a, w, c, NULL, M, N, K, rng)) r->peer_t[0] = -1;
+        dn_mm_free(&mm);
+    } else {
+        r->peer_t[0] = -1;
+    }
+    /* mixq int8 */
+    if (mq_i8_available() && mq_i8_weights_create(w, N, K, &g.iw) == MIXQ_OK) {
+        memset(c, 0, sizeof(int32_t) * (size_t)M * N);
+        r->peer_t[1] = time_call(call_i8, &g);
+        if (r->peer_t[1] > 0 && verify("mixq int8", a, w, c, NULL, M, N, K, rng)) r->peer_t[1] = -1;
+        mq_i8_weights_free(g.iw);
+        mq_i8_thread_free(g.it);
+        g.iw = NULL;
+        g.it = NULL;
+    }
+    /* OpenBLAS sgemm */
+    memset(cf, 0, sizeof(float) * (size_t)M * N);
+    r->peer_t[2] = time_call(call_sgemm, &g);
+    if (r->peer_t[2] > 0 && verify("OpenBLAS sgemm", a, w, NULL, cf, M, N, K, rng)) r->peer_t[2] = -1;
+    /* oneDNN f32 matmul */
+    if (dn_mm_create(&mm, M, N, K, dnnl_f32, dnnl_f32, dnnl_f32, af, wf, cf) == 0) {
+        snprintf(r->impl_f32, sizeof r->impl_f32, "%s", mm.impl);
+        memset(cf, 0, sizeof(float) * (size_t)M * N);
+        r->peer_t[3] = time_call(call_dn_mm, &mm);
+        if (r->peer_t[3] > 0 && verify("oneDNN f32 matmul", a, w, NULL, cf, M, N, K, rng)) r->peer_t[3] = -1;
+        dn_mm_free(&mm);
+    } else {
+        r->peer_t[3] = -1;
+    }
+    for (int p = 0; p < NPEER; p++)
+        if (r->peer_t[p] < 0 && !(p == 1 && !mq_i8_available())) bad = 1;
+
+    /* bit-serial */
+    for (int ci = 0; ci < NBS; ci++) {
+        const int wb = bs_cfg[ci][0], ab = bs_cfg[ci][1];
+        for (int n = 0; n < N; n++) rb[n] = wb;
+        for (size_t i = 0; i < (size_t)M * K; i++)
+            a[i] = (uint8_t)(mq_rng_u64(rng) & ((1u << ab) - 1));
+        for (size_t i = 0; i < (size_t)N * K; i++) {
+            const uint64_t v = mq_rng_u64(rng);
+            w[i] = wb == 1 ? (v & 1 ? 1 : -1) : (int8_t)(-(1 << (wb - 1)) + (int)(v % (1u << wb)));
+        }
+        mq_bs_weights pw;
+        mq_bs_acts pa = {0};
+        if (mq_bs_pack_weights(w, rb, N, K, &pw)) {
+            fprintf(stderr, "bench_layers: W%dA%d pack: %s\n", wb, ab, mixq_last_error());
+            r->bs_t[ci] = r->bs_tg[ci] = -1;
+            bad = 1;
+            continue;
+        }
+        g.ab = ab, g.tier = tier, g.pa = &pa, g.pw = &pw;
+        r->bs_peak[ci] = peak_bitpairs(tier, quick ? 0.005 : 0.02);
+        memset(c, 0, sizeof(int32_t) * (size_t)M * N);
+        r->bs_t[ci] = time_call(call_bs, &g);
+        char what[32];
+        snprintf(what, sizeof what, "bit-serial W%dA%d", wb, ab);
+        if (r->bs_t[ci] > 0 && verify(what, a, w, c, NULL, M, N, K, rng)) r->bs_t[ci] = -1;
+        r->bs_tg[ci] = r->bs_t[ci] > 0 ? time_call(call_bs_gemm, &g) : -1;
+        if (r->bs_t[ci] < 0 || r->bs_tg[ci] < 0) {
+            fprintf(stderr, "bench_layers: %s on %s failed: %s\n", what, s->name, mixq_last_error());
+            bad = 1;
+        }
+        mq_bs_acts_free(&pa);
+        mq_bs_weights_free(&pw);
+    }
+    free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb);
+    return bad;
+}
+
+/* ---------------------------------------------------------------- report */
+static double gops(const shape *s, double t) { return 2.0 * s->M * s->N * s->K / t * 1e-9; }
+
+static double median_of(double *v, int n) {
+    qsort(v, (size_t)n, sizeof v[0], cmp_dbl);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Summary by K: per implementation the median ratio to s8 matmul [min-max] over the shapes with
+ * that K (or K >= 1152), and for bit-serial the median %peak. */
+static void summary(const shape *sh, const result *res, int ns) {
+    int ks[MAX_SHAPES], nk = 0;
+    for (int i = 0; i < ns; i++) {
+        int seen = 0;
+        for (int j = 0; j < nk; j++) seen |= ks[j] == sh[i].K;
+        if (!seen) ks[nk++] = sh[i].K;
+    }
+    for (int i = 1; i < nk; i++) /* insertion sort */
+        for (int j = i; j > 0 && ks[j - 1] > ks[j]; j--) {
+            const int t = ks[j];
+            ks[j] = ks[j - 1];
+            ks[j - 1] = t;
+        }
+    emit("\nSummary by K: median ratio to oneDNN s8 matmul [min-max] over the shapes with that K; "
+         "bit-serial (pack+gemm) also median %%peak.\n\n");
+    emit("| K | shapes | mixq int8 | sgemm | f32 matmul |");
+    for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
+    emit("\n|--:|--:|---|---|---|");
+    for (int c = 0; c < NBS; c++) emit("---|");
+    emit("\n");
+    for (int kk = 0; kk <= nk; kk++) {
+        const int all_big = kk == nk; /* the last row: every K >= 1152 */
+        int idx[MAX_SHAPES], n = 0;
+        for (int i = 0; i < ns; i++)
+            if (all_big ? sh[i].K >= 1152 : sh[i].K == ks[kk]) idx[n++] = i;
+        if (!n) continue;
+        if (all_big) emit("| **>= 1152** | %d |", n);
+        else emit("| %d | %d |", ks[kk], n);
+        for (int col = 1; col < NPEER + NBS; col++) {
+            double rat[MAX_SHAPES], pk[MAX_SHAPES];
+            int m = 0;
+            for (int j = 0; j < n; j++) {
+                const result *r = &res[idx[j]];
+                const double t = col < NPEER ? r->peer_t[col] : r->bs_t[col - NPEER];
+                if (t <= 0 || r->peer_t[0] <= 0) continue;
+                rat[m] = r->peer_t[0] / t;
+                if (col >= NPEER) {
+                    const int c = col - NPEER;
+                    const shape *s = &sh[idx[j]];
+                    pk[m] = r->bs_peak[c] > 0 ? 100.0 * s->M * s->N * s->K * bs_cfg[c][0] *
+                                                    bs_cfg[c][1] / t / r->bs_peak[c]
+                                              : 0;
+                }
+                m++;
+            }
+            if (!m) {
+                emit(" - |");
+                continue;
+            }
+            double lo = rat[0], hi = rat[0];
+            for (int j = 1; j < m; j++) {
+                lo = rat[j] < lo ? rat[j] : lo;
+                hi = rat[j] > hi ? rat[j] : hi;
+            }
+            const double med = median_of(rat, m);
+            if (m == 1) emit(" %.2fx", med);
+            else emit(" %.2fx [%.2f-%.2f]", med, lo, hi);
+            if (col >= NPEER) emit(", %.0f%%", median_of(pk, m));
+            emit(" |");
+        }
+        emit("\n");
+    }
+}
+
+static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_tier tier) {
+    emit("\n### Batch %d\n\n", batch);
+    emit("GOP/s = 2*M*N*K / time (1 thread); (x) = ratio to oneDNN s8 matmul (> 1: faster); "
+         "bit-serial cells: GOP/s (ratio, %% of the %s AND+popcount peak), activation packing "
+         "included.\n\n",
+         mq_bs_tier_name(tier));
+    emit("| set | layer | M x N x K | s8 matmul | mixq int8 | sgemm | f32 matmul |");
+    for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
+    emit("\n|---|---|---|--:|---|---|---|");
+    for (int c = 0; c < NBS; c++) emit("---|");
+    emit("\n");
+    for (int i = 0; i < ns; i++) {
+        const shape *s = &sh[i];
+        const result *r = &res[i];
+        const double t0 = r->peer_t[0];
+        emit("| %s | %s", s->set, s->name);
+        if (s->layers > 1) emit(" (x%d)", s->layers);
+        emit(" | %d x %d x %d |", s->M, s->N, s->K);
+        if (t0 > 0) emit(" %.0f |", gops(s, t0));
+        else emit(" failed |");
+        for (int p = 1; p < NPEER; p++) {
+            if (r->peer_t[p] > 0 && t0 > 0) emit(" %.0f (%.2fx) |", gops(s, r->peer_t[p]), t0 / r->peer_t[p]);
+            else if (r->peer_t[p] > 0) emit(" %.0f |", gops(s, r->peer_t[p]));
+            else emit(" %s |", p == 1 && !mq_i8_available() ? "n/a (no VNNI)" : "failed");
+        }
+        for (int c = 0; c < NBS; c++) {
+            const double t = r->bs_t[c];
+            if (t <= 0) {
+                emit(" failed |");
+                continue;
+            }
+            const double bp = (double)s->M * s->N * s->K * bs_cfg[c][0] * bs_cfg[c][1] / t;
+            emit(" %.0f (%.2fx, %.0f%%) |", gops(s, t), t0 > 0 ? t0 / t : 0,
+                 r->bs_peak[c] > 0 ? 100 * bp / r->bs_peak[c] : 0);
+        }
+        emit("\n");
+    }
+    emit("\nBit-serial kernel only (activations pre-packed): GOP/s (ratio to s8 matmul).\n\n");
+    emit("| set | layer | M x N x K |");
+    for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
+    emit("\n|---|---|---|");
+    for (int c = 0; c < NBS; c++) emit("---|");
+    emit("\n");
+    for (int i = 0; i < ns; i++) {
+        const shape *s = &sh[i];
+        const result *r = &res[i];
+        emit("| %s | %s | %d x %d x %d |", s->set, s->name, s->M, s->N, s->K);
+        for (int c = 0; c < NBS; c++) {
+            if (r->bs_tg[c] > 0 && r->peer_t[0] > 0)
+                emit(" %.0f (%.2fx) |", gops(s, r->bs_tg[c]), r->peer_t[0] / r->bs_tg[c]);
+            else emit(" failed |");
+        }
+        emit("\n");
+    }
+    summary(sh, res, ns);
+    /* oneDNN implementations seen */
+    char seen[8][64];
+    int nseen = 0;
+    for (int i = 0; i < ns; i++)
+        for (int k = 0; k < 2; k++) {
+            const char *im = k ? res[i].impl_f32 : res[i].impl_s8;
+            int dup = 0;
+            for (int j = 0; j < nseen; j++) dup |= !strcmp(seen[j], im);
+            if (!dup && im[0] && nseen < 8) snprintf(seen[nseen++], 64, "%s", im);
+        }
+    emit("\noneDNN matmul implementations used:");
+    for (int j = 0; j < nseen; j++) emit(" `%s`", seen[j]);
+    emit("\n");
+}
+
+/* ---------------------------------------------------------------- main */
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]] "
+               "[--quick] [--out FILE]\n");
+}
+
+static int want(const char *list, const char *set) {
+    if (!strcmp(list, "all")) return 1;
+    const size_t n = strlen(set);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        const size_t len = e ? (size_t)(e - p) : strlen(p);
+        if ((len == n && !strncmp(p, set, n)) || (len == 3 && !strncmp(p, "all", 3))) return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+static void read_first_line(const char *path, const char *key, char *out, size_t n) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, strlen(key))) {
+            const char *p = strchr(line, ':');
+            if (p) snprintf(out, n, "%s", p + 2);
+            out[strcspn(out, "\n")] = 0;
+            break;
+        }
+    fclose(f);
+}
+
+static double loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+int main(int argc, char **argv) {
+    const char *shapes_arg = "all", *batch_arg = "1", *out_path = NULL;
+    int quick = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--shapes") && v) shapes_arg = v, i++;
+        else if (!strcmp(argv[i], "--batch") && v) batch_arg = v, i++;
+        else if (!strcmp(argv[i], "--out") && v) out_path = v, i++;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!want(shapes_arg, "resnet20") && !want(shapes_arg, "vgg11") && !want(shapes_arg, "kernels")) {
+        fprintf(stderr, "bench_layers: --shapes '%s': expected resnet20, vgg11, kernels or all\n",
+                shapes_arg);
+        return 2;
+    }
+    int batches[8], nb = 0;
+    for (const char *p = batch_arg; p && *p && nb < 8;) {
+        batches[nb] = atoi(p);
+        if (batches[nb] < 1) {
+            fprintf(stderr, "bench_layers: --batch '%s': positive integers expected\n", batch_arg);
+            return 2;
+        }
+        nb++;
+        p = strchr(p, ',');
+        if (p) p++;
+    }
+    if (quick) g_runs = 3, g_min_s = 0.005;
+    if (out_path) {
+        out_file = fopen(out_path, "w");
+        if (!out_file) {
+            perror(out_path);
+            return 1;
+        }
+    }
+    if (mixq_set_threads(1)) return 1;
+    mq_bs_tier tier;
+    if (mq_bs_tier_select(&tier)) {
+        fprintf(stderr, "bench_layers: %s\n", mixq_last_error());
+        return 1;
+    }
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&strm, eng, dnnl_stream_default_flags) != dnnl_success) {
+        fprintf(stderr, "bench_layers: cannot create a oneDNN CPU engine\n");
+        return 1;
+    }
+    peak_init();
+
+    char cpu[128] = "?";
+    read_first_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
+    const dnnl_version_t *dv = dnnl_version();
+    emit("## Per-layer GEMM kernels, 1 thread\n\n");
+    emit("- CPU: %s; load average %.2f at start\n", cpu, loadavg());
+    emit("- mixq bit-serial tier: %s; int8 (VNNI) path: %s\n", mq_bs_tier_name(tier),
+         mq_i8_available() ? "available" : "unavailable");
+    emit("- oneDNN %d.%d.%d (%s); OpenBLAS %s (core %s)\n", dv->major, dv->minor, dv->patch,
+         dv->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime",
+         openblas_get_config(), openblas_get_corename());
+    emit("- timing: thread CPU time, median of %d runs of >= %.0f ms each, 2 warm-up calls%s\n",
+         g_runs, g_min_s * 1e3, quick ? " (--quick)" : "");
+    emit("\nAND+popcount peak of the tier (the peak loop below): %.1f G bit-pairs/s\n",
+         peak_bitpairs(tier, 0.05) * 1e-9);
+
+    int status = 0;
+    mq_rng rng;
+    mq_rng_seed(&rng, 7);
+    const double t_start = cpu_now();
+    for (int b = 0; b < nb; b++) {
+        shape sh[MAX_SHAPES];
+        int ns = 0;
+        if (want(shapes_arg, "resnet20") && model_shapes("resnet20", 1, 28, 28, batches[b], sh, &ns)) return 1;
+        if (want(shapes_arg, "vgg11") && model_shapes("vgg11", 3, 32, 32, batches[b], sh, &ns)) return 1;
+        if (want(shapes_arg, "kernels") && kernels_shapes(batches[b], sh, &ns)) return 1;
+        if (quick) { /* a few shapes of each set: the first, the largest K */
+            shape q[MAX_SHAPES];
+            int nq = 0;
+            for (int i = 0; i < ns; i++) {
+                int first = i == 0 || strcmp(sh[i].set, sh[i - 1].set), maxk = 1;
+                for (int j = 0; j < ns; j++)
+                    if (!strcmp(sh[j].set, sh[i].set) && (sh[j].K > sh[i].K || (sh[j].K == sh[i].K && j < i)))
+                        maxk = 0;
+                if (first || maxk) q[nq++] = sh[i];
+            }
+            memcpy(sh, q, sizeof(shape) * (size_t)nq);
+            ns = nq;
+        }
+        result *res = calloc((size_t)ns, sizeof *res);
+        if (!res) return 1;
+        for (int i = 0; i < ns; i++) {
+            fprintf(stderr, "bench_layers: batch %d, %s %s (%d x %d x %d), %d/%d\n", batches[b],
+                    sh[i].set, sh[i].name, sh[i].M, sh[i].N, sh[i].K, i + 1, ns);
+            if (run_shape(&sh[i], tier, quick, &res[i], &rng)) status = 1;
+        }
+        report(sh, res, ns, batches[b], tier);
+        free(res);
+    }
+    emit("\nLoad average at end %.2f; %.0f s of CPU time.%s\n", loadavg(), cpu_now() - t_start,
+         status ? " SOME MEASUREMENTS FAILED (see stderr)." : "");
+    dnnl_stream_destroy(strm);
+    dnnl_engine_destroy(eng);
+    if (out_file) fclose(out_file);
+    return status;
+}

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Runtime benchmarks (`make bench-runtime`): mixq's CPU kernels per layer and whole networks
+# against oneDNN int8 / fp32, OpenBLAS and PyTorch, in one invocation.
+#   1. bench_layers: every distinct conv GEMM shape of resnet20 (1x28x28), vgg11 (3x32x32) and
+#      ../shared/docs/kernels.md, batch 1 and 64, 1 thread -> bench/results/runtime_layers.md
+#   2. mixq calibrate-cpu: measured per-layer tables for both models (batch 1, 1 thread), kept
+#      in $BUILD/ (runtime-cpu-ARCH.json)
+#   3. bench/torch_infer.py: PyTorch fp32 peer (skipped with a note if python3 has no torch)
+#   4. bench_network: images/s at batch 1 and 64, 1 and 2 threads -> bench/results/runtime_network.md
+# usage: sh bench/runtime.sh [--quick]      (BUILD=dir overrides build/bench)
+# Absolute numbers on a shared machine are noise: read the ratios (same run, same machine).
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build/bench}
+PY=/usr/bin/python3
+QUICK=""
+RUNS="--runs 5"
+REPS=7
+if [ "${1:-}" = "--quick" ]; then QUICK=--quick; RUNS="--runs 3 --min-run 0.02"; REPS=3; fi
+make -s -j2 BUILD="$BUILD" all "$BUILD/bench/bench_layers" "$BUILD/bench/bench_network"
+mkdir -p bench/results
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+echo "== runtime bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+
+echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
+"$BUILD/bench/bench_layers" --shapes all --batch 1,64 $QUICK --out bench/results/runtime_layers.md >/dev/null
+
+echo "== 2/4 measured CPU tables (mixq calibrate-cpu)"
+"$BUILD/mixq" calibrate-cpu --arch resnet20 --in 1,28,28 --threads 1 --reps $REPS \
+    --out "$BUILD/runtime-cpu-resnet20.json" 2>&1 | tail -1
+"$BUILD/mixq" calibrate-cpu --arch vgg11 --in 3,32,32 --threads 1 --reps $REPS \
+    --out "$BUILD/runtime-cpu-vgg11.json" 2>&1 | tail -1
+
+echo "== 3/4 PyTorch fp32 peer"
+PEER=""
+if $PY -c "import torch" 2>/dev/null; then
+    $PY bench/torch_infer.py --batches 1,64 --threads 1,2 $RUNS | tee "$tmp/torch.txt"
+    PEER="--peer $tmp/torch.txt"
+else
+    echo "   (skipped: $PY has no torch; scripts/deps.sh --torch installs it)"
+fi
+
+echo "== 4/4 whole networks -> bench/results/runtime_network.md"
+"$BUILD/bench/bench_network" --batches 1,64 --threads 1,2 $RUNS \
+    --cpu-table "resnet20=$BUILD/runtime-cpu-resnet20.json" \
+    --cpu-table "vgg11=$BUILD/runtime-cpu-vgg11.json" \
+    $PEER --out bench/results/runtime_network.md >/dev/null
+[ -n "$PEER" ] || echo "PyTorch peer skipped: $PY has no torch." >>bench/results/runtime_network.md
+echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md"
