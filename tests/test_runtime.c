@@ -105,6 +105,64 @@ static void test_int8_vs_reference(void) {
     mq_i8_thread_free(th);
 }
 
+/* The direct int8 convolution equals im2col (NHWC, (r, s, c) order, zero padding) x weights. */
+static void test_int8_conv_vs_reference(void) {
+    if (!mq_i8_available()) return;
+    static const struct { int n, C, H, W, K, R, S, st, pd; } sh[] = {
+        {1, 1, 7, 5, 3, 3, 3, 1, 1}, {2, 16, 9, 9, 17, 3, 3, 2, 1}, {3, 5, 6, 4, 8, 1, 1, 2, 0},
+        {1, 33, 5, 5, 64, 5, 5, 1, 2}, {2, 3, 8, 8, 4, 3, 2, 1, 0}};
+    mq_i8_thread *th = NULL;
+    unsigned seed = 5;
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
+        const int n = sh[i].n, C = sh[i].C, H = sh[i].H, W = sh[i].W, K = sh[i].K, R = sh[i].R,
+                  S = sh[i].S, st = sh[i].st, pd = sh[i].pd;
+        const int P = (H + 2 * pd - R) / st + 1, Q = (W + 2 * pd - S) / st + 1, Kd = R * S * C;
+        const int M = n * P * Q;
+        uint8_t *x = malloc((size_t)n * H * W * C), *col = malloc((size_t)M * Kd);
+        int8_t *w = malloc((size_t)K * Kd);
+        int *bits = malloc(sizeof(int) * (size_t)K);
+        int32_t *got = malloc(sizeof(int32_t) * (size_t)M * K), *ref = malloc(sizeof(int32_t) * (size_t)M * K);
+        if (!x || !col || !w || !bits || !got || !ref) {
+            CHECK(0);
+            free(x), free(col), free(w), free(bits), free(got), free(ref);
+            continue;
+        }
+        for (int j = 0; j < n * H * W * C; j++) {
+            seed = seed * 1103515245u + 12345u;
+            x[j] = (seed >> 16) & 1 ? 255 : (uint8_t)(seed >> 8);
+        }
+        for (int j = 0; j < K * Kd; j++) {
+            seed = seed * 1103515245u + 12345u;
+            w[j] = (int8_t)(seed >> 8);
+        }
+        for (int k = 0; k < K; k++) bits[k] = 8;
+        for (int m = 0; m < M; m++) {
+            const int img = m / (P * Q), p = m % (P * Q) / Q, q = m % Q;
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < S; t++)
+                    for (int c = 0; c < C; c++) {
+                        const int h = p * st - pd + r, ww = q * st - pd + t;
+                        col[(size_t)m * Kd + ((size_t)r * S + t) * C + c] =
+                            (h < 0 || h >= H || ww < 0 || ww >= W) ? 0 : x[(((size_t)img * H + h) * W + ww) * C + c];
+                    }
+        }
+        CHECK_OK(mq_bs_gemm_ref(col, 8, w, bits, M, K, Kd, ref));
+        mq_i8_weights *iw = NULL;
+        CHECK_OK(mq_i8_conv_weights_create(w, K, C, H, W, R, S, st, pd, &iw));
+        if (iw) {
+            CHECK_OK(mq_i8_conv(iw, x, n, got, &th));
+            CHECKF(!memcmp(got, ref, sizeof(int32_t) * (size_t)M * K), "int8 conv shape %zu differs", i);
+            CHECK(mq_i8_matmul(iw, x, 1, got, &th) == MIXQ_ERR_ARG); /* not matmul weights */
+        }
+        mq_i8_weights_free(iw);
+        free(x), free(col), free(w), free(bits), free(got), free(ref);
+    }
+    mq_i8_weights *bad = NULL;
+    int8_t w1 = 1;
+    CHECK(mq_i8_conv_weights_create(&w1, 1, 1, 2, 2, 3, 3, 1, 0, &bad) == MIXQ_ERR_ARG && !bad);
+    mq_i8_thread_free(th);
+}
+
 static mixq_model *make_model(const char *arch) {
     mixq_model_config c = {.arch = arch, .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10,
                            .width = 1.0f, .seed = 3};
@@ -336,6 +394,7 @@ out:
 
 int main(void) {
     TEST_RUN(test_int8_vs_reference);
+    TEST_RUN(test_int8_conv_vs_reference);
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_errors);

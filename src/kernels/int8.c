@@ -57,7 +57,9 @@ typedef struct i8_entry {
 
 struct mq_i8_weights {
     int N, K;
-    int8_t *W;                 /* [N][K] */
+    int8_t *W;                 /* [N][K] (conv: [N][R][S][C], OHWI) */
+    int conv;                  /* a convolution: C, H, W, R, S, stride, pad, P, Q below */
+    int C, H, W_, R, S, stride, pad, P, Q;
     int n;                     /* entries in use */
     i8_entry e[MQ_I8_CACHE];
 };
@@ -117,20 +119,51 @@ mixq_status mq_i8_weights_create(const int8_t *W, int N, int K, mq_i8_weights **
     return MIXQ_OK;
 }
 
-/* Primitive and reordered weights for M rows (called under the cache lock). */
+/* Memory descriptors: matmul src u8 [M][K], weights s8 K x N (user: W[N][K]), dst s32 [M][N];
+ * conv (M images) src u8 NHWC, weights s8 OHWI, dst s32 NHWC (= [M*P*Q][N] row-major). */
+static mixq_status descs(const mq_i8_weights *w, int M, dnnl_memory_desc_t *smd,
+                         dnnl_memory_desc_t *wany, dnnl_memory_desc_t *dmd, dnnl_memory_desc_t *wuser) {
+    if (w->conv) {
+        dnnl_dims_t sd = {M, w->C, w->H, w->W_}, wd = {w->N, w->C, w->R, w->S}, dd = {M, w->N, w->P, w->Q};
+        I8(dnnl_memory_desc_init_by_tag(smd, 4, sd, dnnl_u8, dnnl_nhwc), "memory desc");
+        I8(dnnl_memory_desc_init_by_tag(dmd, 4, dd, dnnl_s32, dnnl_nhwc), "memory desc");
+        if (wany) I8(dnnl_memory_desc_init_by_tag(wany, 4, wd, dnnl_s8, dnnl_format_tag_any), "memory desc");
+        if (wuser) I8(dnnl_memory_desc_init_by_tag(wuser, 4, wd, dnnl_s8, dnnl_ohwi), "memory desc");
+        return MIXQ_OK;
+    }
+    dnnl_dims_t sd = {M, w->K}, wd = {w->K, w->N}, dd = {M, w->N};
+    I8(dnnl_memory_desc_init_by_tag(smd, 2, sd, dnnl_u8, dnnl_ab), "memory desc");
+    I8(dnnl_memory_desc_init_by_tag(dmd, 2, dd, dnnl_s32, dnnl_ab), "memory desc");
+    if (wany) I8(dnnl_memory_desc_init_by_tag(wany, 2, wd, dnnl_s8, dnnl_format_tag_any), "memory desc");
+    if (wuser) I8(dnnl_memory_desc_init_by_tag(wuser, 2, wd, dnnl_s8, dnnl_ba), "memory desc");
+    return MIXQ_OK;
+}
+
+/* Primitive and reordered weights for M rows (conv: M images) (called under the cache lock). */
 static mixq_status entry_build(const mq_i8_weights *w, int M, dnnl_stream_t s, i8_entry *e) {
     dnnl_memory_desc_t smd, wmd, dmd, wuser;
-    dnnl_dims_t sd = {M, w->K}, wd = {w->K, w->N}, dd = {M, w->N};
-    I8(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_u8, dnnl_ab), "memory desc");
-    I8(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_s8, dnnl_format_tag_any), "memory desc");
-    I8(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_s32, dnnl_ab), "memory desc");
-    I8(dnnl_memory_desc_init_by_tag(&wuser, 2, wd, dnnl_s8, dnnl_ba), "memory desc"); /* W[N][K] */
+    mixq_status st = descs(w, M, &smd, &wmd, &dmd, &wuser);
+    if (st) return st;
     dnnl_matmul_desc_t md;
-    I8(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
+    dnnl_convolution_desc_t cd;
+    if (w->conv) {
+        dnnl_dims_t strides = {w->stride, w->stride}, pad = {w->pad, w->pad};
+        /* padding_r so that the output is exactly P x Q */
+        dnnl_dims_t pad_r = {(w->P - 1) * w->stride + w->R - w->H - w->pad,
+                             (w->Q - 1) * w->stride + w->S - w->W_ - w->pad};
+        I8(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+                                              &smd, &wmd, NULL, &dmd, strides, pad, pad_r),
+           "convolution desc");
+    } else {
+        I8(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
+    }
     dnnl_primitive_attr_t attr;
     I8(dnnl_primitive_attr_create(&attr), "attr");
     dnnl_status_t r = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (r == dnnl_success) r = dnnl_primitive_desc_create(&e->pd, &md, attr, i8_engine, NULL);
+    if (r == dnnl_success)
+        r = dnnl_primitive_desc_create(&e->pd, w->conv ? (const_dnnl_op_desc_t)&cd
+                                                        : (const_dnnl_op_desc_t)&md,
+                                       attr, i8_engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     I8(r, "matmul primitive descriptor");
     I8(dnnl_primitive_create(&e->prim, e->pd), "matmul primitive");
@@ -159,9 +192,9 @@ static mixq_status entry_build(const mq_i8_weights *w, int M, dnnl_stream_t s, i
     return MIXQ_OK;
 }
 
-mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, mq_i8_thread **tp) {
+static mixq_status i8_run(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, mq_i8_thread **tp) {
     if (!w || !A || !C || !tp || M < 1)
-        return mq_err(MIXQ_ERR_ARG, "int8 matmul: bad arguments (M=%d)", M);
+        return mq_err(MIXQ_ERR_ARG, "int8 kernel: bad arguments (M=%d)", M);
     mq_i8_thread *t = *tp;
     if (!t) {
         t = mq_calloc(1, sizeof *t, "int8 thread state");
@@ -205,9 +238,10 @@ mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, 
         }
     }
     dnnl_memory_desc_t smd, dmd;
-    dnnl_dims_t sd = {M, w->K}, dd = {M, w->N};
-    I8(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_u8, dnnl_ab), "memory desc");
-    I8(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_s32, dnnl_ab), "memory desc");
+    if ((st = descs(w, M, &smd, NULL, &dmd, NULL))) {
+        if (e == &local) entry_free(&local);
+        return st;
+    }
     dnnl_memory_t sm = NULL, dm = NULL, scm = NULL;
     dnnl_status_t r = dnnl_memory_create(&sm, &smd, i8_engine, (void *)A);
     if (r == dnnl_success) r = dnnl_memory_create(&dm, &dmd, i8_engine, C);
@@ -226,4 +260,38 @@ mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, 
     if (e == &local) entry_free(&local);
     I8(r, "matmul");
     return MIXQ_OK;
+}
+
+mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, mq_i8_thread **tp) {
+    if (w && w->conv) return mq_err(MIXQ_ERR_ARG, "int8 matmul: these are convolution weights");
+    return i8_run(w, A, M, C, tp);
+}
+
+mixq_status mq_i8_conv_weights_create(const int8_t *W, int K, int C, int H, int Wd, int R, int S,
+                                      int stride, int pad, mq_i8_weights **out) {
+    *out = NULL;
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (Wd + 2 * pad - S) / stride + 1;
+    if (K < 1 || C < 1 || H < 1 || Wd < 1 || R < 1 || S < 1 || stride < 1 || pad < 0 || P < 1 ||
+        Q < 1 || (int64_t)C * R * S > MQ_I8_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "int8 conv: bad shape K=%d C=%d %dx%d R=%d S=%d stride %d pad %d",
+                      K, C, H, Wd, R, S, stride, pad);
+    mixq_status st = mq_i8_weights_create(W, K, C * R * S, out);
+    if (st) return st;
+    mq_i8_weights *w = *out;
+    w->conv = 1;
+    w->C = C;
+    w->H = H;
+    w->W_ = Wd;
+    w->R = R;
+    w->S = S;
+    w->stride = stride;
+    w->pad = pad;
+    w->P = P;
+    w->Q = Q;
+    return MIXQ_OK;
+}
+
+mixq_status mq_i8_conv(mq_i8_weights *w, const uint8_t *x, int n, int32_t *acc, mq_i8_thread **t) {
+    if (!w || !w->conv) return mq_err(MIXQ_ERR_ARG, "int8 conv: not convolution weights");
+    return i8_run(w, x, n, acc, t); /* M = images: the descriptors make it a convolution */
 }

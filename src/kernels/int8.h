@@ -43,4 +43,14 @@ void mq_i8_weights_free(mq_i8_weights *w);
 mixq_status mq_i8_matmul(mq_i8_weights *w, const uint8_t *A, int M, int32_t *C, mq_i8_thread **t);
 void mq_i8_thread_free(mq_i8_thread *t);
 
+/* Direct int8 convolution (oneDNN's convolution primitive, VNNI), same caching and threading:
+ *   x   uint8 [n][H][W][C]       NHWC codes; padding is 0 (so only for unsigned inputs, whose
+ *                                code of 0.0 is 0)
+ *   W   int8  [K][R][S][C]       OHWI weight codes
+ *   acc int32 [n][P][Q][K]       NHWC, i.e. the GEMM result [n*P*Q][K] of im2col (r, s, c)
+ * No im2col buffer: the primitive reads the NHWC tensor itself. */
+mixq_status mq_i8_conv_weights_create(const int8_t *W, int K, int C, int H, int Wd, int R, int S,
+                                      int stride, int pad, mq_i8_weights **out);
+mixq_status mq_i8_conv(mq_i8_weights *w, const uint8_t *x, int n, int32_t *acc, mq_i8_thread **t);
+
 #endif

@@ -53,7 +53,9 @@ typedef struct rt_conv {
     int8_t *wp;                 /* [K][Kd] the same in im2col order: (r, s, c) per group */
     float *wf;                  /* [K][Kd] (fp32 kernel) */
     mq_bs_weights *bw;          /* [G] (bitserial) */
-    mq_i8_weights *iw;          /* int8 matmul primitive weights (G == 1) */
+    mq_i8_weights *iw;          /* int8 primitive weights (G == 1): a direct convolution on the
+                                   NHWC codes when iw_conv (unsigned inputs), else a matmul */
+    int iw_conv;
     mq_bs_tier tier;
     /* fused re-quantization: the input is already the codes of this layer (uint8, NHWC for a
      * conv, NCHW-flatten for fc) / the output is the next layer's codes (1: NHWC for a conv

@@ -126,8 +126,14 @@ mixq_status rt_conv_pack(rt_conv *c) {
          * convs (many tiny GEMMs) use the plain GEMM call */
         mq_i8_weights_free(c->iw);
         c->iw = NULL;
-        if (c->G == 1) return mq_i8_weights_create(c->wp, c->K, c->Kd, &c->iw);
-        return MIXQ_OK;
+        c->iw_conv = 0;
+        if (c->G != 1) return MIXQ_OK;
+        if (!c->fc && c->a_off == 0) { /* unsigned codes: oneDNN's zero padding is exact */
+            c->iw_conv = 1;
+            return mq_i8_conv_weights_create(c->wp, c->K, c->C, c->H, c->W, c->R, c->S, c->stride,
+                                             c->pad, &c->iw);
+        }
+        return mq_i8_weights_create(c->wp, c->K, c->Kd, &c->iw);
     }
     mixq_status st = mq_bs_tier_select(&c->tier);
     if (st) return st;
@@ -364,9 +370,17 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
         quantize(c, xin, n, cb, qtmp);
         codes = cb;
     }
-    const uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
     int32_t *acc = grow((void **)&s->acc, &s->acc_cap, sizeof(int32_t) * M * (size_t)c->Kg);
-    if (!col || !acc) return MIXQ_ERR_NOMEM;
+    if (!acc) return MIXQ_ERR_NOMEM;
+    if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
+        if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
+        for (int i = 0; i < n; i++)
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, PQ,
+                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        return MIXQ_OK;
+    }
+    const uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
+    if (!col) return MIXQ_ERR_NOMEM;
     for (int g = 0; g < c->G; g++) {
         if (!c->fc)
             for (int i = 0; i < n; i++)
