@@ -56,6 +56,7 @@ typedef struct rt_conv {
     mq_i8_weights *iw;          /* int8 primitive weights (G == 1): a direct convolution on the
                                    NHWC codes when iw_conv (unsigned inputs), else a matmul */
     int iw_conv;
+    int32_t *wdw;               /* int8 depthwise (K == C == G): weights [R*S][K] */
     mq_bs_tier tier;
     /* fused re-quantization: the input is already the codes of this layer (uint8, NHWC for a
      * conv, NCHW-flatten for fc) / the output is the next layer's codes (1: NHWC for a conv

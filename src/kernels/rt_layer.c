@@ -39,6 +39,7 @@ void rt_conv_free(rt_conv *c) {
     if (c->bw)
         for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
     free(c->bw);
+    free(c->wdw);
     mq_i8_weights_free(c->iw);
     memset(c, 0, sizeof *c);
 }
@@ -127,6 +128,14 @@ mixq_status rt_conv_pack(rt_conv *c) {
         mq_i8_weights_free(c->iw);
         c->iw = NULL;
         c->iw_conv = 0;
+        if (c->G > 1 && c->G == c->C && c->G == c->K) { /* depthwise: direct loops below */
+            free(c->wdw);
+            c->wdw = mq_malloc((size_t)c->K * c->Kd, sizeof(int32_t), "runtime depthwise weights");
+            if (!c->wdw) return MIXQ_ERR_NOMEM;
+            for (int k = 0; k < c->K; k++)
+                for (int rs = 0; rs < c->Kd; rs++) c->wdw[(size_t)rs * c->K + k] = c->wp[(size_t)k * c->Kd + rs];
+            return MIXQ_OK;
+        }
         if (c->G != 1) return MIXQ_OK;
         if (!c->fc && c->a_off == 0) { /* unsigned codes: oneDNN's zero padding is exact */
             c->iw_conv = 1;
@@ -272,8 +281,9 @@ static inline float epi(const rt_conv *c, int k, float z) {
  *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
  *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
  *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
-static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t PQ, void *y) {
-    const int Kg = c->Kg, K = c->K;
+static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
+                         void *y) {
+    const int Kg = kn, K = c->K;
     const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
     const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
     const int qoff = c->nq_off;
@@ -289,7 +299,7 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t P
             if (!c->out_codes) {
                 float *yo = (float *)y + (size_t)k * PQ;
                 for (int64_t pq = p0; pq < p1; pq++) {
-                    float z = (float)(ac[pq * Kg] - corr) * sc + b;
+                    float z = (float)(ac[pq * ld] - corr) * sc + b;
                     z = z * ba + bb;
                     z = z < lo ? lo : z;
                     yo[pq] = z > hi ? hi : z;
@@ -299,7 +309,7 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t P
             uint8_t *yo = (uint8_t *)y + (c->out_codes == 2 ? (size_t)k * PQ : (size_t)k);
             const int64_t step = c->out_codes == 2 ? 1 : K;
             for (int64_t pq = p0; pq < p1; pq++) {
-                float z = (float)(ac[pq * Kg] - corr) * sc + b;
+                float z = (float)(ac[pq * ld] - corr) * sc + b;
                 z = z * ba + bb;
                 z = z < lo ? lo : z;
                 z = z > hi ? hi : z;
@@ -309,6 +319,33 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int64_t P
             }
         }
     }
+}
+
+/* Depthwise int8 convolution (K == C == G) of one image, exact in int32:
+ *   codes uint8 [H][W][C] (NHWC), wdw int32 [R*S][C], acc int32 [P*Q][C];
+ *   taps outside the image read the padding code a_off (as im2col would), so the epilogue's
+ *   offset correction applies unchanged. The inner loop runs over contiguous channels. */
+static void depthwise_i32(const rt_conv *c, const uint8_t *codes, int32_t *acc) {
+    const int C = c->C, H = c->H, W = c->W, R = c->R, S = c->S;
+    const int32_t padv = c->a_off;
+    for (int p = 0; p < c->P; p++)
+        for (int q = 0; q < c->Q; q++) {
+            int32_t *a = acc + ((size_t)p * c->Q + q) * C;
+            for (int k = 0; k < C; k++) a[k] = 0;
+            for (int r = 0; r < R; r++) {
+                const int h = p * c->stride - c->pad + r;
+                for (int t = 0; t < S; t++) {
+                    const int w = q * c->stride - c->pad + t;
+                    const int32_t *wk = c->wdw + ((size_t)r * S + t) * C;
+                    if (h < 0 || h >= H || w < 0 || w >= W) {
+                        for (int k = 0; k < C; k++) a[k] += padv * wk[k];
+                        continue;
+                    }
+                    const uint8_t *x = codes + ((size_t)h * W + w) * C;
+                    for (int k = 0; k < C; k++) a[k] += (int32_t)x[k] * wk[k];
+                }
+            }
+        }
 }
 
 mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt_scratch *s,
@@ -372,10 +409,18 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
     }
     int32_t *acc = grow((void **)&s->acc, &s->acc_cap, sizeof(int32_t) * M * (size_t)c->Kg);
     if (!acc) return MIXQ_ERR_NOMEM;
+    if (c->kernel == MIXQ_KERNEL_INT8 && c->wdw) { /* depthwise: direct loops on NHWC codes */
+        for (int i = 0; i < n; i++) {
+            depthwise_i32(c, codes + (size_t)i * in_img, acc + (size_t)i * PQ * c->K);
+            epilogue_i32(c, acc + (size_t)i * PQ * c->K, 0, c->K, c->K, PQ,
+                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        }
+        return MIXQ_OK;
+    }
     if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
         if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
         for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, PQ,
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, c->Kg, c->Kg, PQ,
                          cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
         return MIXQ_OK;
     }
@@ -394,7 +439,7 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
         }
         if (st) return st;
         for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, PQ,
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
                          cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
     }
     return MIXQ_OK;
@@ -408,12 +453,20 @@ mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratc
     if (n > 1 && T > 1) {
         const int chunks = MQ_MIN(n, T);
         mixq_status err[64] = {0};
+        static _Thread_local char msg[256]; /* a worker's message, carried to this thread */
+        char first[256] = "";
 #pragma omp parallel for schedule(static) num_threads(chunks)
         for (int t = 0; t < chunks; t++) {
             const int i0 = (int)((int64_t)n * t / chunks), i1 = (int)((int64_t)n * (t + 1) / chunks);
             err[t] = rt_conv_run(c, x, y, i0, i1, &scr[t], 1);
+            if (err[t]) {
+                snprintf(msg, sizeof msg, "%s", mixq_last_error());
+#pragma omp critical(mq_rt_err)
+                if (!first[0]) snprintf(first, sizeof first, "%s", msg);
+            }
         }
         for (int t = 0; t < chunks && !st; t++) st = err[t];
+        if (st) st = mq_err(st, "%s", first[0] ? first : "runtime: a worker thread failed");
     } else {
         st = rt_conv_run(c, x, y, 0, n, &scr[0], T);
     }
