@@ -1,7 +1,7 @@
 #!/bin/sh
 # The main job for a newcomer: train (or reuse) a small model on Fashion-MNIST, show what it
 # costs on hardware, search its per-layer bits with HAQ under a latency budget, fine-tune the
-# best policy and print it with its Pareto summary.
+# best policy, print it with its Pareto summary, and run it on this CPU with the integer runtime.
 #   DEMO_DIR=runs/demo  DEMO_HW=bismo_edge  DEMO_BUDGET=latency=0.75  DEMO_EPISODES=40
 set -eu
 MIXQ=${1:-build/release/mixq}
@@ -29,3 +29,5 @@ awk -F, 'NR == 1 || $1 == "latency" {printf "%-8s %-8s %-9s %-14s %-14s %s | %s\
     "$OUT/search/pareto.csv"
 echo "== the searched model: $OUT/search/best.mixq"
 "$MIXQ" cost "$OUT/search/best.mixq" --hw "$HW"
+echo "== the searched model on this CPU: integer runtime (bit-serial / int8 kernels) vs its fake quantization"
+"$MIXQ" run "$OUT/search/best.mixq" --data fashion-mnist --layers
