@@ -1294,7 +1294,9 @@ static void main_usage(FILE *f) {
     fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nenvironment: MIXQ_THREADS=N sets the default thread count.\n");
+    fprintf(f, "\nenvironment: MIXQ_THREADS=N sets the default thread count; MIXQ_CPU_TABLE=FILE the\n"
+               "measured table of `--hw cpu` and `mixq run` (default ./mixq-cpu.json);\n"
+               "MIXQ_BITSERIAL_TIER=vpopcnt|avx512|avx2|scalar forces a bit-serial kernel tier.\n");
 }
 
 int main(int argc, char **argv) {
