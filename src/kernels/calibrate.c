@@ -63,13 +63,6 @@ static void fill_codes(rt_conv *c, int b, mq_rng *rng) {
     }
 }
 
-static void drop_packed(rt_conv *c) {
-    if (c->bw)
-        for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
-    free(c->bw);
-    c->bw = NULL;
-}
-
 static int same_shape(const mixq_hw_layer *a, const mixq_hw_layer *b) {
     return a->fc == b->fc && a->in_c == b->in_c && a->out_c == b->out_c &&
            (a->fc || (a->in_h == b->in_h && a->in_w == b->in_w && a->kh == b->kh &&
@@ -218,7 +211,6 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
                 c.s_a = 1.0f / (float)((1 << a) - 1);
                 c.inv_a = (float)((1 << a) - 1);
                 if ((st = rt_conv_prepare(&c))) break;
-                drop_packed(&c);
                 if ((st = rt_conv_pack(&c))) break;
                 st = time_layer(&c, x, y, cfg.batch, scr, nscr, &cfg, &t_bs[w - 1][a - 1]);
             }
@@ -245,12 +237,14 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
                 /* without VNNI there is no exact int8 kernel: never cheaper than bit-serial */
                 cJSON_AddNumberToObject(e, "int8_s", t_int8 > 0 ? t_int8 : 1e9);
                 cJSON_AddNumberToObject(e, "fp32_s", t_fp32);
-                for (int w = 0; w < 8; w++) {
+                for (int w = 0; w < 8 && !st; w++) {
                     cJSON *row = cJSON_CreateDoubleArray(t_bs[w], 8);
                     if (row) cJSON_AddItemToArray(bs, row);
+                    else st = mq_err(MIXQ_ERR_NOMEM, "calibrate-cpu: out of memory");
                 }
                 cJSON_AddItemToObject(e, "bitserial_s", bs);
-                cJSON_AddItemToArray(layers, e);
+                if (st) cJSON_Delete(e);
+                else cJSON_AddItemToArray(layers, e);
             }
         }
         free(x);

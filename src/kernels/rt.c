@@ -54,6 +54,12 @@ struct mixq_runtime {
     int classes, in_c, in_h, in_w;
 };
 
+/* The node whose buffer holds node j's output (j itself unless fused or a flatten); valid once
+ * alias chains are resolved in mixq_runtime_create. */
+static inline int owner(const mixq_runtime *rt, int j) {
+    return rt->nodes[j].alias >= 0 ? rt->nodes[j].alias : j;
+}
+
 static const char *const kernel_names[MIXQ_KERNEL_COUNT] = {"auto", "bitserial", "int8", "fp32"};
 
 const char *mixq_kernel_name(mixq_kernel k) {
@@ -371,8 +377,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
                 continue;
             }
             for (int t = 0; t < r->n_in; t++) {
-                const int a = rt->nodes[r->in[t]].alias >= 0 ? rt->nodes[r->in[t]].alias : r->in[t];
-                if (a == o) {
+                if (owner(rt, r->in[t]) == o) {
                     readers++;
                     reader = j;
                 }
@@ -403,11 +408,10 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
     last[rt->n_nodes - 1] = rt->n_nodes; /* the logits survive */
     for (int j = 0; j < rt->n_nodes; j++) {
         const rt_node *r = &rt->nodes[j];
-        const int own_j = r->alias >= 0 ? r->alias : j;
+        const int own_j = owner(rt, j);
         if (own_j != j && last[own_j] < last[j]) last[own_j] = last[j];
         for (int t = 0; t < r->n_in; t++) {
-            int a = r->in[t];
-            if (rt->nodes[a].alias >= 0) a = rt->nodes[a].alias;
+            const int a = owner(rt, r->in[t]);
             if (last[a] < j) last[a] = j;
         }
     }
@@ -433,7 +437,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         r->slot = s;
     }
     for (int i = 1; i < rt->n_nodes; i++)
-        if (rt->nodes[i].alias >= 0) rt->nodes[i].slot = rt->nodes[rt->nodes[i].alias].slot;
+        rt->nodes[i].slot = rt->nodes[owner(rt, i)].slot;
     free(last);
     free(busy);
     rt->n_slots = nslots;
@@ -487,8 +491,7 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
                           (long long)i, (double)x[i]);
     mixq_status st = reserve(rt, n);
     if (st) return st;
-#define OWN(j) (rt->nodes[j].alias >= 0 ? rt->nodes[j].alias : (j))
-#define BUF(j) (OWN(j) == 0 ? (float *)x : rt->slot_buf[rt->nodes[OWN(j)].slot])
+#define BUF(j) (owner(rt, j) == 0 ? (float *)x : rt->slot_buf[rt->nodes[owner(rt, j)].slot])
     for (int i = 1; i < rt->n_nodes; i++) {
         rt_node *r = &rt->nodes[i];
         const float *a = BUF(r->in[0]);
@@ -532,7 +535,6 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
     }
     memcpy(logits, BUF(rt->n_nodes - 1), sizeof(float) * (size_t)n * (size_t)rt->classes);
 #undef BUF
-#undef OWN
     return MIXQ_OK;
 }
 

@@ -93,7 +93,9 @@ void rt_conv_free(rt_conv *c);
 /* Fill c's derived fields (Kd, Kg, P, Q, act quantizer) and allocate its per-channel arrays
  * from the shape fields and a_bits / a_signed already set; kbits must be allocated [K]. */
 mixq_status rt_conv_prepare(rt_conv *c);
-/* Pack the weights for c->kernel from c->wc (integer) or keep c->wf (fp32); computes corr. */
+/* Pack the weights for c->kernel from c->wc (integer) or keep c->wf (fp32); computes corr.
+ * Whatever an earlier call packed is released first, so a layer may be re-packed for another
+ * kernel or other widths. */
 mixq_status rt_conv_pack(rt_conv *c);
 /* Run images [i0, i1) of x into y (whole-batch NCHW tensors) on one scratch; the GEMM uses
  * kthreads threads (1 inside a parallel region). */

@@ -25,8 +25,22 @@ void rt_scratch_free(rt_scratch *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Drop what a previous rt_conv_pack built (any kernel), so a layer can be packed again. */
+static void release_packed(rt_conv *c) {
+    if (c->bw)
+        for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
+    free(c->bw);
+    c->bw = NULL;
+    mq_i8_weights_free(c->iw);
+    c->iw = NULL;
+    c->iw_conv = 0;
+    free(c->wdw);
+    c->wdw = NULL;
+}
+
 void rt_conv_free(rt_conv *c) {
     if (!c) return;
+    release_packed(c);
     free(c->kbits);
     free(c->sc);
     free(c->bias);
@@ -36,11 +50,6 @@ void rt_conv_free(rt_conv *c) {
     free(c->wc);
     free(c->wp);
     free(c->wf);
-    if (c->bw)
-        for (int g = 0; g < c->G; g++) mq_bs_weights_free(&c->bw[g]);
-    free(c->bw);
-    free(c->wdw);
-    mq_i8_weights_free(c->iw);
     memset(c, 0, sizeof *c);
 }
 
@@ -99,6 +108,7 @@ mixq_status rt_conv_prepare(rt_conv *c) {
 }
 
 mixq_status rt_conv_pack(rt_conv *c) {
+    release_packed(c);
     if (c->kernel == MIXQ_KERNEL_FP32) {
         if (!c->wf) return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s': no float weights", c->name);
         memset(c->corr, 0, sizeof(int32_t) * (size_t)c->K);
@@ -125,11 +135,7 @@ mixq_status rt_conv_pack(rt_conv *c) {
                           "which this CPU lacks; hint: --kernel bitserial", c->name);
         /* one GEMM per layer: oneDNN's matmul primitive on pre-reordered weights; grouped
          * convs (many tiny GEMMs) use the plain GEMM call */
-        mq_i8_weights_free(c->iw);
-        c->iw = NULL;
-        c->iw_conv = 0;
         if (c->G > 1 && c->G == c->C && c->G == c->K) { /* depthwise: direct loops below */
-            free(c->wdw);
             c->wdw = mq_malloc((size_t)c->K * c->Kd, sizeof(int32_t), "runtime depthwise weights");
             if (!c->wdw) return MIXQ_ERR_NOMEM;
             for (int k = 0; k < c->K; k++)
