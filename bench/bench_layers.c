@@ -37,8 +37,8 @@
  * Metrics: GOP/s = 2*M*N*K / time for every implementation (int8-equivalent for bit-serial);
  * ratio = (GOP/s) / (s8 matmul GOP/s) = s8 matmul time / time (> 1: faster than oneDNN int8);
  * %peak (bit-serial) = useful bit pairs per second, M*N*K*w*a / time, over the AND+popcount peak
- * of the tier, defined and measured exactly as in bench_bitserial.c (a tight loop over
- * L1-resident operands in that tier's instructions, re-measured next to each configuration).
+ * of the tier: a tight loop over L1-resident operands in that tier's instructions (below),
+ * re-measured next to each configuration.
  *
  * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
  *                     [--quick] [--out FILE]
@@ -78,7 +78,9 @@ static int cmp_dbl(const void *a, const void *b) {
 }
 
 /* ---------------------------------------------------------------- AND+popcount peaks
- * The loops of bench_bitserial.c, unchanged (see its file comment for the definition). */
+ * Per tier, the best rate of AND + popcount over two L1-resident bit arrays in that tier's
+ * instructions (no packing, no tiling, no stores): scalar popcnt, the AVX2 nibble table, the
+ * AVX-512BW carry-save tree, AVX-512 vpopcntq. The kernels' %peak is measured against it. */
 enum { PW = 512 };
 static uint64_t pa_[PW] __attribute__((aligned(64))), pb_[PW] __attribute__((aligned(64)));
 static uint64_t pal_[PW] __attribute__((aligned(64))), pah_[PW] __attribute__((aligned(64)));
@@ -119,28 +121,70 @@ __attribute__((target("avx2"))) static uint64_t loop_avx2(int reps) {
     return o[0] + o[1] + o[2] + o[3];
 }
 
+/* The avx512 tier's instruction mix: a Harley-Seal carry-save tree (vpandq, vpternlogq) over
+ * blocks of 8 vectors, one nibble-table popcount (vpshufb) of the "eights" vector per block into
+ * byte counters, flushed with vpsadbw after 30 blocks per tree (<= 240: no overflow); four
+ * independent trees hide the ternlog latency. As in the kernel, one operand is a broadcast
+ * word: vector g of pb_ meets word g of pa_ (8 x 64 bit pairs per vpandq). */
+#define TGT_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw")))
+#include "kernels/bitserial_csa.h"
+#define PK_CSA MQ_BS_CSA
+#define pk_popb mq_bs_popb
+/* One tree u: state in named variables (o, t, f: carry-save bit vectors, c: byte counters). */
+#define PK_TREE(u)                                                                              \
+    do {                                                                                        \
+        const uint64_t *x = pa_ + (i + 64 * (u)) / 8, *y = pb_ + i + 64 * (u);                  \
+        __m512i ta, tb, fa, fb, e;                                                              \
+        PK_CSA(ta, o##u, PK_AW(0), PK_AW(1));                                                   \
+        PK_CSA(tb, o##u, PK_AW(2), PK_AW(3));                                                   \
+        PK_CSA(fa, t##u, ta, tb);                                                               \
+        PK_CSA(ta, o##u, PK_AW(4), PK_AW(5));                                                   \
+        PK_CSA(tb, o##u, PK_AW(6), PK_AW(7));                                                   \
+        PK_CSA(fb, t##u, ta, tb);                                                               \
+        PK_CSA(e, f##u, fa, fb);                                                                \
+        c##u = _mm512_add_epi8(c##u, pk_popb(e, lut, m4));                                      \
+    } while (0)
+#define PK_AW(j)                                                                                \
+    _mm512_and_si512(_mm512_set1_epi64((long long)x[j]),                                        \
+                     _mm512_load_si512((const void *)(y + 8 * (j))))
+#define PK_END(u)                                                                               \
+    do {                                                                                        \
+        const __m512i p2 = pk_popb(t##u, lut, m4), p4 = pk_popb(f##u, lut, m4);                 \
+        const __m512i p44 = _mm512_add_epi8(p4, p4);                                            \
+        __m512i low = _mm512_add_epi8(pk_popb(o##u, lut, m4), _mm512_add_epi8(p2, p2));         \
+        low = _mm512_add_epi8(low, _mm512_add_epi8(p44, p44));                                  \
+        q = _mm512_add_epi64(q, _mm512_add_epi64(_mm512_sad_epu8(low, zero),                    \
+                                                 _mm512_slli_epi64(_mm512_sad_epu8(c##u, zero), 3))); \
+    } while (0)
 __attribute__((target("avx512f,avx512bw"))) static uint64_t loop_avx512(int reps) {
     const __m512i lut =
         _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
-    __m512i q = _mm512_setzero_si512();
-    for (int r = 0; r < reps; r++) {
-        __m512i b[8];
-        for (int u = 0; u < 8; u++) b[u] = _mm512_setzero_si512();
-        for (int i = 0; i < PW; i += 64)
-            for (int u = 0; u < 8; u++) {
-                const int o = i + 8 * u;
-                const __m512i lo = _mm512_and_si512(_mm512_load_si512((const void *)(pal_ + o)),
-                                                    _mm512_load_si512((const void *)(pb_ + o)));
-                const __m512i hi = _mm512_and_si512(_mm512_load_si512((const void *)(pah_ + o)),
-                                                    _mm512_load_si512((const void *)(pbh_ + o)));
-                b[u] = _mm512_add_epi8(b[u], _mm512_add_epi8(_mm512_shuffle_epi8(lut, lo),
-                                                             _mm512_shuffle_epi8(lut, hi)));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    __m512i q = zero;
+    for (int r = 0; r < reps; r += 15) { /* 15 passes = 30 blocks per tree between flushes */
+        __m512i o0 = zero, t0 = zero, f0 = zero, c0 = zero, o1 = zero, t1 = zero, f1 = zero;
+        __m512i c1 = zero, o2 = zero, t2 = zero, f2 = zero, c2 = zero, o3 = zero, t3 = zero;
+        __m512i f3 = zero, c3 = zero;
+        for (int pass = 0; pass < MQ_MIN(15, reps - r); pass++)
+            for (int i = 0; i < PW; i += 256) { /* 4 trees x 8 vectors x 8 words */
+                PK_TREE(0);
+                PK_TREE(1);
+                PK_TREE(2);
+                PK_TREE(3);
             }
-        for (int u = 0; u < 8; u++)
-            q = _mm512_add_epi64(q, _mm512_sad_epu8(b[u], _mm512_setzero_si512()));
+        PK_END(0);
+        PK_END(1);
+        PK_END(2);
+        PK_END(3);
     }
     return (uint64_t)_mm512_reduce_add_epi64(q);
 }
+#undef PK_TREE
+#undef PK_AW
+#undef PK_END
+#undef PK_CSA
+#undef pk_popb
+#undef TGT_INLINE
 
 __attribute__((target("avx512f,avx512bw,avx512vpopcntdq"))) static uint64_t loop_vpopcnt(int reps) {
     __m512i q[8];
@@ -180,7 +224,9 @@ static double peak_bitpairs(mq_bs_tier t, double min_s) {
     if (t == MQ_BS_TIER_VPOPCNT) fn = loop_vpopcnt;
 #endif
     uint64_t ref = 0;
-    for (int i = 0; i < PW; i++) ref += (uint64_t)__builtin_popcountll(pa_[i] & pb_[i]);
+    for (int i = 0; i < PW; i++)
+        ref += (uint64_t)__builtin_popcountll(
+            pa_[t == MQ_BS_TIER_AVX512 ? i / 8 : i] & pb_[i]); /* avx512: broadcast words */
     if (fn(1000) != ref * 1000) {
         fprintf(stderr, "bench_layers: %s peak loop computes a wrong sum\n", mq_bs_tier_name(t));
         return 0;

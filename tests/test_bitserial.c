@@ -231,6 +231,28 @@ static void test_large(void) {
         }
 }
 
+/* The avx512 tier's carry-save tree: K (in 64-bit words) through every path of its K loop:
+ * whole 8-word blocks, a 4-word block, 0..3 single words, chunks of 248 words; then with the
+ * tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too. */
+static void test_carry_save_paths(void) {
+    static const int kws[] = {16, 17, 19, 20, 23, 24, 28, 31, 248, 249, 252, 255, 497};
+    const int nk = (int)(sizeof kws / sizeof kws[0]);
+    for (int i = 0; i < nk; i++) {
+        const int *bits = sel_bits[i % 10];
+        run_case(9 + i, 17 + 2 * i, 64 * kws[i] - (i % 3) * 21, bits[0], bits[1], 5000u + i,
+                 "tree K");
+    }
+    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
+    setenv("MIXQ_BS_HS_MIN_KW", "1", 1);
+    for (int kw = 1; kw <= 15; kw++) {
+        const int *bits = sel_bits[kw % 10];
+        run_case(11, 21, 64 * kw - (kw % 2) * 17, bits[0], bits[1], 5100u + kw, "tree forced");
+    }
+    if (saved) setenv("MIXQ_BS_HS_MIN_KW", saved, 1);
+    else unsetenv("MIXQ_BS_HS_MIN_KW");
+    free(saved);
+}
+
 static void test_mixed_row_bits(void) {
     static const int shapes[][3] = {{7, 1, 65}, {9, 17, 64}, {33, 40, 129}, {64, 100, 300},
                                     {129, 63, 1155}, {3, 200, 7}};
@@ -485,6 +507,7 @@ int main(void) {
     TEST_RUN(test_all_bits_small);
     TEST_RUN(test_awkward_sizes);
     TEST_RUN(test_large);
+    TEST_RUN(test_carry_save_paths);
     TEST_RUN(test_mixed_row_bits);
     TEST_RUN(test_extremes);
     TEST_RUN(test_packers_identical);

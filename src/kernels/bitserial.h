@@ -59,8 +59,9 @@
  * Selected at run time (cpuid + xgetbv, through __builtin_cpu_supports, which checks that the OS
  * saves the zmm/ymm state):
  *   vpopcnt  AVX-512F/BW + VPOPCNTDQ: vpandq with a {1to8} broadcast, vpopcntq, vpaddq/vpsubq.
- *   avx512   AVX-512F/BW: nibble-table popcount (vpternlogq + vpshufb), byte counters flushed
- *            with vpsadbw every 31 words.
+ *   avx512   AVX-512F/BW: from K >= 16 words a Harley-Seal carry-save tree (vpandq, vpternlogq)
+ *            with one nibble-table popcount (vpshufb) per 8 words; below that the nibble table
+ *            alone (vpternlogq + vpshufb). Byte counters are flushed with vpsadbw.
  *   avx2     AVX2: the same nibble-table method on 256-bit vectors (no EVEX code: the file is
  *            compiled for AVX2 with AVX-512 switched off).
  *   scalar   64-bit __builtin_popcountll; always available; also the tier of non-x86 builds.

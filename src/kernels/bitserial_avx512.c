@@ -1,22 +1,27 @@
 /* Bit-serial GEMM, AVX-512BW tier (no VPOPCNTDQ): activation packer (shared with the vpopcnt
- * tier) and the nibble-table micro-kernel.
+ * tier) and the micro-kernel: a Harley-Seal carry-save tree over K, or for short K the nibble
+ * table alone.
  *
  * Buffers (layouts in bitserial.h):
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
  *   acts   uint64_t [ceil(M/8)][a_bits][kw][8]      kw = ceil(K/64); rowsum int32_t [ceil(M/8)*8]
  *   wts    uint64_t panel p: [B_p][kw][16]          B_p in 1..8 (1 = +-1 panel)
  *   C      int32_t  [M][ldc]
- * Registers of the 8 x 16 micro-tile (8 pixels x 16 channels):
- *   16 zmm byte counters  u8 [8 pixels][2 vectors][64 bytes]  (<= 8 per word, flushed every 31
- *                                                               words: <= 248, no overflow)
- *   16 int64 accumulators i64 [8 pixels][16 channels]          (Horner over s = i + j)
- * Per K word, per pixel, per 8-channel vector: lo = W & a & 0x0f (vpternlogq), hi = (W >> 4) &
- * (a >> 4) & 0x0f (vpternlogq; both shifts hoisted), two vpshufb lookups, two byte adds.
+ * The 8 x 16 micro-tile (8 pixels x 16 channels) keeps 16 int64 accumulators
+ * i64 [8 pixels][16 channels] (Horner over s = i + j). Two K loops fill it, chosen by K:
+ *   kloop_nib (kw < 16): 16 zmm byte counters u8 [8 pixels][2 vectors][64 bytes] (<= 8 per word,
+ *     flushed every 31 words); per K word, pixel and 8-channel vector: lo = W & a & 0x0f,
+ *     hi = (W >> 4) & (a >> 4) & 0x0f (vpternlogq; shifts hoisted), two vpshufb, two byte adds.
+ *   kloop_hs (kw >= 16): two pixels at a time, per (pixel, vector) a carry-save tree in
+ *     ones / twos / fours (zmm bit vectors) plus u8 byte counters of the "eights" popcounts;
+ *     per 8 K words: 8 vpandq, 14 vpternlogq, one nibble-table popcount.
  * The functions carry target attributes, so this file builds without -march flags; they are only
  * called after mq_bs_tier_available(MQ_BS_TIER_AVX512 or VPOPCNT) said yes. */
 #include "kernels/bitserial.h"
 
 #include "core/core.h"
+
+#include <stdlib.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -53,8 +58,9 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
 }
 
 /* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= 31) into q (added, or
- * subtracted for the sign plane). */
-TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
+ * subtracted for the sign plane), by the nibble table alone: cheaper than the carry-save tree
+ * below when K is short (its end-of-row cost is not amortized). */
+TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
                       __m512i q[MQ_BS_MR][2], int neg) {
     const __m512i lut = _mm512_broadcast_i32x4(
         _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
@@ -89,11 +95,120 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
         }
 }
 
+#include "kernels/bitserial_csa.h"
+#define CSA MQ_BS_CSA
+#define popb mq_bs_popb
+
+/* Word w of pixel r against weight vector v (8 channels), ANDed. */
+#define AW(w, r, v)                                                                             \
+    _mm512_and_si512(_mm512_set1_epi64((long long)Aj[(size_t)(w) * MQ_BS_MR + (r)]),          \
+                     _mm512_load_si512((const void *)(Wi + (size_t)(w) * MQ_BS_NR + 8 * (v))))
+
+/* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= MQ_BS_HS_CHUNK) into q (added,
+ * or subtracted for the sign plane), by a Harley-Seal carry-save tree: per accumulator (pixel r,
+ * channel vector v) the bit vectors ones, twos, fours hold the running sum in carry-save form;
+ * every 8 words produce one "eights" vector whose byte popcounts go into the byte counters
+ * cnt (weight 8; <= 31 additions of <= 8 per chunk: no overflow). A 4-word remainder goes through
+ * a 4-input tree into fours, the last 0..3 words are counted directly into c1 (weight 1). At the
+ * end, c1 + pop(ones) + 2 pop(twos) + 4 pop(fours) <= 24 + 8 + 16 + 32 fits in a byte.
+ * Per 8 words and accumulator: 8 vpandq + 14 vpternlogq + one byte popcount (7 µops), against
+ * 8 x 6 µops for the nibble table alone. Pixels are taken two at a time (4 accumulators). */
+#define MQ_BS_HS_CHUNK 248
+/* One accumulator (pixel r, vector v) of the tree, in named variables so that the compiler
+ * keeps all four accumulators' state in registers. */
+#define HS_ACC(r, v) __m512i o##r##v = zero, t##r##v = zero, f##r##v = zero, c##r##v = zero, \
+                             s##r##v = zero
+#define HS_BLOCK8(r, v)                                                                         \
+    do {                                                                                        \
+        __m512i ta, tb, fa, fb, e;                                                              \
+        CSA(ta, o##r##v, AW(w, r0 + r, v), AW(w + 1, r0 + r, v));                               \
+        CSA(tb, o##r##v, AW(w + 2, r0 + r, v), AW(w + 3, r0 + r, v));                           \
+        CSA(fa, t##r##v, ta, tb);                                                               \
+        CSA(ta, o##r##v, AW(w + 4, r0 + r, v), AW(w + 5, r0 + r, v));                           \
+        CSA(tb, o##r##v, AW(w + 6, r0 + r, v), AW(w + 7, r0 + r, v));                           \
+        CSA(fb, t##r##v, ta, tb);                                                               \
+        CSA(e, f##r##v, fa, fb);                                                                \
+        c##r##v = _mm512_add_epi8(c##r##v, popb(e, lut, m4));                                   \
+    } while (0)
+/* 4 words: their weight-4 carry is half-added into fours, the weight-8 carry counted. */
+#define HS_BLOCK4(r, v)                                                                         \
+    do {                                                                                        \
+        __m512i ta, tb, fa;                                                                     \
+        CSA(ta, o##r##v, AW(w, r0 + r, v), AW(w + 1, r0 + r, v));                               \
+        CSA(tb, o##r##v, AW(w + 2, r0 + r, v), AW(w + 3, r0 + r, v));                           \
+        CSA(fa, t##r##v, ta, tb);                                                               \
+        const __m512i e = _mm512_and_si512(f##r##v, fa);                                        \
+        f##r##v = _mm512_xor_si512(f##r##v, fa);                                                \
+        c##r##v = _mm512_add_epi8(c##r##v, popb(e, lut, m4));                                   \
+    } while (0)
+/* One word counted directly (weight 1) into s. */
+#define HS_WORD(r, v) s##r##v = _mm512_add_epi8(s##r##v, popb(AW(w, r0 + r, v), lut, m4))
+/* s + pop(ones) + 2 pop(twos) + 4 pop(fours) (<= 24 + 8 + 16 + 32: a byte) and 8 x the counters,
+ * summed per 64-bit lane into q. */
+#define HS_END(r, v)                                                                            \
+    do {                                                                                        \
+        const __m512i p2 = popb(t##r##v, lut, m4), p4 = popb(f##r##v, lut, m4);                 \
+        __m512i low = _mm512_add_epi8(s##r##v, popb(o##r##v, lut, m4));                         \
+        low = _mm512_add_epi8(low, _mm512_add_epi8(p2, p2));                                    \
+        const __m512i p44 = _mm512_add_epi8(p4, p4);                                            \
+        low = _mm512_add_epi8(low, _mm512_add_epi8(p44, p44));                                  \
+        const __m512i sum = _mm512_add_epi64(                                                   \
+            _mm512_sad_epu8(low, zero), _mm512_slli_epi64(_mm512_sad_epu8(c##r##v, zero), 3));  \
+        q[r0 + r][v] = neg ? _mm512_sub_epi64(q[r0 + r][v], sum)                                \
+                           : _mm512_add_epi64(q[r0 + r][v], sum);                               \
+    } while (0)
+#define HS_ALL(M) \
+    do {          \
+        M(0, 0);  \
+        M(0, 1);  \
+        M(1, 0);  \
+        M(1, 1);  \
+    } while (0)
+
+TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
+                         __m512i q[MQ_BS_MR][2], int neg) {
+    const __m512i lut = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const __m512i zero = _mm512_setzero_si512();
+    for (int r0 = 0; r0 < MQ_BS_MR; r0 += 2) {
+        HS_ACC(0, 0);
+        HS_ACC(0, 1);
+        HS_ACC(1, 0);
+        HS_ACC(1, 1);
+        int w = w0;
+        for (; w + 8 <= w1; w += 8) HS_ALL(HS_BLOCK8);
+        if (w + 4 <= w1) {
+            HS_ALL(HS_BLOCK4);
+            w += 4;
+        }
+        for (; w < w1; w++) HS_ALL(HS_WORD);
+        HS_ALL(HS_END);
+    }
+}
+#undef HS_ACC
+#undef HS_BLOCK8
+#undef HS_BLOCK4
+#undef HS_WORD
+#undef HS_END
+#undef HS_ALL
+#undef AW
+#undef CSA
+#undef popb
+
+/* Shortest K (in 64-bit words) from which the carry-save tree beats the nibble table: measured
+ * on a Cascade Lake Xeon (64 x 256 GEMMs, W1A1), the tree loses 25 % at K = 288, ties at K = 768
+ * and wins 10 % at K = 1152, 40 % at K = 2304. MIXQ_BS_HS_MIN_KW overrides it (benchmarks). */
+static int hs_min_kw(void) {
+    const char *e = getenv("MIXQ_BS_HS_MIN_KW");
+    return e && *e ? atoi(e) : 16;
+}
+
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                   int ldc, int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits;
+    const int kw = a->kw, ab = a->a_bits, hs = kw >= hs_min_kw();
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         for (int pw = 0; pw < w->panels; pw++) {
@@ -111,10 +226,18 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
                     const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
                     const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
                     const int neg = B >= 2 && i == B - 1;
-                    for (int w0 = 0; w0 < kw; w0 += 31) {
-                        const int w1 = MQ_MIN(kw, w0 + 31);
-                        if (neg) kloop(Aj, Wi, w0, w1, q, 1);
-                        else kloop(Aj, Wi, w0, w1, q, 0);
+                    if (hs) {
+                        for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS_CHUNK) {
+                            const int w1 = MQ_MIN(kw, w0 + MQ_BS_HS_CHUNK);
+                            if (neg) kloop_hs(Aj, Wi, w0, w1, q, 1);
+                            else kloop_hs(Aj, Wi, w0, w1, q, 0);
+                        }
+                    } else {
+                        for (int w0 = 0; w0 < kw; w0 += 31) {
+                            const int w1 = MQ_MIN(kw, w0 + 31);
+                            if (neg) kloop_nib(Aj, Wi, w0, w1, q, 1);
+                            else kloop_nib(Aj, Wi, w0, w1, q, 0);
+                        }
                     }
                 }
             }
