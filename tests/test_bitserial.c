@@ -253,6 +253,89 @@ static void test_carry_save_paths(void) {
     free(saved);
 }
 
+/* mq_bs_pack_conv against im2col (r, s, c order, padding taps = pad_code) + the row packer:
+ * identical words and sums on every tier, over odd images, strides, paddings and widths; then
+ * the GEMM on it equals the reference on the im2col matrix; then its argument checks. */
+static void test_pack_conv(void) {
+    static const int cfg[][9] = {/* n, H, W, C, R, S, stride, pad, a_bits */
+                                 {1, 5, 7, 64, 3, 3, 1, 1, 1},  {3, 7, 5, 128, 3, 3, 2, 1, 2},
+                                 {2, 1, 1, 64, 3, 3, 1, 1, 3},  {1, 6, 6, 192, 1, 1, 2, 0, 8},
+                                 {2, 4, 9, 64, 3, 1, 1, 2, 4},  {1, 3, 3, 256, 3, 3, 1, 0, 1},
+                                 {5, 2, 3, 64, 2, 2, 1, 1, 5}};
+    const int ncfg = (int)(sizeof cfg / sizeof cfg[0]);
+    for (int ci = 0; ci < ncfg; ci++) {
+        const int n = cfg[ci][0], H = cfg[ci][1], W = cfg[ci][2], C = cfg[ci][3], R = cfg[ci][4],
+                  S = cfg[ci][5], st = cfg[ci][6], pad = cfg[ci][7], ab = cfg[ci][8];
+        const int P = (H + 2 * pad - R) / st + 1, Q = (W + 2 * pad - S) / st + 1;
+        const int M = n * P * Q, K = R * S * C, N = 19;
+        rng_state = 8000u + (unsigned)ci;
+        const uint8_t padc = (uint8_t)(rnd() & ((1u << ab) - 1));
+        uint8_t *codes = malloc((size_t)n * H * W * C), *col = malloc((size_t)M * K);
+        int8_t *w = malloc((size_t)N * K);
+        int *rb = malloc(N * sizeof *rb);
+        int32_t *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
+        if (!codes || !col || !w || !rb || !C1 || !C2) {
+            CHECK(!"out of memory");
+            free(codes), free(col), free(w), free(rb), free(C1), free(C2);
+            return;
+        }
+        fill_acts(codes, (size_t)n * H * W * C, ab);
+        for (int m = 0; m < M; m++) { /* im2col, (r, s, c) */
+            const int i = m / (P * Q), p = m / Q % P, q = m % Q;
+            for (int r = 0; r < R; r++)
+                for (int t = 0; t < S; t++) {
+                    const int h = p * st - pad + r, x = q * st - pad + t;
+                    uint8_t *o = col + (size_t)m * K + (size_t)(r * S + t) * C;
+                    if (h < 0 || h >= H || x < 0 || x >= W) memset(o, padc, (size_t)C);
+                    else memcpy(o, codes + (((size_t)i * H + h) * W + x) * C, (size_t)C);
+                }
+        }
+        for (int k = 0; k < N; k++) rb[k] = 1 + k % 8;
+        fill_weights(w, rb, N, K);
+        CHECK_OK(mq_bs_gemm_ref(col, ab, w, rb, M, N, K, C1));
+        mq_bs_weights pw;
+        CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+        for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+            if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+            mq_bs_acts ref = {0}, got = {0}, pix = {0};
+            CHECK_OK(mq_bs_pack_acts_ex(col, ab, M, K, (mq_bs_tier)t, &ref));
+            CHECK_OK(mq_bs_pack_conv(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
+                                     &pix, &got));
+            const size_t words = (size_t)ref.panels * ab * ref.kw * MQ_BS_MR;
+            CHECKF(got.M == M && got.K == K && got.kw == ref.kw && got.panels == ref.panels,
+                   "config %d: shape %d x %d, want %d x %d", ci, got.M, got.K, M, K);
+            if (got.M == M && got.K == K && got.panels == ref.panels) {
+                CHECKF(!memcmp(got.bits, ref.bits, words * sizeof(uint64_t)) &&
+                           !memcmp(got.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
+                       "config %d tier %s: packed words differ from im2col + pack", ci,
+                       mq_bs_tier_name((mq_bs_tier)t));
+                CHECK_OK(mq_bs_gemm_ex(&got, &pw, C2, N, (mq_bs_tier)t, 1));
+                CHECKF(!memcmp(C1, C2, (size_t)M * N * sizeof *C1), "config %d tier %s: GEMM differs",
+                       ci, mq_bs_tier_name((mq_bs_tier)t));
+            }
+            mq_bs_acts_free(&ref);
+            mq_bs_acts_free(&got);
+            mq_bs_acts_free(&pix);
+        }
+        mq_bs_weights_free(&pw);
+        free(codes), free(col), free(w), free(rb), free(C1), free(C2);
+    }
+    /* bad arguments: an error, never a crash */
+    uint8_t codes[2 * 2 * 64] = {0};
+    mq_bs_acts pix = {0}, out = {0};
+    CHECK(mq_bs_pack_conv(codes, 1, 2, 2, 48, 1, 1, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &pix, &out) ==
+          MIXQ_ERR_ARG); /* C not a multiple of 64 */
+    CHECK(mq_bs_pack_conv(codes, 1, 2, 2, 64, 1, 1, 1, 0, 4, 2, MQ_BS_TIER_SCALAR, &pix, &out) ==
+          MIXQ_ERR_ARG); /* padding code above 2 bits */
+    CHECK(mq_bs_pack_conv(codes, 1, 2, 2, 64, 5, 5, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &pix, &out) ==
+          MIXQ_ERR_ARG); /* kernel larger than the input */
+    codes[77] = 9;
+    CHECK(mq_bs_pack_conv(codes, 1, 2, 2, 64, 1, 1, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &pix, &out) ==
+          MIXQ_ERR_ARG); /* a code above 2 bits */
+    mq_bs_acts_free(&pix);
+    mq_bs_acts_free(&out);
+}
+
 static void test_mixed_row_bits(void) {
     static const int shapes[][3] = {{7, 1, 65}, {9, 17, 64}, {33, 40, 129}, {64, 100, 300},
                                     {129, 63, 1155}, {3, 200, 7}};
@@ -508,6 +591,7 @@ int main(void) {
     TEST_RUN(test_awkward_sizes);
     TEST_RUN(test_large);
     TEST_RUN(test_carry_save_paths);
+    TEST_RUN(test_pack_conv);
     TEST_RUN(test_mixed_row_bits);
     TEST_RUN(test_extremes);
     TEST_RUN(test_packers_identical);

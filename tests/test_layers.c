@@ -1,6 +1,7 @@
 /* BN, activations, pooling, GAP, add and softmax cross-entropy kernels: central finite
  * differences (non-vacuous), accumulate semantics, running statistics, errors, determinism. */
 #include <omp.h>
+#include <stdlib.h>
 
 #include "gradcheck.h"
 #include "mixq/mixq.h"
@@ -209,6 +210,39 @@ static void test_pooling(void) {
     CHECK(mo[0] == -3 && am[0] == 1);
 }
 
+/* The runtime's max pool (no argmax) gives exactly the training pool's values: k 2 s 2 (fast
+ * path, odd sizes), k 3 s 2 p 1, k 3 s 1 p 2 (windows reaching past the image), with NaN, -inf,
+ * and ties between -0 and +0 in the input. */
+static void test_maxpool_infer(void) {
+    static const int cfg[][7] = {{2, 3, 7, 5, 2, 2, 0}, {1, 4, 6, 6, 2, 2, 0}, {2, 2, 7, 6, 3, 2, 1},
+                                 {1, 3, 4, 5, 3, 1, 2}, {1, 1, 1, 1, 2, 2, 1}};
+    for (int ci = 0; ci < 5; ci++) {
+        const int N = cfg[ci][0], C = cfg[ci][1], H = cfg[ci][2], W = cfg[ci][3], k = cfg[ci][4],
+                  st = cfg[ci][5], pad = cfg[ci][6];
+        const int P = (H + 2 * pad - k) / st + 1, Q = (W + 2 * pad - k) / st + 1;
+        const int nx = N * C * H * W, ny = N * C * P * Q;
+        float *x = malloc(sizeof(float) * nx), *y1 = malloc(sizeof(float) * ny),
+              *y2 = malloc(sizeof(float) * ny);
+        int32_t *arg = malloc(sizeof(int32_t) * ny);
+        if (!x || !y1 || !y2 || !arg) {
+            CHECK(!"out of memory");
+            free(x), free(y1), free(y2), free(arg);
+            return;
+        }
+        test_fill(x, nx, 40 + ci, -2, 2);
+        x[0] = NAN;
+        if (nx > 9) x[9] = -INFINITY, x[8] = -0.0f, x[7] = 0.0f;
+        mq_maxpool_forward(N, C, H, W, k, st, pad, P, Q, x, y1, arg);
+        mq_maxpool_infer(N, C, H, W, k, st, pad, P, Q, x, y2);
+        int bad = 0;
+        for (int i = 0; i < ny; i++)
+            bad += !(y1[i] == y2[i] || (isnan(y1[i]) && isnan(y2[i])));
+        CHECKF(bad == 0, "maxpool config %d: %d of %d values differ", ci, bad, ny);
+        CHECK(isnan(y2[0]));
+        free(x), free(y1), free(y2), free(arg);
+    }
+}
+
 /* ---------------------------------------------------------------- cross-entropy */
 typedef struct cec {
     int N, K;
@@ -256,6 +290,7 @@ int main(void) {
     TEST_RUN(test_bn_determinism);
     TEST_RUN(test_pointwise);
     TEST_RUN(test_pooling);
+    TEST_RUN(test_maxpool_infer);
     TEST_RUN(test_cross_entropy);
     return test_summary();
 }

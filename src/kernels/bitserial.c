@@ -379,6 +379,70 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
     return MIXQ_OK;
 }
 
+mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                            int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
+                            mq_bs_acts *pix, mq_bs_acts *out) {
+    const char *what = "bit-serial convolution packing";
+    if (!codes || !pix || !out) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    if (n < 1 || H < 1 || W < 1 || R < 1 || S < 1 || stride < 1 || pad < 0 || C < 64 || C % 64)
+        return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
+                      "hint: C must be a positive multiple of 64", what, n, H, W, C, R, S, stride, pad);
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS || pad_code >> a_bits)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits %d, padding code %d; hint: a_bits in 1..8 and a "
+                      "padding code below 2^a_bits", what, a_bits, pad_code);
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
+    if (H + 2 * pad < R || W + 2 * pad < S)
+        return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
+                      what, R, S, H, W, pad);
+    const int64_t npix = (int64_t)n * H * W, M = (int64_t)n * P * Q, K = (int64_t)R * S * C;
+    if (npix > INT32_MAX || M > INT32_MAX || K > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: %lld x %lld activations too large (K at most %d)", what,
+                      (long long)M, (long long)K, MQ_BS_MAX_K);
+    mixq_status s = mq_bs_pack_acts_ex(codes, a_bits, (int)npix, C, tier, pix);
+    if (s) return s;
+    s = mq_bs_acts_reserve(out, (int)M, (int)K, a_bits);
+    if (s) return s;
+    const int cw = C / 64, kw = out->kw, ab = a_bits;
+    uint64_t padw[MQ_BS_MAX_BITS];
+    for (int j = 0; j < ab; j++) padw[j] = (pad_code >> j & 1) ? ~(uint64_t)0 : 0;
+    const int32_t padsum = (int32_t)pad_code * C;
+    for (int64_t m = 0; m < M; m++) {
+        const int64_t i = m / ((int64_t)P * Q);
+        const int p = (int)(m / Q % P), q = (int)(m % Q);
+        uint64_t *dst = out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * kw * MQ_BS_MR + m % MQ_BS_MR;
+        int32_t sum = 0;
+        for (int r = 0; r < R; r++) {
+            const int h = p * stride - pad + r;
+            for (int t = 0; t < S; t++) {
+                const int w = q * stride - pad + t;
+                const size_t w0 = (size_t)(r * S + t) * cw;
+                if (h < 0 || h >= H || w < 0 || w >= W) {
+                    for (int j = 0; j < ab; j++)
+                        for (int c = 0; c < cw; c++) dst[((size_t)j * kw + w0 + c) * MQ_BS_MR] = padw[j];
+                    sum += padsum;
+                    continue;
+                }
+                const int64_t pp = (i * H + h) * W + w;
+                const uint64_t *src =
+                    pix->bits + (size_t)(pp / MQ_BS_MR) * (size_t)ab * cw * MQ_BS_MR + pp % MQ_BS_MR;
+                for (int j = 0; j < ab; j++)
+                    for (int c = 0; c < cw; c++)
+                        dst[((size_t)j * kw + w0 + c) * MQ_BS_MR] = src[((size_t)j * cw + c) * MQ_BS_MR];
+                sum += pix->rowsum[pp];
+            }
+        }
+        out->rowsum[m] = sum;
+    }
+    /* padding pixels of the last panel: zero planes, zero sums */
+    if (M % MQ_BS_MR) {
+        uint64_t *last = out->bits + (size_t)(out->panels - 1) * (size_t)ab * kw * MQ_BS_MR;
+        for (size_t jw = 0; jw < (size_t)ab * (size_t)kw; jw++)
+            for (int r = (int)(M % MQ_BS_MR); r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
+        for (int64_t m = M; m < (int64_t)out->panels * MQ_BS_MR; m++) out->rowsum[m] = 0;
+    }
+    return MIXQ_OK;
+}
+
 mixq_status mq_bs_pack_acts(const uint8_t *a, int a_bits, int M, int K, mq_bs_acts *out) {
     mq_bs_tier t = MQ_BS_TIER_SCALAR;
     mixq_status s = mq_bs_tier_select(&t);

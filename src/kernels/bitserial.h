@@ -147,6 +147,19 @@ void mq_bs_acts_free(mq_bs_acts *a);
 /* Size out for M x K at a_bits (buffers grown when needed; contents undefined). */
 mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits);
 
+/* Packed activations of a convolution straight from its NHWC codes, with no im2col copy:
+ *   codes  uint8_t [n][H][W][C]    a_bits-bit codes, C a multiple of 64, one group
+ *   out    the packing of the im2col matrix [n*P*Q][R*S*C] in (r, s, c) K order, byte for byte
+ *          what im2col + mq_bs_pack_acts_ex would write (taps outside the image read pad_code)
+ *   pix    caller-owned scratch (zero-initialise, reuse, free with mq_bs_acts_free): each input
+ *          pixel's C codes packed once, [ceil(nHW/8)][a_bits][C/64][8]
+ * Every input code is packed once (not R*S times); the rows are then assembled from whole
+ * 64-bit words, since each tap's C channels fill C/64 words exactly. Errors as
+ * mq_bs_pack_acts_ex, MIXQ_ERR_ARG for C % 64 != 0 or a pad_code above 2^a_bits - 1. */
+mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                            int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
+                            mq_bs_acts *pix, mq_bs_acts *out);
+
 
 /* ---------------------------------------------------------------- GEMM */
 /* C[M][N] (ldc = N) from packed operands, on the tier of mq_bs_tier_select and mq_threads()

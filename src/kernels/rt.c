@@ -37,7 +37,6 @@ typedef struct rt_node {
     int slot;             /* pooled buffer, -1 for the input */
     float eps;
     float *gamma, *beta, *rm, *rv; /* unfused BN (copies) */
-    int32_t *argmax;      /* maxpool scratch [batch][c][h][w] */
 } rt_node;
 
 struct mixq_runtime {
@@ -101,7 +100,6 @@ void mixq_runtime_free(mixq_runtime *rt) {
         free(rt->nodes[i].beta);
         free(rt->nodes[i].rm);
         free(rt->nodes[i].rv);
-        free(rt->nodes[i].argmax);
     }
     free(rt->nodes);
     for (int i = 0; rt->convs && i < rt->n_convs; i++) rt_conv_free(&rt->convs[i]);
@@ -467,16 +465,6 @@ static mixq_status reserve(mixq_runtime *rt, int n) {
             return MIXQ_ERR_NOMEM;
         }
     }
-    for (int i = 0; i < rt->n_nodes; i++) {
-        rt_node *r = &rt->nodes[i];
-        if (r->op != MIXQ_OP_MAXPOOL) continue;
-        free(r->argmax);
-        r->argmax = mq_malloc((size_t)n * r->c * r->h * r->w, sizeof(int32_t), "runtime pool");
-        if (!r->argmax) {
-            rt->batch_cap = 0;
-            return MIXQ_ERR_NOMEM;
-        }
-    }
     rt->batch_cap = n;
     return MIXQ_OK;
 }
@@ -514,8 +502,7 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
                 mq_relu6_forward(numel, a, y);
                 break;
             case MIXQ_OP_MAXPOOL:
-                mq_maxpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y,
-                                   r->argmax);
+                mq_maxpool_infer(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);
                 break;
             case MIXQ_OP_AVGPOOL:
                 mq_avgpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);

@@ -85,6 +85,7 @@ typedef struct rt_scratch {
     uint8_t *qt;                /* quantizer block [C][64] */
     size_t qt_cap;
     mq_bs_acts acts;
+    mq_bs_acts pix;             /* per-pixel bit planes (mq_bs_pack_conv) */
 } rt_scratch;
 
 void rt_scratch_free(rt_scratch *s);

@@ -22,6 +22,7 @@ void rt_scratch_free(rt_scratch *s) {
     free(s->qt);
     mq_i8_thread_free(s->i8t);
     mq_bs_acts_free(&s->acts);
+    mq_bs_acts_free(&s->pix);
     memset(s, 0, sizeof *s);
 }
 
@@ -425,6 +426,18 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
     }
     if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
         if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
+        for (int i = 0; i < n; i++)
+            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, c->Kg, c->Kg, PQ,
+                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        return MIXQ_OK;
+    }
+    if (c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0) {
+        /* whole 64-channel words per tap: pack each input pixel once, assemble the rows from
+         * its words (no im2col copy) */
+        st = mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
+                             (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts);
+        if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[0], acc, c->Kg, c->tier, kthreads);
+        if (st) return st;
         for (int i = 0; i < n; i++)
             epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, c->Kg, c->Kg, PQ,
                          cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));

@@ -93,6 +93,10 @@ void mq_maxpool_forward(int N, int C, int H, int W, int k, int stride, int pad, 
                         const float *x, float *y, int32_t *argmax);
 void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t *argmax,
                          const float *dy, float *dx, int accumulate);
+/* Inference max pool (no argmax): the same values as mq_maxpool_forward (a window holding a
+ * NaN gives NaN, an empty window -inf), vectorizable; a fast path for k = stride = 2, pad 0. */
+void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                      const float *x, float *y);
 /* Average pool, PyTorch's count_include_pad=True (divide by k*k always). */
 void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
                         const float *x, float *y);

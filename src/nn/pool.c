@@ -49,6 +49,45 @@ void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t
     }
 }
 
+void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                      const float *x, float *y) {
+#pragma omp parallel for schedule(static)
+    for (long nc = 0; nc < (long)N * C; nc++) {
+        const float *xp = x + (size_t)nc * H * W;
+        float *yp = y + (size_t)nc * P * Q;
+        if (k == 2 && stride == 2 && pad == 0) {
+            for (int p = 0; p < P; p++) {
+                const float *r0 = xp + (size_t)2 * p * W, *r1 = r0 + W;
+                float *yo = yp + (size_t)p * Q;
+                for (int q = 0; q < Q; q++) {
+                    const float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], d = r1[2 * q + 1];
+                    const float ab = a > b ? a : b, cd = c > d ? c : d;
+                    const int nan = (a != a) | (b != b) | (c != c) | (d != d);
+                    yo[q] = nan ? NAN : ab > cd ? ab : cd;
+                }
+            }
+            continue;
+        }
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                float best = -INFINITY;
+                int nan = 0;
+                for (int r = 0; r < k; r++) {
+                    const int h = p * stride - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int t = 0; t < k; t++) {
+                        const int w = q * stride - pad + t;
+                        if (w < 0 || w >= W) continue;
+                        const float v = xp[h * W + w];
+                        nan |= v != v;
+                        best = v > best ? v : best;
+                    }
+                }
+                yp[p * Q + q] = nan ? NAN : best;
+            }
+    }
+}
+
 void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
                         const float *x, float *y) {
     const float inv = 1.0f / (float)(k * k);
