@@ -288,9 +288,42 @@ static inline float epi(const rt_conv *c, int k, float z) {
  *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
  *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
  *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
+/* The NHWC-codes case of epilogue_i32 (out_codes == 1): acc rows, the per-channel parameters
+ * and the output row are all contiguous over channels, so the inner loop vectorizes; bn is a
+ * compile-time constant at both call sites. Same operations per element as below. */
+static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c,
+                                                                const int32_t *restrict acc,
+                                                                int k0, int Kg, int ld, int64_t PQ,
+                                                                uint8_t *restrict y, const int bn) {
+    const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
+    const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
+    const int qoff = c->nq_off, K = c->K;
+    const float *restrict sc = c->sc + k0, *restrict bias = c->bias + k0;
+    const float *restrict bna = c->bn_a + k0, *restrict bnb = c->bn_b + k0;
+    const int32_t *restrict corr = c->corr + k0;
+    for (int64_t pq = 0; pq < PQ; pq++) {
+        const int32_t *restrict ar = acc + pq * ld;
+        uint8_t *restrict yo = y + (size_t)pq * K + k0;
+        for (int kk = 0; kk < Kg; kk++) {
+            float z = (float)(ar[kk] - corr[kk]) * sc[kk] + bias[kk];
+            z = bn ? z * bna[kk] + bnb[kk] : z * 1.0f + 0.0f;
+            z = z < lo ? lo : z;
+            z = z > hi ? hi : z;
+            float q = nearbyintf(z * qinv);
+            q = q < qlo ? qlo : q > qhi ? qhi : q;
+            yo[kk] = (uint8_t)((q == q ? (int)q : 0) + qoff);
+        }
+    }
+}
+
 static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                          void *y) {
     const int Kg = kn, K = c->K;
+    if (c->out_codes == 1) {
+        if (c->has_bn) epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 1);
+        else epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 0);
+        return;
+    }
     const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
     const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
     const int qoff = c->nq_off;
