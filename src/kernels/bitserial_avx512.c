@@ -106,11 +106,11 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 
 /* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= MQ_BS_HS_CHUNK) into q (added,
  * or subtracted for the sign plane), by a Harley-Seal carry-save tree: per accumulator (pixel r,
- * channel vector v) the bit vectors ones, twos, fours hold the running sum in carry-save form;
- * every 8 words produce one "eights" vector whose byte popcounts go into the byte counters
- * cnt (weight 8; <= 31 additions of <= 8 per chunk: no overflow). A 4-word remainder goes through
- * a 4-input tree into fours, the last 0..3 words are counted directly into c1 (weight 1). At the
- * end, c1 + pop(ones) + 2 pop(twos) + 4 pop(fours) <= 24 + 8 + 16 + 32 fits in a byte.
+ * channel vector v) the bit vectors ones, twos, fours (o, t, f below) hold the running sum in
+ * carry-save form; every 8 words produce one "eights" vector whose byte popcounts go into the
+ * byte counters c (weight 8; <= 31 additions of <= 8 per chunk: no overflow). A 4-word remainder
+ * goes through a 4-input tree into fours, the last 0..3 words are counted directly into s
+ * (weight 1). At the end, s + pop(o) + 2 pop(t) + 4 pop(f) <= 24 + 8 + 16 + 32 fits in a byte.
  * Per 8 words and accumulator: 8 vpandq + 14 vpternlogq + one byte popcount (7 µops), against
  * 8 x 6 µops for the nibble table alone. Pixels are taken two at a time (4 accumulators). */
 #define MQ_BS_HS_CHUNK 248
