@@ -39,19 +39,6 @@
 #include "mixq/mixq.h"
 #include "bench_report.h"
 
-
-
-static double clock_s(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_dbl(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* ---------------------------------------------------------------- models and policies */
 typedef struct arch_info {
     const char *arch;

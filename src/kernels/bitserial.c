@@ -342,6 +342,16 @@ mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits) {
     return MIXQ_OK;
 }
 
+/* Padding pixels M.. of the last panel: zero planes, zero sums (the buffer may be reused). */
+static void zero_pad_rows(mq_bs_acts *out) {
+    const int M = out->M, kw = out->kw, ab = out->a_bits;
+    if (M % MQ_BS_MR == 0) return;
+    uint64_t *last = out->bits + (size_t)(out->panels - 1) * (size_t)ab * kw * MQ_BS_MR;
+    for (size_t jw = 0; jw < (size_t)ab * (size_t)kw; jw++)
+        for (int r = M % MQ_BS_MR; r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
+    for (int m = M; m < out->panels * MQ_BS_MR; m++) out->rowsum[m] = 0;
+}
+
 mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs_tier tier,
                                mq_bs_acts *out) {
     const char *what = "bit-serial activation packing";
@@ -356,10 +366,6 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
 
     s = mq_bs_acts_reserve(out, M, K, a_bits);
     if (s) return s;
-    const int kw = out->kw, panels = out->panels;
-    const size_t rows = (size_t)panels * MQ_BS_MR;
-    const size_t per = (size_t)a_bits * (size_t)kw * MQ_BS_MR;
-
     int bad;
     if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)
         bad = mq_bs_pack_rows_avx512(a, 0, M, out);
@@ -368,14 +374,7 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
     else
         bad = pack_rows_scalar(a, 0, M, out);
     if (bad) return bad_act(a, a_bits, M, K, what);
-
-    /* padding pixels of the last panel: zero planes, zero sums (the buffer may be reused) */
-    if (M % MQ_BS_MR) {
-        uint64_t *last = out->bits + (size_t)(panels - 1) * per;
-        for (size_t jw = 0; jw < (size_t)a_bits * (size_t)kw; jw++)
-            for (int r = M % MQ_BS_MR; r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
-        for (size_t m = (size_t)M; m < rows; m++) out->rowsum[m] = 0;
-    }
+    zero_pad_rows(out);
     return MIXQ_OK;
 }
 
@@ -433,13 +432,7 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
         }
         out->rowsum[m] = sum;
     }
-    /* padding pixels of the last panel: zero planes, zero sums */
-    if (M % MQ_BS_MR) {
-        uint64_t *last = out->bits + (size_t)(out->panels - 1) * (size_t)ab * kw * MQ_BS_MR;
-        for (size_t jw = 0; jw < (size_t)ab * (size_t)kw; jw++)
-            for (int r = (int)(M % MQ_BS_MR); r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
-        for (int64_t m = M; m < (int64_t)out->panels * MQ_BS_MR; m++) out->rowsum[m] = 0;
-    }
+    zero_pad_rows(out);
     return MIXQ_OK;
 }
 

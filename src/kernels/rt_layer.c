@@ -318,7 +318,7 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
 
 static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                          void *y) {
-    const int Kg = kn, K = c->K;
+    const int Kg = kn;
     if (c->out_codes == 1) {
         if (c->has_bn) epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 1);
         else epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 0);
@@ -346,8 +346,7 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, i
                 }
                 continue;
             }
-            uint8_t *yo = (uint8_t *)y + (c->out_codes == 2 ? (size_t)k * PQ : (size_t)k);
-            const int64_t step = c->out_codes == 2 ? 1 : K;
+            uint8_t *yo = (uint8_t *)y + (size_t)k * PQ; /* out_codes == 2: [K][PQ] */
             for (int64_t pq = p0; pq < p1; pq++) {
                 float z = (float)(ac[pq * ld] - corr) * sc + b;
                 z = z * ba + bb;
@@ -355,10 +354,20 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, i
                 z = z > hi ? hi : z;
                 float q = nearbyintf(z * qinv);
                 q = q < qlo ? qlo : q > qhi ? qhi : q;
-                yo[pq * step] = (uint8_t)((q == q ? (int)q : 0) + qoff);
+                yo[pq] = (uint8_t)((q == q ? (int)q : 0) + qoff);
             }
         }
     }
+}
+
+/* epilogue_i32 of n images whose accumulators for group g lie at acc [n][PQ][Kg]; output into
+ * the codes (cout) or floats (yout) of each image. */
+static void epilogue_images(const rt_conv *c, const int32_t *acc, int n, int g, int64_t PQ,
+                            uint8_t *cout, float *yout) {
+    const int64_t out_img = (int64_t)c->K * PQ;
+    for (int i = 0; i < n; i++)
+        epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
+                     cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
 }
 
 /* Depthwise int8 convolution (K == C == G) of one image, exact in int32:
@@ -459,40 +468,30 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
     }
     if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
         if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
-        for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, c->Kg, c->Kg, PQ,
-                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        epilogue_images(c, acc, n, 0, PQ, cout, yout);
         return MIXQ_OK;
     }
-    if (c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0) {
-        /* whole 64-channel words per tap: pack each input pixel once, assemble the rows from
-         * its words (no im2col copy) */
-        st = mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
-                             (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts);
-        if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[0], acc, c->Kg, c->tier, kthreads);
-        if (st) return st;
-        for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, 0, c->Kg, c->Kg, PQ,
-                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
-        return MIXQ_OK;
-    }
-    const uint8_t *col = c->fc ? codes : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
+    /* bit-serial convs with whole 64-channel words per tap: each input pixel is packed once and
+     * the rows are assembled from its words (no im2col copy) */
+    const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0;
+    const uint8_t *col = c->fc || pack_direct ? codes
+                                              : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
     if (!col) return MIXQ_ERR_NOMEM;
     for (int g = 0; g < c->G; g++) {
-        if (!c->fc)
+        if (!c->fc && !pack_direct)
             for (int i = 0; i < n; i++)
                 im2col_u8(c, codes + (size_t)i * in_img, g, (uint8_t *)col + (size_t)i * PQ * c->Kd);
         if (c->kernel == MIXQ_KERNEL_INT8) {
             st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
                        : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
         } else {
-            st = mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
+            st = pack_direct ? mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
+                                               (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts)
+                             : mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
             if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
         }
         if (st) return st;
-        for (int i = 0; i < n; i++)
-            epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
-                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        epilogue_images(c, acc, n, g, PQ, cout, yout);
     }
     return MIXQ_OK;
 }
