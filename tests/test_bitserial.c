@@ -233,7 +233,8 @@ static void test_large(void) {
 
 /* The avx512 tier's carry-save tree: K (in 64-bit words) through every path of its K loop:
  * whole 8-word blocks, a 4-word block, 0..3 single words, chunks of 248 words; then with the
- * tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too. */
+ * tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too. M = 9..21 gives a
+ * last panel of every size 1..7 (pixel pairs, then a lone pixel). */
 static void test_carry_save_paths(void) {
     static const int kws[] = {16, 17, 19, 20, 23, 24, 28, 31, 248, 249, 252, 255, 497};
     const int nk = (int)(sizeof kws / sizeof kws[0]);

@@ -7,6 +7,7 @@
 
 #include "kernels/bitserial.h"
 #include "kernels/int8.h"
+#include "kernels/rt.h"
 #include "mixq/mixq.h"
 #include "test.h"
 
@@ -213,6 +214,11 @@ static void compare(mixq_model *m, const mixq_dataset *d, mixq_kernel k, const c
     /* resnet20: every block's conv1 -> bn -> relu -> conv2 hands codes over (fused
      * re-quantization) unless a float layer is involved */
     if (!strncmp(what, "resnet20", 8)) CHECKF(requant == 9, "%s: %d layers re-quantize", what, requant);
+    /* lenet5 with integer layers only: conv1 -> pool1 -> conv2 and conv2 -> pool2 -> fc1 hand
+     * codes through the max pools, fc1 -> fc2 -> fc3 directly; vgg11: every conv */
+    if (!strncmp(what, "lenet5 case 0", 13) || !strncmp(what, "lenet5 case 1", 13))
+        CHECKF(requant == 4, "%s: %d layers re-quantize", what, requant);
+    if (!strncmp(what, "vgg11", 5)) CHECKF(requant == 8, "%s: %d layers re-quantize", what, requant);
     mixq_runtime_free(rt);
 }
 
@@ -232,6 +238,11 @@ static void test_models_match_fake_quant(void) {
         {"resnet20", "{\"mixq_policy\":1,\"default\":{\"w_bits\":3,\"a_bits\":4},\"layers\":{"
                      "\"conv1\":{\"w_bits\":8,\"a_bits\":8},\"fc\":{\"w_bits\":8,\"a_bits\":32}}}"},
         {"mobilenet_v1", "{\"mixq_policy\":1,\"default\":{\"w_bits\":5,\"a_bits\":4}}"},
+        /* 28x28 input: its last convs see 1x1 maps, whose padding-only taps are dropped (the
+         * exact check of that is test_crop_taps; these logits are too small to catch it) */
+        {"vgg11", "{\"mixq_policy\":1,\"default\":{\"w_bits\":4,\"a_bits\":6},\"layers\":{"
+                  "\"features.0\":{\"w_bits\":8,\"a_bits\":8},"
+                  "\"classifier\":{\"w_bits\":[1,2,3,4,5,6,7,8,2,1],\"a_bits\":3}}}"},
     };
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
@@ -392,9 +403,87 @@ out:
     mixq_dataset_free(d);
 }
 
+/* Taps that only ever read padding are dropped (rt_conv_prepare, rt_conv_crop_weights): the
+ * layer's integers must equal a direct convolution over the whole kernel, padding taps
+ * reading the code of 0.0 (a_off), for unsigned and signed inputs, on every integer kernel. */
+static void test_crop_taps(void) {
+    static const struct {
+        int H, W, R, pad, stride, R_kept, t0;
+    } g[] = {
+        {1, 1, 3, 1, 1, 1, 1}, /* 1x1 map: the centre only */
+        {2, 2, 5, 2, 1, 3, 1}, /* 2x2 map, 5x5 pad 2: rows/columns 1..3 */
+        {1, 1, 5, 2, 1, 1, 2},
+        {2, 2, 3, 1, 1, 3, 0}, /* every tap lives: nothing dropped */
+        {1, 2, 3, 1, 1, 3, 0}, /* live rows 1..1 but columns 0..2 differ: not cropped */
+    };
+    const int C = 64, K = 20; /* C = 64: the bit-serial path packs without im2col */
+    for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
+        for (int sgn = 0; sgn < 2; sgn++)
+            for (int kern = 0; kern < 2; kern++) {
+                if (kern == 1 && !mq_i8_available()) continue;
+                rt_conv c;
+                memset(&c, 0, sizeof c);
+                snprintf(c.name, sizeof c.name, "crop%zu", gi);
+                c.C = C, c.H = g[gi].H, c.W = g[gi].W, c.K = K, c.R = c.S = g[gi].R;
+                c.stride = g[gi].stride, c.pad = g[gi].pad, c.G = 1;
+                c.a_bits = 4, c.a_signed = sgn;
+                c.kbits = malloc(sizeof(int) * K);
+                for (int k = 0; k < K; k++) c.kbits[k] = 1 + k % 8;
+                CHECK_OK(rt_conv_prepare(&c));
+                CHECKF(c.R == g[gi].R_kept && c.S == g[gi].R_kept && c.crop_t0 == g[gi].t0,
+                       "geometry %zu: kept %dx%d from %d (want %d from %d)", gi, c.R, c.S,
+                       c.crop_t0, g[gi].R_kept, g[gi].t0);
+                const int R0 = g[gi].R, P = c.P, Q = c.Q, HW = c.H * c.W;
+                const size_t full = (size_t)K * C * R0 * R0;
+                float *wf = malloc(sizeof(float) * full), *wk = malloc(sizeof(float) * full);
+                float *x = malloc(sizeof(float) * C * HW), *y = malloc(sizeof(float) * K * P * Q);
+                c.wc = malloc(full);
+                for (size_t i = 0; i < full; i++) { /* integer codes of each kernel's width */
+                    const int b = c.kbits[i / ((size_t)C * R0 * R0)];
+                    const int lim = b == 1 ? 1 : (1 << (b - 1)) - 1;
+                    int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
+                    if (b == 1) v = v >= 0 ? 1 : -1;
+                    wf[i] = (float)v;
+                }
+                rt_conv_crop_weights(&c, wf, wk);
+                for (size_t i = 0; i < (size_t)K * c.Kd; i++) c.wc[i] = (int8_t)wk[i];
+                /* inputs that quantize to every code: x = code * s_a */
+                c.s_a = 1.0f, c.inv_a = 1.0f;
+                for (int i = 0; i < C * HW; i++) x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c.qmax - (int)c.qmin + 1) + (int)c.qmin);
+                for (int k = 0; k < K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
+                c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
+                CHECK_OK(rt_conv_pack(&c));
+                rt_scratch scr;
+                memset(&scr, 0, sizeof scr);
+                CHECK_OK(rt_conv_run(&c, x, y, 0, 1, &scr, 1));
+                int bad = 0;
+                for (int k = 0; k < K && !bad; k++)
+                    for (int p = 0; p < P; p++)
+                        for (int q = 0; q < Q; q++) {
+                            long ref = 0; /* padding reads 0.0, whose code is a_off: (a_off - a_off) w */
+                            for (int ch = 0; ch < C; ch++)
+                                for (int r = 0; r < R0; r++)
+                                    for (int t = 0; t < R0; t++) {
+                                        const int h = p * g[gi].stride - g[gi].pad + r;
+                                        const int w = q * g[gi].stride - g[gi].pad + t;
+                                        if (h < 0 || h >= c.H || w < 0 || w >= c.W) continue;
+                                        ref += (long)x[(size_t)ch * HW + h * c.W + w] *
+                                               (long)wf[(((size_t)k * C + ch) * R0 + r) * R0 + t];
+                                    }
+                            if (y[((size_t)k * P + p) * Q + q] != (float)ref) bad = 1;
+                        }
+                CHECKF(!bad, "geometry %zu, %s inputs, %s: differs from the whole-kernel convolution",
+                       gi, sgn ? "signed" : "unsigned", kern ? "int8" : "bitserial");
+                rt_scratch_free(&scr);
+                rt_conv_free(&c);
+                free(wf), free(wk), free(x), free(y);
+            }
+}
+
 int main(void) {
     TEST_RUN(test_int8_vs_reference);
     TEST_RUN(test_int8_conv_vs_reference);
+    TEST_RUN(test_crop_taps);
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_errors);

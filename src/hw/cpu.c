@@ -26,12 +26,16 @@
  *          "stride": 1, "pad": 1, "groups": 1,
  *          "int8_s": 1.2e-4,            int8 kernel, any (w, a) with w, a <= 8
  *          "fp32_s": 2.0e-4,            float kernel (informational; not used for costs)
- *          "bitserial_s": [[w1a1, ..., w1a8], ..., [w8a1, ..., w8a8]]}
+ *          "bitserial_s": [[w1a1, ..., w1a8], ..., [w8a1, ..., w8a8]],
+ *          "codes_in": 1, "codes_out": 1}  optional, informational: the integer kernels were
+ *                                       timed reading the previous layer's codes / writing
+ *                                       the next layer's (1 NHWC, 2 for a linear), as the
+ *                                       runtime links the shape's first layer
  *       ]
  *     }
  *   }
  * Times are seconds per run of `batch` images (median of repeated runs), each including the
- * layer's input quantization / packing and its epilogue; all are positive and at most 1e9, and
+ * layer's input quantization (unless codes_in) / packing and its epilogue; all are positive and at most 1e9, and
  * bitserial_s[w-1][a-1] is an 8 x 8 array. fc entries (linear layers) have in_h = in_w = kh =
  * kw = stride = groups = 1 and pad = 0, in_c = input features, out_c = outputs. Two entries with
  * the same (fc, in_c, in_h, in_w, out_c, kh, kw, stride, pad, groups) are refused.
@@ -139,7 +143,8 @@ static mixq_status parse_bitserial(const mq_jctx *c, const cJSON *o, const char 
 static mixq_status parse_entry(const mq_jctx *c, const cJSON *o, int i, cpu_entry *e) {
     static const char *const keys[] = {"name",   "fc",  "in_c",   "in_h",   "in_w",
                                        "out_c",  "kh",  "kw",     "stride", "pad",
-                                       "groups", "int8_s", "fp32_s", "bitserial_s", NULL};
+                                       "groups", "int8_s", "fp32_s", "bitserial_s",
+                                       "codes_in", "codes_out", NULL};
     char path[64];
     snprintf(path, sizeof path, "cpu.layers[%d]", i);
     if (!cJSON_IsObject(o))
@@ -149,6 +154,11 @@ static mixq_status parse_entry(const mq_jctx *c, const cJSON *o, int i, cpu_entr
     if (!st) st = mq_j_str_opt(c, o, path, "name", &name);
     long long fc = 0, v[9];
     if (!st) st = mq_j_int(c, o, path, "fc", 0, 1, &fc);
+    long long link = 0; /* informational: how the integer kernels were linked when timed */
+    if (!st && cJSON_GetObjectItemCaseSensitive(o, "codes_in"))
+        st = mq_j_int(c, o, path, "codes_in", 0, 1, &link);
+    if (!st && cJSON_GetObjectItemCaseSensitive(o, "codes_out"))
+        st = mq_j_int(c, o, path, "codes_out", 0, 2, &link);
     /* in_c, in_h, in_w, out_c, kh, kw, stride, groups >= 1; pad >= 0 */
     static const char *const dims[] = {"in_c", "in_h", "in_w", "out_c", "kh", "kw", "stride",
                                        "groups", "pad"};

@@ -405,33 +405,37 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
     uint64_t padw[MQ_BS_MAX_BITS];
     for (int j = 0; j < ab; j++) padw[j] = (pad_code >> j & 1) ? ~(uint64_t)0 : 0;
     const int32_t padsum = (int32_t)pad_code * C;
-    for (int64_t m = 0; m < M; m++) {
-        const int64_t i = m / ((int64_t)P * Q);
-        const int p = (int)(m / Q % P), q = (int)(m % Q);
-        uint64_t *dst = out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * kw * MQ_BS_MR + m % MQ_BS_MR;
-        int32_t sum = 0;
-        for (int r = 0; r < R; r++) {
-            const int h = p * stride - pad + r;
-            for (int t = 0; t < S; t++) {
-                const int w = q * stride - pad + t;
-                const size_t w0 = (size_t)(r * S + t) * cw;
-                if (h < 0 || h >= H || w < 0 || w >= W) {
-                    for (int j = 0; j < ab; j++)
-                        for (int c = 0; c < cw; c++) dst[((size_t)j * kw + w0 + c) * MQ_BS_MR] = padw[j];
-                    sum += padsum;
-                    continue;
+    /* rows m in (image, p, q) order, walked by nested loops (no 64-bit divisions per row) */
+    const size_t pix_stride = (size_t)ab * cw * MQ_BS_MR; /* words per 8-pixel panel of pix */
+    int64_t m = 0;
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++, m++) {
+                uint64_t *dst = out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * kw * MQ_BS_MR +
+                                (size_t)(m % MQ_BS_MR);
+                int32_t sum = 0;
+                for (int r = 0; r < R; r++) {
+                    const int h = p * stride - pad + r;
+                    for (int t = 0; t < S; t++) {
+                        const int w = q * stride - pad + t;
+                        uint64_t *d = dst + (size_t)(r * S + t) * cw * MQ_BS_MR;
+                        if (h < 0 || h >= H || w < 0 || w >= W) {
+                            for (int j = 0; j < ab; j++)
+                                for (int c = 0; c < cw; c++)
+                                    d[((size_t)j * kw + c) * MQ_BS_MR] = padw[j];
+                            sum += padsum;
+                            continue;
+                        }
+                        const size_t pp = ((size_t)i * H + (size_t)h) * W + (size_t)w;
+                        const uint64_t *src = pix->bits + (pp / MQ_BS_MR) * pix_stride + pp % MQ_BS_MR;
+                        for (int j = 0; j < ab; j++)
+                            for (int c = 0; c < cw; c++)
+                                d[((size_t)j * kw + c) * MQ_BS_MR] = src[((size_t)j * cw + c) * MQ_BS_MR];
+                        sum += pix->rowsum[pp];
+                    }
                 }
-                const int64_t pp = (i * H + h) * W + w;
-                const uint64_t *src =
-                    pix->bits + (size_t)(pp / MQ_BS_MR) * (size_t)ab * cw * MQ_BS_MR + pp % MQ_BS_MR;
-                for (int j = 0; j < ab; j++)
-                    for (int c = 0; c < cw; c++)
-                        dst[((size_t)j * kw + w0 + c) * MQ_BS_MR] = src[((size_t)j * cw + c) * MQ_BS_MR];
-                sum += pix->rowsum[pp];
+                out->rowsum[m] = sum;
             }
-        }
-        out->rowsum[m] = sum;
-    }
     zero_pad_rows(out);
     return MIXQ_OK;
 }

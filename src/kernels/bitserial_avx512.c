@@ -57,11 +57,11 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
     return bad != 0;
 }
 
-/* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= 31) into q (added, or
- * subtracted for the sign plane), by the nibble table alone: cheaper than the carry-save tree
+/* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= 31) for the panel's pixels
+ * 0..mr-1 into q (added, or subtracted for the sign plane), by the nibble table alone: cheaper than the carry-save tree
  * below when K is short (its end-of-row cost is not amortized). */
 TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
-                      __m512i q[MQ_BS_MR][2], int neg) {
+                      __m512i q[MQ_BS_MR][2], int neg, int mr) {
     const __m512i lut = _mm512_broadcast_i32x4(
         _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
     const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -74,7 +74,7 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 8
 #endif
-        for (int r = 0; r < MQ_BS_MR; r++) {
+        for (int r = 0; r < mr; r++) {
             const __m512i x = _mm512_set1_epi64((long long)Aj[(size_t)w * MQ_BS_MR + r]);
             const __m512i xh = _mm512_srli_epi16(x, 4);
             const __m512i lo0 = _mm512_ternarylogic_epi64(wa, x, m4, 0x80);
@@ -88,7 +88,7 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
         }
     }
     const __m512i zero = _mm512_setzero_si512();
-    for (int r = 0; r < MQ_BS_MR; r++)
+    for (int r = 0; r < mr; r++)
         for (int v = 0; v < 2; v++) {
             const __m512i t = _mm512_sad_epu8(b[r][v], zero);
             q[r][v] = neg ? _mm512_sub_epi64(q[r][v], t) : _mm512_add_epi64(q[r][v], t);
@@ -164,26 +164,45 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
         M(1, 0);  \
         M(1, 1);  \
     } while (0)
+#define HS_ONE(M) \
+    do {          \
+        M(0, 0);  \
+        M(0, 1);  \
+    } while (0)
+/* The K loop of the tree over words [w0, w1) for the accumulators that ALL names. */
+#define HS_KLOOP(ALL)                                  \
+    do {                                               \
+        int w = w0;                                    \
+        for (; w + 8 <= w1; w += 8) ALL(HS_BLOCK8);    \
+        if (w + 4 <= w1) {                             \
+            ALL(HS_BLOCK4);                            \
+            w += 4;                                    \
+        }                                              \
+        for (; w < w1; w++) ALL(HS_WORD);              \
+        ALL(HS_END);                                   \
+    } while (0)
 
+/* Only the mr valid pixels of the panel are counted (a last, odd one alone): with few output
+ * pixels (batch 1, small feature maps) the padding pixels would otherwise cost as much as real
+ * ones. */
 TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
-                         __m512i q[MQ_BS_MR][2], int neg) {
+                         __m512i q[MQ_BS_MR][2], int neg, int mr) {
     const __m512i lut = _mm512_broadcast_i32x4(
         _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const __m512i zero = _mm512_setzero_si512();
-    for (int r0 = 0; r0 < MQ_BS_MR; r0 += 2) {
+    int r0 = 0;
+    for (; r0 + 2 <= mr; r0 += 2) {
         HS_ACC(0, 0);
         HS_ACC(0, 1);
         HS_ACC(1, 0);
         HS_ACC(1, 1);
-        int w = w0;
-        for (; w + 8 <= w1; w += 8) HS_ALL(HS_BLOCK8);
-        if (w + 4 <= w1) {
-            HS_ALL(HS_BLOCK4);
-            w += 4;
-        }
-        for (; w < w1; w++) HS_ALL(HS_WORD);
-        HS_ALL(HS_END);
+        HS_KLOOP(HS_ALL);
+    }
+    if (r0 < mr) {
+        HS_ACC(0, 0);
+        HS_ACC(0, 1);
+        HS_KLOOP(HS_ONE);
     }
 }
 #undef HS_ACC
@@ -192,6 +211,8 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
 #undef HS_WORD
 #undef HS_END
 #undef HS_ALL
+#undef HS_ONE
+#undef HS_KLOOP
 #undef AW
 #undef CSA
 #undef popb
@@ -211,6 +232,7 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
     const int kw = a->kw, ab = a->a_bits, hs = kw >= hs_min_kw();
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR); /* valid pixels of the panel */
         for (int pw = 0; pw < w->panels; pw++) {
             const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
             const uint64_t *Wp = w->planes + w->off[pw];
@@ -229,14 +251,19 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
                     if (hs) {
                         for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS_CHUNK) {
                             const int w1 = MQ_MIN(kw, w0 + MQ_BS_HS_CHUNK);
-                            if (neg) kloop_hs(Aj, Wi, w0, w1, q, 1);
-                            else kloop_hs(Aj, Wi, w0, w1, q, 0);
+                            if (neg) kloop_hs(Aj, Wi, w0, w1, q, 1, mr);
+                            else kloop_hs(Aj, Wi, w0, w1, q, 0, mr);
                         }
                     } else {
                         for (int w0 = 0; w0 < kw; w0 += 31) {
                             const int w1 = MQ_MIN(kw, w0 + 31);
-                            if (neg) kloop_nib(Aj, Wi, w0, w1, q, 1);
-                            else kloop_nib(Aj, Wi, w0, w1, q, 0);
+                            /* full panels get the unrolled 8-pixel loop */
+                            if (mr == MQ_BS_MR) {
+                                if (neg) kloop_nib(Aj, Wi, w0, w1, q, 1, MQ_BS_MR);
+                                else kloop_nib(Aj, Wi, w0, w1, q, 0, MQ_BS_MR);
+                            } else {
+                                kloop_nib(Aj, Wi, w0, w1, q, neg, mr);
+                            }
                         }
                     }
                 }

@@ -46,15 +46,16 @@ TGT_INLINE __m512i popcnt64(__m512i x) {
 #endif
 }
 
+/* Pixels 0..mr-1 of the panel only (the padding pixels of a short last panel are skipped). */
 TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[MQ_BS_MR][2],
-                      int neg) {
+                      int neg, int mr) {
     for (int w = 0; w < kw; w++) {
         const __m512i wa = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR));
         const __m512i wb = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR + 8));
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC unroll 8
 #endif
-        for (int r = 0; r < MQ_BS_MR; r++) {
+        for (int r = 0; r < mr; r++) {
             const __m512i x = _mm512_set1_epi64((long long)Aj[(size_t)w * MQ_BS_MR + r]);
             const __m512i c0 = popcnt64(_mm512_and_si512(wa, x));
             const __m512i c1 = popcnt64(_mm512_and_si512(wb, x));
@@ -76,6 +77,7 @@ TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, 
     const int kw = a->kw, ab = a->a_bits;
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR);
         for (int pw = 0; pw < w->panels; pw++) {
             const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
             const uint64_t *Wp = w->planes + w->off[pw];
@@ -90,8 +92,13 @@ TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, 
                 for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
                     const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
                     const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
-                    if (B >= 2 && i == B - 1) kloop(Aj, Wi, kw, q, 1);
-                    else kloop(Aj, Wi, kw, q, 0);
+                    const int neg = B >= 2 && i == B - 1;
+                    if (mr == MQ_BS_MR) {
+                        if (neg) kloop(Aj, Wi, kw, q, 1, MQ_BS_MR);
+                        else kloop(Aj, Wi, kw, q, 0, MQ_BS_MR);
+                    } else {
+                        kloop(Aj, Wi, kw, q, neg, mr);
+                    }
                 }
             }
             store_tile(q, a, w, pw, pa * MQ_BS_MR, C, ldc);

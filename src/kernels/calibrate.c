@@ -30,7 +30,7 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-static mixq_status time_layer(rt_conv *c, const float *x, float *y, int batch, rt_scratch *scr,
+static mixq_status time_layer(rt_conv *c, const void *x, float *y, int batch, rt_scratch *scr,
                               int nscr, const mixq_cpu_calib_config *cfg, double *out) {
     mixq_status st = rt_conv_forward(c, x, y, batch, scr, nscr); /* warm-up */
     if (st) return st;
@@ -104,14 +104,19 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
     if (cfg.threads > 0 && (st = mixq_set_threads(cfg.threads))) return st;
     const int nl = mixq_model_hw_layer_count(m);
     mixq_hw_layer *shapes = mq_calloc((size_t)(nl ? nl : 1), sizeof *shapes, "calibration shapes");
+    int *nodes = mq_calloc((size_t)(nl ? nl : 1), sizeof *nodes, "calibration shapes");
     int ns = 0;
-    if (!shapes) st = MIXQ_ERR_NOMEM;
+    if (!shapes || !nodes) st = MIXQ_ERR_NOMEM;
     for (int i = 0; !st && i < nl; i++) {
         mixq_hw_layer l;
-        if ((st = mixq_model_hw_layer(m, i, &l, NULL))) break;
+        int node;
+        if ((st = mixq_model_hw_layer(m, i, &l, &node))) break;
         int dup = 0;
         for (int j = 0; j < ns && !dup; j++) dup = same_shape(&shapes[j], &l);
-        if (!dup) shapes[ns++] = l;
+        if (!dup) {
+            nodes[ns] = node;
+            shapes[ns++] = l;
+        }
     }
     mq_bs_tier tier = MQ_BS_TIER_SCALAR;
     if (!st) st = mq_bs_tier_select(&tier);
@@ -170,9 +175,17 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
         const size_t in_n = (size_t)cfg.batch * c.C * c.H * c.W;
         const size_t out_n = (size_t)cfg.batch * c.K * c.P * c.Q;
         float *x = NULL, *y = NULL;
+        uint8_t *xc = NULL;
+        /* the integer kernels are timed as the runtime links this layer (the shape's first
+         * layer in the model): codes in from the previous layer's epilogue, codes out for the
+         * next one (rt_fusion_hint); the fp32 kernel never links */
+        int in_codes, out_codes;
+        rt_fusion_hint(m, nodes[si], &in_codes, &out_codes);
         if (!st) {
             x = mq_malloc(in_n, sizeof(float), "calibration input");
             y = mq_malloc(out_n, sizeof(float), "calibration output");
+            xc = mq_malloc(in_n, 1, "calibration input codes");
+            if (!xc) st = MIXQ_ERR_NOMEM;
             c.wc = mq_malloc((size_t)c.K * c.Kd, 1, "calibration weights");
             c.wf = mq_malloc((size_t)c.K * c.Kd, sizeof(float), "calibration weights");
             if (!x || !y || !c.wc || !c.wf) st = MIXQ_ERR_NOMEM;
@@ -187,17 +200,32 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             }
             c.has_bn = 1;
             c.act = 1;
+            c.nq_inv = 255.0f; /* the consumer's quantizer when out_codes */
+            c.nq_lo = 0.0f;
+            c.nq_hi = 255.0f;
+            c.nq_off = 0;
         }
+        /* x as a-bit codes, or x itself for a layer that quantizes its own input */
+#define LINK(a)                                                                        \
+    do {                                                                               \
+        c.in_codes = in_codes;                                                         \
+        c.out_codes = out_codes;                                                       \
+        for (size_t i = 0; in_codes && i < in_n; i++)                                  \
+            xc[i] = (uint8_t)(x[i] * (float)((1 << (a)) - 1) + 0.5f);                  \
+    } while (0)
+#define XIN (in_codes ? (const void *)xc : (const void *)x)
         double t_int8 = -1, t_fp32 = -1, t_bs[8][8];
         /* int8: time independent of the widths (measured at 8/8) */
         if (!st && mq_i8_available()) {
             fill_codes(&c, 8, &rng);
             c.kernel = MIXQ_KERNEL_INT8;
             c.a_bits = 8;
+            LINK(8);
             if (!(st = rt_conv_prepare(&c)) && !(st = rt_conv_pack(&c)))
-                st = time_layer(&c, x, y, cfg.batch, scr, nscr, &cfg, &t_int8);
+                st = time_layer(&c, XIN, y, cfg.batch, scr, nscr, &cfg, &t_int8);
         }
         if (!st) {
+            c.in_codes = c.out_codes = 0;
             c.kernel = MIXQ_KERNEL_FP32;
             c.s_a = 1.0f / 255;
             c.inv_a = 255;
@@ -212,7 +240,8 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
                 c.inv_a = (float)((1 << a) - 1);
                 if ((st = rt_conv_prepare(&c))) break;
                 if ((st = rt_conv_pack(&c))) break;
-                st = time_layer(&c, x, y, cfg.batch, scr, nscr, &cfg, &t_bs[w - 1][a - 1]);
+                LINK(a);
+                st = time_layer(&c, XIN, y, cfg.batch, scr, nscr, &cfg, &t_bs[w - 1][a - 1]);
             }
         }
         if (!st) {
@@ -229,11 +258,13 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
                 cJSON_AddNumberToObject(e, "in_h", c.H);
                 cJSON_AddNumberToObject(e, "in_w", c.W);
                 cJSON_AddNumberToObject(e, "out_c", c.K);
-                cJSON_AddNumberToObject(e, "kh", c.R);
-                cJSON_AddNumberToObject(e, "kw", c.S);
+                cJSON_AddNumberToObject(e, "kh", c.R0);
+                cJSON_AddNumberToObject(e, "kw", c.S0);
                 cJSON_AddNumberToObject(e, "stride", c.stride);
-                cJSON_AddNumberToObject(e, "pad", c.pad);
+                cJSON_AddNumberToObject(e, "pad", c.pad0);
                 cJSON_AddNumberToObject(e, "groups", c.G);
+                cJSON_AddNumberToObject(e, "codes_in", in_codes);
+                cJSON_AddNumberToObject(e, "codes_out", out_codes);
                 /* without VNNI there is no exact int8 kernel: never cheaper than bit-serial */
                 cJSON_AddNumberToObject(e, "int8_s", t_int8 > 0 ? t_int8 : 1e9);
                 cJSON_AddNumberToObject(e, "fp32_s", t_fp32);
@@ -248,13 +279,17 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             }
         }
         free(x);
+        free(xc);
         free(y);
         rt_conv_free(&c);
         if (!st && fn) fn(si + 1, ns, l->name ? l->name : "", mq_now() - t_start, user);
     }
+#undef LINK
+#undef XIN
     for (int i = 0; scr && i < nscr; i++) rt_scratch_free(&scr[i]);
     free(scr);
     free(shapes);
+    free(nodes);
     if (!st) {
         char *text = cJSON_Print(root);
         if (!text) {

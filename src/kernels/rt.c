@@ -8,8 +8,13 @@
  *   - a batch norm whose only input is that layer (and which is the layer's only consumer) is
  *     fused into the epilogue, as is a following ReLU/ReLU6 that is the only consumer of what it
  *     reads; fused nodes share the layer's output buffer;
- *   - the other nodes (pools, residual adds, unfused BN, GAP, flatten) run the engine's float
- *     kernels (src/nn), the very code the fake-quantized model runs;
+ *   - a layer whose output feeds one integer layer (directly, or through a max pool that is
+ *     its only reader) writes that layer's activation codes from its epilogue; such a max pool
+ *     runs on the codes (quantization is monotone, so max and quantize commute exactly);
+ *   - taps of a kernel that only ever read padding (3x3 convs on 1x1 maps) are dropped
+ *     (rt_conv_prepare): they add a_off * w to the sum and to its correction alike;
+ *   - the other nodes (other pools, residual adds, unfused BN, GAP, flatten) run the engine's
+ *     float kernels (src/nn), the very code the fake-quantized model runs;
  *   - each layer's kernel: forced by the configuration, else the fastest in the measured table
  *     (mixq calibrate-cpu), else the built-in rule.
  * Buffers: each node's output lives in one of a few pooled buffers, reused once every consumer
@@ -35,6 +40,7 @@ typedef struct rt_node {
     int conv;             /* index into convs, or -1 */
     int alias;            /* output is the buffer of this node (fused, flatten), or -1 */
     int slot;             /* pooled buffer, -1 for the input */
+    int codes;            /* max pool on codes: uint8 [n][ih][iw][c] in, out 1: NHWC, 2: NCHW */
     float eps;
     float *gamma, *beta, *rm, *rv; /* unfused BN (copies) */
 } rt_node;
@@ -117,6 +123,9 @@ static float *copy_floats(const float *src, int n, const char *what) {
     return d;
 }
 
+static mixq_status build_codes(rt_conv *c, const float *w, const float *scales, const float *wq,
+                               int kmeans);
+
 /* Build layer node i of m (a quantized conv/linear). */
 static mixq_status build_conv(mixq_model *m, int node, const mixq_layer_quant *lq, rt_conv *c) {
     const mq_node *n = &m->nodes[node];
@@ -156,13 +165,29 @@ static mixq_status build_conv(mixq_model *m, int node, const mixq_layer_quant *l
         c->s_a = alpha / c->qmax;
         c->inv_a = 1.0f / c->s_a; /* as mq_act_fake_quant */
     }
+    const float *b = mq_tensor_ptr(m, n->t_b);
+    if (b) memcpy(c->bias, b, sizeof(float) * (size_t)c->K);
     const float *w = wq ? wq : mq_tensor_ptr(m, n->t_w);
+    const size_t inner = (size_t)c->Kd;
+    float *wcrop = NULL; /* the window of taps rt_conv_prepare kept, when it dropped some */
+    if (c->R != c->R0 || c->S != c->S0) {
+        wcrop = mq_malloc((size_t)c->K * inner, sizeof(float), "runtime cropped weights");
+        if (!wcrop) return MIXQ_ERR_NOMEM;
+        rt_conv_crop_weights(c, w, wcrop);
+        w = wcrop;
+    }
+    st = build_codes(c, w, scales, wq, kmeans);
+    free(wcrop);
+    return st;
+}
+
+/* The layer's weights (float [K][Kd], KCRS) as codes wc, or kept as floats for the fp32 kernel. */
+static mixq_status build_codes(rt_conv *c, const float *w, const float *scales, const float *wq,
+                               int kmeans) {
     const size_t inner = (size_t)c->Kd;
     int float_w = kmeans || !wq;
     for (int k = 0; k < c->K; k++)
         if (c->kbits[k] == MIXQ_FLOAT_BITS) float_w = 1;
-    const float *b = mq_tensor_ptr(m, n->t_b);
-    if (b) memcpy(c->bias, b, sizeof(float) * (size_t)c->K);
     if (float_w || c->a_float) {
         c->kernel = MIXQ_KERNEL_FP32;
         c->wf = copy_floats(w, c->K * c->Kd, "runtime float weights");
@@ -205,8 +230,8 @@ static mixq_status choose_kernel(rt_conv *c, const mixq_runtime_config *cfg, mix
         return MIXQ_OK;
     }
     mixq_hw_layer l = {.name = c->name, .fc = c->fc, .in_c = c->C, .in_h = c->fc ? 1 : c->H,
-                       .in_w = c->fc ? 1 : c->W, .out_c = c->K, .kh = c->R, .kw = c->S,
-                       .stride = c->stride, .pad = c->pad, .groups = c->G};
+                       .in_w = c->fc ? 1 : c->W, .out_c = c->K, .kh = c->R0, .kw = c->S0,
+                       .stride = c->stride, .pad = c->pad0, .groups = c->G};
     double t_int8, t_bs;
     mixq_status st = mq_hw_cpu_times(table, &l, c->kbits, c->a_bits, &t_int8, &t_bs);
     if (st) return st;
@@ -223,6 +248,36 @@ static int consumers(const mixq_model *m, int node, int *only) {
                 *only = j;
             }
     return cnt;
+}
+
+/* The node that reads node i's output when exactly one node does (a flatten passed
+ * through), else -1. */
+static int sole_reader(const mixq_model *m, int i) {
+    int r = -1;
+    for (;;) {
+        if (consumers(m, i, &r) != 1 || r == m->n_nodes - 1) return -1;
+        if (m->nodes[r].op != MIXQ_OP_FLATTEN) return r;
+        i = r;
+    }
+}
+
+void rt_fusion_hint(const mixq_model *m, int node, int *in_codes, int *out_codes) {
+    *in_codes = *out_codes = 0;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const mixq_op op = m->nodes[i].op;
+        if (op != MIXQ_OP_CONV && op != MIXQ_OP_LINEAR) continue;
+        int cur = i, nxt;
+        if ((nxt = sole_reader(m, cur)) >= 0 && m->nodes[nxt].op == MIXQ_OP_BN) cur = nxt;
+        if ((nxt = sole_reader(m, cur)) >= 0 &&
+            (m->nodes[nxt].op == MIXQ_OP_RELU || m->nodes[nxt].op == MIXQ_OP_RELU6))
+            cur = nxt;
+        if ((nxt = sole_reader(m, cur)) >= 0 && m->nodes[nxt].op == MIXQ_OP_MAXPOOL)
+            nxt = sole_reader(m, nxt);
+        if (nxt < 0 || (m->nodes[nxt].op != MIXQ_OP_CONV && m->nodes[nxt].op != MIXQ_OP_LINEAR))
+            continue;
+        if (i == node) *out_codes = m->nodes[nxt].op == MIXQ_OP_LINEAR ? 2 : 1;
+        if (nxt == node) *in_codes = 1;
+    }
 }
 
 mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in,
@@ -381,10 +436,39 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
                 }
             }
         }
-        if (readers != 1 || rt->nodes[reader].conv < 0) continue;
+        if (readers != 1) continue;
+        /* a max pool between the two layers runs on the codes: quantization is monotone
+         * (x -> clamp(nearbyintf(x * inv)) + off never decreases), so the max of the codes is
+         * the code of the max, and the consumer's codes come out exactly as from its own
+         * quantizer */
+        rt_node *pool = NULL;
+        if (rt->nodes[reader].op == MIXQ_OP_MAXPOOL) {
+            pool = &rt->nodes[reader];
+            const int pn = reader;
+            readers = 0;
+            for (int j = pn + 1; j < rt->n_nodes; j++) {
+                const rt_node *r = &rt->nodes[j];
+                if (r->alias == pn) {
+                    if (j == rt->n_nodes - 1) readers += 2;
+                    continue;
+                }
+                for (int t = 0; t < r->n_in; t++)
+                    if (owner(rt, r->in[t]) == pn) {
+                        readers++;
+                        reader = j;
+                    }
+            }
+            if (readers != 1) continue;
+        }
+        if (rt->nodes[reader].conv < 0) continue;
         rt_conv *d = &rt->convs[rt->nodes[reader].conv];
         if (d->kernel == MIXQ_KERNEL_FP32 || d->a_float) continue;
-        c->out_codes = d->fc ? 2 : 1;
+        if (pool) {
+            c->out_codes = 1;
+            pool->codes = d->fc ? 2 : 1;
+        } else {
+            c->out_codes = d->fc ? 2 : 1;
+        }
         c->nq_inv = d->inv_a;
         c->nq_lo = d->qmin;
         c->nq_hi = d->qmax;
@@ -454,6 +538,47 @@ fail:
     return st;
 }
 
+/* Max pool on activation codes (the fused re-quantization through a pool):
+ *   x uint8 [n][H][W][C] (NHWC), k x k window, stride, pad (taps outside are skipped)
+ *   y uint8 [n][P][Q][C] (NHWC, a conv consumer) or, nchw, [n][C][P][Q] (a linear consumer's
+ *     NCHW-flatten order). The inner loop runs over contiguous channels. */
+static void maxpool_codes(int n, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+                          const uint8_t *x, uint8_t *y, int nchw) {
+    for (int i = 0; i < n; i++) {
+        const uint8_t *xi = x + (size_t)i * H * W * C;
+        uint8_t *yi = y + (size_t)i * P * Q * C;
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                if (nchw) { /* a linear consumer: small, strided reads are fine */
+                    for (int ch = 0; ch < C; ch++) {
+                        uint8_t m = 0;
+                        for (int r = 0; r < k; r++)
+                            for (int t = 0; t < k; t++) {
+                                const int h = p * stride - pad + r, w = q * stride - pad + t;
+                                if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                                const uint8_t v = xi[((size_t)h * W + w) * C + ch];
+                                m = v > m ? v : m;
+                            }
+                        yi[(size_t)ch * P * Q + (size_t)p * Q + q] = m;
+                    }
+                    continue;
+                }
+                uint8_t *o = yi + ((size_t)p * Q + q) * C;
+                memset(o, 0, (size_t)C);
+                for (int r = 0; r < k; r++) {
+                    const int h = p * stride - pad + r;
+                    if (h < 0 || h >= H) continue;
+                    for (int t = 0; t < k; t++) {
+                        const int w = q * stride - pad + t;
+                        if (w < 0 || w >= W) continue;
+                        const uint8_t *v = xi + ((size_t)h * W + w) * C;
+                        for (int ch = 0; ch < C; ch++) o[ch] = v[ch] > o[ch] ? v[ch] : o[ch];
+                    }
+                }
+            }
+    }
+}
+
 static mixq_status reserve(mixq_runtime *rt, int n) {
     if (n <= rt->batch_cap) return MIXQ_OK;
     for (int s = 0; s < rt->n_slots; s++) {
@@ -502,7 +627,12 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
                 mq_relu6_forward(numel, a, y);
                 break;
             case MIXQ_OP_MAXPOOL:
-                mq_maxpool_infer(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);
+                if (r->codes)
+                    maxpool_codes(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w,
+                                  (const uint8_t *)a, (uint8_t *)y, r->codes == 2);
+                else
+                    mq_maxpool_infer(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w,
+                                     a, y);
                 break;
             case MIXQ_OP_AVGPOOL:
                 mq_avgpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);

@@ -38,6 +38,9 @@ typedef struct rt_conv {
     int fc;
     int C, H, W, K, P, Q, R, S, stride, pad, G;
     int Kd, Kg;                 /* (C/G)*R*S and K/G */
+    int R0, S0, pad0, crop_t0;  /* the model's kernel and pad; R x S is its window from row and
+                                   column crop_t0 when taps that only read padding are dropped
+                                   (rt_conv_prepare) */
     mixq_kernel kernel;
     int a_bits, a_signed, pack_bits, a_float; /* a_float: input stays float (32 bits) */
     int w_max, mixed;
@@ -94,6 +97,10 @@ void rt_conv_free(rt_conv *c);
 /* Fill c's derived fields (Kd, Kg, P, Q, act quantizer) and allocate its per-channel arrays
  * from the shape fields and a_bits / a_signed already set; kbits must be allocated [K]. */
 mixq_status rt_conv_prepare(rt_conv *c);
+/* The weights of the kept R x S window (rt_conv_prepare may drop taps that only read padding):
+ *   w    float [K][C/G][R0][S0]   the model's kernel (KCRS)
+ *   out  float [K][C/G][R][S]     rows and columns crop_t0 .. crop_t0 + R - 1 of it */
+void rt_conv_crop_weights(const rt_conv *c, const float *w, float *out);
 /* Pack the weights for c->kernel from c->wc (integer) or keep c->wf (fp32); computes corr.
  * Whatever an earlier call packed is released first, so a layer may be re-packed for another
  * kernel or other widths. */
@@ -105,6 +112,12 @@ mixq_status rt_conv_run(rt_conv *c, const void *x, void *y, int i0, int i1, rt_s
 /* Run a whole batch: image chunks in parallel when n > 1, else one image on every thread. */
 mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr);
+
+/* How the runtime links conv/linear node `node` of m to its neighbours when every layer is
+ * integer (rt_conv in_codes / out_codes): its input arrives as codes (1) and its output
+ * leaves as the next layer's codes (1 NHWC, 2 for a linear consumer), through a batch norm,
+ * a ReLU and a max pool that are sole consumers. calibrate-cpu times each shape so. */
+void rt_fusion_hint(const mixq_model *m, int node, int *in_codes, int *out_codes);
 
 /* The built-in kernel rule when no table is given. */
 mixq_kernel rt_rule_kernel(int w_max, int a_bits);

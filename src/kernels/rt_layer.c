@@ -59,6 +59,45 @@ mixq_kernel rt_rule_kernel(int w_max, int a_bits) {
     return MIXQ_KERNEL_INT8;
 }
 
+/* Kernel taps no output pixel ever places inside the image (a 3x3 pad-1 conv on a 1x1 map:
+ * all but the centre) only ever read padding. The padding code a_off contributes
+ * a_off * w to acc and the same a_off * w to corr, so such taps cancel exactly; dropping them
+ * (R, S, pad shrink, P and Q stay) gives the same integers with less work. Done when the live
+ * taps form the same square range [t0, t1] in both dimensions (one pad for both); the weights
+ * are then read at rows/columns crop_t0 .. crop_t0 + R - 1 of the model's R0 x S0 kernel. */
+static void crop_taps(rt_conv *c) {
+    int lo[2] = {-1, -1}, hi[2] = {-1, -1};
+    const int ext[2] = {c->H, c->W}, n[2] = {c->P, c->Q}, taps[2] = {c->R, c->S};
+    for (int d = 0; d < 2; d++)
+        for (int t = 0; t < taps[d]; t++) {
+            int live = 0;
+            for (int p = 0; p < n[d] && !live; p++) {
+                const int h = p * c->stride - c->pad + t;
+                live = h >= 0 && h < ext[d];
+            }
+            if (!live) continue;
+            if (lo[d] < 0) lo[d] = t;
+            hi[d] = t;
+        }
+    if (lo[0] < 0 || lo[0] != lo[1] || hi[0] != hi[1] || (lo[0] == 0 && hi[0] == c->R - 1 &&
+                                                          hi[1] == c->S - 1))
+        return;
+    const int R = hi[0] - lo[0] + 1, pad = c->pad - lo[0];
+    if ((c->H + 2 * pad - R) / c->stride + 1 != c->P || (c->W + 2 * pad - R) / c->stride + 1 != c->Q)
+        return;
+    c->crop_t0 = lo[0];
+    c->R = c->S = R;
+    c->pad = pad;
+}
+
+void rt_conv_crop_weights(const rt_conv *c, const float *w, float *out) {
+    const int Cg = c->C / c->G, t0 = c->crop_t0;
+    for (int kc = 0; kc < c->K * Cg; kc++)
+        for (int r = 0; r < c->R; r++)
+            for (int t = 0; t < c->S; t++)
+                *out++ = w[((size_t)kc * c->R0 + (size_t)(r + t0)) * c->S0 + (size_t)(t + t0)];
+}
+
 mixq_status rt_conv_prepare(rt_conv *c) {
     if (c->fc) {
         c->H = c->W = c->R = c->S = c->stride = 1;
@@ -70,6 +109,12 @@ mixq_status rt_conv_prepare(rt_conv *c) {
                       c->name, c->C, c->K, c->G);
     c->P = (c->H + 2 * c->pad - c->R) / c->stride + 1;
     c->Q = (c->W + 2 * c->pad - c->S) / c->stride + 1;
+    if (!c->R0) { /* the model's kernel, before crop_taps */
+        c->R0 = c->R;
+        c->S0 = c->S;
+        c->pad0 = c->pad;
+        if (c->P >= 1 && c->Q >= 1 && !c->fc) crop_taps(c);
+    }
     c->Kd = c->C / c->G * c->R * c->S;
     c->Kg = c->K / c->G;
     if (c->P < 1 || c->Q < 1 || c->Kd > MQ_BS_MAX_K)
@@ -316,6 +361,10 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
     }
 }
 
+#if defined(__GNUC__) && !defined(__clang__)
+/* full-width vectors for the epilogue (GCC's tuning otherwise keeps AVX-512 machines at 256) */
+__attribute__((target("prefer-vector-width=512")))
+#endif
 static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                          void *y) {
     const int Kg = kn;
