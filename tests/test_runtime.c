@@ -480,10 +480,94 @@ static void test_crop_taps(void) {
             }
 }
 
+static uint32_t lcg(uint32_t *s) {
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Re-quantization by thresholds (rt_conv_thresholds) against the float epilogue, code for
+ * code: random scales of both signs (decreasing maps), biases, batch norm or none, ReLU /
+ * ReLU6 / none, 1- and 2-bit unsigned and 2-bit signed consumers, on accumulators around every
+ * threshold, at the ends of the range and at random. */
+static void test_requant_thresholds(void) {
+    enum { K = 24, N = 4096 };
+    static const struct {
+        float lo, hi;
+        int off;
+    } q[] = {{0, 1, 0}, {0, 3, 0}, {-1, 1, 1}, {0, 2, 0}};
+    int32_t *acc = malloc(sizeof(int32_t) * (size_t)N * K);
+    uint8_t *y1 = malloc((size_t)N * K), *y2 = malloc((size_t)N * K);
+    uint32_t rs = 12345u;
+#define RND() lcg(&rs)
+    int used = 0;
+    for (int trial = 0; trial < 24; trial++) {
+        rt_conv c;
+        memset(&c, 0, sizeof c);
+        snprintf(c.name, sizeof c.name, "thr");
+        c.fc = 1, c.C = 10, c.K = K, c.a_bits = 8;
+        c.kbits = malloc(sizeof(int) * K);
+        for (int k = 0; k < K; k++) c.kbits[k] = 8;
+        CHECK_OK(rt_conv_prepare(&c));
+        c.has_bn = trial % 2, c.act = trial % 3;
+        for (int k = 0; k < K; k++) {
+            const float sg = (RND() % 4 == 0) ? -1.0f : 1.0f;
+            c.sc[k] = sg * (float)(RND() % 1000 + 1) * 1e-5f;
+            c.bias[k] = ((float)(RND() % 2001) - 1000.0f) * 1e-3f;
+            c.bn_a[k] = ((RND() % 5 == 0) ? -1.0f : 1.0f) * (float)(RND() % 100 + 1) * 0.02f;
+            c.bn_b[k] = ((float)(RND() % 201) - 100.0f) * 1e-2f;
+            c.corr[k] = (int32_t)(RND() % 20001) - 10000;
+        }
+        if (trial == 5) c.sc[3] = 0.0f; /* a constant map */
+        const int qi = trial % 4;
+        c.out_codes = 1;
+        c.nq_lo = q[qi].lo, c.nq_hi = q[qi].hi, c.nq_off = q[qi].off;
+        c.nq_inv = (float)(RND() % 50 + 1) * 0.1f;
+        rt_conv_thresholds(&c);
+        CHECK(c.thr != NULL && c.thr_n == (int)(q[qi].hi - q[qi].lo));
+        if (!c.thr) {
+            rt_conv_free(&c);
+            continue;
+        }
+        used++;
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < K; k++) {
+                int64_t a;
+                const int j = (int)(RND() % (unsigned)c.thr_n);
+                int32_t t = c.thr[(size_t)j * K + k];
+                const int32_t m = c.thr[(size_t)c.thr_n * K + k];
+                t ^= m; /* back to an accumulator (decreasing maps store ~acc) */
+                switch (i % 4) {
+                case 0: a = (int64_t)t + (int64_t)(RND() % 5) - 2; break;
+                case 1: a = (int64_t)(int32_t)(RND() << 8); break;
+                case 2: a = (int64_t)c.corr[k] + (int64_t)(RND() % 200001) - 100000; break;
+                default: a = (i & 4) ? 2139095040 : -2139095040; break; /* 65536 * 255 * 128 */
+                }
+                if (a > 2139095040) a = 2139095040;
+                if (a < -2139095040) a = -2139095040;
+                acc[(size_t)i * K + k] = (int32_t)a;
+            }
+        rt_conv_epilogue(&c, acc, 0, K, K, N, y1);
+        int32_t *thr = c.thr;
+        c.thr = NULL; /* the float epilogue */
+        rt_conv_epilogue(&c, acc, 0, K, K, N, y2);
+        c.thr = thr;
+        size_t bad = 0;
+        while (bad < (size_t)N * K && y1[bad] == y2[bad]) bad++;
+        CHECKF(bad == (size_t)N * K, "trial %d: acc %d (channel %d) gives code %d by thresholds, "
+               "%d by the float epilogue", trial, bad < (size_t)N * K ? acc[bad] : 0,
+               (int)(bad % K), bad < (size_t)N * K ? y1[bad] : 0, bad < (size_t)N * K ? y2[bad] : 0);
+        rt_conv_free(&c);
+    }
+#undef RND
+    CHECK(used == 24);
+    free(acc), free(y1), free(y2);
+}
+
 int main(void) {
     TEST_RUN(test_int8_vs_reference);
     TEST_RUN(test_int8_conv_vs_reference);
     TEST_RUN(test_crop_taps);
+    TEST_RUN(test_requant_thresholds);
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_errors);

@@ -200,18 +200,21 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             }
             c.has_bn = 1;
             c.act = 1;
-            c.nq_inv = 255.0f; /* the consumer's quantizer when out_codes */
-            c.nq_lo = 0.0f;
-            c.nq_hi = 255.0f;
+            c.nq_lo = 0.0f; /* the consumer's quantizer when out_codes (see LINK) */
             c.nq_off = 0;
         }
         /* x as a-bit codes, or x itself for a layer that quantizes its own input */
+        /* the consumer's codes are taken as wide as this layer's (a policy's neighbouring
+         * layers mostly share widths): 1- and 2-bit outputs take the threshold epilogue */
 #define LINK(a)                                                                        \
     do {                                                                               \
         c.in_codes = in_codes;                                                         \
         c.out_codes = out_codes;                                                       \
         for (size_t i = 0; in_codes && i < in_n; i++)                                  \
             xc[i] = (uint8_t)(x[i] * (float)((1 << (a)) - 1) + 0.5f);                  \
+        c.nq_hi = (float)((1 << (a)) - 1);                                             \
+        c.nq_inv = c.nq_hi;                                                            \
+        rt_conv_thresholds(&c);                                                        \
     } while (0)
 #define XIN (in_codes ? (const void *)xc : (const void *)x)
         double t_int8 = -1, t_fp32 = -1, t_bs[8][8];

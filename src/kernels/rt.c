@@ -473,6 +473,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         c->nq_lo = d->qmin;
         c->nq_hi = d->qmax;
         c->nq_off = d->a_off;
+        rt_conv_thresholds(c);
         d->in_codes = 1;
         size_t l = strlen(c->fused);
         snprintf(c->fused + l, sizeof c->fused - l, "%srequant", l ? "+" : "");

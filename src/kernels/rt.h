@@ -67,6 +67,10 @@ typedef struct rt_conv {
     int in_codes, out_codes;
     float nq_inv, nq_lo, nq_hi;
     int nq_off;
+    /* re-quantization to codes of at most RT_THR_MAX + 1 levels by integer thresholds
+     * (rt_conv_thresholds): thr int32 [thr_n][K], then mask [K] and base [K]; NULL: float */
+    int thr_n;
+    int32_t *thr;
     char fused[24];
     double seconds;
     int64_t images;
@@ -118,6 +122,21 @@ mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratc
  * leaves as the next layer's codes (1 NHWC, 2 for a linear consumer), through a batch norm,
  * a ReLU and a max pool that are sole consumers. calibrate-cpu times each shape so. */
 void rt_fusion_hint(const mixq_model *m, int node, int *in_codes, int *out_codes);
+
+/* The fused re-quantization (out_codes == 1) maps each channel's int32 accumulator through
+ * monotone float operations (scale, bias, batch norm, ReLU/ReLU6, the consumer's quantizer:
+ * each never decreases, or with a negative scale never increases), so the code is a step
+ * function of the accumulator. For outputs of at most RT_THR_MAX + 1 codes (1- and 2-bit
+ * consumers) this finds its steps exactly, by bisection on that very function, and the
+ * epilogue then compares integers instead of running the float chain. Call after the
+ * parameters and nq_* are final; it leaves thr NULL (float path) when the output has more
+ * codes, a parameter is not finite or memory is short. */
+#define RT_THR_MAX 3
+void rt_conv_thresholds(rt_conv *c);
+/* The epilogue of one image for channels k0..k0+kn-1 from acc int32 [PQ][ld] (the layer's
+ * columns k0..): y float [K][PQ], or codes (out_codes 1: uint8 [PQ][K], 2: [K][PQ]). */
+void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
+                      void *y);
 
 /* The built-in kernel rule when no table is given. */
 mixq_kernel rt_rule_kernel(int w_max, int a_bits);

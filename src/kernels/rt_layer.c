@@ -51,6 +51,7 @@ void rt_conv_free(rt_conv *c) {
     free(c->wc);
     free(c->wp);
     free(c->wf);
+    free(c->thr);
     memset(c, 0, sizeof *c);
 }
 
@@ -333,7 +334,113 @@ static inline float epi(const rt_conv *c, int k, float z) {
  *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
  *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
  *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
-/* The NHWC-codes case of epilogue_i32 (out_codes == 1): acc rows, the per-channel parameters
+/* The code one accumulator re-quantizes to (out_codes): the epilogue's float z, then the
+ * consumer's quantizer. Shared by epilogue_nhwc and the threshold search, so both compute the
+ * very same function. */
+static inline __attribute__((always_inline)) int requant_code(
+    int32_t a, int32_t corr, float sc, float bias, float bna, float bnb, const int bn, float lo,
+    float hi, float qinv, float qlo, float qhi, int qoff) {
+    float z = (float)(a - corr) * sc + bias;
+    z = bn ? z * bna + bnb : z * 1.0f + 0.0f;
+    z = z < lo ? lo : z;
+    z = z > hi ? hi : z;
+    float q = nearbyintf(z * qinv);
+    q = q < qlo ? qlo : q > qhi ? qhi : q;
+    return (q == q ? (int)q : 0) + qoff;
+}
+
+static int requant_k(const rt_conv *c, int k, int32_t a) {
+    return requant_code(a, c->corr[k], c->sc[k], c->bias[k], c->bn_a[k], c->bn_b[k], c->has_bn,
+                        c->act ? 0.0f : -INFINITY, c->act == 2 ? 6.0f : INFINITY, c->nq_inv,
+                        c->nq_lo, c->nq_hi, c->nq_off);
+}
+
+
+void rt_conv_thresholds(rt_conv *c) {
+    free(c->thr);
+    c->thr = NULL;
+    c->thr_n = 0;
+    if (c->out_codes != 1) return;
+    const int levels = (int)(c->nq_hi - c->nq_lo) + 1;
+    if (levels < 2 || levels > RT_THR_MAX + 1) return;
+    for (int k = 0; k < c->K; k++) { /* finite, moderate parameters: the map is monotone */
+        const float v[4] = {c->sc[k], c->bias[k], c->has_bn ? c->bn_a[k] : 1.0f,
+                            c->has_bn ? c->bn_b[k] : 0.0f};
+        for (int i = 0; i < 4; i++)
+            if (!(fabsf(v[i]) < 1e20f)) return;
+    }
+    const int L = levels - 1;
+    int32_t *t = mq_malloc((size_t)(L + 2) * c->K, sizeof(int32_t), "runtime thresholds");
+    if (!t) return; /* the float epilogue computes the same codes */
+    int32_t *mask = t + (size_t)L * c->K, *base = mask + c->K;
+    for (int k = 0; k < c->K; k++) {
+        /* the accumulators that can occur: |acc| and |acc - corr| are below 65536 * 255 * 128
+         * < 2^31 - 1 (bitserial.h), so searching [amin, amax] keeps acc - corr in int32 */
+        const int64_t amin = MQ_MAX(-(int64_t)INT32_MAX, (int64_t)c->corr[k] - INT32_MAX);
+        const int64_t amax = MQ_MIN((int64_t)INT32_MAX - 1, (int64_t)c->corr[k] + INT32_MAX - 1);
+        const int f0 = requant_k(c, k, (int32_t)amin), f1 = requant_k(c, k, (int32_t)amax);
+        const int dec = f0 > f1; /* decreasing (a negative scale): search on ~acc */
+        mask[k] = dec ? -1 : 0;
+        base[k] = dec ? f1 : f0; /* the lowest code */
+        for (int j = 1; j <= L; j++) {
+            const int want = base[k] + j;
+            /* increasing: the least acc with f >= want; decreasing: the largest, as ~acc */
+            int64_t lo = amin, hi = amax;
+            int32_t thr;
+            if (!dec) {
+                if (f1 < want) {
+                    thr = INT32_MAX; /* never reached: acc < INT32_MAX */
+                } else {
+                    while (lo < hi) {
+                        const int64_t mid = lo + (hi - lo) / 2;
+                        if (requant_k(c, k, (int32_t)mid) >= want) hi = mid;
+                        else lo = mid + 1;
+                    }
+                    thr = (int32_t)lo;
+                }
+            } else {
+                if (f0 < want) {
+                    thr = INT32_MAX; /* ~acc >= INT32_MAX never holds */
+                } else {
+                    while (lo < hi) {
+                        const int64_t mid = lo + (hi - lo + 1) / 2;
+                        if (requant_k(c, k, (int32_t)mid) >= want) lo = mid;
+                        else hi = mid - 1;
+                    }
+                    thr = ~(int32_t)lo;
+                }
+            }
+            t[(size_t)(j - 1) * c->K + k] = thr;
+        }
+    }
+    c->thr = t;
+    c->thr_n = L;
+}
+
+/* Re-quantization by thresholds (rt_conv_thresholds): code = base + #{j : (acc ^ mask) >= t_j},
+ * the same codes as the float path with 1..RT_THR_MAX compares per output. */
+static inline __attribute__((always_inline)) void epilogue_thr(const rt_conv *c,
+                                                               const int32_t *restrict acc, int k0,
+                                                               int Kg, int ld, int64_t PQ,
+                                                               uint8_t *restrict y, const int L) {
+    const int K = c->K;
+    const int32_t *restrict mask = c->thr + (size_t)L * K + k0, *restrict base = mask + K;
+    const int32_t *restrict t0 = c->thr + k0, *restrict t1 = t0 + (L > 1 ? K : 0),
+                            *restrict t2 = t0 + (L > 2 ? 2 * K : 0);
+    for (int64_t pq = 0; pq < PQ; pq++) {
+        const int32_t *restrict ar = acc + pq * ld;
+        uint8_t *restrict yo = y + (size_t)pq * K + k0;
+        for (int kk = 0; kk < Kg; kk++) {
+            const int32_t a = ar[kk] ^ mask[kk];
+            int32_t code = base[kk] + (a >= t0[kk]);
+            if (L > 1) code += a >= t1[kk];
+            if (L > 2) code += a >= t2[kk];
+            yo[kk] = (uint8_t)code;
+        }
+    }
+}
+
+/* The NHWC-codes case of rt_conv_epilogue (out_codes == 1): acc rows, the per-channel parameters
  * and the output row are all contiguous over channels, so the inner loop vectorizes; bn is a
  * compile-time constant at both call sites. Same operations per element as below. */
 static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c,
@@ -349,15 +456,9 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
     for (int64_t pq = 0; pq < PQ; pq++) {
         const int32_t *restrict ar = acc + pq * ld;
         uint8_t *restrict yo = y + (size_t)pq * K + k0;
-        for (int kk = 0; kk < Kg; kk++) {
-            float z = (float)(ar[kk] - corr[kk]) * sc[kk] + bias[kk];
-            z = bn ? z * bna[kk] + bnb[kk] : z * 1.0f + 0.0f;
-            z = z < lo ? lo : z;
-            z = z > hi ? hi : z;
-            float q = nearbyintf(z * qinv);
-            q = q < qlo ? qlo : q > qhi ? qhi : q;
-            yo[kk] = (uint8_t)((q == q ? (int)q : 0) + qoff);
-        }
+        for (int kk = 0; kk < Kg; kk++)
+            yo[kk] = (uint8_t)requant_code(ar[kk], corr[kk], sc[kk], bias[kk], bna[kk], bnb[kk],
+                                           bn, lo, hi, qinv, qlo, qhi, qoff);
     }
 }
 
@@ -365,9 +466,15 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
 /* full-width vectors for the epilogue (GCC's tuning otherwise keeps AVX-512 machines at 256) */
 __attribute__((target("prefer-vector-width=512")))
 #endif
-static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
+void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                          void *y) {
     const int Kg = kn;
+    if (c->out_codes == 1 && c->thr) {
+        if (c->thr_n == 1) epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 1);
+        else if (c->thr_n == 2) epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 2);
+        else epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 3);
+        return;
+    }
     if (c->out_codes == 1) {
         if (c->has_bn) epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 1);
         else epilogue_nhwc(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 0);
@@ -409,13 +516,13 @@ static void epilogue_i32(const rt_conv *c, const int32_t *acc, int k0, int kn, i
     }
 }
 
-/* epilogue_i32 of n images whose accumulators for group g lie at acc [n][PQ][Kg]; output into
+/* rt_conv_epilogue of n images whose accumulators for group g lie at acc [n][PQ][Kg]; output into
  * the codes (cout) or floats (yout) of each image. */
 static void epilogue_images(const rt_conv *c, const int32_t *acc, int n, int g, int64_t PQ,
                             uint8_t *cout, float *yout) {
     const int64_t out_img = (int64_t)c->K * PQ;
     for (int i = 0; i < n; i++)
-        epilogue_i32(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
+        rt_conv_epilogue(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
                      cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
 }
 
@@ -510,7 +617,7 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
     if (c->kernel == MIXQ_KERNEL_INT8 && c->wdw) { /* depthwise: direct loops on NHWC codes */
         for (int i = 0; i < n; i++) {
             depthwise_i32(c, codes + (size_t)i * in_img, acc + (size_t)i * PQ * c->K);
-            epilogue_i32(c, acc + (size_t)i * PQ * c->K, 0, c->K, c->K, PQ,
+            rt_conv_epilogue(c, acc + (size_t)i * PQ * c->K, 0, c->K, c->K, PQ,
                          cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
         }
         return MIXQ_OK;
