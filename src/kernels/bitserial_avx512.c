@@ -15,6 +15,8 @@
  *   kloop_hs (kw >= 16): two pixels at a time, per (pixel, vector) a carry-save tree in
  *     ones / twos / fours (zmm bit vectors) plus u8 byte counters of the "eights" popcounts;
  *     per 8 K words: 8 vpandq, 14 vpternlogq, one nibble-table popcount.
+ * Both loops run only the panel's valid pixels (M - 8 p, at most 8): with a few output pixels
+ * (batch 1 on a 1x1 or 3x3 map) the padding pixels would otherwise cost as much as real ones.
  * The functions carry target attributes, so this file builds without -march flags; they are only
  * called after mq_bs_tier_available(MQ_BS_TIER_AVX512 or VPOPCNT) said yes. */
 #include "kernels/bitserial.h"
