@@ -4,6 +4,7 @@
 # uniform W8A8, then time the searched model end to end on the runtime against the same model
 # quantized W8A8, batch 1 and batch 64, one thread, alternating, median of REPS runs each.
 #   sh bench/cpu_search.sh MODEL [BUDGET] [EPISODES]       (results in $OUT, default runs/cpu_search)
+#   SKIP_SEARCH=1 sh bench/cpu_search.sh ...                (only re-time the earlier run's models)
 # Prints the table's cost ratio of the searched policy, its measured ratio and both accuracies.
 # Time the runs on a quiet machine: the ratio is all that is compared.
 set -eu
@@ -15,14 +16,18 @@ MIXQ=${MIXQ:-build/release/mixq}
 OUT=${OUT:-runs/cpu_search}
 mkdir -p "$OUT"
 T="$OUT/cpu.json"
-"$MIXQ" calibrate-cpu --model "$M" --out "$T" --threads 1
 export MIXQ_CPU_TABLE="$T"
-rm -rf "$OUT/haq"
-start=$(date +%s)
-"$MIXQ" search "$M" --data fashion-mnist --agent haq --hw cpu --budget "latency=$B" --bits 1..8 \
-    --episodes "$EP" --warmup "$((EP / 3))" --finetune-images 1024 --final-epochs 1 --seed 1 \
-    --out "$OUT/haq" > "$OUT/search.log" 2>&1
-end=$(date +%s)
+if [ "${SKIP_SEARCH:-0}" = 1 ]; then # re-time an earlier run
+    start=0 end=$(python3 -c "import json; print(round(json.load(open('$OUT/haq/summary.json'))['search_s']))")
+else
+    "$MIXQ" calibrate-cpu --model "$M" --out "$T" --threads 1
+    rm -rf "$OUT/haq"
+    start=$(date +%s)
+    "$MIXQ" search "$M" --data fashion-mnist --agent haq --hw cpu --budget "latency=$B" --bits 1..8 \
+        --episodes "$EP" --warmup "$((EP / 3))" --finetune-images 1024 --final-epochs 1 --seed 1 \
+        --out "$OUT/haq" > "$OUT/search.log" 2>&1
+    end=$(date +%s)
+fi
 tail -n 25 "$OUT/search.log"
 echo '{"mixq_policy": 1, "default": {"w_bits": 8, "a_bits": 8}}' > "$OUT/w8a8.json"
 "$MIXQ" quantize "$M" --policy "$OUT/w8a8.json" --data fashion-mnist --out "$OUT/w8a8.mixq" --quiet

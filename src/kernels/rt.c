@@ -250,6 +250,26 @@ static int consumers(const mixq_model *m, int node, int *only) {
     return cnt;
 }
 
+/* How many nodes read the buffer that node o owns (the last one in *reader); the logits
+ * aliasing it count twice, since they must stay float. */
+static int readers_of(const mixq_runtime *rt, int o, int *reader) {
+    int readers = 0;
+    *reader = -1;
+    for (int j = o + 1; j < rt->n_nodes; j++) {
+        const rt_node *r = &rt->nodes[j];
+        if (r->alias == o) {
+            if (j == rt->n_nodes - 1) readers += 2;
+            continue;
+        }
+        for (int t = 0; t < r->n_in; t++)
+            if (owner(rt, r->in[t]) == o) {
+                readers++;
+                *reader = j;
+            }
+    }
+    return readers;
+}
+
 /* The node that reads node i's output when exactly one node does (a flatten passed
  * through), else -1. */
 static int sole_reader(const mixq_model *m, int i) {
@@ -422,21 +442,8 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         rt_conv *c = &rt->convs[ci];
         const int o = c->node;
         if (c->kernel == MIXQ_KERNEL_FP32 || o == rt->n_nodes - 1) continue;
-        int readers = 0, reader = -1;
-        for (int j = o + 1; j < rt->n_nodes; j++) {
-            const rt_node *r = &rt->nodes[j];
-            if (r->alias == o) {
-                if (j == rt->n_nodes - 1) readers += 2; /* the logits: must stay float */
-                continue;
-            }
-            for (int t = 0; t < r->n_in; t++) {
-                if (owner(rt, r->in[t]) == o) {
-                    readers++;
-                    reader = j;
-                }
-            }
-        }
-        if (readers != 1) continue;
+        int reader;
+        if (readers_of(rt, o, &reader) != 1) continue;
         /* a max pool between the two layers runs on the codes: quantization is monotone
          * (x -> clamp(nearbyintf(x * inv)) + off never decreases), so the max of the codes is
          * the code of the max, and the consumer's codes come out exactly as from its own
@@ -444,21 +451,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         rt_node *pool = NULL;
         if (rt->nodes[reader].op == MIXQ_OP_MAXPOOL) {
             pool = &rt->nodes[reader];
-            const int pn = reader;
-            readers = 0;
-            for (int j = pn + 1; j < rt->n_nodes; j++) {
-                const rt_node *r = &rt->nodes[j];
-                if (r->alias == pn) {
-                    if (j == rt->n_nodes - 1) readers += 2;
-                    continue;
-                }
-                for (int t = 0; t < r->n_in; t++)
-                    if (owner(rt, r->in[t]) == pn) {
-                        readers++;
-                        reader = j;
-                    }
-            }
-            if (readers != 1) continue;
+            if (readers_of(rt, reader, &reader) != 1) continue;
         }
         if (rt->nodes[reader].conv < 0) continue;
         rt_conv *d = &rt->convs[rt->nodes[reader].conv];
