@@ -203,9 +203,10 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             c.nq_lo = 0.0f; /* the consumer's quantizer when out_codes (see LINK) */
             c.nq_off = 0;
         }
-        /* x as a-bit codes, or x itself for a layer that quantizes its own input */
-        /* the consumer's codes are taken as wide as this layer's (a policy's neighbouring
-         * layers mostly share widths): 1- and 2-bit outputs take the threshold epilogue */
+        /* LINK(a): the input as a-bit codes (XIN; x itself for a layer that quantizes its own
+         * input), and the consumer's codes taken as wide as this layer's (a policy's
+         * neighbouring layers mostly share widths): 1- and 2-bit outputs take the threshold
+         * epilogue */
 #define LINK(a)                                                                        \
     do {                                                                               \
         c.in_codes = in_codes;                                                         \

@@ -334,16 +334,24 @@ static inline float epi(const rt_conv *c, int k, float z) {
  *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
  *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
  *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
-/* The code one accumulator re-quantizes to (out_codes): the epilogue's float z, then the
- * consumer's quantizer. Shared by epilogue_nhwc and the threshold search, so both compute the
- * very same function. */
-static inline __attribute__((always_inline)) int requant_code(
-    int32_t a, int32_t corr, float sc, float bias, float bna, float bnb, const int bn, float lo,
-    float hi, float qinv, float qlo, float qhi, int qoff) {
+/* The epilogue's float for one accumulator: scale, bias, batch norm (bn), clamp to [lo, hi]
+ * (ReLU / ReLU6 / none). bn = 0 multiplies by 1 and adds 0, as bn = 1 with bna = 1, bnb = 0. */
+static inline __attribute__((always_inline)) float epi_z(int32_t a, int32_t corr, float sc,
+                                                         float bias, float bna, float bnb,
+                                                         const int bn, float lo, float hi) {
     float z = (float)(a - corr) * sc + bias;
     z = bn ? z * bna + bnb : z * 1.0f + 0.0f;
     z = z < lo ? lo : z;
-    z = z > hi ? hi : z;
+    return z > hi ? hi : z;
+}
+
+/* The code one accumulator re-quantizes to (out_codes): epi_z, then the consumer's quantizer.
+ * Every code-writing epilogue and the threshold search use it, so all compute the very same
+ * function. */
+static inline __attribute__((always_inline)) int requant_code(
+    int32_t a, int32_t corr, float sc, float bias, float bna, float bnb, const int bn, float lo,
+    float hi, float qinv, float qlo, float qhi, int qoff) {
+    const float z = epi_z(a, corr, sc, bias, bna, bnb, bn, lo, hi);
     float q = nearbyintf(z * qinv);
     q = q < qlo ? qlo : q > qhi ? qhi : q;
     return (q == q ? (int)q : 0) + qoff;
@@ -469,7 +477,7 @@ __attribute__((target("prefer-vector-width=512")))
 void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                          void *y) {
     const int Kg = kn;
-    if (c->out_codes == 1 && c->thr) {
+    if (c->out_codes == 1 && c->thr) { /* 1- and 2-bit codes: integer thresholds */
         if (c->thr_n == 1) epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 1);
         else if (c->thr_n == 2) epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 2);
         else epilogue_thr(c, acc, k0, Kg, ld, PQ, (uint8_t *)y, 3);
@@ -494,24 +502,14 @@ void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int 
             const int32_t *ac = acc + kk;
             if (!c->out_codes) {
                 float *yo = (float *)y + (size_t)k * PQ;
-                for (int64_t pq = p0; pq < p1; pq++) {
-                    float z = (float)(ac[pq * ld] - corr) * sc + b;
-                    z = z * ba + bb;
-                    z = z < lo ? lo : z;
-                    yo[pq] = z > hi ? hi : z;
-                }
+                for (int64_t pq = p0; pq < p1; pq++)
+                    yo[pq] = epi_z(ac[pq * ld], corr, sc, b, ba, bb, 1, lo, hi);
                 continue;
             }
             uint8_t *yo = (uint8_t *)y + (size_t)k * PQ; /* out_codes == 2: [K][PQ] */
-            for (int64_t pq = p0; pq < p1; pq++) {
-                float z = (float)(ac[pq * ld] - corr) * sc + b;
-                z = z * ba + bb;
-                z = z < lo ? lo : z;
-                z = z > hi ? hi : z;
-                float q = nearbyintf(z * qinv);
-                q = q < qlo ? qlo : q > qhi ? qhi : q;
-                yo[pq] = (uint8_t)((q == q ? (int)q : 0) + qoff);
-            }
+            for (int64_t pq = p0; pq < p1; pq++)
+                yo[pq] = (uint8_t)requant_code(ac[pq * ld], corr, sc, b, ba, bb, 1, lo, hi, qinv,
+                                               qlo, qhi, qoff);
         }
     }
 }
