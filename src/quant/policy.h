@@ -26,7 +26,9 @@ typedef struct pol_rule {
     pol_kind kind;
     char pattern[MIXQ_NAME_MAX]; /* op name, glob or exact layer name */
     pol_spec spec;
-    char where[96];              /* "rules[2] (line 7)" for messages */
+    /* "rules[2] (line 7)" or "layers.<name> (line 7)" for messages: room for the longest
+     * "layers." + name (MIXQ_NAME_MAX + 16) and " (line <int>)" */
+    char where[MIXQ_NAME_MAX + 16 + 24];
 } pol_rule;
 
 struct mixq_policy {
