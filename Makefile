@@ -6,6 +6,8 @@
 #   make check-asan build and run the test suite under ASan+UBSan
 #   make demo       install deps, build, train a small model, print its summary
 #   make bench      long benchmarks (training speed vs PyTorch, accuracy runs)
+#   make warnings   -Werror compile check for several -march targets, gcc and clang (CI runs it)
+#   make install    PREFIX=/usr/local: libmixq.a, libmixq.so, mixq.h, the mixq CLI, mixq.pc
 VARIANT ?= release
 BUILD   ?= build/$(VARIANT)
 CC      ?= cc
@@ -13,7 +15,9 @@ CC      ?= cc
 OPENBLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
 
-WARN    := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# Warnings are on but never errors in a user's build: which ones a compiler finds depends on its
+# version and on -march (inlining decides). `make warnings` makes them errors, for CI.
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CSTD    := -std=c11 -D_POSIX_C_SOURCE=200809L
 # Built where it runs: the host's vector ISA (no -ffast-math; -std=c11 keeps FP contraction
 # off, so results are the same as without ARCH). Override with ARCH= for a portable binary.
@@ -22,9 +26,15 @@ CFLAGS_release := -O3 -g $(ARCH)
 CFLAGS_debug   := -O0 -g3
 CFLAGS_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS_asan   := -fsanitize=address,undefined
-CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
+CFLAGS_warn    := -O3 -Werror $(WARN_ARCH)
+# -fPIC: the same objects make libmixq.a and libmixq.so.
+CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fPIC -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
 LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
-LDLIBS  += -lopenblas -ldnnl -lcjson -lprotobuf-c -lz -lm
+DEP_LIBS := -lopenblas -ldnnl -lcjson -lprotobuf-c -lz -lm
+LDLIBS  += $(DEP_LIBS)
+
+VERSION := $(shell sed -n 's/^\#define MIXQ_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/mixq/mixq.h | paste -sd.)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/hw_presets.o $(BUILD)/gen/onnx.pb-c.o
@@ -39,15 +49,21 @@ BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all lib cli tests check check-asan asan debug release demo bench bench-hw clean deps test
+.PHONY: all lib cli tests check check-asan asan debug release demo bench bench-hw clean deps test \
+        warnings objs install install-check
 all: lib cli
-lib: $(BUILD)/libmixq.a
+lib: $(BUILD)/libmixq.a $(BUILD)/libmixq.so
 cli: $(BUILD)/mixq
 tests: $(TEST_BIN)
 
 $(BUILD)/libmixq.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
+
+# The shared library exports the public API (mixq_*) only; its dependencies are DT_NEEDED.
+$(BUILD)/libmixq.so: $(LIB_OBJ) scripts/libmixq.map
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libmixq.so.$(SOMAJOR) -Wl,--version-script=scripts/libmixq.map \
+	    -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/mixq: $(TOOL_OBJ) $(BUILD)/libmixq.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libmixq.a $(LDLIBS)
@@ -63,7 +79,7 @@ $(BUILD)/gen/hw_presets.c: $(HW_PRESETS) scripts/embed_presets.sh
 	@mkdir -p $(@D)
 	sh scripts/embed_presets.sh $(HW_PRESETS) > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/gen/hw_presets.o: $(BUILD)/gen/hw_presets.c
+$(BUILD)/gen/hw_presets.o: $(BUILD)/gen/hw_presets.c $(FLAGS_STAMP)
 	$(CC) $(CFLAGS) -Wno-overlength-strings -c -o $@ $<
 
 # ONNX's schema from Debian's libonnx-dev, compiled by protobuf-c at build time.
@@ -72,12 +88,17 @@ $(BUILD)/gen/onnx.pb-c.c: $(ONNX_PROTO)
 	@mkdir -p $(@D)
 	protoc-c --c_out=$(BUILD)/gen --proto_path=$(dir $(ONNX_PROTO)) $(notdir $(ONNX_PROTO))
 $(BUILD)/gen/onnx.pb-c.h: $(BUILD)/gen/onnx.pb-c.c
-$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c
+$(BUILD)/gen/onnx.pb-c.o: $(BUILD)/gen/onnx.pb-c.c $(FLAGS_STAMP)
 	$(CC) $(filter-out -Werror -Wpedantic -Wmissing-prototypes -Wstrict-prototypes -Wshadow,$(CFLAGS)) -w -c -o $@ $<
 $(BUILD)/src/io/onnx.o: $(BUILD)/gen/onnx.pb-c.h
 $(BUILD)/src/io/onnx.o: CFLAGS += -I$(BUILD)/gen
 
-$(BUILD)/%.o: %.c
+# Every object depends on the compiler and flags it was built with: a change of CC, ARCH or any
+# flag rebuilds (the file is rewritten only when its content changes).
+FLAGS_STAMP := $(BUILD)/.flags
+$(shell mkdir -p $(BUILD) && echo '$(CC) $(CFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS)' > $(FLAGS_STAMP))
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -124,6 +145,45 @@ bench: deps
 	sh bench/accuracy.sh
 	sh bench/quant_accuracy.sh runs/accuracy/lenet5.mixq
 	sh bench/quant_accuracy.sh runs/accuracy/resnet20.mixq
+
+# ---- warnings as errors, for CI: compile (no link) the library, CLI, tests and benches at -O3 for
+# each -march target with gcc and, where installed, clang. Objects go to build/warnings/CC-MARCH,
+# so a second run recompiles only what changed.
+WARN_MARCHES ?= x86-64-v2 x86-64-v3 znver3 cascadelake icelake-server native
+WARN_CCS     ?= gcc $(shell command -v clang >/dev/null 2>&1 && echo clang)
+WARN_COMBOS  := $(foreach c,$(WARN_CCS),$(foreach m,$(WARN_MARCHES),warn-$(c)-$(m)))
+ALL_OBJ := $(LIB_OBJ) $(TOOL_OBJ) $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_COMMON_OBJ) \
+           $(BENCH_SRC:%.c=$(BUILD)/%.o)
+objs: $(ALL_OBJ)
+warnings: $(WARN_COMBOS)
+	@echo "make warnings: clean for $(WARN_CCS) x $(WARN_MARCHES)"
+warn-%:
+	@c=$$(echo $* | cut -d- -f1); m=$$(echo $* | cut -d- -f2-); \
+	$(MAKE) -s --no-print-directory VARIANT=warn CC=$$c WARN_ARCH=-march=$$m \
+	    BUILD=build/warnings/$* objs || { echo "make warnings: $$c -march=$$m has warnings (above)"; exit 1; }
+
+# ---- install like a C library: make install PREFIX=/usr/local (DESTDIR honoured)
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+PCDIR   ?= $(LIBDIR)/pkgconfig
+install: all scripts/mixq.pc.in
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/mixq $(DESTDIR)$(BINDIR) $(DESTDIR)$(PCDIR)
+	install -m 644 $(BUILD)/libmixq.a $(DESTDIR)$(LIBDIR)/libmixq.a
+	install -m 755 $(BUILD)/libmixq.so $(DESTDIR)$(LIBDIR)/libmixq.so.$(VERSION)
+	ln -sf libmixq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmixq.so.$(SOMAJOR)
+	ln -sf libmixq.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libmixq.so
+	install -m 644 include/mixq/mixq.h $(DESTDIR)$(INCDIR)/mixq/mixq.h
+	install -m 755 $(BUILD)/mixq $(DESTDIR)$(BINDIR)/mixq
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|; s|@OPENBLAS_LIB@|$(OPENBLAS_LIB)|' \
+	    -e 's|@DEP_LIBS@|$(DEP_LIBS)|' scripts/mixq.pc.in > $(DESTDIR)$(PCDIR)/mixq.pc
+
+# Installs into a temporary prefix and builds and runs a program against it through pkg-config,
+# shared and static (tests/install/). Part of `make test`.
+install-check:
+	sh tests/install/check.sh
 
 clean:
 	rm -rf build

@@ -38,13 +38,13 @@ void mq_relu6_backward(int64_t n, const float *y, const float *dy, float *dx, in
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             const float g = dy[i], v = y[i];
-            dx[i] += (v > 0.0f) & (v < 6.0f) ? g : 0.0f;
+            dx[i] += ((v > 0.0f) & (v < 6.0f)) ? g : 0.0f;
         }
     } else {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
         for (int64_t i = 0; i < n; i++) {
             const float g = dy[i], v = y[i];
-            dx[i] = (v > 0.0f) & (v < 6.0f) ? g : 0.0f;
+            dx[i] = ((v > 0.0f) & (v < 6.0f)) ? g : 0.0f;
         }
     }
 }
