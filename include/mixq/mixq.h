@@ -60,7 +60,8 @@ typedef struct mixq_dataset mixq_dataset;
 typedef enum mixq_split {
     MIXQ_SPLIT_TRAIN = 0, /* training images (the validation part carved out, see below) */
     MIXQ_SPLIT_VAL,       /* validation images carved from the training file */
-    MIXQ_SPLIT_TEST       /* the test file; searches must never use it */
+    MIXQ_SPLIT_TEST,      /* the test file; searches must never use it */
+    MIXQ_SPLIT_COUNT
 } mixq_split;
 
 /* Load a dataset split.
@@ -225,7 +226,8 @@ mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float
 typedef enum mixq_granularity {
     MIXQ_GRAN_LAYER = 0, /* one weight scale per layer */
     MIXQ_GRAN_CHANNEL,   /* one scale per output channel */
-    MIXQ_GRAN_KERNEL     /* one scale and one bit width per output channel (AutoQ) */
+    MIXQ_GRAN_KERNEL,    /* one scale and one bit width per output channel (AutoQ) */
+    MIXQ_GRAN_COUNT
 } mixq_granularity;
 
 /* A mixed-precision policy (JSON; format and precedence in src/quant/policy.c and README). */
