@@ -46,7 +46,12 @@ mixq_status mq_err(mixq_status s, const char *fmt, ...) {
     return s;
 }
 
-const char *mixq_version(void) { return "0.1.0"; }
+/* "MAJOR.MINOR.PATCH" from the header's version macros, the only place the version is written. */
+#define MQ_STR_(x) #x
+#define MQ_STR(x) MQ_STR_(x)
+const char *mixq_version(void) {
+    return MQ_STR(MIXQ_VERSION_MAJOR) "." MQ_STR(MIXQ_VERSION_MINOR) "." MQ_STR(MIXQ_VERSION_PATCH);
+}
 
 /* ---------------------------------------------------------------- allocation */
 void *mq_malloc(size_t n, size_t size, const char *what) {
