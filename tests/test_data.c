@@ -396,10 +396,11 @@ static void test_bad_idx(void) {
     snprintf(q, sizeof q, "%s/does/not/exist", test_tmpdir());
     expect_fail(q, MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "neither a known dataset");
     expect_fail("", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_ARG, "--data");
-    /* validation count out of range */
-    expect_fail(subdir("idx_plain"), MIXQ_SPLIT_VAL, 50, MIXQ_ERR_ARG,
-                "validation count 50");
-    expect_fail(subdir("idx_plain"), MIXQ_SPLIT_VAL, -1, MIXQ_ERR_ARG, "validation count");
+    /* validation count out of range (50 training images) */
+    const char *d9 = subdir("bad_val_count");
+    make_idx_dir(d9, 50, 17, 6, 5, 0);
+    expect_fail(d9, MIXQ_SPLIT_VAL, 50, MIXQ_ERR_ARG, "validation count 50");
+    expect_fail(d9, MIXQ_SPLIT_VAL, -1, MIXQ_ERR_ARG, "validation count");
     /* a dataset package that is not installed (MIXQ_DATA_DIR points at an empty root) */
     setenv("MIXQ_DATA_DIR", subdir("empty_root"), 1);
     expect_fail("mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "apt-get install dataset-mnist");

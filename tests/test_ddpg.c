@@ -10,11 +10,6 @@
 #include "search/ddpg.h"
 #include "test.h"
 
-mixq_status mq_ddpg_debug_grads(mq_ddpg *d, int n, const float *S, const float *A, const float *Y,
-                                double *critic_loss, float *critic_grad, double *actor_loss,
-                                float *actor_grad);
-float *mq_ddpg_debug_params(mq_ddpg *d, int which, long *count);
-
 static mq_ddpg *make(int state_dim, int hidden, int batch, int rmsize, int warmup, uint64_t seed) {
     mq_ddpg_config c;
     mq_ddpg_config_default(&c, state_dim, 4);

@@ -14,10 +14,6 @@
 
 #define BF_DIR "../shared/data/bitfusion/"
 
-mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int OC, int B, int a,
-                             int w, int im2col, int64_t out[10], double *energy_nj);
-mixq_status mq_bitfusion_constants(const mixq_hw *hw, double e[8], double area_mm2[4]);
-
 /* The simulator's benchmark layers (bitfusion/src/benchmarks/benchmarks.py, WRPN variants as the
  * sweep uses them; batch 16): network, layer, K, O, S, IC, OC, a bits (the input tensor's),
  * w bits, im2col (fed by the graph input). */

@@ -12,10 +12,6 @@
 
 #define HAQ_TABLE "../shared/data/haq/qmobilenetv2_imagenet100_batch16_latency_table.npy"
 
-void mq_bismo_matmul(const mixq_hw *hw, int64_t M, int64_t Kd, int64_t Nd, int a, int w,
-                     mixq_cost *o, double *exec, double *fetch_bytes, double *result_bytes);
-void mq_bismo_peak(const mixq_hw *hw, double *binops_per_s, double *luts, double *bram36);
-
 static mixq_hw *load(const char *name) {
     mixq_hw *hw = NULL;
     mixq_status st = mixq_hw_load(name, &hw);

@@ -86,8 +86,6 @@ out:
 
 /* ---- short searches on Fashion-MNIST (skipped without the dataset package) */
 
-static char model_path[1024];
-
 static int have_data(void) {
     if (access(FMNIST, R_OK) == 0) return 1;
     printf("  skip: dataset-fashion-mnist not installed\n");
@@ -127,13 +125,27 @@ static int count_lines(const char *path) {
     return n;
 }
 
+/* The untrained lenet5 the searches start from, saved once per test binary (any test may be the
+ * first to ask); NULL, with the calling test failed, if it cannot be written. */
+static const char *model_file(void) {
+    static char path[1024];
+    if (path[0]) return path;
+    mixq_model *m = lenet5();
+    if (!m) return NULL;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/l5.mixq", test_tmpdir());
+    mixq_status st = mixq_model_save(m, p);
+    CHECK_OK(st);
+    mixq_model_free(m);
+    if (st) return NULL;
+    memcpy(path, p, sizeof path);
+    return path;
+}
+
 static void test_search_cache_resume(void) {
     if (!have_data()) return;
-    snprintf(model_path, sizeof model_path, "%s/l5.mixq", test_tmpdir());
-    mixq_model *m = lenet5();
-    if (!m) return;
-    CHECK_OK(mixq_model_save(m, model_path));
-    mixq_model_free(m);
+    const char *model_path = model_file();
+    if (!model_path) return;
     mixq_search_config c;
     short_cfg(&c, "haq");
     char a[1100], b[1100], path[1200];
@@ -192,7 +204,9 @@ static void test_search_cache_resume(void) {
 }
 
 static void test_baselines(void) {
-    if (!have_data() || !model_path[0]) return;
+    if (!have_data()) return;
+    const char *model_path = model_file();
+    if (!model_path) return;
     const char *agents[] = {"uniform", "random", "greedy"};
     for (int i = 0; i < 3; i++) {
         mixq_search_config c;

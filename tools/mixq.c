@@ -379,7 +379,9 @@ static void print_policy_table(const mixq_model *m) {
     int n = mixq_model_quant_layers(m);
     printf("%-24s %-7s %-16s %6s %-8s %6s %12s %12s %14s\n", "layer", "op", "w_bits", "a_bits",
            "scale", "clip", "MACs", "weight_bits", "BitOps");
-    static const char *const gn[] = {"layer", "channel", "kernel"};
+    static const char *const gn[] = {"layer", "channel", "kernel"}; /* mixq_granularity order */
+    _Static_assert(sizeof gn / sizeof gn[0] == MIXQ_GRAN_COUNT,
+                   "gn: one name per mixq_granularity");
     for (int i = 0; i < n; i++) {
         mixq_layer_quant l;
         if (mixq_model_quant_layer(m, i, &l)) return;

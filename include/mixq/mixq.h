@@ -46,11 +46,13 @@ const char *mixq_last_error(void);
 /* Clear this thread's message. */
 void mixq_clear_error(void);
 
+/* The library's version, "MAJOR.MINOR.PATCH" built from the MIXQ_VERSION_* macros above (a
+ * program can compare it with the macros it was compiled against). Static; never NULL. */
 const char *mixq_version(void);
 
 /* ---------------------------------------------------------------- threads */
 /* Number of worker threads for training/inference (default: all online CPUs). Results are
- * identical for every thread count. n < 1 is MIXQ_ERR_ARG. */
+ * identical for every thread count. n outside 1..32 is MIXQ_ERR_ARG. */
 mixq_status mixq_set_threads(int n);
 int mixq_get_threads(void);
 
@@ -60,16 +62,21 @@ typedef struct mixq_dataset mixq_dataset;
 typedef enum mixq_split {
     MIXQ_SPLIT_TRAIN = 0, /* training images (the validation part carved out, see below) */
     MIXQ_SPLIT_VAL,       /* validation images carved from the training file */
-    MIXQ_SPLIT_TEST       /* the test file; searches must never use it */
+    MIXQ_SPLIT_TEST,      /* the test file; searches must never use it */
+    MIXQ_SPLIT_COUNT
 } mixq_split;
 
 /* Load a dataset split.
- *   spec: "fashion-mnist" or "mnist" (Debian's dataset packages under /usr/share/datasets),
+ *   spec: "fashion-mnist" or "mnist", the directory of that name under $MIXQ_DATA_DIR (default
+ *         /usr/share/datasets, where Debian's dataset-fashion-mnist package puts fashion-mnist),
  *         a directory with MNIST-format IDX files (train/t10k-images-idx3-ubyte[.gz], ...),
  *         or a directory with CIFAR-10 binary batches (data_batch_{1..5}.bin, test_batch.bin).
  *   val_count: images taken from the end of a seeded permutation of the training file for the
- *         validation split (0 = no validation split; TRAIN then holds all training images).
- *   seed: the permutation seed (TRAIN and VAL with the same seed and val_count are disjoint). */
+ *         validation split, 0 <= val_count < training images (0 = no validation split; TRAIN
+ *         then holds all training images, and VAL is an error: an empty split).
+ *   seed: the permutation seed (TRAIN and VAL with the same seed and val_count are disjoint).
+ * Images are normalised with the training file's per-channel mean and deviation, whatever the
+ * split. */
 mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count, uint64_t seed,
                               mixq_dataset **out);
 void mixq_dataset_free(mixq_dataset *d);
@@ -77,7 +84,7 @@ int mixq_dataset_count(const mixq_dataset *d);
 /* Per-image shape (channels, height, width) and number of classes. */
 void mixq_dataset_shape(const mixq_dataset *d, int *c, int *h, int *w, int *classes);
 const char *mixq_dataset_name(const mixq_dataset *d);
-/* Keep only the first n images (n <= count); for quick runs and search subsets. */
+/* Keep only the first n images (1 <= n <= count); for quick runs and search subsets. */
 mixq_status mixq_dataset_truncate(mixq_dataset *d, int n);
 /* Images [start, start + n) normalised as the models see them, x [n][c][h][w], and their labels
  * (may be NULL). */
@@ -118,7 +125,9 @@ mixq_status mixq_model_create(const mixq_model_config *cfg, mixq_model **out);
 /* ONNX (src/io/onnx.c). Import a float CNN exported by PyTorch & co. (the supported operators and
  * what is folded are listed there and in README); a mixq QDQ export is read back quantized, with
  * its policy, scales and clips. Export writes the float model, or a quantized one as QDQ with
- * every layer's bits in metadata_props. mixq_model_load reads .onnx files through the import. */
+ * every layer's bits in metadata_props. mixq_model_load reads .onnx files through the import.
+ * Export takes m non-const for the reason mixq_runtime_create does: a quantized model's cached
+ * quantized weights are brought up to date first. */
 mixq_status mixq_model_import_onnx(const char *path, mixq_model **out);
 mixq_status mixq_model_export_onnx(mixq_model *m, const char *path);
 
@@ -158,7 +167,9 @@ typedef struct mixq_tensor_info {
 } mixq_tensor_info;
 int mixq_model_tensor_count(const mixq_model *m);
 mixq_status mixq_model_tensor(const mixq_model *m, int i, mixq_tensor_info *info);
-/* Direct access to a tensor's data (numel floats); NULL with an error if name is unknown. */
+/* Direct access to a tensor's data (numel floats, writable); NULL with an error if name is
+ * unknown. Every call counts as a change of the weights: a quantized model re-quantizes them at
+ * its next forward. */
 float *mixq_model_tensor_data(mixq_model *m, const char *name);
 /* Gradient of a trainable tensor after mixq_model_backward (NULL for buffers). */
 float *mixq_model_tensor_grad(mixq_model *m, const char *name);
@@ -190,11 +201,13 @@ typedef struct mixq_train_config {
     int warmup_epochs;      /* linear warm-up (0 = none) */
     float label_smoothing;
     int augment;            /* random crop (pad 4 for 32 px, 2 for 28 px) + horizontal flip */
-    int max_steps;          /* stop after this many steps (0 = no limit; for tests) */
+    int max_steps;          /* stop after this many steps (0 = no limit); the learning-rate
+                               schedule still spans `epochs` */
     uint64_t seed;          /* shuffling and augmentation */
 } mixq_train_config;
 
-/* Sensible defaults: SGD 0.9, lr 0.1 cosine, wd 5e-4, batch 128, augment on. */
+/* Sensible defaults: 10 epochs, SGD momentum 0.9, lr 0.1 cosine, wd 5e-4, batch 128, Adam
+ * betas 0.9/0.999 eps 1e-8, step schedule 30 epochs x 0.1, augment on, seed 1. */
 void mixq_train_config_default(mixq_train_config *cfg);
 
 typedef struct mixq_progress {
@@ -225,7 +238,8 @@ mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float
 typedef enum mixq_granularity {
     MIXQ_GRAN_LAYER = 0, /* one weight scale per layer */
     MIXQ_GRAN_CHANNEL,   /* one scale per output channel */
-    MIXQ_GRAN_KERNEL     /* one scale and one bit width per output channel (AutoQ) */
+    MIXQ_GRAN_KERNEL,    /* one scale and one bit width per output channel (AutoQ) */
+    MIXQ_GRAN_COUNT
 } mixq_granularity;
 
 /* A mixed-precision policy (JSON; format and precedence in src/quant/policy.c and README). */
@@ -264,10 +278,12 @@ typedef struct mixq_layer_quant {
     const int *kernel_bits;       /* [kernels] weight bits of each output channel */
     int a_signed;                 /* input may be negative (not after a ReLU) */
     float a_clip;                 /* calibrated / learned activation clip (0: not calibrated) */
-    const char *w_clip_method, *a_clip_method; /* "max", "mse", "kl", "percentile" */
+    const char *w_clip_method, *a_clip_method; /* "max", "mse", "kl", "percentile", "lsq";
+                                                  weights in k-means mode: "kmeans" */
     int64_t weights, macs;        /* per image */
     double weight_bits;           /* sum over weights of their bits */
-    double size_bits;             /* weight_bits + 32 x (scales + biases incl. folded BN + clip) */
+    double size_bits;             /* weight_bits + 32 x (scales or k-means codebook + biases,
+                                     a following BN's shift included, + the activation clip) */
     double fp32_size_bits;        /* the same layer in float */
     double bitops;                /* sum over kernels of MACs x w_bits x a_bits, per image */
 } mixq_layer_quant;
@@ -286,6 +302,8 @@ typedef struct mixq_quant_totals {
     double size_bits, fp32_size_bits, weight_bits, bitops;
     int64_t macs, weights;
 } mixq_quant_totals;
+/* Sums of mixq_layer_quant's fields over the quantized layers; MIXQ_ERR_STATE for a float
+ * model. */
 mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t);
 
 
@@ -338,7 +356,9 @@ typedef struct mixq_cost {
 
 /* Names of the built-in presets, NULL-terminated ("bitfusion", "bismo_edge", ...). */
 const char *const *mixq_hw_presets(void);
-/* A preset by name, or a JSON description by path; a .npy or .csv path is a lookup table. */
+/* A preset by name; "cpu": this machine's measured table (mixq_cpu_calibrate), read from
+ * $MIXQ_CPU_TABLE or else ./mixq-cpu.json; a JSON description by path; a .npy or .csv path is a
+ * lookup table. */
 mixq_status mixq_hw_load(const char *name_or_path, mixq_hw **out);
 /* Parse a JSON description; origin names it in messages, dir resolves relative file paths
  * (table back-end; NULL: the current directory). */
@@ -383,14 +403,17 @@ typedef double (*mixq_reward_fn)(double acc, double acc_fp32, double cost_ratio,
                                  void *user);
 
 typedef struct mixq_search_config {
-    const char *agent;     /* "haq" (DDPG), "uniform", "random", "greedy" */
+    const char *agent;     /* "haq" (DDPG), "random", "uniform" (every weight width's widest
+                              fitting activation width, all layers alike), "greedy" (per-layer
+                              sensitivities, then one policy: 2 x layers + 1 candidates) */
     const char *hw;        /* hardware target: preset, JSON file or lookup table */
     const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
                               uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
-                              "size=64KiB", "bitops=1e9" */
+                              "size=64KiB", "bitops=1e9"; may be empty in accuracy mode */
     int accuracy_mode;     /* 0: most accuracy within the budget; 1: least cost with a drop <= max_drop */
     double max_drop;       /* accuracy-guaranteed mode: allowed drop, points of % (default 1.0) */
-    int episodes;          /* candidates the agent proposes (HAQ: 600; default 60) */
+    int episodes;          /* candidates haq and random propose (HAQ: 600; default 60); uniform
+                              and greedy score the candidates they define, however many */
     int warmup;            /* HAQ: episodes of random actions before learning (default 20) */
     int b_min, b_max;      /* bit range of the actions (default 2..8) */
     int pin_ends;          /* first and last layer at 8/8 (default 1) */
@@ -400,17 +423,19 @@ typedef struct mixq_search_config {
     int val_images;        /* validation split carved from the training set (default 5000) */
     int batch;             /* fine-tune batch (default 128) */
     float lr;              /* per-candidate fine-tune learning rate (default 0.01) */
-    float final_epochs;    /* QAT epochs of the best policy on the whole training split (default 1) */
+    float final_epochs;    /* QAT epochs of the best policy on the whole training split
+                              (default 1; fractions allowed; 0: calibration only) */
     float final_lr;        /* (default 0.01, cosine) */
     int hw_batch;          /* images per run on the target (0: the target's default) */
     uint64_t seed;         /* agent and data order (default 1) */
     /* DDPG (agent "haq"); 0 = HAQ's value: hidden 300, actor lr 1e-4, critic lr 1e-3, tau 0.01,
-     * gamma 1, batch 64, replay 128 x layers episodes' steps, noise sigma 0.5 decaying by 0.99
-     * per episode over 580 learning episodes (a shorter search decays faster to the same end
-     * point: 0.99^(580 / (episodes - warmup))) */
+     * gamma 1, batch 64, replay 128 x layers transitions (64 episodes), noise sigma 0.5
+     * decaying by 0.99 per episode over 580 learning episodes (a shorter search decays faster to
+     * the same end point: 0.99^(580 / (episodes - warmup))) */
     int rl_hidden, rl_batch, rl_replay;
     float rl_actor_lr, rl_critic_lr, rl_tau, rl_gamma, rl_sigma, rl_sigma_decay;
-    mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) (resource mode) */
+    mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
+                              mode 1 - cost_ratio within max_drop, else -1 - 0.1 x the excess */
     void *reward_user;
 } mixq_search_config;
 void mixq_search_config_default(mixq_search_config *c);
@@ -433,15 +458,28 @@ typedef struct mixq_search_result {
     int candidates;           /* candidates scored (cache hits not counted) */
     double fp32_val_accuracy; /* % on the scoring subset */
     double best_val_accuracy; /* the best policy's score, % */
-    double final_val_accuracy, final_test_accuracy; /* after the final fine-tune, % (-1 if none) */
+    double final_val_accuracy, final_test_accuracy; /* best.mixq's (after the final fine-tune
+                                 when it ran and was kept), %: the search's only use of the test
+                                 split; -1 when the search failed before */
     double ratio[4];          /* best policy / W8A8: latency, energy, size, bitops */
-    double budget_ratio;      /* the budget as a fraction of W8A8 */
+    double budget_ratio;      /* the budget as a fraction of W8A8 (0 in accuracy mode) */
     double search_s, final_s; /* wall times */
 } mixq_search_result;
 
-/* Run (or with resume=1 continue) a search. run_dir receives config.json, evals.jsonl (every
- * scored policy; the cache), agent.ckpt, best_policy.json, pareto.json/.csv, best.mixq and
- * summary.json. Resuming refuses a directory whose configuration differs. */
+/* Run (or with resume=1 continue) a search. run_dir (created if missing) receives:
+ *   config.json       the resolved configuration;
+ *   evals.jsonl       one line per scored policy, flushed before the agent learns from it (the
+ *                     cache a resumed run replays);
+ *   state.json        the last finished episode (and, for haq, the checkpoint that belongs to it);
+ *   agent-<e>.ckpt    haq only: the DDPG agent after episode e, written before state.json points
+ *                     at it; the previous one is deleted then;
+ *   best_policy.json  the best policy so far (a policy file), and pareto.json, pareto.csv;
+ *   best.mixq         the best policy on the float model, calibrated, then fine-tuned
+ *                     final_epochs on the training split, the fine-tune kept only if it does not
+ *                     lower the validation accuracy;
+ *   summary.json      the result.
+ * A killed run loses at most the episode in flight. Without resume a directory that already holds
+ * a search is refused (MIXQ_ERR_STATE), and so is resuming one whose configuration differs. */
 mixq_status mixq_search(const char *model_path, const char *data, const mixq_search_config *cfg,
                         const char *run_dir, int resume, mixq_search_progress_fn fn, void *user,
                         mixq_search_result *res);
@@ -459,7 +497,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
  *   fp32       the fake-quantized values in float (layers kept at 32 bits, k-means codebooks).
  * The integer kernels are exact, so the runtime differs from the fake-quantized model only by
  * float summation order inside each layer. Threads: batches are cut into per-thread image
- * chunks; one image runs its layers on all threads. Results never depend on the thread count. */
+ * chunks; one image runs its layers on all threads. Results never depend on the thread count.
+ * A runtime holds its own work buffers: one forward at a time per runtime. */
 typedef struct mixq_runtime mixq_runtime;
 
 typedef enum mixq_kernel {
@@ -476,15 +515,23 @@ mixq_status mixq_kernel_parse(const char *name, mixq_kernel *out);
 int mixq_kernel_available(mixq_kernel k);
 
 typedef struct mixq_runtime_config {
-    mixq_kernel kernel;    /* AUTO (default) or one kernel for every integer layer */
-    const char *cpu_table; /* measured table (mixq calibrate-cpu) for AUTO; NULL: built-in rule
-                              (bitserial where w_bits x a_bits <= 2, else int8) */
+    mixq_kernel kernel;    /* AUTO (default), or BITSERIAL or INT8 for every integer layer (FP32
+                              cannot be forced; float layers always run fp32) */
+    const char *cpu_table; /* measured table (mixq_cpu_calibrate, or "cpu") for AUTO; NULL: the
+                              built-in rule (bitserial where w_bits x a_bits <= 2 or the CPU
+                              lacks VNNI, else int8) */
 } mixq_runtime_config;
 void mixq_runtime_config_default(mixq_runtime_config *c);
 
 /* Compile a quantized, calibrated model (its current weights, scales and clips) into a runtime.
- * The model is only read; the runtime owns copies of everything it needs. A float model, an
- * uncalibrated layer, or a forced kernel this CPU lacks is an error. */
+ * The runtime owns copies of everything it needs and never refers to m again (m may be freed).
+ * m is not const because the model's cached weight quantization is brought up to date first, as
+ * a forward would do it: for every layer whose weights changed since they were last quantized
+ * (or never were), the weight scales (fixed from then on for mse/kl/lsq clips) and the
+ * fake-quantized weights are computed and stored in m's quantization state. Nothing else in m
+ * changes and its outputs stay the same, but the call is not safe concurrently with any other
+ * call on m (another mixq_runtime_create included). A float model, an uncalibrated layer, or a
+ * forced kernel this CPU lacks is an error. */
 mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg, mixq_runtime **out);
 void mixq_runtime_free(mixq_runtime *rt);
 /* Logits [n][classes] for x [n][c][h][w] (normalised as the model's inputs). */
@@ -525,8 +572,9 @@ mixq_status mixq_runtime_layer(const mixq_runtime *rt, int i, mixq_runtime_layer
  * once with the int8 and fp32 kernels, each including its input quantization, packing and
  * epilogue; median of `reps` timed runs of `batch` images. Writes a hardware description with
  * back-end "cpu" (README "Hardware") to out_path: `--hw out_path` (or `--hw cpu`, which reads
- * mixq-cpu.json or $MIXQ_CPU_TABLE) then costs layers by this machine's measured latency, and
- * mixq_runtime_create reads it to pick each layer's fastest kernel. */
+ * $MIXQ_CPU_TABLE or ./mixq-cpu.json) then costs layers by this machine's measured latency, and
+ * mixq_runtime_create (mixq_runtime_config.cpu_table) reads it to pick each layer's fastest
+ * kernel. */
 typedef struct mixq_cpu_calib_config {
     int batch;             /* images per timed run (default 1) */
     int reps;              /* timed runs per entry, median taken (default 7) */

@@ -14,18 +14,21 @@
 /* ---------------------------------------------------------------- errors */
 static _Thread_local char tl_msg[1024];
 
-static const char *const status_names[MIXQ_STATUS_COUNT] = {
-    [MIXQ_OK] = "ok",
-    [MIXQ_ERR_NOMEM] = "out of memory",
-    [MIXQ_ERR_IO] = "i/o error",
-    [MIXQ_ERR_FORMAT] = "bad or truncated file",
-    [MIXQ_ERR_SHAPE] = "shape mismatch",
-    [MIXQ_ERR_ARG] = "invalid argument",
-    [MIXQ_ERR_NOTFOUND] = "not found",
-    [MIXQ_ERR_NUMERIC] = "numeric error (NaN/Inf)",
-    [MIXQ_ERR_UNSUPPORTED] = "unsupported",
-    [MIXQ_ERR_STATE] = "invalid state",
+/* One name per mixq_status, in enum order. */
+static const char *const status_names[] = {
+    "ok",                      /* MIXQ_OK */
+    "out of memory",           /* MIXQ_ERR_NOMEM */
+    "i/o error",               /* MIXQ_ERR_IO */
+    "bad or truncated file",   /* MIXQ_ERR_FORMAT */
+    "shape mismatch",          /* MIXQ_ERR_SHAPE */
+    "invalid argument",        /* MIXQ_ERR_ARG */
+    "not found",               /* MIXQ_ERR_NOTFOUND */
+    "numeric error (NaN/Inf)", /* MIXQ_ERR_NUMERIC */
+    "unsupported",             /* MIXQ_ERR_UNSUPPORTED */
+    "invalid state",           /* MIXQ_ERR_STATE */
 };
+_Static_assert(MQ_COUNTOF(status_names) == MIXQ_STATUS_COUNT,
+               "status_names: one name per mixq_status");
 
 const char *mixq_status_str(mixq_status s) {
     if ((int)s < 0 || s >= MIXQ_STATUS_COUNT) return "unknown status";
@@ -43,7 +46,12 @@ mixq_status mq_err(mixq_status s, const char *fmt, ...) {
     return s;
 }
 
-const char *mixq_version(void) { return "0.1.0"; }
+/* "MAJOR.MINOR.PATCH" from the header's version macros, the only place the version is written. */
+#define MQ_STR_(x) #x
+#define MQ_STR(x) MQ_STR_(x)
+const char *mixq_version(void) {
+    return MQ_STR(MIXQ_VERSION_MAJOR) "." MQ_STR(MIXQ_VERSION_MINOR) "." MQ_STR(MIXQ_VERSION_PATCH);
+}
 
 /* ---------------------------------------------------------------- allocation */
 void *mq_malloc(size_t n, size_t size, const char *what) {

@@ -58,6 +58,12 @@ int mq_threads(void);
 /* Monotonic wall time in seconds. */
 double mq_now(void);
 
+/* Elements of an array (not a pointer). A name table indexed by an enum is declared without a
+ * size, one positional entry per enumerator, and checked against the enum's COUNT with
+ * _Static_assert(MQ_COUNTOF(names) == X_COUNT, ...): an enumerator added without a name then
+ * fails to compile (a designated initializer would leave a NULL hole instead). */
+#define MQ_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
 #define MQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -201,7 +201,9 @@ mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count,
         raw_free(&te);
         return MIXQ_ERR_NOMEM;
     }
-    static const char *const split_names[] = {"train", "val", "test"};
+    static const char *const split_names[] = {"train", "val", "test"}; /* mixq_split order */
+    _Static_assert(MQ_COUNTOF(split_names) == MIXQ_SPLIT_COUNT,
+                   "split_names: one name per mixq_split");
     snprintf(d->name, sizeof d->name, "%s:%s", label, split_names[split]);
     d->c = tr.c;
     d->h = tr.h;

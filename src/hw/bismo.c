@@ -80,9 +80,7 @@ static mixq_status bismo_parse(mixq_hw *hw, const mq_jctx *c, const cJSON *root)
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-/* One matmul M x Kd by Nd x Kd at (a, w). Exposed for tests (T7). */
-void mq_bismo_matmul(const mixq_hw *hw, int64_t M, int64_t Kd, int64_t Nd, int a, int w,
-                     mixq_cost *o, double *exec, double *fetch_bytes, double *result_bytes);
+/* One matmul M x Kd by Nd x Kd at (a, w). Exposed for tests (T7; declared in hw.h). */
 void mq_bismo_matmul(const mixq_hw *hw, int64_t M, int64_t Kd, int64_t Nd, int a, int w,
                      mixq_cost *o, double *exec_out, double *fetch_out, double *result_out) {
     const bismo_cfg *f = hw->impl;
@@ -151,7 +149,6 @@ const mq_hw_backend mq_hw_bismo = {"bismo", bismo_parse, bismo_cost, free, 0, NU
 
 /* Peak binary operations per second, 2*Dm*Dn*Dk*f, and the v2 resource model: LUTs
  * Dm*Dn*(1.17*Dk + 44.1 + 120.1) and BRAM36 (Dk/32)*(Dm*ceil(Bm/1024) + Dn*ceil(Bn/1024)). */
-void mq_bismo_peak(const mixq_hw *hw, double *binops_per_s, double *luts, double *bram36);
 void mq_bismo_peak(const mixq_hw *hw, double *binops_per_s, double *luts, double *bram36) {
     const bismo_cfg *f = hw->impl;
     *binops_per_s = 2.0 * (double)f->dm * (double)f->dn * (double)f->dk * hw->freq_hz;

@@ -412,10 +412,8 @@ static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mix
 
 const mq_hw_backend mq_hw_bitfusion = {"bitfusion", bf_parse, bf_cost, free, 1, NULL};
 
-/* For tests: the per-layer counters of the original simulator on its own layer tuple, and the
- * energy constants / area (derived configurations). Declared in tests only. */
-mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int OC, int B, int a,
-                             int w, int im2col, int64_t out[10], double *energy_nj);
+/* For tests (declared in hw.h): the per-layer counters of the original simulator on its own layer
+ * tuple, and the energy constants / area (derived configurations). */
 mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int OC, int B, int a,
                              int w, int im2col, int64_t out[10], double *energy_nj) {
     if (!hw || hw->be != &mq_hw_bitfusion) return mq_err(MIXQ_ERR_ARG, "not a bitfusion target");
@@ -430,7 +428,6 @@ mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int
     return MIXQ_OK;
 }
 
-mixq_status mq_bitfusion_constants(const mixq_hw *hw, double e[8], double area_mm2[4]);
 mixq_status mq_bitfusion_constants(const mixq_hw *hw, double e[8], double area_mm2[4]) {
     if (!hw || hw->be != &mq_hw_bitfusion) return mq_err(MIXQ_ERR_ARG, "not a bitfusion target");
     const bf_cfg *f = hw->impl;

@@ -120,6 +120,26 @@ extern const int mq_hw_preset_count;
 /* Throughput factor of a fusion unit at (w, a): floor(pmax/max(a,pmin)) * floor(pmax/max(w,pmin));
  * 0 when either operand is wider than pmax (the original simulator's limit). */
 int mq_bitfusion_perf_factor(int pmax, int pmin, int w, int a);
+/* The original simulator's per-layer counters for its own layer tuple (K kernel size, O output
+ * size, S stride, IC/OC channels, B batch, a/w bits, im2col: fed by the graph input): out[10] =
+ * cycles, stall, weight-buffer reads, writes, output-buffer reads, writes, input-buffer reads,
+ * writes, DRAM reads, writes; *energy_nj (may be NULL) its energy. hw must be a bitfusion
+ * target. */
+mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int OC, int B, int a,
+                             int w, int im2col, int64_t out[10], double *energy_nj);
+/* hw's energy constants e[8], nJ: core per compute cycle, then per bit weight-buffer read, write,
+ * input-buffer read, write, output-buffer read, write, DRAM; area_mm2[4]: core, weight, input,
+ * output buffers (derived-energy configurations only). */
+mixq_status mq_bitfusion_constants(const mixq_hw *hw, double e[8], double area_mm2[4]);
+
+/* ---- BISMO internals exposed for tests (src/hw/bismo.c) */
+/* One matmul M x Kd by Nd x Kd at (a, w) bits: its cost, and the execute-stage instructions,
+ * bytes fetched and bytes of results (each may be NULL). */
+void mq_bismo_matmul(const mixq_hw *hw, int64_t M, int64_t Kd, int64_t Nd, int a, int w,
+                     mixq_cost *o, double *exec, double *fetch_bytes, double *result_bytes);
+/* Peak binary operations per second, 2*Dm*Dn*Dk*f, and the v2 resource model: LUTs
+ * Dm*Dn*(1.17*Dk + 44.1 + 120.1) and BRAM36 (Dk/32)*(Dm*ceil(Bm/1024) + Dn*ceil(Bn/1024)). */
+void mq_bismo_peak(const mixq_hw *hw, double *binops_per_s, double *luts, double *bram36);
 
 /* ---- cpu back-end (src/hw/cpu.c), for the runtime's kernel choice: the measured times of layer l
  * with per-kernel weight bits kbits[out_c] (1..8) and a-bit activations: the int8 kernel

@@ -19,12 +19,14 @@
 #include "core/core.h"
 
 /* ---------------------------------------------------------------- tiers */
-static const char *const tier_names[MQ_BS_TIER_COUNT] = {
-    [MQ_BS_TIER_SCALAR] = "scalar",
-    [MQ_BS_TIER_AVX2] = "avx2",
-    [MQ_BS_TIER_AVX512] = "avx512",
-    [MQ_BS_TIER_VPOPCNT] = "vpopcnt",
+/* One name per mq_bs_tier, in enum order. */
+static const char *const tier_names[] = {
+    "scalar",  /* MQ_BS_TIER_SCALAR */
+    "avx2",    /* MQ_BS_TIER_AVX2 */
+    "avx512",  /* MQ_BS_TIER_AVX512 */
+    "vpopcnt", /* MQ_BS_TIER_VPOPCNT */
 };
+_Static_assert(MQ_COUNTOF(tier_names) == MQ_BS_TIER_COUNT, "tier_names: one name per mq_bs_tier");
 
 const char *mq_bs_tier_name(mq_bs_tier t) {
     if ((int)t < 0 || t >= MQ_BS_TIER_COUNT) return "?";

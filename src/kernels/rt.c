@@ -65,7 +65,10 @@ static inline int owner(const mixq_runtime *rt, int j) {
     return rt->nodes[j].alias >= 0 ? rt->nodes[j].alias : j;
 }
 
-static const char *const kernel_names[MIXQ_KERNEL_COUNT] = {"auto", "bitserial", "int8", "fp32"};
+/* One name per mixq_kernel, in enum order (AUTO, BITSERIAL, INT8, FP32). */
+static const char *const kernel_names[] = {"auto", "bitserial", "int8", "fp32"};
+_Static_assert(MQ_COUNTOF(kernel_names) == MIXQ_KERNEL_COUNT,
+               "kernel_names: one name per mixq_kernel");
 
 const char *mixq_kernel_name(mixq_kernel k) {
     return (unsigned)k < MIXQ_KERNEL_COUNT ? kernel_names[k] : "?";

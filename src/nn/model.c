@@ -7,12 +7,21 @@
 
 #include "nn/kernels.h"
 
-static const char *const op_names[MIXQ_OP_COUNT] = {
-    [MIXQ_OP_INPUT] = "input",     [MIXQ_OP_CONV] = "conv",       [MIXQ_OP_LINEAR] = "linear",
-    [MIXQ_OP_BN] = "batchnorm",    [MIXQ_OP_RELU] = "relu",       [MIXQ_OP_RELU6] = "relu6",
-    [MIXQ_OP_MAXPOOL] = "maxpool", [MIXQ_OP_AVGPOOL] = "avgpool", [MIXQ_OP_GAP] = "gap",
-    [MIXQ_OP_ADD] = "add",         [MIXQ_OP_FLATTEN] = "flatten",
+/* One name per mixq_op, in enum order. */
+static const char *const op_names[] = {
+    "input",     /* MIXQ_OP_INPUT */
+    "conv",      /* MIXQ_OP_CONV */
+    "linear",    /* MIXQ_OP_LINEAR */
+    "batchnorm", /* MIXQ_OP_BN */
+    "relu",      /* MIXQ_OP_RELU */
+    "relu6",     /* MIXQ_OP_RELU6 */
+    "maxpool",   /* MIXQ_OP_MAXPOOL */
+    "avgpool",   /* MIXQ_OP_AVGPOOL */
+    "gap",       /* MIXQ_OP_GAP */
+    "add",       /* MIXQ_OP_ADD */
+    "flatten",   /* MIXQ_OP_FLATTEN */
 };
+_Static_assert(MQ_COUNTOF(op_names) == MIXQ_OP_COUNT, "op_names: one name per mixq_op");
 
 const char *mixq_op_name(mixq_op op) {
     if ((int)op < 0 || op >= MIXQ_OP_COUNT) return "unknown";

@@ -116,9 +116,18 @@ static void spec_free(pol_spec *s) {
     s->kbits = NULL;
 }
 
+/* One name per mq_gran, in enum order. */
 static const char *const gran_names[] = {"layer", "channel", "kernel"};
-static const char *const wclip_names[] = {"auto", "max", "mse", "kl", "lsq"};
+_Static_assert(MQ_COUNTOF(gran_names) == MQ_GRAN_COUNT, "gran_names: one name per mq_gran");
+/* a_clip: "auto" (MQ_CLIP_AUTO), then one name per mq_clip in enum order. */
 static const char *const aclip_names[] = {"auto", "max", "mse", "kl", "percentile", "lsq"};
+_Static_assert(MQ_COUNTOF(aclip_names) == 1 + MQ_CLIP_COUNT,
+               "aclip_names: auto + one name per mq_clip");
+/* w_clip: the methods that apply to weights (no percentile), each with its value. */
+static const char *const wclip_names[] = {"auto", "max", "mse", "kl", "lsq"};
+static const int wclip_values[] = {MQ_CLIP_AUTO, MQ_CLIP_MAX, MQ_CLIP_MSE, MQ_CLIP_KL, MQ_CLIP_LSQ};
+_Static_assert(MQ_COUNTOF(wclip_names) == MQ_COUNTOF(wclip_values),
+               "wclip_names: one value per name");
 
 /* Parse the setting keys of object o; `skip` names one selector key to leave alone. */
 static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, const char *skip,
@@ -163,21 +172,21 @@ static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, con
         } else if (!strcmp(k, "granularity")) {
             int g = 0;
             s->has_gran = 1;
-            st = parse_enum(ps, it, line, k, gran_names, 3, &g);
+            st = parse_enum(ps, it, line, k, gran_names, (int)MQ_COUNTOF(gran_names), &g);
             s->gran = (mq_gran)g;
         } else if (!strcmp(k, "w_clip")) {
             s->has_wclip = 1;
-            st = parse_enum(ps, it, line, k, wclip_names, 5, &s->wclip);
-            s->wclip -= 1; /* auto = -1, max = 0, ... */
-            if (s->wclip == 3) s->wclip = MQ_CLIP_LSQ;
+            int i = 0;
+            st = parse_enum(ps, it, line, k, wclip_names, (int)MQ_COUNTOF(wclip_names), &i);
+            s->wclip = wclip_values[i];
         } else if (!strcmp(k, "w_mode")) {
             static const char *const modes[] = {"linear", "kmeans"};
             s->has_kmeans = 1;
-            st = parse_enum(ps, it, line, k, modes, 2, &s->kmeans);
+            st = parse_enum(ps, it, line, k, modes, (int)MQ_COUNTOF(modes), &s->kmeans);
         } else if (!strcmp(k, "a_clip")) {
             s->has_aclip = 1;
-            st = parse_enum(ps, it, line, k, aclip_names, 6, &s->aclip);
-            s->aclip -= 1;
+            st = parse_enum(ps, it, line, k, aclip_names, (int)MQ_COUNTOF(aclip_names), &s->aclip);
+            s->aclip -= 1; /* "auto" = MQ_CLIP_AUTO = -1, then mq_clip's values */
         } else {
             return perr(ps, line, "unknown key \"%s\" in %s (known: w_bits, a_bits, granularity, "
                         "w_clip, a_clip, w_mode, comment)", k, where);

@@ -439,7 +439,9 @@ int mixq_model_quant_layers(const mixq_model *m) {
     return n;
 }
 
+/* One name per mq_clip, in enum order. */
 static const char *const clip_names[] = {"max", "mse", "kl", "percentile", "lsq"};
+_Static_assert(MQ_COUNTOF(clip_names) == MQ_CLIP_COUNT, "clip_names: one name per mq_clip");
 
 /* A BN directly after node i folds into a per-channel bias at deployment. */
 static int followed_by_bn(const mixq_model *m, int i) {

@@ -35,13 +35,18 @@
 
 #define MQ_FLOAT_BITS 32
 
-typedef enum mq_gran { MQ_GRAN_LAYER = 0, MQ_GRAN_CHANNEL, MQ_GRAN_KERNEL } mq_gran;
+/* The public mixq_granularity, value for value (mixq_model_quant_layer casts one to the other). */
+typedef enum mq_gran { MQ_GRAN_LAYER = 0, MQ_GRAN_CHANNEL, MQ_GRAN_KERNEL, MQ_GRAN_COUNT } mq_gran;
+_Static_assert(MQ_GRAN_LAYER == (int)MIXQ_GRAN_LAYER && MQ_GRAN_CHANNEL == (int)MIXQ_GRAN_CHANNEL &&
+                   MQ_GRAN_KERNEL == (int)MIXQ_GRAN_KERNEL && MQ_GRAN_COUNT == (int)MIXQ_GRAN_COUNT,
+               "mq_gran mirrors mixq_granularity");
 typedef enum mq_clip {
     MQ_CLIP_MAX = 0,   /* max |value| */
     MQ_CLIP_MSE,       /* the clip minimising the quantization MSE (grid search) */
     MQ_CLIP_KL,        /* TensorRT-style KL divergence on a histogram (HAQ below 5 bits) */
     MQ_CLIP_PERCENTILE,/* 99.99th percentile of |value| (activations) */
-    MQ_CLIP_LSQ        /* learned step size: initialised by the MSE search, then trained */
+    MQ_CLIP_LSQ,       /* learned step size: initialised by the MSE search, then trained */
+    MQ_CLIP_COUNT
 } mq_clip;
 
 /* Valid bit widths: 1..8 and 32 (float). */

@@ -608,13 +608,7 @@ int mq_ddpg_update(mq_ddpg *d, float *critic_loss) {
 }
 
 /* ---------------------------------------------------------------- test hooks */
-/* For tests only (declared there): on n <= batch rows S[n][state_dim], A[n], Y[n], the critic
- * loss MSE(Q(S,A), Y) and its gradient w.r.t. the critic's parameters, and the actor loss
- * -mean Q(S, mu(S)) and its gradient w.r.t. the actor's parameters (the same code paths as
- * mq_ddpg_update; no parameter changes, no RNG use). Gradients may be NULL. */
-mixq_status mq_ddpg_debug_grads(mq_ddpg *d, int n, const float *S, const float *A, const float *Y,
-                                double *critic_loss, float *critic_grad, double *actor_loss,
-                                float *actor_grad);
+/* For tests only (declared in ddpg.h). */
 mixq_status mq_ddpg_debug_grads(mq_ddpg *d, int n, const float *S, const float *A, const float *Y,
                                 double *critic_loss, float *critic_grad, double *actor_loss,
                                 float *actor_grad) {
@@ -631,9 +625,6 @@ mixq_status mq_ddpg_debug_grads(mq_ddpg *d, int n, const float *S, const float *
     return MIXQ_OK;
 }
 
-/* For tests only: the parameter vector `which` (0 actor, 1 critic, 2 target actor, 3 target
- * critic), writable, and its length. */
-float *mq_ddpg_debug_params(mq_ddpg *d, int which, long *count);
 float *mq_ddpg_debug_params(mq_ddpg *d, int which, long *count) {
     float *p[4] = {d->actor, d->critic, d->actor_t, d->critic_t};
     if (which < 0 || which > 3) return NULL;

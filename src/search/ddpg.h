@@ -69,4 +69,16 @@ int mq_ddpg_update(mq_ddpg *d, float *critic_loss);
 mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path);
 mixq_status mq_ddpg_load(mq_ddpg *d, const char *path);
 
+/* ---- test hooks (tests/test_ddpg.c) */
+/* On n <= batch rows S[n][state_dim], A[n], Y[n]: the critic loss MSE(Q(S,A), Y) and its gradient
+ * w.r.t. the critic's parameters, and the actor loss -mean Q(S, mu(S)) and its gradient w.r.t.
+ * the actor's parameters (the same code paths as mq_ddpg_update; no parameter changes, no RNG
+ * use). Gradients may be NULL. */
+mixq_status mq_ddpg_debug_grads(mq_ddpg *d, int n, const float *S, const float *A, const float *Y,
+                                double *critic_loss, float *critic_grad, double *actor_loss,
+                                float *actor_grad);
+/* The parameter vector `which` (0 actor, 1 critic, 2 target actor, 3 target critic), writable,
+ * and its length; NULL for another `which`. */
+float *mq_ddpg_debug_params(mq_ddpg *d, int which, long *count);
+
 #endif

@@ -5,7 +5,9 @@
 
 #include "search/env.h"
 
-const char *const mq_metric_names[MQ_NMETRIC] = {"latency", "energy", "size", "bitops"};
+const char *const mq_metric_names[] = {"latency", "energy", "size", "bitops"};
+_Static_assert(MQ_COUNTOF(mq_metric_names) == MQ_NMETRIC,
+               "mq_metric_names: one name per MQ_M_* metric");
 
 void mq_env_free(mq_env *e) {
     if (!e) return;

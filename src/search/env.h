@@ -21,7 +21,7 @@
 #define MQ_STATE_DIM 10
 #define MQ_NSTATIC 8
 enum { MQ_M_LATENCY = 0, MQ_M_ENERGY, MQ_M_SIZE, MQ_M_BITOPS, MQ_NMETRIC };
-extern const char *const mq_metric_names[MQ_NMETRIC];
+extern const char *const mq_metric_names[]; /* [MQ_NMETRIC], in MQ_M_* order */
 
 typedef struct mq_env {
     int L;
