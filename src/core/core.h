@@ -58,6 +58,11 @@ int mq_threads(void);
 /* Monotonic wall time in seconds. */
 double mq_now(void);
 
+/* "did you mean 'NAME'? " (with its trailing space) for the entry of names nearest to word
+ * (mixq_closest_name), else "": ready for "...; %shint: ..." in a message. Per-thread buffer,
+ * valid until the next call. */
+const char *mq_did_you_mean(const char *word, const char *const *names, int n);
+
 #define MQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 
