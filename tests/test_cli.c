@@ -325,6 +325,9 @@ static void test_messages(void) {
     snprintf(pol, sizeof pol, "%s/msg.json", T);
     const char *typo = "{\"mixq_policy\": 1,\n \"layers\": {\"fc_3\": {\"w_bits\": 4}}}";
     CHECK(test_write_file(pol, typo, strlen(typo)) == 0);
+    /* --out's folders are made before the work */
+    snprintf(a, sizeof a, "train --model lenet5 --data fashion-mnist --epochs 0 --val 500 --out %s/new/dir/m.mixq", T);
+    EXPECT(a, 0, "wrote");
     snprintf(a, sizeof a, "policy show %s/msg.mixq %s", T, pol);
     EXPECT_LINE(a, 1, "matches no layer of this lenet5; did you mean 'fc3'? hint:");
     const char *broken = "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 4,\n\n  }\n";

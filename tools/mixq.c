@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mixq/mixq.h"
@@ -51,6 +52,31 @@ static int bad_option(const char *cmd, const char *help, const char *a, int miss
     fprintf(stderr, "mixq %s: error: unknown option '%s'; %s%s%shint: `mixq %s --help` lists the "
             "options\n", cmd, a, near ? "did you mean '" : "", near ? near : "", near ? "'? " : "", cmd);
     return 2;
+}
+
+/* --out: required, and the folders above it are made now (mkdir -p), not found missing when the
+ * work is done. Returns 0, or the exit code. */
+static int check_out(const char *cmd, const char *out) {
+    if (!out) return usage_error(cmd, "%s", "--out is required");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0; /* a run directory may end in '/' */
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "mixq %s: error: cannot create the folder '%s' for --out %s: %s; hint: a "
+                    "writable --out path\n", cmd, dir, out, strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (!c) return 0;
+    }
 }
 
 /* argv as a command line the shell reads back: prog, then each argument, quoted when needed. */
@@ -266,7 +292,8 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!arch) return usage_error(C, "%s", "--model is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (tc.optimizer == MIXQ_OPT_ADAM && !lr_set) tc.lr = 1e-3f;
     if (threads && mixq_set_threads(threads)) return fail(C);
 
@@ -626,7 +653,8 @@ static int cmd_quantize(int argc, char **argv) {
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!pol) return usage_error(C, "%s", "--policy is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
     mixq_model *m = NULL;
     mixq_policy *p = NULL;
@@ -1146,7 +1174,8 @@ static int cmd_search(int argc, char **argv) {
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
     /* the command that resumes this run: the same one, with --resume */
     char resume_cmd[4096];
@@ -1179,10 +1208,11 @@ static int cmd_search(int argc, char **argv) {
            "test %.2f%%\n", r.fp32_val_accuracy, r.best_val_accuracy,
            sc.final_epochs > 0 ? "after the final fine-tune" : "best policy calibrated (no fine-tune)",
            r.final_val_accuracy, r.final_test_accuracy);
-    printf("%d candidates scored in %.1f s (%.1f per minute), %s %.1f s; Pareto set: %s/pareto.csv\n",
+    printf("%d candidates scored in %.1f s (%.1f per minute), %s %.1f s; Pareto set: %s%spareto.csv\n",
            r.candidates, r.search_s, r.search_s > 0 ? r.candidates * 60.0 / r.search_s : 0.0,
            sc.final_epochs > 0 ? "final fine-tune" : "no final fine-tune (--final-epochs 0): calibration "
-                                                     "and test", r.final_s, out);
+                                                     "and test", r.final_s, out,
+           out[strlen(out) - 1] == '/' ? "" : "/");
     mixq_hw_free(hw);
     mixq_model_free(m);
     return 0;
@@ -1216,7 +1246,8 @@ static int cmd_import(int argc, char **argv) {
         else path = a;
     }
     if (!path) return usage_error(C, "%s", "an .onnx file is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     mixq_model *m = NULL;
     if (mixq_model_import_onnx(path, &m)) return fail(C);
     int rc = 0;
@@ -1257,7 +1288,8 @@ static int cmd_export(int argc, char **argv) {
         else path = a;
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (strcmp(format, "onnx")) return usage_error(C, "--format expects onnx, got '%s'", format);
     mixq_model *m = NULL;
     if (mixq_model_load(path, &m)) return fail(C);
@@ -1440,6 +1472,8 @@ static int cmd_calibrate_cpu(int argc, char **argv) {
         i++;
     }
     if (!model == !arch) return usage_error(C, "%s", "give exactly one of --model and --arch");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     mixq_model *m = NULL;
     if (model) {
         if (mixq_model_load(model, &m)) return fail(C);
