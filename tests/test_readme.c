@@ -21,6 +21,11 @@
  *           leave outliers in the table the README's `--hw cpu` search reads;
  *   `...`   stands for the previous command's arguments but its --out (the README's "the same
  *           flags").
+ * One outcome besides exit 0 is accepted, the one the README states: a search with a budget on
+ * `--hw cpu` may be refused as "cannot be met" (exit 1, the cheapest reachable policy's cost
+ * given), because the measured table decides whether bit-serial beats int8 anywhere: on a CPU
+ * where int8 wins every layer, and always under ASan (instrumented bit-serial kernels against
+ * uninstrumented oneDNN), 1-bit layers cost what 8-bit ones do.
  * Files the README assumes a user has, supplied in the scratch directory (the README is not
  * edited; nothing is skipped):
  *   model.onnx               a user's own export  -> tests/fixtures/onnx/resnet_tiny.onnx
@@ -187,8 +192,12 @@ static void test_readme_command(void) {
     int rc = shell(cmd, out, sizeof out);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     printf("  %.1f s: README.md line %d\n", (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec), cmds[cur].line);
-    CHECKF(rc == 0, "README.md line %d: `%s`\n  ran as `%s`\n  exited %d; output (tail):\n%s", cmds[cur].line,
-           cmds[cur].text, cmd, rc, out);
+    /* the one outcome other than success the README itself describes (see the top) */
+    int refused = rc == 1 && strstr(cmds[cur].text, "--hw cpu") && strstr(cmds[cur].text, "--budget") &&
+                  strstr(out, "cannot be met: the cheapest policy the search can reach");
+    if (refused) printf("  the measured table has no room under this budget here; the search said so:\n%s", out);
+    CHECKF(rc == 0 || refused, "README.md line %d: `%s`\n  ran as `%s`\n  exited %d; output (tail):\n%s",
+           cmds[cur].line, cmds[cur].text, cmd, rc, out);
 }
 
 /* The first n records of one of Debian's gzipped IDX files, uncompressed, count patched. */
