@@ -4,7 +4,7 @@
  * Shapes (M = output pixels x batch, N = output channels, K = C_in/groups x R x S):
  *   resnet20  the distinct conv shapes of mixq's resnet20 at 1x28x28 (mixq_model_hw_layer);
  *   vgg11     the distinct conv shapes of vgg11 at 3x32x32;
- *   kernels   the 7 layers of ../shared/docs/kernels.md section B.3 (ResNet-20 stem and stages
+ *   kernels   7 reference layers used while designing the kernels (ResNet-20's stem and stages
  *             on 32x32, 64->64 on 64x64, 128->128 on 16x16, 256->256 on 8x8), per image.
  * Fully connected layers are left out. --batch multiplies M (a list runs one section per batch).
  *

@@ -2,7 +2,8 @@
 # Runtime benchmarks (`make bench-runtime`): mixq's CPU kernels per layer and whole networks
 # against oneDNN int8 / fp32, OpenBLAS and PyTorch, in one invocation.
 #   1. bench_layers: every distinct conv GEMM shape of resnet20 (1x28x28), vgg11 (3x32x32) and
-#      ../shared/docs/kernels.md, batch 1 and 64, 1 thread -> bench/results/runtime_layers.md
+#      7 reference layers (bench/bench_layers.c), batch 1 and 64, 1 thread ->
+#      bench/results/runtime_layers.md
 #   2. mixq calibrate-cpu: measured per-layer tables for both models (batch 1, 1 thread), kept
 #      in $BUILD/ (runtime-cpu-ARCH.json)
 #   3. bench/torch_infer.py: PyTorch fp32 peer (skipped with a note if python3 has no torch)

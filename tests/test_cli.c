@@ -11,10 +11,9 @@ static const char *bin(void) {
     return b && *b ? b : "build/release/mixq";
 }
 
-/* Run `mixq ARGS` capturing stdout+stderr; returns the exit status (-1 if it crashed). */
-static int run(const char *args, char *out, size_t n) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+/* Run the shell command cmd capturing stdout+stderr; returns the exit status (-1 if it
+ * crashed). */
+static int run_sh(const char *cmd, char *out, size_t n) {
     FILE *p = popen(cmd, "r");
     if (!p) return -2;
     size_t got = fread(out, 1, n - 1, p);
@@ -24,13 +23,25 @@ static int run(const char *args, char *out, size_t n) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define EXPECT(args, code, needle)                                                        \
+/* Run `mixq ARGS` capturing stdout+stderr; returns the exit status (-1 if it crashed). */
+static int run(const char *args, char *out, size_t n) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+    return run_sh(cmd, out, n);
+}
+
+/* `mixq ARGS` exits with code and prints needle (with one_line: and nothing but one line). */
+#define EXPECT_(args, code, needle, one_line)                                              \
     do {                                                                                  \
         char out_[16384];                                                                 \
         int rc_ = run(args, out_, sizeof out_);                                           \
         CHECKF(rc_ == (code), "`mixq %s` exited %d, want %d; output:\n%s", args, rc_, code, out_); \
         CHECKF(strstr(out_, needle) != NULL, "`mixq %s` output lacks '%s':\n%s", args, needle, out_); \
+        const char *nl_ = strchr(out_, '\n');                                              \
+        CHECKF(!(one_line) || (nl_ && !nl_[1]), "`mixq %s` did not print one line:\n%s", args, out_); \
     } while (0)
+#define EXPECT(args, code, needle) EXPECT_(args, code, needle, 0)
+#define EXPECT_LINE(args, code, needle) EXPECT_(args, code, needle, 1) /* errors: one line */
 
 static void test_usage_errors(void) {
     EXPECT("", 2, "usage");
@@ -55,7 +66,7 @@ static void test_bad_inputs(void) {
     EXPECT("train --model lenet5 --data /nonexistent/data --epochs 0 --out /tmp/x.mixq", 1,
            "/nonexistent/data");
     EXPECT("eval /nonexistent/m.mixq --data fashion-mnist", 1, "/nonexistent/m.mixq");
-    EXPECT("info /nonexistent/m.mixq", 1, "cannot open");
+    EXPECT("info /nonexistent/m.mixq", 1, "does not exist; hint: train it first: mixq train");
     /* a truncated model file */
     snprintf(args, sizeof args, "%s/trunc.mixq", test_tmpdir());
     test_write_file(args, "MIXQMODL\1\0", 10);
@@ -233,10 +244,143 @@ static void test_train_zero_epochs_info_eval(void) {
     snprintf(a, sizeof a, "quantize %s/l.mixq --data fashion-mnist --out %s/q2.mixq", test_tmpdir(),
              test_tmpdir());
     EXPECT(a, 2, "--policy is required");
-    EXPECT("policy list", 2, "expected: mixq policy show");
+    EXPECT("policy list", 2, "unknown subcommand 'list'");
+}
+
+/* Every command takes --help; a typo gets the nearest name; usage errors are one line. */
+static void test_help_and_typos(void) {
+    static const char *const cmds[] = {"train", "eval", "info", "policy", "policy show", "quantize",
+                                       "cost", "search", "import", "export", "run", "calibrate-cpu"};
+    char a[256];
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        snprintf(a, sizeof a, "%s --help", cmds[i]);
+        EXPECT(a, 0, "usage: mixq ");
+    }
+    EXPECT("--version", 0, "mixq 0.");
+    EXPECT("--help", 0, "mixq --version");
+    EXPECT("eval --help", 0, "--threads N");
+    EXPECT("run --help", 0, "--val N");
+    EXPECT("run --help", 0, "--seed N");
+    EXPECT("search --help", 0, "greedy 2 x layers + 1");
+    EXPECT_LINE("serach --out x", 2, "unknown command 'serach'; did you mean 'search'?");
+    EXPECT_LINE("--versoin", 2, "did you mean '--version'?");
+    EXPECT_LINE("cost --arch lenet5 --hw bitfusion --layers", 2, "unknown option '--layers'");
+    EXPECT_LINE("cost --arch lenet5 --hw bitfusion --shwo", 2, "did you mean '--show'?");
+    EXPECT_LINE("train --model lenet5 --epoch 3", 2, "did you mean '--epochs'?");
+    EXPECT_LINE("eval m.mixq --data", 2, "option '--data' needs a value");
+    EXPECT_LINE("policy shwo m.mixq p.json", 2, "did you mean 'show'?");
+    EXPECT_LINE("cost --arch resnet2 --hw bitfusion", 1, "did you mean 'resnet20'?");
+    EXPECT_LINE("cost --arch resnet20 --hw bismo_edg", 1, "did you mean 'bismo_edge'?");
+    EXPECT_LINE("train --model lenet5 --data mnist --out x.mixq", 1, "pass --data DIR");
+    EXPECT_LINE("eval runs/none/resnet20.mixq --data fashion-mnist", 1,
+                "train it first: mixq train --model resnet20 --data fashion-mnist --out runs/none/resnet20.mixq");
+    /* the HAQ table example reads its table from the repository */
+    EXPECT("cost --hw examples/hw/haq_mobilenetv2_cloud.json --show", 0, "haq_mobilenetv2_cloud");
+}
+
+/* Every environment variable the library and the CLI read is documented in `mixq --help` and
+ * in the README. */
+static void test_env_documented(void) {
+    char names[4096], help[16384], *readme = NULL;
+    int rc = run_sh("grep -rhoE 'getenv\\(\"MIXQ_[A-Z0-9_]+\"' src tools | sed 's/.*\"\\(MIXQ_[A-Z0-9_]*\\)\"/\\1/' "
+                    "| sort -u", names, sizeof names);
+    CHECK(rc == 0);
+    CHECK(run("--help", help, sizeof help) == 0);
+    FILE *f = fopen("README.md", "rb");
+    CHECK(f != NULL);
+    if (f) {
+        readme = calloc(1, 1 << 20);
+        if (readme) CHECK(fread(readme, 1, (1 << 20) - 1, f) > 0);
+        fclose(f);
+    }
+    int count = 0;
+    for (char *tok = strtok(names, "\n"); tok; tok = strtok(NULL, "\n"), count++) {
+        CHECKF(strstr(help, tok) != NULL, "`mixq --help` does not document %s", tok);
+        CHECKF(readme && strstr(readme, tok) != NULL, "README.md does not document %s", tok);
+    }
+    CHECKF(count >= 9, "found only %d MIXQ_ variables in src/ and tools/", count);
+    free(readme);
+}
+
+/* An untrained lenet5 (epochs 0) at $TMP/name.mixq for the tests below, if the dataset is
+ * installed (0 when it is not: the test is skipped). */
+static int lenet5_model(const char *name) {
+    if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        return 0;
+    }
+    char a[1200];
+    snprintf(a, sizeof a, "train --model lenet5 --data fashion-mnist --epochs 0 --val 500 --out %s/%s.mixq",
+             test_tmpdir(), name);
+    EXPECT(a, 0, "wrote");
+    return 1;
+}
+
+/* Messages that need a trained model and the dataset: policy typos and JSON errors, budgets that
+ * constrain nothing or cannot be met, internal names, --final-epochs 0. */
+static void test_messages(void) {
+    if (!lenet5_model("msg")) return;
+    char a[2048], pol[900];
+    const char *T = test_tmpdir();
+    snprintf(pol, sizeof pol, "%s/msg.json", T);
+    const char *typo = "{\"mixq_policy\": 1,\n \"layers\": {\"fc_3\": {\"w_bits\": 4}}}";
+    CHECK(test_write_file(pol, typo, strlen(typo)) == 0);
+    /* --out's folders are made before the work */
+    snprintf(a, sizeof a, "train --model lenet5 --data fashion-mnist --epochs 0 --val 500 --out %s/new/dir/m.mixq", T);
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "policy show %s/msg.mixq %s", T, pol);
+    EXPECT_LINE(a, 1, "matches no layer of this lenet5; did you mean 'fc3'? hint:");
+    const char *broken = "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 4,\n\n  }\n";
+    CHECK(test_write_file(pol, broken, strlen(broken)) == 0);
+    EXPECT_LINE(a, 1, "malformed JSON");
+    EXPECT_LINE(a, 1, "; hint: ");
+    /* budgets */
+    const char *S = "search %s/msg.mixq --data fashion-mnist --hw bismo_edge --episodes 1 --val 500 "
+                    "--eval-images 50 --calib-images 32 --final-epochs 0 --out %s/%s --budget %s";
+    snprintf(a, sizeof a, S, T, T, "s1", "latency=2ms");
+    char out[16384];
+    int rc = run(a, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "x the cost of uniform W8A8, so it constrains nothing") &&
+           strstr(out, "no final fine-tune (--final-epochs 0)"), "`mixq %s` exited %d:\n%s", a, rc, out);
+    snprintf(a, sizeof a, S, T, T, "s2", "latency=0.1");
+    EXPECT_LINE(a, 1, " us = 0.");
+    snprintf(a, sizeof a, S, T, T, "s3", "size=1KiB");
+    EXPECT_LINE(a, 1, "the budget 1 KiB = ");
+    snprintf(a, sizeof a, S, T, T, "s4", "latency=0.9 --rl replay=10");
+    EXPECT_LINE(a, 1, "--rl replay=10 is smaller than the DDPG batch (--rl batch=64)");
+    snprintf(a, sizeof a, S, T, T, "s5", "latency=0.9 --agent gredy");
+    EXPECT_LINE(a, 1, "did you mean 'greedy'?");
+}
+
+/* Ctrl-C: a search says where it stopped and how to resume; training saves the model so far
+ * and says how to continue it. Both exit 130. */
+static void test_sigint(void) {
+    if (!lenet5_model("sig")) return;
+    char a[4096], out[16384];
+    const char *T = test_tmpdir();
+    snprintf(a, sizeof a,
+             "%s search %s/sig.mixq --data fashion-mnist --hw bismo_edge --budget latency=0.9 --episodes "
+             "100000 --val 500 --eval-images 50 --calib-images 32 --out %s/sigrun --quiet 2>&1 & p=$!; "
+             "sleep 2; kill -INT $p; wait $p; echo rc=$?", bin(), T, T);
+    run_sh(a, out, sizeof out);
+    CHECKF(strstr(out, "mixq search: interrupted ") && strstr(out, "; resume with: ") &&
+           strstr(out, "--out ") && strstr(out, " --resume\n") && strstr(out, "rc=130"),
+           "search after SIGINT:\n%s", out);
+    snprintf(a, sizeof a,
+             "%s train --model lenet5 --data fashion-mnist --epochs 50 --val 500 --out %s/sigt.mixq "
+             "2>&1 & p=$!; sleep 2; kill -INT $p; wait $p; echo rc=$?", bin(), T);
+    run_sh(a, out, sizeof out);
+    CHECKF(strstr(out, "mixq train: interrupted at epoch ") && strstr(out, "continue training it with: ") &&
+           strstr(out, "rc=130"), "train after SIGINT:\n%s", out);
+    snprintf(a, sizeof a, "info %s/sigt.mixq", T);
+    EXPECT(a, 0, "lenet5");
 }
 
 int main(void) {
+    TEST_RUN(test_help_and_typos);
+    TEST_RUN(test_env_documented);
+    TEST_RUN(test_messages);
+    TEST_RUN(test_sigint);
     TEST_RUN(test_usage_errors);
     TEST_RUN(test_bad_inputs);
     TEST_RUN(test_cost);

@@ -403,8 +403,12 @@ static void test_bad_idx(void) {
     expect_fail(d9, MIXQ_SPLIT_VAL, -1, MIXQ_ERR_ARG, "validation count");
     /* a dataset package that is not installed (MIXQ_DATA_DIR points at an empty root) */
     setenv("MIXQ_DATA_DIR", subdir("empty_root"), 1);
-    expect_fail("mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "apt-get install dataset-mnist");
+    expect_fail("fashion-mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND,
+                "apt-get install dataset-fashion-mnist");
     unsetenv("MIXQ_DATA_DIR");
+    /* MNIST has no Debian package: a hint to bring its IDX files; a near miss gets a suggestion */
+    expect_fail("mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "pass --data DIR");
+    expect_fail("fashion_mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "did you mean 'fashion-mnist'?");
 }
 
 static void test_bad_cifar(void) {

@@ -1,25 +1,102 @@
 /* mixq command-line tool. Uses only the public API (include/mixq). */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mixq/mixq.h"
 
 /* ---------------------------------------------------------------- helpers */
+static const char *prog = "mixq"; /* argv[0], for commands the user can paste back */
+
 static int fail(const char *ctx) {
     const char *msg = mixq_last_error();
     fprintf(stderr, "mixq %s: error: %s\n", ctx, msg && *msg ? msg : "unknown error");
     return 1;
 }
 
+/* One line: what, then where to read more. */
 static int usage_error(const char *cmd, const char *fmt, const char *arg) {
     fprintf(stderr, "mixq %s: error: ", cmd);
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(see `mixq %s --help`)\n", cmd);
+    fprintf(stderr, "; hint: `mixq %s --help` lists the options\n", cmd);
     return 2;
+}
+
+/* An option a command's parser did not take. With missing_value, a (the last argument) is
+ * reported as needing a value when the command's help lists it; otherwise, and for an option
+ * the help does not list, it is an unknown option, with the nearest option the help lists. */
+static int bad_option(const char *cmd, const char *help, const char *a, int missing_value) {
+    enum { MAXOPT = 96, OPTLEN = 32 };
+    char store[MAXOPT][OPTLEN];
+    const char *opts[MAXOPT];
+    int n = 0, known = 0;
+    for (const char *p = help; n < MAXOPT && (p = strstr(p, "--")) != NULL;) {
+        const char *e = p + 2;
+        while (isalnum((unsigned char)*e) || *e == '-') e++;
+        if (e - p > 2 && e - p < OPTLEN) {
+            snprintf(store[n], OPTLEN, "%.*s", (int)(e - p), p);
+            known |= !strcmp(store[n], a);
+            opts[n] = store[n];
+            n++;
+        }
+        p = e;
+    }
+    if (missing_value && known) return usage_error(cmd, "option '%s' needs a value", a);
+    const char *near = mixq_closest_name(a, opts, n);
+    fprintf(stderr, "mixq %s: error: unknown option '%s'; %s%s%shint: `mixq %s --help` lists the "
+            "options\n", cmd, a, near ? "did you mean '" : "", near ? near : "", near ? "'? " : "", cmd);
+    return 2;
+}
+
+/* --out: required, and the folders above it are made now (mkdir -p), not found missing when the
+ * work is done. Returns 0, or the exit code. */
+static int check_out(const char *cmd, const char *out) {
+    if (!out) return usage_error(cmd, "%s", "--out is required");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out);
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') dir[--n] = 0; /* a run directory may end in '/' */
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return 0;
+    *slash = 0;
+    for (char *p = dir + 1;; p++) {
+        if (*p && *p != '/') continue;
+        char c = *p;
+        *p = 0;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "mixq %s: error: cannot create the folder '%s' for --out %s: %s; hint: a "
+                    "writable --out path\n", cmd, dir, out, strerror(errno));
+            return 1;
+        }
+        *p = c;
+        if (!c) return 0;
+    }
+}
+
+/* argv as a command line the shell reads back: prog, then each argument, quoted when needed. */
+static void command_line(char *buf, size_t n, int argc, char **argv) {
+    size_t k = (size_t)snprintf(buf, n, "%s", prog);
+    for (int i = 0; i < argc && k < n; i++) {
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *c = a; *c; c++)
+            plain &= isalnum((unsigned char)*c) || strchr("_./=:,+-@%", *c) != NULL;
+        if (plain) k += (size_t)snprintf(buf + k, n - k, " %s", a);
+        else {
+            k += (size_t)snprintf(buf + k, n - k, " '");
+            for (const char *c = a; *c && k < n; c++) {
+                if (*c == '\'') k += (size_t)snprintf(buf + k, n - k, "'\\''");
+                else k += (size_t)snprintf(buf + k, n - k, "%c", *c);
+            }
+            if (k < n) k += (size_t)snprintf(buf + k, n - k, "'");
+        }
+    }
 }
 
 static int parse_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
@@ -76,10 +153,25 @@ static void fmt_time(char *buf, size_t n, double s) {
 typedef struct progress_state {
     int tty, quiet;
     double last_print;
+    int stopped; /* training stopped on SIGINT at stop (epoch, step) */
+    mixq_progress stop;
 } progress_state;
+
+/* SIGINT during `mixq train`: the first one stops training after the current step (the model so
+ * far is then saved); a second one kills as usual. */
+static volatile sig_atomic_t train_interrupted;
+static void on_sigint_stop(int sig) {
+    (void)sig;
+    train_interrupted = 1;
+}
 
 static int on_progress(const mixq_progress *p, void *user) {
     progress_state *ps = user;
+    if (train_interrupted && !ps->stopped) {
+        ps->stopped = 1;
+        ps->stop = *p;
+        return 1;
+    }
     if (ps->quiet) return 0;
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
@@ -113,9 +205,12 @@ static const char train_help[] =
     "\n"
     "Train a CNN in FP32 and write it to FILE.\n"
     "\n"
-    "  --model ARCH          lenet5 | resnet20 | vgg11 | mobilenet_v1, or an .onnx file to fine-tune\n"
-    "  --data DATA           fashion-mnist | mnist | DIR (MNIST-format IDX files, plain or .gz,\n"
-    "                        or CIFAR-10 binary batches)\n"
+    "  --model ARCH          lenet5 | resnet20 | vgg11 | mobilenet_v1, or a model file to train\n"
+    "                        further: .mixq (e.g. one an interrupted run saved) or .onnx\n"
+    "  --data DATA           fashion-mnist (Debian's dataset-fashion-mnist; $MIXQ_DATA_DIR\n"
+    "                        overrides /usr/share/datasets) | DIR: MNIST-format IDX files\n"
+    "                        (train/t10k-images-idx3-ubyte, -labels-idx1-ubyte, plain or .gz,\n"
+    "                        e.g. MNIST's own) or CIFAR-10 binary batches\n"
     "  --out FILE            model file to write\n"
     "  --epochs N            epochs (default 10; 0 writes the initialised, untrained model)\n"
     "  --batch N             batch size (default 128)\n"
@@ -135,7 +230,10 @@ static const char train_help[] =
     "  --seed N              seed for initialisation, shuffling, augmentation (default 1)\n"
     "  --threads N           worker threads (default: all cores); results do not depend on it\n"
     "  --max-steps N         stop after N steps (for quick checks)\n"
-    "  --quiet               no progress output\n";
+    "  --quiet               no progress output\n"
+    "\n"
+    "Ctrl-C stops after the current step, writes the model so far to FILE and prints the\n"
+    "command that continues it (--model FILE, the remaining epochs, from the lr reached).\n";
 
 static int cmd_train(int argc, char **argv) {
     const char *C = "train";
@@ -185,16 +283,17 @@ static int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--max-steps")) ok = parse_int(C, a, v, 1, 100000000, &tc.max_steps);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, train_help, a, 0);
         if (!ok) return 2;
         if (takes) {
-            if (!v) return usage_error(C, "option '%s' needs a value", a);
+            if (!v) return bad_option(C, train_help, a, 1);
             i++;
         }
     }
     if (!arch) return usage_error(C, "%s", "--model is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (tc.optimizer == MIXQ_OPT_ADAM && !lr_set) tc.lr = 1e-3f;
     if (threads && mixq_set_threads(threads)) return fail(C);
 
@@ -214,7 +313,8 @@ static int cmd_train(int argc, char **argv) {
     mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = k,
                             .width = width, .seed = tc.seed};
     size_t al = strlen(arch);
-    if (al > 5 && !strcmp(arch + al - 5, ".onnx") ? mixq_model_import_onnx(arch, &m) : mixq_model_create(&mc, &m)) {
+    int from_file = (al > 5 && !strcmp(arch + al - 5, ".onnx")) || (al > 5 && !strcmp(arch + al - 5, ".mixq"));
+    if (from_file ? mixq_model_load(arch, &m) : mixq_model_create(&mc, &m)) {
         fail(C);
         goto out;
     }
@@ -224,9 +324,49 @@ static int cmd_train(int argc, char **argv) {
             mixq_dataset_name(tr), mixq_dataset_count(tr), va ? mixq_dataset_count(va) : 0,
             tc.epochs, tc.batch, mixq_get_threads());
     progress_state ps = {.tty = isatty(2), .quiet = quiet};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_stop;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills */
+    sigaction(SIGINT, &sa, NULL);
     if (tc.epochs > 0 && mixq_train(m, tr, va, &tc, on_progress, &ps)) {
         if (ps.tty) fputc('\n', stderr);
         fail(C);
+        goto out;
+    }
+    if (ps.stopped) {
+        if (ps.tty) fputc('\n', stderr);
+        if (mixq_model_save(m, out)) {
+            fail(C);
+            goto out;
+        }
+        /* the same command, from the saved model, for the epochs left, at the lr reached */
+        const mixq_progress *q = &ps.stop;
+        int left = q->epochs - q->epoch + (q->step < q->steps_per_epoch);
+        char cont[4096], ep[16], lr[32], **av = calloc((size_t)argc + 8, sizeof *av);
+        int n = 0;
+        snprintf(ep, sizeof ep, "%d", left);
+        snprintf(lr, sizeof lr, "%.4g", (double)q->lr);
+        if (av) {
+            av[n++] = "train";
+            for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if (!strcmp(a, "--model") || !strcmp(a, "--epochs") || !strcmp(a, "--lr") ||
+                    !strcmp(a, "--warmup") || !strcmp(a, "--width")) {
+                    i++;
+                    continue;
+                }
+                av[n++] = argv[i];
+            }
+            av[n++] = "--model", av[n++] = (char *)out, av[n++] = "--epochs", av[n++] = ep;
+            av[n++] = "--lr", av[n++] = lr;
+            command_line(cont, sizeof cont, n, av);
+            free(av);
+        } else snprintf(cont, sizeof cont, "%s train --model %s ... --epochs %s --lr %s", prog, out, ep, lr);
+        fprintf(stderr, "mixq train: interrupted at epoch %d/%d, step %d/%d; wrote the model so far to "
+                "%s; continue training it with: %s\n", q->epoch, q->epochs, q->step, q->steps_per_epoch,
+                out, cont);
+        rc = 130;
         goto out;
     }
     if (va) {
@@ -253,10 +393,13 @@ out:
 /* ---------------------------------------------------------------- eval */
 static const char eval_help[] =
     "usage: mixq eval MODEL --data DATA [--split test|val] [--val N] [--seed N] [--batch N]\n"
+    "                 [--threads N]\n"
     "\n"
     "Print the accuracy of MODEL on the test split (default) as `accuracy NN.NN%`.\n"
     "--split val evaluates on the validation images carved from the training set with the\n"
-    "same --val count and --seed as training used (defaults 5000 and 1).\n";
+    "same --val count and --seed as training used (defaults 5000 and 1).\n"
+    "  --batch N     images per forward pass (default 256)\n"
+    "  --threads N   worker threads (default: all cores); results do not depend on it\n";
 
 static int cmd_eval(int argc, char **argv) {
     const char *C = "eval", *path = NULL, *data = NULL;
@@ -275,7 +418,7 @@ static int cmd_eval(int argc, char **argv) {
             path = a;
             continue;
         }
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, eval_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--split")) {
             if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
@@ -285,7 +428,7 @@ static int cmd_eval(int argc, char **argv) {
         else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, eval_help, a, 0);
         if (!ok) return 2;
         i++;
     }
@@ -337,7 +480,8 @@ static int cmd_info(int argc, char **argv) {
             fputs(info_help, stdout);
             return 0;
         }
-        if (argv[i][0] == '-' || path) return usage_error("info", "unexpected argument '%s'", argv[i]);
+        if (argv[i][0] == '-') return bad_option("info", info_help, argv[i], 0);
+        if (path) return usage_error("info", "unexpected argument '%s'", argv[i]);
         path = argv[i];
     }
     if (!path) return usage_error("info", "%s", "a model file is required");
@@ -419,12 +563,18 @@ static const char policy_help[] =
 
 static int cmd_policy(int argc, char **argv) {
     const char *C = "policy";
-    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(policy_help, stdout);
-        return 0;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(policy_help, stdout);
+            return 0;
+        }
+    if (argc >= 2 && strcmp(argv[1], "show")) {
+        const char *sub[] = {"show"}, *near = mixq_closest_name(argv[1], sub, 1);
+        fprintf(stderr, "mixq policy: error: unknown subcommand '%s'; %shint: mixq policy show MODEL "
+                "POLICY.json\n", argv[1], near ? "did you mean 'show'? " : "");
+        return 2;
     }
-    if (argc != 4 || strcmp(argv[1], "show"))
-        return usage_error(C, "%s", "expected: mixq policy show MODEL POLICY.json");
+    if (argc != 4) return usage_error(C, "%s", "expected: mixq policy show MODEL POLICY.json");
     mixq_model *m = NULL;
     mixq_policy *p = NULL;
     int rc = 1;
@@ -452,14 +602,16 @@ static const char quantize_help[] =
     "\n"
     "  --finetune-epochs E    QAT epochs (default 0: calibration only; fractions allowed)\n"
     "  --calib-images N       images for calibration (default 2048, from the training split)\n"
-    "  --lr X                 fine-tuning learning rate (default 0.01, cosine to 0)\n"
+    "  --lr X                 fine-tuning learning rate (default 0.01), cosine over ceil(E)\n"
+    "                         epochs: a fractional E stops partway down the curve (0.05\n"
+    "                         epochs ends at 0.99 x lr); whole epochs end near 0\n"
     "  --wd X                 weight decay (default 5e-4)\n"
     "  --batch N              (default 128)\n"
     "  --val N                validation images carved from the training set (default 5000);\n"
     "                         the test set is never used\n"
     "  --seed N               (default 1)\n"
-    "  --threads N\n"
-    "  --quiet\n";
+    "  --threads N            worker threads (default: all cores)\n"
+    "  --quiet                no progress output\n";
 
 static int cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *path = NULL, *pol = NULL, *data = NULL, *out = NULL;
@@ -484,7 +636,7 @@ static int cmd_quantize(int argc, char **argv) {
             quiet = 1;
             continue;
         }
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, quantize_help, a, 1);
         if (!strcmp(a, "--policy")) pol = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
@@ -496,14 +648,15 @@ static int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, quantize_help, a, 0);
         if (!ok) return 2;
         i++;
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!pol) return usage_error(C, "%s", "--policy is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
     mixq_model *m = NULL;
     mixq_policy *p = NULL;
@@ -628,7 +781,7 @@ static int cmd_cost(int argc, char **argv) {
         if (!strcmp(a, "--sweep")) { sweep = 1; continue; }
         if (!strcmp(a, "--list")) { list = 1; continue; }
         if (!strcmp(a, "--show")) { show = 1; continue; }
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, cost_help, a, 1);
         if (!strcmp(a, "--hw")) hwname = v;
         else if (!strcmp(a, "--policy")) pol = v;
         else if (!strcmp(a, "--arch")) arch = v;
@@ -639,7 +792,7 @@ static int cmd_cost(int argc, char **argv) {
             if (strcmp(v, "cycles") && strcmp(v, "latency") && strcmp(v, "energy") && strcmp(v, "dram"))
                 return usage_error(C, "--metric expects cycles, latency, energy or dram, got '%s'", v);
             metric = v;
-        } else return usage_error(C, "unknown option '%s'", a);
+        } else return bad_option(C, cost_help, a, 0);
         if (!ok) return 2;
         i++;
     }
@@ -852,27 +1005,70 @@ static const char search_help[] =
     "  --mode M             resource (most accuracy within the budget, default) or accuracy\n"
     "                       (least cost with a drop <= --max-drop points)\n"
     "  --max-drop X         (default 1.0)\n"
-    "  --episodes N         candidates proposed (default 60; HAQ's paper: 600)\n"
+    "  --episodes N         candidates haq and random propose (default 60; HAQ's paper: 600).\n"
+    "                       uniform and greedy ignore it: uniform scores every uniform (w, a)\n"
+    "                       pair that fits, greedy 2 x layers + 1 candidates (one per weight\n"
+    "                       and activation of each layer at the lowest bits, then its policy)\n"
     "  --warmup N           HAQ: random episodes before learning (default 20)\n"
     "  --bits LO..HI        action range (default 2..8)\n"
     "  --no-pin             do not pin the first and last layers to 8/8\n"
     "  --finetune-images N  per-candidate fine-tune on N training images (default 0: calibration only)\n"
     "  --eval-images N      validation images per score (default 2000)\n"
     "  --calib-images N     (default 512)\n"
-    "  --final-epochs E     QAT epochs of the best policy (default 1; 0: none)\n"
+    "  --final-epochs E     QAT epochs of the best policy (default 1; 0: none, only its\n"
+    "                       calibration and test accuracy)\n"
     "  --lr X, --final-lr X, --batch N, --val N, --hw-batch N, --seed N, --threads N\n"
     "  --rl K=V[,K=V...]    DDPG settings (HAQ's defaults): hidden=300, batch=64, replay=<128 x\n"
     "                       layers x 2>, actor_lr=1e-4, critic_lr=1e-3, tau=0.01, gamma=1,\n"
     "                       sigma=0.5, sigma_decay=0.99\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
-    "  --quiet\n";
+    "  --quiet              no progress output\n"
+    "\n"
+    "Ctrl-C (or any kill) loses at most the candidate being scored: the run prints where it\n"
+    "stopped and the command that resumes it (the same flags plus --resume).\n"
+    "A budget at or above uniform W8A8's cost (latency=1 or more) constrains nothing: warned.\n";
 
 typedef struct search_ui {
     int quiet, tty;
+    const char *budget;
+    const char *resume; /* the command line that resumes this run */
 } search_ui;
+
+/* SIGINT during a search: every finished episode is on disk (a run killed at any point resumes
+ * to the same result), so the handler only says where the run stopped and how to resume it,
+ * from a message prepared outside the handler (two buffers: the handler reads the finished one),
+ * then exits with 130 as the shell would. */
+static char search_stop_msg[2][4600];
+static size_t search_stop_len[2];
+static volatile sig_atomic_t search_stop_cur;
+
+static void on_sigint_search(int sig) {
+    (void)sig;
+    int k = search_stop_cur;
+    if (write(2, search_stop_msg[k], search_stop_len[k]) < 0) _exit(130);
+    _exit(130);
+}
+
+static void search_stop_set(const search_ui *u, const char *where) {
+    int k = !search_stop_cur;
+    snprintf(search_stop_msg[k], sizeof search_stop_msg[k], "\nmixq search: interrupted %s; resume with: %s\n",
+             where, u->resume);
+    search_stop_len[k] = strlen(search_stop_msg[k]);
+    search_stop_cur = k;
+}
 
 static void on_search(const mixq_search_progress *p, void *user) {
     const search_ui *u = user;
+    char where[96];
+    if (!strcmp(p->phase, "search")) {
+        snprintf(where, sizeof where, "after episode %d of %d", p->episode, p->episodes);
+        search_stop_set(u, where);
+    } else if (!strcmp(p->phase, "final")) {
+        search_stop_set(u, "during the final fine-tune (every episode is done)");
+    } else if (!strcmp(p->phase, "fp32") && p->budget_ratio >= 1)
+        fprintf(stderr, "mixq search: warning: budget '%s' is %.3f x the cost of uniform W8A8, so it "
+                "constrains nothing (8 bits everywhere already fits); hint: a fraction below 1, e.g. "
+                "--budget latency=0.5\n", u->budget, p->budget_ratio);
     if (u->quiet) return;
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
@@ -943,7 +1139,7 @@ static int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, search_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--agent")) sc.agent = v;
@@ -974,17 +1170,29 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, search_help, a, 0);
         if (!ok) return 2;
         i++;
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!data) return usage_error(C, "%s", "--data is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
-    search_ui ui = {quiet, isatty(2)};
+    /* the command that resumes this run: the same one, with --resume */
+    char resume_cmd[4096];
+    command_line(resume_cmd, sizeof resume_cmd - 10, argc, argv);
+    if (!resume) strcat(resume_cmd, " --resume");
+    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd};
+    search_stop_set(&ui, "before the first episode ended");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint_search;
+    sigaction(SIGINT, &sa, NULL);
     mixq_search_result r;
-    if (mixq_search(path, data, &sc, out, resume, on_search, &ui, &r)) return fail(C);
+    int st = mixq_search(path, data, &sc, out, resume, on_search, &ui, &r);
+    signal(SIGINT, SIG_DFL);
+    if (st) return fail(C);
     /* the best policy, per layer, with its costs on the target */
     char best[1200];
     snprintf(best, sizeof best, "%s/best.mixq", out);
@@ -998,11 +1206,15 @@ static int cmd_search(int argc, char **argv) {
     print_policy_table(m);
     printf("cost / W8A8: latency %.3fx, energy %.3fx, size %.3fx, BitOps %.3fx (budget %.3fx)\n", r.ratio[0],
            r.ratio[1], r.ratio[2], r.ratio[3], r.budget_ratio);
-    printf("accuracy: fp32 %.2f%% (val subset), best candidate %.2f%% (val subset); after the final "
-           "fine-tune val %.2f%%, test %.2f%%\n",
-           r.fp32_val_accuracy, r.best_val_accuracy, r.final_val_accuracy, r.final_test_accuracy);
-    printf("%d candidates scored in %.1f s (%.1f per minute), final fine-tune %.1f s; Pareto set: %s/pareto.csv\n",
-           r.candidates, r.search_s, r.search_s > 0 ? r.candidates * 60.0 / r.search_s : 0.0, r.final_s, out);
+    printf("accuracy: fp32 %.2f%% (val subset), best candidate %.2f%% (val subset); %s val %.2f%%, "
+           "test %.2f%%\n", r.fp32_val_accuracy, r.best_val_accuracy,
+           sc.final_epochs > 0 ? "after the final fine-tune" : "best policy calibrated (no fine-tune)",
+           r.final_val_accuracy, r.final_test_accuracy);
+    printf("%d candidates scored in %.1f s (%.1f per minute), %s %.1f s; Pareto set: %s%spareto.csv\n",
+           r.candidates, r.search_s, r.search_s > 0 ? r.candidates * 60.0 / r.search_s : 0.0,
+           sc.final_epochs > 0 ? "final fine-tune" : "no final fine-tune (--final-epochs 0): calibration "
+                                                     "and test", r.final_s, out,
+           out[strlen(out) - 1] == '/' ? "" : "/");
     mixq_hw_free(hw);
     mixq_model_free(m);
     return 0;
@@ -1031,11 +1243,13 @@ static int cmd_import(int argc, char **argv) {
         if (!strcmp(a, "--out")) {
             if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
             out = argv[++i];
-        } else if (a[0] == '-' || path) return usage_error(C, "unexpected argument '%s'", a);
+        } else if (a[0] == '-') return bad_option(C, import_help, a, 0);
+        else if (path) return usage_error(C, "unexpected argument '%s'", a);
         else path = a;
     }
     if (!path) return usage_error(C, "%s", "an .onnx file is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     mixq_model *m = NULL;
     if (mixq_model_import_onnx(path, &m)) return fail(C);
     int rc = 0;
@@ -1071,11 +1285,13 @@ static int cmd_export(int argc, char **argv) {
             if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
             if (!strcmp(a, "--out")) out = argv[++i];
             else format = argv[++i];
-        } else if (a[0] == '-' || path) return usage_error(C, "unexpected argument '%s'", a);
+        } else if (a[0] == '-') return bad_option(C, export_help, a, 0);
+        else if (path) return usage_error(C, "unexpected argument '%s'", a);
         else path = a;
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
-    if (!out) return usage_error(C, "%s", "--out is required");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     if (strcmp(format, "onnx")) return usage_error(C, "--format expects onnx, got '%s'", format);
     mixq_model *m = NULL;
     if (mixq_model_load(path, &m)) return fail(C);
@@ -1089,9 +1305,9 @@ static int cmd_export(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- run (CPU runtime) */
 static const char run_help[] =
-    "usage: mixq run QMODEL --data DATA [--split test|val] [--kernel auto|bitserial|int8]\n"
-    "                [--cpu-table FILE] [--batch N] [--images N] [--threads N] [--no-compare]\n"
-    "                [--layers]\n"
+    "usage: mixq run QMODEL --data DATA [--split test|val] [--val N] [--seed N]\n"
+    "                [--kernel auto|bitserial|int8] [--cpu-table FILE] [--batch N] [--images N]\n"
+    "                [--threads N] [--no-compare] [--layers]\n"
     "\n"
     "Run a quantized model file on this CPU with the integer runtime (bit-serial AND+popcount\n"
     "and int8 kernels, fused epilogues) and print its accuracy. Unless --no-compare, the\n"
@@ -1103,6 +1319,9 @@ static const char run_help[] =
     "  --cpu-table  measured table for auto (default: $MIXQ_CPU_TABLE, else mixq-cpu.json if it\n"
     "               exists, else the built-in rule)\n"
     "  --batch N    images per forward (default 64); --images N: only the first N images\n"
+    "  --split val  the validation images carved from the training set, with --val N\n"
+    "               (default 5000) and --seed N (default 1) as training used them\n"
+    "  --threads N  worker threads (default: all cores); results do not depend on it\n"
     "  --layers     per-layer table: kernel, bits, fused ops, time per image\n";
 
 static int cmd_run(int argc, char **argv) {
@@ -1132,7 +1351,7 @@ static int cmd_run(int argc, char **argv) {
             path = a;
             continue;
         }
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, run_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--split")) {
             if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
@@ -1147,7 +1366,7 @@ static int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, run_help, a, 0);
         if (!ok) return 2;
         i++;
     }
@@ -1231,7 +1450,7 @@ static int cmd_calibrate_cpu(int argc, char **argv) {
     int inc = 1, inh = 28, inw = 28, classes = 10;
     mixq_cpu_calib_config cc;
     mixq_cpu_calib_config_default(&cc);
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -1239,7 +1458,7 @@ static int cmd_calibrate_cpu(int argc, char **argv) {
             return 0;
         }
         if (a[0] != '-') return usage_error(C, "unexpected argument '%s'", a);
-        if (!v) return usage_error(C, "option '%s' needs a value", a);
+        if (!v) return bad_option(C, calib_help, a, 1);
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--arch")) arch = v;
         else if (!strcmp(a, "--in")) {
@@ -1250,11 +1469,12 @@ static int cmd_calibrate_cpu(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 4096, &cc.batch);
         else if (!strcmp(a, "--reps")) ok = parse_int(C, a, v, 1, 64, &cc.reps);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &cc.threads);
-        else return usage_error(C, "unknown option '%s'", a);
+        else return bad_option(C, calib_help, a, 0);
         if (!ok) return 2;
-        i++;
     }
     if (!model == !arch) return usage_error(C, "%s", "give exactly one of --model and --arch");
+    int out_rc = check_out(C, out);
+    if (out_rc) return out_rc;
     mixq_model *m = NULL;
     if (model) {
         if (mixq_model_load(model, &m)) return fail(C);
@@ -1292,16 +1512,37 @@ static const command commands[] = {
     {"calibrate-cpu", cmd_calibrate_cpu, "time every layer shape on this CPU (the cpu target)"},
 };
 
+static const char env_help[] =
+    "\nenvironment (every variable the library reads; all optional):\n"
+    "  MIXQ_THREADS=N        default worker threads (--threads overrides; default all cores)\n"
+    "  MIXQ_DATA_DIR=DIR     where --data fashion-mnist is found: DIR/fashion-mnist\n"
+    "                        (default /usr/share/datasets, Debian's dataset-fashion-mnist)\n"
+    "  MIXQ_CPU_TABLE=FILE   the measured table of --hw cpu and `mixq run` (default\n"
+    "                        ./mixq-cpu.json, written by `mixq calibrate-cpu`)\n"
+    "  MIXQ_BITSERIAL_TIER=T bit-serial kernel tier: vpopcnt, avx512, avx2, scalar or auto\n"
+    "                        (default auto: the best this CPU has; a missing one is an error)\n"
+    "  MIXQ_BS_HS_MIN_KW=N   AVX-512 tier: the K (in 64-bit words) from which the carry-save\n"
+    "                        popcount tree replaces nibble tables (default 16, i.e. K >= 1024)\n"
+    "  MIXQ_CONV=gemm        float convolutions (training, eval, fake quantization) as\n"
+    "                        im2col + sgemm instead of oneDNN's direct convolution (default);\n"
+    "                        results differ in rounding only\n"
+    "  MIXQ_GEMM=openblas    that sgemm from OpenBLAS instead of oneDNN's (default)\n"
+    "  MIXQ_CONV_CHUNK=N     oneDNN convolution: about N floats of activations per chunk of\n"
+    "                        images run on one core (default 65536); a tuning knob: weight\n"
+    "                        gradients change in rounding, results stay thread-count-free\n"
+    "  MIXQ_PROFILE=1        time every layer's forward and backward pass; the training\n"
+    "                        benchmark (bench/bench_train, bench/run.sh) prints the table\n";
+
 static void main_usage(FILE *f) {
-    fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n\ncommands:\n");
+    fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n"
+               "       mixq --version | --help\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nenvironment: MIXQ_THREADS=N sets the default thread count; MIXQ_CPU_TABLE=FILE the\n"
-               "measured table of `--hw cpu` and `mixq run` (default ./mixq-cpu.json);\n"
-               "MIXQ_BITSERIAL_TIER=vpopcnt|avx512|avx2|scalar forces a bit-serial kernel tier.\n");
+    fputs(env_help, f);
 }
 
 int main(int argc, char **argv) {
+    if (argc > 0 && argv[0] && *argv[0]) prog = argv[0];
     if (argc < 2) {
         main_usage(stderr);
         return 2;
@@ -1314,9 +1555,17 @@ int main(int argc, char **argv) {
         printf("mixq %s\n", mixq_version());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    const size_t n = sizeof commands / sizeof commands[0];
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < n; i++) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "mixq: unknown command '%s'\n", argv[1]);
-    main_usage(stderr);
+        names[i] = commands[i].name;
+    }
+    static const char *const top[] = {"--version", "--help"};
+    const char *near = argv[1][0] == '-' ? mixq_closest_name(argv[1], top, 2)
+                                         : mixq_closest_name(argv[1], names, (int)n);
+    fprintf(stderr, "mixq: error: unknown %s '%s'; %s%s%shint: `mixq --help` lists the commands\n",
+            argv[1][0] == '-' ? "option" : "command", argv[1], near ? "did you mean '" : "",
+            near ? near : "", near ? "'? " : "");
     return 2;
 }

@@ -56,6 +56,12 @@ const char *mixq_version(void);
 mixq_status mixq_set_threads(int n);
 int mixq_get_threads(void);
 
+/* ---------------------------------------------------------------- names */
+/* The entry of names[0..n) nearest to word by edit distance (a swap of two neighbours counts
+ * once), if one is near enough to be a typo of it (1 edit for words under 4 characters, 2 under
+ * 10, else 3), else NULL. Exact matches are skipped. For "did you mean 'fc3'?" hints. */
+const char *mixq_closest_name(const char *word, const char *const *names, int n);
+
 /* ---------------------------------------------------------------- datasets */
 typedef struct mixq_dataset mixq_dataset;
 
@@ -67,8 +73,8 @@ typedef enum mixq_split {
 } mixq_split;
 
 /* Load a dataset split.
- *   spec: "fashion-mnist" or "mnist", the directory of that name under $MIXQ_DATA_DIR (default
- *         /usr/share/datasets, where Debian's dataset-fashion-mnist package puts fashion-mnist),
+ *   spec: "fashion-mnist" (Debian's dataset-fashion-mnist under /usr/share/datasets, or
+ *         $MIXQ_DATA_DIR/fashion-mnist),
  *         a directory with MNIST-format IDX files (train/t10k-images-idx3-ubyte[.gz], ...),
  *         or a directory with CIFAR-10 binary batches (data_batch_{1..5}.bin, test_batch.bin).
  *   val_count: images taken from the end of a seeded permutation of the training file for the
@@ -450,6 +456,7 @@ typedef struct mixq_search_progress {
     double best_cost_ratio;
     int cached;            /* the score came from the run's cache */
     double elapsed_s, eta_s;
+    double budget_ratio;   /* the budget / uniform W8A8's cost (0: no budget); >= 1 constrains nothing */
 } mixq_search_progress;
 typedef void (*mixq_search_progress_fn)(const mixq_search_progress *p, void *user);
 

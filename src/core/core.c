@@ -299,3 +299,45 @@ double mq_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+/* ---------------------------------------------------------------- "did you mean" */
+/* Optimal string alignment distance: insertions, deletions, substitutions and swaps of two
+ * neighbours each cost 1 ("serach" is 1 from "search"). Stops counting at cap + 1. */
+static int edit_distance(const char *a, const char *b, int cap) {
+    enum { MAXLEN = 96 };
+    int n = (int)strlen(a), m = (int)strlen(b);
+    if (n >= MAXLEN || m >= MAXLEN || abs(n - m) > cap) return cap + 1;
+    int d[MAXLEN][MAXLEN];
+    for (int i = 0; i <= n; i++) d[i][0] = i;
+    for (int j = 0; j <= m; j++) d[0][j] = j;
+    for (int i = 1; i <= n; i++)
+        for (int j = 1; j <= m; j++) {
+            int v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+const char *mixq_closest_name(const char *word, const char *const *names, int n) {
+    if (!word || !names) return NULL;
+    int len = (int)strlen(word), cap = len < 4 ? 1 : len < 10 ? 2 : 3, best = cap + 1;
+    const char *pick = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!names[i] || !strcmp(names[i], word)) continue;
+        int d = edit_distance(word, names[i], cap);
+        if (d < best) best = d, pick = names[i];
+    }
+    return pick;
+}
+
+const char *mq_did_you_mean(const char *word, const char *const *names, int n) {
+    static _Thread_local char buf[MIXQ_NAME_MAX + 24];
+    const char *near = mixq_closest_name(word, names, n);
+    if (!near) return "";
+    snprintf(buf, sizeof buf, "did you mean '%s'? ", near);
+    return buf;
+}

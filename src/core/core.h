@@ -64,6 +64,11 @@ double mq_now(void);
  * fails to compile (a designated initializer would leave a NULL hole instead). */
 #define MQ_COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* "did you mean 'NAME'? " (with its trailing space) for the entry of names nearest to word
+ * (mixq_closest_name), else "": ready for "...; %shint: ..." in a message. Per-thread buffer,
+ * valid until the next call. */
+const char *mq_did_you_mean(const char *word, const char *const *names, int n);
+
 #define MQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 

@@ -153,16 +153,22 @@ mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count,
         return mq_err(MIXQ_ERR_ARG, "unknown split %d", (int)split);
     char dir[4096];
     const char *label = spec;
-    if (!strcmp(spec, "fashion-mnist") || !strcmp(spec, "mnist")) {
+    static const char *const named[] = {"fashion-mnist"}; /* Debian's dataset-<name> packages */
+    if (!strcmp(spec, named[0])) {
         const char *root = getenv("MIXQ_DATA_DIR");
         snprintf(dir, sizeof dir, "%s/%s", root && *root ? root : DEFAULT_ROOT, spec);
         if (!is_dir(dir))
             return mq_err(MIXQ_ERR_NOTFOUND, "dataset '%s' is not installed (no %s); hint: "
                           "apt-get install dataset-%s (scripts/deps.sh does it)", spec, dir, spec);
     } else {
+        if (!is_dir(spec) && !strcmp(spec, "mnist"))
+            return mq_err(MIXQ_ERR_NOTFOUND, "'mnist' is not a packaged dataset here (Debian has no "
+                          "MNIST package); hint: put MNIST's four IDX files (train-images-idx3-ubyte.gz, "
+                          "train-labels-idx1-ubyte.gz, t10k-...) in a directory and pass --data DIR");
         if (!is_dir(spec))
-            return mq_err(MIXQ_ERR_NOTFOUND, "'%s' is neither a known dataset (fashion-mnist, mnist) "
-                          "nor a directory", spec);
+            return mq_err(MIXQ_ERR_NOTFOUND, "'%s' is neither a known dataset (fashion-mnist) nor a "
+                          "directory; %shint: --data fashion-mnist, or a directory of IDX files or "
+                          "CIFAR-10 batches", spec, mq_did_you_mean(spec, named, 1));
         snprintf(dir, sizeof dir, "%s", spec);
     }
     char probe[4096];

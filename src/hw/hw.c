@@ -363,15 +363,19 @@ mixq_status mixq_hw_load(const char *spec, mixq_hw **out) {
     if (ends_with(spec, ".npy") || ends_with(spec, ".csv")) return mq_hw_table_from_file(spec, out);
     if (!strchr(spec, '/') && !ends_with(spec, ".json")) {
         char list[1024] = "";
+        const char *names[64];
+        int k = 0;
         for (int i = 0; i < mq_hw_preset_count; i++) {
             size_t n = strlen(list);
             snprintf(list + n, sizeof list - n, "%s%s", i ? ", " : "", mq_hw_preset_list[i].name);
+            if (k < 63) names[k++] = mq_hw_preset_list[i].name;
         }
+        names[k++] = "cpu";
         return mq_err(MIXQ_ERR_NOTFOUND,
-                      "unknown hardware target '%s'; hint: a preset (%s), cpu (this machine, "
+                      "unknown hardware target '%s'; %shint: a preset (%s), cpu (this machine, "
                       "measured by `mixq calibrate-cpu`), a .json description, or a .npy/.csv "
                       "lookup table",
-                      spec, list);
+                      spec, mq_did_you_mean(spec, names, k), list);
     }
     return load_json_file(spec, out, NULL);
 }

@@ -25,9 +25,11 @@
  * difference (missing, extra, renamed, reshaped tensor, NaN/Inf values, bad checksum) is an error
  * that says what differs.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "nn/model.h"
@@ -169,6 +171,14 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     size_t pl = strlen(path);
     if (pl > 5 && !strcmp(path + pl - 5, ".onnx")) return mixq_model_import_onnx(path, out);
     FILE *f = mq_fopen(path, "rb");
+    if (!f && access(path, F_OK) != 0 && errno == ENOENT) {
+        /* name the architecture when the file is named after one (runs/resnet20.mixq) */
+        const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path, *arch = "ARCH";
+        for (const char *const *a = mixq_model_archs(); *a; a++)
+            if (!strncmp(base, *a, strlen(*a))) arch = *a;
+        return mq_err(MIXQ_ERR_IO, "model file '%s' does not exist; hint: train it first: mixq train "
+                      "--model %s --data fashion-mnist --out %s", path, arch, path);
+    }
     if (!f) return MIXQ_ERR_IO;
     rctx r = {.f = f, .path = path, .crc = crc32(0L, Z_NULL, 0)};
     mixq_model *m = NULL;

@@ -155,16 +155,17 @@ static int build_mobilenet_v1(mixq_model *m, int x) {
 mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) {
     *out = NULL;
     if (!cfg || !cfg->arch) return mq_err(MIXQ_ERR_ARG, "no model architecture given");
+    int (*const builders[])(mixq_model *, int) = {build_lenet5, build_resnet20, build_vgg11,
+                                                  build_mobilenet_v1}; /* archs' order */
+    const int n_arch = (int)(sizeof builders / sizeof builders[0]);
     int (*build)(mixq_model *, int) = NULL;
-    if (strcmp(cfg->arch, "lenet5") == 0) build = build_lenet5;
-    else if (strcmp(cfg->arch, "resnet20") == 0) build = build_resnet20;
-    else if (strcmp(cfg->arch, "vgg11") == 0) build = build_vgg11;
-    else if (strcmp(cfg->arch, "mobilenet_v1") == 0) build = build_mobilenet_v1;
-    else
+    for (int i = 0; i < n_arch; i++)
+        if (strcmp(cfg->arch, archs[i]) == 0) build = builders[i];
+    if (!build)
         return mq_err(MIXQ_ERR_NOTFOUND,
-                      "unknown model '%s'; hint: choose one of lenet5, resnet20, vgg11, "
+                      "unknown model '%s'; %shint: choose one of lenet5, resnet20, vgg11, "
                       "mobilenet_v1",
-                      cfg->arch);
+                      cfg->arch, mq_did_you_mean(cfg->arch, archs, n_arch));
     if (cfg->in_c < 1 || cfg->in_c > 64 || cfg->in_h < 4 || cfg->in_w < 4 || cfg->in_h > 1024 ||
         cfg->in_w > 1024)
         return mq_err(MIXQ_ERR_ARG, "input shape %dx%dx%d unsupported for '%s' (need 1..64 "

@@ -335,9 +335,17 @@ mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, 
     if (!root) {
         const char *at = end ? end : cJSON_GetErrorPtr();
         int line = at ? line_at(p->text, at) : 1;
-        mixq_status st = mq_err(MIXQ_ERR_FORMAT, "policy '%s' line %d: malformed JSON%s%.20s%s",
-                                p->origin, line, at && *at ? " near '" : " (truncated?)",
-                                at && *at ? at : "", at && *at ? "'" : "");
+        /* the text there, on one line: up to 20 characters from the first non-blank one */
+        char near[24] = "";
+        size_t k = 0;
+        while (at && (*at == ' ' || *at == '\t' || *at == '\r' || *at == '\n')) at++;
+        for (; at && *at && k < 20 && *at != '\n' && *at != '\r'; at++)
+            near[k++] = (unsigned char)*at >= 32 && *at != 127 ? *at : '?';
+        near[k] = 0;
+        mixq_status st = mq_err(MIXQ_ERR_FORMAT, "policy '%s' line %d: malformed JSON %s%s%s; hint: "
+                                "check the commas, quotes and brackets there (examples/policies/ "
+                                "holds valid files)", p->origin, line,
+                                k ? "near '" : "(it ends early: a '}' or ']' missing?)", near, k ? "'" : "");
         mixq_policy_free(p);
         return st;
     }
@@ -473,11 +481,19 @@ mixq_status mq_policy_check_coverage(const mixq_policy *p, const mixq_model *m) 
             }
             hits++;
         }
-        if (!hits)
-            return mq_err(MIXQ_ERR_NOTFOUND, "policy '%s': %s (%s \"%s\") matches no layer of this "
-                          "%s; hint: `mixq info MODEL` lists the layer names", p->origin, r->where,
-                          r->kind == POL_OP ? "op" : r->kind == POL_GLOB ? "glob" : "layer",
-                          r->pattern, m->arch);
+        if (!hits) {
+            /* an exact name may be a typo of a conv/linear layer's name */
+            const char **names = r->kind == POL_EXACT ? mq_malloc((size_t)m->n_nodes, sizeof *names, "layer names") : NULL;
+            int k = 0;
+            for (int j = 0; names && j < m->n_nodes; j++)
+                if (mq_node_quantizable(m, j)) names[k++] = m->nodes[j].name;
+            mixq_status st = mq_err(MIXQ_ERR_NOTFOUND, "policy '%s': %s (%s \"%s\") matches no layer of this "
+                                    "%s; %shint: `mixq info MODEL` lists the layer names", p->origin, r->where,
+                                    r->kind == POL_OP ? "op" : r->kind == POL_GLOB ? "glob" : "layer",
+                                    r->pattern, m->arch, mq_did_you_mean(r->pattern, names, k));
+            free(names);
+            return st;
+        }
     }
     return MIXQ_OK;
 }

@@ -152,8 +152,9 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
         return MIXQ_OK; /* calibration runs on float activations (and quantized weights) */
     }
     if (!q->calibrated)
-        return mq_err(MIXQ_ERR_STATE, "layer '%s': activation clip not calibrated; hint: "
-                      "mixq_model_calibrate (mixq quantize does it)", m->nodes[i].name);
+        return mq_err(MIXQ_ERR_STATE, "layer '%s': activation clip not calibrated; hint: calibrate "
+                      "it on training images with `mixq quantize MODEL --policy P.json --data DATA "
+                      "--out Q.mixq`", m->nodes[i].name);
     if ((size_t)n > q->xq_cap) {
         float *b = mq_alloc_aligned(sizeof(float) * (size_t)n, "quantized activations");
         if (!b) return MIXQ_ERR_NOMEM;
@@ -371,7 +372,9 @@ mixq_status mixq_model_calibrate_new(mixq_model *m, const mixq_dataset *d, int i
 
 static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, int only_new) {
     if (!m || !d) return mq_err(MIXQ_ERR_ARG, "mixq_model_calibrate: NULL model or dataset");
-    if (!m->q) return mq_err(MIXQ_ERR_STATE, "mixq_model_calibrate: the model has no policy");
+    if (!m->q)
+        return mq_err(MIXQ_ERR_STATE, "calibration: model '%s' has no quantization policy; hint: "
+                      "`mixq quantize MODEL --policy P.json ...` quantizes and calibrates it", m->arch);
     if (images < 1) return mq_err(MIXQ_ERR_ARG, "calibration needs at least one image, not %d", images);
     int c, h, w, k;
     mixq_dataset_shape(d, &c, &h, &w, &k);

@@ -100,9 +100,12 @@ mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
         if ((size_t)(eq - budget) == strlen(mq_metric_names[k]) &&
             !strncmp(budget, mq_metric_names[k], (size_t)(eq - budget)))
             metric = k;
-    if (metric < 0)
-        return mq_err(MIXQ_ERR_ARG, "budget '%s': unknown metric; hint: latency, energy, size or bitops",
-                      budget);
+    if (metric < 0) {
+        char word[32];
+        snprintf(word, sizeof word, "%.*s", (int)(eq - budget < 31 ? eq - budget : 31), budget);
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': unknown metric; %shint: latency, energy, size or bitops",
+                      budget, mq_did_you_mean(word, mq_metric_names, MQ_NMETRIC));
+    }
     char *end;
     double v = strtod(eq + 1, &end);
     if (end == eq + 1 || !isfinite(v) || v <= 0)
@@ -133,15 +136,33 @@ mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
     e->metric = metric;
     e->target = target;
     double lo = mq_env_min_cost(e);
-    if (lo > target * (1 + 1e-12))
+    if (lo > target * (1 + 1e-12)) {
+        char c_lo[32], c_target[32];
         return mq_err(MIXQ_ERR_ARG,
                       "budget '%s' cannot be met: the cheapest policy the search can reach "
-                      "(%s%d-bit elsewhere) costs %.4g = %.3f x W8A8, the budget %.4g = %.3f x W8A8; "
+                      "(%s%d-bit elsewhere) costs %s = %.3f x W8A8, the budget %s = %.3f x W8A8; "
                       "hint: a larger budget%s",
-                      budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min, lo,
-                      lo / e->w8a8[metric], target, target / e->w8a8[metric],
+                      budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min,
+                      mq_env_fmt_cost(metric, lo, c_lo, sizeof c_lo), lo / e->w8a8[metric],
+                      mq_env_fmt_cost(metric, target, c_target, sizeof c_target), target / e->w8a8[metric],
                       e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum");
+    }
     return MIXQ_OK;
+}
+
+const char *mq_env_fmt_cost(int metric, double v, char *buf, size_t n) {
+    double a = fabs(v);
+    if (metric == MQ_M_LATENCY)
+        snprintf(buf, n, a >= 1 ? "%.4g s" : a >= 1e-3 ? "%.4g ms" : "%.4g us",
+                 a >= 1 ? v : a >= 1e-3 ? v * 1e3 : v * 1e6);
+    else if (metric == MQ_M_ENERGY)
+        snprintf(buf, n, a >= 1 ? "%.4g J" : a >= 1e-3 ? "%.4g mJ" : "%.4g uJ",
+                 a >= 1 ? v : a >= 1e-3 ? v * 1e3 : v * 1e6);
+    else if (metric == MQ_M_SIZE) /* bits */
+        snprintf(buf, n, a >= 8388608 ? "%.4g MiB" : a >= 8192 ? "%.4g KiB" : "%.4g B",
+                 a >= 8388608 ? v / 8388608 : a >= 8192 ? v / 8192 : v / 8);
+    else snprintf(buf, n, "%.4g ops", v);
+    return buf;
 }
 
 void mq_env_state(const mq_env *e, int t, int prev_bits, float s[MQ_STATE_DIM]) {

@@ -43,6 +43,9 @@ void mq_env_free(mq_env *e);
 
 /* Parse "metric=value[unit]" into e->metric and e->target (fraction of W8A8 without a unit). */
 mixq_status mq_env_set_budget(mq_env *e, const char *budget);
+/* A value of a metric with its unit, scaled for reading: "39.48 us", "1.2 mJ", "16.5 KiB",
+ * "3.1e+09 ops" (the units a budget takes). Returns buf. */
+const char *mq_env_fmt_cost(int metric, double v, char *buf, size_t n);
 
 /* Observation for step t (layer t/2, weight step if t even); prev = previous action's bits. */
 void mq_env_state(const mq_env *e, int t, int prev_bits, float s[MQ_STATE_DIM]);

@@ -248,6 +248,7 @@ static void progress(search *s, const char *phase, int ep, int eps, const eval_r
     mixq_search_progress p;
     memset(&p, 0, sizeof p);
     p.phase = phase, p.episode = ep, p.episodes = eps, p.cached = cached;
+    p.budget_ratio = isfinite(s->env.target) ? s->env.target / s->env.w8a8[s->env.metric] : 0;
     if (r) {
         double sw = 0, sa = 0;
         for (int l = 0; l < s->env.L; l++) sw += r->w[l], sa += r->a[l];
@@ -743,8 +744,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     for (int i = 0; i < 4; i++)
         if (cfg->agent && !strcmp(cfg->agent, agents[i])) agent = i;
     if (agent < 0)
-        return mq_err(MIXQ_ERR_ARG, "unknown agent '%s'; hint: haq, uniform, random or greedy",
-                      cfg->agent ? cfg->agent : "(null)");
+        return mq_err(MIXQ_ERR_ARG, "unknown agent '%s'; %shint: --agent haq, uniform, random or greedy",
+                      cfg->agent ? cfg->agent : "(null)", mq_did_you_mean(cfg->agent, agents, 4));
     if (cfg->episodes < 1 || cfg->warmup < 0 || cfg->eval_images < 1 || cfg->calib_images < 1 ||
         cfg->finetune_images < 0 || cfg->batch < 2)
         return mq_err(MIXQ_ERR_ARG, "search: episodes, eval/calibration images and batch must be positive");
@@ -775,6 +776,14 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     }
     if (!st) st = mixq_hw_load(cfg->hw, &s->hw);
     if (!st) st = mq_env_create(s->m, s->hw, cfg->hw_batch, cfg->b_min, cfg->b_max, cfg->pin_ends, &s->env);
+    if (!st && agent == 0) { /* checked here, named as `--rl` names them (ddpg.c says rmsize) */
+        mq_ddpg_config dc;
+        mq_ddpg_config_default(&dc, MQ_STATE_DIM, s->env.L);
+        int batch = cfg->rl_batch > 0 ? cfg->rl_batch : dc.batch, replay = cfg->rl_replay > 0 ? cfg->rl_replay : dc.rmsize;
+        if (replay < batch)
+            st = mq_err(MIXQ_ERR_ARG, "--rl replay=%d is smaller than the DDPG batch (--rl batch=%d); hint: "
+                        "--rl replay=%d or more, or a smaller --rl batch", replay, batch, batch);
+    }
     if (!st && (cfg->budget && *cfg->budget)) st = mq_env_set_budget(&s->env, cfg->budget);
     if (!st && !cfg->accuracy_mode && !isfinite(s->env.target))
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
@@ -824,10 +833,17 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     res->search_s = mq_now() - s->t0;
     if (!st) st = write_best_and_pareto(s);
     const eval_rec *b = st ? NULL : best_rec(s);
-    if (!st && !b)
-        st = mq_err(MIXQ_ERR_NOTFOUND, cfg->accuracy_mode ? "no candidate kept the accuracy drop within %g points"
-                                                          : "no candidate fit the budget (%g)",
-                    cfg->accuracy_mode ? cfg->max_drop : s->env.target);
+    if (!st && !b) {
+        char c_target[32];
+        if (cfg->accuracy_mode)
+            st = mq_err(MIXQ_ERR_NOTFOUND, "no candidate kept the accuracy drop within %g points; hint: "
+                        "a larger --max-drop or more --episodes", cfg->max_drop);
+        else
+            st = mq_err(MIXQ_ERR_NOTFOUND, "no candidate fit the budget (%s = %.3f x W8A8); hint: a larger "
+                        "--budget or more --episodes",
+                        mq_env_fmt_cost(s->env.metric, s->env.target, c_target, sizeof c_target),
+                        s->env.target / s->env.w8a8[s->env.metric]);
+    }
     if (!st) {
         res->layers = s->env.L;
         res->candidates = s->scored;
