@@ -1,6 +1,7 @@
 /* Implementation of the shared test harness (tests/test.h). */
 #include "test.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,13 +9,65 @@
 int test_pass_count, test_fail_count, test_cur_failed;
 const char *test_cur_name = "";
 
+static int skip_count;
+static int cur_skip;             /* 0 none, 1 test_skip, 2 test_skip_cpu */
+static char cur_skip_reason[512];
+static char cpu_skips[4096];     /* "name (reason); ..." for the summary */
+
+static int under_ci(void) {
+    const char *ci = getenv("CI");
+    return ci && !strcmp(ci, "true");
+}
+
+static void skip_v(int kind, const char *fmt, va_list ap) {
+    if (cur_skip) return; /* the first reason stands */
+    cur_skip = kind;
+    vsnprintf(cur_skip_reason, sizeof cur_skip_reason, fmt, ap);
+}
+
+void test_skip(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    skip_v(1, fmt, ap);
+    va_end(ap);
+}
+
+void test_skip_cpu(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    skip_v(2, fmt, ap);
+    va_end(ap);
+}
+
+int test_need_file(const char *path) {
+    struct stat sb;
+    if (stat(path, &sb) == 0) return 1;
+    test_skip("%s not found", path);
+    return 0;
+}
+
 void test_run_one(const char *name, void (*fn)(void)) {
     test_cur_name = name;
     test_cur_failed = 0;
+    cur_skip = 0;
+    cur_skip_reason[0] = 0;
     fn();
+    if (!test_cur_failed && cur_skip == 1 && under_ci()) {
+        fprintf(stderr, "  FAIL [%s]: skipped under CI=true (only a missing CPU feature may skip "
+                        "in CI): %s\n", name, cur_skip_reason);
+        test_cur_failed = 1;
+    }
     if (test_cur_failed) {
         test_fail_count++;
         fprintf(stderr, "not ok %s\n", name);
+    } else if (cur_skip) {
+        skip_count++;
+        printf("skip%s %s: %s\n", cur_skip == 2 ? "-cpu" : "", name, cur_skip_reason);
+        if (cur_skip == 2) {
+            size_t len = strlen(cpu_skips);
+            snprintf(cpu_skips + len, sizeof cpu_skips - len, "%s%s (%s)", len ? "; " : "", name,
+                     cur_skip_reason);
+        }
     } else {
         test_pass_count++;
         printf("ok %s\n", name);
@@ -23,7 +76,8 @@ void test_run_one(const char *name, void (*fn)(void)) {
 }
 
 int test_summary(void) {
-    printf("%d passed, %d failed\n", test_pass_count, test_fail_count);
+    if (cpu_skips[0]) printf("skipped for this CPU: %s\n", cpu_skips);
+    printf("%d passed, %d failed, %d skipped\n", test_pass_count, test_fail_count, skip_count);
     return test_fail_count ? 1 : 0;
 }
 

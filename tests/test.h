@@ -1,7 +1,11 @@
 /* Minimal test harness shared by every tests/test_*.c binary.
  * Each binary calls TEST_RUN(fn) for its test functions and ends with `return test_summary();`,
- * which prints "N passed, N failed" and returns non-zero on any failure. A check failure prints
- * file:line and the message and marks the current test failed (the test goes on). */
+ * which prints "N passed, N failed, N skipped" and returns non-zero on any failure. A check
+ * failure prints file:line and the message and marks the current test failed (the test goes on).
+ * A test that cannot check what it is for calls test_skip (data or a tool missing) or
+ * test_skip_cpu (a CPU feature this machine lacks) and returns: it is counted as skipped, never
+ * as passed. Under CI=true a test_skip is a failure; a test_skip_cpu never is, and each one is
+ * listed by name in the summary. */
 #ifndef MIXQ_TEST_H
 #define MIXQ_TEST_H
 
@@ -47,6 +51,15 @@ extern const char *test_cur_name;
 
 void test_run_one(const char *name, void (*fn)(void));
 int test_summary(void);
+
+/* Mark the current test skipped, with the reason (printf format). Under CI=true it fails. */
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Mark the current test skipped because this CPU lacks a feature (never a failure). */
+void test_skip_cpu(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 1 if the file exists; else test_skip naming it (a missing fixture fails CI) and 0. */
+int test_need_file(const char *path);
+/* The repository's fixture directory, "tests/fixtures/" (tests run from the repository root). */
+#define TEST_FIXTURES "tests/fixtures/"
 
 /* Max relative error between a and b over n elements:
  * max_i |a_i - b_i| / max(atol_scale, max_j |b_j|)  -- relative to the tensor's scale. */

@@ -37,6 +37,7 @@ static void fill_weights(int8_t *w, const int *row_bits, int N, int K) {
 }
 
 static int n_tiers_run;
+static int only_tier = -1; /* check_all_tiers runs this tier alone when >= 0 */
 
 /* Packs with every available tier, runs every available tier, compares with the reference.
  * Returns the number of mismatching tiers. */
@@ -55,7 +56,7 @@ static int check_all_tiers(const uint8_t *a, int ab, const int8_t *w, const int 
     mq_bs_weights pw;
     CHECK_OK(mq_bs_pack_weights(w, row_bits, N, K, &pw));
     for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
-        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        if (!mq_bs_tier_available((mq_bs_tier)t) || (only_tier >= 0 && t != only_tier)) continue;
         mq_bs_acts pa = {0};
         CHECK_OK(mq_bs_pack_acts_ex(a, ab, M, K, (mq_bs_tier)t, &pa));
         memset(C, 0x5a, (size_t)M * N * sizeof *C);
@@ -120,6 +121,30 @@ static void test_tiers(void) {
                mq_bs_tier_available((mq_bs_tier)t) ? "yes" : "no");
     printf(" (best %s)\n", mq_bs_tier_name(mq_bs_tier_best()));
 }
+
+/* One test per tier, so that a tier this CPU lacks shows as a CPU skip by name (the sweeps below
+ * run every available tier): the tier against the reference on awkward sizes, all bit pairs. */
+static void tier_sweep(mq_bs_tier t, const char *feature) {
+    if (!mq_bs_tier_available(t)) {
+        test_skip_cpu("the %s tier needs %s, which this CPU (or build) lacks", mq_bs_tier_name(t),
+                      feature);
+        return;
+    }
+    static const int Ms[] = {1, 7, 17}, Ns[] = {1, 16, 33}, Ks[] = {1, 63, 64, 65, 1153};
+    int runs = n_tiers_run;
+    only_tier = (int)t;
+    for (int wb = 1; wb <= 8; wb += 3)
+        for (int ab = 1; ab <= 8; ab += 2)
+            for (size_t i = 0; i < 5; i++)
+                run_case(Ms[i % 3], Ns[(i + wb) % 3], Ks[i], wb, ab, 77 + (uint64_t)(wb * 8 + ab),
+                         mq_bs_tier_name(t));
+    only_tier = -1;
+    CHECK(n_tiers_run == runs + 3 * 4 * 5);
+}
+static void test_tier_scalar(void) { tier_sweep(MQ_BS_TIER_SCALAR, "nothing"); }
+static void test_tier_avx2(void) { tier_sweep(MQ_BS_TIER_AVX2, "AVX2"); }
+static void test_tier_avx512(void) { tier_sweep(MQ_BS_TIER_AVX512, "AVX-512 F+BW"); }
+static void test_tier_vpopcnt(void) { tier_sweep(MQ_BS_TIER_VPOPCNT, "AVX-512 VPOPCNTDQ"); }
 
 static void test_env_override(void) {
     enum { M = 9, N = 17, K = 70 };
@@ -470,7 +495,7 @@ static void test_reuse_threads_ldc(void) {
     CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
     int32_t ref[M1 * N], C[M1 * LDC];
     for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
-        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        if (!mq_bs_tier_available((mq_bs_tier)t) || (only_tier >= 0 && t != only_tier)) continue;
         mq_bs_acts pa = {0};
         /* 255s everywhere first, so a stale pad pixel or word would show */
         uint8_t ones[M1 * K];
@@ -553,7 +578,7 @@ static void test_validation(void) {
     CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
 
     for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
-        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        if (!mq_bs_tier_available((mq_bs_tier)t) || (only_tier >= 0 && t != only_tier)) continue;
         mq_bs_acts pa = {0};
         a[2 * K + 66] = 4; /* 2-bit activations: 0..3 */
         CHECK(mq_bs_pack_acts_ex(a, 2, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
@@ -587,6 +612,10 @@ static void test_validation(void) {
 
 int main(void) {
     TEST_RUN(test_tiers);
+    TEST_RUN(test_tier_scalar);
+    TEST_RUN(test_tier_avx2);
+    TEST_RUN(test_tier_avx512);
+    TEST_RUN(test_tier_vpopcnt);
     TEST_RUN(test_env_override);
     TEST_RUN(test_all_bits_small);
     TEST_RUN(test_awkward_sizes);

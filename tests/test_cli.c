@@ -162,7 +162,7 @@ static void test_onnx_cli(void) {
 
 static void test_train_zero_epochs_info_eval(void) {
     if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     char a[1024];
@@ -306,7 +306,7 @@ static void test_env_documented(void) {
  * installed (0 when it is not: the test is skipped). */
 static int lenet5_model(const char *name) {
     if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return 0;
     }
     char a[1200];

@@ -439,7 +439,7 @@ static void test_bad_cifar(void) {
 static void test_real_fashion_mnist(void) {
     struct stat st;
     if (stat("/usr/share/datasets/fashion-mnist", &st) != 0) {
-        printf("  skip: dataset-fashion-mnist is not installed\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_dataset *te = NULL, *va = NULL;

@@ -1,18 +1,18 @@
 /* BitFusion back-end against the original simulator (spec docs/hardware_models.md section 10):
- * T1 modes, T2 golden layers, T3 all 305 rows of ../shared/data/bitfusion/
+ * T1 modes, T2 golden layers, T3 all 305 rows of tests/fixtures/hw/
  * bitfusion-eyeriss-sim-sweep.csv in all ten counters, T4 the Eyeriss comparison (3.925x /
- * 5.117x), T5 energy constants and area, T6 precision invariants, monotonicity, per-kernel
- * grouping, the memo cache and bad hardware files. The CSV tests skip when the shared data is
- * absent. */
+ * 5.117x), T5 energy constants and area (the embedded CACTI rows against cacti_sweep.csv), T6
+ * precision invariants, monotonicity, per-kernel grouping, the memo cache and bad hardware
+ * files. The CSVs are the simulator's own (tests/fixtures/hw/README.md); a missing one skips its
+ * test, which fails under CI=true. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hw/hw.h"
 #include "test.h"
 
-#define BF_DIR "../shared/data/bitfusion/"
+#define BF_DIR TEST_FIXTURES "hw/"
 
 /* The simulator's benchmark layers (bitfusion/src/benchmarks/benchmarks.py, WRPN variants as the
  * sweep uses them; batch 16): network, layer, K, O, S, IC, OC, a bits (the input tensor's),
@@ -108,12 +108,6 @@ static const bench_layer *find_layer(const char *net, const char *layer) {
     return NULL;
 }
 
-static int have_data(const char *path) {
-    struct stat sb;
-    if (stat(path, &sb) == 0) return 1;
-    printf("  skip: %s not found\n", path);
-    return 0;
-}
 
 /* T1 */
 static void test_modes(void) {
@@ -195,7 +189,7 @@ static void test_golden(void) {
 /* T3: every row of the sweep CSV */
 static void test_sweep_csv(void) {
     const char *path = BF_DIR "bitfusion-eyeriss-sim-sweep.csv";
-    if (!have_data(path)) return;
+    if (!test_need_file(path)) return;
     FILE *f = fopen(path, "r");
     CHECK(f != NULL);
     if (!f) return;
@@ -252,7 +246,7 @@ static void test_sweep_csv(void) {
 /* T4: benchmark totals on bf_e and the geomean over Eyeriss */
 static void test_eyeriss(void) {
     const char *path = BF_DIR "eyeriss_results.csv";
-    if (!have_data(path)) return;
+    if (!test_need_file(path)) return;
     static const char *nets[8] = {"AlexNet", "SVHN", "CIFAR10", "LeNet-5", "VGG-7", "RESNET-18", "RNN", "LSTM"};
     static const double bf_cyc[8] = {37666491, 1317523, 3293704, 410352, 2822491, 49079982, 394583, 337175};
     static const double bf_nj[8] = {131946378, 4220336, 11591383, 1141369, 9248803, 169665765, 1256873, 1080038};
@@ -330,6 +324,74 @@ static void test_constants(void) {
 }
 
 /* T6 and monotonicity */
+/* Splits one CSV line (double-quoted fields may hold commas) into at most max fields, in place. */
+static int csv_split(char *line, char **f, int max) {
+    int n = 0;
+    char *p = line;
+    while (n < max) {
+        f[n++] = p;
+        int q = 0;
+        for (; *p && (q || (*p != ',' && *p != '\n' && *p != '\r')); p++)
+            if (*p == '"') q = !q;
+        if (*p != ',') {
+            *p = 0;
+            break;
+        }
+        *p++ = 0;
+    }
+    return n;
+}
+
+/* T5: the CACTI rows embedded in bitfusion.c are the simulator's cacti_sweep.csv, value for value */
+static void test_cacti_rows(void) {
+    const char *path = BF_DIR "cacti_sweep.csv";
+    if (!test_need_file(path)) return;
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    static char line[8192];
+    char *fld[160];
+    int col_size = -1, col_rw = -1, col_rd = -1, col_wr = -1, col_area = -1, nh = 0, rows = 0;
+    if (fgets(line, sizeof line, f)) {
+        nh = csv_split(line, fld, 160);
+        for (int i = 0; i < nh; i++) {
+            if (!strcmp(fld[i], "size (bytes)")) col_size = i;
+            if (!strcmp(fld[i], "read-write port")) col_rw = i;
+            if (!strcmp(fld[i], "read_energy_nJ")) col_rd = i;
+            if (!strcmp(fld[i], "write_energy_nJ")) col_wr = i;
+            if (!strcmp(fld[i], "area_mm^2")) col_area = i;
+        }
+    }
+    CHECKF(col_size >= 0 && col_rw >= 0 && col_rd >= 0 && col_wr >= 0 && col_area >= 0,
+           "%s: expected columns missing from the header", path);
+    double b, rd, wr, area;
+    int rw;
+    const int n = mq_bitfusion_cacti(-1, &b, &rw, &rd, &wr, &area);
+    int found[64] = {0};
+    while (col_area >= 0 && fgets(line, sizeof line, f)) {
+        if (csv_split(line, fld, 160) != nh) continue;
+        rows++;
+        const double cb = atof(fld[col_size]), crd = atof(fld[col_rd]), cwr = atof(fld[col_wr]),
+                     ca = atof(fld[col_area]);
+        const int crw = atoi(fld[col_rw]);
+        int hit = 0;
+        for (int i = 0; i < n && i < 64; i++) {
+            mq_bitfusion_cacti(i, &b, &rw, &rd, &wr, &area);
+            if (b == cb && rw == crw) {
+                hit = 1;
+                found[i]++;
+                CHECKF(rd == crd && wr == cwr && area == ca,
+                       "CACTI %g bytes rw %d: embedded %.17g/%.17g/%.17g, csv %.17g/%.17g/%.17g", cb,
+                       crw, rd, wr, area, crd, cwr, ca);
+            }
+        }
+        CHECKF(hit, "CACTI row %g bytes rw %d is not embedded", cb, crw);
+    }
+    fclose(f);
+    CHECKF(rows == n, "%s: %d rows, %d embedded", path, rows, n);
+    for (int i = 0; i < n && i < 64; i++) CHECKF(found[i] == 1, "embedded CACTI row %d matched %d csv rows", i, found[i]);
+}
+
 static void test_precision(void) {
     mixq_hw *hw = bf_target(32, 65536, 16384, 32768, 192);
     if (!hw) return;
@@ -576,6 +638,7 @@ int main(void) {
     TEST_RUN(test_sweep_csv);
     TEST_RUN(test_eyeriss);
     TEST_RUN(test_constants);
+    TEST_RUN(test_cacti_rows);
     TEST_RUN(test_precision);
     TEST_RUN(test_monotone);
     TEST_RUN(test_groups_kernels_cache);

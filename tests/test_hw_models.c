@@ -5,12 +5,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "hw/hw.h"
 #include "test.h"
 
-#define HAQ_TABLE "../shared/data/haq/qmobilenetv2_imagenet100_batch16_latency_table.npy"
+#define HAQ_TABLE TEST_FIXTURES "hw/qmobilenetv2_imagenet100_batch16_latency_table.npy"
 
 static mixq_hw *load(const char *name) {
     mixq_hw *hw = NULL;
@@ -211,11 +210,7 @@ out:
 
 /* T8 through the back-end */
 static void test_table(void) {
-    struct stat sb;
-    if (stat(HAQ_TABLE, &sb) != 0) {
-        printf("  skip: %s not found\n", HAQ_TABLE);
-        return;
-    }
+    if (!test_need_file(HAQ_TABLE)) return;
     mixq_hw *t = load(HAQ_TABLE);
     mixq_hw *j = load("examples/hw/haq_mobilenetv2_cloud.json");
     if (!t || !j) goto out;

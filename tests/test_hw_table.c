@@ -1,18 +1,13 @@
 /* HAQ lookup-table back-end: spec T8 on the shipped MobileNetV2 cloud table (read from
- * ../shared/data/haq/, skipped when absent) and bad .npy files. */
-#include <sys/stat.h>
+ * tests/fixtures/hw/; a missing file skips, and fails under CI=true) and bad .npy files. */
 
 #include "hw/table.h"
 #include "test.h"
 
-#define HAQ_TABLE "../shared/data/haq/qmobilenetv2_imagenet100_batch16_latency_table.npy"
+#define HAQ_TABLE TEST_FIXTURES "hw/qmobilenetv2_imagenet100_batch16_latency_table.npy"
 
 static void test_t8_mobilenetv2(void) {
-    struct stat sb;
-    if (stat(HAQ_TABLE, &sb) != 0) {
-        printf("  skip: %s not found\n", HAQ_TABLE);
-        return;
-    }
+    if (!test_need_file(HAQ_TABLE)) return;
     mq_cost_table t;
     CHECK_OK(mq_table_load_npy(HAQ_TABLE, &t));
     if (!t.v) return;

@@ -76,7 +76,7 @@ static void check_model(const char *name, fx_file *fx) {
     snprintf(of, sizeof of, "%s/%s_float.onnx", test_tmpdir(), name);
     CHECK_OK(mixq_model_export_onnx(m, of));
     if (have_checker()) CHECKF(onnx_check(of), "the ONNX checker rejects %s", of);
-    else printf("  skip: python3-onnx not installed (ONNX checker)\n");
+    else test_skip("python3-onnx is not installed: the ONNX checker did not run (scripts/deps.sh installs it)");
     mixq_model *m3 = NULL;
     CHECKF(mixq_model_load(of, &m3) == MIXQ_OK, "%s", mixq_last_error());
     if (m3 && x) {
@@ -119,7 +119,7 @@ static void test_import_pytorch(void) {
 /* quantize an import (W4A4 with a 2-bit and per-kernel layer), export QDQ, read back: equal */
 static void test_qdq_roundtrip(void) {
     if (access(FMNIST, R_OK) != 0) {
-        printf("  skip: dataset-fashion-mnist not installed\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_model *m = NULL;
@@ -170,7 +170,7 @@ static void test_qdq_roundtrip(void) {
     }
     mixq_model_free(r);
     if (have_checker()) CHECK(onnx_check(q)); /* the float exports: check_model */
-    else printf("  skip: python3-onnx not installed (ONNX checker)\n");
+    else test_skip("python3-onnx is not installed: the ONNX checker did not run (scripts/deps.sh installs it)");
 out:
     mixq_dataset_free(tr);
     mixq_model_free(m);
@@ -217,7 +217,7 @@ static void test_bad_files(void) {
     /* edits through python3-onnx: a missing initializer (dangling input), a cycle, an opset too
      * new, an unsupported op, an overflowing shape */
     if (!have_checker()) {
-        printf("  skip: python3-onnx not installed (edited models)\n");
+        test_skip("python3-onnx is not installed: the edited-model cases did not run (scripts/deps.sh installs it)");
         return;
     }
     static const struct { const char *edit, *needle; mixq_status st; } cases[] = {

@@ -33,11 +33,11 @@ static const char *tiny_dataset(void) {
 
 static void test_int8_vs_reference(void) {
     if (!mq_i8_available()) {
-        printf("  (no VNNI on this CPU: the int8 kernel is unavailable, checked below)\n");
         uint8_t a = 1;
         int8_t w = 1;
         int32_t c;
         CHECK(mq_i8_gemm(&a, &w, 1, 1, 1, &c, 1) == MIXQ_ERR_UNSUPPORTED);
+        test_skip_cpu("no AVX-512 VNNI or AVX-VNNI: the int8 kernel is unavailable (its refusal checked)");
         return;
     }
     const int Ms[] = {1, 7, 33}, Ns[] = {1, 15, 17}, Ks[] = {1, 63, 64, 65, 300, 1153};
@@ -108,7 +108,10 @@ static void test_int8_vs_reference(void) {
 
 /* The direct int8 convolution equals im2col (NHWC, (r, s, c) order, zero padding) x weights. */
 static void test_int8_conv_vs_reference(void) {
-    if (!mq_i8_available()) return;
+    if (!mq_i8_available()) {
+        test_skip_cpu("no AVX-512 VNNI or AVX-VNNI: the int8 kernel is unavailable");
+        return;
+    }
     static const struct { int n, C, H, W, K, R, S, st, pd; } sh[] = {
         {1, 1, 7, 5, 3, 3, 3, 1, 1}, {2, 16, 9, 9, 17, 3, 3, 2, 1}, {3, 5, 6, 4, 8, 1, 1, 2, 0},
         {1, 33, 5, 5, 64, 5, 5, 1, 2}, {2, 3, 8, 8, 4, 3, 2, 1, 0}};

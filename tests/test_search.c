@@ -88,7 +88,7 @@ out:
 
 static int have_data(void) {
     if (access(FMNIST, R_OK) == 0) return 1;
-    printf("  skip: dataset-fashion-mnist not installed\n");
+    test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
     return 0;
 }
 

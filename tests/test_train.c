@@ -30,7 +30,7 @@ static int record(const mixq_progress *p, void *u) {
 
 static void test_short_run_learns(void) {
     if (!have_fmnist()) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_dataset *tr = NULL, *va = NULL;
@@ -61,7 +61,7 @@ static void test_short_run_learns(void) {
 /* Same seed -> bit-identical weights after training, with 1 and with 2 threads. */
 static void test_thread_determinism(void) {
     if (!have_fmnist()) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_dataset *tr = NULL;
@@ -108,7 +108,7 @@ static void test_thread_determinism(void) {
 
 static void test_nan_loss_stops(void) {
     if (!have_fmnist()) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_dataset *tr = NULL;
@@ -130,7 +130,7 @@ static void test_nan_loss_stops(void) {
 
 static void test_bad_train_config(void) {
     if (!have_fmnist()) {
-        printf("  (skipped: dataset-fashion-mnist not installed)\n");
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
     mixq_dataset *tr = NULL;

@@ -76,6 +76,15 @@ static const struct { double bytes; int rw; double rd_nj, wr_nj, area; } cacti45
 #define BF_SYN_AREA_UM2 27752.83558
 #define BF_SYN_FREQ 500000000.0
 
+int mq_bitfusion_cacti(int i, double *bytes, int *rw, double *rd_nj, double *wr_nj, double *area) {
+    const int n = (int)(sizeof cacti45 / sizeof cacti45[0]);
+    if (i >= 0 && i < n) {
+        *bytes = cacti45[i].bytes, *rw = cacti45[i].rw;
+        *rd_nj = cacti45[i].rd_nj, *wr_nj = cacti45[i].wr_nj, *area = cacti45[i].area;
+    }
+    return n;
+}
+
 static int cacti_find(double bytes, int rw) {
     for (size_t i = 0; i < sizeof cacti45 / sizeof cacti45[0]; i++)
         if (cacti45[i].bytes == bytes && cacti45[i].rw == rw) return (int)i;

@@ -130,6 +130,10 @@ mixq_status mq_bitfusion_raw(const mixq_hw *hw, int K, int O, int S, int IC, int
 /* hw's energy constants e[8], nJ: core per compute cycle, then per bit weight-buffer read, write,
  * input-buffer read, write, output-buffer read, write, DRAM; area_mm2[4]: core, weight, input,
  * output buffers (derived-energy configurations only). */
+/* Row i of the embedded 45 nm CACTI table (the simulator's bitfusion/sram/cacti_sweep.csv):
+ * bank bytes, read-write port, read and write nJ per access, bank area mm^2. Returns the number
+ * of rows; fills nothing when i is out of range. */
+int mq_bitfusion_cacti(int i, double *bytes, int *rw, double *rd_nj, double *wr_nj, double *area);
 mixq_status mq_bitfusion_constants(const mixq_hw *hw, double e[8], double area_mm2[4]);
 
 /* ---- BISMO internals exposed for tests (src/hw/bismo.c) */
