@@ -32,6 +32,9 @@ typedef struct qnode {
     int a_signed;
     float alpha, dalpha, amom;
     int calibrated;
+    int clip_trained;     /* alpha moved by an optimizer step since calibration */
+    uint64_t scale_ver;   /* params_version the weight scales were computed (or set) at */
+    int scales_trained;   /* LSQ moved the weight scales */
     float *scale;         /* [K] */
     float *dscale, *smom; /* [K] LSQ gradient and momentum of the scales (w_clip "lsq") */
     int scales_fixed;
@@ -119,6 +122,8 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
         mixq_status st = mq_weight_scales(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->scale);
         if (st) return st;
         if (q->lq.wclip != MQ_CLIP_MAX) q->scales_fixed = 1;
+        q->scale_ver = m->params_version;
+        q->scales_trained = 0;
     }
     mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->mask);
     q->wver = m->params_version;
@@ -232,9 +237,11 @@ static void hook_step(mixq_model *m, float lr, float momentum) {
                 q->scale[k] = v > 1e-8f ? v : 1e-8f;
                 q->dscale[k] = 0;
             }
+            q->scales_trained = 1;
             q->wvalid = 0;
         }
         if (!q->on || !q->aquant || !q->calibrated) continue;
+        q->clip_trained = 1;
         q->amom = momentum * q->amom + q->dalpha;
         float a = q->alpha - lr * q->amom;
         q->alpha = a > 1e-4f ? a : 1e-4f;
@@ -301,12 +308,25 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         qstate_free(s, m->n_nodes);
         return st;
     }
-    /* Fast path for searches: a layer whose resolved setting is unchanged keeps its cached
-     * quantized weights, scales and calibrated clip. */
+    /* Fast path for searches, exact: a layer whose resolved setting is unchanged keeps its
+     * cached weight scales and quantized weights (functions of its own weights and setting
+     * alone). Its calibrated clip is kept only while every quantized layer before it is
+     * unchanged too: calibration runs on float activations through the quantized weights of the
+     * layers upstream, so a change there changes what this layer's clip is measured on. A
+     * layer's result is then what quantizing the model from scratch gives, whatever the model
+     * was quantized to before (a search's score must not depend on its history). Clips that
+     * fine-tuning moved (PACT) are never kept: they belong to other weights, and
+     * mixq_model_clone/load give fresh models for that. */
     qstate *old = m->q ? Q(m) : NULL;
+    int prefix_same = 1; /* every quantized layer so far unchanged */
     for (int i = 0; old && i < m->n_nodes; i++) {
         qnode *q = &s->nodes[i], *o = &old->nodes[i];
-        if (!q->on || !o->on || !lq_equal(&q->lq, &o->lq)) continue;
+        if (!q->on && !o->on) continue;
+        const int same = q->on && o->on && lq_equal(&q->lq, &o->lq);
+        if (!same) {
+            prefix_same = 0;
+            continue;
+        }
         free(q->scale);
         free(q->wq);
         free(q->mask);
@@ -315,6 +335,17 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         free(q->lq.kbits);
         q->lq.kbits = kb;
         memset(o, 0, sizeof *o); /* o->lq.kbits moved to q then freed above */
+        if (!prefix_same || q->clip_trained) {
+            q->calibrated = 0;
+            q->alpha = 0;
+            q->amom = q->dalpha = 0;
+        }
+        if (q->scales_trained || q->scale_ver != m->params_version) { /* other weights' scales */
+            q->scales_fixed = 0;
+            q->scales_trained = 0;
+            q->wvalid = 0;
+            if (q->smom) memset(q->smom, 0, sizeof(float) * (size_t)q->lq.K);
+        }
     }
     if (m->qh) m->qh->free(m);
     m->q = s;
@@ -347,6 +378,7 @@ mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, flo
     if (scales) {
         memcpy(q->scale, scales, sizeof(float) * (size_t)q->lq.K);
         q->scales_fixed = 1;
+        q->scale_ver = m->params_version;
         q->wvalid = 0;
     }
     if (alpha > 0) {
@@ -428,6 +460,7 @@ static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, i
         free(q->samples);
         q->samples = NULL;
         q->calibrated = 1;
+        q->clip_trained = 0;
         q->amom = q->dalpha = 0;
     }
     return MIXQ_OK;
@@ -578,6 +611,7 @@ mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *b, size_t le
         o += 4 * (size_t)q->lq.K;
         q->calibrated = v[0] != 0;
         q->scales_fixed = v[1] != 0;
+        q->scale_ver = m->params_version;
         q->wvalid = 0;
     }
     if (o != len) return mq_err(MIXQ_ERR_FORMAT, "'%s': trailing bytes in the quantization state", path);
