@@ -250,6 +250,9 @@ out:
     mixq_model_free(m2);
 }
 
+/* Re-quantizing a model (a search's fast path) is exact: the result equals quantizing a fresh
+ * copy, whatever the model was quantized to before. Unchanged layers keep their quantized
+ * weights; a clip is kept only for layers with no changed layer before them. */
 static void test_fast_requantize(void) {
     mixq_model *m = make("resnet20", 1, 8, 5);
     mixq_dataset *d = NULL;
@@ -257,34 +260,38 @@ static void test_fast_requantize(void) {
     mixq_policy *a = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4}}");
     mixq_policy *b = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},"
                            " \"layers\": {\"layer2.0.conv1\": {\"w_bits\": 2, \"a_bits\": 8}}}");
+    mixq_policy *c = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 5},"
+                           " \"layers\": {\"conv1\": {\"w_bits\": 8, \"a_bits\": 8}}}");
     float x[4 * 64], y1[40], y2[40];
     test_fill(x, 4 * 64, 2, -1, 1);
-    if (m && d && a && b) {
+    if (m && d && a && b && c) {
         CHECK_OK(mixq_model_quantize(m, a));
         CHECK_OK(mixq_model_calibrate(m, d, 64));
         CHECK_OK(mixq_model_forward(m, x, 4, 0, y1));
-        int n1 = 3, n2 = 0; /* node indices of conv1's successor layer and layer2.0.conv1 */
+        int n1 = 3, n2 = 0, n3 = 0; /* layer1.0.conv1, layer2.0.conv1, layer3.0.conv1 */
         for (int i = 0; i < mixq_model_node_count(m); i++) {
             mixq_node_info ni;
             mixq_model_node(m, i, &ni);
             if (!strcmp(ni.name, "layer1.0.conv1")) n1 = i;
             if (!strcmp(ni.name, "layer2.0.conv1")) n2 = i;
+            if (!strcmp(ni.name, "layer3.0.conv1")) n3 = i;
         }
-        const float *w_keep = mq_quant_weights(m, n1), *w_old = mq_quant_weights(m, n2);
+        const float *w_keep = mq_quant_weights(m, n1), *w_old = mq_quant_weights(m, n2),
+                    *w_down = mq_quant_weights(m, n3);
         mixq_layer_quant l;
         CHECK_OK(mixq_model_quantize(m, b));
-        /* unchanged layers keep their quantized weights (same buffer, still valid) and clip */
+        /* unchanged layers keep their quantized weights (same buffer, still valid); the clip only
+         * upstream of the change */
         CHECK(mq_quant_weights(m, n1) == w_keep && w_keep != NULL);
+        CHECK(mq_quant_weights(m, n3) == w_down && w_down != NULL);
         CHECK(mq_quant_weights(m, n2) == NULL && w_old != NULL);
         if (layer(m, "layer1.0.conv1", &l)) CHECK(l.a_clip > 0);
         if (layer(m, "layer2.0.conv1", &l)) CHECK(l.a_clip == 0 && l.w_bits == 2 && l.a_bits == 8);
+        if (layer(m, "layer3.0.conv1", &l)) CHECK(l.a_clip == 0); /* downstream: measured again */
         CHECK(mixq_model_forward(m, x, 4, 0, y2) == MIXQ_ERR_STATE); /* layer2.0.conv1 uncalibrated */
         CHECK_OK(mixq_model_calibrate_new(m, d, 64));
         CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
-        /* unchanged layers keep clips measured under the old policy (the documented
-         * approximation); recalibrating everything gives exactly a fresh copy's result */
-        CHECK_OK(mixq_model_calibrate(m, d, 64));
-        CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+        /* exactly a fresh copy's result */
         mixq_model *f = make("resnet20", 1, 8, 5);
         float y3[40];
         if (f) {
@@ -294,11 +301,123 @@ static void test_fast_requantize(void) {
             CHECK(memcmp(y2, y3, sizeof y2) == 0);
         }
         mixq_model_free(f);
+        /* and after other policies in between (a search's history): still the fresh result */
+        CHECK_OK(mixq_model_quantize(m, c));
+        CHECK_OK(mixq_model_calibrate_new(m, d, 64));
+        CHECK_OK(mixq_model_quantize(m, a));
+        CHECK_OK(mixq_model_calibrate_new(m, d, 64));
+        CHECK_OK(mixq_model_quantize(m, b));
+        CHECK_OK(mixq_model_calibrate_new(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+        CHECK(memcmp(y2, y3, sizeof y2) == 0);
+        CHECK_OK(mixq_model_quantize(m, a));
+        CHECK_OK(mixq_model_calibrate_new(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+        CHECK(memcmp(y1, y2, sizeof y1) == 0);
     }
     mixq_policy_free(a);
     mixq_policy_free(b);
+    mixq_policy_free(c);
     mixq_dataset_free(d);
     mixq_model_free(m);
+}
+
+/* Policies built as data: the same resolution as the parsed file they render to, clear errors */
+static void test_policy_builder(void) {
+    mixq_model *m = make("lenet5", 1, 28, 3), *m2 = make("lenet5", 1, 28, 3);
+    mixq_policy *p = NULL, *q = NULL;
+    CHECK_OK(mixq_policy_create(4, 4, &p));
+    if (!m || !m2 || !p) goto out;
+    CHECK_OK(mixq_policy_set_layer(p, "conv1", 8, 8));
+    CHECK_OK(mixq_policy_set_layer(p, "fc3", 2, 3));
+    CHECK_OK(mixq_policy_set_layer(p, "fc3", 8, 6)); /* replaces the earlier setting */
+    int kb[16];
+    for (int k = 0; k < 16; k++) kb[k] = 1 + k % 8;
+    CHECK_OK(mixq_policy_set_kernels(p, "conv2", kb, 16, 5));
+    CHECK(mixq_policy_set_layer(p, "fc1", 9, 8) == MIXQ_ERR_ARG);
+    CHECK(mixq_policy_set_layer(p, "fc1", 8, 0) == MIXQ_ERR_ARG);
+    CHECK(mixq_policy_set_layer(p, "", 8, 8) == MIXQ_ERR_ARG);
+    kb[3] = 0;
+    CHECK(mixq_policy_set_kernels(p, "conv2", kb, 16, 5) == MIXQ_ERR_ARG);
+    kb[3] = 4;
+    const char *t = mixq_policy_text(p);
+    CHECK(t != NULL);
+    if (!t) goto out;
+    q = parse(t);
+    if (!q) goto out;
+    CHECK(!strcmp(mixq_policy_text(q), t));
+    CHECK_OK(mixq_model_quantize(m, p));
+    CHECK_OK(mixq_model_quantize(m2, q));
+    CHECK(mixq_model_quant_layers(m) == 5 && mixq_model_quant_layers(m2) == 5);
+    for (int i = 0; i < mixq_model_quant_layers(m); i++) {
+        mixq_layer_quant a, b;
+        CHECK_OK(mixq_model_quant_layer(m, i, &a));
+        CHECK_OK(mixq_model_quant_layer(m2, i, &b));
+        CHECK(!strcmp(a.name, b.name) && a.w_bits == b.w_bits && a.a_bits == b.a_bits &&
+              a.granularity == b.granularity && a.kernels == b.kernels &&
+              !memcmp(a.kernel_bits, b.kernel_bits, sizeof(int) * (size_t)a.kernels));
+        if (!strcmp(a.name, "conv1")) CHECK(a.w_bits == 8 && a.a_bits == 8);
+        if (!strcmp(a.name, "fc3")) CHECK(a.w_bits == 8 && a.a_bits == 6);
+        if (!strcmp(a.name, "fc1")) CHECK(a.w_bits == 4 && a.a_bits == 4 && a.granularity == MIXQ_GRAN_CHANNEL);
+        if (!strcmp(a.name, "conv2")) {
+            CHECK(a.granularity == MIXQ_GRAN_KERNEL && a.a_bits == 5 && a.w_bits == 8);
+            for (int k = 0; k < 16 && a.kernels == 16; k++) CHECK(a.kernel_bits[k] == (k == 3 ? 4 : 1 + k % 8));
+        }
+    }
+    /* the model keeps its own copy: changing or freeing the builder's policy changes nothing */
+    CHECK_OK(mixq_policy_set_layer(p, "conv1", 2, 2));
+    mixq_layer_quant l;
+    if (layer(m, "conv1", &l)) CHECK(l.w_bits == 8);
+    /* a layer name that matches nothing is refused when applied */
+    CHECK_OK(mixq_policy_set_layer(p, "fc_3", 4, 4));
+    CHECK(mixq_model_quantize(m, p) == MIXQ_ERR_NOTFOUND);
+    CHECK(strstr(mixq_last_error(), "fc_3") != NULL && strstr(mixq_last_error(), "fc3") != NULL);
+out:
+    mixq_policy_free(p);
+    mixq_policy_free(q);
+    mixq_model_free(m);
+    mixq_model_free(m2);
+}
+
+/* A clone computes what its source does, owns its weights, and carries the quantization */
+static void test_clone(void) {
+    mixq_model *m = make("resnet20", 1, 8, 9), *c = NULL, *c2 = NULL;
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    mixq_policy *p = parse("{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 4}}");
+    float x[4 * 64], y1[40], y2[40];
+    test_fill(x, 4 * 64, 7, -1, 1);
+    if (!m || !d || !p) goto out;
+    CHECK_OK(mixq_model_clone(m, &c));
+    if (!c) goto out;
+    CHECK(!mixq_model_is_quantized(c));
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, y1));
+    CHECK_OK(mixq_model_forward(c, x, 4, 0, y2));
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    /* training the clone leaves the source alone */
+    mixq_train_config tc;
+    mixq_train_config_default(&tc);
+    tc.epochs = 1, tc.max_steps = 2, tc.batch = 16;
+    CHECK_OK(mixq_train(c, d, NULL, &tc, NULL, NULL));
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, y2));
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    /* a quantized, calibrated model clones with its policy, scales and clips */
+    CHECK_OK(mixq_model_quantize(m, p));
+    CHECK_OK(mixq_model_calibrate(m, d, 64));
+    CHECK_OK(mixq_model_forward(m, x, 4, 0, y1));
+    CHECK_OK(mixq_model_clone(m, &c2));
+    if (!c2) goto out;
+    CHECK(mixq_model_is_quantized(c2));
+    CHECK_OK(mixq_model_forward(c2, x, 4, 0, y2));
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    CHECK(!strcmp(mixq_policy_text(mixq_model_policy(c2)), mixq_policy_text(p)));
+    CHECK(mixq_model_clone(NULL, &c) == MIXQ_ERR_ARG);
+out:
+    mixq_policy_free(p);
+    mixq_dataset_free(d);
+    mixq_model_free(m);
+    mixq_model_free(c);
+    mixq_model_free(c2);
 }
 
 static void test_qat_determinism(void) {
@@ -437,6 +556,8 @@ int main(void) {
     TEST_RUN(test_per_kernel_in_model);
     TEST_RUN(test_calibrate_save_load);
     TEST_RUN(test_fast_requantize);
+    TEST_RUN(test_policy_builder);
+    TEST_RUN(test_clone);
     TEST_RUN(test_qat_determinism);
     TEST_RUN(test_lsq_training);
     TEST_RUN(test_kmeans_mode);

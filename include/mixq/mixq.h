@@ -141,6 +141,10 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path);
  * against the architecture the file names. */
 mixq_status mixq_model_load(const char *path, mixq_model **out);
 mixq_status mixq_model_save(const mixq_model *m, const char *path);
+/* An independent copy of m in memory: graph, weights, batch-norm statistics and, for a quantized
+ * model, its policy, scales and clips (what saving and loading it would give, without a file).
+ * A search scores each fine-tuned candidate on a clone of the float model. */
+mixq_status mixq_model_clone(const mixq_model *m, mixq_model **out);
 void mixq_model_free(mixq_model *m);
 
 /* Description of one graph node, for `mixq info` and for quantization policies. */
@@ -253,8 +257,19 @@ typedef struct mixq_policy mixq_policy;
 mixq_status mixq_policy_load(const char *path, mixq_policy **out);
 /* Parse len bytes of JSON; origin names the source in messages. */
 mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, mixq_policy **out);
+/* The policy as JSON text (a file mixq_policy_parse reads back to the same policy); a built
+ * policy's text is written when first asked for, and NULL if that runs out of memory. */
 const char *mixq_policy_text(const mixq_policy *p);
 void mixq_policy_free(mixq_policy *p);
+/* Building a policy as data (a search's candidates): every conv/linear layer at w_bits/a_bits
+ * (1..8 or 32), per channel, automatic clips, then layer settings by exact name, which replace
+ * an earlier setting of the same layer and win over the default. A name that matches no
+ * conv/linear layer is an error when the policy is applied (mixq_model_quantize). */
+mixq_status mixq_policy_create(int w_bits, int a_bits, mixq_policy **out);
+mixq_status mixq_policy_set_layer(mixq_policy *p, const char *layer, int w_bits, int a_bits);
+/* Per-kernel weight bits: n values, one per output channel (granularity "kernel"). */
+mixq_status mixq_policy_set_kernels(mixq_policy *p, const char *layer, const int *bits, int n,
+                                    int a_bits);
 
 /* Quantize every conv/linear layer of m (fake quantization of weights and input activations
  * in forward, straight-through gradients in backward) as policy p resolves for it. A rule that

@@ -111,9 +111,10 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     size_t qlen = 0;
     if (!w.st && m->q) w.st = mq_quant_state_save(m, &qs, &qlen);
     const char *ptext = m->q ? mixq_policy_text(mixq_model_policy(m)) : NULL;
+    if (!w.st && m->q && !ptext) w.st = MIXQ_ERR_NOMEM;
     nsec = m->q ? 2 : 0;
     wr(&w, &nsec, 4);
-    if (m->q) {
+    if (m->q && ptext) {
         char tag[16] = "policy";
         uint64_t len = strlen(ptext);
         wr(&w, tag, 16);
@@ -349,4 +350,40 @@ fail:
     fclose(f);
     mixq_model_free(m);
     return st;
+}
+
+/* ------------------------------------------------------------------ in-memory copy */
+
+mixq_status mixq_model_clone(const mixq_model *src, mixq_model **out) {
+    if (!src || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_clone: NULL argument");
+    *out = NULL;
+    mixq_model_config cfg = src->cfg;
+    cfg.arch = src->arch;
+    mixq_model *m = NULL;
+    char *graph = NULL;
+    mixq_status st = MIXQ_OK;
+    if (src->custom_graph && !(graph = mq_graph_text(src))) st = MIXQ_ERR_NOMEM;
+    if (!st) st = graph ? mq_graph_build(graph, &cfg, src->arch, &m) : mq_zoo_build(&cfg, &m);
+    free(graph);
+    if (!st && (m->n_params != src->n_params || m->n_buffers != src->n_buffers))
+        st = mq_err(MIXQ_ERR_STATE, "mixq_model_clone: '%s' rebuilt with another layout", src->arch);
+    if (!st) {
+        memcpy(m->params, src->params, sizeof(float) * src->n_params);
+        memcpy(m->buffers, src->buffers, sizeof(float) * src->n_buffers);
+        m->params_version++;
+    }
+    if (!st && src->q) { /* the same policy, scales and clips, as a save and load would give */
+        unsigned char *qs = NULL;
+        size_t qlen = 0;
+        st = mixq_model_quantize(m, mixq_model_policy(src));
+        if (!st) st = mq_quant_state_save(src, &qs, &qlen);
+        if (!st && qs) st = mq_quant_state_load(m, qs, qlen, src->arch);
+        free(qs);
+    }
+    if (st) {
+        mixq_model_free(m);
+        return st;
+    }
+    *out = m;
+    return MIXQ_OK;
 }

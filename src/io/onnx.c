@@ -1234,6 +1234,8 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
     }
     uint8_t *buf = NULL;
     size_t len = 0;
+    if (!st && quant && !mixq_policy_text(mixq_model_policy(m)))
+        st = mq_err(MIXQ_ERR_NOMEM, "out of memory writing the policy of '%s'", path);
     if (!st && !e->fail && vin && vout) {
         ops.domain = "";
         ops.has_version = 1, ops.version = 13;

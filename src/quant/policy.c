@@ -37,6 +37,7 @@
  */
 #include <fnmatch.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -218,7 +219,8 @@ static mixq_status add_rule(mixq_policy *p, pol_kind kind, const char *pat, cons
     r->kind = kind;
     snprintf(r->pattern, sizeof r->pattern, "%s", pat);
     r->spec = *s;
-    snprintf(r->where, sizeof r->where, "%s (line %d)", where, line);
+    if (line > 0) snprintf(r->where, sizeof r->where, "%s (line %d)", where, line);
+    else snprintf(r->where, sizeof r->where, "%s", where); /* built, not parsed */
     return MIXQ_OK;
 }
 
@@ -370,7 +372,204 @@ mixq_status mixq_policy_load(const char *path, mixq_policy **out) {
     return st;
 }
 
-const char *mixq_policy_text(const mixq_policy *p) { return p ? p->text : ""; }
+/* ------------------------------------------------------------ building policies as data */
+
+/* Appends printf output to a growing buffer; *ok becomes 0 on allocation failure. */
+static void buf_printf(char **t, size_t *n, size_t *cap, int *ok, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void buf_printf(char **t, size_t *n, size_t *cap, int *ok, const char *fmt, ...) {
+    if (!*ok) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(*t ? *t + *n : NULL, *t ? *cap - *n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            *ok = 0;
+            return;
+        }
+        if (*t && *n + (size_t)k < *cap) {
+            *n += (size_t)k;
+            return;
+        }
+        size_t nc = (*cap ? *cap * 2 : 1024) + (size_t)k;
+        char *b = realloc(*t, nc);
+        if (!b) {
+            *ok = 0;
+            return;
+        }
+        *t = b, *cap = nc;
+    }
+}
+
+/* The JSON of a setting: only the keys it sets. */
+static void spec_json(char **t, size_t *n, size_t *cap, int *ok, const pol_spec *sp) {
+    const char *sep = "";
+    buf_printf(t, n, cap, ok, "{");
+    if (sp->has_w && sp->kbits) {
+        buf_printf(t, n, cap, ok, "\"w_bits\": [");
+        for (int k = 0; k < sp->nk; k++) buf_printf(t, n, cap, ok, "%s%d", k ? ", " : "", sp->kbits[k]);
+        buf_printf(t, n, cap, ok, "]");
+        sep = ", ";
+    } else if (sp->has_w) {
+        buf_printf(t, n, cap, ok, "\"w_bits\": %d", sp->w_bits);
+        sep = ", ";
+    }
+    if (sp->has_a) buf_printf(t, n, cap, ok, "%s\"a_bits\": %d", sep, sp->a_bits), sep = ", ";
+    if (sp->has_gran) buf_printf(t, n, cap, ok, "%s\"granularity\": \"%s\"", sep, gran_names[sp->gran]), sep = ", ";
+    if (sp->has_wclip)
+        for (size_t i = 0; i < MQ_COUNTOF(wclip_values); i++)
+            if (wclip_values[i] == sp->wclip) buf_printf(t, n, cap, ok, "%s\"w_clip\": \"%s\"", sep, wclip_names[i]), sep = ", ";
+    if (sp->has_aclip) buf_printf(t, n, cap, ok, "%s\"a_clip\": \"%s\"", sep, aclip_names[sp->aclip + 1]), sep = ", ";
+    if (sp->has_kmeans) buf_printf(t, n, cap, ok, "%s\"w_mode\": \"%s\"", sep, sp->kmeans ? "kmeans" : "linear");
+    buf_printf(t, n, cap, ok, "}");
+}
+
+/* A built policy's text: the default and its exact rules (all a builder makes), in the file
+ * format, so that mixq_policy_parse of it gives the same policy. */
+static mixq_status render(mixq_policy *p) {
+    char *t = NULL;
+    size_t n = 0, cap = 0;
+    int ok = 1;
+    buf_printf(&t, &n, &cap, &ok, "{\n  \"mixq_policy\": %d,\n  \"default\": ", POLICY_VERSION);
+    spec_json(&t, &n, &cap, &ok, &p->def);
+    buf_printf(&t, &n, &cap, &ok, ",\n  \"layers\": {");
+    for (int i = 0; i < p->n_rules; i++) {
+        buf_printf(&t, &n, &cap, &ok, "%s\n    \"%s\": ", i ? "," : "", p->rules[i].pattern);
+        spec_json(&t, &n, &cap, &ok, &p->rules[i].spec);
+    }
+    buf_printf(&t, &n, &cap, &ok, "\n  }\n}\n");
+    if (!ok) {
+        free(t);
+        return mq_err(MIXQ_ERR_NOMEM, "policy: out of memory writing its text");
+    }
+    free(p->text);
+    p->text = t;
+    p->len = n;
+    return MIXQ_OK;
+}
+
+const char *mixq_policy_text(const mixq_policy *p) {
+    if (!p) return "";
+    /* a built policy renders its text when first asked (a cache: the policy is logically const) */
+    if (!p->text && render((mixq_policy *)p)) return NULL;
+    return p->text;
+}
+
+mixq_status mixq_policy_create(int w_bits, int a_bits, mixq_policy **out) {
+    if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_policy_create: NULL output");
+    *out = NULL;
+    if (!mq_bits_valid(w_bits) || !mq_bits_valid(a_bits))
+        return mq_err(MIXQ_ERR_ARG, "policy: default bits %d/%d; expected 1..8 or 32", w_bits, a_bits);
+    mixq_policy *p = mq_calloc(1, sizeof *p, "policy");
+    if (!p) return MIXQ_ERR_NOMEM;
+    snprintf(p->origin, sizeof p->origin, "(built policy)");
+    p->def.has_w = p->def.has_a = 1;
+    p->def.w_bits = w_bits, p->def.a_bits = a_bits;
+    *out = p;
+    return MIXQ_OK;
+}
+
+/* The builder's exact rule for layer, created last (exact rules come last in precedence). */
+static mixq_status exact_rule(mixq_policy *p, const char *layer, pol_spec **out) {
+    if (!layer || !*layer || strlen(layer) >= MIXQ_NAME_MAX)
+        return mq_err(MIXQ_ERR_ARG, "policy: layer name '%s' is empty or too long", layer ? layer : "(null)");
+    for (int i = 0; i < p->n_rules; i++)
+        if (p->rules[i].kind == POL_EXACT && !strcmp(p->rules[i].pattern, layer)) {
+            spec_free(&p->rules[i].spec);
+            memset(&p->rules[i].spec, 0, sizeof p->rules[i].spec);
+            *out = &p->rules[i].spec;
+            return MIXQ_OK;
+        }
+    pol_spec empty;
+    memset(&empty, 0, sizeof empty);
+    char where[MIXQ_NAME_MAX + 16];
+    snprintf(where, sizeof where, "layers.%s", layer);
+    mixq_status st = add_rule(p, POL_EXACT, layer, &empty, where, 0);
+    if (st) return st;
+    *out = &p->rules[p->n_rules - 1].spec;
+    return MIXQ_OK;
+}
+
+mixq_status mixq_policy_set_layer(mixq_policy *p, const char *layer, int w_bits, int a_bits) {
+    if (!p) return mq_err(MIXQ_ERR_ARG, "mixq_policy_set_layer: NULL policy");
+    if (!mq_bits_valid(w_bits) || !mq_bits_valid(a_bits))
+        return mq_err(MIXQ_ERR_ARG, "policy: layer '%s' bits %d/%d; expected 1..8 or 32", layer ? layer : "",
+                      w_bits, a_bits);
+    pol_spec *sp;
+    mixq_status st = exact_rule(p, layer, &sp);
+    if (st) return st;
+    sp->has_w = sp->has_a = 1;
+    sp->w_bits = w_bits, sp->a_bits = a_bits;
+    free(p->text);
+    p->text = NULL;
+    return MIXQ_OK;
+}
+
+mixq_status mixq_policy_set_kernels(mixq_policy *p, const char *layer, const int *bits, int n, int a_bits) {
+    if (!p || !bits || n < 1) return mq_err(MIXQ_ERR_ARG, "mixq_policy_set_kernels: NULL policy or no bits");
+    int mx = 0;
+    for (int k = 0; k < n; k++) {
+        if (!mq_bits_valid(bits[k]))
+            return mq_err(MIXQ_ERR_ARG, "policy: layer '%s' kernel %d: %d bits; expected 1..8 or 32",
+                          layer ? layer : "", k, bits[k]);
+        mx = bits[k] > mx ? bits[k] : mx;
+    }
+    if (!mq_bits_valid(a_bits))
+        return mq_err(MIXQ_ERR_ARG, "policy: layer '%s' a_bits %d; expected 1..8 or 32", layer ? layer : "", a_bits);
+    int *kb = mq_malloc((size_t)n, sizeof(int), "per-kernel bits");
+    if (!kb) return MIXQ_ERR_NOMEM;
+    pol_spec *sp;
+    mixq_status st = exact_rule(p, layer, &sp);
+    if (st) {
+        free(kb);
+        return st;
+    }
+    memcpy(kb, bits, sizeof(int) * (size_t)n);
+    sp->has_w = sp->has_a = sp->has_gran = 1;
+    sp->kbits = kb, sp->nk = n, sp->w_bits = mx;
+    sp->a_bits = a_bits;
+    sp->gran = MQ_GRAN_KERNEL;
+    free(p->text);
+    p->text = NULL;
+    return MIXQ_OK;
+}
+
+static mixq_status spec_copy(pol_spec *d, const pol_spec *s) {
+    *d = *s;
+    d->kbits = NULL;
+    if (s->kbits) {
+        if (!(d->kbits = mq_malloc((size_t)s->nk, sizeof(int), "per-kernel bits"))) return MIXQ_ERR_NOMEM;
+        memcpy(d->kbits, s->kbits, sizeof(int) * (size_t)s->nk);
+    }
+    return MIXQ_OK;
+}
+
+mixq_status mq_policy_copy(const mixq_policy *p, mixq_policy **out) {
+    *out = NULL;
+    mixq_policy *c = mq_calloc(1, sizeof *c, "policy");
+    if (!c) return MIXQ_ERR_NOMEM;
+    memcpy(c->origin, p->origin, sizeof c->origin);
+    mixq_status st = spec_copy(&c->def, &p->def);
+    if (!st && p->text) {
+        if (!(c->text = mq_malloc(p->len + 1, 1, "policy text"))) st = MIXQ_ERR_NOMEM;
+        else memcpy(c->text, p->text, p->len + 1), c->len = p->len;
+    }
+    if (!st && p->n_rules && !(c->rules = mq_calloc((size_t)p->n_rules, sizeof *c->rules, "policy rules")))
+        st = MIXQ_ERR_NOMEM;
+    for (int i = 0; !st && i < p->n_rules; i++) {
+        c->rules[i] = p->rules[i];
+        c->rules[i].spec.kbits = NULL;
+        c->n_rules = i + 1;
+        st = spec_copy(&c->rules[i].spec, &p->rules[i].spec);
+    }
+    if (st) {
+        mixq_policy_free(c);
+        return st;
+    }
+    *out = c;
+    return MIXQ_OK;
+}
 
 /* ------------------------------------------------------------ resolution */
 

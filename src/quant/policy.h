@@ -51,6 +51,8 @@ typedef struct mq_lq {
     int kmeans;           /* weights: k-means codebook of 2^w_bits centroids per layer */
 } mq_lq;
 
+/* A deep copy of p (rules, per-kernel bits, text if it has one). */
+mixq_status mq_policy_copy(const mixq_policy *p, mixq_policy **out);
 /* Resolve p for node `node` of m into out (kbits allocated). */
 mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, int node, mq_lq *out);
 /* Check that every rule of p matches at least one quantizable node of m. */

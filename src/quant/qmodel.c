@@ -284,7 +284,7 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         free(s);
         return MIXQ_ERR_NOMEM;
     }
-    st = mixq_policy_parse(p->text, p->len, p->origin, &s->policy);
+    st = mq_policy_copy(p, &s->policy);
     for (int i = 0; !st && i < m->n_nodes; i++) {
         if (!mq_node_quantizable(m, i)) continue;
         qnode *q = &s->nodes[i];
