@@ -55,12 +55,13 @@ static void test_embedding(void) {
     /* size budget 0.5: W8A8 = 8 x 61470 bits */
     CHECK(e.w8a8[MQ_M_SIZE] == 8.0 * 61470);
     CHECK_OK(mq_env_set_budget(&e, "size=0.5"));
-    CHECK(e.metric == MQ_M_SIZE && e.target == 4.0 * 61470);
+    CHECK(e.metric == MQ_M_SIZE && e.target[MQ_M_SIZE] == 4.0 * 61470 && e.n_budgets == 1);
+    CHECK(isinf(e.target[MQ_M_LATENCY]) && mq_env_budget_ratio(&e, MQ_M_SIZE) == 0.5);
     int w[5] = {8, 8, 8, 8, 8}, a[5] = {8, 8, 8, 8, 8};
     CHECK(mq_env_wall(&e, w, a) == 1);
     /* by hand: four sweeps take fc2, fc1, conv2 to 4 bits (249 840 bits), the fifth stops after
-     * fc2 reaches 3 (239 760 <= 245 880); each layer's a goes down before its w */
-    static const int ww[5] = {8, 4, 4, 3, 8}, aa[5] = {8, 4, 4, 3, 8};
+     * fc2 reaches 3 (239 760 <= 245 880); activation bits save no size, so they stay at 8 */
+    static const int ww[5] = {8, 4, 4, 3, 8}, aa[5] = {8, 8, 8, 8, 8};
     for (int l = 0; l < 5; l++) CHECKF(w[l] == ww[l] && a[l] == aa[l], "layer %d: w%d a%d", l, w[l], a[l]);
     CHECK(mq_env_cost(&e, w, a, MQ_M_SIZE) == 239760);
     /* pins hold even when the agent picked low bits; already-fitting policies are untouched */
@@ -69,16 +70,56 @@ static void test_embedding(void) {
     CHECK(w2[0] == 8 && a2[0] == 8 && w2[4] == 8 && w2[2] == 2 && a2[2] == 3);
     /* budgets: absolute, bad metric, bad unit, infeasible */
     CHECK_OK(mq_env_set_budget(&e, "size=30KiB"));
-    CHECK(e.target == 30 * 8192.0);
+    CHECK(e.target[MQ_M_SIZE] == 30 * 8192.0);
     CHECK(mq_env_set_budget(&e, "speed=0.5") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "unknown metric"));
     CHECK(mq_env_set_budget(&e, "size=3ms") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "unit 'ms'"));
     CHECK(mq_env_set_budget(&e, "size=-1") == MIXQ_ERR_ARG);
     CHECK(mq_env_set_budget(&e, "size") == MIXQ_ERR_ARG);
     CHECK(mq_env_set_budget(&e, "size=0.1") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "cannot be met"));
     /* min cost: pinned 8-bit ends, the rest at 2 bits */
-    CHECK(mq_env_min_cost(&e) == 8.0 * 990 + 2.0 * 60480);
+    CHECK(mq_env_min_cost(&e, MQ_M_SIZE) == 8.0 * 990 + 2.0 * 60480);
+    /* several budgets: each metric once, no trailing comma */
+    CHECK(mq_env_set_budget(&e, "size=0.5,size=0.6") == MIXQ_ERR_ARG && strstr(mixq_last_error(), "twice"));
+    CHECK(mq_env_set_budget(&e, "size=0.5,") == MIXQ_ERR_ARG);
+    CHECKF(mq_env_set_budget(&e, "size=0.5,bitops=0.7") == MIXQ_OK, "%s", mixq_last_error());
+    CHECK(e.n_budgets == 2 && e.metric == MQ_M_SIZE && mq_env_budget_ratio(&e, MQ_M_BITOPS) == 0.7);
+    /* a failed budget leaves the earlier one in place */
+    CHECK(mq_env_set_budget(&e, "size=0.1") == MIXQ_ERR_ARG && e.n_budgets == 2);
     mq_env_free(&e);
     CHECK(mq_env_create(m, hw, 0, 0, 8, 1, &e) == MIXQ_ERR_ARG);
+out:
+    mixq_hw_free(hw);
+    mixq_model_free(m);
+}
+
+/* The wall under several budgets: it stops when every budget holds, and lowers only bits that
+ * make an over-budget metric cheaper */
+static void test_wall_budgets(void) {
+    mixq_model *m = lenet5();
+    mixq_hw *hw = NULL;
+    CHECK_OK(mixq_hw_load("bismo_edge", &hw));
+    if (!m || !hw) goto out;
+    mq_env e;
+    CHECK_OK(mq_env_create(m, hw, 0, 2, 8, 1, &e));
+    CHECK_OK(mq_env_set_budget(&e, "latency=0.8,size=0.6"));
+    CHECK(e.metric == MQ_M_LATENCY && e.n_budgets == 2);
+    int w[5], a[5];
+    for (int l = 0; l < 5; l++) w[l] = a[l] = 8;
+    CHECK(mq_env_wall(&e, w, a) == 1);
+    CHECK(mq_env_fits(&e, w, a));
+    CHECK(mq_env_cost(&e, w, a, MQ_M_LATENCY) <= 0.8 * e.w8a8[MQ_M_LATENCY] * (1 + 1e-12));
+    CHECK(mq_env_cost(&e, w, a, MQ_M_SIZE) <= 0.6 * e.w8a8[MQ_M_SIZE] * (1 + 1e-12));
+    /* one step less anywhere the wall lowered: some budget broken (it stopped as soon as it fit,
+     * so undoing its last steps breaks one; at least the policy is not needlessly low overall) */
+    int lowered = 0;
+    for (int l = 1; l < 4; l++) lowered += (8 - w[l]) + (8 - a[l]);
+    CHECK(lowered > 0);
+    /* a size budget alone never lowers activation bits */
+    CHECK_OK(mq_env_set_budget(&e, "size=0.4"));
+    for (int l = 0; l < 5; l++) w[l] = a[l] = 8;
+    CHECK(mq_env_wall(&e, w, a) == 1);
+    for (int l = 0; l < 5; l++) CHECK(a[l] == 8);
+    mq_env_free(&e);
 out:
     mixq_hw_free(hw);
     mixq_model_free(m);
@@ -154,37 +195,46 @@ static void test_search_cache_resume(void) {
     mixq_search_result ra, rb;
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, a, 0, NULL, NULL, &ra));
     CHECK(ra.candidates >= 1 && ra.candidates <= 8 && ra.layers == 5 && ra.ratio[2] <= 0.5 + 1e-9);
+    CHECK(ra.episodes == 8 && ra.candidates + ra.cache_hits == 8 && ra.fits);
     snprintf(path, sizeof path, "%s/evals.jsonl", a);
     CHECK(count_lines(path) == ra.candidates); /* one line per scored policy, repeats cached */
     /* resuming a finished run scores nothing new and gives the same answer */
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, a, 1, NULL, NULL, &rb));
-    CHECK(rb.candidates == 0 && rb.best_val_accuracy == ra.best_val_accuracy);
+    CHECK(rb.candidates == ra.candidates && rb.cache_hits == ra.cache_hits &&
+          rb.best_val_accuracy == ra.best_val_accuracy);
+    CHECK(count_lines(path) == ra.candidates);
     /* a run directory is not reused silently, and a changed configuration is refused */
     CHECK(mixq_search(model_path, "fashion-mnist", &c, a, 0, NULL, NULL, &rb) == MIXQ_ERR_STATE);
     c.episodes = 9;
     CHECK(mixq_search(model_path, "fashion-mnist", &c, a, 1, NULL, NULL, &rb) == MIXQ_ERR_STATE);
     CHECK(strstr(mixq_last_error(), "episodes") != NULL);
     c.episodes = 8;
-    /* kill-and-resume: a child runs the same search and is SIGKILLed mid-way; resuming gives the
-     * uninterrupted run's best policy */
+    /* kill-and-resume: a child runs the same search and is stopped mid-way, by SIGINT once and
+     * SIGKILL twice, at different points, each time resumed by the next child; resuming to the
+     * end gives the uninterrupted run's files, byte for byte */
     fflush(NULL);
     const char *bin = getenv("MIXQ_BIN");
     if (!bin || !*bin) bin = "build/release/mixq";
-    pid_t pid = fork();
-    if (pid == 0) { /* the CLI with the same configuration (exec: no OpenMP state crosses fork) */
-        execl(bin, bin, "search", model_path, "--data", "fashion-mnist", "--out", b, "--agent", "haq",
-              "--hw", "bitfusion", "--budget", "size=0.5", "--episodes", "8", "--warmup", "3",
-              "--eval-images", "300", "--calib-images", "64", "--val", "1000", "--final-epochs", "0",
-              "--quiet", (char *)NULL);
-        _exit(127);
-    }
-    /* wait until a few episodes are logged, then kill */
     snprintf(path, sizeof path, "%s/evals.jsonl", b);
-    for (int i = 0; i < 600 && count_lines(path) < 3; i++) nanosleep(&(struct timespec){0, 20000000}, NULL);
-    kill(pid, SIGKILL);
-    int stw;
-    waitpid(pid, &stw, 0);
-    CHECK(WIFSIGNALED(stw) || WIFEXITED(stw));
+    static const int stop_after[3] = {2, 4, 6}, stop_sig[3] = {SIGINT, SIGKILL, SIGKILL};
+    for (int k = 0; k < 3; k++) {
+        pid_t pid = fork();
+        if (pid == 0) { /* the CLI with the same configuration (exec: no OpenMP state crosses fork) */
+            execl(bin, bin, "search", model_path, "--data", "fashion-mnist", "--out", b, "--agent", "haq",
+                  "--hw", "bitfusion", "--budget", "size=0.5", "--episodes", "8", "--warmup", "3",
+                  "--eval-images", "300", "--calib-images", "64", "--val", "1000", "--final-epochs", "0",
+                  "--quiet", k ? "--resume" : "--quiet", (char *)NULL);
+            _exit(127);
+        }
+        /* wait until enough episodes are logged, then stop it */
+        for (int i = 0; i < 600 && count_lines(path) < stop_after[k]; i++)
+            nanosleep(&(struct timespec){0, 20000000}, NULL);
+        kill(pid, stop_sig[k]);
+        int stw;
+        waitpid(pid, &stw, 0);
+        CHECKF(WIFSIGNALED(stw) || (WIFEXITED(stw) && (WEXITSTATUS(stw) == 130 || WEXITSTATUS(stw) == 0)),
+               "stop %d: status %d", k, stw);
+    }
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, b, 1, NULL, NULL, &rb));
     char pa[1200], pb[1200];
     snprintf(pa, sizeof pa, "%s/best_policy.json", a);
@@ -197,6 +247,13 @@ static void test_search_cache_resume(void) {
     /* the evaluation logs agree line for line (the resumed run lost no score and added none) */
     snprintf(pa, sizeof pa, "%s/evals.jsonl", a);
     snprintf(pb, sizeof pb, "%s/evals.jsonl", b);
+    ta = slurp(pa), tb = slurp(pb);
+    CHECK(ta && tb && !strcmp(ta, tb));
+    free(ta);
+    free(tb);
+    /* and so do the Pareto files */
+    snprintf(pa, sizeof pa, "%s/pareto.csv", a);
+    snprintf(pb, sizeof pb, "%s/pareto.csv", b);
     ta = slurp(pa), tb = slurp(pb);
     CHECK(ta && tb && !strcmp(ta, tb));
     free(ta);
@@ -256,6 +313,7 @@ static void test_baselines(void) {
 
 int main(void) {
     TEST_RUN(test_embedding);
+    TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
     TEST_RUN(test_baselines);
     return test_summary();

@@ -1000,8 +1000,11 @@ static const char search_help[] =
     "\n"
     "  --agent A            haq (DDPG, default), uniform, random or greedy\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
-    "  --budget M=V         latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
-    "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Default latency=0.5\n"
+    "  --budget M=V[,M=V]   latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
+    "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Several at once\n"
+    "                       (latency=0.5,energy=0.55): every one must hold, the first is the\n"
+    "                       primary metric (reported, and minimised in accuracy mode). Default\n"
+    "                       latency=0.5\n"
     "  --mode M             resource (most accuracy within the budget, default) or accuracy\n"
     "                       (least cost with a drop <= --max-drop points)\n"
     "  --max-drop X         (default 1.0)\n"
@@ -1019,8 +1022,14 @@ static const char search_help[] =
     "                       calibration and test accuracy)\n"
     "  --lr X, --final-lr X, --batch N, --val N, --hw-batch N, --seed N, --threads N\n"
     "  --rl K=V[,K=V...]    DDPG settings (HAQ's defaults): hidden=300, batch=64, replay=<128 x\n"
-    "                       layers x 2>, actor_lr=1e-4, critic_lr=1e-3, tau=0.01, gamma=1,\n"
-    "                       sigma=0.5, sigma_decay=0.99\n"
+    "                       layers>, actor_lr=1e-4, critic_lr=1e-3, tau=0.01, gamma=1,\n"
+    "                       sigma=0.5, sigma_decay=0.99 (a search shorter than HAQ's 600\n"
+    "                       episodes decays faster to the same end: 0.99^(580/(episodes-warmup))).\n"
+    "                       Exploration (what keeps HAQ from proposing one policy over and over;\n"
+    "                       0 or pre = HAQ's own behaviour): sigma_min=<half a bit: 0.5/(HI-LO+1)>\n"
+    "                       noise floor; penalty=1 (reward lost when the wall cuts every bit);\n"
+    "                       redraw=8 (redraws when an earlier episode scored the policy; random\n"
+    "                       too); store=post (replay the bits scored) or pre (HAQ: the requests)\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1082,9 +1091,10 @@ static void on_search(const mixq_search_progress *p, void *user) {
                 p->best_cost_ratio);
         return;
     }
-    fprintf(stderr, "episode %3d/%d  bits w %.2f a %.2f  cost %.3fx  acc %6.2f%%%s  best %6.2f%% (%.3fx)  %s  ETA %s\n",
+    fprintf(stderr, "episode %3d/%d  bits w %.2f a %.2f  cost %.3fx  acc %6.2f%%%s  best %6.2f%% (%.3fx)  "
+            "scored %d, cache hits %d  %s  ETA %s\n",
             p->episode, p->episodes, p->mean_w_bits, p->mean_a_bits, p->cost_ratio, p->accuracy,
-            p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, el, eta);
+            p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, p->scored, p->cache_hits, el, eta);
 }
 
 /* --rl hidden=300,actor_lr=1e-4,... */
@@ -1110,9 +1120,20 @@ static int parse_rl(const char *v, mixq_search_config *sc) {
         else if (!strcmp(k, "gamma")) { if (!parse_float("search", flag, x, 1e-6, 1, &sc->rl_gamma)) return 0; }
         else if (!strcmp(k, "sigma")) { if (!parse_float("search", flag, x, 1e-6, 10, &sc->rl_sigma)) return 0; }
         else if (!strcmp(k, "sigma_decay")) { if (!parse_float("search", flag, x, 1e-6, 1, &sc->rl_sigma_decay)) return 0; }
-        else {
-            fprintf(stderr, "mixq search: error: unknown --rl key '%s' (hidden, batch, replay, actor_lr, "
-                    "critic_lr, tau, gamma, sigma, sigma_decay)\n", k);
+        else if (!strcmp(k, "sigma_min")) { if (!parse_float("search", flag, x, 0, 1, &sc->rl_sigma_min)) return 0; }
+        else if (!strcmp(k, "penalty")) { if (!parse_float("search", flag, x, 0, 1000, &sc->rl_penalty)) return 0; }
+        else if (!strcmp(k, "redraw")) { if (!parse_int("search", flag, x, 0, 1000, &sc->rl_redraw)) return 0; }
+        else if (!strcmp(k, "store")) {
+            if (!strcmp(x, "post")) sc->rl_store_post = 1;
+            else if (!strcmp(x, "pre")) sc->rl_store_post = 0;
+            else return usage_error("search", "--rl store expects post or pre, got '%s'", x), 0;
+        } else {
+            static const char *const keys[] = {"hidden", "batch", "replay", "actor_lr", "critic_lr", "tau", "gamma",
+                                               "sigma", "sigma_decay", "sigma_min", "penalty", "redraw", "store"};
+            const char *near = mixq_closest_name(k, keys, (int)(sizeof keys / sizeof keys[0]));
+            fprintf(stderr, "mixq search: error: unknown --rl key '%s'; %s%s%shint: hidden, batch, replay, "
+                    "actor_lr, critic_lr, tau, gamma, sigma, sigma_decay, sigma_min, penalty, redraw, store\n", k,
+                    near ? "did you mean '" : "", near ? near : "", near ? "'? " : "");
             return 0;
         }
     }

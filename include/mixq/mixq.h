@@ -419,9 +419,21 @@ mixq_status mixq_model_hw_layer(const mixq_model *m, int i, mixq_hw_layer *out, 
  * then weight bits). Each candidate is quantized, calibrated, optionally fine-tuned on a training
  * subset and scored on the validation split (never the test set). */
 
-/* Reward of a scored candidate (accuracies in %, cost = its budget metric / W8A8's). */
-typedef double (*mixq_reward_fn)(double acc, double acc_fp32, double cost_ratio, int fits,
-                                 void *user);
+/* A scored candidate, as the reward sees it. */
+typedef struct mixq_eval_record {
+    int layers;
+    const int *w_bits, *a_bits;  /* [layers], in the order of mixq_model_hw_layer */
+    double accuracy;             /* validation accuracy on the scoring subset, % */
+    double fp32_accuracy;        /* the float model's, % */
+    double ratio[4];             /* latency, energy, size, bitops / uniform W8A8's */
+    double budget_ratio[4];      /* each metric's budget / W8A8's (0: no budget on it) */
+    int metric;                  /* the primary metric (the first budget's; 0 latency without one) */
+    int fits;                    /* every budget holds */
+    int episode;                 /* 1-based, the episode that first scored it */
+} mixq_eval_record;
+
+/* Reward of a scored candidate. */
+typedef double (*mixq_reward_fn)(const mixq_eval_record *r, void *user);
 
 typedef struct mixq_search_config {
     const char *agent;     /* "haq" (DDPG), "random", "uniform" (every weight width's widest
@@ -430,7 +442,9 @@ typedef struct mixq_search_config {
     const char *hw;        /* hardware target: preset, JSON file or lookup table */
     const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
                               uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
-                              "size=64KiB", "bitops=1e9"; may be empty in accuracy mode */
+                              "size=64KiB", "bitops=1e9ops"; several at once, comma-separated
+                              ("latency=0.5,energy=0.55": every one must hold; the first is the
+                              primary metric); may be empty in accuracy mode */
     int accuracy_mode;     /* 0: most accuracy within the budget; 1: least cost with a drop <= max_drop */
     double max_drop;       /* accuracy-guaranteed mode: allowed drop, points of % (default 1.0) */
     int episodes;          /* candidates haq and random propose (HAQ: 600; default 60); uniform
@@ -455,8 +469,21 @@ typedef struct mixq_search_config {
      * the same end point: 0.99^(580 / (episodes - warmup))) */
     int rl_hidden, rl_batch, rl_replay;
     float rl_actor_lr, rl_critic_lr, rl_tau, rl_gamma, rl_sigma, rl_sigma_decay;
+    /* HAQ's exploration (haq; -1 = default, 0 = off, HAQ's own behaviour):
+     *   rl_sigma_min  noise floor on sigma, in action units (default half a bit's slice of the
+     *                 action range, 0.5 / (b_max - b_min + 1));
+     *   rl_penalty    subtracted from the agent's reward per bit the wall had to cut, as a
+     *                 fraction of all bits it could cut (default 1: the reward of a request the
+     *                 wall cut entirely is 1 lower);
+     *   rl_redraw     when the (walled) policy was already scored in an earlier episode, draw the
+     *                 episode's actions again, at most this many times (default 8; random too);
+     *   rl_store_post 1: the replay buffer gets the actions of the bits actually scored (after
+     *                 the wall), 0: the agent's requests (HAQ). Default 1. */
+    float rl_sigma_min, rl_penalty;
+    int rl_redraw, rl_store_post;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
-                              mode 1 - cost_ratio within max_drop, else -1 - 0.1 x the excess */
+                              mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
+                              the excess */
     void *reward_user;
 } mixq_search_config;
 void mixq_search_config_default(mixq_search_config *c);
@@ -470,6 +497,8 @@ typedef struct mixq_search_progress {
     double best_accuracy;  /* best fitting candidate so far, % */
     double best_cost_ratio;
     int cached;            /* the score came from the run's cache */
+    int scored;            /* distinct candidates scored so far (the run's, resumes included) */
+    int cache_hits;        /* episodes whose candidate came from the cache */
     double elapsed_s, eta_s;
     double budget_ratio;   /* the budget / uniform W8A8's cost (0: no budget); >= 1 constrains nothing */
 } mixq_search_progress;
@@ -477,14 +506,18 @@ typedef void (*mixq_search_progress_fn)(const mixq_search_progress *p, void *use
 
 typedef struct mixq_search_result {
     int layers;
-    int candidates;           /* candidates scored (cache hits not counted) */
+    int candidates;           /* distinct candidates scored by the run (resumes included) */
+    int episodes;             /* episodes run (haq, random: cfg->episodes) */
+    int cache_hits;           /* episodes whose candidate came from the cache */
     double fp32_val_accuracy; /* % on the scoring subset */
     double best_val_accuracy; /* the best policy's score, % */
     double final_val_accuracy, final_test_accuracy; /* best.mixq's (after the final fine-tune
                                  when it ran and was kept), %: the search's only use of the test
                                  split; -1 when the search failed before */
     double ratio[4];          /* best policy / W8A8: latency, energy, size, bitops */
-    double budget_ratio;      /* the budget as a fraction of W8A8 (0 in accuracy mode) */
+    double budget_ratio;      /* the primary budget as a fraction of W8A8 (0 in accuracy mode) */
+    double budget_ratios[4];  /* every metric's budget / W8A8 (0: none) */
+    int fits;                 /* the best policy meets every budget */
     double search_s, final_s; /* wall times */
 } mixq_search_result;
 

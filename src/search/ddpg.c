@@ -339,9 +339,9 @@ static mixq_status check_config(const mq_ddpg_config *c) {
     if (!isfinite(c->gamma))
         return mq_err(MIXQ_ERR_ARG, "ddpg: gamma %g is not finite", (double)c->gamma);
     if (!(c->sigma0 >= 0.0f) || !isfinite(c->sigma0) || !(c->sigma_decay > 0.0f) ||
-        !isfinite(c->sigma_decay))
-        return mq_err(MIXQ_ERR_ARG, "ddpg: sigma0 %g must be >= 0 and sigma_decay %g > 0",
-                      (double)c->sigma0, (double)c->sigma_decay);
+        !isfinite(c->sigma_decay) || !(c->sigma_min >= 0.0f) || !isfinite(c->sigma_min))
+        return mq_err(MIXQ_ERR_ARG, "ddpg: sigma0 %g and sigma_min %g must be >= 0 and sigma_decay %g > 0",
+                      (double)c->sigma0, (double)c->sigma_min, (double)c->sigma_decay);
     return MIXQ_OK;
 }
 
@@ -505,6 +505,7 @@ float mq_ddpg_act(mq_ddpg *d, const float *s, int episode, int explore) {
     if (!explore) return mu;
     float sigma = (float)((double)d->cfg.sigma0 *
                           pow((double)d->cfg.sigma_decay, (double)(episode - d->cfg.warmup)));
+    if (sigma < d->cfg.sigma_min) sigma = d->cfg.sigma_min;
     return truncnorm01(&d->rng, mu, sigma);
 }
 

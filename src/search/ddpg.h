@@ -28,7 +28,8 @@ typedef struct mq_ddpg_config {
     int rmsize;        /* replay capacity in transitions (ring buffer), e.g. 128 * layers */
     int warmup;        /* episodes with uniform random actions: episode <= warmup (0-based) */
     float sigma0;      /* 0.5 */
-    float sigma_decay; /* 0.99: sigma = sigma0 * decay^(episode - warmup) */
+    float sigma_decay; /* 0.99: sigma = max(sigma_min, sigma0 * decay^(episode - warmup)) */
+    float sigma_min;   /* 0 (HAQ): the noise floor */
     uint64_t seed;
 } mq_ddpg_config;
 
@@ -44,8 +45,8 @@ void mq_ddpg_free(mq_ddpg *d); /* NULL harmless */
 
 /* Action in [0,1] for state s[state_dim] at `episode` (0-based). explore != 0: uniform random
  * while episode <= warmup; afterwards mu(s) plus truncated-normal noise, i.e. a sample of
- * N(mu(s), sigma^2) truncated to [0,1] (inverse CDF, one RNG draw), sigma = sigma0 *
- * sigma_decay^(episode - warmup). explore == 0: mu(s), no RNG use. */
+ * N(mu(s), sigma^2) truncated to [0,1] (inverse CDF, one RNG draw), sigma = max(sigma_min,
+ * sigma0 * sigma_decay^(episode - warmup)). explore == 0: mu(s), no RNG use. */
 float mq_ddpg_act(mq_ddpg *d, const float *s, int episode, int explore);
 
 /* Store a transition (copied) in the replay ring buffer; the oldest is overwritten when full.

@@ -34,7 +34,7 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
     if (L < 1) return mq_err(MIXQ_ERR_ARG, "the model has no conv or linear layer to quantize");
     e->L = L, e->b_min = b_min, e->b_max = b_max, e->pin_ends = pin_ends && L >= 2;
     e->metric = MQ_M_LATENCY;
-    e->target = INFINITY;
+    for (int k = 0; k < MQ_NMETRIC; k++) e->target[k] = INFINITY;
     e->node = mq_calloc((size_t)L, sizeof *e->node, "search layers");
     e->name = mq_calloc((size_t)L, sizeof *e->name, "search layer names");
     e->feat = mq_calloc((size_t)L, sizeof *e->feat, "search features");
@@ -86,30 +86,32 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
     return MIXQ_OK;
 }
 
-mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
-    if (!budget || !*budget) {
-        e->target = INFINITY;
-        return MIXQ_OK;
-    }
-    const char *eq = strchr(budget, '=');
+/* One "metric=value[unit]" term of a budget, of length len. */
+static mixq_status parse_term(const mq_env *e, const char *budget, const char *term, size_t len,
+                              int *metric_out, double *target_out) {
+    char t[128];
+    if (len >= sizeof t) return mq_err(MIXQ_ERR_ARG, "budget '%s': term too long", budget);
+    memcpy(t, term, len);
+    t[len] = 0;
+    const char *eq = strchr(t, '=');
     if (!eq)
         return mq_err(MIXQ_ERR_ARG, "budget '%s': expected METRIC=VALUE, e.g. latency=0.5 (a fraction of "
-                      "W8A8) or energy=300uJ", budget);
+                      "W8A8) or energy=300uJ, several separated by commas", budget);
     int metric = -1;
     for (int k = 0; k < MQ_NMETRIC; k++)
-        if ((size_t)(eq - budget) == strlen(mq_metric_names[k]) &&
-            !strncmp(budget, mq_metric_names[k], (size_t)(eq - budget)))
+        if ((size_t)(eq - t) == strlen(mq_metric_names[k]) && !strncmp(t, mq_metric_names[k], (size_t)(eq - t)))
             metric = k;
     if (metric < 0) {
         char word[32];
-        snprintf(word, sizeof word, "%.*s", (int)(eq - budget < 31 ? eq - budget : 31), budget);
-        return mq_err(MIXQ_ERR_ARG, "budget '%s': unknown metric; %shint: latency, energy, size or bitops",
-                      budget, mq_did_you_mean(word, mq_metric_names, MQ_NMETRIC));
+        snprintf(word, sizeof word, "%.*s", (int)(eq - t < 31 ? eq - t : 31), t);
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': unknown metric '%s'; %shint: latency, energy, size or bitops",
+                      budget, word, mq_did_you_mean(word, mq_metric_names, MQ_NMETRIC));
     }
     char *end;
     double v = strtod(eq + 1, &end);
     if (end == eq + 1 || !isfinite(v) || v <= 0)
-        return mq_err(MIXQ_ERR_ARG, "budget '%s': the value must be a positive number", budget);
+        return mq_err(MIXQ_ERR_ARG, "budget '%s': the value of %s must be a positive number", budget,
+                      mq_metric_names[metric]);
     static const struct { const char *u; int metric; double scale; } units[] = {
         {"s", MQ_M_LATENCY, 1}, {"ms", MQ_M_LATENCY, 1e-3}, {"us", MQ_M_LATENCY, 1e-6},
         {"J", MQ_M_ENERGY, 1}, {"mJ", MQ_M_ENERGY, 1e-3}, {"uJ", MQ_M_ENERGY, 1e-6},
@@ -133,21 +135,59 @@ mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
     if (!(e->w8a8[metric] > 0))
         return mq_err(MIXQ_ERR_UNSUPPORTED, "budget '%s': the target reports no %s (W8A8 costs 0)",
                       budget, mq_metric_names[metric]);
-    e->metric = metric;
-    e->target = target;
-    double lo = mq_env_min_cost(e);
-    if (lo > target * (1 + 1e-12)) {
-        char c_lo[32], c_target[32];
-        return mq_err(MIXQ_ERR_ARG,
-                      "budget '%s' cannot be met: the cheapest policy the search can reach "
-                      "(%s%d-bit elsewhere) costs %s = %.3f x W8A8, the budget %s = %.3f x W8A8; "
-                      "hint: a larger budget%s",
-                      budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min,
-                      mq_env_fmt_cost(metric, lo, c_lo, sizeof c_lo), lo / e->w8a8[metric],
-                      mq_env_fmt_cost(metric, target, c_target, sizeof c_target), target / e->w8a8[metric],
-                      e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum");
-    }
+    *metric_out = metric;
+    *target_out = target;
     return MIXQ_OK;
+}
+
+mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
+    double target[MQ_NMETRIC];
+    for (int k = 0; k < MQ_NMETRIC; k++) target[k] = INFINITY;
+    int first = -1, n = 0;
+    for (const char *p = budget ? budget : ""; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        int metric = 0;
+        double t = 0;
+        mixq_status st = parse_term(e, budget, p, len, &metric, &t);
+        if (st) return st;
+        if (isfinite(target[metric]))
+            return mq_err(MIXQ_ERR_ARG, "budget '%s' gives %s twice", budget, mq_metric_names[metric]);
+        target[metric] = t;
+        if (first < 0) first = metric;
+        n++;
+        p += len + (comma ? 1 : 0);
+        if (comma && !*p) return mq_err(MIXQ_ERR_ARG, "budget '%s' ends in a comma", budget);
+    }
+    for (int k = 0; k < MQ_NMETRIC; k++) { /* checked before e changes */
+        double lo = mq_env_min_cost(e, k);
+        if (lo > target[k] * (1 + 1e-12)) {
+            char c_lo[32], c_target[32];
+            return mq_err(MIXQ_ERR_ARG,
+                          "budget '%s' cannot be met: the cheapest policy the search can reach "
+                          "(%s%d-bit elsewhere) has %s %s = %.3f x W8A8, the budget %s = %.3f x W8A8; "
+                          "hint: a larger budget%s",
+                          budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min,
+                          mq_metric_names[k], mq_env_fmt_cost(k, lo, c_lo, sizeof c_lo), lo / e->w8a8[k],
+                          mq_env_fmt_cost(k, target[k], c_target, sizeof c_target),
+                          target[k] / e->w8a8[k],
+                          e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum");
+        }
+    }
+    memcpy(e->target, target, sizeof target);
+    e->n_budgets = n;
+    e->metric = first >= 0 ? first : MQ_M_LATENCY;
+    return MIXQ_OK;
+}
+
+double mq_env_budget_ratio(const mq_env *e, int k) {
+    return isfinite(e->target[k]) && e->w8a8[k] > 0 ? e->target[k] / e->w8a8[k] : 0.0;
+}
+
+int mq_env_fits(const mq_env *e, const int *w, const int *a) {
+    for (int k = 0; k < MQ_NMETRIC; k++)
+        if (isfinite(e->target[k]) && mq_env_cost(e, w, a, k) > e->target[k] * (1 + 1e-12)) return 0;
+    return 1;
 }
 
 const char *mq_env_fmt_cost(int metric, double v, char *buf, size_t n) {
@@ -191,33 +231,46 @@ double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric) {
     return c;
 }
 
-double mq_env_min_cost(const mq_env *e) {
+double mq_env_min_cost(const mq_env *e, int k) {
     double c = 0;
     for (int l = 0; l < e->L; l++) {
         int pinned = e->pin_ends && (l == 0 || l == e->L - 1);
         int b = pinned ? 8 : e->b_min;
-        c += e->grid[l][e->metric][b][b];
+        c += e->grid[l][k][b][b];
     }
     return c;
 }
 
+/* Lowering layer l's activation (act != 0) or weight bits by one makes some over-budget metric
+ * cheaper on that layer. */
+static int step_saves(const mq_env *e, const int *w, const int *a, int l, int act, const int *over) {
+    const int w1 = act ? w[l] : w[l] - 1, a1 = act ? a[l] - 1 : a[l];
+    for (int k = 0; k < MQ_NMETRIC; k++)
+        if (over[k] && e->grid[l][k][w1][a1] < e->grid[l][k][w[l]][a[l]]) return 1;
+    return 0;
+}
+
 int mq_env_wall(const mq_env *e, int *w, int *a) {
     mq_env_pin(e, w, a);
-    double tol = e->target * (1 + 1e-12);
-    if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
+    int over[MQ_NMETRIC];
     for (;;) {
+        int any = 0;
+        for (int k = 0; k < MQ_NMETRIC; k++)
+            any |= over[k] = isfinite(e->target[k]) && mq_env_cost(e, w, a, k) > e->target[k] * (1 + 1e-12);
+        if (!any) return 1;
         int changed = 0;
-        for (int l = e->L - 1; l >= 0; l--) {
+        for (int l = e->L - 1; l >= 0 && any; l--) {
             if (e->pin_ends && (l == 0 || l == e->L - 1)) continue;
-            if (a[l] > e->b_min) {
-                a[l]--, changed = 1;
-                if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
-            }
-            if (w[l] > e->b_min) {
-                w[l]--, changed = 1;
-                if (mq_env_cost(e, w, a, e->metric) <= tol) return 1;
+            for (int act = 1; act >= 0 && any; act--) {
+                int *b = act ? &a[l] : &w[l];
+                if (*b <= e->b_min || !step_saves(e, w, a, l, act, over)) continue;
+                (*b)--, changed = 1;
+                any = 0;
+                for (int k = 0; k < MQ_NMETRIC; k++)
+                    any |= over[k] = isfinite(e->target[k]) && mq_env_cost(e, w, a, k) > e->target[k] * (1 + 1e-12);
             }
         }
+        if (!any) return 1;
         if (!changed) return 0;
     }
 }

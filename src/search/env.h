@@ -32,8 +32,10 @@ typedef struct mq_env {
     double (*grid)[MQ_NMETRIC][9][9]; /* [L][metric][w][a], w and a in 1..8 (0 unused) */
     double w8a8[MQ_NMETRIC];      /* the uniform W8A8 policy's totals */
     int b_min, b_max, pin_ends;
-    int metric;                   /* the budget's metric */
-    double target;                /* budget in the metric's units (Inf: none) */
+    int metric;                   /* the primary metric: the first budget's (latency without one);
+                                     accuracy mode minimises it */
+    double target[MQ_NMETRIC];    /* each metric's budget in its units (Inf: none) */
+    int n_budgets;                /* metrics with a budget */
 } mq_env;
 
 /* Build the environment of model m on target hw (costs at hw_batch images; 0 = hw's). */
@@ -41,8 +43,14 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
                           int pin_ends, mq_env *e);
 void mq_env_free(mq_env *e);
 
-/* Parse "metric=value[unit]" into e->metric and e->target (fraction of W8A8 without a unit). */
+/* Parse "metric=value[unit][,metric=value[unit]...]" (one per metric; a fraction of W8A8
+ * without a unit) into e->target, e->metric (the first one's) and e->n_budgets. A budget the
+ * cheapest reachable policy cannot meet is an error giving that policy's cost. */
 mixq_status mq_env_set_budget(mq_env *e, const char *budget);
+/* The budget of metric k as a fraction of W8A8 (0: none). */
+double mq_env_budget_ratio(const mq_env *e, int k);
+/* 1 if bits w, a meet every budget. */
+int mq_env_fits(const mq_env *e, const int *w, const int *a);
 /* A value of a metric with its unit, scaled for reading: "39.48 us", "1.2 mJ", "16.5 KiB",
  * "3.1e+09 ops" (the units a budget takes). Returns buf. */
 const char *mq_env_fmt_cost(int metric, double v, char *buf, size_t n);
@@ -55,9 +63,12 @@ int mq_env_bits(const mq_env *e, double a);
 void mq_env_pin(const mq_env *e, int *w, int *a);
 /* Total of a metric for bits w[L], a[L]. */
 double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric);
-/* The cheapest policy the wall can reach (pinned layers 8/8, the rest b_min). */
-double mq_env_min_cost(const mq_env *e);
-/* HAQ's sequential decrease, in place, until the budget metric fits; returns 1 if it fits. */
+/* Metric k of the cheapest policy the wall can reach (pinned layers 8/8, the rest b_min). */
+double mq_env_min_cost(const mq_env *e, int k);
+/* HAQ's sequential decrease, in place: from the last layer to the first, lower the activation
+ * bits, then the weight bits, one step each, sweeping until every budget holds; a step that
+ * makes no over-budget metric cheaper on that layer is skipped (e.g. activation bits under a
+ * size budget). Returns 1 if the policy fits. */
 int mq_env_wall(const mq_env *e, int *w, int *a);
 
 #endif

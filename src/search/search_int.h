@@ -1,0 +1,95 @@
+/* The search core shared by every agent (internal): the search state, the scoring cache, run
+ * directory state and the agent interface.
+ *
+ * An agent is one table entry (mq_agent, registered in search.c's table): its name, a run
+ * function that proposes candidates and scores them through mq_search_evaluate (the cache, the
+ * evals.jsonl record and the reward live there), its settings for config.json (so --resume
+ * refuses a run made with others), and, if it has state beyond the cache, checkpoint save/load
+ * functions that mq_search_save_state / mq_search_read_state call with s->agent_state.
+ *
+ * Kill-safety contract for agents: after each episode (or candidate) the agent calls
+ * mq_search_save_state(s, episode). A resumed run calls mq_search_read_state first and
+ * continues after the episode it returns, from the checkpoint, and re-proposes the episode that
+ * was in flight: its candidates come back from the cache (their records carry the episode that
+ * scored them, so an agent can tell "scored by this very episode before the kill" from "scored
+ * by an earlier episode"). Same seed, same settings -> the same evals.jsonl, interrupted or not.
+ */
+#ifndef MIXQ_SEARCH_INT_H
+#define MIXQ_SEARCH_INT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "search/env.h"
+
+/* One scored candidate. */
+typedef struct mq_rec {
+    int *w, *a;          /* [L] weight and activation bits */
+    double acc;          /* validation accuracy on the scoring subset, % */
+    double reward;       /* the run's reward (mixq_search_config.reward) */
+    double ratio[MQ_NMETRIC];
+    int fits;            /* every budget holds */
+    int episode;         /* 1-based episode that scored it */
+    uint64_t hash;
+    int next;            /* next record in the same hash bucket, -1 */
+} mq_rec;
+
+typedef struct mq_search mq_search;
+
+typedef struct mq_agent {
+    const char *name;
+    const char *about;   /* one line, for messages */
+    int episodic;        /* proposes cfg->episodes candidates (others define how many) */
+    /* Checks of the agent's settings, before any data is loaded (NULL: none). */
+    mixq_status (*check)(mq_search *s);
+    /* The agent's settings as JSON members ("key": value, ...) for config.json (NULL: none). */
+    void (*config)(const mq_search *s, char *buf, size_t n);
+    mixq_status (*run)(mq_search *s);
+    /* State beyond the cache, saved as agent-<episode>.ckpt (NULL: none). */
+    mixq_status (*ckpt_save)(const void *state, const char *path);
+    mixq_status (*ckpt_load)(void *state, const char *path);
+} mq_agent;
+
+struct mq_search {
+    const mixq_search_config *cfg;
+    const mq_agent *agent;
+    void *agent_state;        /* what the agent's ckpt functions take; set by its run */
+    char dir[1024];
+    const char *model_path;
+    mq_env env;
+    mixq_hw *hw;
+    mixq_dataset *train, *val, *eval, *ft;
+    mixq_model *fp;           /* the float model: never changed (fine-tuned candidates clone it) */
+    mixq_model *m;            /* calibration-only scoring: re-quantized per candidate (exact) */
+    double acc0;              /* FP32 accuracy on the scoring subset, % */
+    mq_rec *ev;
+    int n_ev, cap_ev;
+    int *heads, n_heads;      /* hash buckets of ev (n_heads a power of two) */
+    int cache_hits;           /* episodes whose candidate came from the cache (in state.json) */
+    FILE *evf;
+    mixq_reward_fn reward;
+    void *reward_user;
+    double t0;
+    mixq_search_progress_fn fn;
+    void *user;
+};
+
+/* The record of bits w, a, or NULL. */
+const mq_rec *mq_search_find(const mq_search *s, const int *w, const int *a);
+/* Score bits w, a through the cache; *cached (optional) = 1 if the record already existed. A new
+ * record is appended to evals.jsonl (fsynced) before this returns. */
+mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
+                               int *cached);
+/* The last finished episode from state.json (0 for a new run), with the agent's checkpoint
+ * loaded into s->agent_state when the agent has one, and the cache-hit count restored. */
+mixq_status mq_search_read_state(mq_search *s, int *episode);
+/* After episode `episode` finished: the agent's checkpoint (if any), then state.json pointing at
+ * it, then best_policy.json and the Pareto files. */
+mixq_status mq_search_save_state(mq_search *s, int episode);
+/* Progress callback for a candidate (r may be NULL). */
+void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
+
+/* The agents (search.c lists them in its table). */
+extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy;
+
+#endif
