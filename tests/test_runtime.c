@@ -9,6 +9,7 @@
 #include "kernels/int8.h"
 #include "kernels/rt.h"
 #include "mixq/mixq.h"
+#include "quant/quant.h"
 #include "test.h"
 
 /* A tiny IDX dataset (32 images of 28x28) for calibration and comparison. */
@@ -443,7 +444,8 @@ static void test_crop_taps(void) {
                 c.wc = malloc(full);
                 for (size_t i = 0; i < full; i++) { /* integer codes of each kernel's width */
                     const int b = c.kbits[i / ((size_t)C * R0 * R0)];
-                    const int lim = b == 1 ? 1 : (1 << (b - 1)) - 1;
+                    int lim;
+                    mq_levels(b, 1, NULL, &lim);
                     int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
                     if (b == 1) v = v >= 0 ? 1 : -1;
                     wf[i] = (float)v;

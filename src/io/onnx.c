@@ -22,6 +22,7 @@
 
 #include "nn/model.h"
 #include "quant/qmodel.h"
+#include "quant/quant.h"
 
 #define ONNX_OPSET_MIN 9
 #define ONNX_OPSET_MAX 17
@@ -1000,8 +1001,7 @@ static Onnx__ValueInfoProto *evalue(ectx *e, const char *name, int rank, const i
  * DequantizeLinear; returns the dequantized value's name. */
 static const char *eact_qdq(ectx *e, const char *layer, const char *x, int bits, int is_signed, float alpha) {
     float lo = is_signed ? -alpha : 0.0f, hi = alpha;
-    float qmax = is_signed ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
-    float s = alpha / qmax;
+    float s = mq_act_scale(bits, is_signed, alpha); /* 1-bit signed: alpha / 1, as the quantizer */
     int64_t none = 0;
     einit_f(e, S(&e->a, "%s.in_lo", layer), 0, &none, &lo, 1);
     einit_f(e, S(&e->a, "%s.in_hi", layer), 0, &none, &hi, 1);

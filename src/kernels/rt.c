@@ -30,6 +30,7 @@
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "quant/qmodel.h"
+#include "quant/quant.h"
 
 typedef struct rt_node {
     mixq_op op;
@@ -203,7 +204,9 @@ static mixq_status build_codes(rt_conv *c, const float *w, const float *scales, 
     for (int k = 0; k < c->K; k++) {
         const float s = scales[k];
         const int bk = c->kbits[k];
-        const float nmax = bk == 1 ? 1.0f : (float)((1 << (bk - 1)) - 1);
+        int qmax;
+        mq_levels(bk, 1, NULL, &qmax);
+        const float nmax = (float)qmax;
         for (size_t j = 0; j < inner; j++) {
             const float v = w[(size_t)k * inner + j];
             float q;

@@ -125,7 +125,7 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
         q->scale_ver = m->params_version;
         q->scales_trained = 0;
     }
-    mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->mask);
+    mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, NULL, q->mask);
     q->wver = m->params_version;
     q->wvalid = 1;
     return MIXQ_OK;
@@ -219,7 +219,8 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
         mq_act_fake_quant_backward(x, s->dxq, cnt, q->lq.a_bits, q->a_signed, q->alpha, lsq, dx,
                                    acc, &q->dalpha);
         if (lsq) { /* LSQ's gradient factor 1 / sqrt(numel * qmax) */
-            const double qmax = q->a_signed ? (1 << (q->lq.a_bits - 1)) - 1 : (1 << q->lq.a_bits) - 1;
+            int qmax;
+            mq_levels(q->lq.a_bits, q->a_signed, NULL, &qmax);
             q->dalpha = (float)(q->dalpha / sqrt((double)cnt * (qmax > 1 ? qmax : 1)));
         }
     }
