@@ -92,12 +92,14 @@ static void crop_taps(rt_conv *c) {
     c->pad = pad;
 }
 
-void rt_conv_crop_weights(const rt_conv *c, const float *w, float *out) {
+void rt_conv_crop_weights(const rt_conv *c, const void *w, void *out, size_t elem) {
     const int Cg = c->C / c->G, t0 = c->crop_t0;
+    const unsigned char *src = w;
+    unsigned char *dst = out;
     for (int kc = 0; kc < c->K * Cg; kc++)
-        for (int r = 0; r < c->R; r++)
-            for (int t = 0; t < c->S; t++)
-                *out++ = w[((size_t)kc * c->R0 + (size_t)(r + t0)) * c->S0 + (size_t)(t + t0)];
+        for (int r = 0; r < c->R; r++, dst += (size_t)c->S * elem)
+            memcpy(dst, src + (((size_t)kc * c->R0 + (size_t)(r + t0)) * c->S0 + (size_t)t0) * elem,
+                   (size_t)c->S * elem);
 }
 
 mixq_status rt_conv_prepare(rt_conv *c) {
