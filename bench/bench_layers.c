@@ -56,6 +56,7 @@
 #include "core/core.h"
 #include "kernels/bitserial.h"
 #include "kernels/int8.h"
+#include "quant/quant.h"
 #include "bench_report.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -560,12 +561,15 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
     /* bit-serial */
     for (int ci = 0; ci < NBS; ci++) {
         const int wb = bs_cfg[ci][0], ab = bs_cfg[ci][1];
+        int wlo, whi, amax; /* the quantizer's codes (time does not depend on the values) */
+        mq_levels(wb, 1, &wlo, &whi);
+        mq_levels(ab, 0, NULL, &amax);
         for (int n = 0; n < N; n++) rb[n] = wb;
         for (size_t i = 0; i < (size_t)M * K; i++)
-            a[i] = (uint8_t)(mq_rng_u64(rng) & ((1u << ab) - 1));
+            a[i] = (uint8_t)(mq_rng_u64(rng) % (uint64_t)(amax + 1));
         for (size_t i = 0; i < (size_t)N * K; i++) {
             const uint64_t v = mq_rng_u64(rng);
-            w[i] = wb == 1 ? (v & 1 ? 1 : -1) : (int8_t)(-(1 << (wb - 1)) + (int)(v % (1u << wb)));
+            w[i] = wb == 1 ? (v & 1 ? 1 : -1) : (int8_t)(wlo + (int)(v % (uint64_t)(whi - wlo + 1)));
         }
         mq_bs_weights pw;
         mq_bs_acts pa = {0};

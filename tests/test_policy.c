@@ -420,6 +420,116 @@ out:
     mixq_model_free(c2);
 }
 
+/* The description of every quantized layer (mq_qlayer_get) is what the model runs on: codes
+ * times scales equal the fake-quantized weights of the forward pass bit for bit, codes lie
+ * within the levels; no codes where a row stays float or a k-means codebook is used; the
+ * activation levels, clip and step match the public accounting and the quantizer; the codes
+ * follow the weights when they change and survive a requantization to the same setting. */
+static void check_description(mixq_model *m, const char *when) {
+    for (int i = 0; i < mixq_model_quant_layers(m); i++) {
+        mixq_layer_quant l;
+        mq_qlayer ql;
+        CHECK_OK(mixq_model_quant_layer(m, i, &l));
+        CHECK_OK(mq_qlayer_get(m, l.node, &ql));
+        CHECK(ql.node == l.node && ql.K == l.kernels && ql.inner * ql.K == l.weights);
+        CHECK(ql.w_bits == l.w_bits && ql.a_bits == l.a_bits && ql.a_signed == l.a_signed);
+        CHECK(ql.kmeans == !strcmp(l.w_clip_method, "kmeans") && (int)ql.gran == (int)l.granularity);
+        CHECK(!memcmp(ql.kbits, l.kernel_bits, sizeof(int) * (size_t)ql.K));
+        int float_rows = 0, all_float = 1;
+        for (int k = 0; k < ql.K; k++) {
+            float_rows += ql.kbits[k] == 32;
+            all_float &= ql.kbits[k] == 32;
+        }
+        CHECKF(ql.wq == mq_quant_weights(m, l.node), "%s %s: not the weights of the forward pass",
+               when, l.name);
+        CHECK(all_float ? ql.wq == NULL : ql.wq != NULL);
+        CHECKF((ql.codes != NULL) == (!ql.kmeans && !float_rows), "%s %s: codes %p", when, l.name,
+               (const void *)ql.codes);
+        CHECK((ql.centroids != NULL) == ql.kmeans);
+        if (ql.codes && ql.wq) {
+            int exact = 1, inside = 1;
+            for (int k = 0; k < ql.K; k++) {
+                int lo, hi;
+                mq_levels(ql.kbits[k], 1, &lo, &hi);
+                for (int64_t j = 0; j < ql.inner; j++) {
+                    const int c = ql.codes[k * ql.inner + j];
+                    const float want = ql.scale[k] * (float)c;
+                    exact &= !memcmp(&want, &ql.wq[k * ql.inner + j], sizeof want);
+                    inside &= ql.kbits[k] == 1 ? (c == 1 || c == -1) : (c >= lo && c <= hi);
+                }
+            }
+            CHECKF(exact, "%s %s: w_q != scale * code", when, l.name);
+            CHECKF(inside, "%s %s: a code outside the levels", when, l.name);
+        }
+        if (ql.kmeans && ql.wq && ql.centroids) {
+            int in_book = 1;
+            for (int64_t j = 0; j < ql.inner * ql.K; j++) {
+                int hit = 0;
+                for (int c = 0; c < 1 << ql.w_bits; c++) hit |= ql.wq[j] == ql.centroids[c];
+                in_book &= hit;
+            }
+            CHECKF(in_book, "%s %s: a weight outside the codebook", when, l.name);
+        }
+        int lo, hi;
+        mq_levels(ql.a_bits, ql.a_signed, &lo, &hi);
+        CHECK(ql.a_qmin == lo && ql.a_qmax == hi && ql.a_clip == l.a_clip);
+        if (ql.a_bits != 32) CHECK(ql.a_scale == ql.a_clip / (float)hi && ql.a_scale > 0);
+    }
+}
+
+static void test_layer_description(void) {
+    mixq_model *m = make("resnet20", 1, 8, 7);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    mixq_policy *p = parse(
+        "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4},\n"
+        " \"layers\": {\"conv1\": {\"w_bits\": 1, \"granularity\": \"layer\"},\n"
+        "  \"layer1.0.conv1\": {\"w_bits\": [1,2,3,4,5,6,7,8,1,2,3,4,5,6,7,8]},\n"
+        "  \"layer1.0.conv2\": {\"w_bits\": [1,2,3,4,5,6,7,8,32,2,3,4,5,6,7,8]},\n"
+        "  \"layer2.0.conv1\": {\"w_bits\": 32, \"a_bits\": 8},\n"
+        "  \"layer2.0.conv2\": {\"w_bits\": 3, \"w_clip\": \"mse\", \"a_bits\": 2},\n"
+        "  \"layer3.0.conv1\": {\"w_bits\": 3, \"w_mode\": \"kmeans\"},\n"
+        "  \"fc\": {\"w_bits\": 8, \"a_bits\": 32}}}");
+    float x[2 * 64];
+    test_fill(x, 2 * 64, 9, -1, 1);
+    if (m && d && p) {
+        CHECK_OK(mixq_model_quantize(m, p));
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        check_description(m, "quantized");
+        mq_qlayer ql;
+        int first = -1;
+        for (int i = 0; i < mixq_model_node_count(m) && first < 0; i++) {
+            mixq_node_info ni;
+            mixq_model_node(m, i, &ni);
+            if (!strcmp(ni.name, "conv1")) first = i;
+        }
+        if (first >= 0 && !mq_qlayer_get(m, first, &ql)) /* the image is signed */
+            CHECK(ql.a_signed && ql.a_qmin == -7 && ql.a_qmax == 7 && ql.codes && ql.w_bits == 1);
+        CHECK(mq_qlayer_get(m, 0, &ql) == MIXQ_ERR_ARG); /* the input node */
+        CHECK(strstr(mixq_last_error(), "not quantized") != NULL);
+        CHECK(mq_qlayer_get(m, 100000, &ql) == MIXQ_ERR_ARG);
+        /* new weights: new codes, computed by the quantizer, as the forward pass sees them */
+        const int8_t *before = NULL;
+        if (first >= 0 && !mq_qlayer_get(m, first, &ql)) before = ql.codes;
+        int folded = 0;
+        CHECK_OK(mixq_model_fold_bn(m, &folded));
+        CHECK(folded > 0);
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        check_description(m, "after folding");
+        /* requantizing to the same setting keeps the cached codes, still exact */
+        CHECK_OK(mixq_model_quantize(m, p));
+        if (first >= 0 && !mq_qlayer_get(m, first, &ql)) CHECK(ql.codes == before && before);
+        CHECK_OK(mixq_model_calibrate(m, d, 64));
+        CHECK_OK(mixq_model_forward(m, x, 2, 0, NULL));
+        check_description(m, "requantized");
+    }
+    mixq_policy_free(p);
+    mixq_dataset_free(d);
+    mixq_model_free(m);
+}
+
 static void test_qat_determinism(void) {
     float w1[64], w2[64];
     for (int run = 0; run < 2; run++) {
@@ -562,5 +672,6 @@ int main(void) {
     TEST_RUN(test_lsq_training);
     TEST_RUN(test_kmeans_mode);
     TEST_RUN(test_bn_folding);
+    TEST_RUN(test_layer_description);
     return test_summary();
 }

@@ -35,7 +35,7 @@ static void test_weight_grid_and_idempotence(void) {
                 for (int k = 0; k < K; k++) bits[k] = b;
                 uint8_t mask[K * IN];
                 CHECK_OK(mq_weight_scales(w, K, IN, bits, grans[g], (mq_clip)clip, s));
-                mq_weight_fake_quant(w, K, IN, bits, s, wq, mask);
+                mq_weight_fake_quant(w, K, IN, bits, s, wq, NULL, mask);
                 for (int k = 0; k < K; k++) {
                     const float n = b == 1 ? 1.0f : (float)((1 << (b - 1)) - 1);
                     int on = 1;
@@ -53,7 +53,7 @@ static void test_weight_grid_and_idempotence(void) {
                     CHECK(all);
                 }
                 /* quantizing the quantized weights with the same scales changes nothing */
-                mq_weight_fake_quant(wq, K, IN, bits, s, wq2, NULL);
+                mq_weight_fake_quant(wq, K, IN, bits, s, wq2, NULL, NULL);
                 CHECKF(memcmp(wq, wq2, sizeof wq) == 0, "b %d gran %d: not idempotent", b, g);
                 /* and with max clipping, the scales found on w_q are the same (b >= 2) */
                 if (clip == MQ_CLIP_MAX && b >= 2) {
@@ -64,7 +64,7 @@ static void test_weight_grid_and_idempotence(void) {
     /* float rows pass through */
     int bits[K] = {32, 32, 32, 32, 32, 32, 32};
     CHECK_OK(mq_weight_scales(w, K, IN, bits, MQ_GRAN_LAYER, MQ_CLIP_MAX, s));
-    mq_weight_fake_quant(w, K, IN, bits, s, wq, NULL);
+    mq_weight_fake_quant(w, K, IN, bits, s, wq, NULL, NULL);
     CHECK(memcmp(w, wq, sizeof w) == 0);
 }
 
@@ -74,7 +74,7 @@ static void test_per_kernel_bits(void) {
     test_fill(w, K * IN, 11, -1.0f, 1.0f);
     int bits[K] = {1, 2, 3, 4, 6, 32};
     CHECK_OK(mq_weight_scales(w, K, IN, bits, MQ_GRAN_KERNEL, MQ_CLIP_MAX, s));
-    mq_weight_fake_quant(w, K, IN, bits, s, wq, NULL);
+    mq_weight_fake_quant(w, K, IN, bits, s, wq, NULL, NULL);
     static const int want[K] = {2, 3, 7, 15, 63, IN};
     for (int k = 0; k < K; k++)
         CHECKF(distinct(wq + k * IN, IN) == want[k], "row %d (%d bits): %d distinct levels, want %d",
@@ -226,7 +226,7 @@ static void test_against_torch(void) {
         float wq[16 * 128], s2[16];
         uint8_t mask[16 * 128];
         for (int k = 0; k < K; k++) bits[k] = b;
-        mq_weight_fake_quant(w, K, inner, bits, sc, wq, mask);
+        mq_weight_fake_quant(w, K, inner, bits, sc, wq, NULL, mask);
         CHECKF(test_max_rel_err(wq, wy, (long)K * inner) < 1e-6, "%s forward", ws[c]);
         int ok = 1, zeros = 0;
         for (long i = 0; i < (long)K * inner; i++) {
@@ -253,7 +253,7 @@ static void test_against_torch(void) {
             int bits[16];
             float wq[16 * 128], got[16];
             for (int k = 0; k < K; k++) bits[k] = b;
-            mq_weight_fake_quant(w, K, inner, bits, sc, wq, NULL);
+            mq_weight_fake_quant(w, K, inner, bits, sc, wq, NULL, NULL);
             CHECK(test_max_rel_err(wq, wy, (long)K * inner) < 1e-6);
             mq_weight_lsq_grad(w, K, inner, bits, sc, dy, got);
             CHECKF(test_max_rel_err(got, ds, K) < 1e-4, "LSQ dscale off by %g", test_max_rel_err(got, ds, K));
@@ -292,6 +292,134 @@ static void test_kmeans(void) {
     CHECK(mq_kmeans_quant(w, N, 3, 5, wq, cb) == MIXQ_ERR_NUMERIC);
 }
 
+/* mq_levels against the formulas documented in quant.h and README: signed -n..n with
+ * n = 2^(b-1) - 1 (1 bit: n = 1), unsigned 0..2^b - 1; 32 bits (float) has none. */
+static void test_levels(void) {
+    static const int sn[9] = {0, 1, 1, 3, 7, 15, 31, 63, 127};
+    static const int un[9] = {0, 1, 3, 7, 15, 31, 63, 127, 255};
+    for (int b = 1; b <= 8; b++) {
+        int lo = 99, hi = 99;
+        mq_levels(b, 1, &lo, &hi);
+        CHECKF(lo == -sn[b] && hi == sn[b], "signed %d bits: %d..%d, want %d..%d", b, lo, hi,
+               -sn[b], sn[b]);
+        mq_levels(b, 0, &lo, &hi);
+        CHECKF(lo == 0 && hi == un[b], "unsigned %d bits: %d..%d, want 0..%d", b, lo, hi, un[b]);
+        int only = 0;
+        mq_levels(b, 0, NULL, &only); /* either pointer may be NULL */
+        CHECK(only == un[b]);
+        mq_levels(b, 1, &only, NULL);
+        CHECK(only == -sn[b]);
+    }
+    for (int sg = 0; sg < 2; sg++) {
+        int lo = 99, hi = 99;
+        mq_levels(MQ_FLOAT_BITS, sg, &lo, &hi);
+        CHECK(lo == 0 && hi == 0);
+        mq_levels(0, sg, &lo, &hi);
+        CHECK(lo == 0 && hi == 0);
+    }
+    /* the activation step is the clip over qmax, as the fake quantizer uses */
+    for (int b = 1; b <= 8; b++)
+        for (int sg = 0; sg < 2; sg++)
+            CHECK(mq_act_scale(b, sg, 2.5f) == 2.5f / (float)(sg ? sn[b] : un[b]));
+    CHECK(mq_act_scale(MQ_FLOAT_BITS, 0, 2.5f) == 0.0f);
+}
+
+/* The integer codes mq_weight_fake_quant writes are the fake-quantized weights: for every
+ * width 1..8 and 32, every granularity, per-kernel widths, clipped and unclipped scales, a
+ * zero scale, exact ties and negative values that round to -0, w_q == scale * (float)code bit
+ * for bit, codes within the levels (1 bit: +-1; float rows 0), and the same w_q and mask as
+ * without codes. */
+static void test_codes_are_the_quantized_weights(void) {
+    enum { K = 9, IN = 61 };
+    static float w[K * IN], wq[K * IN], wq2[K * IN], s[K];
+    static int8_t code[K * IN];
+    static uint8_t mask[K * IN], mask2[K * IN];
+    test_fill(w, K * IN, 5, -0.6f, 0.6f);
+    w[3] = -1e-9f;  /* rounds to -0 */
+    w[IN + 4] = 0.0f;
+    w[2 * IN + 5] = -0.0f;
+    static const mq_gran grans[] = {MQ_GRAN_LAYER, MQ_GRAN_CHANNEL, MQ_GRAN_KERNEL};
+    static const int widths[] = {1, 2, 3, 4, 5, 6, 7, 8, 32};
+    for (int wi = 0; wi < 10; wi++) /* 9: per-kernel widths, one row float */
+        for (int g = 0; g < 3; g++)
+            for (int clip = 0; clip < 2; clip++) {
+                if (wi == 9 && grans[g] != MQ_GRAN_KERNEL) continue;
+                int bits[K];
+                for (int k = 0; k < K; k++) bits[k] = wi < 9 ? widths[wi] : widths[(k * 4) % 9];
+                CHECK_OK(mq_weight_scales(w, K, IN, bits, grans[g],
+                                          clip ? MQ_CLIP_MSE : MQ_CLIP_MAX, s));
+                if (wi == 2 && g == 2 && clip == 0) { /* exact ties and a zero scale */
+                    s[1] = 0.0f;
+                    for (int i = 0; i < 6; i++) w[2 * IN + 10 + i] = s[2] * (0.5f + (float)i - 3.0f);
+                }
+                memset(code, 99, sizeof code);
+                mq_weight_fake_quant(w, K, IN, bits, s, wq, code, mask);
+                mq_weight_fake_quant(w, K, IN, bits, s, wq2, NULL, mask2);
+                CHECKF(!memcmp(wq, wq2, sizeof wq) && !memcmp(mask, mask2, sizeof mask),
+                       "width %d gran %d: codes change the quantized weights", wi, g);
+                int exact = 1, inside = 1;
+                for (int k = 0; k < K; k++) {
+                    int lo, hi;
+                    mq_levels(bits[k], 1, &lo, &hi);
+                    for (int i = 0; i < IN; i++) {
+                        const int c = code[k * IN + i];
+                        const float v = wq[k * IN + i];
+                        if (bits[k] == MQ_FLOAT_BITS) {
+                            inside &= c == 0;
+                            exact &= !memcmp(&v, &w[k * IN + i], sizeof v);
+                            continue;
+                        }
+                        const float want = s[k] * (float)c;
+                        exact &= !memcmp(&v, &want, sizeof v);
+                        inside &= bits[k] == 1 ? (c == 1 || c == -1) : (c >= lo && c <= hi);
+                    }
+                }
+                CHECKF(exact, "width %d gran %d clip %d: w_q != scale * code", wi, g, clip);
+                CHECKF(inside, "width %d gran %d clip %d: a code outside the levels", wi, g, clip);
+                if (wi == 2 && g == 2 && clip == 0) {
+                    CHECK(code[IN] == 0 && code[IN + 1] == 0); /* zero scale: code 0 */
+                    /* ties round half to even: -2.5 -2, -1.5 -2, -0.5 0, 0.5 0, 1.5 2, 2.5 2 */
+                    static const int even[6] = {-2, -2, 0, 0, 2, 2};
+                    for (int i = 0; i < 6; i++) CHECK(code[2 * IN + 10 + i] == even[i]);
+                    test_fill(w, K * IN, 5, -0.6f, 0.6f);
+                    w[3] = -1e-9f;
+                    w[IN + 4] = 0.0f;
+                    w[2 * IN + 5] = -0.0f;
+                }
+            }
+    /* saturation: values beyond the clip take the end codes and block the gradient */
+    float big[4] = {10.0f, -10.0f, 0.25f, -0.25f}, bq[4], one = 0.1f;
+    int8_t bc[4];
+    uint8_t bm[4];
+    int b3 = 3;
+    mq_weight_fake_quant(big, 1, 4, &b3, &one, bq, bc, bm);
+    CHECK(bc[0] == 3 && bc[1] == -3 && bc[2] == 2 && bc[3] == -2);
+    CHECK(bm[0] == 0 && bm[1] == 0 && bm[2] == 1 && bm[3] == 1);
+    CHECK(bq[0] == one * 3.0f && bq[1] == one * -3.0f);
+}
+
+/* Activation codes: q = clamp(round(x / s), qmin, qmax) with s = mq_act_scale, and
+ * x_q == s * q exactly: the identity the integer runtime relies on, signed and unsigned. */
+static void test_act_codes(void) {
+    enum { N = 4001 };
+    static float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = -5.0f + 10.0f * (float)i / (N - 1);
+    for (int b = 1; b <= 8; b++)
+        for (int sg = 0; sg < 2; sg++) {
+            const float a = 2.7f, s = mq_act_scale(b, sg, a), inv = 1.0f / s;
+            int lo, hi;
+            mq_levels(b, sg, &lo, &hi);
+            mq_act_fake_quant(x, N, b, sg, a, y);
+            int ok = 1;
+            for (int i = 0; i < N; i++) {
+                float q = nearbyintf(x[i] * inv);
+                q = q < (float)lo ? (float)lo : q > (float)hi ? (float)hi : q;
+                ok &= y[i] == (float)(int)q * s;
+            }
+            CHECKF(ok, "act b %d signed %d: x_q != s * code", b, sg);
+        }
+}
+
 static void test_thread_determinism(void) {
     enum { N = 300000 };
     float *x = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N);
@@ -320,5 +448,8 @@ int main(void) {
     TEST_RUN(test_against_torch);
     TEST_RUN(test_kmeans);
     TEST_RUN(test_thread_determinism);
+    TEST_RUN(test_levels);
+    TEST_RUN(test_codes_are_the_quantized_weights);
+    TEST_RUN(test_act_codes);
     return test_summary();
 }

@@ -9,6 +9,7 @@
 #include "kernels/int8.h"
 #include "kernels/rt.h"
 #include "mixq/mixq.h"
+#include "quant/quant.h"
 #include "test.h"
 
 /* A tiny IDX dataset (32 images of 28x28) for calibration and comparison. */
@@ -440,16 +441,24 @@ static void test_crop_taps(void) {
                 const size_t full = (size_t)K * C * R0 * R0;
                 float *wf = malloc(sizeof(float) * full), *wk = malloc(sizeof(float) * full);
                 float *x = malloc(sizeof(float) * C * HW), *y = malloc(sizeof(float) * K * P * Q);
+                int8_t *codes = malloc(full);
                 c.wc = malloc(full);
                 for (size_t i = 0; i < full; i++) { /* integer codes of each kernel's width */
                     const int b = c.kbits[i / ((size_t)C * R0 * R0)];
-                    const int lim = b == 1 ? 1 : (1 << (b - 1)) - 1;
+                    int lim;
+                    mq_levels(b, 1, NULL, &lim);
                     int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
                     if (b == 1) v = v >= 0 ? 1 : -1;
                     wf[i] = (float)v;
+                    codes[i] = (int8_t)v;
                 }
-                rt_conv_crop_weights(&c, wf, wk);
-                for (size_t i = 0; i < (size_t)K * c.Kd; i++) c.wc[i] = (int8_t)wk[i];
+                /* the codes are cropped as the runtime crops them; floats crop alike */
+                rt_conv_crop_weights(&c, codes, c.wc, 1);
+                rt_conv_crop_weights(&c, wf, wk, sizeof(float));
+                int same = 1;
+                for (size_t i = 0; i < (size_t)K * c.Kd; i++) same &= (float)c.wc[i] == wk[i];
+                CHECKF(same, "geometry %zu: cropped codes and floats differ", gi);
+                free(codes);
                 /* inputs that quantize to every code: x = code * s_a */
                 c.s_a = 1.0f, c.inv_a = 1.0f;
                 for (int i = 0; i < C * HW; i++) x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c.qmax - (int)c.qmin + 1) + (int)c.qmin);

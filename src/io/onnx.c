@@ -825,8 +825,9 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
  *   - input activations: Clip(0, alpha) -> QuantizeLinear(uint8, scale alpha/(2^b-1)) ->
  *     DequantizeLinear (unsigned), or Clip(-alpha, alpha) and int8 with 2^(b-1)-1 levels
  *     (signed): the Clip keeps an 8-bit container within the b-bit range.
- * k-means layers (a codebook, not a linear grid) are written as their dequantized float
- * weights. metadata_props carry mixq.version, mixq.policy (the policy text), mixq.bits (per layer
+ * The weight codes and scales are the layer's description (mq_qlayer), never recovered from
+ * floats. k-means layers (a codebook, not a linear grid) and layers with float (32-bit) kernels
+ * are written as their fake-quantized float weights. metadata_props carry mixq.version, mixq.policy (the policy text), mixq.bits (per layer
  * w/a bits and per-kernel bits) and mixq.provenance. */
 
 static void *A(arena *a, size_t bytes) {
@@ -996,12 +997,13 @@ static Onnx__ValueInfoProto *evalue(ectx *e, const char *name, int rank, const i
     return v;
 }
 
-/* The activation fake-quantization of a layer's input, as Clip -> QuantizeLinear ->
- * DequantizeLinear; returns the dequantized value's name. */
-static const char *eact_qdq(ectx *e, const char *layer, const char *x, int bits, int is_signed, float alpha) {
+/* The activation fake-quantization of a layer's input (its description ql), as Clip ->
+ * QuantizeLinear -> DequantizeLinear; returns the dequantized value's name. */
+static const char *eact_qdq(ectx *e, const char *layer, const char *x, const mq_qlayer *ql) {
+    const int is_signed = ql->a_signed;
+    const float alpha = ql->a_clip;
     float lo = is_signed ? -alpha : 0.0f, hi = alpha;
-    float qmax = is_signed ? (float)((1 << (bits - 1)) - 1) : (float)((1 << bits) - 1);
-    float s = alpha / qmax;
+    float s = ql->a_scale;
     int64_t none = 0;
     einit_f(e, S(&e->a, "%s.in_lo", layer), 0, &none, &lo, 1);
     einit_f(e, S(&e->a, "%s.in_hi", layer), 0, &none, &hi, 1);
@@ -1048,35 +1050,29 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
             const float *w = mq_tensor_ptr(m, d->t_w);
             int64_t wd[4] = {wt->shape[0], wt->shape[1], wt->ndim > 2 ? wt->shape[2] : 1, wt->ndim > 3 ? wt->shape[3] : 1};
             const char *wname = S(&e->a, "%s.weight", d->name);
-            const float *scales = NULL, *wq = NULL;
-            float alpha = 0;
-            int a_signed = 0, kmeans = 0;
-            mixq_layer_quant lq;
-            memset(&lq, 0, sizeof lq);
+            mq_qlayer ql;
+            memset(&ql, 0, sizeof ql);
             if (quant) {
-                for (int qi = 0; qi < mixq_model_quant_layers(m); qi++)
-                    if (!mixq_model_quant_layer(m, qi, &lq) && lq.node == i) break;
-                st = mq_quant_layer_params(m, i, &scales, &wq, &alpha, &a_signed, &kmeans);
-                if (st) break;
-                if (lq.a_bits != 32 && alpha <= 0) {
+                if ((st = mq_qlayer_get(m, i, &ql))) break;
+                if (ql.a_bits != MQ_FLOAT_BITS && !(ql.a_clip > 0)) {
                     st = mq_err(MIXQ_ERR_STATE, "layer '%s' is not calibrated; hint: export a model written by "
                                 "`mixq quantize` or `mixq search`", d->name);
                     break;
                 }
                 bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "%s\"%s\": {\"w_bits\": %d, \"a_bits\": %d",
-                                       bj > 1 ? ", " : "", d->name, lq.w_bits, lq.a_bits);
+                                       bj > 1 ? ", " : "", d->name, ql.w_bits, ql.a_bits);
                 int mixed = 0;
-                for (int k = 1; k < lq.kernels; k++) mixed |= lq.kernel_bits[k] != lq.kernel_bits[0];
+                for (int k = 1; k < ql.K; k++) mixed |= ql.kbits[k] != ql.kbits[0];
                 if (mixed) {
-                    size_t need = bj + (size_t)lq.kernels * 4 + 64;
+                    size_t need = bj + (size_t)ql.K * 4 + 64;
                     if (need > bj_cap) {
                         char *nb = realloc(bits_json, need * 2);
                         if (!nb) { st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path); break; }
                         bits_json = nb, bj_cap = need * 2;
                     }
                     bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, ", \"kernel_bits\": [");
-                    for (int k = 0; k < lq.kernels; k++)
-                        bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "%s%d", k ? "," : "", lq.kernel_bits[k]);
+                    for (int k = 0; k < ql.K; k++)
+                        bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "%s%d", k ? "," : "", ql.kbits[k]);
                     bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "]");
                 }
                 bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "}");
@@ -1086,49 +1082,38 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
                     bits_json = nb, bj_cap *= 2;
                 }
             }
-            if (quant && wq && !kmeans) {
-                /* b-bit integers in an int8 container, dequantized per channel */
-                int64_t numel = wt->numel, K = wt->shape[0], inner = numel / K;
-                int8_t *qv = malloc((size_t)numel);
-                float *sc = malloc(sizeof(float) * (size_t)K);
-                if (!qv || !sc) {
-                    free(qv);
-                    free(sc);
-                    st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
-                    break;
-                }
-                int per_layer = lq.granularity == MIXQ_GRAN_LAYER;
-                for (int64_t k = 0; k < K; k++) {
-                    float s = scales[per_layer ? 0 : k];
-                    sc[k] = s;
-                    for (int64_t j = 0; j < inner; j++) {
-                        float v = s > 0 ? nearbyintf(wq[k * inner + j] / s) : 0.0f;
-                        qv[k * inner + j] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
-                    }
-                }
+            if (quant && ql.codes) {
+                /* the b-bit codes of the layer's description in an int8 container, dequantized
+                 * per channel (w_q = scale * code exactly) */
+                const int64_t numel = wt->numel, K = ql.K;
+                const int8_t *qv = ql.codes;
+                const float *sc = ql.scale; /* equal entries per layer */
+                const int per_layer = ql.gran == MQ_GRAN_LAYER;
                 const char *qn = S(&e->a, "%s.weight_q", d->name), *sn = S(&e->a, "%s.weight_scale", d->name),
                            *zn = S(&e->a, "%s.weight_zero_point", d->name);
                 einit(e, qn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, wt->ndim, wd, qv, (size_t)numel);
                 int64_t kd = K;
                 int8_t *zeros = calloc((size_t)K, 1);
+                if (!zeros) {
+                    st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+                    break;
+                }
                 if (per_layer) {
                     einit_f(e, sn, 0, &kd, sc, 1);
-                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 0, &kd, zeros ? zeros : qv, 1);
+                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 0, &kd, zeros, 1);
                 } else {
                     einit_f(e, sn, 1, &kd, sc, K);
-                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1, &kd, zeros ? zeros : qv, (size_t)K);
+                    einit(e, zn, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1, &kd, zeros, (size_t)K);
                 }
                 free(zeros);
-                free(qv);
-                free(sc);
                 const char *din[3] = {qn, sn, zn};
                 Onnx__NodeProto *dq = enode(e, "DequantizeLinear", wname, 3, din, wname);
                 if (!per_layer) eattr_i(e, dq, "axis", 0);
             } else {
-                einit_f(e, wname, wt->ndim, wd, quant && wq ? wq : w, wt->numel);
+                einit_f(e, wname, wt->ndim, wd, quant && ql.wq ? ql.wq : w, wt->numel);
             }
             const char *xin = x;
-            if (quant && lq.a_bits != 32) xin = eact_qdq(e, d->name, x, lq.a_bits, a_signed, alpha);
+            if (quant && ql.a_bits != MQ_FLOAT_BITS) xin = eact_qdq(e, d->name, x, &ql);
             if (d->op == MIXQ_OP_LINEAR) {
                 const mq_node *src = &m->nodes[d->in[0]];
                 if (src->op != MIXQ_OP_FLATTEN && src->op != MIXQ_OP_LINEAR) { /* mixq flattens implicitly */

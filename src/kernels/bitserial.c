@@ -17,6 +17,7 @@
 #include <omp.h>
 
 #include "core/core.h"
+#include "quant/quant.h"
 
 /* ---------------------------------------------------------------- tiers */
 /* One name per mq_bs_tier, in enum order. */
@@ -137,9 +138,18 @@ static mixq_status check_dims(int M, int N, int K, const char *what) {
     return MIXQ_OK;
 }
 
+/* The b-bit two's complement range of a weight row: the quantizer's symmetric levels
+ * (mq_levels) and the one code below them; 1-bit rows hold +-1 only. */
+static void weight_range(int b, int *lo, int *hi) {
+    mq_levels(b, 1, lo, hi);
+    if (b > 1) *lo -= 1;
+}
+
 static int weight_ok(int v, int b) {
     if (b == 1) return v == -1 || v == 1;
-    return v >= -(1 << (b - 1)) && v <= (1 << (b - 1)) - 1;
+    int lo, hi;
+    weight_range(b, &lo, &hi);
+    return v >= lo && v <= hi;
 }
 
 static mixq_status check_weights(const int8_t *w, const int *row_bits, int N, int K,
@@ -153,6 +163,8 @@ static mixq_status check_weights(const int8_t *w, const int *row_bits, int N, in
         const int8_t *row = w + (size_t)n * (size_t)K;
         for (int k = 0; k < K; k++)
             if (!weight_ok(row[k], b)) {
+                int lo, hi;
+                weight_range(b, &lo, &hi);
                 if (b == 1)
                     return mq_err(MIXQ_ERR_ARG,
                                   "%s: row %d element %d is %d, but 1-bit weights must be -1 or "
@@ -161,14 +173,15 @@ static mixq_status check_weights(const int8_t *w, const int *row_bits, int N, in
                 return mq_err(MIXQ_ERR_ARG,
                               "%s: row %d element %d is %d, outside the %d-bit two's complement "
                               "range %d..%d",
-                              what, n, k, row[k], b, -(1 << (b - 1)), (1 << (b - 1)) - 1);
+                              what, n, k, row[k], b, lo, hi);
             }
     }
     return MIXQ_OK;
 }
 
 static mixq_status bad_act(const uint8_t *a, int a_bits, int M, int K, const char *what) {
-    const int maxv = (1 << a_bits) - 1;
+    int maxv;
+    mq_levels(a_bits, 0, NULL, &maxv);
     for (int m = 0; m < M; m++)
         for (int k = 0; k < K; k++) {
             int v = a[(size_t)m * (size_t)K + (size_t)k];

@@ -16,6 +16,7 @@
 #include "core/core.h"
 #include "kernels/int8.h"
 #include "kernels/rt.h"
+#include "quant/quant.h"
 
 void mixq_cpu_calib_config_default(mixq_cpu_calib_config *c) {
     memset(c, 0, sizeof *c);
@@ -52,9 +53,10 @@ static mixq_status time_layer(rt_conv *c, const void *x, float *y, int batch, rt
     return MIXQ_OK;
 }
 
-/* Weight codes of width b for every row, deterministic. */
+/* Weight codes of width b for every row (the quantizer's levels), deterministic. */
 static void fill_codes(rt_conv *c, int b, mq_rng *rng) {
-    const int lim = b == 1 ? 1 : (1 << (b - 1)) - 1;
+    int lim;
+    mq_levels(b, 1, NULL, &lim);
     for (int k = 0; k < c->K; k++) c->kbits[k] = b;
     for (size_t i = 0; i < (size_t)c->K * c->Kd; i++) {
         int v = (int)mq_rng_below(rng, (uint32_t)(2 * lim + 1)) - lim;
@@ -203,17 +205,19 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             c.nq_lo = 0.0f; /* the consumer's quantizer when out_codes (see LINK) */
             c.nq_off = 0;
         }
-        /* LINK(a): the input as a-bit codes (XIN; x itself for a layer that quantizes its own
-         * input), and the consumer's codes taken as wide as this layer's (a policy's
+        /* LINK(a): the input as unsigned a-bit codes (XIN; x itself for a layer that quantizes its
+         * own input), and the consumer's codes taken as wide as this layer's (a policy's
          * neighbouring layers mostly share widths): 1- and 2-bit outputs take the threshold
          * epilogue */
 #define LINK(a)                                                                        \
     do {                                                                               \
+        int qmax_;                                                                     \
+        mq_levels((a), 0, NULL, &qmax_);                                               \
         c.in_codes = in_codes;                                                         \
         c.out_codes = out_codes;                                                       \
         for (size_t i = 0; in_codes && i < in_n; i++)                                  \
-            xc[i] = (uint8_t)(x[i] * (float)((1 << (a)) - 1) + 0.5f);                  \
-        c.nq_hi = (float)((1 << (a)) - 1);                                             \
+            xc[i] = (uint8_t)(x[i] * (float)qmax_ + 0.5f);                             \
+        c.nq_hi = (float)qmax_;                                                        \
         c.nq_inv = c.nq_hi;                                                            \
         rt_conv_thresholds(&c);                                                        \
     } while (0)
@@ -231,8 +235,8 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
         if (!st) {
             c.in_codes = c.out_codes = 0;
             c.kernel = MIXQ_KERNEL_FP32;
-            c.s_a = 1.0f / 255;
-            c.inv_a = 255;
+            c.s_a = 1.0f / c.qmax; /* 8-bit activations (a_bits 8 at the last prepare) */
+            c.inv_a = c.qmax;
             if (!(st = rt_conv_pack(&c))) st = time_layer(&c, x, y, cfg.batch, scr, nscr, &cfg, &t_fp32);
         }
         for (int w = 1; !st && w <= 8; w++) {
@@ -240,9 +244,9 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             for (int a = 1; !st && a <= 8; a++) {
                 c.kernel = MIXQ_KERNEL_BITSERIAL;
                 c.a_bits = a;
-                c.s_a = 1.0f / (float)((1 << a) - 1);
-                c.inv_a = (float)((1 << a) - 1);
-                if ((st = rt_conv_prepare(&c))) break;
+                if ((st = rt_conv_prepare(&c))) break; /* the activation levels qmin..qmax */
+                c.s_a = 1.0f / c.qmax;
+                c.inv_a = c.qmax;
                 if ((st = rt_conv_pack(&c))) break;
                 LINK(a);
                 st = time_layer(&c, XIN, y, cfg.batch, scr, nscr, &cfg, &t_bs[w - 1][a - 1]);

@@ -2,9 +2,9 @@
  * node by node (public API and semantics in include/mixq/mixq.h, per-layer buffers in rt.h).
  *
  * Compilation:
- *   - every quantized conv/linear node becomes an rt_conv: weight codes recovered from the
- *     model's fake-quantized weights and scales (code = round(w_q / s_w), exact), activation
- *     quantizer from the calibrated clip;
+ *   - every quantized conv/linear node becomes an rt_conv from its layer description
+ *     (mq_qlayer, src/quant): the integer weight codes the weight quantizer produced
+ *     (w_q = s_w * code exactly), the activation levels, clip and step;
  *   - a batch norm whose only input is that layer (and which is the layer's only consumer) is
  *     fused into the epilogue, as is a following ReLU/ReLU6 that is the only consumer of what it
  *     reads; fused nodes share the layer's output buffer;
@@ -126,11 +126,17 @@ static float *copy_floats(const float *src, int n, const char *what) {
     return d;
 }
 
-static mixq_status build_codes(rt_conv *c, const float *w, const float *scales, const float *wq,
-                               int kmeans);
+static mixq_status build_codes(rt_conv *c, const mq_qlayer *ql, const float *w);
 
 /* Build layer node i of m (a quantized conv/linear). */
-static mixq_status build_conv(mixq_model *m, int node, const mixq_layer_quant *lq, rt_conv *c) {
+static mixq_status build_conv(mixq_model *m, int node, rt_conv *c) {
+    mq_qlayer ql;
+    mixq_status st = mq_qlayer_get(m, node, &ql);
+    if (st) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", mixq_last_error());
+        return mq_err(st, "runtime: %s", msg);
+    }
     const mq_node *n = &m->nodes[node];
     const mq_node *a = &m->nodes[n->in[0]];
     snprintf(c->name, sizeof c->name, "%s", n->name);
@@ -145,77 +151,51 @@ static mixq_status build_conv(mixq_model *m, int node, const mixq_layer_quant *l
     c->stride = n->stride;
     c->pad = n->pad;
     c->G = n->groups > 0 ? n->groups : 1;
-    c->a_bits = lq->a_bits;
-    c->a_signed = lq->a_signed;
-    c->a_float = lq->a_bits == MIXQ_FLOAT_BITS;
+    c->a_bits = ql.a_bits;
+    c->a_signed = ql.a_signed;
+    c->a_float = ql.a_bits == MIXQ_FLOAT_BITS;
     c->kbits = mq_malloc((size_t)c->K, sizeof(int), "runtime kernel bits");
     if (!c->kbits) return MIXQ_ERR_NOMEM;
-    memcpy(c->kbits, lq->kernel_bits, sizeof(int) * (size_t)c->K);
+    memcpy(c->kbits, ql.kbits, sizeof(int) * (size_t)c->K);
     if (c->a_float) c->a_bits = 8; /* placeholder for prepare; not used */
-    mixq_status st = rt_conv_prepare(c);
+    st = rt_conv_prepare(c);
     if (st) return st;
     if (c->a_float) c->a_bits = MIXQ_FLOAT_BITS;
-
-    const float *scales, *wq;
-    float alpha;
-    int a_signed, kmeans;
-    st = mq_quant_layer_params(m, node, &scales, &wq, &alpha, &a_signed, &kmeans);
-    if (st) return st;
     if (!c->a_float) {
-        if (!(alpha > 0))
+        if (!(ql.a_clip > 0))
             return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s' has no calibrated activation clip; "
                           "hint: calibrate the model (mixq quantize calibrates)", c->name);
-        c->s_a = alpha / c->qmax;
+        c->s_a = ql.a_scale;
         c->inv_a = 1.0f / c->s_a; /* as mq_act_fake_quant */
     }
     const float *b = mq_tensor_ptr(m, n->t_b);
     if (b) memcpy(c->bias, b, sizeof(float) * (size_t)c->K);
-    const float *w = wq ? wq : mq_tensor_ptr(m, n->t_w);
-    const size_t inner = (size_t)c->Kd;
-    float *wcrop = NULL; /* the window of taps rt_conv_prepare kept, when it dropped some */
-    if (c->R != c->R0 || c->S != c->S0) {
-        wcrop = mq_malloc((size_t)c->K * inner, sizeof(float), "runtime cropped weights");
-        if (!wcrop) return MIXQ_ERR_NOMEM;
-        rt_conv_crop_weights(c, w, wcrop);
-        w = wcrop;
-    }
-    st = build_codes(c, w, scales, wq, kmeans);
-    free(wcrop);
-    return st;
+    return build_codes(c, &ql, ql.wq ? ql.wq : mq_tensor_ptr(m, n->t_w));
 }
 
-/* The layer's weights (float [K][Kd], KCRS) as codes wc, or kept as floats for the fp32 kernel. */
-static mixq_status build_codes(rt_conv *c, const float *w, const float *scales, const float *wq,
-                               int kmeans) {
-    const size_t inner = (size_t)c->Kd;
-    int float_w = kmeans || !wq;
-    for (int k = 0; k < c->K; k++)
-        if (c->kbits[k] == MIXQ_FLOAT_BITS) float_w = 1;
-    if (float_w || c->a_float) {
+/* The layer's integer weight codes (the description's, KCRS) as wc with scales s_a * s_w, or its
+ * (fake-quantized) float weights w [K][inner] for the fp32 kernel; either cropped to the taps
+ * rt_conv_prepare kept. */
+static mixq_status build_codes(rt_conv *c, const mq_qlayer *ql, const float *w) {
+    const size_t n = (size_t)c->K * (size_t)c->Kd;
+    const int crop = c->R != c->R0 || c->S != c->S0;
+    if (ql->inner != (int64_t)c->R0 * c->S0 * (c->C / c->G))
+        return mq_err(MIXQ_ERR_SHAPE, "runtime: layer '%s': %lld weights per kernel, the layer "
+                      "reads %d", c->name, (long long)ql->inner, c->R0 * c->S0 * (c->C / c->G));
+    if (!ql->codes || c->a_float) {
         c->kernel = MIXQ_KERNEL_FP32;
-        c->wf = copy_floats(w, c->K * c->Kd, "runtime float weights");
+        c->wf = mq_malloc(n, sizeof(float), "runtime float weights");
         if (!c->wf) return MIXQ_ERR_NOMEM;
+        if (crop) rt_conv_crop_weights(c, w, c->wf, sizeof(float));
+        else memcpy(c->wf, w, n * sizeof(float));
         for (int k = 0; k < c->K; k++) c->sc[k] = 1.0f;
         return MIXQ_OK;
     }
-    c->wc = mq_malloc((size_t)c->K * inner, 1, "runtime weight codes");
+    c->wc = mq_malloc(n, 1, "runtime weight codes");
     if (!c->wc) return MIXQ_ERR_NOMEM;
-    for (int k = 0; k < c->K; k++) {
-        const float s = scales[k];
-        const int bk = c->kbits[k];
-        const float nmax = bk == 1 ? 1.0f : (float)((1 << (bk - 1)) - 1);
-        for (size_t j = 0; j < inner; j++) {
-            const float v = w[(size_t)k * inner + j];
-            float q;
-            if (bk == 1) q = v >= 0 ? 1.0f : -1.0f;
-            else q = s > 0 ? nearbyintf(v / s) : 0.0f;
-            if (!(q >= -nmax && q <= nmax))
-                return mq_err(MIXQ_ERR_NUMERIC, "runtime: layer '%s' kernel %d: weight %g is not a "
-                              "%d-bit code of scale %g", c->name, k, (double)v, bk, (double)s);
-            c->wc[(size_t)k * inner + j] = (int8_t)q;
-        }
-        c->sc[k] = c->s_a * s;
-    }
+    if (crop) rt_conv_crop_weights(c, ql->codes, c->wc, 1);
+    else memcpy(c->wc, ql->codes, n);
+    for (int k = 0; k < c->K; k++) c->sc[k] = c->s_a * ql->scale[k];
     return MIXQ_OK;
 }
 
@@ -344,18 +324,6 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
     }
     mixq_model_input_shape(m, &rt->in_c, &rt->in_h, &rt->in_w, &rt->classes);
 
-    /* quantized layers, by node */
-    int *qidx = mq_malloc((size_t)m->n_nodes, sizeof(int), "runtime");
-    if (!qidx) {
-        st = MIXQ_ERR_NOMEM;
-        goto fail;
-    }
-    for (int i = 0; i < m->n_nodes; i++) qidx[i] = -1;
-    for (int i = 0; i < mixq_model_quant_layers(m); i++) {
-        mixq_layer_quant lq;
-        if ((st = mixq_model_quant_layer(m, i, &lq))) break;
-        qidx[lq.node] = i;
-    }
     for (int i = 0; !st && i < m->n_nodes; i++) {
         const mq_node *n = &m->nodes[i];
         rt_node *r = &rt->nodes[i];
@@ -379,15 +347,9 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
             r->iw = a->w;
         }
         if (n->op == MIXQ_OP_CONV || n->op == MIXQ_OP_LINEAR) {
-            if (qidx[i] < 0) {
-                st = mq_err(MIXQ_ERR_STATE, "runtime: layer '%s' is not quantized", n->name);
-                break;
-            }
-            mixq_layer_quant lq;
-            if ((st = mixq_model_quant_layer(m, qidx[i], &lq))) break;
             rt_conv *c = &rt->convs[rt->n_convs];
             r->conv = rt->n_convs++;
-            if ((st = build_conv(m, i, &lq, c))) break;
+            if ((st = build_conv(m, i, c))) break;
             if ((st = choose_kernel(c, &cfg, table))) break;
             if ((st = rt_conv_pack(c))) break;
         } else if (n->op == MIXQ_OP_BN) {
@@ -401,7 +363,6 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
             r->alias = n->in[0];
         }
     }
-    free(qidx);
     mixq_hw_free(table);
     table = NULL;
     if (st) goto fail;

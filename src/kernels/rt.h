@@ -6,11 +6,13 @@
  *   codes uint8 [n][H][W][C]          a-bit activation codes of an image chunk (NHWC; fc:
  *                                     [n][C*H*W] in NCHW-flatten order):
  *                                     q = clamp(nearbyintf(x * inv_a), qmin, qmax) + a_off
- *                                     (a_off = 2^(a-1) - 1 for signed inputs, 0 unsigned)
+ *                                     (qmin, qmax: mq_levels; a_off = -qmin: 2^(a-1) - 1
+ *                                     (1 for a = 1) for signed inputs, 0 unsigned)
  *   col   uint8 [G][n*P*Q][Kd]        im2col rows per group, Kd = (C/G)*R*S in (r, s, c) order;
  *                                     padding holds a_off (the code of 0.0)
- *   wc    int8  [K][Kd]               weight codes (KCRS; wp: permuted to (r, s, c) to match col):
- *                                     b >= 2: -(2^(b-1)-1)..2^(b-1)-1; b == 1: +-1;
+ *   wc    int8  [K][Kd]               weight codes (KCRS; wp: permuted to (r, s, c) to match col),
+ *                                     the layer's mq_qlayer codes: within mq_levels(b, 1),
+ *                                     -(2^(b-1)-1)..2^(b-1)-1 for b >= 2; b == 1: +-1;
  *                                     row k has kbits[k] bits (per-kernel widths)
  *   acc   int32 [n*P*Q][K/G]          per group: sum_k col * wc (bit-serial or int8 GEMM)
  *   y     float [N][K][P][Q]          epilogue, per output channel k:
@@ -101,10 +103,11 @@ void rt_conv_free(rt_conv *c);
 /* Fill c's derived fields (Kd, Kg, P, Q, act quantizer) and allocate its per-channel arrays
  * from the shape fields and a_bits / a_signed already set; kbits must be allocated [K]. */
 mixq_status rt_conv_prepare(rt_conv *c);
-/* The weights of the kept R x S window (rt_conv_prepare may drop taps that only read padding):
- *   w    float [K][C/G][R0][S0]   the model's kernel (KCRS)
- *   out  float [K][C/G][R][S]     rows and columns crop_t0 .. crop_t0 + R - 1 of it */
-void rt_conv_crop_weights(const rt_conv *c, const float *w, float *out);
+/* The weights of the kept R x S window (rt_conv_prepare may drop taps that only read padding),
+ * elements of elem bytes (float weights or int8 codes):
+ *   w    [K][C/G][R0][S0]   the model's kernel (KCRS)
+ *   out  [K][C/G][R][S]     rows and columns crop_t0 .. crop_t0 + R - 1 of it */
+void rt_conv_crop_weights(const rt_conv *c, const void *w, void *out, size_t elem);
 /* Pack the weights for c->kernel from c->wc (integer) or keep c->wf (fp32); computes corr.
  * Whatever an earlier call packed is released first, so a layer may be re-packed for another
  * kernel or other widths. */

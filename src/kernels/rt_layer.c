@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "kernels/int8.h"
 #include "kernels/rt.h"
+#include "quant/quant.h"
 
 #define RT_QB 64 /* pixels per block of the NCHW -> NHWC quantizer */
 
@@ -91,12 +92,14 @@ static void crop_taps(rt_conv *c) {
     c->pad = pad;
 }
 
-void rt_conv_crop_weights(const rt_conv *c, const float *w, float *out) {
+void rt_conv_crop_weights(const rt_conv *c, const void *w, void *out, size_t elem) {
     const int Cg = c->C / c->G, t0 = c->crop_t0;
+    const unsigned char *src = w;
+    unsigned char *dst = out;
     for (int kc = 0; kc < c->K * Cg; kc++)
-        for (int r = 0; r < c->R; r++)
-            for (int t = 0; t < c->S; t++)
-                *out++ = w[((size_t)kc * c->R0 + (size_t)(r + t0)) * c->S0 + (size_t)(t + t0)];
+        for (int r = 0; r < c->R; r++, dst += (size_t)c->S * elem)
+            memcpy(dst, src + (((size_t)kc * c->R0 + (size_t)(r + t0)) * c->S0 + (size_t)t0) * elem,
+                   (size_t)c->S * elem);
 }
 
 mixq_status rt_conv_prepare(rt_conv *c) {
@@ -124,19 +127,12 @@ mixq_status rt_conv_prepare(rt_conv *c) {
     if (!c->a_float) {
         if (c->a_bits < 1 || c->a_bits > 8)
             return mq_err(MIXQ_ERR_ARG, "runtime: layer '%s': activation bits %d", c->name, c->a_bits);
-        if (c->a_signed) {
-            float n = (float)((1 << (c->a_bits - 1)) - 1);
-            if (n < 1) n = 1; /* as the fake quantizer: 1-bit signed keeps {-1, 0, 1} */
-            c->qmin = -n;
-            c->qmax = n;
-            c->a_off = (int)n;
-            c->pack_bits = c->a_bits < 2 ? 2 : c->a_bits;
-        } else {
-            c->qmin = 0;
-            c->qmax = (float)((1 << c->a_bits) - 1);
-            c->a_off = 0;
-            c->pack_bits = c->a_bits;
-        }
+        int qmin, qmax; /* the fake quantizer's levels (1-bit signed keeps {-1, 0, 1}) */
+        mq_levels(c->a_bits, c->a_signed, &qmin, &qmax);
+        c->qmin = (float)qmin;
+        c->qmax = (float)qmax;
+        c->a_off = -qmin; /* codes 0 .. qmax - qmin */
+        c->pack_bits = c->a_signed && c->a_bits < 2 ? 2 : c->a_bits;
     }
     c->w_max = 0;
     c->mixed = 0;

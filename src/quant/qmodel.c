@@ -11,8 +11,9 @@
  *             dalpha is PACT's (quant.h).
  * Weight scales: with max clipping they follow the weights (recomputed whenever the parameters
  * change); MSE/KL clips are searched once, at calibration, and then fixed (HAQ does the same).
- * Quantized weights are cached and recomputed only when the parameters changed, so scoring
- * many inputs (evaluation, searches) quantizes each layer once.
+ * Quantized weights, with the integer codes the quantizer writes alongside (mq_qlayer), are
+ * cached and recomputed only when the parameters changed, so scoring many inputs (evaluation,
+ * searches) quantizes each layer once.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ typedef struct qnode {
     float *dscale, *smom; /* [K] LSQ gradient and momentum of the scales (w_clip "lsq") */
     int scales_fixed;
     float *wq;            /* [K * inner] */
+    int8_t *codes;        /* [K * inner] integer codes of wq (linear grid): wq = scale * code */
+    float *centroids;     /* [2^w_bits] k-means codebook of wq */
     uint8_t *mask;
     uint64_t wver;
     int wvalid;
@@ -75,6 +78,8 @@ static void qstate_free(qstate *s, int n) {
         free(q->dscale);
         free(q->smom);
         free(q->wq);
+        free(q->codes);
+        free(q->centroids);
         free(q->mask);
         free(q->xq);
         free(q->samples);
@@ -101,8 +106,7 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
     if (q->lq.kmeans) {
         /* one codebook per layer, re-clustered whenever the weights change (deterministic
          * quantile initialisation); the STE passes every gradient */
-        float cb[256];
-        mixq_status st = mq_kmeans_quant(w, (int64_t)K * inner, q->lq.w_bits, 20, q->wq, cb);
+        mixq_status st = mq_kmeans_quant(w, (int64_t)K * inner, q->lq.w_bits, 20, q->wq, q->centroids);
         if (st) {
             char msg[300];
             snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -125,7 +129,7 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
         q->scale_ver = m->params_version;
         q->scales_trained = 0;
     }
-    mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->mask);
+    mq_weight_fake_quant(w, K, inner, q->lq.kbits, q->scale, q->wq, q->codes, q->mask);
     q->wver = m->params_version;
     q->wvalid = 1;
     return MIXQ_OK;
@@ -219,7 +223,8 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
         mq_act_fake_quant_backward(x, s->dxq, cnt, q->lq.a_bits, q->a_signed, q->alpha, lsq, dx,
                                    acc, &q->dalpha);
         if (lsq) { /* LSQ's gradient factor 1 / sqrt(numel * qmax) */
-            const double qmax = q->a_signed ? (1 << (q->lq.a_bits - 1)) - 1 : (1 << q->lq.a_bits) - 1;
+            int qmax;
+            mq_levels(q->lq.a_bits, q->a_signed, NULL, &qmax);
             q->dalpha = (float)(q->dalpha / sqrt((double)cnt * (qmax > 1 ? qmax : 1)));
         }
     }
@@ -297,6 +302,11 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         q->scale = mq_calloc((size_t)q->lq.K, sizeof(float), "weight scales");
         q->wq = q->wquant ? mq_alloc_aligned(sizeof(float) * (size_t)wn, "quantized weights") : NULL;
         q->mask = q->wquant ? mq_malloc((size_t)wn, 1, "STE mask") : NULL;
+        if (q->wquant && !q->lq.kmeans && !(q->codes = mq_malloc((size_t)wn, 1, "weight codes")))
+            st = MIXQ_ERR_NOMEM;
+        if (q->wquant && q->lq.kmeans && q->lq.w_bits <= 8 &&
+            !(q->centroids = mq_malloc((size_t)1 << q->lq.w_bits, sizeof(float), "k-means codebook")))
+            st = MIXQ_ERR_NOMEM;
         if (q->lq.wclip == MQ_CLIP_LSQ && q->wquant && !q->lq.kmeans) {
             q->dscale = mq_calloc((size_t)q->lq.K, sizeof(float), "LSQ scale gradients");
             q->smom = mq_calloc((size_t)q->lq.K, sizeof(float), "LSQ scale momentum");
@@ -329,6 +339,8 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         }
         free(q->scale);
         free(q->wq);
+        free(q->codes);
+        free(q->centroids);
         free(q->mask);
         int *kb = q->lq.kbits;
         *q = *o;         /* takes o's buffers */
@@ -356,18 +368,35 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
 
 int mixq_model_is_quantized(const mixq_model *m) { return m && m->q != NULL; }
 
-mixq_status mq_quant_layer_params(mixq_model *m, int node, const float **scales, const float **wq,
-                                  float *alpha, int *a_signed, int *kmeans) {
-    if (!m->q || node < 0 || node >= m->n_nodes || !Q(m)->nodes[node].on)
-        return mq_err(MIXQ_ERR_ARG, "node %d is not a quantized layer", node);
+mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out) {
+    if (!m || !out) return mq_err(MIXQ_ERR_ARG, "mq_qlayer_get: NULL argument");
+    if (node < 0 || node >= m->n_nodes)
+        return mq_err(MIXQ_ERR_ARG, "node %d out of range (%d nodes)", node, m->n_nodes);
+    if (!m->q || !Q(m)->nodes[node].on)
+        return mq_err(MIXQ_ERR_ARG, "layer '%s' (node %d) is not quantized; hint: quantize the "
+                      "model with a policy that covers it", m->nodes[node].name, node);
     qnode *q = &Q(m)->nodes[node];
     mixq_status st = ensure_wq(m, node, q);
     if (st) return st;
-    *scales = q->scale;
-    *wq = q->wquant ? q->wq : NULL;
-    *alpha = q->calibrated ? q->alpha : 0.0f;
-    *a_signed = q->a_signed;
-    *kmeans = q->lq.kmeans;
+    int float_rows = 0;
+    for (int k = 0; k < q->lq.K; k++) float_rows += q->lq.kbits[k] == MQ_FLOAT_BITS;
+    memset(out, 0, sizeof *out);
+    out->node = node;
+    out->K = q->lq.K;
+    out->inner = m->tensors[m->nodes[node].t_w].numel / q->lq.K;
+    out->gran = q->lq.gran;
+    out->kmeans = q->lq.kmeans;
+    out->w_bits = q->lq.w_bits;
+    out->kbits = q->lq.kbits;
+    out->scale = q->scale;
+    out->wq = q->wquant ? q->wq : NULL;
+    out->codes = q->wquant && !float_rows ? q->codes : NULL; /* NULL for k-means */
+    out->centroids = q->wquant ? q->centroids : NULL;
+    out->a_bits = q->lq.a_bits;
+    out->a_signed = q->a_signed;
+    mq_levels(q->lq.a_bits, q->a_signed, &out->a_qmin, &out->a_qmax);
+    out->a_clip = q->calibrated ? q->alpha : 0.0f;
+    out->a_scale = mq_act_scale(q->lq.a_bits, q->a_signed, out->a_clip);
     return MIXQ_OK;
 }
 

@@ -1,8 +1,13 @@
-/* Quantized-model state in model files (internal; used by src/io/modelfile.c). */
+/* Quantized-model state (internal): the description of each quantized layer that the runtime,
+ * the ONNX exporter and the tools read, and the state saved in model files
+ * (src/io/modelfile.c). */
 #ifndef MIXQ_QUANT_QMODEL_H
 #define MIXQ_QUANT_QMODEL_H
 
+#include <stdint.h>
+
 #include "mixq/mixq.h"
+#include "quant/quant.h"
 
 /* Serialise the calibrated clips and fixed scales ("qstate" section); *buf malloc'ed (NULL and
  * 0 for a float model). */
@@ -11,14 +16,42 @@ mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t
 mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *buf, size_t len, const char *path);
 
 /* The fake-quantized weights node `node` used in the last forward (NULL if not quantized or
- * not computed yet). For tests and the runtime. */
+ * not computed yet). For tests; the runtime and exporters read mq_qlayer_get. */
 const float *mq_quant_weights(const mixq_model *m, int node);
 
-/* ONNX export/import support. Node `node`'s weight scales [K] (for the current weights), its
- * fake-quantized weights (NULL when they stay float), its activation clip (0 before
- * calibration), whether its input is signed and whether it uses a k-means codebook. */
-mixq_status mq_quant_layer_params(mixq_model *m, int node, const float **scales, const float **wq,
-                                  float *alpha, int *a_signed, int *kmeans);
+/* A quantized conv/linear layer as data, computed by the quantizers themselves (quant.h):
+ * nobody recovers codes from floats or computes levels. Weights [K][inner] (KCRS flattened per
+ * output filter, or [OUT][IN]).
+ *   - linear grid, every row integer (codes != NULL): codes[k][i] lies within
+ *     mq_levels(kbits[k], 1) (1-bit rows: +-1) and wq[k][i] == scale[k] * (float)codes[k][i]
+ *     bit for bit, the very values fake quantization runs on;
+ *   - some rows float (32 bits) or a k-means codebook (kmeans, centroids [2^w_bits] sorted):
+ *     codes NULL, wq holds the quantized values (float rows as they are);
+ *   - every row float: codes and wq NULL (the layer keeps the model's weights).
+ * scale [K] per row (equal entries for MQ_GRAN_LAYER; 0 for float rows; unused by k-means).
+ * Activations: a_bits (32: float), signed or not, codes a_qmin..a_qmax (mq_levels), clip a_clip
+ * (0 before calibration) and step a_scale = mq_act_scale(a_bits, a_signed, a_clip).
+ * The pointers belong to the model and stay valid until its parameters, policy or scales
+ * change. */
+typedef struct mq_qlayer {
+    int node;
+    int K;
+    int64_t inner;
+    mq_gran gran;
+    int kmeans;
+    int w_bits;              /* the widest row (kbits[k] == 32: that row stays float) */
+    const int *kbits;        /* [K] */
+    const float *scale;      /* [K] */
+    const int8_t *codes;     /* [K][inner] or NULL */
+    const float *wq;         /* [K][inner] or NULL */
+    const float *centroids;  /* [1 << w_bits] (k-means) or NULL */
+    int a_bits, a_signed, a_qmin, a_qmax;
+    float a_clip, a_scale;
+} mq_qlayer;
+
+/* Node `node`'s description for the current weights (quantizing them if they changed).
+ * MIXQ_ERR_ARG when the node is not a quantized layer. */
+mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out);
 /* Fix node's weight scales (NULL: keep) and activation clip (<= 0: keep). */
 mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, float alpha);
 

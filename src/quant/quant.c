@@ -23,16 +23,26 @@ static float max_abs(const float *x, int64_t n, int is_signed) {
     return m;
 }
 
+/* mq_levels as floats. */
 static void act_levels(int bits, int is_signed, float *qmin, float *qmax) {
-    if (is_signed) {
-        float n = (float)((1 << (bits - 1)) - 1);
-        if (n < 1) n = 1; /* 1-bit signed: {-s, 0, s} degenerates; keep one level each side */
-        *qmin = -n;
-        *qmax = n;
-    } else {
-        *qmin = 0.0f;
-        *qmax = (float)((1 << bits) - 1);
-    }
+    int lo, hi;
+    mq_levels(bits, is_signed, &lo, &hi);
+    *qmin = (float)lo;
+    *qmax = (float)hi;
+}
+
+/* n of the symmetric weight grid at b >= 2 bits: codes -n..n. */
+static float weight_n(int b) {
+    int n;
+    mq_levels(b, 1, NULL, &n);
+    return (float)n;
+}
+
+float mq_act_scale(int bits, int is_signed, float alpha) {
+    if (bits == MQ_FLOAT_BITS) return 0.0f;
+    float qmin, qmax;
+    act_levels(bits, is_signed, &qmin, &qmax);
+    return alpha / qmax;
 }
 
 static inline float clampf(float q, float lo, float hi) { return q < lo ? lo : (q > hi ? hi : q); }
@@ -178,7 +188,7 @@ mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bi
             for (int64_t i = 0; i < n; i++) a += fabsf(w[i]);
             s = (float)(a / (double)n);
         } else if (b != MQ_FLOAT_BITS) {
-            s = mq_choose_clip(w, n, b, 1, clip) / (float)((1 << (b - 1)) - 1);
+            s = mq_choose_clip(w, n, b, 1, clip) / weight_n(b);
         }
         for (int k = 0; k < K; k++) scale[k] = s;
         return MIXQ_OK;
@@ -194,36 +204,48 @@ mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bi
             for (int64_t i = 0; i < inner; i++) a += fabsf(r[i]);
             scale[k] = (float)(a / (double)inner);
         } else {
-            scale[k] = mq_choose_clip(r, inner, b, 1, clip) / (float)((1 << (b - 1)) - 1);
+            scale[k] = mq_choose_clip(r, inner, b, 1, clip) / weight_n(b);
         }
     }
     return MIXQ_OK;
 }
 
+/* Every quantized value is written as scale * (float)code from its integer code, so w_q and the
+ * codes agree bit for bit (a rounded -0.0 becomes code 0 and +0.0). */
 void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
-                          const float *scale, float *wq, uint8_t *mask) {
+                          const float *scale, float *wq, int8_t *codes, uint8_t *mask) {
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < K; k++) {
         const float *r = w + (size_t)k * inner;
         float *o = wq + (size_t)k * inner;
+        int8_t *c = codes ? codes + (size_t)k * inner : NULL;
         uint8_t *m = mask ? mask + (size_t)k * inner : NULL;
         const int b = bits[k];
         const float s = scale[k];
         if (b == MQ_FLOAT_BITS) {
             if (o != r) memcpy(o, r, sizeof(float) * (size_t)inner);
+            if (c) memset(c, 0, (size_t)inner);
             if (m) memset(m, 1, (size_t)inner);
         } else if (b == 1) {
-            for (int64_t i = 0; i < inner; i++) o[i] = r[i] >= 0 ? s : -s;
+            for (int64_t i = 0; i < inner; i++) {
+                const int8_t q = r[i] >= 0 ? 1 : -1;
+                o[i] = (float)q * s;
+                if (c) c[i] = q;
+            }
             if (m) memset(m, 1, (size_t)inner);
-        } else if (!(s > 0)) { /* an all-zero row */
-            for (int64_t i = 0; i < inner; i++) o[i] = 0 * r[i];
+        } else if (!(s > 0)) { /* no grid (a scale set to 0): every code 0 */
+            for (int64_t i = 0; i < inner; i++) o[i] = 0.0f * s;
+            if (c) memset(c, 0, (size_t)inner);
             if (m) memset(m, 1, (size_t)inner);
         } else {
-            const float n = (float)((1 << (b - 1)) - 1), inv = 1.0f / s;
+            const float n = weight_n(b), inv = 1.0f / s;
             for (int64_t i = 0; i < inner; i++) {
                 const float q = nearbyintf(r[i] * inv);
-                o[i] = clampf(q, -n, n) * s;
-                if (m) m[i] = q >= -n && q <= n;
+                const int in = q >= -n && q <= n;
+                const int8_t qi = (int8_t)(in ? q : q > n ? n : q < -n ? -n : 0.0f); /* NaN: 0 */
+                o[i] = (float)qi * s;
+                if (c) c[i] = qi;
+                if (m) m[i] = (uint8_t)in;
             }
         }
     }
@@ -238,7 +260,7 @@ void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, c
             dscale[k] = 0;
             continue;
         }
-        const float n = (float)((1 << (b - 1)) - 1), s = scale[k], inv = 1.0f / s;
+        const float n = weight_n(b), s = scale[k], inv = 1.0f / s;
         const float *r = w + (size_t)k * inner, *g = dwq + (size_t)k * inner;
         double acc = 0;
         for (int64_t i = 0; i < inner; i++) {
@@ -256,7 +278,7 @@ void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float
     }
     float qmin, qmax;
     act_levels(bits, is_signed, &qmin, &qmax);
-    const float s = alpha / qmax, inv = 1.0f / s;
+    const float s = mq_act_scale(bits, is_signed, alpha), inv = 1.0f / s;
 #pragma omp parallel for schedule(static) if (n > CHUNK)
     for (int64_t i = 0; i < n; i++) y[i] = clampf(nearbyintf(x[i] * inv), qmin, qmax) * s;
 }
@@ -272,7 +294,7 @@ void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int 
     }
     float qmin, qmax;
     act_levels(bits, is_signed, &qmin, &qmax);
-    const float s = alpha / qmax, inv = 1.0f / s;
+    const float s = mq_act_scale(bits, is_signed, alpha), inv = 1.0f / s;
     const int64_t nch = (n + CHUNK - 1) / CHUNK;
     double *part = dalpha ? calloc((size_t)(nch ? nch : 1), sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static)

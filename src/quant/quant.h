@@ -16,7 +16,8 @@
  *
  * Activations x (any shape, n values), clip alpha > 0:
  *   unsigned (after ReLU/ReLU6): qmin = 0, qmax = 2^b - 1, s = alpha / qmax;
- *   signed:                      qmin = -(2^(b-1) - 1), qmax = 2^(b-1) - 1, s = alpha / qmax;
+ *   signed:                      qmin = -(2^(b-1) - 1), qmax = 2^(b-1) - 1 (1 bit: -1, 1),
+ *                                s = alpha / qmax;
  *   q = round(x / s), x_q = s clamp(q, qmin, qmax).
  * STE: dL/dx = dL/dx_q where qmin <= q <= qmax, else 0 (as torch.fake_quantize_per_tensor_affine).
  * Clip gradient, PACT (default): dL/dalpha = sum of dL/dx_q over q > qmax (plus, signed, minus the
@@ -52,6 +53,26 @@ typedef enum mq_clip {
 /* Valid bit widths: 1..8 and 32 (float). */
 static inline int mq_bits_valid(int b) { return (b >= 1 && b <= 8) || b == MQ_FLOAT_BITS; }
 
+/* The integer levels of a b-bit quantizer: the one place they are computed (everything outside
+ * src/quant asks here, or reads a layer's mq_qlayer).
+ *   signed:   qmin = -n, qmax = n, n = 2^(b-1) - 1; b == 1: n = 1 (1-bit weights are the codes
+ *             +-1, s sign(w); a 1-bit signed activation keeps {-1, 0, 1});
+ *   unsigned: qmin = 0, qmax = 2^b - 1.
+ * Widths outside 1..30 (32: float) have no levels: qmin = qmax = 0. qmin or qmax may be NULL. */
+static inline void mq_levels(int bits, int is_signed, int *qmin, int *qmax) {
+    int lo = 0, hi = 0;
+    if (bits >= 1 && bits <= 30) {
+        if (is_signed) {
+            hi = bits == 1 ? 1 : (1 << (bits - 1)) - 1;
+            lo = -hi;
+        } else {
+            hi = (1 << bits) - 1;
+        }
+    }
+    if (qmin) *qmin = lo;
+    if (qmax) *qmax = hi;
+}
+
 /* Clip value (alpha) for n values under `method` at `bits` (unsigned: values >= 0 expected;
  * signed uses |x|). Returns a positive value; MSE/KL/percentile fall back to max |x| on
  * degenerate data. */
@@ -62,10 +83,13 @@ float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip
  * entries for MQ_GRAN_LAYER); 0 for float rows. */
 mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
                              mq_clip clip, float *scale);
-/* w_q [K][inner] from w with bits[k], scale[k]; mask (optional, [K][inner]) receives 1 where
- * the STE passes the gradient, 0 elsewhere. */
+/* w_q [K][inner] from w with bits[k], scale[k]; codes (optional, [K][inner]) receives the
+ * integer codes q, so that w_q == scale[k] * (float)q bit for bit (q within
+ * mq_levels(bits[k], 1); 1-bit rows +-1; 0 in rows of 32 bits, which stay float, and in rows
+ * whose scale is not positive, whose w_q is 0); mask (optional, [K][inner]) receives 1 where
+ * the STE passes the gradient, 0 elsewhere. A NaN weight gives code 0 (w_q = 0). */
 void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
-                          const float *scale, float *wq, uint8_t *mask);
+                          const float *scale, float *wq, int8_t *codes, uint8_t *mask);
 
 /* LSQ gradient of the weight scales: dscale[k] (+)= g_k sum_i dwq[k][i] * d(w_q)/d(s_k) with
  * d(w_q)/ds = round(w/s) - w/s inside [-n, n] and -n / +n where clipped (Esser et al.), and
@@ -74,6 +98,10 @@ void mq_weight_fake_quant(const float *w, int K, int64_t inner, const int *bits,
  * get 0. */
 void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, const float *scale,
                         const float *dwq, float *dscale);
+
+/* The step of the activation quantizer at clip alpha: alpha / qmax (mq_levels), as
+ * mq_act_fake_quant computes it; 0 for float (32-bit) activations. */
+float mq_act_scale(int bits, int is_signed, float alpha);
 
 /* Activation fake-quant: y = quantized x (n values); y may alias x. */
 void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y);
