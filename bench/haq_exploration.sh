@@ -4,8 +4,9 @@
 # 15 warm-up, calibration-only scoring) with each fix alone, all of them, and none (HAQ's own
 # algorithm), over several seeds. Reports distinct candidates among the episodes, cache hits,
 # the best validation accuracy (scoring subset), the best policy's test accuracy (calibrated, no
-# fine-tune), and wall time. Writes bench/results/haq_exploration.md.
+# fine-tune), and the search's wall time. Writes bench/results/haq_exploration.md.
 #   sh bench/haq_exploration.sh [SEEDS] [EPISODES]      (defaults "1 2 3", 40)
+#   REPORT_ONLY=1 sh bench/haq_exploration.sh ...       the report from the runs already there
 set -eu
 cd "$(dirname "$0")/.."
 MIXQ=${MIXQ:-build/release/mixq}
@@ -16,7 +17,7 @@ RES=${RES:-bench/results/haq_exploration.md}
 mkdir -p "$OUT"
 M="$OUT/lenet5.mixq"
 [ -f "$M" ] || "$MIXQ" train --model lenet5 --data fashion-mnist --epochs 5 --lr 0.05 --no-augment --out "$M" >/dev/null
-# name|--rl settings
+# name|--rl settings (empty: the defaults)
 VARIANTS="haq-original|sigma_min=0,penalty=0,redraw=0,store=pre
 sigma_min-only|penalty=0,redraw=0,store=pre
 penalty-only|sigma_min=0,redraw=0,store=pre
@@ -26,25 +27,27 @@ no-redraw|redraw=0
 all-defaults|
 random|"
 rows=$(mktemp)
+# one row of the table from a finished run directory
+row() {
+    python3 -c 'import json, sys
+d, name, seed = sys.argv[1:]
+s = json.load(open(d + "/summary.json"))
+print("|".join([name, seed, str(s["distinct_candidates"]), str(s["cache_hits"]), "%.2f" % s["best_val_accuracy"],
+                "%.2f" % s["final_test_accuracy"], "%.3f" % s["latency_ratio"], "%.1f" % s["search_s"]]))' "$@" >>"$rows"
+}
 echo "$VARIANTS" | while IFS='|' read -r name rl; do
     for seed in $SEEDS; do
         d="$OUT/${name}_s$seed"
-        rm -rf "$d"
-        agent=haq
-        [ "$name" = random ] && agent=random
-        set -- --agent "$agent"
-        [ -n "$rl" ] && set -- "$@" --rl "$rl"
-        start=$(date +%s)
-        "$MIXQ" search "$M" --data fashion-mnist "$@" --hw bismo_edge --budget latency=0.75 --episodes "$EP" \
-            --warmup 15 --final-epochs 0 --seed "$seed" --out "$d" --quiet >"$d.log" 2>&1 || { echo "FAILED $d"; continue; }
-        end=$(date +%s)
-        python3 - "$d" "$name" "$seed" "$((end - start))" >>"$rows" <<'EOF'
-import json, sys
-d, name, seed, wall = sys.argv[1:]
-s = json.load(open(d + "/summary.json"))
-print("%s|%s|%d|%d|%.2f|%.2f|%.3f|%s" % (name, seed, s["distinct_candidates"], s["cache_hits"],
-      s["best_val_accuracy"], s["final_test_accuracy"], s["latency_ratio"], wall))
-EOF
+        if [ -z "${REPORT_ONLY:-}" ]; then
+            rm -rf "$d"
+            agent=haq
+            [ "$name" = random ] && agent=random
+            set -- --agent "$agent"
+            [ -n "$rl" ] && set -- "$@" --rl "$rl"
+            "$MIXQ" search "$M" --data fashion-mnist "$@" --hw bismo_edge --budget latency=0.75 --episodes "$EP" \
+                --warmup 15 --final-epochs 0 --seed "$seed" --out "$d" --quiet >"$d.log" 2>&1 || { echo "FAILED $d"; continue; }
+        fi
+        row "$d" "$name" "$seed"
     done
 done
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
@@ -56,7 +59,7 @@ print("# HAQ exploration: which fix matters\n")
 print("`sh bench/haq_exploration.sh \"%s\" %s` on %s: lenet5 (5 epochs, as `make demo` trains it), "
       "bismo_edge, latency=0.75, %s episodes, 15 warm-up, calibration-only scoring, no final fine-tune "
       "(test accuracy is the best policy calibrated). Seeds: %s.\n" % (seeds, ep, cpu, ep, seeds))
-print("| variant | distinct / %s (mean, per seed) | cache hits | best val % (mean ± sd) | test % (mean ± sd) | latency ratio | wall s |" % ep)
+print("| variant | distinct / %s (mean, per seed) | cache hits | best val %% (mean ± sd) | test %% (mean ± sd) | latency ratio | search s |" % ep)
 print("|---|---|---|---|---|---|---|")
 order = []
 for r in rows:

@@ -522,19 +522,22 @@ typedef struct mixq_search_result {
 } mixq_search_result;
 
 /* Run (or with resume=1 continue) a search. run_dir (created if missing) receives:
- *   config.json       the resolved configuration;
+ *   config.json       the resolved configuration, the agent's settings included;
  *   evals.jsonl       one line per scored policy, flushed before the agent learns from it (the
  *                     cache a resumed run replays);
- *   state.json        the last finished episode (and, for haq, the checkpoint that belongs to it);
- *   agent-<e>.ckpt    haq only: the DDPG agent after episode e, written before state.json points
- *                     at it; the previous one is deleted then;
+ *   state.json        the last finished episode, the cache hits so far and, for an agent with
+ *                     state beyond the cache (haq), the checkpoint that belongs to them;
+ *   agent-<e>.ckpt    that agent's state after episode e (haq: the DDPG agent), written before
+ *                     state.json points at it; the previous one is deleted then;
  *   best_policy.json  the best policy so far (a policy file), and pareto.json, pareto.csv;
  *   best.mixq         the best policy on the float model, calibrated, then fine-tuned
  *                     final_epochs on the training split, the fine-tune kept only if it does not
  *                     lower the validation accuracy;
  *   summary.json      the result.
- * A killed run loses at most the episode in flight. Without resume a directory that already holds
- * a search is refused (MIXQ_ERR_STATE), and so is resuming one whose configuration differs. */
+ * A killed run loses at most the episode in flight, and resuming it gives the files an
+ * uninterrupted run gives (a score depends on the policy and the settings alone). Without resume a
+ * directory that already holds a search is refused (MIXQ_ERR_STATE), and so is resuming one whose
+ * configuration differs. */
 mixq_status mixq_search(const char *model_path, const char *data, const mixq_search_config *cfg,
                         const char *run_dir, int resume, mixq_search_progress_fn fn, void *user,
                         mixq_search_result *res);
