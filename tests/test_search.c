@@ -311,8 +311,60 @@ static void test_baselines(void) {
     CHECK(strstr(mixq_last_error(), "cannot be met") != NULL);
 }
 
+/* A custom reward sees the whole record: every layer's bits, the accuracy, every metric's ratio
+ * and budget, and whether the candidate fits; several budgets hold together */
+typedef struct reward_probe {
+    int calls, bad;
+    double last_lat, last_energy;
+} reward_probe;
+
+static double probe_reward(const mixq_eval_record *r, void *user) {
+    reward_probe *p = user;
+    p->calls++;
+    int ok = r->layers == 5 && r->w_bits && r->a_bits && r->episode >= 1 && r->metric == 0;
+    for (int l = 0; ok && l < r->layers; l++)
+        ok = r->w_bits[l] >= 2 && r->w_bits[l] <= 8 && r->a_bits[l] >= 2 && r->a_bits[l] <= 8;
+    ok = ok && r->budget_ratio[0] == 0.9 && r->budget_ratio[1] == 0.95 && r->budget_ratio[2] == 0 &&
+         r->budget_ratio[3] == 0;
+    ok = ok && r->fits == (r->ratio[0] <= 0.9 + 1e-9 && r->ratio[1] <= 0.95 + 1e-9);
+    ok = ok && r->accuracy >= 0 && r->accuracy <= 100 && r->fp32_accuracy >= 0;
+    p->bad += !ok;
+    p->last_lat = r->ratio[0], p->last_energy = r->ratio[1];
+    return r->accuracy - 10.0 * r->ratio[0]; /* any function of the record */
+}
+
+static void test_reward_record(void) {
+    if (!have_data()) return;
+    const char *model_path = model_file();
+    if (!model_path) return;
+    mixq_search_config c;
+    short_cfg(&c, "random");
+    c.hw = "bismo_edge";
+    c.budget = "latency=0.9,energy=0.95";
+    c.episodes = 5;
+    reward_probe probe = {0, 0, 0, 0};
+    c.reward = probe_reward;
+    c.reward_user = &probe;
+    char d[1100];
+    snprintf(d, sizeof d, "%s/run_reward", test_tmpdir());
+    mixq_search_result r;
+    CHECKF(mixq_search(model_path, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s", mixq_last_error());
+    CHECK(probe.calls == r.candidates && probe.calls >= 1 && probe.bad == 0);
+    CHECK(r.fits && r.ratio[0] <= 0.9 + 1e-9 && r.ratio[1] <= 0.95 + 1e-9);
+    CHECK(r.budget_ratio == 0.9 && r.budget_ratios[1] == 0.95);
+    /* the reward is what evals.jsonl records */
+    char p[1200];
+    snprintf(p, sizeof p, "%s/evals.jsonl", d);
+    char *t = slurp(p), *q = t ? strstr(t, "\"reward\": ") : NULL, *acc = t ? strstr(t, "\"acc\": ") : NULL,
+         *lat = t ? strstr(t, "\"latency_ratio\": ") : NULL;
+    CHECK(q && acc && lat);
+    if (q && acc && lat) CHECK(fabs(atof(q + 10) - (atof(acc + 7) - 10.0 * atof(lat + 17))) < 1e-9);
+    free(t);
+}
+
 int main(void) {
     TEST_RUN(test_embedding);
+    TEST_RUN(test_reward_record);
     TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
     TEST_RUN(test_baselines);
