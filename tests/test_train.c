@@ -228,7 +228,39 @@ static void test_optimizer_math(void) {
     mixq_model_free(m);
 }
 
+/* MIXQ_THREADS holds from the start: the first OpenMP region of a process (before anything asks
+ * the library its thread count) already runs on that many threads. Probed in a child process
+ * started with the variable set (this binary, re-executed). */
+static void test_threads_env(void) {
+    char self[1024];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(n > 0);
+    if (n <= 0) return;
+    self[n] = 0;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "MIXQ_THREADS=1 MIXQ_THREADS_PROBE=1 '%s'", self);
+    FILE *f = popen(cmd, "r");
+    int t = -1;
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fscanf(f, "threads %d", &t) == 1);
+        CHECK(pclose(f) == 0);
+    }
+    CHECKF(t == 1, "the first parallel region ran %d threads under MIXQ_THREADS=1", t);
+}
+
 int main(void) {
+    if (getenv("MIXQ_THREADS_PROBE")) { /* the child of test_threads_env: nothing called yet */
+        int t = 0;
+#pragma omp parallel
+        {
+#pragma omp single
+            t = omp_get_num_threads();
+        }
+        printf("threads %d\n", t);
+        return 0;
+    }
+    TEST_RUN(test_threads_env);
     TEST_RUN(test_short_run_learns);
     TEST_RUN(test_thread_determinism);
     TEST_RUN(test_nan_loss_stops);

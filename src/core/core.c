@@ -275,6 +275,13 @@ static void threads_init(void) {
     omp_set_num_threads(g_threads);
 }
 
+/* At load: every OpenMP region of the library (pointwise kernels, training loops, oneDNN's
+ * chunks) runs with MIXQ_THREADS threads from the first call on, not only after something asked
+ * mq_threads(); without this the OpenMP default (every core) applied until then, and two
+ * single-threaded processes on two cores spun in each other's barriers. Runs after OpenBLAS's
+ * own initialisation (a library's constructors run after those of the libraries it needs). */
+__attribute__((constructor)) static void threads_at_load(void) { threads_init(); }
+
 mixq_status mixq_set_threads(int n) {
     if (n < 1 || n > 32)
         return mq_err(MIXQ_ERR_ARG, "thread count %d out of range; hint: use 1..32", n);

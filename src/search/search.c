@@ -300,7 +300,7 @@ void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const 
     p.best_accuracy = b ? b->acc : -1;
     p.best_cost_ratio = b ? b->ratio[s->env.metric] : -1;
     p.elapsed_s = mq_now() - s->t0;
-    p.eta_s = ep > 0 ? p.elapsed_s / ep * (eps - ep) : 0;
+    p.eta_s = ep > s->ep0 ? p.elapsed_s / (ep - s->ep0) * (eps - ep) : 0; /* this process's pace */
     s->fn(&p, s->user);
 }
 
@@ -536,6 +536,7 @@ mixq_status mq_search_read_state(mq_search *s, int *episode) {
     cJSON_Delete(j);
     if (st) return st;
     *episode = ep;
+    s->ep0 = ep;
     s->cache_hits = hits;
     if (ep > 0 && s->agent->ckpt_load && s->agent_state) {
         snprintf(path, sizeof path, "%s/agent-%d.ckpt", s->dir, ep);

@@ -66,6 +66,7 @@ struct mq_search {
     int n_ev, cap_ev;
     int *heads, n_heads;      /* hash buckets of ev (n_heads a power of two) */
     int cache_hits;           /* episodes whose candidate came from the cache (in state.json) */
+    int ep0;                  /* episodes already done when this process started (for the ETA) */
     FILE *evf;
     mixq_reward_fn reward;
     void *reward_user;
