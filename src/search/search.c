@@ -516,7 +516,8 @@ static mixq_status write_best_and_pareto(mq_search *s) {
     return st;
 }
 
-/* state.json: {"episode": e, "cache_hits": h, "ckpt": "agent-e.ckpt"}: the last finished episode. */
+/* state.json: {"episode": e, "cache_hits": h, "search_s": t, "ckpt": "agent-e.ckpt"}: the last
+ * finished episode, the cache hits and search seconds so far, the agent's checkpoint. */
 mixq_status mq_search_read_state(mq_search *s, int *episode) {
     char path[1200];
     snprintf(path, sizeof path, "%s/state.json", s->dir);
@@ -529,6 +530,8 @@ mixq_status mq_search_read_state(mq_search *s, int *episode) {
     free(t);
     int ep = 0, hits = 0;
     const cJSON *h = j ? cJSON_GetObjectItemCaseSensitive(j, "cache_hits") : NULL;
+    const cJSON *el = j ? cJSON_GetObjectItemCaseSensitive(j, "search_s") : NULL;
+    s->t_before = cJSON_IsNumber(el) && el->valuedouble >= 0 && el->valuedouble < 1e9 ? el->valuedouble : 0;
     if (!j || !json_int(cJSON_GetObjectItemCaseSensitive(j, "episode"), 0, INT_MAX / 2, &ep) ||
         (h && !json_int(h, 0, INT_MAX / 2, &hits)))
         st = mq_err(MIXQ_ERR_FORMAT, "%s: not a search state file (episode and cache_hits must be "
@@ -554,8 +557,9 @@ mixq_status mq_search_save_state(mq_search *s, int episode) {
         snprintf(path, sizeof path, "%s/%s", s->dir, name);
         if ((st = s->agent->ckpt_save(s->agent_state, path))) return st;
     }
-    snprintf(text, sizeof text, "{\"episode\": %d, \"cache_hits\": %d%s%s%s}\n", episode, s->cache_hits,
-             ckpt ? ", \"ckpt\": \"" : "", ckpt ? name : "", ckpt ? "\"" : "");
+    snprintf(text, sizeof text, "{\"episode\": %d, \"cache_hits\": %d, \"search_s\": %.1f%s%s%s}\n", episode,
+             s->cache_hits, s->t_before + mq_now() - s->t0, ckpt ? ", \"ckpt\": \"" : "", ckpt ? name : "",
+             ckpt ? "\"" : "");
     if ((st = write_atomic(s, "state.json", text))) return st;
     if (ckpt && episode > 1) { /* the previous checkpoint is no longer referenced */
         snprintf(path, sizeof path, "%s/agent-%d.ckpt", s->dir, episode - 1);
@@ -743,8 +747,12 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         if (!st && !(s->evf = fopen(path, "a")))
             st = mq_err(MIXQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     }
+    if (!st) { /* counters of earlier processes (agents with a checkpoint read the state again) */
+        int done = 0;
+        st = mq_search_read_state(s, &done);
+    }
     if (!st) st = agent->run(s);
-    res->search_s = mq_now() - s->t0;
+    res->search_s = s->t_before + mq_now() - s->t0; /* earlier processes of a resumed run included */
     if (!st) st = write_best_and_pareto(s);
     const mq_rec *b = st ? NULL : best_rec(s);
     if (!st && !b) {

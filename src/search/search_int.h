@@ -67,6 +67,7 @@ struct mq_search {
     int *heads, n_heads;      /* hash buckets of ev (n_heads a power of two) */
     int cache_hits;           /* episodes whose candidate came from the cache (in state.json) */
     int ep0;                  /* episodes already done when this process started (for the ETA) */
+    double t_before;          /* search seconds spent by earlier processes of this run (state.json) */
     FILE *evf;
     mixq_reward_fn reward;
     void *reward_user;
