@@ -1,7 +1,8 @@
 /* mixq report (src/report/report.c): the page is well-formed (xmllint --html, the whole page and
  * every SVG as XML), a fixture run directory renders the expected points and bars, bad or partial
- * run directories give a page plus notes (never a failure), the output is deterministic, 1000
- * candidates are timed, and, where Debian's chromium is installed (scripts/deps.sh --browser), a real browser
+ * run directories give a page plus notes (never a failure), the output is deterministic, a search
+ * writes and refreshes report.html and survives a report it cannot write, 1000 candidates are
+ * timed, and, where Debian's chromium is installed (scripts/deps.sh --browser), a real browser
  * renders the page: the screenshot is not blank and every figure holds drawn pixels.
  *
  * `test_report --check-png FILE.png` runs only that screenshot check (bench/report_browser.sh).
@@ -480,6 +481,72 @@ static void test_report_1000(void) {
     free(h);
 }
 
+/* ------------------------------------------------------------------ a search writes its report */
+
+typedef struct srch {
+    int report_calls, last_episode;
+    char msg[600];
+} srch;
+
+static void on_progress(const mixq_search_progress *p, void *user) {
+    srch *u = user;
+    if (!strcmp(p->phase, "report")) {
+        u->report_calls++;
+        snprintf(u->msg, sizeof u->msg, "%s", mixq_last_error());
+    }
+    if (!strcmp(p->phase, "search")) u->last_episode = p->episode;
+}
+
+static void test_report_from_search(void) {
+    if (!lenet5_file()[0]) return;
+    /* a tiny dataset: 96 random 28 x 28 images */
+    const char *data = tmp_path("idx");
+    unsigned char img[96 * 784], lab[96];
+    for (int i = 0; i < 96 * 784; i++) img[i] = (unsigned char)((i * 2654435761u) >> 24);
+    for (int i = 0; i < 96; i++) lab[i] = (unsigned char)(i % 10);
+    CHECK(test_write_idx(data, 96, 28, 28, img, lab) == 0);
+    mixq_search_config c;
+    mixq_search_config_default(&c);
+    CHECK(c.report_every == 10);
+    c.agent = "random";
+    c.hw = "bismo_edge";
+    c.budget = "latency=0.9";
+    c.episodes = 3;
+    c.val_images = 32, c.eval_images = 32, c.calib_images = 16, c.batch = 16;
+    c.final_epochs = 0;
+    c.report_every = 2;
+    const char *run = tmp_path("search_run");
+    srch u;
+    memset(&u, 0, sizeof u);
+    mixq_search_result res;
+    CHECK_OK(mixq_search(lenet5_file(), data, &c, run, 0, on_progress, &u, &res));
+    CHECK(u.report_calls == 0 && u.last_episode == 3);
+    char p[1300];
+    snprintf(p, sizeof p, "%s/report.html", run);
+    char *h = slurp(p, NULL);
+    const char *b = NULL, *e = NULL;
+    CHECK(h && svg_nth(h, "plot pareto", 0, &b, &e) && count(b, e, "class=\"pt ") == res.candidates);
+    CHECK(h && strstr(h, "<th>final_test_accuracy</th>") != NULL); /* the end-of-search page has the summary */
+    CHECK(h && svg_nth(h, "plot latency", 0, &b, &e) && count(b, e, "class=\"bar-lat") == 5);
+    free(h);
+    snprintf(p, sizeof p, "%s/report.html.tmp", run);
+    CHECK(access(p, F_OK) != 0);
+    /* a page that cannot be written: said once, the search finishes */
+    const char *run2 = tmp_path("search_run2");
+    snprintf(p, sizeof p, "mkdir -p '%s/report.html.tmp'", run2);
+    CHECK(system(p) == 0);
+    c.report_every = 1;
+    memset(&u, 0, sizeof u);
+    CHECK_OK(mixq_search(lenet5_file(), data, &c, run2, 0, on_progress, &u, &res));
+    CHECKF(u.report_calls == 1 && strstr(u.msg, "report.html.tmp"), "%d calls: %s", u.report_calls, u.msg);
+    /* never: no page */
+    const char *run3 = tmp_path("search_run3");
+    c.report_every = -1;
+    CHECK_OK(mixq_search(lenet5_file(), data, &c, run3, 0, NULL, NULL, &res));
+    snprintf(p, sizeof p, "%s/report.html", run3);
+    CHECK(access(p, F_OK) != 0);
+}
+
 /* ------------------------------------------------------------------ the real browser */
 
 typedef struct image {
@@ -670,6 +737,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_report_partial);
     TEST_RUN(test_report_escaping_overlay);
     TEST_RUN(test_report_1000);
+    TEST_RUN(test_report_from_search);
     const char *req = getenv("MIXQ_REPORT_BROWSER");
     if (access(CHROMIUM, X_OK) == 0 || (req && !strcmp(req, "1"))) TEST_RUN(test_report_browser);
     else printf("test_report_browser: not run (no %s; scripts/deps.sh --browser installs it, make bench-report "

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mixq/mixq.h"
@@ -996,7 +997,8 @@ static const char search_help[] =
     "subset and scored on the validation split (never the test set); the best policy is then\n"
     "fine-tuned on the whole training split and written to RUN_DIR/best.mixq, with its test\n"
     "accuracy. RUN_DIR also gets config.json, evals.jsonl (every scored policy, also the cache),\n"
-    "the agent checkpoint, best_policy.json, pareto.json/.csv and summary.json.\n"
+    "the agent checkpoint, best_policy.json, pareto.json/.csv, summary.json, commands.jsonl (the\n"
+    "command lines that ran it) and report.html (plots: `mixq report --help`).\n"
     "\n"
     "  --agent A            haq (DDPG, default), uniform, random or greedy\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
@@ -1030,6 +1032,8 @@ static const char search_help[] =
     "                       noise floor; penalty=1 (reward lost when the wall cuts every bit);\n"
     "                       redraw=8 (redraws when an earlier episode scored the policy; random\n"
     "                       too); store=post (replay the bits scored) or pre (HAQ: the requests)\n"
+    "  --report-every N     rewrite RUN_DIR/report.html (mixq report) every N episodes (default\n"
+    "                       10; 0: only when the search ends); --no-report: never\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1041,7 +1045,39 @@ typedef struct search_ui {
     int quiet, tty;
     const char *budget;
     const char *resume; /* the command line that resumes this run */
+    const char *out;    /* the run directory */
+    const char *cmd;    /* this command line, for RUN_DIR/commands.jsonl */
+    int report_failed;
 } search_ui;
+
+/* s as a JSON string's contents. */
+static void json_escape(FILE *f, const char *s) {
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+}
+
+/* Provenance for `mixq report`: one line per command that ran (or resumed) the search, appended
+ * once the run directory has accepted it. A failure here is only a warning. */
+static void record_command(const search_ui *u) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/commands.jsonl", u->out);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "mixq search: warning: cannot append to %s: %s\n", path, strerror(errno));
+        return;
+    }
+    char when[32] = "";
+    time_t t = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(f, "{\"time\": \"%s\", \"mixq\": \"%s\", \"command\": \"", when, mixq_version());
+    json_escape(f, u->cmd);
+    fprintf(f, "\"}\n");
+    if (fclose(f)) fprintf(stderr, "mixq search: warning: cannot write %s: %s\n", path, strerror(errno));
+}
 
 /* SIGINT during a search: every finished episode is on disk (a run killed at any point resumes
  * to the same result), so the handler only says where the run stopped and how to resume it,
@@ -1067,8 +1103,15 @@ static void search_stop_set(const search_ui *u, const char *where) {
 }
 
 static void on_search(const mixq_search_progress *p, void *user) {
-    const search_ui *u = user;
+    search_ui *u = user;
     char where[96];
+    if (!strcmp(p->phase, "report")) { /* once per search; the search goes on */
+        fprintf(stderr, "mixq search: warning: report.html not written: %s (the search goes on; `mixq report %s "
+                "--out FILE` writes it later)\n", mixq_last_error(), u->out);
+        u->report_failed = 1;
+        return;
+    }
+    if (!strcmp(p->phase, "fp32")) record_command(u);
     if (!strcmp(p->phase, "search")) {
         snprintf(where, sizeof where, "after episode %d of %d", p->episode, p->episodes);
         search_stop_set(u, where);
@@ -1160,6 +1203,7 @@ static int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
+        if (!strcmp(a, "--no-report")) { sc.report_every = -1; continue; }
         if (!v) return bad_option(C, search_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
@@ -1191,6 +1235,7 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
+        else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
         else return bad_option(C, search_help, a, 0);
         if (!ok) return 2;
         i++;
@@ -1201,10 +1246,11 @@ static int cmd_search(int argc, char **argv) {
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
     /* the command that resumes this run: the same one, with --resume */
-    char resume_cmd[4096];
+    char resume_cmd[4096], this_cmd[4096];
     command_line(resume_cmd, sizeof resume_cmd - 10, argc, argv);
+    snprintf(this_cmd, sizeof this_cmd, "%s", resume_cmd);
     if (!resume) strcat(resume_cmd, " --resume");
-    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd};
+    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd, out, this_cmd, 0};
     search_stop_set(&ui, "before the first episode ended");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1236,11 +1282,12 @@ static int cmd_search(int argc, char **argv) {
            sc.final_epochs > 0 ? "final fine-tune" : "no final fine-tune (--final-epochs 0): calibration "
                                                      "and test", r.final_s, out,
            out[strlen(out) - 1] == '/' ? "" : "/");
+    if (sc.report_every >= 0 && !ui.report_failed)
+        printf("report: %s%sreport.html\n", out, out[strlen(out) - 1] == '/' ? "" : "/");
     mixq_hw_free(hw);
     mixq_model_free(m);
     return 0;
 }
-
 
 /* ---------------------------------------------------------------- import / export */
 static const char import_help[] =

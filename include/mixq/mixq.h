@@ -485,11 +485,19 @@ typedef struct mixq_search_config {
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess */
     void *reward_user;
+    int report_every;      /* RUN_DIR/report.html (mixq_report_write) after every this many
+                              episodes and when the search ends (default 10; 0: only at the end;
+                              negative: never). Not part of config.json: a resumed run may change
+                              it. A report that cannot be written never stops the search: the
+                              progress callback gets phase "report" once, mixq_last_error() says
+                              why */
 } mixq_search_config;
 void mixq_search_config_default(mixq_search_config *c);
 
 typedef struct mixq_search_progress {
-    const char *phase;     /* "fp32", "search", "final" */
+    const char *phase;     /* "fp32", "search", "final"; "report": report.html could not be
+                              written (once per search; mixq_last_error() says why; the search
+                              goes on) */
     int episode, episodes; /* 1-based */
     double mean_w_bits, mean_a_bits;
     double cost_ratio;     /* this candidate's budget metric / W8A8 */
