@@ -1289,6 +1289,92 @@ static int cmd_search(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- report */
+static const char report_help[] =
+    "usage: mixq report RUN_DIR [RUN_DIR...] --out report.html [options]\n"
+    "\n"
+    "Write one self-contained HTML page (inline SVG and CSS: no script, nothing fetched; prints\n"
+    "to PDF) about the search run directories: validation accuracy against latency, energy, size\n"
+    "and BitOps (every candidate a point, each agent's Pareto front a line, the chosen policy a\n"
+    "star, uniform policies and W8A8 as references, one colour per agent), the search over\n"
+    "episodes (accuracy, best so far, cost, reward, distinct candidates), the chosen policy's\n"
+    "bits per layer with MACs (a heat map for per-kernel bits), its cost per layer on the target\n"
+    "(latency with memory-bound layers, energy split into compute / buffers / DRAM), and each\n"
+    "run's configuration and provenance. `mixq search` writes RUN_DIR/report.html itself.\n"
+    "A run directory with missing or torn files gives a page of what is there, with notes\n"
+    "(also printed here); the model and target are loaded from config.json to cost the layers.\n"
+    "\n"
+    "  --out FILE      the page to write (required)\n"
+    "  --title TEXT    the page title (default: mixq search report)\n"
+    "  --model PATH    the float model the runs searched, when config.json's path does not\n"
+    "                  lead to it from here (it is also looked for relative to each run\n"
+    "                  directory and its parents, with the recorded checksum)\n"
+    "  --hw TARGET     the hardware target to cost the layers on (default: config.json's)\n"
+    "  --quiet         do not print the notes\n";
+
+typedef struct report_ui {
+    int quiet, notes;
+} report_ui;
+
+static void on_report_note(const char *dir, const char *text, void *user) {
+    report_ui *u = user;
+    u->notes++;
+    if (!u->quiet) fprintf(stderr, "mixq report: note: %s%s%s\n", dir, *dir ? ": " : "", text);
+}
+
+static int cmd_report(int argc, char **argv) {
+    const char *C = "report", *out = NULL;
+    const char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    if (!dirs) return fail(C);
+    int n = 0, rc = 2;
+    mixq_report_config rc_cfg;
+    mixq_report_config_default(&rc_cfg);
+    report_ui ui = {0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(report_help, stdout);
+            free(dirs);
+            return 0;
+        }
+        if (a[0] != '-') {
+            dirs[n++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) { ui.quiet = 1; continue; }
+        if (!v) {
+            rc = bad_option(C, report_help, a, 1);
+            goto out;
+        }
+        if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--title")) rc_cfg.title = v;
+        else if (!strcmp(a, "--model")) rc_cfg.model = v;
+        else if (!strcmp(a, "--hw")) rc_cfg.hw = v;
+        else {
+            rc = bad_option(C, report_help, a, 0);
+            goto out;
+        }
+        i++;
+    }
+    if (!n) {
+        rc = usage_error(C, "%s", "give at least one run directory (what `mixq search --out` wrote)");
+        goto out;
+    }
+    if ((rc = check_out(C, out))) goto out;
+    rc_cfg.note = on_report_note;
+    rc_cfg.user = &ui;
+    if (mixq_report_write(dirs, n, out, &rc_cfg)) {
+        rc = fail(C);
+        goto out;
+    }
+    printf("wrote %s (%d run director%s, %d note%s)\n", out, n, n == 1 ? "y" : "ies", ui.notes, ui.notes == 1 ? "" : "s");
+    rc = 0;
+out:
+    free(dirs);
+    return rc;
+}
+
+
 /* ---------------------------------------------------------------- import / export */
 static const char import_help[] =
     "usage: mixq import MODEL.onnx --out FILE.mixq\n"
@@ -1574,6 +1660,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
     {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
     {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
+    {"report", cmd_report, "an HTML page of search runs: Pareto plots, bits and cost per layer"},
     {"import", cmd_import, "read an ONNX model into a mixq model file"},
     {"export", cmd_export, "write a model (float or quantized QDQ) as ONNX"},
     {"run", cmd_run, "run a quantized model on this CPU with the integer runtime"},
