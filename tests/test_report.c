@@ -335,6 +335,18 @@ static void test_report_fixture_costed(void) {
     CHECK(strstr(h, "W8A8 = ") && strstr(h, "class=\"uref\""));
     CHECK(strstr(h, "<td>conv2</td><td>conv5x5/1</td><td>6/4</td>") != NULL);
     free(h);
+    /* a per-kernel array of the wrong length: the named layers are shown, nothing is costed */
+    const char *dir = tmp_path("badkernels");
+    CHECK(copy_dir(FIXTURE, dir) == 0);
+    char p[1300];
+    snprintf(p, sizeof p, "cd '%s' && sed -i 's/\"conv2\": {\"w_bits\": 6,/\"conv2\": {\"w_bits\": [6,2,6],/' "
+             "best_policy.json && grep -q '6,2,6' best_policy.json", dir);
+    CHECK(system(p) == 0);
+    h = report1(dir, tmp_path("badkernels.html"), lenet5_file(), &nt);
+    CHECKF(h && strstr(nt.all, "does not resolve on the model") && strstr(nt.all, "per-kernel bits, the layer has 16"),
+           "notes:\n%s", nt.all);
+    CHECK(in_svg(h, "plot bits", 0, "class=\"bar-w\"") == 5 && in_svg(h, "plot latency", 0, "class=\"bar-lat") == -1);
+    free(h);
 }
 
 /* A synthetic run with the model: uniform candidates drawn as squares, collapsed ones on the

@@ -627,7 +627,22 @@ static int best_by_rule(const rrun *r) {
     return b;
 }
 
+static void free_layers(rrun *r) {
+    for (int l = 0; r->kb && l < r->nl; l++) free(r->kb[l]);
+    free(r->lname);
+    free(r->lkind);
+    free(r->pw);
+    free(r->pa);
+    free(r->kb);
+    free(r->kn);
+    free(r->macs);
+    r->lname = NULL, r->lkind = NULL, r->pw = r->pa = r->kn = NULL, r->kb = NULL, r->macs = NULL;
+    r->nl = 0;
+}
+
+/* Room for the chosen policy's nl layers (what an earlier attempt left is dropped). */
 static int alloc_layers(rrun *r, int nl) {
+    free_layers(r);
     r->nl = nl;
     r->lname = calloc((size_t)nl, sizeof *r->lname);
     r->lkind = calloc((size_t)nl, sizeof *r->lkind);
@@ -636,7 +651,10 @@ static int alloc_layers(rrun *r, int nl) {
     r->kb = calloc((size_t)nl, sizeof *r->kb);
     r->kn = calloc((size_t)nl, sizeof *r->kn);
     r->macs = calloc((size_t)nl, sizeof *r->macs);
-    if (!r->lname || !r->lkind || !r->pw || !r->pa || !r->kb || !r->kn || !r->macs) return 0;
+    if (!r->lname || !r->lkind || !r->pw || !r->pa || !r->kb || !r->kn || !r->macs) {
+        free_layers(r);
+        return 0;
+    }
     for (int l = 0; l < nl; l++) r->macs[l] = -1, r->kn[l] = 1;
     return 1;
 }
@@ -718,6 +736,7 @@ static void resolve_chosen(rctx *c, rrun *r) {
             note(c, r, "best_policy.json does not resolve on the model (%s): its named layers shown",
                  mixq_last_error());
             mixq_clear_error();
+            free_layers(r);
         }
         mixq_policy_free(p);
     }
@@ -769,6 +788,9 @@ static void cost_layers(rctx *c, rrun *r) {
         mixq_cost c8;
         mixq_status st = mixq_model_hw_layer(r->model, l, &hl, &node);
         hl.batch = r->hw_batch;
+        if (!st && r->kb[l] && r->kn[l] != hl.out_c)
+            st = mq_err(MIXQ_ERR_SHAPE, "best_policy.json gives %d per-kernel bits, the layer has %d kernels", r->kn[l],
+                        hl.out_c);
         if (!st) st = r->kb[l] ? mixq_hw_cost_kernels(r->hw, &hl, r->kb[l], r->pa[l], &r->cost[l])
                                : mixq_hw_cost(r->hw, &hl, r->pw[l], r->pa[l], &r->cost[l]);
         if (st) {
@@ -868,14 +890,7 @@ static void free_run(rrun *r) {
     free(r->cmds);
     free(r->notes.p);
     if (r->has_env) mq_env_free(&r->env);
-    for (int l = 0; r->kb && l < r->nl; l++) free(r->kb[l]);
-    free(r->lname);
-    free(r->lkind);
-    free(r->pw);
-    free(r->pa);
-    free(r->kb);
-    free(r->kn);
-    free(r->macs);
+    free_layers(r);
     free(r->cost);
 }
 
