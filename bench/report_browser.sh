@@ -7,14 +7,17 @@
 #   sh bench/report_browser.sh runs/agents_r20/*_s? bench/results/report_r20
 # Without arguments: the repository's fixture run (tests/fixtures/report/lenet5_haq) into
 # runs/report_browser/fixture. Needs chromium (scripts/deps.sh --browser) and the release build
-# (make all tests). Prints the report's generation time and the check's figures.
+# (make all tests; BUILD= another build folder). Run directories and OUT_PREFIX are relative to
+# the current directory, which is also where config.json's model paths are looked for first.
+# Prints the report's generation time and the check's figures.
 set -eu
-BUILD=${BUILD:-build/release}
+root=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$root/build/release}
 MIXQ=${MIXQ:-$BUILD/mixq}
 CHECK=$BUILD/tests/test_report
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 if [ $# -eq 0 ]; then
-    set -- tests/fixtures/report/lenet5_haq runs/report_browser/fixture
+    set -- "$root/tests/fixtures/report/lenet5_haq" runs/report_browser/fixture
 fi
 if [ $# -lt 2 ]; then
     echo "usage: sh bench/report_browser.sh RUN_DIR [RUN_DIR...] OUT_PREFIX" >&2

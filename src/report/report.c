@@ -1458,7 +1458,7 @@ static void layer_labels(sb *o, const rrun *r, const plot *p, double gw) {
 static double label_bottom(const rrun *r) {
     int mx = 4;
     for (int l = 0; l < r->nl; l++) mx = MQ_MAX(mx, MQ_MIN(19, text_chars(r->lname[l])));
-    return 30 + mx * 6.6 * 0.64 + 10;
+    return 24 + mx * 5.8 * 0.66 + 8;
 }
 
 /* Weight and activation bits per layer, MACs as gray bars on a second axis. */
@@ -1850,7 +1850,7 @@ static const char css[] =
     ".bud{stroke:#c62828;stroke-width:1.2;stroke-dasharray:6 3}.bl{fill:#c62828}\n"
     ".w8{stroke:#555;stroke-width:1;stroke-dasharray:2 3}.uref{fill:#777}.ul{fill:#555}\n"
     ".empty{fill:#999;font-size:14px}\n"
-    ".bar-w{fill:#2f5f98}.bar-a{fill:#e8964a}.macs{fill:#d9d9d9}.bv{font-size:9px;fill:#333}.mx{fill:#777}\n"
+    ".bar-w{fill:#2f5f98}.bar-a{fill:#e8964a}.macs{fill:#e8e8e8}.bv{font-size:9px;fill:#333}.mx{fill:#777}\n"
     ".bar-lat,.k-lat{fill:#4c78a8}.bar-lat.mem,.k-lat.mem{fill:#e45756}.mb{font-size:10px;fill:#b71c1c;font-weight:bold}\n"
     ".e0{fill:#4c78a8}.e1{fill:#72b7b2}.e2{fill:#f58518}.hk{font-size:9px;fill:#fff}.hk.dk{fill:#222}\n"
     "table{border-collapse:collapse;font-size:12.5px;margin:6px 0}th,td{border-bottom:1px solid #eee;padding:3px 7px;"
