@@ -42,7 +42,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 echo "report: $out.html in $(awk "BEGIN { printf \"%.3f\", $t1 - $t0 }") s (the whole mixq process)"
 runs=$((n - 1))
-height=${HEIGHT:-$((3400 + 1900 * runs))}
+height=${HEIGHT:-$((4000 + 2600 * runs))}
 html=$(cd "$(dirname "$out.html")" && pwd)/$(basename "$out.html")
 shot() {
     d=$(mktemp -d)
@@ -60,6 +60,14 @@ shot() {
     rm -f "$d.log"
 }
 shot "$out.png" "$height"
+# chromium draws the window, not the page: shoot again as tall as the page is
+end=$("$CHECK" --page-end "$out.png")
+if [ "$end" -ge $((height - 1)) ]; then
+    echo "report_browser.sh: warning: the page is taller than $height pixels (cut); hint: HEIGHT=$((height * 2))" >&2
+elif [ $((end + 41)) -lt "$height" ]; then
+    height=$((end + 41))
+    shot "$out.png" "$height"
+fi
 shot "$out-top.png" 2600
-echo "screenshots: $out.png (1400 x $height), $out-top.png (1400 x 2600)"
+echo "screenshots: $out.png (1400 x $height, the whole page), $out-top.png (1400 x 2600)"
 "$CHECK" --check-png "$out.png"

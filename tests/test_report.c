@@ -5,7 +5,8 @@
  * timed, and, where Debian's chromium is installed (scripts/deps.sh --browser), a real browser
  * renders the page: the screenshot is not blank and every figure holds drawn pixels.
  *
- * `test_report --check-png FILE.png` runs only that screenshot check (bench/report_browser.sh).
+ * `test_report --check-png FILE.png` runs only that screenshot check, `--page-end FILE.png` prints
+ * the last row that is not white (bench/report_browser.sh uses both).
  * MIXQ_REPORT_BROWSER=1 makes the browser test required (make bench-report): without chromium it
  * fails instead of not being run. */
 #include <errno.h>
@@ -736,7 +737,28 @@ static void test_report_browser(void) {
     CHECKF(ok, "the screenshot fails the check:\n%s", log);
 }
 
+/* The last row of a screenshot that is not white (where the page ends), -1 if none. */
+static int png_page_end(const image *im) {
+    for (int y = im->h - 1; y >= 0; y--)
+        for (int x = 0; x < im->w; x++) {
+            const unsigned char *q = im->rgb + ((size_t)y * im->w + x) * 3;
+            if (q[0] < 240 || q[1] < 240 || q[2] < 240) return y;
+        }
+    return -1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--page-end")) {
+        image im;
+        char why[200];
+        if (!png_read(argv[2], &im, why, sizeof why)) {
+            fprintf(stderr, "%s: %s\n", argv[2], why);
+            return 1;
+        }
+        printf("%d\n", png_page_end(&im));
+        free(im.rgb);
+        return 0;
+    }
     if (argc == 3 && !strcmp(argv[1], "--check-png")) {
         char log[16384];
         int ok = check_png(argv[2], 0, log, sizeof log);
