@@ -189,3 +189,14 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d) $(BENCH_BIN:=.d)
+
+# `mixq report` in a real browser (Debian's headless chromium, installed here): the test binary
+# with its browser test required, then bench/report_browser.sh on RUNS (default: the fixture run)
+# into the prefix OUT (default runs/report_browser/report), e.g.
+#   make bench-report RUNS="runs/agents_r20/*_s?" OUT=bench/results/report_r20
+.PHONY: bench-report
+bench-report:
+	sh scripts/deps.sh --browser
+	$(MAKE) VARIANT=release all tests
+	MIXQ_REPORT_BROWSER=1 $(BUILD)/tests/test_report
+	BUILD=$(BUILD) sh bench/report_browser.sh $(if $(RUNS),$(RUNS) $(or $(OUT),runs/report_browser/report))

@@ -2,11 +2,14 @@
 # Install the Debian packages mixq needs, only those that are missing.
 #   scripts/deps.sh          build + test + demo dependencies
 #   scripts/deps.sh --torch  also python3-torch (PyTorch fixtures generator and bench/ peer)
+#   scripts/deps.sh --browser  also chromium (the headless-browser check of `mixq report`:
+#                              bench/report_browser.sh, and in `make test` when present)
 set -eu
-PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx dataset-fashion-mnist"
+PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils"
 for arg in "$@"; do
     case "$arg" in
         --torch) PKGS="$PKGS python3-torch python3-numpy" ;;
+        --browser) PKGS="$PKGS chromium" ;;
         *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done

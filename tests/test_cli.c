@@ -250,7 +250,7 @@ static void test_train_zero_epochs_info_eval(void) {
 /* Every command takes --help; a typo gets the nearest name; usage errors are one line. */
 static void test_help_and_typos(void) {
     static const char *const cmds[] = {"train", "eval", "info", "policy", "policy show", "quantize",
-                                       "cost", "search", "import", "export", "run", "calibrate-cpu"};
+                                       "cost", "search", "report", "import", "export", "run", "calibrate-cpu"};
     char a[256];
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         snprintf(a, sizeof a, "%s --help", cmds[i]);
@@ -274,6 +274,11 @@ static void test_help_and_typos(void) {
     EXPECT_LINE("train --model lenet5 --data mnist --out x.mixq", 1, "pass --data DIR");
     EXPECT_LINE("eval runs/none/resnet20.mixq --data fashion-mnist", 1,
                 "train it first: mixq train --model resnet20 --data fashion-mnist --out runs/none/resnet20.mixq");
+    EXPECT_LINE("report runs/x --otu r.html", 2, "did you mean '--out'?");
+    EXPECT_LINE("report --out r.html", 2, "give at least one run directory");
+    EXPECT_LINE("report runs/none --out r.html", 1, "'runs/none' is not a directory");
+    snprintf(a, sizeof a, "report tests/fixtures/report/lenet5_haq --out %s/cli_report.html", test_tmpdir());
+    EXPECT(a, 0, "(1 run directory, 1 note)");
     /* the HAQ table example reads its table from the repository */
     EXPECT("cost --hw examples/hw/haq_mobilenetv2_cloud.json --show", 0, "haq_mobilenetv2_cloud");
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mixq/mixq.h"
@@ -996,7 +997,8 @@ static const char search_help[] =
     "subset and scored on the validation split (never the test set); the best policy is then\n"
     "fine-tuned on the whole training split and written to RUN_DIR/best.mixq, with its test\n"
     "accuracy. RUN_DIR also gets config.json, evals.jsonl (every scored policy, also the cache),\n"
-    "the agent checkpoint, best_policy.json, pareto.json/.csv and summary.json.\n"
+    "the agent checkpoint, best_policy.json, pareto.json/.csv, summary.json, commands.jsonl (the\n"
+    "command lines that ran it) and report.html (plots: `mixq report --help`).\n"
     "\n"
     "  --agent A            haq (DDPG, default), uniform, random or greedy\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
@@ -1030,6 +1032,8 @@ static const char search_help[] =
     "                       noise floor; penalty=1 (reward lost when the wall cuts every bit);\n"
     "                       redraw=8 (redraws when an earlier episode scored the policy; random\n"
     "                       too); store=post (replay the bits scored) or pre (HAQ: the requests)\n"
+    "  --report-every N     rewrite RUN_DIR/report.html (mixq report) every N episodes (default\n"
+    "                       10; 0: only when the search ends); --no-report: never\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1041,7 +1045,39 @@ typedef struct search_ui {
     int quiet, tty;
     const char *budget;
     const char *resume; /* the command line that resumes this run */
+    const char *out;    /* the run directory */
+    const char *cmd;    /* this command line, for RUN_DIR/commands.jsonl */
+    int report_failed;
 } search_ui;
+
+/* s as a JSON string's contents. */
+static void json_escape(FILE *f, const char *s) {
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(f, "\\%c", *c);
+        else if (*c < 0x20) fprintf(f, "\\u%04x", *c);
+        else fputc(*c, f);
+    }
+}
+
+/* Provenance for `mixq report`: one line per command that ran (or resumed) the search, appended
+ * once the run directory has accepted it. A failure here is only a warning. */
+static void record_command(const search_ui *u) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/commands.jsonl", u->out);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "mixq search: warning: cannot append to %s: %s\n", path, strerror(errno));
+        return;
+    }
+    char when[32] = "";
+    time_t t = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(f, "{\"time\": \"%s\", \"mixq\": \"%s\", \"command\": \"", when, mixq_version());
+    json_escape(f, u->cmd);
+    fprintf(f, "\"}\n");
+    if (fclose(f)) fprintf(stderr, "mixq search: warning: cannot write %s: %s\n", path, strerror(errno));
+}
 
 /* SIGINT during a search: every finished episode is on disk (a run killed at any point resumes
  * to the same result), so the handler only says where the run stopped and how to resume it,
@@ -1067,8 +1103,15 @@ static void search_stop_set(const search_ui *u, const char *where) {
 }
 
 static void on_search(const mixq_search_progress *p, void *user) {
-    const search_ui *u = user;
+    search_ui *u = user;
     char where[96];
+    if (!strcmp(p->phase, "report")) { /* once per search; the search goes on */
+        fprintf(stderr, "mixq search: warning: report.html not written: %s (the search goes on; `mixq report %s "
+                "--out FILE` writes it later)\n", mixq_last_error(), u->out);
+        u->report_failed = 1;
+        return;
+    }
+    if (!strcmp(p->phase, "fp32")) record_command(u);
     if (!strcmp(p->phase, "search")) {
         snprintf(where, sizeof where, "after episode %d of %d", p->episode, p->episodes);
         search_stop_set(u, where);
@@ -1160,6 +1203,7 @@ static int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
+        if (!strcmp(a, "--no-report")) { sc.report_every = -1; continue; }
         if (!v) return bad_option(C, search_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
@@ -1191,6 +1235,7 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
+        else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
         else return bad_option(C, search_help, a, 0);
         if (!ok) return 2;
         i++;
@@ -1201,10 +1246,11 @@ static int cmd_search(int argc, char **argv) {
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
     /* the command that resumes this run: the same one, with --resume */
-    char resume_cmd[4096];
+    char resume_cmd[4096], this_cmd[4096];
     command_line(resume_cmd, sizeof resume_cmd - 10, argc, argv);
+    snprintf(this_cmd, sizeof this_cmd, "%s", resume_cmd);
     if (!resume) strcat(resume_cmd, " --resume");
-    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd};
+    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd, out, this_cmd, 0};
     search_stop_set(&ui, "before the first episode ended");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1236,9 +1282,96 @@ static int cmd_search(int argc, char **argv) {
            sc.final_epochs > 0 ? "final fine-tune" : "no final fine-tune (--final-epochs 0): calibration "
                                                      "and test", r.final_s, out,
            out[strlen(out) - 1] == '/' ? "" : "/");
+    if (sc.report_every >= 0 && !ui.report_failed)
+        printf("report: %s%sreport.html\n", out, out[strlen(out) - 1] == '/' ? "" : "/");
     mixq_hw_free(hw);
     mixq_model_free(m);
     return 0;
+}
+
+/* ---------------------------------------------------------------- report */
+static const char report_help[] =
+    "usage: mixq report RUN_DIR [RUN_DIR...] --out report.html [options]\n"
+    "\n"
+    "Write one self-contained HTML page (inline SVG and CSS: no script, nothing fetched; prints\n"
+    "to PDF) about the search run directories: validation accuracy against latency, energy, size\n"
+    "and BitOps (every candidate a point, each agent's Pareto front a line, the chosen policy a\n"
+    "star, uniform policies and W8A8 as references, one colour per agent), the search over\n"
+    "episodes (accuracy, best so far, cost, reward, distinct candidates), the chosen policy's\n"
+    "bits per layer with MACs (a heat map for per-kernel bits), its cost per layer on the target\n"
+    "(latency with memory-bound layers, energy split into compute / buffers / DRAM), and each\n"
+    "run's configuration and provenance. `mixq search` writes RUN_DIR/report.html itself.\n"
+    "A run directory with missing or torn files gives a page of what is there, with notes\n"
+    "(also printed here); the model and target are loaded from config.json to cost the layers.\n"
+    "\n"
+    "  --out FILE      the page to write (required)\n"
+    "  --title TEXT    the page title (default: mixq search report)\n"
+    "  --model PATH    the float model the runs searched, when config.json's path does not\n"
+    "                  lead to it from here (it is also looked for relative to each run\n"
+    "                  directory and its parents, with the recorded checksum)\n"
+    "  --hw TARGET     the hardware target to cost the layers on (default: config.json's)\n"
+    "  --quiet         do not print the notes\n";
+
+typedef struct report_ui {
+    int quiet, notes;
+} report_ui;
+
+static void on_report_note(const char *dir, const char *text, void *user) {
+    report_ui *u = user;
+    u->notes++;
+    if (!u->quiet) fprintf(stderr, "mixq report: note: %s%s%s\n", dir, *dir ? ": " : "", text);
+}
+
+static int cmd_report(int argc, char **argv) {
+    const char *C = "report", *out = NULL;
+    const char **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+    if (!dirs) return fail(C);
+    int n = 0, rc = 2;
+    mixq_report_config rc_cfg;
+    mixq_report_config_default(&rc_cfg);
+    report_ui ui = {0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(report_help, stdout);
+            free(dirs);
+            return 0;
+        }
+        if (a[0] != '-') {
+            dirs[n++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) { ui.quiet = 1; continue; }
+        if (!v) {
+            rc = bad_option(C, report_help, a, 1);
+            goto out;
+        }
+        if (!strcmp(a, "--out")) out = v;
+        else if (!strcmp(a, "--title")) rc_cfg.title = v;
+        else if (!strcmp(a, "--model")) rc_cfg.model = v;
+        else if (!strcmp(a, "--hw")) rc_cfg.hw = v;
+        else {
+            rc = bad_option(C, report_help, a, 0);
+            goto out;
+        }
+        i++;
+    }
+    if (!n) {
+        rc = usage_error(C, "%s", "give at least one run directory (what `mixq search --out` wrote)");
+        goto out;
+    }
+    if ((rc = check_out(C, out))) goto out;
+    rc_cfg.note = on_report_note;
+    rc_cfg.user = &ui;
+    if (mixq_report_write(dirs, n, out, &rc_cfg)) {
+        rc = fail(C);
+        goto out;
+    }
+    printf("wrote %s (%d run director%s, %d note%s)\n", out, n, n == 1 ? "y" : "ies", ui.notes, ui.notes == 1 ? "" : "s");
+    rc = 0;
+out:
+    free(dirs);
+    return rc;
 }
 
 
@@ -1527,6 +1660,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
     {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
     {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
+    {"report", cmd_report, "an HTML page of search runs: Pareto plots, bits and cost per layer"},
     {"import", cmd_import, "read an ONNX model into a mixq model file"},
     {"export", cmd_export, "write a model (float or quantized QDQ) as ONNX"},
     {"run", cmd_run, "run a quantized model on this CPU with the integer runtime"},

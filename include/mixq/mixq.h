@@ -485,11 +485,19 @@ typedef struct mixq_search_config {
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess */
     void *reward_user;
+    int report_every;      /* RUN_DIR/report.html (mixq_report_write) after every this many
+                              episodes and when the search ends (default 10; 0: only at the end;
+                              negative: never). Not part of config.json: a resumed run may change
+                              it. A report that cannot be written never stops the search: the
+                              progress callback gets phase "report" once, mixq_last_error() says
+                              why */
 } mixq_search_config;
 void mixq_search_config_default(mixq_search_config *c);
 
 typedef struct mixq_search_progress {
-    const char *phase;     /* "fp32", "search", "final" */
+    const char *phase;     /* "fp32", "search", "final"; "report": report.html could not be
+                              written (once per search; mixq_last_error() says why; the search
+                              goes on) */
     int episode, episodes; /* 1-based */
     double mean_w_bits, mean_a_bits;
     double cost_ratio;     /* this candidate's budget metric / W8A8 */
@@ -541,6 +549,35 @@ typedef struct mixq_search_result {
 mixq_status mixq_search(const char *model_path, const char *data, const mixq_search_config *cfg,
                         const char *run_dir, int resume, mixq_search_progress_fn fn, void *user,
                         mixq_search_result *res);
+
+/* ---------------------------------------------------------------- reports */
+/* One self-contained HTML page about one or more search run directories (src/report/report.c,
+ * README "Reports"): inline SVG and CSS, no script, nothing fetched. It shows accuracy against
+ * every cost metric (every scored candidate a point, each agent's Pareto front a line, the chosen
+ * policy marked, uniform policies and W8A8 as references; several runs overlaid, one colour per
+ * agent), the search over episodes (accuracy, cost, reward, best so far, distinct candidates),
+ * the chosen policy's bits per layer with MACs (a heat map for per-kernel bits), its cost per
+ * layer on the target (latency, energy split into compute / buffers / DRAM, memory-bound
+ * layers), and each run's configuration and provenance. A run directory with missing, torn or
+ * malformed files gives a page of what is there, with a note saying what is missing: only an
+ * argument error (n < 1, a path that is not a directory) or a page that cannot be written is a
+ * failure. The model and the target named by config.json are loaded to cost layers (a missing
+ * model: a note, and no per-layer cost). The same directories give the same bytes. The page is
+ * written to out_path.tmp, then renamed. */
+typedef void (*mixq_report_note_fn)(const char *run_dir, const char *note, void *user);
+typedef struct mixq_report_config {
+    const char *title;        /* page title (NULL: "mixq search report") */
+    const char *model;        /* the float model the runs searched (NULL: each run's config.json
+                                 "model", as written, else found relative to the run directory
+                                 and its parents with the recorded checksum) */
+    const char *hw;           /* the hardware target (NULL: each run's config.json "hw") */
+    mixq_report_note_fn note; /* called for each note the page carries (NULL: none) */
+    void *user;
+} mixq_report_config;
+void mixq_report_config_default(mixq_report_config *c);
+/* cfg may be NULL (defaults). */
+mixq_status mixq_report_write(const char *const *run_dirs, int n, const char *out_path,
+                              const mixq_report_config *cfg);
 
 /* ---------------------------------------------------------------- CPU runtime */
 /* Runs a quantized model on this CPU with integer kernels (src/kernels/rt.c, README "Runtime").

@@ -31,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "report/report.h"
 #include "search/search_int.h"
 
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
@@ -60,6 +61,7 @@ void mixq_search_config_default(mixq_search_config *c) {
     c->rl_penalty = -1;
     c->rl_redraw = -1;
     c->rl_store_post = -1;
+    c->report_every = 10;
 }
 
 static double haq_reward(const mixq_eval_record *r, void *user) {
@@ -548,6 +550,18 @@ mixq_status mq_search_read_state(mq_search *s, int *episode) {
     return st;
 }
 
+/* report.html (src/report): every cfg->report_every episodes and at the end. A page that cannot
+ * be written never stops the search: the progress callback hears of it once (phase "report",
+ * with mixq_last_error() saying why). */
+static void write_report(mq_search *s) {
+    char out[1200];
+    const char *dir = s->dir;
+    snprintf(out, sizeof out, "%s/report.html", s->dir);
+    if (!mq_report_write(&dir, 1, out, NULL, s->fp, s->hw)) return;
+    if (!s->report_failed++) mq_search_progress(s, "report", 0, s->cfg->episodes, NULL, 0);
+    mixq_clear_error();
+}
+
 mixq_status mq_search_save_state(mq_search *s, int episode) {
     char name[64], path[1200], text[200];
     mixq_status st = MIXQ_OK;
@@ -565,7 +579,9 @@ mixq_status mq_search_save_state(mq_search *s, int episode) {
         snprintf(path, sizeof path, "%s/agent-%d.ckpt", s->dir, episode - 1);
         unlink(path);
     }
-    return write_best_and_pareto(s);
+    if ((st = write_best_and_pareto(s))) return st;
+    if (s->cfg->report_every > 0 && episode % s->cfg->report_every == 0) write_report(s);
+    return MIXQ_OK;
 }
 
 /* ------------------------------------------------------------------ the entry point */
@@ -781,6 +797,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         st = final_finetune(s, data, res, &ft_kept, &va_before);
     }
     if (!st) st = write_summary(s, res, ft_kept, va_before);
+    if (!st && cfg->report_every >= 0) write_report(s);
     if (s->evf) fclose(s->evf);
     free(conf);
     free(old);

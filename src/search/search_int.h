@@ -74,6 +74,7 @@ struct mq_search {
     double t0;
     mixq_search_progress_fn fn;
     void *user;
+    int report_failed;        /* report.html could not be written (said once) */
 };
 
 /* The record of bits w, a, or NULL. */
