@@ -30,7 +30,7 @@ CFLAGS_warn    := -O3 -Werror $(WARN_ARCH)
 # -fPIC: the same objects make libmixq.a and libmixq.so.
 CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fPIC -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
 LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
-DEP_LIBS := -lopenblas -ldnnl -lcjson -lprotobuf-c -lz -lm
+DEP_LIBS := -lopenblas -ldnnl -lcjson -lprotobuf-c -lglpk -lz -lm
 LDLIBS  += $(DEP_LIBS)
 
 VERSION := $(shell sed -n 's/^\#define MIXQ_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/mixq/mixq.h | paste -sd.)

@@ -5,7 +5,7 @@
 #   scripts/deps.sh --browser  also chromium (the headless-browser check of `mixq report`:
 #                              bench/report_browser.sh, and in `make test` when present)
 set -eu
-PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils"
+PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libglpk-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils"
 for arg in "$@"; do
     case "$arg" in
         --torch) PKGS="$PKGS python3-torch python3-numpy" ;;

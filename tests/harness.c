@@ -1,6 +1,8 @@
 /* Implementation of the shared test harness (tests/test.h). */
 #include "test.h"
 
+#include "mixq/mixq.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -155,4 +157,42 @@ int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *im
     free(img);
     free(lab);
     return rc;
+}
+
+char *test_slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *t = NULL;
+    long n = fseek(f, 0, SEEK_END) ? -1 : ftell(f);
+    if (n >= 0 && !fseek(f, 0, SEEK_SET) && (t = malloc((size_t)n + 1))) {
+        if (fread(t, 1, (size_t)n, f) != (size_t)n) {
+            free(t);
+            t = NULL;
+        } else t[n] = 0;
+    }
+    fclose(f);
+    return t;
+}
+
+int test_need_fmnist(void) {
+    if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) == 0) return 1;
+    test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
+    return 0;
+}
+
+const char *test_lenet5_file(void) {
+    static char path[1024];
+    if (path[0]) return path;
+    mixq_model_config mc = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .seed = 3};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&mc, &m));
+    if (!m) return NULL;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/l5.mixq", test_tmpdir());
+    mixq_status st = mixq_model_save(m, p);
+    CHECK_OK(st);
+    mixq_model_free(m);
+    if (st) return NULL;
+    memcpy(path, p, sizeof path);
+    return path;
 }

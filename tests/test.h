@@ -74,5 +74,12 @@ int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *im
                    const unsigned char *labels);
 /* A fresh temporary directory for this test binary (created once). */
 const char *test_tmpdir(void);
+/* A whole file, malloc'ed and NUL-terminated; NULL if it cannot be read. */
+char *test_slurp(const char *path);
+/* 1 if Debian's dataset-fashion-mnist is installed; else test_skip saying so and 0. */
+int test_need_fmnist(void);
+/* An untrained lenet5 (28 x 28, 10 classes, seed 3), saved once per test binary in test_tmpdir();
+ * NULL, with the calling test failed, if it cannot be written. */
+const char *test_lenet5_file(void);
 
 #endif

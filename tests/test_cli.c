@@ -262,6 +262,8 @@ static void test_help_and_typos(void) {
     EXPECT("run --help", 0, "--val N");
     EXPECT("run --help", 0, "--seed N");
     EXPECT("search --help", 0, "greedy 2 x layers + 1");
+    EXPECT("search --help", 0, "greedy or hawq (Hessian-trace");
+    EXPECT("search --help", 0, "--sweep N");
     EXPECT_LINE("serach --out x", 2, "unknown command 'serach'; did you mean 'search'?");
     EXPECT_LINE("--versoin", 2, "did you mean '--version'?");
     EXPECT_LINE("cost --arch lenet5 --hw bitfusion --layers", 2, "unknown option '--layers'");
@@ -355,6 +357,10 @@ static void test_messages(void) {
     EXPECT_LINE(a, 1, "--rl replay=10 is smaller than the DDPG batch (--rl batch=64)");
     snprintf(a, sizeof a, S, T, T, "s5", "latency=0.9 --agent gredy");
     EXPECT_LINE(a, 1, "did you mean 'greedy'?");
+    snprintf(a, sizeof a, S, T, T, "s6", "latency=0.9 --sweep 3");
+    EXPECT_LINE(a, 1, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
+    snprintf(a, sizeof a, S, T, T, "s7", "latency=0.9 --agent hawq --swep 3");
+    EXPECT_LINE(a, 2, "did you mean '--sweep'?");
 }
 
 /* Ctrl-C: a search says where it stopped and how to resume; training saves the model so far

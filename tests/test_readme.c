@@ -13,8 +13,9 @@
  *           and 100 test images of Debian's dataset-fashion-mnist (same files, same format);
  *   train   --epochs N -> --epochs 1 --max-steps 2; --val 100 added;
  *   quantize --finetune-epochs E -> 0.02; --val 100 --calib-images 32 --batch 32 added;
- *   search  --episodes N -> 2; --val 100 --eval-images 32 --calib-images 32
- *           --final-epochs 0 --batch 32 added (the best policy calibrated, not fine-tuned);
+ *   search  --episodes N -> 2, --sweep N -> 3; --val 100 --eval-images 32 --calib-images 32
+ *           --final-epochs 0 --batch 32 --hessian-images 32 --hessian-probes 3 added (the best
+ *           policy calibrated, not fine-tuned; hawq's traces from 3 probes);
  *   run     --images 64 added;
  *   calibrate-cpu --reps 3 --threads 1 added: a median of 3 single-threaded runs, so that a
  *           busy machine's preemption (one stalled thread holds up a parallel region) does not
@@ -130,6 +131,7 @@ static void cheapen(const char *text, char *out, size_t cap) {
     for (int i = 2; i + 1 < n; i++) {
         if (!strcmp(tok[i], "--epochs")) tok[i + 1] = "1";
         if (!strcmp(tok[i], "--episodes")) tok[i + 1] = "2";
+        if (!strcmp(cmd, "search") && !strcmp(tok[i], "--sweep")) tok[i + 1] = "3";
         if (!strcmp(tok[i], "--finetune-epochs")) tok[i + 1] = "0.02";
     }
     if (!strcmp(cmd, "train")) {
@@ -146,6 +148,8 @@ static void cheapen(const char *text, char *out, size_t cap) {
         add(tok, &n, "--calib-images", "32");
         add(tok, &n, "--final-epochs", "0");
         add(tok, &n, "--batch", "32");
+        add(tok, &n, "--hessian-images", "32");
+        add(tok, &n, "--hessian-probes", "3");
     } else if (!strcmp(cmd, "run")) {
         add(tok, &n, "--images", "64");
     } else if (!strcmp(cmd, "calibrate-cpu")) {

@@ -13,7 +13,6 @@
 #include "search/env.h"
 #include "test.h"
 
-#define FMNIST "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 static mixq_model *lenet5(void) {
     mixq_model_config mc = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .seed = 3};
@@ -127,12 +126,6 @@ out:
 
 /* ---- short searches on Fashion-MNIST (skipped without the dataset package) */
 
-static int have_data(void) {
-    if (access(FMNIST, R_OK) == 0) return 1;
-    test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
-    return 0;
-}
-
 static void short_cfg(mixq_search_config *c, const char *agent) {
     mixq_search_config_default(c);
     c->agent = agent;
@@ -146,46 +139,17 @@ static void short_cfg(mixq_search_config *c, const char *agent) {
     c->final_epochs = 0;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *r = malloc(n + 1);
-    if (r) memcpy(r, buf, n + 1);
-    return r;
-}
-
 static int count_lines(const char *path) {
-    char *t = slurp(path);
+    char *t = test_slurp(path);
     int n = 0;
     for (char *p = t; p && *p; p++) n += *p == '\n';
     free(t);
     return n;
 }
 
-/* The untrained lenet5 the searches start from, saved once per test binary (any test may be the
- * first to ask); NULL, with the calling test failed, if it cannot be written. */
-static const char *model_file(void) {
-    static char path[1024];
-    if (path[0]) return path;
-    mixq_model *m = lenet5();
-    if (!m) return NULL;
-    char p[1024];
-    snprintf(p, sizeof p, "%s/l5.mixq", test_tmpdir());
-    mixq_status st = mixq_model_save(m, p);
-    CHECK_OK(st);
-    mixq_model_free(m);
-    if (st) return NULL;
-    memcpy(path, p, sizeof path);
-    return path;
-}
-
 static void test_search_cache_resume(void) {
-    if (!have_data()) return;
-    const char *model_path = model_file();
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
     if (!model_path) return;
     mixq_search_config c;
     short_cfg(&c, "haq");
@@ -239,7 +203,7 @@ static void test_search_cache_resume(void) {
     char pa[1200], pb[1200];
     snprintf(pa, sizeof pa, "%s/best_policy.json", a);
     snprintf(pb, sizeof pb, "%s/best_policy.json", b);
-    char *ta = slurp(pa), *tb = slurp(pb);
+    char *ta = test_slurp(pa), *tb = test_slurp(pb);
     CHECK(ta && tb && !strcmp(ta, tb));
     CHECK(rb.best_val_accuracy == ra.best_val_accuracy);
     free(ta);
@@ -247,22 +211,22 @@ static void test_search_cache_resume(void) {
     /* the evaluation logs agree line for line (the resumed run lost no score and added none) */
     snprintf(pa, sizeof pa, "%s/evals.jsonl", a);
     snprintf(pb, sizeof pb, "%s/evals.jsonl", b);
-    ta = slurp(pa), tb = slurp(pb);
+    ta = test_slurp(pa), tb = test_slurp(pb);
     CHECK(ta && tb && !strcmp(ta, tb));
     free(ta);
     free(tb);
     /* and so do the Pareto files */
     snprintf(pa, sizeof pa, "%s/pareto.csv", a);
     snprintf(pb, sizeof pb, "%s/pareto.csv", b);
-    ta = slurp(pa), tb = slurp(pb);
+    ta = test_slurp(pa), tb = test_slurp(pb);
     CHECK(ta && tb && !strcmp(ta, tb));
     free(ta);
     free(tb);
 }
 
 static void test_baselines(void) {
-    if (!have_data()) return;
-    const char *model_path = model_file();
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
     if (!model_path) return;
     const char *agents[] = {"uniform", "random", "greedy"};
     for (int i = 0; i < 3; i++) {
@@ -292,7 +256,7 @@ static void test_baselines(void) {
         /* with every drop allowed, the pick is the cheapest of the four random candidates */
         char p[1200];
         snprintf(p, sizeof p, "%s/evals.jsonl", d);
-        char *t = slurp(p);
+        char *t = test_slurp(p);
         double lo = 1e9;
         for (char *q = t ? strstr(t, "\"latency_ratio\": ") : NULL; q; q = strstr(q + 1, "\"latency_ratio\": "))
             lo = fmin(lo, atof(q + 17));
@@ -334,8 +298,8 @@ static double probe_reward(const mixq_eval_record *r, void *user) {
 }
 
 static void test_reward_record(void) {
-    if (!have_data()) return;
-    const char *model_path = model_file();
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
     if (!model_path) return;
     mixq_search_config c;
     short_cfg(&c, "random");
@@ -355,7 +319,7 @@ static void test_reward_record(void) {
     /* the reward is what evals.jsonl records */
     char p[1200];
     snprintf(p, sizeof p, "%s/evals.jsonl", d);
-    char *t = slurp(p), *q = t ? strstr(t, "\"reward\": ") : NULL, *acc = t ? strstr(t, "\"acc\": ") : NULL,
+    char *t = test_slurp(p), *q = t ? strstr(t, "\"reward\": ") : NULL, *acc = t ? strstr(t, "\"acc\": ") : NULL,
          *lat = t ? strstr(t, "\"latency_ratio\": ") : NULL;
     CHECK(q && acc && lat);
     if (q && acc && lat) CHECK(fabs(atof(q + 10) - (atof(acc + 7) - 10.0 * atof(lat + 17))) < 1e-9);

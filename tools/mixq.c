@@ -989,7 +989,8 @@ out:
 
 
 /* ---------------------------------------------------------------- search */
-static const char search_help[] =
+/* in two literals (C's portable limit is 4095 characters), joined by cmd_search */
+static const char search_help_1[] =
     "usage: mixq search MODEL --data DATA --out RUN_DIR [options]\n"
     "\n"
     "Search per-layer weight and activation bits for a trained float MODEL under a hardware\n"
@@ -1000,7 +1001,9 @@ static const char search_help[] =
     "the agent checkpoint, best_policy.json, pareto.json/.csv, summary.json, commands.jsonl (the\n"
     "command lines that ran it) and report.html (plots: `mixq report --help`).\n"
     "\n"
-    "  --agent A            haq (DDPG, default), uniform, random or greedy\n"
+    "  --agent A            haq (DDPG, default), uniform, random, greedy or hawq (Hessian-trace\n"
+    "                       sensitivities, then an integer programme with GLPK: one candidate\n"
+    "                       per budget)\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
     "  --budget M=V[,M=V]   latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
     "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Several at once\n"
@@ -1033,7 +1036,18 @@ static const char search_help[] =
     "                       redraw=8 (redraws when an earlier episode scored the policy; random\n"
     "                       too); store=post (replay the bits scored) or pre (HAQ: the requests)\n"
     "  --report-every N     rewrite RUN_DIR/report.html (mixq report) every N episodes (default\n"
-    "                       10; 0: only when the search ends); --no-report: never\n"
+    "                       10; 0: only when the search ends); --no-report: never\n";
+static const char search_help_2[] =
+    "  hawq:\n"
+    "  --hessian-images N   training images of the Hessian traces (default 256)\n"
+    "  --hessian-probes N   at most N Hutchinson probes (default 100; stops sooner when every\n"
+    "                       layer's trace moves by < 1e-3 relative, after 10). The traces are kept\n"
+    "                       in RUN_DIR/hessian.json and reused by a run with the same settings\n"
+    "  --sweep N            solve N budgets on the primary metric, evenly from --sweep-from to the\n"
+    "                       budget, and score each (the Pareto files hold the frontier; every\n"
+    "                       solve in RUN_DIR/sweep.csv). Default 1 (accuracy mode: 10)\n"
+    "  --sweep-from R       the sweep's lowest budget, a fraction of W8A8 (default: the cheapest\n"
+    "                       reachable cost)\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1129,6 +1143,12 @@ static void on_search(const mixq_search_progress *p, void *user) {
         fprintf(stderr, "scoring the float model...\n");
         return;
     }
+    if (!strcmp(p->phase, "hessian")) { /* every 10th probe and the last */
+        if (p->episode == 1 || p->episode % 10 == 0 || p->episode == p->episodes)
+            fprintf(stderr, "hessian traces: probe %d/%d  %s%s\n", p->episode, p->episodes, el,
+                    p->episode == p->episodes ? "  done" : "");
+        return;
+    }
     if (!strcmp(p->phase, "final")) {
         fprintf(stderr, "final fine-tune of the best policy (val %.2f%%, cost %.3fx)...\n", p->best_accuracy,
                 p->best_cost_ratio);
@@ -1185,6 +1205,8 @@ static int parse_rl(const char *v, mixq_search_config *sc) {
 
 static int cmd_search(int argc, char **argv) {
     const char *C = "search", *path = NULL, *data = NULL, *out = NULL;
+    char search_help[sizeof search_help_1 + sizeof search_help_2];
+    snprintf(search_help, sizeof search_help, "%s%s", search_help_1, search_help_2);
     mixq_search_config sc;
     mixq_search_config_default(&sc);
     int threads = 0, resume = 0, quiet = 0;
@@ -1236,6 +1258,14 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
         else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
+        else if (!strcmp(a, "--hessian-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.hessian_images);
+        else if (!strcmp(a, "--hessian-probes")) ok = parse_int(C, a, v, 1, 1000000, &sc.hessian_probes);
+        else if (!strcmp(a, "--sweep")) ok = parse_int(C, a, v, 1, 10000, &sc.sweep);
+        else if (!strcmp(a, "--sweep-from")) {
+            float x;
+            ok = parse_float(C, a, v, 1e-6f, 100, &x);
+            sc.sweep_from = x;
+        }
         else return bad_option(C, search_help, a, 0);
         if (!ok) return 2;
         i++;

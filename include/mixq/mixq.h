@@ -438,7 +438,9 @@ typedef double (*mixq_reward_fn)(const mixq_eval_record *r, void *user);
 typedef struct mixq_search_config {
     const char *agent;     /* "haq" (DDPG), "random", "uniform" (every weight width's widest
                               fitting activation width, all layers alike), "greedy" (per-layer
-                              sensitivities, then one policy: 2 x layers + 1 candidates) */
+                              sensitivities, then one policy: 2 x layers + 1 candidates), "hawq"
+                              (Hessian-trace sensitivities, then an integer programme per
+                              budget: 1 candidate, or `sweep`) */
     const char *hw;        /* hardware target: preset, JSON file or lookup table */
     const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
                               uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
@@ -481,6 +483,18 @@ typedef struct mixq_search_config {
      *                 the wall), 0: the agent's requests (HAQ). Default 1. */
     float rl_sigma_min, rl_penalty;
     int rl_redraw, rl_store_post;
+    /* HAWQ (agent "hawq"): per-layer Hessian traces by Hutchinson's estimator (finite differences
+     * of gradients, Rademacher probes, stopping when every layer's running mean moves by < 1e-3
+     * relative, at least 10 probes) on the first hessian_images training images (default 256),
+     * at most hessian_probes probes (default 100); then GLPK's integer programme per budget.
+     *   sweep       solve this many budgets on the primary metric, evenly from sweep_from to the
+     *               budget, the other budgets held, and score each (0: one, at the budget; in
+     *               accuracy mode 10, up to the budget or W8A8's cost);
+     *   sweep_from  the lowest budget of a sweep as a fraction of W8A8 (0: the cheapest
+     *               reachable policy's cost). */
+    int hessian_images, hessian_probes;
+    int sweep;
+    double sweep_from;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess */
@@ -495,9 +509,10 @@ typedef struct mixq_search_config {
 void mixq_search_config_default(mixq_search_config *c);
 
 typedef struct mixq_search_progress {
-    const char *phase;     /* "fp32", "search", "final"; "report": report.html could not be
-                              written (once per search; mixq_last_error() says why; the search
-                              goes on) */
+    const char *phase;     /* "fp32", "hessian" (hawq: probe `episode` of at most `episodes`;
+                              the last call has episode == episodes), "search", "final";
+                              "report": report.html could not be written (once per search;
+                              mixq_last_error() says why; the search goes on) */
     int episode, episodes; /* 1-based */
     double mean_w_bits, mean_a_bits;
     double cost_ratio;     /* this candidate's budget metric / W8A8 */

@@ -592,6 +592,70 @@ mixq_status mq_model_reserve(mixq_model *m, int n) {
 }
 
 /* ---------------------------------------------------------------- forward / backward */
+/* ---------------------------------------------------------------- frozen activation patterns */
+static int pattern_op(mixq_op op) { return op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6 || op == MIXQ_OP_MAXPOOL; }
+
+static size_t pattern_node_bytes(const mq_node *n, int N) {
+    const size_t e = (size_t)N * (size_t)n->c * (size_t)n->h * (size_t)n->w;
+    return !pattern_op(n->op) ? 0 : n->op == MIXQ_OP_MAXPOOL ? e * sizeof(int32_t) : e;
+}
+
+size_t mq_model_pattern_bytes(const mixq_model *m, int N) {
+    size_t b = 0;
+    for (int i = 0; i < m->n_nodes; i++) b += pattern_node_bytes(&m->nodes[i], N);
+    return b;
+}
+
+/* Node n's part of the pattern. */
+static const uint8_t *pattern_at(const mixq_model *m, const mq_node *n, int N) {
+    const uint8_t *p = m->act_pattern;
+    for (const mq_node *k = m->nodes; k < n; k++) p += pattern_node_bytes(k, N);
+    return p;
+}
+
+mixq_status mq_model_pattern_save(const mixq_model *m, uint8_t *buf) {
+    if (!m->have_forward) return mq_err(MIXQ_ERR_STATE, "activation pattern: no forward pass to record");
+    const int N = m->batch;
+    for (int i = 0; i < m->n_nodes; i++) {
+        const mq_node *n = &m->nodes[i];
+        const size_t e = (size_t)N * (size_t)n->c * (size_t)n->h * (size_t)n->w;
+        if (n->op == MIXQ_OP_RELU) /* y > 0 <=> x > 0 (the output survives in-place aliasing) */
+            for (size_t j = 0; j < e; j++) buf[j] = n->y[j] > 0.0f;
+        else if (n->op == MIXQ_OP_RELU6)
+            for (size_t j = 0; j < e; j++) buf[j] = n->y[j] >= 6.0f ? 2 : n->y[j] > 0.0f;
+        else if (n->op == MIXQ_OP_MAXPOOL)
+            memcpy(buf, n->save, e * sizeof(int32_t));
+        buf += pattern_node_bytes(n, N);
+    }
+    return MIXQ_OK;
+}
+
+/* ReLU / ReLU6 / max pool with the frozen pattern. */
+static void pattern_forward(const mixq_model *m, mq_node *n, int N, const float *x) {
+    const uint8_t *p = pattern_at(m, n, N);
+    const int64_t e = (int64_t)N * n->c * n->h * n->w;
+    if (n->op == MIXQ_OP_RELU)
+        for (int64_t i = 0; i < e; i++) n->y[i] = p[i] ? x[i] : 0.0f;
+    else if (n->op == MIXQ_OP_RELU6)
+        for (int64_t i = 0; i < e; i++) n->y[i] = p[i] == 1 ? x[i] : p[i] ? 6.0f : 0.0f;
+    else { /* max pool: the recorded argmax (the backward reads it from save) */
+        const mq_node *a = &m->nodes[n->in[0]];
+        const int64_t PQ = (int64_t)n->h * n->w, HW = (int64_t)a->h * a->w;
+        int32_t *am = (int32_t *)n->save;
+        memcpy(am, p, (size_t)e * sizeof(int32_t));
+        for (int64_t i = 0; i < e; i++) n->y[i] = am[i] >= 0 ? x[i / PQ * HW + am[i]] : -INFINITY;
+    }
+}
+
+static void pattern_backward(const mixq_model *m, const mq_node *n, int N, const float *dy, float *dx, int acc) {
+    const uint8_t *p = pattern_at(m, n, N);
+    const int64_t e = (int64_t)N * n->c * n->h * n->w;
+    for (int64_t i = 0; i < e; i++) {
+        const float g = p[i] == 1 ? dy[i] : 0.0f;
+        dx[i] = acc ? dx[i] + g : g;
+    }
+}
+
 static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) {
     const mq_node *a = n->n_in ? &m->nodes[n->in[0]] : NULL;
     int64_t numel = (int64_t)N * n->c * n->h * n->w;
@@ -599,6 +663,10 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
     if (m->qh && (n->op == MIXQ_OP_CONV || n->op == MIXQ_OP_LINEAR)) {
         mixq_status st = m->qh->forward(m, (int)(n - m->nodes), N, &x, &w);
         if (st) return st;
+    }
+    if (m->act_pattern && pattern_op(n->op)) {
+        pattern_forward(m, n, N, x);
+        return MIXQ_OK;
     }
     switch (n->op) {
     case MIXQ_OP_INPUT:
@@ -758,10 +826,16 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
                               mq_grad_ptr(m, n->t_b));
     case MIXQ_OP_RELU:
         /* in place (dx == dy) when aliased: the input has no other consumer, acc == 0 */
-        if ((dx = grad_dst(m, n, 0, &acc))) mq_relu_backward(numel, n->y, n->dy, dx, acc);
+        if ((dx = grad_dst(m, n, 0, &acc))) {
+            if (m->act_pattern) pattern_backward(m, n, N, n->dy, dx, acc);
+            else mq_relu_backward(numel, n->y, n->dy, dx, acc);
+        }
         return MIXQ_OK;
     case MIXQ_OP_RELU6:
-        if ((dx = grad_dst(m, n, 0, &acc))) mq_relu6_backward(numel, n->y, n->dy, dx, acc);
+        if ((dx = grad_dst(m, n, 0, &acc))) {
+            if (m->act_pattern) pattern_backward(m, n, N, n->dy, dx, acc);
+            else mq_relu6_backward(numel, n->y, n->dy, dx, acc);
+        }
         return MIXQ_OK;
     case MIXQ_OP_MAXPOOL:
         if ((dx = grad_dst(m, n, 0, &acc)))

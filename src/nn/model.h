@@ -80,6 +80,10 @@ struct mixq_model {
     const mq_qhooks *qh;
     void *q;
     int custom_graph;            /* built from a graph description (ONNX import), not the zoo */
+    /* A frozen activation pattern (Hessian-vector products, src/search/hessian.c): when set,
+     * forward and backward take every ReLU's and ReLU6's region and every max pool's argmax
+     * from it, for the batch it was recorded on, instead of from the values (NULL: off). */
+    const uint8_t *act_pattern;
 };
 
 /* ---- builders (return the new node's index, or -1 with the error recorded) ---- */
@@ -125,6 +129,14 @@ mixq_status mq_model_reserve(mixq_model *m, int n);
 
 /* With MIXQ_PROFILE=1 in the environment, time spent per op type so far. */
 void mq_model_profile_print(const mixq_model *m, FILE *f);
+
+/* Frozen activation patterns: the bytes one takes for a batch of N images (ReLU/ReLU6: one
+ * byte per element, 0 off, 1 linear, 2 clipped at 6; max pool: the int32 argmax of each
+ * output; in graph order), and the pattern of the last forward written into buf. While
+ * m->act_pattern points at a pattern, every forward and backward (of that batch size) runs the
+ * network as the piece of itself that pattern selects: a smooth function of the parameters. */
+size_t mq_model_pattern_bytes(const mixq_model *m, int N);
+mixq_status mq_model_pattern_save(const mixq_model *m, uint8_t *buf);
 
 /* Index of the most likely class of each image of the last forward (for accuracy). */
 int mq_model_correct(const mixq_model *m, const int *labels, int n);

@@ -36,7 +36,7 @@
 
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
 static const mq_agent *const agents[] = {&mq_agent_haq, &mq_agent_random, &mq_agent_uniform,
-                                         &mq_agent_greedy};
+                                         &mq_agent_greedy, &mq_agent_hawq};
 
 void mixq_search_config_default(mixq_search_config *c) {
     memset(c, 0, sizeof *c);
@@ -62,6 +62,8 @@ void mixq_search_config_default(mixq_search_config *c) {
     c->rl_redraw = -1;
     c->rl_store_post = -1;
     c->report_every = 10;
+    c->hessian_images = 256;
+    c->hessian_probes = 100;
 }
 
 static double haq_reward(const mixq_eval_record *r, void *user) {
@@ -332,6 +334,17 @@ static mixq_status read_optional(const char *path, char **text) {
         return MIXQ_OK;
     }
     return st;
+}
+
+mixq_status mq_search_write_file(const mq_search *s, const char *name, const char *text) {
+    return write_atomic(s, name, text);
+}
+
+mixq_status mq_search_read_file(const mq_search *s, const char *name, char **text) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", s->dir, name);
+    *text = NULL;
+    return read_optional(path, text);
 }
 
 /* The resolved configuration, one "key": value per line (compared line by line on resume). */
@@ -696,6 +709,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (cfg->episodes < 1 || cfg->warmup < 0 || cfg->eval_images < 1 || cfg->calib_images < 1 ||
         cfg->finetune_images < 0 || cfg->batch < 2)
         return mq_err(MIXQ_ERR_ARG, "search: episodes, eval/calibration images and batch must be positive");
+    if ((cfg->sweep || cfg->sweep_from) && agent != &mq_agent_hawq)
+        return mq_err(MIXQ_ERR_ARG, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
     mq_search S;
     mq_search *s = &S;
     memset(s, 0, sizeof *s);

@@ -89,10 +89,15 @@ mixq_status mq_search_read_state(mq_search *s, int *episode);
 /* After episode `episode` finished: the agent's checkpoint (if any), then state.json pointing at
  * it, then best_policy.json and the Pareto files. */
 mixq_status mq_search_save_state(mq_search *s, int episode);
+/* A file of the run directory, written atomically (a temporary file, fsync, rename). */
+mixq_status mq_search_write_file(const mq_search *s, const char *name, const char *text);
+/* *text = a run directory file's contents (malloc'ed), or NULL (and MIXQ_OK) when it does not
+ * exist. */
+mixq_status mq_search_read_file(const mq_search *s, const char *name, char **text);
 /* Progress callback for a candidate (r may be NULL). */
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
 
 /* The agents (search.c lists them in its table). */
-extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy;
+extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy, mq_agent_hawq;
 
 #endif
