@@ -363,6 +363,15 @@ static void test_messages(void) {
     EXPECT_LINE(a, 2, "did you mean '--sweep'?");
 }
 
+/* Shell text: wait (at most 120 s) until process $p catches SIGINT (bit 2 of SigCgt in
+ * /proc/$p/status). A background job of a non-interactive sh starts with SIGINT ignored, so a
+ * Ctrl-C sent before mixq installs its handler is lost: under ASan on a busy machine, "sleep 2"
+ * was not enough and the training ran all its epochs. */
+#define WAIT_SIGINT_CAUGHT                                                                        \
+    "i=0; while [ $i -lt 1200 ]; do c=$(sed -n 's/^SigCgt:[[:space:]]*//p' /proc/$p/status "     \
+    "2>/dev/null); d=${c#${c%%?}}; [ -n \"$d\" ] && [ $((0x$d & 2)) -ne 0 ] && break; "              \
+    "sleep 0.1; i=$((i+1)); done; "
+
 /* Ctrl-C: a search says where it stopped and how to resume; training saves the model so far
  * and says how to continue it. Both exit 130. */
 static void test_sigint(void) {
@@ -372,14 +381,14 @@ static void test_sigint(void) {
     snprintf(a, sizeof a,
              "%s search %s/sig.mixq --data fashion-mnist --hw bismo_edge --budget latency=0.9 --episodes "
              "100000 --val 500 --eval-images 50 --calib-images 32 --out %s/sigrun --quiet 2>&1 & p=$!; "
-             "sleep 2; kill -INT $p; wait $p; echo rc=$?", bin(), T, T);
+             WAIT_SIGINT_CAUGHT "sleep 1; kill -INT $p; wait $p; echo rc=$?", bin(), T, T);
     run_sh(a, out, sizeof out);
     CHECKF(strstr(out, "mixq search: interrupted ") && strstr(out, "; resume with: ") &&
            strstr(out, "--out ") && strstr(out, " --resume\n") && strstr(out, "rc=130"),
            "search after SIGINT:\n%s", out);
     snprintf(a, sizeof a,
              "%s train --model lenet5 --data fashion-mnist --epochs 50 --val 500 --out %s/sigt.mixq "
-             "2>&1 & p=$!; sleep 2; kill -INT $p; wait $p; echo rc=$?", bin(), T);
+             "2>&1 & p=$!; " WAIT_SIGINT_CAUGHT "kill -INT $p; wait $p; echo rc=$?", bin(), T);
     run_sh(a, out, sizeof out);
     CHECKF(strstr(out, "mixq train: interrupted at epoch ") && strstr(out, "continue training it with: ") &&
            strstr(out, "rc=130"), "train after SIGINT:\n%s", out);
