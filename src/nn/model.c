@@ -296,7 +296,7 @@ int mq_add_add(mixq_model *m, const char *name, int a, int b) {
     return i;
 }
 
-mixq_status mq_model_finalize(mixq_model *m) {
+mixq_status mq_model_layout(mixq_model *m) {
     if (m->n_nodes < 2 || m->nodes[0].op != MIXQ_OP_INPUT)
         return mq_err(MIXQ_ERR_STATE, "model '%s' has no layers", m->arch);
     size_t np = 0, nb = 0;
@@ -312,15 +312,24 @@ mixq_status mq_model_finalize(mixq_model *m) {
     }
     m->n_params = np;
     m->n_buffers = nb;
-    m->params = mq_alloc_aligned(np * sizeof(float), "parameter arena");
-    m->grads = mq_alloc_aligned(np * sizeof(float), "gradient arena");
-    m->buffers = mq_alloc_aligned((nb ? nb : 1) * sizeof(float), "buffer arena");
-    if (!m->params || !m->grads || !m->buffers) return MIXQ_ERR_NOMEM;
     const mq_node *last = &m->nodes[m->n_nodes - 1];
     if (last->c * last->h * last->w != m->cfg.classes)
         return mq_err(MIXQ_ERR_SHAPE, "model '%s' ends in '%s' with %d outputs, expected %d classes",
                       m->arch, last->name, last->c * last->h * last->w, m->cfg.classes);
     return MIXQ_OK;
+}
+
+mixq_status mq_model_alloc(mixq_model *m) {
+    m->params = mq_alloc_aligned(m->n_params * sizeof(float), "parameter arena");
+    m->grads = mq_alloc_aligned(m->n_params * sizeof(float), "gradient arena");
+    m->buffers = mq_alloc_aligned((m->n_buffers ? m->n_buffers : 1) * sizeof(float), "buffer arena");
+    if (!m->params || !m->grads || !m->buffers) return MIXQ_ERR_NOMEM;
+    return MIXQ_OK;
+}
+
+mixq_status mq_model_finalize(mixq_model *m) {
+    mixq_status st = mq_model_layout(m);
+    return st ? st : mq_model_alloc(m);
 }
 
 void mq_model_init_weights(mixq_model *m) {
