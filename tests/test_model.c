@@ -327,6 +327,9 @@ static void test_huge_header(void) {
         CHECKF(WIFEXITED(stw) && WEXITSTATUS(stw) == 0, "case %d: status %d", k, stw);
         CHECKF(dt < 1.0, "case %d took %.2f s", k, dt);
     }
+    /* found by tests/fuzz (issue 15): a graph line pooling with pad 1623661682 (2 * pad overflowed) */
+    expect_load_error("tests/fuzz/corpus/model/crash-pool-pad-overflow.mixq", MIXQ_ERR_FORMAT,
+                      "pad 1623661682 invalid");
     /* the message names what the header declares and what the file holds */
     write_header_only(p, "mobilenet_v1", dims, 4.0f, nt);
     expect_load_error(p, MIXQ_ERR_FORMAT, "'mobilenet_v1' (64x1024x1024, 100000 classes, width 4)");

@@ -197,6 +197,9 @@ static void test_bad_files(void) {
     expect_bad(FX "bad_pad.onnx", MIXQ_ERR_UNSUPPORTED, "ConstantOfShape");
     expect_bad(FX "pad_folded.onnx", MIXQ_ERR_UNSUPPORTED, "asymmetric");
     expect_bad("/nonexistent/m.onnx", MIXQ_ERR_IO, "/nonexistent/m.onnx");
+    /* found by tests/fuzz (issue 15): a node without op_type (a NULL string in protobuf-c) */
+    expect_bad("tests/fuzz/corpus/onnx/crash-node-without-op-type.onnx", MIXQ_ERR_UNSUPPORTED,
+               "node '(unnamed)' (): unsupported operator");
     size_t n = 0;
     unsigned char *good = slurp(FX "resnet_tiny.onnx", &n);
     CHECK(good && n > 1000);

@@ -753,6 +753,27 @@ broken:
     return deepest;
 }
 
+/* ONNX is proto2: an optional string that is absent unpacks as NULL. The importer compares and
+ * prints names and op types, so the ones it reads are made "" when absent (heap strings: protobuf-c
+ * frees them with the rest, through the default allocator). 0 if out of memory. */
+static int empty_if_null(char **s) {
+    if (!*s) *s = calloc(1, 1);
+    return *s != NULL;
+}
+
+static int fill_strings(Onnx__GraphProto *g) {
+    int ok = 1;
+    for (size_t i = 0; i < g->n_node; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        ok = ok && empty_if_null(&n->op_type) && empty_if_null(&n->name);
+        for (size_t j = 0; j < n->n_attribute; j++) ok = ok && empty_if_null(&n->attribute[j]->name);
+    }
+    for (size_t i = 0; i < g->n_initializer; i++) ok = ok && empty_if_null(&g->initializer[i]->name);
+    for (size_t i = 0; i < g->n_input; i++) ok = ok && empty_if_null(&g->input[i]->name);
+    for (size_t i = 0; i < g->n_output; i++) ok = ok && empty_if_null(&g->output[i]->name);
+    return ok;
+}
+
 mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     if (!path || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_import_onnx: NULL argument");
     *out = NULL;
@@ -784,13 +805,14 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
                       "truncated or corrupt)", path);
     mixq_status st = MIXQ_OK;
     c.g = c.mp->graph;
+    if (c.g && !fill_strings(c.g)) st = mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
     c.opset = -1;
     for (size_t i = 0; i < c.mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = c.mp->opset_import[i];
         if (!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) c.opset = o->version;
     }
-    if (!c.g || c.g->n_node == 0) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX model has no graph", path);
-    else if (c.opset < ONNX_OPSET_MIN || c.opset > ONNX_OPSET_MAX)
+    if (!st && (!c.g || c.g->n_node == 0)) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX model has no graph", path);
+    else if (!st && (c.opset < ONNX_OPSET_MIN || c.opset > ONNX_OPSET_MAX))
         st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': opset %lld; mixq imports opsets %d..%d; hint: re-export "
                     "with opset_version=13", path, (long long)c.opset, ONNX_OPSET_MIN, ONNX_OPSET_MAX);
     /* the data input: the one graph input that is not an initializer, (N, C, H, W) */
