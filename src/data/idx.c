@@ -43,13 +43,14 @@ static gzFile open_gz(const char *path) {
 /* The n data bytes a header announces (`items`: "60000 images of 28x28 pixels"), read into a
  * malloc'ed buffer. Nothing is allocated for more than the file can hold (issue 15: a 16-byte
  * header can announce 1.6e14 bytes): a plain file must hold them after its header; a gzip file
- * cannot expand more than deflate's 1032:1, and its buffer grows as the data arrives, so a short
- * stream fails as truncated having allocated about twice what it held. */
+ * cannot expand more than deflate's 1032:1, and its buffer (and that of a plain stream that is not
+ * a regular file) grows as the data arrives, so a short stream fails as truncated having
+ * allocated about twice what it held. */
 static mixq_status read_declared(gzFile f, const char *path, size_t hdr, size_t n, const char *items,
                                  const char *what, uint8_t **out) {
     *out = NULL;
     struct stat sb;
-    int plain = gzdirect(f);
+    int plain = gzdirect(f), known = 0; /* known: a plain regular file found to hold the n bytes */
     if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
         uint64_t size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
         uint64_t body = size > hdr ? size - hdr : 0;
@@ -61,8 +62,9 @@ static mixq_status read_declared(gzFile f, const char *path, size_t hdr, size_t 
             return mq_err(MIXQ_ERR_FORMAT, "'%s' is truncated or corrupt: its header announces %s (%zu bytes), "
                           "more than a gzip file of %llu bytes can hold (deflate expands at most 1032:1); hint: "
                           "re-download or reinstall the dataset", path, items, n, (unsigned long long)size);
+        known = plain;
     }
-    size_t cap = plain || n < ((size_t)1 << 20) ? n : (size_t)1 << 20, got = 0;
+    size_t cap = known || n < ((size_t)1 << 20) ? n : (size_t)1 << 20, got = 0;
     uint8_t *buf = mq_malloc(cap, 1, path);
     if (!buf) return MIXQ_ERR_NOMEM;
     for (;;) {
