@@ -6,6 +6,7 @@
 #   make check-asan build and run the test suite under ASan+UBSan
 #   make demo       install deps, build, train a small model, print its summary
 #   make bench      long benchmarks (training speed vs PyTorch, accuracy runs)
+#   make fuzz       libFuzzer harnesses (clang-14, ASan+UBSan) over their seeds + FUZZ_SECONDS each
 #   make warnings   -Werror compile check for several -march targets, gcc and clang (CI runs it)
 #   make install    PREFIX=/usr/local: libmixq.a, libmixq.so, mixq.h, the mixq CLI, mixq.pc
 VARIANT ?= release
@@ -161,6 +162,27 @@ warn-%:
 	@c=$$(echo $* | cut -d- -f1); m=$$(echo $* | cut -d- -f2-); \
 	$(MAKE) -s --no-print-directory VARIANT=warn CC=$$c WARN_ARCH=-march=$$m \
 	    BUILD=build/warnings/$* objs || { echo "make warnings: $$c -march=$$m has warnings (above)"; exit 1; }
+
+# ---- fuzzing (issue 15): libFuzzer harnesses, tests/fuzz/fuzz_NAME.c, one per parser, built with
+# clang-14 and ASan+UBSan (library included) into build/fuzz. `make fuzz` runs each harness over
+# its committed seeds (tests/fuzz/corpus/NAME) and then FUZZ_SECONDS (default 20) of fuzzing;
+# new inputs are kept in build/fuzz/corpus/NAME, a crash is written to build/fuzz/crash-NAME-*.
+# Not part of `make test` (yet).
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 20
+FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
+CFLAGS_fuzz  := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+                -fno-sanitize-recover=undefined
+LDFLAGS_fuzz := -fsanitize=address,undefined
+.PHONY: fuzz fuzz-build fuzz-bins
+fuzz: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
+fuzz-build:
+	$(MAKE) VARIANT=fuzz BUILD=build/fuzz CC=$(FUZZ_CC) fuzz-bins
+fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libmixq.a
+	$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(BUILD)/libmixq.a $(LDLIBS)
 
 # ---- install like a C library: make install PREFIX=/usr/local (DESTDIR honoured)
 PREFIX  ?= /usr/local

@@ -411,6 +411,62 @@ static void test_bad_idx(void) {
     expect_fail("fashion_mnist", MIXQ_SPLIT_TRAIN, 0, MIXQ_ERR_NOTFOUND, "did you mean 'fashion-mnist'?");
 }
 
+/* issue 15: an IDX header's declared size was allocated before any data was read (up to 1.6e14
+ * bytes: ASan aborts). Allocation is bounded by what the file can hold: a plain file's size, a
+ * gzip file's 1032:1, and a gzip buffer grows as the data arrives. */
+static void test_idx_huge_header(void) {
+    char p[1200];
+    const char *d = subdir("huge_header");
+    for (int gz = 0; gz < 2; gz++) {
+        /* 10^7 images of 4096x4096 pixels, 10 bytes of data */
+        unsigned char b[26] = {0};
+        put32(b, 0x803);
+        put32(b + 4, 10000000);
+        put32(b + 8, 4096);
+        put32(b + 12, 4096);
+        snprintf(p, sizeof p, "%s/images%s", d, gz ? ".gz" : "");
+        CHECK(write_maybe_gz(p, b, sizeof b, gz) == 0);
+        int n = 0, h = 0, w = 0;
+        uint8_t *img = (uint8_t *)1;
+        double t0 = mq_now();
+        CHECK(mq_idx_read_images(p, &n, &h, &w, &img) == MIXQ_ERR_FORMAT && img == NULL);
+        CHECKF(mq_now() - t0 < 1.0, "%.2f s", mq_now() - t0);
+        CHECKF(strstr(mixq_last_error(), "announces 10000000 images of 4096x4096 pixels (167772160000000 bytes)"),
+               "%s", mixq_last_error());
+        CHECKF(strstr(mixq_last_error(), gz ? "more than a gzip file of" : "holds 10 bytes after the header"), "%s",
+               mixq_last_error());
+        /* 10^7 labels, 10 bytes of them */
+        unsigned char l[18] = {0};
+        put32(l, 0x801);
+        put32(l + 4, 10000000);
+        snprintf(p, sizeof p, "%s/labels%s", d, gz ? ".gz" : "");
+        CHECK(write_maybe_gz(p, l, sizeof l, gz) == 0);
+        uint8_t *lab = (uint8_t *)1;
+        CHECK(mq_idx_read_labels(p, &n, &lab) == MIXQ_ERR_FORMAT && lab == NULL);
+        CHECKF(strstr(mixq_last_error(), "announces 10000000 labels (10000000 bytes)"), "%s", mixq_last_error());
+    }
+    /* gzip: an announcement within 1032:1 of the file but data that stops short is truncated */
+    size_t len;
+    unsigned char *b = idx_images(3000, 28, 28, 0, &len);
+    CHECK(b != NULL);
+    if (!b) return;
+    uint32_t x = 12345; /* incompressible pixels */
+    for (size_t i = 16; i < len; i++) x = x * 1664525u + 1013904223u, b[i] = (unsigned char)(x >> 24);
+    snprintf(p, sizeof p, "%s/short.gz", d);
+    CHECK(write_maybe_gz(p, b, 16 + 100000, 1) == 0);
+    int n = 0, h = 0, w = 0;
+    uint8_t *img = NULL;
+    CHECK(mq_idx_read_images(p, &n, &h, &w, &img) == MIXQ_ERR_FORMAT && img == NULL);
+    CHECKF(strstr(mixq_last_error(), "truncated: it ends inside the image data"), "%s", mixq_last_error());
+    /* and a whole one, larger than the first buffer (1 MiB), grows to its size */
+    snprintf(p, sizeof p, "%s/whole.gz", d);
+    CHECK(write_maybe_gz(p, b, len, 1) == 0);
+    CHECK_OK(mq_idx_read_images(p, &n, &h, &w, &img));
+    CHECK(n == 3000 && h == 28 && w == 28 && img && !memcmp(img, b + 16, len - 16));
+    free(img);
+    free(b);
+}
+
 static void test_bad_cifar(void) {
     char p[1200];
     const char *d1 = subdir("cifar_trunc");
@@ -466,6 +522,7 @@ int main(void) {
     TEST_RUN(test_augmentation);
     TEST_RUN(test_cifar);
     TEST_RUN(test_bad_idx);
+    TEST_RUN(test_idx_huge_header);
     TEST_RUN(test_bad_cifar);
     TEST_RUN(test_real_fashion_mnist);
     return test_summary();

@@ -1,6 +1,10 @@
 /* Model graph, zoo, model file and whole-model gradient tests (public API). */
 #include <omp.h>
 #include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mixq/mixq.h"
 #include "test.h"
@@ -266,6 +270,72 @@ static void test_bad_model_files(void) {
     mixq_model_free(m);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A 76-byte version-1 header and nothing else: arch, input c x h x w, classes, width, n_tensors. */
+static void write_header_only(const char *p, const char *arch, const int32_t dims[4], float width, uint32_t nt) {
+    unsigned char h[76] = {0};
+    uint32_t ver = 1;
+    uint64_t seed = 1;
+    memcpy(h, "MIXQMODL", 8);
+    memcpy(h + 8, &ver, 4);
+    memcpy(h + 12, arch, strlen(arch));
+    memcpy(h + 44, dims, 16);
+    memcpy(h + 60, &width, 4);
+    memcpy(h + 64, &seed, 8);
+    memcpy(h + 72, &nt, 4);
+    CHECK(test_write_file(p, h, sizeof h) == 0);
+}
+
+/* issue 15: a 76-byte header declaring mobilenet_v1 at 64x1024x1024 with 100000 classes (width 4:
+ * 3.6 GB of arenas) made the loader build and zero the whole model before finding the file too
+ * short. The tensors' bytes are now compared with the file first: a quick error, no large
+ * allocation (measured in a child: its peak resident size grows by under 64 MB). */
+static void test_huge_header(void) {
+    mixq_model *small = make("mobilenet_v1", 3, 32, 32, 10, 1);
+    if (!small) return;
+    uint32_t nt = (uint32_t)mixq_model_tensor_count(small);
+    mixq_model_free(small);
+    const char *p = path_in_tmp("huge.mixq");
+    static const int32_t dims[4] = {64, 1024, 1024, 100000};
+    static const float widths[] = {4.0f, 1.0f};
+    for (int k = 0; k < 4; k++) {
+        write_header_only(p, "mobilenet_v1", dims, widths[k % 2], k < 2 ? nt : nt + 1);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            struct rusage r0, r1;
+            getrusage(RUSAGE_SELF, &r0);
+            mixq_model *m = NULL;
+            mixq_status st = mixq_model_load(p, &m);
+            getrusage(RUSAGE_SELF, &r1);
+            int ok = st == MIXQ_ERR_FORMAT && m == NULL &&
+                     strstr(mixq_last_error(), k < 2 ? "truncated or corrupt" : "tensors but") != NULL;
+            if (!ok) fprintf(stderr, "  width %g: status %d: %s\n", (double)widths[k % 2], st, mixq_last_error());
+            if (r1.ru_maxrss - r0.ru_maxrss > 64 * 1024)
+                fprintf(stderr, "  peak resident size grew by %ld kB\n", r1.ru_maxrss - r0.ru_maxrss), ok = 0;
+            _exit(ok ? 0 : 1);
+        }
+        double t0 = now_s();
+        int stw = -1;
+        waitpid(pid, &stw, 0);
+        double dt = now_s() - t0;
+        CHECKF(WIFEXITED(stw) && WEXITSTATUS(stw) == 0, "case %d: status %d", k, stw);
+        CHECKF(dt < 1.0, "case %d took %.2f s", k, dt);
+    }
+    /* found by tests/fuzz (issue 15): a graph line pooling with pad 1623661682 (2 * pad overflowed) */
+    expect_load_error("tests/fuzz/corpus/model/crash-pool-pad-overflow.mixq", MIXQ_ERR_FORMAT,
+                      "pad 1623661682 invalid");
+    /* the message names what the header declares and what the file holds */
+    write_header_only(p, "mobilenet_v1", dims, 4.0f, nt);
+    expect_load_error(p, MIXQ_ERR_FORMAT, "'mobilenet_v1' (64x1024x1024, 100000 classes, width 4)");
+    expect_load_error(p, MIXQ_ERR_FORMAT, "but 0 bytes follow the header");
+}
+
 static void test_backward_misuse(void) {
     mixq_model *m = make("lenet5", 1, 28, 28, 10, 5);
     if (!m) return;
@@ -293,5 +363,6 @@ int main(void) {
     TEST_RUN(test_save_load_roundtrip);
     TEST_RUN(test_bad_model_files);
     TEST_RUN(test_backward_misuse);
+    TEST_RUN(test_huge_header);
     return test_summary();
 }

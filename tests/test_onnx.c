@@ -197,6 +197,9 @@ static void test_bad_files(void) {
     expect_bad(FX "bad_pad.onnx", MIXQ_ERR_UNSUPPORTED, "ConstantOfShape");
     expect_bad(FX "pad_folded.onnx", MIXQ_ERR_UNSUPPORTED, "asymmetric");
     expect_bad("/nonexistent/m.onnx", MIXQ_ERR_IO, "/nonexistent/m.onnx");
+    /* found by tests/fuzz (issue 15): a node without op_type (a NULL string in protobuf-c) */
+    expect_bad("tests/fuzz/corpus/onnx/crash-node-without-op-type.onnx", MIXQ_ERR_UNSUPPORTED,
+               "node '(unnamed)' (): unsupported operator");
     size_t n = 0;
     unsigned char *good = slurp(FX "resnet_tiny.onnx", &n);
     CHECK(good && n > 1000);
@@ -258,9 +261,91 @@ static void test_bad_files(void) {
     mixq_model_free(m);
 }
 
+/* A protobuf length-delimited field put in front of the bytes [p, end) of a buffer filled from
+ * its end: the new field holds everything after it. */
+static unsigned char *pb_wrap(unsigned char *p, const unsigned char *end, unsigned field) {
+    size_t len = (size_t)(end - p);
+    unsigned char v[10];
+    int k = 0;
+    do {
+        v[k++] = (unsigned char)((len & 0x7f) | (len > 0x7f ? 0x80 : 0));
+        len >>= 7;
+    } while (len);
+    p -= k;
+    memcpy(p, v, (size_t)k);
+    *--p = (unsigned char)(field << 3 | 2);
+    return p;
+}
+
+/* An ONNX model (ir_version 8, opset 13) whose graph holds a node whose attribute holds a graph
+ * ..., `levels` times: messages nested 2 + 3 * levels deep. With as_doc, the same bytes are the
+ * model's doc_string instead of its graph (a string: nothing nested). Written to path. */
+static int write_nested(const char *path, int levels, int as_doc) {
+    size_t cap = 16 * (size_t)levels + 64;
+    unsigned char *buf = malloc(cap), *end = buf + cap, *p = end;
+    if (!buf) return -1;
+    for (int i = 0; i < levels; i++) {
+        p = pb_wrap(p, end, 6); /* AttributeProto.g */
+        p = pb_wrap(p, end, 5); /* NodeProto.attribute */
+        p = pb_wrap(p, end, 1); /* GraphProto.node */
+    }
+    p = pb_wrap(p, end, as_doc ? 6 : 7); /* ModelProto.doc_string / ModelProto.graph */
+    static const unsigned char head[] = {0x08, 0x08, 0x42, 0x02, 0x10, 0x0d}; /* ir_version, opset_import */
+    p -= sizeof head;
+    memcpy(p, head, sizeof head);
+    int rc = test_write_file(path, p, (size_t)(end - p));
+    free(buf);
+    return rc;
+}
+
+/* issue 15: 3000 nested subgraphs overflowed the stack in protobuf-c's recursive unpack; the
+ * nesting is now measured on the wire format before unpacking and refused beyond 100 levels */
+static void test_nested_graphs(void) {
+    char p[1100];
+    snprintf(p, sizeof p, "%s/nested.onnx", test_tmpdir());
+    static const int deep[] = {3000, 2000, 33};
+    for (int i = 0; i < 3; i++) {
+        CHECK(write_nested(p, deep[i], 0) == 0);
+        char want[64];
+        snprintf(want, sizeof want, "nests messages %d levels deep", 2 + 3 * deep[i]);
+        expect_bad(p, MIXQ_ERR_FORMAT, want);
+        expect_bad(p, MIXQ_ERR_FORMAT, "at most 100 levels");
+    }
+    /* 32 levels (98 deep) pass the limit and fail later for what they are: nodes without an op */
+    CHECK(write_nested(p, 32, 0) == 0);
+    mixq_model *m = NULL;
+    CHECK(mixq_model_import_onnx(p, &m) != MIXQ_OK && m == NULL);
+    CHECKF(strstr(mixq_last_error(), "levels deep") == NULL, "%s", mixq_last_error());
+    /* only the schema's message fields count: the same bytes as a string are not nesting */
+    CHECK(write_nested(p, 3000, 1) == 0);
+    CHECK(mixq_model_import_onnx(p, &m) != MIXQ_OK && m == NULL);
+    CHECKF(strstr(mixq_last_error(), "levels deep") == NULL, "%s", mixq_last_error());
+    /* a broken byte at the bottom of a deep nesting is still refused for its depth first */
+    CHECK(write_nested(p, 3000, 0) == 0);
+    size_t n = 0;
+    char *t = NULL;
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        t = malloc(1 << 17);
+        n = t ? fread(t, 1, 1 << 17, f) : 0;
+        fclose(f);
+    }
+    CHECK(t && n > 30000);
+    if (t) {
+        t[n - 1] = 0x07; /* the innermost graph's length becomes 7: past the end */
+        CHECK(test_write_file(p, t, n) == 0);
+        expect_bad(p, MIXQ_ERR_FORMAT, "levels deep");
+        /* and a broken file that is not deep is a parse error, protobuf-c never sees it */
+        CHECK(test_write_file(p, t + n - 40, 40) == 0);
+        expect_bad(p, MIXQ_ERR_FORMAT, "protobuf");
+    }
+    free(t);
+}
+
 int main(void) {
     TEST_RUN(test_import_pytorch);
     TEST_RUN(test_qdq_roundtrip);
     TEST_RUN(test_bad_files);
+    TEST_RUN(test_nested_graphs);
     return test_summary();
 }

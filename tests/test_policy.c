@@ -104,6 +104,9 @@ static void test_bad_policies(void) {
     bad(m, "{\"mixq_policy\": 1,\n \"default\": {\"w_bits\": 4,\n \"abits\": 4}}", "line 3",
         "unknown key \"abits\"");
     bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 0}}", "default.w_bits", "0 bits");
+    /* found by tests/fuzz (issue 15): a repeated key's per-kernel bits leaked the first array */
+    bad(m, "{\"mixq_policy\": 1, \"layers\": {\"conv1\": {\"w_bits\": [4, 4], \"w_bits\": [2, 2]}}}",
+        "layers.conv1.w_bits", "given twice");
     bad(m, "{\"mixq_policy\": 1, \"default\": {\"a_bits\": 9}}", "default.a_bits", "9 bits");
     bad(m, "{\"mixq_policy\": 1, \"default\": {\"a_bits\": 16}}", "a_bits", "16 bits");
     bad(m, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4.5}}", "w_bits", "integer");

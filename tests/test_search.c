@@ -1,6 +1,7 @@
 /* The search environment and driver: HAQ's embedding and bit-decrease wall on lenet5 against
  * hand-computed values, budgets, and (with the Fashion-MNIST package) cache hits, kill-and-
  * resume equivalence and a refused configuration change on short searches. */
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -275,6 +276,64 @@ static void test_baselines(void) {
     CHECK(strstr(mixq_last_error(), "cannot be met") != NULL);
 }
 
+/* issue 15: state.json saying {"episode": 1e300} or 2147483648 made --resume loop from INT_MIN (an
+ * undefined float -> int cast); evals.jsonl had the same cast. Every integer of those files is
+ * range-checked, and the error names the file, the field, the value and the range. */
+static void test_resume_bad_integers(void) {
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
+    if (!model_path) return;
+    mixq_search_config c;
+    short_cfg(&c, "uniform");
+    c.episodes = 2;
+    char d[1100], sp[1200], ep[1200];
+    snprintf(d, sizeof d, "%s/run_badint", test_tmpdir());
+    snprintf(sp, sizeof sp, "%s/state.json", d);
+    snprintf(ep, sizeof ep, "%s/evals.jsonl", d);
+    mixq_search_result r;
+    CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, d, 0, NULL, NULL, &r));
+    char *state = test_slurp(sp), *evals = test_slurp(ep);
+    CHECK(state && evals && strstr(evals, "\"episode\": 1,"));
+    if (!state || !evals || !strstr(evals, "\"episode\": 1,")) goto out;
+    static const char *const bad[] = {"1e300", "2147483648", "-1", "2.5"};
+    static const char *const shown[] = {"is 1e+300;", "is 2147483648;", "is -1;", "is 2.5;"};
+    for (int i = 0; i < 4; i++) {
+        for (int f = i < 2 ? 0 : 2; f < 3; f++) { /* -1 and 2.5: in evals.jsonl only */
+            char text[256], want[1400];
+            if (f < 2) {
+                snprintf(text, sizeof text, f ? "{\"episode\": 2, \"cache_hits\": %s, \"search_s\": 1}\n"
+                                              : "{\"episode\": %s, \"cache_hits\": 0, \"search_s\": 1}\n", bad[i]);
+                CHECK(test_write_file(sp, text, strlen(text)) == 0);
+                snprintf(want, sizeof want, "%s: field '%s' %s it must be an integer in [0, %d]", sp,
+                         f ? "cache_hits" : "episode", shown[i], INT_MAX / 2);
+            } else { /* line 1 of evals.jsonl, "episode": 1 -> bad[i] */
+                CHECK(test_write_file(sp, state, strlen(state)) == 0);
+                char *e = malloc(strlen(evals) + 32), *at = strstr(evals, "\"episode\": 1,");
+                if (!e) continue;
+                snprintf(e, strlen(evals) + 32, "%.*s\"episode\": %s,%s", (int)(at - evals), evals, bad[i],
+                         at + strlen("\"episode\": 1,"));
+                CHECK(test_write_file(ep, e, strlen(e)) == 0);
+                free(e);
+                snprintf(want, sizeof want, "%s line 1: field 'episode' %s it must be an integer in [0, %d]", ep,
+                         shown[i], INT_MAX / 2);
+            }
+            double t0 = mq_now();
+            mixq_status st = mixq_search(model_path, "fashion-mnist", &c, d, 1, NULL, NULL, &r);
+            CHECKF(st == MIXQ_ERR_FORMAT, "%s / file %d: status %d: %s", bad[i], f, st, mixq_last_error());
+            CHECKF(strstr(mixq_last_error(), want) && strstr(mixq_last_error(), "hint:"), "'%s' lacks '%s'",
+                   mixq_last_error(), want);
+            CHECKF(mq_now() - t0 < 30, "%.1f s", mq_now() - t0);
+            CHECK(test_write_file(ep, evals, strlen(evals)) == 0);
+        }
+    }
+    /* the intact files resume (the finished run scores nothing new) */
+    CHECK(test_write_file(sp, state, strlen(state)) == 0);
+    CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, d, 1, NULL, NULL, &r));
+out:
+    free(state);
+    free(evals);
+}
+
 /* A custom reward sees the whole record: every layer's bits, the accuracy, every metric's ratio
  * and budget, and whether the candidate fits; several budgets hold together */
 typedef struct reward_probe {
@@ -332,5 +391,6 @@ int main(void) {
     TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
     TEST_RUN(test_baselines);
+    TEST_RUN(test_resume_bad_integers);
     return test_summary();
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "data/data.h"
@@ -39,6 +40,53 @@ static gzFile open_gz(const char *path) {
     return f;
 }
 
+/* The n data bytes a header announces (`items`: "60000 images of 28x28 pixels"), read into a
+ * malloc'ed buffer. Nothing is allocated for more than the file can hold (issue 15: a 16-byte
+ * header can announce 1.6e14 bytes): a plain file must hold them after its header; a gzip file
+ * cannot expand more than deflate's 1032:1, and its buffer (and that of a plain stream that is not
+ * a regular file) grows as the data arrives, so a short stream fails as truncated having
+ * allocated about twice what it held. */
+static mixq_status read_declared(gzFile f, const char *path, size_t hdr, size_t n, const char *items,
+                                 const char *what, uint8_t **out) {
+    *out = NULL;
+    struct stat sb;
+    int plain = gzdirect(f), known = 0; /* known: a plain regular file found to hold the n bytes */
+    if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+        uint64_t size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
+        uint64_t body = size > hdr ? size - hdr : 0;
+        if (plain && n > body)
+            return mq_err(MIXQ_ERR_FORMAT, "'%s' is truncated or corrupt: its header announces %s (%zu bytes) "
+                          "but the file holds %llu bytes after the header; hint: re-download or reinstall "
+                          "the dataset", path, items, n, (unsigned long long)body);
+        if (!plain && n / 1032 > size)
+            return mq_err(MIXQ_ERR_FORMAT, "'%s' is truncated or corrupt: its header announces %s (%zu bytes), "
+                          "more than a gzip file of %llu bytes can hold (deflate expands at most 1032:1); hint: "
+                          "re-download or reinstall the dataset", path, items, n, (unsigned long long)size);
+        known = plain;
+    }
+    size_t cap = known || n < ((size_t)1 << 20) ? n : (size_t)1 << 20, got = 0;
+    uint8_t *buf = mq_malloc(cap, 1, path);
+    if (!buf) return MIXQ_ERR_NOMEM;
+    for (;;) {
+        mixq_status st = gz_exact(f, buf + got, cap - got, path, what);
+        if (st) {
+            free(buf);
+            return st;
+        }
+        got = cap;
+        if (got == n) break;
+        cap = cap > n / 2 ? n : 2 * cap;
+        uint8_t *g = realloc(buf, cap);
+        if (!g) {
+            free(buf);
+            return mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s' (%zu bytes)", path, cap);
+        }
+        buf = g;
+    }
+    *out = buf;
+    return MIXQ_OK;
+}
+
 static mixq_status expect_end(gzFile f, const char *path) {
     unsigned char extra;
     int got = gzread(f, &extra, 1);
@@ -63,10 +111,10 @@ mixq_status mq_idx_read_images(const char *path, int *n, int *h, int *w, uint8_t
                     cn, ch, cw);
     uint8_t *buf = NULL;
     if (!st) {
-        buf = mq_malloc((size_t)cn * ch * cw, 1, path);
-        if (!buf) st = MIXQ_ERR_NOMEM;
+        char items[96];
+        snprintf(items, sizeof items, "%u images of %ux%u pixels", cn, ch, cw);
+        st = read_declared(f, path, 16, (size_t)cn * ch * cw, items, "image data", &buf);
     }
-    if (!st) st = gz_exact(f, buf, (size_t)cn * ch * cw, path, "image data");
     if (!st) st = expect_end(f, path);
     gzclose(f);
     if (st) {
@@ -94,10 +142,10 @@ mixq_status mq_idx_read_labels(const char *path, int *n, uint8_t **labels) {
         st = mq_err(MIXQ_ERR_FORMAT, "'%s' declares %u labels (out of range)", path, cn);
     uint8_t *buf = NULL;
     if (!st) {
-        buf = mq_malloc(cn, 1, path);
-        if (!buf) st = MIXQ_ERR_NOMEM;
+        char items[64];
+        snprintf(items, sizeof items, "%u labels", cn);
+        st = read_declared(f, path, 8, cn, items, "label data", &buf);
     }
-    if (!st) st = gz_exact(f, buf, cn, path, "label data");
     if (!st) st = expect_end(f, path);
     gzclose(f);
     if (st) {

@@ -25,18 +25,27 @@ mixq_status mq_j_obj(const mq_jctx *c, const cJSON *o, const char *path, const c
     return MIXQ_OK;
 }
 
-static mixq_status j_int(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
-                         long long lo, long long hi, long long *out, int opt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!v) return opt ? MIXQ_OK : jerr(c, path, key, "is missing (expected an integer)");
-    char what[128];
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < (double)lo ||
-        v->valuedouble > (double)hi) {
+mixq_status mq_j_int_value(const mq_jctx *c, const cJSON *v, const char *path, const char *key, long long lo,
+                           long long hi, long long *out) {
+    char what[160];
+    if (!cJSON_IsNumber(v)) {
         snprintf(what, sizeof what, "must be an integer in [%lld, %lld]", lo, hi);
+        return jerr(c, path, key, what);
+    }
+    /* compared as doubles, so a huge, infinite or fractional value is never cast to an integer */
+    if (v->valuedouble != floor(v->valuedouble) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi)) {
+        snprintf(what, sizeof what, "is %.15g; it must be an integer in [%lld, %lld]", v->valuedouble, lo, hi);
         return jerr(c, path, key, what);
     }
     *out = (long long)v->valuedouble;
     return MIXQ_OK;
+}
+
+static mixq_status j_int(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
+                         long long lo, long long hi, long long *out, int opt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v) return opt ? MIXQ_OK : jerr(c, path, key, "is missing (expected an integer)");
+    return mq_j_int_value(c, v, path, key, lo, hi, out);
 }
 mixq_status mq_j_int(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
                      long long lo, long long hi, long long *out) {

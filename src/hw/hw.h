@@ -41,6 +41,11 @@ mixq_status mq_j_int(const mq_jctx *c, const cJSON *o, const char *path, const c
                      long long lo, long long hi, long long *out);
 mixq_status mq_j_int_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
                          long long lo, long long hi, long long *out);
+/* The value v of field path.key as an integer in [lo, hi] (the one range-checked integer read from
+ * JSON: a huge, fractional or non-numeric value is an error naming the value and the range, never
+ * a cast of an out-of-range double). */
+mixq_status mq_j_int_value(const mq_jctx *c, const cJSON *v, const char *path, const char *key,
+                           long long lo, long long hi, long long *out);
 mixq_status mq_j_num(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
                      double lo, double hi, double *out);
 mixq_status mq_j_num_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,

@@ -29,6 +29,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -161,6 +162,61 @@ static void fmt_shape(char *buf, size_t n, int ndim, const int *shape) {
     if (off < (int)n) snprintf(buf + off, n - (size_t)off, "]");
 }
 
+/* Tensor i's header in the file (name, then ndim and four dims) against the model's tensor t. */
+static mixq_status tensor_header_check(const char *path, const char *arch, int i, const mq_tensor *t,
+                                       const char *name, const int32_t hdr[5]) {
+    if (strcmp(name, t->name) != 0)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': tensor %d is '%s' but architecture '%s' expects '%s' there", path,
+                      i, name, arch, t->name);
+    int same = hdr[0] == t->ndim;
+    for (int k = 0; k < 4 && same; k++) same = hdr[1 + k] == (k < t->ndim ? t->shape[k] : 1);
+    if (!same) {
+        char want[64], got[64];
+        fmt_shape(want, sizeof want, t->ndim, t->shape);
+        fmt_shape(got, sizeof got, hdr[0] >= 1 && hdr[0] <= 4 ? hdr[0] : 4, hdr + 1);
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': tensor '%s' has shape %s, expected %s", path, name, got, want);
+    }
+    return MIXQ_OK;
+}
+
+/* Before anything is allocated for the model a header declares (a 76-byte header can declare
+ * gigabytes of tensors, issue 15), the tensors must fit in what follows the header in the file:
+ * each is a name, ndim + four dims and its data; after them come at least the section count, the
+ * end marker and the checksum. The tensor headers present are checked on the way (seeking over
+ * the data), so a changed shape is still reported as such. A file that is not a regular file is
+ * read as it comes. The stream is left where it was. */
+static mixq_status check_declared(FILE *f, const char *path, const mixq_model *m, const char *arch,
+                                  const int32_t dims[4], float width) {
+    struct stat sb;
+    off_t at = ftello(f);
+    if (at < 0 || fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) return MIXQ_OK;
+    uint64_t size = sb.st_size > 0 ? (uint64_t)sb.st_size : 0, off = (uint64_t)at, need = 12;
+    mixq_status st = MIXQ_OK;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const mq_tensor *t = &m->tensors[i];
+        uint64_t data = (uint64_t)t->numel * sizeof(float);
+        need += MIXQ_NAME_MAX + 5 * 4 + data;
+        if (st || off + MIXQ_NAME_MAX + 5 * 4 > size) continue;
+        char name[MIXQ_NAME_MAX + 1] = {0};
+        int32_t hdr[5];
+        if (fseeko(f, (off_t)off, SEEK_SET) || fread(name, 1, MIXQ_NAME_MAX, f) != MIXQ_NAME_MAX ||
+            fread(hdr, sizeof hdr, 1, f) != 1)
+            break;
+        st = tensor_header_check(path, arch, i, t, name, hdr);
+        off += MIXQ_NAME_MAX + 5 * 4 + data;
+    }
+    if (fseeko(f, at, SEEK_SET) && !st)
+        st = mq_err(MIXQ_ERR_IO, "'%s': cannot seek (%s)", path, strerror(errno));
+    uint64_t have = size - (uint64_t)at;
+    if (!st && need > have)
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s' is truncated or corrupt: its header declares '%s' (%dx%dx%d, %d classes, "
+                    "width %g) whose %d tensors take %llu bytes, but %llu bytes follow the header; hint: the file "
+                    "is incomplete, write it again (mixq train ... --out FILE)", path, arch, dims[0], dims[1],
+                    dims[2], dims[3], (double)width, m->n_tensors, (unsigned long long)need,
+                    (unsigned long long)have);
+    return st;
+}
+
 #define RD(p, n, what)                      \
     do {                                    \
         if ((st = rd(&r, (p), (n), (what)))) goto fail; \
@@ -231,7 +287,8 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     }
     mixq_model_config cfg = {.arch = arch, .in_c = dims[0], .in_h = dims[1], .in_w = dims[2],
                              .classes = dims[3], .width = width, .seed = seed};
-    st = graph ? mq_graph_build(graph, &cfg, path, &m) : mq_zoo_build(&cfg, &m);
+    /* laid out, not allocated: what the header declares is checked against the file first */
+    st = graph ? mq_graph_plan(graph, &cfg, path, &m) : mq_zoo_plan(&cfg, &m);
     if (st) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -245,28 +302,15 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
                     m->n_tensors);
         goto fail;
     }
+    if ((st = check_declared(f, path, m, arch, dims, width))) goto fail;
+    if ((st = mq_model_alloc(m))) goto fail;
     for (int i = 0; i < m->n_tensors; i++) {
         const mq_tensor *t = &m->tensors[i];
         char name[MIXQ_NAME_MAX + 1] = {0};
         int32_t hdr[5];
         RD(name, MIXQ_NAME_MAX, "tensor name");
         RD(hdr, sizeof hdr, "tensor shape");
-        if (strcmp(name, t->name) != 0) {
-            st = mq_err(MIXQ_ERR_FORMAT, "'%s': tensor %d is '%s' but architecture '%s' expects "
-                        "'%s' there", path, i, name, arch, t->name);
-            goto fail;
-        }
-        int same = hdr[0] == t->ndim;
-        for (int k = 0; k < 4 && same; k++)
-            same = hdr[1 + k] == (k < t->ndim ? t->shape[k] : 1);
-        if (!same) {
-            char want[64], got[64];
-            fmt_shape(want, sizeof want, t->ndim, t->shape);
-            fmt_shape(got, sizeof got, hdr[0] >= 1 && hdr[0] <= 4 ? hdr[0] : 4, hdr + 1);
-            st = mq_err(MIXQ_ERR_FORMAT, "'%s': tensor '%s' has shape %s, expected %s", path, name,
-                        got, want);
-            goto fail;
-        }
+        if ((st = tensor_header_check(path, arch, i, t, name, hdr))) goto fail;
         float *data = mq_tensor_ptr(m, i);
         RD(data, (size_t)t->numel * sizeof(float), t->name);
         for (int64_t k = 0; k < t->numel; k++)

@@ -665,6 +665,115 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+/* protobuf-c unpacks nested messages by recursion, with no depth limit: a file nesting graph ->
+ * node -> attribute -> graph a few thousand times overflows the stack inside
+ * onnx__model_proto__unpack. So the wire format is walked first, iteratively, following only the
+ * schema's message-typed fields (strings and tensor bytes are skipped, never parsed as messages),
+ * and a model nesting messages deeper than ONNX_MAX_DEPTH is refused before unpacking. ModelProto
+ * is level 1; a real model's subgraphs (If, Loop) and nested types stay far below the limit, which
+ * is protobuf's own default recursion limit. */
+#define ONNX_MAX_DEPTH 100
+
+static int pb_varint(const uint8_t *b, size_t end, size_t *i, uint64_t *v) {
+    uint64_t r = 0;
+    for (int sh = 0; sh < 64 && *i < end; sh += 7) {
+        uint8_t c = b[(*i)++];
+        r |= (uint64_t)(c & 0x7f) << sh;
+        if (!(c & 0x80)) {
+            *v = r;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+typedef struct pb_frame {
+    size_t end;
+    const ProtobufCMessageDescriptor *d;
+} pb_frame;
+
+/* The deepest nesting of messages in b[0..n) read as `top` (1: a message without sub-messages),
+ * as far as the scan got: *broken says whether it stopped at a malformed byte. -1: out of memory. */
+static long pb_depth(const uint8_t *b, size_t n, const ProtobufCMessageDescriptor *top, int *broken) {
+    size_t cap = 64, sp = 0, i = 0;
+    long deepest = 1;
+    *broken = 1;
+    pb_frame *st = mq_malloc(cap, sizeof *st, "ONNX nesting scan");
+    if (!st) return -1;
+    st[0] = (pb_frame){n, top};
+    for (;;) {
+        while (i == st[sp].end && sp > 0) sp--;
+        if (sp == 0 && i == st[0].end) break;
+        size_t end = st[sp].end;
+        uint64_t tag, v;
+        if (!pb_varint(b, end, &i, &tag) || (tag >> 3) == 0) goto broken;
+        switch (tag & 7) {
+        case 0:
+            if (!pb_varint(b, end, &i, &v)) goto broken;
+            break;
+        case 1:
+            if (end - i < 8) goto broken;
+            i += 8;
+            break;
+        case 5:
+            if (end - i < 4) goto broken;
+            i += 4;
+            break;
+        case 2: {
+            if (!pb_varint(b, end, &i, &v) || v > end - i) goto broken;
+            const ProtobufCFieldDescriptor *f =
+                st[sp].d && (tag >> 3) <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(st[sp].d, (unsigned)(tag >> 3))
+                    : NULL;
+            if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE) {
+                i += (size_t)v;
+                break;
+            }
+            if (++sp == cap) {
+                pb_frame *g = realloc(st, 2 * cap * sizeof *st);
+                if (!g) {
+                    free(st);
+                    mq_err(MIXQ_ERR_NOMEM, "out of memory scanning the ONNX nesting");
+                    return -1;
+                }
+                st = g;
+                cap *= 2;
+            }
+            st[sp] = (pb_frame){i + (size_t)v, f->descriptor};
+            if ((long)sp + 1 > deepest) deepest = (long)sp + 1;
+            break;
+        }
+        default:
+            goto broken;
+        }
+    }
+    *broken = 0;
+broken:
+    free(st);
+    return deepest;
+}
+
+/* ONNX is proto2: an optional string that is absent unpacks as NULL. The importer compares and
+ * prints names and op types, so the ones it reads are made "" when absent (heap strings: protobuf-c
+ * frees them with the rest, through the default allocator). 0 if out of memory. */
+static int empty_if_null(char **s) {
+    if (!*s) *s = calloc(1, 1);
+    return *s != NULL;
+}
+
+static int fill_strings(Onnx__GraphProto *g) {
+    int ok = 1;
+    for (size_t i = 0; i < g->n_node; i++) {
+        Onnx__NodeProto *n = g->node[i];
+        ok = ok && empty_if_null(&n->op_type) && empty_if_null(&n->name);
+        for (size_t j = 0; j < n->n_attribute; j++) ok = ok && empty_if_null(&n->attribute[j]->name);
+    }
+    for (size_t i = 0; i < g->n_initializer; i++) ok = ok && empty_if_null(&g->initializer[i]->name);
+    for (size_t i = 0; i < g->n_input; i++) ok = ok && empty_if_null(&g->input[i]->name);
+    for (size_t i = 0; i < g->n_output; i++) ok = ok && empty_if_null(&g->output[i]->name);
+    return ok;
+}
+
 mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     if (!path || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_import_onnx: NULL argument");
     *out = NULL;
@@ -675,20 +784,35 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     octx c;
     memset(&c, 0, sizeof c);
     c.path = path;
-    c.mp = onnx__model_proto__unpack(NULL, n, (const uint8_t *)buf);
+    int broken;
+    long depth = pb_depth((const uint8_t *)buf, n, &onnx__model_proto__descriptor, &broken);
+    if (depth < 0) {
+        free(buf);
+        return MIXQ_ERR_NOMEM;
+    }
+    if (depth > ONNX_MAX_DEPTH) {
+        free(buf);
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX protobuf nests messages %ld levels deep (subgraphs "
+                      "within subgraphs: graph -> node -> attribute -> graph ...); mixq reads at most %d "
+                      "levels; hint: the file is corrupt or hostile, re-export the model", path, depth,
+                      ONNX_MAX_DEPTH);
+    }
+    /* a wire format the scan could not walk is not handed to protobuf-c either */
+    c.mp = broken ? NULL : onnx__model_proto__unpack(NULL, n, (const uint8_t *)buf);
     free(buf);
     if (!c.mp)
         return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a valid ONNX model (the protobuf does not parse: "
                       "truncated or corrupt)", path);
     mixq_status st = MIXQ_OK;
     c.g = c.mp->graph;
+    if (c.g && !fill_strings(c.g)) st = mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
     c.opset = -1;
     for (size_t i = 0; i < c.mp->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = c.mp->opset_import[i];
         if (!o->domain || !*o->domain || !strcmp(o->domain, "ai.onnx")) c.opset = o->version;
     }
-    if (!c.g || c.g->n_node == 0) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX model has no graph", path);
-    else if (c.opset < ONNX_OPSET_MIN || c.opset > ONNX_OPSET_MAX)
+    if (!st && (!c.g || c.g->n_node == 0)) st = mq_err(MIXQ_ERR_FORMAT, "'%s': the ONNX model has no graph", path);
+    else if (!st && (c.opset < ONNX_OPSET_MIN || c.opset > ONNX_OPSET_MAX))
         st = mq_err(MIXQ_ERR_UNSUPPORTED, "'%s': opset %lld; mixq imports opsets %d..%d; hint: re-export "
                     "with opset_version=13", path, (long long)c.opset, ONNX_OPSET_MIN, ONNX_OPSET_MAX);
     /* the data input: the one graph input that is not an initializer, (N, C, H, W) */

@@ -29,12 +29,17 @@ mixq_status mq_conv_shape_init(mq_conv_shape *s) {
     if (s->C % s->groups || s->K % s->groups)
         return mq_err(MIXQ_ERR_SHAPE, "conv: %d input and %d output channels are not divisible "
                       "by %d groups", s->C, s->K, s->groups);
-    int ph = s->H + 2 * s->pad - s->R, pw = s->W + 2 * s->pad - s->S;
+    if (s->R > 65536 || s->S > 65536 || s->pad > 65536)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel, pad %d: at most 65536", s->R, s->S, s->pad);
+    int64_t ph = (int64_t)s->H + 2 * s->pad - s->R, pw = (int64_t)s->W + 2 * s->pad - s->S;
     if (ph < 0 || pw < 0)
         return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel larger than the %dx%d input padded by %d",
                       s->R, s->S, s->H, s->W, s->pad);
-    s->P = ph / s->stride + 1;
-    s->Q = pw / s->stride + 1;
+    if (ph / s->stride >= INT32_MAX || pw / s->stride >= INT32_MAX)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: output of %lldx%lld too large", (long long)(ph / s->stride + 1),
+                      (long long)(pw / s->stride + 1));
+    s->P = (int)(ph / s->stride + 1);
+    s->Q = (int)(pw / s->stride + 1);
     return MIXQ_OK;
 }
 

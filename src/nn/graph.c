@@ -55,8 +55,8 @@ char *mq_graph_text(const mixq_model *m) {
     return t;
 }
 
-mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const char *origin,
-                           mixq_model **out) {
+static mixq_status graph_build(const char *text, const mixq_model_config *cfg, const char *origin, int alloc,
+                               mixq_model **out) {
     *out = NULL;
     mixq_model *m = mq_model_new(cfg);
     if (!m) return MIXQ_ERR_NOMEM;
@@ -113,11 +113,20 @@ mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const
             st = mq_err(MIXQ_ERR_FORMAT, "%s: graph line %d: %s", origin, line, msg);
         }
     }
-    if (!st) st = mq_model_finalize(m);
+    if (!st) st = alloc ? mq_model_finalize(m) : mq_model_layout(m);
     if (st) {
         mixq_model_free(m);
         return st;
     }
     *out = m;
     return MIXQ_OK;
+}
+
+mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const char *origin,
+                           mixq_model **out) {
+    return graph_build(text, cfg, origin, 1, out);
+}
+mixq_status mq_graph_plan(const char *text, const mixq_model_config *cfg, const char *origin,
+                          mixq_model **out) {
+    return graph_build(text, cfg, origin, 0, out);
 }

@@ -88,8 +88,27 @@ static int check_input(mixq_model *m, int in, const char *name) {
     return 1;
 }
 
+/* A node's output, c x h x w, must stay within MQ_NODE_MAX values: every size product in int
+ * (c * h * w, a linear layer's fan-in) is then defined, whatever a model file or ONNX file says. */
+#define MQ_NODE_MAX (INT64_C(1) << 30)
+static int size_ok(const char *name, int64_t c, int64_t h, int64_t w) {
+    if (c * h * w <= MQ_NODE_MAX) return 1;
+    mq_err(MIXQ_ERR_SHAPE, "node '%s': output %lldx%lldx%lld is larger than %lld values", name, (long long)c,
+           (long long)h, (long long)w, (long long)MQ_NODE_MAX);
+    return 0;
+}
+
 static int new_tensor(mixq_model *m, const char *node, const char *suffix, int ndim,
                       const int *shape, int trainable, int decay) {
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 1 || numel > (INT64_C(1) << 40) / shape[i]) {
+            mq_err(MIXQ_ERR_SHAPE, "tensor '%s.%s': a dimension is below 1 or it holds more than 2^40 values",
+                   node, suffix);
+            return -1;
+        }
+        numel *= shape[i];
+    }
     if (m->n_tensors == m->cap_tensors) {
         int cap = m->cap_tensors ? 2 * m->cap_tensors : 64;
         mq_tensor *nt = realloc(m->tensors, (size_t)cap * sizeof *nt);
@@ -123,6 +142,7 @@ int mq_add_input(mixq_model *m, int c, int h, int w) {
         mq_err(MIXQ_ERR_ARG, "input shape %dx%dx%d must be positive", c, h, w);
         return -1;
     }
+    if (!size_ok("input", c, h, w)) return -1;
     int i = new_node(m, "input", MIXQ_OP_INPUT);
     if (i < 0) return -1;
     m->nodes[i].c = c;
@@ -144,6 +164,7 @@ int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, i
         mq_err(st, "conv '%s' on input %dx%dx%d: %s", name, src->c, src->h, src->w, msg);
         return -1;
     }
+    if (!size_ok(name, k_out, s.P, s.Q)) return -1;
     int i = new_node(m, name, MIXQ_OP_CONV);
     if (i < 0) return -1;
     mq_node *n = &m->nodes[i];
@@ -243,17 +264,19 @@ int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int 
         return -1;
     }
     const mq_node *src = &m->nodes[in];
-    if (k < 1 || stride < 1 || pad < 0 || 2 * pad > k) {
-        mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %d stride %d pad %d invalid (pad <= k/2)", name, k,
-               stride, pad);
+    if (k < 1 || stride < 1 || pad < 0 || pad > k / 2 || k > 65536) {
+        mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %d stride %d pad %d invalid (k <= 65536, pad <= k/2)", name,
+               k, stride, pad);
         return -1;
     }
-    int P = (src->h + 2 * pad - k) / stride + 1, Q = (src->w + 2 * pad - k) / stride + 1;
-    if (src->h + 2 * pad < k || src->w + 2 * pad < k || P < 1 || Q < 1) {
+    int64_t hp = (int64_t)src->h + 2 * pad, wp = (int64_t)src->w + 2 * pad;
+    if (hp < k || wp < k) {
         mq_err(MIXQ_ERR_SHAPE, "pool '%s': kernel %d larger than its %dx%d input", name, k,
                src->h, src->w);
         return -1;
     }
+    if (!size_ok(name, src->c, (hp - k) / stride + 1, (wp - k) / stride + 1)) return -1;
+    int P = (int)((hp - k) / stride + 1), Q = (int)((wp - k) / stride + 1);
     int i = add_same_shape(m, name, op, in);
     if (i < 0) return -1;
     mq_node *n = &m->nodes[i];
@@ -296,7 +319,7 @@ int mq_add_add(mixq_model *m, const char *name, int a, int b) {
     return i;
 }
 
-mixq_status mq_model_finalize(mixq_model *m) {
+mixq_status mq_model_layout(mixq_model *m) {
     if (m->n_nodes < 2 || m->nodes[0].op != MIXQ_OP_INPUT)
         return mq_err(MIXQ_ERR_STATE, "model '%s' has no layers", m->arch);
     size_t np = 0, nb = 0;
@@ -312,15 +335,24 @@ mixq_status mq_model_finalize(mixq_model *m) {
     }
     m->n_params = np;
     m->n_buffers = nb;
-    m->params = mq_alloc_aligned(np * sizeof(float), "parameter arena");
-    m->grads = mq_alloc_aligned(np * sizeof(float), "gradient arena");
-    m->buffers = mq_alloc_aligned((nb ? nb : 1) * sizeof(float), "buffer arena");
-    if (!m->params || !m->grads || !m->buffers) return MIXQ_ERR_NOMEM;
     const mq_node *last = &m->nodes[m->n_nodes - 1];
     if (last->c * last->h * last->w != m->cfg.classes)
         return mq_err(MIXQ_ERR_SHAPE, "model '%s' ends in '%s' with %d outputs, expected %d classes",
                       m->arch, last->name, last->c * last->h * last->w, m->cfg.classes);
     return MIXQ_OK;
+}
+
+mixq_status mq_model_alloc(mixq_model *m) {
+    m->params = mq_alloc_aligned(m->n_params * sizeof(float), "parameter arena");
+    m->grads = mq_alloc_aligned(m->n_params * sizeof(float), "gradient arena");
+    m->buffers = mq_alloc_aligned((m->n_buffers ? m->n_buffers : 1) * sizeof(float), "buffer arena");
+    if (!m->params || !m->grads || !m->buffers) return MIXQ_ERR_NOMEM;
+    return MIXQ_OK;
+}
+
+mixq_status mq_model_finalize(mixq_model *m) {
+    mixq_status st = mq_model_layout(m);
+    return st ? st : mq_model_alloc(m);
 }
 
 void mq_model_init_weights(mixq_model *m) {

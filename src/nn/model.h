@@ -98,8 +98,11 @@ int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int 
 int mq_add_gap(mixq_model *m, const char *name, int in);
 int mq_add_add(mixq_model *m, const char *name, int a, int b);
 int mq_add_flatten(mixq_model *m, const char *name, int in);
-/* Allocate the parameter/buffer arenas once all nodes are added. */
+/* Allocate the parameter/buffer arenas once all nodes are added: mq_model_layout (every tensor's
+ * offset, n_params, n_buffers and the output check; allocates nothing), then mq_model_alloc. */
 mixq_status mq_model_finalize(mixq_model *m);
+mixq_status mq_model_layout(mixq_model *m);
+mixq_status mq_model_alloc(mixq_model *m);
 /* Deterministic initialisation from cfg.seed (Kaiming-normal fan-out for convs,
  * PyTorch-default uniform for linear, BN gamma 1 beta 0, running mean 0 var 1). */
 void mq_model_init_weights(mixq_model *m);
@@ -109,9 +112,16 @@ void mq_model_init_weights(mixq_model *m);
 char *mq_graph_text(const mixq_model *m);
 mixq_status mq_graph_build(const char *text, const mixq_model_config *cfg, const char *origin,
                            mixq_model **out);
+/* The same, laid out but without arenas (mq_model_layout): its nodes and tensors can be read, or
+ * it can be freed; mq_model_alloc then makes it a model. For checking what a file declares (its
+ * tensor bytes) before allocating for it. */
+mixq_status mq_graph_plan(const char *text, const mixq_model_config *cfg, const char *origin,
+                          mixq_model **out);
 
 /* Build an architecture from the zoo into a fresh model (nodes + finalize, not initialised). */
 mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out);
+/* The same, laid out without arenas (see mq_graph_plan). */
+mixq_status mq_zoo_plan(const mixq_model_config *cfg, mixq_model **out);
 
 static inline float *mq_tensor_ptr(mixq_model *m, int t) {
     if (t < 0) return NULL;

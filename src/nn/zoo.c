@@ -152,7 +152,7 @@ static int build_mobilenet_v1(mixq_model *m, int x) {
     return x;
 }
 
-mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) {
+static mixq_status zoo_build(const mixq_model_config *cfg, int alloc, mixq_model **out) {
     *out = NULL;
     if (!cfg || !cfg->arch) return mq_err(MIXQ_ERR_ARG, "no model architecture given");
     int (*const builders[])(mixq_model *, int) = {build_lenet5, build_resnet20, build_vgg11,
@@ -187,7 +187,7 @@ mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) {
         return mq_err(MIXQ_ERR_SHAPE, "cannot build '%s' for input %dx%dx%d: %s", cfg->arch,
                       cfg->in_c, cfg->in_h, cfg->in_w, msg);
     }
-    mixq_status st = mq_model_finalize(m);
+    mixq_status st = alloc ? mq_model_finalize(m) : mq_model_layout(m);
     if (st) {
         mixq_model_free(m);
         return st;
@@ -195,3 +195,6 @@ mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) {
     *out = m;
     return MIXQ_OK;
 }
+
+mixq_status mq_zoo_build(const mixq_model_config *cfg, mixq_model **out) { return zoo_build(cfg, 1, out); }
+mixq_status mq_zoo_plan(const mixq_model_config *cfg, mixq_model **out) { return zoo_build(cfg, 0, out); }

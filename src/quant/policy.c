@@ -144,6 +144,8 @@ static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, con
         snprintf(what, sizeof what, "%s.%s", where, k);
         if (skip && !strcmp(k, skip)) continue;
         if (!strcmp(k, "comment")) continue;
+        for (const cJSON *q = o->child; q != it; q = q->next)
+            if (!strcmp(q->string, k)) return perr(ps, line, "%s is given twice%s", what, "");
         if (!strcmp(k, "w_bits")) {
             s->has_w = 1;
             if (cJSON_IsArray(it)) {

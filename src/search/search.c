@@ -31,6 +31,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "hw/hw.h"
 #include "report/report.h"
 #include "search/search_int.h"
 
@@ -399,21 +400,41 @@ static mixq_status check_config(const mq_search *s, const char *old, const char 
     return MIXQ_OK;
 }
 
-/* An integer JSON number within [lo, hi] (never a cast of an out-of-range double). */
-static int json_int(const cJSON *v, int lo, int hi, int *out) {
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
-        v->valuedouble != floor(v->valuedouble))
-        return 0;
-    *out = (int)v->valuedouble;
-    return 1;
+/* A corrupt run file: the reason (mixq_last_error()) with a hint. */
+static mixq_status run_file_err(void) {
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", mixq_last_error());
+    return mq_err(MIXQ_ERR_FORMAT, "%s; hint: the run directory is damaged: a new --out directory", msg);
 }
 
-static int json_int_array(const cJSON *v, int *out, int n, int lo, int hi) {
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n) return 0;
+/* Integer field `key` of a run file's object o in [lo, hi] (mq_j_int_value: never a cast of an
+ * out-of-range double; the error names origin, field, value and range). */
+static mixq_status run_int(const char *origin, const cJSON *o, const char *key, int lo, int hi, int *out) {
+    const mq_jctx c = {.origin = origin, .dir = NULL};
+    long long v;
+    mixq_status st = mq_j_int_value(&c, cJSON_GetObjectItemCaseSensitive(o, key), "", key, lo, hi, &v);
+    if (!st) *out = (int)v;
+    return st;
+}
+
+/* Field `key`: an array of n integers in [lo, hi], one per layer. */
+static mixq_status run_int_array(const char *origin, const cJSON *o, const char *key, int *out, int n, int lo,
+                                 int hi) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n)
+        return mq_err(MIXQ_ERR_FORMAT, "%s: field '%s' must be an array of %d integers (one per layer)", origin,
+                      key, n);
+    const mq_jctx c = {.origin = origin, .dir = NULL};
     int i = 0;
-    for (const cJSON *e = v->child; e; e = e->next, i++)
-        if (!json_int(e, lo, hi, &out[i])) return 0;
-    return 1;
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        char k[48];
+        long long x;
+        snprintf(k, sizeof k, "%s[%d]", key, i);
+        mixq_status st = mq_j_int_value(&c, e, "", k, lo, hi, &x);
+        if (st) return st;
+        out[i] = (int)x;
+    }
+    return MIXQ_OK;
 }
 
 /* Load evals.jsonl into the cache. A torn last line (killed while writing) is dropped and the
@@ -438,11 +459,17 @@ static mixq_status load_evals(mq_search *s, const char *path) {
         cJSON *j = cJSON_Parse(p);
         const cJSON *acc = j ? cJSON_GetObjectItemCaseSensitive(j, "acc") : NULL;
         int episode = 0;
-        if (!j || !cJSON_IsNumber(acc) || !isfinite(acc->valuedouble) ||
-            !json_int(cJSON_GetObjectItemCaseSensitive(j, "episode"), 0, INT_MAX / 2, &episode) ||
-            !json_int_array(cJSON_GetObjectItemCaseSensitive(j, "w"), w, L, 1, 32) ||
-            !json_int_array(cJSON_GetObjectItemCaseSensitive(j, "a"), w + L, L, 1, 32)) {
-            st = mq_err(MIXQ_ERR_FORMAT, "%s: line %d is not an evaluation of this run's %d layers", path, line, L);
+        char origin[1300];
+        snprintf(origin, sizeof origin, "%s line %d", path, line);
+        if (!cJSON_IsObject(j)) {
+            st = mq_err(MIXQ_ERR_FORMAT, "%s is not an evaluation of this run's %d layers (not a JSON object); "
+                        "hint: the run directory is damaged: a new --out directory", origin, L);
+        } else if (!cJSON_IsNumber(acc) || !isfinite(acc->valuedouble)) {
+            st = mq_err(MIXQ_ERR_FORMAT, "%s: field 'acc' must be a finite number; hint: the run directory is "
+                        "damaged: a new --out directory", origin);
+        } else if (run_int(origin, j, "episode", 0, INT_MAX / 2, &episode) ||
+                   run_int_array(origin, j, "w", w, L, 1, 32) || run_int_array(origin, j, "a", w + L, L, 1, 32)) {
+            st = run_file_err();
         } else if (mq_search_find(s, w, w + L)) {
             st = mq_err(MIXQ_ERR_FORMAT, "%s: line %d repeats an earlier evaluation", path, line);
         } else {
@@ -547,10 +574,12 @@ mixq_status mq_search_read_state(mq_search *s, int *episode) {
     const cJSON *h = j ? cJSON_GetObjectItemCaseSensitive(j, "cache_hits") : NULL;
     const cJSON *el = j ? cJSON_GetObjectItemCaseSensitive(j, "search_s") : NULL;
     s->t_before = cJSON_IsNumber(el) && el->valuedouble >= 0 && el->valuedouble < 1e9 ? el->valuedouble : 0;
-    if (!j || !json_int(cJSON_GetObjectItemCaseSensitive(j, "episode"), 0, INT_MAX / 2, &ep) ||
-        (h && !json_int(h, 0, INT_MAX / 2, &hits)))
-        st = mq_err(MIXQ_ERR_FORMAT, "%s: not a search state file (episode and cache_hits must be "
-                    "integers from 0 to %d); hint: a new --out directory", path, INT_MAX / 2);
+    if (!cJSON_IsObject(j))
+        st = mq_err(MIXQ_ERR_FORMAT, "%s: not a search state file (not a JSON object); hint: the run directory "
+                    "is damaged: a new --out directory", path);
+    else if (run_int(path, j, "episode", 0, INT_MAX / 2, &ep) ||
+             (h && run_int(path, j, "cache_hits", 0, INT_MAX / 2, &hits)))
+        st = run_file_err();
     cJSON_Delete(j);
     if (st) return st;
     *episode = ep;
