@@ -234,9 +234,9 @@ static mixq_status releq_ready(mq_search *s) {
         for (int m = 0; m < MQ_NMETRIC; m++)
             if (isfinite(s->env.target[m]) && mq_env_cost(&s->env, w, w + L, m) > s->env.target[m] * (1 + 1e-12)) k = m;
         st = mq_err(MIXQ_ERR_ARG, "budget '%s' cannot be met by the releq agent: its cheapest policy (weights at %d "
-                    "bits but the 8-bit first%s layer, activations at %d) costs %.3f x W8A8 in %s; hint: a larger "
-                    "--budget, a lower --bit-set or --a-bits, or no --budget", s->cfg->budget, s->cfg->bit_set[0],
-                    s->cfg->pin_ends ? " and last" : "", s->cfg->a_bits,
+                    "bits, activations at %d, the first%s at 8/8) costs %.3f x W8A8 in %s; hint: a larger --budget, "
+                    "a lower --bit-set or --a-bits, or no --budget", s->cfg->budget, s->cfg->bit_set[0],
+                    s->cfg->a_bits, s->cfg->pin_ends ? " and last layers" : " layer",
                     mq_env_cost(&s->env, w, w + L, k) / s->env.w8a8[k], mq_metric_names[k]);
     }
     free(w);
