@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "search/env.h"
 #include "search/ppo.h"
 #include "search/releq.h"
 #include "test.h"
@@ -459,6 +460,57 @@ static void test_search_no_budget(void) {
     CHECK(r1.best_val_accuracy == best_acc);
 }
 
+/* The hardware term: x = (1 - h) x_bits + h (latency ratio - the cheapest proposal's ratio) */
+static void test_search_hw_reward(void) {
+    if (!test_need_fmnist()) return;
+    const char *model = test_lenet5_file();
+    if (!model) return;
+    mixq_search_config c;
+    releq_cfg(&c);
+    c.episodes = 3;
+    c.reward_hw = 0.5;
+    char d[1100];
+    snprintf(d, sizeof d, "%s/hw", test_tmpdir());
+    mixq_search_result r;
+    CHECKF(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s", mixq_last_error());
+    mixq_model *m = NULL;
+    mixq_hw *hw = NULL;
+    mq_env e;
+    memset(&e, 0, sizeof e);
+    CHECK_OK(mixq_model_load(model, &m));
+    CHECK_OK(mixq_hw_load("bismo_edge", &hw));
+    if (m && hw) CHECK_OK(mq_env_create(m, hw, 0, 2, 8, 1, &e));
+    if (e.L == 5) {
+        const int wmin[5] = {8, 2, 2, 2, 8}, a8[5] = {8, 8, 8, 8, 8};
+        const double lo = mq_env_cost(&e, wmin, a8, MQ_M_LATENCY) / e.w8a8[MQ_M_LATENCY];
+        CHECK(lo > 0.5 && lo < 1);
+        char *t = run_file(d, "evals.jsonl");
+        int n = 0;
+        for (char *line = t; line && *line; n++) {
+            char *nl = strchr(line, '\n');
+            if (!nl) break;
+            *nl = 0;
+            int w[5];
+            char *pw = strstr(line, "\"w\": ["), *pc = strstr(line, "\"acc\": "), *pr = strstr(line, "\"reward\": "),
+                 *pl = strstr(line, "\"latency_ratio\": ");
+            if (!pw || !pc || !pr || !pl || sscanf(pw, "\"w\": [%d,%d,%d,%d,%d]", &w[0], &w[1], &w[2], &w[3], &w[4]) != 5) {
+                CHECK(!"an evals.jsonl line");
+                break;
+            }
+            const double sum = w[0] + w[1] + w[2] + w[3] + w[4], ratio = atof(pl + 17);
+            const double x = 0.5 * (sum / 40 - 0.25) + 0.5 * (ratio - lo);
+            const double want = mq_releq_reward(x, atof(pc + 7) / r.fp32_val_accuracy, 0.8, 0.6, 3);
+            CHECKF(fabs(atof(pr + 10) - want) < 1e-9, "reward %.12g, formula %.12g", atof(pr + 10), want);
+            line = nl + 1;
+        }
+        CHECK(n == r.candidates && n >= 1);
+        free(t);
+    }
+    mq_env_free(&e);
+    mixq_hw_free(hw);
+    mixq_model_free(m);
+}
+
 /* With a budget the wall holds it (weights only, down the bit set), and a killed run resumes to
  * the uninterrupted run's files */
 static int count_lines(const char *path) {
@@ -528,6 +580,7 @@ int main(void) {
     TEST_RUN(test_oracle);
     TEST_RUN(test_checkpoint);
     TEST_RUN(test_search_no_budget);
+    TEST_RUN(test_search_hw_reward);
     TEST_RUN(test_search_budget_resume);
     return test_summary();
 }
