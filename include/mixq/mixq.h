@@ -451,8 +451,9 @@ typedef struct mixq_search_config {
                               (NULL, "" or "none": no budget) */
     int accuracy_mode;     /* 0: most accuracy within the budget; 1: least cost with a drop <= max_drop */
     double max_drop;       /* accuracy-guaranteed mode: allowed drop, points of % (default 1.0) */
-    int episodes;          /* candidates haq and random propose (HAQ: 600; default 60); uniform
-                              and greedy score the candidates they define, however many */
+    int episodes;          /* candidates haq, random and releq propose (HAQ: 600, ReLeQ: 1500;
+                              default 60); uniform and greedy score the candidates they define,
+                              however many */
     int warmup;            /* HAQ: episodes of random actions before learning (default 20) */
     int b_min, b_max;      /* bit range of the actions (default 2..8) */
     int pin_ends;          /* first and last layer at 8/8 (default 1) */
@@ -516,7 +517,7 @@ typedef struct mixq_search_config {
     double ppo_temp, ppo_clip, ppo_vf, ppo_ent, ppo_lr, ppo_gamma, ppo_lambda;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
-                              the excess */
+                              the excess; releq: its shaped reward (above) */
     void *reward_user;
     int report_every;      /* RUN_DIR/report.html (mixq_report_write) after every this many
                               episodes and when the search ends (default 10; 0: only at the end;

@@ -1,8 +1,7 @@
 /* The search driver: the agent table, scoring with a persistent hashed cache, run directories
  * with kill-safe resume, the Pareto set and the final fine-tune. The agents live in their own
- * files (agent_haq.c: haq and random; agent_simple.c: uniform and greedy; agent_hawq.c; agent_releq.c)
- * behind the interface
- * of search_int.h.
+ * files (agent_haq.c: haq and random; agent_simple.c: uniform and greedy; agent_hawq.c;
+ * agent_releq.c) behind the interface of search_int.h.
  *
  * Run directory layout (all text but the agent checkpoint):
  *   config.json      the resolved configuration, the agent's settings included; --resume refuses
