@@ -1,7 +1,9 @@
 /* ReLeQ (src/search/ppo.c, agent_releq.c): the PPO loss gradient, LSTM BPTT included, against
- * central differences in double; GAE; the shaped reward against its formula; on a synthetic
- * accuracy oracle with a known best bit vector, what the agent learns against random search with
- * the same seeds and episode count (measured there: both find the exact optimum about as often);
+ * central differences in double; GAE; the shaped reward against its formula; on synthetic
+ * accuracy oracles with a known best bit vector, against random search with the same seeds and
+ * episode count: on 390 625 policies the agent finds the optimum within 1000 episodes and random
+ * search does not; on 625 policies with layers of different sensitivity both find it about as
+ * often, and the agent's proposals are better on average;
  * checkpoints round-trip and continue bit-identically; and, with the Fashion-MNIST package,
  * searches through mixq_search: the reward in evals.jsonl, the same run with 1 and 2 threads, a
  * budget's wall, kill-and-resume. */
@@ -264,6 +266,75 @@ static void test_oracle(void) {
     CHECKF(agent_found >= 3, "the agent found the optimum in %d of 5 seeds (random search: %d)", agent_found,
            random_found);
     fprintf(stderr, "  %.1f s\n", mq_now() - t0);
+}
+
+/* Ten layers, eight searched (390 625 policies), every searched layer equally sensitive (0.3):
+ * the best policy is 3 bits everywhere, {8, 3, 3, 3, 3, 3, 3, 3, 3, 8}. The agent finds it, in
+ * every seed within 1000 episodes (measured: after 490, 505 and 558 episodes for seeds 1..3);
+ * random search, with the same seeds and count, never does and its best is far lower. The best
+ * policy here needs no layer told from another; with layers of different sensitivity the agent
+ * is slow to tell them apart (above). */
+enum { BL = 10 };
+
+static double big_acc(const int *w) {
+    double acc = OACC_FP;
+    for (int l = 1; l < BL - 1; l++) acc -= 0.3 * openalty(w[l]);
+    return acc;
+}
+
+static double big_reward(const int *w) {
+    double sum = 0;
+    for (int l = 0; l < BL; l++) sum += w[l];
+    return mq_releq_reward(sum / (8.0 * BL) - 2.0 / 8, big_acc(w) / OACC_FP, 0.8, 0.6, 3);
+}
+
+static void test_oracle_large(void) {
+    int best[BL], w[BL], searched[BL];
+    double top = -INFINITY, raw[BL][4];
+    for (int code = 0; code < 390625; code++) {
+        w[0] = w[BL - 1] = 8;
+        for (int l = BL - 2, c = code; l >= 1; l--, c /= ONB) w[l] = obits[c % ONB];
+        const double r = big_reward(w);
+        if (r > top) top = r, memcpy(best, w, sizeof w);
+    }
+    static const int want[BL] = {8, 3, 3, 3, 3, 3, 3, 3, 3, 8};
+    CHECK(!memcmp(best, want, sizeof want));
+    for (int l = 0; l < BL; l++) {
+        searched[l] = l > 0 && l < BL - 1;
+        raw[l][0] = 8 << (l / 2), raw[l][1] = l ? 4 << (l / 2) : 1, raw[l][2] = l < BL - 2 ? 3 : 0;
+        raw[l][3] = 0.2 / (l + 1);
+    }
+    const int episodes = 1000;
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        mq_ppo_config pc;
+        mq_ppo_config_default(&pc, MQ_RELEQ_STATE, ONB, BL);
+        pc.seed = seed;
+        mq_releq *r = NULL;
+        CHECK_OK(mq_releq_create(BL, searched, obits, ONB, (const double(*)[4])raw, &pc, &r));
+        if (!r) return;
+        mq_rng rng;
+        mq_rng_seed(&rng, seed);
+        int agent_found = 0, random_found = 0;
+        double agent_best = -INFINITY, random_best = -INFINITY;
+        for (int ep = 0; ep < episodes; ep++) {
+            mq_releq_propose(r, w);
+            double x = big_reward(w);
+            agent_best = fmax(agent_best, x);
+            if (!agent_found && !memcmp(w, best, sizeof w)) agent_found = ep + 1;
+            mq_releq_learn(r, w, big_acc(w) / OACC_FP, x);
+            for (int l = 0; l < BL; l++) w[l] = searched[l] ? obits[mq_rng_below(&rng, ONB)] : 8;
+            x = big_reward(w);
+            random_best = fmax(random_best, x);
+            if (!random_found && !memcmp(w, best, sizeof w)) random_found = ep + 1;
+        }
+        mq_releq_free(r);
+        fprintf(stderr, "  seed %d: agent found the optimum (%.4f) at episode %d, best %.4f; random search at %d, "
+                "best %.4f\n", (int)seed, top, agent_found, agent_best, random_found, random_best);
+        CHECKF(agent_found > 0 && agent_found <= episodes, "seed %d: the agent did not find the optimum in %d "
+               "episodes", (int)seed, episodes);
+        CHECKF(!random_found && random_best < top - 0.005, "seed %d: random search found %.4f (optimum %.4f)",
+               (int)seed, random_best, top);
+    }
 }
 
 /* ---------------------------------------------------------------- 4. checkpoints */
@@ -582,6 +653,7 @@ int main(void) {
     TEST_RUN(test_gae);
     TEST_RUN(test_reward);
     TEST_RUN(test_oracle);
+    TEST_RUN(test_oracle_large);
     TEST_RUN(test_checkpoint);
     TEST_RUN(test_search_no_budget);
     TEST_RUN(test_search_hw_reward);
