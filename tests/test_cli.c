@@ -361,6 +361,24 @@ static void test_messages(void) {
     EXPECT_LINE(a, 1, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
     snprintf(a, sizeof a, S, T, T, "s7", "latency=0.9 --agent hawq --swep 3");
     EXPECT_LINE(a, 2, "did you mean '--sweep'?");
+    /* releq: its options, checked before any work */
+    EXPECT("search --help", 0, "--bit-set B,B,...");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --bit-set 2,3,9");
+    EXPECT_LINE(a, 2, "--bit-set expects 2 to 8 distinct widths within 1..8");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --bit-set 4,2,4");
+    EXPECT_LINE(a, 2, "--bit-set lists a width twice");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward margn=0.5");
+    EXPECT_LINE(a, 2, "unknown --reward key 'margn'; did you mean 'margin'? hint: margin, a, b, hw");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward hw=2");
+    EXPECT_LINE(a, 2, "--reward hw expects a number in [0, 1]");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --ppo clp=0.2");
+    EXPECT_LINE(a, 2, "did you mean 'clip'?");
+    snprintf(a, sizeof a, S, T, T, "s8", "latency=0.9 --a-bits 4");
+    EXPECT_LINE(a, 1, "--a-bits (a_bits 4) is the releq agent's");
+    snprintf(a, sizeof a, S, T, T, "s8", "latency=0.7 --agent releq");
+    EXPECT_LINE(a, 1, "cannot be met by the releq agent");
+    snprintf(a, sizeof a, S, T, T, "s8", "none --agent haq");
+    EXPECT_LINE(a, 1, "needs a budget");
 }
 
 /* Shell text: wait (at most 120 s) until process $p catches SIGINT (bit 2 of SigCgt in

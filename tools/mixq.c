@@ -1003,13 +1003,13 @@ static const char search_help_1[] =
     "\n"
     "  --agent A            haq (DDPG, default), uniform, random, greedy or hawq (Hessian-trace\n"
     "                       sensitivities, then an integer programme with GLPK: one candidate\n"
-    "                       per budget)\n"
+    "                       per budget), or releq (ReLeQ's PPO over weight widths, below)\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
     "  --budget M=V[,M=V]   latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
     "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Several at once\n"
     "                       (latency=0.5,energy=0.55): every one must hold, the first is the\n"
     "                       primary metric (reported, and minimised in accuracy mode). Default\n"
-    "                       latency=0.5\n"
+    "                       latency=0.5; releq: none (no --budget, or --budget none)\n"
     "  --mode M             resource (most accuracy within the budget, default) or accuracy\n"
     "                       (least cost with a drop <= --max-drop points)\n"
     "  --max-drop X         (default 1.0)\n"
@@ -1038,6 +1038,17 @@ static const char search_help_1[] =
     "  --report-every N     rewrite RUN_DIR/report.html (mixq report) every N episodes (default\n"
     "                       10; 0: only when the search ends); --no-report: never\n";
 static const char search_help_2[] =
+    "  releq (weights only; the first layer, and the last unless --no-pin, stay at 8/8):\n"
+    "  --bit-set B,B,...    the weight widths it picks from (default 2,3,4,5,8)\n"
+    "  --a-bits N           activation bits of the searched layers (default 8)\n"
+    "  --reward K=V,...     the shaped reward: margin=0.8, a=0.6, b=3 (y = accuracy / FP32's,\n"
+    "                       x = mean weight bits / 8 - lowest width / highest width: -1 when\n"
+    "                       y < margin, else 2((1-x^a) y^(b/y) - 0.5)); hw=H in 0..1 blends the\n"
+    "                       target's cost in: x = (1-H) x + H (cost ratio - cheapest ratio)\n"
+    "                       (default 0: bits only, as ReLeQ)\n"
+    "  --ppo K=V,...        PPO settings (ReLeQ's defaults): lr=1e-4, clip=0.3, vf=1, ent=0.01,\n"
+    "                       gamma=0.9, lambda=1, epochs=1 (updates per episode), hidden=128\n"
+    "                       (LSTM units), temp=0.5 (softmax temperature)\n"
     "  hawq:\n"
     "  --hessian-images N   training images of the Hessian traces (default 256)\n"
     "  --hessian-probes N   at most N Hutchinson probes (default 100; stops sooner when every\n"
@@ -1203,13 +1214,107 @@ static int parse_rl(const char *v, mixq_search_config *sc) {
     return 1;
 }
 
+/* A double in [lo, hi] for `flag`. */
+static int parse_dbl(const char *flag, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = s ? strtod(s, &end) : 0;
+    if (!s || !*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+        fprintf(stderr, "mixq search: error: %s expects a number in [%g, %g], got '%s'\n", flag, lo, hi,
+                s ? s : "(nothing)");
+        return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* --bit-set 2,3,4,5,8: 2 to 8 distinct widths in 1..8, any order (kept ascending) */
+static int parse_bit_set(const char *v, mixq_search_config *sc) {
+    int bits[8], n = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long b = strtol(p, &end, 10);
+        if (end == p || errno || b < 1 || b > 8 || n == 8 || (*end && *end != ','))
+            return usage_error("search", "--bit-set expects 2 to 8 distinct widths within 1..8 separated by "
+                               "commas (e.g. 2,3,4,5,8), got '%s'", v), 0;
+        int at = n;
+        while (at > 0 && bits[at - 1] > b) at--;
+        if (at > 0 && bits[at - 1] == b)
+            return usage_error("search", "--bit-set lists a width twice: '%s'", v), 0;
+        memmove(bits + at + 1, bits + at, sizeof(int) * (size_t)(n - at));
+        bits[at] = (int)b;
+        n++;
+        if (!*end) break;
+        p = end + 1;
+    }
+    if (n < 2) return usage_error("search", "--bit-set needs at least 2 widths to choose from, got '%s'", v), 0;
+    memcpy(sc->bit_set, bits, sizeof(int) * (size_t)n);
+    sc->n_bit_set = n;
+    return 1;
+}
+
+/* --reward margin=0.8,a=0.6,b=3,hw=0 and --ppo lr=1e-4,...: KEY=VALUE lists */
+static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc) {
+    static const char *const rkeys[] = {"margin", "a", "b", "hw"};
+    static const char *const pkeys[] = {"lr", "clip", "vf", "ent", "gamma", "lambda", "epochs", "hidden", "temp"};
+    const int ppo = !strcmp(opt, "--ppo");
+    const char *const *keys = ppo ? pkeys : rkeys;
+    const int nkeys = ppo ? (int)(sizeof pkeys / sizeof pkeys[0]) : (int)(sizeof rkeys / sizeof rkeys[0]);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        char *eq = strchr(tok, '=');
+        if (!eq) {
+            fprintf(stderr, "mixq search: error: %s expects KEY=VALUE pairs, got '%s'; hint: %s %s\n", opt, tok, opt,
+                    ppo ? "lr=1e-4,clip=0.3" : "margin=0.8,a=0.6,b=3");
+            return 0;
+        }
+        *eq = 0;
+        const char *k = tok, *x = eq + 1;
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s %s", opt, k);
+        int ok = 1, known = 1;
+        if (!ppo) {
+            if (!strcmp(k, "margin")) ok = parse_dbl(flag, x, 0, 10, &sc->reward_margin);
+            else if (!strcmp(k, "a")) ok = parse_dbl(flag, x, 1e-6, 100, &sc->reward_a);
+            else if (!strcmp(k, "b")) ok = parse_dbl(flag, x, 0, 100, &sc->reward_b);
+            else if (!strcmp(k, "hw")) ok = parse_dbl(flag, x, 0, 1, &sc->reward_hw);
+            else known = 0;
+        } else {
+            if (!strcmp(k, "lr")) ok = parse_dbl(flag, x, 1e-9, 1, &sc->ppo_lr);
+            else if (!strcmp(k, "clip")) ok = parse_dbl(flag, x, 1e-6, 0.999, &sc->ppo_clip);
+            else if (!strcmp(k, "vf")) ok = parse_dbl(flag, x, 0, 1000, &sc->ppo_vf);
+            else if (!strcmp(k, "ent")) ok = parse_dbl(flag, x, 0, 1000, &sc->ppo_ent);
+            else if (!strcmp(k, "gamma")) ok = parse_dbl(flag, x, 1e-6, 1, &sc->ppo_gamma);
+            else if (!strcmp(k, "lambda")) ok = parse_dbl(flag, x, 0, 1, &sc->ppo_lambda);
+            else if (!strcmp(k, "temp")) ok = parse_dbl(flag, x, 1e-3, 100, &sc->ppo_temp);
+            else if (!strcmp(k, "epochs")) ok = parse_int("search", flag, x, 1, 1000, &sc->ppo_epochs);
+            else if (!strcmp(k, "hidden")) ok = parse_int("search", flag, x, 1, 4096, &sc->ppo_hidden);
+            else known = 0;
+        }
+        if (!known) {
+            const char *near = mixq_closest_name(k, keys, nkeys);
+            char list[160] = "";
+            for (int i = 0; i < nkeys; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", keys[i]);
+            fprintf(stderr, "mixq search: error: unknown %s key '%s'; %s%s%shint: %s\n", opt, k,
+                    near ? "did you mean '" : "", near ? near : "", near ? "'? " : "", list);
+            return 0;
+        }
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 static int cmd_search(int argc, char **argv) {
     const char *C = "search", *path = NULL, *data = NULL, *out = NULL;
     char search_help[sizeof search_help_1 + sizeof search_help_2];
     snprintf(search_help, sizeof search_help, "%s%s", search_help_1, search_help_2);
     mixq_search_config sc;
     mixq_search_config_default(&sc);
-    int threads = 0, resume = 0, quiet = 0;
+    int threads = 0, resume = 0, quiet = 0, budget_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -1231,7 +1336,7 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--agent")) sc.agent = v;
         else if (!strcmp(a, "--hw")) sc.hw = v;
-        else if (!strcmp(a, "--budget")) sc.budget = v;
+        else if (!strcmp(a, "--budget")) sc.budget = v, budget_given = 1;
         else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "resource")) sc.accuracy_mode = 0;
             else if (!strcmp(v, "accuracy")) sc.accuracy_mode = 1;
@@ -1257,6 +1362,9 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
+        else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(v, &sc);
+        else if (!strcmp(a, "--a-bits")) ok = parse_int(C, a, v, 1, 8, &sc.a_bits);
+        else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo")) ok = parse_kv_list(a, v, &sc);
         else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
         else if (!strcmp(a, "--hessian-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.hessian_images);
         else if (!strcmp(a, "--hessian-probes")) ok = parse_int(C, a, v, 1, 1000000, &sc.hessian_probes);
@@ -1272,6 +1380,7 @@ static int cmd_search(int argc, char **argv) {
     }
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!data) return usage_error(C, "%s", "--data is required");
+    if (!budget_given && !strcmp(sc.agent, "releq")) sc.budget = ""; /* releq: no budget by default */
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
@@ -1280,7 +1389,7 @@ static int cmd_search(int argc, char **argv) {
     command_line(resume_cmd, sizeof resume_cmd - 10, argc, argv);
     snprintf(this_cmd, sizeof this_cmd, "%s", resume_cmd);
     if (!resume) strcat(resume_cmd, " --resume");
-    search_ui ui = {quiet, isatty(2), sc.budget, resume_cmd, out, this_cmd, 0};
+    search_ui ui = {quiet, isatty(2), sc.budget && *sc.budget ? sc.budget : "none", resume_cmd, out, this_cmd, 0};
     search_stop_set(&ui, "before the first episode ended");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1299,10 +1408,13 @@ static int cmd_search(int argc, char **argv) {
         mixq_model_free(m);
         return fail(C);
     }
-    printf("best policy (%s agent, %s on %s):\n", sc.agent, sc.budget, mixq_hw_name(hw));
+    printf("best policy (%s agent, %s on %s):\n", sc.agent,
+           sc.budget && *sc.budget && strcmp(sc.budget, "none") ? sc.budget : "no budget", mixq_hw_name(hw));
     print_policy_table(m);
-    printf("cost / W8A8: latency %.3fx, energy %.3fx, size %.3fx, BitOps %.3fx (budget %.3fx)\n", r.ratio[0],
-           r.ratio[1], r.ratio[2], r.ratio[3], r.budget_ratio);
+    char bud[32] = "no budget";
+    if (r.budget_ratio > 0) snprintf(bud, sizeof bud, "budget %.3fx", r.budget_ratio);
+    printf("cost / W8A8: latency %.3fx, energy %.3fx, size %.3fx, BitOps %.3fx (%s)\n", r.ratio[0], r.ratio[1],
+           r.ratio[2], r.ratio[3], bud);
     printf("accuracy: fp32 %.2f%% (val subset), best candidate %.2f%% (val subset); %s val %.2f%%, "
            "test %.2f%%\n", r.fp32_val_accuracy, r.best_val_accuracy,
            sc.final_epochs > 0 ? "after the final fine-tune" : "best policy calibrated (no fine-tune)",
@@ -1689,7 +1801,7 @@ static const command commands[] = {
     {"policy", cmd_policy, "show a quantization policy resolved on a model (policy show)"},
     {"quantize", cmd_quantize, "calibrate, fine-tune (QAT) and save a quantized model"},
     {"cost", cmd_cost, "latency / energy / DRAM of a model on a hardware target"},
-    {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, baselines)"},
+    {"search", cmd_search, "search per-layer bits under a hardware budget (HAQ, HAWQ, ReLeQ, baselines)"},
     {"report", cmd_report, "an HTML page of search runs: Pareto plots, bits and cost per layer"},
     {"import", cmd_import, "read an ONNX model into a mixq model file"},
     {"export", cmd_export, "write a model (float or quantized QDQ) as ONNX"},

@@ -440,17 +440,20 @@ typedef struct mixq_search_config {
                               fitting activation width, all layers alike), "greedy" (per-layer
                               sensitivities, then one policy: 2 x layers + 1 candidates), "hawq"
                               (Hessian-trace sensitivities, then an integer programme per
-                              budget: 1 candidate, or `sweep`) */
+                              budget: 1 candidate, or `sweep`), "releq" (ReLeQ's PPO over
+                              weight widths, below) */
     const char *hw;        /* hardware target: preset, JSON file or lookup table */
     const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
                               uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
                               "size=64KiB", "bitops=1e9ops"; several at once, comma-separated
                               ("latency=0.5,energy=0.55": every one must hold; the first is the
-                              primary metric); may be empty in accuracy mode */
+                              primary metric); may be empty in accuracy mode, and for releq
+                              (NULL, "" or "none": no budget) */
     int accuracy_mode;     /* 0: most accuracy within the budget; 1: least cost with a drop <= max_drop */
     double max_drop;       /* accuracy-guaranteed mode: allowed drop, points of % (default 1.0) */
-    int episodes;          /* candidates haq and random propose (HAQ: 600; default 60); uniform
-                              and greedy score the candidates they define, however many */
+    int episodes;          /* candidates haq, random and releq propose (HAQ: 600, ReLeQ: 1500;
+                              default 60); uniform and greedy score the candidates they define,
+                              however many */
     int warmup;            /* HAQ: episodes of random actions before learning (default 20) */
     int b_min, b_max;      /* bit range of the actions (default 2..8) */
     int pin_ends;          /* first and last layer at 8/8 (default 1) */
@@ -495,9 +498,26 @@ typedef struct mixq_search_config {
     int hessian_images, hessian_probes;
     int sweep;
     double sweep_from;
+    /* ReLeQ (agent "releq"): PPO with an LSTM(ppo_hidden) trunk picks each layer's weight width
+     * from bit_set; weights only: the searched layers' activations at a_bits, the first layer
+     * (and the last with pin_ends) at 8/8. The budget is optional (NULL, "" or "none": without
+     * one the reward alone drives the bits and the best record is the highest-reward one; with
+     * one a policy over budget is lowered down the bit set, last layer first). The reward (when
+     * `reward` is NULL) is ReLeQ's shaped one: with x = sum(w_bits) / (8 layers) - bit_set's
+     * lowest / highest and y = accuracy / fp32_accuracy, -1 if y < reward_margin, else
+     * 2 ((1 - x^reward_a) y^(reward_b / y) - 0.5); reward_hw = h in (0, 1] blends the target's
+     * cost into x: x = (1 - h) x + h (primary metric's ratio - the cheapest proposal's ratio).
+     * Defaults (mixq_search_config_default): bit_set {2, 3, 4, 5, 8}, a_bits 8, margin 0.8,
+     * a 0.6, b 3, hw 0; PPO clip 0.3, value coefficient 1, entropy 0.01, Adam lr 1e-4, gamma
+     * 0.9, GAE lambda 1, 1 epoch (one update per episode), hidden 128, softmax temperature 0.5. */
+    int bit_set[8], n_bit_set; /* ascending widths in 1..8, 2 to 8 of them */
+    int a_bits;                /* 1..8 (other agents: must stay 8) */
+    double reward_margin, reward_a, reward_b, reward_hw;
+    int ppo_hidden, ppo_epochs;
+    double ppo_temp, ppo_clip, ppo_vf, ppo_ent, ppo_lr, ppo_gamma, ppo_lambda;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
-                              the excess */
+                              the excess; releq: its shaped reward (above) */
     void *reward_user;
     int report_every;      /* RUN_DIR/report.html (mixq_report_write) after every this many
                               episodes and when the search ends (default 10; 0: only at the end;

@@ -186,6 +186,6 @@ static mixq_status run_haq(mq_search *s) { return run_episodes(s, 1); }
 static mixq_status run_random(mq_search *s) { return run_episodes(s, 0); }
 
 const mq_agent mq_agent_haq = {"haq", "HAQ's DDPG over per-layer weight and activation bits", 1, haq_check,
-                               haq_config, run_haq, ckpt_save, ckpt_load};
+                               haq_config, run_haq, ckpt_save, ckpt_load, 0, NULL, NULL};
 const mq_agent mq_agent_random = {"random", "uniform random per-layer bits, walled like HAQ's", 1, NULL,
-                                  explore_config, run_random, NULL, NULL};
+                                  explore_config, run_random, NULL, NULL, 0, NULL, NULL};

@@ -445,4 +445,4 @@ static mixq_status run_hawq(mq_search *s) {
 }
 
 const mq_agent mq_agent_hawq = {"hawq", "Hessian-trace sensitivities and an integer programme (GLPK)", 0, hawq_check,
-                                hawq_config, run_hawq, NULL, NULL};
+                                hawq_config, run_hawq, NULL, NULL, 0, NULL, NULL};

@@ -115,6 +115,6 @@ static mixq_status run_greedy(mq_search *s) {
 }
 
 const mq_agent mq_agent_uniform = {"uniform", "the best uniform (w, a) that fits", 0, NULL, NULL,
-                                   run_uniform, NULL, NULL};
+                                   run_uniform, NULL, NULL, 0, NULL, NULL};
 const mq_agent mq_agent_greedy = {"greedy", "per-layer sensitivities, then the cheapest losses first", 0, NULL,
-                                  NULL, run_greedy, NULL, NULL};
+                                  NULL, run_greedy, NULL, NULL, 0, NULL, NULL};

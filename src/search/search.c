@@ -1,7 +1,7 @@
 /* The search driver: the agent table, scoring with a persistent hashed cache, run directories
  * with kill-safe resume, the Pareto set and the final fine-tune. The agents live in their own
- * files (agent_haq.c: haq and random; agent_simple.c: uniform and greedy) behind the interface
- * of search_int.h.
+ * files (agent_haq.c: haq and random; agent_simple.c: uniform and greedy; agent_hawq.c;
+ * agent_releq.c) behind the interface of search_int.h.
  *
  * Run directory layout (all text but the agent checkpoint):
  *   config.json      the resolved configuration, the agent's settings included; --resume refuses
@@ -37,7 +37,7 @@
 
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
 static const mq_agent *const agents[] = {&mq_agent_haq, &mq_agent_random, &mq_agent_uniform,
-                                         &mq_agent_greedy, &mq_agent_hawq};
+                                         &mq_agent_greedy, &mq_agent_hawq, &mq_agent_releq};
 
 void mixq_search_config_default(mixq_search_config *c) {
     memset(c, 0, sizeof *c);
@@ -65,6 +65,14 @@ void mixq_search_config_default(mixq_search_config *c) {
     c->report_every = 10;
     c->hessian_images = 256;
     c->hessian_probes = 100;
+    static const int releq_bits[] = {2, 3, 4, 5, 8};
+    memcpy(c->bit_set, releq_bits, sizeof releq_bits);
+    c->n_bit_set = 5;
+    c->a_bits = 8;
+    c->reward_margin = 0.8, c->reward_a = 0.6, c->reward_b = 3, c->reward_hw = 0;
+    c->ppo_hidden = 128, c->ppo_epochs = 1;
+    c->ppo_temp = 0.5, c->ppo_clip = 0.3, c->ppo_vf = 1, c->ppo_ent = 0.01, c->ppo_lr = 1e-4;
+    c->ppo_gamma = 0.9, c->ppo_lambda = 1;
 }
 
 static double haq_reward(const mixq_eval_record *r, void *user) {
@@ -76,6 +84,11 @@ static double haq_reward(const mixq_eval_record *r, void *user) {
 static double guarantee_reward(const mixq_eval_record *r, void *user) {
     double drop = r->fp32_accuracy - r->accuracy, allowed = *(const double *)user;
     return drop <= allowed ? 1.0 - r->ratio[r->metric] : -1.0 - 0.1 * (drop - allowed);
+}
+
+/* No budget: NULL, "" or "none". */
+static int no_budget(const mixq_search_config *c) {
+    return !c->budget || !*c->budget || !strcmp(c->budget, "none");
 }
 
 /* ------------------------------------------------------------------ the cache */
@@ -269,14 +282,17 @@ mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int epi
 
 /* The best record: resource mode, most accurate that fits (then cheaper, then earlier);
  * accuracy mode, cheapest on the primary metric within the allowed drop and every budget
- * given (then more accurate). */
+ * given (then more accurate); resource mode without a budget (an agent whose budget is
+ * optional), the highest reward (then earlier). */
 static const mq_rec *best_rec(const mq_search *s) {
     const mq_rec *b = NULL;
     int M = s->env.metric;
     for (int i = 0; i < s->n_ev; i++) {
         const mq_rec *r = &s->ev[i];
         if (!r->fits) continue;
-        if (s->cfg->accuracy_mode) {
+        if (!s->cfg->accuracy_mode && !s->env.n_budgets) {
+            if (!b || r->reward > b->reward) b = r;
+        } else if (s->cfg->accuracy_mode) {
             if (s->acc0 - r->acc > s->cfg->max_drop) continue;
             if (!b || r->ratio[M] < b->ratio[M] || (r->ratio[M] == b->ratio[M] && r->acc > b->acc)) b = r;
         } else {
@@ -370,7 +386,7 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
              "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s,\n  \"agent_settings\": {",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
              (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
-             c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), c->budget ? c->budget : "", budgets,
+             c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), no_budget(c) ? "" : c->budget, budgets,
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
              c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr,
@@ -740,13 +756,17 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         return mq_err(MIXQ_ERR_ARG, "search: episodes, eval/calibration images and batch must be positive");
     if ((cfg->sweep || cfg->sweep_from) && agent != &mq_agent_hawq)
         return mq_err(MIXQ_ERR_ARG, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
+    if (cfg->a_bits != 8 && agent != &mq_agent_releq)
+        return mq_err(MIXQ_ERR_ARG, "--a-bits (a_bits %d) is the releq agent's; the %s agent searches activation "
+                      "bits itself; hint: --agent releq, or drop --a-bits", cfg->a_bits, agent->name);
     mq_search S;
     mq_search *s = &S;
     memset(s, 0, sizeof *s);
     s->cfg = cfg, s->agent = agent, s->model_path = model_path, s->fn = fn, s->user = user;
     snprintf(s->dir, sizeof s->dir, "%s", run_dir);
-    s->reward = cfg->reward ? cfg->reward : cfg->accuracy_mode ? guarantee_reward : haq_reward;
-    s->reward_user = cfg->reward ? cfg->reward_user : (void *)&cfg->max_drop;
+    s->reward = cfg->reward ? cfg->reward : agent->reward ? agent->reward : cfg->accuracy_mode ? guarantee_reward
+                                                                                                : haq_reward;
+    s->reward_user = cfg->reward ? cfg->reward_user : agent->reward ? (void *)s : (void *)&cfg->max_drop;
     s->t0 = mq_now();
     char *conf = NULL, *old = NULL;
     uint64_t mh = 0;
@@ -769,9 +789,10 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!st) st = mixq_hw_load(cfg->hw, &s->hw);
     if (!st) st = mq_env_create(s->fp, s->hw, cfg->hw_batch, cfg->b_min, cfg->b_max, cfg->pin_ends, &s->env);
     if (!st && agent->check) st = agent->check(s);
-    if (!st && (cfg->budget && *cfg->budget)) st = mq_env_set_budget(&s->env, cfg->budget);
-    if (!st && !cfg->accuracy_mode && !s->env.n_budgets)
+    if (!st && !no_budget(cfg)) st = mq_env_set_budget(&s->env, cfg->budget);
+    if (!st && !cfg->accuracy_mode && !s->env.n_budgets && !agent->budget_optional)
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
+    if (!st && agent->ready) st = agent->ready(s);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, cfg->seed, &s->train);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->val);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->eval);

@@ -48,6 +48,14 @@ typedef struct mq_agent {
     /* State beyond the cache, saved as agent-<episode>.ckpt (NULL: none). */
     mixq_status (*ckpt_save)(const void *state, const char *path);
     mixq_status (*ckpt_load)(void *state, const char *path);
+    /* A budget is optional (releq): without one, every candidate fits and the best record is the
+     * highest-reward one. Otherwise resource mode needs a budget. */
+    int budget_optional;
+    /* Checks that need the budget, after it is set and before any data is loaded (NULL: none). */
+    mixq_status (*ready)(mq_search *s);
+    /* The agent's reward when cfg->reward is NULL, called with the mq_search as user (NULL: the
+     * core's, HAQ's or the accuracy-guaranteed one). */
+    mixq_reward_fn reward;
 } mq_agent;
 
 struct mq_search {
@@ -98,6 +106,7 @@ mixq_status mq_search_read_file(const mq_search *s, const char *name, char **tex
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
 
 /* The agents (search.c lists them in its table). */
-extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy, mq_agent_hawq;
+extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy, mq_agent_hawq,
+    mq_agent_releq;
 
 #endif
