@@ -585,7 +585,7 @@ static void expect_bad_hw(const char *json, mixq_status want, const char *needle
 
 static void test_bad_files(void) {
     expect_bad_hw(HDR BITS ARR "}}", MIXQ_ERR_FORMAT, "bitfusion.dram_bits_per_cycle' is missing");
-    expect_bad_hw(HDR BITS ARR ", \"dram_bits_per_cycle\": -4}}", MIXQ_ERR_FORMAT, "bitfusion.dram_bits_per_cycle' must be");
+    expect_bad_hw(HDR BITS ARR ", \"dram_bits_per_cycle\": -4}}", MIXQ_ERR_FORMAT, "bitfusion.dram_bits_per_cycle' is -4; it must be an integer in [1, ");
     expect_bad_hw(HDR BITS ARR ", \"dram_bits_per_cycle\": 192, \"rowz\": 3}}", MIXQ_ERR_FORMAT, "unknown field 'bitfusion.rowz'");
     expect_bad_hw(HDR ARR ", \"dram_bits_per_cycle\": 192}}", MIXQ_ERR_FORMAT, "field 'bits' is missing");
     expect_bad_hw(HDR "\"bits\": {\"min\": 1, \"max\": 16}, " ARR ", \"dram_bits_per_cycle\": 192}}",
