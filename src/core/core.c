@@ -95,6 +95,27 @@ FILE *mq_fopen(const char *path, const char *mode) {
     return f;
 }
 
+mixq_status mq_fopen_tmp(const char *path, FILE **f, char **tmp) {
+    size_t plen = strlen(path);
+    *f = NULL;
+    *tmp = mq_malloc(plen + 5, 1, "temporary file name");
+    if (!*tmp) return MIXQ_ERR_NOMEM;
+    memcpy(*tmp, path, plen);
+    memcpy(*tmp + plen, ".tmp", 5);
+    if ((*f = mq_fopen(*tmp, "wb"))) return MIXQ_OK;
+    free(*tmp);
+    *tmp = NULL;
+    return MIXQ_ERR_IO;
+}
+
+mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st) {
+    if (fclose(f) != 0 && !st) st = mq_err(MIXQ_ERR_IO, "write error on '%s' (close failed)", tmp);
+    if (!st && rename(tmp, path) != 0) st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    if (st) remove(tmp);
+    free(tmp);
+    return st;
+}
+
 mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
                          size_t *len, int *missing) {
     *out = NULL;

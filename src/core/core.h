@@ -24,6 +24,12 @@ void *mq_alloc_aligned(size_t bytes, const char *what);
 
 /* Checked stdio: each records MIXQ_ERR_IO / MIXQ_ERR_FORMAT with the path on failure. */
 FILE *mq_fopen(const char *path, const char *mode);
+/* Atomic replace: mq_fopen_tmp opens "<path>.tmp" for writing into *f, *tmp receiving that
+ * malloc'ed name (MIXQ_ERR_NOMEM or MIXQ_ERR_IO, recorded, with both NULL on failure);
+ * mq_fclose_tmp closes it and, if st is MIXQ_OK, renames it over path, else removes it; it frees
+ * tmp and returns the first error. */
+mixq_status mq_fopen_tmp(const char *path, FILE **f, char **tmp);
+mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st);
 /* Reads exactly n bytes or fails with MIXQ_ERR_FORMAT ("truncated") naming path and `what`. */
 mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what);
 mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);

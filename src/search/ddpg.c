@@ -639,21 +639,14 @@ typedef struct {
 } ddpg_dims;
 
 mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path) {
-    size_t plen = strlen(path);
-    char *tmp = mq_malloc(plen + 5, 1, "ddpg checkpoint path");
-    if (!tmp) return MIXQ_ERR_NOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = mq_fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        return MIXQ_ERR_IO;
-    }
+    char *tmp;
+    FILE *f;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
     const uint32_t ver = DDPG_VERSION, endian = DDPG_ENDIAN;
     const ddpg_dims dims = {d->S, d->H, d->B, d->R};
     const int32_t bset = d->baseline_set, pos = d->rb_pos, cnt = d->rb_count;
     const size_t n = (size_t)d->rb_count, S = (size_t)d->S;
-    mixq_status st = MIXQ_OK;
 #define W(ptr, bytes) \
     if (!st) st = mq_fwrite((ptr), (bytes), f, tmp)
     W(ddpg_magic, sizeof ddpg_magic);
@@ -681,12 +674,7 @@ mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path) {
     W(d->rb_s2, sizeof(float) * n * S);
     W(d->rb_d, sizeof(float) * n);
 #undef W
-    if (fclose(f) != 0 && !st) st = mq_err(MIXQ_ERR_IO, "write error on '%s' (close failed)", tmp);
-    if (!st && rename(tmp, path) != 0)
-        st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-    if (st) remove(tmp);
-    free(tmp);
-    return st;
+    return mq_fclose_tmp(f, tmp, path, st);
 }
 
 static mixq_status check_dim(const char *path, const char *name, int32_t file, int agent) {

@@ -423,20 +423,13 @@ static void dims_of(const mq_ppo *p, size_t n_extra, ppo_dims *d) {
 }
 
 mixq_status mq_ppo_save(const mq_ppo *p, const char *path, const void *extra, size_t n_extra) {
-    size_t plen = strlen(path);
-    char *tmp = mq_malloc(plen + 5, 1, "PPO checkpoint path");
-    if (!tmp) return MIXQ_ERR_NOMEM;
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = mq_fopen(tmp, "wb");
-    if (!f) {
-        free(tmp);
-        return MIXQ_ERR_IO;
-    }
+    char *tmp;
+    FILE *f;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
     const uint32_t ver = PPO_VERSION, endian = PPO_ENDIAN;
     ppo_dims d;
     dims_of(p, n_extra, &d);
-    mixq_status st = MIXQ_OK;
 #define W(ptr, bytes) \
     if (!st) st = mq_fwrite((ptr), (bytes), f, tmp)
     W(ppo_magic, sizeof ppo_magic);
@@ -450,11 +443,7 @@ mixq_status mq_ppo_save(const mq_ppo *p, const char *path, const void *extra, si
     W(p->v, sizeof(double) * (size_t)p->n);
     if (n_extra) W(extra, n_extra);
 #undef W
-    if (fclose(f) != 0 && !st) st = mq_err(MIXQ_ERR_IO, "write error on '%s' (close failed)", tmp);
-    if (!st && rename(tmp, path) != 0) st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-    if (st) remove(tmp);
-    free(tmp);
-    return st;
+    return mq_fclose_tmp(f, tmp, path, st);
 }
 
 mixq_status mq_ppo_load(mq_ppo *p, const char *path, void *extra, size_t n_extra) {
