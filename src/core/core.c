@@ -109,8 +109,12 @@ mixq_status mq_fopen_tmp(const char *path, FILE **f, char **tmp) {
 }
 
 mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st) {
-    if (fclose(f) != 0 && !st) st = mq_err(MIXQ_ERR_IO, "write error on '%s' (close failed)", tmp);
-    if (!st && rename(tmp, path) != 0) st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    /* flushed and synced before the rename, so a crash leaves the old file or the new one */
+    if (!st && (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0))
+        st = mq_err(MIXQ_ERR_IO, "write error on '%s': %s; hint: check free disk space", tmp, strerror(errno));
+    if (fclose(f) != 0 && !st) st = mq_err(MIXQ_ERR_IO, "write error on '%s' (close failed): %s", tmp, strerror(errno));
+    if (!st && rename(tmp, path) != 0)
+        st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
     if (st) remove(tmp);
     free(tmp);
     return st;

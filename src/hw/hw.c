@@ -25,20 +25,22 @@ mixq_status mq_j_obj(const mq_jctx *c, const cJSON *o, const char *path, const c
     return MIXQ_OK;
 }
 
+int mq_j_int_in(const cJSON *v, long long lo, long long hi, long long *out) {
+    /* compared as doubles, so a huge, infinite or fractional value is never cast to an integer */
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi))
+        return 0;
+    *out = (long long)v->valuedouble;
+    return 1;
+}
+
 mixq_status mq_j_int_value(const mq_jctx *c, const cJSON *v, const char *path, const char *key, long long lo,
                            long long hi, long long *out) {
     char what[160];
-    if (!cJSON_IsNumber(v)) {
-        snprintf(what, sizeof what, "must be an integer in [%lld, %lld]", lo, hi);
-        return jerr(c, path, key, what);
-    }
-    /* compared as doubles, so a huge, infinite or fractional value is never cast to an integer */
-    if (v->valuedouble != floor(v->valuedouble) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi)) {
-        snprintf(what, sizeof what, "is %.15g; it must be an integer in [%lld, %lld]", v->valuedouble, lo, hi);
-        return jerr(c, path, key, what);
-    }
-    *out = (long long)v->valuedouble;
-    return MIXQ_OK;
+    if (mq_j_int_in(v, lo, hi, out)) return MIXQ_OK;
+    if (!cJSON_IsNumber(v)) snprintf(what, sizeof what, "must be an integer in [%lld, %lld]", lo, hi);
+    else snprintf(what, sizeof what, "is %.15g; it must be an integer in [%lld, %lld]", v->valuedouble, lo, hi);
+    return jerr(c, path, key, what);
 }
 
 static mixq_status j_int(const mq_jctx *c, const cJSON *o, const char *path, const char *key,

@@ -46,6 +46,9 @@ mixq_status mq_j_int_opt(const mq_jctx *c, const cJSON *o, const char *path, con
  * a cast of an out-of-range double). */
 mixq_status mq_j_int_value(const mq_jctx *c, const cJSON *v, const char *path, const char *key,
                            long long lo, long long hi, long long *out);
+/* The same check without a message: 1 and *out = v when v is an integer in [lo, hi], else 0
+ * (for readers that fall back to a default, such as mixq report). */
+int mq_j_int_in(const cJSON *v, long long lo, long long hi, long long *out);
 mixq_status mq_j_num(const mq_jctx *c, const cJSON *o, const char *path, const char *key,
                      double lo, double hi, double *out);
 mixq_status mq_j_num_opt(const mq_jctx *c, const cJSON *o, const char *path, const char *key,

@@ -69,11 +69,10 @@ static void wr_big(wctx *w, const float *p, size_t n) {
 mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     if (!m || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_save: NULL model or path");
     /* Write to a temporary file and rename, so an interrupted save never leaves a torn file. */
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mq_err(MIXQ_ERR_ARG, "path too long: '%s'", path);
-    FILE *f = mq_fopen(tmp, "wb");
-    if (!f) return MIXQ_ERR_IO;
+    FILE *f;
+    char *tmp;
+    mixq_status st0 = mq_fopen_tmp(path, &f, &tmp);
+    if (st0) return st0;
     wctx w = {.f = f, .path = tmp, .crc = crc32(0L, Z_NULL, 0)};
     char arch[32] = {0};
     snprintf(arch, sizeof arch, "%s", m->arch);
@@ -131,16 +130,7 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     wr(&w, MODEL_END, 4);
     uint32_t crc = (uint32_t)w.crc;
     if (!w.st) w.st = mq_fwrite(&crc, 4, f, tmp);
-    if (fclose(f) != 0 && !w.st) w.st = mq_err(MIXQ_ERR_IO, "cannot finish writing '%s'", tmp);
-    if (w.st) {
-        remove(tmp);
-        return w.st;
-    }
-    if (rename(tmp, path) != 0) {
-        remove(tmp);
-        return mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
-    }
-    return MIXQ_OK;
+    return mq_fclose_tmp(f, tmp, path, w.st);
 }
 
 typedef struct rctx {

@@ -1383,14 +1383,12 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
     }
     if (!st && e->fail) st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
     if (!st) {
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = mq_fopen(tmp, "wb");
-        if (!f) st = MIXQ_ERR_IO;
-        else {
+        FILE *f;
+        char *tmp;
+        st = mq_fopen_tmp(path, &f, &tmp);
+        if (!st) {
             st = mq_fwrite(buf, len, f, tmp);
-            if (fclose(f) && !st) st = mq_err(MIXQ_ERR_IO, "'%s': write failed", tmp);
-            if (!st && rename(tmp, path)) st = mq_err(MIXQ_ERR_IO, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+            st = mq_fclose_tmp(f, tmp, path, st);
         }
     }
     free(buf);

@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 
 #include "core/core.h"
+#include "hw/hw.h"
 #include "quant/policy.h"
 #include "report/report.h"
 #include "search/env.h"
@@ -252,18 +253,17 @@ static const char *jstr(const cJSON *o, const char *k) {
 }
 /* An integer in [lo, hi], else def. */
 static int jint(const cJSON *o, const char *k, int lo, int hi, int def) {
-    double v = jnum(o, k);
-    return v >= lo && v <= hi && v == floor(v) ? (int)v : def;
+    long long v;
+    return mq_j_int_in(jget(o, k), lo, hi, &v) ? (int)v : def;
 }
 
 static int int_array(const cJSON *v, int *out, int n, int lo, int hi) {
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n) return 0;
     int i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
-        if (!cJSON_IsNumber(e) || !(e->valuedouble >= lo && e->valuedouble <= hi) ||
-            e->valuedouble != floor(e->valuedouble))
-            return 0;
-        out[i] = (int)e->valuedouble;
+        long long x;
+        if (!mq_j_int_in(e, lo, hi, &x)) return 0;
+        out[i] = (int)x;
     }
     return 1;
 }
@@ -1995,20 +1995,12 @@ void mixq_report_config_default(mixq_report_config *c) {
 }
 
 static mixq_status write_out(const char *path, const sb *o) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mq_err(MIXQ_ERR_ARG, "report path '%.100s...' is too long", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mq_err(MIXQ_ERR_IO, "cannot write '%s': %s; hint: a writable --out path", tmp, strerror(errno));
-    int bad = fwrite(o->p, 1, o->n, f) != o->n;
-    bad |= fflush(f) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        mixq_status st = mq_err(MIXQ_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-        remove(tmp);
-        return st;
-    }
-    return MIXQ_OK;
+    FILE *f;
+    char *tmp;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
+    if (fwrite(o->p, 1, o->n, f) != o->n) st = mq_err(MIXQ_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
+    return mq_fclose_tmp(f, tmp, path, st);
 }
 
 mixq_status mq_report_write(const char *const *run_dirs, int n, const char *out_path, const mixq_report_config *cfg,

@@ -328,18 +328,15 @@ void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const 
 /* ------------------------------------------------------------------ files */
 
 static mixq_status write_atomic(const mq_search *s, const char *name, const char *text) {
-    char path[1200], tmp[1300];
+    char path[1200];
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = mq_fopen(tmp, "w");
-    if (!f) return MIXQ_ERR_IO;
+    FILE *f;
+    char *tmp;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
     size_t n = strlen(text);
-    int bad = fwrite(text, 1, n, f) != n;
-    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path))
-        return mq_err(MIXQ_ERR_IO, "%s: write failed (%s)", path, strerror(errno));
-    return MIXQ_OK;
+    if (fwrite(text, 1, n, f) != n) st = mq_err(MIXQ_ERR_IO, "%s: write failed (%s)", tmp, strerror(errno));
+    return mq_fclose_tmp(f, tmp, path, st);
 }
 
 /* *text = the file's contents, or NULL (and MIXQ_OK) when it does not exist. */
