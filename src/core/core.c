@@ -13,6 +13,7 @@
 
 /* ---------------------------------------------------------------- errors */
 static _Thread_local char tl_msg[1024];
+static _Thread_local mixq_status tl_status;
 
 /* One name per mixq_status, in enum order. */
 static const char *const status_names[] = {
@@ -36,13 +37,15 @@ const char *mixq_status_str(mixq_status s) {
 }
 
 const char *mixq_last_error(void) { return tl_msg; }
-void mixq_clear_error(void) { tl_msg[0] = 0; }
+void mixq_clear_error(void) { tl_msg[0] = 0, tl_status = MIXQ_OK; }
+mixq_status mq_last_status(void) { return tl_status; }
 
 mixq_status mq_err(mixq_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
     va_end(ap);
+    tl_status = s;
     return s;
 }
 
@@ -54,19 +57,33 @@ const char *mixq_version(void) {
 }
 
 /* ---------------------------------------------------------------- allocation */
+static long fault_at, fault_calls; /* atomics: allocations may come from OpenMP threads */
+
+void mq_fault_alloc(long n) {
+    __atomic_store_n(&fault_calls, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fault_at, n, __ATOMIC_SEQ_CST);
+}
+long mq_fault_alloc_calls(void) { return __atomic_load_n(&fault_calls, __ATOMIC_SEQ_CST); }
+
+/* 1 when this allocation is the one mq_fault_alloc asked to fail */
+static int fault_now(void) {
+    long at = __atomic_load_n(&fault_at, __ATOMIC_RELAXED);
+    if (!at) return 0;
+    return __atomic_add_fetch(&fault_calls, 1, __ATOMIC_SEQ_CST) == at;
+}
 void *mq_malloc(size_t n, size_t size, const char *what) {
     if (size && n > SIZE_MAX / size) {
         mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s (%zu x %zu)", what, n, size);
         return NULL;
     }
     size_t bytes = n * size;
-    void *p = malloc(bytes ? bytes : 1);
+    void *p = fault_now() ? NULL : malloc(bytes ? bytes : 1);
     if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
     return p;
 }
 
 void *mq_calloc(size_t n, size_t size, const char *what) {
-    void *p = calloc(n ? n : 1, size ? size : 1);
+    void *p = fault_now() ? NULL : calloc(n ? n : 1, size ? size : 1);
     if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", n, size, what);
     return p;
 }
@@ -77,7 +94,7 @@ void *mq_alloc_aligned(size_t bytes, const char *what) {
         mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s", what);
         return NULL;
     }
-    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    void *p = fault_now() ? NULL : aligned_alloc(64, rounded ? rounded : 64);
     if (!p) {
         mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
         return NULL;

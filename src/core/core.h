@@ -14,11 +14,20 @@
 __attribute__((format(printf, 2, 3)))
 #endif
 mixq_status mq_err(mixq_status s, const char *fmt, ...);
+/* The status of this thread's last mq_err (for a caller that wraps a failure reported as -1 or
+ * NULL in its own message, keeping MIXQ_ERR_NOMEM an out-of-memory error). */
+mixq_status mq_last_status(void);
 
 /* Checked allocation: on failure records MIXQ_ERR_NOMEM naming `what` and returns NULL.
  * mq_calloc zero-fills. Sizes are checked for overflow. Free with free(). */
 void *mq_malloc(size_t n, size_t size, const char *what);
 void *mq_calloc(size_t n, size_t size, const char *what);
+/* Fault injection, for tests only (tests/test_faults.c; the library never sets it): after
+ * mq_fault_alloc(n), the n-th following mq_malloc / mq_calloc / mq_alloc_aligned call fails
+ * once, as if out of memory; n = 0 turns it off. mq_fault_alloc_calls() counts those calls since
+ * the last mq_fault_alloc. */
+void mq_fault_alloc(long n);
+long mq_fault_alloc_calls(void);
 /* 64-byte aligned, zero-filled; free with free(). */
 void *mq_alloc_aligned(size_t bytes, const char *what);
 

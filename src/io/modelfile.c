@@ -282,8 +282,8 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
     if (st) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", mixq_last_error());
-        st = mq_err(MIXQ_ERR_FORMAT, "'%s': header describes a model mixq cannot build: %s", path,
-                    msg);
+        st = st == MIXQ_ERR_NOMEM ? mq_err(st, "'%s': %s", path, msg)
+                                  : mq_err(MIXQ_ERR_FORMAT, "'%s': header describes a model mixq cannot build: %s", path, msg);
         goto fail;
     }
     if ((int)nt != m->n_tensors) {

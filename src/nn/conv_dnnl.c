@@ -397,6 +397,7 @@ static mixq_status for_chunks(call *c, chunk_fn fn) {
     c->part = (size_t)s->K * (s->C / s->groups) * s->R * s->S + (size_t)s->K;
     c->tok = next_token();
     mixq_status err = MIXQ_OK;
+    char msg[512] = ""; /* the failing worker's message, carried to this thread */
 #pragma omp parallel
     {
         omp_set_num_threads(1); /* this worker's nthreads-var: oneDNN runs single-threaded */
@@ -411,11 +412,11 @@ static mixq_status for_chunks(call *c, chunk_fn fn) {
             mixq_status e = fn(c, t, n0, MQ_MIN(c->g, s->N - n0), ch);
             if (e) {
 #pragma omp critical(mq_dnnl_err)
-                if (!err) err = e;
+                if (!err) err = e, snprintf(msg, sizeof msg, "%s", mixq_last_error());
             }
         }
     }
-    return err;
+    return err ? mq_err(err, "%s", msg[0] ? msg : "oneDNN conv: a worker thread failed") : MIXQ_OK;
 }
 
 mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,

@@ -183,8 +183,9 @@ static mixq_status zoo_build(const mixq_model_config *cfg, int alloc, mixq_model
     if (x < 0 || build(m, x) < 0) {
         char msg[600];
         snprintf(msg, sizeof msg, "%s", mixq_last_error());
+        mixq_status why = mq_last_status() == MIXQ_ERR_NOMEM ? MIXQ_ERR_NOMEM : MIXQ_ERR_SHAPE;
         mixq_model_free(m);
-        return mq_err(MIXQ_ERR_SHAPE, "cannot build '%s' for input %dx%dx%d: %s", cfg->arch,
+        return mq_err(why, "cannot build '%s' for input %dx%dx%d: %s", cfg->arch,
                       cfg->in_c, cfg->in_h, cfg->in_w, msg);
     }
     mixq_status st = alloc ? mq_model_finalize(m) : mq_model_layout(m);
