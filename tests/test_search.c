@@ -385,12 +385,48 @@ static void test_reward_record(void) {
     free(t);
 }
 
+/* Determinism (issue 15): the same seed gives the same files at 1 and 2 threads, for every agent
+ * of this file (releq and hawq have their own in test_releq / test_hawq) */
+static void test_threads_determinism(void) {
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
+    if (!model_path) return;
+    const char *agents[] = {"haq", "random", "uniform", "greedy"};
+    const char *files[] = {"evals.jsonl", "best_policy.json", "pareto.csv"};
+    const int threads = mixq_get_threads();
+    for (int i = 0; i < 4; i++) {
+        char d[2][1100];
+        for (int t = 0; t < 2; t++) {
+            mixq_search_config c;
+            short_cfg(&c, agents[i]);
+            c.episodes = 5, c.warmup = 2;
+            c.finetune_images = 64; /* the fine-tune's training step runs threaded too */
+            snprintf(d[t], sizeof d[t], "%s/threads_%s_%d", test_tmpdir(), agents[i], t + 1);
+            CHECK_OK(mixq_set_threads(t + 1));
+            mixq_search_result r;
+            CHECKF(mixq_search(model_path, "fashion-mnist", &c, d[t], 0, NULL, NULL, &r) == MIXQ_OK, "%s: %s",
+                   agents[i], mixq_last_error());
+        }
+        for (int f = 0; f < 3; f++) {
+            char pa[1200], pb[1200];
+            snprintf(pa, sizeof pa, "%s/%s", d[0], files[f]);
+            snprintf(pb, sizeof pb, "%s/%s", d[1], files[f]);
+            char *ta = test_slurp(pa), *tb = test_slurp(pb);
+            CHECKF(ta && tb && !strcmp(ta, tb), "%s: %s differs between 1 and 2 threads", agents[i], files[f]);
+            free(ta);
+            free(tb);
+        }
+    }
+    CHECK_OK(mixq_set_threads(threads));
+}
+
 int main(void) {
     TEST_RUN(test_embedding);
     TEST_RUN(test_reward_record);
     TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
     TEST_RUN(test_baselines);
+    TEST_RUN(test_threads_determinism);
     TEST_RUN(test_resume_bad_integers);
     return test_summary();
 }
