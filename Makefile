@@ -140,6 +140,15 @@ bench-hw: $(BUILD)/bench/bench_hw
 bench-runtime:
 	BUILD=$(BUILD) sh bench/runtime.sh
 
+# Kill -9 soak (issue 15): every agent's search killed at 20 random points and resumed, train and
+# quantize killed while overwriting a model; writes bench/results/kill_soak.md. Needs the lenet5
+# model of bench/accuracy.sh (runs/accuracy/lenet5.mixq).
+.PHONY: bench-soak
+bench-soak: deps
+	$(MAKE) VARIANT=release all
+	[ -f runs/accuracy/lenet5.mixq ] || sh bench/accuracy.sh lenet5
+	MIXQ=build/release/mixq sh bench/kill_soak.sh && cp runs/kill_soak/soak.md bench/results/kill_soak.md
+
 bench: deps
 	$(MAKE) VARIANT=release all $(BENCH_BIN)
 	sh bench/run.sh
