@@ -140,6 +140,13 @@ bench-hw: $(BUILD)/bench/bench_hw
 bench-runtime:
 	BUILD=$(BUILD) sh bench/runtime.sh
 
+# Paired agent comparison (bench/agents.sh; issue 23): the resnet20 preset as committed in
+# bench/results/agents_r20.md. ARGS overrides, e.g. make bench-agents ARGS="--preset lenet5".
+.PHONY: bench-agents
+bench-agents: deps
+	$(MAKE) VARIANT=release all
+	sh bench/agents.sh $(or $(ARGS),--preset resnet20 --agents "haq random uniform hawq" --episodes 40 --extra "--warmup 15" --out runs/agents_r20)
+
 # Kill -9 soak (issue 15): every agent's search killed at 20 random points and resumed, train and
 # quantize killed while overwriting a model; writes bench/results/kill_soak.md. Needs the lenet5
 # model of bench/accuracy.sh (runs/accuracy/lenet5.mixq).
