@@ -137,6 +137,15 @@ mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st) 
     return st;
 }
 
+mixq_status mq_write_atomic(const char *path, const void *data, size_t n) {
+    FILE *f;
+    char *tmp;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
+    st = mq_fwrite(data, n, f, tmp);
+    return mq_fclose_tmp(f, tmp, path, st);
+}
+
 mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
                          size_t *len, int *missing) {
     *out = NULL;

@@ -39,6 +39,8 @@ FILE *mq_fopen(const char *path, const char *mode);
  * tmp and returns the first error. */
 mixq_status mq_fopen_tmp(const char *path, FILE **f, char **tmp);
 mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st);
+/* The whole of data[n] into path through mq_fopen_tmp / mq_fclose_tmp. */
+mixq_status mq_write_atomic(const char *path, const void *data, size_t n);
 /* Reads exactly n bytes or fails with MIXQ_ERR_FORMAT ("truncated") naming path and `what`. */
 mixq_status mq_fread(void *dst, size_t n, FILE *f, const char *path, const char *what);
 mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);

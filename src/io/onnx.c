@@ -1382,15 +1382,7 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
         else onnx__model_proto__pack(&mp, buf);
     }
     if (!st && e->fail) st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
-    if (!st) {
-        FILE *f;
-        char *tmp;
-        st = mq_fopen_tmp(path, &f, &tmp);
-        if (!st) {
-            st = mq_fwrite(buf, len, f, tmp);
-            st = mq_fclose_tmp(f, tmp, path, st);
-        }
-    }
+    if (!st) st = mq_write_atomic(path, buf, len);
     free(buf);
     free(vname);
     free(bits_json);

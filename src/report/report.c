@@ -1994,14 +1994,6 @@ void mixq_report_config_default(mixq_report_config *c) {
     if (c) memset(c, 0, sizeof *c);
 }
 
-static mixq_status write_out(const char *path, const sb *o) {
-    FILE *f;
-    char *tmp;
-    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
-    if (st) return st;
-    if (fwrite(o->p, 1, o->n, f) != o->n) st = mq_err(MIXQ_ERR_IO, "cannot write '%s': %s", tmp, strerror(errno));
-    return mq_fclose_tmp(f, tmp, path, st);
-}
 
 mixq_status mq_report_write(const char *const *run_dirs, int n, const char *out_path, const mixq_report_config *cfg,
                             const mixq_model *model0, mixq_hw *hw0) {
@@ -2033,7 +2025,7 @@ mixq_status mq_report_write(const char *const *run_dirs, int n, const char *out_
         if (c.runs[i].notes.bad) st = mq_err(MIXQ_ERR_NOMEM, "out of memory for the report");
     if (!st) build_page(&c, &o);
     if (!st && (o.bad || c.notes.bad)) st = mq_err(MIXQ_ERR_NOMEM, "out of memory for the report page");
-    if (!st) st = write_out(out_path, &o);
+    if (!st) st = mq_write_atomic(out_path, o.p, o.n);
     free(o.p);
     for (int i = 0; i < n; i++) free_run(&c.runs[i]);
     free(c.runs);

@@ -330,13 +330,7 @@ void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const 
 static mixq_status write_atomic(const mq_search *s, const char *name, const char *text) {
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", s->dir, name);
-    FILE *f;
-    char *tmp;
-    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
-    if (st) return st;
-    size_t n = strlen(text);
-    if (fwrite(text, 1, n, f) != n) st = mq_err(MIXQ_ERR_IO, "%s: write failed (%s)", tmp, strerror(errno));
-    return mq_fclose_tmp(f, tmp, path, st);
+    return mq_write_atomic(path, text, strlen(text));
 }
 
 /* *text = the file's contents, or NULL (and MIXQ_OK) when it does not exist. */
