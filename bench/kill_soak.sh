@@ -15,9 +15,9 @@
 # 0-0.4 s (so every restart makes progress and kills land anywhere in an episode); a search that
 # scores fewer than 20 records (uniform, greedy, hawq) at a random moment in [0.1, 1] x the
 # uninterrupted run's wall time, so kills land in its Hessian pass or its few scores; train and
-# quantize are killed uniformly in [0.05, MAXWAIT] seconds (default 2.5) after their start. The
-# draws come from a generator seeded by SEED, so a soak can be repeated. Writes OUT/soak.md and
-# prints it.
+# quantize at a random moment in [0.6, 1.1] x their uninterrupted run's wall time, around their
+# final write. The draws come from a generator seeded by SEED, so a soak can be repeated. Writes
+# OUT/soak.md and prints it.
 # Exit status: 0 when every comparison holds, 1 otherwise, 2 on a usage error.
 set -u
 MIXQ=${MIXQ:-build/release/mixq}
@@ -26,7 +26,6 @@ OUT=${OUT:-runs/kill_soak}
 AGENTS=${AGENTS:-haq random uniform greedy releq hawq}
 KILLS=${KILLS:-20}
 SEED=${SEED:-1}
-MAXWAIT=${MAXWAIT:-2.5}
 [ -x "$MIXQ" ] || { echo "kill_soak.sh: no binary '$MIXQ' (make -j2 release)" >&2; exit 2; }
 [ -f "$MODEL" ] || { echo "kill_soak.sh: no model '$MODEL' (sh bench/accuracy.sh lenet5 trains it)" >&2; exit 2; }
 rm -rf "$OUT"
@@ -36,14 +35,14 @@ export MIXQ_THREADS=${MIXQ_THREADS:-1}
 # the k-th draw in [0, 1) (a deterministic LCG in awk, seeded by SEED)
 draw() { awk -v s="$SEED" -v k="$1" 'BEGIN { x = (s * 7919 + k * 104729) % 2147483647;
     for (i = 0; i < 5; i++) x = (x * 16807) % 2147483647; printf "%.4f", x / 2147483647 }'; }
-# the i-th wait of stream s, in seconds: uniform in [0.05, MAXWAIT]
-wait_s() { awk -v u="$(draw "$1")" -v m="$MAXWAIT" 'BEGIN { printf "%.2f", 0.05 + (m - 0.05) * u }'; }
+# sleep a random moment (the $1-th draw) in [$3, $3 + $4] x $2 milliseconds
+sleep_part() { sleep "$(awk -v u="$(draw "$1")" -v t="$2" -v lo="$3" -v w="$4" 'BEGIN { printf "%.3f", t * (lo + w * u) / 1000 }')"; }
 now_ms() { date +%s%3N; }
 lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 # kill -9 the search $1 (run directory $2) at the k-th ($3) random point after it has scored
 # 0, 1 or 2 more records than it had (so each restart makes progress and the kill lands anywhere
 # in an episode: scoring, appending evals.jsonl, the agent's checkpoint, state.json), or, when it
-# scores no more (the Hessian pass, the final steps), after up to MAXWAIT seconds
+# scores no more (the Hessian pass, the final steps), after at most 60 s
 kill_after_progress() {
     u=$(draw "$3")
     more=$(awk -v u="$u" 'BEGIN { printf "%d", u * 3 }')
@@ -105,7 +104,7 @@ for A in $AGENTS; do
         pid=$!
         if [ "$nref" -ge 20 ]; then kill_after_progress "$pid" "$run" $k && sent=$((sent + 1))
         else # few records (uniform, greedy, hawq): at a random moment of a whole run's time
-            sleep "$(awk -v u="$(draw $k)" -v t="$T" 'BEGIN { printf "%.3f", t * (0.1 + 0.9 * u) / 1000 }')"
+            sleep_part $k "$T" 0.1 0.9
             kill -9 "$pid" 2>/dev/null && sent=$((sent + 1))
         fi
         wait "$pid" 2>/dev/null
@@ -144,7 +143,7 @@ for what in train quantize; do
         before=$(date -r "$dst" +%s%N)
         "$MIXQ" "$@" >> "$OUT/$what.log" 2>&1 &
         pid=$!
-        sleep "$(awk -v u="$(draw $k)" -v t="$T" 'BEGIN { printf "%.3f", t * (0.6 + 0.5 * u) / 1000 }')"
+        sleep_part $k "$T" 0.6 0.5
         kill -9 "$pid" 2>/dev/null && sent=$((sent + 1))
         wait "$pid" 2>/dev/null
         if ! "$MIXQ" info "$dst" > /dev/null 2>&1; then torn=$((torn + 1)); fail=1

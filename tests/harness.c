@@ -159,6 +159,19 @@ int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *im
     return rc;
 }
 
+int test_write_noise_idx(const char *dir, int n) {
+    unsigned char *img = malloc((size_t)n * 784), *lab = malloc((size_t)n);
+    int rc = -1;
+    if (img && lab) {
+        for (unsigned i = 0; i < (unsigned)n * 784u; i++) img[i] = (unsigned char)((i * 2654435761u) >> 24);
+        for (int i = 0; i < n; i++) lab[i] = (unsigned char)(i % 10);
+        rc = test_write_idx(dir, n, 28, 28, img, lab);
+    }
+    free(img);
+    free(lab);
+    return rc;
+}
+
 char *test_slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

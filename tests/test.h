@@ -72,6 +72,9 @@ int test_write_file(const char *path, const void *data, size_t n);
  * both the training and the test files. Returns 0 on success. */
 int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *images,
                    const unsigned char *labels);
+/* test_write_idx with n pseudo-random 28 x 28 images (pixel i: (i * 2654435761) >> 24) and
+ * labels i % 10: data for searches that only need to run, not to learn. */
+int test_write_noise_idx(const char *dir, int n);
 /* A fresh temporary directory for this test binary (created once). */
 const char *test_tmpdir(void);
 /* A whole file, malloc'ed and NUL-terminated; NULL if it cannot be read. */

@@ -141,10 +141,7 @@ static void test_alloc_search(void) {
     if (!model) return;
     static char data[1200];
     snprintf(data, sizeof data, "%s", tmp_path("idx"));
-    static unsigned char img[64 * 784], lab[64];
-    for (int i = 0; i < 64 * 784; i++) img[i] = (unsigned char)((i * 2654435761u) >> 24);
-    for (int i = 0; i < 64; i++) lab[i] = (unsigned char)(i % 10);
-    CHECK(test_write_idx(data, 64, 28, 28, img, lab) == 0);
+    CHECK(test_write_noise_idx(data, 64) == 0);
     srch_ctx s = {model, data, 0};
     /* every allocation point (under ASan, make test's slower second pass: every one of the first
      * 60, then a growing stride to the end) */
@@ -253,10 +250,7 @@ static void test_write_fails_search_cli(void) {
     if (!model) return;
     static char data[1200], run[1200];
     snprintf(data, sizeof data, "%s", tmp_path("idx_cli"));
-    static unsigned char img[64 * 784], lab[64];
-    for (int i = 0; i < 64 * 784; i++) img[i] = (unsigned char)((i * 40503u) >> 8);
-    for (int i = 0; i < 64; i++) lab[i] = (unsigned char)(i % 10);
-    CHECK(test_write_idx(data, 64, 28, 28, img, lab) == 0);
+    CHECK(test_write_noise_idx(data, 64) == 0);
     snprintf(run, sizeof run, "%s", tmp_path("cli_run"));
     char cmd[4096];
     const char *args = "--agent random --hw bismo_edge --budget latency=0.9 --episodes 3 --val 32 --eval-images 32 "

@@ -148,6 +148,18 @@ static int count_lines(const char *path) {
     return n;
 }
 
+/* 1 when run directories a and b hold the same file `name`, byte for byte */
+static int same_run_file(const char *a, const char *b, const char *name) {
+    char pa[1200], pb[1200];
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    char *ta = test_slurp(pa), *tb = test_slurp(pb);
+    int same = ta && tb && !strcmp(ta, tb);
+    free(ta);
+    free(tb);
+    return same;
+}
+
 static void test_search_cache_resume(void) {
     if (!test_need_fmnist()) return;
     const char *model_path = test_lenet5_file();
@@ -201,28 +213,12 @@ static void test_search_cache_resume(void) {
                "stop %d: status %d", k, stw);
     }
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, b, 1, NULL, NULL, &rb));
-    char pa[1200], pb[1200];
-    snprintf(pa, sizeof pa, "%s/best_policy.json", a);
-    snprintf(pb, sizeof pb, "%s/best_policy.json", b);
-    char *ta = test_slurp(pa), *tb = test_slurp(pb);
-    CHECK(ta && tb && !strcmp(ta, tb));
+    CHECK(same_run_file(a, b, "best_policy.json"));
     CHECK(rb.best_val_accuracy == ra.best_val_accuracy);
-    free(ta);
-    free(tb);
     /* the evaluation logs agree line for line (the resumed run lost no score and added none) */
-    snprintf(pa, sizeof pa, "%s/evals.jsonl", a);
-    snprintf(pb, sizeof pb, "%s/evals.jsonl", b);
-    ta = test_slurp(pa), tb = test_slurp(pb);
-    CHECK(ta && tb && !strcmp(ta, tb));
-    free(ta);
-    free(tb);
+    CHECK(same_run_file(a, b, "evals.jsonl"));
     /* and so do the Pareto files */
-    snprintf(pa, sizeof pa, "%s/pareto.csv", a);
-    snprintf(pb, sizeof pb, "%s/pareto.csv", b);
-    ta = test_slurp(pa), tb = test_slurp(pb);
-    CHECK(ta && tb && !strcmp(ta, tb));
-    free(ta);
-    free(tb);
+    CHECK(same_run_file(a, b, "pareto.csv"));
 }
 
 static void test_baselines(void) {
@@ -412,15 +408,8 @@ static void test_threads_determinism(void) {
             CHECKF(mixq_search(model_path, "fashion-mnist", &c, d[t], 0, NULL, NULL, &r) == MIXQ_OK, "%s: %s",
                    agents[i], mixq_last_error());
         }
-        for (int f = 0; f < 3; f++) {
-            char pa[1200], pb[1200];
-            snprintf(pa, sizeof pa, "%s/%s", d[0], files[f]);
-            snprintf(pb, sizeof pb, "%s/%s", d[1], files[f]);
-            char *ta = test_slurp(pa), *tb = test_slurp(pb);
-            CHECKF(ta && tb && !strcmp(ta, tb), "%s: %s differs between 1 and 2 threads", agents[i], files[f]);
-            free(ta);
-            free(tb);
-        }
+        for (int f = 0; f < 3; f++)
+            CHECKF(same_run_file(d[0], d[1], files[f]), "%s: %s differs between 1 and 2 threads", agents[i], files[f]);
     }
     CHECK_OK(mixq_set_threads(threads));
 }
