@@ -158,6 +158,30 @@ static void test_onnx_cli(void) {
     snprintf(a, sizeof a, "export %s/rt.mixq --format tflite --out x", test_tmpdir());
     EXPECT(a, 2, "--format expects onnx");
     EXPECT("cost tests/fixtures/onnx/dw_tiny.onnx --hw bismo_edge", 0, "dw1");
+    /* input preprocessing: a ToTensor()-only PyTorch model (tests/fixtures/onnx/unit_net.onnx) */
+    EXPECT("eval tests/fixtures/onnx/unit_net.onnx --data fashion-mnist --preprocess unti", 1,
+           "did you mean 'unit'");
+    snprintf(a, sizeof a, "export tests/fixtures/onnx/unit_net.onnx --format onnx --out %s/u.onnx "
+             "--embed-preprocess", test_tmpdir());
+    EXPECT(a, 1, "cannot embed");
+    if (access("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz", R_OK) != 0) {
+        test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
+        return;
+    }
+    EXPECT("eval tests/fixtures/onnx/unit_net.onnx --data fashion-mnist", 0,
+           "records no input preprocessing; assuming dataset");
+    EXPECT("eval tests/fixtures/onnx/unit_net.onnx --data fashion-mnist --preprocess unit", 0,
+           "accuracy 87.59%"); /* PyTorch's, tests/fixtures/onnx/preprocess_ref.mqfx */
+    EXPECT("eval tests/fixtures/onnx/unit_net.onnx --data fashion-mnist --mean 0 --std 1 --scale 1/255",
+           0, "accuracy 87.59%");
+    snprintf(a, sizeof a, "import tests/fixtures/onnx/unit_net.onnx --preprocess unit --out %s/u.mixq",
+             test_tmpdir());
+    EXPECT(a, 0, "input transform: unit: x = pixel / 255");
+    snprintf(a, sizeof a, "export %s/u.mixq --format onnx --out %s/u.onnx --embed-preprocess",
+             test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "eval %s/u.onnx --data fashion-mnist", test_tmpdir());
+    EXPECT(a, 0, "accuracy 87.59%");
 }
 
 static void test_train_zero_epochs_info_eval(void) {

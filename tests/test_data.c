@@ -1,6 +1,7 @@
 /* Datasets: IDX (plain and gzip) and CIFAR-10 readers on files the test generates, seeded
  * validation splits, normalisation, augmentation determinism, every bad-input case, and the
  * real Fashion-MNIST when Debian's package is installed. */
+#include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -171,7 +172,7 @@ static void test_split_reproducible(void) {
         /* a batch without augmentation is (p/255 - mean) / std, labels as stored */
         int idx[3] = {5, 0, 199}, lab[3];
         float x[48];
-        CHECK_OK(mq_data_batch(z, idx, 3, 0, 1, x, lab));
+        CHECK_OK(mq_data_batch(z, NULL, idx, 3, 0, 1, x, lab));
         double err = 0;
         for (int i = 0; i < 3; i++)
             for (int k = 0; k < 16; k++) {
@@ -181,7 +182,7 @@ static void test_split_reproducible(void) {
         CHECKF(err < 1e-5, "normalised pixels off by %g", err);
         CHECK(lab[0] == 5 && lab[1] == 0 && lab[2] == 9);
         int bad = 200;
-        CHECK(mq_data_batch(z, &bad, 1, 0, 1, x, lab) == MIXQ_ERR_ARG);
+        CHECK(mq_data_batch(z, NULL, &bad, 1, 0, 1, x, lab) == MIXQ_ERR_ARG);
     }
     mixq_dataset_free(a);
     mixq_dataset_free(b);
@@ -198,17 +199,17 @@ static void test_augmentation(void) {
     enum { P = 144 };
     int all[8] = {3, 9, 17, 2, 40, 63, 0, 11}, lab[8];
     float x8[8 * P], x1[P], y8[8 * P], plain[8 * P], s2[8 * P];
-    CHECK_OK(mq_data_batch(z, all, 8, 1, 42, x8, lab));
-    CHECK_OK(mq_data_batch(z, all, 8, 1, 42, y8, lab));
+    CHECK_OK(mq_data_batch(z, NULL, all, 8, 1, 42, x8, lab));
+    CHECK_OK(mq_data_batch(z, NULL, all, 8, 1, 42, y8, lab));
     CHECK(memcmp(x8, y8, sizeof x8) == 0);
     /* an image's crop/flip does not depend on the batch it is in */
     for (int i = 0; i < 8; i++) {
-        CHECK_OK(mq_data_batch(z, all + i, 1, 1, 42, x1, lab));
+        CHECK_OK(mq_data_batch(z, NULL, all + i, 1, 1, 42, x1, lab));
         CHECK(memcmp(x1, x8 + i * P, sizeof x1) == 0);
     }
     /* augmentation changes images; another seed changes them differently */
-    CHECK_OK(mq_data_batch(z, all, 8, 0, 42, plain, lab));
-    CHECK_OK(mq_data_batch(z, all, 8, 1, 43, s2, lab));
+    CHECK_OK(mq_data_batch(z, NULL, all, 8, 0, 42, plain, lab));
+    CHECK_OK(mq_data_batch(z, NULL, all, 8, 1, 43, s2, lab));
     CHECK(memcmp(plain, x8, sizeof plain) != 0);
     CHECK(memcmp(s2, x8, sizeof s2) != 0);
     /* every augmented pixel is either zero padding or one of the original image's pixels */
@@ -271,10 +272,95 @@ static void test_cifar(void) {
         for (int ch = 0; ch < 3; ch++) CHECK(tr->std[ch] > 0);
         float x[2 * 3072];
         int idx[2] = {0, 5}, lab[2];
-        CHECK_OK(mq_data_batch(te, idx, 2, 1, 9, x, lab));
+        CHECK_OK(mq_data_batch(te, NULL, idx, 2, 1, 9, x, lab));
         CHECK(lab[0] == 0 && lab[1] == 5);
     }
     mixq_dataset_free(tr);
+    mixq_dataset_free(te);
+}
+
+/* Input transforms: presets, custom ones and their errors, the JSON form, BGR order, and what a
+ * batch holds under each (PyTorch's arithmetic: (pixel / 255 - mean) / std). */
+static void test_preprocess(void) {
+    mixq_preprocess pp, q;
+    CHECK_OK(mixq_preprocess_preset("unit", 1, &pp));
+    CHECK(!pp.from_data && pp.channels == 1 && pp.scale == 1.0f / 255 && pp.mean[0] == 0 && pp.std[0] == 1);
+    CHECK_OK(mixq_preprocess_preset("imagenet", 3, &pp));
+    CHECK(pp.mean[2] == 0.406f && pp.std[1] == 0.224f);
+    CHECK_OK(mixq_preprocess_preset("torchvision-normalize", 3, &q));
+    CHECK(!memcmp(pp.mean, q.mean, sizeof q.mean) && !memcmp(pp.std, q.std, sizeof q.std));
+    CHECK_OK(mixq_preprocess_preset("dataset", 3, &pp));
+    CHECK(pp.from_data);
+    CHECK(mixq_preprocess_preset("imagenet", 1, &pp) == MIXQ_ERR_ARG && strstr(mixq_last_error(), "3-channel"));
+    CHECK(mixq_preprocess_preset("mnist", 3, &pp) == MIXQ_ERR_ARG);
+    CHECK(mixq_preprocess_preset("unti", 1, &pp) == MIXQ_ERR_ARG && strstr(mixq_last_error(), "did you mean 'unit'"));
+    CHECK(mixq_preprocess_preset("unit", 0, &pp) == MIXQ_ERR_ARG);
+    for (const char *const *n = mixq_preprocess_presets(); *n; n++) {
+        int ch = !strcmp(*n, "mnist") || !strcmp(*n, "fashion-mnist") ? 1 : 3;
+        CHECKF(mixq_preprocess_preset(*n, ch, &pp) == MIXQ_OK, "preset %s: %s", *n, mixq_last_error());
+    }
+    const float m3[3] = {0.1f, 0.2f, 0.3f}, s3[3] = {0.5f, 0.25f, 2.0f}, zero = 0, nan_ = NAN;
+    CHECK_OK(mixq_preprocess_custom(3, 1.0f / 255, m3, 3, s3, 3, 1, &pp));
+    CHECK(mixq_preprocess_custom(3, 1, m3, 2, s3, 3, 0, &q) == MIXQ_ERR_ARG);
+    CHECK(mixq_preprocess_custom(1, 1, &zero, 1, &zero, 1, 0, &q) == MIXQ_ERR_ARG); /* std 0 */
+    CHECK(mixq_preprocess_custom(1, 1, &nan_, 1, s3, 1, 0, &q) == MIXQ_ERR_ARG);
+    CHECK(mixq_preprocess_custom(1, -1, m3, 1, s3, 1, 0, &q) == MIXQ_ERR_ARG);
+    CHECK(mixq_preprocess_custom(1, 1, m3, 1, s3, 1, 1, &q) == MIXQ_ERR_ARG); /* BGR needs 3 */
+    char d[200];
+    mixq_preprocess_describe(&pp, d, sizeof d);
+    CHECKF(!strcmp(d, "custom: x = (pixel / 255 - (0.1, 0.2, 0.3)) / (0.5, 0.25, 2), channels reversed (BGR)"), "%s", d);
+    /* the JSON form round-trips exactly; bad records are errors naming the origin */
+    char *j = mq_pp_json(&pp);
+    CHECK(j != NULL);
+    if (j) {
+        CHECK_OK(mq_pp_parse_json(j, strlen(j), "t", &q));
+        CHECKF(!memcmp(&pp, &q, sizeof pp), "JSON round trip differs: %s", j);
+        free(j);
+    }
+    CHECK_OK(mixq_preprocess_preset("dataset", 1, &pp));
+    j = mq_pp_json(&pp);
+    CHECK(j && !mq_pp_parse_json(j, strlen(j), "t", &q) && q.from_data);
+    free(j);
+    static const char *const bad[] = {"[1]", "{\"scale\": 1, \"mean\": [0], \"std\": [0]}",
+                                      "{\"scale\": 1, \"mean\": [0, 0], \"std\": [1]}",
+                                      "{\"scale\": \"x\", \"mean\": [0], \"std\": [1]}",
+                                      "{\"scale\": 1, \"mean\": [0], \"std\": [1], \"order\": \"gbr\"}",
+                                      "{\"scale\": 1, \"mean\": [0,0,0,0,0], \"std\": [1,1,1,1,1]}", "{"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECKF(mq_pp_parse_json(bad[i], strlen(bad[i]), "f.mixq", &q) == MIXQ_ERR_FORMAT, "accepted %s", bad[i]);
+        CHECK(strstr(mixq_last_error(), "f.mixq") != NULL);
+    }
+    /* batches: unit is pixel / 255 exactly as PyTorch computes it; BGR reverses the channels */
+    const char *dir = subdir("pp_cifar");
+    make_cifar_dir(dir);
+    mixq_dataset *te = NULL;
+    CHECK_OK(mixq_dataset_load(dir, MIXQ_SPLIT_TEST, 0, 1, &te));
+    if (te) {
+        float x[3072], y[3072];
+        CHECK_OK(mixq_preprocess_preset("unit", 3, &pp));
+        CHECK_OK(mixq_dataset_batch(te, &pp, 1, 1, x, NULL));
+        int same = 1;
+        for (int k = 0; k < 3072; k++) same &= x[k] == (float)te->images[3072 + k] / 255.0f;
+        CHECK(same);
+        CHECK_OK(mixq_preprocess_custom(3, 1.0f / 255, m3, 3, s3, 3, 1, &q));
+        CHECK_OK(mixq_dataset_batch(te, &q, 1, 1, y, NULL));
+        same = 1;
+        for (int c = 0; c < 3; c++)
+            for (int k = 0; k < 1024; k++)
+                same &= y[c * 1024 + k] == (x[(2 - c) * 1024 + k] - m3[c]) / s3[c];
+        CHECK(same);
+        CHECK_OK(mixq_preprocess_preset("fashion-mnist", 1, &pp)); /* 1 channel for 3-channel images */
+        CHECK(mixq_dataset_batch(te, &pp, 0, 1, x, NULL) == MIXQ_ERR_SHAPE);
+        CHECK(strstr(mixq_last_error(), "1-channel") != NULL);
+        /* NULL: the dataset's own statistics, the "dataset" transform's numbers (to float
+         * rounding: the default keeps its one multiply-add, recorded numbers PyTorch's order) */
+        CHECK_OK(mixq_dataset_batch(te, NULL, 0, 1, x, NULL));
+        CHECK_OK(mixq_dataset_preprocess(te, &pp));
+        CHECK_OK(mixq_dataset_batch(te, &pp, 0, 1, y, NULL));
+        float worst = 0;
+        for (int k = 0; k < 3072; k++) worst = fmaxf(worst, fabsf(x[k] - y[k]));
+        CHECKF(worst < 1e-5f, "default vs recorded dataset statistics: %g", worst);
+    }
     mixq_dataset_free(te);
 }
 
@@ -521,6 +607,7 @@ int main(void) {
     TEST_RUN(test_split_reproducible);
     TEST_RUN(test_augmentation);
     TEST_RUN(test_cifar);
+    TEST_RUN(test_preprocess);
     TEST_RUN(test_bad_idx);
     TEST_RUN(test_idx_huge_header);
     TEST_RUN(test_bad_cifar);

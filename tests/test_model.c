@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "mixq/mixq.h"
 #include "test.h"
@@ -189,6 +190,59 @@ static void test_save_load_roundtrip(void) {
     mixq_model_free(m);
 }
 
+/* A model records its input transform: none when built fresh (the default, not written), then
+ * what is set survives a file and a clone; a file without the section is the default, unrecorded;
+ * a bad section is an error naming the file; a transform for other channels is refused. */
+static void test_preprocess_recorded(void) {
+    mixq_model *m = make("lenet5", 1, 28, 28, 10, 5), *l = NULL, *c = NULL;
+    if (!m) return;
+    mixq_preprocess pp, got;
+    CHECK(mixq_model_preprocess(m, &got) == 0 && got.from_data && !strcmp(got.name, "dataset"));
+    const char *p = path_in_tmp("pp0.mixq");
+    CHECK_OK(mixq_model_save(m, p));
+    CHECK_OK(mixq_model_load(p, &l));
+    CHECK(l && mixq_model_preprocess(l, &got) == 0 && got.from_data);
+    mixq_model_free(l);
+    l = NULL;
+    const float mu = 0.5f, sd = 0.25f;
+    CHECK_OK(mixq_preprocess_custom(1, 1.0f / 255, &mu, 1, &sd, 1, 0, &pp));
+    CHECK_OK(mixq_model_set_preprocess(m, &pp));
+    CHECK_OK(mixq_model_save(m, p));
+    CHECK_OK(mixq_model_load(p, &l));
+    CHECK(l && mixq_model_preprocess(l, &got) == 1 && !memcmp(&got, &pp, sizeof pp));
+    CHECK_OK(mixq_model_clone(m, &c));
+    CHECK(c && mixq_model_preprocess(c, &got) == 1 && !memcmp(&got, &pp, sizeof pp));
+    CHECK_OK(mixq_preprocess_preset("imagenet", 3, &pp));
+    CHECK(mixq_model_set_preprocess(m, &pp) == MIXQ_ERR_SHAPE);
+    /* the section's JSON corrupted (same length, checksum fixed): an error naming the file */
+    size_t n = 0;
+    char *b = test_slurp(p);
+    FILE *f = fopen(p, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        n = (size_t)ftell(f);
+        fclose(f);
+    }
+    char *at = NULL;
+    for (size_t i = 0; b && i + 7 < n && !at; i++)
+        if (!memcmp(b + i, "\"std\":[", 7)) at = b + i + 7;
+    CHECK(at != NULL);
+    if (at) {
+        *at = '-'; /* std -0.25 */
+        uint32_t crc = (uint32_t)crc32(0L, (const unsigned char *)b, (uInt)(n - 4));
+        memcpy(b + n - 4, &crc, 4);
+        const char *q = path_in_tmp("pp_bad.mixq");
+        CHECK(test_write_file(q, b, n) == 0);
+        mixq_model *x = NULL;
+        CHECK(mixq_model_load(q, &x) == MIXQ_ERR_FORMAT && x == NULL);
+        CHECKF(strstr(mixq_last_error(), "pp_bad.mixq") && strstr(mixq_last_error(), "std"), "%s", mixq_last_error());
+    }
+    free(b);
+    mixq_model_free(c);
+    mixq_model_free(l);
+    mixq_model_free(m);
+}
+
 static void expect_load_error(const char *p, mixq_status want, const char *needle) {
     mixq_model *l = (mixq_model *)1;
     mixq_status st = mixq_model_load(p, &l);
@@ -361,6 +415,7 @@ int main(void) {
     TEST_RUN(test_bad_config);
     TEST_RUN(test_forward_batch_and_threads);
     TEST_RUN(test_save_load_roundtrip);
+    TEST_RUN(test_preprocess_recorded);
     TEST_RUN(test_bad_model_files);
     TEST_RUN(test_backward_misuse);
     TEST_RUN(test_huge_header);

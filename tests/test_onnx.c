@@ -176,6 +176,201 @@ out:
     mixq_model_free(m);
 }
 
+/* Predicted class of every image of d as the model's transform gives them; NULL on error. */
+static int *predict_all(mixq_model *m, const mixq_dataset *d) {
+    const int n = mixq_dataset_count(d), B = 500;
+    int c, h, w, k;
+    mixq_model_input_shape(m, &c, &h, &w, &k);
+    mixq_preprocess pp;
+    mixq_model_preprocess(m, &pp);
+    int *pred = malloc(sizeof(int) * (size_t)n);
+    float *x = malloc(sizeof(float) * (size_t)B * c * h * w), *lg = malloc(sizeof(float) * (size_t)B * k);
+    int ok = pred && x && lg;
+    for (int s = 0; ok && s < n; s += B) {
+        int b = n - s < B ? n - s : B;
+        ok = mixq_dataset_batch(d, &pp, s, b, x, NULL) == MIXQ_OK && mixq_model_forward(m, x, b, 0, lg) == MIXQ_OK;
+        for (int i = 0; ok && i < b; i++) {
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                if (lg[i * k + j] > lg[i * k + best]) best = j;
+            pred[s + i] = best;
+        }
+    }
+    free(x);
+    free(lg);
+    if (!ok) free(pred);
+    return ok ? pred : NULL;
+}
+
+static int count_diff(const int *a, const float *b, int n) {
+    int d = 0;
+    for (int i = 0; i < n; i++) d += a[i] != (int)b[i];
+    return d;
+}
+
+/* A PyTorch model trained on ToTensor() inputs (pixel / 255, no Normalize): nothing in the file
+ * says so. Imported as it is, mixq assumes its own default (not recorded); with the "unit" preset
+ * it predicts every test image as PyTorch does; a mixq export records the transform in
+ * metadata_props and reads back with it; an export with the transform embedded as Sub/Div nodes
+ * reads back with the same transform folded out of the graph. */
+static void test_preprocess_unit(void) {
+    if (!test_need_fmnist()) return;
+    fx_file *fx = fx_load(FX "preprocess_ref.mqfx");
+    mixq_model *m = NULL, *r = NULL, *e = NULL;
+    mixq_dataset *te = NULL;
+    int *pred = NULL, *p2 = NULL;
+    CHECKF(fx != NULL, "%s", FX "preprocess_ref.mqfx (scripts/gen_preprocess_fixture.py)");
+    const float *x = fx ? fx_get(fx, "unit_net.input", 8 * 784) : NULL;
+    const float *ref = fx ? fx_get(fx, "unit_net.logits", 80) : NULL;
+    const float *tpred = fx ? fx_get(fx, "unit_net.pred", 10000) : NULL;
+    const float *tacc = fx ? fx_get(fx, "unit_net.test_accuracy", 1) : NULL;
+    CHECK_OK(mixq_model_import_onnx(FX "unit_net.onnx", &m));
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TEST, 0, 1, &te));
+    if (!m || !te || !x || !ref || !tpred || !tacc) goto out;
+    mixq_preprocess pp, got;
+    CHECK(mixq_model_preprocess(m, &got) == 0 && got.from_data); /* nothing recorded: the default */
+    CHECK_OK(mixq_preprocess_preset("unit", 1, &pp));
+    CHECK_OK(mixq_model_set_preprocess(m, &pp));
+    CHECK(mixq_model_preprocess(m, &got) == 1 && !got.from_data && got.scale == 1.0f / 255 && got.std[0] == 1);
+    float out[80], xb[8 * 784];
+    CHECK_OK(mixq_dataset_batch(te, &pp, 0, 8, xb, NULL)); /* the inputs PyTorch got, bit for bit */
+    CHECK(!memcmp(xb, x, sizeof xb));
+    CHECK_OK(mixq_model_forward(m, x, 8, 0, out));
+    double ma;
+    max_rel(out, ref, 80, &ma);
+    CHECKF(ma < 1e-4, "logits vs PyTorch: max abs %.3g", ma);
+    pred = predict_all(m, te);
+    CHECK(pred != NULL);
+    if (pred) {
+        int diff = count_diff(pred, tpred, 10000);
+        float acc;
+        CHECK_OK(mixq_evaluate(m, te, 500, &acc, NULL));
+        printf("  unit_net with --preprocess unit: %d of 10000 predictions differ from PyTorch's; accuracy "
+               "%.2f%% (PyTorch %.2f%%)\n", diff, 100.0 * acc, 100.0 * tacc[0]);
+        CHECK(diff == 0);
+        CHECK(fabs((double)acc - (double)tacc[0]) < 0.5e-4);
+    }
+    /* export: the transform travels in metadata_props */
+    char of[1100], ef[1100];
+    snprintf(of, sizeof of, "%s/unit_net_pp.onnx", test_tmpdir());
+    snprintf(ef, sizeof ef, "%s/unit_net_embedded.onnx", test_tmpdir());
+    CHECK_OK(mixq_model_export_onnx(m, of));
+    CHECK_OK(mixq_model_import_onnx(of, &r));
+    if (r) {
+        CHECK(mixq_model_preprocess(r, &got) == 1 && !memcmp(&got, &pp, sizeof pp));
+        p2 = predict_all(r, te);
+        CHECK(p2 && !memcmp(p2, pred, sizeof(int) * 10000));
+        free(p2);
+        p2 = NULL;
+    }
+    /* embedded as Sub/Div: the graph takes raw pixels; read back, the Sub/Div fold into the transform */
+    CHECK_OK(mixq_model_export_onnx_ex(m, ef, 1));
+    CHECK_OK(mixq_model_import_onnx(ef, &e));
+    if (e) {
+        CHECK(mixq_model_preprocess(e, &got) == 1);
+        CHECKF(got.scale == 1 && fabsf(got.mean[0]) < 1e-6f && fabsf(got.std[0] - 255) < 1e-3f,
+               "embedded transform read back as scale %g mean %g std %g", got.scale, got.mean[0], got.std[0]);
+        CHECK(mixq_model_node_count(e) == mixq_model_node_count(m));
+        p2 = predict_all(e, te);
+        int diff = p2 && pred ? 0 : -1;
+        for (int i = 0; p2 && pred && i < 10000; i++) diff += p2[i] != pred[i];
+        printf("  embedded-transform export read back: %d of 10000 predictions differ (x / 255 vs (x - 0) / 255)\n", diff);
+        CHECK(diff >= 0 && diff <= 2);
+    }
+    /* mixq's default transform cannot be embedded: it has no numbers until a dataset gives them */
+    mixq_model_free(r);
+    r = NULL;
+    CHECK_OK(mixq_model_import_onnx(FX "unit_net.onnx", &r));
+    if (r) CHECK(mixq_model_export_onnx_ex(r, ef, 1) == MIXQ_ERR_ARG);
+out:
+    free(pred);
+    free(p2);
+    mixq_model_free(m);
+    mixq_model_free(r);
+    mixq_model_free(e);
+    mixq_dataset_free(te);
+    fx_free(fx);
+}
+
+/* Every quantized export reads back with identical outputs: every zoo model and every fixture, at
+ * a mixed policy (most layers W4A4, a per-kernel layer, a 2-bit layer, an 8-bit last layer). */
+static void roundtrip_one(const char *what, mixq_model *m, const mixq_dataset *tr) {
+    int nq = 0, first = -1, last = -1, second = -1;
+    for (int i = 0; i < mixq_model_node_count(m); i++) {
+        mixq_node_info ni;
+        if (mixq_model_node(m, i, &ni) || (ni.op != MIXQ_OP_CONV && ni.op != MIXQ_OP_LINEAR)) continue;
+        if (first < 0) first = i;
+        else if (second < 0) second = i;
+        last = i;
+        nq++;
+    }
+    mixq_node_info fi, si, li;
+    CHECK(nq >= 2);
+    if (nq < 2 || mixq_model_node(m, first, &fi) || mixq_model_node(m, second, &si) || mixq_model_node(m, last, &li))
+        return;
+    char pol[4096];
+    int o = snprintf(pol, sizeof pol, "{\"mixq_policy\": 1, \"default\": {\"w_bits\": 4, \"a_bits\": 4}, \"layers\": {"
+                     "\"%s\": {\"w_bits\": 2, \"a_bits\": 2, \"granularity\": \"layer\"}, \"%s\": {\"w_bits\": [", fi.name, si.name);
+    for (int k = 0; k < si.out_c && o < (int)sizeof pol - 200; k++) o += snprintf(pol + o, sizeof pol - (size_t)o, "%s%d", k ? ", " : "", 1 + k % 8);
+    snprintf(pol + o, sizeof pol - (size_t)o, "]}, \"%s\": {\"w_bits\": 8, \"a_bits\": 8}}}", li.name);
+    mixq_policy *p = NULL;
+    CHECKF(mixq_policy_parse(pol, strlen(pol), what, &p) == MIXQ_OK, "%s: %s", what, mixq_last_error());
+    CHECKF(p && mixq_model_quantize(m, p) == MIXQ_OK, "%s: %s", what, mixq_last_error());
+    mixq_policy_free(p);
+    CHECK_OK(mixq_model_calibrate(m, tr, 64));
+    int c, h, w, k;
+    mixq_model_input_shape(m, &c, &h, &w, &k);
+    const int n = 4;
+    float *x = malloc(sizeof(float) * (size_t)n * c * h * w), *a = malloc(sizeof(float) * (size_t)n * k),
+          *b = malloc(sizeof(float) * (size_t)n * k);
+    char q[1100];
+    snprintf(q, sizeof q, "%s/rt_%s.onnx", test_tmpdir(), what);
+    mixq_model *r = NULL;
+    if (!x || !a || !b) goto out;
+    CHECK_OK(mixq_dataset_batch(tr, NULL, 0, n, x, NULL));
+    CHECK_OK(mixq_model_forward(m, x, n, 0, a));
+    CHECKF(mixq_model_export_onnx(m, q) == MIXQ_OK, "%s: %s", what, mixq_last_error());
+    CHECKF(mixq_model_import_onnx(q, &r) == MIXQ_OK, "%s: %s", what, mixq_last_error());
+    if (r) {
+        CHECK(mixq_model_is_quantized(r));
+        CHECK_OK(mixq_model_forward(r, x, n, 0, b));
+        double ma;
+        max_rel(a, b, n * k, &ma);
+        printf("  %-14s QDQ export read back: max abs difference %.3g\n", what, ma);
+        CHECKF(ma == 0, "%s: QDQ round trip differs by %.3g", what, ma);
+    }
+out:
+    mixq_model_free(r);
+    free(x);
+    free(a);
+    free(b);
+}
+
+static void test_roundtrip_all(void) {
+    if (!test_need_fmnist()) return;
+    mixq_dataset *tr = NULL;
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 1, &tr));
+    if (!tr) return;
+    for (const char *const *a = mixq_model_archs(); *a; a++) {
+        mixq_model_config cfg = {.arch = *a, .in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .seed = 3};
+        if (!strcmp(*a, "mobilenet_v1")) cfg.width = 0.5f;
+        mixq_model *m = NULL;
+        CHECKF(mixq_model_create(&cfg, &m) == MIXQ_OK, "%s: %s", *a, mixq_last_error());
+        if (m) roundtrip_one(*a, m, tr);
+        mixq_model_free(m);
+    }
+    static const char *const fixtures[] = {"resnet_tiny", "dw_tiny", "unit_net"};
+    for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+        char path[256];
+        snprintf(path, sizeof path, FX "%s.onnx", fixtures[i]);
+        mixq_model *m = NULL;
+        CHECKF(mixq_model_import_onnx(path, &m) == MIXQ_OK, "%s: %s", path, mixq_last_error());
+        if (m) roundtrip_one(fixtures[i], m, tr);
+        mixq_model_free(m);
+    }
+    mixq_dataset_free(tr);
+}
+
 static void expect_bad(const char *path, mixq_status want, const char *needle) {
     mixq_model *m = NULL;
     mixq_status st = mixq_model_import_onnx(path, &m);
@@ -345,6 +540,8 @@ static void test_nested_graphs(void) {
 int main(void) {
     TEST_RUN(test_import_pytorch);
     TEST_RUN(test_qdq_roundtrip);
+    TEST_RUN(test_preprocess_unit);
+    TEST_RUN(test_roundtrip_all);
     TEST_RUN(test_bad_files);
     TEST_RUN(test_nested_graphs);
     return test_summary();

@@ -278,7 +278,7 @@ static void test_threads_invariant(void) {
     const int old = mixq_get_threads();
     float *x = malloc(sizeof(float) * 9 * 784), *y1 = malloc(sizeof(float) * 90),
           *y2 = malloc(sizeof(float) * 90), *y3 = malloc(sizeof(float) * 10);
-    CHECK_OK(mixq_dataset_batch(d, 0, 9, x, NULL));
+    CHECK_OK(mixq_dataset_batch(d, NULL, 0, 9, x, NULL));
     for (int k = MIXQ_KERNEL_BITSERIAL; k <= MIXQ_KERNEL_INT8; k++) {
         if (!mixq_kernel_available((mixq_kernel)k)) continue;
         mixq_runtime_config rc;

@@ -150,6 +150,123 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
 }
 
+/* ---------------------------------------------------------------- input preprocessing */
+/* The options that give a model its input transform, shared by every command that reads a
+ * model and data (one parser: pp_option, then pp_apply once the model is loaded). */
+#define PP_HELP                                                                                 \
+    "  --preprocess NAME     the model's input transform, when it records none or another:\n"   \
+    "                        unit (pixel/255: torchvision ToTensor() alone) | signed ([-1,1]) |\n" \
+    "                        raw (0..255) | imagenet (= torchvision-normalize) | mnist |\n"      \
+    "                        fashion-mnist | cifar10 | dataset (mixq's default: the dataset's\n" \
+    "                        own per-channel mean and std)\n"                                    \
+    "  --mean A[,B,C]        x = (pixel * scale - mean) / std, per channel (default 0)\n"        \
+    "  --std A[,B,C]         (default 1)\n"                                                      \
+    "  --scale X             (default 1/255; a fraction such as 1/255 or a number)\n"            \
+    "  --channel-order rgb|bgr  bgr: the model reads the channels reversed (default rgb)\n"     \
+    "                        A model records its transform (train writes the one it used,\n"    \
+    "                        export keeps it in metadata_props mixq.preprocess); one given\n"    \
+    "                        here replaces it, and is written with the model.\n"
+
+typedef struct pp_opts {
+    const char *preset, *mean, *std, *scale, *order;
+} pp_opts;
+
+/* 1 when a is one of the preprocessing options (its value v is taken), else 0. */
+static int pp_option(const char *a, const char *v, pp_opts *o) {
+    const char **slot = !strcmp(a, "--preprocess")      ? &o->preset
+                        : !strcmp(a, "--mean")          ? &o->mean
+                        : !strcmp(a, "--std")           ? &o->std
+                        : !strcmp(a, "--scale")         ? &o->scale
+                        : !strcmp(a, "--channel-order") ? &o->order
+                                                        : NULL;
+    if (!slot) return 0;
+    *slot = v;
+    return 1;
+}
+
+/* "0.485,0.456,0.406" -> v[], count; 0 on a malformed list (message printed). */
+static int parse_float_list(const char *cmd, const char *flag, const char *s, float *v, int max) {
+    int n = 0;
+    const char *p = s;
+    while (p && *p) {
+        char *end;
+        errno = 0;
+        double x = strtod(p, &end);
+        if (end == p || errno || !isfinite(x) || n == max || (*end && *end != ',')) {
+            fprintf(stderr, "mixq %s: error: %s expects 1 to %d comma-separated numbers, got '%s'\n",
+                    cmd, flag, max, s);
+            return 0;
+        }
+        v[n++] = (float)x;
+        p = *end ? end + 1 : end;
+    }
+    if (!n) fprintf(stderr, "mixq %s: error: %s expects 1 to %d comma-separated numbers, got '%s'\n",
+                    cmd, flag, max, s ? s : "");
+    return n;
+}
+
+/* The transform the options give for a model of `channels` channels: 0 ok, else the exit code. */
+static int pp_build(const char *cmd, const pp_opts *o, int channels, mixq_preprocess *pp) {
+    if (o->preset && mixq_preprocess_preset(o->preset, channels, pp)) return fail(cmd);
+    if (!o->preset && mixq_preprocess_preset("unit", channels, pp)) return fail(cmd);
+    if (!o->mean && !o->std && !o->scale && !o->order) return 0;
+    if (pp->from_data)
+        return usage_error(cmd, "%s", "--preprocess dataset takes its mean and std from the data; it "
+                           "cannot be combined with --mean/--std/--scale/--channel-order");
+    float mean[MIXQ_PP_MAX_CH], std[MIXQ_PP_MAX_CH], scale = pp->scale;
+    int nm = channels, ns = channels, bgr = pp->bgr;
+    memcpy(mean, pp->mean, sizeof mean);
+    memcpy(std, pp->std, sizeof std);
+    if (o->mean && !(nm = parse_float_list(cmd, "--mean", o->mean, mean, MIXQ_PP_MAX_CH))) return 2;
+    if (o->std && !(ns = parse_float_list(cmd, "--std", o->std, std, MIXQ_PP_MAX_CH))) return 2;
+    if (o->scale) {
+        float num, den = 1;
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", o->scale);
+        char *slash = strchr(buf, '/');
+        if (slash) *slash = 0;
+        if (!parse_float(cmd, "--scale", buf, 1e-12, 1e12, &num) ||
+            (slash && !parse_float(cmd, "--scale (denominator)", slash + 1, 1e-12, 1e12, &den)))
+            return 2;
+        scale = num / den;
+    }
+    if (o->order) {
+        if (strcmp(o->order, "rgb") && strcmp(o->order, "bgr"))
+            return usage_error(cmd, "--channel-order expects rgb or bgr, got '%s'", o->order);
+        bgr = !strcmp(o->order, "bgr");
+    }
+    if (mixq_preprocess_custom(channels, scale, mean, nm, std, ns, bgr, pp)) return fail(cmd);
+    if (o->preset) snprintf(pp->name, sizeof pp->name, "%s+custom", o->preset);
+    return 0;
+}
+
+/* Give the loaded model its transform: the options' one (replacing what it records, said when
+ * different), or, when the model records none, say once which one is assumed and record it.
+ * Returns 0, or the exit code. */
+static int pp_apply(const char *cmd, mixq_model *m, const pp_opts *o, const char *path) {
+    mixq_preprocess cur, pp;
+    int recorded = mixq_model_preprocess(m, &cur);
+    char was[200], now[200];
+    mixq_preprocess_describe(&cur, was, sizeof was);
+    if (o->preset || o->mean || o->std || o->scale || o->order) {
+        int c, h, w, k, rc;
+        mixq_model_input_shape(m, &c, &h, &w, &k);
+        if ((rc = pp_build(cmd, o, c, &pp))) return rc;
+        mixq_preprocess_describe(&pp, now, sizeof now);
+        if (recorded && strcmp(was, now))
+            fprintf(stderr, "mixq %s: note: '%s' records the input transform %s; using %s as given\n",
+                    cmd, path, was, now);
+    } else if (!recorded) {
+        pp = cur;
+        fprintf(stderr, "mixq %s: note: '%s' records no input preprocessing; assuming %s. hint: if it "
+                "was trained on other inputs, say so: --preprocess unit for torchvision's ToTensor() "
+                "alone, or --mean/--std/--scale (`mixq %s --help`)\n", cmd, path, was, cmd);
+    } else {
+        return 0;
+    }
+    return mixq_model_set_preprocess(m, &pp) ? fail(cmd) : 0;
+}
+
 /* ---------------------------------------------------------------- train */
 typedef struct progress_state {
     int tty, quiet;
@@ -232,6 +349,10 @@ static const char train_help[] =
     "  --threads N           worker threads (default: all cores); results do not depend on it\n"
     "  --max-steps N         stop after N steps (for quick checks)\n"
     "  --quiet               no progress output\n"
+    PP_HELP
+    "                        Without them, a new model is trained on (and records) mixq's\n"
+    "                        default: (pixel/255 - mean) / std with the training set's own\n"
+    "                        per-channel statistics.\n"
     "\n"
     "Ctrl-C stops after the current step, writes the model so far to FILE and prints the\n"
     "command that continues it (--model FILE, the remaining epochs, from the lr reached).\n";
@@ -243,6 +364,7 @@ static int cmd_train(int argc, char **argv) {
     const char *arch = NULL, *data = NULL, *out = NULL;
     int val = 5000, threads = 0, lr_set = 0, quiet = 0;
     float width = 0;
+    pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -251,6 +373,7 @@ static int cmd_train(int argc, char **argv) {
             fputs(train_help, stdout);
             return 0;
         } else if (!strcmp(a, "--model")) arch = v;
+        else if (pp_option(a, v, &ppo)) ok = v != NULL;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--epochs")) ok = parse_int(C, a, v, 0, 100000, &tc.epochs);
@@ -316,6 +439,18 @@ static int cmd_train(int argc, char **argv) {
     size_t al = strlen(arch);
     int from_file = (al > 5 && !strcmp(arch + al - 5, ".onnx")) || (al > 5 && !strcmp(arch + al - 5, ".mixq"));
     if (from_file ? mixq_model_load(arch, &m) : mixq_model_create(&mc, &m)) {
+        fail(C);
+        goto out;
+    }
+    /* a new model is trained on (and records) the given transform, else the dataset's statistics
+     * (as numbers: mixq_train records them too, this also covers --epochs 0) */
+    if ((from_file || ppo.preset || ppo.mean || ppo.std || ppo.scale || ppo.order) &&
+        (rc = pp_apply(C, m, &ppo, arch)) != 0)
+        goto out;
+    rc = 1;
+    mixq_preprocess mpp;
+    mixq_model_preprocess(m, &mpp);
+    if (mpp.from_data && (mixq_dataset_preprocess(tr, &mpp) || mixq_model_set_preprocess(m, &mpp))) {
         fail(C);
         goto out;
     }
@@ -400,11 +535,13 @@ static const char eval_help[] =
     "--split val evaluates on the validation images carved from the training set with the\n"
     "same --val count and --seed as training used (defaults 5000 and 1).\n"
     "  --batch N     images per forward pass (default 256)\n"
-    "  --threads N   worker threads (default: all cores); results do not depend on it\n";
+    "  --threads N   worker threads (default: all cores); results do not depend on it\n"
+    PP_HELP;
 
 static int cmd_eval(int argc, char **argv) {
     const char *C = "eval", *path = NULL, *data = NULL;
     int batch = 256, val = 5000, threads = 0;
+    pp_opts ppo = {0};
     uint64_t seed = 1;
     mixq_split split = MIXQ_SPLIT_TEST;
     for (int i = 1; i < argc; i++) {
@@ -420,7 +557,8 @@ static int cmd_eval(int argc, char **argv) {
             continue;
         }
         if (!v) return bad_option(C, eval_help, a, 1);
-        if (!strcmp(a, "--data")) data = v;
+        if (pp_option(a, v, &ppo)) ;
+        else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--split")) {
             if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
             else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
@@ -443,6 +581,8 @@ static int cmd_eval(int argc, char **argv) {
         fail(C);
         goto out;
     }
+    if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
+    rc = 1;
     if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d)) {
         fail(C);
         goto out;
@@ -491,6 +631,11 @@ static int cmd_info(int argc, char **argv) {
     int c, h, w, k;
     mixq_model_input_shape(m, &c, &h, &w, &k);
     printf("model %s: input %dx%dx%d, %d classes\n", mixq_model_arch(m), c, h, w, k);
+    mixq_preprocess pp;
+    char ppd[200];
+    int recorded = mixq_model_preprocess(m, &pp);
+    mixq_preprocess_describe(&pp, ppd, sizeof ppd);
+    printf("input transform: %s%s\n", ppd, recorded ? "" : " (none recorded: mixq's default)");
     printf("%-4s %-26s %-10s %-18s %-14s %10s %12s\n", "#", "name", "op", "inputs", "output",
            "params", "MACs");
     int n = mixq_model_node_count(m);
@@ -612,7 +757,8 @@ static const char quantize_help[] =
     "                         the test set is never used\n"
     "  --seed N               (default 1)\n"
     "  --threads N            worker threads (default: all cores)\n"
-    "  --quiet                no progress output\n";
+    "  --quiet                no progress output\n"
+    PP_HELP;
 
 static int cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *path = NULL, *pol = NULL, *data = NULL, *out = NULL;
@@ -621,6 +767,7 @@ static int cmd_quantize(int argc, char **argv) {
     tc.lr = 0.01f;
     float epochs = 0;
     int calib = 2048, val = 5000, threads = 0, quiet = 0;
+    pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -638,7 +785,8 @@ static int cmd_quantize(int argc, char **argv) {
             continue;
         }
         if (!v) return bad_option(C, quantize_help, a, 1);
-        if (!strcmp(a, "--policy")) pol = v;
+        if (pp_option(a, v, &ppo)) ;
+        else if (!strcmp(a, "--policy")) pol = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
         else if (!strcmp(a, "--finetune-epochs")) ok = parse_float(C, a, v, 0, 10000, &epochs);
@@ -664,7 +812,13 @@ static int cmd_quantize(int argc, char **argv) {
     mixq_dataset *tr = NULL, *va = NULL;
     int rc = 1;
     float acc;
-    if (mixq_model_load(path, &m) || mixq_policy_load(pol, &p) || mixq_model_quantize(m, p) ||
+    if (mixq_model_load(path, &m)) {
+        fail(C);
+        goto out;
+    }
+    if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
+    rc = 1;
+    if (mixq_policy_load(pol, &p) || mixq_model_quantize(m, p) ||
         mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr) ||
         mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, tc.seed, &va)) {
         fail(C);
@@ -1073,6 +1227,7 @@ typedef struct search_ui {
     const char *out;    /* the run directory */
     const char *cmd;    /* this command line, for RUN_DIR/commands.jsonl */
     int report_failed;
+    const char *pp_note; /* said once the search starts: the model records no input transform */
 } search_ui;
 
 /* s as a JSON string's contents. */
@@ -1136,7 +1291,11 @@ static void on_search(const mixq_search_progress *p, void *user) {
         u->report_failed = 1;
         return;
     }
-    if (!strcmp(p->phase, "fp32")) record_command(u);
+    if (!strcmp(p->phase, "fp32")) {
+        record_command(u);
+        if (u->pp_note) fputs(u->pp_note, stderr);
+        u->pp_note = NULL;
+    }
     if (!strcmp(p->phase, "search")) {
         snprintf(where, sizeof where, "after episode %d of %d", p->episode, p->episodes);
         search_stop_set(u, where);
@@ -1389,12 +1548,27 @@ static int cmd_search(int argc, char **argv) {
     command_line(resume_cmd, sizeof resume_cmd - 10, argc, argv);
     snprintf(this_cmd, sizeof this_cmd, "%s", resume_cmd);
     if (!resume) strcat(resume_cmd, " --resume");
-    search_ui ui = {quiet, isatty(2), sc.budget && *sc.budget ? sc.budget : "none", resume_cmd, out, this_cmd, 0};
+    search_ui ui = {quiet, isatty(2), sc.budget && *sc.budget ? sc.budget : "none", resume_cmd, out, this_cmd, 0, NULL};
     search_stop_set(&ui, "before the first episode ended");
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint_search;
     sigaction(SIGINT, &sa, NULL);
+    char pp_note[1400];
+    { /* the search applies the transform the model records: say when it records none */
+        mixq_model *pm = NULL;
+        mixq_preprocess pp;
+        if (mixq_model_load(path, &pm)) return fail(C);
+        if (!mixq_model_preprocess(pm, &pp)) {
+            char d[200];
+            mixq_preprocess_describe(&pp, d, sizeof d);
+            snprintf(pp_note, sizeof pp_note, "mixq %s: note: '%.600s' records no input preprocessing; "
+                     "assuming %s. hint: if it was trained on other inputs, record them first: mixq "
+                     "import/eval/quantize ... --preprocess NAME (or --mean/--std/--scale)\n", C, path, d);
+            ui.pp_note = pp_note;
+        }
+        mixq_model_free(pm);
+    }
     mixq_search_result r;
     int st = mixq_search(path, data, &sc, out, resume, on_search, &ui, &r);
     signal(SIGINT, SIG_DFL);
@@ -1519,27 +1693,31 @@ out:
 
 /* ---------------------------------------------------------------- import / export */
 static const char import_help[] =
-    "usage: mixq import MODEL.onnx --out FILE.mixq\n"
+    "usage: mixq import MODEL.onnx --out FILE.mixq [--preprocess NAME | --mean/--std/--scale]\n"
     "\n"
     "Read an ONNX CNN (e.g. exported by torch.onnx.export in eval mode, opset 9..17) into a mixq\n"
     "model and print the layers it understood, named after the PyTorch modules. Supported:\n"
     "Conv, Gemm, MatMul+Add, BatchNormalization, Relu, Clip (ReLU6), MaxPool, AveragePool,\n"
     "GlobalAveragePool, Add, Flatten, Reshape to 2-D, Identity, Dropout, Constant, zero Pad before\n"
     "a Conv, and mixq's own QDQ exports (read back quantized). Anything else is an error naming\n"
-    "the node. train (--model FILE.onnx), eval, quantize and search also read .onnx directly.\n";
+    "the node. train (--model FILE.onnx), eval, quantize and search also read .onnx directly.\n"
+    "The input transform comes from the file's mixq.preprocess metadata (a mixq export) and\n"
+    "from leading Sub/Div nodes on the input, which are folded into it; or give it:\n"
+    PP_HELP;
 
 static int cmd_import(int argc, char **argv) {
     const char *C = "import", *path = NULL, *out = NULL;
+    pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(import_help, stdout);
             return 0;
         }
-        if (!strcmp(a, "--out")) {
-            if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
-            out = argv[++i];
-        } else if (a[0] == '-') return bad_option(C, import_help, a, 0);
+        if (a[0] == '-' && i + 1 >= argc) return bad_option(C, import_help, a, 1);
+        if (pp_option(a, argv[i + 1], &ppo)) i++;
+        else if (!strcmp(a, "--out")) out = argv[++i];
+        else if (a[0] == '-') return bad_option(C, import_help, a, 0);
         else if (path) return usage_error(C, "unexpected argument '%s'", a);
         else path = a;
     }
@@ -1548,8 +1726,8 @@ static int cmd_import(int argc, char **argv) {
     if (out_rc) return out_rc;
     mixq_model *m = NULL;
     if (mixq_model_import_onnx(path, &m)) return fail(C);
-    int rc = 0;
-    if (mixq_model_save(m, out)) rc = fail(C);
+    int rc = pp_apply(C, m, &ppo, path);
+    if (!rc && mixq_model_save(m, out)) rc = fail(C);
     mixq_model_free(m);
     if (rc) return rc;
     printf("imported %s:\n", path);
@@ -1560,28 +1738,42 @@ static int cmd_import(int argc, char **argv) {
 }
 
 static const char export_help[] =
-    "usage: mixq export MODEL --format onnx --out FILE.onnx\n"
+    "usage: mixq export MODEL --format onnx --out FILE.onnx [--embed-preprocess] [--data DATA]\n"
     "\n"
     "Write MODEL as ONNX (opset 13). A float model becomes plain Conv/Gemm/BatchNormalization/...\n"
     "nodes. A quantized model becomes QDQ: QuantizeLinear/DequantizeLinear around weights\n"
     "(int8 containers holding the b-bit values, per-channel scales along axis 0 where the policy\n"
     "uses them) and around input activations (a Clip to the calibrated range first, so an 8-bit\n"
     "container stays within b bits); metadata_props hold mixq.version, mixq.policy, mixq.bits\n"
-    "(per layer and per kernel) and mixq.provenance. k-means layers are written dequantized.\n";
+    "(per layer and per kernel), mixq.provenance and mixq.preprocess (the input transform, JSON).\n"
+    "k-means layers are written dequantized.\n"
+    "\n"
+    "  --embed-preprocess    start the graph with the input transform (Sub and Div, and a Gather\n"
+    "                        for BGR), so it takes raw pixels 0..255 as floats\n"
+    "  --data DATA           for a model whose transform is mixq's default (the dataset's own\n"
+    "                        statistics): the dataset to take the numbers from\n"
+    PP_HELP;
 
 static int cmd_export(int argc, char **argv) {
-    const char *C = "export", *path = NULL, *out = NULL, *format = "onnx";
+    const char *C = "export", *path = NULL, *out = NULL, *format = "onnx", *data = NULL;
+    pp_opts ppo = {0};
+    int embed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(export_help, stdout);
             return 0;
         }
-        if (!strcmp(a, "--out") || !strcmp(a, "--format")) {
-            if (i + 1 >= argc) return usage_error(C, "option '%s' needs a value", a);
-            if (!strcmp(a, "--out")) out = argv[++i];
-            else format = argv[++i];
-        } else if (a[0] == '-') return bad_option(C, export_help, a, 0);
+        if (!strcmp(a, "--embed-preprocess")) {
+            embed = 1;
+            continue;
+        }
+        if (a[0] == '-' && i + 1 >= argc) return bad_option(C, export_help, a, 1);
+        if (pp_option(a, argv[i + 1], &ppo)) i++;
+        else if (!strcmp(a, "--out")) out = argv[++i];
+        else if (!strcmp(a, "--format")) format = argv[++i];
+        else if (!strcmp(a, "--data")) data = argv[++i];
+        else if (a[0] == '-') return bad_option(C, export_help, a, 0);
         else if (path) return usage_error(C, "unexpected argument '%s'", a);
         else path = a;
     }
@@ -1591,8 +1783,21 @@ static int cmd_export(int argc, char **argv) {
     if (strcmp(format, "onnx")) return usage_error(C, "--format expects onnx, got '%s'", format);
     mixq_model *m = NULL;
     if (mixq_model_load(path, &m)) return fail(C);
-    int rc = 0;
-    if (mixq_model_export_onnx(m, out)) rc = fail(C);
+    int rc = pp_apply(C, m, &ppo, path);
+    mixq_preprocess pp;
+    mixq_model_preprocess(m, &pp);
+    if (!rc && pp.from_data && data) { /* the dataset's statistics, as numbers */
+        mixq_dataset *d = NULL;
+        if (mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, 0, 1, &d) || mixq_dataset_preprocess(d, &pp) ||
+            mixq_model_set_preprocess(m, &pp))
+            rc = fail(C);
+        mixq_dataset_free(d);
+    }
+    if (rc) {
+        mixq_model_free(m);
+        return rc;
+    }
+    if (mixq_model_export_onnx_ex(m, out, embed)) rc = fail(C);
     else printf("wrote %s (%s)\n", out, mixq_model_is_quantized(m) ? "quantized, QDQ" : "float");
     mixq_model_free(m);
     return rc;
@@ -1618,12 +1823,14 @@ static const char run_help[] =
     "  --split val  the validation images carved from the training set, with --val N\n"
     "               (default 5000) and --seed N (default 1) as training used them\n"
     "  --threads N  worker threads (default: all cores); results do not depend on it\n"
-    "  --layers     per-layer table: kernel, bits, fused ops, time per image\n";
+    "  --layers     per-layer table: kernel, bits, fused ops, time per image\n"
+    PP_HELP;
 
 static int cmd_run(int argc, char **argv) {
     const char *C = "run", *path = NULL, *data = NULL, *table = NULL;
     int batch = 64, val = 5000, threads = 0, images = 0, compare = 1, layers = 0;
     uint64_t seed = 1;
+    pp_opts ppo = {0};
     mixq_split split = MIXQ_SPLIT_TEST;
     mixq_runtime_config rc_cfg;
     mixq_runtime_config_default(&rc_cfg);
@@ -1648,7 +1855,8 @@ static int cmd_run(int argc, char **argv) {
             continue;
         }
         if (!v) return bad_option(C, run_help, a, 1);
-        if (!strcmp(a, "--data")) data = v;
+        if (pp_option(a, v, &ppo)) ;
+        else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--split")) {
             if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
             else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
@@ -1679,8 +1887,13 @@ static int cmd_run(int argc, char **argv) {
     mixq_dataset *d = NULL;
     mixq_runtime *rt = NULL;
     int rc = 1;
-    if (mixq_model_load(path, &m) ||
-        mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d) ||
+    if (mixq_model_load(path, &m)) {
+        fail(C);
+        goto out;
+    }
+    if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
+    rc = 1;
+    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d) ||
         (images && images < mixq_dataset_count(d) && mixq_dataset_truncate(d, images)) ||
         mixq_runtime_create(m, &rc_cfg, &rt)) {
         fail(C);

@@ -92,9 +92,54 @@ void mixq_dataset_shape(const mixq_dataset *d, int *c, int *h, int *w, int *clas
 const char *mixq_dataset_name(const mixq_dataset *d);
 /* Keep only the first n images (1 <= n <= count); for quick runs and search subsets. */
 mixq_status mixq_dataset_truncate(mixq_dataset *d, int n);
-/* Images [start, start + n) normalised as the models see them, x [n][c][h][w], and their labels
- * (may be NULL). */
-mixq_status mixq_dataset_batch(const mixq_dataset *d, int start, int n, float *x, int *labels);
+
+/* ---------------------------------------------------------------- input preprocessing */
+/* How a model turns a raw image (8-bit pixels, channels in the dataset file's order) into its
+ * input, per channel c:   x[c] = (pixel[src(c)] * scale - mean[c]) / std[c]
+ * with src(c) = c, or C - 1 - c when bgr is set (a 3-channel model trained on BGR images).
+ * A model carries its transform: training records the one it used, model files and ONNX exports
+ * (metadata_props "mixq.preprocess") store it, and evaluation, calibration, fine-tuning, search
+ * and the runtime all apply it. from_data is mixq's own default: scale 1/255 and the per-channel
+ * mean and std of the dataset's training file, read from whichever dataset the model is run on
+ * (training resolves it into numbers and records those). */
+#define MIXQ_PP_MAX_CH 4
+typedef struct mixq_preprocess {
+    char name[32];          /* preset name ("unit", "imagenet", ...), "custom" or "dataset" */
+    int from_data;          /* 1: mean/std are the dataset's own statistics (fields unused) */
+    int channels;           /* 1..MIXQ_PP_MAX_CH (0 with from_data: any) */
+    int bgr;                /* 1: channels reversed (RGB files, BGR model) */
+    float scale;            /* pixel * scale: 1/255 maps 0..255 to [0, 1] */
+    float mean[MIXQ_PP_MAX_CH], std[MIXQ_PP_MAX_CH];
+} mixq_preprocess;
+
+/* Presets, for a model taking `channels` input channels:
+ *   dataset        the dataset's own statistics (from_data), mixq's default
+ *   unit           pixel/255 in [0, 1]: torchvision's ToTensor() with no Normalize
+ *   signed         [-1, 1]: (pixel/255 - 0.5) / 0.5
+ *   raw            the pixel values 0..255 as they are
+ *   imagenet       (pixel/255 - (0.485, 0.456, 0.406)) / (0.229, 0.224, 0.225), 3 channels
+ *                  (alias torchvision-normalize)
+ *   mnist          (pixel/255 - 0.1307) / 0.3081, 1 channel
+ *   fashion-mnist  (pixel/255 - 0.2860) / 0.3530, 1 channel
+ *   cifar10        (pixel/255 - (0.4914, 0.4822, 0.4465)) / (0.2470, 0.2435, 0.2616), 3 channels
+ * An unknown name or a channel count the preset does not fit is MIXQ_ERR_ARG. */
+mixq_status mixq_preprocess_preset(const char *name, int channels, mixq_preprocess *out);
+/* The names above, NULL-terminated. */
+const char *const *mixq_preprocess_presets(void);
+/* A custom transform: nmean / nstd are 1 (the same for every channel) or `channels`. Scale, mean
+ * and std must be finite, scale and std positive. */
+mixq_status mixq_preprocess_custom(int channels, float scale, const float *mean, int nmean,
+                                   const float *std, int nstd, int bgr, mixq_preprocess *out);
+/* One line for people: "unit: x = pixel / 255", "custom: x = (pixel * 0.00392 - 0.5) / 0.25"... */
+void mixq_preprocess_describe(const mixq_preprocess *pp, char *buf, size_t n);
+
+/* The dataset's own statistics as numbers (what from_data means for d), named "dataset". */
+mixq_status mixq_dataset_preprocess(const mixq_dataset *d, mixq_preprocess *out);
+/* Images [start, start + n) as the model input pp describes (NULL: the dataset's own statistics,
+ * as a from_data transform), x [n][c][h][w], and their labels (may be NULL). A transform for
+ * another channel count than the dataset's is MIXQ_ERR_SHAPE. */
+mixq_status mixq_dataset_batch(const mixq_dataset *d, const mixq_preprocess *pp, int start, int n,
+                               float *x, int *labels);
 
 /* ---------------------------------------------------------------- models */
 typedef struct mixq_model mixq_model;
@@ -136,6 +181,10 @@ mixq_status mixq_model_create(const mixq_model_config *cfg, mixq_model **out);
  * quantized weights are brought up to date first. */
 mixq_status mixq_model_import_onnx(const char *path, mixq_model **out);
 mixq_status mixq_model_export_onnx(mixq_model *m, const char *path);
+/* The same; with embed_preprocess the graph starts with the model's input transform (Sub and Div
+ * nodes, a Gather first for BGR), so it takes raw pixels 0..255 as floats. A from_data transform
+ * must be set to numbers first (mixq_dataset_preprocess, mixq_model_set_preprocess). */
+mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed_preprocess);
 
 /* Load a model file written by mixq_model_save; every tensor's name and shape is checked
  * against the architecture the file names. */
@@ -164,6 +213,12 @@ int mixq_model_node_count(const mixq_model *m);
 mixq_status mixq_model_node(const mixq_model *m, int i, mixq_node_info *info);
 const char *mixq_model_arch(const mixq_model *m);
 void mixq_model_input_shape(const mixq_model *m, int *c, int *h, int *w, int *classes);
+/* The model's input transform (see mixq_preprocess). Returns 1 when it was recorded (trained,
+ * read from a file or an export that stores it, or set), 0 when the model was built fresh or
+ * read from a file that predates recording (it then is the from_data default). */
+int mixq_model_preprocess(const mixq_model *m, mixq_preprocess *out);
+/* Set the transform (it is then recorded): its channel count must be the model's. */
+mixq_status mixq_model_set_preprocess(mixq_model *m, const mixq_preprocess *pp);
 int64_t mixq_model_param_count(const mixq_model *m);
 int64_t mixq_model_macs(const mixq_model *m);
 

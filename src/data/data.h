@@ -14,12 +14,21 @@ struct mixq_dataset {
                                 full training file (identical for every split) */
 };
 
-/* Fill x [b][c][h][w] with normalised images idx[0..b) and labels [b]. With augment, each
+/* Fill x [b][c][h][w] with images idx[0..b) as transform pp gives them (NULL or from_data: the
+ * dataset's own statistics, see mq_pp_resolve) and labels [b]. With augment, each
  * image gets a random crop (zero padding of 2 px below 32 px images, 4 px otherwise) and a
  * random horizontal flip, drawn from an RNG seeded by mq_seed_mix(seed, idx[i], 0): results do
  * not depend on threads or on how images are grouped into batches. */
-mixq_status mq_data_batch(const mixq_dataset *d, const int *idx, int b, int augment,
-                          uint64_t seed, float *x, int *labels);
+mixq_status mq_data_batch(const mixq_dataset *d, const mixq_preprocess *pp, const int *idx, int b,
+                          int augment, uint64_t seed, float *x, int *labels);
+
+/* Input preprocessing (src/data/preprocess.c). mq_pp_resolve: the transform pp means for images
+ * of d (pp NULL or from_data: d's own statistics); a channel count other than d's is an error.
+ * mq_pp_json: the JSON form (malloc'ed, NULL when out of memory); mq_pp_parse_json reads it,
+ * origin names the file in errors. */
+mixq_status mq_pp_resolve(const mixq_preprocess *pp, const mixq_dataset *d, mixq_preprocess *out);
+char *mq_pp_json(const mixq_preprocess *pp);
+mixq_status mq_pp_parse_json(const char *text, size_t len, const char *origin, mixq_preprocess *out);
 
 /* Low-level readers (used by mixq_dataset_load and the tests). On success *images / *labels
  * are malloc'ed and owned by the caller. */

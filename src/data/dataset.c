@@ -52,7 +52,8 @@ mixq_status mixq_dataset_truncate(mixq_dataset *d, int n) {
     return MIXQ_OK;
 }
 
-mixq_status mixq_dataset_batch(const mixq_dataset *d, int start, int n, float *x, int *labels) {
+mixq_status mixq_dataset_batch(const mixq_dataset *d, const mixq_preprocess *pp, int start, int n,
+                               float *x, int *labels) {
     if (!d || !x) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_batch: NULL argument");
     if (start < 0 || n < 1 || start > d->n - n)
         return mq_err(MIXQ_ERR_ARG, "images [%d, %d) out of range: '%s' has %d", start, start + n,
@@ -62,7 +63,7 @@ mixq_status mixq_dataset_batch(const mixq_dataset *d, int start, int n, float *x
     mixq_status st = MIXQ_ERR_NOMEM;
     if (idx && lab) {
         for (int i = 0; i < n; i++) idx[i] = start + i;
-        st = mq_data_batch(d, idx, n, 0, 0, x, lab);
+        st = mq_data_batch(d, pp, idx, n, 0, 0, x, lab);
     }
     free(idx);
     if (lab != labels) free(lab);
@@ -269,8 +270,11 @@ mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count,
     return MIXQ_OK;
 }
 
-mixq_status mq_data_batch(const mixq_dataset *d, const int *idx, int b, int augment,
-                          uint64_t seed, float *x, int *labels) {
+mixq_status mq_data_batch(const mixq_dataset *d, const mixq_preprocess *pp, const int *idx, int b,
+                          int augment, uint64_t seed, float *x, int *labels) {
+    mixq_preprocess t;
+    mixq_status st = mq_pp_resolve(pp, d, &t);
+    if (st) return st;
     for (int i = 0; i < b; i++)
         if (idx[i] < 0 || idx[i] >= d->n)
             return mq_err(MIXQ_ERR_ARG, "image index %d out of range for '%s' (%d images)", idx[i],
@@ -290,15 +294,28 @@ mixq_status mq_data_batch(const mixq_dataset *d, const int *idx, int b, int augm
             flip = (int)mq_rng_below(&rng, 2);
         }
         for (int c = 0; c < C; c++) {
-            const float sc = 1.0f / (255.0f * d->std[c]), off = d->mean[c] / d->std[c];
-            const uint8_t *sp = src + (size_t)c * H * W;
+            /* x = (pixel * scale - mean) / std in PyTorch's order of operations (ToTensor
+             * divides by 255, Normalize subtracts, then divides), so inputs match its bit for bit.
+             * mixq's default as such (a model that records no transform: built fresh, or saved
+             * before models recorded one) keeps the one multiply-add it was always computed with,
+             * so the figures measured on those models stay what they were. */
+            const int legacy = !pp || pp->from_data;
+            const float mu = t.mean[c], sd = t.std[c], sc = t.scale;
+            const float lsc = 1.0f / (255.0f * sd), loff = mu / sd;
+            const int div255 = sc == 1.0f / 255.0f;
+            const uint8_t *sp = src + (size_t)(t.bgr ? C - 1 - c : c) * H * W;
             float *dp = dst + (size_t)c * H * W;
             for (int y = 0; y < H; y++) {
                 int sy = y + oy;
                 for (int xx = 0; xx < W; xx++) {
                     int sx = (flip ? W - 1 - xx : xx) + ox;
                     float v = (sy >= 0 && sy < H && sx >= 0 && sx < W) ? sp[sy * W + sx] : 0;
-                    dp[y * W + xx] = v * sc - off;
+                    if (legacy) {
+                        dp[y * W + xx] = v * lsc - loff;
+                    } else {
+                        v = div255 ? v / 255.0f : v * sc;
+                        dp[y * W + xx] = (v - mu) / sd;
+                    }
                 }
             }
         }

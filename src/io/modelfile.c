@@ -15,7 +15,9 @@
  *     int32   shape[4]     unused dims are 1
  *     float32 data[numel]
  *   }
- *   uint32   n_sections    extra named blobs (e.g. an embedded quantization policy)
+ *   uint32   n_sections    extra named blobs: "policy" (an embedded quantization policy, JSON),
+ *                          "qstate" (its calibrated state), "preprocess" (the input transform,
+ *                          JSON, see src/data/preprocess.c; absent in files that predate it)
  *   n_sections x { char tag[16]; uint64 length; uint8 bytes[length] }
  *   char     end[4]        "MQEN"
  *   uint32   crc32         zlib crc32 of every byte before it
@@ -33,6 +35,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "data/data.h"
 #include "nn/model.h"
 #include "quant/qmodel.h"
 
@@ -112,8 +115,18 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     if (!w.st && m->q) w.st = mq_quant_state_save(m, &qs, &qlen);
     const char *ptext = m->q ? mixq_policy_text(mixq_model_policy(m)) : NULL;
     if (!w.st && m->q && !ptext) w.st = MIXQ_ERR_NOMEM;
-    nsec = m->q ? 2 : 0;
+    char *pptext = m->pp_recorded ? mq_pp_json(&m->pp) : NULL;
+    if (!w.st && m->pp_recorded && !pptext) w.st = MIXQ_ERR_NOMEM;
+    nsec = (m->q ? 2 : 0) + (pptext ? 1 : 0);
     wr(&w, &nsec, 4);
+    if (pptext) {
+        char tag[16] = "preprocess";
+        uint64_t len = strlen(pptext);
+        wr(&w, tag, 16);
+        wr(&w, &len, 8);
+        wr(&w, pptext, (size_t)len);
+        free(pptext);
+    }
     if (m->q && ptext) {
         char tag[16] = "policy";
         uint64_t len = strlen(ptext);
@@ -340,6 +353,13 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
         } else if (!strcmp(tag, "qstate") && !qstate) {
             qstate = buf;
             qstate_len = (size_t)len;
+        } else if (!strcmp(tag, "preprocess")) {
+            char origin[4200];
+            snprintf(origin, sizeof origin, "'%s' (input preprocessing)", path);
+            st = mq_pp_parse_json((const char *)buf, (size_t)len, origin, &m->pp);
+            if (!st) st = mixq_model_set_preprocess(m, &m->pp);
+            free(buf);
+            if (st) goto fail;
         } else {
             free(buf); /* unknown sections are skipped (forward compatibility) */
         }
@@ -405,6 +425,8 @@ mixq_status mixq_model_clone(const mixq_model *src, mixq_model **out) {
         memcpy(m->params, src->params, sizeof(float) * src->n_params);
         memcpy(m->buffers, src->buffers, sizeof(float) * src->n_buffers);
         m->params_version++;
+        m->pp = src->pp;
+        m->pp_recorded = src->pp_recorded;
     }
     if (!st && src->q) { /* the same policy, scales and clips, as a save and load would give */
         unsigned char *qs = NULL;

@@ -20,6 +20,7 @@
 
 #include "onnx.pb-c.h"
 
+#include "data/data.h"
 #include "nn/model.h"
 #include "quant/qmodel.h"
 
@@ -61,6 +62,10 @@ typedef struct octx {
     const float **wscale; /* [max nodes] QDQ weight scales of each layer */
     int *nwscale;
     int maxn;
+    /* a transform on the graph input folded out of the graph (leading Gather/Sub/Div, as
+     * `mixq export --embed-preprocess` writes): the layers see (input - pre_a) / pre_b */
+    int pre_folded, pre_bgr;
+    float pre_a[MIXQ_PP_MAX_CH], pre_b[MIXQ_PP_MAX_CH];
 } octx;
 
 static const char *nname(const Onnx__NodeProto *n) { return n->name && *n->name ? n->name : "(unnamed)"; }
@@ -339,6 +344,111 @@ static mixq_status fill(octx *c, const Onnx__NodeProto *n, const Onnx__TensorPro
     return MIXQ_OK;
 }
 
+static int consumer_count(const octx *c, const char *value) {
+    int k = 0;
+    for (size_t j = 0; j < c->g->n_node; j++)
+        for (size_t i = 0; i < c->g->node[j]->n_input; i++)
+            k += c->g->node[j]->input[i] && !strcmp(c->g->node[j]->input[i], value);
+    return k;
+}
+
+/* Sub / Div by a per-channel constant, or a Gather reversing the channels, applied to the graph
+ * input (x, node 0) and to nothing else: folded into the model's input transform (c->pre_*), the
+ * output stays the input. */
+static mixq_status fold_input_transform(octx *c, const Onnx__NodeProto *n, oval *x) {
+    const int C = c->m->nodes[0].c;
+    const char *op = n->op_type;
+    if (C > MIXQ_PP_MAX_CH) return nerr(c, n, "an input transform on more than 4 channels is not supported");
+    if (consumer_count(c, x->name) != 1)
+        return nerr(c, n, "the graph input is used both raw and transformed; only a transform of the input "
+                    "as a whole can be folded into the model's preprocessing");
+    if (!c->pre_folded)
+        for (int k = 0; k < C; k++) c->pre_a[k] = 0, c->pre_b[k] = 1;
+    const Onnx__TensorProto *t;
+    mixq_status st = want_const(c, n, 1, &t);
+    if (st) return st;
+    if (!strcmp(op, "Gather")) {
+        int64_t idx[MIXQ_PP_MAX_CH];
+        int ni = tensor_ints(t, idx, MIXQ_PP_MAX_CH);
+        int rev = C == 3 && ni == 3 && attr_i(n, "axis", 0) == 1 && !c->pre_folded && !c->pre_bgr;
+        for (int k = 0; rev && k < 3; k++) rev = idx[k] == 2 - k;
+        if (!rev) return nerr(c, n, "only a Gather reversing 3 channels (RGB <-> BGR), first on the input, is supported");
+        c->pre_bgr = 1;
+    } else {
+        const float *v;
+        int64_t nvals;
+        if ((st = tensor_floats(c, t, &v, &nvals))) return st;
+        int64_t ne = numel_of(t);
+        /* a scalar, or per channel under ONNX broadcasting: [C,1,1] or [1,C,1,1] */
+        int ok = ne == 1 || (ne == C && t->n_dims >= 3 && t->n_dims <= 4);
+        for (size_t d = 0; ok && ne > 1 && d < t->n_dims; d++)
+            ok = t->dims[d] == (d == t->n_dims - 3 ? C : 1);
+        for (int64_t k = 0; ok && k < ne; k++) ok = isfinite(v[k]) && (op[0] == 'S' || v[k] != 0);
+        if (!ok) return nerr(c, n, "only a finite scalar or per-channel constant ([C,1,1] or [1,C,1,1]; nonzero "
+                             "to divide by) can be folded into the input transform");
+        for (int k = 0; k < C; k++) {
+            float kv = v[ne == 1 ? 0 : k];
+            if (op[0] == 'S') c->pre_a[k] += kv * c->pre_b[k]; /* (g - a)/b - k = (g - a - k b)/b */
+            else c->pre_b[k] *= kv;                            /* ((g - a)/b)/k */
+        }
+    }
+    c->pre_folded = 1;
+    return put(c, n->output[0], 0, NULL, 0);
+}
+
+/* The imported model's input transform: metadata_props "mixq.preprocess" (a mixq export) says how
+ * raw pixels become the graph input; a transform folded out of the graph (fold_input_transform)
+ * applies after it. With neither, the model keeps mixq's default, not recorded (the CLI says so);
+ * with a folded transform and no metadata, the graph input is taken to be pixels / 255
+ * (torchvision's ToTensor()), also not recorded. */
+static mixq_status import_preprocess(octx *c) {
+    const char *meta = NULL;
+    for (size_t i = 0; i < c->mp->n_metadata_props; i++)
+        if (c->mp->metadata_props[i]->key && !strcmp(c->mp->metadata_props[i]->key, "mixq.preprocess") &&
+            c->mp->metadata_props[i]->value)
+            meta = c->mp->metadata_props[i]->value;
+    mixq_preprocess pp;
+    mixq_status st = MIXQ_OK;
+    const int C = c->m->cfg.in_c;
+    if (meta) {
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (mixq.preprocess metadata)", c->path);
+        if ((st = mq_pp_parse_json(meta, strlen(meta), origin, &pp))) return st;
+        if (!pp.from_data && pp.channels != C)
+            return mq_err(MIXQ_ERR_FORMAT, "%s: its mixq.preprocess metadata is for %d channels, the graph "
+                          "input has %d", c->path, pp.channels, C);
+    } else if (c->pre_folded) {
+        if ((st = mixq_preprocess_preset("unit", C, &pp))) return st;
+    } else {
+        return MIXQ_OK;
+    }
+    if (c->pre_folded) {
+        if (pp.from_data)
+            return mq_err(MIXQ_ERR_FORMAT, "%s: the graph transforms its input, but the mixq.preprocess "
+                          "metadata names the dataset's statistics, which are no fixed numbers", c->path);
+        /* g = (p s - m) / sd, x = (g - a) / b  =>  x = (p s - (m + a sd)) / (sd b); a Gather
+         * reversing g's channels first makes channel k read g's channel C - 1 - k */
+        if (c->pre_bgr) {
+            mixq_preprocess r = pp;
+            for (int k = 0; k < C; k++) pp.mean[k] = r.mean[C - 1 - k], pp.std[k] = r.std[C - 1 - k];
+            pp.bgr = !pp.bgr;
+        }
+        for (int k = 0; k < C; k++) {
+            pp.mean[k] += c->pre_a[k] * pp.std[k];
+            pp.std[k] *= c->pre_b[k];
+            if (!isfinite(pp.mean[k]) || !(pp.std[k] > 0) || !isfinite(pp.std[k]))
+                return mq_err(MIXQ_ERR_FORMAT, "%s: the input transform folded from the graph gives channel %d "
+                              "mean %g and std %g; the std must be positive", c->path, k, (double)pp.mean[k],
+                              (double)pp.std[k]);
+        }
+        if (strcmp(pp.name, "raw")) snprintf(pp.name, sizeof pp.name, "custom");
+        else snprintf(pp.name, sizeof pp.name, "embedded");
+    }
+    c->m->pp = pp;
+    c->m->pp_recorded = meta != NULL;
+    return MIXQ_OK;
+}
+
 /* Pending weight copies: the model's tensors exist only after finalize. */
 typedef struct wcopy {
     const Onnx__NodeProto *n;
@@ -389,6 +499,12 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             st = put(c, n->output[0], x->node, x->t, x->pad);
             continue;
         }
+        if ((!strcmp(op, "Sub") || !strcmp(op, "Div") || !strcmp(op, "Gather")) && n->n_input == 2 &&
+            (st = input_of(c, n, 0, &x)) == MIXQ_OK && x->node == 0 && c->m->nodes[0].op == MIXQ_OP_INPUT) {
+            if ((st = fold_input_transform(c, n, x))) return st;
+            continue;
+        }
+        if (st) return st;
         if (!strcmp(op, "DequantizeLinear") || !strcmp(op, "QuantizeLinear")) {
             oval *sv;
             if ((st = input_of(c, n, 0, &x)) || (st = input_of(c, n, 1, &sv))) return st;
@@ -642,8 +758,23 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
                 if (ns != 2 || !((sh[1] == -1 || sh[1] == flat) && (sh[0] == 0 || sh[0] == -1 || sh[0] >= 1)))
                     return nerr(c, n, "only a reshape to (batch, features) is supported");
             }
+            /* Flattening keeps the values, so a QDQ clip the input went through stays with them
+             * (the export writes DequantizeLinear -> Flatten -> Gemm when a linear layer reads
+             * another linear layer). A value of C x 1 x 1 per image is already what a flatten
+             * gives, and needs no node. */
+            const float alpha = x->alpha;
+            if (c->m->nodes[x->node].h == 1 && c->m->nodes[x->node].w == 1) {
+                if ((st = put(c, n->output[0], x->node, NULL, 0))) return st;
+                c->v[c->nv - 1].alpha = alpha;
+                continue;
+            }
             layer_name(c, n, NULL, 0, name);
             idx = mq_add_flatten(c->m, name, x->node);
+            if (idx >= 0) {
+                if ((st = put(c, n->output[0], idx, NULL, 0))) return st;
+                c->v[c->nv - 1].alpha = alpha;
+                continue;
+            }
         } else {
             return nerr(c, n, "unsupported operator; hint: mixq imports Conv, Gemm, MatMul(+Add), "
                         "BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Add, "
@@ -893,6 +1024,7 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     if (!st) st = mq_model_finalize(c.m);
     for (int i = 0; !st && i < ncp; i++)
         st = fill(&c, cp[i].n, cp[i].t, tensor_of(c.m, cp[i].node, cp[i].which), cp[i].transpose);
+    if (!st) st = import_preprocess(&c);
     /* a mixq QDQ export: its policy from the metadata, scales and clips from the QDQ nodes */
     const char *policy = NULL;
     for (size_t i = 0; !st && i < c.mp->n_metadata_props; i++)
@@ -1145,8 +1277,42 @@ static const char *eact_qdq(ectx *e, const char *layer, const char *x, const mq_
     return dq;
 }
 
+/* The model's input transform as leading nodes on the graph input "input" (raw pixels as
+ * floats): Gather (channels reversed, BGR), Sub(mean / scale), Div(std / scale). Returns the name
+ * of the transformed value. */
+static const char *embed_preprocess_nodes(ectx *e, const mixq_preprocess *pp) {
+    const int C = pp->channels;
+    int64_t cd[4] = {1, C, 1, 1};
+    float mu[MIXQ_PP_MAX_CH], sd[MIXQ_PP_MAX_CH];
+    for (int c = 0; c < C; c++) mu[c] = pp->mean[c] / pp->scale, sd[c] = pp->std[c] / pp->scale;
+    const char *x = "input";
+    if (pp->bgr) {
+        int64_t order[MIXQ_PP_MAX_CH], od[1] = {C};
+        for (int c = 0; c < C; c++) order[c] = C - 1 - c;
+        einit(e, "preprocess.order", ONNX_INT64, 1, od, order, sizeof(int64_t) * (size_t)C);
+        const char *in[2] = {x, "preprocess.order"};
+        eattr_i(e, enode(e, "Gather", "preprocess.bgr", 2, in, "preprocess.bgr"), "axis", 1);
+        x = "preprocess.bgr";
+    }
+    einit(e, "preprocess.mean", ONNX_FLOAT, 4, cd, mu, sizeof(float) * (size_t)C);
+    einit(e, "preprocess.std", ONNX_FLOAT, 4, cd, sd, sizeof(float) * (size_t)C);
+    const char *sub[2] = {x, "preprocess.mean"}, *div[2] = {"preprocess.sub", "preprocess.std"};
+    enode(e, "Sub", "preprocess.sub", 2, sub, "preprocess.sub");
+    enode(e, "Div", "preprocess.div", 2, div, "preprocess.div");
+    return "preprocess.div";
+}
+
 mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
+    return mixq_model_export_onnx_ex(m, path, 0);
+}
+
+mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed_preprocess) {
     if (!m || !path) return mq_err(MIXQ_ERR_ARG, "mixq_model_export_onnx: NULL argument");
+    if (embed_preprocess && m->pp.from_data)
+        return mq_err(MIXQ_ERR_ARG, "cannot embed the input transform of '%s' in '%s': it is mixq's "
+                      "default, the statistics of whichever dataset the model runs on; hint: give "
+                      "the dataset (`mixq export --data DATA`) or the transform (--preprocess, "
+                      "--mean/--std/--scale)", m->arch, path);
     ectx E;
     memset(&E, 0, sizeof E);
     ectx *e = &E;
@@ -1167,7 +1333,7 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
         const char *out = i == m->n_nodes - 1 ? "logits" : d->name;
         Onnx__NodeProto *n = NULL;
         switch (d->op) {
-        case MIXQ_OP_INPUT: vname[i] = "input"; continue;
+        case MIXQ_OP_INPUT: vname[i] = embed_preprocess ? embed_preprocess_nodes(e, &m->pp) : "input"; continue;
         case MIXQ_OP_CONV:
         case MIXQ_OP_LINEAR: {
             const mq_tensor *wt = &m->tensors[d->t_w];
@@ -1333,7 +1499,7 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
     Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
     Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
     Onnx__OperatorSetIdProto ops = ONNX__OPERATOR_SET_ID_PROTO__INIT, *opsp = &ops;
-    Onnx__StringStringEntryProto meta[4], *metap[4];
+    Onnx__StringStringEntryProto meta[5], *metap[5];
     const mq_node *in0 = &m->nodes[0], *last = &m->nodes[m->n_nodes - 1];
     int64_t idims[4] = {0, in0->c, in0->h, in0->w}, odims[2] = {0, last->c};
     Onnx__ValueInfoProto *vin = NULL, *vout = NULL;
@@ -1358,16 +1524,24 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
         mp.producer_version = (char *)mixq_version();
         mp.graph = &gp;
         mp.n_opset_import = 1, mp.opset_import = &opsp;
-        const char *keys[4] = {"mixq.version", "mixq.policy", "mixq.bits", "mixq.provenance"};
-        char *vals[4];
+        const char *keys[5] = {"mixq.version", "mixq.policy", "mixq.bits", "mixq.provenance", "mixq.preprocess"};
+        char *vals[5];
         vals[0] = (char *)mixq_version();
         vals[1] = quant ? (char *)mixq_policy_text(mixq_model_policy(m)) : "";
         vals[2] = quant ? bits_json : "{}";
         vals[3] = S(&e->a, "mixq %s export of '%s' (%s, %d-class, input %dx%dx%d)%s", mixq_version(), m->arch,
                     quant ? "quantized: QDQ" : "float", m->cfg.classes, in0->c, in0->h, in0->w,
                     quant ? "; bits from mixq.policy" : "");
-        int nm = quant ? 4 : 2;
-        for (int k = 0, j = 0; k < 4; k++) {
+        /* how raw pixels become the graph input: the model's transform, or with the transform
+         * embedded, the pixels as they are */
+        mixq_preprocess raw;
+        if (embed_preprocess && mixq_preprocess_preset("raw", in0->c, &raw)) e->fail = 1;
+        char *ppj = e->fail ? NULL : mq_pp_json(embed_preprocess ? &raw : &m->pp);
+        vals[4] = ppj ? S(&e->a, "%s", ppj) : NULL;
+        free(ppj);
+        if (!vals[4]) e->fail = 1;
+        int nm = quant ? 5 : 3;
+        for (int k = 0, j = 0; k < 5; k++) {
             if (!quant && (k == 1 || k == 2)) continue;
             onnx__string_string_entry_proto__init(&meta[j]);
             meta[j].key = (char *)keys[k];

@@ -57,6 +57,7 @@ struct mixq_runtime {
     rt_scratch *scr;
     int n_scr;
     int classes, in_c, in_h, in_w;
+    mixq_preprocess pp; /* the model's input transform, for mixq_runtime_evaluate */
 };
 
 /* The node whose buffer holds node j's output (j itself unless fused or a flatten); valid once
@@ -323,6 +324,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         goto fail;
     }
     mixq_model_input_shape(m, &rt->in_c, &rt->in_h, &rt->in_w, &rt->classes);
+    mixq_model_preprocess(m, &rt->pp);
 
     for (int i = 0; !st && i < m->n_nodes; i++) {
         const mq_node *n = &m->nodes[i];
@@ -673,7 +675,7 @@ mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_
     int64_t correct = 0, ref_correct = 0;
     for (int s = 0; !st && s < n; s += b) {
         const int nb = MQ_MIN(b, n - s);
-        if ((st = mixq_dataset_batch(d, s, nb, x, lab))) break;
+        if ((st = mixq_dataset_batch(d, &rt->pp, s, nb, x, lab))) break;
         const double t0 = mq_now();
         if ((st = mixq_runtime_forward(rt, x, nb, lg))) break;
         out->seconds += mq_now() - t0;

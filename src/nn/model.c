@@ -36,7 +36,25 @@ mixq_model *mq_model_new(const mixq_model_config *cfg) {
     snprintf(m->arch, sizeof m->arch, "%s", cfg->arch ? cfg->arch : "custom");
     m->cfg.arch = m->arch;
     if (m->cfg.width <= 0) m->cfg.width = 1.0f;
+    snprintf(m->pp.name, sizeof m->pp.name, "dataset");
+    m->pp.from_data = 1;
     return m;
+}
+
+int mixq_model_preprocess(const mixq_model *m, mixq_preprocess *out) {
+    if (!m || !out) return 0;
+    *out = m->pp;
+    return m->pp_recorded;
+}
+
+mixq_status mixq_model_set_preprocess(mixq_model *m, const mixq_preprocess *pp) {
+    if (!m || !pp) return mq_err(MIXQ_ERR_ARG, "mixq_model_set_preprocess: NULL argument");
+    if (!pp->from_data && pp->channels != m->cfg.in_c)
+        return mq_err(MIXQ_ERR_SHAPE, "input transform '%s' is for %d-channel images, but the model "
+                      "takes %d channels", pp->name, pp->channels, m->cfg.in_c);
+    m->pp = *pp;
+    m->pp_recorded = 1;
+    return MIXQ_OK;
 }
 
 void mixq_model_free(mixq_model *m) {

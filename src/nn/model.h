@@ -80,6 +80,8 @@ struct mixq_model {
     const mq_qhooks *qh;
     void *q;
     int custom_graph;            /* built from a graph description (ONNX import), not the zoo */
+    mixq_preprocess pp;          /* input transform (from_data "dataset" until recorded) */
+    int pp_recorded;             /* pp was trained with, read from a file, or set */
     /* A frozen activation pattern (Hessian-vector products, src/search/hessian.c): when set,
      * forward and backward take every ReLU's and ReLU6's region and every max pool's argmax
      * from it, for the batch it was recorded on, instead of from the values (NULL: off). */

@@ -90,7 +90,7 @@ mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float
     for (int start = 0; start < n; start += batch) {
         int b = MQ_MIN(batch, n - start);
         for (int i = 0; i < b; i++) idx[i] = start + i;
-        if ((st = mq_data_batch(d, idx, b, 0, 0, x, labels))) goto done;
+        if ((st = mq_data_batch(d, &m->pp, idx, b, 0, 0, x, labels))) goto done;
         if ((st = mixq_model_forward(m, x, b, 0, NULL))) goto done;
         float l;
         int cor;
@@ -116,6 +116,11 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     if (st) return st;
     if ((st = check_data(m, train, "training"))) return st;
     if (val && (st = check_data(m, val, "validation"))) return st;
+    /* the model records the input transform it is trained with: mixq's default becomes the
+     * training set's statistics as numbers */
+    mixq_preprocess pp = m->pp;
+    if (pp.from_data && (st = mixq_dataset_preprocess(train, &pp))) return st;
+    if ((st = mixq_model_set_preprocess(m, &pp))) return st;
     const int n = mixq_dataset_count(train);
     int B = MQ_MIN(cfg->batch, n);
     if (B < 2) return mq_err(MIXQ_ERR_ARG, "training set of %d image(s) is too small", n);
@@ -150,7 +155,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
         p.val_accuracy = -1;
         for (int s = 0; s < steps; s++) {
             int start = s * B, b = MQ_MIN(B, n - start);
-            if ((st = mq_data_batch(train, perm + start, b, cfg->augment, aug_seed, x, labels)))
+            if ((st = mq_data_batch(train, &m->pp, perm + start, b, cfg->augment, aug_seed, x, labels)))
                 goto done;
             float lr = mq_lr_at(cfg, epoch + (double)s / steps);
             float loss = 0;

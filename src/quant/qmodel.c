@@ -470,7 +470,7 @@ static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, i
         /* evenly spread images over the set, in a fixed order */
         for (int j = 0; j < b; j++)
             idx[j] = (int)((int64_t)(start + j) * mixq_dataset_count(d) / images);
-        if (!(st = mq_data_batch(d, idx, b, 0, 0, x, lab))) st = mixq_model_forward(m, x, b, 0, NULL);
+        if (!(st = mq_data_batch(d, &m->pp, idx, b, 0, 0, x, lab))) st = mixq_model_forward(m, x, b, 0, NULL);
     }
     s->calibrating = 0;
     m->have_forward = 0;

@@ -280,7 +280,9 @@ static mixq_status sensitivities(mq_search *s, hawq_sens *h) {
         lab = mq_malloc((size_t)n, sizeof(int), "Hessian labels");
         if (!x || !lab) st = MIXQ_ERR_NOMEM;
     }
-    if (!st) st = mixq_dataset_batch(s->train, 0, n, x, lab);
+    mixq_preprocess pp;
+    mixq_model_preprocess(s->fp, &pp);
+    if (!st) st = mixq_dataset_batch(s->train, &pp, 0, n, x, lab);
     for (int l = 0; l < L && !st; l++) {
         const int node = s->env.node[l];
         const mq_tensor *t = &fm->tensors[fm->nodes[node].t_w];
