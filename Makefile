@@ -183,7 +183,9 @@ warn-%:
 # clang-14 and ASan+UBSan (library included) into build/fuzz. `make fuzz` runs each harness over
 # its committed seeds (tests/fuzz/corpus/NAME) and then FUZZ_SECONDS (default 20) of fuzzing;
 # new inputs are kept in build/fuzz/corpus/NAME, a crash is written to build/fuzz/crash-NAME-*.
-# Not part of `make test` (yet).
+# Not part of `make test` (its 20 s per parser do not fit CI's 15 minutes beside the tests).
+# `make fuzz-long` fuzzes each parser FUZZ_LONG_SECONDS (default 600) and writes the table to
+# bench/results/fuzz_long.md.
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 20
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -191,9 +193,12 @@ FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 CFLAGS_fuzz  := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
                 -fno-sanitize-recover=undefined
 LDFLAGS_fuzz := -fsanitize=address,undefined
-.PHONY: fuzz fuzz-build fuzz-bins
+FUZZ_LONG_SECONDS ?= 600
+.PHONY: fuzz fuzz-long fuzz-build fuzz-bins
 fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
+fuzz-long: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_LONG_SECONDS) FUZZ_REPORT=bench/results/fuzz_long.md sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
 fuzz-build:
 	$(MAKE) VARIANT=fuzz BUILD=build/fuzz CC=$(FUZZ_CC) fuzz-bins
 fuzz-bins: $(FUZZ_NAMES:%=$(BUILD)/fuzz_%)

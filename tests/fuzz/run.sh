@@ -2,13 +2,28 @@
 # tests/fuzz/run.sh BUILD NAME...: each harness BUILD/fuzz_NAME runs once over its committed seeds
 # (tests/fuzz/corpus/NAME), then fuzzes for FUZZ_SECONDS (default 20; 0: the seeds only), keeping
 # new inputs in BUILD/corpus/NAME and writing a crash to BUILD/crash-NAME-*. Prints one line per
-# harness (seconds, executions, crashes) and exits non-zero if any harness failed.
+# harness (seconds, executions, crashes) and exits non-zero if any harness failed. With
+# FUZZ_REPORT=FILE the same lines go to FILE as a markdown table, with the CPU and the date.
 # Run from the repository root.
 build=$1
 shift
 secs=${FUZZ_SECONDS:-20}
 export MIXQ_THREADS=1
 fail=0
+report=${FUZZ_REPORT:-}
+if [ -n "$report" ]; then
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+    {
+        echo "# Fuzzing, ${secs} s per parser (\`make fuzz-long\`)"
+        echo
+        echo "$(date -u +%Y-%m-%d), $cpu, $(nproc) CPUs, one process per parser, clang-14 libFuzzer with"
+        echo "ASan + UBSan (library included), MIXQ_THREADS=1. Corpus: the committed seeds plus what"
+        echo "fuzzing kept (build/fuzz/corpus/NAME)."
+        echo
+        echo "| parser | seeds | seconds | executions | exec/s | corpus kept | crashes |"
+        echo "|---|---|---|---|---|---|---|"
+    } >"$report"
+fi
 for name in "$@"; do
     bin=$build/fuzz_$name
     seeds=tests/fuzz/corpus/$name
@@ -18,6 +33,7 @@ for name in "$@"; do
     # the seeds, each once
     if ! "$bin" -timeout=20 -rss_limit_mb=4096 "$seeds"/* >"$log" 2>&1; then
         echo "fuzz $name: FAILED on its seeds (see $log)"
+        [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | 0 | - | - | - | failed on its seeds |" >>"$report"
         fail=1
         continue
     fi
@@ -26,11 +42,17 @@ for name in "$@"; do
         if ! "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
             -artifact_prefix="$build/crash-$name-" "$work" "$seeds" >>"$log" 2>&1; then
             echo "fuzz $name: CRASH after fuzzing (see $log and $build/crash-$name-*)"
+            [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | $secs | - | - | - | 1 (build/fuzz/crash-$name-*) |" >>"$report"
             fail=1
             continue
         fi
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     fi
     echo "fuzz $name: $(ls "$seeds" | wc -l) seeds, ${secs} s, ${execs:-0} executions, 0 crashes"
+    if [ -n "$report" ]; then
+        echo "| $name | $(ls "$seeds" | wc -l) | $secs | ${execs:-0} | $(( ${execs:-0} / (secs > 0 ? secs : 1) )) |" \
+            "$(ls "$work" | wc -l) | 0 |" >>"$report"
+    fi
 done
+[ -n "$report" ] && [ $fail -ne 0 ] && echo "Failed: see the lines above and build/fuzz/fuzz_NAME.log." >>"$report" 
 exit $fail
