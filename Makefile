@@ -50,7 +50,7 @@ BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
-.PHONY: all lib cli tests check check-asan asan debug release demo bench bench-hw clean deps test \
+.PHONY: all lib cli tests check check-asan asan debug release demo bench bench-hw bench-ort clean deps test \
         warnings objs install install-check
 all: lib cli
 lib: $(BUILD)/libmixq.a $(BUILD)/libmixq.so
@@ -146,6 +146,11 @@ bench-runtime:
 bench-agents: deps
 	$(MAKE) VARIANT=release all
 	sh bench/agents.sh $(or $(ARGS),--preset resnet20 --agents "haq random uniform hawq" --episodes 40 --extra "--warmup 15" --out runs/agents_r20)
+
+# mixq's QDQ exports in ONNX Runtime (issue 14): predictions against mixq's, and speed; writes
+# bench/results/ort.md. Needs the models of bench/accuracy.sh (runs/accuracy/).
+bench-ort: deps all
+	sh bench/ort.sh
 
 # Kill -9 soak (issue 15): every agent's search killed at 20 random points and resumed, train and
 # quantize killed while overwriting a model; writes bench/results/kill_soak.md. Needs the lenet5

@@ -20,7 +20,7 @@ for m in "$@"; do
         r=$("$MIXQ" run "$m" --data fashion-mnist --kernel "$k") || { echo "FAILED $m $k" >&2; exit 1; }
         acc=$(echo "$r" | sed -n 's/^accuracy \([0-9.]*\)%.*/\1/p')
         ips=$(echo "$r" | sed -n 's/^throughput \([0-9.]*\) images.*/\1/p')
-        ref=$(echo "$r" | sed -n 's/^fake-quantized accuracy \([0-9.]*\)%; predictions differing \([0-9]*\) of \([0-9]*\); largest logit difference \(.*\)$/\1 | \2 of \3 | \4/p')
+        ref=$(echo "$r" | sed -n 's/^fake-quantized accuracy \([0-9.]*\)%; predictions differing \([0-9]*\) of \([0-9]*\) (\([0-9]*\) of them exact ties between two classes); largest logit difference \(.*\)$/\1 | \2 of \3 (\4 ties) | \5/p')
         echo "| $(basename "$m" .mixq) | $k | $acc | $ref | $ips |" | tee -a "$OUT.tmp"
     done
 done

@@ -4,6 +4,8 @@
 #   scripts/deps.sh --torch  also python3-torch (PyTorch fixtures generator and bench/ peer)
 #   scripts/deps.sh --browser  also chromium (the headless-browser check of `mixq report`:
 #                              bench/report_browser.sh, and in `make test` when present)
+# Then ONNX Runtime for Node.js from npm into build/ort (scripts/ort.sh), for the check that
+# exports mean the same in ONNX Runtime (tests/test_ort.c, make bench-ort).
 set -eu
 PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libglpk-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils"
 for arg in "$@"; do
@@ -13,13 +15,15 @@ for arg in "$@"; do
         *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+here=$(dirname "$0")
+[ -z "$missing" ] && exec sh "$here/ort.sh"
 echo "deps.sh: installing:$missing" >&2
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
@@ -32,3 +36,4 @@ $SUDO apt-get update -q >/dev/null || $SUDO apt-get update
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null || \
     $SUDO apt-get install -y --no-install-recommends $missing
+sh "$here/ort.sh"

@@ -33,7 +33,7 @@
  *   my_accelerator.json      a user's edited copy of a preset -> a copy of hw/bismo_edge.json
  *   runs/accuracy/resnet20.mixq  written by bench/accuracy.sh -> trained first (cheapened as
  *                            above, the command the "train it first" hint gives)
- *   examples/                linked to the repository's. */
+ *   examples/, tests/        linked to the repository's (policies, the fixtures it names). */
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -245,9 +245,9 @@ static int setup(void) {
     setenv("MIXQ_DATA_DIR", a, 1);
     unsetenv("MIXQ_CPU_TABLE");
     snprintf(b, sizeof b,
-             "cd '%s' && ln -s '%s/examples' examples && cp '%s/tests/fixtures/onnx/resnet_tiny.onnx' "
-             "model.onnx && cp '%s/hw/bismo_edge.json' my_accelerator.json",
-             scratch, repo, repo, repo);
+             "cd '%s' && ln -s '%s/examples' examples && ln -s '%s/tests' tests && "
+             "cp '%s/tests/fixtures/onnx/resnet_tiny.onnx' model.onnx && cp '%s/hw/bismo_edge.json' my_accelerator.json",
+             scratch, repo, repo, repo, repo);
     if (system(b) != 0) return -1;
     if (chdir(scratch) != 0) return -1;
     /* runs/accuracy/resnet20.mixq, as the hint for a missing model file says */

@@ -200,9 +200,11 @@ static void compare(mixq_model *m, const mixq_dataset *d, mixq_kernel k, const c
     if (!rt) return;
     mixq_runtime_eval ev;
     CHECK_OK(mixq_runtime_evaluate(rt, m, d, 13, &ev)); /* 13: a ragged last batch */
-    CHECKF(ev.disagree == 0 && ev.accuracy == ev.ref_accuracy,
-           "%s/%s: %d predictions differ (acc %.3f vs %.3f)", what, mixq_kernel_name(k), ev.disagree,
-           ev.accuracy, ev.ref_accuracy);
+    /* the same class for every image, but where the reference's logits tie exactly (an integer
+     * grid: 1-bit layers with quantized biases), which float rounding may break either way */
+    CHECKF(ev.disagree == ev.disagree_ties && ev.disagree_ties <= 1,
+           "%s/%s: %d predictions differ, %d of them ties (acc %.3f vs %.3f)", what, mixq_kernel_name(k),
+           ev.disagree, ev.disagree_ties, ev.accuracy, ev.ref_accuracy);
     CHECKF(ev.max_logit_diff < 2e-2, "%s/%s: logit difference %g", what, mixq_kernel_name(k),
            ev.max_logit_diff);
     CHECK(ev.images == mixq_dataset_count(d));
@@ -460,7 +462,7 @@ static void test_crop_taps(void) {
                 CHECKF(same, "geometry %zu: cropped codes and floats differ", gi);
                 free(codes);
                 /* inputs that quantize to every code: x = code * s_a */
-                c.s_a = 1.0f, c.inv_a = 1.0f;
+                c.s_a = 1.0f;
                 for (int i = 0; i < C * HW; i++) x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c.qmax - (int)c.qmin + 1) + (int)c.qmin);
                 for (int k = 0; k < K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
                 c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
@@ -533,7 +535,7 @@ static void test_requant_thresholds(void) {
         const int qi = trial % 4;
         c.out_codes = 1;
         c.nq_lo = q[qi].lo, c.nq_hi = q[qi].hi, c.nq_off = q[qi].off;
-        c.nq_inv = (float)(RND() % 50 + 1) * 0.1f;
+        c.nq_s = 1.0f / ((float)(RND() % 50 + 1) * 0.1f);
         rt_conv_thresholds(&c);
         CHECK(c.thr != NULL && c.thr_n == (int)(q[qi].hi - q[qi].lo));
         if (!c.thr) {

@@ -536,10 +536,48 @@ static const char eval_help[] =
     "same --val count and --seed as training used (defaults 5000 and 1).\n"
     "  --batch N     images per forward pass (default 256)\n"
     "  --threads N   worker threads (default: all cores); results do not depend on it\n"
+    "  --dump-inputs FILE  write every image as the model takes it: raw float32 [N][C][H][W]\n"
+    "  --dump-logits FILE  write the model's logits: raw float32 [N][classes] (with\n"
+    "                      --dump-inputs, what another runtime is compared on; see\n"
+    "                      scripts/ort_run.js and `make bench-ort`)\n"
     PP_HELP;
 
+/* Write every image of d as the model takes it (raw float32 [n][c][h][w]) to in_path and the
+ * model's logits (float32 [n][classes]) to out_path (either may be NULL): for comparing with
+ * another runtime. 0, or the exit code. */
+static int dump_eval(const char *C, mixq_model *m, const mixq_dataset *d, int batch, const char *in_path,
+                     const char *out_path) {
+    int c, h, w, k, rc = 0;
+    mixq_model_input_shape(m, &c, &h, &w, &k);
+    mixq_preprocess pp;
+    mixq_model_preprocess(m, &pp);
+    const int n = mixq_dataset_count(d), per = c * h * w;
+    float *x = malloc(sizeof(float) * (size_t)batch * per), *lg = malloc(sizeof(float) * (size_t)batch * k);
+    FILE *fi = in_path ? fopen(in_path, "wb") : NULL, *fo = out_path ? fopen(out_path, "wb") : NULL;
+    if (!x || !lg) rc = usage_error(C, "%s", "out of memory for the dumps");
+    else if ((in_path && !fi) || (out_path && !fo)) {
+        fprintf(stderr, "mixq %s: error: cannot write '%s': %s\n", C, in_path && !fi ? in_path : out_path,
+                strerror(errno));
+        rc = 1;
+    }
+    for (int s = 0; !rc && s < n; s += batch) {
+        const int b = n - s < batch ? n - s : batch;
+        if (mixq_dataset_batch(d, &pp, s, b, x, NULL) || mixq_model_forward(m, x, b, 0, lg)) rc = fail(C);
+        else if ((fi && fwrite(x, sizeof(float) * (size_t)per, (size_t)b, fi) != (size_t)b) ||
+                 (fo && fwrite(lg, sizeof(float) * (size_t)k, (size_t)b, fo) != (size_t)b)) {
+            fprintf(stderr, "mixq %s: error: write error on the dumps: %s\n", C, strerror(errno));
+            rc = 1;
+        }
+    }
+    if (fi && fclose(fi) && !rc) rc = 1;
+    if (fo && fclose(fo) && !rc) rc = 1;
+    free(x);
+    free(lg);
+    return rc;
+}
+
 static int cmd_eval(int argc, char **argv) {
-    const char *C = "eval", *path = NULL, *data = NULL;
+    const char *C = "eval", *path = NULL, *data = NULL, *dump_in = NULL, *dump_out = NULL;
     int batch = 256, val = 5000, threads = 0;
     pp_opts ppo = {0};
     uint64_t seed = 1;
@@ -559,6 +597,8 @@ static int cmd_eval(int argc, char **argv) {
         if (!v) return bad_option(C, eval_help, a, 1);
         if (pp_option(a, v, &ppo)) ;
         else if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--dump-inputs")) dump_in = v;
+        else if (!strcmp(a, "--dump-logits")) dump_out = v;
         else if (!strcmp(a, "--split")) {
             if (!strcmp(v, "test")) split = MIXQ_SPLIT_TEST;
             else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
@@ -592,6 +632,8 @@ static int cmd_eval(int argc, char **argv) {
         fail(C);
         goto out;
     }
+    if ((dump_in || dump_out) && (rc = dump_eval(C, m, d, batch, dump_in, dump_out)) != 0) goto out;
+    rc = 1;
     printf("accuracy %.2f%%\n", 100.0 * acc);
     printf("loss %.4f\nimages %d\n", (double)loss, mixq_dataset_count(d));
     if (mixq_model_is_quantized(m)) {
@@ -1926,8 +1968,9 @@ static int cmd_run(int argc, char **argv) {
     printf("throughput %.1f images/s at batch %d (runtime forwards only)\n", ev.images_per_s,
            batch < ev.images ? batch : ev.images);
     if (compare)
-        printf("fake-quantized accuracy %.2f%%; predictions differing %d of %d; largest logit "
-               "difference %.3g\n", 100.0 * ev.ref_accuracy, ev.disagree, ev.images, ev.max_logit_diff);
+        printf("fake-quantized accuracy %.2f%%; predictions differing %d of %d (%d of them exact ties "
+               "between two classes); largest logit difference %.3g\n", 100.0 * ev.ref_accuracy, ev.disagree,
+               ev.images, ev.disagree_ties, ev.max_logit_diff);
     rc = 0;
 out:
     mixq_runtime_free(rt);

@@ -742,6 +742,10 @@ typedef struct mixq_runtime_eval {
     double accuracy;        /* runtime top-1, 0..1 */
     double ref_accuracy;    /* the fake-quantized model's (ref given), else -1 */
     int disagree;           /* images whose predicted class differs from ref's */
+    int disagree_ties;      /* of those, the ones where ref's logits for the two classes are
+                               equal to float rounding (1e-5 relative): a tie broken the other
+                               way, as logits on one integer grid (quantized biases, 1-bit
+                               layers) can tie exactly */
     double max_logit_diff;  /* largest |runtime logit - ref logit| */
     double seconds;         /* runtime forwards only (not data loading, not ref) */
     double images_per_s;

@@ -279,6 +279,13 @@ static int int_values(const Onnx__TensorProto *t, float *out, int64_t n) {
         for (int64_t i = 0; i < n; i++) out[i] = (float)t->raw_data.data[i];
         return 1;
     }
+    if (t->data_type == ONNX_INT32 && (int64_t)t->raw_data.len == 4 * n) { /* little-endian */
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *p = t->raw_data.data + 4 * i;
+            out[i] = (float)(int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        }
+        return 1;
+    }
     return 0;
 }
 
@@ -540,7 +547,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             float *scopy = A(&c->own, sizeof(float) * (size_t)ns);
             Onnx__TensorProto *t = A(&c->own, sizeof *t);
             if (!vals || !scopy || !t) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
-            if (!int_values(x->t, vals, ne)) return nerr(c, n, "quantized weights must be int8 or uint8");
+            if (!int_values(x->t, vals, ne)) return nerr(c, n, "quantized weights must be int8 or uint8 (a bias: int32)");
             int64_t inner = ne / ns;
             for (int64_t i = 0; i < ne; i++) vals[i] *= sc[ns == 1 ? 0 : i / inner];
             memcpy(scopy, sc, sizeof(float) * (size_t)ns);
@@ -1419,8 +1426,35 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
                 const mq_tensor *bt = &m->tensors[d->t_b];
                 int64_t bd = bt->numel;
                 in3[2] = S(&e->a, "%s.bias", d->name);
-                einit_f(e, in3[2], 1, &bd, mq_tensor_ptr(m, d->t_b), bt->numel);
                 nin = 3;
+                if (quant && ql.bias_codes) {
+                    /* int32 codes on the accumulator grid, scale a_scale * s_w: the form ONNX
+                     * Runtime's QDQ fusions take as it is (a float bias they would round
+                     * themselves); the same values the fake-quantized model adds */
+                    const int K = ql.K, per_layer = ql.gran == MQ_GRAN_LAYER;
+                    float *bs = malloc(sizeof(float) * (size_t)K);
+                    int32_t *bz = calloc((size_t)K, sizeof(int32_t));
+                    if (!bs || !bz) {
+                        free(bs);
+                        free(bz);
+                        st = mq_err(MIXQ_ERR_NOMEM, "out of memory exporting '%s'", path);
+                        break;
+                    }
+                    for (int k = 0; k < K; k++) bs[k] = ql.a_scale * ql.scale[k];
+                    const char *bq = S(&e->a, "%s.bias_q", d->name), *bsn = S(&e->a, "%s.bias_scale", d->name),
+                               *bzn = S(&e->a, "%s.bias_zero_point", d->name);
+                    int64_t kd = K;
+                    einit(e, bq, ONNX_INT32, 1, &bd, ql.bias_codes, sizeof(int32_t) * (size_t)K);
+                    einit_f(e, bsn, per_layer ? 0 : 1, &kd, bs, per_layer ? 1 : K);
+                    einit(e, bzn, ONNX_INT32, per_layer ? 0 : 1, &kd, bz, sizeof(int32_t) * (size_t)(per_layer ? 1 : K));
+                    free(bs);
+                    free(bz);
+                    const char *bin[3] = {bq, bsn, bzn};
+                    Onnx__NodeProto *bdq = enode(e, "DequantizeLinear", in3[2], 3, bin, in3[2]);
+                    if (!per_layer) eattr_i(e, bdq, "axis", 0);
+                } else {
+                    einit_f(e, in3[2], 1, &bd, mq_tensor_ptr(m, d->t_b), bt->numel);
+                }
             }
             if (d->op == MIXQ_OP_CONV) {
                 n = enode(e, "Conv", d->name, nin, in3, out);

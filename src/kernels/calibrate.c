@@ -218,7 +218,7 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
         for (size_t i = 0; in_codes && i < in_n; i++)                                  \
             xc[i] = (uint8_t)(x[i] * (float)qmax_ + 0.5f);                             \
         c.nq_hi = (float)qmax_;                                                        \
-        c.nq_inv = c.nq_hi;                                                            \
+        c.nq_s = 1.0f / c.nq_hi;                                                       \
         rt_conv_thresholds(&c);                                                        \
     } while (0)
 #define XIN (in_codes ? (const void *)xc : (const void *)x)
@@ -236,7 +236,6 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
             c.in_codes = c.out_codes = 0;
             c.kernel = MIXQ_KERNEL_FP32;
             c.s_a = 1.0f / c.qmax; /* 8-bit activations (a_bits 8 at the last prepare) */
-            c.inv_a = c.qmax;
             if (!(st = rt_conv_pack(&c))) st = time_layer(&c, x, y, cfg.batch, scr, nscr, &cfg, &t_fp32);
         }
         for (int w = 1; !st && w <= 8; w++) {
@@ -246,7 +245,6 @@ mixq_status mixq_cpu_calibrate(const mixq_model *m, const mixq_cpu_calib_config 
                 c.a_bits = a;
                 if ((st = rt_conv_prepare(&c))) break; /* the activation levels qmin..qmax */
                 c.s_a = 1.0f / c.qmax;
-                c.inv_a = c.qmax;
                 if ((st = rt_conv_pack(&c))) break;
                 LINK(a);
                 st = time_layer(&c, XIN, y, cfg.batch, scr, nscr, &cfg, &t_bs[w - 1][a - 1]);

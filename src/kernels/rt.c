@@ -166,10 +166,9 @@ static mixq_status build_conv(mixq_model *m, int node, rt_conv *c) {
         if (!(ql.a_clip > 0))
             return mq_err(MIXQ_ERR_STATE, "runtime: layer '%s' has no calibrated activation clip; "
                           "hint: calibrate the model (mixq quantize calibrates)", c->name);
-        c->s_a = ql.a_scale;
-        c->inv_a = 1.0f / c->s_a; /* as mq_act_fake_quant */
+        c->s_a = ql.a_scale; /* codes clamp(nearbyintf(x / s_a)), as mq_act_fake_quant */
     }
-    const float *b = mq_tensor_ptr(m, n->t_b);
+    const float *b = ql.bias ? ql.bias : mq_tensor_ptr(m, n->t_b); /* as the fake-quantized model */
     if (b) memcpy(c->bias, b, sizeof(float) * (size_t)c->K);
     return build_codes(c, &ql, ql.wq ? ql.wq : mq_tensor_ptr(m, n->t_w));
 }
@@ -411,7 +410,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         int reader;
         if (readers_of(rt, o, &reader) != 1) continue;
         /* a max pool between the two layers runs on the codes: quantization is monotone
-         * (x -> clamp(nearbyintf(x * inv)) + off never decreases), so the max of the codes is
+         * (x -> clamp(nearbyintf(x / s)) + off never decreases), so the max of the codes is
          * the code of the max, and the consumer's codes come out exactly as from its own
          * quantizer */
         rt_node *pool = NULL;
@@ -428,7 +427,7 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         } else {
             c->out_codes = d->fc ? 2 : 1;
         }
-        c->nq_inv = d->inv_a;
+        c->nq_s = d->s_a;
         c->nq_lo = d->qmin;
         c->nq_hi = d->qmax;
         c->nq_off = d->a_off;
@@ -687,6 +686,10 @@ mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_
             const int pr = argmax_row(lr + (size_t)i * rt->classes, rt->classes);
             ref_correct += pr == lab[i];
             out->disagree += p != pr;
+            if (p != pr) {
+                const double la = lr[(size_t)i * rt->classes + p], lb = lr[(size_t)i * rt->classes + pr];
+                out->disagree_ties += fabs(la - lb) <= 1e-5 * fmax(1.0, fabs(lb));
+            }
             for (int j = 0; j < rt->classes; j++) {
                 const double dd = fabs((double)lg[(size_t)i * rt->classes + j] -
                                        (double)lr[(size_t)i * rt->classes + j]);

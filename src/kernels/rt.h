@@ -5,7 +5,7 @@
  *   x     float [N][C][H][W]          NCHW input (linear: [N][C], H = W = 1)
  *   codes uint8 [n][H][W][C]          a-bit activation codes of an image chunk (NHWC; fc:
  *                                     [n][C*H*W] in NCHW-flatten order):
- *                                     q = clamp(nearbyintf(x * inv_a), qmin, qmax) + a_off
+ *                                     q = clamp(nearbyintf(x / s_a), qmin, qmax) + a_off
  *                                     (qmin, qmax: mq_levels; a_off = -qmin: 2^(a-1) - 1
  *                                     (1 for a = 1) for signed inputs, 0 unsigned)
  *   col   uint8 [G][n*P*Q][Kd]        im2col rows per group, Kd = (C/G)*R*S in (r, s, c) order;
@@ -47,7 +47,7 @@ typedef struct rt_conv {
     int a_bits, a_signed, pack_bits, a_float; /* a_float: input stays float (32 bits) */
     int w_max, mixed;
     int *kbits;                 /* [K] */
-    float s_a, inv_a, qmin, qmax;
+    float s_a, qmin, qmax;
     int a_off;
     float *sc, *bias;           /* [K] */
     int has_bn;
@@ -67,7 +67,7 @@ typedef struct rt_conv {
      * conv, NCHW-flatten for fc) / the output is the next layer's codes (1: NHWC for a conv
      * consumer, 2: [K][PQ] for a linear one) computed with its quantizer nq_* */
     int in_codes, out_codes;
-    float nq_inv, nq_lo, nq_hi;
+    float nq_s, nq_lo, nq_hi;      /* the consumer's s_a and levels */
     int nq_off;
     /* re-quantization to codes of at most RT_THR_MAX + 1 levels by integer thresholds
      * (rt_conv_thresholds): thr int32 [thr_n][K], then mask [K] and base [K]; NULL: float */

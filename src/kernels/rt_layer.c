@@ -222,7 +222,7 @@ static void *grow(void **p, size_t *cap, size_t bytes) {
  *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
  *         all channels) is one contiguous copy. */
 static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, uint8_t *tmp) {
-    const float inv = c->inv_a, lo = c->qmin, hi = c->qmax;
+    const float s = c->s_a, lo = c->qmin, hi = c->qmax;
     const int off = c->a_off, C = c->C;
     const int64_t HW = (int64_t)c->H * c->W, CHW = (int64_t)C * HW;
     for (int i = 0; i < n; i++) {
@@ -230,7 +230,7 @@ static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, ui
         uint8_t *ci = codes + i * CHW;
         if (c->fc || C == 1) { /* already in the output order */
             for (int64_t j = 0; j < CHW; j++) {
-                float q = nearbyintf(xi[j] * inv);
+                float q = nearbyintf(xi[j] / s);
                 q = q < lo ? lo : q > hi ? hi : q;
                 ci[j] = (uint8_t)((q == q ? (int)q : 0) + off); /* NaN: never UB */
             }
@@ -244,7 +244,7 @@ static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, ui
                 const float *xp = xi + ch * HW + j0;
                 uint8_t *t = tmp + (size_t)ch * RT_QB;
                 for (int j = 0; j < nb; j++) {
-                    float q = nearbyintf(xp[j] * inv);
+                    float q = nearbyintf(xp[j] / s);
                     q = q < lo ? lo : q > hi ? hi : q;
                     t[j] = (uint8_t)((q == q ? (int)q : 0) + off);
                 }
@@ -328,7 +328,7 @@ static inline float epi(const rt_conv *c, int k, float z) {
  * strided reads stay in L1; the same float operations, in the same order, as epi().
  *   float output:  y [K][PQ] (NCHW);
  *   fused re-quantization (c->out_codes): the consumer layer's codes, exactly what its own
- *   quantizer would compute from that float (clamp(nearbyintf(z * inv)) + off), stored as
+ *   quantizer would compute from that float (clamp(nearbyintf(z / s)) + off), stored as
  *   [PQ][K] (NHWC) for a conv consumer or [K][PQ] for a linear one. */
 /* The epilogue's float for one accumulator: scale, bias, batch norm (bn), clamp to [lo, hi]
  * (ReLU / ReLU6 / none). bn = 0 multiplies by 1 and adds 0, as bn = 1 with bna = 1, bnb = 0. */
@@ -346,16 +346,16 @@ static inline __attribute__((always_inline)) float epi_z(int32_t a, int32_t corr
  * function. */
 static inline __attribute__((always_inline)) int requant_code(
     int32_t a, int32_t corr, float sc, float bias, float bna, float bnb, const int bn, float lo,
-    float hi, float qinv, float qlo, float qhi, int qoff) {
+    float hi, float qs, float qlo, float qhi, int qoff) {
     const float z = epi_z(a, corr, sc, bias, bna, bnb, bn, lo, hi);
-    float q = nearbyintf(z * qinv);
+    float q = nearbyintf(z / qs);
     q = q < qlo ? qlo : q > qhi ? qhi : q;
     return (q == q ? (int)q : 0) + qoff;
 }
 
 static int requant_k(const rt_conv *c, int k, int32_t a) {
     return requant_code(a, c->corr[k], c->sc[k], c->bias[k], c->bn_a[k], c->bn_b[k], c->has_bn,
-                        c->act ? 0.0f : -INFINITY, c->act == 2 ? 6.0f : INFINITY, c->nq_inv,
+                        c->act ? 0.0f : -INFINITY, c->act == 2 ? 6.0f : INFINITY, c->nq_s,
                         c->nq_lo, c->nq_hi, c->nq_off);
 }
 
@@ -452,7 +452,7 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
                                                                 int k0, int Kg, int ld, int64_t PQ,
                                                                 uint8_t *restrict y, const int bn) {
     const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
-    const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
+    const float qs = c->nq_s, qlo = c->nq_lo, qhi = c->nq_hi;
     const int qoff = c->nq_off, K = c->K;
     const float *restrict sc = c->sc + k0, *restrict bias = c->bias + k0;
     const float *restrict bna = c->bn_a + k0, *restrict bnb = c->bn_b + k0;
@@ -462,7 +462,7 @@ static inline __attribute__((always_inline)) void epilogue_nhwc(const rt_conv *c
         uint8_t *restrict yo = y + (size_t)pq * K + k0;
         for (int kk = 0; kk < Kg; kk++)
             yo[kk] = (uint8_t)requant_code(ar[kk], corr[kk], sc[kk], bias[kk], bna[kk], bnb[kk],
-                                           bn, lo, hi, qinv, qlo, qhi, qoff);
+                                           bn, lo, hi, qs, qlo, qhi, qoff);
     }
 }
 
@@ -485,7 +485,7 @@ void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int 
         return;
     }
     const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
-    const float qinv = c->nq_inv, qlo = c->nq_lo, qhi = c->nq_hi;
+    const float qs = c->nq_s, qlo = c->nq_lo, qhi = c->nq_hi;
     const int qoff = c->nq_off;
     enum { BLK = 64 };
     for (int64_t p0 = 0; p0 < PQ; p0 += BLK) {
@@ -504,7 +504,7 @@ void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int 
             }
             uint8_t *yo = (uint8_t *)y + (size_t)k * PQ; /* out_codes == 2: [K][PQ] */
             for (int64_t pq = p0; pq < p1; pq++)
-                yo[pq] = (uint8_t)requant_code(ac[pq * ld], corr, sc, b, ba, bb, 1, lo, hi, qinv,
+                yo[pq] = (uint8_t)requant_code(ac[pq * ld], corr, sc, b, ba, bb, 1, lo, hi, qs,
                                                qlo, qhi, qoff);
         }
     }
@@ -573,7 +573,7 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
             if (c->a_float) {
                 xq[i] = xin[i];
             } else {
-                float q = nearbyintf(xin[i] * c->inv_a);
+                float q = nearbyintf(xin[i] / c->s_a);
                 q = q < c->qmin ? c->qmin : q > c->qmax ? c->qmax : q;
                 xq[i] = q * c->s_a;
             }

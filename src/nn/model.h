@@ -43,8 +43,9 @@ typedef struct mq_node {
 /* Quantization hooks, installed by src/quant when a policy is applied (the nn layer does not
  * depend on quant). Node i is a conv or linear node with quantization on. */
 typedef struct mq_qhooks {
-    /* Forward: point *x / *w at the quantized input activations / weights of node i. */
-    mixq_status (*forward)(mixq_model *m, int i, int N, const float **x, const float **w);
+    /* Forward: point *x / *w / *b at the quantized input activations / weights / bias of node
+     * i (*b stays the float bias where the bias is not quantized). */
+    mixq_status (*forward)(mixq_model *m, int i, int N, const float **x, const float **w, const float **b);
     /* Backward, before the layer's backward: point *x / *w at the values the forward used and
      * *dx / *acc at where the gradient w.r.t. the quantized input must go (a scratch buffer
      * when the input is quantized). */

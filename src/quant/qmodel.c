@@ -47,6 +47,8 @@ typedef struct qnode {
     int wvalid;
     float *xq;            /* [N * in] */
     size_t xq_cap;
+    float *bq;            /* [K] the bias on the accumulator grid (mq_bias_quant), or NULL */
+    int32_t *bcodes;      /* [K] its int32 codes */
     /* calibration */
     int collect;
     float cmax;
@@ -83,6 +85,8 @@ static void qstate_free(qstate *s, int n) {
         free(q->mask);
         free(q->xq);
         free(q->samples);
+        free(q->bq);
+        free(q->bcodes);
     }
     free(s->nodes);
     free(s->dxq);
@@ -135,6 +139,32 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
     return MIXQ_OK;
 }
 
+/* The bias layer i computes with: with calibrated quantized inputs and integer weights (every
+ * row on the linear grid), its float bias on the accumulator grid, as the QDQ export writes it
+ * (int32 behind a DequantizeLinear with scale s_a * s_w, what ONNX Runtime's fusions use);
+ * q->bcodes holds the codes. NULL: the layer adds its float bias (no bias, float inputs or
+ * rows, k-means, uncalibrated, or a bias the grid cannot hold). Weights must be current. */
+static const float *layer_bias(mixq_model *m, int i, qnode *q) {
+    const mq_node *n = &m->nodes[i];
+    if (n->t_b < 0 || !q->aquant || !q->wquant || q->lq.kmeans || !q->calibrated || !q->codes) return NULL;
+    const int K = q->lq.K;
+    for (int k = 0; k < K; k++)
+        if (q->lq.kbits[k] == MQ_FLOAT_BITS) return NULL;
+    if (!q->bq) {
+        q->bq = mq_malloc((size_t)K, sizeof(float), "quantized bias");
+        q->bcodes = mq_malloc((size_t)K, sizeof(int32_t), "bias codes");
+        if (!q->bq || !q->bcodes) { /* then float, as for a bias the grid cannot hold */
+            free(q->bq);
+            free(q->bcodes);
+            q->bq = NULL, q->bcodes = NULL;
+            mixq_clear_error();
+            return NULL;
+        }
+    }
+    const float s_a = mq_act_scale(q->lq.a_bits, q->a_signed, q->alpha);
+    return mq_bias_quant(mq_tensor_ptr(m, n->t_b), K, q->scale, s_a, q->bq, q->bcodes) ? q->bq : NULL;
+}
+
 static void calib_collect(qnode *q, const float *x, int64_t n) {
     for (int64_t j = 0; j < n; j++) {
         float v = q->a_signed ? fabsf(x[j]) : x[j];
@@ -147,7 +177,8 @@ static void calib_collect(qnode *q, const float *x, int64_t n) {
     for (int64_t j = 0; j < n && q->nsamples < CALIB_SAMPLES; j += step) q->samples[q->nsamples++] = x[j];
 }
 
-static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, const float **w) {
+static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, const float **w,
+                                const float **b) {
     qstate *s = Q(m);
     qnode *q = &s->nodes[i];
     if (!q->on) return MIXQ_OK;
@@ -165,14 +196,16 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
                       "it on training images with `mixq quantize MODEL --policy P.json --data DATA "
                       "--out Q.mixq`", m->nodes[i].name);
     if ((size_t)n > q->xq_cap) {
-        float *b = mq_alloc_aligned(sizeof(float) * (size_t)n, "quantized activations");
-        if (!b) return MIXQ_ERR_NOMEM;
+        float *buf = mq_alloc_aligned(sizeof(float) * (size_t)n, "quantized activations");
+        if (!buf) return MIXQ_ERR_NOMEM;
         free(q->xq);
-        q->xq = b;
+        q->xq = buf;
         q->xq_cap = (size_t)n;
     }
     mq_act_fake_quant(*x, n, q->lq.a_bits, q->a_signed, q->alpha, q->xq);
     *x = q->xq;
+    const float *bq = layer_bias(m, i, q);
+    if (bq) *b = bq;
     return MIXQ_OK;
 }
 
@@ -397,6 +430,8 @@ mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out) {
     mq_levels(q->lq.a_bits, q->a_signed, &out->a_qmin, &out->a_qmax);
     out->a_clip = q->calibrated ? q->alpha : 0.0f;
     out->a_scale = mq_act_scale(q->lq.a_bits, q->a_signed, out->a_clip);
+    out->bias = layer_bias(m, node, q);
+    out->bias_codes = out->bias ? q->bcodes : NULL;
     return MIXQ_OK;
 }
 

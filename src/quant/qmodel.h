@@ -47,6 +47,9 @@ typedef struct mq_qlayer {
     const float *centroids;  /* [1 << w_bits] (k-means) or NULL */
     int a_bits, a_signed, a_qmin, a_qmax;
     float a_clip, a_scale;
+    const float *bias;       /* [K] the bias on the accumulator grid (mq_bias_quant), or NULL:
+                                the layer adds its float bias */
+    const int32_t *bias_codes; /* [K] its int32 codes (scale a_scale * scale[k]) */
 } mq_qlayer;
 
 /* Node `node`'s description for the current weights (quantizing them if they changed).

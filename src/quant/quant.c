@@ -51,12 +51,12 @@ static inline float clampf(float q, float lo, float hi) { return q < lo ? lo : (
 static double quant_mse(const float *x, int64_t n, int bits, int is_signed, float a) {
     float qmin, qmax;
     act_levels(bits, is_signed, &qmin, &qmax);
-    const float s = a / qmax, inv = 1.0f / s;
+    const float s = a / qmax;
     const int64_t step = n > CHUNK ? n / CHUNK : 1;
     double err = 0;
     for (int64_t i = 0; i < n; i += step) {
         float v = is_signed ? x[i] : (x[i] > 0 ? x[i] : 0);
-        float q = clampf(nearbyintf(v * inv), qmin, qmax) * s;
+        float q = clampf(nearbyintf(v / s), qmin, qmax) * s;
         err += (double)(q - v) * (q - v);
     }
     return err;
@@ -271,6 +271,20 @@ void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, c
     }
 }
 
+int mq_bias_quant(const float *b, int K, const float *s_w, float s_a, float *bq, int32_t *codes) {
+    for (int k = 0; k < K; k++) {
+        const float s = s_a * s_w[k];
+        if (!(s > 0) || !isfinite(s) || !(fabs((double)b[k] / s) < 2147483647.0)) return 0;
+    }
+    for (int k = 0; k < K; k++) {
+        const float s = s_a * s_w[k];
+        const int32_t c = (int32_t)nearbyint((double)b[k] / s);
+        bq[k] = (float)c * s;
+        if (codes) codes[k] = c;
+    }
+    return 1;
+}
+
 void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y) {
     if (bits == MQ_FLOAT_BITS) {
         if (y != x) memcpy(y, x, sizeof(float) * (size_t)n);
@@ -278,9 +292,10 @@ void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float
     }
     float qmin, qmax;
     act_levels(bits, is_signed, &qmin, &qmax);
-    const float s = mq_act_scale(bits, is_signed, alpha), inv = 1.0f / s;
+    const float s = mq_act_scale(bits, is_signed, alpha);
+    /* x / s, not x * (1 / s): ONNX QuantizeLinear divides, so an export runs the same codes */
 #pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i++) y[i] = clampf(nearbyintf(x[i] * inv), qmin, qmax) * s;
+    for (int64_t i = 0; i < n; i++) y[i] = clampf(nearbyintf(x[i] / s), qmin, qmax) * s;
 }
 
 void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int bits,
@@ -294,7 +309,7 @@ void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int 
     }
     float qmin, qmax;
     act_levels(bits, is_signed, &qmin, &qmax);
-    const float s = mq_act_scale(bits, is_signed, alpha), inv = 1.0f / s;
+    const float s = mq_act_scale(bits, is_signed, alpha);
     const int64_t nch = (n + CHUNK - 1) / CHUNK;
     double *part = dalpha ? calloc((size_t)(nch ? nch : 1), sizeof(double)) : NULL;
 #pragma omp parallel for schedule(static)
@@ -302,11 +317,11 @@ void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int 
         const int64_t lo = c * CHUNK, hi = MQ_MIN(n, lo + CHUNK);
         double a = 0; /* dL/dalpha of this chunk */
         for (int64_t i = lo; i < hi; i++) {
-            const float q = nearbyintf(x[i] * inv), g = dy[i];
+            const float q = nearbyintf(x[i] / s), g = dy[i];
             const int inside = q >= qmin && q <= qmax;
             if (q > qmax) a += g;
             else if (q < qmin) a += (double)g * qmin / qmax;
-            else if (lsq) a += (double)g * (q - x[i] * inv) / qmax;
+            else if (lsq) a += (double)g * (q - x[i] / s) / qmax;
             if (dx) dx[i] = (accumulate ? dx[i] : 0.0f) + (inside ? g : 0.0f);
         }
         if (part) part[c] = a;

@@ -18,7 +18,8 @@
  *   unsigned (after ReLU/ReLU6): qmin = 0, qmax = 2^b - 1, s = alpha / qmax;
  *   signed:                      qmin = -(2^(b-1) - 1), qmax = 2^(b-1) - 1 (1 bit: -1, 1),
  *                                s = alpha / qmax;
- *   q = round(x / s), x_q = s clamp(q, qmin, qmax).
+ *   q = round(x / s), x_q = s clamp(q, qmin, qmax). (A division, as ONNX QuantizeLinear; PyTorch's
+ *   fake_quantize multiplies by 1 / s, which differs in the last bit near a rounding boundary.)
  * STE: dL/dx = dL/dx_q where qmin <= q <= qmax, else 0 (as torch.fake_quantize_per_tensor_affine).
  * Clip gradient, PACT (default): dL/dalpha = sum of dL/dx_q over q > qmax (plus, signed, minus the
  * sum over q < qmin): the derivative of the clip with the rounding treated as identity.
@@ -105,6 +106,14 @@ float mq_act_scale(int bits, int is_signed, float alpha);
 
 /* Activation fake-quant: y = quantized x (n values); y may alias x. */
 void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y);
+
+/* A layer's bias b [K] on its accumulator's integer grid, as a QDQ model carries it (an int32
+ * DequantizeLinear with scale s_a * s_w[k], which ONNX Runtime's QDQ fusions expect and would
+ * otherwise make of a float bias): code = round(b / (s_a * s_w[k])) (half to even), value =
+ * code * (s_a * s_w[k]) in float, as DequantizeLinear computes it. Returns 1 with bq (and codes,
+ * if not NULL) filled when every entry fits in int32 on a positive finite scale; else 0 and
+ * nothing is written (the bias stays float). */
+int mq_bias_quant(const float *b, int K, const float *s_w, float s_a, float *bq, int32_t *codes);
 /* Backward: dx (+)= STE(dy) (accumulate as in kernels.h; dx may be NULL); *dalpha (may be NULL)
  * receives the clip gradient, PACT or (lsq != 0) LSQ. x is the forward input. dx may alias dy
  * when accumulate == 0. Thread-count independent. */
