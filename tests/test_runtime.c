@@ -494,6 +494,69 @@ static void test_crop_taps(void) {
             }
 }
 
+/* im2col_short_rows (kernel rows of at most 8 bytes, one group: a first layer on grey or
+ * colour images) against its twin im2col_u8: the same layer outputs, bit for bit, on awkward
+ * shapes, strides and pads, signed and unsigned inputs, both integer kernels. */
+static void test_im2col_short(void) {
+    static const struct {
+        int C, H, W, R, S, stride, pad;
+    } g[] = {
+        {1, 28, 28, 5, 5, 1, 2}, {1, 13, 11, 3, 3, 1, 1}, {1, 9, 7, 7, 7, 1, 3}, {1, 10, 9, 5, 5, 2, 0},
+        {2, 7, 9, 3, 3, 2, 1},   {3, 8, 5, 2, 2, 1, 0},   {1, 5, 6, 8, 8, 1, 4}, {1, 1, 1, 1, 1, 1, 0},
+        {4, 6, 6, 2, 2, 2, 1},   {1, 12, 3, 4, 4, 1, 2},
+    };
+    const int K = 7;
+    for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
+        for (int sgn = 0; sgn < 2; sgn++)
+            for (int kern = 0; kern < 2; kern++) {
+                if (kern == 1 && !mq_i8_available()) continue;
+                float *y[2] = {NULL, NULL};
+                size_t ny = 0;
+                for (int plain = 0; plain < 2; plain++) {
+                    rt_conv c;
+                    memset(&c, 0, sizeof c);
+                    snprintf(c.name, sizeof c.name, "short%zu", gi);
+                    c.C = g[gi].C, c.H = g[gi].H, c.W = g[gi].W, c.K = K, c.R = g[gi].R, c.S = g[gi].S;
+                    c.stride = g[gi].stride, c.pad = g[gi].pad, c.G = 1;
+                    c.a_bits = 4, c.a_signed = sgn;
+                    c.kbits = malloc(sizeof(int) * K);
+                    for (int k = 0; k < K; k++) c.kbits[k] = 1 + k % 8;
+                    CHECK_OK(rt_conv_prepare(&c));
+                    const size_t nw = (size_t)K * c.Kd;
+                    c.wc = malloc(nw);
+                    for (size_t i = 0; i < nw; i++) {
+                        const int b = c.kbits[i / (size_t)c.Kd];
+                        int lim;
+                        mq_levels(b, 1, NULL, &lim);
+                        int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
+                        c.wc[i] = (int8_t)(b == 1 ? (v >= 0 ? 1 : -1) : v);
+                    }
+                    c.s_a = 1.0f;
+                    for (int k = 0; k < K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
+                    c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
+                    c.im2col_plain = plain;
+                    const int n = 3, in = c.C * c.H * c.W;
+                    ny = (size_t)n * K * c.P * c.Q;
+                    float *x = malloc(sizeof(float) * (size_t)n * in);
+                    y[plain] = malloc(sizeof(float) * ny);
+                    for (int i = 0; i < n * in; i++)
+                        x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c.qmax - (int)c.qmin + 1) + (int)c.qmin);
+                    CHECK_OK(rt_conv_pack(&c));
+                    rt_scratch scr;
+                    memset(&scr, 0, sizeof scr);
+                    CHECK_OK(rt_conv_run(&c, x, y[plain], 0, n, &scr, 1));
+                    rt_scratch_free(&scr);
+                    rt_conv_free(&c);
+                    free(x);
+                }
+                CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
+                       "shape %zu, %s inputs, %s: short-row im2col differs from im2col_u8", gi,
+                       sgn ? "signed" : "unsigned", kern ? "int8" : "bitserial");
+                free(y[0]);
+                free(y[1]);
+            }
+}
+
 static uint32_t lcg(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
     return *s >> 8;
@@ -584,6 +647,7 @@ int main(void) {
     TEST_RUN(test_requant_thresholds);
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
+    TEST_RUN(test_im2col_short);
     TEST_RUN(test_errors);
     TEST_RUN(test_calibrate_cpu_table);
     return test_summary();

@@ -68,6 +68,13 @@ typedef struct rt_conv {
      * consumer, 2: [K][PQ] for a linear one) computed with its quantizer nq_* */
     int in_codes, out_codes;
     float nq_s, nq_lo, nq_hi;      /* the consumer's s_a and levels */
+    /* the per-channel epilogue parameters repeated to flat_e = lcm(K, 16) entries (sc, bias,
+     * bn_a, bn_b as floats, then corr as int32), so a layer with G == 1 re-quantizes its
+     * accumulators as one flat array whose channel period fits whole vectors (small K:
+     * conv1's 6 channels) */
+    float *flat;
+    int flat_e;
+    int im2col_plain;           /* tests: im2col_u8 even where the short-row path applies */
     int nq_off;
     /* re-quantization to codes of at most RT_THR_MAX + 1 levels by integer thresholds
      * (rt_conv_thresholds): thr int32 [thr_n][K], then mask [K] and base [K]; NULL: float */
@@ -95,6 +102,8 @@ typedef struct rt_scratch {
     size_t qt_cap;
     mq_bs_acts acts;
     mq_bs_acts pix;             /* per-pixel bit planes (mq_bs_pack_conv) */
+    uint8_t *plane;             /* im2col_short: the padded image */
+    size_t plane_cap;
 } rt_scratch;
 
 void rt_scratch_free(rt_scratch *s);

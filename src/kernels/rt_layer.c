@@ -21,6 +21,7 @@ void rt_scratch_free(rt_scratch *s) {
     free(s->acc);
     free(s->facc);
     free(s->qt);
+    free(s->plane);
     mq_i8_thread_free(s->i8t);
     mq_bs_acts_free(&s->acts);
     mq_bs_acts_free(&s->pix);
@@ -53,6 +54,7 @@ void rt_conv_free(rt_conv *c) {
     free(c->wp);
     free(c->wf);
     free(c->thr);
+    free(c->flat);
     memset(c, 0, sizeof *c);
 }
 
@@ -298,6 +300,35 @@ static void im2col_u8(const rt_conv *c, const uint8_t *codes, int g, uint8_t *co
         }
 }
 
+/* im2col_u8 for one group whose kernel rows are short (S * C <= 8 bytes: a first layer on grey
+ * images, lenet5's 5x5 conv1): the image is laid into a plane padded with a_off, in which every
+ * kernel row of every output is S * C contiguous bytes, copied as one 8-byte word (the 8 - S * C
+ * bytes past it are overwritten by the next row, or land in the IM2COL_SLACK bytes after col).
+ * The same rows as im2col_u8 (its twin: tests compare the two). plane: im2col_short_plane bytes. */
+#define IM2COL_SLACK 8
+static int im2col_short(const rt_conv *c) { return c->G == 1 && !c->fc && c->S * c->C <= 8; }
+static size_t im2col_short_plane(const rt_conv *c) {
+    return (size_t)((c->P - 1) * c->stride + c->R) * (size_t)((c->Q - 1) * c->stride + c->S) * c->C + IM2COL_SLACK;
+}
+static void im2col_short_rows(const rt_conv *c, const uint8_t *codes, uint8_t *plane, uint8_t *col) {
+    const int C = c->C, R = c->R, S = c->S, H = c->H, W = c->W, st = c->stride, pad = c->pad;
+    const int Hp = (c->P - 1) * st + R, Wp = (c->Q - 1) * st + S, L = S * C, Kd = c->Kd;
+    const size_t rowb = (size_t)Wp * C;
+    memset(plane, c->a_off, im2col_short_plane(c));
+    for (int y = 0; y < Hp; y++) {
+        const int h = y - pad;
+        if (h < 0 || h >= H) continue;
+        const int x0 = pad > 0 ? pad : 0, w0 = x0 - pad, w1 = W < Wp - pad ? W : Wp - pad;
+        if (w1 > w0) memcpy(plane + (size_t)y * rowb + (size_t)x0 * C, codes + ((size_t)h * W + w0) * C, (size_t)(w1 - w0) * C);
+    }
+    for (int p = 0; p < c->P; p++)
+        for (int q = 0; q < c->Q; q++) {
+            uint8_t *row = col + ((size_t)p * c->Q + q) * Kd;
+            const uint8_t *src = plane + (size_t)p * st * rowb + (size_t)q * st * C;
+            for (int r = 0; r < R; r++) memcpy(row + r * L, src + r * rowb, 8);
+        }
+}
+
 static void im2col_f(const rt_conv *c, const float *xq, int g, float *col) {
     const int Cg = c->C / c->G, R = c->R, S = c->S, H = c->H, W = c->W;
     for (int p = 0; p < c->P; p++)
@@ -360,10 +391,38 @@ static int requant_k(const rt_conv *c, int k, int32_t a) {
 }
 
 
+/* c->flat for a layer that re-quantizes (out_codes) with one group; left NULL (the per-channel
+ * loops run instead) when out of memory or not applicable. */
+static void flat_params(rt_conv *c) {
+    free(c->flat);
+    c->flat = NULL;
+    c->flat_e = 0;
+    if (!c->out_codes || c->G != 1 || c->K < 1 || c->K > 4096) return;
+    int e = c->K;
+    while (e % 16) e += c->K;
+    float *f = mq_malloc((size_t)e * 5, sizeof(float), "runtime epilogue parameters");
+    if (!f) {
+        mixq_clear_error();
+        return;
+    }
+    int32_t *corr = (int32_t *)(f + (size_t)4 * e);
+    for (int j = 0; j < e; j++) {
+        const int k = j % c->K;
+        f[j] = c->sc[k];
+        f[e + j] = c->bias[k];
+        f[2 * e + j] = c->has_bn ? c->bn_a[k] : 1.0f;
+        f[3 * e + j] = c->has_bn ? c->bn_b[k] : 0.0f;
+        corr[j] = c->corr[k];
+    }
+    c->flat = f;
+    c->flat_e = e;
+}
+
 void rt_conv_thresholds(rt_conv *c) {
     free(c->thr);
     c->thr = NULL;
     c->thr_n = 0;
+    flat_params(c);
     if (c->out_codes != 1) return;
     const int levels = (int)(c->nq_hi - c->nq_lo) + 1;
     if (levels < 2 || levels > RT_THR_MAX + 1) return;
@@ -510,11 +569,42 @@ void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int 
     }
 }
 
+/* Re-quantization of `total` accumulators acc [..][K] to codes y [..][K] (the same layout), total
+ * a multiple of K, with the repeated parameters c->flat: the same requant_code per element as
+ * epilogue_nhwc, in vectors whatever K is. bn = 1 with bn_a 1, bn_b 0 where the layer has no
+ * batch norm: the very operations epi_z does without it (z * 1 + 0). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("prefer-vector-width=512")))
+#endif
+static void epilogue_flat(const rt_conv *c, const int32_t *restrict acc, int64_t total,
+                          uint8_t *restrict y) {
+    const float lo = c->act ? 0.0f : -INFINITY, hi = c->act == 2 ? 6.0f : INFINITY;
+    const float qs = c->nq_s, qlo = c->nq_lo, qhi = c->nq_hi;
+    const int qoff = c->nq_off, e = c->flat_e;
+    const float *restrict sc = c->flat, *restrict bias = sc + e, *restrict bna = sc + 2 * e,
+                          *restrict bnb = sc + 3 * e;
+    const int32_t *restrict corr = (const int32_t *)(sc + 4 * (size_t)e);
+    for (int64_t i0 = 0; i0 < total; i0 += e) {
+        const int m = total - i0 < e ? (int)(total - i0) : e;
+        const int32_t *restrict a = acc + i0;
+        uint8_t *restrict yo = y + i0;
+        for (int j = 0; j < m; j++)
+            yo[j] = (uint8_t)requant_code(a[j], corr[j], sc[j], bias[j], bna[j], bnb[j], 1, lo, hi, qs,
+                                          qlo, qhi, qoff);
+    }
+}
+
 /* rt_conv_epilogue of n images whose accumulators for group g lie at acc [n][PQ][Kg]; output into
  * the codes (cout) or floats (yout) of each image. */
 static void epilogue_images(const rt_conv *c, const int32_t *acc, int n, int g, int64_t PQ,
                             uint8_t *cout, float *yout) {
     const int64_t out_img = (int64_t)c->K * PQ;
+    /* codes in the accumulators' own layout ([n][PQ][K] NHWC, or [n][K] for a linear consumer
+     * of a 1x1 map): one flat pass, unless integer thresholds do it */
+    if (c->flat && cout && !(c->out_codes == 1 && c->thr) && (c->out_codes == 1 || PQ == 1)) {
+        epilogue_flat(c, acc, (int64_t)n * PQ * c->K, cout);
+        return;
+    }
     for (int i = 0; i < n; i++)
         rt_conv_epilogue(c, acc + (size_t)i * PQ * c->Kg, g * c->Kg, c->Kg, c->Kg, PQ,
                      cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
@@ -625,12 +715,19 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
      * the rows are assembled from its words (no im2col copy) */
     const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0;
     const uint8_t *col = c->fc || pack_direct ? codes
-                                              : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd);
+                                              : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd + IM2COL_SLACK);
     if (!col) return MIXQ_ERR_NOMEM;
+    uint8_t *plane = NULL;
+    if (!c->fc && !pack_direct && im2col_short(c) && !c->im2col_plain &&
+        !(plane = grow((void **)&s->plane, &s->plane_cap, im2col_short_plane(c))))
+        return MIXQ_ERR_NOMEM;
     for (int g = 0; g < c->G; g++) {
         if (!c->fc && !pack_direct)
-            for (int i = 0; i < n; i++)
-                im2col_u8(c, codes + (size_t)i * in_img, g, (uint8_t *)col + (size_t)i * PQ * c->Kd);
+            for (int i = 0; i < n; i++) {
+                uint8_t *ci = (uint8_t *)col + (size_t)i * PQ * c->Kd;
+                if (plane) im2col_short_rows(c, codes + (size_t)i * in_img, plane, ci);
+                else im2col_u8(c, codes + (size_t)i * in_img, g, ci);
+            }
         if (c->kernel == MIXQ_KERNEL_INT8) {
             st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
                        : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
