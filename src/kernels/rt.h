@@ -68,7 +68,7 @@ typedef struct rt_conv {
      * consumer, 2: [K][PQ] for a linear one) computed with its quantizer nq_* */
     int in_codes, out_codes;
     float nq_s, nq_lo, nq_hi;      /* the consumer's s_a and levels */
-    /* the per-channel epilogue parameters repeated to flat_e = lcm(K, 16) entries (sc, bias,
+    /* the per-channel epilogue parameters repeated to flat_e = lcm(K, 64) entries (sc, bias,
      * bn_a, bn_b as floats, then corr as int32), so a layer with G == 1 re-quantizes its
      * accumulators as one flat array whose channel period fits whole vectors (small K:
      * conv1's 6 channels) */

@@ -397,9 +397,10 @@ static void flat_params(rt_conv *c) {
     free(c->flat);
     c->flat = NULL;
     c->flat_e = 0;
-    if (!c->out_codes || c->G != 1 || c->K < 1 || c->K > 4096) return;
-    int e = c->K;
-    while (e % 16) e += c->K;
+    if (!c->out_codes || c->G != 1 || c->K < 1) return;
+    int e = c->K; /* whole 64-byte vectors of codes: the loop then has no scalar remainder */
+    while (e % 64 && e <= 8192) e += c->K;
+    if (e % 64) return;
     float *f = mq_malloc((size_t)e * 5, sizeof(float), "runtime epilogue parameters");
     if (!f) {
         mixq_clear_error();
