@@ -709,9 +709,9 @@ static void pattern_backward(const mixq_model *m, const mq_node *n, int N, const
 static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) {
     const mq_node *a = n->n_in ? &m->nodes[n->in[0]] : NULL;
     int64_t numel = (int64_t)N * n->c * n->h * n->w;
-    const float *x = a ? a->y : NULL, *w = mq_tensor_ptr(m, n->t_w), *b = mq_tensor_ptr(m, n->t_b);
+    const float *x = a ? a->y : NULL, *w = mq_tensor_ptr(m, n->t_w), *bias = mq_tensor_ptr(m, n->t_b);
     if (m->qh && (n->op == MIXQ_OP_CONV || n->op == MIXQ_OP_LINEAR)) {
-        mixq_status st = m->qh->forward(m, (int)(n - m->nodes), N, &x, &w, &b);
+        mixq_status st = m->qh->forward(m, (int)(n - m->nodes), N, &x, &w, &bias);
         if (st) return st;
     }
     if (m->act_pattern && pattern_op(n->op)) {
@@ -726,10 +726,10 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
                            .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
         mixq_status st = mq_conv_shape_init(&s);
         if (st) return st;
-        return mq_conv2d_forward(&s, x, w, b, n->y, &m->ws);
+        return mq_conv2d_forward(&s, x, w, bias, n->y, &m->ws);
     }
     case MIXQ_OP_LINEAR:
-        return mq_linear_forward(N, a->c * a->h * a->w, n->c, x, w, b, n->y);
+        return mq_linear_forward(N, a->c * a->h * a->w, n->c, x, w, bias, n->y);
     case MIXQ_OP_BN:
         return mq_bn_forward(N, n->c, n->h * n->w, a->y, mq_tensor_ptr(m, n->t_w),
                              mq_tensor_ptr(m, n->t_b), mq_tensor_ptr(m, n->t_rm),
