@@ -25,13 +25,17 @@ if [ -n "$report" ]; then
     } >"$report"
 fi
 for name in "$@"; do
+    # a resumed search may redo its episodes and calibration (seconds on a busy machine): a hang
+    # is a minute there, 20 s elsewhere
+    to=20
+    [ "$name" = rundir ] && to=120
     bin=$build/fuzz_$name
     seeds=tests/fuzz/corpus/$name
     work=$build/corpus/$name
     log=$build/fuzz_$name.log
     mkdir -p "$work"
     # the seeds, each once
-    if ! "$bin" -timeout=20 -rss_limit_mb=4096 "$seeds"/* >"$log" 2>&1; then
+    if ! "$bin" -timeout=$to -rss_limit_mb=4096 "$seeds"/* >"$log" 2>&1; then
         echo "fuzz $name: FAILED on its seeds (see $log)"
         [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | 0 | - | - | - | failed on its seeds |" >>"$report"
         fail=1
@@ -39,7 +43,7 @@ for name in "$@"; do
     fi
     execs=0
     if [ "$secs" -gt 0 ]; then
-        if ! "$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 -print_final_stats=1 \
+        if ! "$bin" -max_total_time="$secs" -timeout=$to -rss_limit_mb=4096 -print_final_stats=1 \
             -artifact_prefix="$build/crash-$name-" "$work" "$seeds" >>"$log" 2>&1; then
             echo "fuzz $name: CRASH after fuzzing (see $log and $build/crash-$name-*)"
             [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | $secs | - | - | - | 1 (build/fuzz/crash-$name-*) |" >>"$report"
