@@ -26,7 +26,7 @@ if [ -n "$report" ]; then
 fi
 for name in "$@"; do
     # a resumed search may redo its episodes and calibration (seconds on a busy machine): a hang
-    # is a minute there, 20 s elsewhere
+    # is two minutes there, 20 s elsewhere
     to=20
     [ "$name" = rundir ] && to=120
     bin=$build/fuzz_$name
