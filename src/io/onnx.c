@@ -1049,6 +1049,22 @@ static void eattr_ints(ectx *e, Onnx__NodeProto *n, const char *name, int cnt, i
     a->n_ints = (size_t)cnt, a->ints = iv;
 }
 
+static void eattr_intv(ectx *e, Onnx__NodeProto *n, const char *name, int cnt, const int64_t *v) {
+    Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    int64_t *iv = EA(e, sizeof(int64_t) * (size_t)cnt);
+    if (!a || !iv) return;
+    memcpy(iv, v, sizeof(int64_t) * (size_t)cnt);
+    a->n_ints = (size_t)cnt, a->ints = iv;
+}
+
+/* A conv's or pool's window: kernel_shape, strides and pads (top, left, bottom, right). */
+static void eattr_window(ectx *e, Onnx__NodeProto *n, const mq_geom *g) {
+    const int64_t k[2] = {g->kh, g->kw}, st[2] = {g->sh, g->sw}, p[4] = {g->pt, g->pl, g->pb, g->pr};
+    eattr_intv(e, n, "kernel_shape", 2, k);
+    eattr_intv(e, n, "strides", 2, st);
+    eattr_intv(e, n, "pads", 4, p);
+}
+
 static void eattr_i(ectx *e, Onnx__NodeProto *n, const char *name, int64_t v) {
     Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
     if (a) a->has_i = 1, a->i = v;
@@ -1258,9 +1274,7 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
             }
             if (d->op == MIXQ_OP_CONV) {
                 n = enode(e, "Conv", d->name, nin, in3, out);
-                eattr_ints(e, n, "kernel_shape", 2, d->kh);
-                eattr_ints(e, n, "strides", 2, d->stride);
-                eattr_ints(e, n, "pads", 4, d->pad);
+                eattr_window(e, n, &d->geo);
                 eattr_ints(e, n, "dilations", 2, 1);
                 eattr_i(e, n, "group", d->groups);
             } else {
@@ -1300,9 +1314,7 @@ mixq_status mixq_model_export_onnx(mixq_model *m, const char *path) {
         case MIXQ_OP_AVGPOOL: {
             const char *in1[1] = {x};
             n = enode(e, d->op == MIXQ_OP_MAXPOOL ? "MaxPool" : "AveragePool", d->name, 1, in1, out);
-            eattr_ints(e, n, "kernel_shape", 2, d->kh);
-            eattr_ints(e, n, "strides", 2, d->stride);
-            eattr_ints(e, n, "pads", 4, d->pad);
+            eattr_window(e, n, &d->geo);
             if (d->op == MIXQ_OP_AVGPOOL) eattr_i(e, n, "count_include_pad", 1);
             break;
         }
