@@ -2,11 +2,15 @@
 """Generate the ONNX importer fixtures in tests/fixtures/onnx/.
 
 Needs Debian's python3-torch and python3-onnx (scripts/deps.sh --torch). CI does not run this:
-the tests read the committed files. Regenerate with:   /usr/bin/python3 scripts/gen_onnx_fixtures.py
+the tests read the committed files. Regenerate with:
+    /usr/bin/python3 scripts/gen_onnx_fixtures.py [base] [ops]
+(both groups by default; a group rewrites only its own files: "base" the first four models and
+onnx_ref.mqfx, "ops" the last four and onnx_ops_ref.mqfx. Training is deterministic on one
+machine, but the weights a re-run gives elsewhere may differ, reference logits with them.)
 
-It trains two small CNNs briefly on Fashion-MNIST (deterministic: fixed seeds, one thread) and
-exports them with torch.onnx.export (eval mode, opset 13, constant folding, input "input",
-output "logits", dynamic batch axis, PyTorch's default module-derived names):
+It trains small CNNs briefly on Fashion-MNIST (fixed seeds, one thread) and exports them with
+torch.onnx.export (eval mode, opset 13, constant folding, input "input", output "logits",
+dynamic batch axis, PyTorch's default module-derived names):
 
     resnet_tiny.onnx  conv3x3+BN+ReLU, two residual basic blocks (the second with stride 2 and a
                       1x1 conv+BN shortcut), global average pool, flatten, Linear(16->10)
@@ -20,16 +24,36 @@ output "logits", dynamic batch axis, PyTorch's default module-derived names):
                       Transpose/Reshape/Cast nodes that its constant folding cannot fold.
     pad_folded.onnx   bad_pad.onnx with that subgraph folded here into one int64 initializer
                       "/pad/Pad_pads" = [0,0,0,0, 0,0,1,1] (what onnx-simplifier would give)
+    mbv2_tiny.onnx    MobileNet-V2/V3 style: conv3x3+BN+ReLU6; an inverted residual (expand 1x1
+                      x3, depthwise 3x3, ReLU6, linear 1x1 bottleneck, residual add); a stride-2
+                      inverted residual with hard swish and a squeeze-and-excitation block
+                      (GAP, 1x1 conv, ReLU, 1x1 conv, Hardsigmoid, `scale * x`: the per-channel
+                      factor first); a residual one with hard swish and SE; 1x1 conv+BN+hard
+                      swish, GAP, flatten, Linear(32->10). At opset 13 PyTorch writes Hardswish
+                      as HardSigmoid(alpha 1/6) + Mul and Hardsigmoid as HardSigmoid.
+    mbv2_tiny_op14.onnx  the same model at opset 14: Hardswish as the HardSwish operator
+    squeeze_tiny.onnx SqueezeNet style: conv3x3+ReLU, MaxPool2d(2), two Fire modules (squeeze
+                      1x1, expand 1x1 and 3x3, ReLU, Concat), MaxPool2d(3, 2), a Fire module,
+                      Dropout, conv1x1 to 10 classes, ReLU, global average pool, flatten;
+                      torchvision's SqueezeNet initialisation (Kaiming-uniform convs, the last
+                      conv N(0, 0.01), zero biases: PyTorch's default dies at 2.3026 here)
+    asym_tiny.onnx    asymmetric padding and non-square kernels: ZeroPad2d((0,1,0,1)) + 3x3
+                      stride-2 conv (the Pad from the ConstantOfShape/Slice chain), 1x3 and 3x1
+                      convs (pads (0,1) / (1,0)), a 3x3 conv with strides (2,1), ZeroPad2d((1,0,
+                      0,1)) + AvgPool2d(2), then three branches concatenated: 1x1 conv+Sigmoid,
+                      1x3 conv+ReLU, MaxPool2d((3,1), 1, (1,0)); flatten, Linear(->10)
 
-and writes onnx_ref.mqfx (MQFX v1, the format of tests/fixture.h) holding, per model M:
+and writes onnx_ref.mqfx ("base") and onnx_ops_ref.mqfx ("ops") (MQFX v1, the format of
+tests/fixture.h) holding, per model M:
     M.input          [8,1,28,28]  the first 8 Fashion-MNIST test images, normalised
                                   ((x/255 - 0.2860) / 0.3530)
     M.logits         [8,10]       PyTorch's float32 eval-mode outputs for M.input
     M.labels         [8]          the images' labels, as floats
     M.test_accuracy  [1]          PyTorch's accuracy on the 10000 test images, in [0,1]
                                   (resnet_tiny and dw_tiny only)
-with M in resnet_tiny, dw_tiny, bad_pad. pad_folded.onnx has bad_pad's weights: test it against
-the bad_pad.* tensors.
+with M in resnet_tiny, dw_tiny, bad_pad (onnx_ref.mqfx) and mbv2_tiny, squeeze_tiny, asym_tiny
+(onnx_ops_ref.mqfx); test_accuracy for the trained ones. pad_folded.onnx has bad_pad's weights: test it against the bad_pad.*
+tensors; mbv2_tiny_op14.onnx has mbv2_tiny's: test it against the mbv2_tiny.* tensors.
 
 Each exported graph is also run by a small reference interpreter here (torch.nn.functional on
 the ONNX initializers), and must reproduce M.logits, so the files are self-consistent.
@@ -129,6 +153,119 @@ class DwTiny(nn.Module):
         return self.fc(self.dropout(x))
 
 
+class SE(nn.Module):
+    """Squeeze-and-excitation as torchvision's MobileNetV3 (scale * input)."""
+
+    def __init__(self, c, r):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, r, 1)
+        self.fc2 = nn.Conv2d(r, c, 1)
+        self.gate = nn.Hardsigmoid()
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1)
+        s = self.gate(self.fc2(F.relu(self.fc1(s))))
+        return s * x
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block (expand 1x1, depthwise 3x3, linear 1x1), with V3's options: hard swish
+    instead of ReLU6 and squeeze-and-excitation after the depthwise conv."""
+
+    def __init__(self, cin, cout, expand, stride, hswish=False, se=False):
+        super().__init__()
+        hid = cin * expand
+        act = nn.Hardswish if hswish else nn.ReLU6
+        self.expand = nn.Sequential(nn.Conv2d(cin, hid, 1, bias=False), nn.BatchNorm2d(hid), act())
+        self.dw = nn.Sequential(nn.Conv2d(hid, hid, 3, stride, 1, groups=hid, bias=False),
+                                nn.BatchNorm2d(hid), act())
+        self.se = SE(hid, max(4, hid // 4)) if se else nn.Identity()
+        self.project = nn.Sequential(nn.Conv2d(hid, cout, 1, bias=False), nn.BatchNorm2d(cout))
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.project(self.se(self.dw(self.expand(x))))
+        return x + y if self.residual else y
+
+
+class Mbv2Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.block1 = InvertedResidual(8, 8, 3, 1)
+        self.block2 = InvertedResidual(8, 16, 3, 2, hswish=True, se=True)
+        self.block3 = InvertedResidual(16, 16, 2, 1, hswish=True, se=True)
+        self.head = nn.Sequential(nn.Conv2d(16, 32, 1, bias=False), nn.BatchNorm2d(32), nn.Hardswish())
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.block3(self.block2(self.block1(self.stem(x))))
+        x = torch.flatten(F.adaptive_avg_pool2d(self.head(x), 1), 1)
+        return self.fc(x)
+
+
+class Fire(nn.Module):
+    def __init__(self, cin, squeeze, e1, e3):
+        super().__init__()
+        self.squeeze = nn.Conv2d(cin, squeeze, 1)
+        self.expand1x1 = nn.Conv2d(squeeze, e1, 1)
+        self.expand3x3 = nn.Conv2d(squeeze, e3, 3, padding=1)
+
+    def forward(self, x):
+        x = F.relu(self.squeeze(x))
+        return torch.cat([F.relu(self.expand1x1(x)), F.relu(self.expand3x3(x))], 1)
+
+
+class SqueezeTiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1)
+        self.fire2 = Fire(16, 4, 8, 8)
+        self.fire3 = Fire(16, 4, 8, 8)
+        self.fire4 = Fire(16, 8, 16, 16)
+        self.dropout = nn.Dropout(0.2)
+        self.conv10 = nn.Conv2d(32, 10, 1)
+        for mod in self.modules():
+            if isinstance(mod, nn.Conv2d):
+                if mod is self.conv10:
+                    nn.init.normal_(mod.weight, 0, 0.01)
+                else:
+                    nn.init.kaiming_uniform_(mod.weight)
+                nn.init.constant_(mod.bias, 0)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)          # 14x14
+        x = F.max_pool2d(self.fire3(self.fire2(x)), 3, 2)   # 6x6
+        x = F.relu(self.conv10(self.dropout(self.fire4(x))))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+
+class AsymTiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pad1 = nn.ZeroPad2d((0, 1, 0, 1))              # (left, right, top, bottom)
+        self.conv1 = nn.Conv2d(1, 8, 3, 2, 0)               # 29x29 -> 14x14
+        self.conv1x3 = nn.Conv2d(8, 8, (1, 3), 1, (0, 1), bias=False)
+        self.bn1x3 = nn.BatchNorm2d(8)
+        self.conv3x1 = nn.Conv2d(8, 8, (3, 1), 1, (1, 0), bias=False)
+        self.bn3x1 = nn.BatchNorm2d(8)
+        self.conv_s21 = nn.Conv2d(8, 12, 3, (2, 1), 1)       # 14x14 -> 7x14
+        self.pad2 = nn.ZeroPad2d((1, 0, 0, 1))              # 7x14 -> 8x15
+        self.pool = nn.AvgPool2d(2)                         # -> 4x7
+        self.b1 = nn.Conv2d(12, 6, 1)
+        self.b2 = nn.Conv2d(12, 6, (1, 3), 1, (0, 1))
+        self.b3 = nn.MaxPool2d((3, 1), 1, (1, 0))
+        self.fc = nn.Linear((6 + 6 + 12) * 4 * 7, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(self.pad1(x)))
+        x = F.relu(self.bn1x3(self.conv1x3(x)))
+        x = F.relu(self.bn3x1(self.conv3x1(x)))
+        x = self.pool(self.pad2(F.relu(self.conv_s21(x))))
+        x = torch.cat([torch.sigmoid(self.b1(x)), F.relu(self.b2(x)), self.b3(x)], 1)
+        return self.fc(torch.flatten(x, 1))
+
+
 class BadPad(nn.Module):
     def __init__(self):
         super().__init__()
@@ -171,11 +308,11 @@ def accuracy(model, x, y):
 
 # --------------------------------------------------------------------------------------- export
 
-def export(model, name):
+def export(model, name, opset=OPSET):
     path = os.path.join(OUT, name + ".onnx")
     model.eval()
     torch.onnx.export(model, torch.zeros(1, 1, 28, 28), path, export_params=True,
-                      opset_version=OPSET, do_constant_folding=True,
+                      opset_version=opset, do_constant_folding=True,
                       training=torch.onnx.TrainingMode.EVAL,
                       input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
@@ -244,6 +381,14 @@ def run_onnx(m, x, want=None):
                          0, list(a.get("dilations", [1, 1])), a.get("group", 1))
         elif op == "Relu":
             y = F.relu(i[0])
+        elif op == "Sigmoid":
+            y = torch.sigmoid(i[0])
+        elif op == "HardSigmoid":
+            y = torch.clamp(a.get("alpha", 0.2) * i[0] + a.get("beta", 0.5), 0, 1)
+        elif op == "HardSwish":
+            y = i[0] * torch.clamp(i[0] / 6 + 0.5, 0, 1)
+        elif op == "Mul":
+            y = i[0] * i[1]
         elif op == "Clip":
             lo = i[1] if len(i) > 1 and i[1] is not None else None
             hi = i[2] if len(i) > 2 and i[2] is not None else None
@@ -257,12 +402,13 @@ def run_onnx(m, x, want=None):
             k = list(a["kernel_shape"])
             s = list(a.get("strides", [1, 1]))
             p = list(a.get("pads", [0, 0, 0, 0]))
-            assert p[0] == p[2] and p[1] == p[3]
+            assert not a.get("ceil_mode", 0)
             if op == "MaxPool":
-                y = F.max_pool2d(i[0], k, s, (p[0], p[1]), ceil_mode=bool(a.get("ceil_mode", 0)))
+                xin = F.pad(i[0], (p[1], p[3], p[0], p[2]), value=-float("inf"))
+                y = F.max_pool2d(xin, k, s, 0)
             else:
-                y = F.avg_pool2d(i[0], k, s, (p[0], p[1]), ceil_mode=bool(a.get("ceil_mode", 0)),
-                                 count_include_pad=bool(a.get("count_include_pad", 0)))
+                assert a.get("count_include_pad", 0) or not any(p)
+                y = F.avg_pool2d(F.pad(i[0], (p[1], p[3], p[0], p[2])), k, s, 0)
         elif op == "Flatten":
             ax = a.get("axis", 1)
             y = i[0].reshape(int(np.prod(i[0].shape[:ax])), -1)
@@ -349,10 +495,23 @@ def main():
     print("train %s, test %s" % (tuple(xtr.shape), tuple(xte.shape)))
     xref, yref = xte[:N_REF].clone(), yte[:N_REF].clone()
 
+    groups = {"base": ("onnx_ref.mqfx", (("resnet_tiny", ResNetTiny, 1, 600),
+                                         ("dw_tiny", DwTiny, 2, 600),
+                                         ("bad_pad", BadPad, 3, 0))),
+              "ops": ("onnx_ops_ref.mqfx", (("mbv2_tiny", Mbv2Tiny, 4, 600),
+                                            ("squeeze_tiny", SqueezeTiny, 5, 600),
+                                            ("asym_tiny", AsymTiny, 6, 600)))}
+    wanted = sys.argv[1:] or list(groups)
+    for g in wanted:
+        if g not in groups:
+            sys.exit("unknown group %r: base or ops" % g)
+    for g in wanted:
+        gen_group(groups[g][0], groups[g][1], xtr, ytr, xte, yte, xref, yref)
+
+
+def gen_group(fxname, models_, xtr, ytr, xte, yte, xref, yref):
     fx = Fixture()
-    for name, cls, seed, steps in (("resnet_tiny", ResNetTiny, 1, 600),
-                                   ("dw_tiny", DwTiny, 2, 600),
-                                   ("bad_pad", BadPad, 3, 0)):
+    for name, cls, seed, steps in models_:
         print("== %s" % name)
         torch.manual_seed(seed)
         model = cls()
@@ -371,6 +530,10 @@ def main():
                   "%d bytes" % os.path.getsize(os.path.join(OUT, "pad_folded.onnx")))
             describe(m2)
             models.append(("pad_folded", m2))
+        if name == "mbv2_tiny":
+            m14 = export(model, "mbv2_tiny_op14", opset=14)
+            describe(m14)
+            models.append(("mbv2_tiny_op14", m14))
         for mname, mm in models:
             got = run_onnx(mm, xref)
             err = (got - logits).abs().max().item()
@@ -382,9 +545,10 @@ def main():
         if steps:
             acc = accuracy(model, xte, yte)
             print("  test accuracy %.4f" % acc)
+            assert acc > 0.5, "%s did not learn" % name
             fx.add(name + ".test_accuracy", torch.tensor([acc]))
         print("  params %d" % sum(p.numel() for p in model.parameters()))
-    fx.write(os.path.join(OUT, "onnx_ref.mqfx"))
+    fx.write(os.path.join(OUT, fxname))
 
 
 if __name__ == "__main__":

@@ -9,22 +9,34 @@
 
 typedef struct conv_case {
     int N, C, H, W, K, R, stride, pad, groups, bias;
+    int asym, S, sw, pl, pb, pr; /* asym: kernel R x S, strides (stride, sw), pads (pad, pl, pb, pr);
+                                    else R x R, one stride, pad on every side */
 } conv_case;
 
+/* a square case: R x R, one stride, the same pad on every side */
+#define SQ(...) {__VA_ARGS__, 0, 0, 0, 0, 0, 0}
 static const conv_case cases[] = {
-    {3, 3, 9, 11, 5, 3, 1, 1, 1, 1},   {5, 4, 10, 9, 6, 3, 2, 1, 2, 0},
-    {2, 6, 7, 7, 6, 3, 1, 1, 6, 1},    {3, 6, 9, 8, 12, 3, 2, 1, 6, 0},  /* depthwise, x2 mult */
-    {1, 5, 7, 5, 7, 1, 1, 0, 1, 1},    {3, 8, 7, 7, 16, 1, 2, 0, 1, 0},  /* 1x1, strided 1x1 */
-    {2, 1, 13, 13, 6, 5, 1, 2, 1, 1},  {2, 5, 11, 13, 7, 5, 3, 2, 1, 1},
-    {70, 4, 5, 5, 3, 3, 1, 1, 1, 1},   /* many small images: several chunks */
-    {3, 7, 6, 6, 3, 3, 3, 0, 1, 0},    {1, 3, 4, 4, 1, 4, 1, 0, 1, 1},   /* K = 1, kernel = image */
-    {4, 9, 8, 8, 6, 3, 1, 2, 3, 1},    /* groups 3, pad 2 */
+    SQ(3, 3, 9, 11, 5, 3, 1, 1, 1, 1),   SQ(5, 4, 10, 9, 6, 3, 2, 1, 2, 0),
+    SQ(2, 6, 7, 7, 6, 3, 1, 1, 6, 1),    SQ(3, 6, 9, 8, 12, 3, 2, 1, 6, 0),  /* depthwise, x2 mult */
+    SQ(1, 5, 7, 5, 7, 1, 1, 0, 1, 1),    SQ(3, 8, 7, 7, 16, 1, 2, 0, 1, 0),  /* 1x1, strided 1x1 */
+    SQ(2, 1, 13, 13, 6, 5, 1, 2, 1, 1),  SQ(2, 5, 11, 13, 7, 5, 3, 2, 1, 1),
+    SQ(70, 4, 5, 5, 3, 3, 1, 1, 1, 1),   /* many small images: several chunks */
+    SQ(3, 7, 6, 6, 3, 3, 3, 0, 1, 0),    SQ(1, 3, 4, 4, 1, 4, 1, 0, 1, 1),   /* K = 1, kernel = image */
+    SQ(4, 9, 8, 8, 6, 3, 1, 2, 3, 1),    /* groups 3, pad 2 */
+    /* non-square kernels, per-axis strides, asymmetric pads (top, left, bottom, right) */
+    {2, 3, 9, 10, 4, 1, 1, 0, 1, 1, 1, 3, 1, 1, 0, 1},  /* 1x3, pads 0,1,0,1 */
+    {3, 4, 11, 8, 6, 3, 2, 0, 1, 0, 1, 1, 1, 0, 1, 0},  /* 3x1, strides 2x1, pad bottom 1 */
+    {2, 6, 8, 9, 6, 3, 2, 1, 6, 1, 1, 3, 1, 0, 2, 1},   /* depthwise 3x3, strides 2x1, pads 1,0,2,1 */
+    {2, 4, 7, 7, 5, 2, 2, 0, 1, 1, 1, 3, 3, 1, 1, 2},   /* 2x3, strides 2x3, pads 0,1,1,2 */
+    {3, 5, 6, 9, 5, 1, 1, 0, 5, 0, 1, 5, 2, 2, 0, 2},   /* depthwise 1x5, stride 1x2, pads 0,2,0,2 */
+    {2, 1, 28, 28, 2, 3, 2, 0, 1, 1, 1, 3, 2, 0, 1, 1}, /* ZeroPad2d((0,1,0,1)) + 3x3/2 folded */
 };
 #define NCASES (int)(sizeof cases / sizeof cases[0])
 
 static mq_conv_shape shape_of(const conv_case *c) {
-    mq_conv_shape s = {.N = c->N, .C = c->C, .H = c->H, .W = c->W, .K = c->K, .R = c->R,
-                       .S = c->R, .stride = c->stride, .pad = c->pad, .groups = c->groups};
+    const mq_geom g = c->asym ? (mq_geom){c->R, c->S, c->stride, c->sw, c->pad, c->pl, c->pb, c->pr}
+                              : mq_geom_square(c->R, c->stride, c->pad);
+    mq_conv_shape s = mq_conv_shape_of(c->N, c->C, c->H, c->W, c->K, &g, c->groups);
     mq_conv_shape_init(&s);
     return s;
 }
@@ -41,7 +53,7 @@ static void bufs_init(bufs *B, const conv_case *c) {
     memset(B, 0, sizeof *B);
     B->s = shape_of(c);
     B->nx = (long)c->N * c->C * c->H * c->W;
-    B->nw = (long)c->K * (c->C / c->groups) * c->R * c->R;
+    B->nw = (long)c->K * (c->C / c->groups) * B->s.R * B->s.S;
     B->ny = (long)c->N * c->K * B->s.P * B->s.Q;
     B->x = malloc(4 * B->nx);
     B->dx = malloc(4 * B->nx);
@@ -141,22 +153,29 @@ static void test_conv_thread_determinism(void) {
 }
 
 static void test_conv_bad_shapes(void) {
-    mq_conv_shape s = {.N = 1, .C = 3, .H = 8, .W = 8, .K = 4, .R = 3, .S = 3, .stride = 1,
-                       .pad = 1, .groups = 2};
+    const mq_geom g = mq_geom_square(3, 1, 1);
+    mq_conv_shape s = mq_conv_shape_of(1, 3, 8, 8, 4, &g, 2);
     CHECK(mq_conv_shape_init(&s) == MIXQ_ERR_SHAPE);
     CHECK(strstr(mixq_last_error(), "divisible") != NULL);
     s.groups = 1;
     s.R = s.S = 11;
     CHECK(mq_conv_shape_init(&s) == MIXQ_ERR_SHAPE);
     s.R = s.S = 3;
-    s.stride = 0;
+    s.sw = 0;
     CHECK(mq_conv_shape_init(&s) == MIXQ_ERR_SHAPE);
-    s.stride = 1;
+    s.sw = 1;
+    s.pb = -1;
+    CHECK(mq_conv_shape_init(&s) == MIXQ_ERR_SHAPE);
+    s.pb = 1;
     s.H = 0;
     CHECK(mq_conv_shape_init(&s) == MIXQ_ERR_SHAPE);
     s.H = 8;
     CHECK_OK(mq_conv_shape_init(&s));
     CHECK(s.P == 8 && s.Q == 8);
+    /* asymmetric: rows (8 + 0 + 2 - 3) / 2 + 1 = 4, columns (8 + 1 + 0 - 1) / 1 + 1 = 9 */
+    s.R = 3, s.S = 1, s.sh = 2, s.pt = 0, s.pl = 1, s.pb = 2, s.pr = 0;
+    CHECK_OK(mq_conv_shape_init(&s));
+    CHECK(s.P == 4 && s.Q == 9);
 }
 
 /* ---------------------------------------------------------------- linear */

@@ -1,4 +1,5 @@
-/* BN, activations, pooling, GAP, add and softmax cross-entropy kernels: central finite
+/* BN, activations (ReLU, ReLU6, sigmoid, hard sigmoid, hard swish), multiply, concatenation,
+ * pooling (non-square, asymmetric), GAP, add and softmax cross-entropy kernels: central finite
  * differences (non-vacuous), accumulate semantics, running statistics, errors, determinism. */
 #include <omp.h>
 #include <stdlib.h>
@@ -146,33 +147,145 @@ static void test_pointwise(void) {
     CHECK(g[0] == 2 && g[1] == 0 && g[2] == 4);
 }
 
+/* Sigmoid, hard sigmoid (PyTorch's alpha 1/6, beta 1/2 and ONNX's default 0.2, 0.5), hard
+ * swish: central differences away from the kinks, accumulate, values at the kinks as PyTorch. */
+typedef struct act2 {
+    long n;
+    int kind; /* 0 sigmoid, 1 hard sigmoid (alpha, beta), 2 hard swish */
+    float alpha, beta, *x;
+} act2;
+
+static void act2_fwd(void *ctx, float *y) {
+    act2 *A = ctx;
+    if (A->kind == 0) mq_sigmoid_forward(A->n, A->x, y);
+    else if (A->kind == 1) mq_hsigmoid_forward(A->n, A->alpha, A->beta, A->x, y);
+    else mq_hswish_forward(A->n, A->x, y);
+}
+
+static void act2_bwd(const act2 *A, const float *y, const float *dy, float *dx, int acc) {
+    if (A->kind == 0) mq_sigmoid_backward(A->n, y, dy, dx, acc);
+    else if (A->kind == 1) mq_hsigmoid_backward(A->n, A->alpha, y, dy, dx, acc);
+    else mq_hswish_backward(A->n, A->x, dy, dx, acc);
+}
+
+static void test_activations(void) {
+    const long n = 91;
+    float x[91], y[91], dy[91], dx[91], dx2[91];
+    test_fill(x, n, 15, -8, 8);
+    for (long i = 0; i < n; i++) /* keep away from the kinks at +-2.5 and +-3 */
+        if (fabsf(fabsf(x[i]) - 3) < 0.1f || fabsf(fabsf(x[i]) - 2.5f) < 0.1f) x[i] += 0.25f;
+    test_fill(dy, n, 16, -1, 1);
+    static const float ab[4][2] = {{0, 0}, {1.0f / 6, 0.5f}, {0.2f, 0.5f}, {0, 0}};
+    for (int v = 0; v < 4; v++) {
+        act2 A = {n, v == 0 ? 0 : v == 3 ? 2 : 1, ab[v][0], ab[v][1], x};
+        act2_fwd(&A, y);
+        act2_bwd(&A, y, dy, dx, 0);
+        double e = gc_check(x, n, dx, act2_fwd, &A, dy, n, 1e-3f, 100);
+        CHECKF(e < 1e-3, "activation %d: %.2g", v, e);
+        CHECK(gc_check_zero(x, n, act2_fwd, &A, dy, n, 1e-3f, 100) > 0.5);
+        for (long i = 0; i < n; i++) dx2[i] = 0.5f;
+        act2_bwd(&A, y, dy, dx2, 1);
+        double ea = 0;
+        for (long i = 0; i < n; i++) ea = fmax(ea, fabs(dx2[i] - 0.5f - dx[i]));
+        CHECK(ea < 1e-6);
+    }
+    /* values: PyTorch's hardswish(x) = x * relu6(x + 3) / 6, hardsigmoid = relu6(x + 3) / 6 */
+    float v[6] = {-4, -3, -1.5f, 0, 3, 4.5f}, o[6], one[6] = {1, 1, 1, 1, 1, 1}, d[6];
+    mq_hswish_forward(6, v, o);
+    CHECK(o[0] == 0 && o[1] == 0 && o[2] == -0.375f && o[3] == 0 && o[4] == 3 && o[5] == 4.5f);
+    mq_hswish_backward(6, v, one, d, 0); /* PyTorch: x < -3: 0; x <= 3: x/3 + 1/2; else 1 */
+    CHECK(d[0] == 0 && d[1] == -0.5f && d[2] == 0 && d[3] == 0.5f && d[4] == 1.5f && d[5] == 1);
+    mq_hsigmoid_forward(6, 1.0f / 6, 0.5f, v, o);
+    CHECK(o[0] == 0 && o[1] == 0 && o[3] == 0.5f && o[4] == 1 && o[5] == 1);
+    mq_hsigmoid_backward(6, 1.0f / 6, o, one, d, 0); /* zero at the clamps, as PyTorch */
+    CHECK(d[0] == 0 && d[1] == 0 && d[3] == 1.0f / 6 && d[4] == 0);
+    mq_sigmoid_forward(6, v, o);
+    CHECK(o[3] == 0.5f && fabsf(o[5] - 1 / (1 + expf(-4.5f))) < 1e-7f);
+}
+
+/* Multiply (same shape and one factor per channel) and channel concatenation: gradients with
+ * respect to both inputs, accumulate, a * a, concat(a, a). */
+typedef struct two {
+    int kind; /* 0 mul same shape, 1 mul per channel, 2 concat */
+    int N, C, Cb, HW;
+    float *a, *b;
+} two;
+
+static void two_fwd(void *ctx, float *y) {
+    two *T = ctx;
+    if (T->kind == 2) mq_concat_forward(T->N, T->C, T->Cb, T->HW, T->a, T->b, y);
+    else mq_mul_forward((int64_t)T->N * T->C, T->HW, T->kind == 0 ? T->HW : 1, T->a, T->b, y);
+}
+
+static void test_mul_concat(void) {
+    const int N = 3, C = 4, Cb = 5, HW = 6;
+    float a[3 * 4 * 6], b[3 * 5 * 6], y[3 * 9 * 6], dy[3 * 9 * 6], da[3 * 4 * 6], db[3 * 5 * 6], da2[3 * 4 * 6];
+    for (int kind = 0; kind < 3; kind++) {
+        two T = {kind, N, C, Cb, HW, a, b};
+        const long na = (long)N * C * HW, nb = kind == 0 ? na : kind == 1 ? (long)N * C : (long)N * Cb * HW;
+        const long ny = kind == 2 ? (long)N * (C + Cb) * HW : na;
+        test_fill(a, na, 21, -2, 2);
+        test_fill(b, nb, 22, -2, 2);
+        test_fill(dy, ny, 23, -1, 1);
+        if (kind == 2) mq_concat_backward(N, C, Cb, HW, dy, da, 0, db, 0);
+        else mq_mul_backward((int64_t)N * C, HW, kind == 0 ? HW : 1, a, b, dy, da, 0, db, 0);
+        double ea = gc_check(a, na, da, two_fwd, &T, dy, ny, 1e-2f, 100);
+        double eb = gc_check(b, nb, db, two_fwd, &T, dy, ny, 1e-2f, 100);
+        CHECKF(ea < 2e-3 && eb < 2e-3, "%s: da %.2g db %.2g", kind == 2 ? "concat" : "mul", ea, eb);
+        CHECK(gc_check_zero(b, nb, two_fwd, &T, dy, ny, 1e-2f, 50) > 0.5);
+        /* accumulate into da, db skipped */
+        for (long i = 0; i < na; i++) da2[i] = 0.25f;
+        if (kind == 2) mq_concat_backward(N, C, Cb, HW, dy, da2, 1, NULL, 0);
+        else mq_mul_backward((int64_t)N * C, HW, kind == 0 ? HW : 1, a, b, dy, da2, 1, NULL, 0);
+        double e = 0;
+        for (long i = 0; i < na; i++) e = fmax(e, fabs(da2[i] - 0.25f - da[i]));
+        CHECK(e < 1e-6);
+    }
+    /* a * a and concat(a, a): both gradients land in one buffer (2 a dy; dy's two halves) */
+    test_fill(a, (long)N * C * HW, 24, -2, 2);
+    test_fill(dy, (long)N * 2 * C * HW, 25, -1, 1);
+    mq_mul_backward((int64_t)N * C, HW, HW, a, a, dy, da, 0, da, 1);
+    double e = 0;
+    for (long i = 0; i < (long)N * C * HW; i++) e = fmax(e, fabs(da[i] - 2 * a[i] * dy[i]));
+    CHECK(e < 1e-6);
+    mq_concat_backward(N, C, C, HW, dy, da, 0, da, 1);
+    e = 0;
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < C * HW; i++)
+            e = fmax(e, fabs(da[n * C * HW + i] - dy[n * 2 * C * HW + i] - dy[n * 2 * C * HW + C * HW + i]));
+    CHECK(e < 1e-6);
+}
+
 /* ---------------------------------------------------------------- pooling */
 typedef struct pl {
-    int N, C, H, W, k, stride, pad, P, Q, kind; /* 0 max, 1 avg, 2 gap */
+    int N, C, H, W;
+    mq_geom g;
+    int P, Q, kind; /* 0 max, 1 avg, 2 gap */
     float *x;
     int32_t *arg;
 } pl;
 
 static void pl_fwd(void *ctx, float *y) {
     pl *p = ctx;
-    if (p->kind == 0)
-        mq_maxpool_forward(p->N, p->C, p->H, p->W, p->k, p->stride, p->pad, p->P, p->Q, p->x, y, p->arg);
-    else if (p->kind == 1)
-        mq_avgpool_forward(p->N, p->C, p->H, p->W, p->k, p->stride, p->pad, p->P, p->Q, p->x, y);
+    if (p->kind == 0) mq_maxpool_forward(p->N, p->C, p->H, p->W, &p->g, p->P, p->Q, p->x, y, p->arg);
+    else if (p->kind == 1) mq_avgpool_forward(p->N, p->C, p->H, p->W, &p->g, p->P, p->Q, p->x, y);
     else mq_gap_forward(p->N, p->C, p->H * p->W, p->x, y);
 }
 
 static void test_pooling(void) {
-    static const int cfg[][7] = {/* N C H W k stride pad */
-                                 {1, 1, 4, 4, 2, 2, 0}, {3, 3, 7, 9, 3, 2, 1},
-                                 {2, 5, 5, 5, 3, 1, 1}, {5, 1, 9, 7, 2, 3, 0},
-                                 {1, 7, 6, 6, 3, 3, 1}};
+    static const int cfg[][12] = {/* N C H W, kh kw sh sw pt pl pb pr */
+                                  {1, 1, 4, 4, 2, 2, 2, 2, 0, 0, 0, 0}, {3, 3, 7, 9, 3, 3, 2, 2, 1, 1, 1, 1},
+                                  {2, 5, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1}, {5, 1, 9, 7, 2, 2, 3, 3, 0, 0, 0, 0},
+                                  {1, 7, 6, 6, 3, 3, 3, 3, 1, 1, 1, 1},
+                                  /* non-square windows, per-axis strides, asymmetric pads */
+                                  {2, 3, 7, 8, 2, 3, 2, 1, 0, 1, 1, 0}, {1, 2, 9, 6, 3, 1, 1, 2, 1, 0, 0, 0},
+                                  {2, 2, 7, 7, 3, 3, 2, 2, 0, 0, 1, 1}};
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
         for (int kind = 0; kind < 3; kind++) {
-            pl p = {cfg[i][0], cfg[i][1], cfg[i][2], cfg[i][3], cfg[i][4], cfg[i][5], cfg[i][6], 0,
-                    0, kind, NULL, NULL};
-            p.P = kind == 2 ? 1 : (p.H + 2 * p.pad - p.k) / p.stride + 1;
-            p.Q = kind == 2 ? 1 : (p.W + 2 * p.pad - p.k) / p.stride + 1;
+            const int *c = cfg[i];
+            pl p = {c[0], c[1], c[2], c[3], {c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11]}, 0, 0, kind, NULL, NULL};
+            p.P = kind == 2 ? 1 : (p.H + p.g.pt + p.g.pb - p.g.kh) / p.g.sh + 1;
+            p.Q = kind == 2 ? 1 : (p.W + p.g.pl + p.g.pr - p.g.kw) / p.g.sw + 1;
             long nx = (long)p.N * p.C * p.H * p.W, ny = (long)p.N * p.C * p.P * p.Q;
             p.x = malloc(4 * nx);
             p.arg = malloc(4 * ny);
@@ -182,8 +295,7 @@ static void test_pooling(void) {
             test_fill(dy, ny, 3, -1, 1);
             pl_fwd(&p, y);
             if (kind == 0) mq_maxpool_backward(p.N, p.C, p.H, p.W, p.P, p.Q, p.arg, dy, dx, 0);
-            else if (kind == 1)
-                mq_avgpool_backward(p.N, p.C, p.H, p.W, p.k, p.stride, p.pad, p.P, p.Q, dy, dx, 0);
+            else if (kind == 1) mq_avgpool_backward(p.N, p.C, p.H, p.W, &p.g, p.P, p.Q, dy, dx, 0);
             else mq_gap_backward(p.N, p.C, p.H * p.W, dy, dx, 0);
             double e = gc_check(p.x, nx, dx, pl_fwd, &p, dy, ny, 1e-3f, 200);
             CHECKF(e < 2e-3, "pool %d kind %d: %.2g", (int)i, kind, e);
@@ -191,8 +303,7 @@ static void test_pooling(void) {
             /* accumulate */
             for (long k = 0; k < nx; k++) dx2[k] = 0.5f;
             if (kind == 0) mq_maxpool_backward(p.N, p.C, p.H, p.W, p.P, p.Q, p.arg, dy, dx2, 1);
-            else if (kind == 1)
-                mq_avgpool_backward(p.N, p.C, p.H, p.W, p.k, p.stride, p.pad, p.P, p.Q, dy, dx2, 1);
+            else if (kind == 1) mq_avgpool_backward(p.N, p.C, p.H, p.W, &p.g, p.P, p.Q, dy, dx2, 1);
             else mq_gap_backward(p.N, p.C, p.H * p.W, dy, dx2, 1);
             double ea = 0;
             for (long k = 0; k < nx; k++) ea = fmax(ea, fabs(dx2[k] - 0.5f - dx[k]));
@@ -201,12 +312,18 @@ static void test_pooling(void) {
         }
     /* avg pool counts padding (count_include_pad): a corner of ones with pad 1, k 3 -> 4/9 */
     float ones[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1}, out[9];
-    mq_avgpool_forward(1, 1, 3, 3, 3, 1, 1, 3, 3, ones, out);
+    const mq_geom g3 = mq_geom_square(3, 1, 1), g2 = mq_geom_square(2, 2, 0);
+    mq_avgpool_forward(1, 1, 3, 3, &g3, 3, 3, ones, out);
     CHECK(fabsf(out[0] - 4.0f / 9) < 1e-6f && fabsf(out[4] - 1.0f) < 1e-6f);
+    /* asymmetric: 2x2 stride 2 with pads 0,0,1,1 on 3x3 (ZeroPad2d((0,1,0,1)) folded): the last
+     * row and column windows hold one or two image values and count 4 */
+    const mq_geom ga = {2, 2, 2, 2, 0, 0, 1, 1};
+    mq_avgpool_forward(1, 1, 3, 3, &ga, 2, 2, ones, out);
+    CHECK(out[0] == 1.0f && out[1] == 0.5f && out[2] == 0.5f && out[3] == 0.25f);
     /* max pool: padding never wins, first maximum wins */
     float neg[4] = {-5, -3, -3, -9}, mo[1];
     int32_t am[1];
-    mq_maxpool_forward(1, 1, 2, 2, 2, 2, 0, 1, 1, neg, mo, am);
+    mq_maxpool_forward(1, 1, 2, 2, &g2, 1, 1, neg, mo, am);
     CHECK(mo[0] == -3 && am[0] == 1);
 }
 
@@ -215,11 +332,13 @@ static void test_pooling(void) {
  * and ties between -0 and +0 in the input. */
 static void test_maxpool_infer(void) {
     static const int cfg[][7] = {{2, 3, 7, 5, 2, 2, 0}, {1, 4, 6, 6, 2, 2, 0}, {2, 2, 7, 6, 3, 2, 1},
-                                 {1, 3, 4, 5, 3, 1, 2}, {1, 1, 1, 1, 2, 2, 1}};
-    for (int ci = 0; ci < 5; ci++) {
+                                 {1, 3, 4, 5, 3, 1, 2}, {1, 1, 1, 1, 2, 2, 1}, {2, 2, 7, 8, -1, 0, 0}};
+    for (int ci = 0; ci < 6; ci++) {
         const int N = cfg[ci][0], C = cfg[ci][1], H = cfg[ci][2], W = cfg[ci][3], k = cfg[ci][4],
                   st = cfg[ci][5], pad = cfg[ci][6];
-        const int P = (H + 2 * pad - k) / st + 1, Q = (W + 2 * pad - k) / st + 1;
+        /* k -1: a 3x2 window, strides 2x1, pads 1,0,1,1 */
+        const mq_geom g = k > 0 ? mq_geom_square(k, st, pad) : (mq_geom){3, 2, 2, 1, 1, 0, 1, 1};
+        const int P = (H + g.pt + g.pb - g.kh) / g.sh + 1, Q = (W + g.pl + g.pr - g.kw) / g.sw + 1;
         const int nx = N * C * H * W, ny = N * C * P * Q;
         float *x = malloc(sizeof(float) * nx), *y1 = malloc(sizeof(float) * ny),
               *y2 = malloc(sizeof(float) * ny);
@@ -232,8 +351,8 @@ static void test_maxpool_infer(void) {
         test_fill(x, nx, 40 + ci, -2, 2);
         x[0] = NAN;
         if (nx > 9) x[9] = -INFINITY, x[8] = -0.0f, x[7] = 0.0f;
-        mq_maxpool_forward(N, C, H, W, k, st, pad, P, Q, x, y1, arg);
-        mq_maxpool_infer(N, C, H, W, k, st, pad, P, Q, x, y2);
+        mq_maxpool_forward(N, C, H, W, &g, P, Q, x, y1, arg);
+        mq_maxpool_infer(N, C, H, W, &g, P, Q, x, y2);
         int bad = 0;
         for (int i = 0; i < ny; i++)
             bad += !(y1[i] == y2[i] || (isnan(y1[i]) && isnan(y2[i])));
@@ -289,6 +408,8 @@ int main(void) {
     TEST_RUN(test_bn_running_stats);
     TEST_RUN(test_bn_determinism);
     TEST_RUN(test_pointwise);
+    TEST_RUN(test_activations);
+    TEST_RUN(test_mul_concat);
     TEST_RUN(test_pooling);
     TEST_RUN(test_maxpool_infer);
     TEST_RUN(test_cross_entropy);

@@ -43,9 +43,8 @@ static void conv_one(const char *cs) {
     snprintf(key, sizeof key, "%s.cfg", cs);
     const float *c = fx_get(L, key, 10);
     if (!c) return;
-    mq_conv_shape s = {.N = (int)c[0], .C = (int)c[1], .H = (int)c[2], .W = (int)c[3],
-                       .K = (int)c[4], .R = (int)c[5], .S = (int)c[5], .stride = (int)c[6],
-                       .pad = (int)c[7], .groups = (int)c[8]};
+    const mq_geom g = mq_geom_square((int)c[5], (int)c[6], (int)c[7]);
+    mq_conv_shape s = mq_conv_shape_of((int)c[0], (int)c[1], (int)c[2], (int)c[3], (int)c[4], &g, (int)c[8]);
     int bias = (int)c[9];
     CHECK_OK(mq_conv_shape_init(&s));
     long nx = (long)s.N * s.C * s.H * s.W, nw = (long)s.K * (s.C / s.groups) * s.R * s.S,
@@ -204,13 +203,14 @@ static void pool_one(const char *cs) {
     const float *dy = fx_get(L, key, ny);
     float *y = copy_of(NULL, ny), *dx = copy_of(NULL, nx);
     int32_t *arg = malloc((size_t)ny * sizeof *arg);
+    const mq_geom g = mq_geom_square(k, st, pad);
     if (x && dy && y && dx && arg) {
         if (kind == 0) {
-            mq_maxpool_forward(N, C, H, W, k, st, pad, P, Q, x, y, arg);
+            mq_maxpool_forward(N, C, H, W, &g, P, Q, x, y, arg);
             mq_maxpool_backward(N, C, H, W, P, Q, arg, dy, dx, 0);
         } else if (kind == 1) {
-            mq_avgpool_forward(N, C, H, W, k, st, pad, P, Q, x, y);
-            mq_avgpool_backward(N, C, H, W, k, st, pad, P, Q, dy, dx, 0);
+            mq_avgpool_forward(N, C, H, W, &g, P, Q, x, y);
+            mq_avgpool_backward(N, C, H, W, &g, P, Q, dy, dx, 0);
         } else {
             mq_gap_forward(N, C, H * W, x, y);
             mq_gap_backward(N, C, H * W, dy, dx, 0);

@@ -687,15 +687,23 @@ static int cmd_info(int argc, char **argv) {
             mixq_model_free(m);
             return fail("info");
         }
-        char ins[64] = "-", shape[32], extra[48] = "";
+        char ins[64] = "-", shape[32], extra[160] = "";
         if (ni.n_inputs == 1) snprintf(ins, sizeof ins, "%d", ni.inputs[0]);
         if (ni.n_inputs == 2) snprintf(ins, sizeof ins, "%d,%d", ni.inputs[0], ni.inputs[1]);
         snprintf(shape, sizeof shape, "%dx%dx%d", ni.out_c, ni.out_h, ni.out_w);
+        char ks[24], st[24], pd[48]; /* k3 s1 p1, or k1x3 s2x1 p0,1,0,1 (top, left, bottom, right) */
+        if (ni.kh == ni.kw) snprintf(ks, sizeof ks, "%d", ni.kh);
+        else snprintf(ks, sizeof ks, "%dx%d", ni.kh, ni.kw);
+        if (ni.stride == ni.stride_w) snprintf(st, sizeof st, "%d", ni.stride);
+        else snprintf(st, sizeof st, "%dx%d", ni.stride, ni.stride_w);
+        if (ni.pad == ni.pad_left && ni.pad == ni.pad_bottom && ni.pad == ni.pad_right)
+            snprintf(pd, sizeof pd, "%d", ni.pad);
+        else snprintf(pd, sizeof pd, "%d,%d,%d,%d", ni.pad, ni.pad_left, ni.pad_bottom, ni.pad_right);
         if (ni.op == MIXQ_OP_CONV)
-            snprintf(extra, sizeof extra, " k%d s%d p%d%s", ni.kh, ni.stride, ni.pad,
+            snprintf(extra, sizeof extra, " k%s s%s p%s%s", ks, st, pd,
                      ni.groups > 1 ? (ni.groups == ni.in_c ? " dw" : " grouped") : "");
         else if (ni.op == MIXQ_OP_MAXPOOL || ni.op == MIXQ_OP_AVGPOOL)
-            snprintf(extra, sizeof extra, " k%d s%d p%d", ni.kh, ni.stride, ni.pad);
+            snprintf(extra, sizeof extra, " k%s s%s p%s", ks, st, pd);
         printf("%-4d %-26s %-10s %-18s %-14s %10lld %12lld%s\n", i, ni.name, mixq_op_name(ni.op),
                ins, shape, (long long)ni.params, (long long)ni.macs, extra);
     }

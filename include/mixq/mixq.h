@@ -156,6 +156,12 @@ typedef enum mixq_op {
     MIXQ_OP_GAP,       /* global average pool: C x H x W -> C x 1 x 1 */
     MIXQ_OP_ADD,       /* residual add of two inputs of equal shape */
     MIXQ_OP_FLATTEN,
+    MIXQ_OP_CONCAT,    /* two inputs of equal height and width joined along the channels */
+    MIXQ_OP_MUL,       /* element-wise product: equal shapes, or the second input C x 1 x 1
+                          (one factor per channel: squeeze-and-excitation) */
+    MIXQ_OP_SIGMOID,
+    MIXQ_OP_HSIGMOID,  /* hard sigmoid clamp(alpha x + beta, 0, 1) (ONNX HardSigmoid) */
+    MIXQ_OP_HSWISH,    /* hard swish x * clamp(x / 6 + 1/2, 0, 1) (ONNX HardSwish) */
     MIXQ_OP_COUNT
 } mixq_op;
 
@@ -204,7 +210,10 @@ typedef struct mixq_node_info {
     int inputs[2];           /* node indices */
     int in_c, in_h, in_w;    /* shape of the first input (per image) */
     int out_c, out_h, out_w; /* output shape (per image) */
-    int kh, kw, stride, pad, groups; /* conv/pool attributes, 0 where meaningless */
+    int kh, kw, stride, pad, groups; /* conv/pool attributes, 0 where meaningless; stride is
+                                        the vertical stride and pad the top padding */
+    int stride_w, pad_left, pad_bottom, pad_right; /* the rest of the window: equal to stride
+                                        and pad for a square, symmetric one */
     int64_t params;          /* trainable parameters of this node */
     int64_t macs;            /* multiply-accumulates per image (conv, linear) */
 } mixq_node_info;

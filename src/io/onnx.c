@@ -1,13 +1,18 @@
 /* ONNX import into a mixq model (protobuf-c over Debian's onnx.proto, generated at build time).
  *
- * Supported (default domain, opsets 9..17): Conv (groups, symmetric pads, equal strides, square
- * kernels, dilations 1), Gemm (transA 0, alpha = beta = 1), MatMul + Add (bias) as a linear
- * layer, BatchNormalization (inference form), Relu, Clip(0, 6) as ReLU6 (bounds as attributes
- * before opset 11, as inputs from 11), MaxPool / AveragePool (square, symmetric pads, ceil_mode 0),
- * GlobalAveragePool, Add of two activations, Flatten (axis 1), Reshape to (N, -1), Identity,
- * Dropout (inference: identity), Constant (becomes an initializer), and Pad (constant 0, spatial,
- * symmetric) folded into the Conv that consumes it. Anything else is an error naming the node,
- * its op and what is missing; nothing is skipped silently.
+ * Supported (default domain, opsets 9..17): Conv (groups, any kernel_shape, strides and pads,
+ * dilations 1), Gemm (transA 0, alpha = beta = 1), MatMul + Add (bias) as a linear layer,
+ * BatchNormalization (inference form), Relu, Clip(0, 6) as ReLU6 (bounds as attributes before
+ * opset 11, as inputs from 11), Sigmoid, HardSigmoid (alpha, beta), HardSwish (opset 14; at
+ * opset 13 PyTorch writes Mul(x, HardSigmoid(x, 1/6, 1/2)), imported as one hard swish),
+ * MaxPool / AveragePool (any window, each pad at most half the kernel, ceil_mode 0),
+ * GlobalAveragePool, Add of two activations, Mul of two (equal shapes or a C x 1 x 1 factor),
+ * Concat along the channels (two inputs or more), Flatten (axis 1), Reshape to (N, -1),
+ * Identity, Dropout (inference: identity), Constant (becomes an initializer), and Pad (constant
+ * 0, height and width, any side) folded into the Conv or AveragePool that consumes it. Shape
+ * arithmetic on constants (ConstantOfShape, Concat, Reshape, Slice, Transpose, Cast, Unsqueeze,
+ * Squeeze, Gather, Add, Sub, Mul: PyTorch's Pad chain) is folded. Anything else is an error
+ * naming the node, its op and what is missing; nothing is skipped silently.
  *
  * Names: a layer takes its PyTorch parameter name when the weight initializer has one
  * ("layer1.0.conv1.weight" -> "layer1.0.conv1"), else the node's name ("/layer1/Conv" ->
@@ -40,7 +45,7 @@ static void arena_free(arena *a);
 typedef struct oval {
     const char *name;
     int node;             /* mixq node index, -1 for a constant */
-    int pad;              /* a pending zero Pad (pixels per side) to fold into the consumer */
+    int pad[4];           /* a pending zero Pad (top, left, bottom, right) to fold into the consumer */
     const Onnx__TensorProto *t; /* constant */
     float alpha;          /* QDQ: the activation clip this value went through (0: none) */
     const float *dq;      /* QDQ: a dequantized constant's scales */
@@ -80,16 +85,20 @@ static oval *find(octx *c, const char *name) {
     return NULL;
 }
 
-static mixq_status put(octx *c, const char *name, int node, const Onnx__TensorProto *t, int pad) {
+/* A new named value; pad: its pending zero Pad (NULL: none). */
+static mixq_status put(octx *c, const char *name, int node, const Onnx__TensorProto *t, const int *pad) {
     if (c->nv == c->cap) {
         int nc = c->cap ? 2 * c->cap : 64;
         oval *nv = realloc(c->v, sizeof *nv * (size_t)nc);
         if (!nv) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
         c->v = nv, c->cap = nc;
     }
-    c->v[c->nv++] = (oval){name, node, pad, t, 0.0f, NULL, 0};
+    c->v[c->nv++] = (oval){name, node, {0, 0, 0, 0}, t, 0.0f, NULL, 0};
+    if (pad) memcpy(c->v[c->nv - 1].pad, pad, sizeof c->v[0].pad);
     return MIXQ_OK;
 }
+
+static int has_pad(const oval *v) { return v->pad[0] | v->pad[1] | v->pad[2] | v->pad[3]; }
 
 static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name) {
     for (size_t i = 0; i < n->n_attribute; i++)
@@ -105,16 +114,6 @@ static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt) 
 static float attr_f(const Onnx__NodeProto *n, const char *name, float dflt) {
     const Onnx__AttributeProto *a = attr(n, name);
     return a && a->has_f ? a->f : dflt;
-}
-
-/* All entries of an ints attribute equal (or absent: dflt); -1 if they differ. */
-static int64_t attr_same(const Onnx__NodeProto *n, const char *name, int64_t dflt, size_t want) {
-    const Onnx__AttributeProto *a = attr(n, name);
-    if (!a) return dflt;
-    if (a->n_ints == 0 || (want && a->n_ints != want)) return -1;
-    for (size_t i = 1; i < a->n_ints; i++)
-        if (a->ints[i] != a->ints[0]) return -1;
-    return a->ints[0];
 }
 
 static int64_t numel_of(const Onnx__TensorProto *t) {
@@ -247,6 +246,22 @@ static void layer_name(octx *c, const Onnx__NodeProto *n, const char *weight, in
     }
 }
 
+/* The index of the one node that reads value (-1: none or several reads). */
+static int sole_consumer(const octx *c, const char *value) {
+    int who = -1;
+    for (size_t j = 0; j < c->g->n_node; j++) {
+        const Onnx__NodeProto *n = c->g->node[j];
+        for (size_t i = 0; i < n->n_input; i++)
+            if (n->input[i] && !strcmp(n->input[i], value)) {
+                if (who >= 0) return -1;
+                who = (int)j;
+            }
+    }
+    for (size_t i = 0; i < c->g->n_output; i++)
+        if (!strcmp(c->g->output[i]->name, value)) return -1;
+    return who;
+}
+
 static int consumers_all(const octx *c, const char *value, const char *op) {
     int any = 0;
     for (size_t j = 0; j < c->g->n_node; j++) {
@@ -307,8 +322,49 @@ static mixq_status want_act(octx *c, const Onnx__NodeProto *n, size_t i, oval **
     mixq_status st = input_of(c, n, i, out);
     if (st) return st;
     if ((*out)->node < 0) return nerr(c, n, "a constant where an activation was expected");
-    if ((*out)->pad && strcmp(n->op_type, "Conv"))
-        return nerr(c, n, "follows a Pad that only a Conv can absorb");
+    if (has_pad(*out) && strcmp(n->op_type, "Conv") && strcmp(n->op_type, "AveragePool") && strcmp(n->op_type, "Pad"))
+        return nerr(c, n, "follows a zero Pad that only a Conv or an AveragePool can absorb");
+    return MIXQ_OK;
+}
+
+/* The window of a Conv (wkh x wkw: its weights' kernel) or pool (wkh < 0): kernel_shape, strides,
+ * pads (ONNX order: top, left, bottom, right) plus the pending zero Pad of its input x;
+ * dilations 1 and auto_pad NOTSET. */
+static mixq_status window_of(octx *c, const Onnx__NodeProto *n, const oval *x, int64_t wkh, int64_t wkw,
+                             mq_geom *g) {
+    int64_t k[2] = {wkh, wkw}, s[2] = {1, 1}, p[4] = {0, 0, 0, 0};
+    static const char *const names[3] = {"kernel_shape", "strides", "pads"};
+    int64_t *dst[3] = {k, s, p};
+    for (int i = 0; i < 3; i++) {
+        const Onnx__AttributeProto *a = attr(n, names[i]);
+        if (!a) continue;
+        if (a->n_ints != (i == 2 ? 4u : 2u)) {
+            char what[120];
+            snprintf(what, sizeof what, "%s must have %d entries (a 2-D window)", names[i], i == 2 ? 4 : 2);
+            return nerr(c, n, what);
+        }
+        memcpy(dst[i], a->ints, sizeof(int64_t) * a->n_ints);
+    }
+    if (k[0] < 0) return nerr(c, n, "kernel_shape is missing");
+    if (wkh >= 0 && (k[0] != wkh || k[1] != wkw)) {
+        char what[160];
+        snprintf(what, sizeof what, "kernel_shape %lldx%lld does not match the %lldx%lld weights", (long long)k[0],
+                 (long long)k[1], (long long)wkh, (long long)wkw);
+        return nerr(c, n, what);
+    }
+    const Onnx__AttributeProto *d = attr(n, "dilations");
+    for (size_t i = 0; d && i < d->n_ints; i++)
+        if (d->ints[i] != 1) return nerr(c, n, "dilations other than 1 are not supported");
+    const Onnx__AttributeProto *ap = attr(n, "auto_pad");
+    if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
+        return nerr(c, n, "auto_pad is not supported; export with explicit pads");
+    for (int i = 0; i < 2; i++)
+        if (k[i] < 1 || k[i] > 65536 || s[i] < 1 || s[i] > 65536)
+            return nerr(c, n, "kernel_shape and strides must be in 1..65536");
+    for (int i = 0; i < 4; i++)
+        if (p[i] < 0 || p[i] > 65536) return nerr(c, n, "pads must be in 0..65536");
+    *g = (mq_geom){(int)k[0], (int)k[1], (int)s[0], (int)s[1], (int)p[0] + x->pad[0], (int)p[1] + x->pad[1],
+                   (int)p[2] + x->pad[2], (int)p[3] + x->pad[3]};
     return MIXQ_OK;
 }
 
@@ -468,6 +524,304 @@ static int tensor_of(const mixq_model *m, int node, int which) {
     return which == 0 ? d->t_w : which == 1 ? d->t_b : which == 2 ? d->t_rm : d->t_rv;
 }
 
+/* ---------------------------------------------------------------- constant folding
+ * Shape arithmetic on constants, folded at import: PyTorch computes a Pad's pads with
+ * Constant / ConstantOfShape / Concat / Reshape / Slice / Transpose / Cast nodes that its own
+ * constant folding leaves in the graph (tests/fixtures/onnx/bad_pad.onnx). A node of the ops
+ * below whose inputs are all constants becomes a constant (int64 or float, at most CF_MAX
+ * values, rank <= CF_RANK); anything else about it is an error naming the node. */
+#define CF_MAX 4096
+#define CF_RANK 8
+
+typedef struct cval {
+    int fl;                 /* float values in f, else int64 values in i */
+    int nd;
+    int64_t d[CF_RANK];
+    int64_t n;
+    int64_t *i;
+    float *f;
+} cval;
+
+static int cf_op(const char *op) {
+    static const char *const ops[] = {"ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast",
+                                      "Unsqueeze", "Squeeze", "Gather", "Add", "Sub", "Mul"};
+    for (size_t k = 0; k < MQ_COUNTOF(ops); k++)
+        if (!strcmp(op, ops[k])) return 1;
+    return 0;
+}
+
+/* Every input of n that is given is a constant. */
+static int all_const(octx *c, const Onnx__NodeProto *n) {
+    for (size_t i = 0; i < n->n_input; i++) {
+        if (!n->input[i] || !*n->input[i]) continue;
+        const oval *v = find(c, n->input[i]);
+        if (!v || v->node >= 0 || !v->t) return 0;
+    }
+    return n->n_input > 0;
+}
+
+/* A fresh value of nd dimensions d (its storage from the import arena). */
+static mixq_status cv_new(octx *c, const Onnx__NodeProto *n, cval *o, int fl, int nd, const int64_t *d) {
+    memset(o, 0, sizeof *o);
+    o->fl = fl, o->nd = nd, o->n = 1;
+    if (nd > CF_RANK) return nerr(c, n, "folding a constant of rank above 8 is not supported");
+    for (int k = 0; k < nd; k++) {
+        if (d[k] < 0 || (d[k] && o->n > CF_MAX / d[k])) return nerr(c, n, "a folded constant would hold more than 4096 values");
+        o->d[k] = d[k];
+        o->n *= d[k];
+    }
+    void *p = A(&c->own, (size_t)(o->n ? o->n : 1) * (fl ? sizeof(float) : sizeof(int64_t)));
+    if (!p) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
+    if (fl) o->f = p;
+    else o->i = p;
+    return MIXQ_OK;
+}
+
+static mixq_status cv_read(octx *c, const Onnx__NodeProto *n, const Onnx__TensorProto *t, cval *o) {
+    int64_t ne = numel_of(t);
+    if (ne < 0 || ne > CF_MAX || t->n_dims > CF_RANK) return nerr(c, n, "a constant input holds more than 4096 values");
+    mixq_status st = cv_new(c, n, o, t->data_type == ONNX_FLOAT, (int)t->n_dims, t->dims);
+    if (st) return st;
+    if (o->fl) {
+        const float *f;
+        int64_t nf;
+        if ((st = tensor_floats(c, t, &f, &nf))) return st;
+        if (nf) memcpy(o->f, f, sizeof(float) * (size_t)nf);
+        return MIXQ_OK;
+    }
+    if (tensor_ints(t, o->i, CF_MAX) != (int)ne) {
+        char what[120];
+        snprintf(what, sizeof what, "constant '%s' of data type %d cannot be folded (float, int32 and int64 can)",
+                 t->name ? t->name : "", t->data_type);
+        return nerr(c, n, what);
+    }
+    return MIXQ_OK;
+}
+
+/* Value k as a double / as an int64 whatever the type. */
+static double cv_get(const cval *v, int64_t k) { return v->fl ? (double)v->f[k] : (double)v->i[k]; }
+static void cv_set(cval *o, int64_t k, double x) {
+    if (o->fl) o->f[k] = (float)x;
+    else o->i[k] = (int64_t)x;
+}
+static void cv_copy(cval *o, int64_t k, const cval *v, int64_t j) {
+    if (o->fl) o->f[k] = v->fl ? v->f[j] : (float)v->i[j];
+    else o->i[k] = v->fl ? (int64_t)v->f[j] : v->i[j];
+}
+
+/* Row-major strides of v. */
+static void cv_strides(const cval *v, int64_t *st) {
+    int64_t s = 1;
+    for (int k = v->nd - 1; k >= 0; k--) st[k] = s, s *= v->d[k];
+}
+
+/* A 1-D int list (axes, perm, starts...) from input i of n or, when absent, attribute a. */
+static int cv_list(const Onnx__NodeProto *n, const cval *in, int nin, int i, const char *a, int64_t *out, int max) {
+    if (i < nin && in[i].nd >= 0 && in[i].n > 0 && !in[i].fl) {
+        if (in[i].n > max) return -1;
+        memcpy(out, in[i].i, sizeof(int64_t) * (size_t)in[i].n);
+        return (int)in[i].n;
+    }
+    const Onnx__AttributeProto *at = attr(n, a);
+    if (!at || at->n_ints > (size_t)max) return at ? -1 : 0;
+    memcpy(out, at->ints, sizeof(int64_t) * at->n_ints);
+    return (int)at->n_ints;
+}
+
+static mixq_status fold(octx *c, const Onnx__NodeProto *n) {
+    const char *op = n->op_type;
+    cval in[8], o;
+    int nin = (int)n->n_input;
+    if (nin > 8) return nerr(c, n, "folding more than 8 inputs is not supported");
+    mixq_status st;
+    for (int k = 0; k < nin; k++) {
+        in[k].nd = -1; /* absent */
+        if (!n->input[k] || !*n->input[k]) continue;
+        oval *v;
+        if ((st = input_of(c, n, (size_t)k, &v)) || (st = cv_read(c, n, v->t, &in[k]))) return st;
+    }
+    int64_t st_in[CF_RANK], st_out[CF_RANK];
+    if (!strcmp(op, "ConstantOfShape")) {
+        if (in[0].fl || in[0].nd != 1 || in[0].n > CF_RANK) return nerr(c, n, "the shape must be a 1-D int64 tensor");
+        const Onnx__AttributeProto *a = attr(n, "value");
+        cval v = {.fl = 1};
+        float zero = 0;
+        v.f = &zero, v.n = 1;
+        if (a && a->t && (st = cv_read(c, n, a->t, &v))) return st;
+        if (v.n != 1) return nerr(c, n, "value must hold one element");
+        if ((st = cv_new(c, n, &o, v.fl, (int)in[0].n, in[0].i))) return st;
+        for (int64_t k = 0; k < o.n; k++) cv_copy(&o, k, &v, 0);
+    } else if (!strcmp(op, "Concat")) {
+        int64_t ax = attr_i(n, "axis", 0), d[CF_RANK];
+        if (nin < 1 || in[0].nd < 1) return nerr(c, n, "nothing to concatenate");
+        const int r = in[0].nd;
+        if (ax < 0) ax += r;
+        if (ax < 0 || ax >= r) return nerr(c, n, "axis out of range");
+        memcpy(d, in[0].d, sizeof d);
+        d[ax] = 0;
+        for (int k = 0; k < nin; k++) {
+            if (in[k].nd != r || in[k].fl != in[0].fl) return nerr(c, n, "inputs of different ranks or types");
+            for (int j = 0; j < r; j++)
+                if (j != ax && in[k].d[j] != in[0].d[j]) return nerr(c, n, "inputs of different shapes");
+            d[ax] += in[k].d[ax];
+        }
+        if ((st = cv_new(c, n, &o, in[0].fl, r, d))) return st;
+        int64_t outer = 1, q = 0;
+        for (int j = 0; j < ax; j++) outer *= d[j];
+        for (int64_t t = 0; t < outer; t++)
+            for (int k = 0; k < nin; k++) {
+                int64_t inner = in[k].n / (outer ? outer : 1);
+                for (int64_t j = 0; j < inner; j++) cv_copy(&o, q++, &in[k], t * inner + j);
+            }
+    } else if (!strcmp(op, "Reshape")) {
+        if (nin < 2 || in[1].fl || in[1].nd != 1 || in[1].n > CF_RANK) return nerr(c, n, "the shape must be a 1-D int64 tensor");
+        int64_t d[CF_RANK], known = 1;
+        int neg = -1;
+        for (int k = 0; k < (int)in[1].n; k++) {
+            d[k] = in[1].i[k];
+            if (d[k] == 0 && !attr_i(n, "allowzero", 0)) {
+                if (k >= in[0].nd) return nerr(c, n, "a 0 in the shape names no input dimension");
+                d[k] = in[0].d[k];
+            }
+            if (d[k] == -1) {
+                if (neg >= 0) return nerr(c, n, "more than one -1 in the shape");
+                neg = k;
+            } else if (d[k] < 0) return nerr(c, n, "a negative dimension in the shape");
+            else known *= d[k];
+        }
+        if (neg >= 0) d[neg] = known ? in[0].n / known : 0;
+        if ((st = cv_new(c, n, &o, in[0].fl, (int)in[1].n, d))) return st;
+        if (o.n != in[0].n) return nerr(c, n, "the shape does not hold the input's values");
+        for (int64_t k = 0; k < o.n; k++) cv_copy(&o, k, &in[0], k);
+    } else if (!strcmp(op, "Slice")) {
+        const cval *x = &in[0];
+        int64_t starts[CF_RANK], ends[CF_RANK], axes[CF_RANK], steps[CF_RANK], first[CF_RANK], step[CF_RANK], d[CF_RANK];
+        const int ns = cv_list(n, in, nin, c->opset >= 10 ? 1 : 99, "starts", starts, CF_RANK);
+        const int ne = cv_list(n, in, nin, c->opset >= 10 ? 2 : 99, "ends", ends, CF_RANK);
+        int na = cv_list(n, in, nin, c->opset >= 10 ? 3 : 99, "axes", axes, CF_RANK);
+        int nt = c->opset >= 10 ? cv_list(n, in, nin, 4, "", steps, CF_RANK) : 0;
+        if (ns < 1 || ne != ns || (na && na != ns) || (nt && nt != ns) || na < 0 || nt < 0)
+            return nerr(c, n, "starts, ends, axes and steps must be 1-D lists of one length");
+        for (int k = 0; k < x->nd; k++) first[k] = 0, step[k] = 1, d[k] = x->d[k];
+        for (int k = 0; k < ns; k++) {
+            int64_t ax = na ? axes[k] : k, sp = nt ? steps[k] : 1;
+            if (ax < 0) ax += x->nd;
+            if (ax < 0 || ax >= x->nd || sp == 0) return nerr(c, n, "an axis out of range or a step of 0");
+            const int64_t dim = x->d[ax];
+            int64_t b = starts[k], e = ends[k];
+            if (b < 0) b += dim;
+            if (e < 0 && e > INT64_MIN / 2) e += dim;
+            if (sp > 0) {
+                b = b < 0 ? 0 : b > dim ? dim : b;
+                e = e < 0 ? 0 : e > dim ? dim : e;
+                d[ax] = e > b ? (e - b + sp - 1) / sp : 0;
+            } else {
+                b = b < 0 ? 0 : b > dim - 1 ? dim - 1 : b;
+                e = e < -1 ? -1 : e > dim - 1 ? dim - 1 : e;
+                d[ax] = b > e ? (b - e + (-sp) - 1) / (-sp) : 0;
+            }
+            first[ax] = b, step[ax] = sp;
+        }
+        if ((st = cv_new(c, n, &o, x->fl, x->nd, d))) return st;
+        cv_strides(x, st_in);
+        cv_strides(&o, st_out);
+        for (int64_t k = 0; k < o.n; k++) {
+            int64_t src = 0;
+            for (int j = 0; j < o.nd; j++) src += (first[j] + (k / st_out[j]) % o.d[j] * step[j]) * st_in[j];
+            cv_copy(&o, k, x, src);
+        }
+    } else if (!strcmp(op, "Transpose")) {
+        const cval *x = &in[0];
+        int64_t perm[CF_RANK], d[CF_RANK];
+        int np = cv_list(n, in, 0, 99, "perm", perm, CF_RANK);
+        if (np == 0)
+            for (int k = 0; k < x->nd; k++) perm[k] = x->nd - 1 - k;
+        else if (np != x->nd) return nerr(c, n, "perm does not match the input's rank");
+        int seen = 0;
+        for (int k = 0; k < x->nd; k++) {
+            if (perm[k] < 0 || perm[k] >= x->nd || (seen >> perm[k]) & 1) return nerr(c, n, "perm is not a permutation");
+            seen |= 1 << perm[k];
+            d[k] = x->d[perm[k]];
+        }
+        if ((st = cv_new(c, n, &o, x->fl, x->nd, d))) return st;
+        cv_strides(x, st_in);
+        cv_strides(&o, st_out);
+        for (int64_t k = 0; k < o.n; k++) {
+            int64_t src = 0;
+            for (int j = 0; j < o.nd; j++) src += (k / st_out[j]) % o.d[j] * st_in[perm[j]];
+            cv_copy(&o, k, x, src);
+        }
+    } else if (!strcmp(op, "Cast")) {
+        const int64_t to = attr_i(n, "to", 0);
+        if (to != ONNX_FLOAT && to != ONNX_INT32 && to != ONNX_INT64)
+            return nerr(c, n, "only casts to float, int32 and int64 can be folded");
+        if ((st = cv_new(c, n, &o, to == ONNX_FLOAT, in[0].nd, in[0].d))) return st;
+        for (int64_t k = 0; k < o.n; k++) cv_copy(&o, k, &in[0], k);
+    } else if (!strcmp(op, "Unsqueeze") || !strcmp(op, "Squeeze")) {
+        const int unsq = !strcmp(op, "Unsqueeze");
+        int64_t axes[CF_RANK], d[CF_RANK];
+        int na = cv_list(n, in, c->opset >= 13 ? nin : 0, 1, "axes", axes, CF_RANK);
+        const int r = in[0].nd, ro = unsq ? r + na : r;
+        if (na < 0 || ro > CF_RANK || (unsq && na < 1)) return nerr(c, n, "bad axes");
+        uint32_t mark = 0;
+        for (int k = 0; k < na; k++) {
+            int64_t a = axes[k] < 0 ? axes[k] + ro : axes[k];
+            if (a < 0 || a >= ro || (!unsq && in[0].d[a] != 1)) return nerr(c, n, "an axis out of range or not of size 1");
+            mark |= 1u << a;
+        }
+        int nd = 0;
+        for (int k = 0, j = 0; k < ro; k++) {
+            if (unsq) d[nd++] = (mark >> k) & 1 ? 1 : in[0].d[j++];
+            else if (na ? !((mark >> k) & 1) : in[0].d[k] != 1) d[nd++] = in[0].d[k];
+        }
+        if ((st = cv_new(c, n, &o, in[0].fl, nd, d))) return st;
+        for (int64_t k = 0; k < o.n; k++) cv_copy(&o, k, &in[0], k);
+    } else if (!strcmp(op, "Gather")) {
+        const cval *x = &in[0], *ix = &in[1];
+        int64_t ax = attr_i(n, "axis", 0), d[CF_RANK];
+        if (nin < 2 || ix->fl) return nerr(c, n, "indices must be integers");
+        if (ax < 0) ax += x->nd;
+        if (ax < 0 || ax >= x->nd || x->nd - 1 + ix->nd > CF_RANK) return nerr(c, n, "axis out of range");
+        int nd = 0;
+        for (int k = 0; k < ax; k++) d[nd++] = x->d[k];
+        for (int k = 0; k < ix->nd; k++) d[nd++] = ix->d[k];
+        for (int k = (int)ax + 1; k < x->nd; k++) d[nd++] = x->d[k];
+        if ((st = cv_new(c, n, &o, x->fl, nd, d))) return st;
+        int64_t outer = 1, inner = 1;
+        for (int k = 0; k < ax; k++) outer *= x->d[k];
+        for (int k = (int)ax + 1; k < x->nd; k++) inner *= x->d[k];
+        int64_t q = 0;
+        for (int64_t t = 0; t < outer; t++)
+            for (int64_t j = 0; j < ix->n; j++) {
+                int64_t g = ix->i[j] < 0 ? ix->i[j] + x->d[ax] : ix->i[j];
+                if (g < 0 || g >= x->d[ax]) return nerr(c, n, "an index out of range");
+                for (int64_t e = 0; e < inner; e++) cv_copy(&o, q++, x, (t * x->d[ax] + g) * inner + e);
+            }
+    } else { /* Add, Sub, Mul: equal shapes or one side a single value */
+        const cval *a = &in[0], *b = &in[1];
+        if (nin != 2 || a->fl != b->fl) return nerr(c, n, "two inputs of one type are needed");
+        const cval *big = a->n >= b->n ? a : b;
+        if (a->n != b->n && a->n != 1 && b->n != 1) return nerr(c, n, "only equal shapes or a single value broadcast");
+        if ((st = cv_new(c, n, &o, a->fl, big->nd, big->d))) return st;
+        for (int64_t k = 0; k < o.n; k++) {
+            const double x = cv_get(a, a->n == 1 ? 0 : k), y = cv_get(b, b->n == 1 ? 0 : k);
+            cv_set(&o, k, op[0] == 'A' ? x + y : op[0] == 'S' ? x - y : x * y);
+        }
+    }
+    /* the result as a tensor constant */
+    Onnx__TensorProto *t = A(&c->own, sizeof *t);
+    int64_t *dims = A(&c->own, sizeof(int64_t) * CF_RANK);
+    if (!t || !dims) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
+    onnx__tensor_proto__init(t);
+    t->name = n->output[0];
+    t->has_data_type = 1, t->data_type = o.fl ? ONNX_FLOAT : ONNX_INT64;
+    memcpy(dims, o.d, sizeof(int64_t) * (size_t)o.nd);
+    t->n_dims = (size_t)o.nd, t->dims = dims;
+    if (o.fl) t->n_float_data = (size_t)o.n, t->float_data = o.f;
+    else t->n_int64_data = (size_t)o.n, t->int64_data = o.i;
+    return put(c, n->output[0], -1, t, NULL);
+}
+
 static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
     Onnx__GraphProto *g = c->g;
     mixq_status st = MIXQ_OK;
@@ -496,7 +850,11 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
         if (!strcmp(op, "Constant")) {
             const Onnx__AttributeProto *a = attr(n, "value");
             if (!a || !a->t) return nerr(c, n, "only the 'value' form (a tensor) is supported");
-            st = put(c, n->output[0], -1, a->t, 0);
+            st = put(c, n->output[0], -1, a->t, NULL);
+            continue;
+        }
+        if (cf_op(op) && all_const(c, n)) {
+            if ((st = fold(c, n))) return st;
             continue;
         }
         if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
@@ -556,7 +914,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             t->has_data_type = 1, t->data_type = ONNX_FLOAT;
             t->n_dims = x->t->n_dims, t->dims = x->t->dims;
             t->n_float_data = (size_t)ne, t->float_data = vals;
-            if ((st = put(c, n->output[0], -1, t, 0))) return st;
+            if ((st = put(c, n->output[0], -1, t, NULL))) return st;
             c->v[c->nv - 1].dq = scopy, c->v[c->nv - 1].ndq = (int)ns;
             continue;
         }
@@ -598,11 +956,16 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
                 }
                 if (attr_f(n, "value", 0) != 0) return nerr(c, n, "padding value must be 0");
             }
-            if (np != 8 || pads[0] || pads[1] || pads[4] || pads[5] || pads[2] != pads[3] || pads[2] != pads[6] ||
-                pads[2] != pads[7] || pads[2] < 0)
-                return nerr(c, n, "only equal zero padding of height and width on every side can be folded "
-                            "(asymmetric or channel/batch padding is not supported)");
-            st = put(c, n->output[0], x->node, NULL, x->pad + (int)pads[2]);
+            if (np != 8 || pads[0] || pads[1] || pads[4] || pads[5])
+                return nerr(c, n, "only zero padding of height and width (4-D pads, none on the batch or "
+                            "channels) can be folded");
+            int sum[4];
+            for (int k = 0; k < 4; k++) { /* ONNX: h_begin, w_begin, h_end, w_end = top, left, bottom, right */
+                const int64_t v = pads[k < 2 ? 2 + k : 4 + k];
+                if (v < 0 || v > 65536) return nerr(c, n, "pads must be in 0..65536 (cropping is not supported)");
+                sum[k] = x->pad[k] + (int)v;
+            }
+            st = put(c, n->output[0], x->node, NULL, sum);
             continue;
         }
         if (!strcmp(op, "Conv")) {
@@ -610,15 +973,9 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             if ((st = want_act(c, n, 0, &x)) || (st = want_const(c, n, 1, &w))) return st;
             if (n->n_input > 2 && n->input[2] && *n->input[2] && (st = want_const(c, n, 2, &b))) return st;
             if (w->n_dims != 4) return nerr(c, n, "weights must be 4-D (2-D convolution)");
-            int64_t k = attr_same(n, "kernel_shape", w->dims[2], 2), s = attr_same(n, "strides", 1, 2);
-            int64_t p = attr_same(n, "pads", 0, 4), d = attr_same(n, "dilations", 1, 2), grp = attr_i(n, "group", 1);
-            const Onnx__AttributeProto *ap = attr(n, "auto_pad");
-            if (ap && ap->has_s && !(ap->s.len == 6 && !memcmp(ap->s.data, "NOTSET", 6)))
-                return nerr(c, n, "auto_pad is not supported; export with explicit pads");
-            if (k < 1 || w->dims[2] != w->dims[3] || w->dims[2] != k) return nerr(c, n, "only square kernels are supported");
-            if (s < 1) return nerr(c, n, "strides must be equal in height and width");
-            if (p < 0) return nerr(c, n, "pads must be equal on every side");
-            if (d != 1) return nerr(c, n, "dilations other than 1 are not supported");
+            const int64_t grp = attr_i(n, "group", 1);
+            mq_geom geo;
+            if ((st = window_of(c, n, x, w->dims[2], w->dims[3], &geo))) return st;
             const mq_node *src = &c->m->nodes[x->node];
             if (grp < 1 || src->c % grp || w->dims[1] * grp != src->c) {
                 char what[200];
@@ -628,7 +985,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             }
             if (b && (b->n_dims != 1 || b->dims[0] != w->dims[0])) return nerr(c, n, "bias shape does not match");
             layer_name(c, n, w->name, 1, name);
-            idx = mq_add_conv(c->m, name, x->node, (int)w->dims[0], (int)k, (int)s, (int)p + x->pad, (int)grp, b != NULL);
+            idx = mq_add_conv_g(c->m, name, x->node, (int)w->dims[0], &geo, (int)grp, b != NULL);
             if (idx < 0) {
                 char msg[400];
                 snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -670,7 +1027,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
                     if (bv && bv->node < 0 && bv->t && numel_of(bv->t) == out) {
                         b = bv->t;
                         c->absorbed[j] = 1;
-                        if ((st = put(c, a->output[0], -2, NULL, 0))) return st; /* patched below */
+                        if ((st = put(c, a->output[0], -2, NULL, NULL))) return st; /* patched below */
                     }
                 }
             }
@@ -731,16 +1088,60 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             idx = mq_add_act(c->m, name, aop, x->node);
         } else if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) {
             if ((st = want_act(c, n, 0, &x))) return st;
-            int64_t k = attr_same(n, "kernel_shape", -1, 2), s = attr_same(n, "strides", 1, 2), p = attr_same(n, "pads", 0, 4);
-            if (k < 1 || s < 1 || p < 0) return nerr(c, n, "kernel, strides and pads must be square and symmetric");
             if (attr_i(n, "ceil_mode", 0)) return nerr(c, n, "ceil_mode = 1 is not supported");
-            if (attr_same(n, "dilations", 1, 2) != 1) return nerr(c, n, "dilations other than 1 are not supported");
             if (n->n_output > 1) return nerr(c, n, "the indices output is not supported");
             int avg = !strcmp(op, "AveragePool");
-            if (avg && p && !attr_i(n, "count_include_pad", 0))
+            const Onnx__AttributeProto *pa = attr(n, "pads");
+            int own_pads = 0;
+            for (size_t i = 0; pa && i < pa->n_ints; i++) own_pads |= pa->ints[i] != 0;
+            /* a folded zero Pad counts in the average: only the pool's own pads may be left out */
+            if (avg && own_pads && !attr_i(n, "count_include_pad", 0))
                 return nerr(c, n, "padded average pooling must count the padding (count_include_pad = 1)");
+            mq_geom geo;
+            if ((st = window_of(c, n, x, -1, -1, &geo))) return st;
             layer_name(c, n, NULL, 0, name);
-            idx = mq_add_pool(c->m, name, avg ? MIXQ_OP_AVGPOOL : MIXQ_OP_MAXPOOL, x->node, (int)k, (int)s, (int)p);
+            idx = mq_add_pool_g(c->m, name, avg ? MIXQ_OP_AVGPOOL : MIXQ_OP_MAXPOOL, x->node, &geo);
+        } else if (!strcmp(op, "Sigmoid") || !strcmp(op, "HardSwish")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_act(c->m, name, op[0] == 'S' ? MIXQ_OP_SIGMOID : MIXQ_OP_HSWISH, x->node);
+        } else if (!strcmp(op, "HardSigmoid")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            const float alpha = attr_f(n, "alpha", 0.2f), beta = attr_f(n, "beta", 0.5f);
+            /* PyTorch's Hardswish at opset 13: Mul(x, HardSigmoid(x, 1/6, 1/2)) is one hard swish */
+            const int j = sole_consumer(c, n->output[0]);
+            const Onnx__NodeProto *mul = j >= 0 ? g->node[j] : NULL;
+            if (mul && alpha == 1.0f / 6 && beta == 0.5f && !strcmp(mul->op_type, "Mul") && mul->n_input == 2 &&
+                mul->n_output >= 1 && !c->absorbed[j] &&
+                !strcmp(mul->input[!strcmp(mul->input[0], n->output[0]) ? 1 : 0], n->input[0])) {
+                layer_name(c, mul, NULL, 0, name);
+                idx = mq_add_act(c->m, name, MIXQ_OP_HSWISH, x->node);
+                if (idx >= 0) {
+                    c->absorbed[j] = 1;
+                    if ((st = put(c, mul->output[0], idx, NULL, NULL))) return st;
+                    continue;
+                }
+            } else {
+                layer_name(c, n, NULL, 0, name);
+                idx = mq_add_hsigmoid(c->m, name, x->node, alpha, beta);
+            }
+        } else if (!strcmp(op, "Mul")) {
+            oval *y;
+            if ((st = want_act(c, n, 0, &x)) || (st = want_act(c, n, 1, &y))) return st;
+            layer_name(c, n, NULL, 0, name);
+            idx = mq_add_mul(c->m, name, x->node, y->node);
+        } else if (!strcmp(op, "Concat")) {
+            if ((st = want_act(c, n, 0, &x))) return st;
+            const int64_t ax = attr_i(n, "axis", 1);
+            if (ax != 1 && ax != -3) return nerr(c, n, "only concatenation along the channels (axis 1) is supported");
+            if (n->n_input < 2) return nerr(c, n, "concatenation needs two inputs or more");
+            idx = x->node;
+            for (size_t i = 1; i < n->n_input && idx >= 0; i++) { /* a chain of two-input concats */
+                oval *y;
+                if ((st = want_act(c, n, i, &y))) return st;
+                layer_name(c, n, NULL, 0, name);
+                idx = mq_add_concat(c->m, name, idx, y->node);
+            }
         } else if (!strcmp(op, "GlobalAveragePool")) {
             if ((st = want_act(c, n, 0, &x))) return st;
             layer_name(c, n, NULL, 0, name);
@@ -749,7 +1150,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             oval *y;
             if ((st = input_of(c, n, 0, &x)) || (st = input_of(c, n, 1, &y))) return st;
             if (x->node < 0 || y->node < 0) return nerr(c, n, "adding a constant is only supported as a MatMul bias");
-            if (x->pad || y->pad) return nerr(c, n, "follows a Pad that only a Conv can absorb");
+            if (has_pad(x) || has_pad(y)) return nerr(c, n, "follows a zero Pad that only a Conv or an AveragePool can absorb");
             layer_name(c, n, NULL, 0, name);
             idx = mq_add_add(c->m, name, x->node, y->node);
         } else if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
@@ -784,15 +1185,16 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             }
         } else {
             return nerr(c, n, "unsupported operator; hint: mixq imports Conv, Gemm, MatMul(+Add), "
-                        "BatchNormalization, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Add, "
-                        "Flatten, Reshape, Pad, Identity, Dropout, Constant");
+                        "BatchNormalization, Relu, Clip, Sigmoid, HardSigmoid, HardSwish, MaxPool, AveragePool, "
+                        "GlobalAveragePool, Add, Mul, Concat, Flatten, Reshape, Pad, Identity, Dropout, Constant "
+                        "(and folds ConstantOfShape, Slice, Transpose, Cast, Gather, Unsqueeze, Squeeze on constants)");
         }
         if (idx < 0) {
             char msg[400];
             snprintf(msg, sizeof msg, "%s", mixq_last_error());
             return nerr(c, n, msg);
         }
-        st = put(c, n->output[0], idx, NULL, 0);
+        st = put(c, n->output[0], idx, NULL, NULL);
     }
 #undef COPY
     return st;
@@ -1003,13 +1405,13 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
         c.m->custom_graph = 1;
         int ii = mq_add_input(c.m, (int)dims[1], (int)dims[2], (int)dims[3]);
         if (ii < 0) st = MIXQ_ERR_ARG;
-        else st = put(&c, in->name, ii, NULL, 0);
+        else st = put(&c, in->name, ii, NULL, NULL);
         for (size_t j = 0; !st && j < c.g->n_initializer; j++) {
             const Onnx__TensorProto *t = c.g->initializer[j];
             if (!t->name || !*t->name) st = mq_err(MIXQ_ERR_FORMAT, "'%s': initializer %zu has no name", path, j);
             else if (numel_of(t) < 0)
                 st = mq_err(MIXQ_ERR_FORMAT, "'%s': initializer '%s': its dimensions overflow", path, t->name);
-            else st = put(&c, t->name, -1, t, 0);
+            else st = put(&c, t->name, -1, t, NULL);
         }
     }
     if (!st) st = import_graph(&c, &cp, &ncp);
@@ -1079,8 +1481,10 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
 
 /* ================================================================== export
  *
- * Float model: Conv / Gemm (transB) / BatchNormalization / Relu / Clip(0, 6) / MaxPool /
- * AveragePool (count_include_pad, as mixq pools) / GlobalAveragePool / Add / Flatten, opset 13.
+ * Float model: Conv / Gemm (transB) / BatchNormalization / Relu / Clip(0, 6) / Sigmoid /
+ * HardSigmoid / MaxPool / AveragePool (count_include_pad, as mixq pools) / GlobalAveragePool /
+ * Add / Mul / Concat (axis 1) / Flatten, opset 13; a hard swish as Mul(x, HardSigmoid(x, 1/6,
+ * 1/2)), PyTorch's opset-13 form (HardSwish needs opset 14).
  * Quantized model (QDQ): around every quantized conv/linear layer
  *   - weights: an int8 initializer "<layer>.weight_q" with the b-bit integers (|q| <= 2^(b-1)-1),
  *     DequantizeLinear with the per-channel scales (axis 0; one scale for per-layer policies)
@@ -1186,6 +1590,22 @@ static void eattr_ints(ectx *e, Onnx__NodeProto *n, const char *name, int cnt, i
     if (!a || !iv) return;
     for (int i = 0; i < cnt; i++) iv[i] = v;
     a->n_ints = (size_t)cnt, a->ints = iv;
+}
+
+static void eattr_intv(ectx *e, Onnx__NodeProto *n, const char *name, int cnt, const int64_t *v) {
+    Onnx__AttributeProto *a = eattr(e, n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+    int64_t *iv = EA(e, sizeof(int64_t) * (size_t)cnt);
+    if (!a || !iv) return;
+    memcpy(iv, v, sizeof(int64_t) * (size_t)cnt);
+    a->n_ints = (size_t)cnt, a->ints = iv;
+}
+
+/* A conv's or pool's window: kernel_shape, strides and pads (top, left, bottom, right). */
+static void eattr_window(ectx *e, Onnx__NodeProto *n, const mq_geom *g) {
+    const int64_t k[2] = {g->kh, g->kw}, st[2] = {g->sh, g->sw}, p[4] = {g->pt, g->pl, g->pb, g->pr};
+    eattr_intv(e, n, "kernel_shape", 2, k);
+    eattr_intv(e, n, "strides", 2, st);
+    eattr_intv(e, n, "pads", 4, p);
 }
 
 static void eattr_i(ectx *e, Onnx__NodeProto *n, const char *name, int64_t v) {
@@ -1458,9 +1878,7 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
             }
             if (d->op == MIXQ_OP_CONV) {
                 n = enode(e, "Conv", d->name, nin, in3, out);
-                eattr_ints(e, n, "kernel_shape", 2, d->kh);
-                eattr_ints(e, n, "strides", 2, d->stride);
-                eattr_ints(e, n, "pads", 4, d->pad);
+                eattr_window(e, n, &d->geo);
                 eattr_ints(e, n, "dilations", 2, 1);
                 eattr_i(e, n, "group", d->groups);
             } else {
@@ -1500,9 +1918,7 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
         case MIXQ_OP_AVGPOOL: {
             const char *in1[1] = {x};
             n = enode(e, d->op == MIXQ_OP_MAXPOOL ? "MaxPool" : "AveragePool", d->name, 1, in1, out);
-            eattr_ints(e, n, "kernel_shape", 2, d->kh);
-            eattr_ints(e, n, "strides", 2, d->stride);
-            eattr_ints(e, n, "pads", 4, d->pad);
+            eattr_window(e, n, &d->geo);
             if (d->op == MIXQ_OP_AVGPOOL) eattr_i(e, n, "count_include_pad", 1);
             break;
         }
@@ -1517,9 +1933,29 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
             eattr_i(e, n, "axis", 1);
             break;
         }
-        case MIXQ_OP_ADD: {
+        case MIXQ_OP_ADD:
+        case MIXQ_OP_MUL:
+        case MIXQ_OP_CONCAT: {
             const char *in2[2] = {x, vname[d->in[1]]};
-            n = enode(e, "Add", d->name, 2, in2, out);
+            n = enode(e, d->op == MIXQ_OP_ADD ? "Add" : d->op == MIXQ_OP_MUL ? "Mul" : "Concat", d->name, 2, in2, out);
+            if (d->op == MIXQ_OP_CONCAT) eattr_i(e, n, "axis", 1);
+            break;
+        }
+        case MIXQ_OP_SIGMOID: {
+            const char *in1[1] = {x};
+            n = enode(e, "Sigmoid", d->name, 1, in1, out);
+            break;
+        }
+        case MIXQ_OP_HSIGMOID:
+        case MIXQ_OP_HSWISH: {
+            /* hard swish as PyTorch writes it at opset 13: Mul(x, HardSigmoid(x, 1/6, 1/2)) */
+            const int sw = d->op == MIXQ_OP_HSWISH;
+            const char *in1[1] = {x}, *hs = sw ? S(&e->a, "%s.hardsigmoid", d->name) : out;
+            n = enode(e, "HardSigmoid", sw ? hs : d->name, 1, in1, hs);
+            eattr_f(e, n, "alpha", sw ? 1.0f / 6 : d->alpha);
+            eattr_f(e, n, "beta", sw ? 0.5f : d->beta);
+            const char *in2[2] = {x, hs};
+            if (sw) n = enode(e, "Mul", d->name, 2, in2, out);
             break;
         }
         default:

@@ -36,7 +36,8 @@ typedef struct rt_node {
     int n_in, in[2];
     int c, h, w;          /* output per image */
     int ic, ih, iw;       /* first input per image */
-    int k, stride, pad;
+    mq_geom geo;          /* pool window */
+    float hs_alpha, hs_beta; /* hard sigmoid */
     int conv;             /* index into convs, or -1 */
     int alias;            /* output is the buffer of this node (fused, flatten), or -1 */
     int slot;             /* pooled buffer, -1 for the input */
@@ -140,6 +141,12 @@ static mixq_status build_conv(mixq_model *m, int node, rt_conv *c) {
     }
     const mq_node *n = &m->nodes[node];
     const mq_node *a = &m->nodes[n->in[0]];
+    const mq_geom *g = &n->geo;
+    if (n->op == MIXQ_OP_CONV && (g->sh != g->sw || g->pt != g->pl || g->pt != g->pb || g->pt != g->pr))
+        return mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: conv layer '%s' has strides %dx%d and pads %d,%d,%d,%d "
+                      "(top, left, bottom, right); the integer runtime runs one stride and the same pad on every "
+                      "side; hint: evaluate the fake-quantized model (mixq eval) instead", n->name, g->sh, g->sw,
+                      g->pt, g->pl, g->pb, g->pr);
     snprintf(c->name, sizeof c->name, "%s", n->name);
     c->node = node;
     c->fc = n->op == MIXQ_OP_LINEAR;
@@ -147,10 +154,10 @@ static mixq_status build_conv(mixq_model *m, int node, rt_conv *c) {
     c->H = a->h;
     c->W = a->w;
     c->K = n->c;
-    c->R = n->kh;
-    c->S = n->kw;
-    c->stride = n->stride;
-    c->pad = n->pad;
+    c->R = g->kh;
+    c->S = g->kw;
+    c->stride = g->sh;
+    c->pad = g->pt;
     c->G = n->groups > 0 ? n->groups : 1;
     c->a_bits = ql.a_bits;
     c->a_signed = ql.a_signed;
@@ -335,9 +342,9 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
         r->c = n->c;
         r->h = n->h;
         r->w = n->w;
-        r->k = n->kh;
-        r->stride = n->stride;
-        r->pad = n->pad;
+        r->geo = n->geo;
+        r->hs_alpha = n->alpha;
+        r->hs_beta = n->beta;
         r->conv = -1;
         r->alias = -1;
         r->slot = -1;
@@ -498,11 +505,12 @@ fail:
 }
 
 /* Max pool on activation codes (the fused re-quantization through a pool):
- *   x uint8 [n][H][W][C] (NHWC), k x k window, stride, pad (taps outside are skipped)
+ *   x uint8 [n][H][W][C] (NHWC), window g (taps outside are skipped)
  *   y uint8 [n][P][Q][C] (NHWC, a conv consumer) or, nchw, [n][C][P][Q] (a linear consumer's
  *     NCHW-flatten order). The inner loop runs over contiguous channels. */
-static void maxpool_codes(int n, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+static void maxpool_codes(int n, int C, int H, int W, const mq_geom *g, int P, int Q,
                           const uint8_t *x, uint8_t *y, int nchw) {
+    const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
     for (int i = 0; i < n; i++) {
         const uint8_t *xi = x + (size_t)i * H * W * C;
         uint8_t *yi = y + (size_t)i * P * Q * C;
@@ -511,9 +519,9 @@ static void maxpool_codes(int n, int C, int H, int W, int k, int stride, int pad
                 if (nchw) { /* a linear consumer: small, strided reads are fine */
                     for (int ch = 0; ch < C; ch++) {
                         uint8_t m = 0;
-                        for (int r = 0; r < k; r++)
-                            for (int t = 0; t < k; t++) {
-                                const int h = p * stride - pad + r, w = q * stride - pad + t;
+                        for (int r = 0; r < kh; r++)
+                            for (int t = 0; t < kw; t++) {
+                                const int h = p * sh - pt + r, w = q * sw - pl + t;
                                 if (h < 0 || h >= H || w < 0 || w >= W) continue;
                                 const uint8_t v = xi[((size_t)h * W + w) * C + ch];
                                 m = v > m ? v : m;
@@ -537,11 +545,11 @@ static void maxpool_codes(int n, int C, int H, int W, int k, int stride, int pad
                     continue;
                 }
                 memset(o, 0, (size_t)C);
-                for (int r = 0; r < k; r++) {
-                    const int h = p * stride - pad + r;
+                for (int r = 0; r < kh; r++) {
+                    const int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    for (int t = 0; t < k; t++) {
-                        const int w = q * stride - pad + t;
+                    for (int t = 0; t < kw; t++) {
+                        const int w = q * sw - pl + t;
                         if (w < 0 || w >= W) continue;
                         const uint8_t *v = xi + ((size_t)h * W + w) * C;
                         for (int ch = 0; ch < C; ch++) o[ch] = v[ch] > o[ch] ? v[ch] : o[ch];
@@ -600,20 +608,36 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
                 break;
             case MIXQ_OP_MAXPOOL:
                 if (r->codes)
-                    maxpool_codes(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w,
-                                  (const uint8_t *)a, (uint8_t *)y, r->codes == 2);
+                    maxpool_codes(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, (const uint8_t *)a, (uint8_t *)y,
+                                  r->codes == 2);
                 else
-                    mq_maxpool_infer(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w,
-                                     a, y);
+                    mq_maxpool_infer(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
                 break;
             case MIXQ_OP_AVGPOOL:
-                mq_avgpool_forward(n, r->ic, r->ih, r->iw, r->k, r->stride, r->pad, r->h, r->w, a, y);
+                mq_avgpool_forward(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
                 break;
             case MIXQ_OP_GAP:
                 mq_gap_forward(n, r->ic, r->ih * r->iw, a, y);
                 break;
             case MIXQ_OP_ADD:
                 mq_add_forward(numel, a, BUF(r->in[1]), y);
+                break;
+            case MIXQ_OP_MUL: {
+                const rt_node *b = &rt->nodes[r->in[1]];
+                mq_mul_forward((int64_t)n * r->c, r->h * r->w, b->h * b->w, a, BUF(r->in[1]), y);
+                break;
+            }
+            case MIXQ_OP_CONCAT:
+                mq_concat_forward(n, r->ic, r->c - r->ic, r->h * r->w, a, BUF(r->in[1]), y);
+                break;
+            case MIXQ_OP_SIGMOID:
+                mq_sigmoid_forward(numel, a, y);
+                break;
+            case MIXQ_OP_HSIGMOID:
+                mq_hsigmoid_forward(numel, r->hs_alpha, r->hs_beta, a, y);
+                break;
+            case MIXQ_OP_HSWISH:
+                mq_hswish_forward(numel, a, y);
                 break;
             default:
                 st = mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: node %d: op %s not supported", i,

@@ -23,23 +23,24 @@ mixq_status mq_conv_shape_init(mq_conv_shape *s) {
     if (s->N < 1 || s->C < 1 || s->H < 1 || s->W < 1 || s->K < 1 || s->R < 1 || s->S < 1)
         return mq_err(MIXQ_ERR_SHAPE, "conv: sizes must be positive (N %d C %d H %d W %d K %d R %d S %d)",
                       s->N, s->C, s->H, s->W, s->K, s->R, s->S);
-    if (s->stride < 1 || s->pad < 0 || s->groups < 1)
-        return mq_err(MIXQ_ERR_SHAPE, "conv: stride %d, pad %d, groups %d invalid", s->stride,
-                      s->pad, s->groups);
+    if (s->sh < 1 || s->sw < 1 || s->pt < 0 || s->pl < 0 || s->pb < 0 || s->pr < 0 || s->groups < 1)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: strides %dx%d, pads %d,%d,%d,%d, groups %d invalid", s->sh,
+                      s->sw, s->pt, s->pl, s->pb, s->pr, s->groups);
     if (s->C % s->groups || s->K % s->groups)
         return mq_err(MIXQ_ERR_SHAPE, "conv: %d input and %d output channels are not divisible "
                       "by %d groups", s->C, s->K, s->groups);
-    if (s->R > 65536 || s->S > 65536 || s->pad > 65536)
-        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel, pad %d: at most 65536", s->R, s->S, s->pad);
-    int64_t ph = (int64_t)s->H + 2 * s->pad - s->R, pw = (int64_t)s->W + 2 * s->pad - s->S;
+    if (s->R > 65536 || s->S > 65536 || MQ_MAX(MQ_MAX(s->pt, s->pb), MQ_MAX(s->pl, s->pr)) > 65536)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel, pads %d,%d,%d,%d: at most 65536", s->R, s->S,
+                      s->pt, s->pl, s->pb, s->pr);
+    int64_t ph = (int64_t)s->H + s->pt + s->pb - s->R, pw = (int64_t)s->W + s->pl + s->pr - s->S;
     if (ph < 0 || pw < 0)
-        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel larger than the %dx%d input padded by %d",
-                      s->R, s->S, s->H, s->W, s->pad);
-    if (ph / s->stride >= INT32_MAX || pw / s->stride >= INT32_MAX)
-        return mq_err(MIXQ_ERR_SHAPE, "conv: output of %lldx%lld too large", (long long)(ph / s->stride + 1),
-                      (long long)(pw / s->stride + 1));
-    s->P = (int)(ph / s->stride + 1);
-    s->Q = (int)(pw / s->stride + 1);
+        return mq_err(MIXQ_ERR_SHAPE, "conv: %dx%d kernel larger than the %dx%d input padded by %d,%d,%d,%d",
+                      s->R, s->S, s->H, s->W, s->pt, s->pl, s->pb, s->pr);
+    if (ph / s->sh >= INT32_MAX || pw / s->sw >= INT32_MAX)
+        return mq_err(MIXQ_ERR_SHAPE, "conv: output of %lldx%lld too large", (long long)(ph / s->sh + 1),
+                      (long long)(pw / s->sw + 1));
+    s->P = (int)(ph / s->sh + 1);
+    s->Q = (int)(pw / s->sw + 1);
     return MIXQ_OK;
 }
 
@@ -56,7 +57,7 @@ void mq_conv2d_forward_ref(const mq_conv_shape *s, const float *x, const float *
                     for (int c = 0; c < Cg; c++)
                         for (int r = 0; r < s->R; r++)
                             for (int t = 0; t < s->S; t++) {
-                                int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                int h = p * s->sh - s->pt + r, ww = q * s->sw - s->pl + t;
                                 if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
                                 acc += (double)x[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww] *
                                        w[(((size_t)k * Cg + c) * s->R + r) * s->S + t];
@@ -86,7 +87,7 @@ void mq_conv2d_backward_ref(const mq_conv_shape *s, const float *x, const float 
                         for (int n = 0; n < s->N; n++)
                             for (int p = 0; p < s->P; p++)
                                 for (int q = 0; q < s->Q; q++) {
-                                    int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                    int h = p * s->sh - s->pt + r, ww = q * s->sw - s->pl + t;
                                     if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
                                     acc += (double)dy[(((size_t)n * s->K + k) * s->P + p) * s->Q + q] *
                                            x[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww];
@@ -107,7 +108,7 @@ void mq_conv2d_backward_ref(const mq_conv_shape *s, const float *x, const float 
                         for (int c = 0; c < Cg; c++)
                             for (int r = 0; r < s->R; r++)
                                 for (int t = 0; t < s->S; t++) {
-                                    int h = p * s->stride - s->pad + r, ww = q * s->stride - s->pad + t;
+                                    int h = p * s->sh - s->pt + r, ww = q * s->sw - s->pl + t;
                                     if (h < 0 || h >= s->H || ww < 0 || ww >= s->W) continue;
                                     acc[(((size_t)n * s->C + g * Cg + c) * s->H + h) * s->W + ww] +=
                                         d * w[(((size_t)k * Cg + c) * s->R + r) * s->S + t];
@@ -174,29 +175,29 @@ static int dnnl_chunk(const mq_conv_shape *s) {
 /* xg: one image's Cg input channels [Cg][H][W]; col: rows (c*R + r)*S + t, columns j0 + p*Q + q
  * with leading dimension ld. Out-of-image taps are 0. */
 static void im2col(const mq_conv_shape *s, int Cg, const float *xg, float *col, int ld, int j0) {
-    const int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
+    const int H = s->H, W = s->W, P = s->P, Q = s->Q, sh = s->sh, sw = s->sw, pt = s->pt, pl = s->pl;
     for (int c = 0; c < Cg; c++)
         for (int r = 0; r < s->R; r++)
             for (int t = 0; t < s->S; t++) {
                 float *dst = col + (size_t)((c * s->R + r) * s->S + t) * ld + j0;
                 const float *src = xg + (size_t)c * H * W;
-                /* valid q range: 0 <= q*st - pad + t < W */
-                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
-                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                /* valid q range: 0 <= q*sw - pl + t < W */
+                int q0 = pl - t > 0 ? (pl - t + sw - 1) / sw : 0;
+                int q1 = (W - 1 + pl - t) >= 0 ? (W - 1 + pl - t) / sw + 1 : 0;
                 if (q1 > Q) q1 = Q;
                 if (q0 > q1) q0 = q1;
                 for (int p = 0; p < P; p++) {
-                    int h = p * st - pad + r;
+                    int h = p * sh - pt + r;
                     float *d = dst + (size_t)p * Q;
                     if (h < 0 || h >= H) {
                         memset(d, 0, sizeof(float) * (size_t)Q);
                         continue;
                     }
-                    const float *srow = src + (size_t)h * W - pad + t;
+                    const float *srow = src + (size_t)h * W - pl + t;
                     for (int q = 0; q < q0; q++) d[q] = 0.0f;
-                    if (st == 1) memcpy(d + q0, srow + q0, sizeof(float) * (size_t)(q1 - q0));
+                    if (sw == 1) memcpy(d + q0, srow + q0, sizeof(float) * (size_t)(q1 - q0));
                     else
-                        for (int q = q0; q < q1; q++) d[q] = srow[q * st];
+                        for (int q = q0; q < q1; q++) d[q] = srow[q * sw];
                     for (int q = q1; q < Q; q++) d[q] = 0.0f;
                 }
             }
@@ -204,24 +205,24 @@ static void im2col(const mq_conv_shape *s, int Cg, const float *xg, float *col, 
 
 /* Adds col (layout as im2col) into dxg [Cg][H][W]. */
 static void col2im(const mq_conv_shape *s, int Cg, const float *col, int ld, int j0, float *dxg) {
-    const int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
+    const int H = s->H, W = s->W, P = s->P, Q = s->Q, sh = s->sh, sw = s->sw, pt = s->pt, pl = s->pl;
     for (int c = 0; c < Cg; c++)
         for (int r = 0; r < s->R; r++)
             for (int t = 0; t < s->S; t++) {
                 const float *src = col + (size_t)((c * s->R + r) * s->S + t) * ld + j0;
                 float *dst = dxg + (size_t)c * H * W;
-                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
-                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                int q0 = pl - t > 0 ? (pl - t + sw - 1) / sw : 0;
+                int q1 = (W - 1 + pl - t) >= 0 ? (W - 1 + pl - t) / sw + 1 : 0;
                 if (q1 > Q) q1 = Q;
                 for (int p = 0; p < P; p++) {
-                    int h = p * st - pad + r;
+                    int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    float *drow = dst + (size_t)h * W - pad + t;
+                    float *drow = dst + (size_t)h * W - pl + t;
                     const float *sp = src + (size_t)p * Q;
-                    if (st == 1)
+                    if (sw == 1)
                         for (int q = q0; q < q1; q++) drow[q] += sp[q];
                     else
-                        for (int q = q0; q < q1; q++) drow[q * st] += sp[q];
+                        for (int q = q0; q < q1; q++) drow[q * sw] += sp[q];
                 }
             }
 }
@@ -244,7 +245,7 @@ static int nthreads(void) {
 static void dw_forward(const mq_conv_shape *s, const float *x, const float *w, const float *b,
                        float *y) {
     const int Kg = s->K / s->groups, P = s->P, Q = s->Q, H = s->H, W = s->W;
-    const int R = s->R, S = s->S, st = s->stride, pad = s->pad;
+    const int R = s->R, S = s->S, sh = s->sh, sw = s->sw, pt = s->pt, pl = s->pl;
 #pragma omp parallel for schedule(static)
     for (long nk = 0; nk < (long)s->N * s->K; nk++) {
         int n = (int)(nk / s->K), k = (int)(nk % s->K), c = k / Kg;
@@ -256,15 +257,15 @@ static void dw_forward(const mq_conv_shape *s, const float *x, const float *w, c
         for (int r = 0; r < R; r++)
             for (int t = 0; t < S; t++) {
                 float wv = wk[r * S + t];
-                int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
-                int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                int q0 = pl - t > 0 ? (pl - t + sw - 1) / sw : 0;
+                int q1 = (W - 1 + pl - t) >= 0 ? (W - 1 + pl - t) / sw + 1 : 0;
                 if (q1 > Q) q1 = Q;
                 for (int p = 0; p < P; p++) {
-                    int h = p * st - pad + r;
+                    int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    const float *xr = xc + (size_t)h * W - pad + t;
+                    const float *xr = xc + (size_t)h * W - pl + t;
                     float *yr = yk + (size_t)p * Q;
-                    for (int q = q0; q < q1; q++) yr[q] += wv * xr[q * st];
+                    for (int q = q0; q < q1; q++) yr[q] += wv * xr[q * sw];
                 }
             }
     }
@@ -273,7 +274,7 @@ static void dw_forward(const mq_conv_shape *s, const float *x, const float *w, c
 static void dw_backward(const mq_conv_shape *s, const float *x, const float *w, const float *dy,
                         float *dx, int accumulate, float *dw, float *db) {
     const int Kg = s->K / s->groups, P = s->P, Q = s->Q, H = s->H, W = s->W;
-    const int R = s->R, S = s->S, st = s->stride, pad = s->pad;
+    const int R = s->R, S = s->S, sh = s->sh, sw = s->sw, pt = s->pt, pl = s->pl;
     if (dx) {
 #pragma omp parallel for schedule(static)
         for (long nc = 0; nc < (long)s->N * s->C; nc++) {
@@ -287,15 +288,15 @@ static void dw_backward(const mq_conv_shape *s, const float *x, const float *w, 
                 for (int r = 0; r < R; r++)
                     for (int t = 0; t < S; t++) {
                         float wv = wk[r * S + t];
-                        int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
-                        int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                        int q0 = pl - t > 0 ? (pl - t + sw - 1) / sw : 0;
+                        int q1 = (W - 1 + pl - t) >= 0 ? (W - 1 + pl - t) / sw + 1 : 0;
                         if (q1 > Q) q1 = Q;
                         for (int p = 0; p < P; p++) {
-                            int h = p * st - pad + r;
+                            int h = p * sh - pt + r;
                             if (h < 0 || h >= H) continue;
-                            float *xr = dxc + (size_t)h * W - pad + t;
+                            float *xr = dxc + (size_t)h * W - pl + t;
                             const float *dr = dyk + (size_t)p * Q;
-                            for (int q = q0; q < q1; q++) xr[q * st] += wv * dr[q];
+                            for (int q = q0; q < q1; q++) xr[q * sw] += wv * dr[q];
                         }
                     }
             }
@@ -317,16 +318,16 @@ static void dw_backward(const mq_conv_shape *s, const float *x, const float *w, 
                 if (!dw) continue;
                 for (int r = 0; r < R; r++)
                     for (int t = 0; t < S; t++) {
-                        int q0 = pad - t > 0 ? (pad - t + st - 1) / st : 0;
-                        int q1 = (W - 1 + pad - t) >= 0 ? (W - 1 + pad - t) / st + 1 : 0;
+                        int q0 = pl - t > 0 ? (pl - t + sw - 1) / sw : 0;
+                        int q1 = (W - 1 + pl - t) >= 0 ? (W - 1 + pl - t) / sw + 1 : 0;
                         if (q1 > Q) q1 = Q;
                         float sum = 0.0f;
                         for (int p = 0; p < P; p++) {
-                            int h = p * st - pad + r;
+                            int h = p * sh - pt + r;
                             if (h < 0 || h >= H) continue;
-                            const float *xr = xc + (size_t)h * W - pad + t;
+                            const float *xr = xc + (size_t)h * W - pl + t;
                             const float *dr = dyk + (size_t)p * Q;
-                            for (int q = q0; q < q1; q++) sum += dr[q] * xr[q * st];
+                            for (int q = q0; q < q1; q++) sum += dr[q] * xr[q * sw];
                         }
                         a[r * S + t] += sum;
                     }
@@ -367,7 +368,7 @@ mixq_status mq_conv2d_forward(const mq_conv_shape *s, const float *x, const floa
     gemm_init();
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
     const int Kc = Cg * s->R * s->S, g = chunk_images(s), nch = (s->N + g - 1) / g;
-    const int direct = s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && g == 1;
+    const int direct = s->R == 1 && s->S == 1 && s->sh == 1 && s->sw == 1 && !(s->pt | s->pl | s->pb | s->pr) && g == 1;
     const int nt = nthreads();
     mixq_status st = reserve_threads(ws, nt, direct ? 0 : sizeof(float) * (size_t)Kc * g * PQ,
                                      g > 1 ? sizeof(float) * (size_t)Kg * g * PQ : 0, 0);
@@ -429,7 +430,7 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
     const int HW = s->H * s->W;
     const int Kc = Cg * s->R * s->S, g = onednn ? dnnl_chunk(s) : chunk_images(s),
               nch = (s->N + g - 1) / g;
-    const int direct = s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0 && g == 1;
+    const int direct = s->R == 1 && s->S == 1 && s->sh == 1 && s->sw == 1 && !(s->pt | s->pl | s->pb | s->pr) && g == 1;
     const size_t wn = (size_t)s->K * Kc, part = wn + (size_t)s->K;
     const int nt = nthreads();
     float *partials = NULL;

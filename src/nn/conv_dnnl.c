@@ -44,7 +44,7 @@ typedef struct port {
 } port;
 
 typedef struct prim {
-    int key[12];
+    int key[16];                    /* the shape; key[15] is the kind */
     dnnl_primitive_desc_t hint, pd;
     dnnl_primitive_t p;
     port port[NPORT];
@@ -162,7 +162,7 @@ static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias
     dnnl_dims_t sd = {gn, s->C, s->H, s->W}, dd = {gn, s->K, s->P, s->Q};
     dnnl_dims_t wd5 = {G, s->K / G, s->C / G, s->R, s->S}, wd4 = {s->K, s->C, s->R, s->S};
     dnnl_dims_t bd = {s->K};
-    dnnl_dims_t strides = {s->stride, s->stride}, pad = {s->pad, s->pad};
+    dnnl_dims_t strides = {s->sh, s->sw}, pad = {s->pt, s->pl}, pad_r = {s->pb, s->pr};
     DN(dnnl_memory_desc_init_by_tag(&u_src, 4, sd, dnnl_f32, dnnl_nchw), "memory desc");
     DN(dnnl_memory_desc_init_by_tag(&u_dst, 4, dd, dnnl_f32, dnnl_nchw), "memory desc");
     if (G > 1) DN(dnnl_memory_desc_init_by_tag(&u_wei, 5, wd5, dnnl_f32, dnnl_goihw), "memory desc");
@@ -185,7 +185,7 @@ static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias
     dnnl_status_t e = dnnl_convolution_forward_desc_init(
         &fd, dnnl_forward_training, dnnl_convolution_direct, &a_src, &a_wei,
         (kind == KIND_FWD && bias) || (kind == KIND_BWD_W && bias) ? &u_bias : NULL, &a_dst,
-        strides, pad, pad);
+        strides, pad, pad_r);
     if (e == dnnl_success) {
         if (kind == KIND_FWD) {
             e = dnnl_primitive_desc_create(&pr->pd, &fd, attr, engine, NULL);
@@ -193,11 +193,11 @@ static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias
             e = dnnl_primitive_desc_create(&pr->hint, &fd, NULL, engine, NULL);
             if (e == dnnl_success && kind == KIND_BWD_DATA)
                 e = dnnl_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &a_src,
-                                                             &a_wei, &a_dst, strides, pad, pad);
+                                                             &a_wei, &a_dst, strides, pad, pad_r);
             else if (e == dnnl_success)
                 e = dnnl_convolution_backward_weights_desc_init(
                     &bd_, dnnl_convolution_direct, &a_src, &a_wei, bias ? &u_bias : NULL, &a_dst,
-                    strides, pad, pad);
+                    strides, pad, pad_r);
             if (e == dnnl_success)
                 e = dnnl_primitive_desc_create(&pr->pd, &bd_, attr, engine, pr->hint);
         }
@@ -255,7 +255,7 @@ static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int
         states[t] = ts;
     }
     *tso = ts;
-    int key[12] = {gn, s->C, s->H, s->W, s->K, s->R, s->S, s->stride, s->pad, s->groups, bias, kind};
+    int key[16] = {gn, s->C, s->H, s->W, s->K, s->R, s->S, s->sh, s->sw, s->pt, s->pl, s->pb, s->pr, s->groups, bias, kind};
     for (prim *p = ts->list; p; p = p->next)
         if (!memcmp(p->key, key, sizeof key)) {
             *out = p;
@@ -310,7 +310,7 @@ static mixq_status run(tstate *ts, prim *pr, void *const ptr[NPORT], void *bias,
     }
     if (pr->bias_mem) {
         DN(dnnl_memory_set_data_handle(pr->bias_mem, bias), "memory handle");
-        args[na].arg = pr->key[11] == KIND_FWD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS;
+        args[na].arg = pr->key[15] == KIND_FWD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS;
         args[na++].memory = pr->bias_mem;
     }
     if (pr->scratch_mem) {

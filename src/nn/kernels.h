@@ -20,13 +20,45 @@
 #include <stdint.h>
 #include "core/core.h"
 
+/* ---------------------------------------------------------------- window geometry */
+/* A conv or pooling window: kernel kh x kw, strides sh (rows) and sw (columns), zero padding
+ * pt, pl, pb, pr (top, left, bottom, right; ONNX's pads order is pt, pl, pb, pr). Output rows
+ * P = (H + pt + pb - kh) / sh + 1, columns Q = (W + pl + pr - kw) / sw + 1; output (p, q)
+ * reads input rows p*sh - pt .. + kh - 1 and columns q*sw - pl .. + kw - 1, so the kernels
+ * need pt and pl only (pb and pr set P and Q). */
+typedef struct mq_geom {
+    int kh, kw, sh, sw, pt, pl, pb, pr;
+} mq_geom;
+
+/* The square, symmetric geometry k x k, stride s, pad p on every side. */
+static inline mq_geom mq_geom_square(int k, int s, int p) {
+    mq_geom g = {k, k, s, s, p, p, p, p};
+    return g;
+}
+/* 1 when g is k x k with one stride and the same pad on every side. */
+static inline int mq_geom_is_square(const mq_geom *g) {
+    return g->kh == g->kw && g->sh == g->sw && g->pt == g->pl && g->pt == g->pb && g->pt == g->pr;
+}
+
 /* ---------------------------------------------------------------- conv2d */
 typedef struct mq_conv_shape {
     int N, C, H, W;          /* input */
-    int K, R, S;             /* output channels, kernel size */
-    int stride, pad, groups; /* square stride/padding; C % groups == 0 && K % groups == 0 */
-    int P, Q;                /* output size: P = (H + 2 pad - R) / stride + 1 (set by mq_conv_shape_init) */
+    int K, R, S;             /* output channels, kernel rows and columns */
+    int sh, sw;              /* strides (rows, columns) */
+    int pt, pl, pb, pr;      /* zero padding: top, left, bottom, right */
+    int groups;              /* C % groups == 0 && K % groups == 0 */
+    int P, Q;                /* output size: P = (H + pt + pb - R) / sh + 1,
+                                Q = (W + pl + pr - S) / sw + 1 (set by mq_conv_shape_init) */
 } mq_conv_shape;
+
+/* The shape of a conv with geometry g (R, S, strides and pads from it); P, Q not yet set. */
+static inline mq_conv_shape mq_conv_shape_of(int N, int C, int H, int W, int K, const mq_geom *g,
+                                             int groups) {
+    mq_conv_shape s = {.N = N, .C = C, .H = H, .W = W, .K = K, .R = g->kh, .S = g->kw,
+                       .sh = g->sh, .sw = g->sw, .pt = g->pt, .pl = g->pl, .pb = g->pb,
+                       .pr = g->pr, .groups = groups};
+    return s;
+}
 
 /* Fill P, Q and validate (positive sizes, divisibility, output >= 1). */
 mixq_status mq_conv_shape_init(mq_conv_shape *s);
@@ -85,22 +117,47 @@ void mq_relu6_backward(int64_t n, const float *y, const float *dy, float *dx, in
 /* y = a + b; backward: da += dy / db += dy per their own accumulate flags. */
 void mq_add_forward(int64_t n, const float *a, const float *b, float *y);
 void mq_grad_pass(int64_t n, const float *dy, float *dx, int accumulate); /* dx (+)= dy */
+/* Sigmoid y = 1 / (1 + exp(-x)); backward from y: dx = dy y (1 - y). */
+void mq_sigmoid_forward(int64_t n, const float *x, float *y);
+void mq_sigmoid_backward(int64_t n, const float *y, const float *dy, float *dx, int accumulate);
+/* HardSigmoid y = clamp(alpha x + beta, 0, 1) (ONNX's; PyTorch's Hardsigmoid is alpha 1/6,
+ * beta 1/2); backward from y: dx = alpha dy where 0 < y < 1, else 0. */
+void mq_hsigmoid_forward(int64_t n, float alpha, float beta, const float *x, float *y);
+void mq_hsigmoid_backward(int64_t n, float alpha, const float *y, const float *dy, float *dx,
+                          int accumulate);
+/* HardSwish y = x clamp(x / 6 + 1/2, 0, 1); backward from x, PyTorch's: 0 for x < -3,
+ * dy (x / 3 + 1/2) for -3 <= x <= 3, dy above. */
+void mq_hswish_forward(int64_t n, const float *x, float *y);
+void mq_hswish_backward(int64_t n, const float *x, const float *dy, float *dx, int accumulate);
+/* y = a * b with a [NC][HW] and b either [NC][HW] (bhw == HW: same shape) or [NC] (bhw == 1:
+ * one factor per channel and image, squeeze-and-excitation's scale). */
+void mq_mul_forward(int64_t NC, int HW, int bhw, const float *a, const float *b, float *y);
+/* da (+)= dy b, then db (+)= dy a (summed over HW when bhw == 1); either may be NULL, and they
+ * may be the same buffer (a * a: acc_b is then 1). */
+void mq_mul_backward(int64_t NC, int HW, int bhw, const float *a, const float *b, const float *dy,
+                     float *da, int acc_a, float *db, int acc_b);
+/* Channel concatenation: a [N][Ca][HW], b [N][Cb][HW] -> y [N][Ca + Cb][HW]; backward splits
+ * dy into da (+)= and db (+)= (either may be NULL; the same buffer when a is b). */
+void mq_concat_forward(int N, int Ca, int Cb, int HW, const float *a, const float *b, float *y);
+void mq_concat_backward(int N, int Ca, int Cb, int HW, const float *dy, float *da, int acc_a,
+                        float *db, int acc_b);
 
 /* ---------------------------------------------------------------- pooling */
-/* Max pool: x [N][C][H][W] -> y [N][C][P][Q]; argmax [N][C][P][Q] holds the flat index
- * h*W + w of the chosen input (first maximum wins; padding is -inf). */
-void mq_maxpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+/* Window geometry g (mq_geom: kernel, strides, top/left padding); x [N][C][H][W] ->
+ * y [N][C][P][Q]. Max pool: argmax [N][C][P][Q] holds the flat index h*W + w of the chosen
+ * input (first maximum wins; padding is -inf). */
+void mq_maxpool_forward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                         const float *x, float *y, int32_t *argmax);
 void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t *argmax,
                          const float *dy, float *dx, int accumulate);
 /* Inference max pool (no argmax): the same values as mq_maxpool_forward (a window holding a
- * NaN gives NaN, an empty window -inf), vectorizable; a fast path for k = stride = 2, pad 0. */
-void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+ * NaN gives NaN, an empty window -inf), vectorizable; a fast path for 2x2, stride 2, pad 0. */
+void mq_maxpool_infer(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                       const float *x, float *y);
-/* Average pool, PyTorch's count_include_pad=True (divide by k*k always). */
-void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+/* Average pool, PyTorch's count_include_pad=True (divide by kh*kw always). */
+void mq_avgpool_forward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                         const float *x, float *y);
-void mq_avgpool_backward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+void mq_avgpool_backward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                          const float *dy, float *dx, int accumulate);
 /* Global average pool: x [N][C][HW] -> y [N][C]. */
 void mq_gap_forward(int N, int C, int HW, const float *x, float *y);

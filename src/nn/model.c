@@ -20,6 +20,11 @@ static const char *const op_names[] = {
     "gap",       /* MIXQ_OP_GAP */
     "add",       /* MIXQ_OP_ADD */
     "flatten",   /* MIXQ_OP_FLATTEN */
+    "concat",    /* MIXQ_OP_CONCAT */
+    "mul",       /* MIXQ_OP_MUL */
+    "sigmoid",   /* MIXQ_OP_SIGMOID */
+    "hardsigmoid", /* MIXQ_OP_HSIGMOID */
+    "hardswish", /* MIXQ_OP_HSWISH */
 };
 _Static_assert(MQ_COUNTOF(op_names) == MIXQ_OP_COUNT, "op_names: one name per mixq_op");
 
@@ -171,10 +176,15 @@ int mq_add_input(mixq_model *m, int c, int h, int w) {
 
 int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, int stride, int pad,
                 int groups, int bias) {
+    const mq_geom g = mq_geom_square(ksize, stride, pad);
+    return mq_add_conv_g(m, name, in, k_out, &g, groups, bias);
+}
+
+int mq_add_conv_g(mixq_model *m, const char *name, int in, int k_out, const mq_geom *g, int groups,
+                  int bias) {
     if (!check_input(m, in, name)) return -1;
     const mq_node *src = &m->nodes[in];
-    mq_conv_shape s = {.N = 1, .C = src->c, .H = src->h, .W = src->w, .K = k_out, .R = ksize,
-                       .S = ksize, .stride = stride, .pad = pad, .groups = groups};
+    mq_conv_shape s = mq_conv_shape_of(1, src->c, src->h, src->w, k_out, g, groups);
     mixq_status st = mq_conv_shape_init(&s);
     if (st) {
         char msg[512];
@@ -191,12 +201,10 @@ int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, i
     n->c = k_out;
     n->h = s.P;
     n->w = s.Q;
-    n->kh = n->kw = ksize;
-    n->stride = stride;
-    n->pad = pad;
+    n->geo = *g;
     n->groups = groups;
     n->bias = bias;
-    int wshape[4] = {k_out, s.C / groups, ksize, ksize}; /* src may have moved (realloc) */
+    int wshape[4] = {k_out, s.C / groups, g->kh, g->kw}; /* src may have moved (realloc) */
     n->t_w = new_tensor(m, name, "weight", 4, wshape, 1, 1);
     if (n->t_w < 0) return -1;
     if (bias) {
@@ -268,41 +276,67 @@ static int add_same_shape(mixq_model *m, const char *name, mixq_op op, int in) {
 }
 
 int mq_add_act(mixq_model *m, const char *name, mixq_op op, int in) {
-    if (op != MIXQ_OP_RELU && op != MIXQ_OP_RELU6) {
-        mq_err(MIXQ_ERR_ARG, "node '%s': %s is not an activation", name, mixq_op_name(op));
+    if (op != MIXQ_OP_RELU && op != MIXQ_OP_RELU6 && op != MIXQ_OP_SIGMOID && op != MIXQ_OP_HSWISH) {
+        mq_err(MIXQ_ERR_ARG, "node '%s': %s is not an activation without parameters", name, mixq_op_name(op));
         return -1;
     }
     return add_same_shape(m, name, op, in);
 }
 
+int mq_add_hsigmoid(mixq_model *m, const char *name, int in, float alpha, float beta) {
+    if (!(isfinite(alpha) && isfinite(beta) && alpha != 0.0f)) {
+        mq_err(MIXQ_ERR_ARG, "hard sigmoid '%s': alpha %g, beta %g (finite, alpha not 0)", name, (double)alpha,
+               (double)beta);
+        return -1;
+    }
+    int i = add_same_shape(m, name, MIXQ_OP_HSIGMOID, in);
+    if (i < 0) return -1;
+    m->nodes[i].alpha = alpha;
+    m->nodes[i].beta = beta;
+    return i;
+}
+
 int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int stride, int pad) {
+    const mq_geom g = mq_geom_square(k, stride, pad);
+    return mq_add_pool_g(m, name, op, in, &g);
+}
+
+int mq_add_pool_g(mixq_model *m, const char *name, mixq_op op, int in, const mq_geom *g) {
     if (!check_input(m, in, name)) return -1;
     if (op != MIXQ_OP_MAXPOOL && op != MIXQ_OP_AVGPOOL) {
         mq_err(MIXQ_ERR_ARG, "node '%s': %s is not a pooling op", name, mixq_op_name(op));
         return -1;
     }
     const mq_node *src = &m->nodes[in];
-    if (k < 1 || stride < 1 || pad < 0 || pad > k / 2 || k > 65536) {
-        mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %d stride %d pad %d invalid (k <= 65536, pad <= k/2)", name,
-               k, stride, pad);
+    if (mq_geom_is_square(g)) {
+        const int k = g->kh, stride = g->sh, pad = g->pt;
+        if (k < 1 || stride < 1 || pad < 0 || pad > k / 2 || k > 65536) {
+            mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %d stride %d pad %d invalid (k <= 65536, pad <= k/2)",
+                   name, k, stride, pad);
+            return -1;
+        }
+    } else if (g->kh < 1 || g->kw < 1 || g->kh > 65536 || g->kw > 65536 || g->sh < 1 || g->sw < 1 ||
+               g->pt < 0 || g->pb < 0 || g->pl < 0 || g->pr < 0 || g->pt > g->kh / 2 ||
+               g->pb > g->kh / 2 || g->pl > g->kw / 2 || g->pr > g->kw / 2) {
+        mq_err(MIXQ_ERR_ARG, "pool '%s': kernel %dx%d strides %dx%d pads %d,%d,%d,%d invalid (kernel <= 65536, "
+               "each pad <= half the kernel along its axis)", name, g->kh, g->kw, g->sh, g->sw, g->pt,
+               g->pl, g->pb, g->pr);
         return -1;
     }
-    int64_t hp = (int64_t)src->h + 2 * pad, wp = (int64_t)src->w + 2 * pad;
-    if (hp < k || wp < k) {
-        mq_err(MIXQ_ERR_SHAPE, "pool '%s': kernel %d larger than its %dx%d input", name, k,
+    int64_t hp = (int64_t)src->h + g->pt + g->pb, wp = (int64_t)src->w + g->pl + g->pr;
+    if (hp < g->kh || wp < g->kw) {
+        mq_err(MIXQ_ERR_SHAPE, "pool '%s': kernel %dx%d larger than its %dx%d input", name, g->kh, g->kw,
                src->h, src->w);
         return -1;
     }
-    if (!size_ok(name, src->c, (hp - k) / stride + 1, (wp - k) / stride + 1)) return -1;
-    int P = (int)((hp - k) / stride + 1), Q = (int)((wp - k) / stride + 1);
+    if (!size_ok(name, src->c, (hp - g->kh) / g->sh + 1, (wp - g->kw) / g->sw + 1)) return -1;
+    int P = (int)((hp - g->kh) / g->sh + 1), Q = (int)((wp - g->kw) / g->sw + 1);
     int i = add_same_shape(m, name, op, in);
     if (i < 0) return -1;
     mq_node *n = &m->nodes[i];
     n->h = P;
     n->w = Q;
-    n->kh = n->kw = k;
-    n->stride = stride;
-    n->pad = pad;
+    n->geo = *g;
     return i;
 }
 
@@ -331,6 +365,46 @@ int mq_add_add(mixq_model *m, const char *name, int a, int b) {
         return -1;
     }
     int i = add_same_shape(m, name, MIXQ_OP_ADD, a);
+    if (i < 0) return -1;
+    m->nodes[i].n_in = 2;
+    m->nodes[i].in[1] = b;
+    return i;
+}
+
+int mq_add_concat(mixq_model *m, const char *name, int a, int b) {
+    if (!check_input(m, a, name) || !check_input(m, b, name)) return -1;
+    const mq_node *na = &m->nodes[a], *nb = &m->nodes[b];
+    if (na->h != nb->h || na->w != nb->w) {
+        mq_err(MIXQ_ERR_SHAPE, "concat '%s': '%s' is %dx%dx%d but '%s' is %dx%dx%d (heights and widths must "
+               "agree)", name, na->name, na->c, na->h, na->w, nb->name, nb->c, nb->h, nb->w);
+        return -1;
+    }
+    if (!size_ok(name, (int64_t)na->c + nb->c, na->h, na->w)) return -1;
+    const int c = na->c + nb->c;
+    int i = add_same_shape(m, name, MIXQ_OP_CONCAT, a);
+    if (i < 0) return -1;
+    m->nodes[i].n_in = 2;
+    m->nodes[i].in[1] = b;
+    m->nodes[i].c = c;
+    return i;
+}
+
+int mq_add_mul(mixq_model *m, const char *name, int a, int b) {
+    if (!check_input(m, a, name) || !check_input(m, b, name)) return -1;
+    const mq_node *na = &m->nodes[a], *nb = &m->nodes[b];
+    const int same = na->c == nb->c && na->h == nb->h && na->w == nb->w;
+    if (!same && na->c == nb->c && na->h == 1 && na->w == 1) { /* the factor first: swap */
+        int t = a;
+        a = b, b = t;
+        na = &m->nodes[a], nb = &m->nodes[b];
+    }
+    if (!same && !(na->c == nb->c && nb->h == 1 && nb->w == 1)) {
+        mq_err(MIXQ_ERR_SHAPE, "mul '%s': '%s' is %dx%dx%d and '%s' is %dx%dx%d; mixq multiplies equal shapes "
+               "or a map by one factor per channel (C x 1 x 1)", name, na->name, na->c, na->h, na->w,
+               nb->name, nb->c, nb->h, nb->w);
+        return -1;
+    }
+    int i = add_same_shape(m, name, MIXQ_OP_MUL, a);
     if (i < 0) return -1;
     m->nodes[i].n_in = 2;
     m->nodes[i].in[1] = b;
@@ -446,7 +520,7 @@ void mixq_model_input_shape(const mixq_model *m, int *c, int *h, int *w, int *cl
 static int64_t node_macs(const mixq_model *m, const mq_node *n) {
     const mq_node *src = &m->nodes[n->in[0]];
     if (n->op == MIXQ_OP_CONV)
-        return (int64_t)n->c * n->h * n->w * (src->c / n->groups) * n->kh * n->kw;
+        return (int64_t)n->c * n->h * n->w * (src->c / n->groups) * n->geo.kh * n->geo.kw;
     if (n->op == MIXQ_OP_LINEAR) return (int64_t)n->c * src->c * src->h * src->w;
     return 0;
 }
@@ -468,10 +542,14 @@ mixq_status mixq_model_node(const mixq_model *m, int i, mixq_node_info *info) {
     info->out_c = n->c;
     info->out_h = n->h;
     info->out_w = n->w;
-    info->kh = n->kh;
-    info->kw = n->kw;
-    info->stride = n->stride;
-    info->pad = n->pad;
+    info->kh = n->geo.kh;
+    info->kw = n->geo.kw;
+    info->stride = n->geo.sh;
+    info->pad = n->geo.pt;
+    info->stride_w = n->geo.sw;
+    info->pad_left = n->geo.pl;
+    info->pad_bottom = n->geo.pb;
+    info->pad_right = n->geo.pr;
     info->groups = n->groups;
     int ts[2] = {n->t_w, n->t_b};
     for (int k = 0; k < 2; k++)
@@ -555,6 +633,11 @@ static size_t round16(size_t x) { return (x + 15) & ~(size_t)15; }
  *    other consumer.
  * A node whose output was consumed in place no longer holds its own output after the forward
  * pass (mixq_model_node_output then returns the in-place consumer's result). */
+/* Ops whose backward reads their own output (an in-place consumer would overwrite it). */
+static int backward_reads_output(mixq_op op) {
+    return op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6 || op == MIXQ_OP_SIGMOID || op == MIXQ_OP_HSIGMOID;
+}
+
 static void plan_aliases(mixq_model *m) {
     int *cons = calloc((size_t)m->n_nodes, sizeof(int));
     for (int i = 0; i < m->n_nodes; i++) {
@@ -570,8 +653,7 @@ static void plan_aliases(mixq_model *m) {
         switch (n->op) {
         case MIXQ_OP_RELU:
         case MIXQ_OP_RELU6:
-            if (single && a->op != MIXQ_OP_RELU && a->op != MIXQ_OP_RELU6)
-                n->alias_y = n->alias_dy = 1;
+            if (single && !backward_reads_output(a->op)) n->alias_y = n->alias_dy = 1;
             break;
         case MIXQ_OP_FLATTEN:
             n->alias_y = 1;
@@ -643,7 +725,10 @@ mixq_status mq_model_reserve(mixq_model *m, int n) {
 
 /* ---------------------------------------------------------------- forward / backward */
 /* ---------------------------------------------------------------- frozen activation patterns */
-static int pattern_op(mixq_op op) { return op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6 || op == MIXQ_OP_MAXPOOL; }
+static int pattern_op(mixq_op op) {
+    return op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6 || op == MIXQ_OP_MAXPOOL || op == MIXQ_OP_HSIGMOID ||
+           op == MIXQ_OP_HSWISH;
+}
 
 static size_t pattern_node_bytes(const mq_node *n, int N) {
     const size_t e = (size_t)N * (size_t)n->c * (size_t)n->h * (size_t)n->w;
@@ -675,12 +760,18 @@ mixq_status mq_model_pattern_save(const mixq_model *m, uint8_t *buf) {
             for (size_t j = 0; j < e; j++) buf[j] = n->y[j] >= 6.0f ? 2 : n->y[j] > 0.0f;
         else if (n->op == MIXQ_OP_MAXPOOL)
             memcpy(buf, n->save, e * sizeof(int32_t));
+        else if (n->op == MIXQ_OP_HSIGMOID) /* 0 at 0, 1 linear, 2 at 1 */
+            for (size_t j = 0; j < e; j++) buf[j] = n->y[j] >= 1.0f ? 2 : n->y[j] > 0.0f;
+        else if (n->op == MIXQ_OP_HSWISH) { /* from the input: 0 below -3, 1 quadratic, 2 above 3 */
+            const float *x = m->nodes[n->in[0]].y;
+            for (size_t j = 0; j < e; j++) buf[j] = x[j] > 3.0f ? 2 : x[j] >= -3.0f;
+        }
         buf += pattern_node_bytes(n, N);
     }
     return MIXQ_OK;
 }
 
-/* ReLU / ReLU6 / max pool with the frozen pattern. */
+/* ReLU / ReLU6 / hard sigmoid / hard swish / max pool with the frozen pattern. */
 static void pattern_forward(const mixq_model *m, mq_node *n, int N, const float *x) {
     const uint8_t *p = pattern_at(m, n, N);
     const int64_t e = (int64_t)N * n->c * n->h * n->w;
@@ -688,6 +779,10 @@ static void pattern_forward(const mixq_model *m, mq_node *n, int N, const float 
         for (int64_t i = 0; i < e; i++) n->y[i] = p[i] ? x[i] : 0.0f;
     else if (n->op == MIXQ_OP_RELU6)
         for (int64_t i = 0; i < e; i++) n->y[i] = p[i] == 1 ? x[i] : p[i] ? 6.0f : 0.0f;
+    else if (n->op == MIXQ_OP_HSIGMOID)
+        for (int64_t i = 0; i < e; i++) n->y[i] = p[i] == 1 ? n->alpha * x[i] + n->beta : p[i] ? 1.0f : 0.0f;
+    else if (n->op == MIXQ_OP_HSWISH)
+        for (int64_t i = 0; i < e; i++) n->y[i] = p[i] == 1 ? x[i] * (x[i] + 3.0f) / 6.0f : p[i] ? x[i] : 0.0f;
     else { /* max pool: the recorded argmax (the backward reads it from save) */
         const mq_node *a = &m->nodes[n->in[0]];
         const int64_t PQ = (int64_t)n->h * n->w, HW = (int64_t)a->h * a->w;
@@ -697,11 +792,15 @@ static void pattern_forward(const mixq_model *m, mq_node *n, int N, const float 
     }
 }
 
-static void pattern_backward(const mixq_model *m, const mq_node *n, int N, const float *dy, float *dx, int acc) {
+/* The backward of a pointwise pattern op (x: its input, read by hard swish). */
+static void pattern_backward(const mixq_model *m, const mq_node *n, int N, const float *x, const float *dy,
+                             float *dx, int acc) {
     const uint8_t *p = pattern_at(m, n, N);
     const int64_t e = (int64_t)N * n->c * n->h * n->w;
     for (int64_t i = 0; i < e; i++) {
-        const float g = p[i] == 1 ? dy[i] : 0.0f;
+        float g = p[i] == 1 ? dy[i] : 0.0f;
+        if (n->op == MIXQ_OP_HSIGMOID) g *= n->alpha;
+        else if (n->op == MIXQ_OP_HSWISH) g = p[i] == 1 ? dy[i] * (x[i] / 3.0f + 0.5f) : p[i] ? dy[i] : 0.0f;
         dx[i] = acc ? dx[i] + g : g;
     }
 }
@@ -722,8 +821,7 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
     case MIXQ_OP_INPUT:
         return MIXQ_OK;
     case MIXQ_OP_CONV: {
-        mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
-                           .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
+        mq_conv_shape s = mq_conv_shape_of(N, a->c, a->h, a->w, n->c, &n->geo, n->groups);
         mixq_status st = mq_conv_shape_init(&s);
         if (st) return st;
         return mq_conv2d_forward(&s, x, w, bias, n->y, &m->ws);
@@ -742,11 +840,10 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
         mq_relu6_forward(numel, a->y, n->y);
         return MIXQ_OK;
     case MIXQ_OP_MAXPOOL:
-        mq_maxpool_forward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, a->y, n->y,
-                           (int32_t *)n->save);
+        mq_maxpool_forward(N, a->c, a->h, a->w, &n->geo, n->h, n->w, a->y, n->y, (int32_t *)n->save);
         return MIXQ_OK;
     case MIXQ_OP_AVGPOOL:
-        mq_avgpool_forward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, a->y, n->y);
+        mq_avgpool_forward(N, a->c, a->h, a->w, &n->geo, n->h, n->w, a->y, n->y);
         return MIXQ_OK;
     case MIXQ_OP_GAP:
         mq_gap_forward(N, a->c, a->h * a->w, a->y, n->y);
@@ -756,6 +853,23 @@ static mixq_status node_forward(mixq_model *m, mq_node *n, int N, int training) 
         return MIXQ_OK;
     case MIXQ_OP_FLATTEN:
         if (!n->alias_y) memcpy(n->y, a->y, sizeof(float) * (size_t)numel);
+        return MIXQ_OK;
+    case MIXQ_OP_CONCAT:
+        mq_concat_forward(N, a->c, m->nodes[n->in[1]].c, n->h * n->w, a->y, m->nodes[n->in[1]].y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_MUL: {
+        const mq_node *b = &m->nodes[n->in[1]];
+        mq_mul_forward((int64_t)N * n->c, n->h * n->w, b->h * b->w, a->y, b->y, n->y);
+        return MIXQ_OK;
+    }
+    case MIXQ_OP_SIGMOID:
+        mq_sigmoid_forward(numel, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_HSIGMOID:
+        mq_hsigmoid_forward(numel, n->alpha, n->beta, a->y, n->y);
+        return MIXQ_OK;
+    case MIXQ_OP_HSWISH:
+        mq_hswish_forward(numel, a->y, n->y);
         return MIXQ_OK;
     case MIXQ_OP_COUNT:
         break;
@@ -855,8 +969,7 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
         mixq_status st;
         if (m->qh && (st = m->qh->backward_pre(m, qi, N, &x, &w, &ldx, &lacc))) return st;
         if (n->op == MIXQ_OP_CONV) {
-            mq_conv_shape s = {.N = N, .C = a->c, .H = a->h, .W = a->w, .K = n->c, .R = n->kh,
-                               .S = n->kw, .stride = n->stride, .pad = n->pad, .groups = n->groups};
+            mq_conv_shape s = mq_conv_shape_of(N, a->c, a->h, a->w, n->c, &n->geo, n->groups);
             if ((st = mq_conv_shape_init(&s))) return st;
             st = mq_conv2d_backward(&s, x, w, n->dy, ldx, lacc, mq_grad_ptr(m, n->t_w),
                                     mq_grad_ptr(m, n->t_b), &m->ws);
@@ -877,13 +990,13 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
     case MIXQ_OP_RELU:
         /* in place (dx == dy) when aliased: the input has no other consumer, acc == 0 */
         if ((dx = grad_dst(m, n, 0, &acc))) {
-            if (m->act_pattern) pattern_backward(m, n, N, n->dy, dx, acc);
+            if (m->act_pattern) pattern_backward(m, n, N, NULL, n->dy, dx, acc);
             else mq_relu_backward(numel, n->y, n->dy, dx, acc);
         }
         return MIXQ_OK;
     case MIXQ_OP_RELU6:
         if ((dx = grad_dst(m, n, 0, &acc))) {
-            if (m->act_pattern) pattern_backward(m, n, N, n->dy, dx, acc);
+            if (m->act_pattern) pattern_backward(m, n, N, NULL, n->dy, dx, acc);
             else mq_relu6_backward(numel, n->y, n->dy, dx, acc);
         }
         return MIXQ_OK;
@@ -894,8 +1007,7 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
         return MIXQ_OK;
     case MIXQ_OP_AVGPOOL:
         if ((dx = grad_dst(m, n, 0, &acc)))
-            mq_avgpool_backward(N, a->c, a->h, a->w, n->kh, n->stride, n->pad, n->h, n->w, n->dy,
-                                dx, acc);
+            mq_avgpool_backward(N, a->c, a->h, a->w, &n->geo, n->h, n->w, n->dy, dx, acc);
         return MIXQ_OK;
     case MIXQ_OP_GAP:
         if ((dx = grad_dst(m, n, 0, &acc))) mq_gap_backward(N, a->c, a->h * a->w, n->dy, dx, acc);
@@ -906,6 +1018,25 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
         return MIXQ_OK;
     case MIXQ_OP_FLATTEN:
         if ((dx = grad_dst(m, n, 0, &acc)) && dx != n->dy) mq_grad_pass(numel, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_CONCAT:
+    case MIXQ_OP_MUL: {
+        const mq_node *b = &m->nodes[n->in[1]];
+        int acc_b = 0;
+        float *da = grad_dst(m, n, 0, &acc), *db = grad_dst(m, n, 1, &acc_b); /* in this order: a * a */
+        if (n->op == MIXQ_OP_CONCAT) mq_concat_backward(N, a->c, b->c, n->h * n->w, n->dy, da, acc, db, acc_b);
+        else mq_mul_backward((int64_t)N * n->c, n->h * n->w, b->h * b->w, a->y, b->y, n->dy, da, acc, db, acc_b);
+        return MIXQ_OK;
+    }
+    case MIXQ_OP_SIGMOID:
+        if ((dx = grad_dst(m, n, 0, &acc))) mq_sigmoid_backward(numel, n->y, n->dy, dx, acc);
+        return MIXQ_OK;
+    case MIXQ_OP_HSIGMOID:
+    case MIXQ_OP_HSWISH:
+        if (!(dx = grad_dst(m, n, 0, &acc))) return MIXQ_OK;
+        if (m->act_pattern) pattern_backward(m, n, N, a->y, n->dy, dx, acc);
+        else if (n->op == MIXQ_OP_HSIGMOID) mq_hsigmoid_backward(numel, n->alpha, n->y, n->dy, dx, acc);
+        else mq_hswish_backward(numel, a->y, n->dy, dx, acc);
         return MIXQ_OK;
     case MIXQ_OP_COUNT:
         break;

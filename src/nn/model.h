@@ -14,6 +14,7 @@
 
 #include "mixq/mixq.h"
 #include "core/core.h"
+#include "nn/kernels.h"
 
 typedef struct mq_tensor {
     char name[MIXQ_NAME_MAX];
@@ -30,8 +31,10 @@ typedef struct mq_node {
     mixq_op op;
     int n_in, in[2];
     int c, h, w;                 /* output shape per image */
-    int kh, kw, stride, pad, groups, bias;
+    mq_geom geo;                 /* conv / pool window: kernel, strides, pads */
+    int groups, bias;
     float bn_eps, bn_momentum;
+    float alpha, beta;           /* hard sigmoid: clamp(alpha x + beta, 0, 1) */
     int t_w, t_b, t_rm, t_rv;    /* tensor indices or -1 (BN: t_w gamma, t_b beta) */
     /* batch-sized runtime storage (into the activation arena) */
     float *y, *dy;
@@ -93,13 +96,20 @@ struct mixq_model {
 mixq_model *mq_model_new(const mixq_model_config *cfg);
 int mq_add_input(mixq_model *m, int c, int h, int w);
 int mq_add_conv(mixq_model *m, const char *name, int in, int k_out, int ksize, int stride, int pad,
-                int groups, int bias);
+                int groups, int bias); /* square kernel, one stride, the same pad on every side */
+int mq_add_conv_g(mixq_model *m, const char *name, int in, int k_out, const mq_geom *g, int groups,
+                  int bias);
 int mq_add_linear(mixq_model *m, const char *name, int in, int out, int bias);
 int mq_add_bn(mixq_model *m, const char *name, int in);
-int mq_add_act(mixq_model *m, const char *name, mixq_op op, int in); /* RELU, RELU6 */
+int mq_add_act(mixq_model *m, const char *name, mixq_op op, int in); /* RELU, RELU6, SIGMOID, HSWISH */
+int mq_add_hsigmoid(mixq_model *m, const char *name, int in, float alpha, float beta);
 int mq_add_pool(mixq_model *m, const char *name, mixq_op op, int in, int k, int stride, int pad);
+int mq_add_pool_g(mixq_model *m, const char *name, mixq_op op, int in, const mq_geom *g);
 int mq_add_gap(mixq_model *m, const char *name, int in);
 int mq_add_add(mixq_model *m, const char *name, int a, int b);
+int mq_add_concat(mixq_model *m, const char *name, int a, int b); /* channels of a, then b's */
+/* a * b: equal shapes, or one of them C x 1 x 1 (a per-channel factor; it becomes input 1) */
+int mq_add_mul(mixq_model *m, const char *name, int a, int b);
 int mq_add_flatten(mixq_model *m, const char *name, int in);
 /* Allocate the parameter/buffer arenas once all nodes are added: mq_model_layout (every tensor's
  * offset, n_params, n_buffers and the output check; allocates nothing), then mq_model_alloc. */

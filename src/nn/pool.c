@@ -6,8 +6,9 @@
 
 #include "nn/kernels.h"
 
-void mq_maxpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+void mq_maxpool_forward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                         const float *x, float *y, int32_t *argmax) {
+    const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + (size_t)nc * H * W;
@@ -17,11 +18,11 @@ void mq_maxpool_forward(int N, int C, int H, int W, int k, int stride, int pad, 
             for (int q = 0; q < Q; q++) {
                 float best = -INFINITY;
                 int32_t bi = -1;
-                for (int r = 0; r < k; r++) {
-                    int h = p * stride - pad + r;
+                for (int r = 0; r < kh; r++) {
+                    int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    for (int t = 0; t < k; t++) {
-                        int w = q * stride - pad + t;
+                    for (int t = 0; t < kw; t++) {
+                        int w = q * sw - pl + t;
                         if (w < 0 || w >= W) continue;
                         float v = xp[h * W + w];
                         if (v > best || bi < 0 || (isnan(v) && !isnan(best))) {
@@ -49,13 +50,15 @@ void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t
     }
 }
 
-void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+void mq_maxpool_infer(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                       const float *x, float *y) {
+    const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
+    const int fast = kh == 2 && kw == 2 && sh == 2 && sw == 2 && pt == 0 && pl == 0;
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + (size_t)nc * H * W;
         float *yp = y + (size_t)nc * P * Q;
-        if (k == 2 && stride == 2 && pad == 0) {
+        if (fast) {
             for (int p = 0; p < P; p++) {
                 const float *r0 = xp + (size_t)2 * p * W, *r1 = r0 + W;
                 float *yo = yp + (size_t)p * Q;
@@ -72,11 +75,11 @@ void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, in
             for (int q = 0; q < Q; q++) {
                 float best = -INFINITY;
                 int nan = 0;
-                for (int r = 0; r < k; r++) {
-                    const int h = p * stride - pad + r;
+                for (int r = 0; r < kh; r++) {
+                    const int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    for (int t = 0; t < k; t++) {
-                        const int w = q * stride - pad + t;
+                    for (int t = 0; t < kw; t++) {
+                        const int w = q * sw - pl + t;
                         if (w < 0 || w >= W) continue;
                         const float v = xp[h * W + w];
                         nan |= v != v;
@@ -88,9 +91,10 @@ void mq_maxpool_infer(int N, int C, int H, int W, int k, int stride, int pad, in
     }
 }
 
-void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+void mq_avgpool_forward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                         const float *x, float *y) {
-    const float inv = 1.0f / (float)(k * k);
+    const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
+    const float inv = 1.0f / (float)(kh * kw);
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         const float *xp = x + (size_t)nc * H * W;
@@ -98,11 +102,11 @@ void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, 
         for (int p = 0; p < P; p++)
             for (int q = 0; q < Q; q++) {
                 float s = 0.0f;
-                for (int r = 0; r < k; r++) {
-                    int h = p * stride - pad + r;
+                for (int r = 0; r < kh; r++) {
+                    int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    for (int t = 0; t < k; t++) {
-                        int w = q * stride - pad + t;
+                    for (int t = 0; t < kw; t++) {
+                        int w = q * sw - pl + t;
                         if (w >= 0 && w < W) s += xp[h * W + w];
                     }
                 }
@@ -111,9 +115,10 @@ void mq_avgpool_forward(int N, int C, int H, int W, int k, int stride, int pad, 
     }
 }
 
-void mq_avgpool_backward(int N, int C, int H, int W, int k, int stride, int pad, int P, int Q,
+void mq_avgpool_backward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                          const float *dy, float *dx, int accumulate) {
-    const float inv = 1.0f / (float)(k * k);
+    const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
+    const float inv = 1.0f / (float)(kh * kw);
 #pragma omp parallel for schedule(static)
     for (long nc = 0; nc < (long)N * C; nc++) {
         float *dp = dx + (size_t)nc * H * W;
@@ -121,13 +126,13 @@ void mq_avgpool_backward(int N, int C, int H, int W, int k, int stride, int pad,
         if (!accumulate) memset(dp, 0, sizeof(float) * (size_t)H * W);
         for (int p = 0; p < P; p++)
             for (int q = 0; q < Q; q++) {
-                float g = dyp[p * Q + q] * inv;
-                for (int r = 0; r < k; r++) {
-                    int h = p * stride - pad + r;
+                float gv = dyp[p * Q + q] * inv;
+                for (int r = 0; r < kh; r++) {
+                    int h = p * sh - pt + r;
                     if (h < 0 || h >= H) continue;
-                    for (int t = 0; t < k; t++) {
-                        int w = q * stride - pad + t;
-                        if (w >= 0 && w < W) dp[h * W + w] += g;
+                    for (int t = 0; t < kw; t++) {
+                        int w = q * sw - pl + t;
+                        if (w >= 0 && w < W) dp[h * W + w] += gv;
                     }
                 }
             }

@@ -290,17 +290,28 @@ static void hook_step(mixq_model *m, float lr, float momentum) {
 static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, hook_step,
                                 hook_free};
 
-/* Input of node i comes out of a ReLU/ReLU6 (possibly through pooling/flatten): unsigned. */
-static int input_unsigned(const mixq_model *m, int i) {
-    int a = m->nodes[i].in[0];
-    while (1) {
-        mixq_op op = m->nodes[a].op;
-        if (op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6) return 1;
-        if (op == MIXQ_OP_MAXPOOL || op == MIXQ_OP_AVGPOOL || op == MIXQ_OP_GAP ||
-            op == MIXQ_OP_FLATTEN) {
-            a = m->nodes[a].in[0];
-            continue;
-        }
+/* Node i's output is never negative, given nn[j] for the nodes j < i: it comes out of a ReLU,
+ * ReLU6, sigmoid or hard sigmoid, possibly through pooling or flatten, or it adds, multiplies
+ * or concatenates outputs that are never negative. Inputs of such a node are quantized
+ * unsigned. */
+static uint8_t nonnegative(const mixq_model *m, int i, const uint8_t *nn) {
+    const mq_node *n = &m->nodes[i];
+    switch (n->op) {
+    case MIXQ_OP_RELU:
+    case MIXQ_OP_RELU6:
+    case MIXQ_OP_SIGMOID:
+    case MIXQ_OP_HSIGMOID:
+        return 1;
+    case MIXQ_OP_MAXPOOL:
+    case MIXQ_OP_AVGPOOL:
+    case MIXQ_OP_GAP:
+    case MIXQ_OP_FLATTEN:
+        return nn[n->in[0]];
+    case MIXQ_OP_ADD:
+    case MIXQ_OP_MUL:
+    case MIXQ_OP_CONCAT:
+        return nn[n->in[0]] && nn[n->in[1]];
+    default:
         return 0;
     }
 }
@@ -323,12 +334,15 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         return MIXQ_ERR_NOMEM;
     }
     st = mq_policy_copy(p, &s->policy);
+    uint8_t *nn = st ? NULL : mq_malloc((size_t)m->n_nodes, 1, "quantization signs");
+    if (!st && !nn) st = MIXQ_ERR_NOMEM;
+    for (int i = 0; !st && i < m->n_nodes; i++) nn[i] = nonnegative(m, i, nn);
     for (int i = 0; !st && i < m->n_nodes; i++) {
         if (!mq_node_quantizable(m, i)) continue;
         qnode *q = &s->nodes[i];
         if ((st = mq_policy_resolve_node(p, m, i, &q->lq))) break;
         q->on = 1;
-        q->a_signed = !input_unsigned(m, i);
+        q->a_signed = !nn[m->nodes[i].in[0]];
         q->aquant = q->lq.a_bits != MQ_FLOAT_BITS;
         for (int k = 0; k < q->lq.K; k++) q->wquant |= q->lq.kbits[k] != MQ_FLOAT_BITS;
         const int64_t wn = m->tensors[m->nodes[i].t_w].numel;
@@ -347,6 +361,7 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
         }
         if (!q->scale || (q->wquant && (!q->wq || !q->mask))) st = MIXQ_ERR_NOMEM;
     }
+    free(nn);
     if (st) {
         qstate_free(s, m->n_nodes);
         return st;
