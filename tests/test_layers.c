@@ -219,7 +219,7 @@ static void two_fwd(void *ctx, float *y) {
 
 static void test_mul_concat(void) {
     const int N = 3, C = 4, Cb = 5, HW = 6;
-    float a[3 * 4 * 6], b[3 * 5 * 6], y[3 * 9 * 6], dy[3 * 9 * 6], da[3 * 4 * 6], db[3 * 5 * 6], da2[3 * 4 * 6];
+    float a[3 * 4 * 6], b[3 * 5 * 6], dy[3 * 9 * 6], da[3 * 4 * 6], db[3 * 5 * 6], da2[3 * 4 * 6];
     for (int kind = 0; kind < 3; kind++) {
         two T = {kind, N, C, Cb, HW, a, b};
         const long na = (long)N * C * HW, nb = kind == 0 ? na : kind == 1 ? (long)N * C : (long)N * Cb * HW;

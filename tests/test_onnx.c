@@ -425,7 +425,8 @@ static void test_roundtrip_all(void) {
         if (m) roundtrip_one(*a, m, tr);
         mixq_model_free(m);
     }
-    static const char *const fixtures[] = {"resnet_tiny", "dw_tiny", "unit_net"};
+    static const char *const fixtures[] = {"resnet_tiny", "dw_tiny", "unit_net", "bad_pad", "pad_folded",
+                                           "mbv2_tiny", "mbv2_tiny_op14", "squeeze_tiny", "asym_tiny"};
     for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
         char path[256];
         snprintf(path, sizeof path, FX "%s.onnx", fixtures[i]);

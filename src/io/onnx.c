@@ -1757,7 +1757,10 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
     for (int i = 0; i < m->n_nodes && !st && !e->fail; i++) {
         mq_node *d = &m->nodes[i];
         const char *x = d->n_in ? vname[d->in[0]] : NULL;
-        const char *out = i == m->n_nodes - 1 ? "logits" : d->name;
+        /* the logits are [N, classes]: a last node with a C x 1 x 1 map (a global pool, say,
+         * whose flatten the import folded away) is flattened into them */
+        const int last = i == m->n_nodes - 1, flat_last = last && d->op != MIXQ_OP_LINEAR && d->op != MIXQ_OP_FLATTEN;
+        const char *out = last && !flat_last ? "logits" : d->name;
         Onnx__NodeProto *n = NULL;
         switch (d->op) {
         case MIXQ_OP_INPUT: vname[i] = embed_preprocess ? embed_preprocess_nodes(e, &m->pp) : "input"; continue;
@@ -1962,6 +1965,10 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
             st = mq_err(MIXQ_ERR_UNSUPPORTED, "node '%s': op %s has no ONNX export", d->name, mixq_op_name(d->op));
         }
         vname[i] = out;
+        if (flat_last && !st) {
+            const char *fin[1] = {out};
+            eattr_i(e, enode(e, "Flatten", "logits.flatten", 1, fin, "logits"), "axis", 1);
+        }
         (void)n;
     }
     bj += (size_t)snprintf(bits_json + bj, bj_cap - bj, "}");

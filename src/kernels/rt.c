@@ -531,15 +531,15 @@ static void maxpool_codes(int n, int C, int H, int W, const mq_geom *g, int P, i
                     continue;
                 }
                 uint8_t *o = yi + ((size_t)p * Q + q) * C;
-                const int h0 = p * stride - pad, w0 = q * stride - pad;
-                if (h0 >= 0 && h0 + k <= H && w0 >= 0 && w0 + k <= W) {
-                    /* a window inside the map: the max of its k rows of k * C contiguous bytes,
-                     * row by row (the same maximum, in vectors) */
+                const int h0 = p * sh - pt, w0 = q * sw - pl;
+                if (h0 >= 0 && h0 + kh <= H && w0 >= 0 && w0 + kw <= W) {
+                    /* a window inside the map: the max of its kh rows of kw * C contiguous
+                     * bytes, row by row (the same maximum, in vectors) */
                     const uint8_t *v0 = xi + ((size_t)h0 * W + w0) * C;
                     memcpy(o, v0, (size_t)C);
-                    for (int r = 0; r < k; r++) {
+                    for (int r = 0; r < kh; r++) {
                         const uint8_t *v = v0 + (size_t)r * W * C;
-                        for (int t = r ? 0 : 1; t < k; t++)
+                        for (int t = r ? 0 : 1; t < kw; t++)
                             for (int ch = 0; ch < C; ch++) o[ch] = v[t * C + ch] > o[ch] ? v[t * C + ch] : o[ch];
                     }
                     continue;
