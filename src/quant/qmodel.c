@@ -143,26 +143,28 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
  * row on the linear grid), its float bias on the accumulator grid, as the QDQ export writes it
  * (int32 behind a DequantizeLinear with scale s_a * s_w, what ONNX Runtime's fusions use);
  * q->bcodes holds the codes. NULL: the layer adds its float bias (no bias, float inputs or
- * rows, k-means, uncalibrated, or a bias the grid cannot hold). Weights must be current. */
-static const float *layer_bias(mixq_model *m, int i, qnode *q) {
+ * rows, k-means, uncalibrated, or a bias the grid cannot hold). Weights must be current.
+ * MIXQ_ERR_NOMEM when its buffers cannot be allocated. */
+static mixq_status layer_bias(mixq_model *m, int i, qnode *q, const float **out) {
     const mq_node *n = &m->nodes[i];
-    if (n->t_b < 0 || !q->aquant || !q->wquant || q->lq.kmeans || !q->calibrated || !q->codes) return NULL;
+    *out = NULL;
+    if (n->t_b < 0 || !q->aquant || !q->wquant || q->lq.kmeans || !q->calibrated || !q->codes) return MIXQ_OK;
     const int K = q->lq.K;
     for (int k = 0; k < K; k++)
-        if (q->lq.kbits[k] == MQ_FLOAT_BITS) return NULL;
+        if (q->lq.kbits[k] == MQ_FLOAT_BITS) return MIXQ_OK;
     if (!q->bq) {
         q->bq = mq_malloc((size_t)K, sizeof(float), "quantized bias");
         q->bcodes = mq_malloc((size_t)K, sizeof(int32_t), "bias codes");
-        if (!q->bq || !q->bcodes) { /* then float, as for a bias the grid cannot hold */
+        if (!q->bq || !q->bcodes) {
             free(q->bq);
             free(q->bcodes);
             q->bq = NULL, q->bcodes = NULL;
-            mixq_clear_error();
-            return NULL;
+            return MIXQ_ERR_NOMEM;
         }
     }
     const float s_a = mq_act_scale(q->lq.a_bits, q->a_signed, q->alpha);
-    return mq_bias_quant(mq_tensor_ptr(m, n->t_b), K, q->scale, s_a, q->bq, q->bcodes) ? q->bq : NULL;
+    if (mq_bias_quant(mq_tensor_ptr(m, n->t_b), K, q->scale, s_a, q->bq, q->bcodes)) *out = q->bq;
+    return MIXQ_OK;
 }
 
 static void calib_collect(qnode *q, const float *x, int64_t n) {
@@ -204,7 +206,8 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
     }
     mq_act_fake_quant(*x, n, q->lq.a_bits, q->a_signed, q->alpha, q->xq);
     *x = q->xq;
-    const float *bq = layer_bias(m, i, q);
+    const float *bq;
+    if ((st = layer_bias(m, i, q, &bq))) return st;
     if (bq) *b = bq;
     return MIXQ_OK;
 }
@@ -445,7 +448,7 @@ mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out) {
     mq_levels(q->lq.a_bits, q->a_signed, &out->a_qmin, &out->a_qmax);
     out->a_clip = q->calibrated ? q->alpha : 0.0f;
     out->a_scale = mq_act_scale(q->lq.a_bits, q->a_signed, out->a_clip);
-    out->bias = layer_bias(m, node, q);
+    if ((st = layer_bias(m, node, q, &out->bias))) return st;
     out->bias_codes = out->bias ? q->bcodes : NULL;
     return MIXQ_OK;
 }
