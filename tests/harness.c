@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int test_pass_count, test_fail_count, test_cur_failed;
@@ -41,6 +42,20 @@ void test_skip_cpu(const char *fmt, ...) {
     va_end(ap);
 }
 
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MQ_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(MQ_TEST_ASAN)
+#define MQ_TEST_ASAN 1
+#endif
+#ifdef MQ_TEST_ASAN
+int test_sanitized(void) { return 1; }
+#else
+int test_sanitized(void) { return 0; }
+#endif
+
 int test_need_file(const char *path) {
     struct stat sb;
     if (stat(path, &sb) == 0) return 1;
@@ -53,7 +68,11 @@ void test_run_one(const char *name, void (*fn)(void)) {
     test_cur_failed = 0;
     cur_skip = 0;
     cur_skip_reason[0] = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     fn();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (!test_cur_failed && cur_skip == 1 && under_ci()) {
         fprintf(stderr, "  FAIL [%s]: skipped under CI=true (only a missing CPU feature may skip "
                         "in CI): %s\n", name, cur_skip_reason);
@@ -72,7 +91,7 @@ void test_run_one(const char *name, void (*fn)(void)) {
         }
     } else {
         test_pass_count++;
-        printf("ok %s\n", name);
+        printf("ok %s (%.1f s)\n", name, secs);
     }
     fflush(stdout);
 }

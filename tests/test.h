@@ -81,6 +81,11 @@ const char *test_tmpdir(void);
 char *test_slurp(const char *path);
 /* 1 if Debian's dataset-fashion-mnist is installed; else test_skip saying so and 0. */
 int test_need_fmnist(void);
+/* 1 in a sanitizer build (ASan/UBSan): there the longest statistical tests run one of their
+ * seeds, with the same checks per seed (the numbers are deterministic, so that seed's result is
+ * the release build's); the release suite runs every seed. Memory checking needs the code paths,
+ * not every seed. */
+int test_sanitized(void);
 /* An untrained lenet5 (28 x 28, 10 classes, seed 3), saved once per test binary in test_tmpdir();
  * NULL, with the calling test failed, if it cannot be written. */
 const char *test_lenet5_file(void);

@@ -248,7 +248,8 @@ static void test_oracle(void) {
     const int episodes = 1500;
     int agent_found = 0, random_found = 0;
     double t0 = mq_now();
-    for (uint64_t seed = 1; seed <= 5; seed++) {
+    const int seeds = test_sanitized() ? 1 : 5;
+    for (uint64_t seed = 1; seed <= (uint64_t)seeds; seed++) {
         oracle_run a, rs;
         oracle_search(1, seed, episodes, best, &a);
         oracle_search(0, seed, episodes, best, &rs);
@@ -263,8 +264,8 @@ static void test_oracle(void) {
         CHECKF(a.distinct < rs.distinct, "seed %d: the agent proposed %d distinct policies, random %d", (int)seed,
                a.distinct, rs.distinct);
     }
-    CHECKF(agent_found >= 3, "the agent found the optimum in %d of 5 seeds (random search: %d)", agent_found,
-           random_found);
+    CHECKF(agent_found >= (seeds + 1) / 2, "the agent found the optimum in %d of %d seeds (random search: %d)",
+           agent_found, seeds, random_found);
     fprintf(stderr, "  %.1f s\n", mq_now() - t0);
 }
 
@@ -305,7 +306,7 @@ static void test_oracle_large(void) {
         raw[l][3] = 0.2 / (l + 1);
     }
     const int episodes = 1000;
-    for (uint64_t seed = 1; seed <= 3; seed++) {
+    for (uint64_t seed = 1; seed <= (test_sanitized() ? 1u : 3u); seed++) {
         mq_ppo_config pc;
         mq_ppo_config_default(&pc, MQ_RELEQ_STATE, ONB, BL);
         pc.seed = seed;

@@ -18,6 +18,7 @@
  * ("layer1.0.conv1.weight" -> "layer1.0.conv1"), else the node's name ("/layer1/Conv" ->
  * "layer1.Conv"), so policies can name layers as the user knows them. */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -87,14 +88,15 @@ static oval *find(octx *c, const char *name) {
 
 /* A new named value; pad: its pending zero Pad (NULL: none). */
 static mixq_status put(octx *c, const char *name, int node, const Onnx__TensorProto *t, const int *pad) {
+    int p4[4] = {0, 0, 0, 0};
+    if (pad) memcpy(p4, pad, sizeof p4); /* pad may point into c->v, which the realloc moves */
     if (c->nv == c->cap) {
         int nc = c->cap ? 2 * c->cap : 64;
         oval *nv = realloc(c->v, sizeof *nv * (size_t)nc);
         if (!nv) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
         c->v = nv, c->cap = nc;
     }
-    c->v[c->nv++] = (oval){name, node, {0, 0, 0, 0}, t, 0.0f, NULL, 0};
-    if (pad) memcpy(c->v[c->nv - 1].pad, pad, sizeof c->v[0].pad);
+    c->v[c->nv++] = (oval){name, node, {p4[0], p4[1], p4[2], p4[3]}, t, 0.0f, NULL, 0};
     return MIXQ_OK;
 }
 
@@ -890,8 +892,9 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             }
             if (x->node >= 0) { /* an activation: the value stays the layer's input, with its clip */
                 if (ns != 1) return nerr(c, n, "activations need one scale");
+                float alpha = x->alpha; /* x points into c->v, which put may move */
                 if ((st = put(c, n->output[0], x->node, NULL, x->pad))) return st;
-                c->v[c->nv - 1].alpha = x->alpha;
+                c->v[c->nv - 1].alpha = alpha;
                 continue;
             }
             if (!strcmp(op, "QuantizeLinear")) return nerr(c, n, "quantizing a constant is not supported");
@@ -1400,6 +1403,16 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
         c.wscale = mq_calloc((size_t)c.maxn, sizeof(*c.wscale), "import scales");
         c.nwscale = mq_calloc((size_t)c.maxn, sizeof(int), "import scales");
         if (!c.m || !c.absorbed || !c.alpha || !c.wscale || !c.nwscale) st = MIXQ_ERR_NOMEM;
+    }
+    if (!st) {
+        /* Every named value (the input, each initializer, each node output) is put once, so this
+         * capacity is never outgrown and an oval pointer held across a put stays valid; put still
+         * grows the table (and reads what it copies first) should a graph need more. */
+        size_t want = 16 + c.g->n_initializer;
+        for (size_t j = 0; j < c.g->n_node; j++) want += c.g->node[j]->n_output;
+        if (want > (size_t)INT_MAX / 2) st = mq_err(MIXQ_ERR_FORMAT, "'%s': too many values", path);
+        else if (!(c.v = malloc(sizeof *c.v * want))) st = mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", path);
+        else c.cap = (int)want;
     }
     if (!st) {
         c.m->custom_graph = 1;

@@ -784,6 +784,21 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!st && !cfg->accuracy_mode && !s->env.n_budgets && !agent->budget_optional)
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
     if (!st && agent->ready) st = agent->ready(s);
+    /* The run directory is checked before the data are loaded, so a resume with other flags or a
+     * damaged state.json fails at once (the agents with a checkpoint read the state again when
+     * they start); a new run's directory is made only once the data have loaded. */
+    if (!st && !(conf = config_text(s, data, mh))) st = MIXQ_ERR_NOMEM;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/config.json", run_dir);
+    if (!st) st = read_optional(path, &old);
+    if (!st && old) {
+        if (!resume)
+            st = mq_err(MIXQ_ERR_STATE, "%s already holds a search; hint: --resume to continue it, or a new --out",
+                        run_dir);
+        else st = check_config(s, old, conf);
+        int done = 0;
+        if (!st) st = mq_search_read_state(s, &done);
+    }
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, cfg->seed, &s->train);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->val);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->eval);
@@ -794,17 +809,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
             st = mixq_dataset_truncate(s->ft, cfg->finetune_images);
     }
     if (!st) st = make_dir(run_dir);
-    if (!st && !(conf = config_text(s, data, mh))) st = MIXQ_ERR_NOMEM;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/config.json", run_dir);
-    if (!st) st = read_optional(path, &old);
-    if (!st) {
-        if (old && !resume)
-            st = mq_err(MIXQ_ERR_STATE, "%s already holds a search; hint: --resume to continue it, or a new --out",
-                        run_dir);
-        else if (old) st = check_config(s, old, conf);
-        else st = write_atomic(s, "config.json", conf);
-    }
+    if (!st && !old) st = write_atomic(s, "config.json", conf);
     /* FP32 reference on the scoring subset (before the cache: records' rewards use it) */
     if (!st) {
         float v;
@@ -818,10 +823,6 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         st = load_evals(s, path);
         if (!st && !(s->evf = fopen(path, "a")))
             st = mq_err(MIXQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    }
-    if (!st) { /* counters of earlier processes (agents with a checkpoint read the state again) */
-        int done = 0;
-        st = mq_search_read_state(s, &done);
     }
     if (!st) st = agent->run(s);
     res->search_s = s->t_before + mq_now() - s->t0; /* earlier processes of a resumed run included */
