@@ -152,6 +152,13 @@ bench-agents: deps
 bench-ort: deps all
 	sh bench/ort.sh
 
+# Zoo models (issue 14): mobilenet_v2 and squeezenet trained at 28 and 32 px, W8A8 in fake
+# quantization and in the integer runtime; writes bench/results/zoo.md (EPOCHS_MBV2, EPOCHS_SQ).
+.PHONY: bench-zoo
+bench-zoo: deps
+	$(MAKE) VARIANT=release all
+	sh bench/zoo.sh
+
 # Kill -9 soak (issue 15): every agent's search killed at 20 random points and resumed, train and
 # quantize killed while overwriting a model; writes bench/results/kill_soak.md. Needs the lenet5
 # model of bench/accuracy.sh (runs/accuracy/lenet5.mixq).
@@ -168,21 +175,30 @@ bench: deps
 	sh bench/quant_accuracy.sh runs/accuracy/lenet5.mixq
 	sh bench/quant_accuracy.sh runs/accuracy/resnet20.mixq
 
-# ---- warnings as errors, for CI: compile (no link) the library, CLI, tests and benches at -O3 for
-# each -march target with gcc and, where installed, clang. Objects go to build/warnings/CC-MARCH,
-# so a second run recompiles only what changed.
-WARN_MARCHES ?= x86-64-v2 x86-64-v3 znver3 cascadelake icelake-server native
+# ---- warnings as errors, for CI: compile (no link) at -O3 with gcc and, where installed, clang,
+# for each -march target. Every source is compiled for WARN_FULL_MARCHES (the x86-64 baseline and
+# this machine); the sources whose code depends on the target's vector ISA (WARN_ISA_SRC: the
+# kernels with intrinsics and their dispatch, and what tests or benches them) for every one of
+# WARN_MARCHES. Objects go to build/warnings/CC-MARCH, so a second run recompiles only what changed.
+WARN_MARCHES      ?= x86-64-v2 x86-64-v3 znver3 cascadelake icelake-server native
+WARN_FULL_MARCHES ?= x86-64-v2 native
 WARN_CCS     ?= gcc $(shell command -v clang >/dev/null 2>&1 && echo clang)
 WARN_COMBOS  := $(foreach c,$(WARN_CCS),$(foreach m,$(WARN_MARCHES),warn-$(c)-$(m)))
+WARN_ISA_SRC := $(wildcard src/kernels/*.c) src/report/report.c src/hw/cpu.c \
+                tests/test_bitserial.c tests/test_runtime.c tests/test_hw_bitfusion.c \
+                bench/bench_layers.c
 ALL_OBJ := $(LIB_OBJ) $(TOOL_OBJ) $(TEST_SRC:%.c=$(BUILD)/%.o) $(TEST_COMMON_OBJ) \
            $(BENCH_SRC:%.c=$(BUILD)/%.o)
 objs: $(ALL_OBJ)
+isa-objs: $(WARN_ISA_SRC:%.c=$(BUILD)/%.o)
 warnings: $(WARN_COMBOS)
-	@echo "make warnings: clean for $(WARN_CCS) x $(WARN_MARCHES)"
+	@echo "make warnings: clean for $(WARN_CCS) x $(WARN_MARCHES) (every source for" \
+	    "$(WARN_FULL_MARCHES), the ISA-dependent ones for the others)"
 warn-%:
 	@c=$$(echo $* | cut -d- -f1); m=$$(echo $* | cut -d- -f2-); \
+	what=isa-objs; for f in $(WARN_FULL_MARCHES); do [ "$$f" = "$$m" ] && what=objs; done; \
 	$(MAKE) -s --no-print-directory VARIANT=warn CC=$$c WARN_ARCH=-march=$$m \
-	    BUILD=build/warnings/$* objs || { echo "make warnings: $$c -march=$$m has warnings (above)"; exit 1; }
+	    BUILD=build/warnings/$* $$what || { echo "make warnings: $$c -march=$$m has warnings (above)"; exit 1; }
 
 # ---- fuzzing (issue 15): libFuzzer harnesses, tests/fuzz/fuzz_NAME.c, one per parser, built with
 # clang-14 and ASan+UBSan (library included) into build/fuzz. `make fuzz` runs each harness over

@@ -27,6 +27,16 @@ static int node_index(const mixq_model *m, const char *name) {
     return -1;
 }
 
+static int count_op(const mixq_model *m, mixq_op op) {
+    int n = 0;
+    for (int i = 0; i < mixq_model_node_count(m); i++) {
+        mixq_node_info ni;
+        mixq_model_node(m, i, &ni);
+        n += ni.op == op;
+    }
+    return n;
+}
+
 static void test_zoo_shapes(void) {
     static const int sizes[][3] = {{1, 28, 28}, {3, 32, 32}, {1, 16, 16}, {3, 20, 24}};
     for (const char *const *a = mixq_model_archs(); *a; a++) {
@@ -58,12 +68,7 @@ static void test_resnet20_structure(void) {
     CHECKF(params > 270000 && params < 275000, "params %lld", (long long)params);
     int64_t macs = mixq_model_macs(m);
     CHECKF(macs > 40000000 && macs < 42000000, "macs %lld", (long long)macs);
-    int convs = 0;
-    for (int i = 0; i < mixq_model_node_count(m); i++) {
-        mixq_node_info ni;
-        mixq_model_node(m, i, &ni);
-        convs += ni.op == MIXQ_OP_CONV;
-    }
+    int convs = count_op(m, MIXQ_OP_CONV);
     CHECKF(convs == 21, "resnet20 has %d convs (19 + 2 projections expected)", convs);
     int add = node_index(m, "layer2.0.add");
     CHECK(add > 0);
@@ -81,6 +86,75 @@ static void test_resnet20_structure(void) {
     CHECK(mixq_model_tensor_data(m, "layer9.conv") == NULL);
     CHECK(strstr(mixq_last_error(), "layer9.conv") != NULL);
     mixq_model_free(m);
+}
+
+/* torchvision's mobilenet_v2(num_classes=1000) at 224 px: 3 504 872 parameters (BN's weight and
+ * bias included, running statistics not), 17 inverted residuals, 10 identity shortcuts. */
+static void test_mobilenet_v2_structure(void) {
+    mixq_model *m = make("mobilenet_v2", 3, 224, 224, 1000, 1);
+    if (!m) return;
+    int64_t params = mixq_model_param_count(m), macs = mixq_model_macs(m);
+    CHECKF(params == 3504872, "mobilenet_v2 at 224 px: %lld parameters (torchvision: 3504872)",
+           (long long)params);
+    CHECKF(macs > 295000000 && macs < 305000000, "macs %lld (about 300 M expected)", (long long)macs);
+    int convs = count_op(m, MIXQ_OP_CONV), adds = count_op(m, MIXQ_OP_ADD);
+    CHECKF(convs == 52 && adds == 10, "%d convs (52 expected), %d adds (10 expected)", convs, adds);
+    mixq_node_info ni;
+    int i = node_index(m, "features.18.0");
+    CHECK(i > 0);
+    if (i > 0) {
+        mixq_model_node(m, i, &ni);
+        CHECK(ni.out_c == 1280 && ni.out_h == 7 && ni.in_c == 320);
+    }
+    i = node_index(m, "features.1.conv.0.0"); /* t = 1: depthwise first, no expansion */
+    CHECK(i > 0);
+    if (i > 0) {
+        mixq_model_node(m, i, &ni);
+        CHECK(ni.groups == 32 && ni.out_c == 32);
+    }
+    CHECK(mixq_model_tensor_data(m, "features.2.conv.3.running_mean") != NULL);
+    mixq_model_free(m);
+    /* small-input variant: stride-1 stem, a 28 px input ends at 2x2 before the average pool */
+    m = make("mobilenet_v2", 1, 28, 28, 10, 1);
+    if (!m) return;
+    i = node_index(m, "features.18.0");
+    if (i > 0) mixq_model_node(m, i, &ni);
+    CHECK(i > 0 && ni.out_h == 2 && ni.out_w == 2);
+    mixq_model_free(m);
+    mixq_model_config cfg = {.arch = "mobilenet_v2", .in_c = 3, .in_h = 32, .in_w = 32,
+                             .classes = 10, .width = 0.5f, .seed = 3};
+    CHECK_OK(mixq_model_create(&cfg, &m));
+    if (!m) return;
+    i = node_index(m, "features.0.0");
+    if (i > 0) mixq_model_node(m, i, &ni);
+    CHECK(i > 0 && ni.out_c == 16 && ni.out_h == 32); /* _make_divisible(32 * 0.5) */
+    mixq_model_free(m);
+}
+
+/* SqueezeNet 1.1's Fire modules: squeeze 1x1, then 1x1 and 3x3 expands joined along channels */
+static void test_squeezenet_structure(void) {
+    static const int sizes[][3] = {{1, 28, 28}, {3, 32, 32}, {3, 224, 224}};
+    for (int s = 0; s < 3; s++) {
+        mixq_model *m = make("squeezenet", sizes[s][0], sizes[s][1], sizes[s][2], 10, 1);
+        if (!m) return;
+        int concats = count_op(m, MIXQ_OP_CONCAT), convs = count_op(m, MIXQ_OP_CONV);
+        CHECKF(concats == 8 && convs == 26, "%d concats (8), %d convs (26)", concats, convs);
+        mixq_node_info ni;
+        int i = node_index(m, "features.12.cat");
+        CHECK(i > 0);
+        if (i > 0) {
+            mixq_model_node(m, i, &ni);
+            CHECK(ni.out_c == 512 && ni.n_inputs == 2);
+            /* 28 -> 14 -> 7 -> 3; 32 -> 16 -> 8 -> 4; 224: 111 -> 55 -> 27 -> 13 */
+            int want = sizes[s][1] == 28 ? 3 : sizes[s][1] == 32 ? 4 : 13;
+            CHECKF(ni.out_h == want, "%d px input: features.12 is %dx%d, want %d", sizes[s][1],
+                   ni.out_h, ni.out_w, want);
+        }
+        i = node_index(m, "features.3.expand3x3");
+        if (i > 0) mixq_model_node(m, i, &ni);
+        CHECK(i > 0 && ni.in_c == 16 && ni.out_c == 64 && ni.kh == 3);
+        mixq_model_free(m);
+    }
 }
 
 static void test_mobilenet_depthwise(void) {
@@ -411,6 +485,8 @@ static void test_backward_misuse(void) {
 int main(void) {
     TEST_RUN(test_zoo_shapes);
     TEST_RUN(test_resnet20_structure);
+    TEST_RUN(test_mobilenet_v2_structure);
+    TEST_RUN(test_squeezenet_structure);
     TEST_RUN(test_mobilenet_depthwise);
     TEST_RUN(test_bad_config);
     TEST_RUN(test_forward_batch_and_threads);

@@ -168,10 +168,10 @@ typedef enum mixq_op {
 const char *mixq_op_name(mixq_op op);
 
 typedef struct mixq_model_config {
-    const char *arch;   /* "lenet5", "resnet20", "vgg11", "mobilenet_v1" */
+    const char *arch;   /* "lenet5", "resnet20", "vgg11", "mobilenet_v1", "mobilenet_v2", "squeezenet" */
     int in_c, in_h, in_w;
     int classes;
-    float width;        /* width multiplier (mobilenet_v1; 1.0 elsewhere); 0 means 1.0 */
+    float width;        /* width multiplier (mobilenets, squeezenet; 1.0 elsewhere); 0 means 1.0 */
     uint64_t seed;      /* weight initialisation seed */
 } mixq_model_config;
 

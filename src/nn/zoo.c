@@ -13,6 +13,19 @@
  *                classifier = one Linear(512 * h * w, classes).
  *   mobilenet_v1 MobileNet v1 (depthwise-separable, ReLU6), small-input variant: the stem has
  *                stride 1 when the input is smaller than 64 px; width multiplier scales channels.
+ *   mobilenet_v2 MobileNet v2 (Sandler et al. 2018; torchvision's module names): inverted
+ *                residuals (1x1 expand + ReLU6, 3x3 depthwise + ReLU6, 1x1 linear projection, BN
+ *                after each conv, an identity shortcut where stride 1 keeps the channels), the
+ *                (t, c, n, s) table of the paper, a 1x1 conv to 1280, global average pool, fc.
+ *                Small-input variant: the stem has stride 1 when the input is smaller than 64 px
+ *                (28 and 32 px inputs end at 2x2); the width multiplier scales channels,
+ *                rounded to multiples of 8 as torchvision does.
+ *   squeezenet   SqueezeNet 1.1 (Iandola et al. 2016; torchvision's module names), small-input
+ *                variant: the stem is a 3x3 stride-1 conv and the pools are 2x2 stride 2 when the
+ *                input is smaller than 64 px; batch norm after every conv (squeeze_bn,
+ *                expand1x1_bn, expand3x3_bn) so that it trains from scratch without tricks; Fire
+ *                modules concatenate their 1x1 and 3x3 expand branches; the classifier is a 1x1
+ *                conv to the classes, then global average pool (no ReLU on the logits).
  */
 #include <math.h>
 #include <stdio.h>
@@ -20,7 +33,8 @@
 
 #include "nn/model.h"
 
-static const char *const archs[] = {"lenet5", "resnet20", "vgg11", "mobilenet_v1", NULL};
+static const char *const archs[] = {"lenet5",       "resnet20",   "vgg11", "mobilenet_v1",
+                                     "mobilenet_v2", "squeezenet", NULL};
 
 const char *const *mixq_model_archs(void) { return archs; }
 
@@ -152,11 +166,111 @@ static int build_mobilenet_v1(mixq_model *m, int x) {
     return x;
 }
 
+/* torchvision's _make_divisible: the nearest multiple of 8 at least 8, never 10% below v */
+static int divisible8(float v) {
+    int n = (int)(v + 4.0f) / 8 * 8;
+    if (n < 8) n = 8;
+    if ((float)n < 0.9f * v) n += 8;
+    return n;
+}
+
+static int build_mobilenet_v2(mixq_model *m, int x) {
+    static const int cfg[][4] = {{1, 16, 1, 1},  {6, 24, 2, 2},  {6, 32, 3, 2}, {6, 64, 4, 2},
+                                 {6, 96, 3, 1},  {6, 160, 3, 2}, {6, 320, 1, 1}};
+    float wm = m->cfg.width > 0 ? m->cfg.width : 1.0f;
+    int stem_stride = m->nodes[x].h >= 64 ? 2 : 1;
+    TRY(x = conv_bn_act(m, x, "features.0.0", "features.0.1", "features.0.2", MIXQ_OP_RELU6,
+                        divisible8(32 * wm), 3, stem_stride, 1, 1));
+    int idx = 1;
+    char a[64], b[64], c[64];
+    for (size_t s = 0; s < sizeof cfg / sizeof cfg[0]; s++) {
+        int out = divisible8(cfg[s][1] * wm);
+        for (int r = 0; r < cfg[s][2]; r++, idx++) {
+            int stride = r == 0 ? cfg[s][3] : 1;
+            if (m->nodes[x].h < 2) stride = 1; /* small inputs: stop downsampling at 1x1 */
+            int in_c = m->nodes[x].c, hid = in_c * cfg[s][0], y = x, k = 0;
+            if (cfg[s][0] != 1) { /* conv.0: 1x1 expansion */
+                snprintf(a, sizeof a, "features.%d.conv.0.0", idx);
+                snprintf(b, sizeof b, "features.%d.conv.0.1", idx);
+                snprintf(c, sizeof c, "features.%d.conv.0.2", idx);
+                TRY(y = conv_bn_act(m, y, a, b, c, MIXQ_OP_RELU6, hid, 1, 1, 0, 1));
+                k = 1;
+            }
+            snprintf(a, sizeof a, "features.%d.conv.%d.0", idx, k);
+            snprintf(b, sizeof b, "features.%d.conv.%d.1", idx, k);
+            snprintf(c, sizeof c, "features.%d.conv.%d.2", idx, k);
+            TRY(y = conv_bn_act(m, y, a, b, c, MIXQ_OP_RELU6, hid, 3, stride, 1, hid));
+            snprintf(a, sizeof a, "features.%d.conv.%d", idx, k + 1);
+            snprintf(b, sizeof b, "features.%d.conv.%d", idx, k + 2);
+            TRY(y = conv_bn_act(m, y, a, b, NULL, MIXQ_OP_RELU, out, 1, 1, 0, 1));
+            if (stride == 1 && in_c == out) {
+                snprintf(a, sizeof a, "features.%d.add", idx);
+                TRY(y = mq_add_add(m, a, x, y));
+            }
+            x = y;
+        }
+    }
+    snprintf(a, sizeof a, "features.%d.0", idx);
+    snprintf(b, sizeof b, "features.%d.1", idx);
+    snprintf(c, sizeof c, "features.%d.2", idx);
+    TRY(x = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU6, divisible8(1280 * (wm > 1 ? wm : 1)), 1, 1,
+                        0, 1));
+    TRY(x = mq_add_gap(m, "avgpool", x));
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    TRY(x = mq_add_linear(m, "classifier.1", x, m->cfg.classes, 1));
+    return x;
+}
+
+static int fire(mixq_model *m, int x, int idx, int squeeze, int expand) {
+    char a[64], b[64], c[64];
+    snprintf(a, sizeof a, "features.%d.squeeze", idx);
+    snprintf(b, sizeof b, "features.%d.squeeze_bn", idx);
+    snprintf(c, sizeof c, "features.%d.squeeze_activation", idx);
+    TRY(x = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU, squeeze, 1, 1, 0, 1));
+    int e1, e3;
+    snprintf(a, sizeof a, "features.%d.expand1x1", idx);
+    snprintf(b, sizeof b, "features.%d.expand1x1_bn", idx);
+    snprintf(c, sizeof c, "features.%d.expand1x1_activation", idx);
+    TRY(e1 = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU, expand, 1, 1, 0, 1));
+    snprintf(a, sizeof a, "features.%d.expand3x3", idx);
+    snprintf(b, sizeof b, "features.%d.expand3x3_bn", idx);
+    snprintf(c, sizeof c, "features.%d.expand3x3_activation", idx);
+    TRY(e3 = conv_bn_act(m, x, a, b, c, MIXQ_OP_RELU, expand, 3, 1, 1, 1));
+    snprintf(a, sizeof a, "features.%d.cat", idx);
+    return mq_add_concat(m, a, e1, e3);
+}
+
+static int build_squeezenet(mixq_model *m, int x) {
+    int small = m->nodes[x].h < 64;
+    float wm = m->cfg.width > 0 ? m->cfg.width : 1.0f;
+#define SQ(v) divisible8((v) * wm)
+    TRY(x = conv_bn_act(m, x, "features.0", "features.0_bn", "features.1", MIXQ_OP_RELU, SQ(64),
+                        3, small ? 1 : 2, small ? 1 : 0, 1));
+    int pk = small ? 2 : 3;
+    if (m->nodes[x].h >= pk) TRY(x = mq_add_pool(m, "features.2", MIXQ_OP_MAXPOOL, x, pk, 2, 0));
+    TRY(x = fire(m, x, 3, SQ(16), SQ(64)));
+    TRY(x = fire(m, x, 4, SQ(16), SQ(64)));
+    if (m->nodes[x].h >= pk) TRY(x = mq_add_pool(m, "features.5", MIXQ_OP_MAXPOOL, x, pk, 2, 0));
+    TRY(x = fire(m, x, 6, SQ(32), SQ(128)));
+    TRY(x = fire(m, x, 7, SQ(32), SQ(128)));
+    if (m->nodes[x].h >= pk) TRY(x = mq_add_pool(m, "features.8", MIXQ_OP_MAXPOOL, x, pk, 2, 0));
+    TRY(x = fire(m, x, 9, SQ(48), SQ(192)));
+    TRY(x = fire(m, x, 10, SQ(48), SQ(192)));
+    TRY(x = fire(m, x, 11, SQ(64), SQ(256)));
+    TRY(x = fire(m, x, 12, SQ(64), SQ(256)));
+#undef SQ
+    TRY(x = mq_add_conv(m, "classifier.1", x, m->cfg.classes, 1, 1, 0, 1, 1));
+    TRY(x = mq_add_gap(m, "classifier.3", x));
+    TRY(x = mq_add_flatten(m, "flatten", x));
+    return x;
+}
+
 static mixq_status zoo_build(const mixq_model_config *cfg, int alloc, mixq_model **out) {
     *out = NULL;
     if (!cfg || !cfg->arch) return mq_err(MIXQ_ERR_ARG, "no model architecture given");
     int (*const builders[])(mixq_model *, int) = {build_lenet5, build_resnet20, build_vgg11,
-                                                  build_mobilenet_v1}; /* archs' order */
+                                                  build_mobilenet_v1, build_mobilenet_v2,
+                                                  build_squeezenet}; /* archs' order */
     const int n_arch = (int)(sizeof builders / sizeof builders[0]);
     int (*build)(mixq_model *, int) = NULL;
     for (int i = 0; i < n_arch; i++)
@@ -164,7 +278,7 @@ static mixq_status zoo_build(const mixq_model_config *cfg, int alloc, mixq_model
     if (!build)
         return mq_err(MIXQ_ERR_NOTFOUND,
                       "unknown model '%s'; %shint: choose one of lenet5, resnet20, vgg11, "
-                      "mobilenet_v1",
+                      "mobilenet_v1, mobilenet_v2, squeezenet",
                       cfg->arch, mq_did_you_mean(cfg->arch, archs, n_arch));
     if (cfg->in_c < 1 || cfg->in_c > 64 || cfg->in_h < 4 || cfg->in_w < 4 || cfg->in_h > 1024 ||
         cfg->in_w > 1024)
@@ -175,8 +289,10 @@ static mixq_status zoo_build(const mixq_model_config *cfg, int alloc, mixq_model
     if (!(cfg->width == 0 || (cfg->width >= 0.125f && cfg->width <= 4.0f)))
         return mq_err(MIXQ_ERR_ARG, "width multiplier %g out of range [0.125, 4]",
                       (double)cfg->width);
-    if (cfg->width != 0 && cfg->width != 1.0f && strcmp(cfg->arch, "mobilenet_v1") != 0)
-        return mq_err(MIXQ_ERR_ARG, "width multiplier applies to mobilenet_v1 only");
+    if (cfg->width != 0 && cfg->width != 1.0f && strcmp(cfg->arch, "mobilenet_v1") != 0 &&
+        strcmp(cfg->arch, "mobilenet_v2") != 0 && strcmp(cfg->arch, "squeezenet") != 0)
+        return mq_err(MIXQ_ERR_ARG, "width multiplier applies to mobilenet_v1, mobilenet_v2 and "
+                      "squeezenet only");
     mixq_model *m = mq_model_new(cfg);
     if (!m) return MIXQ_ERR_NOMEM;
     int x = mq_add_input(m, cfg->in_c, cfg->in_h, cfg->in_w);
