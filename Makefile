@@ -204,11 +204,12 @@ warn-%:
 # clang-14 and ASan+UBSan (library included) into build/fuzz. `make fuzz` runs each harness over
 # its committed seeds (tests/fuzz/corpus/NAME) and then FUZZ_SECONDS (default 20) of fuzzing;
 # new inputs are kept in build/fuzz/corpus/NAME, a crash is written to build/fuzz/crash-NAME-*.
-# Not part of `make test` (its 20 s per parser do not fit CI's 15 minutes beside the tests).
+# `make test` runs it too where clang-14 is installed (scripts/test.sh: FUZZ_JOBS = the cores).
 # `make fuzz-long` fuzzes each parser FUZZ_LONG_SECONDS (default 600) and writes the table to
 # bench/results/fuzz_long.md.
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 20
+FUZZ_JOBS    ?= 1
 FUZZ_SRC     := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES   := $(FUZZ_SRC:tests/fuzz/fuzz_%.c=%)
 CFLAGS_fuzz  := -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
@@ -217,7 +218,7 @@ LDFLAGS_fuzz := -fsanitize=address,undefined
 FUZZ_LONG_SECONDS ?= 600
 .PHONY: fuzz fuzz-long fuzz-build fuzz-bins
 fuzz: fuzz-build
-	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS) sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
 fuzz-long: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_LONG_SECONDS) FUZZ_REPORT=bench/results/fuzz_long.md sh tests/fuzz/run.sh build/fuzz $(FUZZ_NAMES)
 fuzz-build:

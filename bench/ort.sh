@@ -6,6 +6,8 @@
 # largest logit difference. Then speed, one thread: `mixq run` against ORT float and QDQ, images/s
 # at batch 1 and 64 (median of 3). Writes bench/results/ort.md.
 #   sh bench/ort.sh                     (make bench-ort)
+#   PART=speed sh bench/ort.sh          only the speed table: W4A4 models quantized where missing,
+#                                       and the table replaces the speed section of OUT
 # Models: LENET5 and RESNET20 (default runs/accuracy/{lenet5,resnet20}.mixq, trained by
 # bench/accuracy.sh), and the PyTorch fixtures tests/fixtures/onnx/{dw_tiny,resnet_tiny}.onnx.
 set -eu
@@ -40,6 +42,16 @@ perkernel() {
 
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 ortv=$(sed -n 's/.*"version": "\(.*\)".*/\1/p' build/ort/node_modules/onnxruntime-node/package.json)
+if [ "${PART:-all}" = speed ]; then
+    [ -f "$OUT" ] || { echo "bench/ort.sh: PART=speed needs $OUT (a full run's)" >&2; exit 1; }
+    sed '/^## Speed, one thread/,$d' "$OUT" | sed '$ { /^$/d }' >"$OUT.tmp"
+    for spec in "lenet5:$LENET5" "resnet20:$RESNET20"; do
+        name=${spec%%:*}
+        [ -f "$W/$name.w4a4.mixq" ] || "$MIXQ" quantize "${spec#*:}" --policy examples/policies/w4a4.json \
+            --data fashion-mnist --out "$W/$name.w4a4.mixq" --quiet >/dev/null
+        [ -f "$W/$name.w4a4.onnx" ] || "$MIXQ" export "$W/$name.w4a4.mixq" --format onnx --out "$W/$name.w4a4.onnx" >/dev/null
+    done
+else
 {
     echo "# mixq exports in ONNX Runtime"
     echo
@@ -76,6 +88,7 @@ for spec in "lenet5:$LENET5" "resnet20:$RESNET20" "dw_tiny:tests/fixtures/onnx/d
     done
 done
 rm -f "$W/in.f32"
+fi
 
 # speed, one thread: the median of 3 of images/s
 med3() { sort -n | sed -n 2p; }
@@ -86,6 +99,8 @@ med3() { sort -n | sed -n 2p; }
     echo "\`mixq run\` (the integer runtime, W4A4 exports of the models above, the runtime's own"
     echo "timing over 2000 test images) against ORT (default optimizations, intra/inter-op threads 1,"
     echo "2000 images per timing) on the float export and the W4A4 QDQ export."
+    echo
+    echo "Taken $(date -u '+%Y-%m-%d %H:%M') UTC, load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
     echo "| model | batch | mixq run W4A4 | ORT float | ORT QDQ W4A4 |"
     echo "|---|---|---|---|---|"

@@ -2,7 +2,9 @@
 # The full test suite, as CI runs it:
 #   1. make warnings: -Werror compile check, gcc and clang (if installed) x several -march targets;
 #   2. release build + tests, then the ASan+UBSan build + tests;
-#   3. make install into a temporary prefix and a program built with pkg-config (tests/install/).
+#   3. where clang-14 is installed, make fuzz: every parser's fuzz harness over its seeds and
+#      FUZZ_SECONDS (default 20) of fuzzing;
+#   4. make install into a temporary prefix and a program built with pkg-config (tests/install/).
 # Prints a final "N passed, N failed, N skipped" line summing them all; exits non-zero on any
 # failure. Under CI=true a skipped test fails unless a CPU feature is missing (tests/harness.c).
 set -u
@@ -40,6 +42,20 @@ for variant in release asan; do
     add_counts "$log" 0
     # tests/run.sh's own exit code is folded in through its summary line's failures
 done
+
+# the fuzz harnesses (tests/fuzz/) over their committed seeds, then FUZZ_SECONDS (default 20) of
+# fuzzing each, as many at a time as there are cores; needs clang-14 (libFuzzer)
+if command -v clang-14 >/dev/null 2>&1; then
+    echo "=== fuzz (clang-14): each parser's seeds + ${FUZZ_SECONDS:-20} s of fuzzing"
+    start=$(date +%s)
+    if make -s -j"$JOBS" FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_JOBS="$JOBS" fuzz; then
+        echo "1 passed, 0 failed" >"$log"; rc=0
+    else echo "0 passed, 1 failed" >"$log"; rc=1; fi
+    echo "fuzz: $(($(date +%s)-start)) s"
+    add_counts "$log" $rc
+else
+    echo "=== fuzz: not run, clang-14 is not installed (apt-get install clang-14 adds it)"
+fi
 
 echo "=== make install + pkg-config"
 sh tests/install/check.sh | tee "$log"

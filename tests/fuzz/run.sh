@@ -4,6 +4,7 @@
 # new inputs in BUILD/corpus/NAME and writing a crash to BUILD/crash-NAME-*. Prints one line per
 # harness (seconds, executions, crashes) and exits non-zero if any harness failed. With
 # FUZZ_REPORT=FILE the same lines go to FILE as a markdown table, with the CPU and the date.
+# FUZZ_JOBS=N (default 1) runs N harnesses at a time; the lines keep the order of the names.
 # Run from the repository root.
 build=$1
 shift
@@ -24,7 +25,10 @@ if [ -n "$report" ]; then
         echo "|---|---|---|---|---|---|---|"
     } >"$report"
 fi
-for name in "$@"; do
+# one harness: its line on stdout, its table row in $2 (the exit code says whether it failed)
+one() {
+    name=$1
+    row=$2
     # a resumed search may redo its episodes and calibration (seconds on a busy machine): a hang
     # is two minutes there, 20 s elsewhere
     to=20
@@ -37,26 +41,39 @@ for name in "$@"; do
     # the seeds, each once
     if ! "$bin" -timeout=$to -rss_limit_mb=4096 "$seeds"/* >"$log" 2>&1; then
         echo "fuzz $name: FAILED on its seeds (see $log)"
-        [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | 0 | - | - | - | failed on its seeds |" >>"$report"
-        fail=1
-        continue
+        echo "| $name | $(ls "$seeds" | wc -l) | 0 | - | - | - | failed on its seeds |" >"$row"
+        return 1
     fi
     execs=0
     if [ "$secs" -gt 0 ]; then
         if ! "$bin" -max_total_time="$secs" -timeout=$to -rss_limit_mb=4096 -print_final_stats=1 \
             -artifact_prefix="$build/crash-$name-" "$work" "$seeds" >>"$log" 2>&1; then
             echo "fuzz $name: CRASH after fuzzing (see $log and $build/crash-$name-*)"
-            [ -n "$report" ] && echo "| $name | $(ls "$seeds" | wc -l) | $secs | - | - | - | 1 (build/fuzz/crash-$name-*) |" >>"$report"
-            fail=1
-            continue
+            echo "| $name | $(ls "$seeds" | wc -l) | $secs | - | - | - | 1 (build/fuzz/crash-$name-*) |" >"$row"
+            return 1
         fi
         execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     fi
     echo "fuzz $name: $(ls "$seeds" | wc -l) seeds, ${secs} s, ${execs:-0} executions, 0 crashes"
-    if [ -n "$report" ]; then
-        echo "| $name | $(ls "$seeds" | wc -l) | $secs | ${execs:-0} | $(( ${execs:-0} / (secs > 0 ? secs : 1) )) |" \
-            "$(ls "$work" | wc -l) | 0 |" >>"$report"
-    fi
+    echo "| $name | $(ls "$seeds" | wc -l) | $secs | ${execs:-0} | $(( ${execs:-0} / (secs > 0 ? secs : 1) )) |" \
+        "$(ls "$work" | wc -l) | 0 |" >"$row"
+}
+jobs=${FUZZ_JOBS:-1}
+tmp=$(mktemp -d)
+i=0
+for name in "$@"; do
+    i=$((i + 1))
+    ( one "$name" "$tmp/$i.row" >"$tmp/$i.out" 2>&1 || touch "$tmp/$i.failed" ) &
+    [ $((i % jobs)) -eq 0 ] && wait
 done
+wait
+i=0
+for name in "$@"; do
+    i=$((i + 1))
+    cat "$tmp/$i.out"
+    [ -n "$report" ] && [ -f "$tmp/$i.row" ] && cat "$tmp/$i.row" >>"$report"
+    [ -f "$tmp/$i.failed" ] && fail=1
+done
+rm -rf "$tmp"
 [ -n "$report" ] && [ $fail -ne 0 ] && echo "Failed: see the lines above and build/fuzz/fuzz_NAME.log." >>"$report" 
 exit $fail
