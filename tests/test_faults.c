@@ -1,8 +1,8 @@
 /* Failure injection (issue 15): allocations that fail and writes that fail.
  *  - Allocation sweeps: mq_fault_alloc(N) makes the N-th allocation through the library's checked
- *    allocator fail once, for N = 1, 2, ... (cJSON's and protobuf-c's own allocations are not
- *    swept: cJSON reports a failed allocation as a parse error, so it cannot be told apart)
- *    until the operation no longer reaches an N-th allocation. Every failure must come back as
+ *    allocator (mq_malloc, mq_calloc, mq_realloc, mq_alloc_aligned) or by cJSON or protobuf-c for
+ *    the library (its hooks and allocator count them too) fail once, for N = 1, 2, ... until the
+ *    operation no longer reaches an N-th allocation. Every failure must come back as
  *    MIXQ_ERR_NOMEM with a message and no half-built object; under ASan (make test's second pass)
  *    every path must also free what it had allocated: LeakSanitizer fails the binary otherwise.
  *    Swept: model load, policy parse, ONNX import, a short random search.

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <omp.h>
 #include <cblas.h>
+#include <cjson/cJSON.h>
 
 /* ---------------------------------------------------------------- errors */
 static _Thread_local char tl_msg[1024];
@@ -57,13 +58,7 @@ const char *mixq_version(void) {
 }
 
 /* ---------------------------------------------------------------- allocation */
-static long fault_at, fault_calls; /* atomics: allocations may come from OpenMP threads */
-
-void mq_fault_alloc(long n) {
-    __atomic_store_n(&fault_calls, 0, __ATOMIC_SEQ_CST);
-    __atomic_store_n(&fault_at, n, __ATOMIC_SEQ_CST);
-}
-long mq_fault_alloc_calls(void) { return __atomic_load_n(&fault_calls, __ATOMIC_SEQ_CST); }
+static long fault_at, fault_calls, failures; /* atomics: allocations may come from OpenMP threads */
 
 /* 1 when this allocation is the one mq_fault_alloc asked to fail */
 static int fault_now(void) {
@@ -71,19 +66,59 @@ static int fault_now(void) {
     if (!at) return 0;
     return __atomic_add_fetch(&fault_calls, 1, __ATOMIC_SEQ_CST) == at;
 }
+
+void *mq_fault_raw_alloc(size_t bytes) {
+    void *p = fault_now() ? NULL : malloc(bytes ? bytes : 1);
+    if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
+    return p;
+}
+long mq_alloc_failures(void) { return __atomic_load_n(&failures, __ATOMIC_SEQ_CST); }
+
+void mq_fault_alloc(long n) {
+    __atomic_store_n(&fault_calls, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&fault_at, n, __ATOMIC_SEQ_CST);
+    cJSON_Hooks hooks = {mq_fault_raw_alloc, free};
+    cJSON_InitHooks(n ? &hooks : NULL);
+}
+long mq_fault_alloc_calls(void) { return __atomic_load_n(&fault_calls, __ATOMIC_SEQ_CST); }
+
+cJSON *mq_json_parse(const char *text, size_t len, const char **end, int *oom) {
+    long f0 = mq_alloc_failures();
+    const char *stop = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
+    if (end) *end = stop;
+    *oom = !j && mq_alloc_failures() != f0;
+    if (*oom) mq_err(MIXQ_ERR_NOMEM, "out of memory parsing JSON");
+    return j;
+}
 void *mq_malloc(size_t n, size_t size, const char *what) {
     if (size && n > SIZE_MAX / size) {
         mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s (%zu x %zu)", what, n, size);
         return NULL;
     }
     size_t bytes = n * size;
-    void *p = fault_now() ? NULL : malloc(bytes ? bytes : 1);
+    void *p = mq_fault_raw_alloc(bytes);
     if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
     return p;
 }
 
+void *mq_realloc(void *p, size_t n, size_t size, const char *what) {
+    if (size && n > SIZE_MAX / size) {
+        mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s (%zu x %zu)", what, n, size);
+        return NULL;
+    }
+    size_t bytes = n * size;
+    void *q = fault_now() ? NULL : realloc(p, bytes ? bytes : 1);
+    if (!q) {
+        __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
+        mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
+    }
+    return q;
+}
+
 void *mq_calloc(size_t n, size_t size, const char *what) {
     void *p = fault_now() ? NULL : calloc(n ? n : 1, size ? size : 1);
+    if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
     if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", n, size, what);
     return p;
 }
@@ -95,6 +130,7 @@ void *mq_alloc_aligned(size_t bytes, const char *what) {
         return NULL;
     }
     void *p = fault_now() ? NULL : aligned_alloc(64, rounded ? rounded : 64);
+    if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
     if (!p) {
         mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
         return NULL;

@@ -22,12 +22,25 @@ mixq_status mq_last_status(void);
  * mq_calloc zero-fills. Sizes are checked for overflow. Free with free(). */
 void *mq_malloc(size_t n, size_t size, const char *what);
 void *mq_calloc(size_t n, size_t size, const char *what);
+/* realloc with the same checks (on failure p is left as it was) */
+void *mq_realloc(void *p, size_t n, size_t size, const char *what);
 /* Fault injection, for tests only (tests/test_faults.c; the library never sets it): after
  * mq_fault_alloc(n), the n-th following mq_malloc / mq_calloc / mq_alloc_aligned call fails
  * once, as if out of memory; n = 0 turns it off. mq_fault_alloc_calls() counts those calls since
  * the last mq_fault_alloc. */
 void mq_fault_alloc(long n);
 long mq_fault_alloc_calls(void);
+/* Allocations that cJSON and protobuf-c make for the library count as the checked allocator's
+ * calls too: while a fault is armed, cJSON's hooks are the library's (mq_fault_alloc installs
+ * them and removes them with n = 0, so a host program's hooks are left alone otherwise), and
+ * the ONNX reader gives protobuf-c an allocator (mq_fault_raw_alloc). */
+void *mq_fault_raw_alloc(size_t bytes); /* malloc, or NULL when it is the fault's turn */
+/* Allocation failures so far (checked allocator, cJSON's hooks, protobuf-c's allocator): a parse
+ * that returns NULL with this count changed ran out of memory, it did not meet bad input. */
+long mq_alloc_failures(void);
+/* cJSON_ParseWithLengthOpts (end: where parsing stopped, or NULL) with an allocation failure told
+ * apart from bad JSON: it returns NULL with *oom = 1 and MIXQ_ERR_NOMEM recorded. */
+struct cJSON *mq_json_parse(const char *text, size_t len, const char **end, int *oom);
 /* 64-byte aligned, zero-filled; free with free(). */
 void *mq_alloc_aligned(size_t bytes, const char *what);
 

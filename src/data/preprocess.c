@@ -184,8 +184,10 @@ static int floats_of(const cJSON *a, float *v, int max) {
 }
 
 mixq_status mq_pp_parse_json(const char *text, size_t len, const char *origin, mixq_preprocess *out) {
-    cJSON *o = cJSON_ParseWithLength(text, len);
+    int oom;
+    cJSON *o = mq_json_parse(text, len, NULL, &oom);
     mixq_status st = MIXQ_OK;
+    if (oom) return MIXQ_ERR_NOMEM;
     if (!o || !cJSON_IsObject(o)) {
         st = mq_err(MIXQ_ERR_FORMAT, "%s: the input preprocessing record is not a JSON object; "
                     "hint: it is written as {\"name\": ..., \"scale\": ..., \"mean\": [...], "

@@ -223,7 +223,9 @@ mixq_status mixq_hw_parse(const char *json, size_t len, const char *origin, cons
     *out = NULL;
     if (!origin) origin = "hardware description";
     mq_jctx c = {origin, dir};
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    int oom;
+    cJSON *root = mq_json_parse(json, len, NULL, &oom);
+    if (oom) return MIXQ_ERR_NOMEM;
     if (!root) {
         const char *e = cJSON_GetErrorPtr();
         int line = 1;

@@ -80,6 +80,25 @@ static mixq_status nerr(const octx *c, const Onnx__NodeProto *n, const char *wha
     return mq_err(MIXQ_ERR_UNSUPPORTED, "%s: node '%s' (%s): %s", c->path, nname(n), n->op_type, what);
 }
 
+/* a graph builder failed (its message recorded): out of memory stays MIXQ_ERR_NOMEM */
+static mixq_status builder_err(const octx *c, const Onnx__NodeProto *n) {
+    mixq_status why = mq_last_status() == MIXQ_ERR_NOMEM ? MIXQ_ERR_NOMEM : MIXQ_ERR_UNSUPPORTED;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", mixq_last_error());
+    return mq_err(why, "%s: node '%s' (%s): %s", c->path, nname(n), n->op_type, msg);
+}
+
+/* protobuf-c's allocations go through the library's fault injection (tests/test_faults.c) */
+static void *pb_alloc(void *ud, size_t n) {
+    (void)ud;
+    return mq_fault_raw_alloc(n);
+}
+static void pb_free(void *ud, void *p) {
+    (void)ud;
+    free(p);
+}
+static ProtobufCAllocator pb_allocator = {pb_alloc, pb_free, NULL};
+
 static oval *find(octx *c, const char *name) {
     for (int i = c->nv - 1; i >= 0; i--)
         if (!strcmp(c->v[i].name, name)) return &c->v[i];
@@ -92,7 +111,7 @@ static mixq_status put(octx *c, const char *name, int node, const Onnx__TensorPr
     if (pad) memcpy(p4, pad, sizeof p4); /* pad may point into c->v, which the realloc moves */
     if (c->nv == c->cap) {
         int nc = c->cap ? 2 * c->cap : 64;
-        oval *nv = realloc(c->v, sizeof *nv * (size_t)nc);
+        oval *nv = mq_realloc(c->v, (size_t)nc, sizeof *nv, "ONNX values");
         if (!nv) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path);
         c->v = nv, c->cap = nc;
     }
@@ -833,7 +852,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
     do {                                                                             \
         if (*ncp == cap) {                                                           \
             cap = cap ? 2 * cap : 64;                                                \
-            wcopy *nc_ = realloc(*cp, sizeof *nc_ * (size_t)cap);                    \
+            wcopy *nc_ = mq_realloc(*cp, (size_t)cap, sizeof *nc_, "ONNX weights");                    \
             if (!nc_) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path); \
             *cp = nc_;                                                               \
         }                                                                            \
@@ -989,11 +1008,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             if (b && (b->n_dims != 1 || b->dims[0] != w->dims[0])) return nerr(c, n, "bias shape does not match");
             layer_name(c, n, w->name, 1, name);
             idx = mq_add_conv_g(c->m, name, x->node, (int)w->dims[0], &geo, (int)grp, b != NULL);
-            if (idx < 0) {
-                char msg[400];
-                snprintf(msg, sizeof msg, "%s", mixq_last_error());
-                return nerr(c, n, msg);
-            }
+            if (idx < 0) return builder_err(c, n);
             COPY(n, w, idx, 0, 0);
             if (b) COPY(n, b, idx, 1, 0);
             if (idx < c->maxn) {
@@ -1037,11 +1052,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             if (b && numel_of(b) != out) return nerr(c, n, "bias shape does not match");
             layer_name(c, n, w->name, 1, name);
             idx = mq_add_linear(c->m, name, x->node, (int)out, b != NULL);
-            if (idx < 0) {
-                char msg[400];
-                snprintf(msg, sizeof msg, "%s", mixq_last_error());
-                return nerr(c, n, msg);
-            }
+            if (idx < 0) return builder_err(c, n);
             for (int i = 0; i < c->nv; i++)
                 if (c->v[i].node == -2) c->v[i].node = idx; /* the absorbed Add's output */
             COPY(n, w, idx, 0, !tb);
@@ -1059,7 +1070,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
             if (n->n_output > 1) return nerr(c, n, "training-mode batch norm (extra outputs) is not supported");
             layer_name(c, n, t[0]->name, 1, name);
             idx = mq_add_bn(c->m, name, x->node);
-            if (idx < 0) return nerr(c, n, mixq_last_error());
+            if (idx < 0) return builder_err(c, n);
             c->m->nodes[idx].bn_eps = attr_f(n, "epsilon", 1e-5f);
             c->m->nodes[idx].bn_momentum = 1.0f - attr_f(n, "momentum", 0.9f); /* ONNX keeps the old value's share */
             for (int i = 0; i < 4; i++) COPY(n, t[i], idx, i, 0);
@@ -1192,11 +1203,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
                         "GlobalAveragePool, Add, Mul, Concat, Flatten, Reshape, Pad, Identity, Dropout, Constant "
                         "(and folds ConstantOfShape, Slice, Transpose, Cast, Gather, Unsqueeze, Squeeze on constants)");
         }
-        if (idx < 0) {
-            char msg[400];
-            snprintf(msg, sizeof msg, "%s", mixq_last_error());
-            return nerr(c, n, msg);
-        }
+        if (idx < 0) return builder_err(c, n);
         st = put(c, n->output[0], idx, NULL, NULL);
     }
 #undef COPY
@@ -1273,7 +1280,7 @@ static long pb_depth(const uint8_t *b, size_t n, const ProtobufCMessageDescripto
                 break;
             }
             if (++sp == cap) {
-                pb_frame *g = realloc(st, 2 * cap * sizeof *st);
+                pb_frame *g = mq_realloc(st, 2 * cap, sizeof *st, "protobuf scan");
                 if (!g) {
                     free(st);
                     mq_err(MIXQ_ERR_NOMEM, "out of memory scanning the ONNX nesting");
@@ -1300,7 +1307,7 @@ broken:
  * prints names and op types, so the ones it reads are made "" when absent (heap strings: protobuf-c
  * frees them with the rest, through the default allocator). 0 if out of memory. */
 static int empty_if_null(char **s) {
-    if (!*s) *s = calloc(1, 1);
+    if (!*s) *s = mq_calloc(1, 1, "ONNX name");
     return *s != NULL;
 }
 
@@ -1341,8 +1348,11 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
                       ONNX_MAX_DEPTH);
     }
     /* a wire format the scan could not walk is not handed to protobuf-c either */
-    c.mp = broken ? NULL : onnx__model_proto__unpack(NULL, n, (const uint8_t *)buf);
+    long f0 = mq_alloc_failures();
+    c.mp = broken ? NULL : onnx__model_proto__unpack(&pb_allocator, n, (const uint8_t *)buf);
     free(buf);
+    if (!c.mp && mq_alloc_failures() != f0)
+        return mq_err(MIXQ_ERR_NOMEM, "out of memory reading '%s'", path);
     if (!c.mp)
         return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a valid ONNX model (the protobuf does not parse: "
                       "truncated or corrupt)", path);
@@ -1411,13 +1421,13 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
         size_t want = 16 + c.g->n_initializer;
         for (size_t j = 0; j < c.g->n_node; j++) want += c.g->node[j]->n_output;
         if (want > (size_t)INT_MAX / 2) st = mq_err(MIXQ_ERR_FORMAT, "'%s': too many values", path);
-        else if (!(c.v = malloc(sizeof *c.v * want))) st = mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", path);
+        else if (!(c.v = mq_malloc(want, sizeof *c.v, "ONNX values"))) st = mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", path);
         else c.cap = (int)want;
     }
     if (!st) {
         c.m->custom_graph = 1;
         int ii = mq_add_input(c.m, (int)dims[1], (int)dims[2], (int)dims[3]);
-        if (ii < 0) st = MIXQ_ERR_ARG;
+        if (ii < 0) st = mq_last_status() == MIXQ_ERR_NOMEM ? MIXQ_ERR_NOMEM : MIXQ_ERR_ARG;
         else st = put(&c, in->name, ii, NULL, NULL);
         for (size_t j = 0; !st && j < c.g->n_initializer; j++) {
             const Onnx__TensorProto *t = c.g->initializer[j];
@@ -1465,7 +1475,7 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
             if (d->op != MIXQ_OP_CONV && d->op != MIXQ_OP_LINEAR) continue;
             float *sc = NULL;
             if (c.wscale[i]) {
-                sc = malloc(sizeof(float) * (size_t)d->c);
+                sc = mq_malloc((size_t)d->c, sizeof(float), "ONNX scales");
                 if (!sc) {
                     st = mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", path);
                     break;
@@ -1483,7 +1493,7 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     free(c.wscale);
     free(c.nwscale);
     arena_free(&c.own);
-    onnx__model_proto__free_unpacked(c.mp, NULL);
+    onnx__model_proto__free_unpacked(c.mp, &pb_allocator);
     if (st) {
         mixq_model_free(c.m);
         return st;
@@ -1513,11 +1523,11 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
 static void *A(arena *a, size_t bytes) {
     if (a->n == a->cap) {
         size_t nc = a->cap ? 2 * a->cap : 256;
-        void **np = realloc(a->p, sizeof *np * nc);
+        void **np = mq_realloc(a->p, nc, sizeof *np, "ONNX arena");
         if (!np) return NULL;
         a->p = np, a->cap = nc;
     }
-    void *x = calloc(1, bytes ? bytes : 1);
+    void *x = mq_calloc(1, bytes ? bytes : 1, "ONNX arena");
     if (x) a->p[a->n++] = x;
     return x;
 }

@@ -79,7 +79,7 @@ void mixq_model_free(mixq_model *m) {
 static int new_node(mixq_model *m, const char *name, mixq_op op) {
     if (m->n_nodes == m->cap_nodes) {
         int cap = m->cap_nodes ? 2 * m->cap_nodes : 32;
-        mq_node *nn = realloc(m->nodes, (size_t)cap * sizeof *nn);
+        mq_node *nn = mq_realloc(m->nodes, (size_t)cap, sizeof *nn, "model nodes");
         if (!nn) {
             mq_err(MIXQ_ERR_NOMEM, "out of memory adding node '%s'", name);
             return -1;
@@ -134,7 +134,7 @@ static int new_tensor(mixq_model *m, const char *node, const char *suffix, int n
     }
     if (m->n_tensors == m->cap_tensors) {
         int cap = m->cap_tensors ? 2 * m->cap_tensors : 64;
-        mq_tensor *nt = realloc(m->tensors, (size_t)cap * sizeof *nt);
+        mq_tensor *nt = mq_realloc(m->tensors, (size_t)cap, sizeof *nt, "model tensors");
         if (!nt) {
             mq_err(MIXQ_ERR_NOMEM, "out of memory adding tensor '%s.%s'", node, suffix);
             return -1;
@@ -638,14 +638,14 @@ static int backward_reads_output(mixq_op op) {
     return op == MIXQ_OP_RELU || op == MIXQ_OP_RELU6 || op == MIXQ_OP_SIGMOID || op == MIXQ_OP_HSIGMOID;
 }
 
-static void plan_aliases(mixq_model *m) {
-    int *cons = calloc((size_t)m->n_nodes, sizeof(int));
+/* MIXQ_ERR_NOMEM (nothing changed) when its scratch cannot be had */
+static mixq_status plan_aliases(mixq_model *m) {
+    int *cons = mq_calloc((size_t)m->n_nodes, sizeof(int), "node consumers");
+    if (!cons) return MIXQ_ERR_NOMEM; /* before any flag changes: the current arena stays valid */
     for (int i = 0; i < m->n_nodes; i++) {
         m->nodes[i].alias_y = m->nodes[i].alias_dy = 0;
-        for (int k = 0; k < m->nodes[i].n_in; k++)
-            if (cons) cons[m->nodes[i].in[k]]++;
+        for (int k = 0; k < m->nodes[i].n_in; k++) cons[m->nodes[i].in[k]]++;
     }
-    if (!cons) return; /* no aliasing: always correct, only uses more memory */
     for (int i = 1; i < m->n_nodes; i++) {
         mq_node *n = &m->nodes[i];
         const mq_node *a = &m->nodes[n->in[0]];
@@ -667,6 +667,7 @@ static void plan_aliases(mixq_model *m) {
         }
     }
     free(cons);
+    return MIXQ_OK;
 }
 
 mixq_status mq_model_reserve(mixq_model *m, int n) {
@@ -675,7 +676,7 @@ mixq_status mq_model_reserve(mixq_model *m, int n) {
         m->batch = n;
         return MIXQ_OK;
     }
-    plan_aliases(m);
+    if (plan_aliases(m)) return MIXQ_ERR_NOMEM;
     size_t total = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         const mq_node *nd = &m->nodes[i];

@@ -151,7 +151,7 @@ static mixq_status parse_spec(parser *ps, const cJSON *o, const char *where, con
             if (cJSON_IsArray(it)) {
                 int n = cJSON_GetArraySize(it);
                 if (n < 1) return perr(ps, line, "%s is an empty array%s", what, "");
-                s->kbits = malloc(sizeof(int) * (size_t)n);
+                s->kbits = mq_malloc((size_t)n, sizeof(int), "per-kernel bits");
                 if (!s->kbits) return mq_err(MIXQ_ERR_NOMEM, "policy: out of memory");
                 s->nk = n;
                 int i = 0, mx = 0;
@@ -213,7 +213,7 @@ void mixq_policy_free(mixq_policy *p) {
 
 static mixq_status add_rule(mixq_policy *p, pol_kind kind, const char *pat, const pol_spec *s,
                             const char *where, int line) {
-    pol_rule *r = realloc(p->rules, sizeof *r * (size_t)(p->n_rules + 1));
+    pol_rule *r = mq_realloc(p->rules, (size_t)(p->n_rules + 1), sizeof *r, "policy rules");
     if (!r) return mq_err(MIXQ_ERR_NOMEM, "policy: out of memory");
     p->rules = r;
     r = &p->rules[p->n_rules++];
@@ -334,8 +334,13 @@ mixq_status mixq_policy_parse(const char *text, size_t len, const char *origin, 
         return mq_err(MIXQ_ERR_FORMAT, "policy '%s' holds a NUL byte (not a text file)", origin);
     }
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(p->text, len, &end, 0);
+    int oom;
+    cJSON *root = mq_json_parse(p->text, len, &end, &oom);
     parser ps = {p->text, p->text, p->origin};
+    if (oom) {
+        mixq_policy_free(p);
+        return MIXQ_ERR_NOMEM;
+    }
     if (!root) {
         const char *at = end ? end : cJSON_GetErrorPtr();
         int line = at ? line_at(p->text, at) : 1;
@@ -395,7 +400,7 @@ static void buf_printf(char **t, size_t *n, size_t *cap, int *ok, const char *fm
             return;
         }
         size_t nc = (*cap ? *cap * 2 : 1024) + (size_t)k;
-        char *b = realloc(*t, nc);
+        char *b = mq_realloc(*t, nc, 1, "policy text");
         if (!b) {
             *ok = 0;
             return;

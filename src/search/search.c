@@ -158,7 +158,7 @@ static void fill_record(const mq_search *s, const mq_rec *r, mixq_eval_record *e
 static mixq_status rec_add(mq_search *s, const int *w, const int *a, double acc, int episode, mq_rec **out) {
     if (s->n_ev == s->cap_ev) {
         int nc = s->cap_ev ? s->cap_ev * 2 : 64;
-        mq_rec *ne = realloc(s->ev, sizeof *ne * (size_t)nc);
+        mq_rec *ne = mq_realloc(s->ev, (size_t)nc, sizeof *ne, "search records");
         if (!ne) return mq_err(MIXQ_ERR_NOMEM, "out of memory for the evaluation cache");
         s->ev = ne, s->cap_ev = nc;
     }
@@ -463,12 +463,15 @@ static mixq_status load_evals(mq_search *s, const char *path) {
         line++;
         if (!nl) break; /* a torn last line */
         *nl = 0;
-        cJSON *j = cJSON_Parse(p);
+        int oom;
+        cJSON *j = mq_json_parse(p, strlen(p), NULL, &oom);
         const cJSON *acc = j ? cJSON_GetObjectItemCaseSensitive(j, "acc") : NULL;
         int episode = 0;
         char origin[1300];
         snprintf(origin, sizeof origin, "%s line %d", path, line);
-        if (!cJSON_IsObject(j)) {
+        if (oom) {
+            st = MIXQ_ERR_NOMEM;
+        } else if (!cJSON_IsObject(j)) {
             st = mq_err(MIXQ_ERR_FORMAT, "%s is not an evaluation of this run's %d layers (not a JSON object); "
                         "hint: the run directory is damaged: a new --out directory", origin, L);
         } else if (!cJSON_IsNumber(acc) || !isfinite(acc->valuedouble)) {
@@ -575,8 +578,10 @@ mixq_status mq_search_read_state(mq_search *s, int *episode) {
     s->cache_hits = 0;
     mixq_status st = read_optional(path, &t);
     if (st || !t) return st;
-    cJSON *j = cJSON_Parse(t);
+    int oom;
+    cJSON *j = mq_json_parse(t, strlen(t), NULL, &oom);
     free(t);
+    if (oom) return MIXQ_ERR_NOMEM;
     int ep = 0, hits = 0;
     const cJSON *h = j ? cJSON_GetObjectItemCaseSensitive(j, "cache_hits") : NULL;
     const cJSON *el = j ? cJSON_GetObjectItemCaseSensitive(j, "search_s") : NULL;
