@@ -4,7 +4,7 @@
 # the 10 000 Fashion-MNIST test images through ORT with its default optimizations (all) and
 # with them off; count the predictions that differ from mixq's fake-quantized model and the
 # largest logit difference. Then speed, one thread: `mixq run` against ORT float and QDQ, images/s
-# at batch 1 and 64 (median of 3). Writes bench/results/ort.md.
+# at batch 1 and 64 (median of 5 interleaved rounds). Writes bench/results/ort.md.
 #   sh bench/ort.sh                     (make bench-ort)
 #   PART=speed sh bench/ort.sh          only the speed table: W4A4 models quantized where missing,
 #                                       and the table replaces the speed section of OUT
@@ -90,15 +90,16 @@ done
 rm -f "$W/in.f32"
 fi
 
-# speed, one thread: the median of 3 of images/s
-med3() { sort -n | sed -n 2p; }
+# speed, one thread: the median of 5 of images/s
+med() { sort -n "$1" | sed -n 3p; } # the median of 5
 {
     echo
-    echo "## Speed, one thread (images/s, median of 3)"
+    echo "## Speed, one thread (images/s, median of 5 interleaved rounds)"
     echo
     echo "\`mixq run\` (the integer runtime, W4A4 exports of the models above, the runtime's own"
-    echo "timing over 2000 test images) against ORT (default optimizations, intra/inter-op threads 1,"
-    echo "2000 images per timing) on the float export and the W4A4 QDQ export."
+    echo "timing over 2000 test images after one warm-up batch) against ORT (default optimizations,"
+    echo "intra/inter-op threads 1, a warm-up run, 2000 images per timing) on the float export and the"
+    echo "W4A4 QDQ export."
     echo
     echo "Taken $(date -u '+%Y-%m-%d %H:%M') UTC, load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo
@@ -110,10 +111,15 @@ for spec in "lenet5:$LENET5" "resnet20:$RESNET20"; do
     model=${spec#*:}
     "$MIXQ" export "$model" --format onnx --out "$W/$name.float.onnx" >/dev/null 2>&1
     for b in 1 64; do
-        mr=$(for i in 1 2 3; do MIXQ_THREADS=1 "$MIXQ" run "$W/$name.w4a4.mixq" --data fashion-mnist --batch "$b" \
-            --images 2000 --no-compare | sed -n 's/^throughput \([0-9.]*\) .*/\1/p'; done | med3)
-        of=$(for i in 1 2 3; do $ORT speed "$W/$name.float.onnx" 1 28 28 "$b" 1 | sed -n 's/images_per_s //p'; done | med3)
-        oq=$(for i in 1 2 3; do $ORT speed "$W/$name.w4a4.onnx" 1 28 28 "$b" 1 | sed -n 's/images_per_s //p'; done | med3)
+        # interleaved: one run of each per round, so a slow spell of a shared machine hits all three
+        : >"$W/mr" && : >"$W/of" && : >"$W/oq"
+        for i in 1 2 3 4 5; do
+            MIXQ_THREADS=1 "$MIXQ" run "$W/$name.w4a4.mixq" --data fashion-mnist --batch "$b" --images 2000 \
+                --no-compare | sed -n 's/^throughput \([0-9.]*\) .*/\1/p' >>"$W/mr"
+            $ORT speed "$W/$name.float.onnx" 1 28 28 "$b" 1 | sed -n 's/images_per_s //p' >>"$W/of"
+            $ORT speed "$W/$name.w4a4.onnx" 1 28 28 "$b" 1 | sed -n 's/images_per_s //p' >>"$W/oq"
+        done
+        mr=$(med "$W/mr") of=$(med "$W/of") oq=$(med "$W/oq")
         echo "| $name | $b | $mr | $of | $oq |" | tee -a "$OUT.tmp"
     done
 done

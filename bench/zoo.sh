@@ -57,7 +57,7 @@ for size in ${SIZES:-28 32}; do
         echo "| $arch | ${size}x$size | $1 | $2 | $E | $acc | $wall s | $qacc | $racc | $diff | $ips |" | tee -a "$table"
     done
 done
-echo
+echo >>"$table"
 echo "Command: EPOCHS_MBV2=${EPOCHS_MBV2:-10} EPOCHS_SQ=${EPOCHS_SQ:-15} WIDTH_MBV2=${WIDTH_MBV2:-1}${THREADS:+ THREADS=$THREADS} make bench-zoo" >>"$table"
 mkdir -p bench/results && cp "$table" bench/results/zoo.md
 echo "wrote bench/results/zoo.md"

@@ -756,7 +756,8 @@ typedef struct mixq_runtime_eval {
                                way, as logits on one integer grid (quantized biases, 1-bit
                                layers) can tie exactly */
     double max_logit_diff;  /* largest |runtime logit - ref logit| */
-    double seconds;         /* runtime forwards only (not data loading, not ref) */
+    double seconds;         /* runtime forwards only (not data loading, not ref, not the one
+                               untimed warm-up forward of the first batch) */
     double images_per_s;
 } mixq_runtime_eval;
 /* Run every image of d through the runtime in batches of `batch`; with ref (the fake-quantized
