@@ -176,12 +176,13 @@ bench: deps
 	sh bench/quant_accuracy.sh runs/accuracy/resnet20.mixq
 
 # ---- warnings as errors, for CI: compile (no link) at -O3 with gcc and, where installed, clang,
-# for each -march target. Every source is compiled for WARN_FULL_MARCHES (the x86-64 baseline and
-# this machine); the sources whose code depends on the target's vector ISA (WARN_ISA_SRC: the
-# kernels with intrinsics and their dispatch, and what tests or benches them) for every one of
-# WARN_MARCHES. Objects go to build/warnings/CC-MARCH, so a second run recompiles only what changed.
+# for each -march target. Every source is compiled for WARN_FULL (gcc for this machine, clang for
+# the x86-64 baseline); the sources whose code depends on the target's vector ISA (WARN_ISA_SRC:
+# the kernels with intrinsics and their dispatch, and what tests or benches them) for every one of
+# WARN_MARCHES with each compiler. Objects go to build/warnings/CC-MARCH, so a second run
+# recompiles only what changed.
 WARN_MARCHES      ?= x86-64-v2 x86-64-v3 znver3 cascadelake icelake-server native
-WARN_FULL_MARCHES ?= x86-64-v2 native
+WARN_FULL         ?= gcc-native clang-x86-64-v2
 WARN_CCS     ?= gcc $(shell command -v clang >/dev/null 2>&1 && echo clang)
 WARN_COMBOS  := $(foreach c,$(WARN_CCS),$(foreach m,$(WARN_MARCHES),warn-$(c)-$(m)))
 WARN_ISA_SRC := $(wildcard src/kernels/*.c) src/report/report.c src/hw/cpu.c \
@@ -193,10 +194,10 @@ objs: $(ALL_OBJ)
 isa-objs: $(WARN_ISA_SRC:%.c=$(BUILD)/%.o)
 warnings: $(WARN_COMBOS)
 	@echo "make warnings: clean for $(WARN_CCS) x $(WARN_MARCHES) (every source for" \
-	    "$(WARN_FULL_MARCHES), the ISA-dependent ones for the others)"
+	    "$(WARN_FULL), the ISA-dependent ones for all)"
 warn-%:
 	@c=$$(echo $* | cut -d- -f1); m=$$(echo $* | cut -d- -f2-); \
-	what=isa-objs; for f in $(WARN_FULL_MARCHES); do [ "$$f" = "$$m" ] && what=objs; done; \
+	what=isa-objs; for f in $(WARN_FULL); do [ "$$f" = "$*" ] && what=objs; done; \
 	$(MAKE) -s --no-print-directory VARIANT=warn CC=$$c WARN_ARCH=-march=$$m \
 	    BUILD=build/warnings/$* $$what || { echo "make warnings: $$c -march=$$m has warnings (above)"; exit 1; }
 

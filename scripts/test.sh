@@ -3,7 +3,8 @@
 #   1. make warnings: -Werror compile check, gcc and clang (if installed) x several -march targets;
 #   2. release build + tests, then the ASan+UBSan build + tests;
 #   3. where clang-14 is installed, make fuzz: every parser's fuzz harness over its seeds and
-#      FUZZ_SECONDS (default 20) of fuzzing;
+#      FUZZ_SECONDS (default 5 here) of fuzzing;
+# The test binaries of each suite run as many at a time as there are cores (TEST_JOBS).
 #   4. make install into a temporary prefix and a program built with pkg-config (tests/install/).
 # Prints a final "N passed, N failed, N skipped" line summing them all; exits non-zero on any
 # failure. Under CI=true a skipped test fails unless a CPU feature is missing (tests/harness.c).
@@ -37,18 +38,19 @@ for variant in release asan; do
     if ! make -s VARIANT=$variant -j"$JOBS" all tests; then
         echo "build ($variant) failed"; total_f=$((total_f+1)); status=1; continue
     fi
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 TEST_JOBS="$JOBS" \
         MIXQ_BIN=build/$variant/mixq sh tests/run.sh build/$variant | tee "$log"
     add_counts "$log" 0
     # tests/run.sh's own exit code is folded in through its summary line's failures
 done
 
-# the fuzz harnesses (tests/fuzz/) over their committed seeds, then FUZZ_SECONDS (default 20) of
-# fuzzing each, as many at a time as there are cores; needs clang-14 (libFuzzer)
+# the fuzz harnesses (tests/fuzz/) over their committed seeds, then FUZZ_SECONDS (here 5 by
+# default, to keep make test within CI's 15 minutes; make fuzz: 20) of fuzzing each, as many at a
+# time as there are cores; needs clang-14 (libFuzzer)
 if command -v clang-14 >/dev/null 2>&1; then
-    echo "=== fuzz (clang-14): each parser's seeds + ${FUZZ_SECONDS:-20} s of fuzzing"
+    echo "=== fuzz (clang-14): each parser's seeds + ${FUZZ_SECONDS:-5} s of fuzzing"
     start=$(date +%s)
-    if make -s -j"$JOBS" FUZZ_SECONDS="${FUZZ_SECONDS:-20}" FUZZ_JOBS="$JOBS" fuzz; then
+    if make -s -j"$JOBS" FUZZ_SECONDS="${FUZZ_SECONDS:-5}" FUZZ_JOBS="$JOBS" fuzz; then
         echo "1 passed, 0 failed" >"$log"; rc=0
     else echo "0 passed, 1 failed" >"$log"; rc=1; fi
     echo "fuzz: $(($(date +%s)-start)) s"
