@@ -67,11 +67,13 @@ static int fault_now(void) {
     return __atomic_add_fetch(&fault_calls, 1, __ATOMIC_SEQ_CST) == at;
 }
 
-void *mq_fault_raw_alloc(size_t bytes) {
-    void *p = fault_now() ? NULL : malloc(bytes ? bytes : 1);
+/* p, with a NULL counted as an allocation failure (mq_alloc_failures) */
+static void *counted(void *p) {
     if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
     return p;
 }
+
+void *mq_fault_raw_alloc(size_t bytes) { return counted(fault_now() ? NULL : malloc(bytes ? bytes : 1)); }
 long mq_alloc_failures(void) { return __atomic_load_n(&failures, __ATOMIC_SEQ_CST); }
 
 void mq_fault_alloc(long n) {
@@ -108,17 +110,13 @@ void *mq_realloc(void *p, size_t n, size_t size, const char *what) {
         return NULL;
     }
     size_t bytes = n * size;
-    void *q = fault_now() ? NULL : realloc(p, bytes ? bytes : 1);
-    if (!q) {
-        __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
-        mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
-    }
+    void *q = counted(fault_now() ? NULL : realloc(p, bytes ? bytes : 1));
+    if (!q) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
     return q;
 }
 
 void *mq_calloc(size_t n, size_t size, const char *what) {
-    void *p = fault_now() ? NULL : calloc(n ? n : 1, size ? size : 1);
-    if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
+    void *p = counted(fault_now() ? NULL : calloc(n ? n : 1, size ? size : 1));
     if (!p) mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu x %zu bytes for %s", n, size, what);
     return p;
 }
@@ -129,8 +127,7 @@ void *mq_alloc_aligned(size_t bytes, const char *what) {
         mq_err(MIXQ_ERR_NOMEM, "allocation size overflow for %s", what);
         return NULL;
     }
-    void *p = fault_now() ? NULL : aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) __atomic_add_fetch(&failures, 1, __ATOMIC_SEQ_CST);
+    void *p = counted(fault_now() ? NULL : aligned_alloc(64, rounded ? rounded : 64));
     if (!p) {
         mq_err(MIXQ_ERR_NOMEM, "out of memory allocating %zu bytes for %s", bytes, what);
         return NULL;

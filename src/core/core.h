@@ -25,8 +25,8 @@ void *mq_calloc(size_t n, size_t size, const char *what);
 /* realloc with the same checks (on failure p is left as it was) */
 void *mq_realloc(void *p, size_t n, size_t size, const char *what);
 /* Fault injection, for tests only (tests/test_faults.c; the library never sets it): after
- * mq_fault_alloc(n), the n-th following mq_malloc / mq_calloc / mq_alloc_aligned call fails
- * once, as if out of memory; n = 0 turns it off. mq_fault_alloc_calls() counts those calls since
+ * mq_fault_alloc(n), the n-th following mq_malloc / mq_calloc / mq_realloc / mq_alloc_aligned /
+ * mq_fault_raw_alloc call fails once, as if out of memory; n = 0 turns it off. mq_fault_alloc_calls() counts those calls since
  * the last mq_fault_alloc. */
 void mq_fault_alloc(long n);
 long mq_fault_alloc_calls(void);

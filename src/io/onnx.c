@@ -852,7 +852,7 @@ static mixq_status import_graph(octx *c, wcopy **cp, int *ncp) {
     do {                                                                             \
         if (*ncp == cap) {                                                           \
             cap = cap ? 2 * cap : 64;                                                \
-            wcopy *nc_ = mq_realloc(*cp, (size_t)cap, sizeof *nc_, "ONNX weights");                    \
+            wcopy *nc_ = mq_realloc(*cp, (size_t)cap, sizeof *nc_, "ONNX weights");  \
             if (!nc_) return mq_err(MIXQ_ERR_NOMEM, "out of memory importing '%s'", c->path); \
             *cp = nc_;                                                               \
         }                                                                            \
@@ -1305,7 +1305,7 @@ broken:
 
 /* ONNX is proto2: an optional string that is absent unpacks as NULL. The importer compares and
  * prints names and op types, so the ones it reads are made "" when absent (heap strings: protobuf-c
- * frees them with the rest, through the default allocator). 0 if out of memory. */
+ * frees them with the rest, through pb_allocator's free). 0 if out of memory. */
 static int empty_if_null(char **s) {
     if (!*s) *s = mq_calloc(1, 1, "ONNX name");
     return *s != NULL;
