@@ -225,8 +225,13 @@ static void test_weight_err(void) {
             mq_qlayer ql;
             CHECK_OK(mq_qlayer_get(q, e.node[l], &ql));
             const float *w = mq_tensor_ptr(m, m->nodes[e.node[l]].t_w);
-            double ref = 0;
-            for (int64_t i = 0; i < (int64_t)ql.K * ql.inner; i++) ref += ((double)ql.wq[i] - w[i]) * ((double)ql.wq[i] - w[i]);
+            double ref = 0; /* summed per channel, as the function does */
+            for (int k = 0; k < ql.K; k++) {
+                double rk = 0;
+                for (int64_t i = (int64_t)k * ql.inner; i < (int64_t)(k + 1) * ql.inner; i++)
+                    rk += ((double)ql.wq[i] - w[i]) * ((double)ql.wq[i] - w[i]);
+                ref += rk;
+            }
             CHECKF(err == ref, "layer %s, %d bits: %.9g, the quantized model's %.9g", e.name[l], b, err, ref);
             if (b > 1) {
                 double up;
@@ -236,6 +241,36 @@ static void test_weight_err(void) {
             mixq_policy_free(p);
             mixq_model_free(q);
         }
+    /* per kernel: in a policy that gives every kernel its own width, each channel's error is the
+     * one mq_hessian_kernel_err gives at that width (per-channel scales and clips) */
+    for (int l = 0; l < e.L; l++) {
+        const int K = e.koff[l + 1] - e.koff[l];
+        int *kb = malloc(sizeof(int) * (size_t)K);
+        double *ek = malloc(sizeof(double) * 9 * (size_t)K), tot;
+        if (!kb || !ek) break;
+        for (int k = 0; k < K; k++) kb[k] = 2 + (k * 5 + l) % 7;
+        for (int b = 2; b <= 8; b++) CHECK_OK(mq_hessian_kernel_err(m, e.node[l], b, &tot, ek + (size_t)b * K));
+        mixq_model *q = NULL;
+        mixq_policy *p = NULL;
+        CHECK_OK(mixq_model_clone(m, &q));
+        CHECK_OK(mixq_policy_create(8, 8, &p));
+        CHECK_OK(mixq_policy_set_kernels(p, e.name[l], kb, K, 8));
+        CHECK_OK(mixq_model_quantize(q, p));
+        mq_qlayer ql;
+        CHECK_OK(mq_qlayer_get(q, e.node[l], &ql));
+        const float *w = mq_tensor_ptr(m, m->nodes[e.node[l]].t_w);
+        for (int k = 0; k < K; k++) {
+            double rk = 0;
+            for (int64_t i = (int64_t)k * ql.inner; i < (int64_t)(k + 1) * ql.inner; i++)
+                rk += ((double)ql.wq[i] - w[i]) * ((double)ql.wq[i] - w[i]);
+            CHECKF(rk == ek[(size_t)kb[k] * K + k], "layer %s kernel %d at %d bits: %.9g, the per-kernel model's %.9g",
+                   e.name[l], k, kb[k], ek[(size_t)kb[k] * K + k], rk);
+        }
+        mixq_policy_free(p);
+        mixq_model_free(q);
+        free(kb);
+        free(ek);
+    }
     CHECK(mq_hessian_weight_err(m, e.node[0], 9, &(double){0}) == MIXQ_ERR_ARG);
     CHECK(mq_hessian_weight_err(m, 0, 4, &(double){0}) == MIXQ_ERR_ARG);
     mq_env_free(&e);
@@ -635,8 +670,125 @@ static void test_hawq_errors(void) {
     CHECK(r.ratio[0] > 0.6 && r.ratio[0] < 0.7); /* every drop allowed: the cheapest reachable */
 }
 
+/* The n-th comma-separated field (0-based) of sweep.csv's row i (1-based) as a string. */
+static int sweep_field(const char *t, int i, int n, char *out, size_t cap) {
+    const char *p = t;
+    for (int k = 0; k < i && p; k++) p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL;
+    if (!p || !*p) return 0;
+    for (int k = 0; k < n && p; k++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+    if (!p) return 0;
+    size_t len = strcspn(p, ",\n");
+    if (len >= cap) return 0;
+    memcpy(out, p, len);
+    out[len] = 0;
+    return 1;
+}
+
+/* --kernel-wise on a target where kernel widths pay (bitops): every budget's objective at or
+ * below the layer-wise programme's (its choices are among the kernel-wise ones), per-kernel
+ * candidates whose exact cost fits, the best model carrying the record's kernel widths, an
+ * identical resume, a damaged "kw" refused, and the targets and agents it is not for */
+static void test_hawq_kernel_wise(void) {
+    if (!test_need_fmnist()) return;
+    const char *model = test_lenet5_file();
+    if (!model) return;
+    mixq_search_config c;
+    short_cfg(&c);
+    c.hw = "bitops";
+    c.budget = "bitops=0.3";
+    c.pin_ends = 0;
+    c.sweep = 3;
+    c.sweep_from = 0.2;
+    c.kernel_wise = 1;
+    char a[1100], path[1200];
+    snprintf(a, sizeof a, "%s/hawq_kw", test_tmpdir());
+    mixq_search_result ra, rb;
+    CHECKF(mixq_search(model, "fashion-mnist", &c, a, 0, NULL, NULL, &ra) == MIXQ_OK, "%s", mixq_last_error());
+    CHECK(ra.fits && ra.ratio[3] <= 0.3 + 1e-9);
+    char *sw = slurp(a, "sweep.csv"), *ev = slurp(a, "evals.jsonl"), *bp = slurp(a, "best_policy.json");
+    CHECK(sw && ev && bp && strstr(sw, ",granularity,omega_layerwise\n"));
+    int kernel_rows = 0;
+    for (int i = 1; sw && i <= 3; i++) {
+        char om[64], oml[64], gran[16], bud[64], ratio[64];
+        CHECKF(sweep_field(sw, i, 3, om, sizeof om) && sweep_field(sw, i, 13, oml, sizeof oml) &&
+               sweep_field(sw, i, 12, gran, sizeof gran) && sweep_field(sw, i, 2, bud, sizeof bud) &&
+               sweep_field(sw, i, 11, ratio, sizeof ratio), "sweep.csv row %d", i);
+        CHECKF(atof(om) <= atof(oml) * (1 + 1e-9), "row %d: kernel-wise %s above layer-wise %s", i, om, oml);
+        CHECKF(atof(ratio) <= atof(bud) + 1e-6, "row %d: bitops %s over the budget %s", i, ratio, bud);
+        kernel_rows += !strcmp(gran, "kernel");
+        if (!strcmp(gran, "kernel")) CHECKF(atof(om) < atof(oml), "row %d: per-kernel without a gain", i);
+    }
+    CHECKF(kernel_rows >= 2, "%d of 3 budgets chose per-kernel widths", kernel_rows);
+    CHECK(ev && strstr(ev, "\"kw\": [[") && bp && strstr(bp, "\"kernel\""));
+    /* best.mixq's kernel widths: its BitOps over W8A8's, costed per kernel, are the run's ratio */
+    mixq_model *m = NULL, *fm = NULL;
+    mixq_hw *hw = NULL;
+    snprintf(path, sizeof path, "%s/best.mixq", a);
+    CHECK_OK(mixq_model_load(path, &m));
+    CHECK_OK(mixq_model_load(model, &fm));
+    CHECK_OK(mixq_hw_load("bitops", &hw));
+    double got = 0, w8 = 0;
+    int mixed = 0;
+    for (int i = 0; m && fm && hw && i < mixq_model_quant_layers(m); i++) {
+        mixq_layer_quant lq;
+        mixq_hw_layer hl;
+        int node;
+        CHECK_OK(mixq_model_quant_layer(m, i, &lq));
+        CHECK_OK(mixq_model_hw_layer(fm, i, &hl, &node));
+        CHECK(node == lq.node && lq.kernels == hl.out_c);
+        mixq_cost ck, c8;
+        CHECK_OK(mixq_hw_cost_kernels(hw, &hl, lq.kernel_bits, lq.a_bits, &ck));
+        CHECK_OK(mixq_hw_cost(hw, &hl, 8, 8, &c8));
+        got += ck.bitops, w8 += c8.bitops;
+        for (int k = 1; k < lq.kernels; k++) mixed |= lq.kernel_bits[k] != lq.kernel_bits[0];
+    }
+    CHECKF(w8 > 0 && fabs(got / w8 - ra.ratio[3]) < 1e-9, "BitOps %.9f x W8A8, the run says %.9f", got / w8,
+           ra.ratio[3]);
+    CHECK(mixed);
+    mixq_model_free(m), mixq_model_free(fm), mixq_hw_free(hw);
+    /* resume: the per-kernel records come back from evals.jsonl, nothing is scored again */
+    CHECK_OK(mixq_search(model, "fashion-mnist", &c, a, 1, NULL, NULL, &rb));
+    char *ev2 = slurp(a, "evals.jsonl");
+    CHECK(ev2 && ev && !strcmp(ev, ev2) && rb.candidates == ra.candidates);
+    /* a record whose "kw" lost a layer, or whose "w" is not its kernels' mean */
+    if (ev) {
+        snprintf(path, sizeof path, "%s/evals.jsonl", a);
+        char *bad = strdup(ev), *kw = strstr(bad, "\"kw\": [[");
+        if (kw) memmove(kw + 7, strstr(kw, "],[") + 2, strlen(strstr(kw, "],[") + 2) + 1); /* drop layer 0 */
+        FILE *f = fopen(path, "w");
+        if (f) fputs(bad, f), fclose(f);
+        CHECK(mixq_search(model, "fashion-mnist", &c, a, 1, NULL, NULL, &rb) == MIXQ_ERR_FORMAT);
+        CHECKF(strstr(mixq_last_error(), "field 'kw' must be an array of 5 arrays"), "%s", mixq_last_error());
+        free(bad);
+        bad = strdup(ev);
+        char *w = strstr(bad, "{\"episode\": 1, \"w\": [");
+        kw = w ? strstr(w, "\"kw\": [[") : NULL;
+        if (kw) { /* the first kernel of layer 0 to 8 bits: the mean moves or the line disagrees */
+            kw[8] = kw[8] == '8' ? '2' : '8';
+        }
+        f = fopen(path, "w");
+        if (f) fputs(bad, f), fclose(f);
+        CHECK(mixq_search(model, "fashion-mnist", &c, a, 1, NULL, NULL, &rb) != MIXQ_OK);
+        free(bad);
+    }
+    /* not for bit-parallel weights, nor for another agent */
+    short_cfg(&c);
+    c.kernel_wise = 1;
+    c.hw = "stripes";
+    CHECK(mixq_search(model, "fashion-mnist", &c, "/tmp/never", 0, NULL, NULL, &rb) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "bit-parallel") && strstr(mixq_last_error(), "stripes"), "%s", mixq_last_error());
+    short_cfg(&c);
+    c.kernel_wise = 1;
+    c.sweep = 0;
+    c.agent = "haq";
+    CHECK(mixq_search(model, "fashion-mnist", &c, "/tmp/never", 0, NULL, NULL, &rb) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "--kernel-wise is the hawq agent's") != NULL);
+    free(sw), free(ev), free(bp), free(ev2);
+}
+
 int main(void) {
     TEST_RUN(test_hawq_search);
+    TEST_RUN(test_hawq_kernel_wise);
     TEST_RUN(test_hawq_errors);
     TEST_RUN(test_weight_err);
     TEST_RUN(test_pattern_replay);

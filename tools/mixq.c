@@ -1263,7 +1263,11 @@ static const char search_help_2[] =
     "                       budget, and score each (the Pareto files hold the frontier; every\n"
     "                       solve in RUN_DIR/sweep.csv). Default 1 (accuracy mode: 10)\n"
     "  --sweep-from R       the sweep's lowest budget, a fraction of W8A8 (default: the cheapest\n"
-    "                       reachable cost)\n"
+    "                       reachable cost)\n"    "  --kernel-wise        per-kernel weight widths: each budget's layer-wise programme fixes the\n"
+    "                       activation widths, then groups of each layer's kernels (the target's\n"
+    "                       weight-tile rows: bismo Dn, loom filters x tiles, cpu 16) get a width\n"
+    "                       each from a second programme; costs checked per kernel. Not for\n"
+    "                       stripes or dadn (bit-parallel weights gain nothing)\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1540,6 +1544,7 @@ static int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
+        if (!strcmp(a, "--kernel-wise")) { sc.kernel_wise = 1; continue; }
         if (!strcmp(a, "--no-report")) { sc.report_every = -1; continue; }
         if (!v) return bad_option(C, search_help, a, 1);
         if (!strcmp(a, "--data")) data = v;

@@ -562,6 +562,13 @@ typedef struct mixq_search_config {
     int hessian_images, hessian_probes;
     int sweep;
     double sweep_from;
+    /* kernel_wise (hawq): per-kernel weight widths. Each budget's layer-wise programme fixes
+     * the activation widths; then a second programme gives each group of a layer's kernels its
+     * own width (groups of the target's weight-tile rows: bismo Dn, loom filters x tiles, cpu
+     * 16; kernels ordered by their quantization error, so alike kernels share a group), with
+     * costs linear in the group's share of the layer and the exact per-kernel cost checked
+     * after. Targets that keep weights bit-parallel (stripes, dadn) gain nothing: refused. */
+    int kernel_wise;
     /* ReLeQ (agent "releq"): PPO with an LSTM(ppo_hidden) trunk picks each layer's weight width
      * from bit_set; weights only: the searched layers' activations at a_bits, the first layer
      * (and the last with pin_ends) at 8/8. The budget is optional (NULL, "" or "none": without

@@ -145,7 +145,12 @@ static mixq_status bismo_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, 
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_bismo = {"bismo", bismo_parse, bismo_cost, free, 0, NULL};
+static int bismo_kernel_rows(const mixq_hw *hw) {
+    const bismo_cfg *f = hw->impl;
+    return f->dn < INT32_MAX ? (int)f->dn : 1;
+}
+
+const mq_hw_backend mq_hw_bismo = {"bismo", bismo_parse, bismo_cost, free, 0, NULL, bismo_kernel_rows};
 
 /* Peak binary operations per second, 2*Dm*Dn*Dk*f, and the v2 resource model: LUTs
  * Dm*Dn*(1.17*Dk + 44.1 + 120.1) and BRAM36 (Dk/32)*(Dm*ceil(Bm/1024) + Dn*ceil(Bn/1024)). */

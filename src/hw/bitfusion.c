@@ -419,7 +419,7 @@ static mixq_status bf_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, mix
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_bitfusion = {"bitfusion", bf_parse, bf_cost, free, 1, NULL};
+const mq_hw_backend mq_hw_bitfusion = {"bitfusion", bf_parse, bf_cost, free, 1, NULL, NULL};
 
 /* For tests (declared in hw.h): the per-layer counters of the original simulator on its own layer
  * tuple, and the energy constants / area (derived configurations). */

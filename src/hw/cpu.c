@@ -335,4 +335,9 @@ mixq_status mq_hw_cpu_times(const mixq_hw *hw, const mixq_hw_layer *layer, const
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_cpu = {"cpu", cpu_parse, cpu_cost, cpu_free_impl, 0, cpu_cost_kernels};
+static int cpu_kernel_rows(const mixq_hw *hw) {
+    (void)hw;
+    return 16; /* the bit-serial GEMM's panel rows (src/runtime) */
+}
+
+const mq_hw_backend mq_hw_cpu = {"cpu", cpu_parse, cpu_cost, cpu_free_impl, 0, cpu_cost_kernels, cpu_kernel_rows};

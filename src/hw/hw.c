@@ -194,8 +194,8 @@ static mixq_status bitops_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a,
     o->cycles = o->compute_cycles = o->bitops;
     return MIXQ_OK;
 }
-const mq_hw_backend mq_hw_size = {"size", proxy_parse, size_cost, NULL, 0, NULL};
-const mq_hw_backend mq_hw_bitops = {"bitops", proxy_parse, bitops_cost, NULL, 0, NULL};
+const mq_hw_backend mq_hw_size = {"size", proxy_parse, size_cost, NULL, 0, NULL, NULL};
+const mq_hw_backend mq_hw_bitops = {"bitops", proxy_parse, bitops_cost, NULL, 0, NULL, NULL};
 
 static const mq_hw_backend *const backends[] = {&mq_hw_bitfusion, &mq_hw_bismo, &mq_hw_stripes,
                                                 &mq_hw_loom,      &mq_hw_dadn,  &mq_hw_table,
@@ -624,6 +624,12 @@ mixq_status mixq_hw_cost_kernels(mixq_hw *hw, const mixq_hw_layer *layer, const 
         mixq_cost_add(out, &c);
     }
     return MIXQ_OK;
+}
+
+int mq_hw_kernel_rows(const mixq_hw *hw) {
+    if (hw->be == &mq_hw_stripes || hw->be == &mq_hw_dadn) return 0;
+    const int r = hw->be->kernel_rows ? hw->be->kernel_rows(hw) : 1;
+    return r > 0 ? r : 1;
 }
 
 /* ------------------------------------------------------------------ model layers */

@@ -83,6 +83,9 @@ typedef struct mq_hw_backend {
      * w_bits. NULL: hw.c's generic grouping (mixq_hw_cost_kernels). */
     mixq_status (*cost_kernels)(const mixq_hw *hw, const mq_hwl *l, const int *nk, int a,
                                 mixq_cost *out);
+    /* Optional: the kernels (weight rows) one tile of the machine holds, so that per-kernel
+     * widths in groups of this many cost no padding (NULL: 1). See mq_hw_kernel_rows. */
+    int (*kernel_rows)(const mixq_hw *hw);
 } mq_hw_backend;
 
 typedef struct mq_hw_cache_entry {
@@ -160,6 +163,12 @@ void mq_bismo_peak(const mixq_hw *hw, double *binops_per_s, double *luts, double
  * a shape it lacks is MIXQ_ERR_NOTFOUND, another batch MIXQ_ERR_ARG, as for mixq_hw_cost. */
 mixq_status mq_hw_cpu_times(const mixq_hw *hw, const mixq_hw_layer *l, const int *kbits, int a,
                             double *int8_s, double *bitserial_s);
+
+/* The kernels one weight tile of hw holds (bismo: Dn, loom: filters x tiles, cpu: the
+ * bit-serial GEMM's 16-row panels; 1 where a kernel costs alone), or 0 where per-kernel weight
+ * widths gain nothing (stripes and dadn keep weights bit-parallel). A kernel-wise search groups
+ * kernels in multiples of it. */
+int mq_hw_kernel_rows(const mixq_hw *hw);
 
 /* HAQ lookup table (src/hw/table.c). */
 #include "hw/table.h"

@@ -118,6 +118,12 @@ static mixq_status serial_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a,
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_dadn = {"dadn", dadn_parse, serial_cost, free, 0, NULL};
-const mq_hw_backend mq_hw_stripes = {"stripes", stripes_parse, serial_cost, free, 0, NULL};
-const mq_hw_backend mq_hw_loom = {"loom", loom_parse, serial_cost, free, 0, NULL};
+const mq_hw_backend mq_hw_dadn = {"dadn", dadn_parse, serial_cost, free, 0, NULL, NULL};
+const mq_hw_backend mq_hw_stripes = {"stripes", stripes_parse, serial_cost, free, 0, NULL, NULL};
+static int loom_kernel_rows(const mixq_hw *hw) {
+    const serial_cfg *f = hw->impl;
+    const int64_t r = f->filters * f->tiles;
+    return r > 0 && r < INT32_MAX ? (int)r : 1;
+}
+
+const mq_hw_backend mq_hw_loom = {"loom", loom_parse, serial_cost, free, 0, NULL, loom_kernel_rows};

@@ -203,7 +203,7 @@ static mixq_status table_cost(const mixq_hw *hw, const mq_hwl *l, int w, int a, 
     return MIXQ_OK;
 }
 
-const mq_hw_backend mq_hw_table = {"table", table_parse, table_cost, table_free_impl, 0, NULL};
+const mq_hw_backend mq_hw_table = {"table", table_parse, table_cost, table_free_impl, 0, NULL, NULL};
 
 /* A bare .npy / .csv given as the target: values are taken as cycles at 1 GHz, batch 16 (HAQ's). */
 mixq_status mq_hw_table_from_file(const char *path, mixq_hw **out);

@@ -663,6 +663,8 @@ mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, in
     out->a_bits = acc.a_bits;
     out->gran = acc.gran;
     out->wclip = auto_clip(acc.wclip, acc.w_bits);
+    for (int k = 1; k < K && acc.wclip == MQ_CLIP_AUTO && acc.gran == MQ_GRAN_KERNEL; k++)
+        out->wclip_rows |= out->kbits[k] != out->kbits[0];
     out->kmeans = acc.kmeans && acc.w_bits != MQ_FLOAT_BITS;
     if (out->kmeans && acc.kbits)
         return mq_err(MIXQ_ERR_ARG, "policy '%s': layer '%s': k-means (\"w_mode\": \"kmeans\") "

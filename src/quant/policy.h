@@ -47,7 +47,9 @@ typedef struct mq_lq {
     int K;
     int a_bits;
     mq_gran gran;
-    mq_clip wclip, aclip; /* AUTO already resolved */
+    mq_clip wclip, aclip; /* AUTO already resolved (wclip at w_bits, the widest kernel) */
+    int wclip_rows;       /* 1: wclip was "auto" and the kernels' widths differ: each row takes
+                             auto's rule at its own width (mq_weight_scales' row_auto) */
     int kmeans;           /* weights: k-means codebook of 2^w_bits centroids per layer */
 } mq_lq;
 

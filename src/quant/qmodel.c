@@ -127,9 +127,12 @@ static mixq_status ensure_wq(mixq_model *m, int i, qnode *q) {
             return mq_err(MIXQ_ERR_NUMERIC, "layer '%s': weight %lld is %g; hint: lower the "
                           "learning rate", n->name, (long long)j, (double)w[j]);
     if (!q->scales_fixed) {
-        mixq_status st = mq_weight_scales(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->scale);
+        mixq_status st = mq_weight_scales_rows(w, K, inner, q->lq.kbits, q->lq.gran, q->lq.wclip, q->lq.wclip_rows,
+                                               q->scale);
         if (st) return st;
-        if (q->lq.wclip != MQ_CLIP_MAX) q->scales_fixed = 1;
+        int fixed = q->lq.wclip != MQ_CLIP_MAX; /* searched clips are kept; max follows the weights */
+        for (int k = 0; k < K && q->lq.wclip_rows; k++) fixed |= q->lq.kbits[k] < 5;
+        if (fixed) q->scales_fixed = 1;
         q->scale_ver = m->params_version;
         q->scales_trained = 0;
     }
@@ -321,6 +324,7 @@ static uint8_t nonnegative(const mixq_model *m, int i, const uint8_t *nn) {
 
 static int lq_equal(const mq_lq *a, const mq_lq *b) {
     return a->K == b->K && a->a_bits == b->a_bits && a->gran == b->gran && a->wclip == b->wclip &&
+           a->wclip_rows == b->wclip_rows &&
            a->kmeans == b->kmeans &&
            a->aclip == b->aclip && !memcmp(a->kbits, b->kbits, sizeof(int) * (size_t)a->K);
 }
@@ -587,7 +591,7 @@ mixq_status mixq_model_quant_layer(const mixq_model *m, int idx, mixq_layer_quan
         out->kernel_bits = q->lq.kbits;
         out->a_signed = q->a_signed;
         out->a_clip = q->calibrated ? q->alpha : 0.0f;
-        out->w_clip_method = q->lq.kmeans ? "kmeans" : clip_names[q->lq.wclip];
+        out->w_clip_method = q->lq.kmeans ? "kmeans" : q->lq.wclip_rows ? "auto" : clip_names[q->lq.wclip];
         out->a_clip_method = clip_names[q->lq.aclip];
         out->weights = m->tensors[n->t_w].numel;
         const int64_t inner = out->weights / q->lq.K;

@@ -171,6 +171,11 @@ float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip
 
 mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
                              mq_clip clip, float *scale) {
+    return mq_weight_scales_rows(w, K, inner, bits, gran, clip, 0, scale);
+}
+
+mixq_status mq_weight_scales_rows(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
+                                  mq_clip clip, int row_auto, float *scale) {
     for (int k = 0; k < K; k++) {
         if (!mq_bits_valid(bits[k]))
             return mq_err(MIXQ_ERR_ARG, "weight bits %d for row %d (valid: 1..8, 32)", bits[k], k);
@@ -204,7 +209,8 @@ mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bi
             for (int64_t i = 0; i < inner; i++) a += fabsf(r[i]);
             scale[k] = (float)(a / (double)inner);
         } else {
-            scale[k] = mq_choose_clip(r, inner, b, 1, clip) / weight_n(b);
+            const mq_clip c = row_auto ? (b < 5 ? MQ_CLIP_MSE : MQ_CLIP_MAX) : clip;
+            scale[k] = mq_choose_clip(r, inner, b, 1, c) / weight_n(b);
         }
     }
     return MIXQ_OK;

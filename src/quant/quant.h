@@ -81,7 +81,11 @@ float mq_choose_clip(const float *x, int64_t n, int bits, int is_signed, mq_clip
 
 /* Scales for weights w [K][inner] with per-row bits (bits[k], 1..8 or 32) under granularity
  * gran (MQ_GRAN_LAYER/CHANNEL need equal bits in every row). scale[k] is per row (equal
- * entries for MQ_GRAN_LAYER); 0 for float rows. */
+ * entries for MQ_GRAN_LAYER); 0 for float rows. With row_auto (per-row scales), each row clips
+ * by the policy's "auto" rule at its own width (MSE below 5 bits, max otherwise) instead of
+ * `clip`: a per-kernel layer whose widths differ. mq_weight_scales: row_auto 0. */
+mixq_status mq_weight_scales_rows(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
+                                  mq_clip clip, int row_auto, float *scale);
 mixq_status mq_weight_scales(const float *w, int K, int64_t inner, const int *bits, mq_gran gran,
                              mq_clip clip, float *scale);
 /* w_q [K][inner] from w with bits[k], scale[k]; codes (optional, [K][inner]) receives the

@@ -34,6 +34,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "hw/hw.h"
 #include "nn/model.h"
 #include "quant/quant.h"
 #include "search/hessian.h"
@@ -52,6 +53,7 @@ typedef struct hawq_sens {
     double *wsq;                /* [L] ||W_l||^2 */
     double (*werr)[NB];         /* [L][b] ||Q_b(W) - W||^2 */
     double (*rho)[NB];          /* [L][b] activation relative error */
+    double (*kerr)[NB];         /* kernel-wise: [koff[L]][b] each kernel's ||Q_b(W_k) - W_k||^2 */
     int probes, converged;
     double eps, seconds;        /* the trace pass */
     double act_seconds;         /* the activation errors' calibrations */
@@ -61,16 +63,18 @@ static void sens_free(hawq_sens *h) {
     free(h->trace);
     free(h->werr);
     free(h->rho);
+    free(h->kerr);
     memset(h, 0, sizeof *h);
 }
 
-static mixq_status sens_alloc(hawq_sens *h, int L) {
+static mixq_status sens_alloc(hawq_sens *h, int L, int s_kernel_count) {
     memset(h, 0, sizeof *h);
     h->L = L;
     h->trace = mq_calloc(4 * (size_t)L, sizeof(double), "traces");
     h->werr = mq_calloc((size_t)L, sizeof *h->werr, "weight errors");
     h->rho = mq_calloc((size_t)L, sizeof *h->rho, "activation errors");
-    if (!h->trace || !h->werr || !h->rho) {
+    h->kerr = s_kernel_count ? mq_calloc((size_t)s_kernel_count, sizeof *h->kerr, "kernel weight errors") : NULL;
+    if (!h->trace || !h->werr || !h->rho || (s_kernel_count && !h->kerr)) {
         sens_free(h);
         return MIXQ_ERR_NOMEM;
     }
@@ -264,7 +268,7 @@ static mixq_status act_errors(mq_search *s, mixq_model *fm, const float *x, int 
 /* Traces (measured, or read from hessian.json), weight errors and activation errors. */
 static mixq_status sensitivities(mq_search *s, hawq_sens *h) {
     const int L = s->env.L;
-    mixq_status st = sens_alloc(h, L);
+    mixq_status st = sens_alloc(h, L, s->cfg->kernel_wise ? s->env.koff[L] : 0);
     if (st) return st;
     const int n = MQ_MIN(s->cfg->hessian_images, mixq_dataset_count(s->train));
     cJSON *want = settings_json(s, n);
@@ -290,7 +294,17 @@ static mixq_status sensitivities(mq_search *s, hawq_sens *h) {
         h->n[l] = (double)t->numel;
         for (int64_t i = 0; i < t->numel; i++) h->wsq[l] += (double)w[i] * w[i];
         for (int b = 1; b <= 8 && !st; b++)
-            if (bits_used(s, b)) st = mq_hessian_weight_err(fm, node, b, &h->werr[l][b]);
+            if (bits_used(s, b)) {
+                if (!h->kerr) {
+                    st = mq_hessian_weight_err(fm, node, b, &h->werr[l][b]);
+                    continue;
+                }
+                const int K = s->env.koff[l + 1] - s->env.koff[l];
+                double *ek = mq_malloc((size_t)K, sizeof(double), "kernel weight errors");
+                st = ek ? mq_hessian_kernel_err(fm, node, b, &h->werr[l][b], ek) : MIXQ_ERR_NOMEM;
+                for (int k = 0; k < K && !st; k++) h->kerr[s->env.koff[l] + k][b] = ek[k];
+                free(ek);
+            }
     }
     if (!st && !sens_read(s, want, h)) {
         mq_hessian_config hc;
@@ -313,8 +327,143 @@ static mixq_status sensitivities(mq_search *s, hawq_sens *h) {
     return st;
 }
 
+/* ---- kernel-wise (README "HAWQ"): per layer, every (a, w) as before, plus every split of its
+ * kernels into two widths w_lo < w_hi: the n kernels with the largest quantization error at the
+ * lowest width get w_hi, the rest w_lo, n a multiple of the target's weight-tile rows (at most
+ * KW_SPLITS splits per layer). A choice's cost is exact (mixq_hw_cost_kernels of that split: a
+ * split that re-reads activations or pads a tile pays for it), so one programme per budget
+ * picks activation widths and kernel widths together. */
+#define KW_SPLITS 16
+
+typedef struct kw_prog {
+    int C;                      /* choices per layer (the largest layer's count) */
+    int *lo, *hi, *n, *a;       /* [L][C] w_lo, w_hi, kernels at w_hi (0: all at w_lo), a */
+    double *val, *cost;         /* [L][C], [MQ_NMETRIC][L][C] */
+    unsigned char *ok;          /* [L][C] */
+    int *order;                 /* [koff[L]] each layer's kernels by descending error at b_min */
+    int *kb;                    /* [koff[L]] the expanded pick */
+} kw_prog;
+
+static void kw_free(kw_prog *g) {
+    free(g->lo); /* hi, n, a live in lo's block; kb in order's */
+    free(g->val);
+    free(g->cost);
+    free(g->ok);
+    free(g->order);
+    memset(g, 0, sizeof *g);
+}
+
+static const double (*sort_err)[NB];
+static int sort_b;
+static int by_error(const void *x, const void *y) {
+    const int i = *(const int *)x, j = *(const int *)y;
+    const double ei = sort_err[i][sort_b], ej = sort_err[j][sort_b];
+    return ei > ej ? -1 : ei < ej ? 1 : (i > j) - (i < j);
+}
+
+static int kw_step(int K, int rows) {
+    int step = rows;
+    if ((K - 1) / step > KW_SPLITS) step = ((K + KW_SPLITS - 1) / KW_SPLITS + rows - 1) / rows * rows;
+    return step;
+}
+
+/* Every layer's choices, their values T_l (sum of the kernels' weight errors at their widths +
+ * ||W_l||^2 rho_l(a)) and exact costs. */
+static mixq_status kw_build(mq_search *s, const hawq_sens *h, const double *T, kw_prog *g) {
+    const mq_env *e = &s->env;
+    const mixq_search_config *c = s->cfg;
+    const int L = e->L, NK = e->koff[L], rows = mq_hw_kernel_rows(s->hw), nb = c->b_max - c->b_min + 1;
+    memset(g, 0, sizeof *g);
+    int C = 0, Kmax = 0;
+    for (int l = 0; l < L; l++) {
+        const int K = e->koff[l + 1] - e->koff[l], splits = K > rows ? (K - 1) / kw_step(K, rows) : 0;
+        C = MQ_MAX(C, nb * nb + nb * nb * (nb - 1) / 2 * splits);
+        Kmax = MQ_MAX(Kmax, K);
+    }
+    C = MQ_MAX(C, NB * NB); /* pinned layers use choice 8 * NB + 8 */
+    g->C = C;
+    const size_t LC = (size_t)L * C;
+    g->lo = mq_malloc(4 * LC, sizeof(int), "kernel-wise choices");
+    g->val = mq_calloc(LC, sizeof(double), "kernel-wise sensitivities");
+    g->cost = mq_calloc((size_t)MQ_NMETRIC * LC, sizeof(double), "kernel-wise costs");
+    g->ok = mq_calloc(LC, 1, "kernel-wise choices");
+    g->order = mq_malloc(2 * (size_t)NK, sizeof(int), "kernel order");
+    double *pre = mq_malloc((size_t)NB * (Kmax + 1), sizeof(double), "kernel errors");
+    int *kbits = mq_malloc((size_t)Kmax, sizeof(int), "kernel widths");
+    if (!g->lo || !g->val || !g->cost || !g->ok || !g->order || !pre || !kbits) {
+        kw_free(g);
+        free(pre);
+        free(kbits);
+        return MIXQ_ERR_NOMEM;
+    }
+    g->hi = g->lo + LC, g->n = g->lo + 2 * LC, g->a = g->lo + 3 * LC, g->kb = g->order + NK;
+    for (int k = 0; k < NK; k++) g->order[k] = k;
+    sort_err = (const double (*)[NB])h->kerr, sort_b = c->b_min; /* the agent runs on one thread */
+    mixq_status st = MIXQ_OK;
+    for (int l = 0; l < L && !st; l++) {
+        const int K = e->koff[l + 1] - e->koff[l], pinned = e->pin_ends && (l == 0 || l == L - 1);
+        int *ord = g->order + e->koff[l];
+        qsort(ord, (size_t)K, sizeof(int), by_error);
+        for (int b = 1; b <= 8; b++) { /* pre[b][i]: the first i kernels' errors at b bits */
+            pre[b * (Kmax + 1)] = 0;
+            for (int i = 0; i < K; i++) pre[b * (Kmax + 1) + i + 1] = pre[b * (Kmax + 1) + i] + h->kerr[ord[i]][b];
+        }
+        int j = 0;
+#define PUT(LO, HI, N, A)                                                                                        \
+    do {                                                                                                         \
+        const size_t i_ = (size_t)l * C + j++;                                                                   \
+        g->lo[i_] = (LO), g->hi[i_] = (HI), g->n[i_] = (N), g->a[i_] = (A), g->ok[i_] = 1;                       \
+    } while (0)
+        if (pinned) {
+            j = 8 * NB + 8;
+            PUT(8, 8, 0, 8);
+        } else {
+            for (int a = c->b_min; a <= c->b_max; a++)
+                for (int w = c->b_min; w <= c->b_max; w++) PUT(w, w, 0, a);
+            const int step = kw_step(K, rows);
+            for (int n = step; K > rows && n < K; n += step)
+                for (int a = c->b_min; a <= c->b_max; a++)
+                    for (int lo = c->b_min; lo <= c->b_max; lo++)
+                        for (int hi = lo + 1; hi <= c->b_max; hi++) PUT(lo, hi, n, a);
+        }
+#undef PUT
+        for (int i = 0; i < C && !st; i++) {
+            const size_t x = (size_t)l * C + i;
+            if (!g->ok[x]) continue;
+            const int lo = g->lo[x], hi = g->hi[x], n = g->n[x], a = g->a[x];
+            const double *plo = pre + lo * (Kmax + 1), *phi = pre + hi * (Kmax + 1);
+            g->val[x] = T[l] * (phi[n] + plo[K] - plo[n] + h->wsq[l] * h->rho[l][a]);
+            if (!n) {
+                for (int m = 0; m < MQ_NMETRIC; m++) g->cost[((size_t)m * L + l) * C + i] = e->grid[l][m][lo][a];
+                continue;
+            }
+            for (int k = 0; k < K; k++) kbits[ord[k] - e->koff[l]] = k < n ? hi : lo;
+            mixq_cost cc;
+            if ((st = mixq_hw_cost_kernels(s->hw, &e->hl[l], kbits, a, &cc))) break;
+            const double v[MQ_NMETRIC] = {cc.latency_s, cc.energy_j, cc.size_bits, cc.bitops};
+            for (int m = 0; m < MQ_NMETRIC; m++) g->cost[((size_t)m * L + l) * C + i] = v[m];
+        }
+    }
+    free(pre);
+    free(kbits);
+    if (st) kw_free(g);
+    return st;
+}
+
+/* Choice pick[l] of every layer as kernel widths (g->kb) and activation widths a[]. */
+static void kw_expand(const mq_env *e, const kw_prog *g, const int *pick, int *a) {
+    for (int l = 0; l < e->L; l++) {
+        const size_t x = (size_t)l * g->C + pick[l];
+        const int K = e->koff[l + 1] - e->koff[l];
+        for (int k = 0; k < K; k++) g->kb[g->order[e->koff[l] + k]] = k < g->n[x] ? g->hi[x] : g->lo[x];
+        a[l] = g->a[x];
+    }
+}
+
 typedef struct hawq_sweep {
     double ratio, omega, ilp_s;
+    double omega_layer;         /* kernel-wise: the layer-wise programme's objective */
+    int kernel;                 /* kernel-wise: 1 some layer's kernels differ */
     int optimal, variables;
     double acc, cost[MQ_NMETRIC]; /* the candidate's score and cost ratios */
 } hawq_sweep;
@@ -323,13 +472,19 @@ static mixq_status write_sweep(mq_search *s, const hawq_sweep *sw, int n) {
     const size_t cap = 256 + (size_t)n * 256;
     char *t = mq_malloc(cap, 1, "sweep.csv");
     if (!t) return MIXQ_ERR_NOMEM;
+    const int kw = s->cfg->kernel_wise;
     size_t k = (size_t)snprintf(t, cap, "episode,budget_metric,budget_ratio,omega,optimal,binaries,ilp_s,acc,"
-                                "latency_ratio,energy_ratio,size_ratio,bitops_ratio\n");
-    for (int i = 0; i < n; i++)
-        k += (size_t)snprintf(t + k, cap - k, "%d,%s,%.6f,%.9g,%d,%d,%.4f,%.4f,%.6f,%.6f,%.6f,%.6f\n", i + 1,
+                                "latency_ratio,energy_ratio,size_ratio,bitops_ratio%s\n",
+                                kw ? ",granularity,omega_layerwise" : "");
+    for (int i = 0; i < n; i++) {
+        k += (size_t)snprintf(t + k, cap - k, "%d,%s,%.6f,%.9g,%d,%d,%.4f,%.4f,%.6f,%.6f,%.6f,%.6f", i + 1,
                               mq_metric_names[s->env.metric], sw[i].ratio, sw[i].omega, sw[i].optimal,
                               sw[i].variables, sw[i].ilp_s, sw[i].acc, sw[i].cost[0], sw[i].cost[1], sw[i].cost[2],
                               sw[i].cost[3]);
+        if (kw)
+            k += (size_t)snprintf(t + k, cap - k, ",%s,%.9g", sw[i].kernel ? "kernel" : "layer", sw[i].omega_layer);
+        k += (size_t)snprintf(t + k, cap - k, "\n");
+    }
     mixq_status st = mq_search_write_file(s, "sweep.csv", t);
     free(t);
     return st;
@@ -344,6 +499,10 @@ static mixq_status hawq_check(mq_search *s) {
     if (c->hessian_images < 1 || c->hessian_probes < 1)
         return mq_err(MIXQ_ERR_ARG, "hawq: --hessian-images %d and --hessian-probes %d must be positive",
                       c->hessian_images, c->hessian_probes);
+    if (c->kernel_wise && mq_hw_kernel_rows(s->hw) == 0)
+        return mq_err(MIXQ_ERR_ARG, "--kernel-wise: target '%s' keeps weights bit-parallel, so per-kernel widths "
+                      "cost what its widest kernel costs and gain nothing; hint: a bit-serial target (bismo_edge, "
+                      "loom, a cpu table) or size/bitops, or drop --kernel-wise", mixq_hw_name(s->hw));
     if (c->sweep < 0 || c->sweep > 10000 || !(c->sweep_from >= 0 && c->sweep_from <= 100))
         return mq_err(MIXQ_ERR_ARG, "hawq: --sweep %d (0..10000) or --sweep-from %g (a fraction of W8A8, 0: the "
                       "cheapest reachable) out of range", c->sweep, c->sweep_from);
@@ -356,9 +515,10 @@ static void hawq_config(const mq_search *s, char *buf, size_t n) {
     snprintf(buf, n,
              "\"hessian_images\": %d, \"hessian_batch\": %d, \"max_probes\": %d, \"min_probes\": %d, "
              "\"tol\": %g, \"eps_rel\": %g, \"activations\": \"proxy\", \"act_images\": %d, \"sweep\": %d, "
-             "\"sweep_from\": %g, \"ilp_time_limit_s\": %g",
+             "\"sweep_from\": %g, \"ilp_time_limit_s\": %g, \"kernel_wise\": %d, \"kernel_rows\": %d",
              s->cfg->hessian_images, hc.batch, hc.max_probes, hc.min_probes, hc.tol, hc.eps_rel, ACT_IMAGES,
-             sweep_count(s), s->cfg->sweep_from, ILP_TIME_S);
+             sweep_count(s), s->cfg->sweep_from, ILP_TIME_S, s->cfg->kernel_wise,
+             s->cfg->kernel_wise ? mq_hw_kernel_rows(s->hw) : 0);
 }
 
 static mixq_status run_hawq(mq_search *s) {
@@ -376,12 +536,16 @@ static mixq_status run_hawq(mq_search *s) {
     unsigned char *ok = mq_calloc((size_t)L * C, 1, "ILP choices");
     int *pick = mq_malloc((size_t)L * 3, sizeof(int), "ILP solution"), *w = pick ? pick + L : NULL, *a = pick ? pick + 2 * L : NULL;
     hawq_sweep *sw = mq_calloc((size_t)N, sizeof *sw, "sweep");
-    if (!st && (!val || !cost || !ok || !pick || !sw)) st = MIXQ_ERR_NOMEM;
+    double *Tl = mq_malloc((size_t)L, sizeof(double), "curvatures");
+    kw_prog kg;
+    memset(&kg, 0, sizeof kg);
+    if (!st && (!val || !cost || !ok || !pick || !sw || !Tl)) st = MIXQ_ERR_NOMEM;
     if (!st) {
         double tmax = 0;
         for (int l = 0; l < L; l++) tmax = fmax(tmax, h.trace[l] / h.n[l]);
         for (int l = 0; l < L; l++) {
             const double T = h.trace[l] / h.n[l] > 0 ? h.trace[l] / h.n[l] : TRACE_FLOOR * (tmax > 0 ? tmax : 1);
+            Tl[l] = T;
             const int pinned = s->env.pin_ends && (l == 0 || l == L - 1);
             for (int wb = 1; wb <= 8; wb++)
                 for (int ab = 1; ab <= 8; ab++) {
@@ -393,6 +557,7 @@ static mixq_status run_hawq(mq_search *s) {
                 }
         }
     }
+    if (!st && c->kernel_wise) st = kw_build(s, &h, Tl, &kg);
     double limit[MQ_NMETRIC];
     mq_mck p = {L, C, val, ok, MQ_NMETRIC, cost, limit, mq_metric_names, ILP_TIME_S, 0};
     /* the primary metric's budgets: N evenly from the lowest to the run's budget */
@@ -426,9 +591,33 @@ static mixq_status run_hawq(mq_search *s) {
         for (int l = 0; l < L; l++) w[l] = pick[l] / NB, a[l] = pick[l] % NB;
         sw[i].ratio = limit[M] / s->env.w8a8[M];
         sw[i].omega = r.objective, sw[i].ilp_s = r.seconds, sw[i].optimal = r.optimal, sw[i].variables = r.variables;
-        const mq_rec *hit = mq_search_find(s, w, a), *rec = NULL;
+        sw[i].omega_layer = r.objective;
+        if (c->kernel_wise) { /* the same budgets over the kernel-wise choices */
+            mq_mck pk = {L, kg.C, kg.val, kg.ok, MQ_NMETRIC, kg.cost, limit, mq_metric_names, ILP_TIME_S, 0};
+            int *kp = mq_malloc((size_t)L, sizeof(int), "ILP solution");
+            mq_mck_result rk;
+            if (!kp) st = MIXQ_ERR_NOMEM;
+            if (!st) st = mq_mck_solve(&pk, kp, &rk);
+            if (!st) {
+                kw_expand(&s->env, &kg, kp, a);
+                sw[i].omega = rk.objective, sw[i].ilp_s += rk.seconds, sw[i].variables = rk.variables;
+                sw[i].optimal = rk.optimal;
+                sw[i].kernel = 0;
+                for (int l = 0; l < L; l++) sw[i].kernel |= kg.n[(size_t)l * kg.C + kp[l]] > 0;
+            }
+            free(kp);
+            if (st) {
+                char msg[1400];
+                snprintf(msg, sizeof msg, "%s", mixq_last_error());
+                st = mq_err(st, "hawq --kernel-wise, budget %d of %d: %s", i + 1, N, msg);
+                break;
+            }
+        }
+        const mq_rec *hit = c->kernel_wise ? mq_search_find_kernels(s, kg.kb, a) : mq_search_find(s, w, a), *rec = NULL;
         int cached = 0;
-        if ((st = mq_search_evaluate(s, w, a, i + 1, &rec, &cached))) break;
+        if ((st = c->kernel_wise ? mq_search_evaluate_kernels(s, kg.kb, a, i + 1, &rec, &cached)
+                                 : mq_search_evaluate(s, w, a, i + 1, &rec, &cached)))
+            break;
         cached = hit && hit->episode < i + 1;
         if (cached && i + 1 > done) s->cache_hits++;
         sw[i].acc = rec->acc;
@@ -438,6 +627,8 @@ static mixq_status run_hawq(mq_search *s) {
         mq_search_progress(s, "search", i + 1, N, rec, cached);
     }
     sens_free(&h);
+    kw_free(&kg);
+    free(Tl);
     free(val);
     free(cost);
     free(ok);

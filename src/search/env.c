@@ -16,6 +16,8 @@ void mq_env_free(mq_env *e) {
     free(e->feat);
     free(e->raw);
     free(e->grid);
+    free(e->hl);
+    free(e->koff);
     memset(e, 0, sizeof *e);
 }
 
@@ -40,7 +42,10 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
     e->feat = mq_calloc((size_t)L, sizeof *e->feat, "search features");
     e->raw = mq_calloc((size_t)L, sizeof *e->raw, "search features");
     e->grid = mq_calloc((size_t)L, sizeof *e->grid, "cost grids");
-    if (!e->node || !e->name || !e->feat || !e->raw || !e->grid) {
+    e->hl = mq_calloc((size_t)L, sizeof *e->hl, "search layer shapes");
+    e->koff = mq_calloc((size_t)L + 1, sizeof *e->koff, "search kernel offsets");
+    e->hw = hw;
+    if (!e->node || !e->name || !e->feat || !e->raw || !e->grid || !e->hl || !e->koff) {
         mq_env_free(e);
         return MIXQ_ERR_NOMEM;
     }
@@ -49,7 +54,10 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
         mixq_hw_layer hl;
         if ((st = mixq_model_hw_layer(m, l, &hl, &e->node[l]))) break;
         hl.batch = hw_batch;
+        e->koff[l + 1] = e->koff[l] + hl.out_c;
         snprintf(e->name[l], MIXQ_NAME_MAX, "%s", hl.name);
+        e->hl[l] = hl;
+        e->hl[l].name = e->name[l]; /* the model's string need not outlive the environment */
         /* HAQ's static features: depthwise, c_in, c_out, stride, kernel, weights, input area, index */
         float *r = e->raw[l];
         int dw = !hl.fc && hl.groups > 1 && hl.groups == hl.in_c;
@@ -229,6 +237,31 @@ double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric) {
     double c = 0;
     for (int l = 0; l < e->L; l++) c += e->grid[l][metric][w[l]][a[l]];
     return c;
+}
+
+int mq_env_fits_costs(const mq_env *e, const double c[MQ_NMETRIC]) {
+    for (int k = 0; k < MQ_NMETRIC; k++)
+        if (isfinite(e->target[k]) && c[k] > e->target[k] * (1 + 1e-12)) return 0;
+    return 1;
+}
+
+mixq_status mq_env_cost_kernels(const mq_env *e, const int *kb, const int *a, double out[MQ_NMETRIC]) {
+    for (int k = 0; k < MQ_NMETRIC; k++) out[k] = 0;
+    for (int l = 0; l < e->L; l++) {
+        const int *b = kb + e->koff[l], K = e->koff[l + 1] - e->koff[l];
+        int same = 1;
+        for (int i = 1; i < K && same; i++) same = b[i] == b[0];
+        if (same) {
+            for (int k = 0; k < MQ_NMETRIC; k++) out[k] += e->grid[l][k][b[0]][a[l]];
+            continue;
+        }
+        mixq_cost c;
+        mixq_status st = mixq_hw_cost_kernels(e->hw, &e->hl[l], b, a[l], &c);
+        if (st) return st;
+        out[MQ_M_LATENCY] += c.latency_s, out[MQ_M_ENERGY] += c.energy_j;
+        out[MQ_M_SIZE] += c.size_bits, out[MQ_M_BITOPS] += c.bitops;
+    }
+    return MIXQ_OK;
 }
 
 double mq_env_min_cost(const mq_env *e, int k) {

@@ -31,6 +31,9 @@ typedef struct mq_env {
     float (*raw)[MQ_NSTATIC];     /* [L][8] the same before normalisation */
     double (*grid)[MQ_NMETRIC][9][9]; /* [L][metric][w][a], w and a in 1..8 (0 unused) */
     double w8a8[MQ_NMETRIC];      /* the uniform W8A8 policy's totals */
+    mixq_hw *hw;                  /* the target (not owned), for per-kernel costs */
+    mixq_hw_layer *hl;            /* [L] each layer's shape at the run's batch */
+    int *koff;                    /* [L + 1] offset of layer l's kernels in a per-kernel vector */
     int b_min, b_max, pin_ends;
     int metric;                   /* the primary metric: the first budget's (latency without one);
                                      accuracy mode minimises it */
@@ -63,6 +66,12 @@ int mq_env_bits(const mq_env *e, double a);
 void mq_env_pin(const mq_env *e, int *w, int *a);
 /* Total of a metric for bits w[L], a[L]. */
 double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric);
+/* Per-kernel weight bits kb[koff[L]] (layer l's kernels at kb + koff[l]) and activation bits
+ * a[L]: every metric's total into out[MQ_NMETRIC], through mixq_hw_cost_kernels for a layer whose
+ * kernels differ (the grids for one whose kernels agree). */
+mixq_status mq_env_cost_kernels(const mq_env *e, const int *kb, const int *a, double out[MQ_NMETRIC]);
+/* 1 if the totals c[MQ_NMETRIC] meet every budget. */
+int mq_env_fits_costs(const mq_env *e, const double c[MQ_NMETRIC]);
 /* Metric k of the cheapest policy the wall can reach (pinned layers 8/8, the rest b_min). */
 double mq_env_min_cost(const mq_env *e, int k);
 /* HAQ's sequential decrease, in place: from the last layer to the first, lower the activation

@@ -245,6 +245,10 @@ mixq_status mq_hessian_traces(mixq_model *m, const float *x, const int *labels, 
 }
 
 mixq_status mq_hessian_weight_err(mixq_model *m, int node, int bits, double *err) {
+    return mq_hessian_kernel_err(m, node, bits, err, NULL);
+}
+
+mixq_status mq_hessian_kernel_err(mixq_model *m, int node, int bits, double *err, double *per_kernel) {
     if (!m || !err || node < 0 || node >= m->n_nodes || !mq_node_quantizable(m, node))
         return mq_err(MIXQ_ERR_ARG, "hessian: node %d is not a conv or linear node", node);
     if (bits < 1 || bits > 8) return mq_err(MIXQ_ERR_ARG, "hessian: %d weight bits; expected 1..8", bits);
@@ -264,11 +268,17 @@ mixq_status mq_hessian_weight_err(mixq_model *m, int node, int bits, double *err
     float *scale = mq_malloc((size_t)K, sizeof(float), "weight scales");
     float *wq = mq_malloc((size_t)t->numel, sizeof(float), "quantized weights");
     st = scale && wq ? MIXQ_OK : MIXQ_ERR_NOMEM;
-    if (!st) st = mq_weight_scales(w, K, inner, lq.kbits, lq.gran, lq.wclip, scale);
+    if (!st) st = mq_weight_scales_rows(w, K, inner, lq.kbits, lq.gran, lq.wclip, lq.wclip_rows, scale);
     if (!st) {
         mq_weight_fake_quant(w, K, inner, lq.kbits, scale, wq, NULL, NULL);
         double e = 0;
-        for (int64_t i = 0; i < t->numel; i++) e += ((double)wq[i] - w[i]) * ((double)wq[i] - w[i]);
+        for (int k = 0; k < K; k++) {
+            double ek = 0;
+            for (int64_t i = (int64_t)k * inner; i < (int64_t)(k + 1) * inner; i++)
+                ek += ((double)wq[i] - w[i]) * ((double)wq[i] - w[i]);
+            if (per_kernel) per_kernel[k] = ek;
+            e += ek;
+        }
         *err = e;
     }
     free(lq.kbits);

@@ -82,5 +82,9 @@ mixq_status mq_hessian_traces(mixq_model *m, const float *x, const int *labels, 
  * per output channel, clip "auto" (MSE below 5 bits, max otherwise), as a policy built with
  * mixq_policy_set_layer quantizes them. */
 mixq_status mq_hessian_weight_err(mixq_model *m, int node, int bits, double *err);
+/* The same, with each output channel's (kernel's) share in per_kernel[out_c] (NULL: none). A
+ * channel's error depends on its own bits alone (per-channel scales and clips), so these are
+ * also its errors in a per-kernel policy. */
+mixq_status mq_hessian_kernel_err(mixq_model *m, int node, int bits, double *err, double *per_kernel);
 
 #endif

@@ -99,9 +99,26 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
-static uint64_t bits_hash(const mq_search *s, const int *w, const int *a) {
-    uint64_t h = fnv(w, sizeof(int) * (size_t)s->env.L, 0xcbf29ce484222325ull);
+/* Layer-wise records hash their w and a; per-kernel ones every kernel's bits and a, from another
+ * basis. */
+static uint64_t bits_hash(const mq_search *s, const int *w, const int *a, const int *kb) {
+    uint64_t h = kb ? fnv(kb, sizeof(int) * (size_t)s->env.koff[s->env.L], 0x84222325cbf29ce4ull)
+                    : fnv(w, sizeof(int) * (size_t)s->env.L, 0xcbf29ce484222325ull);
     return fnv(a, sizeof(int) * (size_t)s->env.L, h);
+}
+
+/* Per-kernel bits kb: w[l] = layer l's kernels' mean width, rounded to nearest (half up), for
+ * the records' "w" and the Pareto files; returns 1 if every layer's kernels agree (then w is
+ * exactly the layer-wise policy). */
+static int kernel_layers(const mq_env *e, const int *kb, int *w) {
+    int uniform = 1;
+    for (int l = 0; l < e->L; l++) {
+        const int *b = kb + e->koff[l], K = e->koff[l + 1] - e->koff[l];
+        long sum = 0;
+        for (int i = 0; i < K; i++) sum += b[i], uniform &= b[i] == b[0];
+        w[l] = (int)((2 * sum + K) / (2 * K));
+    }
+    return uniform;
 }
 
 static void rec_free(mq_search *s) {
@@ -112,16 +129,19 @@ static void rec_free(mq_search *s) {
     s->n_ev = s->cap_ev = s->n_heads = 0;
 }
 
-const mq_rec *mq_search_find(const mq_search *s, const int *w, const int *a) {
+static const mq_rec *find_rec(const mq_search *s, const int *w, const int *a, const int *kb) {
     if (!s->n_heads) return NULL;
-    const uint64_t h = bits_hash(s, w, a);
-    const size_t L = (size_t)s->env.L;
+    const uint64_t h = bits_hash(s, w, a, kb);
+    const size_t L = (size_t)s->env.L, NK = (size_t)s->env.koff[s->env.L];
     for (int i = s->heads[h & (uint64_t)(s->n_heads - 1)]; i >= 0; i = s->ev[i].next) {
         const mq_rec *r = &s->ev[i];
-        if (r->hash == h && !memcmp(r->w, w, sizeof(int) * L) && !memcmp(r->a, a, sizeof(int) * L)) return r;
+        if (r->hash != h || !r->kb != !kb || memcmp(r->a, a, sizeof(int) * L)) continue;
+        if (kb ? !memcmp(r->kb, kb, sizeof(int) * NK) : !memcmp(r->w, w, sizeof(int) * L)) return r;
     }
     return NULL;
 }
+
+const mq_rec *mq_search_find(const mq_search *s, const int *w, const int *a) { return find_rec(s, w, a, NULL); }
 
 /* Buckets for the records: at least twice as many as records, rebuilt as they grow. */
 static mixq_status rehash(mq_search *s, int need) {
@@ -155,7 +175,9 @@ static void fill_record(const mq_search *s, const mq_rec *r, mixq_eval_record *e
     e->episode = r->episode;
 }
 
-static mixq_status rec_add(mq_search *s, const int *w, const int *a, double acc, int episode, mq_rec **out) {
+/* A new record of bits w, a (and per-kernel kb, or NULL) scored acc by episode `episode`. */
+static mixq_status rec_add(mq_search *s, const int *w, const int *a, const int *kb, double acc, int episode,
+                           mq_rec **out) {
     if (s->n_ev == s->cap_ev) {
         int nc = s->cap_ev ? s->cap_ev * 2 : 64;
         mq_rec *ne = mq_realloc(s->ev, (size_t)nc, sizeof *ne, "search records");
@@ -166,17 +188,25 @@ static mixq_status rec_add(mq_search *s, const int *w, const int *a, double acc,
     if (st) return st;
     mq_rec *r = &s->ev[s->n_ev];
     memset(r, 0, sizeof *r);
-    r->w = mq_malloc(2 * (size_t)s->env.L, sizeof(int), "cached policy");
+    const size_t NK = kb ? (size_t)s->env.koff[s->env.L] : 0;
+    double cost[MQ_NMETRIC];
+    if (kb) {
+        if ((st = mq_env_cost_kernels(&s->env, kb, a, cost))) return st;
+    } else {
+        for (int k = 0; k < MQ_NMETRIC; k++) cost[k] = mq_env_cost(&s->env, w, a, k);
+    }
+    r->w = mq_malloc(2 * (size_t)s->env.L + NK, sizeof(int), "cached policy");
     if (!r->w) return MIXQ_ERR_NOMEM;
     r->a = r->w + s->env.L;
+    r->kb = kb ? r->w + 2 * s->env.L : NULL;
     memcpy(r->w, w, sizeof(int) * (size_t)s->env.L);
     memcpy(r->a, a, sizeof(int) * (size_t)s->env.L);
+    if (kb) memcpy(r->kb, kb, sizeof(int) * NK);
     r->acc = acc;
     r->episode = episode;
-    for (int k = 0; k < MQ_NMETRIC; k++)
-        r->ratio[k] = s->env.w8a8[k] > 0 ? mq_env_cost(&s->env, w, a, k) / s->env.w8a8[k] : 0;
-    r->fits = mq_env_fits(&s->env, w, a);
-    r->hash = bits_hash(s, w, a);
+    for (int k = 0; k < MQ_NMETRIC; k++) r->ratio[k] = s->env.w8a8[k] > 0 ? cost[k] / s->env.w8a8[k] : 0;
+    r->fits = mq_env_fits_costs(&s->env, cost);
+    r->hash = bits_hash(s, w, a, kb);
     size_t b = (size_t)(r->hash & (uint64_t)(s->n_heads - 1));
     r->next = s->heads[b];
     s->heads[b] = s->n_ev;
@@ -190,10 +220,17 @@ static mixq_status rec_add(mq_search *s, const int *w, const int *a, double acc,
 
 /* ------------------------------------------------------------------ policies and scoring */
 
-/* Bits w, a as a policy, built as data: every layer named, per-channel scales, automatic clips. */
-static mixq_status build_policy(const mq_search *s, const int *w, const int *a, mixq_policy **out) {
+/* Bits w, a as a policy, built as data: every layer named, per-channel scales, automatic clips;
+ * with kb, a layer whose kernels differ gets their widths (granularity "kernel"). */
+static mixq_status build_policy(const mq_search *s, const int *w, const int *a, const int *kb, mixq_policy **out) {
     mixq_status st = mixq_policy_create(8, 8, out);
-    for (int l = 0; !st && l < s->env.L; l++) st = mixq_policy_set_layer(*out, s->env.name[l], w[l], a[l]);
+    for (int l = 0; !st && l < s->env.L; l++) {
+        const int *b = kb ? kb + s->env.koff[l] : NULL, K = s->env.koff[l + 1] - s->env.koff[l];
+        int same = 1;
+        for (int i = 1; b && i < K && same; i++) same = b[i] == b[0];
+        st = same ? mixq_policy_set_layer(*out, s->env.name[l], b ? b[0] : w[l], a[l])
+                  : mixq_policy_set_kernels(*out, s->env.name[l], b, K, a[l]);
+    }
     if (st) {
         mixq_policy_free(*out);
         *out = NULL;
@@ -201,9 +238,9 @@ static mixq_status build_policy(const mq_search *s, const int *w, const int *a, 
     return st;
 }
 
-static mixq_status quantize_bits(const mq_search *s, mixq_model *m, const int *w, const int *a) {
+static mixq_status quantize_bits(const mq_search *s, mixq_model *m, const int *w, const int *a, const int *kb) {
     mixq_policy *p = NULL;
-    mixq_status st = build_policy(s, w, a, &p);
+    mixq_status st = build_policy(s, w, a, kb, &p);
     if (!st) st = mixq_model_quantize(m, p);
     mixq_policy_free(p);
     return st;
@@ -220,13 +257,13 @@ static void train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int e
 /* Validation accuracy (%) of bits w, a: quantize, calibrate, fine-tune the subset, evaluate. A
  * function of the bits and the run's settings alone (fixed seeds, deterministic engine, exact
  * re-quantization, a fresh clone for every fine-tune). */
-static mixq_status score(mq_search *s, const int *w, const int *a, double *acc) {
+static mixq_status score(mq_search *s, const int *w, const int *a, const int *kb, double *acc) {
     mixq_status st;
     float v = 0;
     if (s->cfg->finetune_images > 0) {
         mixq_model *m = NULL; /* fine-tuning changes the weights: a fresh copy of the float model */
         st = mixq_model_clone(s->fp, &m);
-        if (!st) st = quantize_bits(s, m, w, a);
+        if (!st) st = quantize_bits(s, m, w, a, kb);
         if (!st) st = mixq_model_calibrate(m, s->train, s->cfg->calib_images);
         mixq_train_config tc;
         train_cfg(s, &tc, s->cfg->lr, 1);
@@ -234,7 +271,7 @@ static mixq_status score(mq_search *s, const int *w, const int *a, double *acc) 
         if (!st) st = mixq_evaluate(m, s->eval, 256, &v, NULL);
         mixq_model_free(m);
     } else {
-        st = quantize_bits(s, s->m, w, a);
+        st = quantize_bits(s, s->m, w, a, kb);
         if (!st) st = mixq_model_calibrate_new(s->m, s->train, s->cfg->calib_images);
         if (!st) st = mixq_evaluate(s->m, s->eval, 256, &v, NULL);
     }
@@ -254,6 +291,14 @@ static mixq_status append_eval(mq_search *s, const mq_rec *r) {
     json_ints(f, r->w, s->env.L);
     fprintf(f, ", \"a\": ");
     json_ints(f, r->a, s->env.L);
+    if (r->kb) { /* per-kernel: every layer's kernel widths ("w" holds their rounded means) */
+        fprintf(f, ", \"kw\": [");
+        for (int l = 0; l < s->env.L; l++) {
+            if (l) fputc(',', f);
+            json_ints(f, r->kb + s->env.koff[l], s->env.koff[l + 1] - s->env.koff[l]);
+        }
+        fputc(']', f);
+    }
     fprintf(f, ", \"acc\": %.17g, \"reward\": %.17g, \"fits\": %s", r->acc, r->reward, r->fits ? "true" : "false");
     for (int k = 0; k < MQ_NMETRIC; k++) fprintf(f, ", \"%s_ratio\": %.17g", mq_metric_names[k], r->ratio[k]);
     fprintf(f, "}\n");
@@ -262,22 +307,55 @@ static mixq_status append_eval(mq_search *s, const mq_rec *r) {
     return MIXQ_OK;
 }
 
-mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
-                               int *cached) {
-    const mq_rec *hit = mq_search_find(s, w, a);
+static mixq_status evaluate(mq_search *s, const int *w, const int *a, const int *kb, int episode,
+                           const mq_rec **out, int *cached) {
+    const mq_rec *hit = find_rec(s, w, a, kb);
     if (hit) {
         *out = hit;
         if (cached) *cached = 1;
         return MIXQ_OK;
     }
     double acc;
-    mixq_status st = score(s, w, a, &acc);
+    mixq_status st = score(s, w, a, kb, &acc);
     if (st) return st;
     mq_rec *r;
-    if ((st = rec_add(s, w, a, acc, episode, &r))) return st;
+    if ((st = rec_add(s, w, a, kb, acc, episode, &r))) return st;
     if (cached) *cached = 0;
     *out = r;
     return append_eval(s, r);
+}
+
+mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
+                               int *cached) {
+    return evaluate(s, w, a, NULL, episode, out, cached);
+}
+
+/* Per-kernel bits: a policy whose layers' kernels all agree is the layer-wise record. */
+static mixq_status kernel_w(const mq_search *s, const int *kb, int **w, int *uniform) {
+    *w = mq_malloc((size_t)s->env.L, sizeof(int), "per-kernel policy");
+    if (!*w) return MIXQ_ERR_NOMEM;
+    *uniform = kernel_layers(&s->env, kb, *w);
+    return MIXQ_OK;
+}
+
+const mq_rec *mq_search_find_kernels(const mq_search *s, const int *kb, const int *a) {
+    int *w, uniform;
+    if (kernel_w(s, kb, &w, &uniform)) {
+        mixq_clear_error();
+        return NULL;
+    }
+    const mq_rec *r = find_rec(s, w, a, uniform ? NULL : kb);
+    free(w);
+    return r;
+}
+
+mixq_status mq_search_evaluate_kernels(mq_search *s, const int *kb, const int *a, int episode, const mq_rec **out,
+                                       int *cached) {
+    int *w, uniform;
+    mixq_status st = kernel_w(s, kb, &w, &uniform);
+    if (!st) st = evaluate(s, w, a, uniform ? NULL : kb, episode, out, cached);
+    free(w);
+    return st;
 }
 
 /* The best record: resource mode, most accurate that fits (then cheaper, then earlier);
@@ -444,6 +522,49 @@ static mixq_status run_int_array(const char *origin, const cJSON *o, const char 
     return MIXQ_OK;
 }
 
+/* Field "kw" of a per-kernel record (absent: *has = 0) into w + 2 L: one array per layer of its
+ * kernels' widths in 1..32. They must differ somewhere (a policy whose kernels all agree is
+ * written layer-wise), and their rounded means must be the record's "w" (already in w). */
+static mixq_status run_kernels(const char *origin, const mq_search *s, const cJSON *o, int *w, int *has) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "kw");
+    *has = 0;
+    if (!v) return MIXQ_OK;
+    const int L = s->env.L;
+    int *kb = w + 2 * L;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != L)
+        return mq_err(MIXQ_ERR_FORMAT, "%s: field 'kw' must be an array of %d arrays (one per layer)", origin, L);
+    const cJSON *e = v->child;
+    const mq_jctx c = {.origin = origin, .dir = NULL};
+    for (int l = 0; l < L; l++, e = e->next) {
+        const int K = s->env.koff[l + 1] - s->env.koff[l];
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != K)
+            return mq_err(MIXQ_ERR_FORMAT, "%s: field 'kw[%d]' must be an array of %d integers (layer '%s''s "
+                          "kernels)", origin, l, K, s->env.name[l]);
+        int i = 0;
+        for (const cJSON *x = e->child; x; x = x->next, i++) {
+            char k[48];
+            long long b;
+            snprintf(k, sizeof k, "kw[%d][%d]", l, i);
+            mixq_status st = mq_j_int_value(&c, x, "", k, 1, 32, &b);
+            if (st) return st;
+            kb[s->env.koff[l] + i] = (int)b;
+        }
+    }
+    int *m = mq_malloc((size_t)L, sizeof(int), "policy");
+    if (!m) return MIXQ_ERR_NOMEM;
+    mixq_status st = MIXQ_OK;
+    if (kernel_layers(&s->env, kb, m))
+        st = mq_err(MIXQ_ERR_FORMAT, "%s: field 'kw' gives each layer's kernels one width: such a policy is "
+                    "written without 'kw'", origin);
+    for (int l = 0; l < L && !st; l++)
+        if (m[l] != w[l])
+            st = mq_err(MIXQ_ERR_FORMAT, "%s: field 'w[%d]' is %d but layer '%s''s kernels average %d bits", origin,
+                        l, w[l], s->env.name[l], m[l]);
+    free(m);
+    if (!st) *has = 1;
+    return st;
+}
+
 /* Load evals.jsonl into the cache. A torn last line (killed while writing) is dropped and the
  * file truncated to the good part; a bad line in the middle is an error. */
 static mixq_status load_evals(mq_search *s, const char *path) {
@@ -451,7 +572,8 @@ static mixq_status load_evals(mq_search *s, const char *path) {
     mixq_status st = read_optional(path, &t);
     if (st || !t) return st;
     int L = s->env.L, line = 0;
-    int *w = mq_malloc(2 * (size_t)L, sizeof(int), "policy");
+    const int NK = s->env.koff[L];
+    int *w = mq_malloc(2 * (size_t)L + (size_t)NK, sizeof(int), "policy");
     if (!w) {
         free(t);
         return MIXQ_ERR_NOMEM;
@@ -466,7 +588,7 @@ static mixq_status load_evals(mq_search *s, const char *path) {
         int oom;
         cJSON *j = mq_json_parse(p, strlen(p), NULL, &oom);
         const cJSON *acc = j ? cJSON_GetObjectItemCaseSensitive(j, "acc") : NULL;
-        int episode = 0;
+        int episode = 0, has_kw = 0;
         char origin[1300];
         snprintf(origin, sizeof origin, "%s line %d", path, line);
         if (oom) {
@@ -478,13 +600,14 @@ static mixq_status load_evals(mq_search *s, const char *path) {
             st = mq_err(MIXQ_ERR_FORMAT, "%s: field 'acc' must be a finite number; hint: the run directory is "
                         "damaged: a new --out directory", origin);
         } else if (run_int(origin, j, "episode", 0, INT_MAX / 2, &episode) ||
-                   run_int_array(origin, j, "w", w, L, 1, 32) || run_int_array(origin, j, "a", w + L, L, 1, 32)) {
+                   run_int_array(origin, j, "w", w, L, 1, 32) || run_int_array(origin, j, "a", w + L, L, 1, 32) ||
+                   run_kernels(origin, s, j, w, &has_kw)) {
             st = run_file_err();
-        } else if (mq_search_find(s, w, w + L)) {
+        } else if (find_rec(s, w, w + L, has_kw ? w + 2 * L : NULL)) {
             st = mq_err(MIXQ_ERR_FORMAT, "%s: line %d repeats an earlier evaluation", path, line);
         } else {
             mq_rec *r;
-            st = rec_add(s, w, w + L, acc->valuedouble, episode, &r);
+            st = rec_add(s, w, w + L, has_kw ? w + 2 * L : NULL, acc->valuedouble, episode, &r);
         }
         cJSON_Delete(j);
         p = nl + 1;
@@ -502,7 +625,7 @@ static mixq_status write_best_and_pareto(mq_search *s) {
     mixq_status st = MIXQ_OK;
     if (b) {
         mixq_policy *p = NULL;
-        if ((st = build_policy(s, b->w, b->a, &p))) return st;
+        if ((st = build_policy(s, b->w, b->a, b->kb, &p))) return st;
         const char *t = mixq_policy_text(p);
         st = t ? write_atomic(s, "best_policy.json", t) : MIXQ_ERR_NOMEM;
         mixq_policy_free(p);
@@ -554,7 +677,7 @@ static mixq_status write_best_and_pareto(mq_search *s) {
                 nj += (size_t)snprintf(js + nj, cap - nj, "%s%d", l ? "," : "", r->a[l]);
                 nc += (size_t)snprintf(csv + nc, cap - nc, "%s%d", l ? " " : "", r->a[l]);
             }
-            nj += (size_t)snprintf(js + nj, cap - nj, "]}");
+            nj += (size_t)snprintf(js + nj, cap - nj, "]%s}", r->kb ? ", \"per_kernel\": true" : "");
             nc += (size_t)snprintf(csv + nc, cap - nc, "\n");
             first = 0;
         }
@@ -662,7 +785,7 @@ static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_re
     snprintf(path, sizeof path, "%s/best.mixq", s->dir);
     float va = 0, te = 0, before = 0;
     mixq_status st = mixq_model_clone(s->fp, &m);
-    if (!st) st = quantize_bits(s, m, b->w, b->a);
+    if (!st) st = quantize_bits(s, m, b->w, b->a, b->kb);
     if (!st) st = mixq_model_calibrate(m, s->train, s->cfg->calib_images);
     if (!st) st = mixq_evaluate(m, s->val, 256, &before, NULL);
     if (!st) st = mixq_model_save(m, path);
@@ -752,6 +875,9 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         return mq_err(MIXQ_ERR_ARG, "search: episodes, eval/calibration images and batch must be positive");
     if ((cfg->sweep || cfg->sweep_from) && agent != &mq_agent_hawq)
         return mq_err(MIXQ_ERR_ARG, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
+    if (cfg->kernel_wise && agent != &mq_agent_hawq)
+        return mq_err(MIXQ_ERR_ARG, "--kernel-wise is the hawq agent's (the %s agent picks one width per layer); "
+                      "hint: --agent hawq", agent->name);
     if (cfg->a_bits != 8 && agent != &mq_agent_releq)
         return mq_err(MIXQ_ERR_ARG, "--a-bits (a_bits %d) is the releq agent's; the %s agent searches activation "
                       "bits itself; hint: --agent releq, or drop --a-bits", cfg->a_bits, agent->name);

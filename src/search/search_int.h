@@ -24,7 +24,9 @@
 
 /* One scored candidate. */
 typedef struct mq_rec {
-    int *w, *a;          /* [L] weight and activation bits */
+    int *w, *a;          /* [L] weight and activation bits (per-kernel: w = each layer's kernels'
+                            mean width, rounded) */
+    int *kb;             /* per-kernel weight bits [env.koff[L]], or NULL (layer-wise) */
     double acc;          /* validation accuracy on the scoring subset, % */
     double reward;       /* the run's reward (mixq_search_config.reward) */
     double ratio[MQ_NMETRIC];
@@ -91,6 +93,12 @@ const mq_rec *mq_search_find(const mq_search *s, const int *w, const int *a);
  * record is appended to evals.jsonl (fsynced) before this returns. */
 mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
                                int *cached);
+/* The same for per-kernel weight bits kb[env.koff[L]] (layer l's kernels at kb + koff[l]) and
+ * activation bits a[L]; a policy whose layers' kernels all agree is the layer-wise record. The
+ * record's costs come from mixq_hw_cost_kernels, and evals.jsonl gains "kw". */
+const mq_rec *mq_search_find_kernels(const mq_search *s, const int *kb, const int *a);
+mixq_status mq_search_evaluate_kernels(mq_search *s, const int *kb, const int *a, int episode, const mq_rec **out,
+                                       int *cached);
 /* The last finished episode from state.json (0 for a new run), with the agent's checkpoint
  * loaded into s->agent_state when the agent has one, and the cache-hit count restored. */
 mixq_status mq_search_read_state(mq_search *s, int *episode);
