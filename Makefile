@@ -32,6 +32,14 @@ CFLAGS_warn    := -O3 -Werror $(WARN_ARCH)
 CFLAGS  += $(CSTD) $(WARN) $(CFLAGS_$(VARIANT)) -fPIC -fopenmp -Iinclude -Isrc -I$(OPENBLAS_INC) -MMD -MP
 LDFLAGS += $(LDFLAGS_$(VARIANT)) -fopenmp -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB)
 DEP_LIBS := -lopenblas -ldnnl -lcjson -lprotobuf-c -lglpk -lz -lm
+# MPI (issue 21: candidate scoring over `mpirun -np N mixq search`): MPI=1 builds with Open MPI
+# (Debian libopenmpi-dev, installed by scripts/deps.sh), MPI=0 without; default: with, where
+# pkg-config finds ompi-c. Only src/search/mpi.c includes mpi.h.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c) -DMIXQ_MPI=1
+DEP_LIBS   += $(shell pkg-config --libs ompi-c)
+endif
 LDLIBS  += $(DEP_LIBS)
 
 VERSION := $(shell sed -n 's/^\#define MIXQ_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/mixq/mixq.h | paste -sd.)
@@ -56,6 +64,12 @@ all: lib cli
 lib: $(BUILD)/libmixq.a $(BUILD)/libmixq.so
 cli: $(BUILD)/mixq
 tests: $(TEST_BIN)
+
+# mpi.o is rebuilt when MPI changes (the stamp holds the setting)
+$(BUILD)/src/search/mpi.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/src/search/mpi.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(@D) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 $(BUILD)/libmixq.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -146,6 +160,13 @@ bench-runtime:
 bench-agents: deps
 	$(MAKE) VARIANT=release all
 	sh bench/agents.sh $(or $(ARGS),--preset resnet20 --agents "haq random uniform hawq" --episodes 40 --extra "--warmup 15" --out runs/agents_r20)
+
+# Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
+# lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
+.PHONY: bench-mpi
+bench-mpi: deps
+	$(MAKE) VARIANT=release all
+	sh bench/mpi.sh
 
 # mixq's QDQ exports in ONNX Runtime (issue 14): predictions against mixq's, and speed; writes
 # bench/results/ort.md. Needs the models of bench/accuracy.sh (runs/accuracy/).

@@ -7,7 +7,7 @@
 # Then ONNX Runtime for Node.js from npm into build/ort (scripts/ort.sh), for the check that
 # exports mean the same in ONNX Runtime (tests/test_ort.c, make bench-ort).
 set -eu
-PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libglpk-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils"
+PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdnnl-dev libcjson-dev protobuf-c-compiler libprotobuf-c-dev libglpk-dev libonnx-dev python3-onnx dataset-fashion-mnist libxml2-utils openmpi-bin libopenmpi-dev"
 for arg in "$@"; do
     case "$arg" in
         --torch) PKGS="$PKGS python3-torch python3-numpy" ;;

@@ -191,6 +191,22 @@ int test_write_noise_idx(const char *dir, int n) {
     return rc;
 }
 
+int test_same_run_file(const char *a, const char *b, const char *name) {
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
+    int same = fa && fb;
+    while (same) {
+        const int ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
 char *test_slurp(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

@@ -79,6 +79,8 @@ int test_write_noise_idx(const char *dir, int n);
 const char *test_tmpdir(void);
 /* A whole file, malloc'ed and NUL-terminated; NULL if it cannot be read. */
 char *test_slurp(const char *path);
+/* 1 when directories a and b hold the file `name` with the same bytes (0 if either is missing). */
+int test_same_run_file(const char *a, const char *b, const char *name);
 /* 1 if Debian's dataset-fashion-mnist is installed; else test_skip saying so and 0. */
 int test_need_fmnist(void);
 /* 1 in a sanitizer build (ASan/UBSan): there the longest statistical tests run one of their

@@ -453,30 +453,6 @@ static char *run_file(const char *dir, const char *name) {
     return test_slurp(p);
 }
 
-static int same_file(const char *a, const char *b, const char *name) {
-    char *ta = run_file(a, name), *tb = run_file(b, name);
-    int same = ta && tb && !strcmp(ta, tb);
-    free(ta);
-    free(tb);
-    return same;
-}
-
-static int same_bytes(const char *a, const char *b, const char *name) {
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/%s", a, name);
-    snprintf(pb, sizeof pb, "%s/%s", b, name);
-    FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
-    int same = fa && fb;
-    while (same) {
-        const int ca = fgetc(fa), cb = fgetc(fb);
-        same = ca == cb;
-        if (ca == EOF || cb == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 /* Without a budget: every record's reward is ReLeQ's formula of its bits and accuracy, the
  * first layer and the last stay at 8/8, the others' weights come from the bit set and their
  * activations are a_bits; the best is the highest reward; 1 and 2 threads give the same run. */
@@ -499,8 +475,8 @@ static void test_search_no_budget(void) {
     CHECKF(mixq_search(model, "fashion-mnist", &c, d2, 0, NULL, NULL, &r2) == MIXQ_OK, "%s", mixq_last_error());
     mixq_set_threads(threads);
     CHECK(r1.budget_ratio == 0 && r1.fits && r1.episodes == 6 && r1.candidates + r1.cache_hits == 6);
-    CHECK(same_file(d1, d2, "evals.jsonl") && same_file(d1, d2, "best_policy.json"));
-    CHECK(same_bytes(d1, d2, "agent-6.ckpt"));
+    CHECK(test_same_run_file(d1, d2, "evals.jsonl") && test_same_run_file(d1, d2, "best_policy.json"));
+    CHECK(test_same_run_file(d1, d2, "agent-6.ckpt"));
     char *conf = run_file(d1, "config.json");
     CHECK(conf && strstr(conf, "\"agent\": \"releq\"") && strstr(conf, "\"bit_set\": [2, 4, 8], \"a_bits\": 6") &&
           strstr(conf, "\"budget\": \"\""));
@@ -640,8 +616,8 @@ static void test_search_budget_resume(void) {
         CHECKF(WIFSIGNALED(stw) || (WIFEXITED(stw) && WEXITSTATUS(stw) == 0), "stop %d: status %d", k, stw);
     }
     CHECKF(mixq_search(model, "fashion-mnist", &c, b, 1, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
-    CHECK(same_file(a, b, "evals.jsonl") && same_file(a, b, "best_policy.json") && same_file(a, b, "pareto.csv"));
-    CHECK(same_bytes(a, b, "agent-8.ckpt"));
+    CHECK(test_same_run_file(a, b, "evals.jsonl") && test_same_run_file(a, b, "best_policy.json") && test_same_run_file(a, b, "pareto.csv"));
+    CHECK(test_same_run_file(a, b, "agent-8.ckpt"));
     CHECK(rb.best_val_accuracy == ra.best_val_accuracy && rb.cache_hits == ra.cache_hits);
     /* a changed reward is a changed configuration */
     c.reward_b = 2;

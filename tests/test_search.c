@@ -148,18 +148,6 @@ static int count_lines(const char *path) {
     return n;
 }
 
-/* 1 when run directories a and b hold the same file `name`, byte for byte */
-static int same_run_file(const char *a, const char *b, const char *name) {
-    char pa[1200], pb[1200];
-    snprintf(pa, sizeof pa, "%s/%s", a, name);
-    snprintf(pb, sizeof pb, "%s/%s", b, name);
-    char *ta = test_slurp(pa), *tb = test_slurp(pb);
-    int same = ta && tb && !strcmp(ta, tb);
-    free(ta);
-    free(tb);
-    return same;
-}
-
 static void test_search_cache_resume(void) {
     if (!test_need_fmnist()) return;
     const char *model_path = test_lenet5_file();
@@ -213,12 +201,12 @@ static void test_search_cache_resume(void) {
                "stop %d: status %d", k, stw);
     }
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, b, 1, NULL, NULL, &rb));
-    CHECK(same_run_file(a, b, "best_policy.json"));
+    CHECK(test_same_run_file(a, b, "best_policy.json"));
     CHECK(rb.best_val_accuracy == ra.best_val_accuracy);
     /* the evaluation logs agree line for line (the resumed run lost no score and added none) */
-    CHECK(same_run_file(a, b, "evals.jsonl"));
+    CHECK(test_same_run_file(a, b, "evals.jsonl"));
     /* and so do the Pareto files */
-    CHECK(same_run_file(a, b, "pareto.csv"));
+    CHECK(test_same_run_file(a, b, "pareto.csv"));
 }
 
 static void test_baselines(void) {
@@ -409,7 +397,7 @@ static void test_threads_determinism(void) {
                    agents[i], mixq_last_error());
         }
         for (int f = 0; f < 3; f++)
-            CHECKF(same_run_file(d[0], d[1], files[f]), "%s: %s differs between 1 and 2 threads", agents[i], files[f]);
+            CHECKF(test_same_run_file(d[0], d[1], files[f]), "%s: %s differs between 1 and 2 threads", agents[i], files[f]);
     }
     CHECK_OK(mixq_set_threads(threads));
 }

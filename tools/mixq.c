@@ -1268,6 +1268,12 @@ static const char search_help_2[] =
     "                       weight-tile rows: bismo Dn, loom filters x tiles, cpu 16) get a width\n"
     "                       each from a second programme; costs checked per kernel. Not for\n"
     "                       stripes or dadn (bit-parallel weights gain nothing)\n"
+    "  MPI (mpirun -np N mixq search ...; rank 0 searches, every rank scores):\n"
+    "  --parallel K         candidates proposed per round and scored at once (default: one per\n"
+    "                       rank). The results depend on K, never on the number of ranks\n"
+    "  --worker-timeout S   drop a rank silent for S seconds on one candidate and score it\n"
+    "                       elsewhere (default 0: wait). Needs mpirun --mca\n"
+    "                       orte_abort_on_non_zero_status 0 to outlive a rank that died\n"
     "  --resume             continue RUN_DIR (refused if its configuration differs)\n"
     "  --quiet              no progress output\n"
     "\n"
@@ -1522,7 +1528,17 @@ static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc)
     return 1;
 }
 
+static int search_run(int argc, char **argv);
+
+/* Under mpirun every rank runs this: rank 0 is the search, the others score its candidates. */
 static int cmd_search(int argc, char **argv) {
+    mixq_mpi_init(&argc, &argv);
+    int rc = search_run(argc, argv);
+    mixq_mpi_finalize();
+    return rc;
+}
+
+static int search_run(int argc, char **argv) {
     const char *C = "search", *path = NULL, *data = NULL, *out = NULL;
     char search_help[sizeof search_help_1 + sizeof search_help_2];
     snprintf(search_help, sizeof search_help, "%s%s", search_help_1, search_help_2);
@@ -1545,6 +1561,7 @@ static int cmd_search(int argc, char **argv) {
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
         if (!strcmp(a, "--no-pin")) { sc.pin_ends = 0; continue; }
         if (!strcmp(a, "--kernel-wise")) { sc.kernel_wise = 1; continue; }
+
         if (!strcmp(a, "--no-report")) { sc.report_every = -1; continue; }
         if (!v) return bad_option(C, search_help, a, 1);
         if (!strcmp(a, "--data")) data = v;
@@ -1584,6 +1601,12 @@ static int cmd_search(int argc, char **argv) {
         else if (!strcmp(a, "--hessian-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.hessian_images);
         else if (!strcmp(a, "--hessian-probes")) ok = parse_int(C, a, v, 1, 1000000, &sc.hessian_probes);
         else if (!strcmp(a, "--sweep")) ok = parse_int(C, a, v, 1, 10000, &sc.sweep);
+        else if (!strcmp(a, "--parallel")) ok = parse_int(C, a, v, 1, 4096, &sc.parallel);
+        else if (!strcmp(a, "--worker-timeout")) {
+            float x;
+            ok = parse_float(C, a, v, 0, 1e7f, &x);
+            sc.worker_timeout = x;
+        }
         else if (!strcmp(a, "--sweep-from")) {
             float x;
             ok = parse_float(C, a, v, 1e-6f, 100, &x);
@@ -1626,6 +1649,13 @@ static int cmd_search(int argc, char **argv) {
         mixq_model_free(pm);
     }
     mixq_search_result r;
+    if (mixq_mpi_rank() > 0) { /* a worker rank: scores only, says nothing unless it fails */
+        signal(SIGINT, SIG_DFL);
+        int st = mixq_search(path, data, &sc, out, resume, NULL, NULL, &r);
+        if (!st) return 0;
+        fprintf(stderr, "mixq search (rank %d): error: %s\n", mixq_mpi_rank(), mixq_last_error());
+        return 1;
+    }
     int st = mixq_search(path, data, &sc, out, resume, on_search, &ui, &r);
     signal(SIGINT, SIG_DFL);
     if (st) return fail(C);

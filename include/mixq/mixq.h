@@ -590,6 +590,14 @@ typedef struct mixq_search_config {
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess; releq: its shaped reward (above) */
     void *reward_user;
+    /* Batches and MPI (mpirun -np N mixq search; src/search/mpi.c): the agent proposes
+     * `parallel` candidates per round (0: one per rank), scored at once over the ranks, rank 0
+     * included; random, uniform, greedy and hawq propose what they would anyway, haq acts k
+     * episodes with their own noise before its updates. The files depend on `parallel`, never
+     * on the number of ranks. A worker rank silent for worker_timeout seconds on one candidate
+     * (0: wait for ever; default 0) is dropped and its candidate scored by another. */
+    int parallel;
+    double worker_timeout;
     int report_every;      /* RUN_DIR/report.html (mixq_report_write) after every this many
                               episodes and when the search ends (default 10; 0: only at the end;
                               negative: never). Not part of config.json: a resumed run may change
@@ -598,6 +606,18 @@ typedef struct mixq_search_config {
                               why */
 } mixq_search_config;
 void mixq_search_config_default(mixq_search_config *c);
+
+/* MPI (built with Open MPI: make MPI=1, the default where mpicc is found). A program run by
+ * mpirun calls mixq_mpi_init first (it starts MPI only under a launcher, and returns the number
+ * of ranks: 1 otherwise, or in a build without MPI) and mixq_mpi_finalize last. mixq_search
+ * then runs on every rank: rank 0 is the search, the others score its candidates and return
+ * MIXQ_OK with a zeroed result. */
+int mixq_mpi_init(int *argc, char ***argv);
+void mixq_mpi_finalize(void);
+int mixq_mpi_rank(void);
+int mixq_mpi_size(void);
+/* 1 if this library was built with MPI. */
+int mixq_mpi_available(void);
 
 typedef struct mixq_search_progress {
     const char *phase;     /* "fp32", "hessian" (hawq: probe `episode` of at most `episodes`;

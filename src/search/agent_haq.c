@@ -98,9 +98,14 @@ static float bits_action(const mq_env *e, int b) {
     return ((float)(b - e->b_min) + 0.5f) / (float)(e->b_max - e->b_min + 1);
 }
 
+/* Episodes in rounds of k = mq_search_parallel proposals (1: HAQ's loop): each episode of a
+ * round acts from the same agent (its own noise, drawn in episode order), the round is scored
+ * at once (over the MPI ranks), then every episode's transitions are stored and the updates of
+ * the whole round run. A proposal the cache or an earlier proposal of the round already holds is
+ * drawn again (redraw). State is saved after each round, so a resumed run restarts the round. */
 static mixq_status run_episodes(mq_search *s, int use_ddpg) {
     const mixq_search_config *c = s->cfg;
-    const int L = s->env.L, T = 2 * L;
+    const int L = s->env.L, T = 2 * L, K = mq_search_parallel(s);
     const haq_settings h = settings(s);
     mq_ddpg *agent = NULL;
     mixq_status st = MIXQ_OK;
@@ -112,71 +117,90 @@ static mixq_status run_episodes(mq_search *s, int use_ddpg) {
     }
     int done = 0;
     st = mq_search_read_state(s, &done);
-    float *S = mq_malloc((size_t)(T + 1) * MQ_STATE_DIM, sizeof(float), "episode states");
-    float *A = mq_malloc((size_t)T, sizeof(float), "episode actions");
-    int *w = mq_malloc(4 * (size_t)L, sizeof(int), "episode bits"), *a = w ? w + L : NULL;
-    int *w0 = w ? w + 2 * L : NULL, *a0 = w ? w + 3 * L : NULL;
-    if (!st && (!S || !A || !w)) st = MIXQ_ERR_NOMEM;
+    float *S = mq_malloc((size_t)K * (T + 1) * MQ_STATE_DIM, sizeof(float), "episode states");
+    float *A = mq_malloc((size_t)K * T, sizeof(float), "episode actions");
+    int *w = mq_malloc((size_t)K * 4 * L, sizeof(int), "episode bits");
+    mq_cand *cand = mq_calloc((size_t)K, sizeof *cand, "round");
+    int *own = mq_calloc((size_t)K, sizeof(int), "round");
+    if (!st && (!S || !A || !w || !cand || !own)) st = MIXQ_ERR_NOMEM;
     /* bits the wall can cut at most: every step of every unpinned layer down to b_min */
     const int pinned = s->env.pin_ends ? 2 : 0;
     const double cuttable = (double)(2 * (L - pinned) * (c->b_max - c->b_min));
-    for (int ep = done; !st && ep < c->episodes; ep++) {
-        mq_rng rng; /* the random agent's actions */
-        mq_rng_seed(&rng, mq_seed_mix(c->seed, 0x52414e44, (uint64_t)ep));
-        const mq_rec *r = NULL;
-        int cached = 0;
-        for (int draw = 0; !st; draw++) {
-            int prev = 8;
-            for (int t = 0; t < T; t++) {
-                float *st_t = S + (size_t)t * MQ_STATE_DIM;
-                mq_env_state(&s->env, t, prev, st_t);
-                double act = agent ? mq_ddpg_act(agent, st_t, ep, 1) : (double)mq_rng_uniform(&rng);
-                A[t] = (float)act;
-                int b = mq_env_bits(&s->env, act);
-                if (t % 2 == 0) w0[t / 2] = b;
-                else a0[t / 2] = b;
-                prev = b;
+    for (int ep0 = done; !st && ep0 < c->episodes; ep0 += K) {
+        const int k = MQ_MIN(K, c->episodes - ep0);
+        for (int j = 0; j < k; j++) {
+            const int ep = ep0 + j;
+            float *Sj = S + (size_t)j * (T + 1) * MQ_STATE_DIM, *Aj = A + (size_t)j * T;
+            int *wj = w + (size_t)j * 4 * L, *aj = wj + L, *w0 = wj + 2 * L, *a0 = wj + 3 * L;
+            mq_rng rng; /* the random agent's actions */
+            mq_rng_seed(&rng, mq_seed_mix(c->seed, 0x52414e44, (uint64_t)ep));
+            for (int draw = 0;; draw++) {
+                int prev = 8;
+                for (int t = 0; t < T; t++) {
+                    float *st_t = Sj + (size_t)t * MQ_STATE_DIM;
+                    mq_env_state(&s->env, t, prev, st_t);
+                    double act = agent ? mq_ddpg_act(agent, st_t, ep, 1) : (double)mq_rng_uniform(&rng);
+                    Aj[t] = (float)act;
+                    int b = mq_env_bits(&s->env, act);
+                    if (t % 2 == 0) w0[t / 2] = b;
+                    else a0[t / 2] = b;
+                    prev = b;
+                }
+                memcpy(wj, w0, sizeof(int) * (size_t)L);
+                memcpy(aj, a0, sizeof(int) * (size_t)L);
+                mq_env_wall(&s->env, wj, aj);
+                /* scored by an earlier episode, or proposed earlier in this round: draw again (a
+                 * record of this very episode is its own candidate, scored before a kill: a
+                 * resumed run takes it as the uninterrupted one did) */
+                const mq_rec *hit = mq_search_find(s, wj, aj);
+                int seen = hit && hit->episode < ep + 1;
+                for (int i = 0; i < j && !seen; i++)
+                    seen = !memcmp(wj, w + (size_t)i * 4 * L, sizeof(int) * 2 * (size_t)L);
+                own[j] = !hit || hit->episode == ep + 1;
+                if (seen && draw < h.redraw) continue;
+                break;
             }
-            memcpy(w, w0, sizeof(int) * (size_t)L);
-            memcpy(a, a0, sizeof(int) * (size_t)L);
-            mq_env_wall(&s->env, w, a);
-            const mq_rec *hit = mq_search_find(s, w, a);
-            /* scored by an earlier episode: draw again (a record of this very episode is its own
-             * candidate, scored before a kill: a resumed run takes it as the uninterrupted one did) */
-            if (hit && hit->episode < ep + 1 && draw < h.redraw) continue;
-            st = mq_search_evaluate(s, w, a, ep + 1, &r, &cached);
-            if (!st && hit && hit->episode < ep + 1) s->cache_hits++;
-            cached = hit && hit->episode < ep + 1;
-            break;
+            cand[j] = (mq_cand){wj, aj, NULL, ep + 1, NULL, 0};
         }
-        if (st) break;
-        if (agent) {
+        if ((st = mq_search_evaluate_batch(s, cand, k))) break;
+        int updates = 0;
+        for (int j = 0; j < k; j++) {
+            const int ep = ep0 + j;
+            const mq_rec *r = cand[j].rec;
+            /* a candidate scored by an earlier episode (or an earlier one of the round) */
+            cand[j].cached = !own[j] || r->episode < ep + 1;
+            if (cand[j].cached) s->cache_hits++;
+            if (!agent) continue;
+            float *Sj = S + (size_t)j * (T + 1) * MQ_STATE_DIM, *Aj = A + (size_t)j * T;
+            const int *wj = w + (size_t)j * 4 * L, *aj = wj + L, *w0 = wj + 2 * L, *a0 = wj + 3 * L;
             double cut = 0;
-            for (int l = 0; l < L; l++) cut += (w0[l] - w[l]) + (a0[l] - a[l]);
+            for (int l = 0; l < L; l++) cut += (w0[l] - wj[l]) + (a0[l] - aj[l]);
             const float reward = (float)(r->reward - h.penalty * (cuttable > 0 ? cut / cuttable : 0));
             if (h.store_post) { /* the bits actually scored, and the states they lead through */
                 int prev = 8;
                 for (int t = 0; t < T; t++) {
-                    const int b = t % 2 == 0 ? w[t / 2] : a[t / 2];
-                    mq_env_state(&s->env, t, prev, S + (size_t)t * MQ_STATE_DIM);
-                    if (mq_env_bits(&s->env, A[t]) != b) A[t] = bits_action(&s->env, b);
+                    const int b = t % 2 == 0 ? wj[t / 2] : aj[t / 2];
+                    mq_env_state(&s->env, t, prev, Sj + (size_t)t * MQ_STATE_DIM);
+                    if (mq_env_bits(&s->env, Aj[t]) != b) Aj[t] = bits_action(&s->env, b);
                     prev = b;
                 }
             }
             /* the terminal s' (done: never used) */
-            mq_env_state(&s->env, T - 1, h.store_post ? a[L - 1] : a0[L - 1], S + (size_t)T * MQ_STATE_DIM);
+            mq_env_state(&s->env, T - 1, h.store_post ? aj[L - 1] : a0[L - 1], Sj + (size_t)T * MQ_STATE_DIM);
             for (int t = 0; t < T; t++)
-                mq_ddpg_store(agent, S + (size_t)t * MQ_STATE_DIM, A[t], reward, S + (size_t)(t + 1) * MQ_STATE_DIM,
-                              t == T - 1);
-            if (ep > c->warmup)
-                for (int t = 0; t < T; t++) mq_ddpg_update(agent, NULL);
+                mq_ddpg_store(agent, Sj + (size_t)t * MQ_STATE_DIM, Aj[t], reward,
+                              Sj + (size_t)(t + 1) * MQ_STATE_DIM, t == T - 1);
+            if (ep > c->warmup) updates += T;
         }
-        if ((st = mq_search_save_state(s, ep + 1))) break;
-        mq_search_progress(s, "search", ep + 1, c->episodes, r, cached);
+        for (int u = 0; u < updates; u++) mq_ddpg_update(agent, NULL);
+        if ((st = mq_search_save_state(s, ep0 + k))) break;
+        for (int j = 0; j < k; j++) mq_search_progress(s, "search", ep0 + j + 1, c->episodes, cand[j].rec, cand[j].cached);
     }
     free(S);
     free(A);
     free(w);
+    free(cand);
+    free(own);
     mq_ddpg_free(agent);
     s->agent_state = NULL;
     return st;

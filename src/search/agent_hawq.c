@@ -576,6 +576,10 @@ static mixq_status run_hawq(mq_search *s) {
                         "--sweep-from", c->sweep_from, mq_metric_names[M], mq_env_fmt_cost(M, hi, b2, sizeof b2),
                         hi / s->env.w8a8[M]);
     }
+    const int NK = c->kernel_wise ? s->env.koff[L] : 0;
+    int *bits = st ? NULL : mq_malloc((size_t)N * (2 * L + NK), sizeof(int), "sweep policies");
+    mq_cand *cands = st ? NULL : mq_calloc((size_t)N, sizeof *cands, "sweep candidates");
+    if (!st && (!bits || !cands)) st = MIXQ_ERR_NOMEM;
     for (int i = 0; i < N && !st; i++) {
         memcpy(limit, s->env.target, sizeof limit);
         limit[M] = N == 1 ? hi : lo + (hi - lo) * i / (N - 1);
@@ -613,19 +617,44 @@ static mixq_status run_hawq(mq_search *s) {
                 break;
             }
         }
-        const mq_rec *hit = c->kernel_wise ? mq_search_find_kernels(s, kg.kb, a) : mq_search_find(s, w, a), *rec = NULL;
-        int cached = 0;
-        if ((st = c->kernel_wise ? mq_search_evaluate_kernels(s, kg.kb, a, i + 1, &rec, &cached)
-                                 : mq_search_evaluate(s, w, a, i + 1, &rec, &cached)))
-            break;
-        cached = hit && hit->episode < i + 1;
-        if (cached && i + 1 > done) s->cache_hits++;
-        sw[i].acc = rec->acc;
-        memcpy(sw[i].cost, rec->ratio, sizeof sw[i].cost);
-        if ((st = mq_search_save_state(s, i + 1))) break;
-        if ((st = write_sweep(s, sw, i + 1))) break;
-        mq_search_progress(s, "search", i + 1, N, rec, cached);
+        /* the solution, kept for the scoring rounds */
+        int *bw = bits + (size_t)i * (2 * L + NK);
+        memcpy(bw, w, sizeof(int) * (size_t)L);
+        memcpy(bw + L, a, sizeof(int) * (size_t)L);
+        if (c->kernel_wise) memcpy(bw + 2 * L, kg.kb, sizeof(int) * (size_t)NK);
+        cands[i] = (mq_cand){bw, bw + L, c->kernel_wise ? bw + 2 * L : NULL, i + 1, NULL, 0};
     }
+    /* every budget's solution scored, mq_search_parallel at a time (over the MPI ranks) */
+    const int K = mq_search_parallel(s);
+    for (int i = 0; i < N && !st; i += K) {
+        const int k = MQ_MIN(K, N - i);
+        int *was = mq_malloc((size_t)k, sizeof(int), "round");
+        if (!was) {
+            st = MIXQ_ERR_NOMEM;
+            break;
+        }
+        for (int j = 0; j < k; j++) { /* scored by an earlier budget (or process) */
+            const mq_rec *hit = cands[i + j].kb ? mq_search_find_kernels(s, cands[i + j].kb, cands[i + j].a)
+                                                : mq_search_find(s, cands[i + j].w, cands[i + j].a);
+            was[j] = hit && hit->episode < i + j + 1;
+        }
+        st = mq_search_evaluate_batch(s, cands + i, k);
+        for (int j = 0; j < k && !st; j++) {
+            const mq_rec *rec = cands[i + j].rec;
+            const int cached = was[j] || rec->episode < i + j + 1;
+            if (cached && i + j + 1 > done) s->cache_hits++;
+            sw[i + j].acc = rec->acc;
+            memcpy(sw[i + j].cost, rec->ratio, sizeof sw[i + j].cost);
+            cands[i + j].cached = cached;
+        }
+        free(was);
+        if (!st) st = mq_search_save_state(s, i + k);
+        if (!st) st = write_sweep(s, sw, i + k);
+        for (int j = 0; j < k && !st; j++)
+            mq_search_progress(s, "search", i + j + 1, N, cands[i + j].rec, cands[i + j].cached);
+    }
+    free(bits);
+    free(cands);
     sens_free(&h);
     kw_free(&kg);
     free(Tl);

@@ -110,6 +110,13 @@ double mq_releq_learn(mq_releq *r, const int *w, double y, double reward) {
     return loss;
 }
 
+double mq_releq_learn_all(mq_releq *r, const int *w, double y, const mq_ppo_traj *t, int k) {
+    const double loss = mq_ppo_finish_all(r->ppo, t, k);
+    memcpy(r->prev, w, sizeof(int) * (size_t)r->L);
+    r->prev_y = y;
+    return loss;
+}
+
 double mq_releq_reward(double x, double y, double margin, double a, double b) {
     if (!(y >= margin) || !(y > 0)) return -1;
     if (!(x > 0)) x = 0;
@@ -169,6 +176,7 @@ static void act_bits(const mq_search *s, const int *searched, int *a) {
 }
 
 static mixq_status releq_check(mq_search *s) {
+
     const mixq_search_config *c = s->cfg;
     int lo, hi;
     mixq_hw_bits(s->hw, &lo, &hi);
@@ -361,24 +369,52 @@ static mixq_status run_releq(mq_search *s) {
         s->agent_state = rq;
         st = mq_search_read_state(s, &done);
     }
-    for (int ep = done; !st && ep < c->episodes; ep++) {
-        mq_releq_propose(rq, w);
-        if (s->env.n_budgets) wall(s, searched, w, a);
-        const mq_rec *hit = mq_search_find(s, w, a), *r = NULL;
-        int cached = 0;
-        if ((st = mq_search_evaluate(s, w, a, ep + 1, &r, &cached))) break;
-        cached = hit && hit->episode < ep + 1;
-        if (cached) s->cache_hits++;
-        const double y = s->acc0 > 0 ? r->acc / s->acc0 : 0;
-        const double loss = mq_releq_learn(rq, w, y, r->reward);
+    /* rounds of K episodes (--parallel): each acts from the same agent and previous policy, the
+     * round is scored at once, then one PPO update over its episodes (K = 1: ReLeQ's loop) */
+    const int K = mq_search_parallel(s);
+    int *wk = K > 1 ? mq_malloc((size_t)K * L, sizeof(int), "releq round") : NULL;
+    mq_ppo_traj *tr = K > 1 ? mq_calloc((size_t)K, sizeof *tr, "releq round") : NULL;
+    mq_cand *cand = mq_calloc((size_t)K, sizeof *cand, "releq round");
+    int *was = mq_calloc((size_t)K, sizeof(int), "releq round");
+    if (!st && (!cand || !was || (K > 1 && (!wk || !tr)))) st = MIXQ_ERR_NOMEM;
+    for (int j = 0; j < K && K > 1 && !st; j++) st = mq_ppo_traj_alloc(rq->ppo, &tr[j]);
+    for (int ep0 = done; !st && ep0 < c->episodes; ep0 += K) {
+        const int k = MQ_MIN(K, c->episodes - ep0);
+        for (int j = 0; j < k; j++) {
+            int *wj = K > 1 ? wk + (size_t)j * L : w;
+            mq_releq_propose(rq, wj);
+            if (K > 1) mq_ppo_take(rq->ppo, &tr[j]);
+            if (s->env.n_budgets) wall(s, searched, wj, a);
+            const mq_rec *hit = mq_search_find(s, wj, a);
+            was[j] = hit && hit->episode < ep0 + j + 1;
+            cand[j] = (mq_cand){wj, a, NULL, ep0 + j + 1, NULL, 0};
+        }
+        if ((st = mq_search_evaluate_batch(s, cand, k))) break;
+        double loss = 0, y = 0;
+        for (int j = 0; j < k; j++) {
+            const mq_rec *r = cand[j].rec;
+            cand[j].cached = was[j] || r->episode < ep0 + j + 1;
+            if (cand[j].cached) s->cache_hits++;
+            y = s->acc0 > 0 ? r->acc / s->acc0 : 0;
+            if (K > 1) tr[j].reward = r->reward;
+        }
+        const mq_rec *last = cand[k - 1].rec;
+        if (K > 1) loss = mq_releq_learn_all(rq, cand[k - 1].w, y, tr, k);
+        else loss = mq_releq_learn(rq, w, y, last->reward);
         if (!isfinite(loss)) {
             st = mq_err(MIXQ_ERR_NUMERIC, "releq: the PPO loss is not finite at episode %d (reward %g); hint: a "
-                        "smaller --ppo lr", ep + 1, r->reward);
+                        "smaller --ppo lr", ep0 + k, last->reward);
             break;
         }
-        if ((st = mq_search_save_state(s, ep + 1))) break;
-        mq_search_progress(s, "search", ep + 1, c->episodes, r, cached);
+        if ((st = mq_search_save_state(s, ep0 + k))) break;
+        for (int j = 0; j < k; j++)
+            mq_search_progress(s, "search", ep0 + j + 1, c->episodes, cand[j].rec, cand[j].cached);
     }
+    for (int j = 0; j < K && tr; j++) mq_ppo_traj_free(&tr[j]);
+    free(tr);
+    free(wk);
+    free(cand);
+    free(was);
     s->agent_state = NULL;
     mq_releq_free(rq);
     free(buf);

@@ -8,41 +8,55 @@
 
 #include "search/search_int.h"
 
+/* Score cands[0..n) in rounds of mq_search_parallel, episodes first_ep + 1.. in order; state
+ * after each round, progress per candidate out of `total`. A round's rec pointers hold until the
+ * next round adds records: look records up again by their bits afterwards. */
+static mixq_status rounds(mq_search *s, mq_cand *cands, int n, int first_ep, int total) {
+    const int K = mq_search_parallel(s);
+    mixq_status st = MIXQ_OK;
+    for (int i = 0; i < n && !st; i += K) {
+        const int k = MQ_MIN(K, n - i);
+        for (int j = 0; j < k; j++) cands[i + j].episode = first_ep + i + j + 1;
+        if ((st = mq_search_evaluate_batch(s, cands + i, k))) break;
+        if ((st = mq_search_save_state(s, first_ep + i + k))) break;
+        for (int j = 0; j < k; j++) mq_search_progress(s, "search", first_ep + i + j + 1, total, cands[i + j].rec, cands[i + j].cached);
+    }
+    return st;
+}
+
 /* Uniform: for each weight width, the widest activation width that fits (all layers alike, pins
  * applied); the best is kept. */
 static mixq_status run_uniform(mq_search *s) {
-    const int L = s->env.L;
-    int *w = mq_malloc(2 * (size_t)L, sizeof(int), "policy"), *a = w ? w + L : NULL;
-    if (!w) return MIXQ_ERR_NOMEM;
-    mixq_status st = MIXQ_OK;
-    int ep = 0, total = 0;
-    for (int pass = 0; pass < 2 && !st; pass++)
-        for (int wb = s->cfg->b_max; wb >= s->cfg->b_min && !st; wb--)
-            for (int ab = s->cfg->b_max; ab >= s->cfg->b_min && !st; ab--) {
-                for (int l = 0; l < L; l++) w[l] = wb, a[l] = ab;
-                mq_env_pin(&s->env, w, a);
-                if (!mq_env_fits(&s->env, w, a)) continue;
-                if (ab < s->cfg->b_max) { /* only the widest activation width that fits */
-                    for (int l = 0; l < L; l++) a[l] = ab + 1;
-                    mq_env_pin(&s->env, w, a);
-                    int wider_fits = mq_env_fits(&s->env, w, a);
-                    for (int l = 0; l < L; l++) a[l] = ab;
-                    mq_env_pin(&s->env, w, a);
-                    if (wider_fits) continue;
-                }
-                if (pass == 0) {
-                    total++;
-                    continue;
-                }
-                const mq_rec *r;
-                int cached = 0;
-                if ((st = mq_search_evaluate(s, w, a, ++ep, &r, &cached))) break;
-                if ((st = mq_search_save_state(s, ep))) break;
-                mq_search_progress(s, "search", ep, total, r, cached);
+    const int L = s->env.L, nb = s->cfg->b_max - s->cfg->b_min + 1;
+    int *w = mq_malloc(2 * (size_t)L * nb * nb, sizeof(int), "policies");
+    mq_cand *cands = mq_calloc((size_t)nb * nb, sizeof *cands, "candidates");
+    if (!w || !cands) {
+        free(w), free(cands);
+        return MIXQ_ERR_NOMEM;
+    }
+    int total = 0;
+    for (int wb = s->cfg->b_max; wb >= s->cfg->b_min; wb--)
+        for (int ab = s->cfg->b_max; ab >= s->cfg->b_min; ab--) {
+            int *wt = w + (size_t)total * 2 * L, *at = wt + L;
+            for (int l = 0; l < L; l++) wt[l] = wb, at[l] = ab;
+            mq_env_pin(&s->env, wt, at);
+            if (!mq_env_fits(&s->env, wt, at)) continue;
+            if (ab < s->cfg->b_max) { /* only the widest activation width that fits */
+                for (int l = 0; l < L; l++) at[l] = ab + 1;
+                mq_env_pin(&s->env, wt, at);
+                int wider_fits = mq_env_fits(&s->env, wt, at);
+                for (int l = 0; l < L; l++) at[l] = ab;
+                mq_env_pin(&s->env, wt, at);
+                if (wider_fits) continue;
             }
+            cands[total] = (mq_cand){wt, at, NULL, 0, NULL, 0};
+            total++;
+        }
+    mixq_status st = total ? rounds(s, cands, total, 0, total)
+                           : mq_err(MIXQ_ERR_ARG, "no uniform policy in %d..%d bits fits the budget", s->cfg->b_min,
+                                    s->cfg->b_max);
     free(w);
-    if (!st && total == 0)
-        st = mq_err(MIXQ_ERR_ARG, "no uniform policy in %d..%d bits fits the budget", s->cfg->b_min, s->cfg->b_max);
+    free(cands);
     return st;
 }
 
@@ -70,20 +84,27 @@ static mixq_status run_greedy(mq_search *s) {
     int *w = mq_malloc(2 * (size_t)L, sizeof(int), "policy"), *a = w ? w + L : NULL;
     double *sens = mq_calloc(2 * (size_t)L, sizeof(double), "sensitivities");
     mixq_status st = w && sens ? MIXQ_OK : MIXQ_ERR_NOMEM;
-    int ep = 0, total = 2 * L + 1;
-    for (int k = 0; !st && k < 2 * L; k++) {
-        int l = k / 2;
-        for (int i = 0; i < L; i++) w[i] = a[i] = hi;
-        if (k % 2 == 0) w[l] = lo;
-        else a[l] = lo;
-        mq_env_pin(&s->env, w, a);
-        const mq_rec *r;
-        int cached = 0;
-        if ((st = mq_search_evaluate(s, w, a, ++ep, &r, &cached))) break;
-        sens[k] = s->acc0 - r->acc; /* the layer's loss at b_min */
-        if ((st = mq_search_save_state(s, ep))) break;
-        mq_search_progress(s, "search", ep, total, r, cached);
+    int ep = 2 * L, total = 2 * L + 1;
+    int *pw = st ? NULL : mq_malloc(4 * (size_t)L * L, sizeof(int), "sensitivity policies");
+    mq_cand *cands = st ? NULL : mq_calloc(2 * (size_t)L, sizeof *cands, "candidates");
+    if (!st && (!pw || !cands)) st = MIXQ_ERR_NOMEM;
+    for (int k = 0; !st && k < 2 * L; k++) { /* layer k / 2 alone at b_min: weights, then activations */
+        int l = k / 2, *wk = pw + (size_t)k * 2 * L, *ak = wk + L;
+        for (int i = 0; i < L; i++) wk[i] = ak[i] = hi;
+        if (k % 2 == 0) wk[l] = lo;
+        else ak[l] = lo;
+        mq_env_pin(&s->env, wk, ak);
+        cands[k] = (mq_cand){wk, ak, NULL, 0, NULL, 0};
     }
+    if (!st) st = rounds(s, cands, 2 * L, 0, total);
+    for (int k = 0; !st && k < 2 * L; k++) { /* the layer's loss at b_min (records by bits: a later round's
+                                                  record may have moved an earlier rec pointer) */
+        const mq_rec *r = mq_search_find(s, cands[k].w, cands[k].a);
+        if (!r) st = mq_err(MIXQ_ERR_STATE, "greedy: candidate %d has no record after scoring", k + 1);
+        else sens[k] = s->acc0 - r->acc;
+    }
+    free(pw);
+    free(cands);
     if (!st) {
         for (int i = 0; i < L; i++) w[i] = a[i] = hi;
         mq_env_pin(&s->env, w, a);

@@ -401,6 +401,66 @@ double mq_ppo_finish(mq_ppo *p, double reward) {
     return first;
 }
 
+mixq_status mq_ppo_traj_alloc(const mq_ppo *p, mq_ppo_traj *t) {
+    memset(t, 0, sizeof *t);
+    t->x = mq_malloc((size_t)p->Tmax * ((size_t)p->D + 2), sizeof(double), "PPO episode");
+    t->act = mq_malloc((size_t)p->Tmax, sizeof(int), "PPO episode");
+    if (!t->x || !t->act) {
+        mq_ppo_traj_free(t);
+        return MIXQ_ERR_NOMEM;
+    }
+    t->logp = t->x + (size_t)p->Tmax * p->D, t->v = t->logp + p->Tmax;
+    return MIXQ_OK;
+}
+
+void mq_ppo_traj_free(mq_ppo_traj *t) {
+    free(t->x);
+    free(t->act);
+    memset(t, 0, sizeof *t);
+}
+
+void mq_ppo_take(mq_ppo *p, mq_ppo_traj *t) {
+    const int T = p->T;
+    t->T = T;
+    memcpy(t->x, p->xs, sizeof(double) * (size_t)T * (size_t)p->D);
+    memcpy(t->act, p->act, sizeof(int) * (size_t)T);
+    memcpy(t->logp, p->old_logp, sizeof(double) * (size_t)T);
+    memcpy(t->v, p->old_v, sizeof(double) * (size_t)T);
+    p->T = 0;
+}
+
+double mq_ppo_finish_all(mq_ppo *p, const mq_ppo_traj *t, int k) {
+    if (k < 1) return 0;
+    double *adv = mq_malloc((size_t)k * p->Tmax * 3, sizeof(double), "PPO advantages");
+    double *g = mq_malloc((size_t)p->n, sizeof(double), "PPO gradient");
+    if (!adv || !g) {
+        free(adv), free(g);
+        return NAN;
+    }
+    double *ret = adv + (size_t)k * p->Tmax, *rew = ret + (size_t)k * p->Tmax;
+    for (int j = 0; j < k; j++) {
+        const int T = t[j].T;
+        double *r = rew + (size_t)j * p->Tmax;
+        for (int s = 0; s < T; s++) r[s] = s == T - 1 ? t[j].reward : 0;
+        mq_ppo_gae(T, r, t[j].v, p->cfg.gamma, p->cfg.lambda, adv + (size_t)j * p->Tmax, ret + (size_t)j * p->Tmax);
+    }
+    double first = 0;
+    for (int e = 0; e < p->cfg.epochs; e++) {
+        double l = 0;
+        memset(p->g, 0, sizeof(double) * (size_t)p->n);
+        for (int j = 0; j < k; j++) {
+            if (t[j].T < 1) continue;
+            l += mq_ppo_loss_grad(p, t[j].T, t[j].x, t[j].act, t[j].logp, adv + (size_t)j * p->Tmax,
+                                  ret + (size_t)j * p->Tmax, g, NULL) / k;
+            for (long i = 0; i < p->n; i++) p->g[i] += g[i] / k;
+        }
+        if (!e) first = l;
+        adam(p);
+    }
+    free(adv), free(g);
+    return first;
+}
+
 double *mq_ppo_params(mq_ppo *p, long *count) {
     *count = p->n;
     return p->w;

@@ -63,6 +63,20 @@ int mq_ppo_step(mq_ppo *p, const double *x, int greedy, double *probs);
 /* End the episode with `reward` at its last step: GAE, returns and the PPO update(s). Returns the
  * loss of the first epoch (before its step). A no-op returning 0 on an empty episode. */
 double mq_ppo_finish(mq_ppo *p, double reward);
+/* Batched rounds (--parallel k): an episode's acting record, taken after its steps, then k of
+ * them ended together: GAE per episode, and each epoch one Adam step on the mean of their
+ * gradients. mq_ppo_traj_alloc sizes one for max_steps; mq_ppo_take copies the episode just
+ * acted (and clears it, as mq_ppo_finish does). With k = 1 mq_ppo_finish_all is mq_ppo_finish. */
+typedef struct mq_ppo_traj {
+    int T;
+    double *x, *logp, *v;       /* [T][in_dim], [T], [T] */
+    int *act;                   /* [T] */
+    double reward;
+} mq_ppo_traj;
+mixq_status mq_ppo_traj_alloc(const mq_ppo *p, mq_ppo_traj *t);
+void mq_ppo_traj_free(mq_ppo_traj *t);
+void mq_ppo_take(mq_ppo *p, mq_ppo_traj *t);
+double mq_ppo_finish_all(mq_ppo *p, const mq_ppo_traj *t, int k);
 
 /* Checkpoint: the dims and settings, weights, Adam moments and step count, RNG state, and an
  * agent's extra bytes (n_extra of them, checked on load). Native-endian binary, magic "MQPPO",

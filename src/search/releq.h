@@ -41,6 +41,10 @@ void mq_releq_propose(mq_releq *r, int *w);
 /* The proposal was scored as policy w[L] (after a wall, if any) with accuracy ratio y and
  * reward: the PPO update, and w, y become the next episode's starting point. Returns the loss. */
 double mq_releq_learn(mq_releq *r, const int *w, double y, double reward);
+/* The same after a round of k episodes taken with mq_ppo_take (rewards in t[j].reward): one
+ * update over all of them; w, y: the round's last policy and accuracy ratio, which the next
+ * round's states start from. */
+double mq_releq_learn_all(mq_releq *r, const int *w, double y, const mq_ppo_traj *t, int k);
 
 /* ReLeQ's shaped reward: R = -1 if y < margin, else 2 ((1 - x^a) y^(b / y) - 0.5), with x (the
  * quantization state above the lowest reachable, clamped at 0) and y = acc / acc_fp32. */

@@ -33,6 +33,7 @@
 
 #include "hw/hw.h"
 #include "report/report.h"
+#include "search/mpi.h"
 #include "search/search_int.h"
 
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
@@ -307,6 +308,18 @@ static mixq_status append_eval(mq_search *s, const mq_rec *r) {
     return MIXQ_OK;
 }
 
+static mixq_status score_cb(void *user, const int *w, const int *a, const int *kb, double *acc) {
+    return score(user, w, a, kb, acc);
+}
+
+/* Score tasks over the ranks (or here); a lost worker is counted for the summary. */
+static mixq_status score_tasks(mq_search *s, mq_task *t, int n) {
+    int lost = 0;
+    mixq_status st = mq_mpi_score(t, n, s->env.L, s->env.koff[s->env.L], s->cfg->worker_timeout, score_cb, s, &lost);
+    s->workers_lost += lost;
+    return st;
+}
+
 static mixq_status evaluate(mq_search *s, const int *w, const int *a, const int *kb, int episode,
                            const mq_rec **out, int *cached) {
     const mq_rec *hit = find_rec(s, w, a, kb);
@@ -315,14 +328,58 @@ static mixq_status evaluate(mq_search *s, const int *w, const int *a, const int 
         if (cached) *cached = 1;
         return MIXQ_OK;
     }
-    double acc;
-    mixq_status st = score(s, w, a, kb, &acc);
+    mq_task t = {w, a, kb, 0};
+    mixq_status st = score_tasks(s, &t, 1);
     if (st) return st;
     mq_rec *r;
-    if ((st = rec_add(s, w, a, kb, acc, episode, &r))) return st;
+    if ((st = rec_add(s, w, a, kb, t.acc, episode, &r))) return st;
     if (cached) *cached = 0;
     *out = r;
     return append_eval(s, r);
+}
+
+int mq_search_parallel(const mq_search *s) {
+    return s->cfg->parallel > 0 ? s->cfg->parallel : mixq_mpi_size();
+}
+
+mixq_status mq_search_evaluate_batch(mq_search *s, mq_cand *c, int n) {
+    if (n < 1) return MIXQ_OK;
+    const int L = s->env.L;
+    int *wk = mq_malloc((size_t)n * L, sizeof(int), "batch policies"); /* per-kernel: the layer means */
+    int *idx = mq_malloc(3 * (size_t)n, sizeof(int), "batch records"), *dup = idx ? idx + n : NULL;
+    int *task_of = idx ? idx + 2 * n : NULL;
+    mq_task *t = mq_calloc((size_t)n, sizeof *t, "batch tasks");
+    const int **wv = mq_malloc(2 * (size_t)n, sizeof *wv, "batch policies"), **kv = wv ? wv + n : NULL;
+    mixq_status st = wk && idx && t && wv ? MIXQ_OK : MIXQ_ERR_NOMEM;
+    int m = 0;
+    for (int i = 0; i < n && !st; i++) {
+        wv[i] = c[i].w, kv[i] = c[i].kb;
+        if (c[i].kb && kernel_layers(&s->env, c[i].kb, wk + (size_t)i * L)) /* one width per layer */
+            wv[i] = wk + (size_t)i * L, kv[i] = NULL;
+        else if (c[i].kb)
+            wv[i] = wk + (size_t)i * L;
+        const mq_rec *hit = find_rec(s, wv[i], c[i].a, kv[i]);
+        idx[i] = hit ? (int)(hit - s->ev) : -1, dup[i] = -1, task_of[i] = -1;
+        for (int j = 0; j < i && !hit && dup[i] < 0; j++) /* the same candidate earlier in the batch */
+            if (idx[j] < 0 && dup[j] < 0 && !kv[i] == !kv[j] && !memcmp(c[i].a, c[j].a, sizeof(int) * (size_t)L) &&
+                (kv[i] ? !memcmp(kv[i], kv[j], sizeof(int) * (size_t)s->env.koff[L])
+                       : !memcmp(wv[i], wv[j], sizeof(int) * (size_t)L)))
+                dup[i] = j;
+        if (!hit && dup[i] < 0) t[m].w = wv[i], t[m].a = c[i].a, t[m].kb = kv[i], task_of[i] = m++;
+    }
+    if (!st) st = score_tasks(s, t, m);
+    /* records in proposal order, whatever order the scores came in */
+    for (int i = 0; i < n && !st; i++) {
+        c[i].cached = idx[i] >= 0 || dup[i] >= 0;
+        if (task_of[i] < 0) continue;
+        mq_rec *r;
+        if ((st = rec_add(s, wv[i], c[i].a, kv[i], t[task_of[i]].acc, c[i].episode, &r))) break;
+        idx[i] = (int)(r - s->ev);
+        st = append_eval(s, r);
+    }
+    for (int i = 0; i < n && !st; i++) c[i].rec = &s->ev[dup[i] >= 0 ? idx[dup[i]] : idx[i]];
+    free(wk), free(idx), free(t), free(wv);
+    return st;
 }
 
 mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
@@ -440,7 +497,10 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
     char *t = mq_malloc(cap, 1, "config text");
     if (!t) return NULL;
     const char *hwtext = mixq_hw_text(s->hw);
-    char budgets[160] = "";
+    char budgets[160] = "", par[48] = "";
+    /* proposals per round change what is proposed (not how many ranks score them); one per round
+     * is the key's absence, so run directories from before the key resume as they were */
+    if (mq_search_parallel(s) > 1) snprintf(par, sizeof par, "  \"parallel\": %d,\n", mq_search_parallel(s));
     for (int k = 0, n = 0; k < MQ_NMETRIC; k++)
         if (isfinite(s->env.target[k]))
             n += snprintf(budgets + n, sizeof budgets - (size_t)n, "%s\"%s\": %.6g", n ? ", " : "",
@@ -452,14 +512,14 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
              "  \"max_drop\": %g,\n  \"episodes\": %d,\n  \"warmup\": %d,\n  \"bits\": [%d, %d],\n"
              "  \"pin_ends\": %s,\n  \"calib_images\": %d,\n  \"finetune_images\": %d,\n  \"eval_images\": %d,\n"
              "  \"val_images\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"final_epochs\": %g,\n"
-             "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s,\n  \"agent_settings\": {",
+             "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
              (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
              c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), no_budget(c) ? "" : c->budget, budgets,
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
              c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr,
-             (unsigned long long)c->seed, c->reward ? "true" : "false");
+             (unsigned long long)c->seed, c->reward ? "true" : "false", par);
     if (n > 0 && (size_t)n < cap && s->agent->config) s->agent->config(s, t + n, cap - (size_t)n);
     n = (int)strlen(t);
     if ((size_t)n + 8 < cap) snprintf(t + n, cap - (size_t)n, "}\n}\n");
@@ -852,12 +912,13 @@ static mixq_status write_summary(mq_search *s, const mixq_search_result *res, in
              "  \"latency_ratio\": %.6f,\n  \"energy_ratio\": %.6f,\n"
              "  \"size_ratio\": %.6f,\n  \"bitops_ratio\": %.6f,\n  \"budget_metric\": \"%s\",\n"
              "  \"budget_ratio\": %.6f,\n  \"budgets\": {%s},\n  \"fits\": %s,\n"
-             "  \"search_s\": %.1f,\n  \"final_s\": %.1f\n}\n",
+             "  \"search_s\": %.1f,\n  \"final_s\": %.1f,\n  \"ranks\": %d,\n  \"parallel\": %d,\n"
+             "  \"workers_lost\": %d\n}\n",
              s->cfg->agent, res->layers, res->episodes, res->candidates, res->candidates, res->cache_hits, s->n_ev,
              res->fp32_val_accuracy, res->best_val_accuracy, res->final_val_accuracy, res->final_test_accuracy,
              va_before, ft_kept ? "true" : "false", res->ratio[0], res->ratio[1], res->ratio[2], res->ratio[3],
              mq_metric_names[s->env.metric], res->budget_ratio, budgets, res->fits ? "true" : "false",
-             res->search_s, res->final_s);
+             res->search_s, res->final_s, mixq_mpi_size(), mq_search_parallel(s), s->workers_lost);
     return write_atomic(s, "summary.json", sum);
 }
 
@@ -915,13 +976,19 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!st && !cfg->accuracy_mode && !s->env.n_budgets && !agent->budget_optional)
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
     if (!st && agent->ready) st = agent->ready(s);
+    if (!st && (cfg->parallel < 0 || cfg->parallel > 4096 || !(cfg->worker_timeout >= 0)))
+        st = mq_err(MIXQ_ERR_ARG, "--parallel %d (0..4096; 0: one per MPI rank) or --worker-timeout %g (seconds, "
+                    ">= 0) out of range", cfg->parallel, cfg->worker_timeout);
+    /* MPI ranks 1..N-1 only score: no run directory, no progress, no reference */
+    const int worker = mixq_mpi_rank() > 0;
+    if (worker) s->fn = NULL;
     /* The run directory is checked before the data are loaded, so a resume with other flags or a
      * damaged state.json fails at once (the agents with a checkpoint read the state again when
      * they start); a new run's directory is made only once the data have loaded. */
-    if (!st && !(conf = config_text(s, data, mh))) st = MIXQ_ERR_NOMEM;
+    if (!st && !worker && !(conf = config_text(s, data, mh))) st = MIXQ_ERR_NOMEM;
     char path[1200];
     snprintf(path, sizeof path, "%s/config.json", run_dir);
-    if (!st) st = read_optional(path, &old);
+    if (!st && !worker) st = read_optional(path, &old);
     if (!st && old) {
         if (!resume)
             st = mq_err(MIXQ_ERR_STATE, "%s already holds a search; hint: --resume to continue it, or a new --out",
@@ -938,6 +1005,10 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, cfg->seed, &s->ft);
         if (!st && cfg->finetune_images < mixq_dataset_count(s->ft))
             st = mixq_dataset_truncate(s->ft, cfg->finetune_images);
+    }
+    if (!st && worker) {
+        st = mq_mpi_worker(s->env.L, s->env.koff[s->env.L], score_cb, s);
+        goto out;
     }
     if (!st) st = make_dir(run_dir);
     if (!st && !old) st = write_atomic(s, "config.json", conf);
@@ -956,6 +1027,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
             st = mq_err(MIXQ_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     }
     if (!st) st = agent->run(s);
+    mq_mpi_stop_workers(); /* nothing else is scored */
     res->search_s = s->t_before + mq_now() - s->t0; /* earlier processes of a resumed run included */
     if (!st) st = write_best_and_pareto(s);
     const mq_rec *b = st ? NULL : best_rec(s);
@@ -986,6 +1058,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     }
     if (!st) st = write_summary(s, res, ft_kept, va_before);
     if (!st && cfg->report_every >= 0) write_report(s);
+out:
+    if (!worker) mq_mpi_stop_workers(); /* on every path: a worker waits for it */
     if (s->evf) fclose(s->evf);
     free(conf);
     free(old);

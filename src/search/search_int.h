@@ -85,6 +85,7 @@ struct mq_search {
     mixq_search_progress_fn fn;
     void *user;
     int report_failed;        /* report.html could not be written (said once) */
+    int workers_lost;         /* MPI worker ranks dropped (timed out) */
 };
 
 /* The record of bits w, a, or NULL. */
@@ -99,6 +100,19 @@ mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int epi
 const mq_rec *mq_search_find_kernels(const mq_search *s, const int *kb, const int *a);
 mixq_status mq_search_evaluate_kernels(mq_search *s, const int *kb, const int *a, int episode, const mq_rec **out,
                                        int *cached);
+/* A round of proposals scored at once (over the MPI ranks when there are several): c[i].w, a
+ * (and kb, or NULL) and episode in; rec and cached out. Records are added in proposal order,
+ * so evals.jsonl does not depend on which rank scored what. cached: the record existed before
+ * the call or an earlier proposal of the batch is the same candidate. */
+typedef struct mq_cand {
+    const int *w, *a, *kb;
+    int episode;
+    const mq_rec *rec;
+    int cached;
+} mq_cand;
+mixq_status mq_search_evaluate_batch(mq_search *s, mq_cand *c, int n);
+/* Proposals per round: cfg->parallel, or the number of MPI ranks. */
+int mq_search_parallel(const mq_search *s);
 /* The last finished episode from state.json (0 for a new run), with the agent's checkpoint
  * loaded into s->agent_state when the agent has one, and the cache-hit count restored. */
 mixq_status mq_search_read_state(mq_search *s, int *episode);
