@@ -54,7 +54,8 @@ TEST_SRC  := $(sort $(wildcard tests/test_*.c))
 TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_COMMON := $(filter-out $(TEST_SRC),$(wildcard tests/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
-BENCH_SRC := $(sort $(filter-out %_dnnl.c,$(wildcard bench/*.c)))
+# bench/mpi_pingpong.c is built by bench/mpi.sh with mpicc
+BENCH_SRC := $(sort $(filter-out %_dnnl.c bench/mpi_pingpong.c,$(wildcard bench/*.c)))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .SECONDARY:
