@@ -276,10 +276,16 @@ double mq_env_min_cost(const mq_env *e, int k) {
 
 /* Lowering layer l's activation (act != 0) or weight bits by one makes some over-budget metric
  * cheaper on that layer. */
+/* Lowering operand act of layer l by one step is worth taking when some lower width of that
+ * operand (down to b_min) makes an over-budget metric cheaper on the layer: a cost with a
+ * plateau (the cpu target runs int8 until bit-serial is faster) is walked through, not stopped
+ * at. */
 static int step_saves(const mq_env *e, const int *w, const int *a, int l, int act, const int *over) {
-    const int w1 = act ? w[l] : w[l] - 1, a1 = act ? a[l] - 1 : a[l];
-    for (int k = 0; k < MQ_NMETRIC; k++)
-        if (over[k] && e->grid[l][k][w1][a1] < e->grid[l][k][w[l]][a[l]]) return 1;
+    for (int b = (act ? a[l] : w[l]) - 1; b >= e->b_min; b--) {
+        const int w1 = act ? w[l] : b, a1 = act ? b : a[l];
+        for (int k = 0; k < MQ_NMETRIC; k++)
+            if (over[k] && e->grid[l][k][w1][a1] < e->grid[l][k][w[l]][a[l]]) return 1;
+    }
     return 0;
 }
 

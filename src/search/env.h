@@ -75,9 +75,10 @@ int mq_env_fits_costs(const mq_env *e, const double c[MQ_NMETRIC]);
 /* Metric k of the cheapest policy the wall can reach (pinned layers 8/8, the rest b_min). */
 double mq_env_min_cost(const mq_env *e, int k);
 /* HAQ's sequential decrease, in place: from the last layer to the first, lower the activation
- * bits, then the weight bits, one step each, sweeping until every budget holds; a step that
- * makes no over-budget metric cheaper on that layer is skipped (e.g. activation bits under a
- * size budget). Returns 1 if the policy fits. */
+ * bits, then the weight bits, one step each, sweeping until every budget holds; a step is
+ * skipped when no lower width of that operand makes an over-budget metric cheaper on that
+ * layer (e.g. activation bits under a size budget), so a plateau of equal costs (the cpu
+ * target's int8 fallback) is walked through. Returns 1 if the policy fits. */
 int mq_env_wall(const mq_env *e, int *w, int *a);
 
 #endif
