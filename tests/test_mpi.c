@@ -72,20 +72,21 @@ static void test_mpi_identical(void) {
     if (!ready()) return;
     const char *agents[3] = {"--agent random --episodes 12 --parallel 4", "--agent haq --episodes 6 --warmup 2 --parallel 2",
                              "--agent releq --episodes 6 --parallel 3"};
-    for (int g = 0; g < 3; g++) {
+    /* under the sanitizers (make test's ASan pass, 2-3x slower): random on 1 and 2 ranks, which
+     * runs every line of the MPI exchange; the release pass runs them all */
+    const int n_agents = test_sanitized() ? 1 : 3, three = !test_sanitized();
+    for (int g = 0; g < n_agents; g++) {
         char d1[1100], d2[1100], d3[1100];
         snprintf(d1, sizeof d1, "%s/mpi%d_1", test_tmpdir(), g);
         snprintf(d2, sizeof d2, "%s/mpi%d_2", test_tmpdir(), g);
         snprintf(d3, sizeof d3, "%s/mpi%d_3", test_tmpdir(), g);
         CHECKF(search(0, agents[g], d1, NULL) == 0, "one process: see %s.log", d1);
         CHECKF(search(2, agents[g], d2, NULL) == 0, "2 ranks: see %s.log", d2);
-        CHECKF(search(3, agents[g], d3, NULL) == 0, "3 ranks: see %s.log", d3);
-        const char *files[] = {"evals.jsonl", "best_policy.json", "pareto.csv", "state.json"};
-        for (int f = 0; f < 4; f++) {
-            if (f == 3) continue; /* state.json holds the search seconds */
-            CHECKF(test_same_run_file(d1, d2, files[f]) && test_same_run_file(d1, d3, files[f]), "%s: %s differs across ranks", agents[g],
-                   files[f]);
-        }
+        if (three) CHECKF(search(3, agents[g], d3, NULL) == 0, "3 ranks: see %s.log", d3);
+        const char *files[] = {"evals.jsonl", "best_policy.json", "pareto.csv"}; /* state.json: seconds */
+        for (int f = 0; f < 3; f++)
+            CHECKF(test_same_run_file(d1, d2, files[f]) && (!three || test_same_run_file(d1, d3, files[f])),
+                   "%s: %s differs across ranks", agents[g], files[f]);
         CHECK(lines(d1, "evals.jsonl") >= 3);
         if (g >= 1) CHECK(test_same_run_file(d1, d2, "agent-6.ckpt") && test_same_run_file(d1, d3, "agent-6.ckpt"));
     }
