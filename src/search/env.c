@@ -245,13 +245,17 @@ int mq_env_fits_costs(const mq_env *e, const double c[MQ_NMETRIC]) {
     return 1;
 }
 
+int mq_env_kernels_agree(const mq_env *e, const int *kb, int l) {
+    for (int i = e->koff[l] + 1; i < e->koff[l + 1]; i++)
+        if (kb[i] != kb[e->koff[l]]) return 0;
+    return 1;
+}
+
 mixq_status mq_env_cost_kernels(const mq_env *e, const int *kb, const int *a, double out[MQ_NMETRIC]) {
     for (int k = 0; k < MQ_NMETRIC; k++) out[k] = 0;
     for (int l = 0; l < e->L; l++) {
-        const int *b = kb + e->koff[l], K = e->koff[l + 1] - e->koff[l];
-        int same = 1;
-        for (int i = 1; i < K && same; i++) same = b[i] == b[0];
-        if (same) {
+        const int *b = kb + e->koff[l];
+        if (mq_env_kernels_agree(e, kb, l)) {
             for (int k = 0; k < MQ_NMETRIC; k++) out[k] += e->grid[l][k][b[0]][a[l]];
             continue;
         }

@@ -69,6 +69,8 @@ double mq_env_cost(const mq_env *e, const int *w, const int *a, int metric);
 /* Per-kernel weight bits kb[koff[L]] (layer l's kernels at kb + koff[l]) and activation bits
  * a[L]: every metric's total into out[MQ_NMETRIC], through mixq_hw_cost_kernels for a layer whose
  * kernels differ (the grids for one whose kernels agree). */
+/* 1 if layer l's kernels in per-kernel bits kb all have one width. */
+int mq_env_kernels_agree(const mq_env *e, const int *kb, int l);
 mixq_status mq_env_cost_kernels(const mq_env *e, const int *kb, const int *a, double out[MQ_NMETRIC]);
 /* 1 if the totals c[MQ_NMETRIC] meet every budget. */
 int mq_env_fits_costs(const mq_env *e, const double c[MQ_NMETRIC]);

@@ -24,6 +24,15 @@
 #include "core/core.h"
 #include "search/mpi.h"
 
+/* tasks scored in this process, in order */
+static mixq_status score_here(mq_task *tasks, int n, mq_score_fn fn, void *user) {
+    for (int i = 0; i < n; i++) {
+        mixq_status st = fn(user, tasks[i].w, tasks[i].a, tasks[i].kb, &tasks[i].acc);
+        if (st) return st;
+    }
+    return MIXQ_OK;
+}
+
 #ifdef MIXQ_MPI
 #include <mpi.h>
 #include <signal.h>
@@ -33,7 +42,7 @@
 enum { TAG_TASK = 11, TAG_RESULT = 12, TAG_STOP = 13 };
 
 static int g_init, g_rank, g_size, g_lost;
-static long g_pid0, g_host0; /* rank 0's process and host (a hash of its name) */
+static long g_pid0;          /* rank 0's process */
 static int g_same_host;      /* this worker runs on rank 0's host */
 
 static long host_hash(const char *h) {
@@ -58,7 +67,7 @@ int mixq_mpi_init(int *argc, char ***argv) {
     gethostname(host, sizeof host - 1);
     long id[2] = {(long)getpid(), host_hash(host)};
     MPI_Bcast(id, 2, MPI_LONG, 0, MPI_COMM_WORLD);
-    g_pid0 = id[0], g_host0 = id[1];
+    g_pid0 = id[0];
     g_same_host = g_rank > 0 && id[1] == host_hash(host);
     g_init = 1;
     return g_size;
@@ -75,7 +84,6 @@ void mixq_mpi_finalize(void) {
 int mixq_mpi_rank(void) { return g_init ? g_rank : 0; }
 int mixq_mpi_available(void) { return 1; }
 int mixq_mpi_size(void) { return g_init ? g_size : 1; }
-int mq_mpi_lost(void) { return g_lost; }
 
 static double now_s(void) {
     struct timespec t;
@@ -94,13 +102,7 @@ mixq_status mq_mpi_score(mq_task *tasks, int n, int L, int nk, double timeout_s,
                          int *lost) {
     *lost = 0;
     const int W = mixq_mpi_size();
-    if (W <= 1 || mixq_mpi_rank() != 0) { /* one process: score here, in order */
-        for (int i = 0; i < n; i++) {
-            mixq_status st = fn(user, tasks[i].w, tasks[i].a, tasks[i].kb, &tasks[i].acc);
-            if (st) return st;
-        }
-        return MIXQ_OK;
-    }
+    if (W <= 1 || mixq_mpi_rank() != 0) return score_here(tasks, n, fn, user); /* one process */
     const size_t len = 2 + 2 * (size_t)L + (size_t)nk;
     int *buf = mq_malloc((size_t)W * len, sizeof(int), "MPI task buffers");
     slot *sl = mq_calloc((size_t)W, sizeof *sl, "MPI workers");
@@ -239,17 +241,12 @@ void mixq_mpi_finalize(void) {}
 int mixq_mpi_rank(void) { return 0; }
 int mixq_mpi_available(void) { return 0; }
 int mixq_mpi_size(void) { return 1; }
-int mq_mpi_lost(void) { return 0; }
 
 mixq_status mq_mpi_score(mq_task *tasks, int n, int L, int nk, double timeout_s, mq_score_fn fn, void *user,
                          int *lost) {
     (void)L, (void)nk, (void)timeout_s;
     *lost = 0;
-    for (int i = 0; i < n; i++) {
-        mixq_status st = fn(user, tasks[i].w, tasks[i].a, tasks[i].kb, &tasks[i].acc);
-        if (st) return st;
-    }
-    return MIXQ_OK;
+    return score_here(tasks, n, fn, user);
 }
 
 mixq_status mq_mpi_worker(int L, int nk, mq_score_fn fn, void *user) {

@@ -24,7 +24,5 @@ mixq_status mq_mpi_score(mq_task *tasks, int n, int L, int nk, double timeout_s,
 mixq_status mq_mpi_worker(int L, int nk, mq_score_fn fn, void *user);
 /* Rank 0, at the end of a search: stop the workers. */
 void mq_mpi_stop_workers(void);
-/* Workers dropped in this process's life (a timed-out rank cannot join MPI_Finalize). */
-int mq_mpi_lost(void);
 
 #endif

@@ -116,8 +116,9 @@ static int kernel_layers(const mq_env *e, const int *kb, int *w) {
     for (int l = 0; l < e->L; l++) {
         const int *b = kb + e->koff[l], K = e->koff[l + 1] - e->koff[l];
         long sum = 0;
-        for (int i = 0; i < K; i++) sum += b[i], uniform &= b[i] == b[0];
+        for (int i = 0; i < K; i++) sum += b[i];
         w[l] = (int)((2 * sum + K) / (2 * K));
+        uniform &= mq_env_kernels_agree(e, kb, l);
     }
     return uniform;
 }
@@ -227,10 +228,8 @@ static mixq_status build_policy(const mq_search *s, const int *w, const int *a, 
     mixq_status st = mixq_policy_create(8, 8, out);
     for (int l = 0; !st && l < s->env.L; l++) {
         const int *b = kb ? kb + s->env.koff[l] : NULL, K = s->env.koff[l + 1] - s->env.koff[l];
-        int same = 1;
-        for (int i = 1; b && i < K && same; i++) same = b[i] == b[0];
-        st = same ? mixq_policy_set_layer(*out, s->env.name[l], b ? b[0] : w[l], a[l])
-                  : mixq_policy_set_kernels(*out, s->env.name[l], b, K, a[l]);
+        st = !b || mq_env_kernels_agree(&s->env, kb, l) ? mixq_policy_set_layer(*out, s->env.name[l], b ? b[0] : w[l], a[l])
+                                                        : mixq_policy_set_kernels(*out, s->env.name[l], b, K, a[l]);
     }
     if (st) {
         mixq_policy_free(*out);
@@ -320,24 +319,6 @@ static mixq_status score_tasks(mq_search *s, mq_task *t, int n) {
     return st;
 }
 
-static mixq_status evaluate(mq_search *s, const int *w, const int *a, const int *kb, int episode,
-                           const mq_rec **out, int *cached) {
-    const mq_rec *hit = find_rec(s, w, a, kb);
-    if (hit) {
-        *out = hit;
-        if (cached) *cached = 1;
-        return MIXQ_OK;
-    }
-    mq_task t = {w, a, kb, 0};
-    mixq_status st = score_tasks(s, &t, 1);
-    if (st) return st;
-    mq_rec *r;
-    if ((st = rec_add(s, w, a, kb, t.acc, episode, &r))) return st;
-    if (cached) *cached = 0;
-    *out = r;
-    return append_eval(s, r);
-}
-
 int mq_search_parallel(const mq_search *s) {
     return s->cfg->parallel > 0 ? s->cfg->parallel : mixq_mpi_size();
 }
@@ -382,9 +363,20 @@ mixq_status mq_search_evaluate_batch(mq_search *s, mq_cand *c, int n) {
     return st;
 }
 
+/* One candidate: a batch of one. */
+static mixq_status evaluate_one(mq_search *s, const int *w, const int *a, const int *kb, int episode,
+                                const mq_rec **out, int *cached) {
+    mq_cand c = {w, a, kb, episode, NULL, 0};
+    mixq_status st = mq_search_evaluate_batch(s, &c, 1);
+    if (st) return st;
+    *out = c.rec;
+    if (cached) *cached = c.cached;
+    return MIXQ_OK;
+}
+
 mixq_status mq_search_evaluate(mq_search *s, const int *w, const int *a, int episode, const mq_rec **out,
                                int *cached) {
-    return evaluate(s, w, a, NULL, episode, out, cached);
+    return evaluate_one(s, w, a, NULL, episode, out, cached);
 }
 
 /* Per-kernel bits: a policy whose layers' kernels all agree is the layer-wise record. */
@@ -408,11 +400,7 @@ const mq_rec *mq_search_find_kernels(const mq_search *s, const int *kb, const in
 
 mixq_status mq_search_evaluate_kernels(mq_search *s, const int *kb, const int *a, int episode, const mq_rec **out,
                                        int *cached) {
-    int *w, uniform;
-    mixq_status st = kernel_w(s, kb, &w, &uniform);
-    if (!st) st = evaluate(s, w, a, uniform ? NULL : kb, episode, out, cached);
-    free(w);
-    return st;
+    return evaluate_one(s, NULL, a, kb, episode, out, cached); /* the batch reduces kb to w */
 }
 
 /* The best record: resource mode, most accurate that fits (then cheaper, then earlier);
