@@ -5,7 +5,9 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,6 +207,46 @@ int test_same_run_file(const char *a, const char *b, const char *name) {
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;
+}
+
+char *test_run_file(const char *dir, const char *name) {
+    char p[1300];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return test_slurp(p);
+}
+
+int test_count_lines(const char *path) {
+    char *t = test_slurp(path);
+    int n = 0;
+    for (char *p = t; p && *p; p++) n += *p == '\n';
+    free(t);
+    return n;
+}
+
+int test_cli_stop_at(const char *const *args, const char *path, int lines, int sig) {
+    const char *bin = getenv("MIXQ_BIN");
+    if (!bin || !*bin) bin = "build/release/mixq";
+    char *argv[64];
+    int n = 0;
+    argv[n++] = (char *)bin;
+    for (; args[n - 1] && n < 63; n++) argv[n] = (char *)args[n - 1];
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) { /* exec: no OpenMP state crosses the fork */
+        execv(bin, argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1500 && test_count_lines(path) < lines; i++) nanosleep(&(struct timespec){0, 20000000}, NULL);
+    kill(pid, sig);
+    int st;
+    waitpid(pid, &st, 0);
+    if (!(WIFSIGNALED(st) || (WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 130)))) {
+        fprintf(stderr, "  %s stopped at %d lines of %s: status %d\n", bin, lines, path, st);
+        return 0;
+    }
+    return 1;
 }
 
 char *test_slurp(const char *path) {

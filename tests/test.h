@@ -81,6 +81,14 @@ const char *test_tmpdir(void);
 char *test_slurp(const char *path);
 /* 1 when directories a and b hold the file `name` with the same bytes (0 if either is missing). */
 int test_same_run_file(const char *a, const char *b, const char *name);
+/* test_slurp of the file `name` in directory dir. */
+char *test_run_file(const char *dir, const char *name);
+/* The lines of a file (0 when it is missing). */
+int test_count_lines(const char *path);
+/* Run the CLI ($MIXQ_BIN, else build/release/mixq) with args (NULL-terminated, the program name
+ * left out), wait until `path` holds `lines` lines (at most 30 s), send `sig` and reap it: 1 if
+ * it died of the signal or exited with 0 (it finished first) or 130 (its SIGINT message). */
+int test_cli_stop_at(const char *const *args, const char *path, int lines, int sig);
 /* 1 if Debian's dataset-fashion-mnist is installed; else test_skip saying so and 0. */
 int test_need_fmnist(void);
 /* 1 in a sanitizer build (ASan/UBSan): there the longest statistical tests run one of their

@@ -447,12 +447,6 @@ static void releq_cfg(mixq_search_config *c) {
     c->report_every = -1;
 }
 
-static char *run_file(const char *dir, const char *name) {
-    char p[1300];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    return test_slurp(p);
-}
-
 /* Without a budget: every record's reward is ReLeQ's formula of its bits and accuracy, the
  * first layer and the last stay at 8/8, the others' weights come from the bit set and their
  * activations are a_bits; the best is the highest reward; 1 and 2 threads give the same run. */
@@ -477,12 +471,12 @@ static void test_search_no_budget(void) {
     CHECK(r1.budget_ratio == 0 && r1.fits && r1.episodes == 6 && r1.candidates + r1.cache_hits == 6);
     CHECK(test_same_run_file(d1, d2, "evals.jsonl") && test_same_run_file(d1, d2, "best_policy.json"));
     CHECK(test_same_run_file(d1, d2, "agent-6.ckpt"));
-    char *conf = run_file(d1, "config.json");
+    char *conf = test_run_file(d1, "config.json");
     CHECK(conf && strstr(conf, "\"agent\": \"releq\"") && strstr(conf, "\"bit_set\": [2, 4, 8], \"a_bits\": 6") &&
           strstr(conf, "\"budget\": \"\""));
     free(conf);
     /* every record against the formula */
-    char *t = run_file(d1, "evals.jsonl");
+    char *t = test_run_file(d1, "evals.jsonl");
     double best_reward = -INFINITY, best_acc = 0;
     int lines = 0;
     for (char *line = t; line && *line; lines++) {
@@ -536,7 +530,7 @@ static void test_search_hw_reward(void) {
         const int wmin[5] = {8, 2, 2, 2, 8}, a8[5] = {8, 8, 8, 8, 8};
         const double lo = mq_env_cost(&e, wmin, a8, MQ_M_LATENCY) / e.w8a8[MQ_M_LATENCY];
         CHECK(lo > 0.5 && lo < 1);
-        char *t = run_file(d, "evals.jsonl");
+        char *t = test_run_file(d, "evals.jsonl");
         int n = 0;
         for (char *line = t; line && *line; n++) {
             char *nl = strchr(line, '\n');
@@ -565,13 +559,6 @@ static void test_search_hw_reward(void) {
 
 /* With a budget the wall holds it (weights only, down the bit set), and a killed run resumes to
  * the uninterrupted run's files */
-static int count_lines(const char *path) {
-    char *t = test_slurp(path);
-    int n = 0;
-    for (char *p = t; p && *p; p++) n += *p == '\n';
-    free(t);
-    return n;
-}
 
 static void test_search_budget_resume(void) {
     if (!test_need_fmnist()) return;
@@ -587,33 +574,21 @@ static void test_search_budget_resume(void) {
     mixq_search_result ra, rb;
     CHECKF(mixq_search(model, "fashion-mnist", &c, a, 0, NULL, NULL, &ra) == MIXQ_OK, "%s", mixq_last_error());
     CHECK(ra.fits && ra.ratio[0] <= 0.8 + 1e-9 && ra.budget_ratio == 0.8);
-    char *t = run_file(a, "evals.jsonl");
+    char *t = test_run_file(a, "evals.jsonl");
     CHECK(t && !strstr(t, "\"fits\": false"));
     for (char *p = t ? strstr(t, "\"a\": [") : NULL; p; p = strstr(p + 1, "\"a\": ["))
         CHECK(!strncmp(p, "\"a\": [8,8,8,8,8]", 16)); /* activations never lowered */
     free(t);
     /* kill-and-resume: the CLI with the same configuration, SIGKILLed after 3 and 5 scored
      * policies, resumed each time; the end matches the uninterrupted run */
-    fflush(NULL);
-    const char *bin = getenv("MIXQ_BIN");
-    if (!bin || !*bin) bin = "build/release/mixq";
     snprintf(path, sizeof path, "%s/evals.jsonl", b);
     static const int stop_after[2] = {3, 5};
     for (int k = 0; k < 2; k++) {
-        pid_t pid = fork();
-        if (pid == 0) {
-            execl(bin, bin, "search", model, "--data", "fashion-mnist", "--out", b, "--agent", "releq", "--hw",
-                  "bismo_edge", "--budget", "latency=0.8", "--episodes", "8", "--eval-images", "200",
-                  "--calib-images", "32", "--val", "500", "--final-epochs", "0", "--no-report", "--quiet",
-                  k ? "--resume" : "--quiet", (char *)NULL);
-            _exit(127);
-        }
-        for (int i = 0; i < 1500 && count_lines(path) < stop_after[k]; i++)
-            nanosleep(&(struct timespec){0, 20000000}, NULL);
-        kill(pid, SIGKILL);
-        int stw;
-        waitpid(pid, &stw, 0);
-        CHECKF(WIFSIGNALED(stw) || (WIFEXITED(stw) && WEXITSTATUS(stw) == 0), "stop %d: status %d", k, stw);
+        const char *args[] = {"search", model, "--data", "fashion-mnist", "--out", b, "--agent", "releq", "--hw",
+                              "bismo_edge", "--budget", "latency=0.8", "--episodes", "8", "--eval-images", "200",
+                              "--calib-images", "32", "--val", "500", "--final-epochs", "0", "--no-report", "--quiet",
+                              k ? "--resume" : "--quiet", NULL};
+        CHECKF(test_cli_stop_at(args, path, stop_after[k], SIGKILL), "stop %d", k);
     }
     CHECKF(mixq_search(model, "fashion-mnist", &c, b, 1, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
     CHECK(test_same_run_file(a, b, "evals.jsonl") && test_same_run_file(a, b, "best_policy.json") && test_same_run_file(a, b, "pareto.csv"));

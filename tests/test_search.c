@@ -140,14 +140,6 @@ static void short_cfg(mixq_search_config *c, const char *agent) {
     c->final_epochs = 0;
 }
 
-static int count_lines(const char *path) {
-    char *t = test_slurp(path);
-    int n = 0;
-    for (char *p = t; p && *p; p++) n += *p == '\n';
-    free(t);
-    return n;
-}
-
 static void test_search_cache_resume(void) {
     if (!test_need_fmnist()) return;
     const char *model_path = test_lenet5_file();
@@ -162,12 +154,12 @@ static void test_search_cache_resume(void) {
     CHECK(ra.candidates >= 1 && ra.candidates <= 8 && ra.layers == 5 && ra.ratio[2] <= 0.5 + 1e-9);
     CHECK(ra.episodes == 8 && ra.candidates + ra.cache_hits == 8 && ra.fits);
     snprintf(path, sizeof path, "%s/evals.jsonl", a);
-    CHECK(count_lines(path) == ra.candidates); /* one line per scored policy, repeats cached */
+    CHECK(test_count_lines(path) == ra.candidates); /* one line per scored policy, repeats cached */
     /* resuming a finished run scores nothing new and gives the same answer */
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, a, 1, NULL, NULL, &rb));
     CHECK(rb.candidates == ra.candidates && rb.cache_hits == ra.cache_hits &&
           rb.best_val_accuracy == ra.best_val_accuracy);
-    CHECK(count_lines(path) == ra.candidates);
+    CHECK(test_count_lines(path) == ra.candidates);
     /* a run directory is not reused silently, and a changed configuration is refused */
     CHECK(mixq_search(model_path, "fashion-mnist", &c, a, 0, NULL, NULL, &rb) == MIXQ_ERR_STATE);
     c.episodes = 9;
@@ -177,28 +169,14 @@ static void test_search_cache_resume(void) {
     /* kill-and-resume: a child runs the same search and is stopped mid-way, by SIGINT once and
      * SIGKILL twice, at different points, each time resumed by the next child; resuming to the
      * end gives the uninterrupted run's files, byte for byte */
-    fflush(NULL);
-    const char *bin = getenv("MIXQ_BIN");
-    if (!bin || !*bin) bin = "build/release/mixq";
     snprintf(path, sizeof path, "%s/evals.jsonl", b);
     static const int stop_after[3] = {2, 4, 6}, stop_sig[3] = {SIGINT, SIGKILL, SIGKILL};
-    for (int k = 0; k < 3; k++) {
-        pid_t pid = fork();
-        if (pid == 0) { /* the CLI with the same configuration (exec: no OpenMP state crosses fork) */
-            execl(bin, bin, "search", model_path, "--data", "fashion-mnist", "--out", b, "--agent", "haq",
-                  "--hw", "bitfusion", "--budget", "size=0.5", "--episodes", "8", "--warmup", "3",
-                  "--eval-images", "300", "--calib-images", "64", "--val", "1000", "--final-epochs", "0",
-                  "--quiet", k ? "--resume" : "--quiet", (char *)NULL);
-            _exit(127);
-        }
-        /* wait until enough episodes are logged, then stop it */
-        for (int i = 0; i < 600 && count_lines(path) < stop_after[k]; i++)
-            nanosleep(&(struct timespec){0, 20000000}, NULL);
-        kill(pid, stop_sig[k]);
-        int stw;
-        waitpid(pid, &stw, 0);
-        CHECKF(WIFSIGNALED(stw) || (WIFEXITED(stw) && (WEXITSTATUS(stw) == 130 || WEXITSTATUS(stw) == 0)),
-               "stop %d: status %d", k, stw);
+    for (int k = 0; k < 3; k++) { /* the CLI with the same configuration */
+        const char *args[] = {"search", model_path, "--data", "fashion-mnist", "--out", b, "--agent", "haq",
+                              "--hw", "bitfusion", "--budget", "size=0.5", "--episodes", "8", "--warmup", "3",
+                              "--eval-images", "300", "--calib-images", "64", "--val", "1000", "--final-epochs", "0",
+                              "--quiet", k ? "--resume" : "--quiet", NULL};
+        CHECKF(test_cli_stop_at(args, path, stop_after[k], stop_sig[k]), "stop %d", k);
     }
     CHECK_OK(mixq_search(model_path, "fashion-mnist", &c, b, 1, NULL, NULL, &rb));
     CHECK(test_same_run_file(a, b, "best_policy.json"));

@@ -740,6 +740,20 @@ static void print_policy_table(const mixq_model *m) {
         printf("%-24s %-7s %-16s %6s %-8s %6s %12lld %12.0f %14.4g\n", l.name, mixq_op_name(l.op), wb,
                ab, gn[l.granularity], clip, (long long)l.macs, l.weight_bits, l.bitops);
     }
+    /* per-kernel layers: how many kernels at each width */
+    for (int i = 0, head = 0; i < n; i++) {
+        mixq_layer_quant l;
+        if (mixq_model_quant_layer(m, i, &l)) return;
+        int cnt[33] = {0}, widths = 0;
+        for (int k = 0; k < l.kernels; k++)
+            if (l.kernel_bits[k] >= 1 && l.kernel_bits[k] <= 32) widths += !cnt[l.kernel_bits[k]]++;
+        if (widths < 2) continue;
+        if (!head++) printf("kernels per weight width (per-kernel layers):\n");
+        printf("  %-24s", l.name);
+        for (int b = 1; b <= 32; b++)
+            if (cnt[b]) printf(" %2d:%-4d", b, cnt[b]);
+        printf(" (%d kernels)\n", l.kernels);
+    }
     mixq_quant_totals t;
     if (mixq_model_quant_totals(m, &t)) return;
     printf("total: %d layers, %lld weights, %.0f weight bits (%.3f bits/weight), model size %.1f KiB "
@@ -755,7 +769,8 @@ static const char policy_help[] =
     "Resolve POLICY against MODEL's layers and print, per conv/linear layer, the weight bits\n"
     "(per-kernel ranges), input activation bits (s = signed, u = unsigned), scale granularity,\n"
     "activation clip (once calibrated), MACs, weight bits in total and BitOps per image\n"
-    "(MACs x w_bits x a_bits), then the model size and totals. A policy rule that matches no\n"
+    "(MACs x w_bits x a_bits); for layers whose kernels have several widths, how many kernels\n"
+    "have each width (WIDTH:COUNT); then the model size and totals. A policy rule that matches no\n"
     "layer, a bad bit width or a per-kernel array of the wrong length is an error.\n";
 
 static int cmd_policy(int argc, char **argv) {
@@ -1208,7 +1223,9 @@ static const char search_help_1[] =
     "\n"
     "  --agent A            haq (DDPG, default), uniform, random, greedy or hawq (Hessian-trace\n"
     "                       sensitivities, then an integer programme with GLPK: one candidate\n"
-    "                       per budget), or releq (ReLeQ's PPO over weight widths, below)\n"
+    "                       per budget), releq (ReLeQ's PPO over weight widths, below), or\n"
+    "                       autoq (AutoQ: per layer a goal and activation width, per kernel a\n"
+    "                       weight width, hierarchical DDPG; below)\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
     "  --budget M=V[,M=V]   latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
     "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Several at once\n"
@@ -1254,6 +1271,14 @@ static const char search_help_2[] =
     "  --ppo K=V,...        PPO settings (ReLeQ's defaults): lr=1e-4, clip=0.3, vf=1, ent=0.01,\n"
     "                       gamma=0.9, lambda=1, epochs=1 (updates per episode), hidden=128\n"
     "                       (LSTM units), temp=0.5 (softmax temperature)\n"
+    "  autoq (per-kernel weight widths; not for stripes or dadn, whose weights are bit-parallel):\n"
+    "  --autoq K=V,...      psi_acc, psi_lat, psi_e: the reward psi_acc ln(acc/fp32) - psi_lat\n"
+    "                       ln(latency ratio) - psi_e ln(energy ratio) (resource mode 10,0,0;\n"
+    "                       accuracy mode 10,0.5,0.5 and -1 - 0.1 x excess beyond --max-drop);\n"
+    "                       zeta0=0.1, zeta1=0.9: the kernel agent's reward mixes goal completion\n"
+    "                       and the task's, zeta rising from zeta0 to zeta1 over the episodes;\n"
+    "                       llc_hidden=128, llc_updates=64 (kernel agent's updates per episode);\n"
+    "                       relabel=hiro (HIRO goal relabelling) or none. The layer agent takes --rl\n"
     "  hawq:\n"
     "  --hessian-images N   training images of the Hessian traces (default 256)\n"
     "  --hessian-probes N   at most N Hutchinson probes (default 100; stops sooner when every\n"
@@ -1385,10 +1410,14 @@ static void on_search(const mixq_search_progress *p, void *user) {
                 p->best_cost_ratio);
         return;
     }
+    char split[96] = ""; /* agents that time themselves: where the time goes */
+    if (p->agent_s >= 0)
+        snprintf(split, sizeof split, "  agent %.1f s, scoring %.1f s", p->agent_s, p->score_s);
     fprintf(stderr, "episode %3d/%d  bits w %.2f a %.2f  cost %.3fx  acc %6.2f%%%s  best %6.2f%% (%.3fx)  "
-            "scored %d, cache hits %d  %s  ETA %s\n",
+            "scored %d, cache hits %d%s  %s  ETA %s\n",
             p->episode, p->episodes, p->mean_w_bits, p->mean_a_bits, p->cost_ratio, p->accuracy,
-            p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, p->scored, p->cache_hits, el, eta);
+            p->cached ? " (cached)" : "", p->best_accuracy, p->best_cost_ratio, p->scored, p->cache_hits, split, el,
+            eta);
 }
 
 /* --rl hidden=300,actor_lr=1e-4,... */
@@ -1479,16 +1508,20 @@ static int parse_bit_set(const char *v, mixq_search_config *sc) {
 static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc) {
     static const char *const rkeys[] = {"margin", "a", "b", "hw"};
     static const char *const pkeys[] = {"lr", "clip", "vf", "ent", "gamma", "lambda", "epochs", "hidden", "temp"};
-    const int ppo = !strcmp(opt, "--ppo");
-    const char *const *keys = ppo ? pkeys : rkeys;
-    const int nkeys = ppo ? (int)(sizeof pkeys / sizeof pkeys[0]) : (int)(sizeof rkeys / sizeof rkeys[0]);
+    static const char *const akeys[] = {"psi_acc", "psi_lat", "psi_e", "zeta0", "zeta1", "llc_hidden", "llc_updates",
+                                        "relabel"};
+    const int ppo = !strcmp(opt, "--ppo"), aq = !strcmp(opt, "--autoq");
+    const char *const *keys = aq ? akeys : ppo ? pkeys : rkeys;
+    const int nkeys = aq    ? (int)(sizeof akeys / sizeof akeys[0])
+                      : ppo ? (int)(sizeof pkeys / sizeof pkeys[0])
+                            : (int)(sizeof rkeys / sizeof rkeys[0]);
     char buf[512];
     snprintf(buf, sizeof buf, "%s", v);
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         char *eq = strchr(tok, '=');
         if (!eq) {
             fprintf(stderr, "mixq search: error: %s expects KEY=VALUE pairs, got '%s'; hint: %s %s\n", opt, tok, opt,
-                    ppo ? "lr=1e-4,clip=0.3" : "margin=0.8,a=0.6,b=3");
+                    aq ? "psi_acc=10,psi_lat=0.5" : ppo ? "lr=1e-4,clip=0.3" : "margin=0.8,a=0.6,b=3");
             return 0;
         }
         *eq = 0;
@@ -1496,7 +1529,23 @@ static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc)
         char flag[64];
         snprintf(flag, sizeof flag, "%s %s", opt, k);
         int ok = 1, known = 1;
-        if (!ppo) {
+        if (aq) {
+            if (!strcmp(k, "psi_acc")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_acc);
+            else if (!strcmp(k, "psi_lat")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_lat);
+            else if (!strcmp(k, "psi_e")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_e);
+            else if (!strcmp(k, "zeta0")) ok = parse_dbl(flag, x, 0, 1, &sc->autoq_zeta0);
+            else if (!strcmp(k, "zeta1")) ok = parse_dbl(flag, x, 0, 1, &sc->autoq_zeta1);
+            else if (!strcmp(k, "llc_hidden")) ok = parse_int("search", flag, x, 1, 4096, &sc->autoq_llc_hidden);
+            else if (!strcmp(k, "llc_updates")) ok = parse_int("search", flag, x, 0, 100000, &sc->autoq_llc_updates);
+            else if (!strcmp(k, "relabel")) {
+                if (!strcmp(x, "hiro")) sc->autoq_relabel = 1;
+                else if (!strcmp(x, "none")) sc->autoq_relabel = 0;
+                else {
+                    fprintf(stderr, "mixq search: error: --autoq relabel expects hiro or none, got '%s'\n", x);
+                    ok = 0;
+                }
+            } else known = 0;
+        } else if (!ppo) {
             if (!strcmp(k, "margin")) ok = parse_dbl(flag, x, 0, 10, &sc->reward_margin);
             else if (!strcmp(k, "a")) ok = parse_dbl(flag, x, 1e-6, 100, &sc->reward_a);
             else if (!strcmp(k, "b")) ok = parse_dbl(flag, x, 0, 100, &sc->reward_b);
@@ -1596,7 +1645,7 @@ static int search_run(int argc, char **argv) {
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
         else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(v, &sc);
         else if (!strcmp(a, "--a-bits")) ok = parse_int(C, a, v, 1, 8, &sc.a_bits);
-        else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo")) ok = parse_kv_list(a, v, &sc);
+        else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo") || !strcmp(a, "--autoq")) ok = parse_kv_list(a, v, &sc);
         else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
         else if (!strcmp(a, "--hessian-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.hessian_images);
         else if (!strcmp(a, "--hessian-probes")) ok = parse_int(C, a, v, 1, 1000000, &sc.hessian_probes);

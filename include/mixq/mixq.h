@@ -505,7 +505,8 @@ typedef struct mixq_search_config {
                               sensitivities, then one policy: 2 x layers + 1 candidates), "hawq"
                               (Hessian-trace sensitivities, then an integer programme per
                               budget: 1 candidate, or `sweep`), "releq" (ReLeQ's PPO over
-                              weight widths, below) */
+                              weight widths, below), "autoq" (AutoQ's hierarchical DDPG
+                              over per-kernel weight widths, below) */
     const char *hw;        /* hardware target: preset, JSON file or lookup table */
     const char *budget;    /* "latency=0.5", "energy=0.5", "size=0.25", "bitops=0.3": fraction of
                               uniform W8A8; absolute with a unit: "latency=2ms", "energy=300uJ",
@@ -586,6 +587,20 @@ typedef struct mixq_search_config {
     double reward_margin, reward_a, reward_b, reward_hw;
     int ppo_hidden, ppo_epochs;
     double ppo_temp, ppo_clip, ppo_vf, ppo_ent, ppo_lr, ppo_gamma, ppo_lambda;
+    /* AutoQ (agent "autoq"): a high-level DDPG agent picks each layer's goal (mean kernel weight
+     * width) and activation width, a low-level one each kernel's width; the kernel-wise wall
+     * holds the budget (README "AutoQ"). Negative (or 0 for the sizes) = the default:
+     *   autoq_psi_*   exponents of the extrinsic reward psi_acc ln(acc / acc_fp32) - psi_lat
+     *                 ln(latency ratio) - psi_e ln(energy ratio): resource mode 10, 0, 0;
+     *                 accuracy mode 10, 0.5, 0.5 (and 1 + 0.1 x the excess lost beyond max_drop);
+     *   autoq_zeta0/1 the low-level reward's mix -(1 - zeta) |goal - mean width| / (b_max - b_min)
+     *                 + zeta x extrinsic, zeta linear from zeta0 (0.1) after the warm-up to
+     *                 zeta1 (0.9) at the last episode;
+     *   autoq_llc_hidden  the low-level agent's hidden units (128); autoq_llc_updates its
+     *                 updates per episode (64); autoq_relabel 1: HIRO goal relabelling (default),
+     *                 0: none. The high-level agent takes the DDPG settings (rl_*) as haq. */
+    double autoq_psi_acc, autoq_psi_lat, autoq_psi_e, autoq_zeta0, autoq_zeta1;
+    int autoq_llc_hidden, autoq_llc_updates, autoq_relabel;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess; releq: its shaped reward (above) */
@@ -635,6 +650,9 @@ typedef struct mixq_search_progress {
     int cache_hits;        /* episodes whose candidate came from the cache */
     double elapsed_s, eta_s;
     double budget_ratio;   /* the budget / uniform W8A8's cost (0: no budget); >= 1 constrains nothing */
+    double agent_s, score_s; /* seconds this process spent in the agent (acting, the wall,
+                              updates) and scoring candidates; agent_s < 0: the agent does not
+                              time itself (autoq does) */
 } mixq_search_progress;
 typedef void (*mixq_search_progress_fn)(const mixq_search_progress *p, void *user);
 

@@ -24,12 +24,9 @@
 #include "search/ddpg.h"
 #include "search/search_int.h"
 
-typedef struct haq_settings {
-    float sigma_min, penalty;
-    int redraw, store_post;
-} haq_settings;
+typedef mq_haq_settings haq_settings;
 
-static haq_settings settings(const mq_search *s) {
+mq_haq_settings mq_haq_settings_of(const mq_search *s) {
     const mixq_search_config *c = s->cfg;
     haq_settings h;
     const float slice = 1.0f / (float)(c->b_max - c->b_min + 1);
@@ -40,7 +37,7 @@ static haq_settings settings(const mq_search *s) {
     return h;
 }
 
-static void ddpg_cfg(const mq_search *s, mq_ddpg_config *dc) {
+void mq_haq_ddpg_config(const mq_search *s, mq_ddpg_config *dc) {
     const mixq_search_config *c = s->cfg;
     mq_ddpg_config_default(dc, MQ_STATE_DIM, s->env.L);
     dc->warmup = c->warmup;
@@ -60,12 +57,12 @@ static void ddpg_cfg(const mq_search *s, mq_ddpg_config *dc) {
         int n = c->episodes - c->warmup > 1 ? c->episodes - c->warmup : 1;
         dc->sigma_decay = (float)pow(0.99, 580.0 / n);
     }
-    dc->sigma_min = settings(s).sigma_min;
+    dc->sigma_min = mq_haq_settings_of(s).sigma_min;
 }
 
 static mixq_status haq_check(mq_search *s) {
     mq_ddpg_config dc;
-    ddpg_cfg(s, &dc);
+    mq_haq_ddpg_config(s, &dc);
     if (dc.rmsize < dc.batch) /* named as --rl names them */
         return mq_err(MIXQ_ERR_ARG, "--rl replay=%d is smaller than the DDPG batch (--rl batch=%d); hint: "
                       "--rl replay=%d or more, or a smaller --rl batch", dc.rmsize, dc.batch, dc.batch);
@@ -73,14 +70,14 @@ static mixq_status haq_check(mq_search *s) {
 }
 
 static void explore_config(const mq_search *s, char *buf, size_t n) {
-    haq_settings h = settings(s);
+    haq_settings h = mq_haq_settings_of(s);
     snprintf(buf, n, "\"redraw\": %d", h.redraw);
 }
 
 static void haq_config(const mq_search *s, char *buf, size_t n) {
     mq_ddpg_config dc;
-    ddpg_cfg(s, &dc);
-    haq_settings h = settings(s);
+    mq_haq_ddpg_config(s, &dc);
+    haq_settings h = mq_haq_settings_of(s);
     snprintf(buf, n,
              "\"hidden\": %d, \"batch\": %d, \"replay\": %d, \"actor_lr\": %g, \"critic_lr\": %g, "
              "\"tau\": %g, \"gamma\": %g, \"sigma\": %g, \"sigma_decay\": %.9g, \"sigma_min\": %g, "
@@ -106,12 +103,12 @@ static float bits_action(const mq_env *e, int b) {
 static mixq_status run_episodes(mq_search *s, int use_ddpg) {
     const mixq_search_config *c = s->cfg;
     const int L = s->env.L, T = 2 * L, K = mq_search_parallel(s);
-    const haq_settings h = settings(s);
+    const haq_settings h = mq_haq_settings_of(s);
     mq_ddpg *agent = NULL;
     mixq_status st = MIXQ_OK;
     if (use_ddpg) {
         mq_ddpg_config dc;
-        ddpg_cfg(s, &dc);
+        mq_haq_ddpg_config(s, &dc);
         if ((st = mq_ddpg_create(&dc, &agent))) return st;
         s->agent_state = agent;
     }

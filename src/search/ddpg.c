@@ -638,11 +638,8 @@ typedef struct {
     int32_t state_dim, hidden, batch, rmsize;
 } ddpg_dims;
 
-mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path) {
-    char *tmp;
-    FILE *f;
-    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
-    if (st) return st;
+mixq_status mq_ddpg_write(const mq_ddpg *d, FILE *f, const char *tmp) {
+    mixq_status st = MIXQ_OK;
     const uint32_t ver = DDPG_VERSION, endian = DDPG_ENDIAN;
     const ddpg_dims dims = {d->S, d->H, d->B, d->R};
     const int32_t bset = d->baseline_set, pos = d->rb_pos, cnt = d->rb_count;
@@ -674,7 +671,15 @@ mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path) {
     W(d->rb_s2, sizeof(float) * n * S);
     W(d->rb_d, sizeof(float) * n);
 #undef W
-    return mq_fclose_tmp(f, tmp, path, st);
+    return st;
+}
+
+mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path) {
+    char *tmp;
+    FILE *f;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
+    return mq_fclose_tmp(f, tmp, path, mq_ddpg_write(d, f, tmp));
 }
 
 static mixq_status check_dim(const char *path, const char *name, int32_t file, int agent) {
@@ -742,9 +747,21 @@ static mixq_status load_into(mq_ddpg *t, FILE *f, const char *path) {
         (st = mq_fread(t->rb_s2, sizeof(float) * n * S, f, path, "replay next states")) ||
         (st = mq_fread(t->rb_d, sizeof(float) * n, f, path, "replay done flags")))
         return st;
-    if (fgetc(f) != EOF)
-        return mq_err(MIXQ_ERR_FORMAT, "'%s': unexpected data after the DDPG checkpoint", path);
     return MIXQ_OK;
+}
+
+mixq_status mq_ddpg_read(mq_ddpg *d, FILE *f, const char *path) {
+    mq_ddpg *t;
+    mixq_status st = ddpg_alloc(&d->cfg, &t);
+    if (st) return st;
+    st = load_into(t, f, path);
+    if (!st) { /* commit: swap everything, free the old state */
+        mq_ddpg swap = *d;
+        *d = *t;
+        *t = swap;
+    }
+    mq_ddpg_free(t);
+    return st;
 }
 
 mixq_status mq_ddpg_load(mq_ddpg *d, const char *path) {
@@ -757,6 +774,8 @@ mixq_status mq_ddpg_load(mq_ddpg *d, const char *path) {
         return MIXQ_ERR_IO;
     }
     st = load_into(t, f, path);
+    if (!st && fgetc(f) != EOF)
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': unexpected data after the DDPG checkpoint", path);
     fclose(f);
     if (!st) { /* commit: swap everything, free the old state */
         mq_ddpg swap = *d;

@@ -14,6 +14,7 @@
 #define MIXQ_SEARCH_DDPG_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mixq/mixq.h"
 
@@ -69,6 +70,11 @@ int mq_ddpg_update(mq_ddpg *d, float *critic_loss);
  * failure (MIXQ_ERR_IO, MIXQ_ERR_FORMAT naming the file) the agent is left unchanged. */
 mixq_status mq_ddpg_save(const mq_ddpg *d, const char *path);
 mixq_status mq_ddpg_load(mq_ddpg *d, const char *path);
+/* The same record on an open stream, for a file holding several agents (AutoQ's two): write
+ * (MIXQ_ERR_IO naming `name`), and read one record from f's position, the agent unchanged on any
+ * failure (nothing checks what follows the record). */
+mixq_status mq_ddpg_write(const mq_ddpg *d, FILE *f, const char *name);
+mixq_status mq_ddpg_read(mq_ddpg *d, FILE *f, const char *name);
 
 /* ---- test hooks (tests/test_ddpg.c) */
 /* On n <= batch rows S[n][state_dim], A[n], Y[n]: the critic loss MSE(Q(S,A), Y) and its gradient

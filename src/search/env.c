@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hw/hw.h"
 #include "search/env.h"
 
 const char *const mq_metric_names[] = {"latency", "energy", "size", "bitops"};
@@ -316,4 +317,159 @@ int mq_env_wall(const mq_env *e, int *w, int *a) {
         if (!any) return 1;
         if (!changed) return 0;
     }
+}
+
+/* ------------------------------------------------------------------ the kernel-wise wall */
+
+/* Layer l's totals for per-kernel bits b (its kernels) and activation bits a. */
+static mixq_status layer_costs(const mq_env *e, int l, const int *b, int a, double out[MQ_NMETRIC]) {
+    const int K = e->koff[l + 1] - e->koff[l];
+    int agree = 1;
+    for (int i = 1; i < K && agree; i++) agree = b[i] == b[0];
+    if (agree) {
+        for (int k = 0; k < MQ_NMETRIC; k++) out[k] = e->grid[l][k][b[0]][a];
+        return MIXQ_OK;
+    }
+    mixq_cost c;
+    mixq_status st = mixq_hw_cost_kernels(e->hw, &e->hl[l], b, a, &c);
+    if (st) return st;
+    out[MQ_M_LATENCY] = c.latency_s, out[MQ_M_ENERGY] = c.energy_j;
+    out[MQ_M_SIZE] = c.size_bits, out[MQ_M_BITOPS] = c.bitops;
+    return MIXQ_OK;
+}
+
+/* One candidate step of the wall: lower `n` kernels of layer l from width `from` by one bit (the
+ * n with the smallest error increase), or the layer's activations (n = 0). */
+typedef struct kw_move {
+    int from, n;
+    double derr;              /* summed error increase of the kernels moved */
+    double dcost[MQ_NMETRIC]; /* layer cost before minus after (> 0: a saving) */
+} kw_move;
+
+#define KW_MOVES 24 /* per layer: up to 7 widths x (one kernel, a tile of kernels, all) + 1 */
+
+typedef struct kw_layer {
+    kw_move mv[KW_MOVES];
+    int n;
+} kw_layer;
+
+typedef struct kw_key {
+    double derr;
+    int i;
+} kw_key;
+static int by_derr(const void *x, const void *y) {
+    const kw_key *a = x, *b = y;
+    return a->derr < b->derr ? -1 : a->derr > b->derr ? 1 : (a->i > b->i) - (a->i < b->i);
+}
+
+/* The kernels of layer l (offset o, K kernels) at width `from`, smallest error increase first,
+ * into idx; returns how many. */
+static int kernels_at(const double (*kerr)[9], const int *kb, int o, int K, int from, kw_key *idx) {
+    int m = 0;
+    for (int i = o; i < o + K; i++)
+        if (kb[i] == from) idx[m].derr = kerr[i][from - 1] - kerr[i][from], idx[m++].i = i;
+    qsort(idx, (size_t)m, sizeof *idx, by_derr);
+    return m;
+}
+
+/* Layer l's candidate moves at its current bits; idx and tmp are scratch of the layer's size. */
+static mixq_status layer_moves(const mq_env *e, const double (*kerr)[9], const int *kb, const int *a, int l,
+                               int rows, kw_key *idx, int *tmp, kw_layer *out) {
+    const int o = e->koff[l], K = e->koff[l + 1] - o;
+    const int *b = kb + o;
+    double now[MQ_NMETRIC], after[MQ_NMETRIC];
+    mixq_status st = layer_costs(e, l, b, a[l], now);
+    out->n = 0;
+    for (int from = e->b_min + 1; from <= 8 && !st; from++) {
+        const int m = kernels_at(kerr, kb, o, K, from, idx);
+        if (!m) continue;
+        const int sizes[3] = {1, rows, m};
+        int last = 0;
+        for (int z = 0; z < 3 && !st; z++) {
+            const int n = MQ_MIN(sizes[z], m);
+            if (n <= last) continue;
+            last = n;
+            memcpy(tmp, b, sizeof(int) * (size_t)K);
+            kw_move *mv = &out->mv[out->n];
+            mv->from = from, mv->n = n, mv->derr = 0;
+            for (int j = 0; j < n; j++) tmp[idx[j].i - o] = from - 1, mv->derr += idx[j].derr;
+            if ((st = layer_costs(e, l, tmp, a[l], after))) break;
+            for (int k = 0; k < MQ_NMETRIC; k++) mv->dcost[k] = now[k] - after[k];
+            out->n++;
+        }
+    }
+    if (!st && a[l] > e->b_min) { /* the activations: the last resort (no error model) */
+        kw_move *mv = &out->mv[out->n];
+        mv->from = a[l], mv->n = 0, mv->derr = INFINITY;
+        if (!(st = layer_costs(e, l, b, a[l] - 1, after))) {
+            for (int k = 0; k < MQ_NMETRIC; k++) mv->dcost[k] = now[k] - after[k];
+            out->n++;
+        }
+    }
+    return st;
+}
+
+mixq_status mq_env_wall_kernels(const mq_env *e, const double (*kerr)[9], int *kb, int *a, int *fits) {
+    const int L = e->L;
+    *fits = 0;
+    if (e->pin_ends)
+        for (int l = 0; l < L; l += L - 1) {
+            for (int i = e->koff[l]; i < e->koff[l + 1]; i++) kb[i] = 8;
+            a[l] = 8;
+        }
+    int maxk = 1;
+    for (int l = 0; l < L; l++) maxk = MQ_MAX(maxk, e->koff[l + 1] - e->koff[l]);
+    int rows = e->hw ? mq_hw_kernel_rows(e->hw) : 1;
+    if (rows < 1) rows = 1;
+    kw_layer *mv = mq_calloc((size_t)L, sizeof *mv, "kernel wall");
+    kw_key *idx = mq_malloc((size_t)maxk, sizeof *idx, "kernel wall");
+    int *tmp = mq_malloc((size_t)maxk, sizeof(int), "kernel wall");
+    mixq_status st = mv && idx && tmp ? MIXQ_OK : MIXQ_ERR_NOMEM;
+    double tot[MQ_NMETRIC];
+    if (!st) st = mq_env_cost_kernels(e, kb, a, tot);
+    for (int l = 0; l < L && !st; l++)
+        if (!(e->pin_ends && (l == 0 || l == L - 1))) st = layer_moves(e, kerr, kb, a, l, rows, idx, tmp, &mv[l]);
+    while (!st) {
+        int over[MQ_NMETRIC], any = 0;
+        for (int k = 0; k < MQ_NMETRIC; k++)
+            any |= over[k] = isfinite(e->target[k]) && tot[k] > e->target[k] * (1 + 1e-12);
+        if (!any) {
+            *fits = 1;
+            break;
+        }
+        /* the move with the least error per unit of saving (the over-budget metrics' savings, each
+         * relative to its budget); activation moves only when no weight move saves */
+        int bl = -1, bm = -1;
+        double best = INFINITY;
+        for (int pass = 0; pass < 2 && bl < 0; pass++)
+            for (int l = L - 1; l >= 0; l--)
+                for (int j = 0; j < mv[l].n; j++) {
+                    const kw_move *m = &mv[l].mv[j];
+                    if ((m->n == 0) != (pass == 1)) continue;
+                    double save = 0;
+                    for (int k = 0; k < MQ_NMETRIC; k++)
+                        if (over[k] && m->dcost[k] > 0) save += m->dcost[k] / e->target[k];
+                    if (!(save > 0)) continue;
+                    const double r = pass ? -save : m->derr / save; /* activations: the largest saving */
+                    if (r < best) best = r, bl = l, bm = j;
+                }
+        if (bl < 0) break; /* nothing left that saves */
+        const kw_move *m = &mv[bl].mv[bm];
+        const int o = e->koff[bl], K = e->koff[bl + 1] - o;
+        if (m->n == 0) a[bl]--;
+        else {
+            const int c = kernels_at(kerr, kb, o, K, m->from, idx);
+            for (int j = 0; j < m->n && j < c; j++) kb[idx[j].i] = m->from - 1;
+        }
+        for (int k = 0; k < MQ_NMETRIC; k++) tot[k] -= m->dcost[k];
+        st = layer_moves(e, kerr, kb, a, bl, rows, idx, tmp, &mv[bl]);
+    }
+    if (!st && *fits) { /* the running totals, checked against a fresh sum */
+        double chk[MQ_NMETRIC];
+        if (!(st = mq_env_cost_kernels(e, kb, a, chk))) *fits = mq_env_fits_costs(e, chk);
+    }
+    free(mv);
+    free(idx);
+    free(tmp);
+    return st;
 }

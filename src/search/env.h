@@ -82,5 +82,16 @@ double mq_env_min_cost(const mq_env *e, int k);
  * layer (e.g. activation bits under a size budget), so a plateau of equal costs (the cpu
  * target's int8 fallback) is walked through. Returns 1 if the policy fits. */
 int mq_env_wall(const mq_env *e, int *w, int *a);
+/* AutoQ's kernel-wise wall, in place on per-kernel weight bits kb[koff[L]] and activation bits
+ * a[L]: pins the first and last layers (all kernels 8, a 8) when enabled, then, while a budget
+ * is over, takes the step with the least quantization error per unit of cost saved: lower by one
+ * bit one kernel, a tile of mq_hw_kernel_rows kernels or every kernel of a width in a layer
+ * (those whose error grows least first; kerr[i][b] = kernel i's error at b bits, b in
+ * b_min..8), the saving summed over the over-budget metrics relative to each budget, costs
+ * exact (mixq_hw_cost_kernels). A step that saves nothing is never taken (on BISMO a split
+ * layer can cost more than its widest width: one kernel alone does not pay, a tile or the whole
+ * width does). Activations are lowered only when no weight step saves (the largest saving
+ * first). *fits = 1 if every budget holds at the end. MIXQ_ERR_NOMEM, or a cost error. */
+mixq_status mq_env_wall_kernels(const mq_env *e, const double (*kerr)[9], int *kb, int *a, int *fits);
 
 #endif

@@ -38,7 +38,8 @@
 
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
 static const mq_agent *const agents[] = {&mq_agent_haq, &mq_agent_random, &mq_agent_uniform,
-                                         &mq_agent_greedy, &mq_agent_hawq, &mq_agent_releq};
+                                         &mq_agent_greedy, &mq_agent_hawq, &mq_agent_releq,
+                                         &mq_agent_autoq};
 
 void mixq_search_config_default(mixq_search_config *c) {
     memset(c, 0, sizeof *c);
@@ -74,6 +75,9 @@ void mixq_search_config_default(mixq_search_config *c) {
     c->ppo_hidden = 128, c->ppo_epochs = 1;
     c->ppo_temp = 0.5, c->ppo_clip = 0.3, c->ppo_vf = 1, c->ppo_ent = 0.01, c->ppo_lr = 1e-4;
     c->ppo_gamma = 0.9, c->ppo_lambda = 1;
+    c->autoq_psi_acc = c->autoq_psi_lat = c->autoq_psi_e = -1;
+    c->autoq_zeta0 = c->autoq_zeta1 = -1;
+    c->autoq_llc_updates = -1, c->autoq_relabel = -1;
 }
 
 static double haq_reward(const mixq_eval_record *r, void *user) {
@@ -348,7 +352,9 @@ mixq_status mq_search_evaluate_batch(mq_search *s, mq_cand *c, int n) {
                 dup[i] = j;
         if (!hit && dup[i] < 0) t[m].w = wv[i], t[m].a = c[i].a, t[m].kb = kv[i], task_of[i] = m++;
     }
+    const double t_score = mq_now();
     if (!st) st = score_tasks(s, t, m);
+    s->score_s += mq_now() - t_score;
     /* records in proposal order, whatever order the scores came in */
     for (int i = 0; i < n && !st; i++) {
         c[i].cached = idx[i] >= 0 || dup[i] >= 0;
@@ -444,6 +450,7 @@ void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const 
     p.best_accuracy = b ? b->acc : -1;
     p.best_cost_ratio = b ? b->ratio[s->env.metric] : -1;
     p.elapsed_s = mq_now() - s->t0;
+    p.agent_s = s->agent_s, p.score_s = s->score_s;
     p.eta_s = ep > s->ep0 ? p.elapsed_s / (ep - s->ep0) * (eps - ep) : 0; /* this process's pace */
     s->fn(&p, s->user);
 }
@@ -939,6 +946,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
                                                                                                 : haq_reward;
     s->reward_user = cfg->reward ? cfg->reward_user : agent->reward ? (void *)s : (void *)&cfg->max_drop;
     s->t0 = mq_now();
+    s->agent_s = -1;
     char *conf = NULL, *old = NULL;
     uint64_t mh = 0;
     int ft_kept = 0;

@@ -82,6 +82,9 @@ struct mq_search {
     mixq_reward_fn reward;
     void *reward_user;
     double t0;
+    double agent_s;           /* seconds this process spent in the agent, for agents that time
+                                 themselves (autoq); -1: not timed */
+    double score_s;           /* seconds this process spent scoring candidates */
     mixq_search_progress_fn fn;
     void *user;
     int report_failed;        /* report.html could not be written (said once) */
@@ -127,8 +130,18 @@ mixq_status mq_search_read_file(const mq_search *s, const char *name, char **tex
 /* Progress callback for a candidate (r may be NULL). */
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
 
+/* HAQ's exploration settings (--rl sigma_min, penalty, redraw, store) and DDPG configuration
+ * (--rl, HAQ's defaults) of a run, shared by haq and autoq (agent_haq.c). */
+typedef struct mq_haq_settings {
+    float sigma_min, penalty;
+    int redraw, store_post;
+} mq_haq_settings;
+mq_haq_settings mq_haq_settings_of(const mq_search *s);
+struct mq_ddpg_config;
+void mq_haq_ddpg_config(const mq_search *s, struct mq_ddpg_config *dc);
+
 /* The agents (search.c lists them in its table). */
 extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy, mq_agent_hawq,
-    mq_agent_releq;
+    mq_agent_releq, mq_agent_autoq;
 
 #endif
