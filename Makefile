@@ -162,6 +162,21 @@ bench-agents: deps
 	$(MAKE) VARIANT=release all
 	sh bench/agents.sh $(or $(ARGS),--preset resnet20 --agents "haq random uniform hawq" --episodes 40 --extra "--warmup 15" --out runs/agents_r20)
 
+# ReLeQ's acceptance (issue 17): paired comparisons against haq and random, ReLeQ's own setting
+# on lenet5, resnet20 and vgg11, then accuracy, bits and speed-ups (bench/releq.sh); the results
+# are committed in bench/results/releq.md. Hours on 2 cores; STEP=3 only re-measures.
+.PHONY: bench-releq
+bench-releq: deps
+	$(MAKE) VARIANT=release all
+	sh bench/releq_accept.sh
+
+# AutoQ's acceptance (issue 16): accuracy mode against HAQ on bismo_edge and the cpu table,
+# resource mode against HAQ and random, the best models on the runtime (bench/autoq_accept.sh).
+.PHONY: bench-autoq
+bench-autoq: deps
+	$(MAKE) VARIANT=release all
+	sh bench/autoq_accept.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi

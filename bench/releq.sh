@@ -9,7 +9,7 @@
 #     stripes with the weights as the serial operand (the policy transposed, w <-> a: how ReLeQ
 #     reads a bit-serial accelerator), loom (both serial) and bismo_edge;
 #   - measured on this CPU's runtime, one thread, median of REPS alternating runs (batch 1 over
-#     1000 test images, batch 64 over 10 000): the searched model on the bit-serial kernels against
+#     1000 test images, batch 64 over 4096): the searched model on the bit-serial kernels against
 #     the same model at W8 (its activation widths kept) on the bit-serial kernels (ReLeQ's own
 #     baseline), and against uniform W8A8 on the int8 (VNNI) kernels; the searched model with
 #     --kernel auto (per layer the faster kernel in this CPU's table) against W8A8 int8 as well;
@@ -81,7 +81,7 @@ EOF
     # speed: alternate the models, REPS times per batch size
     : > "$d/speed.txt"
     for b in 1 64; do
-        n=$([ "$b" = 1 ] && echo 1000 || echo 10000)
+        n=$([ "$b" = 1 ] && echo 1000 || echo 4096)
         for r in $(seq "$REPS"); do
             echo "$b best-bitserial $(ips "$d/best.mixq" bitserial "$b" "$n")" >> "$d/speed.txt"
             echo "$b w8-bitserial $(ips "$d/w8.mixq" bitserial "$b" "$n")" >> "$d/speed.txt"

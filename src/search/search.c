@@ -557,24 +557,29 @@ static mixq_status run_int(const char *origin, const cJSON *o, const char *key, 
     return st;
 }
 
-/* Field `key`: an array of n integers in [lo, hi], one per layer. */
-static mixq_status run_int_array(const char *origin, const cJSON *o, const char *key, int *out, int n, int lo,
-                                 int hi) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+/* JSON value v (named `name` in messages) as an array of n integers in [lo, hi] into out;
+ * `what` says what the entries are. */
+static mixq_status ints_of(const char *origin, const cJSON *v, const char *name, int *out, int n, int lo, int hi,
+                           const char *what) {
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != n)
-        return mq_err(MIXQ_ERR_FORMAT, "%s: field '%s' must be an array of %d integers (one per layer)", origin,
-                      key, n);
+        return mq_err(MIXQ_ERR_FORMAT, "%s: field '%s' must be an array of %d integers (%s)", origin, name, n, what);
     const mq_jctx c = {.origin = origin, .dir = NULL};
     int i = 0;
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         char k[48];
         long long x;
-        snprintf(k, sizeof k, "%s[%d]", key, i);
+        snprintf(k, sizeof k, "%s[%d]", name, i);
         mixq_status st = mq_j_int_value(&c, e, "", k, lo, hi, &x);
         if (st) return st;
         out[i] = (int)x;
     }
     return MIXQ_OK;
+}
+
+/* Field `key`: an array of n integers in [lo, hi], one per layer. */
+static mixq_status run_int_array(const char *origin, const cJSON *o, const char *key, int *out, int n, int lo,
+                                 int hi) {
+    return ints_of(origin, cJSON_GetObjectItemCaseSensitive(o, key), key, out, n, lo, hi, "one per layer");
 }
 
 /* Field "kw" of a per-kernel record (absent: *has = 0) into w + 2 L: one array per layer of its
@@ -589,21 +594,13 @@ static mixq_status run_kernels(const char *origin, const mq_search *s, const cJS
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != L)
         return mq_err(MIXQ_ERR_FORMAT, "%s: field 'kw' must be an array of %d arrays (one per layer)", origin, L);
     const cJSON *e = v->child;
-    const mq_jctx c = {.origin = origin, .dir = NULL};
     for (int l = 0; l < L; l++, e = e->next) {
-        const int K = s->env.koff[l + 1] - s->env.koff[l];
-        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != K)
-            return mq_err(MIXQ_ERR_FORMAT, "%s: field 'kw[%d]' must be an array of %d integers (layer '%s''s "
-                          "kernels)", origin, l, K, s->env.name[l]);
-        int i = 0;
-        for (const cJSON *x = e->child; x; x = x->next, i++) {
-            char k[48];
-            long long b;
-            snprintf(k, sizeof k, "kw[%d][%d]", l, i);
-            mixq_status st = mq_j_int_value(&c, x, "", k, 1, 32, &b);
-            if (st) return st;
-            kb[s->env.koff[l] + i] = (int)b;
-        }
+        char name[24], what[MIXQ_NAME_MAX + 32];
+        snprintf(name, sizeof name, "kw[%d]", l);
+        snprintf(what, sizeof what, "layer '%s''s kernels", s->env.name[l]);
+        mixq_status st = ints_of(origin, e, name, kb + s->env.koff[l], s->env.koff[l + 1] - s->env.koff[l], 1, 32,
+                                 what);
+        if (st) return st;
     }
     int *m = mq_malloc((size_t)L, sizeof(int), "policy");
     if (!m) return MIXQ_ERR_NOMEM;
