@@ -261,6 +261,9 @@ static void test_resume_bad_integers(void) {
     static const char *const shown[] = {"is 1e+300;", "is 2147483648;", "is -1;", "is 2.5;"};
     for (int i = 0; i < 4; i++) {
         for (int f = i < 2 ? 0 : 2; f < 3; f++) { /* -1 and 2.5: in evals.jsonl only */
+            /* under the sanitizers one bad evals.jsonl value (each resume loads the data and scores
+             * the float model first: 5 to 8 s there); the release pass checks all four */
+            if (f == 2 && i > 0 && test_sanitized()) continue;
             char text[256], want[1400];
             if (f < 2) {
                 snprintf(text, sizeof text, f ? "{\"episode\": 2, \"cache_hits\": %s, \"search_s\": 1}\n"
