@@ -16,7 +16,9 @@
  * than its uniform equal (those candidates cost 1.2-1.4x W8A8 on resnet20). It meets the goal
  * exactly instead, with the two widths around it in whole tiles of mq_hw_kernel_rows kernels (the
  * first kernels at the upper width), and stores those actions: the low level starts from
- * goal-following data. The first and last layers stay at 8/8 when pinned (the HLC still steps through them, as HAQ's
+ * goal-following data. After it, the low level's exploration noise is drawn once per layer and
+ * added to every kernel's action (clamped to [0, 1]), with the DDPG schedule's sigma: a draw per
+ * kernel would split every layer again; the kernels differ by what the actor learned. The first and last layers stay at 8/8 when pinned (the HLC still steps through them, as HAQ's
  * agent does). The policy is walled to the budget by the kernel-wise wall (mq_env_wall_kernels:
  * the least quantization error per unit of cost saved first) and scored through the cache
  * (evals.jsonl "kw").
@@ -303,11 +305,15 @@ static int ep_alloc(aq_ep *p, int L, int NK) {
 
 /* Act one episode into p (the HLC's two steps per layer, then the LLC over the layer's kernels),
  * then wall it. */
-static mixq_status act(mq_search *s, aq_agents *g, const aq_ctx *x, const double (*kerr)[9], int ep, aq_ep *p) {
+static mixq_status act(mq_search *s, aq_agents *g, const aq_ctx *x, const double (*kerr)[9], int ep, int draw,
+                       aq_ep *p) {
     const mq_env *e = &s->env;
     const int L = e->L;
     int prev = 8;
     float st[AQ_LS];
+    mq_rng noise; /* the low level's exploration, seeded by the episode and draw (a resumed run
+                     redraws the same) */
+    mq_rng_seed(&noise, mq_seed_mix(s->cfg->seed, 0x4c4c434e, (uint64_t)ep * 64 + (uint64_t)draw)); /* "LLCN" */
     for (int l = 0; l < L; l++) {
         for (int t = 2 * l; t < 2 * l + 2; t++) {
             float *hs = p->hs + (size_t)t * MQ_STATE_DIM;
@@ -333,11 +339,14 @@ static mixq_status act(mq_search *s, aq_agents *g, const aq_ctx *x, const double
             }
             continue;
         }
+        /* one noise draw per layer: exploration moves the layer's kernels together, and they
+         * differ by what the actor learned (a draw per kernel splits every layer) */
+        const float z = mq_ddpg_sigma(g->llc, ep) * mq_rng_normal(&noise);
         long spent = 0;
         double pk = p->g[l];
         for (int i = 0; i < K; i++) {
             llc_state(x, l, p->g[l], p->a0[l], i, spent, pk, st);
-            p->la[o + i] = mq_ddpg_act(g->llc, st, ep, 1);
+            p->la[o + i] = clampf(mq_ddpg_act(g->llc, st, ep, 0) + z, 0, 1);
             const int b = mq_env_bits(e, p->la[o + i]);
             p->kb0[o + i] = b, spent += b, pk = b;
         }
@@ -475,7 +484,7 @@ static mixq_status run_autoq(mq_search *s) {
             const int ep = ep0 + j;
             aq_ep *p = &eps[j];
             for (int draw = 0;; draw++) {
-                if ((st = act(s, &g, &x, (const double(*)[9])kerr, ep, p))) break;
+                if ((st = act(s, &g, &x, (const double(*)[9])kerr, ep, draw, p))) break;
                 const mq_rec *hit = mq_search_find_kernels(s, p->kb, p->a);
                 int seen = hit && hit->episode < ep + 1;
                 for (int i = 0; i < j && !seen; i++)

@@ -498,15 +498,18 @@ static float truncnorm01(mq_rng *rng, float mu, float sigma) {
     return x;
 }
 
+float mq_ddpg_sigma(const mq_ddpg *d, int episode) {
+    float sigma = (float)((double)d->cfg.sigma0 *
+                          pow((double)d->cfg.sigma_decay, (double)(episode - d->cfg.warmup)));
+    return sigma < d->cfg.sigma_min ? d->cfg.sigma_min : sigma;
+}
+
 float mq_ddpg_act(mq_ddpg *d, const float *s, int episode, int explore) {
     if (explore && episode <= d->cfg.warmup) return mq_rng_uniform(&d->rng);
     float mu;
     actor_fwd(d->actor, d->S, d->H, 1, s, d->xh1, d->xh2, &mu);
     if (!explore) return mu;
-    float sigma = (float)((double)d->cfg.sigma0 *
-                          pow((double)d->cfg.sigma_decay, (double)(episode - d->cfg.warmup)));
-    if (sigma < d->cfg.sigma_min) sigma = d->cfg.sigma_min;
-    return truncnorm01(&d->rng, mu, sigma);
+    return truncnorm01(&d->rng, mu, mq_ddpg_sigma(d, episode));
 }
 
 /* ---------------------------------------------------------------- replay */

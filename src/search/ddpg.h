@@ -49,6 +49,9 @@ void mq_ddpg_free(mq_ddpg *d); /* NULL harmless */
  * N(mu(s), sigma^2) truncated to [0,1] (inverse CDF, one RNG draw), sigma = max(sigma_min,
  * sigma0 * sigma_decay^(episode - warmup)). explore == 0: mu(s), no RNG use. */
 float mq_ddpg_act(mq_ddpg *d, const float *s, int episode, int explore);
+/* The exploration sigma at `episode` (after the warm-up): max(sigma_min, sigma0 sigma_decay^(episode
+ * - warmup)). */
+float mq_ddpg_sigma(const mq_ddpg *d, int episode);
 
 /* Store a transition (copied) in the replay ring buffer; the oldest is overwritten when full.
  * s_next may be NULL (stored as zeros; only sensible with done != 0, where it is not used). */
