@@ -213,12 +213,11 @@ static mixq_status kernel_stats(const mq_search *s, aq_ctx *x) {
             double sa = 0, sq = 0, mx = 0, mean = 0;
             for (int64_t j = 0; j < per; j++) mean += w[(int64_t)i * per + j];
             mean /= (double)per;
+            double l2 = 0;
             for (int64_t j = 0; j < per; j++) {
                 const double v = w[(int64_t)i * per + j];
-                sa += fabs(v), sq += (v - mean) * (v - mean), mx = fmax(mx, fabs(v));
+                sa += fabs(v), sq += (v - mean) * (v - mean), mx = fmax(mx, fabs(v)), l2 += v * v;
             }
-            double l2 = 0;
-            for (int64_t j = 0; j < per; j++) l2 += (double)w[(int64_t)i * per + j] * w[(int64_t)i * per + j];
             k[i][0] = (float)(sa / (double)per), k[i][1] = (float)sqrt(sq / (double)per), k[i][2] = (float)mx;
             k[i][3] = (float)sqrt(l2);
             for (int q = 0; q < 4; q++) hi[q] = fmaxf(hi[q], k[i][q]);

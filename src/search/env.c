@@ -252,19 +252,15 @@ int mq_env_kernels_agree(const mq_env *e, const int *kb, int l) {
     return 1;
 }
 
+static mixq_status layer_costs(const mq_env *e, int l, const int *b, int a, double out[MQ_NMETRIC]);
+
 mixq_status mq_env_cost_kernels(const mq_env *e, const int *kb, const int *a, double out[MQ_NMETRIC]) {
     for (int k = 0; k < MQ_NMETRIC; k++) out[k] = 0;
     for (int l = 0; l < e->L; l++) {
-        const int *b = kb + e->koff[l];
-        if (mq_env_kernels_agree(e, kb, l)) {
-            for (int k = 0; k < MQ_NMETRIC; k++) out[k] += e->grid[l][k][b[0]][a[l]];
-            continue;
-        }
-        mixq_cost c;
-        mixq_status st = mixq_hw_cost_kernels(e->hw, &e->hl[l], b, a[l], &c);
+        double c[MQ_NMETRIC];
+        mixq_status st = layer_costs(e, l, kb + e->koff[l], a[l], c);
         if (st) return st;
-        out[MQ_M_LATENCY] += c.latency_s, out[MQ_M_ENERGY] += c.energy_j;
-        out[MQ_M_SIZE] += c.size_bits, out[MQ_M_BITOPS] += c.bitops;
+        for (int k = 0; k < MQ_NMETRIC; k++) out[k] += c[k];
     }
     return MIXQ_OK;
 }
@@ -321,7 +317,8 @@ int mq_env_wall(const mq_env *e, int *w, int *a) {
 
 /* ------------------------------------------------------------------ the kernel-wise wall */
 
-/* Layer l's totals for per-kernel bits b (its kernels) and activation bits a. */
+/* Layer l's totals for per-kernel bits b (its kernels) and activation bits a: the grid's entry
+ * when its kernels agree, else mixq_hw_cost_kernels. */
 static mixq_status layer_costs(const mq_env *e, int l, const int *b, int a, double out[MQ_NMETRIC]) {
     const int K = e->koff[l + 1] - e->koff[l];
     int agree = 1;
