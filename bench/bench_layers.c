@@ -36,9 +36,11 @@
  *
  * Metrics: GOP/s = 2*M*N*K / time for every implementation (int8-equivalent for bit-serial);
  * ratio = (GOP/s) / (s8 matmul GOP/s) = s8 matmul time / time (> 1: faster than oneDNN int8);
- * %peak (bit-serial) = useful bit pairs per second, M*N*K*w*a / time, over the AND+popcount peak
- * of the tier: a tight loop over L1-resident operands in that tier's instructions (below),
- * re-measured next to each configuration.
+ * % of ceiling (bit-serial) = useful bit pairs per second, M*N*K*w*a / time, over the tier's
+ * ceiling: its AND+popcount instructions in a register-resident loop (below), re-measured next to
+ * each configuration, the best of the run kept; above 100 % is a bench error (exit status 1).
+ * ceil = the ceiling ratio 2*ceiling/(w*a) / s8 GOP/s: the speed-up over s8 a kernel running at
+ * the ceiling would reach. The older peak loop (operands from L1) is printed for reference.
  *
  * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
  *                     [--quick] [--out FILE]
@@ -77,6 +79,7 @@ enum { PW = 512 };
 static uint64_t pa_[PW] __attribute__((aligned(64))), pb_[PW] __attribute__((aligned(64)));
 static uint64_t pal_[PW] __attribute__((aligned(64))), pah_[PW] __attribute__((aligned(64)));
 static uint64_t pbh_[PW] __attribute__((aligned(64)));
+static uint64_t cl_a[8], cl_b[8]; /* the ceiling loops' operands (below): random words */
 
 static uint64_t loop_scalar(int reps) {
     uint64_t s[8] = {0};
@@ -122,23 +125,24 @@ __attribute__((target("avx2"))) static uint64_t loop_avx2(int reps) {
 #include "kernels/bitserial_csa.h"
 #define PK_CSA MQ_BS_CSA
 #define pk_popb mq_bs_popb
-/* One tree u: state in named variables (o, t, f: carry-save bit vectors, c: byte counters). */
+/* One tree u: state in named variables (o, t, f: carry-save bit vectors, c: byte counters);
+ * PK_AW(u, j) is tree u's j-th AND of 8 (defined by each loop). */
 #define PK_TREE(u)                                                                              \
     do {                                                                                        \
-        const uint64_t *x = pa_ + (i + 64 * (u)) / 8, *y = pb_ + i + 64 * (u);                  \
         __m512i ta, tb, fa, fb, e;                                                              \
-        PK_CSA(ta, o##u, PK_AW(0), PK_AW(1));                                                   \
-        PK_CSA(tb, o##u, PK_AW(2), PK_AW(3));                                                   \
+        PK_CSA(ta, o##u, PK_AW(u, 0), PK_AW(u, 1));                                             \
+        PK_CSA(tb, o##u, PK_AW(u, 2), PK_AW(u, 3));                                             \
         PK_CSA(fa, t##u, ta, tb);                                                               \
-        PK_CSA(ta, o##u, PK_AW(4), PK_AW(5));                                                   \
-        PK_CSA(tb, o##u, PK_AW(6), PK_AW(7));                                                   \
+        PK_CSA(ta, o##u, PK_AW(u, 4), PK_AW(u, 5));                                             \
+        PK_CSA(tb, o##u, PK_AW(u, 6), PK_AW(u, 7));                                             \
         PK_CSA(fb, t##u, ta, tb);                                                               \
         PK_CSA(e, f##u, fa, fb);                                                                \
         c##u = _mm512_add_epi8(c##u, pk_popb(e, lut, m4));                                      \
     } while (0)
-#define PK_AW(j)                                                                                \
-    _mm512_and_si512(_mm512_set1_epi64((long long)x[j]),                                        \
-                     _mm512_load_si512((const void *)(y + 8 * (j))))
+/* the peak loop's: word of pa_ broadcast, vector of pb_ loaded */
+#define PK_AW(u, j)                                                                             \
+    _mm512_and_si512(_mm512_set1_epi64((long long)pa_[(i + 64 * (u)) / 8 + (j)]),              \
+                     _mm512_load_si512((const void *)(pb_ + i + 64 * (u) + 8 * (j))))
 #define PK_END(u)                                                                               \
     do {                                                                                        \
         const __m512i p2 = pk_popb(t##u, lut, m4), p4 = pk_popb(f##u, lut, m4);                 \
@@ -171,6 +175,38 @@ __attribute__((target("avx512f,avx512bw"))) static uint64_t loop_avx512(int reps
     }
     return (uint64_t)_mm512_reduce_add_epi64(q);
 }
+/* The ceilings' 8 register operands x0..x7 (cl_a's words in every lane), and the empty asm that
+ * makes the compiler treat them as changed each iteration (so every AND is recomputed). */
+#define CL_X8                                                                                   \
+    __m512i x0 = _mm512_set1_epi64((long long)cl_a[0]), x1 = _mm512_set1_epi64((long long)cl_a[1]), \
+            x2 = _mm512_set1_epi64((long long)cl_a[2]), x3 = _mm512_set1_epi64((long long)cl_a[3]), \
+            x4 = _mm512_set1_epi64((long long)cl_a[4]), x5 = _mm512_set1_epi64((long long)cl_a[5]), \
+            x6 = _mm512_set1_epi64((long long)cl_a[6]), x7 = _mm512_set1_epi64((long long)cl_a[7])
+#define CL_LAUNDER8                                                                             \
+    __asm__ volatile("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3), "+v"(x4), "+v"(x5), "+v"(x6), "+v"(x7))
+/* The avx512 tier's ceiling (below): the same trees over 8 register operands x0..x7 and y0/y1. */
+#undef PK_AW
+#define PK_AW(u, j) _mm512_and_si512(x##j, y##u)
+__attribute__((target("avx512f,avx512bw"))) static uint64_t ceil_avx512(int reps) {
+    const __m512i lut =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const __m512i y0 = _mm512_set1_epi64((long long)cl_b[0]), y1 = _mm512_set1_epi64((long long)cl_b[1]);
+    CL_X8;
+    __m512i q = zero;
+    for (int r = 0; r < reps; r += 30) { /* <= 30 blocks per tree between flushes */
+        __m512i o0 = zero, t0 = zero, f0 = zero, c0 = zero, o1 = zero, t1 = zero, f1 = zero, c1 = zero;
+        for (int k = 0; k < MQ_MIN(30, reps - r); k++) {
+            CL_LAUNDER8;
+            PK_TREE(0);
+            PK_TREE(1);
+        }
+        PK_END(0);
+        PK_END(1);
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(q) / 8; /* 8 lanes of the same words */
+}
+
 #undef PK_TREE
 #undef PK_AW
 #undef PK_END
@@ -204,6 +240,27 @@ static void peak_init(void) {
         pah_[i] = (pa_[i] >> 4) & 0x0f0f0f0f0f0f0f0full;
         pbh_[i] = pb_[i] >> 4;
     }
+    for (int i = 0; i < 8; i++) cl_a[i] = mq_rng_u64(&rng), cl_b[i] = mq_rng_u64(&rng);
+}
+
+/* Calls of fn(reps) per second at a reps that runs >= min_s: median of 5. */
+static double calls_per_s(uint64_t (*fn)(int), double min_s, int *reps_out) {
+    int reps = 64;
+    for (;;) {
+        const double t0 = cpu_now();
+        sink += fn(reps);
+        if (cpu_now() - t0 > min_s) break;
+        reps *= 2;
+    }
+    double r[5];
+    for (int i = 0; i < 5; i++) {
+        const double t0 = cpu_now();
+        sink += fn(reps);
+        r[i] = cpu_now() - t0;
+    }
+    qsort(r, 5, sizeof r[0], cmp_dbl);
+    *reps_out = reps;
+    return 1.0 / r[2];
 }
 
 /* The best peak-loop rate seen in this run: %peak is measured against it (a run slowed by
@@ -227,22 +284,175 @@ static double peak_bitpairs(mq_bs_tier t, double min_s) {
         fprintf(stderr, "bench_layers: %s peak loop computes a wrong sum\n", mq_bs_tier_name(t));
         return 0;
     }
-    int reps = 100;
-    for (;;) {
-        const double t0 = cpu_now();
-        sink += fn(reps);
-        if (cpu_now() - t0 > min_s) break;
-        reps *= 2;
+    int reps;
+    const double v = calls_per_s(fn, min_s, &reps) * reps * 64.0 * PW;
+    if (v > g_peak_best) g_peak_best = v;
+    return v;
+}
+
+/* ---------------------------------------------------------------- instruction-level ceilings
+ * The peak loops above read both operands from L1, so a kernel that keeps one operand in a
+ * register (or broadcasts it) can pass them. The ceiling is the same instruction mix with every
+ * operand in a register: independent chains (8 for the popcount tiers, 2 carry-save trees of 8
+ * vectors for avx512), the operands "changed" by an empty asm each iteration so the compiler
+ * must recompute every AND, and no loads or stores at all (avx2: 4 chains, its 16 registers). It is the most bit pairs per second
+ * the tier's instructions can give on this core: a kernel cell above 100 % of it is a bench
+ * error. Next to it, the core clock (a chain of dependent 1-cycle adds) turns it into bit pairs
+ * per cycle, and vpopcntq's and vpternlogq's own throughput (12 independent chains) per cycle,
+ * to check the ceiling against the instructions' issue rates. */
+
+/* scalar: 6 chains (8 would not fit the general registers with their sums) */
+static uint64_t ceil_scalar(int reps) {
+    uint64_t x[6], s[6] = {0};
+    const uint64_t y = cl_b[0];
+    memcpy(x, cl_a, sizeof x);
+    for (int r = 0; r < reps; r++) {
+        __asm__ volatile("" : "+r"(x[0]), "+r"(x[1]), "+r"(x[2]), "+r"(x[3]), "+r"(x[4]), "+r"(x[5]));
+        for (int u = 0; u < 6; u++) s[u] += (uint64_t)__builtin_popcountll(x[u] & y);
     }
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5];
+}
+/* sum over the first n words of cl_a of popcount(a & b) */
+static uint64_t ceil_ref(int n, uint64_t b) {
+    uint64_t v = 0;
+    for (int u = 0; u < n; u++) v += (uint64_t)__builtin_popcountll(cl_a[u] & b);
+    return v;
+}
+
+#ifdef BENCH_X86
+/* avx2: 4 chains (16 ymm registers) of (low nibbles AND, high nibbles AND, two table lookups,
+ * byte adds) = 256 bit pairs each; byte counters (<= 8 per step) flushed by vpsadbw every 31. */
+#define C2_STEP(u)                                                                              \
+    c##u = _mm256_add_epi8(c##u, _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(l##u, yl)), \
+                                                 _mm256_shuffle_epi8(lut, _mm256_and_si256(h##u, yh))))
+#define C2_INIT(u)                                                                              \
+    __m256i l##u = _mm256_and_si256(_mm256_set1_epi64x((long long)cl_a[u]), m4);               \
+    __m256i h##u = _mm256_and_si256(_mm256_srli_epi16(_mm256_set1_epi64x((long long)cl_a[u]), 4), m4)
+__attribute__((target("avx2"))) static uint64_t ceil_avx2(int reps) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    C2_INIT(0);
+    C2_INIT(1);
+    C2_INIT(2);
+    C2_INIT(3);
+    const __m256i yl = _mm256_and_si256(_mm256_set1_epi64x((long long)cl_b[0]), m4);
+    const __m256i yh = _mm256_and_si256(_mm256_srli_epi16(_mm256_set1_epi64x((long long)cl_b[0]), 4), m4);
+    __m256i q = zero;
+    for (int r = 0; r < reps; r += 31) {
+        __m256i c0 = zero, c1 = zero, c2 = zero, c3 = zero;
+        for (int k = 0; k < MQ_MIN(31, reps - r); k++) {
+            __asm__ volatile("" : "+x"(l0), "+x"(l1), "+x"(l2), "+x"(l3), "+x"(h0), "+x"(h1), "+x"(h2), "+x"(h3));
+            C2_STEP(0);
+            C2_STEP(1);
+            C2_STEP(2);
+            C2_STEP(3);
+        }
+        q = _mm256_add_epi64(q, _mm256_add_epi64(_mm256_add_epi64(_mm256_sad_epu8(c0, zero), _mm256_sad_epu8(c1, zero)),
+                                                 _mm256_add_epi64(_mm256_sad_epu8(c2, zero), _mm256_sad_epu8(c3, zero))));
+    }
+    uint64_t o[4];
+    _mm256_storeu_si256((void *)o, q);
+    return (o[0] + o[1] + o[2] + o[3]) / 4; /* 4 lanes hold the same words */
+}
+#undef C2_STEP
+#undef C2_INIT
+
+/* vpopcnt: 8 chains of vpandq, vpopcntq, vpaddq, in named registers (gcc keeps arrays of
+ * vectors that an asm touches in memory). */
+#define CV_STEP(u) s##u = _mm512_add_epi64(s##u, _mm512_popcnt_epi64(_mm512_and_si512(x##u, y)))
+__attribute__((target("avx512f,avx512vpopcntdq"))) static uint64_t ceil_vpopcnt(int reps) {
+    const __m512i y = _mm512_set1_epi64((long long)cl_b[0]);
+    CL_X8;
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+    for (int r = 0; r < reps; r++) {
+        CL_LAUNDER8;
+        CV_STEP(0);
+        CV_STEP(1);
+        CV_STEP(2);
+        CV_STEP(3);
+        CV_STEP(4);
+        CV_STEP(5);
+        CV_STEP(6);
+        CV_STEP(7);
+    }
+    s0 = _mm512_add_epi64(_mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3)),
+                          _mm512_add_epi64(_mm512_add_epi64(s4, s5), _mm512_add_epi64(s6, s7)));
+    return (uint64_t)_mm512_reduce_add_epi64(s0) / 8;
+}
+#undef CV_STEP
+#undef CL_X8
+#undef CL_LAUNDER8
+
+/* One instruction's throughput: 12 independent chains of it, in instructions per call. */
+#define INSN_LOOP(name, tgt, expr)                                                              \
+    __attribute__((target(tgt))) static uint64_t name(int reps) {                               \
+        __m512i v[12];                                                                          \
+        const __m512i k1 = _mm512_set1_epi64((long long)cl_b[0]), k2 = _mm512_set1_epi64(3);   \
+        (void)k1, (void)k2;                                                                     \
+        for (int u = 0; u < 12; u++) v[u] = _mm512_set1_epi64((long long)cl_a[u % 8] | 1);     \
+        for (int r = 0; r < reps; r++)                                                          \
+            for (int u = 0; u < 12; u++) v[u] = expr;                                           \
+        __m512i t = v[0];                                                                       \
+        for (int u = 1; u < 12; u++) t = _mm512_xor_si512(t, v[u]);                             \
+        return (uint64_t)_mm512_reduce_add_epi64(t) & 1;                                        \
+    }
+INSN_LOOP(insn_vpopcntq, "avx512f,avx512vpopcntdq", _mm512_popcnt_epi64(v[u]))
+INSN_LOOP(insn_vpternlogq, "avx512f", _mm512_ternarylogic_epi64(v[u], k1, k2, 0x96))
+#undef INSN_LOOP
+#endif
+
+/* The core clock in Hz: a chain of dependent 1-cycle adds (the median of 5 runs of >= 20 ms). */
+static double core_hz(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     double r[5];
-    for (int i = 0; i < 5; i++) {
+    long n = 1 << 16;
+    for (;;) {
+        uint64_t x = 1;
         const double t0 = cpu_now();
-        sink += fn(reps);
-        r[i] = cpu_now() - t0;
+        for (long i = 0; i < n; i++) __asm__ volatile(".rept 100\n\taddq %0, %0\n\t.endr" : "+r"(x));
+        if (cpu_now() - t0 > 0.02) break;
+        n *= 2;
+    }
+    for (int k = 0; k < 5; k++) {
+        uint64_t x = 1;
+        const double t0 = cpu_now();
+        for (long i = 0; i < n; i++) __asm__ volatile(".rept 100\n\taddq %0, %0\n\t.endr" : "+r"(x));
+        r[k] = cpu_now() - t0;
     }
     qsort(r, 5, sizeof r[0], cmp_dbl);
-    const double v = 64.0 * PW * reps / r[2];
-    if (v > g_peak_best) g_peak_best = v;
+    return 100.0 * (double)n / r[2];
+#else
+    return 0;
+#endif
+}
+
+/* The best ceiling seen in this run (bit pairs / s): every cell's % is measured against it. */
+static double g_ceil_best;
+static int g_over; /* a cell measured above the ceiling */
+
+/* Bit pairs per second of the tier's register-resident loop (0 if absent or wrong). */
+static double ceil_bitpairs(mq_bs_tier t, double min_s) {
+    if (!mq_bs_tier_available(t)) return 0;
+    uint64_t (*fn)(int) = ceil_scalar;
+    double pairs = 6 * 64; /* bit pairs per rep */
+    uint64_t want = ceil_ref(6, cl_b[0]); /* the sum per rep */
+#ifdef BENCH_X86
+    if (t == MQ_BS_TIER_AVX2) fn = ceil_avx2, pairs = 4 * 256, want = ceil_ref(4, cl_b[0]);
+    if (t == MQ_BS_TIER_AVX512)
+        fn = ceil_avx512, pairs = 2 * 8 * 512, want = ceil_ref(8, cl_b[0]) + ceil_ref(8, cl_b[1]);
+    if (t == MQ_BS_TIER_VPOPCNT) fn = ceil_vpopcnt, pairs = 8 * 512, want = ceil_ref(8, cl_b[0]);
+#endif
+    want *= 1000;
+    const uint64_t got = fn(1000);
+    if (got != want) {
+        fprintf(stderr, "bench_layers: %s ceiling loop computes a wrong sum (%llu, want %llu)\n",
+                mq_bs_tier_name(t), (unsigned long long)got, (unsigned long long)want);
+        return 0;
+    }
+    int reps;
+    const double v = calls_per_s(fn, min_s, &reps) * reps * pairs;
+    if (v > g_ceil_best) g_ceil_best = v;
     return v;
 }
 
@@ -495,6 +705,7 @@ typedef struct result {
     double bs_tg[NBS];      /* gemm only */
     double bs_peak[NBS];    /* bit pairs / s of the tier next to the measurement (raises
                                g_peak_best) */
+    double bs_ceil[NBS];    /* the ceiling loop next to it (raises g_ceil_best) */
     char impl_s8[64], impl_f32[64];
 } result;
 
@@ -581,6 +792,7 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         }
         g.ab = ab, g.tier = tier, g.pa = &pa, g.pw = &pw;
         r->bs_peak[ci] = peak_bitpairs(tier, quick ? 0.005 : 0.02);
+        r->bs_ceil[ci] = ceil_bitpairs(tier, quick ? 0.005 : 0.02);
         memset(c, 0, sizeof(int32_t) * (size_t)M * N);
         r->bs_t[ci] = time_call(call_bs, &g);
         char what[32];
@@ -622,7 +834,8 @@ static void summary(const shape *sh, const result *res, int ns) {
             ks[j - 1] = t;
         }
     emit("\nSummary by K: median ratio to oneDNN s8 matmul [min-max] over the shapes with that K; "
-         "bit-serial (pack+gemm) also median %%peak.\n\n");
+         "bit-serial (pack+gemm) also the median %% of the tier's ceiling and the median ceiling "
+         "ratio (the speed-up over s8 a kernel at the ceiling would reach).\n\n");
     emit("| K | shapes | mixq int8 | sgemm | f32 matmul |");
     for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
     emit("\n|--:|--:|---|---|---|");
@@ -637,7 +850,7 @@ static void summary(const shape *sh, const result *res, int ns) {
         if (all_big) emit("| **>= 1152** | %d |", n);
         else emit("| %d | %d |", ks[kk], n);
         for (int col = 1; col < NPEER + NBS; col++) {
-            double rat[MAX_SHAPES], pk[MAX_SHAPES];
+            double rat[MAX_SHAPES], pk[MAX_SHAPES], cr[MAX_SHAPES];
             int m = 0;
             for (int j = 0; j < n; j++) {
                 const result *r = &res[idx[j]];
@@ -647,9 +860,9 @@ static void summary(const shape *sh, const result *res, int ns) {
                 if (col >= NPEER) {
                     const int c = col - NPEER;
                     const shape *s = &sh[idx[j]];
-                    pk[m] = g_peak_best > 0 ? 100.0 * s->M * s->N * s->K * bs_cfg[c][0] *
-                                                    bs_cfg[c][1] / t / g_peak_best
-                                              : 0;
+                    const double work = (double)s->M * s->N * s->K * bs_cfg[c][0] * bs_cfg[c][1];
+                    pk[m] = g_ceil_best > 0 ? 100.0 * work / t / g_ceil_best : 0;
+                    cr[m] = g_ceil_best * r->peer_t[0] / work;
                 }
                 m++;
             }
@@ -665,7 +878,7 @@ static void summary(const shape *sh, const result *res, int ns) {
             const double med = median_of(rat, m);
             if (m == 1) emit(" %.2fx", med);
             else emit(" %.2fx [%.2f-%.2f]", med, lo, hi);
-            if (col >= NPEER) emit(", %.0f%%", median_of(pk, m));
+            if (col >= NPEER) emit(", %.0f%%, ceil %.1fx", median_of(pk, m), median_of(cr, m));
             emit(" |");
         }
         emit("\n");
@@ -675,9 +888,11 @@ static void summary(const shape *sh, const result *res, int ns) {
 static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_tier tier) {
     emit("\n### Batch %d\n\n", batch);
     emit("GOP/s = 2*M*N*K / time (1 thread); (x) = ratio to oneDNN s8 matmul (> 1: faster); "
-         "bit-serial cells: GOP/s (ratio, %% of the %s AND+popcount peak: the best peak-loop "
-         "run so far, %.1f G bit-pairs/s), activation packing included.\n\n",
-         mq_bs_tier_name(tier), g_peak_best * 1e-9);
+         "bit-serial cells: GOP/s (ratio, %% of the %s ceiling: the best register-resident "
+         "AND+popcount loop so far, %.1f G bit-pairs/s; ceil = the ceiling ratio "
+         "2*ceiling/(w*a)/s8 GOP/s), activation packing included. A cell over 100 %% is a "
+         "bench error.\n\n",
+         mq_bs_tier_name(tier), g_ceil_best * 1e-9);
     emit("| set | layer | M x N x K | s8 matmul | mixq int8 | sgemm | f32 matmul |");
     for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
     emit("\n|---|---|---|--:|---|---|---|");
@@ -704,8 +919,10 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
                 continue;
             }
             const double bp = (double)s->M * s->N * s->K * bs_cfg[c][0] * bs_cfg[c][1] / t;
-            emit(" %.0f (%.2fx, %.0f%%) |", gops(s, t), t0 > 0 ? t0 / t : 0,
-                 g_peak_best > 0 ? 100 * bp / g_peak_best : 0);
+            const double pc = g_ceil_best > 0 ? 100 * bp / g_ceil_best : 0;
+            emit(" %.0f (%.2fx, %.0f%%%s, ceil %.1fx) |", gops(s, t), t0 > 0 ? t0 / t : 0, pc,
+                 pc > 100 ? " BENCH ERROR" : "", t0 > 0 ? g_ceil_best * t0 * 1e-9 / (bp * 1e-9 * t) : 0);
+            if (pc > 100) g_over = 1;
         }
         emit("\n");
     }
@@ -850,8 +1067,24 @@ int main(int argc, char **argv) {
          openblas_get_config(), openblas_get_corename());
     emit("- timing: thread CPU time, median of %d runs of >= %.0f ms each, 2 warm-up calls%s\n",
          g_runs, g_min_s * 1e3, quick ? " (--quick)" : "");
-    emit("\nAND+popcount peak of the tier (the peak loop below): %.1f G bit-pairs/s\n",
+    emit("\nAND+popcount peak loop of the tier (operands from L1): %.1f G bit-pairs/s\n",
          peak_bitpairs(tier, 0.05) * 1e-9);
+    {
+        const double hz = core_hz(), ce = ceil_bitpairs(tier, 0.05);
+        emit("Ceiling of the tier (register-resident, the same instructions): %.1f G bit-pairs/s", ce * 1e-9);
+        if (hz > 0) emit(" = %.0f bit pairs per cycle at %.2f GHz (measured: a chain of dependent adds)",
+                         ce / hz, hz * 1e-9);
+        emit("\n");
+#ifdef BENCH_X86
+        if (hz > 0 && mq_bs_tier_available(MQ_BS_TIER_VPOPCNT)) {
+            int reps;
+            const double p = calls_per_s(insn_vpopcntq, 0.05, &reps) * reps * 12 / hz;
+            const double t = calls_per_s(insn_vpternlogq, 0.05, &reps) * reps * 12 / hz;
+            emit("Instruction throughput (12 independent chains): vpopcntq zmm %.2f per cycle, "
+                 "vpternlogq zmm %.2f per cycle\n", p, t);
+        }
+#endif
+    }
 
     int status = 0;
     mq_rng rng;
@@ -886,8 +1119,13 @@ int main(int argc, char **argv) {
         report(sh, res, ns, batches[b], tier);
         free(res);
     }
-    emit("\nLoad average at end %.2f; %.0f s of CPU time.%s\n", loadavg(), cpu_now() - t_start,
-         status ? " SOME MEASUREMENTS FAILED (see stderr)." : "");
+    if (g_over) {
+        fprintf(stderr, "bench_layers: a bit-serial cell measured above the tier's ceiling\n");
+        status = 1;
+    }
+    emit("\nLoad average at end %.2f; %.0f s of CPU time.%s%s\n", loadavg(), cpu_now() - t_start,
+         status ? " SOME MEASUREMENTS FAILED (see stderr)." : "",
+         g_over ? " A CELL RAN ABOVE THE CEILING: a bench error." : "");
     dnnl_stream_destroy(strm);
     dnnl_engine_destroy(eng);
     if (out_file) fclose(out_file);

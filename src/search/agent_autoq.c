@@ -147,8 +147,10 @@ static double autoq_reward(const mixq_eval_record *r, void *user) {
     const aq_settings h = settings(s);
     const double y = r->fp32_accuracy > 0 ? r->accuracy / r->fp32_accuracy : 0;
     double v = h.psi_acc * log(fmax(y, 1e-3));
-    if (h.psi_lat > 0) v -= h.psi_lat * log(fmax(r->ratio[0], 1e-9));
-    if (h.psi_e > 0) v -= h.psi_e * log(fmax(r->ratio[1], 1e-9));
+    /* A target without a latency or energy model reports that ratio as 0: its term is skipped
+     * rather than adding a constant (-psi ln 1e-9) to every reward. */
+    if (h.psi_lat > 0 && r->ratio[0] > 0) v -= h.psi_lat * log(r->ratio[0]);
+    if (h.psi_e > 0 && r->ratio[1] > 0) v -= h.psi_e * log(r->ratio[1]);
     const double drop = r->fp32_accuracy - r->accuracy;
     if (s->cfg->accuracy_mode && drop > s->cfg->max_drop) v -= 1 + 0.1 * (drop - s->cfg->max_drop);
     return v;
@@ -254,9 +256,6 @@ static double goal_of(const aq_ctx *x, double act) {
 static float goal_action(const aq_ctx *x, double g) {
     return clampf((float)((g - x->bmin + 0.5) / (x->bmax - x->bmin + 1)), 0, 1);
 }
-static float bits_action(const aq_ctx *x, int b) {
-    return ((float)(b - x->bmin) + 0.5f) / (float)(x->bmax - x->bmin + 1);
-}
 
 /* Squared distance between the LLC's actions la[] of layer l (kernel widths kb) and its actor's
  * means under goal g: the relabelling's (negative log-) likelihood. */
@@ -323,7 +322,7 @@ static mixq_status act(mq_search *s, aq_agents *g, const aq_ctx *x, const double
         }
         const int o = e->koff[l], K = e->koff[l + 1] - o;
         if (pinned(e, l)) {
-            for (int i = 0; i < K; i++) p->kb0[o + i] = 8, p->la[o + i] = bits_action(x, 8);
+            for (int i = 0; i < K; i++) p->kb0[o + i] = 8, p->la[o + i] = mq_env_action(x->e, 8);
             p->a0[l] = 8;
             continue;
         }
@@ -334,7 +333,7 @@ static mixq_status act(mq_search *s, aq_agents *g, const aq_ctx *x, const double
             n_hi = n_hi > K ? K : n_hi;
             for (int i = 0; i < K; i++) {
                 p->kb0[o + i] = i < n_hi ? hi : lo;
-                p->la[o + i] = bits_action(x, p->kb0[o + i]);
+                p->la[o + i] = mq_env_action(x->e, p->kb0[o + i]);
             }
             continue;
         }
@@ -423,7 +422,7 @@ static void store(mq_search *s, aq_agents *g, const aq_ctx *x, int ep, aq_ep *p,
         *ga = goal_action(x, best_g);
     }
     for (int l = 0; l < L; l++)
-        if (mq_env_bits(e, p->ha[2 * l + 1]) != p->a[l]) p->ha[2 * l + 1] = bits_action(x, p->a[l]);
+        if (mq_env_bits(e, p->ha[2 * l + 1]) != p->a[l]) p->ha[2 * l + 1] = mq_env_action(x->e, p->a[l]);
     int prev = 8;
     for (int t = 0; t < T; t++) {
         mq_env_state(e, t, prev, p->hs + (size_t)t * MQ_STATE_DIM);

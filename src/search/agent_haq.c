@@ -90,11 +90,6 @@ static void haq_config(const mq_search *s, char *buf, size_t n) {
 static mixq_status ckpt_save(const void *agent, const char *path) { return mq_ddpg_save(agent, path); }
 static mixq_status ckpt_load(void *agent, const char *path) { return mq_ddpg_load(agent, path); }
 
-/* The action at the middle of bits b's slice of [0, 1] (mq_env_bits maps it back to b). */
-static float bits_action(const mq_env *e, int b) {
-    return ((float)(b - e->b_min) + 0.5f) / (float)(e->b_max - e->b_min + 1);
-}
-
 /* Episodes in rounds of k = mq_search_parallel proposals (1: HAQ's loop): each episode of a
  * round acts from the same agent (its own noise, drawn in episode order), the round is scored
  * at once (over the MPI ranks), then every episode's transitions are stored and the updates of
@@ -178,7 +173,7 @@ static mixq_status run_episodes(mq_search *s, int use_ddpg) {
                 for (int t = 0; t < T; t++) {
                     const int b = t % 2 == 0 ? wj[t / 2] : aj[t / 2];
                     mq_env_state(&s->env, t, prev, Sj + (size_t)t * MQ_STATE_DIM);
-                    if (mq_env_bits(&s->env, Aj[t]) != b) Aj[t] = bits_action(&s->env, b);
+                    if (mq_env_bits(&s->env, Aj[t]) != b) Aj[t] = mq_env_action(&s->env, b);
                     prev = b;
                 }
             }

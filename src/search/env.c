@@ -229,6 +229,10 @@ int mq_env_bits(const mq_env *e, double a) {
     return b < e->b_min ? e->b_min : b > e->b_max ? e->b_max : b;
 }
 
+float mq_env_action(const mq_env *e, int b) {
+    return ((float)(b - e->b_min) + 0.5f) / (float)(e->b_max - e->b_min + 1);
+}
+
 void mq_env_pin(const mq_env *e, int *w, int *a) {
     if (!e->pin_ends) return;
     w[0] = a[0] = w[e->L - 1] = a[e->L - 1] = 8;

@@ -62,6 +62,8 @@ const char *mq_env_fmt_cost(int metric, double v, char *buf, size_t n);
 void mq_env_state(const mq_env *e, int t, int prev_bits, float s[MQ_STATE_DIM]);
 /* HAQ's action -> bits: round(b_min - 0.5 + a (b_max - b_min + 1)), half to even, clamped. */
 int mq_env_bits(const mq_env *e, double a);
+/* The action at the middle of bits b's slice of [0, 1]: mq_env_bits maps it back to b. */
+float mq_env_action(const mq_env *e, int b);
 /* Pin the first and last layers to 8/8 when enabled. */
 void mq_env_pin(const mq_env *e, int *w, int *a);
 /* Total of a metric for bits w[L], a[L]. */
