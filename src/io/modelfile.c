@@ -112,12 +112,12 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     /* a quantized model embeds its policy (JSON) and calibrated state */
     unsigned char *qs = NULL;
     size_t qlen = 0;
-    if (!w.st && m->q) w.st = mq_quant_state_save(m, &qs, &qlen);
-    const char *ptext = m->q ? mixq_policy_text(mixq_model_policy(m)) : NULL;
-    if (!w.st && m->q && !ptext) w.st = MIXQ_ERR_NOMEM;
+    if (!w.st && mixq_model_is_quantized(m)) w.st = mq_quant_state_save(m, &qs, &qlen);
+    const char *ptext = mixq_model_is_quantized(m) ? mixq_policy_text(mixq_model_policy(m)) : NULL;
+    if (!w.st && mixq_model_is_quantized(m) && !ptext) w.st = MIXQ_ERR_NOMEM;
     char *pptext = m->pp_recorded ? mq_pp_json(&m->pp) : NULL;
     if (!w.st && m->pp_recorded && !pptext) w.st = MIXQ_ERR_NOMEM;
-    nsec = (m->q ? 2 : 0) + (pptext ? 1 : 0);
+    nsec = (mixq_model_is_quantized(m) ? 2 : 0) + (pptext ? 1 : 0);
     wr(&w, &nsec, 4);
     if (pptext) {
         char tag[16] = "preprocess";
@@ -127,7 +127,7 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
         wr(&w, pptext, (size_t)len);
         free(pptext);
     }
-    if (m->q && ptext) {
+    if (mixq_model_is_quantized(m) && ptext) {
         char tag[16] = "policy";
         uint64_t len = strlen(ptext);
         wr(&w, tag, 16);
@@ -428,7 +428,7 @@ mixq_status mixq_model_clone(const mixq_model *src, mixq_model **out) {
         m->pp = src->pp;
         m->pp_recorded = src->pp_recorded;
     }
-    if (!st && src->q) { /* the same policy, scales and clips, as a save and load would give */
+    if (!st && mixq_model_is_quantized(src)) { /* the same policy, scales and clips, as a save and load would give */
         unsigned char *qs = NULL;
         size_t qlen = 0;
         st = mixq_model_quantize(m, mixq_model_policy(src));

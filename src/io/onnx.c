@@ -1767,7 +1767,7 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
     memset(&E, 0, sizeof E);
     ectx *e = &E;
     mixq_status st = MIXQ_OK;
-    int quant = m->q != NULL;
+    int quant = mixq_model_is_quantized(m);
     const char **vname = calloc((size_t)m->n_nodes, sizeof *vname);
     char *bits_json = NULL;
     size_t bj_cap = 256 + (size_t)m->n_nodes * (MIXQ_NAME_MAX + 64), bj = 0;

@@ -24,7 +24,6 @@
 #include "quant/policy.h"
 #include "quant/qmodel.h"
 
-#define CALIB_SAMPLES 262144
 
 typedef struct qnode {
     int on;
@@ -64,7 +63,10 @@ typedef struct qstate {
     int calibrating;
 } qstate;
 
-static qstate *Q(const mixq_model *m) { return (qstate *)m->q; }
+static const mq_qhooks hooks;
+/* The policy state, or NULL: a float model, or one whose hooks are another kind (EBS's mixtures,
+ * src/quant/mixture.c, which are search state and not a policy). */
+static qstate *Q(const mixq_model *m) { return m->qh == &hooks ? (qstate *)m->q : NULL; }
 
 static int64_t in_numel(const mixq_model *m, int i) {
     const mq_node *a = &m->nodes[m->nodes[i].in[0]];
@@ -170,16 +172,16 @@ static mixq_status layer_bias(mixq_model *m, int i, qnode *q, const float **out)
     return MIXQ_OK;
 }
 
-static void calib_collect(qnode *q, const float *x, int64_t n) {
+void mq_calib_collect(const float *x, int64_t n, int is_signed, float *cmax, float *samples, int64_t *nsamples) {
     for (int64_t j = 0; j < n; j++) {
-        float v = q->a_signed ? fabsf(x[j]) : x[j];
-        if (v > q->cmax) q->cmax = v;
+        float v = is_signed ? fabsf(x[j]) : x[j];
+        if (v > *cmax) *cmax = v;
     }
-    if (!q->samples) return;
-    int64_t room = CALIB_SAMPLES - q->nsamples;
+    if (!samples) return;
+    int64_t room = MQ_CALIB_SAMPLES - *nsamples;
     if (room <= 0) return;
     int64_t step = n / room + 1;
-    for (int64_t j = 0; j < n && q->nsamples < CALIB_SAMPLES; j += step) q->samples[q->nsamples++] = x[j];
+    for (int64_t j = 0; j < n && *nsamples < MQ_CALIB_SAMPLES; j += step) samples[(*nsamples)++] = x[j];
 }
 
 static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, const float **w,
@@ -193,7 +195,7 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
     if (!q->aquant) return MIXQ_OK;
     const int64_t n = (int64_t)N * in_numel(m, i);
     if (s->calibrating) {
-        if (q->collect) calib_collect(q, *x, n);
+        if (q->collect) mq_calib_collect(*x, n, q->a_signed, &q->cmax, q->samples, &q->nsamples);
         return MIXQ_OK; /* calibration runs on float activations (and quantized weights) */
     }
     if (!q->calibrated)
@@ -322,6 +324,10 @@ static uint8_t nonnegative(const mixq_model *m, int i, const uint8_t *nn) {
     }
 }
 
+void mq_quant_nonnegative(const mixq_model *m, uint8_t *nn) {
+    for (int i = 0; i < m->n_nodes; i++) nn[i] = nonnegative(m, i, nn);
+}
+
 static int lq_equal(const mq_lq *a, const mq_lq *b) {
     return a->K == b->K && a->a_bits == b->a_bits && a->gran == b->gran && a->wclip == b->wclip &&
            a->wclip_rows == b->wclip_rows &&
@@ -343,7 +349,7 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
     st = mq_policy_copy(p, &s->policy);
     uint8_t *nn = st ? NULL : mq_malloc((size_t)m->n_nodes, 1, "quantization signs");
     if (!st && !nn) st = MIXQ_ERR_NOMEM;
-    for (int i = 0; !st && i < m->n_nodes; i++) nn[i] = nonnegative(m, i, nn);
+    if (!st) mq_quant_nonnegative(m, nn);
     for (int i = 0; !st && i < m->n_nodes; i++) {
         if (!mq_node_quantizable(m, i)) continue;
         qnode *q = &s->nodes[i];
@@ -382,7 +388,7 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
      * was quantized to before (a search's score must not depend on its history). Clips that
      * fine-tuning moved (PACT) are never kept: they belong to other weights, and
      * mixq_model_clone/load give fresh models for that. */
-    qstate *old = m->q ? Q(m) : NULL;
+    qstate *old = Q(m);
     int prefix_same = 1; /* every quantized layer so far unchanged */
     for (int i = 0; old && i < m->n_nodes; i++) {
         qnode *q = &s->nodes[i], *o = &old->nodes[i];
@@ -421,13 +427,13 @@ mixq_status mixq_model_quantize(mixq_model *m, const mixq_policy *p) {
     return MIXQ_OK;
 }
 
-int mixq_model_is_quantized(const mixq_model *m) { return m && m->q != NULL; }
+int mixq_model_is_quantized(const mixq_model *m) { return m && Q(m) != NULL; }
 
 mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out) {
     if (!m || !out) return mq_err(MIXQ_ERR_ARG, "mq_qlayer_get: NULL argument");
     if (node < 0 || node >= m->n_nodes)
         return mq_err(MIXQ_ERR_ARG, "node %d out of range (%d nodes)", node, m->n_nodes);
-    if (!m->q || !Q(m)->nodes[node].on)
+    if (!Q(m) || !Q(m)->nodes[node].on)
         return mq_err(MIXQ_ERR_ARG, "layer '%s' (node %d) is not quantized; hint: quantize the "
                       "model with a policy that covers it", m->nodes[node].name, node);
     qnode *q = &Q(m)->nodes[node];
@@ -458,7 +464,7 @@ mixq_status mq_qlayer_get(mixq_model *m, int node, mq_qlayer *out) {
 }
 
 mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, float alpha) {
-    if (!m->q || node < 0 || node >= m->n_nodes || !Q(m)->nodes[node].on)
+    if (!Q(m) || node < 0 || node >= m->n_nodes || !Q(m)->nodes[node].on)
         return mq_err(MIXQ_ERR_ARG, "node %d is not a quantized layer", node);
     qnode *q = &Q(m)->nodes[node];
     if (scales) {
@@ -475,7 +481,7 @@ mixq_status mq_quant_layer_set(mixq_model *m, int node, const float *scales, flo
 }
 
 const mixq_policy *mixq_model_policy(const mixq_model *m) {
-    return m && m->q ? Q(m)->policy : NULL;
+    return m && Q(m) ? Q(m)->policy : NULL;
 }
 
 static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, int only_new);
@@ -490,7 +496,7 @@ mixq_status mixq_model_calibrate_new(mixq_model *m, const mixq_dataset *d, int i
 
 static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, int only_new) {
     if (!m || !d) return mq_err(MIXQ_ERR_ARG, "mixq_model_calibrate: NULL model or dataset");
-    if (!m->q)
+    if (!Q(m))
         return mq_err(MIXQ_ERR_STATE, "calibration: model '%s' has no quantization policy; hint: "
                       "`mixq quantize MODEL --policy P.json ...` quantizes and calibrates it", m->arch);
     if (images < 1) return mq_err(MIXQ_ERR_ARG, "calibration needs at least one image, not %d", images);
@@ -512,7 +518,7 @@ static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, i
         q->cmax = 0;
         q->nsamples = 0;
         if (q->lq.aclip != MQ_CLIP_MAX && !q->samples &&
-            !(q->samples = mq_malloc(CALIB_SAMPLES, sizeof(float), "calibration samples")))
+            !(q->samples = mq_malloc(MQ_CALIB_SAMPLES, sizeof(float), "calibration samples")))
             return MIXQ_ERR_NOMEM;
     }
     if (!todo) return MIXQ_OK;
@@ -555,7 +561,7 @@ static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, i
 /* ------------------------------------------------------------ accounting */
 
 int mixq_model_quant_layers(const mixq_model *m) {
-    if (!m || !m->q) return 0;
+    if (!m || !Q(m)) return 0;
     int n = 0;
     for (int i = 0; i < m->n_nodes; i++) n += Q(m)->nodes[i].on;
     return n;
@@ -574,7 +580,7 @@ static int followed_by_bn(const mixq_model *m, int i) {
 
 mixq_status mixq_model_quant_layer(const mixq_model *m, int idx, mixq_layer_quant *out) {
     if (!m || !out) return mq_err(MIXQ_ERR_ARG, "mixq_model_quant_layer: NULL argument");
-    if (!m->q) return mq_err(MIXQ_ERR_STATE, "the model has no quantization policy");
+    if (!Q(m)) return mq_err(MIXQ_ERR_STATE, "the model has no quantization policy");
     int seen = -1;
     for (int i = 0; i < m->n_nodes; i++) {
         const qnode *q = &Q(m)->nodes[i];
@@ -640,7 +646,7 @@ mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t) {
 mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    if (!m->q) return MIXQ_OK;
+    if (!Q(m)) return MIXQ_OK;
     size_t need = 4;
     for (int i = 0; i < m->n_nodes; i++)
         if (Q(m)->nodes[i].on) need += MIXQ_NAME_MAX + 16 + 4 * (size_t)Q(m)->nodes[i].lq.K;
@@ -668,7 +674,7 @@ mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t
 }
 
 mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *b, size_t len, const char *path) {
-    if (!m->q) return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state without a policy", path);
+    if (!Q(m)) return mq_err(MIXQ_ERR_FORMAT, "'%s': quantization state without a policy", path);
     uint32_t cnt;
     size_t o = 4;
     if (len < 4) goto trunc;
@@ -746,7 +752,7 @@ mixq_status mixq_model_fold_bn(mixq_model *m, int *folded) {
 }
 
 const float *mq_quant_weights(const mixq_model *m, int node) {
-    if (!m || !m->q || node < 0 || node >= m->n_nodes) return NULL;
+    if (!m || !Q(m) || node < 0 || node >= m->n_nodes) return NULL;
     const qnode *q = &Q(m)->nodes[node];
     return q->on && q->wquant && q->wvalid ? q->wq : NULL;
 }

@@ -15,6 +15,17 @@ mixq_status mq_quant_state_save(const mixq_model *m, unsigned char **buf, size_t
 /* Restore them after mixq_model_quantize with the embedded policy. */
 mixq_status mq_quant_state_load(mixq_model *m, const unsigned char *buf, size_t len, const char *path);
 
+/* nn[i] = 1 where node i's output is never negative (after a ReLU, ReLU6, sigmoid or hard
+ * sigmoid, through pooling or flatten, or combining such outputs): a conv/linear node whose input
+ * is nn is quantized unsigned, else signed. nn has m->n_nodes entries. */
+void mq_quant_nonnegative(const mixq_model *m, uint8_t *nn);
+
+/* Activation-clip calibration: the running max (|x| when signed) into *cmax and, when samples
+ * is not NULL, up to MQ_CALIB_SAMPLES values spread over the batches seen ([*nsamples] so far)
+ * for the clip searches (mq_choose_clip). */
+#define MQ_CALIB_SAMPLES 262144
+void mq_calib_collect(const float *x, int64_t n, int is_signed, float *cmax, float *samples, int64_t *nsamples);
+
 /* The fake-quantized weights node `node` used in the last forward (NULL if not quantized or
  * not computed yet). For tests; the runtime and exporters read mq_qlayer_get. */
 const float *mq_quant_weights(const mixq_model *m, int node);

@@ -1,0 +1,486 @@
+/* EBS's mixed-precision layers: see mixture.h. Installed as the model's quantization hooks
+ * (nn/model.h), in place of a policy's (mixq_model_quantize replaces them again). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/model.h"
+#include "quant/mixture.h"
+#include "quant/policy.h"
+#include "quant/qmodel.h"
+#include "quant/quant.h"
+
+typedef struct mlayer {
+    mq_mix_layer pub;
+    int K;
+    int64_t inner, numel;
+    float *scale;          /* [nw][K] */
+    float *wq;             /* [nw][numel] Q_{b_i}(W) */
+    uint8_t *mask;         /* [nw][numel] their STE masks */
+    float *wmix;           /* [numel] W^ */
+    float *bq;             /* [K] the bias on the accumulator grid (one-hot integer layers) */
+    uint64_t wver;
+    int wvalid;
+    float *xq;             /* [cap] x^ of the last forward */
+    size_t xq_cap;
+    float rf[MQ_MIX_MAXB], sf[MQ_MIX_MAXB]; /* soft weights the backward differentiates (y) */
+    /* calibration */
+    float cmax;
+    float *samples;
+    int64_t nsamples;
+} mlayer;
+
+typedef struct mstate {
+    int L;
+    mlayer *layers;
+    int *of_node;          /* [n_nodes] layer index or -1 */
+    mq_mix_mode mode;
+    float tau;
+    int calibrating;
+    float *tmp, *tmp2;     /* [tmp_cap] activation scratch */
+    float *dxq;            /* [tmp_cap] dL/dx^ */
+    size_t tmp_cap;
+} mstate;
+
+static mstate *S(const mixq_model *m) { return (mstate *)m->q; }
+
+static int64_t in_numel(const mixq_model *m, int i) {
+    const mq_node *a = &m->nodes[m->nodes[i].in[0]];
+    return (int64_t)a->c * a->h * a->w;
+}
+
+static void mstate_free(mstate *s) {
+    if (!s) return;
+    for (int l = 0; s->layers && l < s->L; l++) {
+        mlayer *y = &s->layers[l];
+        free(y->scale);
+        free(y->wq);
+        free(y->mask);
+        free(y->wmix);
+        free(y->bq);
+        free(y->xq);
+        free(y->samples);
+    }
+    free(s->layers);
+    free(s->of_node);
+    free(s->tmp);
+    free(s->tmp2);
+    free(s->dxq);
+    free(s);
+}
+
+static void hook_free(mixq_model *m) {
+    mstate_free(S(m));
+    m->q = NULL;
+    m->qh = NULL;
+}
+
+/* softmax of v[0..n) / t into out */
+static void softmax(const float *v, int n, float t, float *out) {
+    float mx = v[0];
+    for (int i = 1; i < n; i++) mx = v[i] > mx ? v[i] : mx;
+    double z = 0;
+    for (int i = 0; i < n; i++) z += exp(((double)v[i] - mx) / t);
+    for (int i = 0; i < n; i++) out[i] = (float)(exp(((double)v[i] - mx) / t) / z);
+}
+
+static int argmax(const float *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+/* The forward's mixing weights f[] and the soft weights y[] the backward differentiates, from
+ * strengths v (noise g) under the state's mode. */
+static void mixing(const mstate *s, const float *v, const float *g, int n, float *f, float *y) {
+    if (n == 1) {
+        f[0] = y[0] = 1;
+        return;
+    }
+    if (s->mode == MQ_MIX_SOFT) {
+        softmax(v, n, 1, y);
+        memcpy(f, y, sizeof(float) * (size_t)n);
+        return;
+    }
+    float z[MQ_MIX_MAXB] = {0};
+    for (int i = 0; i < n; i++) z[i] = v[i] + (s->mode == MQ_MIX_GUMBEL ? g[i] : 0);
+    softmax(z, n, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, y);
+    const int b = argmax(z, n);
+    for (int i = 0; i < n; i++) f[i] = i == b;
+}
+
+/* dv += J^T dr, the softmax Jacobian at y (temperature t): dv_k = y_k (dr_k - sum_i y_i dr_i) / t */
+static void softmax_back(const float *y, const double *dr, int n, float t, double *dv) {
+    double dot = 0;
+    for (int i = 0; i < n; i++) dot += y[i] * dr[i];
+    for (int k = 0; k < n; k++) dv[k] += y[k] * (dr[k] - dot) / t;
+}
+
+static mixq_status ensure_wq(mixq_model *m, mlayer *y) {
+    if (y->wvalid && y->wver == m->params_version) return MIXQ_OK;
+    const mq_node *n = &m->nodes[y->pub.node];
+    const float *w = mq_tensor_ptr(m, n->t_w);
+    for (int64_t j = 0; j < y->numel; j++)
+        if (!isfinite(w[j]))
+            return mq_err(MIXQ_ERR_NUMERIC, "layer '%s': weight %lld is %g; hint: lower the learning rate",
+                          n->name, (long long)j, (double)w[j]);
+    int *kb = mq_malloc((size_t)y->K, sizeof(int), "kernel bits");
+    if (!kb) return MIXQ_ERR_NOMEM;
+    mixq_status st = MIXQ_OK;
+    for (int i = 0; i < y->pub.nw && !st; i++) {
+        for (int k = 0; k < y->K; k++) kb[k] = y->pub.wbits[i];
+        float *sc = y->scale + (size_t)i * y->K;
+        st = mq_weight_scales(w, y->K, y->inner, kb, MQ_GRAN_CHANNEL, MQ_CLIP_MAX, sc);
+        if (!st)
+            mq_weight_fake_quant(w, y->K, y->inner, kb, sc, y->wq + (size_t)i * y->numel, NULL,
+                                 y->mask + (size_t)i * y->numel);
+    }
+    free(kb);
+    if (st) return st;
+    y->wver = m->params_version;
+    y->wvalid = 1;
+    return MIXQ_OK;
+}
+
+static mixq_status ensure_tmp(mstate *s, size_t n) {
+    if (n <= s->tmp_cap) return MIXQ_OK;
+    float *a = mq_alloc_aligned(sizeof(float) * n, "mixture scratch");
+    float *b = mq_alloc_aligned(sizeof(float) * n, "mixture scratch");
+    float *c = mq_alloc_aligned(sizeof(float) * n, "mixture gradient");
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return MIXQ_ERR_NOMEM;
+    }
+    free(s->tmp), free(s->tmp2), free(s->dxq);
+    s->tmp = a, s->tmp2 = b, s->dxq = c;
+    s->tmp_cap = n;
+    return MIXQ_OK;
+}
+
+static int act_quant(const mq_mix_layer *p) { return !(p->na == 1 && p->abits[0] == MQ_FLOAT_BITS); }
+
+/* The index of the one candidate with weight 1 (the others 0), or -1. */
+static int one_hot(const float *f, int n) {
+    int at = -1;
+    for (int c = 0; c < n; c++)
+        if (f[c] == 1) at = c;
+        else if (f[c] != 0) return -1;
+    return at;
+}
+
+/* A layer whose mixture is one integer width pair adds its bias on the accumulator grid, as the
+ * plain quantizer (qmodel.c's layer_bias) and the runtime do; else the float bias. */
+static mixq_status mixed_bias(mixq_model *m, mlayer *y, const float **b) {
+    const mq_mix_layer *p = &y->pub;
+    const mq_node *n = &m->nodes[p->node];
+    const int c = one_hot(p->r, p->nw), j = act_quant(p) ? one_hot(p->s, p->na) : -1;
+    if (n->t_b < 0 || c < 0 || j < 0 || p->wbits[c] == MQ_FLOAT_BITS || p->abits[j] == MQ_FLOAT_BITS) return MIXQ_OK;
+    if (!y->bq && !(y->bq = mq_malloc((size_t)y->K, sizeof(float), "quantized bias"))) return MIXQ_ERR_NOMEM;
+    const float s_a = mq_act_scale(p->abits[j], p->a_signed, p->clip[j]);
+    if (mq_bias_quant(mq_tensor_ptr(m, n->t_b), y->K, y->scale + (size_t)c * y->K, s_a, y->bq, NULL)) *b = y->bq;
+    return MIXQ_OK;
+}
+
+static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, const float **w,
+                                const float **b) {
+    mstate *s = S(m);
+    const int l = s->of_node[i];
+    if (l < 0) return MIXQ_OK;
+    mlayer *y = &s->layers[l];
+    mq_mix_layer *p = &y->pub;
+    mixq_status st = ensure_wq(m, y);
+    if (st) return st;
+    mixing(s, p->alpha, p->gw, p->nw, p->r, y->rf);
+    memset(y->wmix, 0, sizeof(float) * (size_t)y->numel);
+    for (int c = 0; c < p->nw; c++) {
+        if (p->r[c] == 0) continue;
+        const float *q = y->wq + (size_t)c * y->numel, rc = p->r[c];
+        for (int64_t j = 0; j < y->numel; j++) y->wmix[j] += rc * q[j];
+    }
+    *w = y->wmix;
+    if (!act_quant(p)) return MIXQ_OK;
+    const int64_t n = (int64_t)N * in_numel(m, i);
+    if (s->calibrating) {
+        mq_calib_collect(*x, n, p->a_signed, &y->cmax, y->samples, &y->nsamples);
+        return MIXQ_OK; /* calibration runs on float activations */
+    }
+    for (int c = 0; c < p->na; c++)
+        if (p->abits[c] != MQ_FLOAT_BITS && !(p->clip[c] > 0))
+            return mq_err(MIXQ_ERR_STATE, "layer '%s': the clip of its %d-bit activation candidate is not set; "
+                          "hint: mq_mix_calibrate first", m->nodes[i].name, p->abits[c]);
+    mixing(s, p->beta, p->ga, p->na, p->s, y->sf);
+    if ((size_t)n > y->xq_cap) {
+        float *buf = mq_alloc_aligned(sizeof(float) * (size_t)n, "mixed activations");
+        if (!buf) return MIXQ_ERR_NOMEM;
+        free(y->xq);
+        y->xq = buf;
+        y->xq_cap = (size_t)n;
+    }
+    if ((st = ensure_tmp(s, (size_t)n))) return st;
+    int first = 1;
+    for (int c = 0; c < p->na; c++) {
+        if (p->s[c] == 0) continue;
+        const float sc = p->s[c];
+        if (first && sc == 1) { /* one-hot: the plain quantizer's values exactly */
+            mq_act_fake_quant(*x, n, p->abits[c], p->a_signed, p->clip[c], y->xq);
+        } else {
+            mq_act_fake_quant(*x, n, p->abits[c], p->a_signed, p->clip[c], s->tmp);
+            for (int64_t j = 0; j < n; j++) y->xq[j] = first ? sc * s->tmp[j] : y->xq[j] + sc * s->tmp[j];
+        }
+        first = 0;
+    }
+    *x = y->xq;
+    return mixed_bias(m, y, b);
+}
+
+static mixq_status hook_backward_pre(mixq_model *m, int i, int N, const float **x, const float **w,
+                                     float **dx, int *acc) {
+    mstate *s = S(m);
+    const int l = s->of_node[i];
+    if (l < 0) return MIXQ_OK;
+    mlayer *y = &s->layers[l];
+    if (!y->wvalid || y->wver != m->params_version)
+        return mq_err(MIXQ_ERR_STATE, "layer '%s': weights changed between forward and backward", m->nodes[i].name);
+    *w = y->wmix;
+    if (!act_quant(&y->pub)) return MIXQ_OK;
+    *x = y->xq;
+    mixq_status st = ensure_tmp(s, (size_t)N * (size_t)in_numel(m, i));
+    if (st) return st;
+    *dx = s->dxq;
+    *acc = 0;
+    return MIXQ_OK;
+}
+
+static double dot(const float *a, const float *b, int64_t n) {
+    double v = 0;
+    for (int64_t j = 0; j < n; j++) v += (double)a[j] * b[j];
+    return v;
+}
+
+static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, int acc) {
+    mstate *s = S(m);
+    const int l = s->of_node[i];
+    if (l < 0) return MIXQ_OK;
+    mlayer *y = &s->layers[l];
+    mq_mix_layer *p = &y->pub;
+    const mq_node *n = &m->nodes[i];
+    float *g = mq_grad_ptr(m, n->t_w); /* G = dL/dW^, before any mask */
+    /* strengths: dL/dr_c = <G, Q_c(W)> */
+    if (p->nw > 1 && s->mode != MQ_MIX_ARGMAX) {
+        double dr[MQ_MIX_MAXB];
+        for (int c = 0; c < p->nw; c++) dr[c] = dot(g, y->wq + (size_t)c * y->numel, y->numel);
+        softmax_back(y->rf, dr, p->nw, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, p->dalpha);
+    }
+    /* dL/dW = sum_c r_c mask_c G */
+    for (int64_t j = 0; j < y->numel; j++) {
+        float v = 0;
+        for (int c = 0; c < p->nw; c++)
+            if (p->r[c] != 0 && y->mask[(size_t)c * y->numel + j]) v += p->r[c];
+        g[j] *= v;
+    }
+    if (!act_quant(p)) return MIXQ_OK;
+    const float *x = m->nodes[n->in[0]].y;
+    const int64_t cnt = (int64_t)N * in_numel(m, i);
+    double ds[MQ_MIX_MAXB];
+    int first = 1;
+    for (int c = 0; c < p->na; c++) {
+        if (p->na > 1 && s->mode != MQ_MIX_ARGMAX) {
+            mq_act_fake_quant(x, cnt, p->abits[c], p->a_signed, p->clip[c], s->tmp);
+            ds[c] = dot(s->dxq, s->tmp, cnt);
+        }
+        if (p->s[c] == 0) continue;
+        float dclip = 0;
+        if (first && p->s[c] == 1) { /* one-hot: the plain quantizer's backward */
+            mq_act_fake_quant_backward(x, s->dxq, cnt, p->abits[c], p->a_signed, p->clip[c], 0, dx, acc, &dclip);
+        } else {
+            mq_act_fake_quant_backward(x, s->dxq, cnt, p->abits[c], p->a_signed, p->clip[c], 0, s->tmp2, 0, &dclip);
+            const float sc = p->s[c];
+            if (dx && first && !acc)
+                for (int64_t j = 0; j < cnt; j++) dx[j] = sc * s->tmp2[j];
+            else if (dx)
+                for (int64_t j = 0; j < cnt; j++) dx[j] += sc * s->tmp2[j];
+        }
+        p->dclip[c] += (double)p->s[c] * dclip;
+        first = 0;
+    }
+    if (dx && first && !acc) memset(dx, 0, sizeof(float) * (size_t)cnt); /* no candidate (cannot happen) */
+    if (p->na > 1 && s->mode != MQ_MIX_ARGMAX)
+        softmax_back(y->sf, ds, p->na, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, p->dbeta);
+    return MIXQ_OK;
+}
+
+static void hook_step(mixq_model *m, float lr, float momentum) { /* the agent steps strengths */
+    (void)m, (void)lr, (void)momentum;
+}
+
+static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, hook_step, hook_free};
+
+static mixq_status check_bits(const int *b, int n, const char *what) {
+    if (n < 1 || n > MQ_MIX_MAXB)
+        return mq_err(MIXQ_ERR_ARG, "%s: %d candidate widths; hint: give 1 to %d", what, n, MQ_MIX_MAXB);
+    for (int i = 0; i < n; i++) {
+        if (!mq_bits_valid(b[i]))
+            return mq_err(MIXQ_ERR_ARG, "%s: width %d is not 1..8 or 32", what, b[i]);
+        for (int j = 0; j < i; j++)
+            if (b[j] == b[i]) return mq_err(MIXQ_ERR_ARG, "%s: width %d given twice", what, b[i]);
+    }
+    return MIXQ_OK;
+}
+
+static mixq_status layer_alloc(mlayer *y) {
+    free(y->scale), free(y->wq), free(y->mask);
+    y->scale = mq_calloc((size_t)y->pub.nw * y->K, sizeof(float), "candidate scales");
+    y->wq = mq_alloc_aligned(sizeof(float) * (size_t)y->pub.nw * (size_t)y->numel, "candidate weights");
+    y->mask = mq_malloc((size_t)y->pub.nw * (size_t)y->numel, 1, "candidate STE masks");
+    y->wvalid = 0;
+    return y->scale && y->wq && y->mask ? MIXQ_OK : MIXQ_ERR_NOMEM;
+}
+
+mixq_status mq_mix_install(mixq_model *m, int nw, const int *wbits, int na, const int *abits) {
+    if (!m || !wbits || !abits) return mq_err(MIXQ_ERR_ARG, "mq_mix_install: NULL argument");
+    mixq_status st = check_bits(wbits, nw, "weight candidates");
+    if (!st) st = check_bits(abits, na, "activation candidates");
+    if (st) return st;
+    mstate *s = mq_calloc(1, sizeof *s, "mixture state");
+    uint8_t *nn = mq_malloc((size_t)m->n_nodes, 1, "quantization signs");
+    if (!s || !nn || !(s->of_node = mq_malloc((size_t)m->n_nodes, sizeof(int), "mixture map"))) {
+        free(nn);
+        mstate_free(s);
+        return MIXQ_ERR_NOMEM;
+    }
+    s->tau = 1;
+    mq_quant_nonnegative(m, nn);
+    for (int i = 0; i < m->n_nodes; i++) s->of_node[i] = mq_node_quantizable(m, i) ? s->L++ : -1;
+    s->layers = mq_calloc((size_t)(s->L ? s->L : 1), sizeof *s->layers, "mixed layers");
+    if (!s->layers) st = MIXQ_ERR_NOMEM;
+    for (int i = 0; !st && i < m->n_nodes; i++) {
+        if (s->of_node[i] < 0) continue;
+        mlayer *y = &s->layers[s->of_node[i]];
+        const mq_node *n = &m->nodes[i];
+        y->pub.node = i;
+        y->pub.nw = nw, y->pub.na = na;
+        memcpy(y->pub.wbits, wbits, sizeof(int) * (size_t)nw);
+        memcpy(y->pub.abits, abits, sizeof(int) * (size_t)na);
+        y->pub.a_signed = !nn[n->in[0]];
+        y->K = m->tensors[n->t_w].shape[0]; /* output channels (filters or features) */
+        y->numel = m->tensors[n->t_w].numel;
+        y->inner = y->numel / y->K;
+        y->wmix = mq_alloc_aligned(sizeof(float) * (size_t)y->numel, "mixed weights");
+        if (!y->wmix || (st = layer_alloc(y))) st = st ? st : MIXQ_ERR_NOMEM;
+    }
+    free(nn);
+    if (st) {
+        mstate_free(s);
+        return st;
+    }
+    if (m->qh) m->qh->free(m);
+    m->q = s;
+    m->qh = &hooks;
+    m->have_forward = 0;
+    return MIXQ_OK;
+}
+
+int mq_mix_count(const mixq_model *m) { return m && m->qh == &hooks ? S(m)->L : 0; }
+
+mq_mix_layer *mq_mix_get(mixq_model *m, int l) {
+    if (l < 0 || l >= mq_mix_count(m)) {
+        mq_err(MIXQ_ERR_ARG, "mixed layer %d of %d", l, mq_mix_count(m));
+        return NULL;
+    }
+    return &S(m)->layers[l].pub;
+}
+
+mixq_status mq_mix_fix(mixq_model *m, int l, int w_bits, int a_bits) {
+    mq_mix_layer *p = mq_mix_get(m, l);
+    if (!p) return MIXQ_ERR_ARG;
+    mixq_status st = check_bits(&w_bits, 1, "fixed weight width");
+    if (!st) st = check_bits(&a_bits, 1, "fixed activation width");
+    if (st) return st;
+    float clip = 0;
+    for (int c = 0; c < p->na; c++)
+        if (p->abits[c] == a_bits) clip = p->clip[c];
+    p->nw = p->na = 1;
+    p->wbits[0] = w_bits, p->abits[0] = a_bits;
+    p->alpha[0] = p->beta[0] = 0;
+    p->clip[0] = clip;
+    m->have_forward = 0;
+    return layer_alloc(&S(m)->layers[l]);
+}
+
+mixq_status mq_mix_set_mode(mixq_model *m, mq_mix_mode mode, float tau) {
+    if (!mq_mix_count(m)) return mq_err(MIXQ_ERR_STATE, "the model has no mixed layers");
+    if (mode == MQ_MIX_GUMBEL && !(tau > 0)) return mq_err(MIXQ_ERR_ARG, "Gumbel temperature %g; hint: > 0", (double)tau);
+    S(m)->mode = mode;
+    S(m)->tau = mode == MQ_MIX_GUMBEL ? tau : 1;
+    m->have_forward = 0;
+    return MIXQ_OK;
+}
+
+static float gumbel(mq_rng *rng) {
+    const double u = (mq_rng_u64(rng) >> 11) * (1.0 / 9007199254740992.0);
+    return (float)-log(-log(u + 1e-20) + 1e-20);
+}
+
+void mq_mix_sample(mixq_model *m, mq_rng *rng) {
+    for (int l = 0; l < mq_mix_count(m); l++) {
+        mq_mix_layer *p = &S(m)->layers[l].pub;
+        for (int c = 0; c < p->nw; c++) p->gw[c] = gumbel(rng);
+        for (int c = 0; c < p->na; c++) p->ga[c] = gumbel(rng);
+    }
+}
+
+void mq_mix_zero_grad(mixq_model *m) {
+    for (int l = 0; l < mq_mix_count(m); l++) {
+        mq_mix_layer *p = &S(m)->layers[l].pub;
+        memset(p->dalpha, 0, sizeof p->dalpha);
+        memset(p->dbeta, 0, sizeof p->dbeta);
+        memset(p->dclip, 0, sizeof p->dclip);
+    }
+}
+
+mixq_status mq_mix_calibrate(mixq_model *m, const float *x, int n) {
+    if (!mq_mix_count(m)) return mq_err(MIXQ_ERR_STATE, "the model has no mixed layers");
+    if (!x || n < 1) return mq_err(MIXQ_ERR_ARG, "mixture calibration needs at least one image");
+    mstate *s = S(m);
+    mixq_status st = MIXQ_OK;
+    for (int l = 0; l < s->L && !st; l++) {
+        mlayer *y = &s->layers[l];
+        y->cmax = 0, y->nsamples = 0;
+        if (act_quant(&y->pub) && !y->samples && !(y->samples = mq_malloc(MQ_CALIB_SAMPLES, sizeof(float), "calibration samples")))
+            st = MIXQ_ERR_NOMEM;
+    }
+    const int64_t per = (int64_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+    const mq_mix_mode mode = s->mode;
+    s->mode = MQ_MIX_SOFT;
+    s->calibrating = 1;
+    for (int start = 0; !st && start < n; start += 256)
+        st = mixq_model_forward(m, x + (size_t)start * per, MQ_MIN(256, n - start), 0, NULL);
+    s->calibrating = 0;
+    s->mode = mode;
+    m->have_forward = 0;
+    for (int l = 0; l < s->L; l++) {
+        mlayer *y = &s->layers[l];
+        mq_mix_layer *p = &y->pub;
+        for (int c = 0; !st && c < p->na && act_quant(p); c++) {
+            if (p->abits[c] == MQ_FLOAT_BITS) continue;
+            p->clip[c] = p->abits[c] >= 5 || y->nsamples < 2
+                             ? (y->cmax > 0 ? y->cmax : 1.0f)
+                             : mq_choose_clip(y->samples, y->nsamples, p->abits[c], p->a_signed, MQ_CLIP_MSE);
+        }
+        free(y->samples);
+        y->samples = NULL;
+    }
+    return st;
+}
+
+const float *mq_mix_weights(mixq_model *m, int l, int i) {
+    mq_mix_layer *p = mq_mix_get(m, l);
+    if (!p) return NULL;
+    if (i < 0 || i >= p->nw) {
+        mq_err(MIXQ_ERR_ARG, "candidate %d of %d", i, p->nw);
+        return NULL;
+    }
+    mlayer *y = &S(m)->layers[l];
+    return ensure_wq(m, y) ? NULL : y->wq + (size_t)i * y->numel;
+}
