@@ -286,3 +286,43 @@ const char *test_lenet5_file(void) {
     memcpy(path, p, sizeof path);
     return path;
 }
+
+int test_search_thread_pair(const char *model, const mixq_search_config *c, const char *tag, char *d1, char *d2,
+                            size_t n, mixq_search_result *r1, mixq_search_result *r2) {
+    snprintf(d1, n, "%s/%s1", test_tmpdir(), tag);
+    snprintf(d2, n, "%s/%s2", test_tmpdir(), tag);
+    const int threads = mixq_get_threads();
+    int ok = mixq_set_threads(1) == MIXQ_OK;
+    ok = ok && mixq_search(model, "fashion-mnist", c, d1, 0, NULL, NULL, r1) == MIXQ_OK;
+    ok = ok && mixq_set_threads(2) == MIXQ_OK;
+    ok = ok && mixq_search(model, "fashion-mnist", c, d2, 0, NULL, NULL, r2) == MIXQ_OK;
+    CHECKF(ok, "%s search at 1 and 2 threads: %s", tag, mixq_last_error());
+    mixq_set_threads(threads);
+    return ok;
+}
+
+int test_kill_resume(const char *model, const mixq_search_config *c, const char *const *cli, int stop1, int stop2,
+                     const char *ckpt, const char *tag, char *a, char *b, size_t n, mixq_search_result *ra,
+                     mixq_search_result *rb) {
+    snprintf(a, n, "%s/%sa", test_tmpdir(), tag);
+    snprintf(b, n, "%s/%sb", test_tmpdir(), tag);
+    int ok = mixq_search(model, "fashion-mnist", c, a, 0, NULL, NULL, ra) == MIXQ_OK;
+    CHECKF(ok, "%s: the uninterrupted search: %s", tag, mixq_last_error());
+    char path[1200];
+    snprintf(path, sizeof path, "%s/evals.jsonl", b);
+    const int stops[2] = {stop1, stop2};
+    for (int k = 0; ok && k < 2; k++) {
+        const char *args[64] = {"search", model, "--data", "fashion-mnist", "--out", b, "--no-report", "--quiet"};
+        int m = 8;
+        for (int i = 0; cli[i] && m < 62; i++) args[m++] = cli[i];
+        if (k) args[m++] = "--resume";
+        args[m] = NULL;
+        CHECKF(test_cli_stop_at(args, path, stops[k], SIGKILL), "%s: stop %d", tag, k);
+    }
+    ok = ok && mixq_search(model, "fashion-mnist", c, b, 1, NULL, NULL, rb) == MIXQ_OK;
+    CHECKF(ok, "%s: the resumed search: %s", tag, mixq_last_error());
+    CHECK(test_same_run_file(a, b, "evals.jsonl") && test_same_run_file(a, b, "best_policy.json") &&
+          test_same_run_file(a, b, "pareto.csv"));
+    if (ckpt) CHECKF(test_same_run_file(a, b, ckpt), "%s: %s differs", tag, ckpt);
+    return ok;
+}

@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 skips=$tmp/skips
 : >"$skips"
 # the longest binaries first, so that N at a time finish together
-slow="test_search test_cli test_releq test_autoq test_hawq test_mpi test_onnx test_runtime test_faults test_ort"
+slow="test_search test_cli test_releq test_autoq test_ebs test_hawq test_mpi test_onnx test_runtime test_faults test_ort"
 alone="test_readme"
 list=""
 for s in $slow; do

@@ -89,6 +89,22 @@ int test_count_lines(const char *path);
  * left out), wait until `path` holds `lines` lines (at most 30 s), send `sig` and reap it: 1 if
  * it died of the signal or exited with 0 (it finished first) or 130 (its SIGINT message). */
 int test_cli_stop_at(const char *const *args, const char *path, int lines, int sig);
+/* The same search on Fashion-MNIST twice, at 1 and then 2 threads, into test_tmpdir()/<tag>1 and
+ * <tag>2 (written to d1, d2, n bytes each), results in r1, r2; the thread count is restored.
+ * 1 if both ran (a failure is a failed check, with the error). */
+struct mixq_search_config;
+struct mixq_search_result;
+int test_search_thread_pair(const char *model, const struct mixq_search_config *c, const char *tag, char *d1,
+                            char *d2, size_t n, struct mixq_search_result *r1, struct mixq_search_result *r2);
+/* Kill and resume: search c on Fashion-MNIST whole into test_tmpdir()/<tag>a (result ra), then
+ * through the CLI with cli (its flags for the same search, NULL-terminated, without the model,
+ * --data, --out, --quiet and --resume) into <tag>b, killed by SIGKILL when evals.jsonl holds
+ * stop1 and then (resumed) stop2 lines, and finished by mixq_search with resume (result rb).
+ * Then checks that evals.jsonl, best_policy.json, pareto.csv and `ckpt` (NULL: none) are the
+ * uninterrupted run's. The directories go to a, b (n bytes each). */
+int test_kill_resume(const char *model, const struct mixq_search_config *c, const char *const *cli, int stop1,
+                     int stop2, const char *ckpt, const char *tag, char *a, char *b, size_t n,
+                     struct mixq_search_result *ra, struct mixq_search_result *rb);
 /* 1 if Debian's dataset-fashion-mnist is installed; else test_skip saying so and 0. */
 int test_need_fmnist(void);
 /* 1 in a sanitizer build (ASan/UBSan): there the longest statistical tests run one of their

@@ -292,15 +292,8 @@ static void test_search_threads(void) {
     mixq_search_config c;
     aq_cfg(&c);
     char d1[1100], d2[1100];
-    snprintf(d1, sizeof d1, "%s/t1", test_tmpdir());
-    snprintf(d2, sizeof d2, "%s/t2", test_tmpdir());
-    const int threads = mixq_get_threads();
     mixq_search_result r1, r2;
-    CHECK_OK(mixq_set_threads(1));
-    CHECKF(mixq_search(model, "fashion-mnist", &c, d1, 0, NULL, NULL, &r1) == MIXQ_OK, "%s", mixq_last_error());
-    CHECK_OK(mixq_set_threads(2));
-    CHECKF(mixq_search(model, "fashion-mnist", &c, d2, 0, NULL, NULL, &r2) == MIXQ_OK, "%s", mixq_last_error());
-    mixq_set_threads(threads);
+    if (!test_search_thread_pair(model, &c, "t", d1, d2, sizeof d1, &r1, &r2)) return;
     CHECK(r1.fits && r1.ratio[0] <= 0.8 + 1e-9 && r1.candidates + r1.cache_hits == 6);
     CHECK(test_same_run_file(d1, d2, "evals.jsonl") && test_same_run_file(d1, d2, "best_policy.json"));
     CHECK(test_same_run_file(d1, d2, "agent-6.ckpt"));
@@ -350,23 +343,11 @@ static void test_search_resume(void) {
     aq_cfg(&c);
     c.episodes = 8;
     char a[1100], b[1100], path[1200];
-    snprintf(a, sizeof a, "%s/ra", test_tmpdir());
-    snprintf(b, sizeof b, "%s/rb", test_tmpdir());
     mixq_search_result ra, rb;
-    CHECKF(mixq_search(model, "fashion-mnist", &c, a, 0, NULL, NULL, &ra) == MIXQ_OK, "%s", mixq_last_error());
-    snprintf(path, sizeof path, "%s/evals.jsonl", b);
-    static const int stop_after[2] = {3, 5};
-    for (int k = 0; k < 2; k++) {
-        const char *args[] = {"search", model, "--data", "fashion-mnist", "--out", b, "--agent", "autoq", "--hw",
-                              "bismo_edge", "--budget", "latency=0.8", "--episodes", "8", "--warmup", "2", "--rl",
-                              "batch=16", "--eval-images", "200", "--calib-images", "32", "--val", "500",
-                              "--final-epochs", "0", "--no-report", "--quiet", k ? "--resume" : "--quiet", NULL};
-        CHECKF(test_cli_stop_at(args, path, stop_after[k], SIGKILL), "stop %d", k);
-    }
-    CHECKF(mixq_search(model, "fashion-mnist", &c, b, 1, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
-    CHECK(test_same_run_file(a, b, "evals.jsonl") && test_same_run_file(a, b, "best_policy.json") &&
-          test_same_run_file(a, b, "pareto.csv"));
-    CHECK(test_same_run_file(a, b, "agent-8.ckpt"));
+    const char *cli[] = {"--agent", "autoq", "--hw", "bismo_edge", "--budget", "latency=0.8", "--episodes", "8",
+                         "--warmup", "2", "--rl", "batch=16", "--eval-images", "200", "--calib-images", "32", "--val",
+                         "500", "--final-epochs", "0", NULL};
+    if (!test_kill_resume(model, &c, cli, 3, 5, "agent-8.ckpt", "r", a, b, sizeof a, &ra, &rb)) return;
     CHECK(rb.best_val_accuracy == ra.best_val_accuracy && rb.cache_hits == ra.cache_hits);
     /* a damaged checkpoint is refused with its name */
     snprintf(path, sizeof path, "%s/agent-8.ckpt", b);

@@ -384,7 +384,7 @@ static void test_messages(void) {
     snprintf(a, sizeof a, S, T, T, "s5", "latency=0.9 --agent gredy");
     EXPECT_LINE(a, 1, "did you mean 'greedy'?");
     snprintf(a, sizeof a, S, T, T, "s6", "latency=0.9 --sweep 3");
-    EXPECT_LINE(a, 1, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
+    EXPECT_LINE(a, 1, "--sweep and --sweep-from are the hawq and ebs agents'; hint: --agent hawq or ebs");
     snprintf(a, sizeof a, S, T, T, "s7", "latency=0.9 --agent hawq --swep 3");
     EXPECT_LINE(a, 2, "did you mean '--sweep'?");
     /* releq: its options, checked before any work */

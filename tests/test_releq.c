@@ -459,15 +459,8 @@ static void test_search_no_budget(void) {
     c.a_bits = 6;
     c.bit_set[0] = 2, c.bit_set[1] = 4, c.bit_set[2] = 8, c.n_bit_set = 3;
     char d1[1100], d2[1100];
-    snprintf(d1, sizeof d1, "%s/nb1", test_tmpdir());
-    snprintf(d2, sizeof d2, "%s/nb2", test_tmpdir());
-    const int threads = mixq_get_threads();
     mixq_search_result r1, r2;
-    CHECK_OK(mixq_set_threads(1));
-    CHECKF(mixq_search(model, "fashion-mnist", &c, d1, 0, NULL, NULL, &r1) == MIXQ_OK, "%s", mixq_last_error());
-    CHECK_OK(mixq_set_threads(2));
-    CHECKF(mixq_search(model, "fashion-mnist", &c, d2, 0, NULL, NULL, &r2) == MIXQ_OK, "%s", mixq_last_error());
-    mixq_set_threads(threads);
+    if (!test_search_thread_pair(model, &c, "nb", d1, d2, sizeof d1, &r1, &r2)) return;
     CHECK(r1.budget_ratio == 0 && r1.fits && r1.episodes == 6 && r1.candidates + r1.cache_hits == 6);
     CHECK(test_same_run_file(d1, d2, "evals.jsonl") && test_same_run_file(d1, d2, "best_policy.json"));
     CHECK(test_same_run_file(d1, d2, "agent-6.ckpt"));

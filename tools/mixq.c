@@ -1225,7 +1225,8 @@ static const char search_help_1[] =
     "                       sensitivities, then an integer programme with GLPK: one candidate\n"
     "                       per budget), releq (ReLeQ's PPO over weight widths, below), or\n"
     "                       autoq (AutoQ: per layer a goal and activation width, per kernel a\n"
-    "                       weight width, hierarchical DDPG; below)\n"
+    "                       weight width, hierarchical DDPG; below), or ebs (a differentiable\n"
+    "                       search: shared weights, learned strengths over the widths; below)\n"
     "  --hw TARGET          hardware target (default bitfusion; see mixq cost --list)\n"
     "  --budget M=V[,M=V]   latency, energy, size or bitops; a fraction of uniform W8A8 (0.5) or\n"
     "                       absolute with a unit (2ms, 300uJ, 64KiB, 1e9ops). Several at once\n"
@@ -1279,6 +1280,17 @@ static const char search_help_2[] =
     "                       and the task's, zeta rising from zeta0 to zeta1 over the episodes;\n"
     "                       llc_hidden=128, llc_updates=64 (kernel agent's updates per episode);\n"
     "                       relabel=hiro (HIRO goal relabelling) or none. The layer agent takes --rl\n"
+    "  ebs (one training-like search per budget; the budget is needed, --mode accuracy is not\n"
+    "  for it):\n"
+    "  --bit-set B,B,...    the candidate widths of weights and activations (default for ebs\n"
+    "                       2,3,4,5,6,8)\n"
+    "  --ebs K=V,...        epochs=1 (over half the training split; the strengths train on the\n"
+    "                       other half), mixing=softmax or gumbel (straight-through one-hot),\n"
+    "                       tau0=5, tau1=0.5 (Gumbel temperature, geometric), lambda=2 (the\n"
+    "                       expected-cost hinge), lr=0.01 (Adam on the strengths). The weights\n"
+    "                       train with SGD at --lr; images=N: search on a seeded sample of N\n"
+    "                       training images (default: all). --sweep / --sweep-from as hawq's\n";
+static const char search_help_3[] =
     "  hawq:\n"
     "  --hessian-images N   training images of the Hessian traces (default 256)\n"
     "  --hessian-probes N   at most N Hutchinson probes (default 100; stops sooner when every\n"
@@ -1405,6 +1417,13 @@ static void on_search(const mixq_search_progress *p, void *user) {
                     p->episode == p->episodes ? "  done" : "");
         return;
     }
+    if (!strcmp(p->phase, "ebs")) { /* a search step: the first, every 20th and the last */
+        fprintf(stderr, "ebs search %d/%d: step %d/%d  argmax bits w %.2f a %.2f  cost %.3fx  expected %.3fx%s  %s  ETA %s\n",
+                p->scored, p->cache_hits, p->episode, p->episodes, p->mean_w_bits, p->mean_a_bits, p->cost_ratio,
+                p->best_cost_ratio, p->budget_ratio > 0 && p->cost_ratio > p->budget_ratio ? " (over budget)" : "",
+                el, eta);
+        return;
+    }
     if (!strcmp(p->phase, "final")) {
         fprintf(stderr, "final fine-tune of the best policy (val %.2f%%, cost %.3fx)...\n", p->best_accuracy,
                 p->best_cost_ratio);
@@ -1510,9 +1529,11 @@ static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc)
     static const char *const pkeys[] = {"lr", "clip", "vf", "ent", "gamma", "lambda", "epochs", "hidden", "temp"};
     static const char *const akeys[] = {"psi_acc", "psi_lat", "psi_e", "zeta0", "zeta1", "llc_hidden", "llc_updates",
                                         "relabel"};
-    const int ppo = !strcmp(opt, "--ppo"), aq = !strcmp(opt, "--autoq");
-    const char *const *keys = aq ? akeys : ppo ? pkeys : rkeys;
-    const int nkeys = aq    ? (int)(sizeof akeys / sizeof akeys[0])
+    static const char *const ekeys[] = {"epochs", "mixing", "tau0", "tau1", "lambda", "lr", "images"};
+    const int ppo = !strcmp(opt, "--ppo"), aq = !strcmp(opt, "--autoq"), eb = !strcmp(opt, "--ebs");
+    const char *const *keys = eb ? ekeys : aq ? akeys : ppo ? pkeys : rkeys;
+    const int nkeys = eb    ? (int)(sizeof ekeys / sizeof ekeys[0])
+                      : aq  ? (int)(sizeof akeys / sizeof akeys[0])
                       : ppo ? (int)(sizeof pkeys / sizeof pkeys[0])
                             : (int)(sizeof rkeys / sizeof rkeys[0]);
     char buf[512];
@@ -1521,7 +1542,8 @@ static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc)
         char *eq = strchr(tok, '=');
         if (!eq) {
             fprintf(stderr, "mixq search: error: %s expects KEY=VALUE pairs, got '%s'; hint: %s %s\n", opt, tok, opt,
-                    aq ? "psi_acc=10,psi_lat=0.5" : ppo ? "lr=1e-4,clip=0.3" : "margin=0.8,a=0.6,b=3");
+                    eb ? "epochs=2,mixing=gumbel" : aq ? "psi_acc=10,psi_lat=0.5" : ppo ? "lr=1e-4,clip=0.3"
+                                                                      : "margin=0.8,a=0.6,b=3");
             return 0;
         }
         *eq = 0;
@@ -1529,7 +1551,22 @@ static int parse_kv_list(const char *opt, const char *v, mixq_search_config *sc)
         char flag[64];
         snprintf(flag, sizeof flag, "%s %s", opt, k);
         int ok = 1, known = 1;
-        if (aq) {
+        if (eb) {
+            if (!strcmp(k, "epochs")) ok = parse_int("search", flag, x, 1, 1000, &sc->ebs_epochs);
+            else if (!strcmp(k, "images")) ok = parse_int("search", flag, x, 4, 100000000, &sc->ebs_images);
+            else if (!strcmp(k, "tau0")) ok = parse_dbl(flag, x, 1e-3, 1000, &sc->ebs_tau0);
+            else if (!strcmp(k, "tau1")) ok = parse_dbl(flag, x, 1e-3, 1000, &sc->ebs_tau1);
+            else if (!strcmp(k, "lambda")) ok = parse_dbl(flag, x, 1e-9, 1e6, &sc->ebs_lambda);
+            else if (!strcmp(k, "lr")) ok = parse_dbl(flag, x, 1e-9, 10, &sc->ebs_lr);
+            else if (!strcmp(k, "mixing")) {
+                if (!strcmp(x, "gumbel")) sc->ebs_gumbel = 1;
+                else if (!strcmp(x, "softmax")) sc->ebs_gumbel = 0;
+                else {
+                    fprintf(stderr, "mixq search: error: --ebs mixing expects softmax or gumbel, got '%s'\n", x);
+                    ok = 0;
+                }
+            } else known = 0;
+        } else if (aq) {
             if (!strcmp(k, "psi_acc")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_acc);
             else if (!strcmp(k, "psi_lat")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_lat);
             else if (!strcmp(k, "psi_e")) ok = parse_dbl(flag, x, 0, 1e6, &sc->autoq_psi_e);
@@ -1589,11 +1626,11 @@ static int cmd_search(int argc, char **argv) {
 
 static int search_run(int argc, char **argv) {
     const char *C = "search", *path = NULL, *data = NULL, *out = NULL;
-    char search_help[sizeof search_help_1 + sizeof search_help_2];
-    snprintf(search_help, sizeof search_help, "%s%s", search_help_1, search_help_2);
+    char search_help[sizeof search_help_1 + sizeof search_help_2 + sizeof search_help_3];
+    snprintf(search_help, sizeof search_help, "%s%s%s", search_help_1, search_help_2, search_help_3);
     mixq_search_config sc;
     mixq_search_config_default(&sc);
-    int threads = 0, resume = 0, quiet = 0, budget_given = 0;
+    int threads = 0, resume = 0, quiet = 0, budget_given = 0, bit_set_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int ok = 1;
@@ -1643,9 +1680,10 @@ static int search_run(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
-        else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(v, &sc);
+        else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(v, &sc), bit_set_given = 1;
         else if (!strcmp(a, "--a-bits")) ok = parse_int(C, a, v, 1, 8, &sc.a_bits);
-        else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo") || !strcmp(a, "--autoq")) ok = parse_kv_list(a, v, &sc);
+        else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo") || !strcmp(a, "--autoq") || !strcmp(a, "--ebs"))
+            ok = parse_kv_list(a, v, &sc);
         else if (!strcmp(a, "--report-every")) ok = parse_int(C, a, v, 0, 100000000, &sc.report_every);
         else if (!strcmp(a, "--hessian-images")) ok = parse_int(C, a, v, 1, 100000000, &sc.hessian_images);
         else if (!strcmp(a, "--hessian-probes")) ok = parse_int(C, a, v, 1, 1000000, &sc.hessian_probes);
@@ -1668,6 +1706,11 @@ static int search_run(int argc, char **argv) {
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!data) return usage_error(C, "%s", "--data is required");
     if (!budget_given && !strcmp(sc.agent, "releq")) sc.budget = ""; /* releq: no budget by default */
+    if (!bit_set_given && !strcmp(sc.agent, "ebs")) { /* ebs: the seed's candidate widths */
+        static const int eb[] = {2, 3, 4, 5, 6, 8};
+        memcpy(sc.bit_set, eb, sizeof eb);
+        sc.n_bit_set = 6;
+    }
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);

@@ -601,6 +601,22 @@ typedef struct mixq_search_config {
      *                 0: none. The high-level agent takes the DDPG settings (rl_*) as haq. */
     double autoq_psi_acc, autoq_psi_lat, autoq_psi_e, autoq_zeta0, autoq_zeta1;
     int autoq_llc_hidden, autoq_llc_updates, autoq_relabel;
+    /* EBS (agent "ebs"): a differentiable search over the widths of bit_set for weights and
+     * activations, with every layer's float weights shared by all its candidate widths and
+     * learned strengths over them (README "EBS"). 0 (or negative) = the default:
+     *   ebs_epochs   search epochs over the weights' half of the training split (1);
+     *   ebs_gumbel   1: Gumbel-softmax with a straight-through one-hot; 0: softmax mixing (0);
+     *   ebs_tau0/1   the Gumbel temperature, geometric from tau0 (5) to tau1 (0.5);
+     *   ebs_lambda   weight of the cost hinge lambda sum_k max(0, E[cost_k] / W8A8_k - budget_k)
+     *                over the budgets, E under the strengths (2);
+     *   ebs_lr       Adam learning rate of the strengths (0.01);
+     *   ebs_images   training images the search uses, a seeded sample (0: the whole split).
+     * The weights train with SGD at `lr` on one half of the training split, the strengths on the
+     * other; the argmax policy is walled to the budget and scored like any candidate. sweep and
+     * sweep_from as hawq's: one search per budget. The CLI's default bit_set for ebs is
+     * {2, 3, 4, 5, 6, 8}. */
+    int ebs_epochs, ebs_gumbel, ebs_images;
+    double ebs_tau0, ebs_tau1, ebs_lambda, ebs_lr;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x
                               the excess; releq: its shaped reward (above) */
@@ -636,7 +652,11 @@ int mixq_mpi_available(void);
 
 typedef struct mixq_search_progress {
     const char *phase;     /* "fp32", "hessian" (hawq: probe `episode` of at most `episodes`;
-                              the last call has episode == episodes), "search", "final";
+                              the last call has episode == episodes), "ebs" (a step of an ebs
+                              search: `episode` of `episodes` steps, the strengths' argmax
+                              policy's mean bits and cost_ratio, best_cost_ratio = the expected
+                              cost ratio, scored / cache_hits = this search / the sweep's
+                              searches), "search", "final";
                               "report": report.html could not be written (once per search;
                               mixq_last_error() says why; the search goes on) */
     int episode, episodes; /* 1-based */

@@ -39,7 +39,7 @@
 /* The agents, in the order help texts list them. A new agent adds its entry here. */
 static const mq_agent *const agents[] = {&mq_agent_haq, &mq_agent_random, &mq_agent_uniform,
                                          &mq_agent_greedy, &mq_agent_hawq, &mq_agent_releq,
-                                         &mq_agent_autoq};
+                                         &mq_agent_autoq, &mq_agent_ebs};
 
 void mixq_search_config_default(mixq_search_config *c) {
     memset(c, 0, sizeof *c);
@@ -250,7 +250,7 @@ static mixq_status quantize_bits(const mq_search *s, mixq_model *m, const int *w
     return st;
 }
 
-static void train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int epochs) {
+void mq_search_train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int epochs) {
     mixq_train_config_default(tc);
     tc->epochs = epochs;
     tc->lr = lr;
@@ -270,7 +270,7 @@ static mixq_status score(mq_search *s, const int *w, const int *a, const int *kb
         if (!st) st = quantize_bits(s, m, w, a, kb);
         if (!st) st = mixq_model_calibrate(m, s->train, s->cfg->calib_images);
         mixq_train_config tc;
-        train_cfg(s, &tc, s->cfg->lr, 1);
+        mq_search_train_cfg(s, &tc, s->cfg->lr, 1);
         if (!st) st = mixq_train(m, s->ft, NULL, &tc, NULL, NULL);
         if (!st) st = mixq_evaluate(m, s->eval, 256, &v, NULL);
         mixq_model_free(m);
@@ -845,7 +845,7 @@ static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_re
     float e = s->cfg->final_epochs;
     if (!st && e > 0) {
         mixq_train_config tc;
-        train_cfg(s, &tc, s->cfg->final_lr, (int)ceilf(e));
+        mq_search_train_cfg(s, &tc, s->cfg->final_lr, (int)ceilf(e));
         int steps = (mixq_dataset_count(s->train) + tc.batch - 1) / tc.batch;
         if ((float)tc.epochs != e) tc.max_steps = (int)(e * (float)steps + 0.5f) > 0 ? (int)(e * (float)steps + 0.5f) : 1;
         mq_search_progress(s, "final", 0, 1, b, 0);
@@ -926,8 +926,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (cfg->episodes < 1 || cfg->warmup < 0 || cfg->eval_images < 1 || cfg->calib_images < 1 ||
         cfg->finetune_images < 0 || cfg->batch < 2)
         return mq_err(MIXQ_ERR_ARG, "search: episodes, eval/calibration images and batch must be positive");
-    if ((cfg->sweep || cfg->sweep_from) && agent != &mq_agent_hawq)
-        return mq_err(MIXQ_ERR_ARG, "--sweep and --sweep-from are the hawq agent's; hint: --agent hawq");
+    if ((cfg->sweep || cfg->sweep_from) && agent != &mq_agent_hawq && agent != &mq_agent_ebs)
+        return mq_err(MIXQ_ERR_ARG, "--sweep and --sweep-from are the hawq and ebs agents'; hint: --agent hawq or ebs");
     if (cfg->kernel_wise && agent != &mq_agent_hawq)
         return mq_err(MIXQ_ERR_ARG, "--kernel-wise is the hawq agent's (the %s agent picks one width per layer); "
                       "hint: --agent hawq", agent->name);

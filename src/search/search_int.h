@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "quant/mixture.h"
 #include "search/env.h"
 
 /* One scored candidate. */
@@ -127,6 +128,9 @@ mixq_status mq_search_write_file(const mq_search *s, const char *name, const cha
 /* *text = a run directory file's contents (malloc'ed), or NULL (and MIXQ_OK) when it does not
  * exist. */
 mixq_status mq_search_read_file(const mq_search *s, const char *name, char **text);
+/* The training settings candidates are fine-tuned with (mixq_train_config_default, SGD, at lr
+ * for `epochs`, the run's batch and seed). */
+void mq_search_train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int epochs);
 /* Progress callback for a candidate (r may be NULL). */
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
 
@@ -140,8 +144,15 @@ mq_haq_settings mq_haq_settings_of(const mq_search *s);
 struct mq_ddpg_config;
 void mq_haq_ddpg_config(const mq_search *s, struct mq_ddpg_config *dc);
 
+/* EBS (agent_ebs.c): E[C_k] / W8A8_k of metric k for model m with mixtures (src/quant/mixture.c)
+ * on env e's layers, under the soft strengths r = softmax(alpha), s = softmax(beta):
+ * sum_l sum_i sum_j r_{l,i} s_{l,j} grid[l][k][b_i][b_j] / W8A8_k. With d_alpha, d_beta
+ * ([L][MQ_MIX_MAXB]) not NULL, adds g times its gradient through the softmaxes. */
+double mq_ebs_expected_cost(mixq_model *m, const mq_env *e, int k, double g, double (*d_alpha)[MQ_MIX_MAXB],
+                            double (*d_beta)[MQ_MIX_MAXB]);
+
 /* The agents (search.c lists them in its table). */
 extern const mq_agent mq_agent_haq, mq_agent_random, mq_agent_uniform, mq_agent_greedy, mq_agent_hawq,
-    mq_agent_releq, mq_agent_autoq;
+    mq_agent_releq, mq_agent_autoq, mq_agent_ebs;
 
 #endif
