@@ -177,6 +177,14 @@ bench-autoq: deps
 	$(MAKE) VARIANT=release all
 	sh bench/autoq_accept.sh
 
+# EBS's acceptance (issue 18): ebs against uniform at the BitOps of uniform W2A2, W3A3, W4A4, its
+# search cost against one QAT epoch, and beside haq/random at bismo_edge latency 0.2
+# (bench/ebs_accept.sh).
+.PHONY: bench-ebs
+bench-ebs: deps
+	$(MAKE) VARIANT=release all
+	sh bench/ebs_accept.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi

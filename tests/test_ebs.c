@@ -121,7 +121,7 @@ static void test_search_threads(void) {
     CHECK(test_same_run_file(d1, d2, "evals.jsonl") && test_same_run_file(d1, d2, "best_policy.json"));
     char ev[1200];
     snprintf(ev, sizeof ev, "%s/evals.jsonl", d1);
-    CHECK(test_count_lines(ev) >= 1 && test_count_lines(ev) <= 2); /* a sweep's two searches may agree */
+    CHECK(test_count_lines(ev) >= 1 && test_count_lines(ev) <= 4); /* per search the argmax and the filled policy */
     char *conf = test_run_file(d1, "config.json");
     CHECK(conf && strstr(conf, "\"agent\": \"ebs\"") && strstr(conf, "\"mixing\": \"softmax\"") &&
           strstr(conf, "\"bit_set\": [2, 3, 4, 5, 6, 8]"));

@@ -17,9 +17,10 @@
  * the one-hot argmax of alpha + g (g Gumbel noise), the gradients go through the soft
  * softmax((alpha + g) / tau), tau geometric from tau0 to tau1.
  * At the end each layer takes its strengths' argmax widths; pinned layers (first and last with
- * pin_ends) stay 8/8; a policy over budget goes through HAQ's wall (mq_env_wall); the policy is
- * then scored as every agent's candidates are (short fine-tune from the float model), and the
- * search core fine-tunes the best. --sweep N runs N searches, at budgets evenly from
+ * pin_ends) stay 8/8; a policy over budget goes through HAQ's wall (mq_env_wall). A second
+ * policy fills the budget the argmax leaves unused (fill_budget). Both are scored as every
+ * agent's candidates are (short fine-tune from the float model), and the search core fine-tunes
+ * the best. --sweep N runs N searches, at budgets evenly from
  * --sweep-from (default: the cheapest reachable policy's cost) to the run's budget.
  * Kill-safe: after each search the policies found so far are the checkpoint (a resumed run
  * re-proposes them from the cache and searches the rest); a search killed midway is run again
@@ -136,6 +137,50 @@ static void argmax_policy(mixq_model *m, int L, int *w, int *a) {
     }
 }
 
+/* The argmax policy w, a under every budget of target[] (e's targets otherwise), raised into the
+ * budget it leaves unused (chosen: the hinge holds the EXPECTED cost, and a mixture's expectation
+ * is pulled up by the wide candidates' costs, so the argmax lands well below the budget): while
+ * a one-step raise fits (a layer's weight or activation width to its next higher candidate),
+ * take the one the strengths favour most, the probability the layer's softmax puts above the
+ * current width per unit of the primary metric's cost it adds. */
+static void fill_budget(mixq_model *m, const mq_env *e, const double *target, int *w, int *a) {
+    mq_env e2 = *e;
+    memcpy(e2.target, target, sizeof e2.target);
+    const int M = e->metric;
+    for (;;) {
+        int best_l = -1, best_op = 0, best_b = 0;
+        double best = -1;
+        for (int l = 0; l < e->L; l++) {
+            const mq_mix_layer *p = mq_mix_get(m, l);
+            for (int op = 0; op < 2; op++) {
+                const int n = op ? p->na : p->nw, *bits = op ? p->abits : p->wbits, cur = op ? a[l] : w[l];
+                const float *v = op ? p->beta : p->alpha;
+                if (n < 2) continue;
+                double mx = v[0], z = 0, above = 0;
+                int next = 0;
+                for (int i = 1; i < n; i++) mx = fmax(mx, v[i]);
+                for (int i = 0; i < n; i++) z += exp(v[i] - mx);
+                for (int i = 0; i < n; i++)
+                    if (bits[i] > cur) {
+                        above += exp(v[i] - mx) / z;
+                        if (!next || bits[i] < next) next = bits[i];
+                    }
+                if (!next) continue;
+                const int ow = w[l], oa = a[l];
+                (op ? a : w)[l] = next;
+                const int fits = mq_env_fits(&e2, w, a);
+                const double add = e->grid[l][M][w[l]][a[l]] - e->grid[l][M][ow][oa];
+                w[l] = ow, a[l] = oa;
+                if (!fits) continue;
+                const double score = above / fmax(add / e->w8a8[M], 1e-9);
+                if (score > best) best = score, best_l = l, best_op = op, best_b = next;
+            }
+        }
+        if (best_l < 0) return;
+        (best_op ? a : w)[best_l] = best_b;
+    }
+}
+
 /* ------------------------------------------------------------------ one search */
 
 typedef struct adam {
@@ -145,7 +190,7 @@ typedef struct adam {
 /* One search at the budgets target[] (each metric's, in its units; Inf: none) with seed `seed`:
  * the argmax policy into w[L], a[L]. `point` / `points` and the steps go to the progress. */
 static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed, int point, int points, int *w,
-                              int *a) {
+                              int *a, int *fw, int *fa) {
     const eb_settings h = settings(s);
     const mq_env *e = &s->env;
     const int L = e->L;
@@ -270,7 +315,16 @@ static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed,
             s->fn(&pr, s->user);
         }
     }
-    if (!st) argmax_policy(m, L, w, a);
+    if (!st) { /* the argmax, walled into the budget if over it; and the same filled up to it */
+        argmax_policy(m, L, w, a);
+        mq_env_pin(e, w, a);
+        mq_env e2 = *e;
+        memcpy(e2.target, target, sizeof e2.target);
+        if (!mq_env_fits(&e2, w, a)) mq_env_wall(&e2, w, a);
+        memcpy(fw, w, sizeof(int) * (size_t)L);
+        memcpy(fa, a, sizeof(int) * (size_t)L);
+        fill_budget(m, e, target, fw, fa);
+    }
     mq_optim_free(&wopt);
     free(perm), free(lab), free(x), free(ci), free(da), free(db), free(opt);
     mixq_model_free(m);
@@ -280,17 +334,17 @@ static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed,
 /* ------------------------------------------------------------------ the sweep */
 
 typedef struct eb_state {
-    int L, n;      /* policies found so far */
-    int *bits;     /* [n][2L] w then a */
+    int L, n;      /* searches done */
+    int *bits;     /* [n][4L]: the argmax policy's w, a, then the filled one's */
 } eb_state;
 
 static mixq_status ckpt_save(const void *p, const char *path) {
     const eb_state *g = p;
     FILE *f = mq_fopen(path, "wb");
     if (!f) return MIXQ_ERR_IO;
-    const int32_t head[3] = {0x31534245, g->L, g->n}; /* "EBS1" */
+    const int32_t head[3] = {0x32534245, g->L, g->n}; /* "EBS2" */
     int ok = fwrite(head, sizeof head, 1, f) == 1;
-    if (ok && g->n) ok = fwrite(g->bits, sizeof(int) * 2 * (size_t)g->L, (size_t)g->n, f) == (size_t)g->n;
+    if (ok && g->n) ok = fwrite(g->bits, sizeof(int) * 4 * (size_t)g->L, (size_t)g->n, f) == (size_t)g->n;
     ok &= fflush(f) == 0;
     fclose(f);
     return ok ? MIXQ_OK : mq_err(MIXQ_ERR_IO, "%s: cannot write the ebs checkpoint; hint: is the disk full?", path);
@@ -302,12 +356,12 @@ static mixq_status ckpt_load(void *p, const char *path) {
     if (!f) return MIXQ_ERR_IO;
     int32_t head[3];
     mixq_status st = MIXQ_OK;
-    if (fread(head, sizeof head, 1, f) != 1 || head[0] != 0x31534245 || head[1] != g->L || head[2] < 0 || head[2] > 1000)
+    if (fread(head, sizeof head, 1, f) != 1 || head[0] != 0x32534245 || head[1] != g->L || head[2] < 0 || head[2] > 1000)
         st = mq_err(MIXQ_ERR_FORMAT, "%s: not an ebs checkpoint of this model (%d layers); hint: start a new --out", path,
                     g->L);
-    else if (head[2] && fread(g->bits, sizeof(int) * 2 * (size_t)g->L, (size_t)head[2], f) != (size_t)head[2])
+    else if (head[2] && fread(g->bits, sizeof(int) * 4 * (size_t)g->L, (size_t)head[2], f) != (size_t)head[2])
         st = mq_err(MIXQ_ERR_FORMAT, "%s: truncated ebs checkpoint; hint: start a new --out", path);
-    for (int i = 0; !st && i < head[2] * 2 * g->L; i++)
+    for (int i = 0; !st && i < head[2] * 4 * g->L; i++)
         if (g->bits[i] < 1 || g->bits[i] > 8) st = mq_err(MIXQ_ERR_FORMAT, "%s: width %d in the ebs checkpoint", path, g->bits[i]);
     if (!st) g->n = head[2];
     fclose(f);
@@ -318,7 +372,7 @@ static mixq_status run_ebs(mq_search *s) {
     const mixq_search_config *c = s->cfg;
     const mq_env *e = &s->env;
     const int L = e->L, M = e->metric, N = sweep_count(s);
-    eb_state g = {L, 0, mq_malloc((size_t)N * 2 * L, sizeof(int), "ebs policies")};
+    eb_state g = {L, 0, mq_malloc((size_t)N * 4 * L, sizeof(int), "ebs policies")};
     if (!g.bits) return MIXQ_ERR_NOMEM;
     s->agent_state = &g;
     int done = 0;
@@ -333,26 +387,27 @@ static mixq_status run_ebs(mq_search *s) {
         st = mq_err(MIXQ_ERR_ARG, "ebs: --sweep-from %g is outside [%.3f, %.3f] (the cheapest reachable policy, the budget, "
                     "as fractions of W8A8)", c->sweep_from, reach / e->w8a8[M], hi / e->w8a8[M]);
     for (int i = 0; i < N && !st; i++) {
-        int *w = g.bits + (size_t)i * 2 * L, *a = w + L;
+        int *w = g.bits + (size_t)i * 4 * L, *a = w + L, *fw = a + L, *fa = fw + L;
         if (i >= g.n) { /* search; the policies of earlier processes come from the checkpoint */
             double target[MQ_NMETRIC];
             memcpy(target, e->target, sizeof target);
             target[M] = N == 1 || i == N - 1 ? hi : lo + (hi - lo) * i / (N - 1);
-            if ((st = ebs_search(s, target, mq_seed_mix(c->seed, (uint64_t)i, 0x454253ull), i + 1, N, w, a))) break;
-            mq_env_pin(e, w, a);
-            if (!mq_env_fits(e, w, a)) { /* walled to this search's budget */
-                mq_env e2 = *e;
-                memcpy(e2.target, target, sizeof target);
-                mq_env_wall(&e2, w, a);
-            }
+            if ((st = ebs_search(s, target, mq_seed_mix(c->seed, (uint64_t)i, 0x454253ull), i + 1, N, w, a, fw, fa)))
+                break;
             g.n = i + 1;
         }
-        const mq_rec *r = NULL;
-        int cached = 0;
-        if ((st = mq_search_evaluate(s, w, a, i + 1, &r, &cached))) break;
-        if (cached && r->episode < i + 1 && i + 1 > done) s->cache_hits++;
-        if ((st = mq_search_save_state(s, i + 1))) break;
-        mq_search_progress(s, "search", i + 1, N, r, cached);
+        /* both scored: the argmax (walled) and the budget-filled policy; the better one is the
+         * search's (the core keeps the best fitting record) */
+        for (int k = 0; k < 2 && !st; k++) {
+            const int *pw = k ? fw : w, *pa = k ? fa : a;
+            if (k && !memcmp(fw, w, sizeof(int) * 2 * (size_t)L)) break; /* nothing to fill */
+            const mq_rec *r = NULL;
+            int cached = 0;
+            if ((st = mq_search_evaluate(s, pw, pa, i + 1, &r, &cached))) break;
+            if (cached && r->episode < i + 1 && i + 1 > done) s->cache_hits++;
+            mq_search_progress(s, "search", i + 1, N, r, cached);
+        }
+        if (!st) st = mq_search_save_state(s, i + 1);
     }
     s->agent_state = NULL;
     free(g.bits);
