@@ -17,6 +17,7 @@
 #
 #   sh bench/releq.sh RUN_DIR [RUN_DIR ...]           tables on stdout (markdown)
 #   REPS=5 (default 3) THREADS=1 (default) MIXQ=build/release/mixq
+#   REPORT_ONLY=1: runs measured before (speed.txt, hw.txt) are only reported again
 # The float model, data set and float test accuracy come from each run's config.json; runs of
 # one model share the W8A8 reference, the float accuracy and this CPU's measured table (mixq
 # calibrate-cpu, for --kernel auto), built once into RUN_DIR/../releq_ref/<model>/. Time on a quiet
@@ -35,6 +36,7 @@ ips() { # model kernel batch images -> images/s
 }
 for d in "$@"; do
     [ -f "$d/summary.json" ] && [ -f "$d/best.mixq" ] || { echo "releq.sh: $d: no finished run (summary.json, best.mixq)" >&2; exit 1; }
+    [ -n "${REPORT_ONLY:-}" ] && [ -s "$d/speed.txt" ] && [ -s "$d/hw.txt" ] && continue
     M=$(cfg "$d" model)
     DATA=$(cfg "$d" data)
     ref="$(dirname "$d")/releq_ref/$(basename "$M" .mixq)"
@@ -112,7 +114,8 @@ for d in sys.argv[1:]:
     rows, allbits = [], "?"
     for l in open(d + "/policy.txt"):
         f = l.split()
-        if len(f) >= 9 and f[1] in ("conv", "linear"): rows.append((f[0], f[2], f[3]))
+        if len(f) >= 9 and f[1] in ("conv", "linear"):  # a per-kernel layer: "lo..hi avg mean"
+            rows.append((f[0], f[4], f[5]) if f[3] == "avg" else (f[0], f[2], f[3]))
         m = re.search(r"\(([0-9.]+) bits/weight\)", l)
         if m: allbits = m.group(1)
     srch = rows[1:-1] if c.get("pin_ends", True) else rows

@@ -37,9 +37,10 @@ typedef struct mstate {
     mq_mix_mode mode;
     float tau;
     int calibrating;
-    float *tmp, *tmp2;     /* [tmp_cap] activation scratch */
-    float *dxq;            /* [tmp_cap] dL/dx^ */
-    size_t tmp_cap;
+    float *dxq;            /* [dxq_cap] dL/dx^ */
+    size_t dxq_cap;
+    double *part;          /* [part_cap] the activation backward's block sums */
+    size_t part_cap;
 } mstate;
 
 static mstate *S(const mixq_model *m) { return (mstate *)m->q; }
@@ -63,9 +64,8 @@ static void mstate_free(mstate *s) {
     }
     free(s->layers);
     free(s->of_node);
-    free(s->tmp);
-    free(s->tmp2);
     free(s->dxq);
+    free(s->part);
     free(s);
 }
 
@@ -143,22 +143,122 @@ static mixq_status ensure_wq(mixq_model *m, mlayer *y) {
     return MIXQ_OK;
 }
 
-static mixq_status ensure_tmp(mstate *s, size_t n) {
-    if (n <= s->tmp_cap) return MIXQ_OK;
-    float *a = mq_alloc_aligned(sizeof(float) * n, "mixture scratch");
-    float *b = mq_alloc_aligned(sizeof(float) * n, "mixture scratch");
+static mixq_status ensure_dxq(mstate *s, size_t n) {
+    if (n <= s->dxq_cap) return MIXQ_OK;
     float *c = mq_alloc_aligned(sizeof(float) * n, "mixture gradient");
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return MIXQ_ERR_NOMEM;
-    }
-    free(s->tmp), free(s->tmp2), free(s->dxq);
-    s->tmp = a, s->tmp2 = b, s->dxq = c;
-    s->tmp_cap = n;
+    if (!c) return MIXQ_ERR_NOMEM;
+    free(s->dxq);
+    s->dxq = c;
+    s->dxq_cap = n;
     return MIXQ_OK;
 }
 
 static int act_quant(const mq_mix_layer *p) { return !(p->na == 1 && p->abits[0] == MQ_FLOAT_BITS); }
+
+/* ---- activation mixtures in one pass over the values (every candidate per value) */
+#define MIX_CHUNK 65536
+
+typedef struct acand {
+    float step, qmin, qmax; /* step 0: a float (32-bit) candidate */
+    float w;                /* its mixing weight s_j */
+} acand;
+
+static void act_cands(const mq_mix_layer *p, acand *c) {
+    for (int j = 0; j < p->na; j++) {
+        int lo = 0, hi = 0;
+        mq_levels(p->abits[j], p->a_signed, &lo, &hi);
+        c[j].step = p->abits[j] == MQ_FLOAT_BITS ? 0.0f : mq_act_scale(p->abits[j], p->a_signed, p->clip[j]);
+        c[j].qmin = (float)lo, c[j].qmax = (float)hi, c[j].w = p->s[j];
+    }
+}
+
+/* Values per block: each candidate's loop over a block is a plain loop the compiler vectorizes. */
+#define MIX_BLOCK 512
+
+/* x^ = sum_j s_j Q_j(x), the candidates in order (the first with s_j != 0 starts the sum). */
+static void act_mix_forward(const acand *c, int na, const float *x, int64_t n, float *xq) {
+    const int64_t nb = (n + MIX_BLOCK - 1) / MIX_BLOCK;
+#pragma omp parallel for schedule(static) if (n > MIX_CHUNK)
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t lo = b * MIX_BLOCK, m = MQ_MIN(n, lo + MIX_BLOCK) - lo;
+        const float *xb = x + lo;
+        float *yb = xq + lo;
+        int first = 1;
+        for (int j = 0; j < na; j++) {
+            const float w = c[j].w, st = c[j].step, q0 = c[j].qmin, q1 = c[j].qmax;
+            if (w == 0) continue;
+            if (st > 0) {
+                if (first)
+                    for (int64_t i = 0; i < m; i++) yb[i] = w * mq_act_q(xb[i], st, q0, q1);
+                else
+                    for (int64_t i = 0; i < m; i++) yb[i] += w * mq_act_q(xb[i], st, q0, q1);
+            } else {
+                if (first)
+                    for (int64_t i = 0; i < m; i++) yb[i] = w * xb[i];
+                else
+                    for (int64_t i = 0; i < m; i++) yb[i] += w * xb[i];
+            }
+            first = 0;
+        }
+    }
+}
+
+/* The backward of act_mix_forward at dL/dx^ = g: dx (+)= sum_j s_j STE_j(g) (dx may be NULL),
+ * ds[j] = <g, Q_j(x)> and dclip[j] = PACT_j(g) (before the factor s_j), for every candidate;
+ * block sums in float, added in a fixed order in double (the same numbers at any thread count).
+ * MIXQ_ERR_NOMEM. */
+static mixq_status act_mix_backward(mstate *s, const acand *c, int na, const float *x, const float *g, int64_t n,
+                                    float *dx, int acc, double *ds, double *dclip) {
+    const int64_t nb = (n + MIX_BLOCK - 1) / MIX_BLOCK;
+    const size_t need = (size_t)(nb ? nb : 1) * 2 * (size_t)na; /* every entry is written below */
+    if (need > s->part_cap) {
+        double *b = mq_malloc(need, sizeof(double), "mixture partial sums");
+        if (!b) return MIXQ_ERR_NOMEM;
+        free(s->part);
+        s->part = b, s->part_cap = need;
+    }
+    double *part = s->part;
+#pragma omp parallel for schedule(static) if (n > MIX_CHUNK)
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t lo = b * MIX_BLOCK, m = MQ_MIN(n, lo + MIX_BLOCK) - lo;
+        const float *xb = x + lo, *gb = g + lo;
+        float d[MIX_BLOCK];
+        double *pd = part + (size_t)b * 2 * (size_t)na, *pc = pd + na;
+        int first = 1;
+        for (int j = 0; j < na; j++) {
+            const float w = c[j].w, st = c[j].step, q0 = c[j].qmin, q1 = c[j].qmax;
+            float sd = 0, sc = 0; /* block sums, vectorized (omp simd: lane order fixed per build) */
+            if (first) memset(d, 0, sizeof(float) * (size_t)m);
+            if (st > 0) {
+                const float lowf = q0 / q1;
+#pragma omp simd reduction(+ : sd, sc)
+                for (int64_t i = 0; i < m; i++) {
+                    const float gi = gb[i], r = nearbyintf(xb[i] / st);
+                    sd += gi * ((r < q0 ? q0 : r > q1 ? q1 : r) * st);
+                    sc += r > q1 ? gi : r < q0 ? gi * lowf : 0.0f;
+                    d[i] += (r >= q0 && r <= q1) ? w * gi : 0.0f;
+                }
+            } else {
+#pragma omp simd reduction(+ : sd)
+                for (int64_t i = 0; i < m; i++) {
+                    sd += gb[i] * xb[i];
+                    d[i] += w * gb[i];
+                }
+            }
+            const double td = sd, tc = sc;
+            pd[j] = td, pc[j] = tc;
+            first = 0;
+        }
+        if (dx && acc)
+            for (int64_t i = 0; i < m; i++) dx[lo + i] += d[i];
+        else if (dx)
+            memcpy(dx + lo, d, sizeof(float) * (size_t)m);
+    }
+    for (int j = 0; j < na; j++) ds[j] = dclip[j] = 0;
+    for (int64_t b = 0; b < nb; b++)
+        for (int j = 0; j < na; j++) ds[j] += part[(size_t)b * 2 * na + j], dclip[j] += part[(size_t)b * 2 * na + na + j];
+    return MIXQ_OK;
+}
 
 /* The index of the one candidate with weight 1 (the others 0), or -1. */
 static int one_hot(const float *f, int n) {
@@ -217,18 +317,13 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
         y->xq = buf;
         y->xq_cap = (size_t)n;
     }
-    if ((st = ensure_tmp(s, (size_t)n))) return st;
-    int first = 1;
-    for (int c = 0; c < p->na; c++) {
-        if (p->s[c] == 0) continue;
-        const float sc = p->s[c];
-        if (first && sc == 1) { /* one-hot: the plain quantizer's values exactly */
-            mq_act_fake_quant(*x, n, p->abits[c], p->a_signed, p->clip[c], y->xq);
-        } else {
-            mq_act_fake_quant(*x, n, p->abits[c], p->a_signed, p->clip[c], s->tmp);
-            for (int64_t j = 0; j < n; j++) y->xq[j] = first ? sc * s->tmp[j] : y->xq[j] + sc * s->tmp[j];
-        }
-        first = 0;
+    const int c1 = one_hot(p->s, p->na);
+    if (c1 >= 0) { /* one-hot: the plain quantizer, exactly */
+        mq_act_fake_quant(*x, n, p->abits[c1], p->a_signed, p->clip[c1], y->xq);
+    } else {
+        acand ac[MQ_MIX_MAXB];
+        act_cands(p, ac);
+        act_mix_forward(ac, p->na, *x, n, y->xq);
     }
     *x = y->xq;
     return mixed_bias(m, y, b);
@@ -245,7 +340,7 @@ static mixq_status hook_backward_pre(mixq_model *m, int i, int N, const float **
     *w = y->wmix;
     if (!act_quant(&y->pub)) return MIXQ_OK;
     *x = y->xq;
-    mixq_status st = ensure_tmp(s, (size_t)N * (size_t)in_numel(m, i));
+    mixq_status st = ensure_dxq(s, (size_t)N * (size_t)in_numel(m, i));
     if (st) return st;
     *dx = s->dxq;
     *acc = 0;
@@ -282,31 +377,21 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
     if (!act_quant(p)) return MIXQ_OK;
     const float *x = m->nodes[n->in[0]].y;
     const int64_t cnt = (int64_t)N * in_numel(m, i);
-    double ds[MQ_MIX_MAXB];
-    int first = 1;
-    for (int c = 0; c < p->na; c++) {
-        if (p->na > 1 && s->mode != MQ_MIX_ARGMAX) {
-            mq_act_fake_quant(x, cnt, p->abits[c], p->a_signed, p->clip[c], s->tmp);
-            ds[c] = dot(s->dxq, s->tmp, cnt);
-        }
-        if (p->s[c] == 0) continue;
+    const int strengths = p->na > 1 && s->mode != MQ_MIX_ARGMAX;
+    const int c1 = one_hot(p->s, p->na);
+    if (c1 >= 0 && !strengths) { /* one-hot, no strength gradient: the plain quantizer's backward */
         float dclip = 0;
-        if (first && p->s[c] == 1) { /* one-hot: the plain quantizer's backward */
-            mq_act_fake_quant_backward(x, s->dxq, cnt, p->abits[c], p->a_signed, p->clip[c], 0, dx, acc, &dclip);
-        } else {
-            mq_act_fake_quant_backward(x, s->dxq, cnt, p->abits[c], p->a_signed, p->clip[c], 0, s->tmp2, 0, &dclip);
-            const float sc = p->s[c];
-            if (dx && first && !acc)
-                for (int64_t j = 0; j < cnt; j++) dx[j] = sc * s->tmp2[j];
-            else if (dx)
-                for (int64_t j = 0; j < cnt; j++) dx[j] += sc * s->tmp2[j];
-        }
-        p->dclip[c] += (double)p->s[c] * dclip;
-        first = 0;
+        mq_act_fake_quant_backward(x, s->dxq, cnt, p->abits[c1], p->a_signed, p->clip[c1], 0, dx, acc, &dclip);
+        p->dclip[c1] += dclip;
+        return MIXQ_OK;
     }
-    if (dx && first && !acc) memset(dx, 0, sizeof(float) * (size_t)cnt); /* no candidate (cannot happen) */
-    if (p->na > 1 && s->mode != MQ_MIX_ARGMAX)
-        softmax_back(y->sf, ds, p->na, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, p->dbeta);
+    acand ac[MQ_MIX_MAXB];
+    double ds[MQ_MIX_MAXB], dc[MQ_MIX_MAXB];
+    act_cands(p, ac);
+    mixq_status st = act_mix_backward(s, ac, p->na, x, s->dxq, cnt, dx, acc, ds, dc);
+    if (st) return st;
+    for (int c = 0; c < p->na; c++) p->dclip[c] += (double)p->s[c] * dc[c];
+    if (strengths) softmax_back(y->sf, ds, p->na, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, p->dbeta);
     return MIXQ_OK;
 }
 

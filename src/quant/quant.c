@@ -301,7 +301,7 @@ void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float
     const float s = mq_act_scale(bits, is_signed, alpha);
     /* x / s, not x * (1 / s): ONNX QuantizeLinear divides, so an export runs the same codes */
 #pragma omp parallel for schedule(static) if (n > CHUNK)
-    for (int64_t i = 0; i < n; i++) y[i] = clampf(nearbyintf(x[i] / s), qmin, qmax) * s;
+    for (int64_t i = 0; i < n; i++) y[i] = mq_act_q(x[i], s, qmin, qmax);
 }
 
 void mq_act_fake_quant_backward(const float *x, const float *dy, int64_t n, int bits,
