@@ -92,9 +92,7 @@ static void test_expected_cost(void) {
 
 static void eb_cfg(mixq_search_config *c) {
     mixq_search_config_default(c);
-    static const int bits[] = {2, 3, 4, 5, 6, 8};
-    memcpy(c->bit_set, bits, sizeof bits);
-    c->n_bit_set = 6;
+    c->n_bit_set = 0; /* ebs's default widths, 2,3,4,5,6,8 (config.json checked below) */
     c->agent = "ebs";
     c->hw = "bitops";
     c->budget = "bitops=0.5";

@@ -1706,11 +1706,7 @@ static int search_run(int argc, char **argv) {
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!data) return usage_error(C, "%s", "--data is required");
     if (!budget_given && !strcmp(sc.agent, "releq")) sc.budget = ""; /* releq: no budget by default */
-    if (!bit_set_given && !strcmp(sc.agent, "ebs")) { /* ebs: the seed's candidate widths */
-        static const int eb[] = {2, 3, 4, 5, 6, 8};
-        memcpy(sc.bit_set, eb, sizeof eb);
-        sc.n_bit_set = 6;
-    }
+    if (!bit_set_given && !strcmp(sc.agent, "ebs")) sc.n_bit_set = 0; /* ebs: its own default widths */
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);

@@ -613,8 +613,8 @@ typedef struct mixq_search_config {
      *   ebs_images   training images the search uses, a seeded sample (0: the whole split).
      * The weights train with SGD at `lr` on one half of the training split, the strengths on the
      * other; the argmax policy is walled to the budget and scored like any candidate. sweep and
-     * sweep_from as hawq's: one search per budget. The CLI's default bit_set for ebs is
-     * {2, 3, 4, 5, 6, 8}. */
+     * sweep_from as hawq's: one search per budget. The candidate widths are bit_set; with
+     * n_bit_set 0, ebs's own default {2, 3, 4, 5, 6, 8} (what the CLI gives without --bit-set). */
     int ebs_epochs, ebs_gumbel, ebs_images;
     double ebs_tau0, ebs_tau1, ebs_lambda, ebs_lr;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy

@@ -140,6 +140,11 @@ static inline float *mq_tensor_ptr(mixq_model *m, int t) {
     if (t < 0) return NULL;
     return (m->tensors[t].trainable ? m->params : m->buffers) + m->tensors[t].off;
 }
+/* Values per image of node i's first input (C x H x W). */
+static inline int64_t mq_node_in_numel(const mixq_model *m, int i) {
+    const mq_node *a = &m->nodes[m->nodes[i].in[0]];
+    return (int64_t)a->c * a->h * a->w;
+}
 static inline float *mq_grad_ptr(mixq_model *m, int t) {
     if (t < 0 || !m->tensors[t].trainable) return NULL;
     return m->grads + m->tensors[t].off;

@@ -45,11 +45,6 @@ typedef struct mstate {
 
 static mstate *S(const mixq_model *m) { return (mstate *)m->q; }
 
-static int64_t in_numel(const mixq_model *m, int i) {
-    const mq_node *a = &m->nodes[m->nodes[i].in[0]];
-    return (int64_t)a->c * a->h * a->w;
-}
-
 static void mstate_free(mstate *s) {
     if (!s) return;
     for (int l = 0; s->layers && l < s->L; l++) {
@@ -75,16 +70,22 @@ static void hook_free(mixq_model *m) {
     m->qh = NULL;
 }
 
-/* softmax of v[0..n) / t into out */
-static void softmax(const float *v, int n, float t, float *out) {
+void mq_mix_softmax(const float *v, int n, double t, double *out) {
     float mx = v[0];
     for (int i = 1; i < n; i++) mx = v[i] > mx ? v[i] : mx;
     double z = 0;
     for (int i = 0; i < n; i++) z += exp(((double)v[i] - mx) / t);
-    for (int i = 0; i < n; i++) out[i] = (float)(exp(((double)v[i] - mx) / t) / z);
+    for (int i = 0; i < n; i++) out[i] = exp(((double)v[i] - mx) / t) / z;
 }
 
-static int argmax(const float *v, int n) {
+/* the same in float (the mixing weights) */
+static void softmax(const float *v, int n, float t, float *out) {
+    double d[MQ_MIX_MAXB];
+    mq_mix_softmax(v, n, t, d);
+    for (int i = 0; i < n; i++) out[i] = (float)d[i];
+}
+
+int mq_mix_argmax(const float *v, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
         if (v[i] > v[b]) b = i;
@@ -106,7 +107,7 @@ static void mixing(const mstate *s, const float *v, const float *g, int n, float
     float z[MQ_MIX_MAXB] = {0};
     for (int i = 0; i < n; i++) z[i] = v[i] + (s->mode == MQ_MIX_GUMBEL ? g[i] : 0);
     softmax(z, n, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, y);
-    const int b = argmax(z, n);
+    const int b = mq_mix_argmax(z, n);
     for (int i = 0; i < n; i++) f[i] = i == b;
 }
 
@@ -224,11 +225,10 @@ static mixq_status act_mix_backward(mstate *s, const acand *c, int na, const flo
         const float *xb = x + lo, *gb = g + lo;
         float d[MIX_BLOCK];
         double *pd = part + (size_t)b * 2 * (size_t)na, *pc = pd + na;
-        int first = 1;
+        memset(d, 0, sizeof(float) * (size_t)m);
         for (int j = 0; j < na; j++) {
             const float w = c[j].w, st = c[j].step, q0 = c[j].qmin, q1 = c[j].qmax;
             float sd = 0, sc = 0; /* block sums, vectorized (omp simd: lane order fixed per build) */
-            if (first) memset(d, 0, sizeof(float) * (size_t)m);
             if (st > 0) {
                 const float lowf = q0 / q1;
 #pragma omp simd reduction(+ : sd, sc)
@@ -245,9 +245,7 @@ static mixq_status act_mix_backward(mstate *s, const acand *c, int na, const flo
                     d[i] += w * gb[i];
                 }
             }
-            const double td = sd, tc = sc;
-            pd[j] = td, pc[j] = tc;
-            first = 0;
+            pd[j] = sd, pc[j] = sc;
         }
         if (dx && acc)
             for (int64_t i = 0; i < m; i++) dx[lo + i] += d[i];
@@ -300,7 +298,7 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
     }
     *w = y->wmix;
     if (!act_quant(p)) return MIXQ_OK;
-    const int64_t n = (int64_t)N * in_numel(m, i);
+    const int64_t n = (int64_t)N * mq_node_in_numel(m, i);
     if (s->calibrating) {
         mq_calib_collect(*x, n, p->a_signed, &y->cmax, y->samples, &y->nsamples);
         return MIXQ_OK; /* calibration runs on float activations */
@@ -340,7 +338,7 @@ static mixq_status hook_backward_pre(mixq_model *m, int i, int N, const float **
     *w = y->wmix;
     if (!act_quant(&y->pub)) return MIXQ_OK;
     *x = y->xq;
-    mixq_status st = ensure_dxq(s, (size_t)N * (size_t)in_numel(m, i));
+    mixq_status st = ensure_dxq(s, (size_t)N * (size_t)mq_node_in_numel(m, i));
     if (st) return st;
     *dx = s->dxq;
     *acc = 0;
@@ -376,7 +374,7 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
     }
     if (!act_quant(p)) return MIXQ_OK;
     const float *x = m->nodes[n->in[0]].y;
-    const int64_t cnt = (int64_t)N * in_numel(m, i);
+    const int64_t cnt = (int64_t)N * mq_node_in_numel(m, i);
     const int strengths = p->na > 1 && s->mode != MQ_MIX_ARGMAX;
     const int c1 = one_hot(p->s, p->na);
     if (c1 >= 0 && !strengths) { /* one-hot, no strength gradient: the plain quantizer's backward */
@@ -395,11 +393,8 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
     return MIXQ_OK;
 }
 
-static void hook_step(mixq_model *m, float lr, float momentum) { /* the agent steps strengths */
-    (void)m, (void)lr, (void)momentum;
-}
-
-static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, hook_step, hook_free};
+/* no step hook: the agent steps the strengths and clips itself */
+static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, NULL, hook_free};
 
 static mixq_status check_bits(const int *b, int n, const char *what) {
     if (n < 1 || n > MQ_MIX_MAXB)
@@ -549,9 +544,8 @@ mixq_status mq_mix_calibrate(mixq_model *m, const float *x, int n) {
         mq_mix_layer *p = &y->pub;
         for (int c = 0; !st && c < p->na && act_quant(p); c++) {
             if (p->abits[c] == MQ_FLOAT_BITS) continue;
-            p->clip[c] = p->abits[c] >= 5 || y->nsamples < 2
-                             ? (y->cmax > 0 ? y->cmax : 1.0f)
-                             : mq_choose_clip(y->samples, y->nsamples, p->abits[c], p->a_signed, MQ_CLIP_MSE);
+            p->clip[c] = mq_calib_clip(y->cmax, y->samples, y->nsamples, p->abits[c], p->a_signed,
+                                       mq_clip_auto(MQ_CLIP_AUTO, p->abits[c]));
         }
         free(y->samples);
         y->samples = NULL;

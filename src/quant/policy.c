@@ -629,7 +629,7 @@ static void merge(pol_spec *acc, const pol_spec *s) {
     }
 }
 
-static mq_clip auto_clip(int c, int bits) {
+mq_clip mq_clip_auto(int c, int bits) {
     if (c != MQ_CLIP_AUTO) return (mq_clip)c;
     return bits < 5 ? MQ_CLIP_MSE : MQ_CLIP_MAX;
 }
@@ -662,7 +662,7 @@ mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, in
     out->w_bits = acc.w_bits;
     out->a_bits = acc.a_bits;
     out->gran = acc.gran;
-    out->wclip = auto_clip(acc.wclip, acc.w_bits);
+    out->wclip = mq_clip_auto(acc.wclip, acc.w_bits);
     for (int k = 1; k < K && acc.wclip == MQ_CLIP_AUTO && acc.gran == MQ_GRAN_KERNEL; k++)
         out->wclip_rows |= out->kbits[k] != out->kbits[0];
     out->kmeans = acc.kmeans && acc.w_bits != MQ_FLOAT_BITS;
@@ -670,7 +670,7 @@ mixq_status mq_policy_resolve_node(const mixq_policy *p, const mixq_model *m, in
         return mq_err(MIXQ_ERR_ARG, "policy '%s': layer '%s': k-means (\"w_mode\": \"kmeans\") "
                       "uses one codebook per layer and cannot take per-kernel w_bits", p->origin,
                       n->name);
-    out->aclip = auto_clip(acc.aclip, acc.a_bits);
+    out->aclip = mq_clip_auto(acc.aclip, acc.a_bits);
     return MIXQ_OK;
 }
 

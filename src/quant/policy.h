@@ -7,6 +7,8 @@
 #include "quant/quant.h"
 
 #define MQ_CLIP_AUTO (-1) /* MSE-optimal below 5 bits, max |x| otherwise */
+/* Clip setting c (an mq_clip or MQ_CLIP_AUTO) resolved at `bits`. */
+mq_clip mq_clip_auto(int c, int bits);
 
 /* A partial setting: only the fields with has_* set override lower-precedence ones. */
 typedef struct pol_spec {

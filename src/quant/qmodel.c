@@ -68,11 +68,6 @@ static const mq_qhooks hooks;
  * src/quant/mixture.c, which are search state and not a policy). */
 static qstate *Q(const mixq_model *m) { return m->qh == &hooks ? (qstate *)m->q : NULL; }
 
-static int64_t in_numel(const mixq_model *m, int i) {
-    const mq_node *a = &m->nodes[m->nodes[i].in[0]];
-    return (int64_t)a->c * a->h * a->w;
-}
-
 static void qstate_free(qstate *s, int n) {
     if (!s) return;
     for (int i = 0; s->nodes && i < n; i++) {
@@ -172,6 +167,11 @@ static mixq_status layer_bias(mixq_model *m, int i, qnode *q, const float **out)
     return MIXQ_OK;
 }
 
+float mq_calib_clip(float cmax, const float *samples, int64_t nsamples, int bits, int is_signed, mq_clip method) {
+    if (method == MQ_CLIP_MAX || nsamples < 2) return cmax > 0 ? cmax : 1.0f;
+    return mq_choose_clip(samples, nsamples, bits, is_signed, method);
+}
+
 void mq_calib_collect(const float *x, int64_t n, int is_signed, float *cmax, float *samples, int64_t *nsamples) {
     for (int64_t j = 0; j < n; j++) {
         float v = is_signed ? fabsf(x[j]) : x[j];
@@ -193,7 +193,7 @@ static mixq_status hook_forward(mixq_model *m, int i, int N, const float **x, co
     if (st) return st;
     if (q->wquant) *w = q->wq;
     if (!q->aquant) return MIXQ_OK;
-    const int64_t n = (int64_t)N * in_numel(m, i);
+    const int64_t n = (int64_t)N * mq_node_in_numel(m, i);
     if (s->calibrating) {
         if (q->collect) mq_calib_collect(*x, n, q->a_signed, &q->cmax, q->samples, &q->nsamples);
         return MIXQ_OK; /* calibration runs on float activations (and quantized weights) */
@@ -230,7 +230,7 @@ static mixq_status hook_backward_pre(mixq_model *m, int i, int N, const float **
     }
     if (!q->aquant) return MIXQ_OK;
     *x = q->xq;
-    const size_t n = (size_t)N * (size_t)in_numel(m, i);
+    const size_t n = (size_t)N * (size_t)mq_node_in_numel(m, i);
     if (n > s->dxq_cap) {
         float *b = mq_alloc_aligned(sizeof(float) * n, "quantized-input gradient");
         if (!b) return MIXQ_ERR_NOMEM;
@@ -259,7 +259,7 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
     }
     if (q->aquant) {
         const float *x = m->nodes[n->in[0]].y;
-        const int64_t cnt = (int64_t)N * in_numel(m, i);
+        const int64_t cnt = (int64_t)N * mq_node_in_numel(m, i);
         const int lsq = q->lq.aclip == MQ_CLIP_LSQ;
         mq_act_fake_quant_backward(x, s->dxq, cnt, q->lq.a_bits, q->a_signed, q->alpha, lsq, dx,
                                    acc, &q->dalpha);
@@ -545,10 +545,7 @@ static mixq_status calibrate(mixq_model *m, const mixq_dataset *d, int images, i
         qnode *q = &s->nodes[i];
         if (!q->collect) continue;
         q->collect = 0;
-        if (q->lq.aclip == MQ_CLIP_MAX || q->nsamples < 2)
-            q->alpha = q->cmax > 0 ? q->cmax : 1.0f;
-        else
-            q->alpha = mq_choose_clip(q->samples, q->nsamples, q->lq.a_bits, q->a_signed, q->lq.aclip);
+        q->alpha = mq_calib_clip(q->cmax, q->samples, q->nsamples, q->lq.a_bits, q->a_signed, q->lq.aclip);
         free(q->samples);
         q->samples = NULL;
         q->calibrated = 1;

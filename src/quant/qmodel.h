@@ -25,6 +25,9 @@ void mq_quant_nonnegative(const mixq_model *m, uint8_t *nn);
  * for the clip searches (mq_choose_clip). */
 #define MQ_CALIB_SAMPLES 262144
 void mq_calib_collect(const float *x, int64_t n, int is_signed, float *cmax, float *samples, int64_t *nsamples);
+/* The clip those give under `method` at `bits`: max (cmax, or 1 when nothing positive was
+ * seen) for MQ_CLIP_MAX or fewer than 2 samples, else mq_choose_clip on the samples. */
+float mq_calib_clip(float cmax, const float *samples, int64_t nsamples, int bits, int is_signed, mq_clip method);
 
 /* The fake-quantized weights node `node` used in the last forward (NULL if not quantized or
  * not computed yet). For tests; the runtime and exporters read mq_qlayer_get. */

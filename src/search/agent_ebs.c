@@ -100,14 +100,8 @@ double mq_ebs_expected_cost(mixq_model *m, const mq_env *e, int k, double g, dou
     for (int l = 0; l < e->L; l++) {
         const mq_mix_layer *p = mq_mix_get(m, l);
         double r[MQ_MIX_MAXB], q[MQ_MIX_MAXB];
-        double z = 0, mx = p->alpha[0];
-        for (int i = 1; i < p->nw; i++) mx = fmax(mx, p->alpha[i]);
-        for (int i = 0; i < p->nw; i++) z += exp(p->alpha[i] - mx);
-        for (int i = 0; i < p->nw; i++) r[i] = exp(p->alpha[i] - mx) / z;
-        z = 0, mx = p->beta[0];
-        for (int j = 1; j < p->na; j++) mx = fmax(mx, p->beta[j]);
-        for (int j = 0; j < p->na; j++) z += exp(p->beta[j] - mx);
-        for (int j = 0; j < p->na; j++) q[j] = exp(p->beta[j] - mx) / z;
+        mq_mix_softmax(p->alpha, p->nw, 1, r);
+        mq_mix_softmax(p->beta, p->na, 1, q);
         double dr[MQ_MIX_MAXB] = {0}, dq[MQ_MIX_MAXB] = {0};
         for (int i = 0; i < p->nw; i++)
             for (int j = 0; j < p->na; j++) {
@@ -130,10 +124,7 @@ double mq_ebs_expected_cost(mixq_model *m, const mq_env *e, int k, double g, dou
 static void argmax_policy(mixq_model *m, int L, int *w, int *a) {
     for (int l = 0; l < L; l++) {
         const mq_mix_layer *p = mq_mix_get(m, l);
-        int bi = 0, bj = 0;
-        for (int i = 1; i < p->nw; i++) bi = p->alpha[i] > p->alpha[bi] ? i : bi;
-        for (int j = 1; j < p->na; j++) bj = p->beta[j] > p->beta[bj] ? j : bj;
-        w[l] = p->wbits[bi], a[l] = p->abits[bj];
+        w[l] = p->wbits[mq_mix_argmax(p->alpha, p->nw)], a[l] = p->abits[mq_mix_argmax(p->beta, p->na)];
     }
 }
 
@@ -156,13 +147,12 @@ static void fill_budget(mixq_model *m, const mq_env *e, const double *target, in
                 const int n = op ? p->na : p->nw, *bits = op ? p->abits : p->wbits, cur = op ? a[l] : w[l];
                 const float *v = op ? p->beta : p->alpha;
                 if (n < 2) continue;
-                double mx = v[0], z = 0, above = 0;
+                double pr[MQ_MIX_MAXB], above = 0;
                 int next = 0;
-                for (int i = 1; i < n; i++) mx = fmax(mx, v[i]);
-                for (int i = 0; i < n; i++) z += exp(v[i] - mx);
+                mq_mix_softmax(v, n, 1, pr);
                 for (int i = 0; i < n; i++)
                     if (bits[i] > cur) {
-                        above += exp(v[i] - mx) / z;
+                        above += pr[i];
                         if (!next || bits[i] < next) next = bits[i];
                     }
                 if (!next) continue;
@@ -391,7 +381,7 @@ static mixq_status run_ebs(mq_search *s) {
         if (i >= g.n) { /* search; the policies of earlier processes come from the checkpoint */
             double target[MQ_NMETRIC];
             memcpy(target, e->target, sizeof target);
-            target[M] = N == 1 || i == N - 1 ? hi : lo + (hi - lo) * i / (N - 1);
+            target[M] = mq_search_sweep_budget(lo, hi, i, N);
             if ((st = ebs_search(s, target, mq_seed_mix(c->seed, (uint64_t)i, 0x454253ull), i + 1, N, w, a, fw, fa)))
                 break;
             g.n = i + 1;

@@ -582,8 +582,7 @@ static mixq_status run_hawq(mq_search *s) {
     if (!st && (!bits || !cands)) st = MIXQ_ERR_NOMEM;
     for (int i = 0; i < N && !st; i++) {
         memcpy(limit, s->env.target, sizeof limit);
-        limit[M] = N == 1 ? hi : lo + (hi - lo) * i / (N - 1);
-        if (i == N - 1) limit[M] = hi; /* exactly the run's budget */
+        limit[M] = mq_search_sweep_budget(lo, hi, i, N);
         mq_mck_result r;
         if ((st = mq_mck_solve(&p, pick, &r))) {
             char msg[1400];

@@ -250,6 +250,10 @@ static mixq_status quantize_bits(const mq_search *s, mixq_model *m, const int *w
     return st;
 }
 
+double mq_search_sweep_budget(double lo, double hi, int i, int n) {
+    return n == 1 || i == n - 1 ? hi : lo + (hi - lo) * i / (n - 1);
+}
+
 void mq_search_train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int epochs) {
     mixq_train_config_default(tc);
     tc->epochs = epochs;

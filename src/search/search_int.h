@@ -131,6 +131,8 @@ mixq_status mq_search_read_file(const mq_search *s, const char *name, char **tex
 /* The training settings candidates are fine-tuned with (mixq_train_config_default, SGD, at lr
  * for `epochs`, the run's batch and seed). */
 void mq_search_train_cfg(const mq_search *s, mixq_train_config *tc, float lr, int epochs);
+/* Budget i of a sweep of n from lo to hi: evenly spaced, the last exactly hi (hawq, ebs). */
+double mq_search_sweep_budget(double lo, double hi, int i, int n);
 /* Progress callback for a candidate (r may be NULL). */
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached);
 
