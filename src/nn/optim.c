@@ -74,6 +74,18 @@ mixq_status mq_optim_step(mq_optim *o, mixq_model *m, float lr) {
     return MIXQ_OK;
 }
 
+void mq_adam_d(double *p, const double *g, double *m, double *v, size_t n, double lr, double b1, double b2,
+               double eps, int64_t t, int tf_form) {
+    const double c1 = 1 - pow(b1, (double)t), c2 = 1 - pow(b2, (double)t);
+    const double tf_lr = lr * sqrt(c2) / c1;
+    for (size_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1 - b1) * g[i];
+        v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+        if (tf_form) p[i] -= tf_lr * m[i] / (sqrt(v[i]) + eps);
+        else p[i] -= lr * (m[i] / c1) / (sqrt(v[i] / c2) + eps);
+    }
+}
+
 float mq_lr_at(const mixq_train_config *cfg, double pos) {
     double lr = cfg->lr;
     if (cfg->warmup_epochs > 0 && pos < cfg->warmup_epochs)

@@ -24,6 +24,14 @@ mixq_status mq_optim_init(mq_optim *o, const mixq_train_config *cfg, const mixq_
 mixq_status mq_optim_step(mq_optim *o, mixq_model *m, float lr);
 void mq_optim_free(mq_optim *o);
 
+/* Adam over a double vector outside the arena (the search agents' own parameters), step t
+ * (1-based, the caller counts), no weight decay:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *   tf_form 0 (PyTorch):    p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ *   tf_form 1 (TensorFlow): p -= lr sqrt(1-b2^t) / (1-b1^t) m / (sqrt(v) + eps)   (eps on the raw v)
+ * The DDPG networks keep their float copy of PyTorch's (ddpg.c), bit for bit as the fixtures'. */
+void mq_adam_d(double *p, const double *g, double *m, double *v, size_t n, double lr, double b1, double b2,
+               double eps, int64_t t, int tf_form);
+
 /* Learning rate for a (0-based, fractional) epoch position under cfg's schedule. */
 float mq_lr_at(const mixq_train_config *cfg, double epoch_pos);
 

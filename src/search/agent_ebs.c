@@ -230,7 +230,6 @@ static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed,
     mq_search_train_cfg(s, &tc, s->cfg->lr, h.epochs);
     if (!st) st = mq_optim_init(&wopt, &tc, m);
     if (!st) st = mq_mix_set_mode(m, h.gumbel ? MQ_MIX_GUMBEL : MQ_MIX_SOFT, (float)h.tau0);
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
     double t0 = mq_now();
     for (int t = 0; !st && t < total; t++) {
         const int ep = t / steps, k = t % steps;
@@ -269,18 +268,17 @@ static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed,
             if (q == e->metric) ec = E;
             if (E > T) mq_ebs_expected_cost(m, e, q, h.lambda, da, db);
         }
-        for (int l = 0; l < L; l++) {
+        for (int l = 0; l < L; l++) { /* Adam (PyTorch's form) on each layer's alpha and beta */
             mq_mix_layer *p = mq_mix_get(m, l);
-            double *mo = opt[l].m, *vo = opt[l].v;
-            for (int i = 0; i < p->nw + p->na; i++) {
-                const int isw = i < p->nw, c = isw ? i : i - p->nw;
-                if ((isw ? p->nw : p->na) < 2) continue;
-                const double g = isw ? p->dalpha[c] + da[l][c] : p->dbeta[c] + db[l][c];
-                mo[i] = b1 * mo[i] + (1 - b1) * g;
-                vo[i] = b2 * vo[i] + (1 - b2) * g * g;
-                const double mh = mo[i] / (1 - pow(b1, t + 1)), vh = vo[i] / (1 - pow(b2, t + 1));
-                float *v = isw ? &p->alpha[c] : &p->beta[c];
-                *v -= (float)(h.lr * mh / (sqrt(vh) + eps));
+            for (int isw = 1; isw >= 0; isw--) {
+                const int nk = isw ? p->nw : p->na, o = isw ? 0 : p->nw;
+                if (nk < 2) continue;
+                float *v = isw ? p->alpha : p->beta;
+                double pv[MQ_MIX_MAXB], g[MQ_MIX_MAXB];
+                for (int c = 0; c < nk; c++)
+                    pv[c] = v[c], g[c] = isw ? p->dalpha[c] + da[l][c] : p->dbeta[c] + db[l][c];
+                mq_adam_d(pv, g, opt[l].m + o, opt[l].v + o, (size_t)nk, h.lr, 0.9, 0.999, 1e-8, t + 1, 0);
+                for (int c = 0; c < nk; c++) v[c] = (float)pv[c];
             }
         }
         mq_mix_zero_grad(m);

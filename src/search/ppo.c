@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "nn/optim.h"
 #include "search/ppo.h"
 
 #define PPO_VERSION 1u
@@ -369,16 +370,9 @@ double mq_ppo_loss_grad(mq_ppo *p, int T, const double *X, const int *act, const
     return loss;
 }
 
-static void adam(mq_ppo *p) {
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-5;
+static void adam(mq_ppo *p) { /* TensorFlow's form (eps on the raw v), as ReLeQ's code */
     p->step++;
-    const double c1 = 1 - pow(b1, (double)p->step), c2 = 1 - pow(b2, (double)p->step);
-    const double lr = p->cfg.lr * sqrt(c2) / c1; /* TensorFlow's form (eps on the raw v) */
-    for (long i = 0; i < p->n; i++) {
-        p->m[i] = b1 * p->m[i] + (1 - b1) * p->g[i];
-        p->v[i] = b2 * p->v[i] + (1 - b2) * p->g[i] * p->g[i];
-        p->w[i] -= lr * p->m[i] / (sqrt(p->v[i]) + eps);
-    }
+    mq_adam_d(p->w, p->g, p->m, p->v, (size_t)p->n, p->cfg.lr, 0.9, 0.999, 1e-5, p->step, 1);
 }
 
 double mq_ppo_finish(mq_ppo *p, double reward) {
