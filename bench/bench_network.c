@@ -617,6 +617,27 @@ int main(int argc, char **argv) {
             }
             emit("\n");
         }
+        if (nt > 1 && threads[0] == 1) { /* issue 22: batch throughput from 1 to N threads */
+            emit("\nThread scaling, images/s at N threads over 1 thread (1 thread: process CPU time; N: wall "
+                 "time):\n\n| configuration |");
+            for (int ti = 1; ti < nt; ti++)
+                for (int bi = 0; bi < nb; bi++) emit(" b%d, 1T -> %dT |", batches[bi], threads[ti]);
+            emit("\n|---|");
+            for (int i = 0; i < (nt - 1) * nb; i++) emit("--:|");
+            emit("\n");
+            for (int c = 0; c < NCFG; c++) {
+                if (c != CFG_FP32 && c != CFG_TORCH && !n->rt[c]) continue;
+                if (c == CFG_TORCH && !npeer) continue;
+                emit("| %s |", cfg_names[c]);
+                for (int ti = 1; ti < nt; ti++)
+                    for (int bi = 0; bi < nb; bi++) {
+                        const double one = ips[ai][c][bi], v = ips[ai][c][ti * nb + bi];
+                        if (one > 0 && v > 0) emit(" %.2fx |", v / one);
+                        else emit(" - |");
+                    }
+                emit("\n");
+            }
+        }
         emit("\nKernels per runtime:\n");
         for (int c = CFG_INT8; c <= CFG_BS; c++)
             if (n->rt[c]) emit("- %s: %s\n", cfg_names[c], n->kernels[c]);

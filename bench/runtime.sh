@@ -8,7 +8,8 @@
 #      in $BUILD/ (runtime-cpu-ARCH.json)
 #   3. bench/torch_infer.py: PyTorch fp32 peer (skipped with a note if python3 has no torch)
 #   4. bench_network: images/s at batch 1 and 64, 1 and 2 threads -> bench/results/runtime_network.md
-# usage: sh bench/runtime.sh [--quick]      (BUILD=dir overrides build/bench)
+# usage: sh bench/runtime.sh [--quick]      (BUILD=dir overrides build/bench; STEPS="2 4" runs only
+#                                           those steps, e.g. the networks without the per-layer cells)
 # Absolute numbers on a shared machine are noise: read the ratios (same run, same machine).
 set -eu
 cd "$(dirname "$0")/.."
@@ -24,28 +25,38 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "== runtime bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 
+STEPS=${STEPS:-1 2 3 4}
+step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
+if step 1; then
 echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
 "$BUILD/bench/bench_layers" --shapes all --batch 1,64 $QUICK --out bench/results/runtime_layers.md >/dev/null
+fi
 
+if step 2 || step 4; then # step 4 reads the tables
 echo "== 2/4 measured CPU tables (mixq calibrate-cpu)"
 "$BUILD/mixq" calibrate-cpu --arch resnet20 --in 1,28,28 --threads 1 --reps $REPS \
     --out "$BUILD/runtime-cpu-resnet20.json" 2>&1 | tail -1
 "$BUILD/mixq" calibrate-cpu --arch vgg11 --in 3,32,32 --threads 1 --reps $REPS \
     --out "$BUILD/runtime-cpu-vgg11.json" 2>&1 | tail -1
-
-echo "== 3/4 PyTorch fp32 peer"
-PEER=""
-if $PY -c "import torch" 2>/dev/null; then
-    $PY bench/torch_infer.py --batches 1,64 --threads 1,2 $RUNS | tee "$tmp/torch.txt"
-    PEER="--peer $tmp/torch.txt"
-else
-    echo "   (skipped: $PY has no torch; scripts/deps.sh --torch installs it)"
 fi
 
+PEER=""
+if step 3; then
+    echo "== 3/4 PyTorch fp32 peer"
+    if $PY -c "import torch" 2>/dev/null; then
+        $PY bench/torch_infer.py --batches 1,64 --threads 1,2 $RUNS | tee "$tmp/torch.txt"
+        PEER="--peer $tmp/torch.txt"
+    else
+        echo "   (skipped: $PY has no torch; scripts/deps.sh --torch installs it)"
+    fi
+fi
+
+if step 4; then
 echo "== 4/4 whole networks -> bench/results/runtime_network.md"
 "$BUILD/bench/bench_network" --batches 1,64 --threads 1,2 $RUNS \
     --cpu-table "resnet20=$BUILD/runtime-cpu-resnet20.json" \
     --cpu-table "vgg11=$BUILD/runtime-cpu-vgg11.json" \
     $PEER --out bench/results/runtime_network.md >/dev/null
-[ -n "$PEER" ] || echo "PyTorch peer skipped: $PY has no torch." >>bench/results/runtime_network.md
+[ -n "$PEER" ] || echo "PyTorch peer skipped ($(step 3 && echo "$PY has no torch" || echo "STEPS without 3"))." >>bench/results/runtime_network.md
+fi
 echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md"
