@@ -18,11 +18,15 @@
  *               primitive cached per M, memory objects made per call.
  *   sgemm       OpenBLAS cblas_sgemm (fp32, C = A W^T).
  *   f32 matmul  oneDNN matmul primitive in fp32, weights pre-reordered as for s8.
- *   WxAy        mixq bit-serial: mq_bs_pack_acts_ex (uint8 [M][K] -> bit planes, into a reused
- *               buffer) + mq_bs_gemm_ex, on the tier mq_bs_tier_select picks (best, or
- *               MIXQ_BITSERIAL_TIER) with 1 thread: what the runtime does per layer (rt_layer.c);
- *               weights packed outside the timing. The kernel-only table times mq_bs_gemm_ex on
- *               pre-packed activations.
+ *   WxAy        mixq bit-serial, packing included, as the runtime packs the layer (rt_layer.c):
+ *               convolutions with C_in a multiple of 64 by mq_bs_pack_conv, straight from the
+ *               NHWC input codes [batch][H][W][C] (each code packed once, rows assembled from
+ *               words; no im2col matrix); the others by mq_bs_pack_acts_ex from the im2col
+ *               matrix uint8 [M][K] (the runtime's im2col copy is not timed, as it is not for
+ *               the int8 peers, which also start from [M][K]). Then mq_bs_gemm_ex, on the tier
+ *               mq_bs_tier_select picks (best, or MIXQ_BITSERIAL_TIER), 1 thread. Weights
+ *               packed outside the timing. The kernel-only table times mq_bs_gemm_ex on
+ *               pre-packed activations. The report marks the conv-packed shapes with "c".
  * Data: int8 peers get full-range u8 x s8 (the kernels' speed does not depend on values); fp32
  * peers the same values as floats; bit-serial WxAy gets a-bit unsigned activations and w-bit
  * weights (w = 1: +-1). Every implementation's output is checked against a direct dot product
@@ -562,6 +566,10 @@ static int call_dn_mm(void *ctx) {
 }
 
 /* ---------------------------------------------------------------- the other calls */
+struct shape;
+static int pack_conv_shape(const struct shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
+                           mq_bs_acts *pix, mq_bs_acts *out);
+
 typedef struct gemm_ctx {
     int M, N, K;
     const uint8_t *a;
@@ -574,6 +582,10 @@ typedef struct gemm_ctx {
     mq_bs_tier tier;
     mq_bs_acts *pa;
     const mq_bs_weights *pw;
+    /* mq_bs_pack_conv path (geo != NULL): NHWC codes and the per-pixel scratch */
+    const struct shape *geo;
+    const uint8_t *codes;
+    mq_bs_acts *pix;
     /* mixq int8 */
     mq_i8_weights *iw;
     mq_i8_thread *it;
@@ -593,7 +605,11 @@ static int call_sgemm(void *ctx) {
 
 static int call_bs(void *ctx) {
     const gemm_ctx *g = ctx;
-    if (mq_bs_pack_acts_ex(g->a, g->ab, g->M, g->K, g->tier, g->pa)) return 1;
+    if (g->geo) {
+        if (pack_conv_shape(g->geo, g->codes, g->ab, g->tier, g->pix, g->pa)) return 1;
+    } else if (mq_bs_pack_acts_ex(g->a, g->ab, g->M, g->K, g->tier, g->pa)) {
+        return 1;
+    }
     return mq_bs_gemm_ex(g->pa, g->pw, g->c, g->N, g->tier, 1) != MIXQ_OK;
 }
 
@@ -630,11 +646,41 @@ typedef struct shape {
     char set[12];
     int M, N, K;
     int layers; /* layers of the network with this shape */
+    /* convolution geometry (C == 0: none known); M = n*P*Q, K = R*S*C */
+    int n, H, W, C, R, S, stride, pad;
 } shape;
+
+/* The runtime packs convolutions whose input channels fill whole 64-bit words from the codes. */
+static int conv_packed(const shape *s) { return s->C >= 64 && s->C % 64 == 0; }
+
+static int pack_conv_shape(const shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
+                           mq_bs_acts *pix, mq_bs_acts *out) {
+    return mq_bs_pack_conv(codes, s->n, s->H, s->W, s->C, s->R, s->S, s->stride, s->pad, 0, ab,
+                           tier, pix, out) != MIXQ_OK;
+}
+
+/* The im2col matrix a [n*P*Q][R*S*C] ((r, s, c) order, padding taps 0) of NHWC codes. */
+static void im2col_shape(const shape *s, const uint8_t *codes, uint8_t *a) {
+    const int P = (s->H + 2 * s->pad - s->R) / s->stride + 1;
+    const int Q = (s->W + 2 * s->pad - s->S) / s->stride + 1;
+    for (int i = 0; i < s->n; i++)
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                uint8_t *row = a + (((size_t)i * P + p) * Q + q) * (size_t)s->K;
+                for (int r = 0; r < s->R; r++)
+                    for (int t = 0; t < s->S; t++) {
+                        const int h = p * s->stride - s->pad + r, w = q * s->stride - s->pad + t;
+                        uint8_t *d = row + ((size_t)r * s->S + t) * s->C;
+                        if (h < 0 || h >= s->H || w < 0 || w >= s->W) memset(d, 0, (size_t)s->C);
+                        else memcpy(d, codes + (((size_t)i * s->H + h) * s->W + w) * s->C, (size_t)s->C);
+                    }
+            }
+}
 
 enum { MAX_SHAPES = 128 };
 
-static int add_shape(shape *sh, int *n, const char *set, const char *name, int M, int N, int K) {
+static int add_shape(shape *sh, int *n, const char *set, const char *name, int M, int N, int K,
+                     const shape *geo) {
     for (int i = 0; i < *n; i++)
         if (!strcmp(sh[i].set, set) && sh[i].M == M && sh[i].N == N && sh[i].K == K) {
             sh[i].layers++;
@@ -645,6 +691,10 @@ static int add_shape(shape *sh, int *n, const char *set, const char *name, int M
     snprintf(s->name, sizeof s->name, "%s", name);
     snprintf(s->set, sizeof s->set, "%s", set);
     s->M = M, s->N = N, s->K = K, s->layers = 1;
+    if (geo) {
+        s->n = geo->n, s->H = geo->H, s->W = geo->W, s->C = geo->C;
+        s->R = geo->R, s->S = geo->S, s->stride = geo->stride, s->pad = geo->pad;
+    }
     return 0;
 }
 
@@ -671,7 +721,9 @@ static int model_shapes(const char *arch, int c, int h, int w, int batch, shape 
         char name[80];
         snprintf(name, sizeof name, "%s %d->%d %dx%d%s", l.name ? l.name : "?", l.in_c, l.out_c,
                  l.kh, l.kw, l.stride > 1 ? " s2" : "");
-        if (add_shape(sh, n, arch, name, batch * P * Q, l.out_c, l.in_c / G * l.kh * l.kw)) {
+        const shape geo = {.n = batch, .H = l.in_h, .W = l.in_w, .C = l.in_c, .R = l.kh,
+                           .S = l.kw, .stride = l.stride, .pad = l.pad};
+        if (add_shape(sh, n, arch, name, batch * P * Q, l.out_c, l.in_c / G * l.kh * l.kw, &geo)) {
             mixq_model_free(m);
             return 1;
         }
@@ -681,17 +733,23 @@ static int model_shapes(const char *arch, int c, int h, int w, int batch, shape 
 }
 
 static int kernels_shapes(int batch, shape *sh, int *n) {
+    /* 3x3 convolutions, stride 1, padding 1: M = batch * HW, K = 9 C */
     static const struct {
         const char *name;
-        int M, N, K;
+        int HW, C, N;
     } k[] = {
-        {"stem 3->16 32x32", 1024, 16, 27},    {"stage1 16->16 32x32", 1024, 16, 144},
-        {"stage2 32->32 16x16", 256, 32, 288}, {"stage3 64->64 8x8", 64, 64, 576},
-        {"64->64 64x64", 4096, 64, 576},       {"128->128 16x16", 256, 128, 1152},
-        {"256->256 8x8", 64, 256, 2304},
+        {"stem 3->16 32x32", 32, 3, 16},      {"stage1 16->16 32x32", 32, 16, 16},
+        {"stage2 32->32 16x16", 16, 32, 32},  {"stage3 64->64 8x8", 8, 64, 64},
+        {"64->64 64x64", 64, 64, 64},         {"128->128 16x16", 16, 128, 128},
+        {"256->256 8x8", 8, 256, 256},
     };
-    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
-        if (add_shape(sh, n, "kernels", k[i].name, batch * k[i].M, k[i].N, k[i].K)) return 1;
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+        const shape geo = {.n = batch, .H = k[i].HW, .W = k[i].HW, .C = k[i].C, .R = 3, .S = 3,
+                           .stride = 1, .pad = 1};
+        if (add_shape(sh, n, "kernels", k[i].name, batch * k[i].HW * k[i].HW, k[i].N, 9 * k[i].C,
+                      &geo))
+            return 1;
+    }
     return 0;
 }
 
@@ -720,9 +778,11 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
     int32_t *c = malloc(sizeof(int32_t) * (size_t)M * N);
     float *cf = malloc(sizeof(float) * (size_t)M * N);
     int *rb = malloc(sizeof(int) * (size_t)N);
-    if (!a || !w || !af || !wf || !c || !cf || !rb) {
+    const size_t ncodes = conv_packed(s) ? (size_t)s->n * s->H * s->W * s->C : 0;
+    uint8_t *codes = ncodes ? malloc(ncodes) : NULL;
+    if (!a || !w || !af || !wf || !c || !cf || !rb || (ncodes && !codes)) {
         fprintf(stderr, "bench_layers: out of memory for %d x %d x %d\n", M, N, K);
-        free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb);
+        free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb), free(codes);
         return 1;
     }
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)mq_rng_u64(rng);
@@ -776,14 +836,19 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         mq_levels(wb, 1, &wlo, &whi);
         mq_levels(ab, 0, NULL, &amax);
         for (int n = 0; n < N; n++) rb[n] = wb;
-        for (size_t i = 0; i < (size_t)M * K; i++)
-            a[i] = (uint8_t)(mq_rng_u64(rng) % (uint64_t)(amax + 1));
+        if (codes) { /* the runtime's conv packing: NHWC codes, their im2col for verify */
+            for (size_t i = 0; i < ncodes; i++) codes[i] = (uint8_t)(mq_rng_u64(rng) % (uint64_t)(amax + 1));
+            im2col_shape(s, codes, a);
+        } else {
+            for (size_t i = 0; i < (size_t)M * K; i++)
+                a[i] = (uint8_t)(mq_rng_u64(rng) % (uint64_t)(amax + 1));
+        }
         for (size_t i = 0; i < (size_t)N * K; i++) {
             const uint64_t v = mq_rng_u64(rng);
             w[i] = wb == 1 ? (v & 1 ? 1 : -1) : (int8_t)(wlo + (int)(v % (uint64_t)(whi - wlo + 1)));
         }
         mq_bs_weights pw;
-        mq_bs_acts pa = {0};
+        mq_bs_acts pa = {0}, pix = {0};
         if (mq_bs_pack_weights(w, rb, N, K, &pw)) {
             fprintf(stderr, "bench_layers: W%dA%d pack: %s\n", wb, ab, mixq_last_error());
             r->bs_t[ci] = r->bs_tg[ci] = -1;
@@ -791,6 +856,7 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
             continue;
         }
         g.ab = ab, g.tier = tier, g.pa = &pa, g.pw = &pw;
+        g.geo = codes ? s : NULL, g.codes = codes, g.pix = &pix;
         r->bs_peak[ci] = peak_bitpairs(tier, quick ? 0.005 : 0.02);
         r->bs_ceil[ci] = ceil_bitpairs(tier, quick ? 0.005 : 0.02);
         memset(c, 0, sizeof(int32_t) * (size_t)M * N);
@@ -804,9 +870,10 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
             bad = 1;
         }
         mq_bs_acts_free(&pa);
+        mq_bs_acts_free(&pix);
         mq_bs_weights_free(&pw);
     }
-    free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb);
+    free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb), free(codes);
     return bad;
 }
 
@@ -890,7 +957,9 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
     emit("GOP/s = 2*M*N*K / time (1 thread); (x) = ratio to oneDNN s8 matmul (> 1: faster); "
          "bit-serial cells: GOP/s (ratio, %% of the %s ceiling: the best register-resident "
          "AND+popcount loop so far, %.1f G bit-pairs/s; ceil = the ceiling ratio "
-         "2*ceiling/(w*a)/s8 GOP/s), activation packing included. A cell over 100 %% is a "
+         "2*ceiling/(w*a)/s8 GOP/s), activation packing included: layers marked [c] are packed "
+         "as the runtime packs them, from the NHWC input codes (mq_bs_pack_conv, C_in a multiple "
+         "of 64), the others from the im2col matrix (mq_bs_pack_acts). A cell over 100 %% is a "
          "bench error.\n\n",
          mq_bs_tier_name(tier), g_ceil_best * 1e-9);
     emit("| set | layer | M x N x K | s8 matmul | mixq int8 | sgemm | f32 matmul |");
@@ -904,6 +973,7 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
         const double t0 = r->peer_t[0];
         emit("| %s | %s", s->set, s->name);
         if (s->layers > 1) emit(" (x%d)", s->layers);
+        if (conv_packed(s)) emit(" [c]");
         emit(" | %d x %d x %d |", s->M, s->N, s->K);
         if (t0 > 0) emit(" %.0f |", gops(s, t0));
         else emit(" failed |");

@@ -287,8 +287,12 @@ static void test_pack_conv(void) {
                                  {1, 5, 7, 64, 3, 3, 1, 1, 1},  {3, 7, 5, 128, 3, 3, 2, 1, 2},
                                  {2, 1, 1, 64, 3, 3, 1, 1, 3},  {1, 6, 6, 192, 1, 1, 2, 0, 8},
                                  {2, 4, 9, 64, 3, 1, 1, 2, 4},  {1, 3, 3, 256, 3, 3, 1, 0, 1},
-                                 {5, 2, 3, 64, 2, 2, 1, 1, 5}};
+                                 {5, 2, 3, 64, 2, 2, 1, 1, 5},  {2, 3, 16, 64, 3, 3, 1, 1, 2},
+                                 {1, 9, 8, 128, 3, 3, 1, 1, 3}, {3, 2, 10, 64, 1, 3, 1, 0, 1},
+                                 {2, 6, 17, 64, 3, 3, 1, 1, 1}};
     const int ncfg = (int)(sizeof cfg / sizeof cfg[0]);
+    /* per tier, buffers reused from config to config (grown, shrunk): as the runtime reuses them */
+    mq_bs_acts rpix[MQ_BS_TIER_COUNT] = {{0}}, rout[MQ_BS_TIER_COUNT] = {{0}};
     for (int ci = 0; ci < ncfg; ci++) {
         const int n = cfg[ci][0], H = cfg[ci][1], W = cfg[ci][2], C = cfg[ci][3], R = cfg[ci][4],
                   S = cfg[ci][5], st = cfg[ci][6], pad = cfg[ci][7], ab = cfg[ci][8];
@@ -338,6 +342,12 @@ static void test_pack_conv(void) {
                 CHECK_OK(mq_bs_gemm_ex(&got, &pw, C2, N, (mq_bs_tier)t, 1));
                 CHECKF(!memcmp(C1, C2, (size_t)M * N * sizeof *C1), "config %d tier %s: GEMM differs",
                        ci, mq_bs_tier_name((mq_bs_tier)t));
+                CHECK_OK(mq_bs_pack_conv(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
+                                         &rpix[t], &rout[t]));
+                CHECKF(rout[t].M == M && !memcmp(rout[t].bits, ref.bits, words * sizeof(uint64_t)) &&
+                           !memcmp(rout[t].rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
+                       "config %d tier %s: packing into reused buffers differs", ci,
+                       mq_bs_tier_name((mq_bs_tier)t));
             }
             mq_bs_acts_free(&ref);
             mq_bs_acts_free(&got);
@@ -345,6 +355,10 @@ static void test_pack_conv(void) {
         }
         mq_bs_weights_free(&pw);
         free(codes), free(col), free(w), free(rb), free(C1), free(C2);
+    }
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        mq_bs_acts_free(&rpix[t]);
+        mq_bs_acts_free(&rout[t]);
     }
     /* bad arguments: an error, never a crash */
     uint8_t codes[2 * 2 * 64] = {0};

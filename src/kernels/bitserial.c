@@ -393,6 +393,57 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
     return MIXQ_OK;
 }
 
+/* The rows of a convolution's packed im2col matrix from its packed input pixels (the scalar
+ * twin of mq_bs_conv_rows_avx512; both as bitserial.h says). Output row by output row (image i,
+ * row p: Q pixels), tap by tap: the taps of one kernel position (r, t) read input row h at
+ * columns q * stride - pad + t, inside the image for q in [qlo, qhi) and padding outside, so the
+ * bounds are worked out once per row and tap, not per pixel; each row's words then come from its
+ * pixel of pix (or the padding panel padp). */
+static void conv_rows_scalar(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
+                             int32_t padsum, mq_bs_acts *out) {
+    const int n = g->n, H = g->H, W = g->W, R = g->R, S = g->S, stride = g->stride, pad = g->pad;
+    const int P = g->P, Q = g->Q, cw = g->C / 64, kw = out->kw, ab = out->a_bits;
+    const size_t pix_stride = (size_t)ab * cw * MQ_BS_MR; /* words per 8-pixel panel of pix */
+    const size_t out_stride = (size_t)ab * kw * MQ_BS_MR; /* words per 8-row panel of out */
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < P; p++) {
+            const int64_t mrow = ((int64_t)i * P + p) * Q;
+            for (int q = 0; q < Q; q++) out->rowsum[mrow + q] = 0;
+            for (int r = 0; r < R; r++) {
+                const int h = p * stride - pad + r;
+                const int hin = h >= 0 && h < H;
+                for (int t = 0; t < S; t++) {
+                    const size_t tapoff = (size_t)(r * S + t) * cw * MQ_BS_MR;
+                    int qlo = 0, qhi = 0; /* 0 <= q * stride - pad + t < W */
+                    if (hin && W - 1 + pad - t >= 0) {
+                        qlo = pad - t > 0 ? (pad - t + stride - 1) / stride : 0;
+                        qhi = MQ_MIN(Q, (W - 1 + pad - t) / stride + 1);
+                        if (qlo > qhi) qlo = qhi;
+                    }
+                    const size_t rowpix = ((size_t)i * H + (size_t)(hin ? h : 0)) * W;
+                    for (int q = 0; q < Q; q++) {
+                        const int64_t m = mrow + q;
+                        uint64_t *d = out->bits + (size_t)(m / MQ_BS_MR) * out_stride +
+                                      (size_t)(m % MQ_BS_MR) + tapoff;
+                        const uint64_t *src = padp;
+                        int32_t rs = padsum;
+                        if (q >= qlo && q < qhi) {
+                            const size_t pp = rowpix + (size_t)(q * stride - pad + t);
+                            src = pix->bits + (pp / MQ_BS_MR) * pix_stride + pp % MQ_BS_MR;
+                            rs = pix->rowsum[pp];
+                        }
+                        for (int j = 0; j < ab; j++) {
+                            uint64_t *dj = d + (size_t)j * kw * MQ_BS_MR;
+                            const uint64_t *sj = src + (size_t)j * cw * MQ_BS_MR;
+                            for (int c = 0; c < cw; c++) dj[(size_t)c * MQ_BS_MR] = sj[(size_t)c * MQ_BS_MR];
+                        }
+                        out->rowsum[m] += rs;
+                    }
+                }
+            }
+        }
+}
+
 mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
                             int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
                             mq_bs_acts *pix, mq_bs_acts *out) {
@@ -409,48 +460,28 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
         return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
                       what, R, S, H, W, pad);
     const int64_t npix = (int64_t)n * H * W, M = (int64_t)n * P * Q, K = (int64_t)R * S * C;
-    if (npix > INT32_MAX || M > INT32_MAX || K > MQ_BS_MAX_K)
+    if (npix > INT32_MAX - MQ_BS_MR || M > INT32_MAX || K > MQ_BS_MAX_K)
         return mq_err(MIXQ_ERR_ARG, "%s: %lld x %lld activations too large (K at most %d)", what,
                       (long long)M, (long long)K, MQ_BS_MAX_K);
-    mixq_status s = mq_bs_pack_acts_ex(codes, a_bits, (int)npix, C, tier, pix);
+    /* pix gets one extra panel past the packed pixels: the padding panel, every slot holding
+     * pad_code's planes, so a padding tap is read like any pixel (no test per word) */
+    mixq_status s = mq_bs_acts_reserve(pix, (int)npix + MQ_BS_MR, C, a_bits);
+    if (s) return s;
+    s = mq_bs_pack_acts_ex(codes, a_bits, (int)npix, C, tier, pix);
     if (s) return s;
     s = mq_bs_acts_reserve(out, (int)M, (int)K, a_bits);
     if (s) return s;
-    const int cw = C / 64, kw = out->kw, ab = a_bits;
-    uint64_t padw[MQ_BS_MAX_BITS];
-    for (int j = 0; j < ab; j++) padw[j] = (pad_code >> j & 1) ? ~(uint64_t)0 : 0;
+    const int cw = C / 64, ab = a_bits;
+    uint64_t *padp = pix->bits + (size_t)pix->panels * (size_t)ab * cw * MQ_BS_MR;
+    for (int j = 0; j < ab; j++)
+        for (size_t k = 0; k < (size_t)cw * MQ_BS_MR; k++)
+            padp[(size_t)j * cw * MQ_BS_MR + k] = (pad_code >> j & 1) ? ~(uint64_t)0 : 0;
     const int32_t padsum = (int32_t)pad_code * C;
-    /* rows m in (image, p, q) order, walked by nested loops (no 64-bit divisions per row) */
-    const size_t pix_stride = (size_t)ab * cw * MQ_BS_MR; /* words per 8-pixel panel of pix */
-    int64_t m = 0;
-    for (int i = 0; i < n; i++)
-        for (int p = 0; p < P; p++)
-            for (int q = 0; q < Q; q++, m++) {
-                uint64_t *dst = out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * kw * MQ_BS_MR +
-                                (size_t)(m % MQ_BS_MR);
-                int32_t sum = 0;
-                for (int r = 0; r < R; r++) {
-                    const int h = p * stride - pad + r;
-                    for (int t = 0; t < S; t++) {
-                        const int w = q * stride - pad + t;
-                        uint64_t *d = dst + (size_t)(r * S + t) * cw * MQ_BS_MR;
-                        if (h < 0 || h >= H || w < 0 || w >= W) {
-                            for (int j = 0; j < ab; j++)
-                                for (int c = 0; c < cw; c++)
-                                    d[((size_t)j * kw + c) * MQ_BS_MR] = padw[j];
-                            sum += padsum;
-                            continue;
-                        }
-                        const size_t pp = ((size_t)i * H + (size_t)h) * W + (size_t)w;
-                        const uint64_t *src = pix->bits + (pp / MQ_BS_MR) * pix_stride + pp % MQ_BS_MR;
-                        for (int j = 0; j < ab; j++)
-                            for (int c = 0; c < cw; c++)
-                                d[((size_t)j * kw + c) * MQ_BS_MR] = src[((size_t)j * cw + c) * MQ_BS_MR];
-                        sum += pix->rowsum[pp];
-                    }
-                }
-                out->rowsum[m] = sum;
-            }
+    const mq_bs_conv_geo g = {n, H, W, C, R, S, stride, pad, P, Q};
+    if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)
+        mq_bs_conv_rows_avx512(&g, pix, padp, padsum, out);
+    else
+        conv_rows_scalar(&g, pix, padp, padsum, out);
     zero_pad_rows(out);
     return MIXQ_OK;
 }

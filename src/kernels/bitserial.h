@@ -152,9 +152,11 @@ mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits);
  *   out    the packing of the im2col matrix [n*P*Q][R*S*C] in (r, s, c) K order, byte for byte
  *          what im2col + mq_bs_pack_acts_ex would write (taps outside the image read pad_code)
  *   pix    caller-owned scratch (zero-initialise, reuse, free with mq_bs_acts_free): each input
- *          pixel's C codes packed once, [ceil(nHW/8)][a_bits][C/64][8]
+ *          pixel's C codes packed once, [ceil(nHW/8)][a_bits][C/64][8], then one more panel of
+ *          pad_code's planes (read by the padding taps)
  * Every input code is packed once (not R*S times); the rows are then assembled from whole
- * 64-bit words, since each tap's C channels fill C/64 words exactly. Errors as
+ * 64-bit words, since each tap's C channels fill C/64 words exactly: 8 rows at a time, so each
+ * destination line (one K word of a panel's 8 rows) is written whole. Errors as
  * mq_bs_pack_acts_ex, MIXQ_ERR_ARG for C % 64 != 0 or a pad_code above 2^a_bits - 1. */
 mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
                             int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
@@ -183,6 +185,16 @@ mixq_status mq_bs_gemm_ref(const uint8_t *a, int a_bits, const int8_t *w, const 
  *         writes every word of those pixels (including K padding) and rowsum; returns nonzero
  *         if some value exceeds a_bits (out is then unspecified).
  *   gemm: activation panels p0..p1-1 against every weight panel. */
+typedef struct mq_bs_conv_geo { /* a convolution as mq_bs_pack_conv takes it; P x Q output */
+    int n, H, W, C, R, S, stride, pad, P, Q;
+} mq_bs_conv_geo;
+/*   conv rows: the rows of out (already reserved: M = n*P*Q, K = R*S*C) from pix (the input
+ *         pixels packed, C bits per plane, then one padding panel at padp whose every slot holds
+ *         pad_code's planes; padsum = pad_code * C): every word and rowsum of rows 0..M-1 (the
+ *         padding rows of a last short panel are left to the caller). The AVX-512 one serves
+ *         the avx512 and vpopcnt tiers; bitserial.c holds the scalar twin. */
+void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
+                            int32_t padsum, mq_bs_acts *out);
 int mq_bs_avx2_compiled(void);
 int mq_bs_avx512_compiled(void);
 int mq_bs_vpopcnt_compiled(void);

@@ -59,6 +59,103 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
     return bad != 0;
 }
 
+/* The conv rows (bitserial.h) eight at a time, one output panel per step: per kernel tap the 8
+ * rows' source pixels are computed in vector lanes (h = p*stride - pad + r, w = q*stride - pad + t,
+ * inside-the-image mask, pixel index and its word offset in pix), then every plane word of the
+ * tap is one masked 64-bit gather (lanes outside the image keep the padding word) and one aligned
+ * 64-byte store: the destination line of a panel holds the same K word of its 8 rows. The row
+ * sums are gathered the same way. Positions (image, p, q) of the 8 rows are walked in scalar code
+ * once per panel; rows past M get the padding values (the caller zeroes them). */
+TGT void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix,
+                                const uint64_t *padp, int32_t padsum, mq_bs_acts *out) {
+    const int H = g->H, W = g->W, R = g->R, S = g->S, stride = g->stride, pad = g->pad;
+    const int P = g->P, Q = g->Q, cw = g->C / 64, kw = out->kw, ab = out->a_bits;
+    const long long ps = (long long)ab * cw * MQ_BS_MR; /* words per 8-pixel panel of pix */
+    const size_t os = (size_t)ab * kw * MQ_BS_MR;       /* words per 8-row panel of out */
+    const int64_t M = out->M;
+    const __m256i vH = _mm256_set1_epi32(H), vW = _mm256_set1_epi32(W);
+    const __m512i vps = _mm512_set1_epi64(ps), seven = _mm512_set1_epi64(7);
+    const __m256i vpadsum = _mm256_set1_epi32(padsum);
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i padv[MQ_BS_MAX_BITS];
+    for (int j = 0; j < ab; j++) padv[j] = _mm512_set1_epi64((long long)padp[(size_t)j * cw * MQ_BS_MR]);
+    int ii = 0, pp_ = 0, qq = 0; /* position of the next row */
+    for (int64_t m0 = 0; m0 < M; m0 += MQ_BS_MR) {
+        const int mr = (int)MQ_MIN((int64_t)MQ_BS_MR, M - m0);
+        int32_t li[MQ_BS_MR] = {0}, lh[MQ_BS_MR] = {0}, lw[MQ_BS_MR] = {0};
+        /* stride 1, the 8 rows in one output row: lane x reads pixel a + x (a = lane 0's pixel,
+         * inside the image or not), two aligned lines of pix and a permute instead of a gather */
+        const int row1 = stride == 1 && mr == MQ_BS_MR && qq + MQ_BS_MR <= Q;
+        for (int x = 0; x < mr; x++) {
+            li[x] = ii * H, lh[x] = pp_ * stride - pad, lw[x] = qq * stride - pad;
+            if (++qq == Q) {
+                qq = 0;
+                if (++pp_ == P) pp_ = 0, ii++;
+            }
+        }
+        const __mmask8 live = (__mmask8)((1u << mr) - 1);
+        const __m256i vi = _mm256_loadu_si256((const __m256i *)li);
+        const __m256i h0 = _mm256_loadu_si256((const __m256i *)lh);
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)lw);
+        __m256i sum = _mm256_setzero_si256();
+        uint64_t *dst = out->bits + (size_t)(m0 / MQ_BS_MR) * os;
+        for (int r = 0; r < R; r++) {
+            const __m256i h = _mm256_add_epi32(h0, _mm256_set1_epi32(r));
+            const __mmask8 mh = live & _mm256_cmpge_epi32_mask(h, _mm256_setzero_si256()) &
+                                _mm256_cmplt_epi32_mask(h, vH);
+            const __m256i rowpix = _mm256_mullo_epi32(_mm256_add_epi32(vi, h), vW);
+            for (int t = 0; t < S; t++) {
+                const __m256i w = _mm256_add_epi32(w0, _mm256_set1_epi32(t));
+                const __mmask8 mv = mh & _mm256_cmpge_epi32_mask(w, _mm256_setzero_si256()) &
+                                    _mm256_cmplt_epi32_mask(w, vW);
+                const __m256i pp = _mm256_add_epi32(rowpix, w); /* valid lanes: 0 <= pp < npix */
+                const __m512i pq = _mm512_cvtepi32_epi64(pp);
+                const __m512i off = _mm512_add_epi64(
+                    _mm512_mullo_epi64(_mm512_srli_epi64(pq, 3), vps), _mm512_and_si512(pq, seven));
+                sum = _mm256_mask_add_epi32(sum, (__mmask8)(live & ~mv), sum, vpadsum);
+                uint64_t *d = dst + (size_t)(r * S + t) * cw * MQ_BS_MR;
+                if (!mv) { /* every row reads padding */
+                    for (int j = 0; j < ab; j++)
+                        for (int c = 0; c < cw; c++)
+                            _mm512_store_si512((void *)(d + ((size_t)j * kw + c) * MQ_BS_MR), padv[j]);
+                    continue;
+                }
+                /* lane 0's pixel */
+                const int64_t a2 = ((int64_t)li[0] + lh[0] + r) * W + lw[0] + t;
+                if (row1 && a2 >= 0) {
+                    sum = _mm256_mask_add_epi32(sum, mv, sum,
+                                                _mm256_maskz_loadu_epi32(mv, pix->rowsum + a2));
+                    /* lanes of mv read pixels a2 + x < npix, so panel a2/8 + 1 is at most the
+                     * padding panel: both lines are inside pix */
+                    const uint64_t *la = pix->bits + (size_t)(a2 / MQ_BS_MR) * (size_t)ps;
+                    const __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(a2 % MQ_BS_MR), lane);
+                    for (int j = 0; j < ab; j++)
+                        for (int c = 0; c < cw; c++) {
+                            const uint64_t *l = la + ((size_t)j * cw + c) * MQ_BS_MR;
+                            const __m512i v = _mm512_permutex2var_epi64(
+                                _mm512_load_si512((const void *)l), idx,
+                                _mm512_load_si512((const void *)(l + ps)));
+                            _mm512_store_si512((void *)(d + ((size_t)j * kw + c) * MQ_BS_MR),
+                                               _mm512_mask_blend_epi64(mv, padv[j], v));
+                        }
+                    continue;
+                }
+                sum = _mm256_mask_add_epi32(
+                    sum, mv, sum,
+                    _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), mv, pp, pix->rowsum, 4));
+                for (int j = 0; j < ab; j++)
+                    for (int c = 0; c < cw; c++) {
+                        const long long *base =
+                            (const long long *)(pix->bits + ((size_t)j * cw + c) * MQ_BS_MR);
+                        const __m512i v = _mm512_mask_i64gather_epi64(padv[j], mv, off, base, 8);
+                        _mm512_store_si512((void *)(d + ((size_t)j * kw + c) * MQ_BS_MR), v);
+                    }
+            }
+        }
+        _mm256_mask_storeu_epi32(out->rowsum + m0, live, sum);
+    }
+}
+
 /* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= 31) for the panel's pixels
  * 0..mr-1 into q (added, or subtracted for the sign plane), by the nibble table alone: cheaper than the carry-save tree
  * below when K is short (its end-of-row cost is not amortized). */
@@ -278,6 +375,10 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
 #else /* not x86-64 GCC/clang: the tier does not exist in this build */
 
 int mq_bs_avx512_compiled(void) { return 0; }
+void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
+                            int32_t padsum, mq_bs_acts *out) {
+    (void)g, (void)pix, (void)padp, (void)padsum, (void)out;
+}
 int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     (void)a, (void)m0, (void)m1, (void)out;
     return 1;
