@@ -256,19 +256,20 @@ static void test_large(void) {
         }
 }
 
-/* The avx512 tier's carry-save tree: K (in 64-bit words) through every path of its K loop:
+/* The carry-save trees (avx512 and avx2 tiers): K (in 64-bit words) through every path of the K loop:
  * whole 8-word blocks, a 4-word block, 0..3 single words, chunks of 248 words; then with the
  * tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too. M = 9..21 gives a
  * last panel of every size 1..7 (pixel pairs, then a lone pixel). */
 static void test_carry_save_paths(void) {
     static const int kws[] = {16, 17, 19, 20, 23, 24, 28, 31, 248, 249, 252, 255, 497};
     const int nk = (int)(sizeof kws / sizeof kws[0]);
+    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
+    setenv("MIXQ_BS_HS_MIN_KW", "16", 1); /* the avx512 default; the avx2 tree is opt-in */
     for (int i = 0; i < nk; i++) {
         const int *bits = sel_bits[i % 10];
         run_case(9 + i, 17 + 2 * i, 64 * kws[i] - (i % 3) * 21, bits[0], bits[1], 5000u + i,
                  "tree K");
     }
-    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
     setenv("MIXQ_BS_HS_MIN_KW", "1", 1);
     for (int kw = 1; kw <= 15; kw++) {
         const int *bits = sel_bits[kw % 10];
@@ -418,6 +419,9 @@ static void test_mixed_row_bits(void) {
 /* All-max / all-min operands, up to K = 65536 where W8A8 all-min reaches -2139095040. */
 static void test_extremes(void) {
     static const int Ks[] = {1, 64, 1155, MQ_BS_MAX_K};
+    /* the carry-save trees of both tiers that have one (avx2's is opt-in) on the long K */
+    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
+    setenv("MIXQ_BS_HS_MIN_KW", "16", 1);
     for (int ki = 0; ki < 4; ki++) {
         enum { M = 9, N = 17 };
         const int K = Ks[ki];
@@ -427,7 +431,7 @@ static void test_extremes(void) {
         if (!a || !w) {
             CHECK(!"out of memory");
             free(a), free(w);
-            return;
+            break;
         }
         static const int bl[][2] = {{8, 8}, {1, 8}, {8, 1}, {1, 1}, {2, 3}, {5, 2}};
         for (int bi = 0; bi < 6; bi++) {
@@ -453,6 +457,9 @@ static void test_extremes(void) {
         }
         free(a), free(w);
     }
+    if (saved) setenv("MIXQ_BS_HS_MIN_KW", saved, 1);
+    else unsetenv("MIXQ_BS_HS_MIN_KW");
+    free(saved);
 }
 
 static void test_packers_identical(void) {

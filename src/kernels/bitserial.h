@@ -63,7 +63,9 @@
  *            with one nibble-table popcount (vpshufb) per 8 words; below that the nibble table
  *            alone (vpternlogq + vpshufb). Byte counters are flushed with vpsadbw.
  *   avx2     AVX2: the same nibble-table method on 256-bit vectors (no EVEX code: the file is
- *            compiled for AVX2 with AVX-512 switched off).
+ *            compiled for AVX2 with AVX-512 switched off); a carry-save tree like avx512's (full
+ *            adders of 5 µops) from MIXQ_BS_HS_MIN_KW words on, off by default: it measured
+ *            slower than the table on Zen 5 (bitserial_avx2.c says by how much).
  *   scalar   64-bit __builtin_popcountll; always available; also the tier of non-x86 builds.
  * Every tier computes exactly the same integers (tests check each against mq_bs_gemm_ref).
  * MIXQ_BITSERIAL_TIER=vpopcnt|avx512|avx2|scalar (or auto / unset) forces a tier for

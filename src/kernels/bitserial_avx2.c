@@ -1,5 +1,5 @@
-/* Bit-serial GEMM, AVX2 tier: activation packer and nibble-table micro-kernel (Haswell-class
- * CPUs without AVX-512).
+/* Bit-serial GEMM, AVX2 tier: activation packer, nibble-table micro-kernel (Haswell-class CPUs
+ * without AVX-512) and, opt-in (MIXQ_BS_HS_MIN_KW; see hs2_min_kw), a Harley-Seal carry-save K loop.
  *
  * Buffers (layouts in bitserial.h):
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
@@ -27,7 +27,10 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
+
 
 #define TGT __attribute__((target("avx2")))
 #define TGT_INLINE static inline __attribute__((always_inline, target("avx2")))
@@ -108,6 +111,103 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1, in
         }
 }
 
+/* Harley-Seal carry-save counting for long K (the AVX-512BW tier's method on 256-bit vectors;
+ * AVX2 has no vpternlogq, so a full adder is 5 µops: l' = l ^ a ^ b, h = (l & a) | ((l ^ a) & b)).
+ * One pixel (row r of the panel) against 4 channels (vector vec of the panel) over words
+ * [w0, w1) (w1 - w0 <= MQ_BS_HS2_CHUNK), added to (or, for the sign plane, subtracted from) q:
+ * the bit vectors ones, twos, fours (o, t, f) hold the running sum in carry-save form;
+ * every 8 words give one "eights" vector whose byte popcounts (nibble table) go into the byte
+ * counters c (<= 31 additions of <= 8 per chunk), a 4-word remainder goes into fours, the last
+ * 0..3 words straight into s. At the end s + pop(o) + 2 pop(t) + 4 pop(f) <= 24 + 8 + 16 + 32 fits
+ * a byte. Per 8 words and vector: 8 vpand + 7 x 5 (adders) + 6 (one byte popcount) = 49 µops,
+ * against 8 x 8 = 64 for the nibble table alone. One accumulator (pixel, 4-channel vector) at a
+ * time: two would not fit AVX2's 16 registers. */
+#define MQ_BS_HS2_CHUNK 248
+#define CSA2(h, l, a, b)                                                                        \
+    do {                                                                                        \
+        const __m256i u_ = _mm256_xor_si256((l), (a));                                          \
+        (h) = _mm256_or_si256(_mm256_and_si256((l), (a)), _mm256_and_si256(u_, (b)));           \
+        (l) = _mm256_xor_si256(u_, (b));                                                        \
+    } while (0)
+
+TGT_INLINE __m256i popb2(__m256i v, __m256i lut, __m256i m4) {
+    const __m256i lo = _mm256_and_si256(v, m4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+/* word w + k of the pixel ANDed with the weight vector (4 channels) */
+#define HS2_AW(k)                                                                               \
+    _mm256_and_si256(_mm256_set1_epi64x((long long)Aw[(size_t)(k) * MQ_BS_MR]),                \
+                     _mm256_load_si256((const __m256i *)(Wk + (size_t)(k) * MQ_BS_NR)))
+#define HS2_PAIR(h, l, k)                                                                       \
+    do {                                                                                        \
+        const __m256i a0 = HS2_AW(k), a1 = HS2_AW((k) + 1);                                     \
+        CSA2(h, l, a0, a1);                                                                     \
+    } while (0)
+
+/* One vector: the pixel's words against 4 channels (Wi + 4 * vec, stride MQ_BS_NR). Registers:
+ * 5 of state, the table, the mask and a few temporaries: within AVX2's 16. */
+TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1, int r, int vec,
+                         __m256i *q, int neg) {
+    const __m256i lut =
+        _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                         1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
+    __m256i o = zero, t = zero, f = zero, c = zero, s = zero;
+    const uint64_t *Ar = Aj + r, *Wv = Wi + 4 * vec;
+    int w = w0;
+    for (; w + 8 <= w1; w += 8) {
+        const uint64_t *Wk = Wv + (size_t)w * MQ_BS_NR, *Aw = Ar + (size_t)w * MQ_BS_MR;
+        __m256i ta, tb, fa, fb, e;
+        HS2_PAIR(ta, o, 0);
+        HS2_PAIR(tb, o, 2);
+        CSA2(fa, t, ta, tb);
+        HS2_PAIR(ta, o, 4);
+        HS2_PAIR(tb, o, 6);
+        CSA2(fb, t, ta, tb);
+        CSA2(e, f, fa, fb);
+        c = _mm256_add_epi8(c, popb2(e, lut, m4));
+    }
+    if (w + 4 <= w1) {
+        const uint64_t *Wk = Wv + (size_t)w * MQ_BS_NR, *Aw = Ar + (size_t)w * MQ_BS_MR;
+        __m256i ta, tb, fa;
+        HS2_PAIR(ta, o, 0);
+        HS2_PAIR(tb, o, 2);
+        CSA2(fa, t, ta, tb);
+        c = _mm256_add_epi8(c, popb2(_mm256_and_si256(f, fa), lut, m4));
+        f = _mm256_xor_si256(f, fa);
+        w += 4;
+    }
+    for (; w < w1; w++) {
+        const uint64_t *Wk = Wv + (size_t)w * MQ_BS_NR, *Aw = Ar + (size_t)w * MQ_BS_MR;
+        s = _mm256_add_epi8(s, popb2(HS2_AW(0), lut, m4));
+    }
+    const __m256i p2 = popb2(t, lut, m4), p4 = popb2(f, lut, m4);
+    __m256i low = _mm256_add_epi8(s, popb2(o, lut, m4));
+    low = _mm256_add_epi8(low, _mm256_add_epi8(p2, p2));
+    const __m256i p44 = _mm256_add_epi8(p4, p4);
+    low = _mm256_add_epi8(low, _mm256_add_epi8(p44, p44));
+    const __m256i sum = _mm256_add_epi64(_mm256_sad_epu8(low, zero),
+                                         _mm256_slli_epi64(_mm256_sad_epu8(c, zero), 3));
+    *q = neg ? _mm256_sub_epi64(*q, sum) : _mm256_add_epi64(*q, sum);
+}
+#undef HS2_AW
+#undef HS2_PAIR
+#undef CSA2
+
+/* Shortest K (in 64-bit words) from which the carry-save tree runs instead of the nibble table:
+ * by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers, vgg11 shapes,
+ * batch 1), the tree ran at 0.82-0.93x of the nibble table at K = 1152..4608 (a 16-word variant
+ * at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8 µops per word and
+ * vector are not the bound, and the tree adds a weight load per pixel. On CPUs where vpshufb has
+ * one port (Intel Haswell to Comet Lake) it should win; no such machine was at hand, so it is
+ * opt-in: MIXQ_BS_HS_MIN_KW=16 (as for the AVX-512BW tier) turns it on from 16 words. */
+static int hs2_min_kw(void) {
+    const char *e = getenv("MIXQ_BS_HS_MIN_KW");
+    return e && *e ? atoi(e) : INT_MAX;
+}
+
 TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,
                           int m0, int ch, int32_t *C, int ldc) {
     const int mr = MQ_MIN(4, a->M - m0), cnt = MQ_MIN(8, w->rows[pw] - 8 * ch);
@@ -142,10 +242,11 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
 
 TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                                 int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits;
+    const int kw = a->kw, ab = a->a_bits, hs = kw >= hs2_min_kw();
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int rhn = a->M - pa * MQ_BS_MR > 4 ? 2 : 1; /* skip an all-padding half */
+        const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR);
         for (int pw = 0; pw < w->panels; pw++) {
             const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
             const uint64_t *Wp = w->planes + w->off[pw];
@@ -164,6 +265,17 @@ TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int
                             const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
                             const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
                             const int neg = B >= 2 && i == B - 1;
+                            if (hs) {
+                                for (int r = 0; r < 4 && 4 * rh + r < mr; r++)
+                                    for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS2_CHUNK) {
+                                        const int w1 = MQ_MIN(kw, w0 + MQ_BS_HS2_CHUNK);
+                                        for (int v = 0; v < 2; v++) {
+                                            if (neg) kloop_hs(Aj, Wi, w0, w1, 4 * rh + r, 2 * ch + v, &q[r][v], 1);
+                                            else kloop_hs(Aj, Wi, w0, w1, 4 * rh + r, 2 * ch + v, &q[r][v], 0);
+                                        }
+                                    }
+                                continue;
+                            }
                             for (int w0 = 0; w0 < kw; w0 += 31) {
                                 const int w1 = MQ_MIN(kw, w0 + 31);
                                 if (neg) kloop(Aj, Wi, w0, w1, rh, ch, q, 1);
