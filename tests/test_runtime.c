@@ -268,42 +268,52 @@ static void test_models_match_fake_quant(void) {
     mixq_dataset_free(d);
 }
 
+/* The same logits on 1, 2 and 3 threads (a batch of 9: one chunk, 4 + 5, 3 x 3 images, each
+ * through the whole network on its own thread) and for one image alone (intra-layer threads),
+ * on models with residual adds (resnet20), max pools on codes (vgg11) and concats, pools and
+ * GAP (squeezenet). The runtime is created with 3 threads so that it has 3 scratches. */
 static void test_threads_invariant(void) {
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
-    mixq_model *m = make_model("resnet20");
-    if (!d || !m || quantize(m, d, "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":3}}")) {
-        mixq_model_free(m);
-        mixq_dataset_free(d);
-        return;
-    }
     const int old = mixq_get_threads();
     float *x = malloc(sizeof(float) * 9 * 784), *y1 = malloc(sizeof(float) * 90),
           *y2 = malloc(sizeof(float) * 90), *y3 = malloc(sizeof(float) * 10);
-    CHECK_OK(mixq_dataset_batch(d, NULL, 0, 9, x, NULL));
-    for (int k = MIXQ_KERNEL_BITSERIAL; k <= MIXQ_KERNEL_INT8; k++) {
-        if (!mixq_kernel_available((mixq_kernel)k)) continue;
-        mixq_runtime_config rc;
-        mixq_runtime_config_default(&rc);
-        rc.kernel = (mixq_kernel)k;
-        CHECK_OK(mixq_set_threads(1));
-        mixq_runtime *rt = NULL;
-        CHECK_OK(mixq_runtime_create(m, &rc, &rt));
-        if (!rt) continue;
-        CHECK_OK(mixq_runtime_forward(rt, x, 9, y1));
-        CHECK_OK(mixq_set_threads(3));
-        CHECK_OK(mixq_runtime_forward(rt, x, 9, y2));
-        CHECKF(!memcmp(y1, y2, sizeof(float) * 90), "%s: 1 vs 3 threads differ",
-               mixq_kernel_name((mixq_kernel)k));
-        /* one image alone (intra-layer threads) equals the same image inside a batch */
-        CHECK_OK(mixq_runtime_forward(rt, x + 4 * 784, 1, y3));
-        CHECKF(!memcmp(y3, y1 + 40, sizeof(float) * 10), "%s: batch 1 differs from batch 9",
-               mixq_kernel_name((mixq_kernel)k));
-        mixq_runtime_free(rt);
+    if (d && x) CHECK_OK(mixq_dataset_batch(d, NULL, 0, 9, x, NULL));
+    static const char *const archs[] = {"resnet20", "vgg11", "squeezenet"};
+    for (int ai = 0; ai < 3 && d && x && y1 && y2 && y3; ai++) {
+        mixq_model *m = make_model(archs[ai]);
+        if (!m || quantize(m, d, "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":3}}")) {
+            mixq_model_free(m);
+            continue;
+        }
+        for (int k = MIXQ_KERNEL_BITSERIAL; k <= MIXQ_KERNEL_INT8; k++) {
+            if (!mixq_kernel_available((mixq_kernel)k)) continue;
+            mixq_runtime_config rc;
+            mixq_runtime_config_default(&rc);
+            rc.kernel = (mixq_kernel)k;
+            CHECK_OK(mixq_set_threads(3));
+            mixq_runtime *rt = NULL;
+            CHECK_OK(mixq_runtime_create(m, &rc, &rt));
+            if (!rt) continue;
+            CHECK_OK(mixq_set_threads(1));
+            CHECK_OK(mixq_runtime_forward(rt, x, 9, y1));
+            for (int t = 2; t <= 3; t++) {
+                CHECK_OK(mixq_set_threads(t));
+                memset(y2, 0, sizeof(float) * 90);
+                CHECK_OK(mixq_runtime_forward(rt, x, 9, y2));
+                CHECKF(!memcmp(y1, y2, sizeof(float) * 90), "%s %s: 1 vs %d threads differ",
+                       archs[ai], mixq_kernel_name((mixq_kernel)k), t);
+            }
+            /* one image alone (intra-layer threads) equals the same image inside a batch */
+            CHECK_OK(mixq_runtime_forward(rt, x + 4 * 784, 1, y3));
+            CHECKF(!memcmp(y3, y1 + 40, sizeof(float) * 10), "%s %s: batch 1 differs from batch 9",
+                   archs[ai], mixq_kernel_name((mixq_kernel)k));
+            mixq_runtime_free(rt);
+        }
+        mixq_model_free(m);
     }
     CHECK_OK(mixq_set_threads(old));
     free(x), free(y1), free(y2), free(y3);
-    mixq_model_free(m);
     mixq_dataset_free(d);
 }
 

@@ -793,7 +793,10 @@ void mixq_runtime_config_default(mixq_runtime_config *c);
  * forced kernel this CPU lacks is an error. */
 mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg, mixq_runtime **out);
 void mixq_runtime_free(mixq_runtime *rt);
-/* Logits [n][classes] for x [n][c][h][w] (normalised as the model's inputs). */
+/* Logits [n][classes] for x [n][c][h][w] (normalised as the model's inputs). Threads
+ * (mixq_set_threads, at most the count when the runtime was created): a batch runs as one chunk
+ * of whole images per thread, each through the whole network; a single image splits its
+ * bit-serial layers across them. The logits do not depend on the thread count. */
 mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float *logits);
 
 typedef struct mixq_runtime_layer_info {
@@ -804,7 +807,8 @@ typedef struct mixq_runtime_layer_info {
     int mixed;             /* per-kernel weight bits differ within the layer */
     const char *fused;     /* what the epilogue absorbed: "", "bn", "relu", "bn+relu", ... */
     int64_t macs;          /* per image */
-    double seconds;        /* time spent in this layer by forwards so far */
+    double seconds;        /* time spent in this layer by forwards so far (wall time: with
+                              several threads, the slowest thread's share of each forward) */
     int64_t images;        /* images run so far */
 } mixq_runtime_layer_info;
 int mixq_runtime_layer_count(const mixq_runtime *rt);

@@ -574,6 +574,106 @@ static mixq_status reserve(mixq_runtime *rt, int n) {
     return MIXQ_OK;
 }
 
+/* Images [i0, i1) of a forward, node by node, on one scratch (kthreads for the bit-serial GEMM
+ * inside a layer), into logits + i0 * classes. Chunks must not share memory: a pooled buffer
+ * holds tensors of different per-image sizes over the forward (each at most slot_floats), so
+ * this chunk's tensors live, dense ([n][c][h][w] floats or the same count of uint8 codes), from
+ * image i0's place in every buffer: slot_buf + i0 * slot_floats. Each layer's time is added to
+ * tsec[conv]. */
+static mixq_status run_nodes(mixq_runtime *rt, const float *x, int i0, int i1, rt_scratch *scr,
+                             int kthreads, double *tsec, float *logits) {
+    const int n = i1 - i0;
+    mixq_status st = MIXQ_OK;
+    const float *xin = x + (size_t)i0 * rt->in_c * rt->in_h * rt->in_w;
+    const size_t off = (size_t)i0 * rt->slot_floats;
+#define BUF(j) (owner(rt, j) == 0 ? (float *)xin : rt->slot_buf[rt->nodes[owner(rt, j)].slot] + off)
+    for (int i = 1; i < rt->n_nodes; i++) {
+        const rt_node *r = &rt->nodes[i];
+        if (r->conv >= 0) {
+            const double t0 = mq_now();
+            st = rt_conv_run(&rt->convs[r->conv], BUF(r->in[0]), BUF(i), 0, n, scr, kthreads);
+            tsec[r->conv] += mq_now() - t0;
+            if (st) return st;
+            continue;
+        }
+        if (r->alias >= 0) continue; /* fused into its layer, or a flatten */
+        const float *a = BUF(r->in[0]);
+        float *y = BUF(i);
+        const int64_t numel = (int64_t)n * r->c * r->h * r->w;
+        switch (r->op) {
+        case MIXQ_OP_BN:
+            st = mq_bn_forward(n, r->c, r->h * r->w, a, r->gamma, r->beta, r->rm, r->rv, r->eps,
+                               0.1f, 0, NULL, NULL, y);
+            break;
+        case MIXQ_OP_RELU:
+            mq_relu_forward(numel, a, y);
+            break;
+        case MIXQ_OP_RELU6:
+            mq_relu6_forward(numel, a, y);
+            break;
+        case MIXQ_OP_MAXPOOL:
+            if (r->codes)
+                maxpool_codes(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, (const uint8_t *)a, (uint8_t *)y,
+                              r->codes == 2);
+            else
+                mq_maxpool_infer(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
+            break;
+        case MIXQ_OP_AVGPOOL:
+            mq_avgpool_forward(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
+            break;
+        case MIXQ_OP_GAP:
+            mq_gap_forward(n, r->ic, r->ih * r->iw, a, y);
+            break;
+        case MIXQ_OP_ADD:
+            mq_add_forward(numel, a, BUF(r->in[1]), y);
+            break;
+        case MIXQ_OP_MUL: {
+            const rt_node *b = &rt->nodes[r->in[1]];
+            mq_mul_forward((int64_t)n * r->c, r->h * r->w, b->h * b->w, a, BUF(r->in[1]), y);
+            break;
+        }
+        case MIXQ_OP_CONCAT:
+            mq_concat_forward(n, r->ic, r->c - r->ic, r->h * r->w, a, BUF(r->in[1]), y);
+            break;
+        case MIXQ_OP_SIGMOID:
+            mq_sigmoid_forward(numel, a, y);
+            break;
+        case MIXQ_OP_HSIGMOID:
+            mq_hsigmoid_forward(numel, r->hs_alpha, r->hs_beta, a, y);
+            break;
+        case MIXQ_OP_HSWISH:
+            mq_hswish_forward(numel, a, y);
+            break;
+        default:
+            st = mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: node %d: op %s not supported", i,
+                        mixq_op_name(r->op));
+        }
+        if (st) return st;
+    }
+    memcpy(logits + (size_t)i0 * rt->classes, BUF(rt->n_nodes - 1),
+           sizeof(float) * (size_t)n * (size_t)rt->classes);
+#undef BUF
+    return MIXQ_OK;
+}
+
+typedef struct net_chunks {
+    mixq_runtime *rt;
+    const float *x;
+    double *tsec;
+    int nc;
+    float *logits;
+} net_chunks;
+
+static mixq_status net_chunk(void *ctx, int t, int i0, int i1) {
+    const net_chunks *k = ctx;
+    return run_nodes(k->rt, k->x, i0, i1, &k->rt->scr[t], 1, k->tsec + (size_t)t * k->nc, k->logits);
+}
+
+/* A batch of n >= 2 on T >= 2 threads runs as min(n, T) chunks of whole images, each through the
+ * whole network on its own thread and scratch: one fork-join per forward, and the elementwise
+ * nodes (residual adds, pools, batch norms) run in parallel too. A single image runs on one
+ * thread, its bit-serial GEMMs split across T. Results do not depend on the split (every image
+ * is computed by the same code). A layer's time is the longest chunk's. */
 mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float *logits) {
     if (!rt || !x || !logits || n < 1)
         return mq_err(MIXQ_ERR_ARG, "runtime forward: bad arguments (n=%d)", n);
@@ -584,71 +684,25 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
                           (long long)i, (double)x[i]);
     mixq_status st = reserve(rt, n);
     if (st) return st;
-#define BUF(j) (owner(rt, j) == 0 ? (float *)x : rt->slot_buf[rt->nodes[owner(rt, j)].slot])
-    for (int i = 1; i < rt->n_nodes; i++) {
-        rt_node *r = &rt->nodes[i];
-        const float *a = BUF(r->in[0]);
-        float *y = BUF(i);
-        const int64_t numel = (int64_t)n * r->c * r->h * r->w;
-        if (r->conv >= 0) {
-            st = rt_conv_forward(&rt->convs[r->conv], a, y, n, rt->scr, rt->n_scr);
-        } else if (r->alias >= 0) {
-            continue; /* fused into its layer, or a flatten */
-        } else {
-            switch (r->op) {
-            case MIXQ_OP_BN:
-                st = mq_bn_forward(n, r->c, r->h * r->w, a, r->gamma, r->beta, r->rm, r->rv, r->eps,
-                                   0.1f, 0, NULL, NULL, y);
-                break;
-            case MIXQ_OP_RELU:
-                mq_relu_forward(numel, a, y);
-                break;
-            case MIXQ_OP_RELU6:
-                mq_relu6_forward(numel, a, y);
-                break;
-            case MIXQ_OP_MAXPOOL:
-                if (r->codes)
-                    maxpool_codes(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, (const uint8_t *)a, (uint8_t *)y,
-                                  r->codes == 2);
-                else
-                    mq_maxpool_infer(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
-                break;
-            case MIXQ_OP_AVGPOOL:
-                mq_avgpool_forward(n, r->ic, r->ih, r->iw, &r->geo, r->h, r->w, a, y);
-                break;
-            case MIXQ_OP_GAP:
-                mq_gap_forward(n, r->ic, r->ih * r->iw, a, y);
-                break;
-            case MIXQ_OP_ADD:
-                mq_add_forward(numel, a, BUF(r->in[1]), y);
-                break;
-            case MIXQ_OP_MUL: {
-                const rt_node *b = &rt->nodes[r->in[1]];
-                mq_mul_forward((int64_t)n * r->c, r->h * r->w, b->h * b->w, a, BUF(r->in[1]), y);
-                break;
-            }
-            case MIXQ_OP_CONCAT:
-                mq_concat_forward(n, r->ic, r->c - r->ic, r->h * r->w, a, BUF(r->in[1]), y);
-                break;
-            case MIXQ_OP_SIGMOID:
-                mq_sigmoid_forward(numel, a, y);
-                break;
-            case MIXQ_OP_HSIGMOID:
-                mq_hsigmoid_forward(numel, r->hs_alpha, r->hs_beta, a, y);
-                break;
-            case MIXQ_OP_HSWISH:
-                mq_hswish_forward(numel, a, y);
-                break;
-            default:
-                st = mq_err(MIXQ_ERR_UNSUPPORTED, "runtime: node %d: op %s not supported", i,
-                            mixq_op_name(r->op));
-            }
-        }
-        if (st) return st;
+    const int T = MQ_MIN(rt->n_scr, mq_threads());
+    const int chunks = n > 1 && T > 1 ? MQ_MIN(n, T) : 1;
+    const int nc = MQ_MAX(1, rt->n_convs);
+    double *tsec = mq_calloc((size_t)chunks * (size_t)nc, sizeof *tsec, "runtime layer times");
+    if (!tsec) return MIXQ_ERR_NOMEM;
+    if (chunks > 1) {
+        net_chunks k = {rt, x, tsec, nc, logits};
+        st = rt_run_chunks(n, chunks, net_chunk, &k);
+    } else {
+        st = run_nodes(rt, x, 0, n, &rt->scr[0], T, tsec, logits);
     }
-    memcpy(logits, BUF(rt->n_nodes - 1), sizeof(float) * (size_t)n * (size_t)rt->classes);
-#undef BUF
-    return MIXQ_OK;
+    for (int c = 0; c < rt->n_convs; c++) {
+        double m = 0;
+        for (int t = 0; t < chunks; t++) m = MQ_MAX(m, tsec[(size_t)t * nc + c]);
+        rt->convs[c].seconds += m;
+        rt->convs[c].images += n;
+    }
+    free(tsec);
+    return st;
 }
 
 int mixq_runtime_layer_count(const mixq_runtime *rt) { return rt ? rt->n_convs : 0; }

@@ -125,6 +125,11 @@ mixq_status rt_conv_pack(rt_conv *c);
  * kthreads threads (1 inside a parallel region). */
 mixq_status rt_conv_run(rt_conv *c, const void *x, void *y, int i0, int i1, rt_scratch *s,
                         int kthreads);
+/* fn(ctx, t, i0, i1) for chunks t = 0..chunks-1 (1..64) of images [0, n), each on its own
+ * OpenMP thread: chunk t gets [n t / chunks, n (t + 1) / chunks). Returns the first failing
+ * chunk's status with its worker's message. */
+typedef mixq_status (*rt_chunk_fn)(void *ctx, int t, int i0, int i1);
+mixq_status rt_run_chunks(int n, int chunks, rt_chunk_fn fn, void *ctx);
 /* Run a whole batch: image chunks in parallel when n > 1, else one image on every thread. */
 mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr);

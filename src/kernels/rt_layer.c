@@ -744,28 +744,46 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
     return MIXQ_OK;
 }
 
+mixq_status rt_run_chunks(int n, int chunks, rt_chunk_fn fn, void *ctx) {
+    mixq_status err[64] = {0}, st = MIXQ_OK;
+    static _Thread_local char msg[256]; /* a worker's message, carried to this thread */
+    char first[256] = "";
+    chunks = MQ_MAX(1, MQ_MIN(64, chunks));
+#pragma omp parallel for schedule(static) num_threads(chunks)
+    for (int t = 0; t < chunks; t++) {
+        const int i0 = (int)((int64_t)n * t / chunks), i1 = (int)((int64_t)n * (t + 1) / chunks);
+        err[t] = fn(ctx, t, i0, i1);
+        if (err[t]) {
+            snprintf(msg, sizeof msg, "%s", mixq_last_error());
+#pragma omp critical(mq_rt_err)
+            if (!first[0]) snprintf(first, sizeof first, "%s", msg);
+        }
+    }
+    for (int t = 0; t < chunks && !st; t++) st = err[t];
+    if (st) st = mq_err(st, "%s", first[0] ? first : "runtime: a worker thread failed");
+    return st;
+}
+
+typedef struct conv_chunks {
+    rt_conv *c;
+    const void *x;
+    void *y;
+    rt_scratch *scr;
+} conv_chunks;
+
+static mixq_status conv_chunk(void *ctx, int t, int i0, int i1) {
+    const conv_chunks *k = ctx;
+    return rt_conv_run(k->c, k->x, k->y, i0, i1, &k->scr[t], 1);
+}
+
 mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr) {
     const double t0 = mq_now();
-    mixq_status st = MIXQ_OK;
+    mixq_status st;
     const int T = MQ_MIN(nscr, mq_threads());
     if (n > 1 && T > 1) {
-        const int chunks = MQ_MIN(n, T);
-        mixq_status err[64] = {0};
-        static _Thread_local char msg[256]; /* a worker's message, carried to this thread */
-        char first[256] = "";
-#pragma omp parallel for schedule(static) num_threads(chunks)
-        for (int t = 0; t < chunks; t++) {
-            const int i0 = (int)((int64_t)n * t / chunks), i1 = (int)((int64_t)n * (t + 1) / chunks);
-            err[t] = rt_conv_run(c, x, y, i0, i1, &scr[t], 1);
-            if (err[t]) {
-                snprintf(msg, sizeof msg, "%s", mixq_last_error());
-#pragma omp critical(mq_rt_err)
-                if (!first[0]) snprintf(first, sizeof first, "%s", msg);
-            }
-        }
-        for (int t = 0; t < chunks && !st; t++) st = err[t];
-        if (st) st = mq_err(st, "%s", first[0] ? first : "runtime: a worker thread failed");
+        conv_chunks k = {c, x, y, scr};
+        st = rt_run_chunks(n, MQ_MIN(n, T), conv_chunk, &k);
     } else {
         st = rt_conv_run(c, x, y, 0, n, &scr[0], T);
     }
