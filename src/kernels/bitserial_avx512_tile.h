@@ -11,6 +11,22 @@ TGT_INLINE void store_tile(__m512i q[MQ_BS_MR][2], const mq_bs_acts *a, const mq
                            int pw, int m0, int32_t *C, int ldc) {
     const int mr = MQ_MIN(MQ_BS_MR, a->M - m0), nrows = w->rows[pw], one = w->bits[pw] == 1;
     const int32_t *col = w->col + (size_t)pw * MQ_BS_NR;
+    if (w->contig[pw] && nrows == MQ_BS_NR) {
+        /* a full panel of consecutive columns: the low dwords of both vectors merged by one
+         * permute (exact: |C| < 2^31) and stored as one 64-byte row */
+        const __m512i lo = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        for (int r = 0; r < mr; r++) {
+            __m512i v0 = q[r][0], v1 = q[r][1];
+            if (one) {
+                const __m512i corr = _mm512_set1_epi64(a->rowsum[m0 + r]);
+                v0 = _mm512_sub_epi64(_mm512_slli_epi64(v0, 1), corr);
+                v1 = _mm512_sub_epi64(_mm512_slli_epi64(v1, 1), corr);
+            }
+            _mm512_storeu_si512((void *)(C + (size_t)(m0 + r) * (size_t)ldc + col[0]),
+                                _mm512_permutex2var_epi32(v0, lo, v1));
+        }
+        return;
+    }
     for (int r = 0; r < mr; r++) {
         int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
         const __m512i corr = _mm512_set1_epi64(a->rowsum[m0 + r]);
