@@ -15,7 +15,10 @@
 #      mixq calibrate-cpu), budgets latency=0.6 (seeds) and 0.5 (seed 1), widths 1..8, 2 final
 #      QAT epochs; then every run's best.mixq timed against W8A8 on the runtime, batch 1 and 64,
 #      1 thread, median of 5 alternating runs (bench/cpu_search.sh SKIP_SEARCH=1; time it on a
-#      quiet machine: TIME_ONLY=1 re-times without searching).
+#      quiet machine: TIME_ONLY=1 re-times without searching); then the budget-0.5 policy
+#      (bench/results/vgg11_ebs_cpu_0_5.json, what seeds 1-3 found) on the 3x32x32 vgg11
+#      against W8A8 by bench_network (speed only: no 3x32x32 dataset here, so no accuracy) ->
+#      bench/results/ebs_vgg32.md.
 # Runs already complete are skipped, started ones resumed.
 #   sh bench/ebs_accept.sh     (MIXQ=build/release/mixq, SEEDS="1 2 3", WIDTHS="2 3 4",
 #                               STEP=all|1|1b|3|4)
@@ -76,4 +79,12 @@ if run 4; then
             grep -v '^features\|^layer \|^classifier'
         cp runs/ebs_vgg/speed.txt "$d/speed.txt"
     done
+    B=${BUILD:-build/release}
+    make -s -j2 BUILD="$B" "$B/bench/bench_network"
+    [ -f "$B/runtime-cpu-vgg11.json" ] ||
+        "$MIXQ" calibrate-cpu --arch vgg11 --in 3,32,32 --threads 1 --out "$B/runtime-cpu-vgg11.json"
+    "$B/bench/bench_network" --models vgg11 --policy vgg11=bench/results/vgg11_ebs_cpu_0_5.json \
+        --cpu-table "vgg11=$B/runtime-cpu-vgg11.json" --batches 1,64 --threads 1 --runs 5 \
+        --out bench/results/ebs_vgg32.md >/dev/null
+    grep '^| mixed, auto (measured' bench/results/ebs_vgg32.md
 fi

@@ -8,6 +8,9 @@
 #      in $BUILD/ (runtime-cpu-ARCH.json)
 #   3. bench/torch_infer.py: PyTorch fp32 peer (skipped with a note if python3 has no torch)
 #   4. bench_network: images/s at batch 1 and 64, 1 and 2 threads -> bench/results/runtime_network.md
+#   5. 1 -> 2 thread scaling at batch 64, bench_network run SCALE_RUNS times (default 5; on a
+#      shared machine one run's 2-thread wall time swings by +-20 %) -> bench/results/runtime_threads.md
+#      with every run and the median per configuration
 # usage: sh bench/runtime.sh [--quick]      (BUILD=dir overrides build/bench; STEPS="2 4" runs only
 #                                           those steps, e.g. the networks without the per-layer cells)
 # Absolute numbers on a shared machine are noise: read the ratios (same run, same machine).
@@ -25,14 +28,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "== runtime bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 
-STEPS=${STEPS:-1 2 3 4}
+STEPS=${STEPS:-1 2 3 4 5}
 step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
 if step 1; then
 echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
 "$BUILD/bench/bench_layers" --shapes all --batch 1,64 $QUICK --out bench/results/runtime_layers.md >/dev/null
 fi
 
-if step 2 || step 4; then # step 4 reads the tables
+if step 2 || step 4 || step 5; then # steps 4 and 5 read the tables
 echo "== 2/4 measured CPU tables (mixq calibrate-cpu)"
 "$BUILD/mixq" calibrate-cpu --arch resnet20 --in 1,28,28 --threads 1 --reps $REPS \
     --out "$BUILD/runtime-cpu-resnet20.json" 2>&1 | tail -1
@@ -59,4 +62,49 @@ echo "== 4/4 whole networks -> bench/results/runtime_network.md"
     $PEER --out bench/results/runtime_network.md >/dev/null
 [ -n "$PEER" ] || echo "PyTorch peer skipped ($(step 3 && echo "$PY has no torch" || echo "STEPS without 3"))." >>bench/results/runtime_network.md
 fi
-echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md"
+if step 5; then
+    N=${SCALE_RUNS:-5}
+    echo "== 5/5 thread scaling, batch 64, $N runs -> bench/results/runtime_threads.md"
+    for k in $(seq 1 "$N"); do
+        "$BUILD/bench/bench_network" --batches 64 --threads 1,2 $RUNS \
+            --cpu-table "resnet20=$BUILD/runtime-cpu-resnet20.json" \
+            --cpu-table "vgg11=$BUILD/runtime-cpu-vgg11.json" --out "$tmp/scale$k.md" >/dev/null
+    done
+    $PY - "$N" "$tmp" <<'PYEOF' >bench/results/runtime_threads.md
+import re, statistics, sys
+n, tmp = int(sys.argv[1]), sys.argv[2]
+runs = {}  # (model, configuration) -> [scaling per run]
+order = []
+for k in range(1, n + 1):
+    model = None
+    in_scaling = False
+    for line in open(f"{tmp}/scale{k}.md"):
+        m = re.match(r"### (\S+)", line)
+        if m:
+            model, in_scaling = m.group(1), False
+        if line.startswith("Thread scaling"):
+            in_scaling = True
+            continue
+        if in_scaling and line.startswith("| ") and not line.startswith("| configuration"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            key = (model, cells[0])
+            if key not in runs:
+                runs[key] = []
+                order.append(key)
+            runs[key].append(float(cells[-1].rstrip("x")))
+        elif in_scaling and not line.strip():
+            pass
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+print("## 1 -> 2 thread scaling, batch 64\n")
+print(f"- CPU: {cpu}; bench_network run {n} times in a row (each: median of 5 runs per cell, "
+      "round-robin), 1 thread in process CPU time, 2 threads in wall time")
+print("- scaling = images/s at 2 threads over 1 thread; the median over the runs is the figure, "
+      "the runs show how much a shared machine moves it\n")
+print("| model | configuration | " + " | ".join(f"run {k}" for k in range(1, n + 1)) + " | median |")
+print("|---|---|" + "--:|" * (n + 1))
+for key in order:
+    v = runs[key]
+    print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{x:.2f}x" for x in v) + f" | **{statistics.median(v):.2f}x** |")
+PYEOF
+fi
+echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md, bench/results/runtime_threads.md"
