@@ -98,6 +98,11 @@ mixq_status mq_bs_tier_parse(const char *name, mq_bs_tier *out) {
                   name);
 }
 
+int mq_bs_hs_min_kw(int dflt) {
+    const char *e = getenv("MIXQ_BS_HS_MIN_KW");
+    return e && *e ? atoi(e) : dflt;
+}
+
 static mixq_status need_tier(mq_bs_tier t, const char *origin) {
     if ((int)t < 0 || t >= MQ_BS_TIER_COUNT)
         return mq_err(MIXQ_ERR_ARG, "bit-serial tier %d out of range (%s)", (int)t, origin);

@@ -197,6 +197,9 @@ typedef struct mq_bs_conv_geo { /* a convolution as mq_bs_pack_conv takes it; P 
  *         the avx512 and vpopcnt tiers; bitserial.c holds the scalar twin. */
 void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
                             int32_t padsum, mq_bs_acts *out);
+/* The shortest K (in 64-bit words) from which a tier's carry-save tree runs: MIXQ_BS_HS_MIN_KW
+ * if set and not empty (benchmarks, tests), else the tier's default dflt. */
+int mq_bs_hs_min_kw(int dflt);
 int mq_bs_avx2_compiled(void);
 int mq_bs_avx512_compiled(void);
 int mq_bs_vpopcnt_compiled(void);

@@ -1,5 +1,5 @@
 /* Bit-serial GEMM, AVX2 tier: activation packer, nibble-table micro-kernel (Haswell-class CPUs
- * without AVX-512) and, opt-in (MIXQ_BS_HS_MIN_KW; see hs2_min_kw), a Harley-Seal carry-save K loop.
+ * without AVX-512) and, opt-in (MIXQ_BS_HS_MIN_KW; see HS2_MIN_KW), a Harley-Seal carry-save K loop.
  *
  * Buffers (layouts in bitserial.h):
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
@@ -28,9 +28,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
-
 
 #define TGT __attribute__((target("avx2")))
 #define TGT_INLINE static inline __attribute__((always_inline, target("avx2")))
@@ -203,10 +201,7 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
  * vector are not the bound, and the tree adds a weight load per pixel. On CPUs where vpshufb has
  * one port (Intel Haswell to Comet Lake) it should win; no such machine was at hand, so it is
  * opt-in: MIXQ_BS_HS_MIN_KW=16 (as for the AVX-512BW tier) turns it on from 16 words. */
-static int hs2_min_kw(void) {
-    const char *e = getenv("MIXQ_BS_HS_MIN_KW");
-    return e && *e ? atoi(e) : INT_MAX;
-}
+#define HS2_MIN_KW INT_MAX
 
 TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,
                           int m0, int ch, int32_t *C, int ldc) {
@@ -242,7 +237,7 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
 
 TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                                 int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits, hs = kw >= hs2_min_kw();
+    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_hs_min_kw(HS2_MIN_KW);
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int rhn = a->M - pa * MQ_BS_MR > 4 ? 2 : 1; /* skip an all-padding half */

@@ -23,8 +23,6 @@
 
 #include "core/core.h"
 
-#include <stdlib.h>
-
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -108,10 +106,6 @@ TGT void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix,
                 const __m256i w = _mm256_add_epi32(w0, _mm256_set1_epi32(t));
                 const __mmask8 mv = mh & _mm256_cmpge_epi32_mask(w, _mm256_setzero_si256()) &
                                     _mm256_cmplt_epi32_mask(w, vW);
-                const __m256i pp = _mm256_add_epi32(rowpix, w); /* valid lanes: 0 <= pp < npix */
-                const __m512i pq = _mm512_cvtepi32_epi64(pp);
-                const __m512i off = _mm512_add_epi64(
-                    _mm512_mullo_epi64(_mm512_srli_epi64(pq, 3), vps), _mm512_and_si512(pq, seven));
                 sum = _mm256_mask_add_epi32(sum, (__mmask8)(live & ~mv), sum, vpadsum);
                 uint64_t *d = dst + (size_t)(r * S + t) * cw * MQ_BS_MR;
                 if (!mv) { /* every row reads padding */
@@ -140,6 +134,12 @@ TGT void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix,
                         }
                     continue;
                 }
+                /* any lanes: gathers, from each row's pixel pp (valid lanes: 0 <= pp < npix) at
+                 * word offset (pp / 8) * ps + pp % 8 of pix */
+                const __m256i pp = _mm256_add_epi32(rowpix, w);
+                const __m512i pq = _mm512_cvtepi32_epi64(pp);
+                const __m512i off = _mm512_add_epi64(
+                    _mm512_mullo_epi64(_mm512_srli_epi64(pq, 3), vps), _mm512_and_si512(pq, seven));
                 sum = _mm256_mask_add_epi32(
                     sum, mv, sum,
                     _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), mv, pp, pix->rowsum, 4));
@@ -319,16 +319,13 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
 /* Shortest K (in 64-bit words) from which the carry-save tree beats the nibble table: measured
  * on a Cascade Lake Xeon (64 x 256 GEMMs, W1A1), the tree loses 25 % at K = 288, ties at K = 768
  * and wins 10 % at K = 1152, 40 % at K = 2304. MIXQ_BS_HS_MIN_KW overrides it (benchmarks). */
-static int hs_min_kw(void) {
-    const char *e = getenv("MIXQ_BS_HS_MIN_KW");
-    return e && *e ? atoi(e) : 16;
-}
+#define HS_MIN_KW 16
 
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                   int ldc, int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits, hs = kw >= hs_min_kw();
+    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_hs_min_kw(HS_MIN_KW);
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR); /* valid pixels of the panel */

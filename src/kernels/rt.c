@@ -57,6 +57,7 @@ struct mixq_runtime {
     int batch_cap;
     rt_scratch *scr;
     int n_scr;
+    double *tsec;         /* [n_scr][max(1, n_convs)] per-chunk layer seconds of one forward */
     int classes, in_c, in_h, in_w;
     mixq_preprocess pp; /* the model's input transform, for mixq_runtime_evaluate */
 };
@@ -119,6 +120,7 @@ void mixq_runtime_free(mixq_runtime *rt) {
     free(rt->slot_buf);
     for (int i = 0; rt->scr && i < rt->n_scr; i++) rt_scratch_free(&rt->scr[i]);
     free(rt->scr);
+    free(rt->tsec);
     free(rt);
 }
 
@@ -492,7 +494,9 @@ mixq_status mixq_runtime_create(mixq_model *m, const mixq_runtime_config *cfg_in
     rt->slot_buf = mq_calloc((size_t)nslots, sizeof(float *), "runtime buffers");
     rt->n_scr = MQ_MAX(1, MQ_MIN(64, mq_threads()));
     rt->scr = mq_calloc((size_t)rt->n_scr, sizeof *rt->scr, "runtime scratch");
-    if (!rt->slot_buf || !rt->scr) {
+    rt->tsec = mq_calloc((size_t)rt->n_scr * (size_t)MQ_MAX(1, rt->n_convs), sizeof *rt->tsec,
+                         "runtime layer times");
+    if (!rt->slot_buf || !rt->scr || !rt->tsec) {
         st = MIXQ_ERR_NOMEM;
         goto fail;
     }
@@ -687,8 +691,8 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
     const int T = MQ_MIN(rt->n_scr, mq_threads());
     const int chunks = n > 1 && T > 1 ? MQ_MIN(n, T) : 1;
     const int nc = MQ_MAX(1, rt->n_convs);
-    double *tsec = mq_calloc((size_t)chunks * (size_t)nc, sizeof *tsec, "runtime layer times");
-    if (!tsec) return MIXQ_ERR_NOMEM;
+    double *tsec = rt->tsec; /* chunks <= n_scr rows */
+    memset(tsec, 0, sizeof *tsec * (size_t)chunks * (size_t)nc);
     if (chunks > 1) {
         net_chunks k = {rt, x, tsec, nc, logits};
         st = rt_run_chunks(n, chunks, net_chunk, &k);
@@ -701,7 +705,6 @@ mixq_status mixq_runtime_forward(mixq_runtime *rt, const float *x, int n, float 
         rt->convs[c].seconds += m;
         rt->convs[c].images += n;
     }
-    free(tsec);
     return st;
 }
 
