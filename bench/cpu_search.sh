@@ -11,6 +11,8 @@
 #   SKIP_SEARCH=1 sh bench/cpu_search.sh ...                (only re-time the earlier run's models;
 #                                                           RUN=dir times that run directory's
 #                                                           best.mixq instead of $OUT/$AGENT's)
+#   DATA=DIR sh bench/cpu_search.sh ...                    (another dataset than fashion-mnist, e.g.
+#                                                           runs/data/cifar10 for a 3x32x32 model)
 # Prints the table's cost ratio of the searched policy, its measured ratio and both accuracies.
 # Time the runs on a quiet machine: the ratio is all that is compared.
 set -eu
@@ -21,6 +23,7 @@ REPS=${REPS:-5}
 MIXQ=${MIXQ:-build/release/mixq}
 OUT=${OUT:-runs/cpu_search}
 AGENT=${AGENT:-haq}
+DATA=${DATA:-fashion-mnist}
 R=${RUN:-$OUT/$AGENT}
 mkdir -p "$OUT"
 T="$OUT/cpu.json"
@@ -34,7 +37,7 @@ else
     rm -rf "$R"
     start=$(date +%s)
     # shellcheck disable=SC2086 # EXTRA is a list of flags
-    "$MIXQ" search "$M" --data fashion-mnist --agent "$AGENT" --hw cpu --budget "latency=$B" --bits 1..8 \
+    "$MIXQ" search "$M" --data "$DATA" --agent "$AGENT" --hw cpu --budget "latency=$B" --bits 1..8 \
         --episodes "$EP" --warmup "$((EP / 3))" --finetune-images 1024 --final-epochs 1 --seed 1 ${EXTRA:-} \
         --out "$R" > "$OUT/search_$AGENT.log" 2>&1
     end=$(date +%s)
@@ -45,14 +48,14 @@ fi
 W="$OUT/w8a8.mixq"
 if [ ! "$W" -nt "$M" ]; then
     echo '{"mixq_policy": 1, "default": {"w_bits": 8, "a_bits": 8}}' > "$OUT/w8a8.json"
-    "$MIXQ" quantize "$M" --policy "$OUT/w8a8.json" --data fashion-mnist --out "$W" --quiet
+    "$MIXQ" quantize "$M" --policy "$OUT/w8a8.json" --data "$DATA" --out "$W" --quiet
 fi
 [ "$OUT/w8a8.run.txt" -nt "$W" ] ||
-    "$MIXQ" run "$W" --data fashion-mnist --threads 1 --layers | tail -n 16 > "$OUT/w8a8.run.txt"
+    "$MIXQ" run "$W" --data "$DATA" --threads 1 --layers | tail -n 16 > "$OUT/w8a8.run.txt"
 "$MIXQ" cost "$R/best.mixq" --hw cpu | tail -n 3
 # accuracy: runtime vs fake-quantized on every test image
 echo "== $R/best.mixq"
-"$MIXQ" run "$R/best.mixq" --data fashion-mnist --threads 1 --layers | tail -n 16
+"$MIXQ" run "$R/best.mixq" --data "$DATA" --threads 1 --layers | tail -n 16
 echo "== $W"
 cat "$OUT/w8a8.run.txt"
 # speed: alternate the two models, REPS times per batch size
@@ -62,7 +65,7 @@ for b in 1 64; do
     for r in $(seq "$REPS"); do
         for q in searched w8a8; do
             f=$([ "$q" = w8a8 ] && echo "$W" || echo "$R/best.mixq")
-            ips=$("$MIXQ" run "$f" --data fashion-mnist --threads 1 --batch "$b" --images "$n" \
+            ips=$("$MIXQ" run "$f" --data "$DATA" --threads 1 --batch "$b" --images "$n" \
                 --no-compare | sed -n 's/^throughput \([0-9.]*\) images.*/\1/p')
             echo "$b $q $ips" >> "$OUT/speed.txt"
         done

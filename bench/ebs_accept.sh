@@ -17,8 +17,8 @@
 #      1 thread, median of 5 alternating runs (bench/cpu_search.sh SKIP_SEARCH=1; time it on a
 #      quiet machine: TIME_ONLY=1 re-times without searching); then the budget-0.5 policy
 #      (bench/results/vgg11_ebs_cpu_0_5.json, what seeds 1-3 found) on the 3x32x32 vgg11
-#      against W8A8 by bench_network (speed only: no 3x32x32 dataset here, so no accuracy) ->
-#      bench/results/ebs_vgg32.md.
+#      against W8A8 by bench_network (speed only; the 3x32x32 model searched on CIFAR-10 itself:
+#      bench/vgg_cifar.sh) -> bench/results/ebs_vgg32.md.
 # Runs already complete are skipped, started ones resumed.
 #   sh bench/ebs_accept.sh     (MIXQ=build/release/mixq, SEEDS="1 2 3", WIDTHS="2 3 4",
 #                               STEP=all|1|1b|3|4)

