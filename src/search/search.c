@@ -435,8 +435,8 @@ static const mq_rec *best_rec(const mq_search *s) {
     return b;
 }
 
-static void progress_fill(const mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached,
-                          mixq_search_progress *out) {
+static mixq_search_progress progress_fill(const mq_search *s, const char *phase, int ep, int eps,
+                                          const mq_rec *r, int cached) {
     mixq_search_progress p;
     memset(&p, 0, sizeof p);
     p.phase = phase, p.episode = ep, p.episodes = eps, p.cached = cached;
@@ -456,13 +456,12 @@ static void progress_fill(const mq_search *s, const char *phase, int ep, int eps
     p.elapsed_s = mq_now() - s->t0;
     p.agent_s = s->agent_s, p.score_s = s->score_s;
     p.eta_s = ep > s->ep0 ? p.elapsed_s / (ep - s->ep0) * (eps - ep) : 0; /* this process's pace */
-    *out = p;
+    return p;
 }
 
 void mq_search_progress(mq_search *s, const char *phase, int ep, int eps, const mq_rec *r, int cached) {
     if (!s->fn) return;
-    mixq_search_progress p;
-    progress_fill(s, phase, ep, eps, r, cached, &p);
+    const mixq_search_progress p = progress_fill(s, phase, ep, eps, r, cached);
     s->fn(&p, s->user);
 }
 
@@ -833,10 +832,6 @@ static mixq_status make_dir(const char *d) {
     return MIXQ_OK;
 }
 
-/* The best policy on a clone of the float model, calibrated, then fine-tuned (QAT) on the whole
- * training split. The fine-tune is kept only if it does not lower the validation accuracy (a
- * network whose batch norms were folded away, e.g. an ONNX export, can lose accuracy at the
- * default rate); *kept and *va0 report it. best.mixq gets the kept model. */
 /* The final fine-tune's training progress, passed on as phase "final" at about every 10 % of
  * its steps (the first call, episode 0, says it starts). */
 typedef struct final_pace {
@@ -851,13 +846,16 @@ static int final_progress(const mixq_progress *tp, void *user) {
     if (done < f->next && done < f->total) return 0;
     while (f->next <= done) f->next += f->every;
     if (!f->s->fn) return 0;
-    mixq_search_progress p;
-    progress_fill(f->s, "final", MQ_MIN(done, f->total), f->total, f->best, 0, &p);
+    mixq_search_progress p = progress_fill(f->s, "final", MQ_MIN(done, f->total), f->total, f->best, 0);
     p.eta_s = tp->eta_s; /* the fine-tune's own pace */
     f->s->fn(&p, f->s->user);
     return 0;
 }
 
+/* The best policy on a clone of the float model, calibrated, then fine-tuned (QAT) on the whole
+ * training split. The fine-tune is kept only if it does not lower the validation accuracy (a
+ * network whose batch norms were folded away, e.g. an ONNX export, can lose accuracy at the
+ * default rate); *kept and *va0 report it. best.mixq gets the kept model. */
 static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_result *res, int *kept, double *va0) {
     const mq_rec *b = best_rec(s);
     *kept = 0, *va0 = -1;
