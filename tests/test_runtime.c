@@ -505,7 +505,29 @@ static void test_crop_taps(void) {
             }
 }
 
-/* im2col_short_rows (kernel rows of at most 8 bytes, one group: a first layer on grey or
+/* Weight codes for a prepared layer's kbits (c->wc, [K][Kd]): a spread of every width's levels,
+ * +-1 at 1 bit. */
+static void layer_weight_codes(rt_conv *c) {
+    const size_t nw = (size_t)c->K * c->Kd;
+    c->wc = malloc(nw);
+    for (size_t i = 0; i < nw; i++) {
+        const int b = c->kbits[i / (size_t)c->Kd];
+        int lim;
+        mq_levels(b, 1, NULL, &lim);
+        int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
+        c->wc[i] = (int8_t)(b == 1 ? (v >= 0 ? 1 : -1) : v);
+    }
+}
+
+/* count inputs on the layer's activation grid (s_a = 1): every code from qmin to qmax */
+static float *layer_inputs(const rt_conv *c, int count) {
+    float *x = malloc(sizeof(float) * (size_t)count);
+    for (int i = 0; i < count; i++)
+        x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c->qmax - (int)c->qmin + 1) + (int)c->qmin);
+    return x;
+}
+
+/* im2col_short_rows (kernel rows of at most 16 bytes, one group: a first layer on grey or
  * colour images) against its twin im2col_u8: the same layer outputs, bit for bit, on awkward
  * shapes, strides and pads, signed and unsigned inputs, both integer kernels. */
 static void test_im2col_short(void) {
@@ -515,6 +537,9 @@ static void test_im2col_short(void) {
         {1, 28, 28, 5, 5, 1, 2}, {1, 13, 11, 3, 3, 1, 1}, {1, 9, 7, 7, 7, 1, 3}, {1, 10, 9, 5, 5, 2, 0},
         {2, 7, 9, 3, 3, 2, 1},   {3, 8, 5, 2, 2, 1, 0},   {1, 5, 6, 8, 8, 1, 4}, {1, 1, 1, 1, 1, 1, 0},
         {4, 6, 6, 2, 2, 2, 1},   {1, 12, 3, 4, 4, 1, 2},
+        /* 9..16-byte rows (the 16-byte copy): RGB 3x3 (vgg11's first layer), 5x5 strided, 8x8 */
+        {3, 7, 9, 3, 3, 1, 1},   {3, 8, 6, 5, 5, 2, 2},   {2, 5, 7, 8, 8, 1, 3}, {4, 6, 5, 3, 3, 1, 1},
+        {3, 1, 4, 1, 3, 1, 0},
     };
     const int K = 7;
     for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
@@ -533,25 +558,15 @@ static void test_im2col_short(void) {
                     c.kbits = malloc(sizeof(int) * K);
                     for (int k = 0; k < K; k++) c.kbits[k] = 1 + k % 8;
                     CHECK_OK(rt_conv_prepare(&c));
-                    const size_t nw = (size_t)K * c.Kd;
-                    c.wc = malloc(nw);
-                    for (size_t i = 0; i < nw; i++) {
-                        const int b = c.kbits[i / (size_t)c.Kd];
-                        int lim;
-                        mq_levels(b, 1, NULL, &lim);
-                        int v = (int)(i * 2654435761u % (unsigned)(2 * lim + 1)) - lim;
-                        c.wc[i] = (int8_t)(b == 1 ? (v >= 0 ? 1 : -1) : v);
-                    }
+                    layer_weight_codes(&c);
                     c.s_a = 1.0f;
                     for (int k = 0; k < K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
                     c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
                     c.im2col_plain = plain;
                     const int n = 3, in = c.C * c.H * c.W;
                     ny = (size_t)n * K * c.P * c.Q;
-                    float *x = malloc(sizeof(float) * (size_t)n * in);
+                    float *x = layer_inputs(&c, n * in);
                     y[plain] = malloc(sizeof(float) * ny);
-                    for (int i = 0; i < n * in; i++)
-                        x[i] = (float)((int)((unsigned)i * 40503u % 31u) % ((int)c.qmax - (int)c.qmin + 1) + (int)c.qmin);
                     CHECK_OK(rt_conv_pack(&c));
                     rt_scratch scr;
                     memset(&scr, 0, sizeof scr);
@@ -565,6 +580,53 @@ static void test_im2col_short(void) {
                        sgn ? "signed" : "unsigned", kern ? "int8" : "bitserial");
                 free(y[0]);
                 free(y[1]);
+            }
+}
+
+/* A layer's images in sub-batches (RT_SUB_BYTES of accumulators each) give, bit for bit, what
+ * one image at a time gives: shapes of 128 KB and 64 KB of accumulators per image, so 5 and 9
+ * images run in 3 sub-batches (of unequal sizes for 5); im2col and direct-packing bit-serial,
+ * int8 matmul (signed inputs) and int8 convolution (unsigned). */
+static void test_sub_batches(void) {
+    static const struct {
+        int C, H, W, K, n;
+    } g[] = {{16, 32, 32, 32, 5}, {64, 16, 16, 64, 9}};
+    for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
+        for (int sgn = 0; sgn < 2; sgn++)
+            for (int kern = 0; kern < 2; kern++) {
+                if (kern == 1 && !mq_i8_available()) continue;
+                rt_conv c;
+                memset(&c, 0, sizeof c);
+                snprintf(c.name, sizeof c.name, "sub%zu", gi);
+                c.C = g[gi].C, c.H = g[gi].H, c.W = g[gi].W, c.K = g[gi].K, c.R = 3, c.S = 3;
+                c.stride = 1, c.pad = 1, c.G = 1;
+                c.a_bits = 2, c.a_signed = sgn;
+                c.kbits = malloc(sizeof(int) * (size_t)c.K);
+                for (int k = 0; k < c.K; k++) c.kbits[k] = 1 + k % 3;
+                CHECK_OK(rt_conv_prepare(&c));
+                const int64_t acc_img = (int64_t)c.P * c.Q * c.K * 4;
+                CHECKF(acc_img < RT_SUB_BYTES && g[gi].n * acc_img > 2 * RT_SUB_BYTES,
+                       "shape %zu: %lld bytes of accumulators per image do not make 3 sub-batches",
+                       gi, (long long)acc_img);
+                layer_weight_codes(&c);
+                c.s_a = 1.0f;
+                for (int k = 0; k < c.K; k++) c.sc[k] = 1.0f + 0.01f * (float)k, c.bias[k] = 0.5f;
+                c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
+                const int n = g[gi].n, in = c.C * c.H * c.W;
+                const size_t ny = (size_t)n * c.K * c.P * c.Q;
+                float *x = layer_inputs(&c, n * in);
+                float *y[2] = {malloc(sizeof(float) * ny), malloc(sizeof(float) * ny)};
+                CHECK_OK(rt_conv_pack(&c));
+                rt_scratch scr;
+                memset(&scr, 0, sizeof scr);
+                CHECK_OK(rt_conv_run(&c, x, y[0], 0, n, &scr, 1));
+                for (int i = 0; i < n; i++) CHECK_OK(rt_conv_run(&c, x, y[1], i, i + 1, &scr, 1));
+                CHECKF(!memcmp(y[0], y[1], sizeof(float) * ny),
+                       "shape %zu, %s inputs, %s: %d images in sub-batches differ from one at a time",
+                       gi, sgn ? "signed" : "unsigned", kern ? "int8" : "bitserial", n);
+                rt_scratch_free(&scr);
+                rt_conv_free(&c);
+                free(x), free(y[0]), free(y[1]);
             }
 }
 
@@ -659,6 +721,7 @@ int main(void) {
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_im2col_short);
+    TEST_RUN(test_sub_batches);
     TEST_RUN(test_errors);
     TEST_RUN(test_calibrate_cpu_table);
     return test_summary();

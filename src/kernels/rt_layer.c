@@ -259,13 +259,26 @@ static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, ui
     }
 }
 
-/* memcpy for the short runs of im2col (a libc call costs more than copying 3..48 bytes) */
+/* memcpy for the short runs of im2col (a libc call costs more than copying 3..48 bytes): two
+ * fixed-size copies that overlap in the middle (1-4, 4-8, 8-16, 16-32, 32-64 bytes), the way
+ * libc's small-size paths do it, so neither reads nor writes past the n bytes. */
 static inline void copy_small(uint8_t *restrict d, const uint8_t *restrict s, size_t n) {
-    if (n >= 64) {
-        memcpy(d, s, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) d[i] = s[i];
+#define MQ_COPY2(B)                                                                                \
+    do {                                                                                           \
+        uint8_t t0[B], t1[B];                                                                      \
+        memcpy(t0, s, B);                                                                          \
+        memcpy(t1, s + n - B, B);                                                                  \
+        memcpy(d, t0, B);                                                                          \
+        memcpy(d + n - B, t1, B);                                                                  \
+    } while (0)
+    if (n >= 64) memcpy(d, s, n);
+    else if (n >= 32) MQ_COPY2(32);
+    else if (n >= 16) MQ_COPY2(16);
+    else if (n >= 8) MQ_COPY2(8);
+    else if (n >= 4) MQ_COPY2(4);
+    else
+        for (size_t i = 0; i < n; i++) d[i] = s[i];
+#undef MQ_COPY2
 }
 
 /* Rows of one image for group g: col [P*Q][Kd] from codes [H][W][C], K order (r, s, c) within
@@ -300,19 +313,30 @@ static void im2col_u8(const rt_conv *c, const uint8_t *codes, int g, uint8_t *co
         }
 }
 
-/* im2col_u8 for one group whose kernel rows are short (S * C <= 8 bytes: a first layer on grey
- * images, lenet5's 5x5 conv1): the image is laid into a plane padded with a_off, in which every
- * kernel row of every output is S * C contiguous bytes, copied as one 8-byte word (the 8 - S * C
- * bytes past it are overwritten by the next row, or land in the IM2COL_SLACK bytes after col).
+/* im2col_u8 for one group whose kernel rows are short (S * C <= 16 bytes: a first layer on grey
+ * or colour images, lenet5's 5x5 conv1, vgg11's 3x3 conv on RGB): the image is laid into a plane
+ * padded with a_off, in which every kernel row of every output is S * C contiguous bytes, copied
+ * as one 8- or 16-byte word (the bytes past it are overwritten by the next row, or land in the
+ * IM2COL_SLACK bytes after col; the plane has as many after it to read).
  * The same rows as im2col_u8 (its twin: tests compare the two). plane: im2col_short_plane bytes. */
-#define IM2COL_SLACK 8
-static int im2col_short(const rt_conv *c) { return c->G == 1 && !c->fc && c->S * c->C <= 8; }
+#define IM2COL_SLACK 16
+static int im2col_short(const rt_conv *c) { return c->G == 1 && !c->fc && c->S * c->C <= 16; }
 static size_t im2col_short_plane(const rt_conv *c) {
     return (size_t)((c->P - 1) * c->stride + c->R) * (size_t)((c->Q - 1) * c->stride + c->S) * c->C + IM2COL_SLACK;
 }
+static inline __attribute__((always_inline)) void short_rows(const rt_conv *c, const uint8_t *plane,
+                                                             uint8_t *col, size_t rowb, const int B) {
+    const int R = c->R, L = c->S * c->C, Kd = c->Kd, st = c->stride;
+    for (int p = 0; p < c->P; p++)
+        for (int q = 0; q < c->Q; q++) {
+            uint8_t *row = col + ((size_t)p * c->Q + q) * Kd;
+            const uint8_t *src = plane + (size_t)p * st * rowb + (size_t)q * st * c->C;
+            for (int r = 0; r < R; r++) memcpy(row + r * L, src + r * rowb, (size_t)B);
+        }
+}
 static void im2col_short_rows(const rt_conv *c, const uint8_t *codes, uint8_t *plane, uint8_t *col) {
     const int C = c->C, R = c->R, S = c->S, H = c->H, W = c->W, st = c->stride, pad = c->pad;
-    const int Hp = (c->P - 1) * st + R, Wp = (c->Q - 1) * st + S, L = S * C, Kd = c->Kd;
+    const int Hp = (c->P - 1) * st + R, Wp = (c->Q - 1) * st + S;
     const size_t rowb = (size_t)Wp * C;
     memset(plane, c->a_off, im2col_short_plane(c));
     for (int y = 0; y < Hp; y++) {
@@ -321,12 +345,8 @@ static void im2col_short_rows(const rt_conv *c, const uint8_t *codes, uint8_t *p
         const int x0 = pad > 0 ? pad : 0, w0 = x0 - pad, w1 = W < Wp - pad ? W : Wp - pad;
         if (w1 > w0) memcpy(plane + (size_t)y * rowb + (size_t)x0 * C, codes + ((size_t)h * W + w0) * C, (size_t)(w1 - w0) * C);
     }
-    for (int p = 0; p < c->P; p++)
-        for (int q = 0; q < c->Q; q++) {
-            uint8_t *row = col + ((size_t)p * c->Q + q) * Kd;
-            const uint8_t *src = plane + (size_t)p * st * rowb + (size_t)q * st * C;
-            for (int r = 0; r < R; r++) memcpy(row + r * L, src + r * rowb, 8);
-        }
+    if (S * C <= 8) short_rows(c, plane, col, rowb, 8);
+    else short_rows(c, plane, col, rowb, 16);
 }
 
 static void im2col_f(const rt_conv *c, const float *xq, int g, float *col) {
@@ -401,6 +421,9 @@ static void flat_params(rt_conv *c) {
     int e = c->K; /* whole 64-byte vectors of codes: the loop then has no scalar remainder */
     while (e % 64 && e <= 8192) e += c->K;
     if (e % 64) return;
+    /* and at least 1024 entries (20 KB of parameters, in L1): the inner loop then runs 16+
+     * vectors per pass (64-channel vgg11 conv1's epilogue: 25 -> 23 us per image at batch 64) */
+    for (const int l = e; e < 1024;) e += l;
     float *f = mq_malloc((size_t)e * 5, sizeof(float), "runtime epilogue parameters");
     if (!f) {
         mixq_clear_error();
@@ -638,6 +661,64 @@ static void depthwise_i32(const rt_conv *c, const uint8_t *codes, int32_t *acc) 
         }
 }
 
+/* The integer layer on n images' input codes [n][in_img] (NHWC for convs): im2col or the packing,
+ * the GEMM and the epilogue into cout (codes) or yout (floats). */
+static mixq_status run_codes(rt_conv *c, const uint8_t *codes, int n, uint8_t *cout, float *yout,
+                             rt_scratch *s, int kthreads) {
+    const int64_t in_img = (int64_t)c->C * c->H * c->W, PQ = (int64_t)c->P * c->Q;
+    const int64_t out_img = (int64_t)c->K * PQ;
+    const size_t M = (size_t)n * (size_t)PQ;
+    mixq_status st = MIXQ_OK;
+    const int dw = c->kernel == MIXQ_KERNEL_INT8 && c->wdw;
+    /* depthwise: one image's [PQ][K] at a time (Kg is 1 there) */
+    int32_t *acc = grow((void **)&s->acc, &s->acc_cap,
+                        sizeof(int32_t) * (dw ? (size_t)PQ * c->K : M * (size_t)c->Kg));
+    if (!acc) return MIXQ_ERR_NOMEM;
+    if (dw) { /* depthwise: direct loops on NHWC codes */
+        for (int i = 0; i < n; i++) {
+            depthwise_i32(c, codes + (size_t)i * in_img, acc);
+            rt_conv_epilogue(c, acc, 0, c->K, c->K, PQ,
+                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
+        }
+        return MIXQ_OK;
+    }
+    if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
+        if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
+        epilogue_images(c, acc, n, 0, PQ, cout, yout);
+        return MIXQ_OK;
+    }
+    /* bit-serial convs with whole 64-channel words per tap: each input pixel is packed once and
+     * the rows are assembled from its words (no im2col copy) */
+    const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0;
+    const uint8_t *col = c->fc || pack_direct ? codes
+                                              : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd + IM2COL_SLACK);
+    if (!col) return MIXQ_ERR_NOMEM;
+    uint8_t *plane = NULL;
+    if (!c->fc && !pack_direct && im2col_short(c) && !c->im2col_plain &&
+        !(plane = grow((void **)&s->plane, &s->plane_cap, im2col_short_plane(c))))
+        return MIXQ_ERR_NOMEM;
+    for (int g = 0; g < c->G; g++) {
+        if (!c->fc && !pack_direct)
+            for (int i = 0; i < n; i++) {
+                uint8_t *ci = (uint8_t *)col + (size_t)i * PQ * c->Kd;
+                if (plane) im2col_short_rows(c, codes + (size_t)i * in_img, plane, ci);
+                else im2col_u8(c, codes + (size_t)i * in_img, g, ci);
+            }
+        if (c->kernel == MIXQ_KERNEL_INT8) {
+            st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
+                       : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
+        } else {
+            st = pack_direct ? mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
+                                               (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts)
+                             : mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
+            if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
+        }
+        if (st) return st;
+        epilogue_images(c, acc, n, g, PQ, cout, yout);
+    }
+    return MIXQ_OK;
+}
+
 mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt_scratch *s,
                         int kthreads) {
     const int n = i1 - i0;
@@ -697,51 +778,18 @@ mixq_status rt_conv_run(rt_conv *c, const void *xv, void *yv, int i0, int i1, rt
         quantize(c, xin, n, cb, qtmp);
         codes = cb;
     }
-    int32_t *acc = grow((void **)&s->acc, &s->acc_cap, sizeof(int32_t) * M * (size_t)c->Kg);
-    if (!acc) return MIXQ_ERR_NOMEM;
-    if (c->kernel == MIXQ_KERNEL_INT8 && c->wdw) { /* depthwise: direct loops on NHWC codes */
-        for (int i = 0; i < n; i++) {
-            depthwise_i32(c, codes + (size_t)i * in_img, acc + (size_t)i * PQ * c->K);
-            rt_conv_epilogue(c, acc + (size_t)i * PQ * c->K, 0, c->K, c->K, PQ,
-                         cout ? (void *)(cout + (size_t)i * out_img) : (void *)(yout + (size_t)i * out_img));
-        }
-        return MIXQ_OK;
+    /* sub-batches of at most RT_SUB_BYTES of accumulators (rt.h), of near-equal sizes: a layer
+     * sees at most two GEMM heights per chunk size */
+    const int64_t acc_img = PQ * (int64_t)c->Kg * (int64_t)sizeof(int32_t);
+    const int per = (int)MQ_MAX(1, MQ_MIN((int64_t)n, RT_SUB_BYTES / MQ_MAX(acc_img, 1)));
+    const int subs = (n + per - 1) / per;
+    for (int b = 0; b < subs && !st; b++) {
+        const int j0 = (int)((int64_t)n * b / subs), j1 = (int)((int64_t)n * (b + 1) / subs);
+        st = run_codes(c, codes + (size_t)j0 * in_img, j1 - j0,
+                       cout ? cout + (size_t)j0 * out_img : NULL,
+                       yout ? yout + (size_t)j0 * out_img : NULL, s, kthreads);
     }
-    if (c->kernel == MIXQ_KERNEL_INT8 && c->iw_conv) { /* direct convolution on the NHWC codes */
-        if ((st = mq_i8_conv(c->iw, codes, n, acc, &s->i8t))) return st;
-        epilogue_images(c, acc, n, 0, PQ, cout, yout);
-        return MIXQ_OK;
-    }
-    /* bit-serial convs with whole 64-channel words per tap: each input pixel is packed once and
-     * the rows are assembled from its words (no im2col copy) */
-    const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0;
-    const uint8_t *col = c->fc || pack_direct ? codes
-                                              : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd + IM2COL_SLACK);
-    if (!col) return MIXQ_ERR_NOMEM;
-    uint8_t *plane = NULL;
-    if (!c->fc && !pack_direct && im2col_short(c) && !c->im2col_plain &&
-        !(plane = grow((void **)&s->plane, &s->plane_cap, im2col_short_plane(c))))
-        return MIXQ_ERR_NOMEM;
-    for (int g = 0; g < c->G; g++) {
-        if (!c->fc && !pack_direct)
-            for (int i = 0; i < n; i++) {
-                uint8_t *ci = (uint8_t *)col + (size_t)i * PQ * c->Kd;
-                if (plane) im2col_short_rows(c, codes + (size_t)i * in_img, plane, ci);
-                else im2col_u8(c, codes + (size_t)i * in_img, g, ci);
-            }
-        if (c->kernel == MIXQ_KERNEL_INT8) {
-            st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
-                       : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
-        } else {
-            st = pack_direct ? mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
-                                               (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts)
-                             : mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
-            if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
-        }
-        if (st) return st;
-        epilogue_images(c, acc, n, g, PQ, cout, yout);
-    }
-    return MIXQ_OK;
+    return st;
 }
 
 mixq_status rt_run_chunks(int n, int chunks, rt_chunk_fn fn, void *ctx) {
