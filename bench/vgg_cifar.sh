@@ -15,10 +15,10 @@
 #      (bench/cpu_search.sh SKIP_SEARCH=1; time it on a quiet machine: TIME_ONLY=1 re-times
 #      without searching or fine-tuning);
 #   6. the first run's policy fine-tuned longer: QAT (12) epochs of `mixq quantize` from the float
-#      model, 1 thread -> runs/vgg_cifar/qat<QAT>_<run>.mixq (0: skipped); beside it W8A8 gets the
-#      same fine-tune (qat<QAT>_w8a8.mixq), the baseline with equal training: the float model had
-#      only EPOCHS epochs, so a long fine-tune also trains it further; both run on every test
-#      image (a fine-tune keeps its policy's speed) -> bench/results/ebs_vgg_cifar.md.
+#      model, 1 thread -> runs/vgg_cifar/qat<QAT>_<run>.mixq (0: skipped); beside it (PAR at a
+#      time) W8A8 gets the same fine-tune (qat<QAT>_w8a8.mixq), the baseline with equal training:
+#      the float model had only EPOCHS epochs, so a long fine-tune also trains it further; both
+#      run on every test image (a fine-tune keeps its policy's speed) -> ebs_vgg_cifar.md.
 #   sh bench/vgg_cifar.sh          (make bench-vgg-cifar; MIXQ=build/release/mixq)
 set -eu
 MIXQ=${MIXQ:-build/release/mixq}
@@ -40,22 +40,31 @@ fi
 [ -f "$O/cpu.json" ] || "$MIXQ" calibrate-cpu --model "$V" --out "$O/cpu.json" --threads 1
 [ "$O/fp32.eval.txt" -nt "$V" ] || "$MIXQ" eval "$V" --data "$D" --threads 2 > "$O/fp32.eval.txt"
 run_dir() { echo "$O/vgg11_cpu_latency_$(echo "${1%%:*}" | tr . _)_ebs_s${1#*:}"; }
+# at most PAR background jobs: par_started after each start (waits for the oldest when PAR run),
+# par_wait at the end; fail=1 when one failed
+pids='' fail=0
+par_started() {
+    pids="$pids $!"
+    if [ "$(echo "$pids" | wc -w)" -ge "$PAR" ]; then
+        set -- $pids
+        wait "$1" || fail=1
+        shift
+        pids="$*"
+    fi
+}
+par_wait() {
+    for p in $pids; do wait "$p" || fail=1; done
+    pids=''
+}
 if [ "${TIME_ONLY:-0}" != 1 ]; then
-    pids='' fail=0
     for r in $RUNS; do
         MIXQ_CPU_TABLE="$O/cpu.json" sh bench/agents.sh --model "$V" --data "$D" --hw cpu \
             --budget "latency=${r%%:*}" --agents ebs --seeds "${r#*:}" --episodes 1 \
             --extra "--threads 1 --bits 1..8 --bit-set 1,2,3,4,5,6,8 --final-epochs 2" \
             --out "$O" > "$O/agents_${r%%:*}_s${r#*:}.out" 2>&1 &
-        pids="$pids $!"
-        if [ "$(echo "$pids" | wc -w)" -ge "$PAR" ]; then # wait for the oldest
-            set -- $pids
-            wait "$1" || fail=1
-            shift
-            pids="$*"
-        fi
+        par_started
     done
-    for p in $pids; do wait "$p" || fail=1; done
+    par_wait
     [ "$fail" = 0 ] || { echo "vgg_cifar.sh: a search failed (see $O/agents_*.out)" >&2; exit 1; }
 fi
 for d in "$O"/vgg11_cpu_latency_*_ebs_s*; do
@@ -67,15 +76,15 @@ for d in "$O"/vgg11_cpu_latency_*_ebs_s*; do
     tail -n 3 "$d/time.txt"
 done
 if [ "${TIME_ONLY:-0}" != 1 ] && [ "$QAT" != 0 ]; then # after the timing, which wrote w8a8.json
-    first=$(run_dir "${RUNS%% *}") pids='' fail=0
-    for p in "$first/best_policy.json:$(basename "$first")" "$O/w8a8.json:w8a8"; do # in parallel
+    first=$(run_dir "${RUNS%% *}")
+    for p in "$first/best_policy.json:$(basename "$first")" "$O/w8a8.json:w8a8"; do # PAR at a time
         q="$O/qat${QAT}_${p#*:}"
         [ -f "$q.mixq" ] && continue
         "$MIXQ" quantize "$V" --policy "${p%%:*}" --data "$D" --finetune-epochs "$QAT" --threads 1 \
             --out "$q.mixq" > "$q.log" 2>&1 &
-        pids="$pids $!"
+        par_started
     done
-    for p in $pids; do wait "$p" || fail=1; done
+    par_wait
     [ "$fail" = 0 ] || { echo "vgg_cifar.sh: a fine-tune failed (see $O/qat${QAT}_*.log)" >&2; exit 1; }
 fi
 for q in "$O"/qat*_vgg11_cpu_latency_*.mixq "$O"/qat*_w8a8.mixq; do # the longer fine-tunes: their policy's speed, own accuracy
