@@ -259,6 +259,14 @@ mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int 
                 if (n != out->col[p * MQ_BS_NR] + c) contig = 0;
             }
         }
+        if (contig && nrows == MQ_BS_NR) { /* interleave the full panel (layout above) */
+            const int c0 = out->col[p * MQ_BS_NR];
+            for (int c = 0; c < MQ_BS_NR / 2; c++) {
+                out->col[p * MQ_BS_NR + c] = c0 + 2 * c;
+                out->col[p * MQ_BS_NR + MQ_BS_NR / 2 + c] = c0 + 2 * c + 1;
+            }
+            contig = 2;
+        }
         out->bits[p] = B;
         out->rows[p] = nrows;
         out->contig[p] = (uint8_t)contig;
@@ -367,8 +375,13 @@ static void zero_pad_rows(mq_bs_acts *out) {
     const int M = out->M, kw = out->kw, ab = out->a_bits;
     if (M % MQ_BS_MR == 0) return;
     uint64_t *last = out->bits + (size_t)(out->panels - 1) * (size_t)ab * kw * MQ_BS_MR;
-    for (size_t jw = 0; jw < (size_t)ab * (size_t)kw; jw++)
-        for (int r = M % MQ_BS_MR; r < MQ_BS_MR; r++) last[jw * MQ_BS_MR + (size_t)r] = 0;
+    const int r0 = M % MQ_BS_MR;
+    /* a fixed 8-slot loop (a blend per line): with the loop starting at r0, GCC made each line a
+     * rep stosq, ~35 cycles a line, 0.4 us for a 4-row K = 4608 layer (a tenth of its GEMM) */
+    for (size_t jw = 0; jw < (size_t)ab * (size_t)kw; jw++) {
+        uint64_t *line = last + jw * MQ_BS_MR;
+        for (int r = 0; r < MQ_BS_MR; r++) line[r] = r < r0 ? line[r] : 0;
+    }
     for (int m = M; m < out->panels * MQ_BS_MR; m++) out->rowsum[m] = 0;
 }
 

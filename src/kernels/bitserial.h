@@ -50,8 +50,15 @@
  *                                               padding slots (col = -1) are all zero.
  *   col     int32_t  [panels][NR]               output column (original row n) of each slot.
  *   bits    int      [panels]                   B_p.
- *   contig  uint8_t  [panels]                   1 if col[p*NR + c] = col[p*NR] + c for all valid
- *                                               slots (uniform-width layers): vector stores.
+ *   contig  uint8_t  [panels]                   how the slots map to columns (vector stores):
+ *                                               1: col[p*NR + c] = col[p*NR] + c for all valid
+ *                                                  slots (a short last panel of consecutive rows);
+ *                                               2: a full panel of 16 consecutive columns c0..,
+ *                                                  interleaved: slot c < 8 holds column c0 + 2c,
+ *                                                  slot 8 + c column c0 + 2c + 1, so the AVX-512
+ *                                                  tiles' two 8-lane halves merge into column
+ *                                                  order with one shift and one blend;
+ *                                               0: any other order (per-element stores).
  *   rows    int      [panels]                   valid slots (1..16).
  *   Cost: a GEMM does sum_p 16 * B_p * a_bits * kw word-pair ANDs per 8 pixels.
  *
@@ -110,7 +117,7 @@ typedef struct mq_bs_weights {
     int panels;             /* number of 16-row panels */
     int *bits;              /* [panels] planes per panel (B_p) */
     int *rows;              /* [panels] valid slots */
-    uint8_t *contig;        /* [panels] columns contiguous */
+    uint8_t *contig;        /* [panels] 0, 1 (consecutive) or 2 (interleaved), above */
     size_t *off;            /* [panels] word offset of the panel in planes */
     int32_t *col;           /* [panels * NR] output column per slot, -1 = padding */
     uint64_t *planes;       /* all panels, 64-byte aligned */

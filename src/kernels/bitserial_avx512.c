@@ -321,52 +321,23 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
  * and wins 10 % at K = 1152, 40 % at K = 2304. MIXQ_BS_HS_MIN_KW overrides it (benchmarks). */
 #define HS_MIN_KW 16
 
+/* The k loop the shared tile code (bitserial_avx512_tile.h) runs: the carry-save tree from
+ * HS_MIN_KW words (hs), else the nibble table, over chunks short enough for their counters. */
+TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[MQ_BS_MR][2],
+                           int neg, int mr, int hs) {
+    if (hs) {
+        for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS_CHUNK)
+            kloop_hs(Aj, Wi, w0, MQ_MIN(kw, w0 + MQ_BS_HS_CHUNK), q, neg, mr);
+    } else {
+        for (int w0 = 0; w0 < kw; w0 += 31) kloop_nib(Aj, Wi, w0, MQ_MIN(kw, w0 + 31), q, neg, mr);
+    }
+}
+
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                   int ldc, int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_hs_min_kw(HS_MIN_KW);
-    for (int pa = p0; pa < p1; pa++) {
-        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
-        const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR); /* valid pixels of the panel */
-        for (int pw = 0; pw < w->panels; pw++) {
-            const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
-            const uint64_t *Wp = w->planes + w->off[pw];
-            __m512i q[MQ_BS_MR][2];
-            for (int r = 0; r < MQ_BS_MR; r++) q[r][0] = q[r][1] = _mm512_setzero_si512();
-            for (int s = smax; s >= 0; s--) {
-                if (s < smax)
-                    for (int r = 0; r < MQ_BS_MR; r++) {
-                        q[r][0] = _mm512_slli_epi64(q[r][0], 1);
-                        q[r][1] = _mm512_slli_epi64(q[r][1], 1);
-                    }
-                for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
-                    const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
-                    const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
-                    const int neg = B >= 2 && i == B - 1;
-                    if (hs) {
-                        for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS_CHUNK) {
-                            const int w1 = MQ_MIN(kw, w0 + MQ_BS_HS_CHUNK);
-                            if (neg) kloop_hs(Aj, Wi, w0, w1, q, 1, mr);
-                            else kloop_hs(Aj, Wi, w0, w1, q, 0, mr);
-                        }
-                    } else {
-                        for (int w0 = 0; w0 < kw; w0 += 31) {
-                            const int w1 = MQ_MIN(kw, w0 + 31);
-                            /* full panels get the unrolled 8-pixel loop */
-                            if (mr == MQ_BS_MR) {
-                                if (neg) kloop_nib(Aj, Wi, w0, w1, q, 1, MQ_BS_MR);
-                                else kloop_nib(Aj, Wi, w0, w1, q, 0, MQ_BS_MR);
-                            } else {
-                                kloop_nib(Aj, Wi, w0, w1, q, neg, mr);
-                            }
-                        }
-                    }
-                }
-            }
-            store_tile(q, a, w, pw, pa * MQ_BS_MR, C, ldc);
-        }
-    }
+    gemm_panels(a, w, C, ldc, p0, p1, a->kw >= mq_bs_hs_min_kw(HS_MIN_KW));
 }
 
 #else /* not x86-64 GCC/clang: the tier does not exist in this build */

@@ -70,40 +70,18 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[
     }
 }
 
+/* The k loop the shared tile code (bitserial_avx512_tile.h) runs; hs is the AVX-512BW tier's. */
+TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[MQ_BS_MR][2],
+                           int neg, int mr, int hs) {
+    (void)hs;
+    kloop(Aj, Wi, kw, q, neg, mr);
+}
+
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                    int ldc, int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits;
-    for (int pa = p0; pa < p1; pa++) {
-        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
-        const int mr = MQ_MIN(MQ_BS_MR, a->M - pa * MQ_BS_MR);
-        for (int pw = 0; pw < w->panels; pw++) {
-            const int B = w->bits[pw], smax = (B - 1) + (ab - 1);
-            const uint64_t *Wp = w->planes + w->off[pw];
-            __m512i q[MQ_BS_MR][2];
-            for (int r = 0; r < MQ_BS_MR; r++) q[r][0] = q[r][1] = _mm512_setzero_si512();
-            for (int s = smax; s >= 0; s--) {
-                if (s < smax)
-                    for (int r = 0; r < MQ_BS_MR; r++) {
-                        q[r][0] = _mm512_slli_epi64(q[r][0], 1);
-                        q[r][1] = _mm512_slli_epi64(q[r][1], 1);
-                    }
-                for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++) {
-                    const uint64_t *Aj = Ap + (size_t)(s - i) * kw * MQ_BS_MR;
-                    const uint64_t *Wi = Wp + (size_t)i * kw * MQ_BS_NR;
-                    const int neg = B >= 2 && i == B - 1;
-                    if (mr == MQ_BS_MR) {
-                        if (neg) kloop(Aj, Wi, kw, q, 1, MQ_BS_MR);
-                        else kloop(Aj, Wi, kw, q, 0, MQ_BS_MR);
-                    } else {
-                        kloop(Aj, Wi, kw, q, neg, mr);
-                    }
-                }
-            }
-            store_tile(q, a, w, pw, pa * MQ_BS_MR, C, ldc);
-        }
-    }
+    gemm_panels(a, w, C, ldc, p0, p1, 0);
 }
 
 #else /* not x86-64 GCC/clang */
