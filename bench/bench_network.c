@@ -7,7 +7,8 @@
  *                 mixq_runtime_create, kernel forced to int8;
  *   mixed auto    the mixed policy (--policy, else a built-in W1A1/W2A2/W4A4 mix with the first
  *                 and last layers at 8 bits), kernel AUTO with the built-in rule (bit-serial
- *                 where w x a <= 2, else int8);
+ *                 where w x a <= 2, on the vpopcnt tier <= 3 from K = 576 and <= 4 from
+ *                 K = 1152; else int8: rt_rule_kernel);
  *   mixed table   the same with AUTO and the measured table of --cpu-table (only if given);
  *   mixed bs      the same with every integer layer forced to bit-serial (context);
  *   PyTorch fp32  the external peer, read from --peer FILE (lines "torch ARCH BATCH THREADS

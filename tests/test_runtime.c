@@ -713,6 +713,42 @@ static void test_requant_thresholds(void) {
     free(acc), free(y1), free(y2);
 }
 
+/* The built-in kernel rule (no table): w x a <= 2 on the emulated-popcount tiers; on the
+ * vpopcnt tier <= 3 from K = 576 and <= 4 from K = 1152; always bit-serial without VNNI. The
+ * tier is the one MIXQ_BITSERIAL_TIER selects, so both rules are checked where both tiers run. */
+static void test_rule_kernel(void) {
+    const mixq_kernel BS = MIXQ_KERNEL_BITSERIAL, I8 = MIXQ_KERNEL_INT8;
+    const char *saved = getenv("MIXQ_BITSERIAL_TIER");
+    char keep[64] = "";
+    if (saved) snprintf(keep, sizeof keep, "%s", saved);
+    if (!mq_i8_available()) {
+        CHECK(rt_rule_kernel(8, 8, 4608) == BS);
+        test_skip_cpu("no VNNI: the int8 side of the rule is not reachable on this CPU");
+        return;
+    }
+    setenv("MIXQ_BITSERIAL_TIER", "scalar", 1);
+    CHECK(rt_rule_kernel(1, 2, 144) == BS);
+    CHECK(rt_rule_kernel(2, 1, 4608) == BS);
+    CHECK(rt_rule_kernel(3, 1, 4608) == I8);
+    CHECK(rt_rule_kernel(2, 2, 4608) == I8);
+    if (mq_bs_tier_available(MQ_BS_TIER_VPOPCNT)) {
+        setenv("MIXQ_BITSERIAL_TIER", "vpopcnt", 1);
+        CHECK(rt_rule_kernel(1, 1, 27) == BS);
+        CHECK(rt_rule_kernel(1, 2, 575) == BS);
+        CHECK(rt_rule_kernel(3, 1, 575) == I8);
+        CHECK(rt_rule_kernel(1, 3, 576) == BS);
+        CHECK(rt_rule_kernel(2, 2, 576) == I8);
+        CHECK(rt_rule_kernel(2, 2, 1152) == BS);
+        CHECK(rt_rule_kernel(1, 4, 4608) == BS);
+        CHECK(rt_rule_kernel(5, 1, 4608) == I8);
+        CHECK(rt_rule_kernel(8, 8, 4608) == I8);
+    } else {
+        printf("  (no VPOPCNTDQ: the vpopcnt tier's rule is not checked on this CPU)\n");
+    }
+    if (keep[0]) setenv("MIXQ_BITSERIAL_TIER", keep, 1);
+    else unsetenv("MIXQ_BITSERIAL_TIER");
+}
+
 int main(void) {
     TEST_RUN(test_int8_vs_reference);
     TEST_RUN(test_int8_conv_vs_reference);
@@ -724,5 +760,6 @@ int main(void) {
     TEST_RUN(test_sub_batches);
     TEST_RUN(test_errors);
     TEST_RUN(test_calibrate_cpu_table);
+    TEST_RUN(test_rule_kernel);
     return test_summary();
 }

@@ -1995,6 +1995,7 @@ static const char run_help[] =
     "are counted (the integer kernels are exact; only float rounding inside a layer differs).\n"
     "  --kernel     auto (default): per layer, the faster kernel in --cpu-table (a table written\n"
     "               by `mixq calibrate-cpu`), or without a table bitserial where w x a <= 2 bits\n"
+    "               (with AVX-512 VPOPCNTDQ: <= 3 from K = C*R*S = 576, <= 4 from K = 1152)\n"
     "               and int8 elsewhere; bitserial / int8 force one kernel for every layer.\n"
     "  --cpu-table  measured table for auto (default: $MIXQ_CPU_TABLE, else mixq-cpu.json if it\n"
     "               exists, else the built-in rule)\n"

@@ -218,7 +218,7 @@ static mixq_status choose_kernel(rt_conv *c, const mixq_runtime_config *cfg, mix
         return mq_err(MIXQ_ERR_ARG, "runtime: the fp32 kernel cannot be forced on quantized "
                       "layers; hint: auto, bitserial or int8");
     if (!table) {
-        c->kernel = rt_rule_kernel(c->w_max, c->a_bits);
+        c->kernel = rt_rule_kernel(c->w_max, c->a_bits, c->Kd);
         return MIXQ_OK;
     }
     mixq_hw_layer l = {.name = c->name, .fc = c->fc, .in_c = c->C, .in_h = c->fc ? 1 : c->H,

@@ -162,7 +162,9 @@ void rt_conv_thresholds(rt_conv *c);
 void rt_conv_epilogue(const rt_conv *c, const int32_t *acc, int k0, int kn, int ld, int64_t PQ,
                       void *y);
 
-/* The built-in kernel rule when no table is given. */
-mixq_kernel rt_rule_kernel(int w_max, int a_bits);
+/* The built-in kernel rule when no table is given: bit-serial where w_max x a_bits <= 2, or
+ * on the vpopcnt tier (mq_bs_tier_select) <= 3 from Kd = 576 and <= 4 from Kd = 1152; int8
+ * elsewhere (bit-serial everywhere when this CPU has no VNNI). Kd = the GEMM depth. */
+mixq_kernel rt_rule_kernel(int w_max, int a_bits, int Kd);
 
 #endif

@@ -58,9 +58,18 @@ void rt_conv_free(rt_conv *c) {
     memset(c, 0, sizeof *c);
 }
 
-mixq_kernel rt_rule_kernel(int w_max, int a_bits) {
-    if (w_max * a_bits <= 2 || !mq_i8_available()) return MIXQ_KERNEL_BITSERIAL;
-    return MIXQ_KERNEL_INT8;
+mixq_kernel rt_rule_kernel(int w_max, int a_bits, int Kd) {
+    if (!mq_i8_available()) return MIXQ_KERNEL_BITSERIAL;
+    /* the widest w x a at which bit-serial beats VNNI int8: 2 where popcount is emulated
+     * (Cascade Lake, AVX-512BW: W1A1 ~1.75x, W2A2 ~0.5x of int8 at K >= 1152); with VPOPCNTDQ
+     * it depends on K (bench/results/runtime_layers.md, Zen 5, packing included, batch 1:
+     * W1A2 1.7x and W2A2 1.0x at K = 576, W2A2 1.3x and W3A3 0.6x at K >= 1152), so 3 from
+     * K = 576 and 4 from K = 1152 */
+    mq_bs_tier t = MQ_BS_TIER_SCALAR;
+    int limit = 2;
+    if (mq_bs_tier_select(&t) == MIXQ_OK && t == MQ_BS_TIER_VPOPCNT)
+        limit = Kd >= 1152 ? 4 : Kd >= 576 ? 3 : 2;
+    return w_max * a_bits <= limit ? MIXQ_KERNEL_BITSERIAL : MIXQ_KERNEL_INT8;
 }
 
 /* Kernel taps no output pixel ever places inside the image (a 3x3 pad-1 conv on a 1x1 map:
