@@ -4,7 +4,9 @@
  *   TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw,
  *                              __m512i q[MQ_BS_MR][2], int neg, int mr, int hs)
  * (add, or for neg subtract, the popcounts of plane pair (Aj, Wi) for pixels 0..mr-1 into q; hs
- * is the includer's own flag), so each tier compiles it for its instruction set.
+ * is the includer's own flag), and MQ_TILE_SHORT_CONST (1: a short last pixel panel also runs
+ * with its own constant row count; 0: with a runtime one), so each tier compiles it for its
+ * instruction set.
  *   q[MQ_BS_MR][2]: 64-bit sums of pixel rows m0..m0+7 x the panel's 16 slots
  *   mr: valid rows, MQ_MIN(MQ_BS_MR, a->M - m0) (a constant where the caller can make it one)
  *   C: int32 [M][ldc], slot c of panel pw goes to column w->col[pw * 16 + c] */
@@ -53,8 +55,8 @@ TGT_INLINE void store_tile(__m512i q[MQ_BS_MR][2], int mr, const mq_bs_acts *a,
 
 /* One 8 x 16 tile: the Horner sum over s = i + j of weight panel Wp (B planes) against pixel
  * panel Ap (ab planes), then the store. gemm_panels calls it with a constant mr (8 for full pixel
- * panels, each short panel's own count otherwise): after inlining every index of q is a
- * constant, so the 16 accumulators stay in registers from the zeroing to the store. With a
+ * panels; a short panel's own count where MQ_TILE_SHORT_CONST): after inlining every index of q
+ * is a constant, so the 16 accumulators stay in registers from the zeroing to the store. With a
  * runtime mr GCC kept q on the stack and reloaded it around every k loop (vpopcnt tier, AMD Zen 5,
  * 64 x 256 x 1152 W1A1: 79.5 -> 82 % of the ceiling; 196 x 32 x 288: 43 -> 47.5 %). */
 TGT_INLINE void tile(const uint64_t *Ap, const uint64_t *Wp, int kw, int ab, int B, int mr, int hs,
@@ -89,6 +91,7 @@ TGT_INLINE void gemm_panels(const mq_bs_acts *a, const mq_bs_weights *w, int32_t
         for (int pw = 0; pw < w->panels; pw++) {
             const uint64_t *Wp = w->planes + w->off[pw];
             const int B = w->bits[pw];
+#if MQ_TILE_SHORT_CONST
             switch (mr) { /* a constant mr in each case: see tile() */
 #define MQ_TILE_CASE(k)                                                                            \
     case k: tile(Ap, Wp, kw, ab, B, k, hs, a, w, pw, m0, C, ldc); break;
@@ -97,6 +100,10 @@ TGT_INLINE void gemm_panels(const mq_bs_acts *a, const mq_bs_weights *w, int32_t
                 default: tile(Ap, Wp, kw, ab, B, MQ_BS_MR, hs, a, w, pw, m0, C, ldc);
 #undef MQ_TILE_CASE
             }
+#else
+            if (mr == MQ_BS_MR) tile(Ap, Wp, kw, ab, B, MQ_BS_MR, hs, a, w, pw, m0, C, ldc);
+            else tile(Ap, Wp, kw, ab, B, mr, hs, a, w, pw, m0, C, ldc);
+#endif
         }
     }
 }
