@@ -219,14 +219,31 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
             v0 = _mm256_sub_epi64(_mm256_slli_epi64(v0, 1), corr);
             v1 = _mm256_sub_epi64(_mm256_slli_epi64(v1, 1), corr);
         }
+        if (w->contig[pw] == 2) {
+            /* an interleaved full panel (bitserial.h): lane l of half ch holds column
+             * c0 + 2 (4v + l) + ch, i.e. the low dword of each 64-bit lane already sits at its
+             * column's position among c0 .. c0 + 15 for ch = 0, and one dword higher for ch = 1.
+             * Half 0 stores its vectors whole (its high dwords land on the odd columns, which
+             * half 1, run next for the same rows, overwrites); half 1 blends them in. */
+            int32_t *d = C + (size_t)(m0 + r) * (size_t)ldc + (col[0] - ch);
+            if (ch == 0) {
+                _mm256_storeu_si256((__m256i *)d, v0);
+                _mm256_storeu_si256((__m256i *)(d + 8), v1);
+            } else {
+                const __m256i *d0 = (const __m256i *)d, *d1 = (const __m256i *)(d + 8);
+                _mm256_storeu_si256((__m256i *)d, _mm256_blend_epi32(_mm256_loadu_si256(d0),
+                                                                     _mm256_slli_epi64(v0, 32), 0xAA));
+                _mm256_storeu_si256((__m256i *)(d + 8),
+                                    _mm256_blend_epi32(_mm256_loadu_si256(d1),
+                                                       _mm256_slli_epi64(v1, 32), 0xAA));
+            }
+            continue;
+        }
         /* int64 -> int32 (exact: |C| < 2^31): the low dwords of both vectors */
         const __m128i lo = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v0, idx));
         const __m128i hi = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v1, idx));
         const __m256i o = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
         int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
-        /* an interleaved panel (contig 2, bitserial.h) goes through col[] below: its two halves
-         * are the even and the odd columns (on Zen 5 under this tier, 64 x 256 x 1152 W1A1 runs
-         * ~5 % slower than with consecutive slots; no AVX2-only CPU was at hand to measure) */
         if (w->contig[pw] == 1) {
             if (cnt == 8) _mm256_storeu_si256((__m256i *)(Crow + col[0]), o);
             else _mm256_maskstore_epi32(Crow + col[0], mask, o);
