@@ -22,7 +22,7 @@ def ms(v):
 
 cpu = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True, text=True).stdout.strip()
 fp32, w8 = acc(o + "/fp32.eval.txt"), acc(o + "/w8a8.run.txt")
-# W8A8 fine-tuned as long as a QAT row (vgg_cifar.sh step 5): the baseline with equal training
+# W8A8 fine-tuned as long as a QAT row (vgg_cifar.sh step 6): the baseline with equal training
 def qat_epochs(path):
     return int(re.match(r"qat(\d+)_", os.path.basename(path)).group(1))
 
