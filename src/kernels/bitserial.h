@@ -90,6 +90,11 @@
 #define MQ_BS_NR 16         /* output channels per weight panel */
 #define MQ_BS_MAX_K 65536   /* largest K: keeps every result and partial sum inside int32 */
 #define MQ_BS_MAX_BITS 8
+/* X(r) for the MQ_BS_MR rows of a tile, each r a literal. The AVX-512 tiles index their
+ * accumulators q[r][v] only this way: with rows in loops (even loops GCC unrolls) GCC judged q
+ * "needs to live in memory" and kept a stack copy: 16 zeroing stores per tile and 16 stores after
+ * every k loop (vpopcnt tier). */
+#define MQ_BS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
 typedef enum mq_bs_tier {
     MQ_BS_TIER_SCALAR = 0,

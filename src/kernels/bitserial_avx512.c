@@ -333,9 +333,11 @@ TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m51
     }
 }
 
-/* short panels keep a runtime row count here: eight constant copies of the nibble and carry-save
- * loops made the function too large for GCC's variable tracking (debug info) */
+/* short panels keep a runtime row count here, and every width the general Horner loops: eight
+ * constant copies of the nibble and carry-save loops, or three more per row count, made the
+ * function too large for GCC's variable tracking (debug info) */
 #define MQ_TILE_SHORT_CONST 0
+#define MQ_TILE_SHAPE_PATHS 0
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,

@@ -52,21 +52,21 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[
     for (int w = 0; w < kw; w++) {
         const __m512i wa = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR));
         const __m512i wb = _mm512_load_si512((const void *)(Wi + (size_t)w * MQ_BS_NR + 8));
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 8
-#endif
-        for (int r = 0; r < mr; r++) {
-            const __m512i x = _mm512_set1_epi64((long long)Aj[(size_t)w * MQ_BS_MR + r]);
-            const __m512i c0 = popcnt64(_mm512_and_si512(wa, x));
-            const __m512i c1 = popcnt64(_mm512_and_si512(wb, x));
-            if (neg) {
-                q[r][0] = _mm512_sub_epi64(q[r][0], c0);
-                q[r][1] = _mm512_sub_epi64(q[r][1], c1);
-            } else {
-                q[r][0] = _mm512_add_epi64(q[r][0], c0);
-                q[r][1] = _mm512_add_epi64(q[r][1], c1);
-            }
-        }
+#define MQ_KLOOP_ROW(r)                                                                            \
+    if (r < mr) {                                                                                  \
+        const __m512i x = _mm512_set1_epi64((long long)Aj[(size_t)w * MQ_BS_MR + (r)]);            \
+        const __m512i c0 = popcnt64(_mm512_and_si512(wa, x));                                      \
+        const __m512i c1 = popcnt64(_mm512_and_si512(wb, x));                                      \
+        if (neg) {                                                                                 \
+            q[r][0] = _mm512_sub_epi64(q[r][0], c0);                                               \
+            q[r][1] = _mm512_sub_epi64(q[r][1], c1);                                               \
+        } else {                                                                                   \
+            q[r][0] = _mm512_add_epi64(q[r][0], c0);                                               \
+            q[r][1] = _mm512_add_epi64(q[r][1], c1);                                               \
+        }                                                                                          \
+    }
+        MQ_BS_ROWS(MQ_KLOOP_ROW) /* literal rows: bitserial.h says why */
+#undef MQ_KLOOP_ROW
     }
 }
 
@@ -78,6 +78,7 @@ TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m51
 }
 
 #define MQ_TILE_SHORT_CONST 1 /* layers of 1-4 output pixels (batch 1, 2x2 maps): 2-8 % faster */
+#define MQ_TILE_SHAPE_PATHS 1
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
