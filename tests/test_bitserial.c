@@ -606,6 +606,8 @@ static void test_validation(void) {
         CHECKF(strstr(mixq_last_error(), "row 2 element 66") != NULL, "tier %s: %s",
                mq_bs_tier_name((mq_bs_tier)t), mixq_last_error());
         CHECK_OK(mq_bs_pack_acts_ex(a, 3, M, K, (mq_bs_tier)t, &pa)); /* fine at 3 bits */
+        /* 2-bit codes at 1 bit (the AVX-512 packer's own path for 1-2 bits) */
+        CHECK(mq_bs_pack_acts_ex(a, 1, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
         a[2 * K + 66] = 3;
         CHECK(mq_bs_pack_acts_ex(a, 0, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);
         CHECK(mq_bs_pack_acts_ex(a, 9, M, K, (mq_bs_tier)t, &pa) == MIXQ_ERR_ARG);

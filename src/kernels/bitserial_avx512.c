@@ -41,6 +41,25 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
         const uint8_t *row = a + (size_t)m * (size_t)K;
         uint64_t *base =
             out->bits + (size_t)(m / MQ_BS_MR) * (size_t)ab * (size_t)kw * MQ_BS_MR + m % MQ_BS_MR;
+        if (ab <= 2) { /* the row sum from the planes' popcounts: cheaper than a byte sum here */
+            int64_t rs = 0;
+            for (int w = 0; w < kw; w++) {
+                const int n = K - 64 * w;
+                const __mmask64 lm = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
+                const __m512i x = _mm512_maskz_loadu_epi8(lm, row + 64 * w);
+                bad |= _mm512_test_epi8_mask(x, himask);
+                const uint64_t b0 = (uint64_t)_mm512_test_epi8_mask(x, _mm512_set1_epi8(1));
+                base[(size_t)w * MQ_BS_MR] = b0;
+                rs += __builtin_popcountll(b0);
+                if (ab == 2) {
+                    const uint64_t b1 = (uint64_t)_mm512_test_epi8_mask(x, _mm512_set1_epi8(2));
+                    base[((size_t)kw + (size_t)w) * MQ_BS_MR] = b1;
+                    rs += 2 * __builtin_popcountll(b1);
+                }
+            }
+            out->rowsum[m] = (int32_t)rs;
+            continue;
+        }
         __m512i sum = zero;
         for (int w = 0; w < kw; w++) {
             const int n = K - 64 * w;
