@@ -47,7 +47,7 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
                 const int n = K - 64 * w;
                 const __mmask64 lm = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
                 const __m512i x = _mm512_maskz_loadu_epi8(lm, row + 64 * w);
-                bad |= _mm512_test_epi8_mask(x, himask);
+                bad = _kor_mask64(bad, _mm512_test_epi8_mask(x, himask)); /* stays in a k reg */
                 const uint64_t b0 = (uint64_t)_mm512_test_epi8_mask(x, _mm512_set1_epi8(1));
                 base[(size_t)w * MQ_BS_MR] = b0;
                 rs += __builtin_popcountll(b0);
