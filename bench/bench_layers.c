@@ -53,6 +53,7 @@
 #include <dnnl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1035,7 +1036,31 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
 /* ---------------------------------------------------------------- main */
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]] "
-               "[--quick] [--out FILE]\n");
+               "[--passes P] [--quick] [--out FILE]\n"
+               "  --passes P  time every shape P times, round-robin (a burst of load on a shared\n"
+               "              machine then hits different shapes in each pass); each figure is\n"
+               "              the median over the passes (default 1)\n");
+}
+
+/* out = the field-by-field median of np results (a failed or unmeasured figure, <= 0 in any
+ * pass, stays <= 0: failures do not come and go with load); strings from the first pass. */
+static void merge_passes(const result *in, int np, result *out) {
+    *out = in[0];
+    double *o = (double *)out;
+    const size_t nd = offsetof(result, impl_s8) / sizeof(double); /* the doubles come first */
+    _Static_assert(offsetof(result, impl_s8) == sizeof(double) * (NPEER + 4 * NBS),
+                   "result: every figure a double, before the strings");
+    for (size_t f = 0; f < nd; f++) {
+        double v[64];
+        int bad = 0;
+        for (int p = 0; p < np; p++) {
+            v[p] = ((const double *)&in[p])[f];
+            if (v[p] <= 0) bad = 1;
+        }
+        if (bad) continue;
+        qsort(v, (size_t)np, sizeof v[0], cmp_dbl);
+        o[f] = np % 2 ? v[np / 2] : 0.5 * (v[np / 2 - 1] + v[np / 2]);
+    }
 }
 
 static int want(const char *list, const char *set) {
@@ -1076,13 +1101,20 @@ static double loadavg(void) {
 
 int main(int argc, char **argv) {
     const char *shapes_arg = "all", *batch_arg = "1", *out_path = NULL;
-    int quick = 0;
+    int quick = 0, passes = 1;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--shapes") && v) shapes_arg = v, i++;
         else if (!strcmp(argv[i], "--batch") && v) batch_arg = v, i++;
         else if (!strcmp(argv[i], "--out") && v) out_path = v, i++;
+        else if (!strcmp(argv[i], "--passes") && v) {
+            passes = atoi(v), i++;
+            if (passes < 1 || passes > 64) {
+                fprintf(stderr, "bench_layers: --passes '%s': 1..64 expected\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
@@ -1138,8 +1170,10 @@ int main(int argc, char **argv) {
     emit("- oneDNN %d.%d.%d (%s); OpenBLAS %s (core %s)\n", dv->major, dv->minor, dv->patch,
          dv->cpu_runtime == DNNL_RUNTIME_OMP ? "OpenMP" : "other runtime",
          openblas_get_config(), openblas_get_corename());
-    emit("- timing: thread CPU time, median of %d runs of >= %.0f ms each, 2 warm-up calls%s\n",
+    emit("- timing: thread CPU time, median of %d runs of >= %.0f ms each, 2 warm-up calls%s",
          g_runs, g_min_s * 1e3, quick ? " (--quick)" : "");
+    if (passes > 1) emit("; every figure the median of %d passes over all shapes, round-robin", passes);
+    emit("\n");
     emit("\nAND+popcount peak loop of the tier (operands from L1): %.1f G bit-pairs/s\n",
          peak_bitpairs(tier, 0.05) * 1e-9);
     {
@@ -1182,14 +1216,21 @@ int main(int argc, char **argv) {
             memcpy(sh, q, sizeof(shape) * (size_t)nq);
             ns = nq;
         }
-        result *res = calloc((size_t)ns, sizeof *res);
+        result *res = calloc((size_t)ns * (size_t)(passes + 1), sizeof *res);
         if (!res) return 1;
+        for (int p = 0; p < passes; p++) /* pass p's results at res[p * ns ..] */
+            for (int i = 0; i < ns; i++) {
+                fprintf(stderr, "bench_layers: batch %d, %s %s (%d x %d x %d), %d/%d, pass %d/%d\n",
+                        batches[b], sh[i].set, sh[i].name, sh[i].M, sh[i].N, sh[i].K, i + 1, ns,
+                        p + 1, passes);
+                if (run_shape(&sh[i], tier, quick, &res[(size_t)p * ns + i], &rng)) status = 1;
+            }
+        result *merged = res + (size_t)passes * ns, per[64];
         for (int i = 0; i < ns; i++) {
-            fprintf(stderr, "bench_layers: batch %d, %s %s (%d x %d x %d), %d/%d\n", batches[b],
-                    sh[i].set, sh[i].name, sh[i].M, sh[i].N, sh[i].K, i + 1, ns);
-            if (run_shape(&sh[i], tier, quick, &res[i], &rng)) status = 1;
+            for (int p = 0; p < passes; p++) per[p] = res[(size_t)p * ns + i];
+            merge_passes(per, passes, &merged[i]);
         }
-        report(sh, res, ns, batches[b], tier);
+        report(sh, merged, ns, batches[b], tier);
         free(res);
     }
     if (g_over) {

@@ -2,8 +2,9 @@
 # Runtime benchmarks (`make bench-runtime`): mixq's CPU kernels per layer and whole networks
 # against oneDNN int8 / fp32, OpenBLAS and PyTorch, in one invocation.
 #   1. bench_layers: every distinct conv GEMM shape of resnet20 (1x28x28), vgg11 (3x32x32) and
-#      7 reference layers (bench/bench_layers.c), batch 1 and 64, 1 thread ->
-#      bench/results/runtime_layers.md
+#      7 reference layers (bench/bench_layers.c), batch 1 and 64, 1 thread, PASSES (3) passes
+#      over all shapes, each figure the median over them (one pass's medians moved by up to 10 %
+#      on a shared machine) -> bench/results/runtime_layers.md
 #   2. mixq calibrate-cpu: measured per-layer tables for both models (batch 1, 1 thread), kept
 #      in $BUILD/ (runtime-cpu-ARCH.json)
 #   3. bench/torch_infer.py: PyTorch fp32 peer (skipped with a note if python3 has no torch)
@@ -21,7 +22,8 @@ PY=/usr/bin/python3
 QUICK=""
 RUNS="--runs 5"
 REPS=7
-if [ "${1:-}" = "--quick" ]; then QUICK=--quick; RUNS="--runs 3 --min-run 0.02"; REPS=3; fi
+PASSES=${PASSES:-3}
+if [ "${1:-}" = "--quick" ]; then QUICK=--quick; RUNS="--runs 3 --min-run 0.02"; REPS=3; PASSES=1; fi
 make -s -j2 BUILD="$BUILD" all "$BUILD/bench/bench_layers" "$BUILD/bench/bench_network"
 mkdir -p bench/results
 tmp=$(mktemp -d)
@@ -32,7 +34,8 @@ STEPS=${STEPS:-1 2 3 4 5}
 step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
 if step 1; then
 echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
-"$BUILD/bench/bench_layers" --shapes all --batch 1,64 $QUICK --out bench/results/runtime_layers.md >/dev/null
+"$BUILD/bench/bench_layers" --shapes all --batch 1,64 --passes "$PASSES" $QUICK \
+    --out bench/results/runtime_layers.md >/dev/null
 fi
 
 if step 2 || step 4 || step 5; then # steps 4 and 5 read the tables
