@@ -32,6 +32,13 @@
 
 int mq_bs_avx512_compiled(void) { return 1; }
 
+/* The 64 codes at p (n of them valid, the rest read as 0): a plain load for a whole word, a
+ * masked one only for the last, short word (a mask register write costs a port the tests need). */
+TGT_INLINE __m512i load_codes(const uint8_t *p, int n) {
+    return n >= 64 ? _mm512_loadu_si512((const void *)p)
+                   : _mm512_maskz_loadu_epi8(((__mmask64)1 << n) - 1, p);
+}
+
 TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     const int K = out->K, kw = out->kw, ab = out->a_bits;
     const __m512i himask = _mm512_set1_epi8((char)(0xffu << ab & 0xffu));
@@ -44,9 +51,7 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
         if (ab <= 2) { /* the row sum from the planes' popcounts: cheaper than a byte sum here */
             int64_t rs = 0;
             for (int w = 0; w < kw; w++) {
-                const int n = K - 64 * w;
-                const __mmask64 lm = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
-                const __m512i x = _mm512_maskz_loadu_epi8(lm, row + 64 * w);
+                const __m512i x = load_codes(row + 64 * w, K - 64 * w);
                 bad = _kor_mask64(bad, _mm512_test_epi8_mask(x, himask)); /* stays in a k reg */
                 const uint64_t b0 = (uint64_t)_mm512_test_epi8_mask(x, _mm512_set1_epi8(1));
                 base[(size_t)w * MQ_BS_MR] = b0;
@@ -62,9 +67,7 @@ TGT int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out
         }
         __m512i sum = zero;
         for (int w = 0; w < kw; w++) {
-            const int n = K - 64 * w;
-            const __mmask64 lm = n >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << n) - 1);
-            const __m512i x = _mm512_maskz_loadu_epi8(lm, row + 64 * w);
+            const __m512i x = load_codes(row + 64 * w, K - 64 * w);
             sum = _mm512_add_epi64(sum, _mm512_sad_epu8(x, zero));
             bad |= _mm512_test_epi8_mask(x, himask);
             for (int j = 0; j < ab; j++)
