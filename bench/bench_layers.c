@@ -1197,8 +1197,13 @@ int main(int argc, char **argv) {
     mq_rng rng;
     mq_rng_seed(&rng, 7);
     const double t_start = cpu_now();
+    /* every batch's shapes first; then the passes, each over every batch and shape, so that a
+     * burst of load on a shared machine hits different cells in each pass */
+    shape(*shs)[MAX_SHAPES] = calloc((size_t)nb, sizeof *shs);
+    int nss[8] = {0};
+    if (!shs) return 1;
     for (int b = 0; b < nb; b++) {
-        shape sh[MAX_SHAPES];
+        shape *sh = shs[b];
         int ns = 0;
         if (want(shapes_arg, "resnet20") && model_shapes("resnet20", 1, 28, 28, batches[b], sh, &ns)) return 1;
         if (want(shapes_arg, "vgg11") && model_shapes("vgg11", 3, 32, 32, batches[b], sh, &ns)) return 1;
@@ -1216,23 +1221,30 @@ int main(int argc, char **argv) {
             memcpy(sh, q, sizeof(shape) * (size_t)nq);
             ns = nq;
         }
-        result *res = calloc((size_t)ns * (size_t)(passes + 1), sizeof *res);
-        if (!res) return 1;
-        for (int p = 0; p < passes; p++) /* pass p's results at res[p * ns ..] */
-            for (int i = 0; i < ns; i++) {
+        nss[b] = ns;
+    }
+    /* pass p, batch b, shape i at res[(p * nb + b) * MAX_SHAPES + i] */
+    result *res = calloc((size_t)passes * nb * MAX_SHAPES, sizeof *res);
+    if (!res) return 1;
+    for (int p = 0; p < passes; p++)
+        for (int b = 0; b < nb; b++)
+            for (int i = 0; i < nss[b]; i++) {
+                const shape *s = &shs[b][i];
                 fprintf(stderr, "bench_layers: batch %d, %s %s (%d x %d x %d), %d/%d, pass %d/%d\n",
-                        batches[b], sh[i].set, sh[i].name, sh[i].M, sh[i].N, sh[i].K, i + 1, ns,
-                        p + 1, passes);
-                if (run_shape(&sh[i], tier, quick, &res[(size_t)p * ns + i], &rng)) status = 1;
+                        batches[b], s->set, s->name, s->M, s->N, s->K, i + 1, nss[b], p + 1, passes);
+                if (run_shape(s, tier, quick, &res[((size_t)p * nb + b) * MAX_SHAPES + i], &rng))
+                    status = 1;
             }
-        result *merged = res + (size_t)passes * ns, per[64];
-        for (int i = 0; i < ns; i++) {
-            for (int p = 0; p < passes; p++) per[p] = res[(size_t)p * ns + i];
+    for (int b = 0; b < nb; b++) {
+        result merged[MAX_SHAPES], per[64];
+        for (int i = 0; i < nss[b]; i++) {
+            for (int p = 0; p < passes; p++) per[p] = res[((size_t)p * nb + b) * MAX_SHAPES + i];
             merge_passes(per, passes, &merged[i]);
         }
-        report(sh, merged, ns, batches[b], tier);
-        free(res);
+        report(shs[b], merged, nss[b], batches[b], tier);
     }
+    free(res);
+    free(shs);
     if (g_over) {
         fprintf(stderr, "bench_layers: a bit-serial cell measured above the tier's ceiling\n");
         status = 1;
