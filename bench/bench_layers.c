@@ -42,12 +42,15 @@
  * ratio = (GOP/s) / (s8 matmul GOP/s) = s8 matmul time / time (> 1: faster than oneDNN int8);
  * % of ceiling (bit-serial) = useful bit pairs per second, M*N*K*w*a / time, over the tier's
  * ceiling: its AND+popcount instructions in a register-resident loop (below), re-measured next to
- * each configuration, the best of the run kept; above 100 % is a bench error (exit status 1).
+ * each configuration, and each cell is divided by the ceiling measured next to it (this shared
+ * machine's clock moved between 3.3 and 3.6 GHz within one run: against the run's best ceiling a
+ * slow stretch read as a slow kernel); the run's best is printed too; a cell above its ceiling
+ * is a bench error (exit status 1). With --passes, times and ceilings are medians over passes.
  * ceil = the ceiling ratio 2*ceiling/(w*a) / s8 GOP/s: the speed-up over s8 a kernel running at
  * the ceiling would reach. The older peak loop (operands from L1) is printed for reference.
  *
  * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
- *                     [--quick] [--out FILE]
+ *                     [--passes P] [--quick] [--out FILE]
  * The markdown report goes to stdout and, with --out, to FILE; progress goes to stderr. */
 #include <cblas.h>
 #include <dnnl.h>
@@ -932,8 +935,9 @@ static void summary(const shape *sh, const result *res, int ns) {
                     const int c = col - NPEER;
                     const shape *s = &sh[idx[j]];
                     const double work = (double)s->M * s->N * s->K * bs_cfg[c][0] * bs_cfg[c][1];
-                    pk[m] = g_ceil_best > 0 ? 100.0 * work / t / g_ceil_best : 0;
-                    cr[m] = g_ceil_best * r->peer_t[0] / work;
+                    const double ce = r->bs_ceil[c]; /* measured next to the cell */
+                    pk[m] = ce > 0 ? 100.0 * work / t / ce : 0;
+                    cr[m] = ce * r->peer_t[0] / work;
                 }
                 m++;
             }
@@ -959,9 +963,10 @@ static void summary(const shape *sh, const result *res, int ns) {
 static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_tier tier) {
     emit("\n### Batch %d\n\n", batch);
     emit("GOP/s = 2*M*N*K / time (1 thread); (x) = ratio to oneDNN s8 matmul (> 1: faster); "
-         "bit-serial cells: GOP/s (ratio, %% of the %s ceiling: the best register-resident "
-         "AND+popcount loop so far, %.1f G bit-pairs/s; ceil = the ceiling ratio "
-         "2*ceiling/(w*a)/s8 GOP/s), activation packing included: layers marked [c] are packed "
+         "bit-serial cells: GOP/s (ratio, %% of the %s ceiling: the register-resident "
+         "AND+popcount loop measured next to the cell (the best of the run: %.1f G "
+         "bit-pairs/s); ceil = the ceiling ratio 2*ceiling/(w*a)/s8 GOP/s), activation packing "
+         "included: layers marked [c] are packed "
          "as the runtime packs them, from the NHWC input codes (mq_bs_pack_conv, C_in a multiple "
          "of 64), the others from the im2col matrix (mq_bs_pack_acts). A cell over 100 %% is a "
          "bench error.\n\n",
@@ -993,9 +998,10 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
                 continue;
             }
             const double bp = (double)s->M * s->N * s->K * bs_cfg[c][0] * bs_cfg[c][1] / t;
-            const double pc = g_ceil_best > 0 ? 100 * bp / g_ceil_best : 0;
+            const double ce = r->bs_ceil[c]; /* measured next to the cell */
+            const double pc = ce > 0 ? 100 * bp / ce : 0;
             emit(" %.0f (%.2fx, %.0f%%%s, ceil %.1fx) |", gops(s, t), t0 > 0 ? t0 / t : 0, pc,
-                 pc > 100 ? " BENCH ERROR" : "", t0 > 0 ? g_ceil_best * t0 * 1e-9 / (bp * 1e-9 * t) : 0);
+                 pc > 100 ? " BENCH ERROR" : "", t0 > 0 ? ce * t0 * 1e-9 / (bp * 1e-9 * t) : 0);
             if (pc > 100) g_over = 1;
         }
         emit("\n");
