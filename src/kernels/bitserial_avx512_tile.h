@@ -37,30 +37,28 @@ TGT_INLINE void store_tile(__m512i q[MQ_BS_MR][2], int mr, const mq_bs_acts *a,
 #undef MQ_STORE_ROW2
         return;
     }
-    /* half v (slots 8v .. 8v + 7) of row r */
-#define MQ_STORE_HALF(r, v)                                                                        \
-    if (nrows > 8 * (v)) {                                                                         \
-        __m512i val = q[r][v];                                                                     \
-        if (one) val = _mm512_sub_epi64(_mm512_slli_epi64(val, 1), _mm512_set1_epi64(rs[r]));      \
-        const __m256i o = _mm512_cvtepi64_epi32(val);                                              \
-        const int cnt = MQ_MIN(8, nrows - 8 * (v));                                                \
-        if (w->contig[pw] == 1) {                                                                  \
-            _mm256_mask_storeu_epi32(Crow + col[0] + 8 * (v), (__mmask8)((1u << cnt) - 1), o);     \
-        } else {                                                                                   \
-            int32_t tmp[8];                                                                        \
-            _mm256_storeu_si256((__m256i *)tmp, o);                                                \
-            for (int c = 0; c < cnt; c++) Crow[col[8 * (v) + c]] = tmp[c];                        \
-        }                                                                                          \
+    /* short or out-of-order panels (not hot): through a copy, so that q itself is only ever
+     * indexed by literals */
+    __m512i t[MQ_BS_MR][2];
+#define MQ_COPY_ROW(r) t[r][0] = q[r][0], t[r][1] = q[r][1];
+    MQ_BS_ROWS(MQ_COPY_ROW)
+#undef MQ_COPY_ROW
+    for (int r = 0; r < mr; r++) {
+        int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
+        for (int v = 0; v < 2 && nrows > 8 * v; v++) {
+            __m512i val = t[r][v];
+            if (one) val = _mm512_sub_epi64(_mm512_slli_epi64(val, 1), _mm512_set1_epi64(rs[r]));
+            const __m256i o = _mm512_cvtepi64_epi32(val);
+            const int cnt = MQ_MIN(8, nrows - 8 * v);
+            if (w->contig[pw] == 1) {
+                _mm256_mask_storeu_epi32(Crow + col[0] + 8 * v, (__mmask8)((1u << cnt) - 1), o);
+            } else {
+                int32_t tmp[8];
+                _mm256_storeu_si256((__m256i *)tmp, o);
+                for (int c = 0; c < cnt; c++) Crow[col[8 * v + c]] = tmp[c];
+            }
+        }
     }
-#define MQ_STORE_ROW(r)                                                                            \
-    if (r < mr) {                                                                                  \
-        int32_t *Crow = C + (size_t)(m0 + (r)) * (size_t)ldc;                                      \
-        MQ_STORE_HALF(r, 0)                                                                        \
-        MQ_STORE_HALF(r, 1)                                                                        \
-    }
-    MQ_BS_ROWS(MQ_STORE_ROW)
-#undef MQ_STORE_ROW
-#undef MQ_STORE_HALF
 }
 
 /* One 8 x 16 tile: the Horner sum over s = i + j of weight panel Wp (B planes) against pixel
@@ -88,7 +86,7 @@ TGT_INLINE void tile(const uint64_t *Ap, const uint64_t *Wp, int kw, int ab, int
         store_tile(q, mr, a, w, pw, m0, C, ldc);
         return;
     }
-    if (ab == 1) { /* weight planes, highest (the sign plane) first */
+    if (mr == MQ_BS_MR && ab == 1) { /* weight planes, highest (the sign plane) first */
         for (int i = B - 1; i >= 0; i--) {
             if (i < B - 1) {
                 MQ_BS_ROWS(MQ_SHIFT_ROW)
@@ -100,7 +98,7 @@ TGT_INLINE void tile(const uint64_t *Ap, const uint64_t *Wp, int kw, int ab, int
         store_tile(q, mr, a, w, pw, m0, C, ldc);
         return;
     }
-    if (B == 1) { /* activation planes */
+    if (mr == MQ_BS_MR && B == 1) { /* activation planes */
         for (int j = ab - 1; j >= 0; j--) {
             if (j < ab - 1) {
                 MQ_BS_ROWS(MQ_SHIFT_ROW)
