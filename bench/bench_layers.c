@@ -49,11 +49,23 @@
  * ceil = the ceiling ratio 2*ceiling/(w*a) / s8 GOP/s: the speed-up over s8 a kernel running at
  * the ceiling would reach. The older peak loop (operands from L1) is printed for reference.
  *
+ * CPU: the process is pinned to one CPU (--cpu N), by default (--cpu auto) the one of those it
+ * may use where a probe (784 x 16 x 144 W2A2, bit-serial pack + GEMM) runs fastest: on the
+ * 2-vCPU machine this was developed on, one vCPU ran the same code 17 % (GEMM) to 65 % (packer)
+ * slower than the other for hours, with no steal time reported (a busy sibling hyperthread on
+ * the host), and a process that the scheduler moved between them mixed both speeds. The ceiling,
+ * the peers and the cells then all run on that CPU; the header gives the probe time of each CPU.
+ * --cpu none leaves the placement to the scheduler.
+ *
  * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
- *                     [--passes P] [--quick] [--out FILE]
+ *                     [--passes P] [--quick] [--cpu auto|none|N] [--out FILE]
  * The markdown report goes to stdout and, with --out, to FILE; progress goes to stderr. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_setaffinity, CPU_SET: --cpu */
+#endif
 #include <cblas.h>
 #include <dnnl.h>
+#include <sched.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1042,10 +1054,13 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
 /* ---------------------------------------------------------------- main */
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]] "
-               "[--passes P] [--quick] [--out FILE]\n"
+               "[--passes P] [--quick] [--cpu auto|none|N] [--out FILE]\n"
                "  --passes P  time every shape P times, round-robin (a burst of load on a shared\n"
                "              machine then hits different shapes in each pass); each figure is\n"
-               "              the median over the passes (default 1)\n");
+               "              the median over the passes (default 1)\n"
+               "  --cpu C     pin the process to CPU C; auto (default): to the CPU where a short\n"
+               "              bit-serial probe runs fastest (vCPUs of a shared machine can differ\n"
+               "              by tens of %%); none: no pinning\n");
 }
 
 /* out = the field-by-field median of np results (a failed or unmeasured figure, <= 0 in any
@@ -1095,6 +1110,111 @@ static void read_first_line(const char *path, const char *key, char *out, size_t
     fclose(f);
 }
 
+/* Seconds per call of the probe: a 784 x 16 x 144 W2A2 bit-serial pack + GEMM (the packer and
+ * the kernel, which a busy sibling hyperthread slows by different amounts), the best of 3 runs
+ * of >= 20 ms on the current CPU; < 0 on failure. */
+static double probe_s(mq_bs_tier tier) {
+    enum { M = 784, N = 16, K = 144 };
+    uint8_t *a = malloc((size_t)M * K);
+    int8_t *w = malloc((size_t)N * K);
+    int32_t *c = malloc((size_t)M * N * sizeof(int32_t));
+    int rb[N];
+    mq_bs_weights pw = {0};
+    mq_bs_acts pa = {0};
+    double best = -1;
+    if (!a || !w || !c) goto done;
+    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)(i * 7 % 4);
+    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)((int)(i * 5 % 4) - 2);
+    for (int n = 0; n < N; n++) rb[n] = 2;
+    if (mq_bs_pack_weights(w, rb, N, K, &pw)) goto done;
+    for (int r = 0; r < 3; r++) {
+        long n = 0;
+        const double t0 = cpu_now();
+        double t = 0;
+        do {
+            if (mq_bs_pack_acts_ex(a, 2, M, K, tier, &pa) ||
+                mq_bs_gemm_ex(&pa, &pw, c, N, tier, 1)) {
+                best = -1;
+                goto done;
+            }
+            n++;
+            t = cpu_now() - t0;
+        } while (t < 0.02);
+        if (best < 0 || t / n < best) best = t / n;
+    }
+done:
+    mq_bs_acts_free(&pa);
+    mq_bs_weights_free(&pw);
+    free(a);
+    free(w);
+    free(c);
+    return best;
+}
+
+/* --cpu: pin to CPU want (>= 0), or (want == -1) to the allowed CPU where the probe runs fastest
+ * (each CPU probed twice, interleaved); note gets the header line. 0, or -1 with a message. */
+static int pin_cpu(int want, mq_bs_tier tier, char *note, size_t nn) {
+    cpu_set_t allowed, one;
+    if (sched_getaffinity(0, sizeof allowed, &allowed)) {
+        snprintf(note, nn, "not pinned (sched_getaffinity failed)");
+        return 0;
+    }
+    if (want >= 0) {
+        if (want >= CPU_SETSIZE || !CPU_ISSET(want, &allowed)) {
+            fprintf(stderr, "bench_layers: --cpu %d: not a CPU this process may run on\n", want);
+            return -1;
+        }
+        CPU_ZERO(&one);
+        CPU_SET(want, &one);
+        if (sched_setaffinity(0, sizeof one, &one)) {
+            fprintf(stderr, "bench_layers: --cpu %d: sched_setaffinity failed\n", want);
+            return -1;
+        }
+        snprintf(note, nn, "pinned to CPU %d (--cpu %d)", want, want);
+        return 0;
+    }
+    int cpus[64], nc = 0;
+    for (int i = 0; i < CPU_SETSIZE && nc < 64; i++)
+        if (CPU_ISSET(i, &allowed)) cpus[nc++] = i;
+    if (nc < 2) {
+        snprintf(note, nn, "one CPU allowed (%d), not pinned", nc ? cpus[0] : -1);
+        return 0;
+    }
+    double t[64];
+    for (int i = 0; i < nc; i++) t[i] = -1;
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < nc; i++) {
+            CPU_ZERO(&one);
+            CPU_SET(cpus[i], &one);
+            if (sched_setaffinity(0, sizeof one, &one)) continue;
+            const double v = probe_s(tier);
+            if (v > 0 && (t[i] < 0 || v < t[i])) t[i] = v;
+        }
+    int best = -1;
+    for (int i = 0; i < nc; i++)
+        if (t[i] > 0 && (best < 0 || t[i] < t[best])) best = i;
+    if (best < 0) {
+        sched_setaffinity(0, sizeof allowed, &allowed);
+        snprintf(note, nn, "not pinned (the probe failed)");
+        return 0;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(cpus[best], &one);
+    if (sched_setaffinity(0, sizeof one, &one)) {
+        sched_setaffinity(0, sizeof allowed, &allowed);
+        snprintf(note, nn, "not pinned (sched_setaffinity failed)");
+        return 0;
+    }
+    size_t k = (size_t)snprintf(note, nn, "pinned to CPU %d, where a %s 784 x 16 x 144 W2A2 "
+                                "pack + GEMM probe ran fastest (us per call:", cpus[best],
+                                mq_bs_tier_name(tier));
+    for (int i = 0; i < nc && k < nn; i++)
+        k += (size_t)snprintf(note + k, nn - k, "%s CPU %d %.2f", i ? "," : "", cpus[i],
+                              t[i] * 1e6);
+    if (k < nn) snprintf(note + k, nn - k, ")");
+    return 0;
+}
+
 static double loadavg(void) {
     double l = -1;
     FILE *f = fopen("/proc/loadavg", "r");
@@ -1107,14 +1227,23 @@ static double loadavg(void) {
 
 int main(int argc, char **argv) {
     const char *shapes_arg = "all", *batch_arg = "1", *out_path = NULL;
-    int quick = 0, passes = 1;
+    int quick = 0, passes = 1, want_cpu = -1;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--shapes") && v) shapes_arg = v, i++;
         else if (!strcmp(argv[i], "--batch") && v) batch_arg = v, i++;
         else if (!strcmp(argv[i], "--out") && v) out_path = v, i++;
-        else if (!strcmp(argv[i], "--passes") && v) {
+        else if (!strcmp(argv[i], "--cpu") && v) {
+            char *end = NULL;
+            if (!strcmp(v, "auto")) want_cpu = -1;
+            else if (!strcmp(v, "none")) want_cpu = -2;
+            else if ((want_cpu = (int)strtol(v, &end, 10)) < 0 || !end || *end || end == v) {
+                fprintf(stderr, "bench_layers: --cpu '%s': auto, none or a CPU number expected\n", v);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--passes") && v) {
             passes = atoi(v), i++;
             if (passes < 1 || passes > 64) {
                 fprintf(stderr, "bench_layers: --passes '%s': 1..64 expected\n", v);
@@ -1165,12 +1294,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     peak_init();
+    char pin[512] = "not pinned (--cpu none)";
+    if (want_cpu != -2 && pin_cpu(want_cpu, tier, pin, sizeof pin)) return 2;
 
     char cpu[128] = "?";
     read_first_line("/proc/cpuinfo", "model name", cpu, sizeof cpu);
     const dnnl_version_t *dv = dnnl_version();
     emit("## Per-layer GEMM kernels, 1 thread\n\n");
     emit("- CPU: %s; load average %.2f at start\n", cpu, loadavg());
+    emit("- process %s\n", pin);
     emit("- mixq bit-serial tier: %s; int8 (VNNI) path: %s\n", mq_bs_tier_name(tier),
          mq_i8_available() ? "available" : "unavailable");
     emit("- oneDNN %d.%d.%d (%s); OpenBLAS %s (core %s)\n", dv->major, dv->minor, dv->patch,

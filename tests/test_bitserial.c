@@ -501,6 +501,69 @@ static void test_packers_identical(void) {
         }
 }
 
+/* The row packers themselves on row ranges that start and end inside a panel, every width, K
+ * with and without a short last word: the rows in range match the scalar packer's, the others
+ * are left untouched. The GFNI packer (the vpopcnt tier's where the CPU has GFNI and
+ * AVX512-VBMI) is its own test so that a CPU without it shows as a CPU skip. */
+typedef int (*rows_fn)(const uint8_t *, int, int, mq_bs_acts *);
+static void packer_ranges(rows_fn fn, const char *name) {
+    static const int Ks[] = {1, 63, 64, 144, 200, 1152};
+    static const int ranges[][2] = {{0, 19}, {3, 5}, {5, 16}, {8, 17}, {1, 19}};
+    enum { M = 19 };
+    for (int ki = 0; ki < 6; ki++)
+        for (int ab = 1; ab <= 8; ab++) {
+            const int K = Ks[ki];
+            rng_state = 9000u + 8u * (unsigned)ki + (unsigned)ab;
+            uint8_t *a = malloc((size_t)M * K);
+            if (!a) {
+                CHECK(!"out of memory");
+                return;
+            }
+            fill_acts(a, (size_t)M * K, ab);
+            mq_bs_acts ref = {0}, p = {0};
+            CHECK_OK(mq_bs_pack_acts_ex(a, ab, M, K, MQ_BS_TIER_SCALAR, &ref));
+            CHECK_OK(mq_bs_acts_reserve(&p, M, K, ab));
+            const size_t per = (size_t)ab * ref.kw * MQ_BS_MR; /* words per panel */
+            for (int ri = 0; ri < 5; ri++) {
+                const int m0 = ranges[ri][0], m1 = ranges[ri][1];
+                memset(p.bits, 0xa5, (size_t)p.panels * per * 8);
+                for (int m = 0; m < p.panels * MQ_BS_MR; m++) p.rowsum[m] = -7;
+                CHECKF(fn(a, m0, m1, &p) == 0, "%s packer flags valid %d-bit codes", name, ab);
+                int bad = 0;
+                for (int m = 0; m < M; m++) {
+                    const int in = m >= m0 && m < m1;
+                    bad += p.rowsum[m] != (in ? ref.rowsum[m] : -7);
+                    for (size_t jw = 0; jw < (size_t)ab * ref.kw; jw++) {
+                        const size_t at = (size_t)(m / MQ_BS_MR) * per + jw * MQ_BS_MR + m % MQ_BS_MR;
+                        bad += p.bits[at] != (in ? ref.bits[at] : 0xa5a5a5a5a5a5a5a5ull);
+                    }
+                }
+                CHECKF(bad == 0, "%s packer, K %d, a %d, rows %d..%d: %d words or sums differ",
+                       name, K, ab, m0, m1 - 1, bad);
+            }
+            if (ab < 8) { /* a code past the width, in the last row's last word, is flagged */
+                a[(size_t)M * K - 1] = (uint8_t)(1u << ab);
+                CHECKF(fn(a, 0, M, &p) != 0, "%s packer misses a %d-bit code at 2^%d", name, ab, ab);
+            }
+            mq_bs_acts_free(&ref);
+            mq_bs_acts_free(&p);
+            free(a);
+        }
+}
+
+static void test_packer_ranges(void) {
+    if (mq_bs_tier_available(MQ_BS_TIER_AVX512)) packer_ranges(mq_bs_pack_rows_avx512, "AVX-512BW");
+    if (mq_bs_tier_available(MQ_BS_TIER_AVX2)) packer_ranges(mq_bs_pack_rows_avx2, "AVX2");
+}
+
+static void test_packer_gfni(void) {
+    if (!mq_bs_gfni_available()) {
+        test_skip_cpu("the GFNI packer needs GFNI and AVX512-VBMI, which this CPU (or build) lacks");
+        return;
+    }
+    packer_ranges(mq_bs_pack_rows_gfni, "GFNI");
+}
+
 /* Re-packing into a used struct (bigger, then smaller with pad pixels): no stale bits. */
 static void test_reuse_threads_ldc(void) {
     enum { N = 21, K = 130, M1 = 40, M2 = 11, LDC = 29 };
@@ -648,6 +711,8 @@ int main(void) {
     TEST_RUN(test_mixed_row_bits);
     TEST_RUN(test_extremes);
     TEST_RUN(test_packers_identical);
+    TEST_RUN(test_packer_ranges);
+    TEST_RUN(test_packer_gfni);
     TEST_RUN(test_reuse_threads_ldc);
     TEST_RUN(test_validation);
     printf("  %d tier runs compared with the reference\n", n_tiers_run);

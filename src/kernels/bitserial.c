@@ -57,6 +57,20 @@ static int cpu_has(mq_bs_tier t) {
 #endif
 }
 
+/* The vpopcnt tier's activation packer: the GFNI one (bitserial_gfni.c) where the CPU has GFNI
+ * and AVX512-VBMI (every VPOPCNTDQ CPU so far: Ice Lake and later, Zen 4 / 5), else the
+ * AVX-512BW one. */
+int mq_bs_gfni_available(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return mq_bs_gfni_compiled() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
+           __builtin_cpu_supports("gfni");
+#else
+    return 0;
+#endif
+}
+
 int mq_bs_tier_available(mq_bs_tier t) {
     switch (t) {
     case MQ_BS_TIER_SCALAR: return 1;
@@ -400,7 +414,9 @@ mixq_status mq_bs_pack_acts_ex(const uint8_t *a, int a_bits, int M, int K, mq_bs
     s = mq_bs_acts_reserve(out, M, K, a_bits);
     if (s) return s;
     int bad;
-    if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)
+    if (tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available())
+        bad = mq_bs_pack_rows_gfni(a, 0, M, out);
+    else if (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT)
         bad = mq_bs_pack_rows_avx512(a, 0, M, out);
     else if (tier == MQ_BS_TIER_AVX2)
         bad = mq_bs_pack_rows_avx2(a, 0, M, out);
