@@ -65,7 +65,7 @@ int mq_bs_gfni_available(void) {
     __builtin_cpu_init();
     return mq_bs_gfni_compiled() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vbmi") &&
-           __builtin_cpu_supports("gfni");
+           __builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("gfni");
 #else
     return 0;
 #endif

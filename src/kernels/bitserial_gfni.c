@@ -1,22 +1,25 @@
-/* Activation packer for CPUs with GFNI and AVX512-VBMI (Ice Lake and later, AMD Zen 4 / 5): the
- * vpopcnt tier's packer where the CPU has both (bitserial.c chooses; the AVX-512BW packer in
- * bitserial_avx512.c serves the rest and stays the avx512 tier's).
+/* Activation packer for CPUs with GFNI, AVX512-VBMI and VPOPCNTDQ (Ice Lake and later, AMD Zen
+ * 4 / 5): the vpopcnt tier's packer where the CPU has them (bitserial.c chooses; the AVX-512BW
+ * packer in bitserial_avx512.c serves the rest and stays the avx512 tier's).
  *
  * Layout as bitserial.h says: row m, K word w, plane j -> bits[(m/8)][j][w][m%8], bit t of the
- * word = bit j of code 64 w + t. Per 64 codes (one zmm x):
- *   vpshufb   reverse the 8 bytes of each qword;
- *   gf2p8affineqb with the data as the matrix and byte i of every qword of the other operand =
- *             1 << i: byte i of qword q becomes bit i of codes 8q .. 8q+7 (an 8 x 8 bit
- *             transpose per qword; the instruction reads the matrix's bytes in reverse, which the
- *             vpshufb undoes);
- *   vpermb    byte transpose: qword i = plane i's 64-bit word;
- *   then one 8-byte store per plane (movq / movhps from the 128-bit lanes).
- * Three vector shuffles per 64 codes for any width, where the AVX-512BW packer spends a vptestmb,
- * a mask-to-GPR move and a store per plane: on Zen 5 the mask moves bound it (about 9 cycles per
- * word at 4 bits). The row sum is a vpsadbw per word; the range check ORs the codes into one
- * vector and tests it once per call. Measured (AMD Zen 5, one pinned CPU, 784 x 144 codes,
- * the im2col matrix of resnet20's 16->16 layers): 1 bit 2.7 -> 2.3 us, 2 bits 3.7 -> 2.5 us,
- * 3 bits 5.4 -> 2.8 us, 4 bits 6.3 -> 3.1 us. */
+ * word = bit j of code 64 w + t. The transpose is gf2p8affineqb with the codes as the matrix and
+ * byte i of every qword of the other operand = 1 << i: byte i of qword q becomes bit i of codes
+ * 8q .. 8q+7, i.e. an 8 x 8 bit transpose per qword, for every plane at once; byte permutes then
+ * put each plane's bytes together.
+ *   Whole panels (pack_full): the 8 rows of a K word go through one gf2p8affineqb each, then a
+ *     tree of two-source byte permutes (vpermt2b) gathers each plane's 8 row words into one
+ *     64-byte line: one aligned store per plane; a second gf2p8affineqb per plane reverses the
+ *     bits of each byte (the instruction reads the matrix's bytes in reverse order). Row sums
+ *     from the planes (vpopcntq per plane line: lane r = row r's count).
+ *   A partial panel (pack_panel, only a last short one): row by row, vpshufb (reverse each
+ *     qword's bytes) + gf2p8affineqb + vpermb per 64 codes, one 8-byte store per plane.
+ * The AVX-512BW packer spends a vptestmb, a mask-to-GPR move and a scattered 8-byte store per
+ * plane and word; on Zen 5 the mask moves bound it (about 9 cycles per word at 4 bits). The range
+ * check ORs the codes into one vector and tests it once per call. Measured (AMD Zen 5, one pinned
+ * CPU, 784 x 144 codes, the im2col matrix of resnet20's 16->16 layers), AVX-512BW -> this:
+ * 1 bit 2.7 -> 1.7 us, 2 bits 3.7 -> 1.9, 3 bits 5.4 -> 2.4, 4 bits 6.3 -> 2.8, 8 bits
+ * 10.0 -> 3.7 (the row-by-row path for every panel: 2.3 / 2.5 / 2.8 / 3.1 / 6.2 us). */
 #include "kernels/bitserial.h"
 
 #include "core/core.h"
@@ -24,7 +27,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
-#define GF_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,gfni"
+#define GF_TARGET "avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx512vpopcntdq,gfni"
 #define TGT __attribute__((target(GF_TARGET)))
 #define TGT_INLINE static inline __attribute__((always_inline, target(GF_TARGET)))
 
@@ -92,8 +95,7 @@ TGT_INLINE void pack_word(__m512i x, uint64_t *d, size_t ps, const int ab, __m51
     }
 }
 
-/* Rows r0..r1-1 of pixel panel p (0 <= r0 < r1 <= 8), ab a constant after inlining; row by row
- * (the 8 rows unrolled word by word was as fast at 1-2 bits and 15-40 % slower at 3-4 on Zen 5). */
+/* Rows r0..r1-1 of pixel panel p (0 <= r0 < r1 <= 8), ab a constant after inlining; row by row. */
 TGT_INLINE __m512i pack_panel(const uint8_t *a, int K, int kw, int p, int r0, int r1, const int ab,
                               uint64_t *bits, int32_t *rowsum, __m512i any) {
     const size_t ps = (size_t)kw * MQ_BS_MR; /* words from one plane to the next */
@@ -122,14 +124,94 @@ TGT_INLINE __m512i pack_panel(const uint8_t *a, int K, int kw, int p, int r0, in
     return any;
 }
 
+/* The byte permutes of a whole panel (pack_full); entry b of each as its comment says. */
+typedef struct gf_tables {
+    __m512i l1[2]; /* plane group g (planes 4g..4g+3) of a row pair: byte 16 j + 8 rr + q <-
+                      row rr's affine output, byte 8 q + 4 g + j */
+    __m512i l2[2]; /* planes 2h, 2h+1 (h % 2 picks) of a row quad: byte 32 jj + 8 r4 + q <-
+                      row pair r4 / 2, byte 16 ((2 h + jj) % 4) + 8 (r4 % 2) + q */
+    __m512i l3[2]; /* plane j (j % 2 picks) of the 8 rows: byte 8 r + q <- row quad r / 4,
+                      byte 32 (j % 2) + 8 (r % 4) + q */
+} gf_tables;
+
+TGT_INLINE void gf_tables_init(gf_tables *t) {
+    uint8_t b1[2][64], b2[2][64], b3[2][64];
+    for (int g = 0; g < 2; g++)
+        for (int b = 0; b < 64; b++) {
+            const int q = b % 8;
+            b1[g][b] = (uint8_t)((b / 8 % 2) << 6 | (8 * q + 4 * g + b / 16));
+            const int jj = b / 32, r4 = b / 8 % 4;
+            b2[g][b] = (uint8_t)((r4 / 2) << 6 | (16 * ((2 * g + jj) % 4) + 8 * (r4 % 2) + q));
+            const int r = b / 8;
+            b3[g][b] = (uint8_t)((r / 4) << 6 | (32 * g + 8 * (r % 4) + q));
+        }
+    for (int g = 0; g < 2; g++) {
+        t->l1[g] = _mm512_loadu_si512((const void *)b1[g]);
+        t->l2[g] = _mm512_loadu_si512((const void *)b2[g]);
+        t->l3[g] = _mm512_loadu_si512((const void *)b3[g]);
+    }
+}
+
+/* A whole panel (8 rows), ab a constant after inlining. Per K word: one gf2p8affineqb per row
+ * (byte i of qword q = bit i of the row's codes 8q .. 8q+7, bit t from code 8q + 7 - t), a tree
+ * of two-source byte permutes gathering each plane's 8 rows into one 64-byte line (4, 2 and 1
+ * vpermt2b per group of 4 planes, plane pair and plane), one more gf2p8affineqb per plane to
+ * reverse the bits of each byte, one aligned store per plane. The row sums come from the
+ * planes: lane r of vpopcntq(plane j) is row r's count of bit j. */
+TGT_INLINE __m512i pack_full(const uint8_t *a, int K, int kw, int p, const int ab, uint64_t *bits,
+                             int32_t *rowsum, __m512i any, const gf_tables *tb) {
+    const __m512i sel = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    const __m512i brev = _mm512_set1_epi64((long long)0x8040201008040201ull);
+    const size_t ps = (size_t)kw * MQ_BS_MR;
+    const int full = K / 64, tail = K % 64;
+    const __mmask64 tmask = ((__mmask64)1 << tail) - 1;
+    uint64_t *const pbase = bits + (size_t)p * (size_t)ab * ps;
+    const uint8_t *const prow = a + (size_t)p * MQ_BS_MR * (size_t)K;
+    __m512i rs = _mm512_setzero_si512();
+    for (int w = 0; w < kw; w++) {
+        __m512i t[MQ_BS_MR];
+        for (int r = 0; r < MQ_BS_MR; r++) {
+            const uint8_t *src = prow + (size_t)r * (size_t)K + 64 * (size_t)w;
+            const __m512i x = w < full ? _mm512_loadu_si512((const void *)src)
+                                       : _mm512_maskz_loadu_epi8(tmask, src);
+            any = _mm512_or_si512(any, x);
+            t[r] = _mm512_gf2p8affine_epi64_epi8(sel, x, 0);
+        }
+        __m512i u[2][4], v[4][2];
+        for (int g = 0; g < (ab + 3) / 4; g++)
+            for (int pr = 0; pr < 4; pr++)
+                u[g][pr] = _mm512_permutex2var_epi8(t[2 * pr], tb->l1[g], t[2 * pr + 1]);
+        for (int h = 0; h < (ab + 1) / 2; h++)
+            for (int qd = 0; qd < 2; qd++)
+                v[h][qd] = _mm512_permutex2var_epi8(u[h / 2][2 * qd], tb->l2[h % 2],
+                                                    u[h / 2][2 * qd + 1]);
+        for (int j = 0; j < ab; j++) {
+            const __m512i o = _mm512_gf2p8affine_epi64_epi8(
+                _mm512_permutex2var_epi8(v[j / 2][0], tb->l3[j % 2], v[j / 2][1]), brev, 0);
+            _mm512_store_si512((void *)(pbase + (size_t)j * ps + (size_t)w * MQ_BS_MR), o);
+            rs = _mm512_add_epi64(rs, _mm512_slli_epi64(_mm512_popcnt_epi64(o), (unsigned)j));
+        }
+    }
+    _mm256_storeu_si256((__m256i *)(void *)(rowsum + (size_t)p * MQ_BS_MR),
+                        _mm512_cvtepi64_epi32(rs));
+    return any;
+}
+
 TGT int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     const int K = out->K, kw = out->kw, ab = out->a_bits;
     __m512i any = _mm512_setzero_si512();
+    gf_tables tb;
+    gf_tables_init(&tb);
     for (int m = m0; m < m1;) {
         const int p = m / MQ_BS_MR, r0 = m % MQ_BS_MR;
         const int r1 = MQ_MIN(MQ_BS_MR, m1 - p * MQ_BS_MR);
+        const int whole = r0 == 0 && r1 == MQ_BS_MR;
         switch (ab) { /* a constant width in each copy */
-#define MQ_PACK_CASE(b)                                                                                case b: any = pack_panel(a, K, kw, p, r0, r1, b, out->bits, out->rowsum, any); break;
+#define MQ_PACK_CASE(b)                                                                            \
+    case b:                                                                                        \
+        any = whole ? pack_full(a, K, kw, p, b, out->bits, out->rowsum, any, &tb)                  \
+                    : pack_panel(a, K, kw, p, r0, r1, b, out->bits, out->rowsum, any);             \
+        break;
             MQ_PACK_CASE(1) MQ_PACK_CASE(2) MQ_PACK_CASE(3) MQ_PACK_CASE(4)
             MQ_PACK_CASE(5) MQ_PACK_CASE(6) MQ_PACK_CASE(7) MQ_PACK_CASE(8)
 #undef MQ_PACK_CASE
