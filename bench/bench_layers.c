@@ -51,7 +51,7 @@
  *
  * CPU: the process is pinned to one CPU (--cpu N), by default (--cpu auto) the one of those it
  * may use where a probe (784 x 16 x 144 W2A2, bit-serial pack + GEMM) runs fastest: on the
- * 2-vCPU machine this was developed on, one vCPU ran the same code 17 % (GEMM) to 65 % (packer)
+ * 2-vCPU machine this was developed on, one vCPU ran the same code 17 % (GEMM) to 70 % (packer)
  * slower than the other for hours, with no steal time reported (a busy sibling hyperthread on
  * the host), and a process that the scheduler moved between them mixed both speeds. The ceiling,
  * the peers and the cells then all run on that CPU; the header gives the probe time of each CPU.
