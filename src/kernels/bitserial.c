@@ -57,8 +57,8 @@ static int cpu_has(mq_bs_tier t) {
 #endif
 }
 
-/* The vpopcnt tier's activation packer: the GFNI one (bitserial_gfni.c) where the CPU has GFNI
- * and AVX512-VBMI (every VPOPCNTDQ CPU so far: Ice Lake and later, Zen 4 / 5), else the
+/* The vpopcnt tier's activation packer: the GFNI one (bitserial_gfni.c) where the CPU has GFNI,
+ * AVX512-VBMI and VPOPCNTDQ (every VPOPCNTDQ CPU so far: Ice Lake and later, Zen 4 / 5), else the
  * AVX-512BW one. */
 int mq_bs_gfni_available(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

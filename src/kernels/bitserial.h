@@ -217,8 +217,8 @@ int mq_bs_avx512_compiled(void);
 int mq_bs_vpopcnt_compiled(void);
 int mq_bs_pack_rows_avx2(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
 int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
-/* GFNI + AVX512-VBMI packer (bitserial_gfni.c), the vpopcnt tier's where
- * mq_bs_gfni_available() says the CPU has both; same contract as the others. */
+/* GFNI + AVX512-VBMI + VPOPCNTDQ packer (bitserial_gfni.c), the vpopcnt tier's where
+ * mq_bs_gfni_available() says the CPU has all three; same contract as the others. */
 int mq_bs_gfni_compiled(void);
 int mq_bs_gfni_available(void);
 int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
