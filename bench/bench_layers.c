@@ -1110,9 +1110,9 @@ static void read_first_line(const char *path, const char *key, char *out, size_t
     fclose(f);
 }
 
-/* Seconds per call of the probe: a 784 x 16 x 144 W2A2 bit-serial pack + GEMM (the packer and
- * the kernel, which a busy sibling hyperthread slows by different amounts), the best of 3 runs
- * of >= 20 ms on the current CPU; < 0 on failure. */
+/* Seconds per call of the probe, a 784 x 16 x 144 W2A2 bit-serial pack + GEMM (the packer and
+ * the kernel, which a busy sibling hyperthread slows by different amounts), timed as every cell
+ * is (time_call of call_bs) on the current CPU; < 0 on failure. */
 static double probe_s(mq_bs_tier tier) {
     enum { M = 784, N = 16, K = 144 };
     uint8_t *a = malloc((size_t)M * K);
@@ -1121,34 +1121,23 @@ static double probe_s(mq_bs_tier tier) {
     int rb[N];
     mq_bs_weights pw = {0};
     mq_bs_acts pa = {0};
-    double best = -1;
-    if (!a || !w || !c) goto done;
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)(i * 7 % 4);
-    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)((int)(i * 5 % 4) - 2);
-    for (int n = 0; n < N; n++) rb[n] = 2;
-    if (mq_bs_pack_weights(w, rb, N, K, &pw)) goto done;
-    for (int r = 0; r < 3; r++) {
-        long n = 0;
-        const double t0 = cpu_now();
-        double t = 0;
-        do {
-            if (mq_bs_pack_acts_ex(a, 2, M, K, tier, &pa) ||
-                mq_bs_gemm_ex(&pa, &pw, c, N, tier, 1)) {
-                best = -1;
-                goto done;
-            }
-            n++;
-            t = cpu_now() - t0;
-        } while (t < 0.02);
-        if (best < 0 || t / n < best) best = t / n;
+    double t = -1;
+    if (a && w && c) {
+        for (size_t i = 0; i < (size_t)M * K; i++) a[i] = (uint8_t)(i * 7 % 4);
+        for (size_t i = 0; i < (size_t)N * K; i++) w[i] = (int8_t)((int)(i * 5 % 4) - 2);
+        for (int n = 0; n < N; n++) rb[n] = 2;
+        if (!mq_bs_pack_weights(w, rb, N, K, &pw)) {
+            gemm_ctx g = {.M = M, .N = N, .K = K, .a = a, .c = c, .ab = 2, .tier = tier,
+                          .pa = &pa, .pw = &pw};
+            t = time_call(call_bs, &g);
+        }
     }
-done:
     mq_bs_acts_free(&pa);
     mq_bs_weights_free(&pw);
     free(a);
     free(w);
     free(c);
-    return best;
+    return t;
 }
 
 /* --cpu: pin to CPU want (>= 0), or (want == -1) to the allowed CPU where the probe runs fastest
