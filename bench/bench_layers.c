@@ -584,7 +584,7 @@ static int call_dn_mm(void *ctx) {
 /* ---------------------------------------------------------------- the other calls */
 struct shape;
 static int pack_conv_shape(const struct shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
-                           mq_bs_acts *pix, mq_bs_acts *out);
+                           mq_bs_acts *pix, mq_bs_seg_scratch *seg, mq_bs_acts *out);
 
 typedef struct gemm_ctx {
     int M, N, K;
@@ -602,6 +602,7 @@ typedef struct gemm_ctx {
     const struct shape *geo;
     const uint8_t *codes;
     mq_bs_acts *pix;
+    mq_bs_seg_scratch *seg; /* mq_bs_pack_conv_seg's (conv_seg shapes) */
     /* mixq int8 */
     mq_i8_weights *iw;
     mq_i8_thread *it;
@@ -622,7 +623,7 @@ static int call_sgemm(void *ctx) {
 static int call_bs(void *ctx) {
     const gemm_ctx *g = ctx;
     if (g->geo) {
-        if (pack_conv_shape(g->geo, g->codes, g->ab, g->tier, g->pix, g->pa)) return 1;
+        if (pack_conv_shape(g->geo, g->codes, g->ab, g->tier, g->pix, g->seg, g->pa)) return 1;
     } else if (mq_bs_pack_acts_ex(g->a, g->ab, g->M, g->K, g->tier, g->pa)) {
         return 1;
     }
@@ -666,11 +667,17 @@ typedef struct shape {
     int n, H, W, C, R, S, stride, pad;
 } shape;
 
-/* The runtime packs convolutions whose input channels fill whole 64-bit words from the codes. */
+/* The runtime packs convolutions whose input channels fill whole 64-bit words from the codes
+ * (conv_packed), and those with C a multiple of 16 whose kernel rows fit as few words in the
+ * segment layout (conv_seg); the rest from the im2col matrix. */
 static int conv_packed(const shape *s) { return s->C >= 64 && s->C % 64 == 0; }
+static int conv_seg(const shape *s) { return s->C > 0 && mq_bs_conv_seg_pays(s->C, s->R, s->S); }
 
 static int pack_conv_shape(const shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
-                           mq_bs_acts *pix, mq_bs_acts *out) {
+                           mq_bs_acts *pix, mq_bs_seg_scratch *seg, mq_bs_acts *out) {
+    if (conv_seg(s))
+        return mq_bs_pack_conv_seg(codes, s->n, s->H, s->W, s->C, s->R, s->S, s->stride, s->pad, 0,
+                                   ab, tier, seg, out) != MIXQ_OK;
     return mq_bs_pack_conv(codes, s->n, s->H, s->W, s->C, s->R, s->S, s->stride, s->pad, 0, ab,
                            tier, pix, out) != MIXQ_OK;
 }
@@ -797,7 +804,7 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
     int32_t *c = mq_alloc_aligned(sizeof(int32_t) * (size_t)M * N, "C");
     float *cf = mq_alloc_aligned(sizeof(float) * (size_t)M * N, "C f32");
     int *rb = malloc(sizeof(int) * (size_t)N);
-    const size_t ncodes = conv_packed(s) ? (size_t)s->n * s->H * s->W * s->C : 0;
+    const size_t ncodes = conv_packed(s) || conv_seg(s) ? (size_t)s->n * s->H * s->W * s->C : 0;
     uint8_t *codes = ncodes ? mq_alloc_aligned(ncodes, "codes") : NULL;
     if (!a || !w || !af || !wf || !c || !cf || !rb || (ncodes && !codes)) {
         fprintf(stderr, "bench_layers: out of memory for %d x %d x %d\n", M, N, K);
@@ -868,14 +875,17 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         }
         mq_bs_weights pw;
         mq_bs_acts pa = {0}, pix = {0};
-        if (mq_bs_pack_weights(w, rb, N, K, &pw)) {
+        mq_bs_seg_scratch seg;
+        memset(&seg, 0, sizeof seg);
+        if (conv_seg(s) ? mq_bs_pack_weights_seg(w, rb, N, K, s->S * s->C, &pw)
+                        : mq_bs_pack_weights(w, rb, N, K, &pw)) {
             fprintf(stderr, "bench_layers: W%dA%d pack: %s\n", wb, ab, mixq_last_error());
             r->bs_t[ci] = r->bs_tg[ci] = -1;
             bad = 1;
             continue;
         }
         g.ab = ab, g.tier = tier, g.pa = &pa, g.pw = &pw;
-        g.geo = codes ? s : NULL, g.codes = codes, g.pix = &pix;
+        g.geo = codes ? s : NULL, g.codes = codes, g.pix = &pix, g.seg = &seg;
         r->bs_peak[ci] = peak_bitpairs(tier, quick ? 0.005 : 0.02);
         r->bs_ceil[ci] = ceil_bitpairs(tier, quick ? 0.005 : 0.02);
         memset(c, 0, sizeof(int32_t) * (size_t)M * N);
@@ -890,6 +900,7 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         }
         mq_bs_acts_free(&pa);
         mq_bs_acts_free(&pix);
+        mq_bs_seg_scratch_free(&seg);
         mq_bs_weights_free(&pw);
     }
     free(a), free(w), free(af), free(wf), free(c), free(cf), free(rb), free(codes);
@@ -978,10 +989,11 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
          "bit-serial cells: GOP/s (ratio, %% of the %s ceiling: the register-resident "
          "AND+popcount loop measured next to the cell (the best of the run: %.1f G "
          "bit-pairs/s); ceil = the ceiling ratio 2*ceiling/(w*a)/s8 GOP/s), activation packing "
-         "included: layers marked [c] are packed "
-         "as the runtime packs them, from the NHWC input codes (mq_bs_pack_conv, C_in a multiple "
-         "of 64), the others from the im2col matrix (mq_bs_pack_acts). A cell over 100 %% is a "
-         "bench error.\n\n",
+         "included: layers marked [c] and [s] are packed "
+         "as the runtime packs them, from the NHWC input codes ([c]: mq_bs_pack_conv, C_in a "
+         "multiple of 64; [s]: mq_bs_pack_conv_seg, C_in 16 with 3x3 kernels, in the segment layout: "
+         "each kernel row's taps from a new 64-bit word), the others from the im2col matrix "
+         "(mq_bs_pack_acts). A cell over 100 %% is a bench error.\n\n",
          mq_bs_tier_name(tier), g_ceil_best * 1e-9);
     emit("| set | layer | M x N x K | s8 matmul | mixq int8 | sgemm | f32 matmul |");
     for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
@@ -995,6 +1007,7 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
         emit("| %s | %s", s->set, s->name);
         if (s->layers > 1) emit(" (x%d)", s->layers);
         if (conv_packed(s)) emit(" [c]");
+        else if (conv_seg(s)) emit(" [s]");
         emit(" | %d x %d x %d |", s->M, s->N, s->K);
         if (t0 > 0) emit(" %.0f |", gops(s, t0));
         else emit(" failed |");

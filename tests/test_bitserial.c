@@ -280,6 +280,71 @@ static void test_carry_save_paths(void) {
     free(saved);
 }
 
+/* A convolution test case: random a_bits codes [n][H][W][C], their im2col matrix col [M][K]
+ * ((r, s, c) order, padding taps = padc), N weight rows of widths rb and the reference
+ * C1 = col x w^T (mq_bs_gemm_ref); C2 is scratch of the same size. */
+typedef struct conv_case {
+    int n, H, W, C, R, S, st, pad, ab, P, Q, M, K, N;
+    uint8_t padc;
+    uint8_t *codes, *col;
+    int8_t *w;
+    int *rb;
+    int32_t *C1, *C2;
+} conv_case;
+
+static void conv_case_free(conv_case *cc) {
+    free(cc->codes), free(cc->col), free(cc->w), free(cc->rb), free(cc->C1), free(cc->C2);
+}
+
+/* cfg: n, H, W, C, R, S, stride, pad, a_bits; rb[k] = 1 + (k + rb_off) % 8. 0 on success. */
+static int conv_case_make(conv_case *cc, const int cfg[9], int N, uint8_t padc, int rb_off) {
+    memset(cc, 0, sizeof *cc);
+    cc->n = cfg[0], cc->H = cfg[1], cc->W = cfg[2], cc->C = cfg[3], cc->R = cfg[4], cc->S = cfg[5];
+    cc->st = cfg[6], cc->pad = cfg[7], cc->ab = cfg[8], cc->N = N, cc->padc = padc;
+    cc->P = (cc->H + 2 * cc->pad - cc->R) / cc->st + 1, cc->Q = (cc->W + 2 * cc->pad - cc->S) / cc->st + 1;
+    cc->M = cc->n * cc->P * cc->Q, cc->K = cc->R * cc->S * cc->C;
+    const int M = cc->M, K = cc->K, C = cc->C, H = cc->H, W = cc->W;
+    cc->codes = malloc((size_t)cc->n * H * W * C), cc->col = malloc((size_t)M * K);
+    cc->w = malloc((size_t)N * K);
+    cc->rb = malloc(N * sizeof *cc->rb);
+    cc->C1 = malloc((size_t)M * N * sizeof *cc->C1), cc->C2 = malloc((size_t)M * N * sizeof *cc->C2);
+    if (!cc->codes || !cc->col || !cc->w || !cc->rb || !cc->C1 || !cc->C2) {
+        CHECK(!"out of memory");
+        conv_case_free(cc);
+        return 1;
+    }
+    fill_acts(cc->codes, (size_t)cc->n * H * W * C, cc->ab);
+    for (int m = 0; m < M; m++) { /* im2col, (r, s, c) */
+        const int i = m / (cc->P * cc->Q), p = m / cc->Q % cc->P, q = m % cc->Q;
+        for (int r = 0; r < cc->R; r++)
+            for (int t = 0; t < cc->S; t++) {
+                const int h = p * cc->st - cc->pad + r, x = q * cc->st - cc->pad + t;
+                uint8_t *o = cc->col + (size_t)m * K + (size_t)(r * cc->S + t) * C;
+                if (h < 0 || h >= H || x < 0 || x >= W) memset(o, padc, (size_t)C);
+                else memcpy(o, cc->codes + (((size_t)i * H + h) * W + x) * C, (size_t)C);
+            }
+    }
+    for (int k = 0; k < N; k++) cc->rb[k] = 1 + (k + rb_off) % 8;
+    fill_weights(cc->w, cc->rb, N, K);
+    CHECK_OK(mq_bs_gemm_ref(cc->col, cc->ab, cc->w, cc->rb, M, N, K, cc->C1));
+    return 0;
+}
+
+/* The GEMM on got (tier t, nthreads) equals cc's reference, and reused (the same packing into
+ * buffers reused from config to config) holds got's words and sums. */
+static void check_gemm_reuse(conv_case *cc, const mq_bs_acts *got, const mq_bs_weights *pw, int t,
+                             int nthreads, const mq_bs_acts *reused, int ci) {
+    const size_t words = (size_t)got->panels * got->a_bits * got->kw * MQ_BS_MR;
+    memset(cc->C2, 0x5a, (size_t)cc->M * cc->N * sizeof *cc->C2);
+    CHECK_OK(mq_bs_gemm_ex(got, pw, cc->C2, cc->N, (mq_bs_tier)t, nthreads));
+    CHECKF(!memcmp(cc->C1, cc->C2, (size_t)cc->M * cc->N * sizeof *cc->C1),
+           "config %d tier %s: GEMM differs", ci, mq_bs_tier_name((mq_bs_tier)t));
+    CHECKF(reused->M == got->M && !memcmp(reused->bits, got->bits, words * sizeof(uint64_t)) &&
+               !memcmp(reused->rowsum, got->rowsum, (size_t)got->panels * MQ_BS_MR * 4),
+           "config %d tier %s: packing into reused buffers differs", ci,
+           mq_bs_tier_name((mq_bs_tier)t));
+}
+
 /* mq_bs_pack_conv against im2col (r, s, c order, padding taps = pad_code) + the row packer:
  * identical words and sums on every tier, over odd images, strides, paddings and widths; then
  * the GEMM on it equals the reference on the im2col matrix; then its argument checks. */
@@ -295,37 +360,14 @@ static void test_pack_conv(void) {
     /* per tier, buffers reused from config to config (grown, shrunk): as the runtime reuses them */
     mq_bs_acts rpix[MQ_BS_TIER_COUNT] = {{0}}, rout[MQ_BS_TIER_COUNT] = {{0}};
     for (int ci = 0; ci < ncfg; ci++) {
-        const int n = cfg[ci][0], H = cfg[ci][1], W = cfg[ci][2], C = cfg[ci][3], R = cfg[ci][4],
-                  S = cfg[ci][5], st = cfg[ci][6], pad = cfg[ci][7], ab = cfg[ci][8];
-        const int P = (H + 2 * pad - R) / st + 1, Q = (W + 2 * pad - S) / st + 1;
-        const int M = n * P * Q, K = R * S * C, N = 19;
         rng_state = 8000u + (unsigned)ci;
-        const uint8_t padc = (uint8_t)(rnd() & ((1u << ab) - 1));
-        uint8_t *codes = malloc((size_t)n * H * W * C), *col = malloc((size_t)M * K);
-        int8_t *w = malloc((size_t)N * K);
-        int *rb = malloc(N * sizeof *rb);
-        int32_t *C1 = malloc((size_t)M * N * sizeof *C1), *C2 = malloc((size_t)M * N * sizeof *C2);
-        if (!codes || !col || !w || !rb || !C1 || !C2) {
-            CHECK(!"out of memory");
-            free(codes), free(col), free(w), free(rb), free(C1), free(C2);
-            return;
-        }
-        fill_acts(codes, (size_t)n * H * W * C, ab);
-        for (int m = 0; m < M; m++) { /* im2col, (r, s, c) */
-            const int i = m / (P * Q), p = m / Q % P, q = m % Q;
-            for (int r = 0; r < R; r++)
-                for (int t = 0; t < S; t++) {
-                    const int h = p * st - pad + r, x = q * st - pad + t;
-                    uint8_t *o = col + (size_t)m * K + (size_t)(r * S + t) * C;
-                    if (h < 0 || h >= H || x < 0 || x >= W) memset(o, padc, (size_t)C);
-                    else memcpy(o, codes + (((size_t)i * H + h) * W + x) * C, (size_t)C);
-                }
-        }
-        for (int k = 0; k < N; k++) rb[k] = 1 + k % 8;
-        fill_weights(w, rb, N, K);
-        CHECK_OK(mq_bs_gemm_ref(col, ab, w, rb, M, N, K, C1));
+        conv_case cc;
+        if (conv_case_make(&cc, cfg[ci], 19, (uint8_t)(rnd() & ((1u << cfg[ci][8]) - 1)), 0)) return;
+        const int n = cc.n, H = cc.H, W = cc.W, C = cc.C, R = cc.R, S = cc.S, st = cc.st, pad = cc.pad;
+        const int ab = cc.ab, M = cc.M, K = cc.K, N = cc.N;
+        const uint8_t padc = cc.padc, *codes = cc.codes, *col = cc.col;
         mq_bs_weights pw;
-        CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
+        CHECK_OK(mq_bs_pack_weights(cc.w, cc.rb, N, K, &pw));
         for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
             if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
             mq_bs_acts ref = {0}, got = {0}, pix = {0};
@@ -340,22 +382,16 @@ static void test_pack_conv(void) {
                            !memcmp(got.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
                        "config %d tier %s: packed words differ from im2col + pack", ci,
                        mq_bs_tier_name((mq_bs_tier)t));
-                CHECK_OK(mq_bs_gemm_ex(&got, &pw, C2, N, (mq_bs_tier)t, 1));
-                CHECKF(!memcmp(C1, C2, (size_t)M * N * sizeof *C1), "config %d tier %s: GEMM differs",
-                       ci, mq_bs_tier_name((mq_bs_tier)t));
                 CHECK_OK(mq_bs_pack_conv(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
                                          &rpix[t], &rout[t]));
-                CHECKF(rout[t].M == M && !memcmp(rout[t].bits, ref.bits, words * sizeof(uint64_t)) &&
-                           !memcmp(rout[t].rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
-                       "config %d tier %s: packing into reused buffers differs", ci,
-                       mq_bs_tier_name((mq_bs_tier)t));
+                check_gemm_reuse(&cc, &got, &pw, t, 1, &rout[t], ci);
             }
             mq_bs_acts_free(&ref);
             mq_bs_acts_free(&got);
             mq_bs_acts_free(&pix);
         }
         mq_bs_weights_free(&pw);
-        free(codes), free(col), free(w), free(rb), free(C1), free(C2);
+        conv_case_free(&cc);
     }
     for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
         mq_bs_acts_free(&rpix[t]);
@@ -374,6 +410,103 @@ static void test_pack_conv(void) {
     CHECK(mq_bs_pack_conv(codes, 1, 2, 2, 64, 1, 1, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &pix, &out) ==
           MIXQ_ERR_ARG); /* a code above 2 bits */
     mq_bs_acts_free(&pix);
+    mq_bs_acts_free(&out);
+}
+
+/* mq_bs_pack_conv_seg + mq_bs_pack_weights_seg: the GEMM equals the reference on the im2col
+ * matrix, every tier writes the scalar tier's words and the im2col row sums, over strides,
+ * paddings (padding codes), widths, output rows shorter than a panel and the vector path's limits
+ * (stride * C = 64; above it and two-word segments: the scalar rows); then the argument checks. */
+static void test_pack_conv_seg(void) {
+    static const int cfg[][9] = {/* n, H, W, C, R, S, stride, pad, a_bits */
+                                 {1, 28, 28, 16, 3, 3, 1, 1, 2}, {2, 7, 5, 16, 3, 3, 2, 1, 3},
+                                 {3, 3, 3, 16, 3, 3, 1, 1, 1},   {1, 9, 11, 16, 3, 3, 1, 0, 4},
+                                 {2, 5, 6, 16, 3, 3, 1, 2, 8},   {1, 12, 10, 16, 3, 4, 1, 1, 2},
+                                 {2, 8, 8, 32, 1, 1, 2, 0, 2},   {1, 6, 9, 32, 1, 2, 1, 0, 5},
+                                 {1, 7, 13, 16, 3, 3, 4, 1, 2},  {2, 9, 9, 32, 1, 1, 3, 0, 3},
+                                 {1, 4, 5, 80, 1, 1, 1, 0, 2},   {2, 1, 1, 16, 3, 3, 1, 1, 6},
+                                 {1, 10, 17, 48, 1, 1, 1, 0, 1}};
+    const int ncfg = (int)(sizeof cfg / sizeof cfg[0]);
+    mq_bs_seg_scratch rsc[MQ_BS_TIER_COUNT];
+    mq_bs_acts rout[MQ_BS_TIER_COUNT] = {{0}};
+    memset(rsc, 0, sizeof rsc);
+    for (int ci = 0; ci < ncfg; ci++) {
+        CHECKF(mq_bs_conv_seg_ok(cfg[ci][3], cfg[ci][4], cfg[ci][5]), "config %d: not segment-aligned", ci);
+        rng_state = 9000u + (unsigned)ci;
+        conv_case cc;
+        if (conv_case_make(&cc, cfg[ci], 21, (uint8_t)(ci % 2 ? rnd() & ((1u << cfg[ci][8]) - 1) : 0), ci))
+            return;
+        const int n = cc.n, H = cc.H, W = cc.W, C = cc.C, R = cc.R, S = cc.S, st = cc.st, pad = cc.pad;
+        const int ab = cc.ab, M = cc.M, K = cc.K, N = cc.N;
+        const uint8_t padc = cc.padc, *codes = cc.codes, *col = cc.col;
+        mq_bs_acts ref = {0}, scal = {0};
+        CHECK_OK(mq_bs_pack_acts_ex(col, ab, M, K, MQ_BS_TIER_SCALAR, &ref));
+        mq_bs_weights pw;
+        CHECK_OK(mq_bs_pack_weights_seg(cc.w, cc.rb, N, K, S * C, &pw));
+        const int segw = (S * C + 63) / 64;
+        CHECKF(pw.kw == R * segw && pw.K == 64 * R * segw, "config %d: weights kw %d K %d", ci,
+               pw.kw, pw.K);
+        for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+            if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+            mq_bs_seg_scratch sc;
+            memset(&sc, 0, sizeof sc);
+            mq_bs_acts got = {0};
+            CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
+                                         &sc, &got));
+            CHECKF(got.M == M && got.K == pw.K && got.kw == pw.kw, "config %d tier %s: %d x %d, kw %d",
+                   ci, mq_bs_tier_name((mq_bs_tier)t), got.M, got.K, got.kw);
+            if (got.M == M && got.K == pw.K) {
+                const size_t words = (size_t)got.panels * ab * got.kw * MQ_BS_MR;
+                CHECKF(!memcmp(got.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
+                       "config %d tier %s: row sums differ from im2col's", ci, mq_bs_tier_name((mq_bs_tier)t));
+                if (t == MQ_BS_TIER_SCALAR) CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad,
+                                                                           padc, ab, MQ_BS_TIER_SCALAR, &sc, &scal));
+                else
+                    CHECKF(scal.bits && !memcmp(got.bits, scal.bits, words * sizeof(uint64_t)),
+                           "config %d tier %s: packed words differ from the scalar tier's", ci,
+                           mq_bs_tier_name((mq_bs_tier)t));
+                CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
+                                             &rsc[t], &rout[t]));
+                check_gemm_reuse(&cc, &got, &pw, t, 1 + t % 2, &rout[t], ci);
+            }
+            mq_bs_acts_free(&got);
+            mq_bs_seg_scratch_free(&sc);
+        }
+        mq_bs_acts_free(&ref);
+        mq_bs_acts_free(&scal);
+        mq_bs_weights_free(&pw);
+        conv_case_free(&cc);
+    }
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        mq_bs_seg_scratch_free(&rsc[t]);
+        mq_bs_acts_free(&rout[t]);
+    }
+    /* which shapes take it */
+    CHECK(mq_bs_conv_seg_ok(16, 3, 3) && mq_bs_conv_seg_ok(32, 1, 1) && mq_bs_conv_seg_ok(16, 1, 1));
+    CHECK(mq_bs_conv_seg_pays(16, 3, 3) && !mq_bs_conv_seg_pays(32, 1, 1) && !mq_bs_conv_seg_pays(16, 1, 1));
+    CHECK(!mq_bs_conv_seg_ok(64, 3, 3) && !mq_bs_conv_seg_ok(32, 3, 3) && !mq_bs_conv_seg_ok(8, 3, 3) &&
+          !mq_bs_conv_seg_ok(24, 1, 1) && !mq_bs_conv_seg_ok(16, 3, 1) && !mq_bs_conv_seg_ok(48, 3, 3));
+    /* bad arguments: an error, never a crash */
+    uint8_t codes[3 * 3 * 32] = {0};
+    int8_t wt[2 * 144] = {0};
+    int rb2[2] = {2, 2};
+    mq_bs_seg_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    mq_bs_acts out = {0};
+    mq_bs_weights pw;
+    CHECK(mq_bs_pack_conv_seg(codes, 1, 3, 3, 32, 3, 3, 1, 1, 0, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
+          MIXQ_ERR_ARG); /* 3x3 with C 32: more words than the plain layout */
+    CHECK(mq_bs_pack_conv_seg(codes, 1, 3, 3, 16, 3, 3, 1, 1, 4, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
+          MIXQ_ERR_ARG); /* padding code above 2 bits */
+    CHECK(mq_bs_pack_conv_seg(codes, 1, 1, 1, 16, 3, 3, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
+          MIXQ_ERR_ARG); /* kernel larger than the input */
+    codes[2 * 16 + 5] = 9; /* pixel 2, channel 5 */
+    CHECK(mq_bs_pack_conv_seg(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
+          MIXQ_ERR_ARG); /* a code above 2 bits */
+    CHECKF(strstr(mixq_last_error(), "row 2 element 5") != NULL, "message: %s", mixq_last_error());
+    CHECK(mq_bs_pack_weights_seg(wt, rb2, 2, 144, 50, &pw) == MIXQ_ERR_ARG); /* 50 does not divide 144 */
+    mq_bs_weights_free(&pw);
+    mq_bs_seg_scratch_free(&sc);
     mq_bs_acts_free(&out);
 }
 
@@ -708,6 +841,7 @@ int main(void) {
     TEST_RUN(test_large);
     TEST_RUN(test_carry_save_paths);
     TEST_RUN(test_pack_conv);
+    TEST_RUN(test_pack_conv_seg);
     TEST_RUN(test_mixed_row_bits);
     TEST_RUN(test_extremes);
     TEST_RUN(test_packers_identical);

@@ -527,13 +527,59 @@ static float *layer_inputs(const rt_conv *c, int count) {
     return x;
 }
 
+/* One conv layer of the given geometry, K outputs, a_bits-bit inputs (signed or not), widths
+ * 1..8 over the kernels, unit scales, run on 3 images of layer_inputs:
+ * the outputs (*ny of them, malloc'd; NULL on failure), and the layer's pack_seg. */
+/* A conv geometry of the shape tables below. */
+typedef struct geo7 {
+    int C, H, W, R, S, stride, pad;
+} geo7;
+
+typedef struct geo_layer {
+    int C, H, W, K, R, S, stride, pad, a_bits, a_signed;
+    mixq_kernel kernel;
+    int im2col_plain, seg_plain;
+} geo_layer;
+
+static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, int *pack_seg) {
+    rt_conv c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    c.C = gl->C, c.H = gl->H, c.W = gl->W, c.K = gl->K, c.R = gl->R, c.S = gl->S;
+    c.stride = gl->stride, c.pad = gl->pad, c.G = 1;
+    c.a_bits = gl->a_bits, c.a_signed = gl->a_signed;
+    c.kbits = malloc(sizeof(int) * (size_t)gl->K);
+    for (int k = 0; k < gl->K; k++) c.kbits[k] = 1 + k % 8;
+    CHECK_OK(rt_conv_prepare(&c));
+    layer_weight_codes(&c);
+    c.s_a = 1.0f;
+    for (int k = 0; k < gl->K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
+    c.kernel = gl->kernel;
+    c.im2col_plain = gl->im2col_plain, c.seg_plain = gl->seg_plain;
+    const int n = 3, in = c.C * c.H * c.W;
+    *ny = (size_t)n * gl->K * c.P * c.Q;
+    float *x = layer_inputs(&c, n * in);
+    float *y = malloc(sizeof(float) * *ny);
+    CHECK_OK(rt_conv_pack(&c));
+    if (pack_seg) *pack_seg = c.pack_seg;
+    rt_scratch scr;
+    memset(&scr, 0, sizeof scr);
+    if (rt_conv_run(&c, x, y, 0, n, &scr, 1) != MIXQ_OK) {
+        CHECKF(0, "%s: %s", name, mixq_last_error());
+        free(y);
+        y = NULL;
+    }
+    rt_scratch_free(&scr);
+    rt_conv_free(&c);
+    free(x);
+    return y;
+}
+
 /* im2col_short_rows (kernel rows of at most 16 bytes, one group: a first layer on grey or
  * colour images) against its twin im2col_u8: the same layer outputs, bit for bit, on awkward
  * shapes, strides and pads, signed and unsigned inputs, both integer kernels. */
 static void test_im2col_short(void) {
-    static const struct {
-        int C, H, W, R, S, stride, pad;
-    } g[] = {
+    static const geo7 g[] = {
         {1, 28, 28, 5, 5, 1, 2}, {1, 13, 11, 3, 3, 1, 1}, {1, 9, 7, 7, 7, 1, 3}, {1, 10, 9, 5, 5, 2, 0},
         {2, 7, 9, 3, 3, 2, 1},   {3, 8, 5, 2, 2, 1, 0},   {1, 5, 6, 8, 8, 1, 4}, {1, 1, 1, 1, 1, 1, 0},
         {4, 6, 6, 2, 2, 2, 1},   {1, 12, 3, 4, 4, 1, 2},
@@ -549,31 +595,12 @@ static void test_im2col_short(void) {
                 float *y[2] = {NULL, NULL};
                 size_t ny = 0;
                 for (int plain = 0; plain < 2; plain++) {
-                    rt_conv c;
-                    memset(&c, 0, sizeof c);
-                    snprintf(c.name, sizeof c.name, "short%zu", gi);
-                    c.C = g[gi].C, c.H = g[gi].H, c.W = g[gi].W, c.K = K, c.R = g[gi].R, c.S = g[gi].S;
-                    c.stride = g[gi].stride, c.pad = g[gi].pad, c.G = 1;
-                    c.a_bits = 4, c.a_signed = sgn;
-                    c.kbits = malloc(sizeof(int) * K);
-                    for (int k = 0; k < K; k++) c.kbits[k] = 1 + k % 8;
-                    CHECK_OK(rt_conv_prepare(&c));
-                    layer_weight_codes(&c);
-                    c.s_a = 1.0f;
-                    for (int k = 0; k < K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
-                    c.kernel = kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL;
-                    c.im2col_plain = plain;
-                    const int n = 3, in = c.C * c.H * c.W;
-                    ny = (size_t)n * K * c.P * c.Q;
-                    float *x = layer_inputs(&c, n * in);
-                    y[plain] = malloc(sizeof(float) * ny);
-                    CHECK_OK(rt_conv_pack(&c));
-                    rt_scratch scr;
-                    memset(&scr, 0, sizeof scr);
-                    CHECK_OK(rt_conv_run(&c, x, y[plain], 0, n, &scr, 1));
-                    rt_scratch_free(&scr);
-                    rt_conv_free(&c);
-                    free(x);
+                    const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
+                                          g[gi].pad, 4, sgn,
+                                          kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL, plain, 0};
+                    char name[32];
+                    snprintf(name, sizeof name, "short%zu", gi);
+                    y[plain] = run_geo_layer(&gl, name, &ny, NULL);
                 }
                 CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
                        "shape %zu, %s inputs, %s: short-row im2col differs from im2col_u8", gi,
@@ -581,6 +608,38 @@ static void test_im2col_short(void) {
                 free(y[0]);
                 free(y[1]);
             }
+}
+
+/* Bit-serial convs with C of 16, 32 or 48 in the segment layout (mq_bs_pack_conv_seg, the
+ * default where mq_bs_conv_seg_pays: not for the 1x1 shape here) against im2col + the plain
+ * layout (seg_plain): the same outputs, bit for bit, with signed inputs (a nonzero padding code)
+ * and unsigned, strides, pads, short rows. */
+static void test_seg_layers(void) {
+    static const geo7 g[] = {
+        {16, 9, 7, 3, 3, 1, 1}, {16, 8, 8, 3, 3, 2, 1}, {32, 6, 5, 1, 1, 2, 0}, {48, 5, 4, 1, 3, 1, 1},
+        {16, 10, 13, 3, 4, 1, 2}, {16, 3, 3, 3, 3, 1, 1}, {32, 4, 7, 1, 2, 1, 0}, {16, 28, 28, 3, 3, 1, 1},
+        {16, 14, 14, 3, 3, 2, 1},
+    };
+    const int K = 19;
+    for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
+        for (int sgn = 0; sgn < 2; sgn++) {
+            float *y[2] = {NULL, NULL};
+            size_t ny = 0;
+            for (int plain = 0; plain < 2; plain++) {
+                const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
+                                      g[gi].pad, 3, sgn, MIXQ_KERNEL_BITSERIAL, 0, plain};
+                char name[32];
+                snprintf(name, sizeof name, "seg%zu", gi);
+                int seg = -1;
+                y[plain] = run_geo_layer(&gl, name, &ny, &seg);
+                CHECKF(seg == (!plain && mq_bs_conv_seg_pays(gl.C, gl.R, gl.S)), "shape %zu: pack_seg %d", gi, seg);
+            }
+            CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
+                   "shape %zu, %s inputs: the segment layout differs from im2col", gi,
+                   sgn ? "signed" : "unsigned");
+            free(y[0]);
+            free(y[1]);
+        }
 }
 
 /* A layer's images in sub-batches (RT_SUB_BYTES of accumulators each) give, bit for bit, what
@@ -757,6 +816,7 @@ int main(void) {
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_im2col_short);
+    TEST_RUN(test_seg_layers);
     TEST_RUN(test_sub_batches);
     TEST_RUN(test_errors);
     TEST_RUN(test_calibrate_cpu_table);

@@ -226,17 +226,27 @@ void mq_bs_weights_free(mq_bs_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
-mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
-                               mq_bs_weights *out) {
+/* Both weight layouts: element k of a row at bit (k / seg) * segw * 64 + k % seg of the packed
+ * row, segw = ceil(seg / 64); plain (seg == K): bit k, and K stays K (segmented: kw * 64, as
+ * mq_bs_pack_conv_seg's activations have it). */
+static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int K, int seg,
+                                int plain, mq_bs_weights *out) {
     const char *what = "bit-serial weight packing";
     if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
     memset(out, 0, sizeof *out);
     mixq_status s = check_dims(1, N, K, what);
     if (s) return s;
+    if (seg < 1 || K % seg)
+        return mq_err(MIXQ_ERR_ARG, "%s: segment of %d elements does not divide K = %d", what,
+                      seg, K);
+    const int segw = (seg + 63) / 64;
+    if ((int64_t)(K / seg) * segw * 64 > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: K = %d in segments of %d pads to %lld > %d", what, K, seg,
+                      (long long)(K / seg) * segw * 64, MQ_BS_MAX_K);
     s = check_weights(w, row_bits, N, K, what);
     if (s) return s;
 
-    const int kw = (K + 63) / 64, panels = (N + MQ_BS_NR - 1) / MQ_BS_NR;
+    const int kw = K / seg * segw, panels = (N + MQ_BS_NR - 1) / MQ_BS_NR;
     /* rows sorted by (bits, index): counting sort over the widths */
     int *order = mq_malloc((size_t)N, sizeof *order, "bit-serial row order");
     if (!order) return MIXQ_ERR_NOMEM;
@@ -246,7 +256,7 @@ mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int 
             if (row_bits[n] == b) order[cnt++] = n;
 
     out->N = N;
-    out->K = K;
+    out->K = plain ? K : kw * 64;
     out->kw = kw;
     out->panels = panels;
     out->bits = mq_malloc((size_t)panels, sizeof *out->bits, "bit-serial panel bits");
@@ -302,13 +312,24 @@ mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int 
             for (int k = 0; k < K; k++) {
                 /* B == 1: bit = (v == +1); B >= 2: the low B bits of the two's complement byte */
                 const unsigned v = B == 1 ? (row[k] > 0) : (unsigned)(uint8_t)row[k];
-                const uint64_t bit = (uint64_t)1 << (k & 63);
+                const int pos = k / seg * segw * 64 + k % seg;
+                const uint64_t bit = (uint64_t)1 << (pos & 63);
                 for (int i = 0; i < B; i++)
-                    if ((v >> i) & 1u) P[((size_t)i * kw + (size_t)(k >> 6)) * MQ_BS_NR + c] |= bit;
+                    if ((v >> i) & 1u) P[((size_t)i * kw + (size_t)(pos >> 6)) * MQ_BS_NR + c] |= bit;
             }
         }
     }
     return MIXQ_OK;
+}
+
+mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
+                               mq_bs_weights *out) {
+    return pack_weights(w, row_bits, N, K, K, 1, out);
+}
+
+mixq_status mq_bs_pack_weights_seg(const int8_t *w, const int *row_bits, int N, int K, int seg,
+                                   mq_bs_weights *out) {
+    return pack_weights(w, row_bits, N, K, seg, 0, out);
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -516,6 +537,155 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
         mq_bs_conv_rows_avx512(&g, pix, padp, padsum, out);
     else
         conv_rows_scalar(&g, pix, padp, padsum, out);
+    zero_pad_rows(out);
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- segment-aligned convs */
+int mq_bs_conv_seg_ok(int C, int R, int S) {
+    if (C < 16 || C % 16 || C % 64 == 0 || R < 1 || S < 1 || (int64_t)S * C > MQ_BS_MAX_K) return 0;
+    const int64_t segw = ((int64_t)S * C + 63) / 64;
+    return R * segw <= ((int64_t)R * S * C + 63) / 64;
+}
+
+int mq_bs_conv_seg_pays(int C, int R, int S) { return R * S > 1 && mq_bs_conv_seg_ok(C, R, S); }
+
+void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s) {
+    if (!s) return;
+    mq_bs_acts_free(&s->pix);
+    free(s->rows);
+    memset(s, 0, sizeof *s);
+}
+
+/* Set bits b0..b1-1 of the word row w. */
+static void set_bits(uint64_t *w, int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1;) {
+        const int lo = (int)(b & 63), n = (int)MQ_MIN(64 - lo, b1 - b);
+        w[b >> 6] |= (n == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1)) << lo;
+        b += n;
+    }
+}
+
+/* Scalar twin of mq_bs_conv_seg_rows_avx512 (bitserial.h): each row's segment words are unaligned
+ * 64-bit loads from the padded plane rows, the bits past the segment masked off. */
+static void conv_seg_rows_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, mq_bs_acts *out) {
+    const int ab = out->a_bits, kw = out->kw, segw = g->segw;
+    const size_t os = (size_t)ab * kw * MQ_BS_MR;
+    int64_t m = 0;
+    for (int i = 0; i < g->n; i++)
+        for (int p = 0; p < g->P; p++)
+            for (int q = 0; q < g->Q; q++, m++) {
+                uint64_t *d = out->bits + (size_t)(m / MQ_BS_MR) * os + (size_t)(m % MQ_BS_MR);
+                int32_t rs = 0;
+                for (int r = 0; r < g->R; r++) {
+                    const uint64_t *row =
+                        rows + ((size_t)i * g->HP + (size_t)p * g->stride + (size_t)r) * ab * g->RW;
+                    const size_t byte = (size_t)q * g->stride * g->C / 8;
+                    for (int j = 0; j < ab; j++)
+                        for (int w = 0; w < segw; w++) {
+                            uint64_t x;
+                            memcpy(&x, (const uint8_t *)(row + (size_t)j * g->RW) + byte + 8 * (size_t)w, 8);
+                            const int left = g->seg - 64 * w;
+                            if (left < 64) x &= ((uint64_t)1 << left) - 1;
+                            d[((size_t)j * kw + (size_t)r * segw + (size_t)w) * MQ_BS_MR] = x;
+                            rs += __builtin_popcountll(x) << j;
+                        }
+                }
+                out->rowsum[m] = rs;
+            }
+}
+
+mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                                int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
+                                mq_bs_seg_scratch *sc, mq_bs_acts *out) {
+    const char *what = "bit-serial convolution packing (segments)";
+    if (!codes || !sc || !out) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    if (n < 1 || H < 1 || W < 1 || stride < 1 || pad < 0 || !mq_bs_conv_seg_ok(C, R, S))
+        return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
+                      "hint: C a multiple of 16 (not of 64) whose kernel rows fit as few words as "
+                      "the plain layout (mq_bs_conv_seg_ok)", what, n, H, W, C, R, S, stride, pad);
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS || pad_code >> a_bits)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits %d, padding code %d; hint: a_bits in 1..8 and a "
+                      "padding code below 2^a_bits", what, a_bits, pad_code);
+    if (H + 2 * pad < R || W + 2 * pad < S)
+        return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
+                      what, R, S, H, W, pad);
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
+    const int seg = S * C, segw = (seg + 63) / 64, HP = H + 2 * pad;
+    const int64_t M = (int64_t)n * P * Q, rowbits = (int64_t)(W + 2 * pad) * C;
+    const int64_t RW = (rowbits + 63) / 64 + 1; /* + 1: a segment's last load may pass the end */
+    if (M > INT32_MAX || (int64_t)n * H > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K ||
+        (int64_t)R * segw * 64 > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: %lld output pixels, rows of %d x %d codes: too large", what,
+                      (long long)M, W, C);
+    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, seg, segw};
+    /* the plane rows of the padded image, [n][HP][a_bits][RW] words: image row h at padded row
+     * h + pad, pixel x at bit (x + pad) * C; padding bits hold pad_code's planes. 64 bytes of
+     * slack after the last row for the vector loads. */
+    const size_t words = (size_t)n * HP * a_bits * (size_t)RW + 8;
+    if (words > sc->rows_cap) {
+        free(sc->rows);
+        sc->rows = mq_alloc_aligned(words * sizeof(uint64_t), "bit-serial plane rows");
+        sc->rows_cap = sc->rows ? words : 0;
+        if (!sc->rows) return MIXQ_ERR_NOMEM;
+    }
+    memset(sc->rows + words - 8, 0, 8 * sizeof(uint64_t));
+    const int gfni = tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available();
+    mixq_status s = MIXQ_OK;
+    if (gfni) { /* 1. the image rows straight from the codes */
+        if (mq_bs_seg_image_rows_gfni(codes, &g, pad_code, a_bits, sc->rows)) {
+            const mixq_status b = bad_act(codes, a_bits, n * H * W, C, what);
+            return b ? b : mq_err(MIXQ_ERR_STATE, "%s: the GFNI packer flagged a code in range (a bug)", what);
+        }
+    } else { /* 1. every image row's W * C codes packed as one row, then shifted into place */
+        s = mq_bs_pack_acts_ex(codes, a_bits, n * H, W * C, tier, &sc->pix);
+        if (s) { /* name the pixel and channel, not the packed row's element */
+            const mixq_status b = bad_act(codes, a_bits, n * H * W, C, what);
+            return b ? b : s;
+        }
+    }
+    /* 2. the padding rows, and (without GFNI) the image rows from the packed ones */
+    const int kw1 = (W * C + 63) / 64, off = pad * C / 64, sh = pad * C % 64;
+    for (int i = 0; i < n; i++)
+        for (int hh = 0; hh < HP; hh++) {
+            const int h = hh - pad;
+            if (gfni && h >= 0 && h < H) continue;
+            for (int j = 0; j < a_bits; j++) {
+                uint64_t *d = sc->rows + (((size_t)i * HP + hh) * a_bits + j) * (size_t)RW;
+                const int vj = pad_code >> j & 1;
+                if (h < 0 || h >= H) {
+                    for (int64_t w = 0; w < RW; w++) d[w] = 0;
+                    if (vj) set_bits(d, 0, rowbits);
+                    continue;
+                }
+                const size_t m = (size_t)i * H + (size_t)h;
+                const uint64_t *src = sc->pix.bits + (m / MQ_BS_MR) * (size_t)a_bits * kw1 * MQ_BS_MR +
+                                      (size_t)j * kw1 * MQ_BS_MR + m % MQ_BS_MR;
+                for (int w = 0; w < off; w++) d[w] = 0;
+                uint64_t prev = 0; /* word w - 1 of the packed row */
+                for (int w = 0; w < kw1; w++) {
+                    const uint64_t x = src[(size_t)w * MQ_BS_MR];
+                    d[w + off] = sh ? x << sh | prev >> (64 - sh) : x;
+                    prev = x;
+                }
+                d[kw1 + off] = sh ? prev >> (64 - sh) : 0;
+                for (int64_t w = kw1 + off + 1; w < RW; w++) d[w] = 0;
+                if (vj) {
+                    set_bits(d, 0, (int64_t)pad * C);
+                    set_bits(d, (int64_t)(W + pad) * C, rowbits);
+                }
+            }
+        }
+    /* 3. the rows */
+    s = mq_bs_acts_reserve(out, (int)M, (int)(R * segw * 64), a_bits);
+    if (s) return s;
+    const int vec = segw == 1 && stride * C <= 64;
+    if (vec && tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available())
+        mq_bs_conv_seg_rows_gfni(&g, sc->rows, out);
+    else if (vec && (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT))
+        mq_bs_conv_seg_rows_avx512(&g, sc->rows, out);
+    else
+        conv_seg_rows_scalar(&g, sc->rows, out);
     zero_pad_rows(out);
     return MIXQ_OK;
 }

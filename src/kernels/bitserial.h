@@ -176,6 +176,35 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
                             int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
                             mq_bs_acts *pix, mq_bs_acts *out);
 
+/* Segment-aligned packing of a convolution whose C (a multiple of 16, not of 64) does not fill
+ * whole words: the K of each kernel row r (its S taps' S * C codes, a "segment", (s, c) order)
+ * starts a new 64-bit word, so a row's words are unaligned loads from the packed input rows
+ * (each input code packed once, no im2col copy), with no shifting to join the segments:
+ *   K layout  R * segw words, segw = ceil(S * C / 64); element (r, s, c) at bit
+ *             r * segw * 64 + s * C + c; the bits between segments are zero.
+ * Same word count as the plain layout where mq_bs_conv_seg_ok(C, R, S) (e.g. 3x3, C = 16: 3
+ * words of 48 bits, against ceil(144 / 64) = 3), which it requires. The weights must be packed
+ * the same way: mq_bs_pack_weights_seg(w, row_bits, N, R * S * C, S * C, ...) (w in the usual
+ * (r, s, c) K order); out->K and w->K are then both R * segw * 64. The products are those of
+ * im2col + mq_bs_pack_acts_ex + mq_bs_gemm (padding taps read pad_code). Errors as
+ * mq_bs_pack_conv. sc: caller-owned scratch (zero-initialise, reuse, mq_bs_seg_scratch_free). */
+typedef struct mq_bs_seg_scratch {
+    mq_bs_acts pix;      /* the input's image rows packed, W * C codes each */
+    uint64_t *rows;      /* [n][H + 2 pad][a_bits][RW] plane rows of the padded input */
+    size_t rows_cap;     /* words */
+} mq_bs_seg_scratch;
+int mq_bs_conv_seg_ok(int C, int R, int S);
+/* Where the runtime (and bench_layers, as it) uses the segment layout: mq_bs_conv_seg_ok and not
+ * 1x1. A 1x1 conv's im2col is its codes (stride 1) or the used pixels (stride 2); packing every
+ * input row instead measured slower (resnet20's 1x1 stride-2 shortcuts, AMD Zen 5: 32->64 W1A1
+ * 14 -> 6 % of the ceiling), and the 3x3 layers 22 -> 28 % faster (16->16, W1A1). */
+int mq_bs_conv_seg_pays(int C, int R, int S);
+mixq_status mq_bs_pack_weights_seg(const int8_t *w, const int *row_bits, int N, int K, int seg,
+                                   mq_bs_weights *out);
+mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                                int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
+                                mq_bs_seg_scratch *sc, mq_bs_acts *out);
+void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s);
 
 /* ---------------------------------------------------------------- GEMM */
 /* C[M][N] (ldc = N) from packed operands, on the tier of mq_bs_tier_select and mq_threads()
@@ -209,6 +238,26 @@ typedef struct mq_bs_conv_geo { /* a convolution as mq_bs_pack_conv takes it; P 
  *         the avx512 and vpopcnt tiers; bitserial.c holds the scalar twin. */
 void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
                             int32_t padsum, mq_bs_acts *out);
+/* mq_bs_pack_conv_seg's geometry: HP = H + 2 pad padded rows of RW words per plane (pixel x of
+ * the padded row at bit x * C), seg = S * C bits in segw words per kernel row. */
+typedef struct mq_bs_seg_geo {
+    int n, H, W, C, R, S, stride, pad, P, Q, HP, RW, seg, segw;
+} mq_bs_seg_geo;
+/*   seg rows: every word and rowsum of rows 0..M-1 of out (reserved: K = R * 64) from the plane
+ *         rows, for segw == 1 and stride * C <= 64 (8 rows' loads within 64 bytes of the first);
+ *         AVX-512BW (avx512 and vpopcnt tiers; one body, bitserial_seg_rows.h);
+ *         conv_seg_rows_scalar in bitserial.c is their twin. */
+void mq_bs_conv_seg_rows_avx512(const mq_bs_seg_geo *g, const uint64_t *rows, mq_bs_acts *out);
+/* The same with vpermb and vpopcntq (bitserial_gfni.c): the vpopcnt tier's where
+ * mq_bs_gfni_available(). */
+void mq_bs_conv_seg_rows_gfni(const mq_bs_seg_geo *g, const uint64_t *rows, mq_bs_acts *out);
+/*   seg image rows (GFNI): the plane rows of the image rows (padded rows pad .. pad + H - 1,
+ *         every word, the pad columns holding pad_code) straight from the codes [n][H][W * C],
+ *         the vpopcnt tier's where mq_bs_gfni_available(); nonzero if a code exceeds ab bits.
+ *         Elsewhere mq_bs_pack_conv_seg packs the image rows with mq_bs_pack_acts_ex and shifts
+ *         them into place (bitserial.c). */
+int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, uint8_t pad_code,
+                              int ab, uint64_t *rows);
 /* The shortest K (in 64-bit words) from which a tier's carry-save tree runs: MIXQ_BS_HS_MIN_KW
  * if set and not empty (benchmarks, tests), else the tier's default dflt. */
 int mq_bs_hs_min_kw(int dflt);

@@ -367,12 +367,23 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
     gemm_panels(a, w, C, ldc, p0, p1, a->kw >= mq_bs_hs_min_kw(HS_MIN_KW));
 }
 
+
+/* mq_bs_conv_seg_rows_avx512: vpermw, nibble-table row sums (bitserial_seg_rows.h) */
+#define SEG_NAME mq_bs_conv_seg_rows_avx512
+#define SEG_BYTES 0
+#include "kernels/bitserial_seg_rows.h"
+#undef SEG_NAME
+#undef SEG_BYTES
+
 #else /* not x86-64 GCC/clang: the tier does not exist in this build */
 
 int mq_bs_avx512_compiled(void) { return 0; }
 void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, const uint64_t *padp,
                             int32_t padsum, mq_bs_acts *out) {
     (void)g, (void)pix, (void)padp, (void)padsum, (void)out;
+}
+void mq_bs_conv_seg_rows_avx512(const mq_bs_seg_geo *g, const uint64_t *rows, mq_bs_acts *out) {
+    (void)g, (void)rows, (void)out;
 }
 int mq_bs_pack_rows_avx512(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     (void)a, (void)m0, (void)m1, (void)out;

@@ -108,6 +108,20 @@ TGT_INLINE void tile(const uint64_t *Ap, const uint64_t *Wp, int kw, int ab, int
         store_tile(q, mr, a, w, pw, m0, C, ldc);
         return;
     }
+    /* W2A2 straight: (1,1) - ; (1,0) -, (0,1) + ; (0,0) +. Through the general loops (runtime
+     * pair bounds) its GEMM took 14 % longer (vpopcnt tier, Zen 5, pinned, alternating builds:
+     * 784 x 16 x 144 5.74 -> 5.03 us) */
+    if (mr == MQ_BS_MR && B == 2 && ab == 2) {
+        const uint64_t *A1 = Ap + (size_t)kw * MQ_BS_MR, *W1 = Wp + (size_t)kw * MQ_BS_NR;
+        tile_kloop(A1, W1, kw, q, 1, mr, hs);
+        MQ_BS_ROWS(MQ_SHIFT_ROW)
+        tile_kloop(Ap, W1, kw, q, 1, mr, hs);
+        tile_kloop(A1, Wp, kw, q, 0, mr, hs);
+        MQ_BS_ROWS(MQ_SHIFT_ROW)
+        tile_kloop(Ap, Wp, kw, q, 0, mr, hs);
+        store_tile(q, mr, a, w, pw, m0, C, ldc);
+        return;
+    }
 #endif
     for (int s = smax; s >= 0; s--) {
         if (s < smax) {

@@ -223,9 +223,74 @@ TGT int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out) 
     return _mm512_test_epi8_mask(any, himask) != 0;
 }
 
+/* The plane rows of mq_bs_pack_conv_seg's padded input (bitserial.h) straight from the codes:
+ * word w of a padded row holds its codes 64 w .. 64 w + 63, i.e. the image row's codes from
+ * 64 w - pad * C on, a masked load with pad_code blended into the lanes outside the row; then
+ * pack_word with the row's planes RW words apart. Rows of padding are left to the caller.
+ * Returns nonzero if a code exceeds ab bits. */
+TGT_INLINE __m512i seg_image_rows(const uint8_t *codes, const mq_bs_seg_geo *g, uint8_t pad_code,
+                                  const int ab, uint64_t *rows, __m512i any) {
+    const int WC = g->W * g->C, padc = g->pad * g->C, RW = g->RW;
+    const int nw = (int)(((int64_t)(g->W + 2 * g->pad) * g->C + 63) / 64);
+    const __m512i padv = _mm512_set1_epi8((char)pad_code);
+    __m512i sum = _mm512_setzero_si512();
+    for (int i = 0; i < g->n; i++)
+        for (int h = 0; h < g->H; h++) {
+            const uint8_t *row = codes + ((size_t)i * g->H + (size_t)h) * (size_t)WC;
+            uint64_t *d = rows + (((size_t)i * g->HP + (size_t)(h + g->pad)) * ab) * (size_t)RW;
+            for (int w = 0; w < nw; w++) {
+                const int c0 = 64 * w - padc; /* the first code of the word, in the image row */
+                __m512i x;
+                if (c0 >= 0 && c0 + 64 <= WC) {
+                    x = _mm512_loadu_si512((const void *)(row + c0));
+                } else { /* lanes t with 0 <= c0 + t < WC from the row, the rest pad_code */
+                    const int lo = MQ_MAX(0, -c0), hi = MQ_MIN(64, WC - c0);
+                    const __mmask64 in = hi > lo ? (hi == 64 ? ~(__mmask64)0 : ((__mmask64)1 << hi) - 1) &
+                                                       ~(((__mmask64)1 << lo) - 1)
+                                                 : 0;
+                    /* masked lanes are not read: the address may lie before the row */
+                    x = _mm512_mask_loadu_epi8(padv, in, (const void *)((uintptr_t)row + (uintptr_t)(intptr_t)c0));
+                }
+                pack_word(x, d + w, (size_t)RW, ab, &sum, &any);
+            }
+            for (int j = 0; j < ab; j++)
+                for (int w = nw; w < RW; w++) d[(size_t)j * RW + (size_t)w] = 0;
+        }
+    return any;
+}
+
+TGT int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, uint8_t pad_code,
+                                  int ab, uint64_t *rows) {
+    __m512i any = _mm512_setzero_si512();
+    switch (ab) { /* a constant width in each copy */
+#define MQ_SEG_CASE(b)                                                                                 case b: any = seg_image_rows(codes, g, pad_code, b, rows, any); break;
+        MQ_SEG_CASE(1) MQ_SEG_CASE(2) MQ_SEG_CASE(3) MQ_SEG_CASE(4)
+        MQ_SEG_CASE(5) MQ_SEG_CASE(6) MQ_SEG_CASE(7) MQ_SEG_CASE(8)
+#undef MQ_SEG_CASE
+        default: return 1;
+    }
+    const __m512i himask = _mm512_set1_epi8((char)(0xffu << ab & 0xffu));
+    return _mm512_test_epi8_mask(any, himask) != 0;
+}
+
+/* mq_bs_conv_seg_rows_gfni: vpermb, vpopcntq row sums (bitserial_seg_rows.h) */
+#define SEG_NAME mq_bs_conv_seg_rows_gfni
+#define SEG_BYTES 1
+#include "kernels/bitserial_seg_rows.h"
+#undef SEG_NAME
+#undef SEG_BYTES
+
 #else /* not x86-64 GCC/clang */
 
 int mq_bs_gfni_compiled(void) { return 0; }
+void mq_bs_conv_seg_rows_gfni(const mq_bs_seg_geo *g, const uint64_t *rows, mq_bs_acts *out) {
+    (void)g, (void)rows, (void)out;
+}
+int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, uint8_t pad_code,
+                              int ab, uint64_t *rows) {
+    (void)codes, (void)g, (void)pad_code, (void)ab, (void)rows;
+    return 1;
+}
 int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     (void)a, (void)m0, (void)m1, (void)out;
     return 0;

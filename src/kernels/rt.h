@@ -75,6 +75,10 @@ typedef struct rt_conv {
     float *flat;
     int flat_e;
     int im2col_plain;           /* tests: im2col_u8 even where the short-row path applies */
+    int pack_seg;               /* bit-serial conv with C a multiple of 16 (not 64) whose kernel
+                                   rows fit whole words: weights and activations in
+                                   mq_bs_pack_conv_seg's segment layout (no im2col copy) */
+    int seg_plain;              /* tests: im2col + the plain layout where pack_seg would apply */
     int nq_off;
     /* re-quantization to codes of at most RT_THR_MAX + 1 levels by integer thresholds
      * (rt_conv_thresholds): thr int32 [thr_n][K], then mask [K] and base [K]; NULL: float */
@@ -102,6 +106,7 @@ typedef struct rt_scratch {
     size_t qt_cap;
     mq_bs_acts acts;
     mq_bs_acts pix;             /* per-pixel bit planes (mq_bs_pack_conv) */
+    mq_bs_seg_scratch seg;      /* packed input rows (mq_bs_pack_conv_seg) */
     uint8_t *plane;             /* im2col_short: the padded image */
     size_t plane_cap;
 } rt_scratch;

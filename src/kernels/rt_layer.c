@@ -25,6 +25,7 @@ void rt_scratch_free(rt_scratch *s) {
     mq_i8_thread_free(s->i8t);
     mq_bs_acts_free(&s->acts);
     mq_bs_acts_free(&s->pix);
+    mq_bs_seg_scratch_free(&s->seg);
     memset(s, 0, sizeof *s);
 }
 
@@ -208,9 +209,13 @@ mixq_status rt_conv_pack(rt_conv *c) {
     if (st) return st;
     c->bw = mq_calloc((size_t)c->G, sizeof *c->bw, "runtime packed weights");
     if (!c->bw) return MIXQ_ERR_NOMEM;
+    /* C not a multiple of 64 whose kernel rows fit as few words as the plain layout (3x3 with
+     * C = 16: 3 words of 48 bits): the segment layout, packed from the codes (bitserial.h) */
+    c->pack_seg = !c->fc && c->G == 1 && !c->seg_plain && mq_bs_conv_seg_pays(c->C, c->R, c->S);
     for (int g = 0; g < c->G; g++) {
-        st = mq_bs_pack_weights(c->wp + (size_t)g * c->Kg * c->Kd, c->kbits + (size_t)g * c->Kg,
-                                c->Kg, c->Kd, &c->bw[g]);
+        st = c->pack_seg ? mq_bs_pack_weights_seg(c->wp, c->kbits, c->Kg, c->Kd, c->S * c->C, &c->bw[g])
+                         : mq_bs_pack_weights(c->wp + (size_t)g * c->Kg * c->Kd, c->kbits + (size_t)g * c->Kg,
+                                              c->Kg, c->Kd, &c->bw[g]);
         if (st) {
             char msg[400];
             snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -698,7 +703,8 @@ static mixq_status run_codes(rt_conv *c, const uint8_t *codes, int n, uint8_t *c
     }
     /* bit-serial convs with whole 64-channel words per tap: each input pixel is packed once and
      * the rows are assembled from its words (no im2col copy) */
-    const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 && c->C % 64 == 0;
+    const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 &&
+                            (c->C % 64 == 0 || c->pack_seg);
     const uint8_t *col = c->fc || pack_direct ? codes
                                               : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd + IM2COL_SLACK);
     if (!col) return MIXQ_ERR_NOMEM;
@@ -717,9 +723,12 @@ static mixq_status run_codes(rt_conv *c, const uint8_t *codes, int n, uint8_t *c
             st = c->iw ? mq_i8_matmul(c->iw, col, (int)M, acc, &s->i8t)
                        : mq_i8_gemm(col, c->wp + (size_t)g * c->Kg * c->Kd, (int)M, c->Kg, c->Kd, acc, c->Kg);
         } else {
-            st = pack_direct ? mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
-                                               (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts)
-                             : mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
+            st = c->pack_seg ? mq_bs_pack_conv_seg(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride,
+                                                   c->pad, (uint8_t)c->a_off, c->pack_bits, c->tier,
+                                                   &s->seg, &s->acts)
+                 : pack_direct ? mq_bs_pack_conv(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
+                                                 (uint8_t)c->a_off, c->pack_bits, c->tier, &s->pix, &s->acts)
+                               : mq_bs_pack_acts_ex(col, c->pack_bits, (int)M, c->Kd, c->tier, &s->acts);
             if (!st) st = mq_bs_gemm_ex(&s->acts, &c->bw[g], acc, c->Kg, c->tier, kthreads);
         }
         if (st) return st;
