@@ -500,10 +500,14 @@ static void test_pack_conv_seg(void) {
           MIXQ_ERR_ARG); /* padding code above 2 bits */
     CHECK(mq_bs_pack_conv_seg(codes, 1, 1, 1, 16, 3, 3, 1, 0, 0, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
           MIXQ_ERR_ARG); /* kernel larger than the input */
-    codes[2 * 16 + 5] = 9; /* pixel 2, channel 5 */
-    CHECK(mq_bs_pack_conv_seg(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, MQ_BS_TIER_SCALAR, &sc, &out) ==
-          MIXQ_ERR_ARG); /* a code above 2 bits */
-    CHECKF(strstr(mixq_last_error(), "row 2 element 5") != NULL, "message: %s", mixq_last_error());
+    codes[2 * 16 + 5] = 9; /* pixel 2, channel 5: a code above 2 bits, on every tier's packer */
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        CHECK(mq_bs_pack_conv_seg(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, (mq_bs_tier)t, &sc, &out) ==
+              MIXQ_ERR_ARG);
+        CHECKF(strstr(mixq_last_error(), "row 2 element 5") != NULL, "tier %s: message: %s",
+               mq_bs_tier_name((mq_bs_tier)t), mixq_last_error());
+    }
     CHECK(mq_bs_pack_weights_seg(wt, rb2, 2, 144, 50, &pw) == MIXQ_ERR_ARG); /* 50 does not divide 144 */
     mq_bs_weights_free(&pw);
     mq_bs_seg_scratch_free(&sc);
