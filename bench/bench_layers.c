@@ -671,7 +671,7 @@ typedef struct shape {
  * (conv_packed), and those with C a multiple of 16 whose kernel rows fit as few words in the
  * segment layout (conv_seg); the rest from the im2col matrix. */
 static int conv_packed(const shape *s) { return s->C >= 64 && s->C % 64 == 0; }
-static int conv_seg(const shape *s) { return s->C > 0 && mq_bs_conv_seg_pays(s->C, s->R, s->S); }
+static int conv_seg(const shape *s) { return s->C > 0 && mq_bs_conv_seg_pays(s->C, s->R, s->S, s->W); }
 
 static int pack_conv_shape(const shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
                            mq_bs_acts *pix, mq_bs_seg_scratch *seg, mq_bs_acts *out) {

@@ -483,7 +483,9 @@ static void test_pack_conv_seg(void) {
     }
     /* which shapes take it */
     CHECK(mq_bs_conv_seg_ok(16, 3, 3) && mq_bs_conv_seg_ok(32, 1, 1) && mq_bs_conv_seg_ok(16, 1, 1));
-    CHECK(mq_bs_conv_seg_pays(16, 3, 3) && !mq_bs_conv_seg_pays(32, 1, 1) && !mq_bs_conv_seg_pays(16, 1, 1));
+    CHECK(mq_bs_conv_seg_pays(16, 3, 3, 28) && !mq_bs_conv_seg_pays(32, 1, 1, 28) &&
+          !mq_bs_conv_seg_pays(16, 1, 1, 28) && mq_bs_conv_seg_pays(16, 3, 3, 4096) &&
+          !mq_bs_conv_seg_pays(16, 3, 3, 4097));
     CHECK(!mq_bs_conv_seg_ok(64, 3, 3) && !mq_bs_conv_seg_ok(32, 3, 3) && !mq_bs_conv_seg_ok(8, 3, 3) &&
           !mq_bs_conv_seg_ok(24, 1, 1) && !mq_bs_conv_seg_ok(16, 3, 1) && !mq_bs_conv_seg_ok(48, 3, 3));
     /* bad arguments: an error, never a crash */

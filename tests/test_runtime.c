@@ -611,14 +611,15 @@ static void test_im2col_short(void) {
 }
 
 /* Bit-serial convs with C of 16, 32 or 48 in the segment layout (mq_bs_pack_conv_seg, the
- * default where mq_bs_conv_seg_pays: not for the 1x1 shape here) against im2col + the plain
- * layout (seg_plain): the same outputs, bit for bit, with signed inputs (a nonzero padding code)
- * and unsigned, strides, pads, short rows. */
+ * default where mq_bs_conv_seg_pays: not for the 1x1 shape and the 4100-pixel rows here) against
+ * im2col + the plain layout (seg_plain): the same outputs, bit for bit, with signed inputs (a
+ * nonzero padding code) and unsigned, strides, pads, short rows. */
 static void test_seg_layers(void) {
     static const geo7 g[] = {
         {16, 9, 7, 3, 3, 1, 1}, {16, 8, 8, 3, 3, 2, 1}, {32, 6, 5, 1, 1, 2, 0}, {48, 5, 4, 1, 3, 1, 1},
         {16, 10, 13, 3, 4, 1, 2}, {16, 3, 3, 3, 3, 1, 1}, {32, 4, 7, 1, 2, 1, 0}, {16, 28, 28, 3, 3, 1, 1},
         {16, 14, 14, 3, 3, 2, 1},
+        {16, 2, 4100, 3, 3, 1, 1}, /* rows of 65 600 codes: past mq_bs_pack_conv_seg's limit, im2col */
     };
     const int K = 19;
     for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
@@ -632,7 +633,7 @@ static void test_seg_layers(void) {
                 snprintf(name, sizeof name, "seg%zu", gi);
                 int seg = -1;
                 y[plain] = run_geo_layer(&gl, name, &ny, &seg);
-                CHECKF(seg == (!plain && mq_bs_conv_seg_pays(gl.C, gl.R, gl.S)), "shape %zu: pack_seg %d", gi, seg);
+                CHECKF(seg == (!plain && mq_bs_conv_seg_pays(gl.C, gl.R, gl.S, gl.W)), "shape %zu: pack_seg %d", gi, seg);
             }
             CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
                    "shape %zu, %s inputs: the segment layout differs from im2col", gi,

@@ -548,7 +548,9 @@ int mq_bs_conv_seg_ok(int C, int R, int S) {
     return R * segw <= ((int64_t)R * S * C + 63) / 64;
 }
 
-int mq_bs_conv_seg_pays(int C, int R, int S) { return R * S > 1 && mq_bs_conv_seg_ok(C, R, S); }
+int mq_bs_conv_seg_pays(int C, int R, int S, int W) {
+    return R * S > 1 && mq_bs_conv_seg_ok(C, R, S) && W >= 1 && (int64_t)W * C <= MQ_BS_MAX_K;
+}
 
 void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s) {
     if (!s) return;

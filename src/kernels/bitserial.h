@@ -194,15 +194,16 @@ typedef struct mq_bs_seg_scratch {
     size_t rows_cap;     /* words */
 } mq_bs_seg_scratch;
 int mq_bs_conv_seg_ok(int C, int R, int S);
-/* Where the runtime (and bench_layers, as it) uses the segment layout: mq_bs_conv_seg_ok and not
- * 1x1. A 1x1 conv's im2col is its codes (stride 1) or the used pixels (stride 2); packing every
+/* Where the runtime (and bench_layers, as it) uses the segment layout: mq_bs_conv_seg_ok, not
+ * 1x1, and an input row of W * C codes within MQ_BS_MAX_K (mq_bs_pack_conv_seg's limit; wider
+ * rows take im2col). A 1x1 conv's im2col is its codes (stride 1) or the used pixels (stride 2); packing every
  * input row instead measured slower (resnet20's 1x1 stride-2 shortcuts, AMD Zen 5: 32->64 W1A1
  * 14 -> 6 % of the ceiling). The 3x3 16-channel layers gain (bench_layers, batch 1, median of
  * the 3 K = 144 shapes, % of the ceiling, im2col + GFNI packer -> this, alternating runs on one
  * CPU): W1A1 22 -> 29, W1A2 31 -> 37, W2A2 41 -> 49-51, W3A3 51 -> 55, W4A4 57 -> 60-62 (with the
  * W2A2 tile of bitserial_avx512_tile.h); with the AVX2 and scalar tiers too (784 x 16 x 144
  * W2A2 pack + GEMM 23.8 -> 21.6 and 48.0 -> 46.9 us, the scalar rows). */
-int mq_bs_conv_seg_pays(int C, int R, int S);
+int mq_bs_conv_seg_pays(int C, int R, int S, int W);
 mixq_status mq_bs_pack_weights_seg(const int8_t *w, const int *row_bits, int N, int K, int seg,
                                    mq_bs_weights *out);
 mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C, int R, int S,

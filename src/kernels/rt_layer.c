@@ -211,7 +211,7 @@ mixq_status rt_conv_pack(rt_conv *c) {
     if (!c->bw) return MIXQ_ERR_NOMEM;
     /* C not a multiple of 64 whose kernel rows fit as few words as the plain layout (3x3 with
      * C = 16: 3 words of 48 bits): the segment layout, packed from the codes (bitserial.h) */
-    c->pack_seg = !c->fc && c->G == 1 && !c->seg_plain && mq_bs_conv_seg_pays(c->C, c->R, c->S);
+    c->pack_seg = !c->fc && c->G == 1 && !c->seg_plain && mq_bs_conv_seg_pays(c->C, c->R, c->S, c->W);
     for (int g = 0; g < c->G; g++) {
         st = c->pack_seg ? mq_bs_pack_weights_seg(c->wp, c->kbits, c->Kg, c->Kd, c->S * c->C, &c->bw[g])
                          : mq_bs_pack_weights(c->wp + (size_t)g * c->Kg * c->Kd, c->kbits + (size_t)g * c->Kg,
