@@ -701,8 +701,9 @@ static mixq_status run_codes(rt_conv *c, const uint8_t *codes, int n, uint8_t *c
         epilogue_images(c, acc, n, 0, PQ, cout, yout);
         return MIXQ_OK;
     }
-    /* bit-serial convs with whole 64-channel words per tap: each input pixel is packed once and
-     * the rows are assembled from its words (no im2col copy) */
+    /* bit-serial convs packed straight from the codes (no im2col copy): with whole 64-channel
+     * words per tap each input pixel is packed once and the rows are assembled from its words;
+     * pack_seg layers (16 channels, 3x3) take the segment layout from the packed input rows */
     const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 &&
                             (c->C % 64 == 0 || c->pack_seg);
     const uint8_t *col = c->fc || pack_direct ? codes
