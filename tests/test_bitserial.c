@@ -330,6 +330,17 @@ static int conv_case_make(conv_case *cc, const int cfg[9], int N, uint8_t padc, 
     return 0;
 }
 
+/* cc's codes packed by mq_bs_pack_conv / mq_bs_pack_conv_seg on tier t. */
+static mixq_status pack_conv_case(const conv_case *cc, int t, mq_bs_acts *pix, mq_bs_acts *out) {
+    return mq_bs_pack_conv(cc->codes, cc->n, cc->H, cc->W, cc->C, cc->R, cc->S, cc->st, cc->pad,
+                           cc->padc, cc->ab, (mq_bs_tier)t, pix, out);
+}
+static mixq_status pack_conv_seg_case(const conv_case *cc, int t, mq_bs_seg_scratch *sc,
+                                      mq_bs_acts *out) {
+    return mq_bs_pack_conv_seg(cc->codes, cc->n, cc->H, cc->W, cc->C, cc->R, cc->S, cc->st,
+                               cc->pad, cc->padc, cc->ab, (mq_bs_tier)t, sc, out);
+}
+
 /* The GEMM on got (tier t, nthreads) equals cc's reference, and reused (the same packing into
  * buffers reused from config to config) holds got's words and sums. */
 static void check_gemm_reuse(conv_case *cc, const mq_bs_acts *got, const mq_bs_weights *pw, int t,
@@ -363,17 +374,14 @@ static void test_pack_conv(void) {
         rng_state = 8000u + (unsigned)ci;
         conv_case cc;
         if (conv_case_make(&cc, cfg[ci], 19, (uint8_t)(rnd() & ((1u << cfg[ci][8]) - 1)), 0)) return;
-        const int n = cc.n, H = cc.H, W = cc.W, C = cc.C, R = cc.R, S = cc.S, st = cc.st, pad = cc.pad;
-        const int ab = cc.ab, M = cc.M, K = cc.K, N = cc.N;
-        const uint8_t padc = cc.padc, *codes = cc.codes, *col = cc.col;
+        const int ab = cc.ab, M = cc.M, K = cc.K;
         mq_bs_weights pw;
-        CHECK_OK(mq_bs_pack_weights(cc.w, cc.rb, N, K, &pw));
+        CHECK_OK(mq_bs_pack_weights(cc.w, cc.rb, cc.N, K, &pw));
         for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
             if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
             mq_bs_acts ref = {0}, got = {0}, pix = {0};
-            CHECK_OK(mq_bs_pack_acts_ex(col, ab, M, K, (mq_bs_tier)t, &ref));
-            CHECK_OK(mq_bs_pack_conv(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
-                                     &pix, &got));
+            CHECK_OK(mq_bs_pack_acts_ex(cc.col, ab, M, K, (mq_bs_tier)t, &ref));
+            CHECK_OK(pack_conv_case(&cc, t, &pix, &got));
             const size_t words = (size_t)ref.panels * ab * ref.kw * MQ_BS_MR;
             CHECKF(got.M == M && got.K == K && got.kw == ref.kw && got.panels == ref.panels,
                    "config %d: shape %d x %d, want %d x %d", ci, got.M, got.K, M, K);
@@ -382,8 +390,7 @@ static void test_pack_conv(void) {
                            !memcmp(got.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
                        "config %d tier %s: packed words differ from im2col + pack", ci,
                        mq_bs_tier_name((mq_bs_tier)t));
-                CHECK_OK(mq_bs_pack_conv(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
-                                         &rpix[t], &rout[t]));
+                CHECK_OK(pack_conv_case(&cc, t, &rpix[t], &rout[t]));
                 check_gemm_reuse(&cc, &got, &pw, t, 1, &rout[t], ci);
             }
             mq_bs_acts_free(&ref);
@@ -436,37 +443,34 @@ static void test_pack_conv_seg(void) {
         conv_case cc;
         if (conv_case_make(&cc, cfg[ci], 21, (uint8_t)(ci % 2 ? rnd() & ((1u << cfg[ci][8]) - 1) : 0), ci))
             return;
-        const int n = cc.n, H = cc.H, W = cc.W, C = cc.C, R = cc.R, S = cc.S, st = cc.st, pad = cc.pad;
-        const int ab = cc.ab, M = cc.M, K = cc.K, N = cc.N;
-        const uint8_t padc = cc.padc, *codes = cc.codes, *col = cc.col;
+        const int ab = cc.ab, M = cc.M, K = cc.K;
         mq_bs_acts ref = {0}, scal = {0};
-        CHECK_OK(mq_bs_pack_acts_ex(col, ab, M, K, MQ_BS_TIER_SCALAR, &ref));
+        mq_bs_seg_scratch ssc;
+        memset(&ssc, 0, sizeof ssc);
+        CHECK_OK(mq_bs_pack_acts_ex(cc.col, ab, M, K, MQ_BS_TIER_SCALAR, &ref));
+        CHECK_OK(pack_conv_seg_case(&cc, MQ_BS_TIER_SCALAR, &ssc, &scal)); /* the other tiers' twin */
         mq_bs_weights pw;
-        CHECK_OK(mq_bs_pack_weights_seg(cc.w, cc.rb, N, K, S * C, &pw));
-        const int segw = (S * C + 63) / 64;
-        CHECKF(pw.kw == R * segw && pw.K == 64 * R * segw, "config %d: weights kw %d K %d", ci,
+        CHECK_OK(mq_bs_pack_weights_seg(cc.w, cc.rb, cc.N, K, cc.S * cc.C, &pw));
+        const int segw = (cc.S * cc.C + 63) / 64;
+        CHECKF(pw.kw == cc.R * segw && pw.K == 64 * cc.R * segw, "config %d: weights kw %d K %d", ci,
                pw.kw, pw.K);
         for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
             if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
             mq_bs_seg_scratch sc;
             memset(&sc, 0, sizeof sc);
             mq_bs_acts got = {0};
-            CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
-                                         &sc, &got));
+            CHECK_OK(pack_conv_seg_case(&cc, t, &sc, &got));
             CHECKF(got.M == M && got.K == pw.K && got.kw == pw.kw, "config %d tier %s: %d x %d, kw %d",
                    ci, mq_bs_tier_name((mq_bs_tier)t), got.M, got.K, got.kw);
             if (got.M == M && got.K == pw.K) {
                 const size_t words = (size_t)got.panels * ab * got.kw * MQ_BS_MR;
                 CHECKF(!memcmp(got.rowsum, ref.rowsum, (size_t)ref.panels * MQ_BS_MR * 4),
                        "config %d tier %s: row sums differ from im2col's", ci, mq_bs_tier_name((mq_bs_tier)t));
-                if (t == MQ_BS_TIER_SCALAR) CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad,
-                                                                           padc, ab, MQ_BS_TIER_SCALAR, &sc, &scal));
-                else
+                if (t != MQ_BS_TIER_SCALAR)
                     CHECKF(scal.bits && !memcmp(got.bits, scal.bits, words * sizeof(uint64_t)),
                            "config %d tier %s: packed words differ from the scalar tier's", ci,
                            mq_bs_tier_name((mq_bs_tier)t));
-                CHECK_OK(mq_bs_pack_conv_seg(codes, n, H, W, C, R, S, st, pad, padc, ab, (mq_bs_tier)t,
-                                             &rsc[t], &rout[t]));
+                CHECK_OK(pack_conv_seg_case(&cc, t, &rsc[t], &rout[t]));
                 check_gemm_reuse(&cc, &got, &pw, t, 1 + t % 2, &rout[t], ci);
             }
             mq_bs_acts_free(&got);
@@ -474,6 +478,7 @@ static void test_pack_conv_seg(void) {
         }
         mq_bs_acts_free(&ref);
         mq_bs_acts_free(&scal);
+        mq_bs_seg_scratch_free(&ssc);
         mq_bs_weights_free(&pw);
         conv_case_free(&cc);
     }

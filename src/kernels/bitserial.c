@@ -377,6 +377,16 @@ static int pack_rows_scalar(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     return bad != 0;
 }
 
+/* A 64-byte aligned buffer *p of at least n elements of size bytes: reallocated (contents lost)
+ * when its capacity *cap (elements) is smaller; what names it in an out-of-memory message. */
+static mixq_status reserve_aligned(void **p, size_t *cap, size_t n, size_t size, const char *what) {
+    if (n <= *cap) return MIXQ_OK;
+    free(*p);
+    *p = mq_alloc_aligned(n * size, what);
+    *cap = *p ? n : 0;
+    return *p ? MIXQ_OK : MIXQ_ERR_NOMEM;
+}
+
 mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits) {
     const int kw = (K + 63) / 64, panels = (M + MQ_BS_MR - 1) / MQ_BS_MR;
     const size_t rows = (size_t)panels * MQ_BS_MR;
@@ -384,19 +394,11 @@ mixq_status mq_bs_acts_reserve(mq_bs_acts *out, int M, int K, int a_bits) {
     if (per > SIZE_MAX / sizeof(uint64_t) / (size_t)panels)
         return mq_err(MIXQ_ERR_NOMEM, "bit-serial activation packing: %d x %d activations too "
                       "large", M, K);
-    const size_t words = per * (size_t)panels;
-    if (words > out->cap_words) {
-        free(out->bits);
-        out->bits = mq_alloc_aligned(words * sizeof(uint64_t), "bit-serial activation planes");
-        out->cap_words = out->bits ? words : 0;
-        if (!out->bits) return MIXQ_ERR_NOMEM;
-    }
-    if (rows > out->cap_rows) {
-        free(out->rowsum);
-        out->rowsum = mq_alloc_aligned(rows * sizeof(int32_t), "bit-serial activation sums");
-        out->cap_rows = out->rowsum ? rows : 0;
-        if (!out->rowsum) return MIXQ_ERR_NOMEM;
-    }
+    mixq_status s = reserve_aligned((void **)&out->bits, &out->cap_words, per * (size_t)panels,
+                                    sizeof(uint64_t), "bit-serial activation planes");
+    if (!s) s = reserve_aligned((void **)&out->rowsum, &out->cap_rows, rows, sizeof(int32_t),
+                                "bit-serial activation sums");
+    if (s) return s;
     out->M = M;
     out->K = K;
     out->a_bits = a_bits;
@@ -625,15 +627,11 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
      * h + pad, pixel x at bit (x + pad) * C; padding bits hold pad_code's planes. 64 bytes of
      * slack after the last row for the vector loads. */
     const size_t words = (size_t)n * HP * a_bits * (size_t)RW + 8;
-    if (words > sc->rows_cap) {
-        free(sc->rows);
-        sc->rows = mq_alloc_aligned(words * sizeof(uint64_t), "bit-serial plane rows");
-        sc->rows_cap = sc->rows ? words : 0;
-        if (!sc->rows) return MIXQ_ERR_NOMEM;
-    }
+    mixq_status s = reserve_aligned((void **)&sc->rows, &sc->rows_cap, words, sizeof(uint64_t),
+                                    "bit-serial plane rows");
+    if (s) return s;
     memset(sc->rows + words - 8, 0, 8 * sizeof(uint64_t));
     const int gfni = tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available();
-    mixq_status s = MIXQ_OK;
     if (gfni) { /* 1. the image rows straight from the codes */
         if (mq_bs_seg_image_rows_gfni(codes, &g, pad_code, a_bits, sc->rows)) {
             const mixq_status b = bad_act(codes, a_bits, n * H * W, C, what);
@@ -682,7 +680,7 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
     s = mq_bs_acts_reserve(out, (int)M, (int)(R * segw * 64), a_bits);
     if (s) return s;
     const int vec = segw == 1 && stride * C <= 64;
-    if (vec && tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available())
+    if (vec && gfni)
         mq_bs_conv_seg_rows_gfni(&g, sc->rows, out);
     else if (vec && (tier == MQ_BS_TIER_AVX512 || tier == MQ_BS_TIER_VPOPCNT))
         mq_bs_conv_seg_rows_avx512(&g, sc->rows, out);

@@ -57,8 +57,8 @@ TGT_INLINE __m512i sum8(const __m512i s[MQ_BS_MR]) {
     return _mm512_add_epi64(_mm512_shuffle_i64x2(u, v, 0x88), _mm512_shuffle_i64x2(u, v, 0xdd));
 }
 
-/* Planes of the 64 codes x to d (plane j at d + j * ps); adds their sum to *sum and ORs them
- * into *any. ab is a constant after inlining. */
+/* Planes of the 64 codes x to d (plane j at d + j * ps); adds their sum to *sum (unless sum is
+ * NULL) and ORs them into *any. ab is a constant after inlining. */
 TGT_INLINE void pack_word(__m512i x, uint64_t *d, size_t ps, const int ab, __m512i *sum,
                           __m512i *any) {
     const __m512i rev = _mm512_set_epi64(0x08090a0b0c0d0e0fll, 0x0001020304050607ll,
@@ -72,7 +72,7 @@ TGT_INLINE void pack_word(__m512i x, uint64_t *d, size_t ps, const int ab, __m51
                                         0x3b332b231b130b03ll, 0x3a322a221a120a02ll,
                                         0x3931292119110901ll, 0x3830282018100800ll);
     *any = _mm512_or_si512(*any, x);
-    *sum = _mm512_add_epi64(*sum, _mm512_sad_epu8(x, _mm512_setzero_si512()));
+    if (sum) *sum = _mm512_add_epi64(*sum, _mm512_sad_epu8(x, _mm512_setzero_si512()));
     const __m512i t = _mm512_gf2p8affine_epi64_epi8(sel, _mm512_shuffle_epi8(x, rev), 0);
     const __m512i y = _mm512_permutexvar_epi8(tr, t);
     const __m128i l0 = _mm512_castsi512_si128(y);
@@ -197,6 +197,11 @@ TGT_INLINE __m512i pack_full(const uint8_t *a, int K, int kw, int p, const int a
     return any;
 }
 
+/* 1 if a code ORed into any exceeds ab bits: the packers' one range test per call. */
+TGT_INLINE int over_bits(__m512i any, int ab) {
+    return _mm512_test_epi8_mask(any, _mm512_set1_epi8((char)(0xffu << ab & 0xffu))) != 0;
+}
+
 TGT int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
     const int K = out->K, kw = out->kw, ab = out->a_bits;
     __m512i any = _mm512_setzero_si512();
@@ -219,8 +224,7 @@ TGT int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out) 
         }
         m = p * MQ_BS_MR + r1;
     }
-    const __m512i himask = _mm512_set1_epi8((char)(0xffu << ab & 0xffu));
-    return _mm512_test_epi8_mask(any, himask) != 0;
+    return over_bits(any, ab);
 }
 
 /* The plane rows of mq_bs_pack_conv_seg's padded input (bitserial.h) straight from the codes:
@@ -233,7 +237,6 @@ TGT_INLINE __m512i seg_image_rows(const uint8_t *codes, const mq_bs_seg_geo *g, 
     const int WC = g->W * g->C, padc = g->pad * g->C, RW = g->RW;
     const int nw = (int)(((int64_t)(g->W + 2 * g->pad) * g->C + 63) / 64);
     const __m512i padv = _mm512_set1_epi8((char)pad_code);
-    __m512i sum = _mm512_setzero_si512();
     for (int i = 0; i < g->n; i++)
         for (int h = 0; h < g->H; h++) {
             const uint8_t *row = codes + ((size_t)i * g->H + (size_t)h) * (size_t)WC;
@@ -251,7 +254,7 @@ TGT_INLINE __m512i seg_image_rows(const uint8_t *codes, const mq_bs_seg_geo *g, 
                     /* masked lanes are not read: the address may lie before the row */
                     x = _mm512_mask_loadu_epi8(padv, in, (const void *)((uintptr_t)row + (uintptr_t)(intptr_t)c0));
                 }
-                pack_word(x, d + w, (size_t)RW, ab, &sum, &any);
+                pack_word(x, d + w, (size_t)RW, ab, NULL, &any); /* row sums: the rows stage's */
             }
             for (int j = 0; j < ab; j++)
                 for (int w = nw; w < RW; w++) d[(size_t)j * RW + (size_t)w] = 0;
@@ -269,8 +272,7 @@ TGT int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, 
 #undef MQ_SEG_CASE
         default: return 1;
     }
-    const __m512i himask = _mm512_set1_epi8((char)(0xffu << ab & 0xffu));
-    return _mm512_test_epi8_mask(any, himask) != 0;
+    return over_bits(any, ab);
 }
 
 /* mq_bs_conv_seg_rows_gfni: vpermb, vpopcntq row sums (bitserial_seg_rows.h) */
