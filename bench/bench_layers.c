@@ -1153,10 +1153,18 @@ static double probe_s(mq_bs_tier tier) {
     return t;
 }
 
+/* Restrict the process to CPU cpu; 0 on success. */
+static int pin_to(int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one);
+}
+
 /* --cpu: pin to CPU want (>= 0), or (want == -1) to the allowed CPU where the probe runs fastest
  * (each CPU probed twice, interleaved); note gets the header line. 0, or -1 with a message. */
 static int pin_cpu(int want, mq_bs_tier tier, char *note, size_t nn) {
-    cpu_set_t allowed, one;
+    cpu_set_t allowed;
     if (sched_getaffinity(0, sizeof allowed, &allowed)) {
         snprintf(note, nn, "not pinned (sched_getaffinity failed)");
         return 0;
@@ -1166,9 +1174,7 @@ static int pin_cpu(int want, mq_bs_tier tier, char *note, size_t nn) {
             fprintf(stderr, "bench_layers: --cpu %d: not a CPU this process may run on\n", want);
             return -1;
         }
-        CPU_ZERO(&one);
-        CPU_SET(want, &one);
-        if (sched_setaffinity(0, sizeof one, &one)) {
+        if (pin_to(want)) {
             fprintf(stderr, "bench_layers: --cpu %d: sched_setaffinity failed\n", want);
             return -1;
         }
@@ -1186,9 +1192,7 @@ static int pin_cpu(int want, mq_bs_tier tier, char *note, size_t nn) {
     for (int i = 0; i < nc; i++) t[i] = -1;
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < nc; i++) {
-            CPU_ZERO(&one);
-            CPU_SET(cpus[i], &one);
-            if (sched_setaffinity(0, sizeof one, &one)) continue;
+            if (pin_to(cpus[i])) continue;
             const double v = probe_s(tier);
             if (v > 0 && (t[i] < 0 || v < t[i])) t[i] = v;
         }
@@ -1200,9 +1204,7 @@ static int pin_cpu(int want, mq_bs_tier tier, char *note, size_t nn) {
         snprintf(note, nn, "not pinned (the probe failed)");
         return 0;
     }
-    CPU_ZERO(&one);
-    CPU_SET(cpus[best], &one);
-    if (sched_setaffinity(0, sizeof one, &one)) {
+    if (pin_to(cpus[best])) {
         sched_setaffinity(0, sizeof allowed, &allowed);
         snprintf(note, nn, "not pinned (sched_setaffinity failed)");
         return 0;
