@@ -58,7 +58,8 @@
  * --cpu none leaves the placement to the scheduler.
  *
  * usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]]
- *                     [--passes P] [--quick] [--cpu auto|none|N] [--out FILE]
+ *                     [--passes P] [--quick] [--cpu auto|none|N] [--no-dir] [--out FILE]
+ * --no-dir times the GEMM layouts where the runtime runs mq_bs_conv_dir ([d] cells).
  * The markdown report goes to stdout and, with --out, to FILE; progress goes to stderr. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET: --cpu */
@@ -585,6 +586,8 @@ static int call_dn_mm(void *ctx) {
 struct shape;
 static int pack_conv_shape(const struct shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
                            mq_bs_acts *pix, mq_bs_seg_scratch *seg, mq_bs_acts *out);
+static int dir_conv_shape(const struct shape *s, const uint8_t *codes, int ab,
+                          const mq_bs_weights *pw, mq_bs_tier tier, mq_bs_seg_scratch *seg, int32_t *c);
 
 typedef struct gemm_ctx {
     int M, N, K;
@@ -602,7 +605,8 @@ typedef struct gemm_ctx {
     const struct shape *geo;
     const uint8_t *codes;
     mq_bs_acts *pix;
-    mq_bs_seg_scratch *seg; /* mq_bs_pack_conv_seg's (conv_seg shapes) */
+    mq_bs_seg_scratch *seg; /* mq_bs_pack_conv_seg's and mq_bs_conv_dir's (conv_seg, conv_dir shapes) */
+    int dir;                /* conv_dir: mq_bs_conv_dir, no separate packing */
     /* mixq int8 */
     mq_i8_weights *iw;
     mq_i8_thread *it;
@@ -622,6 +626,7 @@ static int call_sgemm(void *ctx) {
 
 static int call_bs(void *ctx) {
     const gemm_ctx *g = ctx;
+    if (g->dir) return dir_conv_shape(g->geo, g->codes, g->ab, g->pw, g->tier, g->seg, g->c);
     if (g->geo) {
         if (pack_conv_shape(g->geo, g->codes, g->ab, g->tier, g->pix, g->seg, g->pa)) return 1;
     } else if (mq_bs_pack_acts_ex(g->a, g->ab, g->M, g->K, g->tier, g->pa)) {
@@ -672,6 +677,13 @@ typedef struct shape {
  * segment layout (conv_seg); the rest from the im2col matrix. */
 static int conv_packed(const shape *s) { return s->C >= 64 && s->C % 64 == 0; }
 static int conv_seg(const shape *s) { return s->C > 0 && mq_bs_conv_seg_pays(s->C, s->R, s->S, s->W); }
+/* ... and, on the vpopcnt tier, 3x3 convolutions with C = 16 or 32 run mq_bs_conv_dir (conv_dir):
+ * the whole layer from the codes, so its pack + GEMM time is the call and its "kernel only" time
+ * the same call. */
+static int g_no_dir; /* --no-dir */
+static int conv_dir(const shape *s, mq_bs_tier tier) {
+    return s->C > 0 && !g_no_dir && tier == MQ_BS_TIER_VPOPCNT && mq_bs_conv_dir_ok(s->C, s->R, s->S, s->stride, s->W);
+}
 
 static int pack_conv_shape(const shape *s, const uint8_t *codes, int ab, mq_bs_tier tier,
                            mq_bs_acts *pix, mq_bs_seg_scratch *seg, mq_bs_acts *out) {
@@ -680,6 +692,12 @@ static int pack_conv_shape(const shape *s, const uint8_t *codes, int ab, mq_bs_t
                                    ab, tier, seg, out) != MIXQ_OK;
     return mq_bs_pack_conv(codes, s->n, s->H, s->W, s->C, s->R, s->S, s->stride, s->pad, 0, ab,
                            tier, pix, out) != MIXQ_OK;
+}
+
+static int dir_conv_shape(const shape *s, const uint8_t *codes, int ab, const mq_bs_weights *pw,
+                          mq_bs_tier tier, mq_bs_seg_scratch *seg, int32_t *c) {
+    return mq_bs_conv_dir(codes, s->n, s->H, s->W, s->C, s->R, s->S, s->stride, s->pad, 0, ab, pw,
+                          tier, 1, seg, c, s->N) != MIXQ_OK;
 }
 
 /* The im2col matrix a [n*P*Q][R*S*C] ((r, s, c) order, padding taps 0) of NHWC codes. */
@@ -804,7 +822,8 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
     int32_t *c = mq_alloc_aligned(sizeof(int32_t) * (size_t)M * N, "C");
     float *cf = mq_alloc_aligned(sizeof(float) * (size_t)M * N, "C f32");
     int *rb = malloc(sizeof(int) * (size_t)N);
-    const size_t ncodes = conv_packed(s) || conv_seg(s) ? (size_t)s->n * s->H * s->W * s->C : 0;
+    const int dir = conv_dir(s, tier);
+    const size_t ncodes = conv_packed(s) || conv_seg(s) || dir ? (size_t)s->n * s->H * s->W * s->C : 0;
     uint8_t *codes = ncodes ? mq_alloc_aligned(ncodes, "codes") : NULL;
     if (!a || !w || !af || !wf || !c || !cf || !rb || (ncodes && !codes)) {
         fprintf(stderr, "bench_layers: out of memory for %d x %d x %d\n", M, N, K);
@@ -877,15 +896,16 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         mq_bs_acts pa = {0}, pix = {0};
         mq_bs_seg_scratch seg;
         memset(&seg, 0, sizeof seg);
-        if (conv_seg(s) ? mq_bs_pack_weights_seg(w, rb, N, K, s->S * s->C, &pw)
-                        : mq_bs_pack_weights(w, rb, N, K, &pw)) {
+        if (dir ? mq_bs_pack_weights_dir(w, rb, N, s->C, s->R, s->S, &pw)
+            : conv_seg(s) ? mq_bs_pack_weights_seg(w, rb, N, K, s->S * s->C, &pw)
+                          : mq_bs_pack_weights(w, rb, N, K, &pw)) {
             fprintf(stderr, "bench_layers: W%dA%d pack: %s\n", wb, ab, mixq_last_error());
             r->bs_t[ci] = r->bs_tg[ci] = -1;
             bad = 1;
             continue;
         }
         g.ab = ab, g.tier = tier, g.pa = &pa, g.pw = &pw;
-        g.geo = codes ? s : NULL, g.codes = codes, g.pix = &pix, g.seg = &seg;
+        g.geo = codes ? s : NULL, g.codes = codes, g.pix = &pix, g.seg = &seg, g.dir = dir;
         r->bs_peak[ci] = peak_bitpairs(tier, quick ? 0.005 : 0.02);
         r->bs_ceil[ci] = ceil_bitpairs(tier, quick ? 0.005 : 0.02);
         memset(c, 0, sizeof(int32_t) * (size_t)M * N);
@@ -893,7 +913,7 @@ static int run_shape(const shape *s, mq_bs_tier tier, int quick, result *r, mq_r
         char what[32];
         snprintf(what, sizeof what, "bit-serial W%dA%d", wb, ab);
         if (r->bs_t[ci] > 0 && verify(what, a, w, c, NULL, M, N, K, rng)) r->bs_t[ci] = -1;
-        r->bs_tg[ci] = r->bs_t[ci] > 0 ? time_call(call_bs_gemm, &g) : -1;
+        r->bs_tg[ci] = r->bs_t[ci] > 0 ? (dir ? r->bs_t[ci] : time_call(call_bs_gemm, &g)) : -1;
         if (r->bs_t[ci] < 0 || r->bs_tg[ci] < 0) {
             fprintf(stderr, "bench_layers: %s on %s failed: %s\n", what, s->name, mixq_last_error());
             bad = 1;
@@ -993,7 +1013,10 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
          "as the runtime packs them, from the NHWC input codes ([c]: mq_bs_pack_conv, C_in a "
          "multiple of 64; [s]: mq_bs_pack_conv_seg, C_in 16 with 3x3 kernels, in the segment layout: "
          "each kernel row's taps from a new 64-bit word), the others from the im2col matrix "
-         "(mq_bs_pack_acts). A cell over 100 %% is a bench error.\n\n",
+         "(mq_bs_pack_acts); layers marked [d] run mq_bs_conv_dir, the direct convolution on "
+         "32-bit words (the vpopcnt tier, 3x3 with C_in 16 or 32: the whole layer from the codes, "
+         "so their kernel-only time below is the same call). A cell over 100 %% is a bench "
+         "error.\n\n",
          mq_bs_tier_name(tier), g_ceil_best * 1e-9);
     emit("| set | layer | M x N x K | s8 matmul | mixq int8 | sgemm | f32 matmul |");
     for (int c = 0; c < NBS; c++) emit(" W%dA%d |", bs_cfg[c][0], bs_cfg[c][1]);
@@ -1007,6 +1030,7 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
         emit("| %s | %s", s->set, s->name);
         if (s->layers > 1) emit(" (x%d)", s->layers);
         if (conv_packed(s)) emit(" [c]");
+        else if (conv_dir(s, tier)) emit(" [d]");
         else if (conv_seg(s)) emit(" [s]");
         emit(" | %d x %d x %d |", s->M, s->N, s->K);
         if (t0 > 0) emit(" %.0f |", gops(s, t0));
@@ -1067,13 +1091,15 @@ static void report(const shape *sh, const result *res, int ns, int batch, mq_bs_
 /* ---------------------------------------------------------------- main */
 static void usage(FILE *f) {
     fprintf(f, "usage: bench_layers [--shapes resnet20|vgg11|kernels|all[,...]] [--batch B[,B...]] "
-               "[--passes P] [--quick] [--cpu auto|none|N] [--out FILE]\n"
+               "[--passes P] [--quick] [--cpu auto|none|N] [--no-dir] [--out FILE]\n"
                "  --passes P  time every shape P times, round-robin (a burst of load on a shared\n"
                "              machine then hits different shapes in each pass); each figure is\n"
                "              the median over the passes (default 1)\n"
                "  --cpu C     pin the process to CPU C; auto (default): to the CPU where a short\n"
                "              bit-serial probe runs fastest (vCPUs of a shared machine can differ\n"
-               "              by tens of %%); none: no pinning\n");
+               "              by tens of %%); none: no pinning\n"
+               "  --no-dir    the GEMM layouts (segment or im2col packing) where the runtime runs the\n"
+               "              direct convolution (vpopcnt tier, 3x3, C_in 16 or 32: [d] cells)\n");
 }
 
 /* out = the field-by-field median of np results (a failed or unmeasured figure, <= 0 in any
@@ -1235,6 +1261,7 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--no-dir")) g_no_dir = 1;
         else if (!strcmp(argv[i], "--shapes") && v) shapes_arg = v, i++;
         else if (!strcmp(argv[i], "--batch") && v) batch_arg = v, i++;
         else if (!strcmp(argv[i], "--out") && v) out_path = v, i++;

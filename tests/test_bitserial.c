@@ -420,6 +420,113 @@ static void test_pack_conv(void) {
     mq_bs_acts_free(&out);
 }
 
+/* mq_bs_conv_dir (the direct convolution on 32-bit words) against im2col + mq_bs_gemm_ref, on
+ * every tier (the vpopcnt tier's kernel, the others its scalar twin): C = 16 and 32, strides 1
+ * and 2, paddings 0-2 with padding codes, 1-8 activation bits, output rows shorter and longer
+ * than a pixel block and than 16 (the vector row sums), one pixel images; per config four weight
+ * sets: mixed widths 1-8 (panels of mixed widths, slots out of column order), all +-1, all 2-bit
+ * (full panels stored whole) and 5 rows of one width (a short panel); 1 and 2 threads, ldc > N,
+ * scratch reused across configs; then which shapes it takes and the argument checks. */
+static void test_conv_dir(void) {
+    static const int cfg[][9] = {/* n, H, W, C, R, S, stride, pad, a_bits */
+                                 {1, 28, 28, 16, 3, 3, 1, 1, 2}, {2, 7, 5, 16, 3, 3, 2, 1, 3},
+                                 {3, 3, 3, 16, 3, 3, 1, 1, 1},   {1, 9, 11, 16, 3, 3, 1, 0, 4},
+                                 {2, 5, 6, 16, 3, 3, 1, 2, 8},   {1, 8, 8, 32, 3, 3, 1, 1, 2},
+                                 {2, 9, 7, 32, 3, 3, 2, 1, 5},   {1, 14, 14, 32, 3, 3, 2, 1, 1},
+                                 {2, 1, 1, 16, 3, 3, 1, 1, 6},   {1, 3, 40, 32, 3, 3, 1, 1, 3},
+                                 {1, 4, 37, 16, 3, 3, 1, 1, 1},  {1, 6, 35, 16, 3, 3, 2, 2, 7},
+                                 {1, 5, 28, 16, 3, 3, 2, 1, 2},  {1, 4, 30, 32, 3, 3, 2, 0, 2}};
+    const int ncfg = (int)(sizeof cfg / sizeof cfg[0]), N = 32, ldc = N + 3;
+    mq_bs_seg_scratch rsc[MQ_BS_TIER_COUNT];
+    memset(rsc, 0, sizeof rsc);
+    for (int ci = 0; ci < ncfg; ci++) {
+        rng_state = 9500u + (unsigned)ci;
+        conv_case cc;
+        if (conv_case_make(&cc, cfg[ci], N, (uint8_t)(ci % 2 ? rnd() & ((1u << cfg[ci][8]) - 1) : 0), ci))
+            return;
+        CHECKF(mq_bs_conv_dir_ok(cc.C, cc.R, cc.S, cc.st, cc.W), "config %d: not taken", ci);
+        int32_t *got = malloc((size_t)cc.M * ldc * sizeof *got);
+        if (!got) { CHECK(!"out of memory"); conv_case_free(&cc); return; }
+        for (int v = 0; v < 4; v++) {
+            int n_used = N;
+            if (v > 0) { /* uniform widths; the reference again */
+                const int b = v == 1 ? 1 : v == 2 ? 2 : 1 + ci % 8;
+                if (v == 3) n_used = 5;
+                for (int k = 0; k < N; k++) cc.rb[k] = b;
+                fill_weights(cc.w, cc.rb, N, cc.K);
+                CHECK_OK(mq_bs_gemm_ref(cc.col, cc.ab, cc.w, cc.rb, cc.M, N, cc.K, cc.C1));
+            }
+            mq_bs_weights pw;
+            CHECK_OK(mq_bs_pack_weights_dir(cc.w, cc.rb, n_used, cc.C, cc.R, cc.S, &pw));
+            for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+                if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+                memset(got, 0x5a, (size_t)cc.M * ldc * sizeof *got);
+                CHECK_OK(mq_bs_conv_dir(cc.codes, cc.n, cc.H, cc.W, cc.C, cc.R, cc.S, cc.st, cc.pad,
+                                        cc.padc, cc.ab, &pw, (mq_bs_tier)t, 1 + (t + v) % 2, &rsc[t],
+                                        got, ldc));
+                int bad = 0;
+                for (int m = 0; m < cc.M; m++) {
+                    for (int c = 0; c < n_used; c++)
+                        bad += got[(size_t)m * ldc + c] != cc.C1[(size_t)m * N + c];
+                    for (int c = n_used; c < ldc; c++) bad += got[(size_t)m * ldc + c] != 0x5a5a5a5a;
+                }
+                CHECKF(!bad, "config %d weights %d tier %s: %d outputs differ from im2col + the "
+                       "reference GEMM", ci, v, mq_bs_tier_name((mq_bs_tier)t), bad);
+                n_tiers_run++;
+            }
+            mq_bs_weights_free(&pw);
+        }
+        free(got);
+        conv_case_free(&cc);
+    }
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) mq_bs_seg_scratch_free(&rsc[t]);
+    /* which shapes take it */
+    CHECK(mq_bs_conv_dir_ok(16, 3, 3, 1, 28) && mq_bs_conv_dir_ok(32, 3, 3, 2, 28) &&
+          mq_bs_conv_dir_ok(16, 3, 3, 2, 4000));
+    CHECK(!mq_bs_conv_dir_ok(64, 3, 3, 1, 8) && !mq_bs_conv_dir_ok(16, 1, 1, 1, 8) &&
+          !mq_bs_conv_dir_ok(32, 3, 3, 3, 8) && !mq_bs_conv_dir_ok(48, 3, 3, 1, 8) &&
+          !mq_bs_conv_dir_ok(16, 3, 3, 1, 5000) && !mq_bs_conv_dir_ok(32, 3, 2, 1, 8));
+    /* bad arguments: an error, never a crash */
+    uint8_t codes[3 * 3 * 16] = {0};
+    int8_t wt[2 * 288] = {0};
+    for (int k = 0; k < 2 * 288; k++) wt[k] = 1;
+    int rb2[2] = {2, 2};
+    mq_bs_seg_scratch sc;
+    memset(&sc, 0, sizeof sc);
+    int32_t out[9 * 2];
+    mq_bs_weights pw, pg;
+    CHECK(mq_bs_pack_weights_dir(wt, rb2, 2, 64, 3, 3, &pw) == MIXQ_ERR_ARG && !pw.planes);
+    CHECK_OK(mq_bs_pack_weights_dir(wt, rb2, 2, 16, 3, 3, &pw));
+    CHECK_OK(mq_bs_pack_weights(wt, rb2, 2, 144, &pg));
+    CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, &pg, MQ_BS_TIER_SCALAR, 1, &sc, out, 2) ==
+          MIXQ_ERR_STATE); /* weights in the GEMM layout */
+    CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 32, 3, 3, 1, 1, 0, 2, &pw, MQ_BS_TIER_SCALAR, 1, &sc, out, 2) ==
+          MIXQ_ERR_STATE); /* C 32 with C 16 weights (checked before any code is read) */
+    CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 16, 3, 3, 1, 1, 4, 2, &pw, MQ_BS_TIER_SCALAR, 1, &sc, out, 2) ==
+          MIXQ_ERR_ARG); /* padding code above 2 bits */
+    CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, &pw, MQ_BS_TIER_SCALAR, 1, &sc, out, 1) ==
+          MIXQ_ERR_ARG); /* ldc < N */
+    CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, &pw, MQ_BS_TIER_SCALAR, 0, &sc, out, 2) ==
+          MIXQ_ERR_ARG); /* no threads */
+    CHECK(mq_bs_conv_dir(codes, 1, 1, 1, 16, 3, 3, 1, 0, 0, 2, &pw, MQ_BS_TIER_SCALAR, 1, &sc, out, 2) ==
+          MIXQ_ERR_ARG); /* kernel larger than the input */
+    mq_bs_acts acts = {0};
+    CHECK_OK(mq_bs_pack_acts_ex(codes, 2, 1, 144, MQ_BS_TIER_SCALAR, &acts));
+    CHECK(mq_bs_gemm_ex(&acts, &pw, out, 2, MQ_BS_TIER_SCALAR, 1) == MIXQ_ERR_STATE); /* not a GEMM layout */
+    codes[2 * 16 + 5] = 9; /* pixel 2, channel 5: a code above 2 bits, on every tier */
+    for (int t = 0; t < MQ_BS_TIER_COUNT; t++) {
+        if (!mq_bs_tier_available((mq_bs_tier)t)) continue;
+        CHECK(mq_bs_conv_dir(codes, 1, 3, 3, 16, 3, 3, 1, 1, 0, 2, &pw, (mq_bs_tier)t, 1, &sc, out, 2) ==
+              MIXQ_ERR_ARG);
+        CHECKF(strstr(mixq_last_error(), "row 2 element 5") != NULL, "tier %s: message: %s",
+               mq_bs_tier_name((mq_bs_tier)t), mixq_last_error());
+    }
+    mq_bs_acts_free(&acts);
+    mq_bs_weights_free(&pw);
+    mq_bs_weights_free(&pg);
+    mq_bs_seg_scratch_free(&sc);
+}
+
 /* mq_bs_pack_conv_seg + mq_bs_pack_weights_seg: the GEMM equals the reference on the im2col
  * matrix, every tier writes the scalar tier's words and the im2col row sums, over strides,
  * paddings (padding codes), widths, output rows shorter than a panel and the vector path's limits
@@ -853,6 +960,7 @@ int main(void) {
     TEST_RUN(test_carry_save_paths);
     TEST_RUN(test_pack_conv);
     TEST_RUN(test_pack_conv_seg);
+    TEST_RUN(test_conv_dir);
     TEST_RUN(test_mixed_row_bits);
     TEST_RUN(test_extremes);
     TEST_RUN(test_packers_identical);

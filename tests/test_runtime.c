@@ -538,10 +538,11 @@ typedef struct geo7 {
 typedef struct geo_layer {
     int C, H, W, K, R, S, stride, pad, a_bits, a_signed;
     mixq_kernel kernel;
-    int im2col_plain, seg_plain;
+    int im2col_plain, seg_plain, dir_off;
 } geo_layer;
 
-static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, int *pack_seg) {
+static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, int *pack_seg,
+                            int *pack_dir) {
     rt_conv c;
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "%s", name);
@@ -555,13 +556,14 @@ static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, i
     c.s_a = 1.0f;
     for (int k = 0; k < gl->K; k++) c.sc[k] = 1.0f, c.bias[k] = 0.0f;
     c.kernel = gl->kernel;
-    c.im2col_plain = gl->im2col_plain, c.seg_plain = gl->seg_plain;
+    c.im2col_plain = gl->im2col_plain, c.seg_plain = gl->seg_plain, c.dir_off = gl->dir_off;
     const int n = 3, in = c.C * c.H * c.W;
     *ny = (size_t)n * gl->K * c.P * c.Q;
     float *x = layer_inputs(&c, n * in);
     float *y = malloc(sizeof(float) * *ny);
     CHECK_OK(rt_conv_pack(&c));
     if (pack_seg) *pack_seg = c.pack_seg;
+    if (pack_dir) *pack_dir = c.pack_dir;
     rt_scratch scr;
     memset(&scr, 0, sizeof scr);
     if (rt_conv_run(&c, x, y, 0, n, &scr, 1) != MIXQ_OK) {
@@ -597,10 +599,10 @@ static void test_im2col_short(void) {
                 for (int plain = 0; plain < 2; plain++) {
                     const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
                                           g[gi].pad, 4, sgn,
-                                          kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL, plain, 0};
+                                          kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL, plain, 0, 0};
                     char name[32];
                     snprintf(name, sizeof name, "short%zu", gi);
-                    y[plain] = run_geo_layer(&gl, name, &ny, NULL);
+                    y[plain] = run_geo_layer(&gl, name, &ny, NULL, NULL);
                 }
                 CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
                        "shape %zu, %s inputs, %s: short-row im2col differs from im2col_u8", gi,
@@ -610,10 +612,41 @@ static void test_im2col_short(void) {
             }
 }
 
+/* Each shape of g, signed and unsigned inputs: the layer with its default packing against
+ * im2col + the plain layout (seg_plain and, for dir, dir_off), bit for bit, and the default's
+ * flag (pack_dir for dir, else pack_seg with the direct convolution off) as expected. */
+static void layers_vs_plain(const geo7 *g, size_t ng, int dir, const char *what) {
+    mq_bs_tier tier = MQ_BS_TIER_SCALAR;
+    CHECK_OK(mq_bs_tier_select(&tier));
+    const int K = 19;
+    for (size_t gi = 0; gi < ng; gi++)
+        for (int sgn = 0; sgn < 2; sgn++) {
+            float *y[2] = {NULL, NULL};
+            size_t ny = 0;
+            for (int plain = 0; plain < 2; plain++) {
+                const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
+                                      g[gi].pad, dir ? (sgn ? 5 : 2) : 3, sgn, MIXQ_KERNEL_BITSERIAL,
+                                      0, plain, dir ? plain : 1};
+                char name[32];
+                snprintf(name, sizeof name, "%s%zu", dir ? "dir" : "seg", gi);
+                int seg = -1, pdir = -1;
+                y[plain] = run_geo_layer(&gl, name, &ny, &seg, &pdir);
+                const int want = !plain && (dir ? tier == MQ_BS_TIER_VPOPCNT &&
+                                                      mq_bs_conv_dir_ok(gl.C, gl.R, gl.S, gl.stride, gl.W)
+                                                : mq_bs_conv_seg_pays(gl.C, gl.R, gl.S, gl.W));
+                CHECKF((dir ? pdir : seg) == want, "shape %zu: %s flag %d, expected %d", gi, what,
+                       dir ? pdir : seg, want);
+            }
+            CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
+                   "shape %zu, %s inputs: the %s differs from im2col", gi, sgn ? "signed" : "unsigned", what);
+            free(y[0]);
+            free(y[1]);
+        }
+}
+
 /* Bit-serial convs with C of 16, 32 or 48 in the segment layout (mq_bs_pack_conv_seg, the
- * default where mq_bs_conv_seg_pays: not for the 1x1 shape and the 4100-pixel rows here) against
- * im2col + the plain layout (seg_plain): the same outputs, bit for bit, with signed inputs (a
- * nonzero padding code) and unsigned, strides, pads, short rows. */
+ * default where mq_bs_conv_seg_pays and the direct convolution is off: not for the 1x1 shape and
+ * the 4100-pixel rows here) against im2col + the plain layout: strides, pads, short rows. */
 static void test_seg_layers(void) {
     static const geo7 g[] = {
         {16, 9, 7, 3, 3, 1, 1}, {16, 8, 8, 3, 3, 2, 1}, {32, 6, 5, 1, 1, 2, 0}, {48, 5, 4, 1, 3, 1, 1},
@@ -621,26 +654,19 @@ static void test_seg_layers(void) {
         {16, 14, 14, 3, 3, 2, 1},
         {16, 2, 4100, 3, 3, 1, 1}, /* rows of 65 600 codes: past mq_bs_pack_conv_seg's limit, im2col */
     };
-    const int K = 19;
-    for (size_t gi = 0; gi < sizeof g / sizeof g[0]; gi++)
-        for (int sgn = 0; sgn < 2; sgn++) {
-            float *y[2] = {NULL, NULL};
-            size_t ny = 0;
-            for (int plain = 0; plain < 2; plain++) {
-                const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
-                                      g[gi].pad, 3, sgn, MIXQ_KERNEL_BITSERIAL, 0, plain};
-                char name[32];
-                snprintf(name, sizeof name, "seg%zu", gi);
-                int seg = -1;
-                y[plain] = run_geo_layer(&gl, name, &ny, &seg);
-                CHECKF(seg == (!plain && mq_bs_conv_seg_pays(gl.C, gl.R, gl.S, gl.W)), "shape %zu: pack_seg %d", gi, seg);
-            }
-            CHECKF(y[0] && y[1] && !memcmp(y[0], y[1], sizeof(float) * ny),
-                   "shape %zu, %s inputs: the segment layout differs from im2col", gi,
-                   sgn ? "signed" : "unsigned");
-            free(y[0]);
-            free(y[1]);
-        }
+    layers_vs_plain(g, sizeof g / sizeof g[0], 0, "segment layout");
+}
+
+/* The direct convolution (pack_dir: 3x3, C = 16 or 32, strides 1 and 2, the vpopcnt tier)
+ * against im2col + the plain layout, 2 and 5 activation bits, widths 1..8 over 19 output channels
+ * (mixed-width panels); on other tiers the layer must not take it. */
+static void test_dir_layers(void) {
+    static const geo7 g[] = {
+        {16, 9, 7, 3, 3, 1, 1}, {16, 8, 8, 3, 3, 2, 1}, {32, 6, 5, 3, 3, 1, 1}, {32, 9, 9, 3, 3, 2, 1},
+        {16, 28, 28, 3, 3, 1, 1}, {32, 14, 14, 3, 3, 2, 1}, {16, 3, 3, 3, 3, 1, 0}, {32, 5, 37, 3, 3, 1, 2},
+        {32, 4, 4, 3, 2, 1, 1}, /* 3x2: not taken */
+    };
+    layers_vs_plain(g, sizeof g / sizeof g[0], 1, "direct convolution");
 }
 
 /* A layer's images in sub-batches (RT_SUB_BYTES of accumulators each) give, bit for bit, what
@@ -818,6 +844,7 @@ int main(void) {
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_im2col_short);
     TEST_RUN(test_seg_layers);
+    TEST_RUN(test_dir_layers);
     TEST_RUN(test_sub_batches);
     TEST_RUN(test_errors);
     TEST_RUN(test_calibrate_cpu_table);

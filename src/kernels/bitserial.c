@@ -229,8 +229,21 @@ void mq_bs_weights_free(mq_bs_weights *w) {
 /* Both weight layouts: element k of a row at bit (k / seg) * segw * 64 + k % seg of the packed
  * row, segw = ceil(seg / 64); plain (seg == K): bit k, and K stays K (segmented: kw * 64, as
  * mq_bs_pack_conv_seg's activations have it). */
+/* mq_bs_pack_weights_dir's word and bit of element k = (r, s, c) (bitserial.h). */
+static void dir_pos(int dir, int k, int *word, int *bit) {
+    if (dir == MQ_BS_DIR_C32) {
+        *word = k / 32, *bit = k % 32;
+        return;
+    }
+    const int r = k / 48, s = k / 16 % 3, c = k % 16;
+    if (s < 2) *word = r, *bit = s * 16 + c;
+    else if (r < 2) *word = 3, *bit = r * 16 + c;
+    else *word = 4, *bit = c;
+}
+
+/* dir != 0: mq_bs_pack_weights_dir's layout (kw words of 32 bits, slots in column order). */
 static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int K, int seg,
-                                int plain, mq_bs_weights *out) {
+                                int plain, int dir, mq_bs_weights *out) {
     const char *what = "bit-serial weight packing";
     if (!out) return mq_err(MIXQ_ERR_ARG, "%s: NULL output", what);
     memset(out, 0, sizeof *out);
@@ -246,7 +259,8 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
     s = check_weights(w, row_bits, N, K, what);
     if (s) return s;
 
-    const int kw = K / seg * segw, panels = (N + MQ_BS_NR - 1) / MQ_BS_NR;
+    const int kw = dir ? (dir == MQ_BS_DIR_C16 ? 5 : K / 32) : K / seg * segw;
+    const int panels = (N + MQ_BS_NR - 1) / MQ_BS_NR;
     /* rows sorted by (bits, index): counting sort over the widths */
     int *order = mq_malloc((size_t)N, sizeof *order, "bit-serial row order");
     if (!order) return MIXQ_ERR_NOMEM;
@@ -256,8 +270,9 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
             if (row_bits[n] == b) order[cnt++] = n;
 
     out->N = N;
-    out->K = plain ? K : kw * 64;
+    out->K = plain || dir ? K : kw * 64;
     out->kw = kw;
+    out->dir = dir;
     out->panels = panels;
     out->bits = mq_malloc((size_t)panels, sizeof *out->bits, "bit-serial panel bits");
     out->rows = mq_malloc((size_t)panels, sizeof *out->rows, "bit-serial panel rows");
@@ -283,7 +298,7 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
                 if (n != out->col[p * MQ_BS_NR] + c) contig = 0;
             }
         }
-        if (contig && nrows == MQ_BS_NR) { /* interleave the full panel (layout above) */
+        if (contig && nrows == MQ_BS_NR && !dir) { /* interleave the full panel (layout above) */
             const int c0 = out->col[p * MQ_BS_NR];
             for (int c = 0; c < MQ_BS_NR / 2; c++) {
                 out->col[p * MQ_BS_NR + c] = c0 + 2 * c;
@@ -295,7 +310,7 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
         out->rows[p] = nrows;
         out->contig[p] = (uint8_t)contig;
         out->off[p] = words;
-        words += (size_t)B * (size_t)kw * MQ_BS_NR;
+        words += (size_t)B * (size_t)kw * MQ_BS_NR / (dir ? 2 : 1);
         out->plane_rows += (int64_t)MQ_BS_NR * B;
     }
     free(order);
@@ -312,6 +327,14 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
             for (int k = 0; k < K; k++) {
                 /* B == 1: bit = (v == +1); B >= 2: the low B bits of the two's complement byte */
                 const unsigned v = B == 1 ? (row[k] > 0) : (unsigned)(uint8_t)row[k];
+                if (dir) {
+                    int word, bit;
+                    dir_pos(dir, k, &word, &bit);
+                    uint32_t *P32 = (uint32_t *)P;
+                    for (int i = 0; i < B; i++)
+                        if ((v >> i) & 1u) P32[((size_t)i * kw + (size_t)word) * MQ_BS_NR + c] |= (uint32_t)1 << bit;
+                    continue;
+                }
                 const int pos = k / seg * segw * 64 + k % seg;
                 const uint64_t bit = (uint64_t)1 << (pos & 63);
                 for (int i = 0; i < B; i++)
@@ -324,12 +347,27 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
 
 mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
                                mq_bs_weights *out) {
-    return pack_weights(w, row_bits, N, K, K, 1, out);
+    return pack_weights(w, row_bits, N, K, K, 1, 0, out);
 }
 
 mixq_status mq_bs_pack_weights_seg(const int8_t *w, const int *row_bits, int N, int K, int seg,
                                    mq_bs_weights *out) {
-    return pack_weights(w, row_bits, N, K, seg, 0, out);
+    return pack_weights(w, row_bits, N, K, seg, 0, 0, out);
+}
+
+int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W) {
+    return (C == 16 || C == 32) && R == 3 && S == 3 && (stride == 1 || stride == 2) && W >= 1 &&
+           (int64_t)(W + 2) * C <= MQ_BS_MAX_K;
+}
+
+mixq_status mq_bs_pack_weights_dir(const int8_t *w, const int *row_bits, int N, int C, int R,
+                                   int S, mq_bs_weights *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!mq_bs_conv_dir_ok(C, R, S, 1, 1))
+        return mq_err(MIXQ_ERR_ARG, "bit-serial weight packing (direct): C %d, %dx%d kernel; hint: "
+                      "3x3 with C = 16 or 32 (mq_bs_conv_dir_ok)", C, R, S);
+    return pack_weights(w, row_bits, N, R * S * C, R * S * C, 0,
+                        C == 16 ? MQ_BS_DIR_C16 : MQ_BS_DIR_C32, out);
 }
 
 /* ---------------------------------------------------------------- activations */
@@ -501,6 +539,19 @@ static void conv_rows_scalar(const mq_bs_conv_geo *g, const mq_bs_acts *pix, con
         }
 }
 
+/* The conv packers' common checks: activation width and padding code, kernel within the padded
+ * input. */
+static mixq_status check_conv_args(int a_bits, uint8_t pad_code, int H, int W, int R, int S,
+                                   int pad, const char *what) {
+    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS || pad_code >> a_bits)
+        return mq_err(MIXQ_ERR_ARG, "%s: a_bits %d, padding code %d; hint: a_bits in 1..8 and a "
+                      "padding code below 2^a_bits", what, a_bits, pad_code);
+    if (H + 2 * pad < R || W + 2 * pad < S)
+        return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
+                      what, R, S, H, W, pad);
+    return MIXQ_OK;
+}
+
 mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
                             int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
                             mq_bs_acts *pix, mq_bs_acts *out) {
@@ -509,13 +560,9 @@ mixq_status mq_bs_pack_conv(const uint8_t *codes, int n, int H, int W, int C, in
     if (n < 1 || H < 1 || W < 1 || R < 1 || S < 1 || stride < 1 || pad < 0 || C < 64 || C % 64)
         return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
                       "hint: C must be a positive multiple of 64", what, n, H, W, C, R, S, stride, pad);
-    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS || pad_code >> a_bits)
-        return mq_err(MIXQ_ERR_ARG, "%s: a_bits %d, padding code %d; hint: a_bits in 1..8 and a "
-                      "padding code below 2^a_bits", what, a_bits, pad_code);
+    mixq_status cs = check_conv_args(a_bits, pad_code, H, W, R, S, pad, what);
+    if (cs) return cs;
     const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
-    if (H + 2 * pad < R || W + 2 * pad < S)
-        return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
-                      what, R, S, H, W, pad);
     const int64_t npix = (int64_t)n * H * W, M = (int64_t)n * P * Q, K = (int64_t)R * S * C;
     if (npix > INT32_MAX - MQ_BS_MR || M > INT32_MAX || K > MQ_BS_MAX_K)
         return mq_err(MIXQ_ERR_ARG, "%s: %lld x %lld activations too large (K at most %d)", what,
@@ -558,6 +605,7 @@ void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s) {
     if (!s) return;
     mq_bs_acts_free(&s->pix);
     free(s->rows);
+    free(s->tmp);
     memset(s, 0, sizeof *s);
 }
 
@@ -599,30 +647,14 @@ static void conv_seg_rows_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, m
             }
 }
 
-mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
-                                int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
-                                mq_bs_seg_scratch *sc, mq_bs_acts *out) {
-    const char *what = "bit-serial convolution packing (segments)";
-    if (!codes || !sc || !out) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
-    if (n < 1 || H < 1 || W < 1 || stride < 1 || pad < 0 || !mq_bs_conv_seg_ok(C, R, S))
-        return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
-                      "hint: C a multiple of 16 (not of 64) whose kernel rows fit as few words as "
-                      "the plain layout (mq_bs_conv_seg_ok)", what, n, H, W, C, R, S, stride, pad);
-    if (a_bits < 1 || a_bits > MQ_BS_MAX_BITS || pad_code >> a_bits)
-        return mq_err(MIXQ_ERR_ARG, "%s: a_bits %d, padding code %d; hint: a_bits in 1..8 and a "
-                      "padding code below 2^a_bits", what, a_bits, pad_code);
-    if (H + 2 * pad < R || W + 2 * pad < S)
-        return mq_err(MIXQ_ERR_ARG, "%s: a %dx%d kernel does not fit a %dx%d input padded by %d",
-                      what, R, S, H, W, pad);
-    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
-    const int seg = S * C, segw = (seg + 63) / 64, HP = H + 2 * pad;
-    const int64_t M = (int64_t)n * P * Q, rowbits = (int64_t)(W + 2 * pad) * C;
-    const int64_t RW = (rowbits + 63) / 64 + 1; /* + 1: a segment's last load may pass the end */
-    if (M > INT32_MAX || (int64_t)n * H > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K ||
-        (int64_t)R * segw * 64 > MQ_BS_MAX_K)
-        return mq_err(MIXQ_ERR_ARG, "%s: %lld output pixels, rows of %d x %d codes: too large", what,
-                      (long long)M, W, C);
-    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, seg, segw};
+/* Steps 1 and 2 of mq_bs_pack_conv_seg (and mq_bs_conv_dir): the padded plane rows of the input
+ * into sc->rows, [n][HP][a_bits][RW] words. */
+static mixq_status seg_plane_rows(const uint8_t *codes, const mq_bs_seg_geo *gp, uint8_t pad_code,
+                                  int a_bits, mq_bs_tier tier, mq_bs_seg_scratch *sc,
+                                  const char *what) {
+    const mq_bs_seg_geo g = *gp;
+    const int n = g.n, H = g.H, W = g.W, C = g.C, pad = g.pad, HP = g.HP;
+    const int64_t RW = g.RW, rowbits = (int64_t)(W + 2 * pad) * C;
     /* the plane rows of the padded image, [n][HP][a_bits][RW] words: image row h at padded row
      * h + pad, pixel x at bit (x + pad) * C; padding bits hold pad_code's planes. 64 bytes of
      * slack after the last row for the vector loads. */
@@ -676,6 +708,32 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
                 }
             }
         }
+    return MIXQ_OK;
+}
+
+mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                                int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
+                                mq_bs_seg_scratch *sc, mq_bs_acts *out) {
+    const char *what = "bit-serial convolution packing (segments)";
+    if (!codes || !sc || !out) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    if (n < 1 || H < 1 || W < 1 || stride < 1 || pad < 0 || !mq_bs_conv_seg_ok(C, R, S))
+        return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
+                      "hint: C a multiple of 16 (not of 64) whose kernel rows fit as few words as "
+                      "the plain layout (mq_bs_conv_seg_ok)", what, n, H, W, C, R, S, stride, pad);
+    mixq_status cs = check_conv_args(a_bits, pad_code, H, W, R, S, pad, what);
+    if (cs) return cs;
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
+    const int seg = S * C, segw = (seg + 63) / 64, HP = H + 2 * pad;
+    const int64_t M = (int64_t)n * P * Q, rowbits = (int64_t)(W + 2 * pad) * C;
+    const int64_t RW = (rowbits + 63) / 64 + 1; /* + 1: a segment's last load may pass the end */
+    if (M > INT32_MAX || (int64_t)n * H > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K ||
+        (int64_t)R * segw * 64 > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: %lld output pixels, rows of %d x %d codes: too large", what,
+                      (long long)M, W, C);
+    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, seg, segw};
+    mixq_status s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
+    if (s) return s;
+    const int gfni = tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available();
     /* 3. the rows */
     s = mq_bs_acts_reserve(out, (int)M, (int)(R * segw * 64), a_bits);
     if (s) return s;
@@ -687,6 +745,111 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
     else
         conv_seg_rows_scalar(&g, sc->rows, out);
     zero_pad_rows(out);
+    return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- direct convolutions */
+static uint32_t ld32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static uint32_t ld16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/* Scalar twin of mq_bs_conv_dir_rows_vpopcnt: output rows o0..o1-1, word by word. */
+static void conv_dir_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, int ab,
+                            const mq_bs_weights *w, int32_t *out, int ldc, int o0, int o1) {
+    const int kw = w->kw, c16 = w->dir == MQ_BS_DIR_C16, px = g->C / 8, st = g->stride;
+    uint32_t A[MQ_BS_MAX_BITS][9];
+    for (int o = o0; o < o1; o++) {
+        const int i = o / g->P, y = o % g->P;
+        for (int x = 0; x < g->Q; x++) {
+            const uint8_t *row[3];
+            int32_t rs = 0;
+            for (int j = 0; j < ab; j++) {
+                for (int r = 0; r < 3; r++)
+                    row[r] = (const uint8_t *)(rows + (((size_t)i * g->HP + (size_t)(y * st + r)) * ab + j) * (size_t)g->RW) +
+                             (size_t)x * st * px;
+                for (int t = 0; t < kw; t++) {
+                    uint32_t v, used = ~0u;
+                    if (!c16) v = ld32(row[t / 3] + (t % 3) * px);
+                    else if (t < 3) v = ld32(row[t]);
+                    else if (t == 3) v = ld16(row[0] + 2 * px) | ld16(row[1] + 2 * px) << 16;
+                    else v = ld32(row[2] + 2 * px), used = 0xffffu;
+                    A[j][t] = v;
+                    rs += __builtin_popcount(v & used) << j;
+                }
+            }
+            int32_t *crow = out + ((size_t)o * g->Q + (size_t)x) * (size_t)ldc;
+            for (int p = 0; p < w->panels; p++) {
+                const int B = w->bits[p];
+                const uint32_t *P32 = (const uint32_t *)(w->planes + w->off[p]);
+                for (int c = 0; c < w->rows[p]; c++) {
+                    int64_t v = 0;
+                    for (int bi = 0; bi < B; bi++)
+                        for (int j = 0; j < ab; j++) {
+                            int32_t pc = 0;
+                            for (int t = 0; t < kw; t++)
+                                pc += __builtin_popcount(P32[((size_t)bi * kw + (size_t)t) * MQ_BS_NR + c] & A[j][t]);
+                            const int64_t term = (int64_t)pc << (bi + j);
+                            v += B > 1 && bi == B - 1 ? -term : term;
+                        }
+                    if (B == 1) v = 2 * v - rs;
+                    crow[w->col[p * MQ_BS_NR + c]] = (int32_t)v;
+                }
+            }
+        }
+    }
+}
+
+mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                           int stride, int pad, uint8_t pad_code, int a_bits,
+                           const mq_bs_weights *w, mq_bs_tier tier, int nthreads,
+                           mq_bs_seg_scratch *sc, int32_t *out, int ldc) {
+    const char *what = "bit-serial direct convolution";
+    if (!codes || !w || !sc || !out) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
+    if (n < 1 || H < 1 || pad < 0 || !mq_bs_conv_dir_ok(C, R, S, stride, W))
+        return mq_err(MIXQ_ERR_ARG, "%s: n %d, H %d, W %d, C %d, R %d, S %d, stride %d, pad %d; "
+                      "hint: 3x3, C = 16 or 32, stride 1 or 2 (mq_bs_conv_dir_ok)", what, n, H, W,
+                      C, R, S, stride, pad);
+    if (!w->planes || w->dir != (C == 16 ? MQ_BS_DIR_C16 : MQ_BS_DIR_C32) || w->K != R * S * C)
+        return mq_err(MIXQ_ERR_STATE, "%s: the weights are not packed by mq_bs_pack_weights_dir "
+                      "for C = %d, %dx%d", what, C, R, S);
+    mixq_status cs = check_conv_args(a_bits, pad_code, H, W, R, S, pad, what);
+    if (cs) return cs;
+    if (ldc < w->N) return mq_err(MIXQ_ERR_ARG, "%s: ldc = %d is less than N = %d", what, ldc, w->N);
+    if (nthreads < 1) return mq_err(MIXQ_ERR_ARG, "%s: %d threads; hint: use >= 1", what, nthreads);
+    mixq_status s = need_tier(tier, what);
+    if (s) return s;
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1, HP = H + 2 * pad;
+    const int64_t rowbits = (int64_t)(W + 2 * pad) * C, RW = (rowbits + 63) / 64 + 1;
+    if ((int64_t)n * P * Q > INT32_MAX || (int64_t)n * HP > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: %d images of %d x %d x %d: too large", what, n, H, W, C);
+    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, S * C, 0};
+    s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
+    if (s) return s;
+    const int O = n * P, nt = MQ_MIN(nthreads, O);
+    if (tier != MQ_BS_TIER_VPOPCNT) {
+        conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, 0, O);
+        return MIXQ_OK;
+    }
+    const size_t tb = (mq_bs_dir_tmp_bytes(&g, a_bits) + 63) / 64 * 64;
+    s = reserve_aligned((void **)&sc->tmp, &sc->tmp_cap, tb * (size_t)nt, 1, "bit-serial direct rows");
+    if (s) return s;
+    if (nt <= 1) {
+        mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, 0, O, sc->tmp);
+    } else { /* contiguous blocks of output rows: each output is computed by the same code */
+#pragma omp parallel num_threads(nt)
+        {
+            const int t = omp_get_thread_num(), k = omp_get_num_threads();
+            const int o0 = (int)((int64_t)O * t / k), o1 = (int)((int64_t)O * (t + 1) / k);
+            if (o1 > o0) mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, o0, o1, sc->tmp + tb * (size_t)t);
+        }
+    }
     return MIXQ_OK;
 }
 
@@ -755,6 +918,9 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
     if (!a || !w || !C) return mq_err(MIXQ_ERR_ARG, "%s: NULL argument", what);
     if (!a->bits || a->M < 1) return mq_err(MIXQ_ERR_STATE, "%s: activations not packed", what);
     if (!w->planes || w->N < 1) return mq_err(MIXQ_ERR_STATE, "%s: weights not packed", what);
+    if (w->dir)
+        return mq_err(MIXQ_ERR_STATE, "%s: the weights are in the direct convolution's layout "
+                      "(mq_bs_conv_dir only)", what);
     if (a->K != w->K)
         return mq_err(MIXQ_ERR_SHAPE, "%s: activations have K = %d, weights K = %d", what, a->K,
                       w->K);

@@ -128,6 +128,10 @@ typedef struct mq_bs_weights {
     uint64_t *planes;       /* all panels, 64-byte aligned */
     int *row_bits;          /* [N] copy of the widths */
     int64_t plane_rows;     /* sum_p 16 * B_p: weight plane rows the kernel runs (with padding) */
+    int dir;                /* 0: the GEMM layouts above; else mq_bs_pack_weights_dir's layout
+                               (mq_bs_conv_dir only): panel p is [B_p][kw][16] uint32 words, kw
+                               = the kernel's words per pixel, slots in column order (contig
+                               0 or 1, never 2); dir = the kernel kind (MQ_BS_DIR_*) */
 } mq_bs_weights;
 
 /* ---------------------------------------------------------------- tiers */
@@ -192,6 +196,8 @@ typedef struct mq_bs_seg_scratch {
     mq_bs_acts pix;      /* the input's image rows packed, W * C codes each */
     uint64_t *rows;      /* [n][H + 2 pad][a_bits][RW] plane rows of the padded input */
     size_t rows_cap;     /* words */
+    uint8_t *tmp;        /* mq_bs_conv_dir: per-thread row buffers */
+    size_t tmp_cap;      /* bytes */
 } mq_bs_seg_scratch;
 int mq_bs_conv_seg_ok(int C, int R, int S);
 /* Where the runtime (and bench_layers, as it) uses the segment layout: mq_bs_conv_seg_ok, not
@@ -210,6 +216,33 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
                                 int stride, int pad, uint8_t pad_code, int a_bits, mq_bs_tier tier,
                                 mq_bs_seg_scratch *sc, mq_bs_acts *out);
 void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s);
+
+/* Direct convolution on 32-bit words (vpopcnt tier), for C = 16 or 32: no activation packing
+ * beyond the padded plane rows of mq_bs_pack_conv_seg (each input code packed once). Each output
+ * pixel's K is a few 32-bit words read straight from those rows, and a zmm holds one word of the
+ * 16 output channels of a weight panel, so per word and pixel the kernel runs vpandd (the
+ * pixel's word broadcast {1to16}), vpopcntd, vpaddd over 16 channels: 3 vector uops per 512
+ * bit pairs, as the GEMM, but with no K padding to 64-bit words:
+ *   MQ_BS_DIR_C16  C = 16, 3x3: 5 words per pixel and plane (144 of 160 bits used; the GEMM
+ *                  layouts spend 3 x 64 = 192): for kernel row r < 3 the taps s = 0, 1 as one
+ *                  word (one unaligned load), then (r 0, s 2) | (r 1, s 2) << 16 (built per
+ *                  output row), then (r 2, s 2) with a zero upper half in the weights;
+ *   MQ_BS_DIR_C32  C = 32, 3x3: 9 words, tap (r, s) in word r * 3 + s (all 288 bits used).
+ * Strides 1 and 2, any padding and pad code, any widths (per-channel weight bits included).
+ * Weights: mq_bs_pack_weights_dir(w, row_bits, N, C, R, S, out), w [N][R*S*C] in (r, s, c)
+ * order. mq_bs_conv_dir: C[M][ldc] for the n*P*Q output pixels of the NHWC codes, exactly
+ * im2col + mq_bs_gemm_ref (padding taps read pad_code); nthreads threads over output rows (the
+ * results do not depend on it). Other tiers run conv_dir_scalar (bitserial.c), the twin, on the
+ * same rows. mq_bs_conv_dir_ok(C, R, S, stride, W): the shapes it takes. */
+#define MQ_BS_DIR_C16 1
+#define MQ_BS_DIR_C32 2
+int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W);
+mixq_status mq_bs_pack_weights_dir(const int8_t *w, const int *row_bits, int N, int C, int R,
+                                   int S, mq_bs_weights *out);
+mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
+                           int stride, int pad, uint8_t pad_code, int a_bits,
+                           const mq_bs_weights *w, mq_bs_tier tier, int nthreads,
+                           mq_bs_seg_scratch *sc, int32_t *out, int ldc);
 
 /* ---------------------------------------------------------------- GEMM */
 /* C[M][N] (ldc = N) from packed operands, on the tier of mq_bs_tier_select and mq_threads()
@@ -248,6 +281,12 @@ void mq_bs_conv_rows_avx512(const mq_bs_conv_geo *g, const mq_bs_acts *pix, cons
 typedef struct mq_bs_seg_geo {
     int n, H, W, C, R, S, stride, pad, P, Q, HP, RW, seg, segw;
 } mq_bs_seg_geo;
+/*   dir rows: mq_bs_conv_dir's output rows o0..o1-1 (o = i * P + y) from the plane rows; tmp:
+ *         mq_bs_dir_tmp_bytes(g, ab) bytes, 64-byte aligned (bitserial_vpopcnt.c). */
+size_t mq_bs_dir_tmp_bytes(const mq_bs_seg_geo *g, int ab);
+void mq_bs_conv_dir_rows_vpopcnt(const mq_bs_seg_geo *g, const uint64_t *rows, int ab,
+                                 const mq_bs_weights *w, int32_t *C, int ldc, int o0, int o1,
+                                 uint8_t *tmp);
 /*   seg rows: every word and rowsum of rows 0..M-1 of out (reserved: K = R * 64) from the plane
  *         rows, for segw == 1 and stride * C <= 64 (8 rows' loads within 64 bytes of the first);
  *         AVX-512BW (avx512 and vpopcnt tiers; one body, bitserial_seg_rows.h);

@@ -79,6 +79,9 @@ typedef struct rt_conv {
                                    rows fit whole words: weights and activations in
                                    mq_bs_pack_conv_seg's segment layout (no im2col copy) */
     int seg_plain;              /* tests: im2col + the plain layout where pack_seg would apply */
+    int pack_dir;               /* bit-serial 3x3 conv with C = 16 or 32 on the vpopcnt tier:
+                                   mq_bs_conv_dir on 32-bit words (no K padding, no row packing) */
+    int dir_off;                /* tests and bench_layers: the GEMM layouts where pack_dir would apply */
     int nq_off;
     /* re-quantization to codes of at most RT_THR_MAX + 1 levels by integer thresholds
      * (rt_conv_thresholds): thr int32 [thr_n][K], then mask [K] and base [K]; NULL: float */

@@ -211,9 +211,15 @@ mixq_status rt_conv_pack(rt_conv *c) {
     if (!c->bw) return MIXQ_ERR_NOMEM;
     /* C not a multiple of 64 whose kernel rows fit as few words as the plain layout (3x3 with
      * C = 16: 3 words of 48 bits): the segment layout, packed from the codes (bitserial.h) */
-    c->pack_seg = !c->fc && c->G == 1 && !c->seg_plain && mq_bs_conv_seg_pays(c->C, c->R, c->S, c->W);
+    /* 3x3 with C = 16 or 32 on the vpopcnt tier: the direct convolution on 32-bit words (no K
+     * padding to 64-bit words, no row packing; bitserial.h) */
+    c->pack_dir = !c->fc && c->G == 1 && !c->dir_off && c->tier == MQ_BS_TIER_VPOPCNT &&
+                  mq_bs_conv_dir_ok(c->C, c->R, c->S, c->stride, c->W);
+    c->pack_seg = !c->fc && c->G == 1 && !c->pack_dir && !c->seg_plain &&
+                  mq_bs_conv_seg_pays(c->C, c->R, c->S, c->W);
     for (int g = 0; g < c->G; g++) {
-        st = c->pack_seg ? mq_bs_pack_weights_seg(c->wp, c->kbits, c->Kg, c->Kd, c->S * c->C, &c->bw[g])
+        st = c->pack_dir ? mq_bs_pack_weights_dir(c->wp, c->kbits, c->Kg, c->C, c->R, c->S, &c->bw[g])
+           : c->pack_seg ? mq_bs_pack_weights_seg(c->wp, c->kbits, c->Kg, c->Kd, c->S * c->C, &c->bw[g])
                          : mq_bs_pack_weights(c->wp + (size_t)g * c->Kg * c->Kd, c->kbits + (size_t)g * c->Kg,
                                               c->Kg, c->Kd, &c->bw[g]);
         if (st) {
@@ -705,7 +711,15 @@ static mixq_status run_codes(rt_conv *c, const uint8_t *codes, int n, uint8_t *c
      * words per tap each input pixel is packed once and the rows are assembled from its words;
      * pack_seg layers (16 channels, 3x3) take the segment layout from the packed input rows */
     const int pack_direct = c->kernel == MIXQ_KERNEL_BITSERIAL && !c->fc && c->G == 1 &&
-                            (c->C % 64 == 0 || c->pack_seg);
+                            (c->C % 64 == 0 || c->pack_seg || c->pack_dir);
+    if (pack_direct && c->pack_dir) { /* straight to the accumulators */
+        if ((st = mq_bs_conv_dir(codes, n, c->H, c->W, c->C, c->R, c->S, c->stride, c->pad,
+                                 (uint8_t)c->a_off, c->pack_bits, &c->bw[0], c->tier, kthreads,
+                                 &s->seg, acc, c->Kg)))
+            return st;
+        epilogue_images(c, acc, n, 0, PQ, cout, yout);
+        return MIXQ_OK;
+    }
     const uint8_t *col = c->fc || pack_direct ? codes
                                               : grow((void **)&s->col, &s->col_cap, M * (size_t)c->Kd + IM2COL_SLACK);
     if (!col) return MIXQ_ERR_NOMEM;
