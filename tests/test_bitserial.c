@@ -486,6 +486,8 @@ static void test_conv_dir(void) {
     CHECK(!mq_bs_conv_dir_ok(64, 3, 3, 1, 8) && !mq_bs_conv_dir_ok(16, 1, 1, 1, 8) &&
           !mq_bs_conv_dir_ok(32, 3, 3, 3, 8) && !mq_bs_conv_dir_ok(48, 3, 3, 1, 8) &&
           !mq_bs_conv_dir_ok(16, 3, 3, 1, 5000) && !mq_bs_conv_dir_ok(32, 3, 2, 1, 8));
+    CHECK(mq_bs_conv_dir_pays(16, 3, 3, 1, 28, 4) && mq_bs_conv_dir_pays(32, 3, 3, 2, 14, 1) &&
+          !mq_bs_conv_dir_pays(16, 3, 3, 1, 28, 5) && !mq_bs_conv_dir_pays(64, 3, 3, 1, 8, 2));
     /* bad arguments: an error, never a crash */
     uint8_t codes[3 * 3 * 16] = {0};
     int8_t wt[2 * 288] = {0};

@@ -528,7 +528,7 @@ static float *layer_inputs(const rt_conv *c, int count) {
 }
 
 /* One conv layer of the given geometry, K outputs, a_bits-bit inputs (signed or not), widths
- * 1..8 over the kernels, unit scales, run on 3 images of layer_inputs:
+ * 1..max_wbits over the kernels, unit scales, run on 3 images of layer_inputs:
  * the outputs (*ny of them, malloc'd; NULL on failure), and the layer's pack_seg. */
 /* A conv geometry of the shape tables below. */
 typedef struct geo7 {
@@ -539,6 +539,7 @@ typedef struct geo_layer {
     int C, H, W, K, R, S, stride, pad, a_bits, a_signed;
     mixq_kernel kernel;
     int im2col_plain, seg_plain, dir_off;
+    int max_wbits; /* the widths cycle 1..max_wbits over the kernels (0: 8) */
 } geo_layer;
 
 static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, int *pack_seg,
@@ -550,7 +551,7 @@ static float *run_geo_layer(const geo_layer *gl, const char *name, size_t *ny, i
     c.stride = gl->stride, c.pad = gl->pad, c.G = 1;
     c.a_bits = gl->a_bits, c.a_signed = gl->a_signed;
     c.kbits = malloc(sizeof(int) * (size_t)gl->K);
-    for (int k = 0; k < gl->K; k++) c.kbits[k] = 1 + k % 8;
+    for (int k = 0; k < gl->K; k++) c.kbits[k] = 1 + k % (gl->max_wbits ? gl->max_wbits : 8);
     CHECK_OK(rt_conv_prepare(&c));
     layer_weight_codes(&c);
     c.s_a = 1.0f;
@@ -599,7 +600,7 @@ static void test_im2col_short(void) {
                 for (int plain = 0; plain < 2; plain++) {
                     const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
                                           g[gi].pad, 4, sgn,
-                                          kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL, plain, 0, 0};
+                                          kern ? MIXQ_KERNEL_INT8 : MIXQ_KERNEL_BITSERIAL, plain, 0, 0, 0};
                     char name[32];
                     snprintf(name, sizeof name, "short%zu", gi);
                     y[plain] = run_geo_layer(&gl, name, &ny, NULL, NULL);
@@ -620,19 +621,20 @@ static void layers_vs_plain(const geo7 *g, size_t ng, int dir, const char *what)
     CHECK_OK(mq_bs_tier_select(&tier));
     const int K = 19;
     for (size_t gi = 0; gi < ng; gi++)
-        for (int sgn = 0; sgn < 2; sgn++) {
+        for (int v = 0; v < (dir ? 4 : 2); v++) { /* signed inputs; dir: widths up to 4 or 8 */
+            const int sgn = v % 2, mw = dir && v < 2 ? 4 : 8;
             float *y[2] = {NULL, NULL};
             size_t ny = 0;
             for (int plain = 0; plain < 2; plain++) {
                 const geo_layer gl = {g[gi].C, g[gi].H, g[gi].W, K, g[gi].R, g[gi].S, g[gi].stride,
                                       g[gi].pad, dir ? (sgn ? 5 : 2) : 3, sgn, MIXQ_KERNEL_BITSERIAL,
-                                      0, plain, dir ? plain : 1};
+                                      0, plain, dir ? plain : 1, mw};
                 char name[32];
                 snprintf(name, sizeof name, "%s%zu", dir ? "dir" : "seg", gi);
                 int seg = -1, pdir = -1;
                 y[plain] = run_geo_layer(&gl, name, &ny, &seg, &pdir);
                 const int want = !plain && (dir ? tier == MQ_BS_TIER_VPOPCNT &&
-                                                      mq_bs_conv_dir_ok(gl.C, gl.R, gl.S, gl.stride, gl.W)
+                                                      mq_bs_conv_dir_pays(gl.C, gl.R, gl.S, gl.stride, gl.W, mw)
                                                 : mq_bs_conv_seg_pays(gl.C, gl.R, gl.S, gl.W));
                 CHECKF((dir ? pdir : seg) == want, "shape %zu: %s flag %d, expected %d", gi, what,
                        dir ? pdir : seg, want);
@@ -657,9 +659,10 @@ static void test_seg_layers(void) {
     layers_vs_plain(g, sizeof g / sizeof g[0], 0, "segment layout");
 }
 
-/* The direct convolution (pack_dir: 3x3, C = 16 or 32, strides 1 and 2, the vpopcnt tier)
- * against im2col + the plain layout, 2 and 5 activation bits, widths 1..8 over 19 output channels
- * (mixed-width panels); on other tiers the layer must not take it. */
+/* The direct convolution (pack_dir: 3x3, C = 16 or 32, strides 1 and 2, weights of up to 4
+ * bits, the vpopcnt tier) against im2col + the plain layout, 2 and 5 activation bits, widths
+ * 1..4 over 19 output channels (mixed-width panels); widths 1..8, other tiers and the 3x2 shape
+ * must not take it. */
 static void test_dir_layers(void) {
     static const geo7 g[] = {
         {16, 9, 7, 3, 3, 1, 1}, {16, 8, 8, 3, 3, 2, 1}, {32, 6, 5, 3, 3, 1, 1}, {32, 9, 9, 3, 3, 2, 1},

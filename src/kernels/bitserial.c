@@ -360,6 +360,10 @@ int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W) {
            (int64_t)(W + 2) * C <= MQ_BS_MAX_K;
 }
 
+int mq_bs_conv_dir_pays(int C, int R, int S, int stride, int W, int max_wbits) {
+    return mq_bs_conv_dir_ok(C, R, S, stride, W) && max_wbits >= 1 && max_wbits <= 4;
+}
+
 mixq_status mq_bs_pack_weights_dir(const int8_t *w, const int *row_bits, int N, int C, int R,
                                    int S, mq_bs_weights *out) {
     if (out) memset(out, 0, sizeof *out);

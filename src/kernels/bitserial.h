@@ -237,6 +237,9 @@ void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s);
 #define MQ_BS_DIR_C16 1
 #define MQ_BS_DIR_C32 2
 int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W);
+/* Where the runtime (and bench_layers) runs it: mq_bs_conv_dir_ok and weights of at most 4 bits
+ * (wider panels take a loop over the planes, slower than the GEMM layouts' unrolled tiles). */
+int mq_bs_conv_dir_pays(int C, int R, int S, int stride, int W, int max_wbits);
 mixq_status mq_bs_pack_weights_dir(const int8_t *w, const int *row_bits, int N, int C, int R,
                                    int S, mq_bs_weights *out);
 mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
