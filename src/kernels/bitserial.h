@@ -285,7 +285,7 @@ typedef struct mq_bs_seg_geo {
     int n, H, W, C, R, S, stride, pad, P, Q, HP, RW, seg, segw;
 } mq_bs_seg_geo;
 /*   dir rows: mq_bs_conv_dir's output rows o0..o1-1 (o = i * P + y) from the plane rows; tmp:
- *         mq_bs_dir_tmp_bytes(g, ab) bytes, 64-byte aligned (bitserial_vpopcnt.c). */
+ *         mq_bs_dir_tmp_bytes(g, ab) bytes, 64-byte aligned (bitserial_dir.c). */
 size_t mq_bs_dir_tmp_bytes(const mq_bs_seg_geo *g, int ab);
 void mq_bs_conv_dir_rows_vpopcnt(const mq_bs_seg_geo *g, const uint64_t *rows, int ab,
                                  const mq_bs_weights *w, int32_t *C, int ldc, int o0, int o1,
