@@ -937,7 +937,7 @@ static double median_of(double *v, int n) {
 }
 
 /* Summary by K: per implementation the median ratio to s8 matmul [min-max] over the shapes with
- * that K (or K >= 1152), and for bit-serial the median %peak. */
+ * that K (or K >= 1152, or K <= 288), and for bit-serial the median %peak. */
 static void summary(const shape *sh, const result *res, int ns) {
     int ks[MAX_SHAPES], nk = 0;
     for (int i = 0; i < ns; i++) {
@@ -959,13 +959,15 @@ static void summary(const shape *sh, const result *res, int ns) {
     emit("\n|--:|--:|---|---|---|");
     for (int c = 0; c < NBS; c++) emit("---|");
     emit("\n");
-    for (int kk = 0; kk <= nk; kk++) {
-        const int all_big = kk == nk; /* the last row: every K >= 1152 */
+    for (int kk = 0; kk <= nk + 1; kk++) {
+        /* the last two rows: every K >= 1152, every K <= 288 (the two bars) */
+        const int all_big = kk == nk, all_small = kk == nk + 1;
         int idx[MAX_SHAPES], n = 0;
         for (int i = 0; i < ns; i++)
-            if (all_big ? sh[i].K >= 1152 : sh[i].K == ks[kk]) idx[n++] = i;
+            if (all_big ? sh[i].K >= 1152 : all_small ? sh[i].K <= 288 : sh[i].K == ks[kk]) idx[n++] = i;
         if (!n) continue;
         if (all_big) emit("| **>= 1152** | %d |", n);
+        else if (all_small) emit("| **<= 288** | %d |", n);
         else emit("| %d | %d |", ks[kk], n);
         for (int col = 1; col < NPEER + NBS; col++) {
             double rat[MAX_SHAPES], pk[MAX_SHAPES], cr[MAX_SHAPES];
