@@ -226,9 +226,6 @@ void mq_bs_weights_free(mq_bs_weights *w) {
     memset(w, 0, sizeof *w);
 }
 
-/* Both weight layouts: element k of a row at bit (k / seg) * segw * 64 + k % seg of the packed
- * row, segw = ceil(seg / 64); plain (seg == K): bit k, and K stays K (segmented: kw * 64, as
- * mq_bs_pack_conv_seg's activations have it). */
 /* mq_bs_pack_weights_dir's word and bit of element k = (r, s, c) (bitserial.h). */
 static void dir_pos(int dir, int k, int *word, int *bit) {
     if (dir == MQ_BS_DIR_C32) {
@@ -241,7 +238,10 @@ static void dir_pos(int dir, int k, int *word, int *bit) {
     else *word = 4, *bit = c;
 }
 
-/* dir != 0: mq_bs_pack_weights_dir's layout (kw words of 32 bits, slots in column order). */
+/* The weight layouts: element k of a row at bit (k / seg) * segw * 64 + k % seg of the packed
+ * row, segw = ceil(seg / 64); plain (seg == K): bit k, and K stays K (segmented: kw * 64, as
+ * mq_bs_pack_conv_seg's activations have it); dir != 0: mq_bs_pack_weights_dir's layout (kw
+ * words of 32 bits at dir_pos, slots in column order). */
 static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int K, int seg,
                                 int plain, int dir, mq_bs_weights *out) {
     const char *what = "bit-serial weight packing";
