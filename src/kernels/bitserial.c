@@ -651,6 +651,23 @@ static void conv_seg_rows_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, m
             }
 }
 
+/* The geometry of mq_bs_pack_conv_seg and mq_bs_conv_dir (arguments already checked): P x Q
+ * outputs, HP padded rows of RW words per plane (+ 1 word: a segment's or a direct word's last
+ * load may pass the row's end), kernel rows of seg = S * C bits in segw words; an error if a
+ * count outgrows int or K's bound. */
+static mixq_status seg_geo_make(int n, int H, int W, int C, int R, int S, int stride, int pad,
+                                const char *what, mq_bs_seg_geo *g) {
+    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
+    const int seg = S * C, segw = (seg + 63) / 64;
+    const int64_t M = (int64_t)n * P * Q, rowbits = (int64_t)(W + 2 * pad) * C;
+    if (M > INT32_MAX || (int64_t)n * (H + 2 * pad) > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K ||
+        (int64_t)R * segw * 64 > MQ_BS_MAX_K)
+        return mq_err(MIXQ_ERR_ARG, "%s: %lld output pixels, rows of %d x %d codes: too large", what,
+                      (long long)M, W, C);
+    *g = (mq_bs_seg_geo){n, H, W, C, R, S, stride, pad, P, Q, H + 2 * pad, (int)((rowbits + 63) / 64 + 1), seg, segw};
+    return MIXQ_OK;
+}
+
 /* Steps 1 and 2 of mq_bs_pack_conv_seg (and mq_bs_conv_dir): the padded plane rows of the input
  * into sc->rows, [n][HP][a_bits][RW] words. */
 static mixq_status seg_plane_rows(const uint8_t *codes, const mq_bs_seg_geo *gp, uint8_t pad_code,
@@ -726,16 +743,12 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
                       "the plain layout (mq_bs_conv_seg_ok)", what, n, H, W, C, R, S, stride, pad);
     mixq_status cs = check_conv_args(a_bits, pad_code, H, W, R, S, pad, what);
     if (cs) return cs;
-    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1;
-    const int seg = S * C, segw = (seg + 63) / 64, HP = H + 2 * pad;
-    const int64_t M = (int64_t)n * P * Q, rowbits = (int64_t)(W + 2 * pad) * C;
-    const int64_t RW = (rowbits + 63) / 64 + 1; /* + 1: a segment's last load may pass the end */
-    if (M > INT32_MAX || (int64_t)n * H > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K ||
-        (int64_t)R * segw * 64 > MQ_BS_MAX_K)
-        return mq_err(MIXQ_ERR_ARG, "%s: %lld output pixels, rows of %d x %d codes: too large", what,
-                      (long long)M, W, C);
-    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, seg, segw};
-    mixq_status s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
+    mq_bs_seg_geo g;
+    mixq_status s = seg_geo_make(n, H, W, C, R, S, stride, pad, what, &g);
+    if (s) return s;
+    const int64_t M = (int64_t)n * g.P * g.Q;
+    const int segw = g.segw;
+    s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
     if (s) return s;
     const int gfni = tier == MQ_BS_TIER_VPOPCNT && mq_bs_gfni_available();
     /* 3. the rows */
@@ -829,11 +842,10 @@ mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int
     if (nthreads < 1) return mq_err(MIXQ_ERR_ARG, "%s: %d threads; hint: use >= 1", what, nthreads);
     mixq_status s = need_tier(tier, what);
     if (s) return s;
-    const int P = (H + 2 * pad - R) / stride + 1, Q = (W + 2 * pad - S) / stride + 1, HP = H + 2 * pad;
-    const int64_t rowbits = (int64_t)(W + 2 * pad) * C, RW = (rowbits + 63) / 64 + 1;
-    if ((int64_t)n * P * Q > INT32_MAX || (int64_t)n * HP > INT32_MAX || (int64_t)W * C > MQ_BS_MAX_K)
-        return mq_err(MIXQ_ERR_ARG, "%s: %d images of %d x %d x %d: too large", what, n, H, W, C);
-    const mq_bs_seg_geo g = {n, H, W, C, R, S, stride, pad, P, Q, HP, (int)RW, S * C, 0};
+    mq_bs_seg_geo g;
+    s = seg_geo_make(n, H, W, C, R, S, stride, pad, what, &g);
+    if (s) return s;
+    const int P = g.P;
     s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
     if (s) return s;
     const int O = n * P, nt = MQ_MIN(nthreads, O);

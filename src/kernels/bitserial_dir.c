@@ -177,7 +177,14 @@ TGT_INLINE void dir_row_prep(const mq_bs_seg_geo *g, int c16, int ab, const uint
                              int32_t *rsum, int need_rs) {
     const int st = g->stride, Q = g->Q, px = c16 ? 2 : 4;
     const size_t xn = dir_xn(g);
-    for (int x = 0; x < Q; x++) pa[m + (size_t)x] = a0 + (size_t)x * (size_t)st * (size_t)px;
+    { /* pa[m + x] = a0 + x * st * px, 8 at a time (up to 7 past the row: the next row's) */
+        const long long d = (long long)st * px;
+        __m512i v = _mm512_add_epi64(_mm512_set1_epi64((long long)(uintptr_t)a0),
+                                     _mm512_set_epi64(7 * d, 6 * d, 5 * d, 4 * d, 3 * d, 2 * d, d, 0));
+        const __m512i step = _mm512_set1_epi64(8 * d);
+        for (int x = 0; x < Q; x += 8, v = _mm512_add_epi64(v, step))
+            _mm512_storeu_si512((void *)(pa + m + (size_t)x), v);
+    }
     if (c16) /* vp[j][x] = row 0 | row 1 << 16 at input pixel x * st + 2 */
         for (int j = 0; j < ab; j++)
             for (int x = 0; x < Q; x += 16) {
@@ -238,10 +245,11 @@ TGT void mq_bs_conv_dir_rows_vpopcnt(const mq_bs_seg_geo *g, const uint64_t *row
     const int rows_per = (int)(chunk / (size_t)Q);
     for (int oc = o0; oc < o1; oc += rows_per) {
         const int oe = oc + rows_per < o1 ? oc + rows_per : o1;
+        int i = oc / g->P, y = oc % g->P; /* image and output row of o */
         for (int o = oc; o < oe; o++) {
-            const int i = o / g->P, y = o % g->P;
             const uint8_t *a0 = (const uint8_t *)(rows + ((size_t)i * g->HP + (size_t)y * g->stride) * ab * (size_t)g->RW);
             dir_row_prep(g, c16, ab, a0, rs, js, (size_t)(o - oc) * (size_t)Q, cap, pa, vp, rsum, need_rs);
+            if (++y == g->P) y = 0, i++;
         }
         const int np = (oe - oc) * Q;
         int32_t *out = C + (size_t)oc * (size_t)Q * (size_t)ldc;
