@@ -12,6 +12,9 @@
 #   5. 1 -> 2 thread scaling at batch 64, bench_network run SCALE_RUNS times (default 5; on a
 #      shared machine one run's 2-thread wall time swings by +-20 %) -> bench/results/runtime_threads.md
 #      with every run and the median per configuration
+#   6. the CPU's other bit-serial tiers (issue 22: every tier the machine has): bench_layers with
+#      MIXQ_BITSERIAL_TIER forced to each tier below the one step 1 ran (vpopcnt > avx512 > avx2,
+#      from /proc/cpuinfo's flags), TIER_PASSES passes (default 1) -> bench/results/runtime_layers_TIER.md
 # usage: sh bench/runtime.sh [--quick]      (BUILD=dir overrides build/bench; STEPS="2 4" runs only
 #                                           those steps, e.g. the networks without the per-layer cells)
 # Absolute numbers on a shared machine are noise: read the ratios (same run, same machine).
@@ -30,7 +33,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 echo "== runtime bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 
-STEPS=${STEPS:-1 2 3 4 5}
+STEPS=${STEPS:-1 2 3 4 5 6}
 step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
 if step 1; then
 echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
@@ -110,4 +113,19 @@ for key in order:
     print(f"| {key[0]} | {key[1]} | " + " | ".join(f"{x:.2f}x" for x in v) + f" | **{statistics.median(v):.2f}x** |")
 PYEOF
 fi
-echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md, bench/results/runtime_threads.md"
+if step 6; then
+    flags=$(grep -m1 '^flags' /proc/cpuinfo)
+    has() { case " $flags " in *" $1 "*) return 0;; esac; return 1; }
+    tiers="" # below step 1's (the best) tier: without AVX-512BW, the AVX2 tier is step 1's own
+    if has avx512bw; then has avx512_vpopcntdq && tiers="avx512"; tiers="$tiers avx2"; fi
+    for t in $tiers; do
+        echo "== 6/6 the $t tier (MIXQ_BITSERIAL_TIER=$t) -> bench/results/runtime_layers_$t.md"
+        if MIXQ_BITSERIAL_TIER=$t "$BUILD/bench/bench_layers" --shapes all --batch 1,64 \
+            --passes "${TIER_PASSES:-1}" $QUICK --out "$tmp/layers_$t.md" >"$tmp/layers_$t.log" 2>&1; then
+            mv "$tmp/layers_$t.md" "bench/results/runtime_layers_$t.md"
+        else
+            echo "   (skipped: $(tail -n 1 "$tmp/layers_$t.log"))"
+        fi
+    done
+fi
+echo "== done: bench/results/runtime_layers.md, bench/results/runtime_network.md, bench/results/runtime_threads.md (and runtime_layers_TIER.md)"
