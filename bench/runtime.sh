@@ -36,13 +36,13 @@ echo "== runtime bench: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'),
 STEPS=${STEPS:-1 2 3 4 5 6}
 step() { case " $STEPS " in *" $1 "*) return 0;; esac; return 1; }
 if step 1; then
-echo "== 1/4 per-layer kernels -> bench/results/runtime_layers.md"
+echo "== 1/6 per-layer kernels -> bench/results/runtime_layers.md"
 "$BUILD/bench/bench_layers" --shapes all --batch 1,64 --passes "$PASSES" $QUICK \
     --out bench/results/runtime_layers.md >/dev/null
 fi
 
 if step 2 || step 4 || step 5; then # steps 4 and 5 read the tables
-echo "== 2/4 measured CPU tables (mixq calibrate-cpu)"
+echo "== 2/6 measured CPU tables (mixq calibrate-cpu)"
 "$BUILD/mixq" calibrate-cpu --arch resnet20 --in 1,28,28 --threads 1 --reps $REPS \
     --out "$BUILD/runtime-cpu-resnet20.json" 2>&1 | tail -1
 "$BUILD/mixq" calibrate-cpu --arch vgg11 --in 3,32,32 --threads 1 --reps $REPS \
@@ -51,7 +51,7 @@ fi
 
 PEER=""
 if step 3; then
-    echo "== 3/4 PyTorch fp32 peer"
+    echo "== 3/6 PyTorch fp32 peer"
     if $PY -c "import torch" 2>/dev/null; then
         $PY bench/torch_infer.py --batches 1,64 --threads 1,2 $RUNS | tee "$tmp/torch.txt"
         PEER="--peer $tmp/torch.txt"
@@ -61,7 +61,7 @@ if step 3; then
 fi
 
 if step 4; then
-echo "== 4/4 whole networks -> bench/results/runtime_network.md"
+echo "== 4/6 whole networks -> bench/results/runtime_network.md"
 "$BUILD/bench/bench_network" --batches 1,64 --threads 1,2 $RUNS \
     --cpu-table "resnet20=$BUILD/runtime-cpu-resnet20.json" \
     --cpu-table "vgg11=$BUILD/runtime-cpu-vgg11.json" \
@@ -70,7 +70,7 @@ echo "== 4/4 whole networks -> bench/results/runtime_network.md"
 fi
 if step 5; then
     N=${SCALE_RUNS:-5}
-    echo "== 5/5 thread scaling, batch 64, $N runs -> bench/results/runtime_threads.md"
+    echo "== 5/6 thread scaling, batch 64, $N runs -> bench/results/runtime_threads.md"
     for k in $(seq 1 "$N"); do
         "$BUILD/bench/bench_network" --batches 64 --threads 1,2 $RUNS \
             --cpu-table "resnet20=$BUILD/runtime-cpu-resnet20.json" \
