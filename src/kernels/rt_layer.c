@@ -213,10 +213,8 @@ mixq_status rt_conv_pack(rt_conv *c) {
      * C = 16: 3 words of 48 bits): the segment layout, packed from the codes (bitserial.h) */
     /* 3x3 with C = 16 or 32 and weights of up to 4 bits on the vpopcnt tier: the direct
      * convolution on 32-bit words (no K padding to 64-bit words, no row packing; bitserial.h) */
-    int max_wbits = 0;
-    for (int k = 0; k < c->K; k++) max_wbits = MQ_MAX(max_wbits, c->kbits[k]);
     c->pack_dir = !c->fc && c->G == 1 && !c->dir_off && c->tier == MQ_BS_TIER_VPOPCNT &&
-                  mq_bs_conv_dir_pays(c->C, c->R, c->S, c->stride, c->W, max_wbits);
+                  mq_bs_conv_dir_pays(c->C, c->R, c->S, c->stride, c->W, c->w_max);
     c->pack_seg = !c->fc && c->G == 1 && !c->pack_dir && !c->seg_plain &&
                   mq_bs_conv_seg_pays(c->C, c->R, c->S, c->W);
     for (int g = 0; g < c->G; g++) {
