@@ -141,7 +141,8 @@ __attribute__((target("avx2"))) static uint64_t loop_avx2(int reps) {
  * blocks of 8 vectors, one nibble-table popcount (vpshufb) of the "eights" vector per block into
  * byte counters, flushed with vpsadbw after 30 blocks per tree (<= 240: no overflow); four
  * independent trees hide the ternlog latency. As in the kernel, one operand is a broadcast
- * word: vector g of pb_ meets word g of pa_ (8 x 64 bit pairs per vpandq). */
+ * (there a 32-bit half word, here a 64-bit word: the same instructions): vector g of pb_ meets
+ * word g of pa_ (8 x 64 bit pairs per vpandq). */
 #define TGT_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw")))
 #include "kernels/bitserial_csa.h"
 #define PK_CSA MQ_BS_CSA

@@ -101,5 +101,9 @@ const char *mq_did_you_mean(const char *word, const char *const *names, int n);
 
 #define MQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+/* First item of part t when n items are cut into k contiguous parts (t = 0..k; part t is
+ * [mq_split(n, t, k), mq_split(n, t + 1, k))): the threads' shares, so that every item is
+ * computed by the same code whatever the thread count. */
+static inline int mq_split(int n, int t, int k) { return (int)((int64_t)n * t / k); }
 
 #endif

@@ -222,6 +222,7 @@ void mq_bs_weights_free(mq_bs_weights *w) {
     free(w->off);
     free(w->col);
     free(w->planes);
+    free(w->planes32);
     free(w->row_bits);
     memset(w, 0, sizeof *w);
 }
@@ -345,14 +346,52 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
     return MIXQ_OK;
 }
 
+int mq_bs_avx512_hs_min_kw(void) { return mq_bs_hs_min_kw(MQ_BS_AVX512_HS_MIN_KW); }
+
+uint32_t *mq_bs_weights_planes32(const mq_bs_weights *w) {
+    const size_t words = w->panels ? w->off[w->panels - 1] +
+                                         (size_t)w->bits[w->panels - 1] * (size_t)w->kw * MQ_BS_NR
+                                   : 0;
+    uint32_t *o = mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (32-bit)");
+    if (!o) return NULL;
+    for (int p = 0; p < w->panels; p++) {
+        const uint64_t *P = w->planes + w->off[p];
+        uint32_t *O = o + 2 * w->off[p];
+        const int il = w->contig[p] == 2; /* lane l = slot l / 2 (+ 8 for odd l): column c0 + l */
+        for (size_t x = 0; x < (size_t)w->bits[p] * (size_t)w->kw; x++)
+            for (int l = 0; l < MQ_BS_NR; l++) {
+                const uint64_t v = P[x * MQ_BS_NR + (il ? (l & 1) * (MQ_BS_NR / 2) + l / 2 : l)];
+                O[x * 2 * MQ_BS_NR + l] = (uint32_t)v;
+                O[x * 2 * MQ_BS_NR + MQ_BS_NR + l] = (uint32_t)(v >> 32);
+            }
+    }
+    return o;
+}
+
+/* The GEMM layouts, plus planes32 where this process runs the avx512 tier's carry-save tree. */
+static mixq_status pack_gemm_weights(const int8_t *w, const int *row_bits, int N, int K, int seg,
+                                     int plain, mq_bs_weights *out) {
+    mixq_status s = pack_weights(w, row_bits, N, K, seg, plain, 0, out);
+    mq_bs_tier t;
+    if (s || mq_bs_tier_select(&t) != MIXQ_OK || t != MQ_BS_TIER_AVX512 ||
+        out->kw < mq_bs_avx512_hs_min_kw())
+        return s;
+    out->planes32 = mq_bs_weights_planes32(out);
+    if (!out->planes32) {
+        mq_bs_weights_free(out);
+        return MIXQ_ERR_NOMEM;
+    }
+    return MIXQ_OK;
+}
+
 mixq_status mq_bs_pack_weights(const int8_t *w, const int *row_bits, int N, int K,
                                mq_bs_weights *out) {
-    return pack_weights(w, row_bits, N, K, K, 1, 0, out);
+    return pack_gemm_weights(w, row_bits, N, K, K, 1, out);
 }
 
 mixq_status mq_bs_pack_weights_seg(const int8_t *w, const int *row_bits, int N, int K, int seg,
                                    mq_bs_weights *out) {
-    return pack_weights(w, row_bits, N, K, seg, 0, 0, out);
+    return pack_gemm_weights(w, row_bits, N, K, seg, 0, out);
 }
 
 int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W) {
@@ -862,7 +901,7 @@ mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), k = omp_get_num_threads();
-            const int o0 = (int)((int64_t)O * t / k), o1 = (int)((int64_t)O * (t + 1) / k);
+            const int o0 = mq_split(O, t, k), o1 = mq_split(O, t + 1, k);
             if (o1 > o0) mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, o0, o1, sc->tmp + tb * (size_t)t);
         }
     }
@@ -951,6 +990,21 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
     if (tier == MQ_BS_TIER_VPOPCNT) fn = mq_bs_gemm_panels_vpopcnt;
     else if (tier == MQ_BS_TIER_AVX512) fn = mq_bs_gemm_panels_avx512;
     else if (tier == MQ_BS_TIER_AVX2) fn = mq_bs_gemm_panels_avx2;
+    /* the avx512 tier runs its carry-save tree exactly when it gets planes32: the packer's
+     * copy, or one made for this call (weights packed for another tier, or the minimum
+     * changed); below the minimum, a view without it */
+    mq_bs_weights view;
+    uint32_t *own = NULL;
+    if (tier == MQ_BS_TIER_AVX512 && (a->kw >= mq_bs_avx512_hs_min_kw()) != (w->planes32 != NULL)) {
+        view = *w;
+        if (w->planes32) {
+            view.planes32 = NULL;
+        } else {
+            own = view.planes32 = mq_bs_weights_planes32(w);
+            if (!own) return MIXQ_ERR_NOMEM;
+        }
+        w = &view;
+    }
 
     const int panels = a->panels, nt = MQ_MIN(nthreads, panels);
     if (nt <= 1) {
@@ -961,11 +1015,11 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), n = omp_get_num_threads();
-            const int p0 = (int)((int64_t)panels * t / n);
-            const int p1 = (int)((int64_t)panels * (t + 1) / n);
+            const int p0 = mq_split(panels, t, n), p1 = mq_split(panels, t + 1, n);
             if (p1 > p0) fn(a, w, C, ldc, p0, p1);
         }
     }
+    free(own);
     return MIXQ_OK;
 }
 

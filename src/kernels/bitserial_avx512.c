@@ -1,20 +1,21 @@
 /* Bit-serial GEMM, AVX-512BW tier (no VPOPCNTDQ): activation packer (shared with the vpopcnt
- * tier) and the micro-kernel: a Harley-Seal carry-save tree over K, or for short K the nibble
- * table alone.
+ * tier) and the micro-kernels: a Harley-Seal carry-save tree over K on the weights' 32-bit layout,
+ * or for short K the nibble table alone on the 64-bit one.
  *
  * Buffers (layouts in bitserial.h):
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
  *   acts   uint64_t [ceil(M/8)][a_bits][kw][8]      kw = ceil(K/64); rowsum int32_t [ceil(M/8)*8]
  *   wts    uint64_t panel p: [B_p][kw][16]          B_p in 1..8 (1 = +-1 panel)
+ *          uint32_t planes32 panel p: [B_p][kw][2][16] (kw >= mq_bs_avx512_hs_min_kw())
  *   C      int32_t  [M][ldc]
- * The 8 x 16 micro-tile (8 pixels x 16 channels) keeps 16 int64 accumulators
- * i64 [8 pixels][16 channels] (Horner over s = i + j). Two K loops fill it, chosen by K:
- *   kloop_nib (kw < 16): 16 zmm byte counters u8 [8 pixels][2 vectors][64 bytes] (<= 8 per word,
+ * The micro-tile is 8 pixels x 16 channels. Two K loops fill it, chosen by K:
+ *   kloop_nib (kw < 16), 64-bit layout: i64 accumulators [8 pixels][2 vectors of 8 channels]
+ *     (Horner over s = i + j, bitserial_avx512_tile.h); 16 zmm byte counters (<= 8 per word,
  *     flushed every 31 words); per K word, pixel and 8-channel vector: lo = W & a & 0x0f,
  *     hi = (W >> 4) & (a >> 4) & 0x0f (vpternlogq; shifts hoisted), two vpshufb, two byte adds.
- *   kloop_hs (kw >= 16): two pixels at a time, per (pixel, vector) a carry-save tree in
- *     ones / twos / fours (zmm bit vectors) plus u8 byte counters of the "eights" popcounts;
- *     per 8 K words: 8 vpandq, 14 vpternlogq, one nibble-table popcount.
+ *   kloop_hs32 (kw >= 16), planes32: i32 accumulators [8 pixels] of 16 channels (tile32); per
+ *     pixel a carry-save tree over the 2 kw 32-bit half words; per 8 halves: 8 vpandd, 14
+ *     vpternlogq, one nibble-table popcount (details above kloop_hs32).
  * Both loops run only the panel's valid pixels (M - 8 p, at most 8): with a few output pixels
  * (batch 1 on a 1x1 or 3x3 map) the padding pixels would otherwise cost as much as real ones.
  * The functions carry target attributes, so this file builds without -march flags; they are only
@@ -218,155 +219,207 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 
 #include "kernels/bitserial_csa.h"
 #define CSA MQ_BS_CSA
-#define popb mq_bs_popb
 
-/* Word w of pixel r against weight vector v (8 channels), ANDed. */
-#define AW(w, r, v)                                                                             \
-    _mm512_and_si512(_mm512_set1_epi64((long long)Aj[(size_t)(w) * MQ_BS_MR + (r)]),          \
-                     _mm512_load_si512((const void *)(Wi + (size_t)(w) * MQ_BS_NR + 8 * (v))))
+/* ---------------------------------------------------------------- carry-save tree (kw >= 16)
+ * On the weights' 32-bit layout (planes32, bitserial.h): a zmm holds one 32-bit half of a K word
+ * for all 16 channels of a panel, so each accumulator (one pixel) covers the whole panel and a
+ * tree's end cost (three nibble-table popcounts and the sums) is paid once per 16 outputs, not
+ * per 8 as on the 64-bit layout. Step j of a pass is half j & 1 of word j / 2: the pixel's
+ * 32-bit half broadcast {1to16}, ANDed with the 16 channels' halves at W32 + 16 j. Per
+ * accumulator the bit vectors o, t, f (ones, twos, fours) hold the running sum in carry-save
+ * form; every 8 steps produce one "eights" vector whose byte popcounts go into the byte counters
+ * c (weight 8). 4 steps go through a 4-input tree into f, 2 through one full adder and two
+ * half adders; the last step count is even (2 per word). c gets <= 8 per byte per event and a
+ * pass has <= 31 events (HS32_CHUNK words: 30 blocks of 8, a shorter last pass <= 29 + 2), so
+ * <= 248 per byte. The end: o + 2 t + 4 f per byte (<= 8 + 16 + 32, through tables of 1, 2, 4
+ * times the popcounts) plus 8 c, summed per 32-bit lane (vpmaddubsw, vpmaddwd) into q.
+ * Per 8 steps and accumulator: 8 vpandd + 14 vpternlogq + one byte popcount. Four pixels at a
+ * time (16 registers of state), then pairs, then one. Against the 64-bit layout's tree (two
+ * accumulators per pixel), AMD Zen 5, 1 thread, W1A1 / W2A2 / W4A4 64 x 256 x 1152: 1.09-1.22x /
+ * 1.19-1.22x / 1.25x, 16 x 512 x 4608 W1A1 1.05-1.09x (same process, alternating). */
+#define HS32_CHUNK 120
 
-/* Popcounts of one plane pair over words [w0, w1) (w1 - w0 <= MQ_BS_HS_CHUNK) into q (added,
- * or subtracted for the sign plane), by a Harley-Seal carry-save tree: per accumulator (pixel r,
- * channel vector v) the bit vectors ones, twos, fours (o, t, f below) hold the running sum in
- * carry-save form; every 8 words produce one "eights" vector whose byte popcounts go into the
- * byte counters c (weight 8; <= 31 additions of <= 8 per chunk: no overflow). A 4-word remainder
- * goes through a 4-input tree into fours, the last 0..3 words are counted directly into s
- * (weight 1). At the end, s + pop(o) + 2 pop(t) + 4 pop(f) <= 24 + 8 + 16 + 32 fits in a byte.
- * Per 8 words and accumulator: 8 vpandq + 14 vpternlogq + one byte popcount (7 µops), against
- * 8 x 6 µops for the nibble table alone. Pixels are taken two at a time (4 accumulators). */
-#define MQ_BS_HS_CHUNK 248
-/* One accumulator (pixel r, vector v) of the tree, in named variables so that the compiler
- * keeps all four accumulators' state in registers. */
-#define HS_ACC(r, v) __m512i o##r##v = zero, t##r##v = zero, f##r##v = zero, c##r##v = zero, \
-                             s##r##v = zero
-#define HS_BLOCK8(r, v)                                                                         \
+TGT_INLINE __m512i popw(__m512i v, __m512i lut, __m512i m4) { /* per byte: lut[lo] + lut[hi] */
+    return _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4)),
+                           _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
+}
+/* Step jj (a constant offset from the block's first step j) of pixel r of the group. */
+#define AW32(jj, r)                                                                             \
+    _mm512_and_si512(_mm512_set1_epi32((int)pa_[(jj) / 2 * 2 * MQ_BS_MR + 2 * (r) + ((jj) & 1)]), \
+                     _mm512_load_si512((const void *)(pw_ + (size_t)(jj) * MQ_BS_NR)))
+#define HS32_ACC(r) __m512i o##r = zero, t##r = zero, f##r = zero, c##r = zero
+#define HS32_B8(r)                                                                              \
     do {                                                                                        \
         __m512i ta, tb, fa, fb, e;                                                              \
-        CSA(ta, o##r##v, AW(w, r0 + r, v), AW(w + 1, r0 + r, v));                               \
-        CSA(tb, o##r##v, AW(w + 2, r0 + r, v), AW(w + 3, r0 + r, v));                           \
-        CSA(fa, t##r##v, ta, tb);                                                               \
-        CSA(ta, o##r##v, AW(w + 4, r0 + r, v), AW(w + 5, r0 + r, v));                           \
-        CSA(tb, o##r##v, AW(w + 6, r0 + r, v), AW(w + 7, r0 + r, v));                           \
-        CSA(fb, t##r##v, ta, tb);                                                               \
-        CSA(e, f##r##v, fa, fb);                                                                \
-        c##r##v = _mm512_add_epi8(c##r##v, popb(e, lut, m4));                                   \
+        CSA(ta, o##r, AW32(0, r), AW32(1, r));                                                  \
+        CSA(tb, o##r, AW32(2, r), AW32(3, r));                                                  \
+        CSA(fa, t##r, ta, tb);                                                                  \
+        CSA(ta, o##r, AW32(4, r), AW32(5, r));                                                  \
+        CSA(tb, o##r, AW32(6, r), AW32(7, r));                                                  \
+        CSA(fb, t##r, ta, tb);                                                                  \
+        CSA(e, f##r, fa, fb);                                                                   \
+        c##r = _mm512_add_epi8(c##r, popw(e, lut, m4));                                         \
     } while (0)
-/* 4 words: their weight-4 carry is half-added into fours, the weight-8 carry counted. */
-#define HS_BLOCK4(r, v)                                                                         \
+#define HS32_B4(r)                                                                              \
     do {                                                                                        \
         __m512i ta, tb, fa;                                                                     \
-        CSA(ta, o##r##v, AW(w, r0 + r, v), AW(w + 1, r0 + r, v));                               \
-        CSA(tb, o##r##v, AW(w + 2, r0 + r, v), AW(w + 3, r0 + r, v));                           \
-        CSA(fa, t##r##v, ta, tb);                                                               \
-        const __m512i e = _mm512_and_si512(f##r##v, fa);                                        \
-        f##r##v = _mm512_xor_si512(f##r##v, fa);                                                \
-        c##r##v = _mm512_add_epi8(c##r##v, popb(e, lut, m4));                                   \
+        CSA(ta, o##r, AW32(0, r), AW32(1, r));                                                  \
+        CSA(tb, o##r, AW32(2, r), AW32(3, r));                                                  \
+        CSA(fa, t##r, ta, tb);                                                                  \
+        const __m512i e = _mm512_and_si512(f##r, fa);                                           \
+        f##r = _mm512_xor_si512(f##r, fa);                                                      \
+        c##r = _mm512_add_epi8(c##r, popw(e, lut, m4));                                         \
     } while (0)
-/* One word counted directly (weight 1) into s. */
-#define HS_WORD(r, v) s##r##v = _mm512_add_epi8(s##r##v, popb(AW(w, r0 + r, v), lut, m4))
-/* s + pop(ones) + 2 pop(twos) + 4 pop(fours) (<= 24 + 8 + 16 + 32: a byte) and 8 x the counters,
- * summed per 64-bit lane into q. */
-#define HS_END(r, v)                                                                            \
+#define HS32_B2(r)                                                                              \
     do {                                                                                        \
-        const __m512i p2 = popb(t##r##v, lut, m4), p4 = popb(f##r##v, lut, m4);                 \
-        __m512i low = _mm512_add_epi8(s##r##v, popb(o##r##v, lut, m4));                         \
-        low = _mm512_add_epi8(low, _mm512_add_epi8(p2, p2));                                    \
-        const __m512i p44 = _mm512_add_epi8(p4, p4);                                            \
-        low = _mm512_add_epi8(low, _mm512_add_epi8(p44, p44));                                  \
-        const __m512i sum = _mm512_add_epi64(                                                   \
-            _mm512_sad_epu8(low, zero), _mm512_slli_epi64(_mm512_sad_epu8(c##r##v, zero), 3));  \
-        q[r0 + r][v] = neg ? _mm512_sub_epi64(q[r0 + r][v], sum)                                \
-                           : _mm512_add_epi64(q[r0 + r][v], sum);                               \
+        __m512i ta;                                                                             \
+        CSA(ta, o##r, AW32(0, r), AW32(1, r));                                                  \
+        const __m512i fa = _mm512_and_si512(t##r, ta);                                          \
+        t##r = _mm512_xor_si512(t##r, ta);                                                      \
+        const __m512i e = _mm512_and_si512(f##r, fa);                                           \
+        f##r = _mm512_xor_si512(f##r, fa);                                                      \
+        c##r = _mm512_add_epi8(c##r, popw(e, lut, m4));                                         \
     } while (0)
-#define HS_ALL(M) \
-    do {          \
-        M(0, 0);  \
-        M(0, 1);  \
-        M(1, 0);  \
-        M(1, 1);  \
+#define HS32_END(r)                                                                             \
+    do {                                                                                        \
+        __m512i low = _mm512_add_epi8(popw(o##r, lut, m4), popw(t##r, lut2, m4));               \
+        low = _mm512_add_epi8(low, popw(f##r, lut4, m4));                                       \
+        const __m512i x = _mm512_add_epi16(_mm512_maddubs_epi16(low, one8),                     \
+                                           _mm512_maddubs_epi16(c##r, eight8));                 \
+        const __m512i sum = _mm512_madd_epi16(x, one16);                                        \
+        q[r0 + r] = neg ? _mm512_sub_epi32(q[r0 + r], sum) : _mm512_add_epi32(q[r0 + r], sum);  \
     } while (0)
-#define HS_ONE(M) \
-    do {          \
-        M(0, 0);  \
-        M(0, 1);  \
-    } while (0)
-/* The K loop of the tree over words [w0, w1) for the accumulators that ALL names. */
-#define HS_KLOOP(ALL)                                  \
-    do {                                               \
-        int w = w0;                                    \
-        for (; w + 8 <= w1; w += 8) ALL(HS_BLOCK8);    \
-        if (w + 4 <= w1) {                             \
-            ALL(HS_BLOCK4);                            \
-            w += 4;                                    \
-        }                                              \
-        for (; w < w1; w++) ALL(HS_WORD);              \
-        ALL(HS_END);                                   \
+#define HS32_G4(X) X(0); X(1); X(2); X(3)
+#define HS32_G2(X) X(0); X(1)
+#define HS32_G1(X) X(0)
+/* pa_, pw_: the pixel group's and the weights' first step of the block */
+#define HS32_PTRS                                                                               \
+    const uint32_t *pa_ = A32 + (size_t)(j / 2) * 2 * MQ_BS_MR + 2 * r0;                       \
+    const uint32_t *pw_ = W32 + (size_t)j * MQ_BS_NR
+#define HS32_KLOOP(G)                                                                           \
+    do {                                                                                        \
+        int j = 0;                                                                              \
+        for (; j + 8 <= ns; j += 8) {                                                           \
+            HS32_PTRS;                                                                          \
+            G(HS32_B8);                                                                         \
+        }                                                                                       \
+        if (j + 4 <= ns) {                                                                      \
+            HS32_PTRS;                                                                          \
+            G(HS32_B4);                                                                         \
+            j += 4;                                                                             \
+        }                                                                                       \
+        if (j < ns) {                                                                           \
+            HS32_PTRS;                                                                          \
+            G(HS32_B2);                                                                         \
+        }                                                                                       \
+        G(HS32_END);                                                                            \
     } while (0)
 
-/* Only the mr valid pixels of the panel are counted (a last, odd one alone): with few output
- * pixels (batch 1, small feature maps) the padding pixels would otherwise cost as much as real
- * ones. */
-TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
-                         __m512i q[MQ_BS_MR][2], int neg, int mr) {
+/* One pass: ns (even, <= 2 HS32_CHUNK) steps of plane pair (A32, W32) for pixels 0..mr-1 of the
+ * panel into q (added, or subtracted for the sign plane). */
+TGT_INLINE void kloop_hs32(const uint32_t *A32, const uint32_t *W32, int ns, __m512i q[MQ_BS_MR],
+                           int neg, int mr) {
     const __m512i lut = _mm512_broadcast_i32x4(
         _mm_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4));
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const __m512i zero = _mm512_setzero_si512();
+    const __m512i lut2 = _mm512_add_epi8(lut, lut), lut4 = _mm512_add_epi8(lut2, lut2);
+    const __m512i m4 = _mm512_set1_epi8(0x0f), zero = _mm512_setzero_si512();
+    const __m512i one8 = _mm512_set1_epi8(1), eight8 = _mm512_set1_epi8(8);
+    const __m512i one16 = _mm512_set1_epi16(1);
     int r0 = 0;
+    for (; r0 + 4 <= mr; r0 += 4) {
+        HS32_G4(HS32_ACC);
+        HS32_KLOOP(HS32_G4);
+    }
     for (; r0 + 2 <= mr; r0 += 2) {
-        HS_ACC(0, 0);
-        HS_ACC(0, 1);
-        HS_ACC(1, 0);
-        HS_ACC(1, 1);
-        HS_KLOOP(HS_ALL);
+        HS32_G2(HS32_ACC);
+        HS32_KLOOP(HS32_G2);
     }
     if (r0 < mr) {
-        HS_ACC(0, 0);
-        HS_ACC(0, 1);
-        HS_KLOOP(HS_ONE);
+        HS32_G1(HS32_ACC);
+        HS32_KLOOP(HS32_G1);
     }
 }
-#undef HS_ACC
-#undef HS_BLOCK8
-#undef HS_BLOCK4
-#undef HS_WORD
-#undef HS_END
-#undef HS_ALL
-#undef HS_ONE
-#undef HS_KLOOP
-#undef AW
-#undef CSA
-#undef popb
+#undef AW32
+#undef HS32_ACC
+#undef HS32_B8
+#undef HS32_B4
+#undef HS32_B2
+#undef HS32_END
+#undef HS32_G4
+#undef HS32_G2
+#undef HS32_G1
+#undef HS32_PTRS
+#undef HS32_KLOOP
 
-/* Shortest K (in 64-bit words) from which the carry-save tree beats the nibble table: measured
- * on a Cascade Lake Xeon (64 x 256 GEMMs, W1A1), the tree loses 25 % at K = 288, ties at K = 768
- * and wins 10 % at K = 1152, 40 % at K = 2304. MIXQ_BS_HS_MIN_KW overrides it (benchmarks). */
-#define HS_MIN_KW 16
+/* Plane pair (Aj: [kw][8] words, Wi: [kw][2][16] halves), every word, in passes of HS32_CHUNK. */
+TGT_INLINE void kloop32(const uint64_t *Aj, const uint32_t *Wi, int kw, __m512i q[MQ_BS_MR],
+                        int neg, int mr) {
+    for (int w0 = 0; w0 < kw; w0 += HS32_CHUNK)
+        kloop_hs32((const uint32_t *)(Aj + (size_t)w0 * MQ_BS_MR), Wi + (size_t)w0 * 2 * MQ_BS_NR,
+                   2 * (MQ_MIN(kw, w0 + HS32_CHUNK) - w0), q, neg, mr);
+}
 
-/* The k loop the shared tile code (bitserial_avx512_tile.h) runs: the carry-save tree from
- * HS_MIN_KW words (hs), else the nibble table, over chunks short enough for their counters. */
+/* One 8 x 16 tile on planes32: Horner over s = i + j (bitserial.h) on 32-bit sums (exact: the
+ * result fits int32 and every step is an add, a subtract or a doubling, so intermediate wraps
+ * cancel), then the store: lane l is column c0 + l for an interleaved panel (contig 2), else
+ * slot l. */
+static TGT void tile32(const uint64_t *Ap, const uint32_t *Wp, int kw, int ab, int B, int mr,
+                const mq_bs_acts *a, const mq_bs_weights *w, int pw, int m0, int32_t *C, int ldc) {
+    const int smax = (B - 1) + (ab - 1);
+    __m512i q[MQ_BS_MR];
+    for (int r = 0; r < MQ_BS_MR; r++) q[r] = _mm512_setzero_si512();
+    for (int s = smax; s >= 0; s--) {
+        if (s < smax)
+            for (int r = 0; r < MQ_BS_MR; r++) q[r] = _mm512_slli_epi32(q[r], 1);
+        for (int i = MQ_MAX(0, s - (ab - 1)); i <= MQ_MIN(B - 1, s); i++)
+            kloop32(Ap + (size_t)(s - i) * kw * MQ_BS_MR, Wp + (size_t)i * kw * 2 * MQ_BS_NR, kw, q,
+                    B >= 2 && i == B - 1, mr);
+    }
+    const int32_t *col = w->col + (size_t)pw * MQ_BS_NR;
+    const int contig = w->contig[pw], nrows = w->rows[pw];
+    for (int r = 0; r < mr; r++) {
+        __m512i v = q[r];
+        if (B == 1) v = _mm512_sub_epi32(_mm512_add_epi32(v, v), _mm512_set1_epi32(a->rowsum[m0 + r]));
+        int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
+        if (contig) { /* 2: 16 columns from col[0] (lane order); 1: nrows consecutive slots */
+            _mm512_mask_storeu_epi32(Crow + col[0], (__mmask16)((1u << nrows) - 1), v);
+        } else {
+            int32_t t[MQ_BS_NR];
+            _mm512_storeu_si512((void *)t, v);
+            for (int c = 0; c < nrows; c++) Crow[col[c]] = t[c];
+        }
+    }
+}
+
+/* short K: the nibble table on the 64-bit layout (the shared tile code) */
 TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m512i q[MQ_BS_MR][2],
                            int neg, int mr, int hs) {
-    if (hs) {
-        for (int w0 = 0; w0 < kw; w0 += MQ_BS_HS_CHUNK)
-            kloop_hs(Aj, Wi, w0, MQ_MIN(kw, w0 + MQ_BS_HS_CHUNK), q, neg, mr);
-    } else {
-        for (int w0 = 0; w0 < kw; w0 += 31) kloop_nib(Aj, Wi, w0, MQ_MIN(kw, w0 + 31), q, neg, mr);
-    }
+    (void)hs;
+    for (int w0 = 0; w0 < kw; w0 += 31) kloop_nib(Aj, Wi, w0, MQ_MIN(kw, w0 + 31), q, neg, mr);
 }
 
 /* short panels keep a runtime row count here, and every width the general Horner loops: eight
- * constant copies of the nibble and carry-save loops, or three more per row count, made the
- * function too large for GCC's variable tracking (debug info) */
+ * constant copies of the nibble loop, or three more per row count, made the function too large
+ * for GCC's variable tracking (debug info) */
 #define MQ_TILE_SHORT_CONST 0
 #define MQ_TILE_SHAPE_PATHS 0
 #include "kernels/bitserial_avx512_tile.h"
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                   int ldc, int p0, int p1) {
-    gemm_panels(a, w, C, ldc, p0, p1, a->kw >= mq_bs_hs_min_kw(HS_MIN_KW));
+    if (!w->planes32) { /* kw below mq_bs_avx512_hs_min_kw() (mq_bs_gemm_ex decides) */
+        gemm_panels(a, w, C, ldc, p0, p1, 0);
+        return;
+    }
+    const int kw = a->kw, ab = a->a_bits;
+    for (int pa = p0; pa < p1; pa++) {
+        const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
+        const int m0 = pa * MQ_BS_MR, mr = MQ_MIN(MQ_BS_MR, a->M - m0);
+        for (int pw = 0; pw < w->panels; pw++)
+            tile32(Ap, w->planes32 + 2 * w->off[pw], kw, ab, w->bits[pw], mr, a, w, pw, m0, C, ldc);
+    }
 }
-
+#undef CSA
 
 /* mq_bs_conv_seg_rows_avx512: vpermw, nibble-table row sums (bitserial_seg_rows.h) */
 #define SEG_NAME mq_bs_conv_seg_rows_avx512

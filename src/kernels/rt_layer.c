@@ -832,7 +832,7 @@ mixq_status rt_run_chunks(int n, int chunks, rt_chunk_fn fn, void *ctx) {
     chunks = MQ_MAX(1, MQ_MIN(64, chunks));
 #pragma omp parallel for schedule(static) num_threads(chunks)
     for (int t = 0; t < chunks; t++) {
-        const int i0 = (int)((int64_t)n * t / chunks), i1 = (int)((int64_t)n * (t + 1) / chunks);
+        const int i0 = mq_split(n, t, chunks), i1 = mq_split(n, t + 1, chunks);
         err[t] = fn(ctx, t, i0, i1);
         if (err[t]) {
             snprintf(msg, sizeof msg, "%s", mixq_last_error());
