@@ -258,8 +258,8 @@ static void test_large(void) {
 
 /* The carry-save trees (avx512 and avx2 tiers): K (in 64-bit words) through every path of the K loop:
  * avx2: whole 8-word blocks, a 4-word block, 0..3 single words, chunks of 248 words; avx512 (on
- * 32-bit half words, 2 per word): 8-half blocks, then 4, 2 or both (kw % 4), passes of 120
- * words; then with the tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too.
+ * 32-bit half words of its weight copy, 2 per word): 8-half blocks, then 4, 2 or both (kw % 4),
+ * passes of 120 words; then with the tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too.
  * M = 9..29 gives a last panel of every size 1..7 (pixel quads, pairs, then a lone pixel). */
 static void test_carry_save_paths(void) {
     static const int kws[] = {16, 17, 18, 19, 20, 23, 24, 28, 31, 119, 120, 121, 122,
@@ -290,16 +290,19 @@ static char *env_swap(const char *name, const char *value) {
     return old;
 }
 
-/* The avx512 tier's 32-bit weight layout (planes32, bitserial.h): built by the packer where the
- * selected tier is avx512 and kw reaches the tree's minimum, not below it; its lanes are the
- * 64-bit layout's halves in column order; the GEMM gives the reference's products with the
- * packer's copy, with a copy made per call, and below the minimum (a view without it). */
-static void test_planes32(void) {
-    if (!mq_bs_tier_available(MQ_BS_TIER_AVX512)) {
+/* A tier's own copy of the weight planes (tplanes, bitserial.h): the avx512 tier's 32-bit halves
+ * in column order (its carry-save tree, kw >= 16). Built by the packer where the selected tier
+ * wants one for this kw, not otherwise; the GEMM gives the reference's products with the
+ * packer's copy, with one made per call (none, or another tier's), and where the tier wants
+ * none (a view without it). */
+static void test_tier_copy(void) {
+    const mq_bs_tier t = MQ_BS_TIER_AVX512;
+    if (!mq_bs_tier_available(t)) {
         test_skip_cpu("no AVX-512BW: the avx512 tier does not run here");
         return;
     }
-    char *tier = env_swap("MIXQ_BITSERIAL_TIER", "avx512"), *hs = env_swap("MIXQ_BS_HS_MIN_KW", NULL);
+    char *tier = env_swap("MIXQ_BITSERIAL_TIER", mq_bs_tier_name(t));
+    char *hs = env_swap("MIXQ_BS_HS_MIN_KW", NULL);
     const int M = 13, N = 37, K = 64 * 18 - 5;
     rng_state = 6100;
     uint8_t *a = malloc((size_t)M * K);
@@ -317,31 +320,38 @@ static void test_planes32(void) {
     fill_weights(w, rb, N, K);
     CHECK_OK(mq_bs_gemm_ref(a, 2, w, rb, M, N, K, ref));
     CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
-    CHECK_OK(mq_bs_pack_acts_ex(a, 2, M, K, MQ_BS_TIER_AVX512, &pa));
-    CHECK(pw.planes32 != NULL);
-    if (!pw.planes32) goto done;
-    for (int p = 0; p < pw.panels; p++) /* lane l: column col[0] + l (contig 2), else slot l */
+    CHECK_OK(mq_bs_pack_acts_ex(a, 2, M, K, t, &pa));
+    CHECK(pw.tplanes != NULL && pw.tplanes_tier == (int)t);
+    if (!pw.tplanes) goto done;
+    for (int p = 0; p < pw.panels; p++) /* plane 1, word 3 of every slot */
         for (int l = 0; l < MQ_BS_NR; l++) {
+            const size_t x = (size_t)pw.kw + 3; /* plane 1, word 3 */
+            /* lane l: column col[0] + l (contig 2), else slot l */
             const int slot = pw.contig[p] == 2 ? (l % 2) * 8 + l / 2 : l;
-            const uint64_t v = pw.planes[pw.off[p] + (size_t)pw.kw * MQ_BS_NR + 3 * MQ_BS_NR + slot];
-            const uint32_t *h = pw.planes32 + 2 * (pw.off[p] + (size_t)pw.kw * MQ_BS_NR) + 3 * 2 * MQ_BS_NR;
+            const uint64_t v = pw.planes[pw.off[p] + x * MQ_BS_NR + slot];
+            const uint32_t *h = (const uint32_t *)(pw.tplanes + pw.off[p]) + x * 2 * MQ_BS_NR;
             CHECKF(h[l] == (uint32_t)v && h[MQ_BS_NR + l] == (uint32_t)(v >> 32),
-                   "panel %d lane %d: 32-bit halves of plane 1 word 3", p, l);
+                   "panel %d lane %d", p, l);
             if (pw.contig[p] == 2) CHECK(pw.col[p * MQ_BS_NR + slot] == pw.col[p * MQ_BS_NR] + l);
         }
-    for (int run = 0; run < 3; run++) { /* packer's copy; a per-call copy; below the minimum */
-        uint32_t *keep = pw.planes32;
-        if (run == 1) pw.planes32 = NULL;
-        if (run == 2) setenv("MIXQ_BS_HS_MIN_KW", "19", 1);
+    /* the packer's copy; none (made per call); another tier's (made per call); the tier wanting
+     * none at this kw (the tree from 19 words) */
+    for (int run = 0; run < 4; run++) {
+        uint64_t *keep = pw.tplanes;
+        if (run == 1) pw.tplanes = NULL;
+        if (run == 2) pw.tplanes_tier = MQ_BS_TIER_AVX2;
+        if (run == 3) setenv("MIXQ_BS_HS_MIN_KW", "19", 1);
+        CHECK(mq_bs_tier_copy_wanted(t, pw.kw) == (run < 3));
         memset(C, 0x5a, (size_t)M * N * sizeof *C);
-        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C, N, MQ_BS_TIER_AVX512, 2));
-        CHECKF(memcmp(C, ref, (size_t)M * N * sizeof *C) == 0, "planes32 run %d differs", run);
-        pw.planes32 = keep;
+        CHECK_OK(mq_bs_gemm_ex(&pa, &pw, C, N, t, 2));
+        CHECKF(memcmp(C, ref, (size_t)M * N * sizeof *C) == 0, "tier copy run %d differs", run);
+        pw.tplanes = keep;
+        pw.tplanes_tier = (int)t;
     }
     unsetenv("MIXQ_BS_HS_MIN_KW");
     for (int n = 0; n < N; n++) rb[n] = 8; /* any byte: w read as N rows of 960 */
-    CHECK_OK(mq_bs_pack_weights(w, rb, N, 64 * 15, &small)); /* kw 15: the nibble table */
-    CHECK(small.planes32 == NULL);
+    CHECK_OK(mq_bs_pack_weights(w, rb, N, 64 * 15, &small)); /* kw 15 */
+    CHECK(small.tplanes == NULL); /* the nibble table, on planes */
 done:
     mq_bs_weights_free(&pw);
     mq_bs_weights_free(&small);
@@ -351,6 +361,7 @@ done:
     free(env_swap("MIXQ_BS_HS_MIN_KW", hs));
     free(tier), free(hs);
 }
+
 
 /* A convolution test case: random a_bits codes [n][H][W][C], their im2col matrix col [M][K]
  * ((r, s, c) order, padding taps = padc), N weight rows of widths rb and the reference
@@ -1032,7 +1043,7 @@ int main(void) {
     TEST_RUN(test_awkward_sizes);
     TEST_RUN(test_large);
     TEST_RUN(test_carry_save_paths);
-    TEST_RUN(test_planes32);
+    TEST_RUN(test_tier_copy);
     TEST_RUN(test_pack_conv);
     TEST_RUN(test_pack_conv_seg);
     TEST_RUN(test_conv_dir);

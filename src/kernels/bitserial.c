@@ -222,7 +222,7 @@ void mq_bs_weights_free(mq_bs_weights *w) {
     free(w->off);
     free(w->col);
     free(w->planes);
-    free(w->planes32);
+    free(w->tplanes);
     free(w->row_bits);
     memset(w, 0, sizeof *w);
 }
@@ -347,18 +347,30 @@ static mixq_status pack_weights(const int8_t *w, const int *row_bits, int N, int
 }
 
 int mq_bs_avx512_hs_min_kw(void) { return mq_bs_hs_min_kw(MQ_BS_AVX512_HS_MIN_KW); }
+int mq_bs_avx2_hs_min_kw(void) { return mq_bs_hs_min_kw(INT_MAX); }
 
-uint32_t *mq_bs_weights_planes32(const mq_bs_weights *w) {
+int mq_bs_tier_copy_wanted(mq_bs_tier t, int kw) {
+    if (t == MQ_BS_TIER_AVX512) return kw >= mq_bs_avx512_hs_min_kw();
+    return 0;
+}
+
+uint64_t *mq_bs_weights_tier_copy(const mq_bs_weights *w, mq_bs_tier t) {
+    if (!mq_bs_tier_copy_wanted(t, w->kw) || !w->planes) {
+        mq_err(MIXQ_ERR_STATE, "bit-serial weights: the %s tier has no copy of its own at kw = %d",
+               mq_bs_tier_name(t), w->kw);
+        return NULL;
+    }
     const size_t words = w->panels ? w->off[w->panels - 1] +
                                          (size_t)w->bits[w->panels - 1] * (size_t)w->kw * MQ_BS_NR
                                    : 0;
-    uint32_t *o = mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (32-bit)");
+    uint64_t *o = mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (tier copy)");
     if (!o) return NULL;
-    for (int p = 0; p < w->panels; p++) {
+    for (int p = 0; p < w->panels; p++) { /* the avx512 tier's: the only one there is */
         const uint64_t *P = w->planes + w->off[p];
-        uint32_t *O = o + 2 * w->off[p];
+        const size_t n = (size_t)w->bits[p] * (size_t)w->kw;
+        uint32_t *O = (uint32_t *)(o + w->off[p]);
         const int il = w->contig[p] == 2; /* lane l = slot l / 2 (+ 8 for odd l): column c0 + l */
-        for (size_t x = 0; x < (size_t)w->bits[p] * (size_t)w->kw; x++)
+        for (size_t x = 0; x < n; x++)
             for (int l = 0; l < MQ_BS_NR; l++) {
                 const uint64_t v = P[x * MQ_BS_NR + (il ? (l & 1) * (MQ_BS_NR / 2) + l / 2 : l)];
                 O[x * 2 * MQ_BS_NR + l] = (uint32_t)v;
@@ -368,16 +380,15 @@ uint32_t *mq_bs_weights_planes32(const mq_bs_weights *w) {
     return o;
 }
 
-/* The GEMM layouts, plus planes32 where this process runs the avx512 tier's carry-save tree. */
+/* The GEMM layouts, plus the tier copy where the tier this process runs wants one. */
 static mixq_status pack_gemm_weights(const int8_t *w, const int *row_bits, int N, int K, int seg,
                                      int plain, mq_bs_weights *out) {
     mixq_status s = pack_weights(w, row_bits, N, K, seg, plain, 0, out);
     mq_bs_tier t;
-    if (s || mq_bs_tier_select(&t) != MIXQ_OK || t != MQ_BS_TIER_AVX512 ||
-        out->kw < mq_bs_avx512_hs_min_kw())
-        return s;
-    out->planes32 = mq_bs_weights_planes32(out);
-    if (!out->planes32) {
+    if (s || mq_bs_tier_select(&t) != MIXQ_OK || !mq_bs_tier_copy_wanted(t, out->kw)) return s;
+    out->tplanes = mq_bs_weights_tier_copy(out, t);
+    out->tplanes_tier = (int)t;
+    if (!out->tplanes) {
         mq_bs_weights_free(out);
         return MIXQ_ERR_NOMEM;
     }
@@ -990,22 +1001,24 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
     if (tier == MQ_BS_TIER_VPOPCNT) fn = mq_bs_gemm_panels_vpopcnt;
     else if (tier == MQ_BS_TIER_AVX512) fn = mq_bs_gemm_panels_avx512;
     else if (tier == MQ_BS_TIER_AVX2) fn = mq_bs_gemm_panels_avx2;
-    /* the avx512 tier runs its carry-save tree exactly when it gets planes32: the packer's
-     * copy, or one made for this call (weights packed for another tier, or the minimum
-     * changed); below the minimum, a view without it */
+    /* the kernel gets tplanes exactly when its tier wants a copy for this kw: the packer's, or
+     * one made for this call (weights packed while another tier was selected, or the minimum
+     * changed); else a view without it */
     mq_bs_weights view;
-    uint32_t *own = NULL;
-    if (tier == MQ_BS_TIER_AVX512 && (a->kw >= mq_bs_avx512_hs_min_kw()) != (w->planes32 != NULL)) {
+    uint64_t *own = NULL;
+    const int want = mq_bs_tier_copy_wanted(tier, a->kw);
+    if (w->tplanes && (!want || w->tplanes_tier != (int)tier)) {
         view = *w;
-        if (w->planes32) {
-            view.planes32 = NULL;
-        } else {
-            own = view.planes32 = mq_bs_weights_planes32(w);
-            if (!own) return MIXQ_ERR_NOMEM;
-        }
+        view.tplanes = NULL;
         w = &view;
     }
-
+    if (want && !w->tplanes) {
+        if (w != &view) view = *w;
+        own = view.tplanes = mq_bs_weights_tier_copy(w, tier);
+        view.tplanes_tier = (int)tier;
+        if (!own) return MIXQ_ERR_NOMEM;
+        w = &view;
+    }
     const int panels = a->panels, nt = MQ_MIN(nthreads, panels);
     if (nt <= 1) {
         fn(a, w, C, ldc, 0, panels);

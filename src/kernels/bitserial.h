@@ -60,18 +60,18 @@
  *                                                  order with one shift and one blend;
  *                                               0: any other order (per-element stores).
  *   rows    int      [panels]                   valid slots (1..16).
- *   planes32 uint32_t [2 * sum_p B_p * kw * NR] the avx512 tier's carry-save layout of the same
- *                                               bits (its kernel for kw >= mq_bs_avx512_hs_min_kw()):
- *                                               panel p at planes32 + 2 off[p]: [B_p][kw][2][NR],
- *                                               word [i][w][h][l] = bits 32h .. 32h+31 of plane i,
- *                                               word w of slot l, or for an interleaved panel
- *                                               (contig 2) of slot l / 2 + 8 (l odd): lane l is
- *                                               column col[p*NR] + l. One zmm is one half word of
- *                                               16 channels, so a carry-save tree serves 16
- *                                               outputs. Built by the packers when
- *                                               mq_bs_tier_select() is avx512 and kw reaches that
- *                                               minimum (else NULL: mq_bs_gemm_ex then converts
- *                                               for the call). Twice the weight memory there.
+ *   tplanes  uint64_t                           a tier's own copy of the same bits, for the tier
+ *                                               tplanes_tier (its kernel's operand layout), or
+ *                                               NULL. Built by the packers when the tier
+ *                                               mq_bs_tier_select() gives wants one for this kw
+ *                                               (mq_bs_tier_copy_wanted); else mq_bs_gemm_ex makes
+ *                                               one for the call. Costs memory (below). The one
+ *                                               tier with a copy:
+ *     avx512 (kw >= mq_bs_avx512_hs_min_kw(), its carry-save tree), as uint32_t, panel p at
+ *            (uint32_t *)(tplanes + off[p]): [B_p][kw][2][NR], word [i][w][h][l] = bits
+ *            32h .. 32h+31 of plane i, word w of slot l, or for an interleaved panel (contig 2)
+ *            of slot l / 2 + 8 (l odd): lane l is column col[p*NR] + l. One zmm is one half
+ *            word of 16 channels, so a tree serves 16 outputs. As large as planes.
  *   Cost: a GEMM does sum_p 16 * B_p * a_bits * kw word-pair ANDs per 8 pixels.
  *
  * ---------------------------------------------------------------- tiers
@@ -79,7 +79,7 @@
  * saves the zmm/ymm state):
  *   vpopcnt  AVX-512F/BW + VPOPCNTDQ: vpandq with a {1to8} broadcast, vpopcntq, vpaddq/vpsubq.
  *   avx512   AVX-512F/BW: from K >= 16 words a Harley-Seal carry-save tree (vpandd, vpternlogq)
- *            on planes32 with one nibble-table popcount (vpshufb) per 8 half words, summed per
+ *            on its tplanes with one nibble-table popcount (vpshufb) per 8 half words, summed per
  *            32-bit lane (vpmaddubsw, vpmaddwd); below that the nibble table alone (vpternlogq +
  *            vpshufb) on the 64-bit layout, byte counters flushed with vpsadbw.
  *   avx2     AVX2: the same nibble-table method on 256-bit vectors (no EVEX code: the file is
@@ -139,7 +139,8 @@ typedef struct mq_bs_weights {
     size_t *off;            /* [panels] word offset of the panel in planes */
     int32_t *col;           /* [panels * NR] output column per slot, -1 = padding */
     uint64_t *planes;       /* all panels, 64-byte aligned */
-    uint32_t *planes32;     /* the avx512 tier's 32-bit layout of planes (above), or NULL */
+    uint64_t *tplanes;      /* tier tplanes_tier's copy of planes (above), or NULL */
+    int tplanes_tier;
     int *row_bits;          /* [N] copy of the widths */
     int64_t plane_rows;     /* sum_p 16 * B_p: weight plane rows the kernel runs (with padding) */
     int dir;                /* 0: the GEMM layouts above; else mq_bs_pack_weights_dir's layout
@@ -322,13 +323,19 @@ int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, uint
 /* The shortest K (in 64-bit words) from which a tier's carry-save tree runs: MIXQ_BS_HS_MIN_KW
  * if set and not empty (benchmarks, tests), else the tier's default dflt. */
 int mq_bs_hs_min_kw(int dflt);
-/* The avx512 tier's: its carry-save tree (on planes32) from this many words, the nibble table
+/* The avx512 tier's: its carry-save tree (on tplanes) from this many words, the nibble table
  * below. Measured on a Cascade Lake Xeon with the tree on the 64-bit layout (64 x 256 GEMMs,
  * W1A1): the tree lost 25 % at K = 288, tied at K = 768 and won 10 % at K = 1152, 40 % at 2304. */
 #define MQ_BS_AVX512_HS_MIN_KW 16
 int mq_bs_avx512_hs_min_kw(void);
-/* planes32 of w (layout above), allocated; NULL if out of memory (error set). */
-uint32_t *mq_bs_weights_planes32(const mq_bs_weights *w);
+/* The avx2 tier's carry-save tree (on planes) from this many words: off unless
+ * MIXQ_BS_HS_MIN_KW is set (bitserial_avx2.c says why); below it, the nibble tables on tplanes. */
+int mq_bs_avx2_hs_min_kw(void);
+/* 1 if the tier's kernel for K of kw words runs on its own copy of the planes (tplanes). */
+int mq_bs_tier_copy_wanted(mq_bs_tier t, int kw);
+/* Tier t's copy of w's planes (layouts above), allocated; NULL if out of memory (error set) or
+ * the tier has none (mq_bs_tier_copy_wanted). */
+uint64_t *mq_bs_weights_tier_copy(const mq_bs_weights *w, mq_bs_tier t);
 int mq_bs_avx2_compiled(void);
 int mq_bs_avx512_compiled(void);
 int mq_bs_vpopcnt_compiled(void);

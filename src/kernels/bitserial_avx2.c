@@ -1,5 +1,6 @@
 /* Bit-serial GEMM, AVX2 tier: activation packer, nibble-table micro-kernel (Haswell-class CPUs
- * without AVX-512) and, opt-in (MIXQ_BS_HS_MIN_KW; see HS2_MIN_KW), a Harley-Seal carry-save K loop.
+ * without AVX-512) and, opt-in (MIXQ_BS_HS_MIN_KW; see mq_bs_avx2_hs_min_kw), a Harley-Seal
+ * carry-save K loop.
  *
  * Buffers (layouts in bitserial.h):
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
@@ -10,7 +11,13 @@
  *   8 ymm byte counters  u8 [4 pixels][2 vectors][32 bytes]  (<= 8 per word, flushed with
  *                                                             vpsadbw every 31 words)
  *   8 ymm int64 accumulators [4 pixels][8 channels]          (Horner over s = i + j)
- * Per K word, pixel and 4-channel vector: vpand, vpand/vpsrlw/vpand (nibbles), 2 vpshufb, 2 vpaddb.
+ * Per K word the sub-tile's weight vectors are split into the table indices' halves once (vpand,
+ * vpsrlw/vpand: 6 µops for 8 channels, shared by the 4 pixels); per pixel one vpsrlw of the
+ * broadcast word, then per 4-channel vector 2 vpand, 2 vpshufb, 2 vpaddb: 7.25 µops per 256 bit
+ * pairs against 8 with the AND before the split (the ceiling loop's 6 has both operands split).
+ * AMD Zen 5, bench_layers vgg11 + kernels shapes, batch 1, alternating builds: K >= 1152 at
+ * 65-72 % of the tier's ceiling, was 61-67 %. Weights split at packing (a copy twice the planes'
+ * size, both halves loaded per word) gained 0-3 points more and were not kept.
  *
  * The whole file is compiled for AVX2 with AVX-512 switched off (GCC: a target pragma placed
  * before <immintrin.h>, so the intrinsics inline; clang: target attributes). Under a global
@@ -27,7 +34,6 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#include <limits.h>
 #include <string.h>
 
 #define TGT __attribute__((target("avx2")))
@@ -89,16 +95,16 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1, in
         const uint64_t *Wk = Wi + (size_t)w * MQ_BS_NR + 8 * ch;
         const __m256i wa = _mm256_load_si256((const __m256i *)Wk);
         const __m256i wb = _mm256_load_si256((const __m256i *)(Wk + 4));
+        /* the weights' nibbles, split once for the 4 pixels */
+        const __m256i wal = _mm256_and_si256(wa, m4), wah = _mm256_and_si256(_mm256_srli_epi16(wa, 4), m4);
+        const __m256i wbl = _mm256_and_si256(wb, m4), wbh = _mm256_and_si256(_mm256_srli_epi16(wb, 4), m4);
         for (int r = 0; r < 4; r++) {
             const __m256i x = _mm256_set1_epi64x((long long)Aj[(size_t)w * MQ_BS_MR + 4 * rh + r]);
-            const __m256i t0 = _mm256_and_si256(wa, x), t1 = _mm256_and_si256(wb, x);
-            const __m256i l0 = _mm256_and_si256(t0, m4), l1 = _mm256_and_si256(t1, m4);
-            const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(t0, 4), m4);
-            const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(t1, 4), m4);
-            b[r][0] = _mm256_add_epi8(b[r][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l0),
-                                                               _mm256_shuffle_epi8(lut, h0)));
-            b[r][1] = _mm256_add_epi8(b[r][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, l1),
-                                                               _mm256_shuffle_epi8(lut, h1)));
+            const __m256i xh = _mm256_srli_epi16(x, 4); /* neighbour bits land where wah is 0 */
+            b[r][0] = _mm256_add_epi8(b[r][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(wal, x)),
+                                                               _mm256_shuffle_epi8(lut, _mm256_and_si256(wah, xh))));
+            b[r][1] = _mm256_add_epi8(b[r][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(wbl, x)),
+                                                               _mm256_shuffle_epi8(lut, _mm256_and_si256(wbh, xh))));
         }
     }
     const __m256i zero = _mm256_setzero_si256();
@@ -194,14 +200,14 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
 #undef HS2_PAIR
 #undef CSA2
 
-/* Shortest K (in 64-bit words) from which the carry-save tree runs instead of the nibble table:
- * by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers, vgg11 shapes,
+/* Shortest K (in 64-bit words) from which the carry-save tree runs instead of the nibble table
+ * (mq_bs_avx2_hs_min_kw, bitserial.c): by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers, vgg11 shapes,
  * batch 1), the tree ran at 0.82-0.93x of the nibble table at K = 1152..4608 (a 16-word variant
  * at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8 µops per word and
  * vector are not the bound, and the tree adds a weight load per pixel. On CPUs where vpshufb has
  * one port (Intel Haswell to Comet Lake) it should win; no such machine was at hand, so it is
- * opt-in: MIXQ_BS_HS_MIN_KW=16 (as for the AVX-512BW tier) turns it on from 16 words. */
-#define HS2_MIN_KW INT_MAX
+ * opt-in: MIXQ_BS_HS_MIN_KW=16 (as for the AVX-512BW tier) turns it on from 16 words. (The
+ * table was measured before it split each weight word once per sub-tile; it is faster now.) */
 
 TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,
                           int m0, int ch, int32_t *C, int ldc) {
@@ -257,7 +263,7 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
 
 TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                                 int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_hs_min_kw(HS2_MIN_KW);
+    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_avx2_hs_min_kw();
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int rhn = a->M - pa * MQ_BS_MR > 4 ? 2 : 1; /* skip an all-padding half */

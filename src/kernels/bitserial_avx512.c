@@ -6,14 +6,14 @@
  *   A      uint8_t  [M][K]                          activations, a_bits in 1..8
  *   acts   uint64_t [ceil(M/8)][a_bits][kw][8]      kw = ceil(K/64); rowsum int32_t [ceil(M/8)*8]
  *   wts    uint64_t panel p: [B_p][kw][16]          B_p in 1..8 (1 = +-1 panel)
- *          uint32_t planes32 panel p: [B_p][kw][2][16] (kw >= mq_bs_avx512_hs_min_kw())
+ *          uint32_t tplanes panel p: [B_p][kw][2][16] (kw >= mq_bs_avx512_hs_min_kw())
  *   C      int32_t  [M][ldc]
  * The micro-tile is 8 pixels x 16 channels. Two K loops fill it, chosen by K:
  *   kloop_nib (kw < 16), 64-bit layout: i64 accumulators [8 pixels][2 vectors of 8 channels]
  *     (Horner over s = i + j, bitserial_avx512_tile.h); 16 zmm byte counters (<= 8 per word,
  *     flushed every 31 words); per K word, pixel and 8-channel vector: lo = W & a & 0x0f,
  *     hi = (W >> 4) & (a >> 4) & 0x0f (vpternlogq; shifts hoisted), two vpshufb, two byte adds.
- *   kloop_hs32 (kw >= 16), planes32: i32 accumulators [8 pixels] of 16 channels (tile32); per
+ *   kloop_hs32 (kw >= 16), tplanes: i32 accumulators [8 pixels] of 16 channels (tile32); per
  *     pixel a carry-save tree over the 2 kw 32-bit half words; per 8 halves: 8 vpandd, 14
  *     vpternlogq, one nibble-table popcount (details above kloop_hs32).
  * Both loops run only the panel's valid pixels (M - 8 p, at most 8): with a few output pixels
@@ -221,7 +221,7 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 #define CSA MQ_BS_CSA
 
 /* ---------------------------------------------------------------- carry-save tree (kw >= 16)
- * On the weights' 32-bit layout (planes32, bitserial.h): a zmm holds one 32-bit half of a K word
+ * On the tier's 32-bit copy of the weights (tplanes, bitserial.h): a zmm holds one 32-bit half of a K word
  * for all 16 channels of a panel, so each accumulator (one pixel) covers the whole panel and a
  * tree's end cost (three nibble-table popcounts and the sums) is paid once per 16 outputs, not
  * per 8 as on the 64-bit layout. Step j of a pass is half j & 1 of word j / 2: the pixel's
@@ -359,7 +359,7 @@ TGT_INLINE void kloop32(const uint64_t *Aj, const uint32_t *Wi, int kw, __m512i 
                    2 * (MQ_MIN(kw, w0 + HS32_CHUNK) - w0), q, neg, mr);
 }
 
-/* One 8 x 16 tile on planes32: Horner over s = i + j (bitserial.h) on 32-bit sums (exact: the
+/* One 8 x 16 tile on tplanes: Horner over s = i + j (bitserial.h) on 32-bit sums (exact: the
  * result fits int32 and every step is an add, a subtract or a doubling, so intermediate wraps
  * cancel), then the store: lane l is column c0 + l for an interleaved panel (contig 2), else
  * slot l. */
@@ -407,7 +407,7 @@ TGT_INLINE void tile_kloop(const uint64_t *Aj, const uint64_t *Wi, int kw, __m51
 
 TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
                                   int ldc, int p0, int p1) {
-    if (!w->planes32) { /* kw below mq_bs_avx512_hs_min_kw() (mq_bs_gemm_ex decides) */
+    if (!w->tplanes) { /* kw below mq_bs_avx512_hs_min_kw() (mq_bs_gemm_ex decides) */
         gemm_panels(a, w, C, ldc, p0, p1, 0);
         return;
     }
@@ -416,7 +416,8 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int m0 = pa * MQ_BS_MR, mr = MQ_MIN(MQ_BS_MR, a->M - m0);
         for (int pw = 0; pw < w->panels; pw++)
-            tile32(Ap, w->planes32 + 2 * w->off[pw], kw, ab, w->bits[pw], mr, a, w, pw, m0, C, ldc);
+            tile32(Ap, (const uint32_t *)(w->tplanes + w->off[pw]), kw, ab, w->bits[pw], mr, a, w,
+                   pw, m0, C, ldc);
     }
 }
 #undef CSA
