@@ -266,7 +266,7 @@ static void test_carry_save_paths(void) {
                               241, 248, 249, 252, 255, 497};
     const int nk = (int)(sizeof kws / sizeof kws[0]);
     char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
-    setenv("MIXQ_BS_HS_MIN_KW", "16", 1); /* the avx512 default; the avx2 tree is opt-in */
+    setenv("MIXQ_BS_HS_MIN_KW", "16", 1); /* the avx2 tree's usual minimum (opt-in) */
     for (int i = 0; i < nk; i++) {
         const int *bits = sel_bits[i % 10];
         run_case(9 + i % 21, 17 + 2 * i, 64 * kws[i] - (i % 3) * 21, bits[0], bits[1], 5000u + i,
@@ -291,7 +291,7 @@ static char *env_swap(const char *name, const char *value) {
 }
 
 /* A tier's own copy of the weight planes (tplanes, bitserial.h): the avx512 tier's 32-bit halves
- * in column order (its carry-save tree, kw >= 16). Built by the packer where the selected tier
+ * in column order (its carry-save tree, kw >= 8). Built by the packer where the selected tier
  * wants one for this kw, not otherwise; the GEMM gives the reference's products with the
  * packer's copy, with one made per call (none, or another tier's), and where the tier wants
  * none (a view without it). */
@@ -349,8 +349,8 @@ static void test_tier_copy(void) {
         pw.tplanes_tier = (int)t;
     }
     unsetenv("MIXQ_BS_HS_MIN_KW");
-    for (int n = 0; n < N; n++) rb[n] = 8; /* any byte: w read as N rows of 960 */
-    CHECK_OK(mq_bs_pack_weights(w, rb, N, 64 * 15, &small)); /* kw 15 */
+    for (int n = 0; n < N; n++) rb[n] = 8; /* any byte: w read as N rows of 448 */
+    CHECK_OK(mq_bs_pack_weights(w, rb, N, 64 * 7, &small)); /* kw 7 */
     CHECK(small.tplanes == NULL); /* the nibble table, on planes */
 done:
     mq_bs_weights_free(&pw);

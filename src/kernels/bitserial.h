@@ -67,7 +67,7 @@
  *                                               (mq_bs_tier_copy_wanted); else mq_bs_gemm_ex makes
  *                                               one for the call. Costs memory (below). The one
  *                                               tier with a copy:
- *     avx512 (kw >= mq_bs_avx512_hs_min_kw(), its carry-save tree), as uint32_t, panel p at
+ *     avx512 (kw >= mq_bs_avx512_hs_min_kw(), 8, its carry-save tree), as uint32_t, panel p at
  *            (uint32_t *)(tplanes + off[p]): [B_p][kw][2][NR], word [i][w][h][l] = bits
  *            32h .. 32h+31 of plane i, word w of slot l, or for an interleaved panel (contig 2)
  *            of slot l / 2 + 8 (l odd): lane l is column col[p*NR] + l. One zmm is one half
@@ -78,7 +78,7 @@
  * Selected at run time (cpuid + xgetbv, through __builtin_cpu_supports, which checks that the OS
  * saves the zmm/ymm state):
  *   vpopcnt  AVX-512F/BW + VPOPCNTDQ: vpandq with a {1to8} broadcast, vpopcntq, vpaddq/vpsubq.
- *   avx512   AVX-512F/BW: from K >= 16 words a Harley-Seal carry-save tree (vpandd, vpternlogq)
+ *   avx512   AVX-512F/BW: from K >= 8 words a Harley-Seal carry-save tree (vpandd, vpternlogq)
  *            on its tplanes with one nibble-table popcount (vpshufb) per 8 half words, summed per
  *            32-bit lane (vpmaddubsw, vpmaddwd); below that the nibble table alone (vpternlogq +
  *            vpshufb) on the 64-bit layout, byte counters flushed with vpsadbw.
@@ -324,9 +324,12 @@ int mq_bs_seg_image_rows_gfni(const uint8_t *codes, const mq_bs_seg_geo *g, uint
  * if set and not empty (benchmarks, tests), else the tier's default dflt. */
 int mq_bs_hs_min_kw(int dflt);
 /* The avx512 tier's: its carry-save tree (on tplanes) from this many words, the nibble table
- * below. Measured on a Cascade Lake Xeon with the tree on the 64-bit layout (64 x 256 GEMMs,
- * W1A1): the tree lost 25 % at K = 288, tied at K = 768 and won 10 % at K = 1152, 40 % at 2304. */
-#define MQ_BS_AVX512_HS_MIN_KW 16
+ * below. AMD Zen 5, 1 thread, 256 x 64 GEMMs W1A1 / W2A2, the tree against the table: kw 5
+ * 0.94x / 0.99x, kw 6 1.02-1.06x / 1.12x, kw 7 1.0x / 0.91x (three partial blocks), kw 8
+ * 1.18-1.21x / 1.26x, kw 9 1.09x / 1.17x, kw 12 1.31x / 1.39x. (On the 64-bit layout, whose
+ * tree ends cost twice as much, a Cascade Lake Xeon had the tree lose 25 % at K = 288, tie at
+ * 768 and win from 1152: its minimum was 16.) */
+#define MQ_BS_AVX512_HS_MIN_KW 8
 int mq_bs_avx512_hs_min_kw(void);
 /* The avx2 tier's carry-save tree (on planes) from this many words: off unless
  * MIXQ_BS_HS_MIN_KW is set (bitserial_avx2.c says why); below it, the nibble tables on tplanes. */

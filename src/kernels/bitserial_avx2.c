@@ -206,7 +206,7 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
  * at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8 µops per word and
  * vector are not the bound, and the tree adds a weight load per pixel. On CPUs where vpshufb has
  * one port (Intel Haswell to Comet Lake) it should win; no such machine was at hand, so it is
- * opt-in: MIXQ_BS_HS_MIN_KW=16 (as for the AVX-512BW tier) turns it on from 16 words. (The
+ * opt-in: MIXQ_BS_HS_MIN_KW=16 turns it on from 16 words. (The
  * table was measured before it split each weight word once per sub-tile; it is faster now.) */
 
 TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,

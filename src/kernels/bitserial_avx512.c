@@ -9,11 +9,11 @@
  *          uint32_t tplanes panel p: [B_p][kw][2][16] (kw >= mq_bs_avx512_hs_min_kw())
  *   C      int32_t  [M][ldc]
  * The micro-tile is 8 pixels x 16 channels. Two K loops fill it, chosen by K:
- *   kloop_nib (kw < 16), 64-bit layout: i64 accumulators [8 pixels][2 vectors of 8 channels]
+ *   kloop_nib (kw < 8), 64-bit layout: i64 accumulators [8 pixels][2 vectors of 8 channels]
  *     (Horner over s = i + j, bitserial_avx512_tile.h); 16 zmm byte counters (<= 8 per word,
  *     flushed every 31 words); per K word, pixel and 8-channel vector: lo = W & a & 0x0f,
  *     hi = (W >> 4) & (a >> 4) & 0x0f (vpternlogq; shifts hoisted), two vpshufb, two byte adds.
- *   kloop_hs32 (kw >= 16), tplanes: i32 accumulators [8 pixels] of 16 channels (tile32); per
+ *   kloop_hs32 (kw >= 8), tplanes: i32 accumulators [8 pixels] of 16 channels (tile32); per
  *     pixel a carry-save tree over the 2 kw 32-bit half words; per 8 halves: 8 vpandd, 14
  *     vpternlogq, one nibble-table popcount (details above kloop_hs32).
  * Both loops run only the panel's valid pixels (M - 8 p, at most 8): with a few output pixels
@@ -220,7 +220,7 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 #include "kernels/bitserial_csa.h"
 #define CSA MQ_BS_CSA
 
-/* ---------------------------------------------------------------- carry-save tree (kw >= 16)
+/* ---------------------------------------------------------------- carry-save tree (kw >= 8)
  * On the tier's 32-bit copy of the weights (tplanes, bitserial.h): a zmm holds one 32-bit half of a K word
  * for all 16 channels of a panel, so each accumulator (one pixel) covers the whole panel and a
  * tree's end cost (three nibble-table popcounts and the sums) is paid once per 16 outputs, not
