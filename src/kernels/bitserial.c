@@ -816,11 +816,6 @@ mixq_status mq_bs_pack_conv_seg(const uint8_t *codes, int n, int H, int W, int C
 }
 
 /* ---------------------------------------------------------------- direct convolutions */
-static uint32_t ld32(const uint8_t *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
 static uint32_t ld16(const uint8_t *p) {
     uint16_t v;
     memcpy(&v, p, 2);
@@ -843,10 +838,10 @@ static void conv_dir_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, int ab
                              (size_t)x * st * px;
                 for (int t = 0; t < kw; t++) {
                     uint32_t v, used = ~0u;
-                    if (!c16) v = ld32(row[t / 3] + (t % 3) * px);
-                    else if (t < 3) v = ld32(row[t]);
+                    if (!c16) v = mq_bs_ld32(row[t / 3] + (t % 3) * px);
+                    else if (t < 3) v = mq_bs_ld32(row[t]);
                     else if (t == 3) v = ld16(row[0] + 2 * px) | ld16(row[1] + 2 * px) << 16;
-                    else v = ld32(row[2] + 2 * px), used = 0xffffu;
+                    else v = mq_bs_ld32(row[2] + 2 * px), used = 0xffffu;
                     A[j][t] = v;
                     rs += __builtin_popcount(v & used) << j;
                 }

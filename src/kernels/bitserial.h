@@ -108,6 +108,13 @@
  * "needs to live in memory" and kept a stack copy: 16 zeroing stores per tile and 16 stores after
  * every k loop (vpopcnt tier). */
 #define MQ_BS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+/* The 4 bytes at p as a little-endian word, any alignment (the direct convolution's loads; one
+ * definition for the tier and its scalar twin). */
+static inline uint32_t mq_bs_ld32(const uint8_t *p) {
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
 
 typedef enum mq_bs_tier {
     MQ_BS_TIER_SCALAR = 0,

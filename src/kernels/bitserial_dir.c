@@ -40,12 +40,6 @@ size_t mq_bs_dir_tmp_bytes(const mq_bs_seg_geo *g, int ab) {
  * unrolled block first and spill them). */
 #define DIR_KEEP(x) __asm__("" : "+v"(x))
 
-TGT_INLINE uint32_t dir_ld32(const uint8_t *p) {
-    uint32_t v;
-    __builtin_memcpy(&v, p, 4);
-    return v;
-}
-
 /* PB pixels of one weight panel. pa[p]: pixel p's plane 0 of kernel row 0 at its first tap; rs,
  * js: bytes to the next kernel row and plane; vp: pixel 0's vp words, chunk entries per plane;
  * out: pixel 0's output row. */
@@ -68,10 +62,10 @@ TGT_INLINE void dir_tile(const int c16, const int B, const int PB, const int ab,
         _Pragma("GCC unroll 9") for (int w = 0; w < NW; w++) {
             _Pragma("GCC unroll 8") for (int p = 0; p < PB; p++) {
                 uint32_t a;
-                if (!c16) a = dir_ld32(ap[p] + jo + (size_t)(w / 3) * rs + (size_t)(w % 3) * 4);
-                else if (w < 3) a = dir_ld32(ap[p] + jo + (size_t)w * rs);
+                if (!c16) a = mq_bs_ld32(ap[p] + jo + (size_t)(w / 3) * rs + (size_t)(w % 3) * 4);
+                else if (w < 3) a = mq_bs_ld32(ap[p] + jo + (size_t)w * rs);
                 else if (w == 3) a = vj[p];
-                else a = dir_ld32(ap[p] + jo + 2 * rs + 4);
+                else a = mq_bs_ld32(ap[p] + jo + 2 * rs + 4);
                 const __m512i av = _mm512_set1_epi32((int)a);
                 _Pragma("GCC unroll 8") for (int i = 0; i < B; i++) {
                     const __m512i wv = _mm512_load_si512((const void *)(W32 + ((size_t)i * NW + (size_t)w) * MQ_BS_NR));
@@ -115,9 +109,9 @@ TGT_INLINE void dir_tile_any(const int c16, int B, int ab, const uint8_t *const 
         for (int i = 0; i < B; i++) acc[i] = _mm512_slli_epi32(acc[i], 1);
         const uint8_t *a = pa[0] + (size_t)j * js;
         for (int w = 0; w < NW; w++) {
-            const uint32_t v = !c16 ? dir_ld32(a + (size_t)(w / 3) * rs + (size_t)(w % 3) * 4)
-                               : w < 3 ? dir_ld32(a + (size_t)w * rs)
-                               : w == 3 ? vp[(size_t)j * chunk] : dir_ld32(a + 2 * rs + 4);
+            const uint32_t v = !c16 ? mq_bs_ld32(a + (size_t)(w / 3) * rs + (size_t)(w % 3) * 4)
+                               : w < 3 ? mq_bs_ld32(a + (size_t)w * rs)
+                               : w == 3 ? vp[(size_t)j * chunk] : mq_bs_ld32(a + 2 * rs + 4);
             const __m512i av = _mm512_set1_epi32((int)v);
             for (int i = 0; i < B; i++)
                 acc[i] = _mm512_add_epi32(acc[i], popcnt32(_mm512_and_si512(
