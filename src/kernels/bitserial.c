@@ -363,7 +363,8 @@ uint64_t *mq_bs_weights_tier_copy(const mq_bs_weights *w, mq_bs_tier t) {
     const size_t words = w->panels ? w->off[w->panels - 1] +
                                          (size_t)w->bits[w->panels - 1] * (size_t)w->kw * MQ_BS_NR
                                    : 0;
-    uint64_t *o = mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (tier copy)");
+    uint64_t *o =
+        mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (tier copy)");
     if (!o) return NULL;
     for (int p = 0; p < w->panels; p++) { /* the avx512 tier's: the only one there is */
         const uint64_t *P = w->planes + w->off[p];

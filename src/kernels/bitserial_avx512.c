@@ -221,9 +221,9 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
 #define CSA MQ_BS_CSA
 
 /* ---------------------------------------------------------------- carry-save tree (kw >= 8)
- * On the tier's 32-bit copy of the weights (tplanes, bitserial.h): a zmm holds one 32-bit half of a K word
- * for all 16 channels of a panel, so each accumulator (one pixel) covers the whole panel and a
- * tree's end cost (three nibble-table popcounts and the sums) is paid once per 16 outputs, not
+ * On the tier's 32-bit copy of the weights (tplanes, bitserial.h): a zmm holds one 32-bit half
+ * of a K word for all 16 channels of a panel, so each accumulator (one pixel) covers the whole
+ * panel and a tree's end cost (three nibble-table popcounts and the sums) is paid once per 16 outputs, not
  * per 8 as on the 64-bit layout. Step j of a pass is half j & 1 of word j / 2: the pixel's
  * 32-bit half broadcast {1to16}, ANDed with the 16 channels' halves at W32 + 16 j. Per
  * accumulator the bit vectors o, t, f (ones, twos, fours) hold the running sum in carry-save
@@ -364,7 +364,8 @@ TGT_INLINE void kloop32(const uint64_t *Aj, const uint32_t *Wi, int kw, __m512i 
  * cancel), then the store: lane l is column c0 + l for an interleaved panel (contig 2), else
  * slot l. */
 static TGT void tile32(const uint64_t *Ap, const uint32_t *Wp, int kw, int ab, int B, int mr,
-                const mq_bs_acts *a, const mq_bs_weights *w, int pw, int m0, int32_t *C, int ldc) {
+                       const mq_bs_acts *a, const mq_bs_weights *w, int pw, int m0, int32_t *C,
+                       int ldc) {
     const int smax = (B - 1) + (ab - 1);
     __m512i q[MQ_BS_MR];
     for (int r = 0; r < MQ_BS_MR; r++) q[r] = _mm512_setzero_si512();
@@ -379,7 +380,8 @@ static TGT void tile32(const uint64_t *Ap, const uint32_t *Wp, int kw, int ab, i
     const int contig = w->contig[pw], nrows = w->rows[pw];
     for (int r = 0; r < mr; r++) {
         __m512i v = q[r];
-        if (B == 1) v = _mm512_sub_epi32(_mm512_add_epi32(v, v), _mm512_set1_epi32(a->rowsum[m0 + r]));
+        if (B == 1)
+            v = _mm512_sub_epi32(_mm512_add_epi32(v, v), _mm512_set1_epi32(a->rowsum[m0 + r]));
         int32_t *Crow = C + (size_t)(m0 + r) * (size_t)ldc;
         if (contig) { /* 2: 16 columns from col[0] (lane order); 1: nrows consecutive slots */
             _mm512_mask_storeu_epi32(Crow + col[0], (__mmask16)((1u << nrows) - 1), v);
