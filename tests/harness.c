@@ -58,6 +58,13 @@ int test_sanitized(void) { return 1; }
 int test_sanitized(void) { return 0; }
 #endif
 
+char *test_env_swap(const char *name, const char *value) {
+    char *old = getenv(name) ? strdup(getenv(name)) : NULL;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+    return old;
+}
+
 int test_need_file(const char *path) {
     struct stat sb;
     if (stat(path, &sb) == 0) return 1;

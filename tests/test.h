@@ -66,6 +66,9 @@ int test_need_file(const char *path);
 double test_max_rel_err(const float *a, const float *b, long n);
 /* Fill with deterministic pseudo-random values in [lo, hi). */
 void test_fill(float *x, long n, unsigned seed, float lo, float hi);
+/* Set an environment variable (value) or unset it (NULL); returns its old value, malloc'ed, or
+ * NULL if it was unset. Restore with free(test_env_swap(name, old)); free(old). */
+char *test_env_swap(const char *name, const char *value);
 /* Write bytes to a file (for generated fixtures); returns 0 on success. */
 int test_write_file(const char *path, const void *data, size_t n);
 /* An MNIST-format IDX dataset in dir (created): the same n images (h x w, uint8) and labels as

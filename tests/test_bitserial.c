@@ -159,11 +159,9 @@ static void test_env_override(void) {
     CHECK_OK(mq_bs_gemm_ref(a, 3, w, rb, M, N, K, ref));
     mq_bs_weights pw;
     CHECK_OK(mq_bs_pack_weights(w, rb, N, K, &pw));
-    const char *old = getenv("MIXQ_BITSERIAL_TIER");
-    char *saved = old ? strdup(old) : NULL;
+    char *saved = test_env_swap("MIXQ_BITSERIAL_TIER", NULL);
 
     mq_bs_tier t;
-    unsetenv("MIXQ_BITSERIAL_TIER");
     CHECK_OK(mq_bs_tier_select(&t));
     CHECK(t == mq_bs_tier_best());
     setenv("MIXQ_BITSERIAL_TIER", "auto", 1);
@@ -212,8 +210,7 @@ static void test_env_override(void) {
         printf("  every tier is available here: the unavailable-tier error is not exercised\n");
     }
     mq_bs_acts_free(&pa);
-    if (saved) setenv("MIXQ_BITSERIAL_TIER", saved, 1);
-    else unsetenv("MIXQ_BITSERIAL_TIER");
+    free(test_env_swap("MIXQ_BITSERIAL_TIER", saved));
     free(saved);
     mq_bs_weights_free(&pw);
 }
@@ -259,14 +256,14 @@ static void test_large(void) {
 /* The carry-save trees (avx512 and avx2 tiers): K (in 64-bit words) through every path of the K loop:
  * avx2: whole 8-word blocks, a 4-word block, 0..3 single words, chunks of 248 words; avx512 (on
  * 32-bit half words of its weight copy, 2 per word): 8-half blocks, then 4, 2 or both (kw % 4),
- * passes of 120 words; then with the tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K runs it too.
- * M = 9..29 gives a last panel of every size 1..7 (pixel quads, pairs, then a lone pixel). */
+ * passes of 120 words; then with the tree forced for every K (MIXQ_BS_HS_MIN_KW=1), so short K
+ * runs it too. M = 9..29 gives a last panel of every size 1..7 (pixel quads, pairs, then a lone pixel). */
 static void test_carry_save_paths(void) {
     static const int kws[] = {16, 17, 18, 19, 20, 23, 24, 28, 31, 119, 120, 121, 122,
                               241, 248, 249, 252, 255, 497};
     const int nk = (int)(sizeof kws / sizeof kws[0]);
-    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
-    setenv("MIXQ_BS_HS_MIN_KW", "16", 1); /* the avx2 tree's usual minimum (opt-in) */
+    /* 16: the avx2 tree's usual minimum (opt-in) */
+    char *saved = test_env_swap("MIXQ_BS_HS_MIN_KW", "16");
     for (int i = 0; i < nk; i++) {
         const int *bits = sel_bits[i % 10];
         run_case(9 + i % 21, 17 + 2 * i, 64 * kws[i] - (i % 3) * 21, bits[0], bits[1], 5000u + i,
@@ -277,17 +274,8 @@ static void test_carry_save_paths(void) {
         const int *bits = sel_bits[kw % 10];
         run_case(11, 21, 64 * kw - (kw % 2) * 17, bits[0], bits[1], 5100u + kw, "tree forced");
     }
-    if (saved) setenv("MIXQ_BS_HS_MIN_KW", saved, 1);
-    else unsetenv("MIXQ_BS_HS_MIN_KW");
+    free(test_env_swap("MIXQ_BS_HS_MIN_KW", saved));
     free(saved);
-}
-
-/* Set (value) or unset (NULL) an environment variable; returns the old value (caller frees). */
-static char *env_swap(const char *name, const char *value) {
-    char *old = getenv(name) ? strdup(getenv(name)) : NULL;
-    if (value) setenv(name, value, 1);
-    else unsetenv(name);
-    return old;
 }
 
 /* A tier's own copy of the weight planes (tplanes, bitserial.h): the avx512 tier's 32-bit halves
@@ -301,8 +289,8 @@ static void test_tier_copy(void) {
         test_skip_cpu("no AVX-512BW: the avx512 tier does not run here");
         return;
     }
-    char *tier = env_swap("MIXQ_BITSERIAL_TIER", mq_bs_tier_name(t));
-    char *hs = env_swap("MIXQ_BS_HS_MIN_KW", NULL);
+    char *tier = test_env_swap("MIXQ_BITSERIAL_TIER", mq_bs_tier_name(t));
+    char *hs = test_env_swap("MIXQ_BS_HS_MIN_KW", NULL);
     const int M = 13, N = 37, K = 64 * 18 - 5;
     rng_state = 6100;
     uint8_t *a = malloc((size_t)M * K);
@@ -323,7 +311,7 @@ static void test_tier_copy(void) {
     CHECK_OK(mq_bs_pack_acts_ex(a, 2, M, K, t, &pa));
     CHECK(pw.tplanes != NULL && pw.tplanes_tier == (int)t);
     if (!pw.tplanes) goto done;
-    for (int p = 0; p < pw.panels; p++) /* plane 1, word 3 of every slot */
+    for (int p = 0; p < pw.panels; p++)
         for (int l = 0; l < MQ_BS_NR; l++) {
             const size_t x = (size_t)pw.kw + 3; /* plane 1, word 3 */
             /* lane l: column col[0] + l (contig 2), else slot l */
@@ -357,11 +345,10 @@ done:
     mq_bs_weights_free(&small);
     mq_bs_acts_free(&pa);
     free(a), free(w), free(rb), free(ref), free(C);
-    free(env_swap("MIXQ_BITSERIAL_TIER", tier));
-    free(env_swap("MIXQ_BS_HS_MIN_KW", hs));
+    free(test_env_swap("MIXQ_BITSERIAL_TIER", tier));
+    free(test_env_swap("MIXQ_BS_HS_MIN_KW", hs));
     free(tier), free(hs);
 }
-
 
 /* A convolution test case: random a_bits codes [n][H][W][C], their im2col matrix col [M][K]
  * ((r, s, c) order, padding taps = padc), N weight rows of widths rb and the reference
@@ -756,8 +743,7 @@ static void test_mixed_row_bits(void) {
 static void test_extremes(void) {
     static const int Ks[] = {1, 64, 1155, MQ_BS_MAX_K};
     /* the carry-save trees of both tiers that have one (avx2's is opt-in) on the long K */
-    char *saved = getenv("MIXQ_BS_HS_MIN_KW") ? strdup(getenv("MIXQ_BS_HS_MIN_KW")) : NULL;
-    setenv("MIXQ_BS_HS_MIN_KW", "16", 1);
+    char *saved = test_env_swap("MIXQ_BS_HS_MIN_KW", "16");
     for (int ki = 0; ki < 4; ki++) {
         enum { M = 9, N = 17 };
         const int K = Ks[ki];
@@ -793,8 +779,7 @@ static void test_extremes(void) {
         }
         free(a), free(w);
     }
-    if (saved) setenv("MIXQ_BS_HS_MIN_KW", saved, 1);
-    else unsetenv("MIXQ_BS_HS_MIN_KW");
+    free(test_env_swap("MIXQ_BS_HS_MIN_KW", saved));
     free(saved);
 }
 

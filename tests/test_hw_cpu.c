@@ -379,8 +379,7 @@ static void test_load_by_name(void) {
         CHECK(!"getcwd");
         return;
     }
-    const char *old = getenv("MIXQ_CPU_TABLE");
-    char *saved = old ? strdup(old) : NULL;
+    char *saved = test_env_swap("MIXQ_CPU_TABLE", NULL);
     variant v = {0};
     char *json = table_json(&v);
     snprintf(path, sizeof path, "%s/table.json", test_tmpdir());
@@ -441,8 +440,7 @@ static void test_load_by_name(void) {
     CHECKF(strstr(mixq_last_error(), "calibrate-cpu"), "%s", mixq_last_error());
     /* cpu is not a preset (there is nothing to embed) */
     for (const char *const *p = mixq_hw_presets(); *p; p++) CHECK(strcmp(*p, "cpu"));
-    if (saved) setenv("MIXQ_CPU_TABLE", saved, 1);
-    else unsetenv("MIXQ_CPU_TABLE");
+    free(test_env_swap("MIXQ_CPU_TABLE", saved));
     free(saved);
     free(json);
 }

@@ -360,9 +360,7 @@ uint64_t *mq_bs_weights_tier_copy(const mq_bs_weights *w, mq_bs_tier t) {
                mq_bs_tier_name(t), w->kw);
         return NULL;
     }
-    const size_t words = w->panels ? w->off[w->panels - 1] +
-                                         (size_t)w->bits[w->panels - 1] * (size_t)w->kw * MQ_BS_NR
-                                   : 0;
+    const size_t words = (size_t)w->plane_rows * (size_t)w->kw; /* as planes */
     uint64_t *o =
         mq_alloc_aligned(MQ_MAX(words, 1) * sizeof(uint64_t), "bit-serial weight planes (tier copy)");
     if (!o) return NULL;
@@ -1003,16 +1001,15 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
     mq_bs_weights view;
     uint64_t *own = NULL;
     const int want = mq_bs_tier_copy_wanted(tier, a->kw);
-    if (w->tplanes && (!want || w->tplanes_tier != (int)tier)) {
+    const int usable = w->tplanes && w->tplanes_tier == (int)tier;
+    if (want ? !usable : w->tplanes != NULL) {
         view = *w;
         view.tplanes = NULL;
-        w = &view;
-    }
-    if (want && !w->tplanes) {
-        if (w != &view) view = *w;
-        own = view.tplanes = mq_bs_weights_tier_copy(w, tier);
-        view.tplanes_tier = (int)tier;
-        if (!own) return MIXQ_ERR_NOMEM;
+        if (want) {
+            own = view.tplanes = mq_bs_weights_tier_copy(w, tier);
+            view.tplanes_tier = (int)tier;
+            if (!own) return MIXQ_ERR_NOMEM;
+        }
         w = &view;
     }
     const int panels = a->panels, nt = MQ_MIN(nthreads, panels);

@@ -338,8 +338,8 @@ int mq_bs_hs_min_kw(int dflt);
  * 768 and win from 1152: its minimum was 16.) */
 #define MQ_BS_AVX512_HS_MIN_KW 8
 int mq_bs_avx512_hs_min_kw(void);
-/* The avx2 tier's carry-save tree (on planes) from this many words: off unless
- * MIXQ_BS_HS_MIN_KW is set (bitserial_avx2.c says why); below it, the nibble tables on tplanes. */
+/* The avx2 tier's carry-save tree from this many words: off unless MIXQ_BS_HS_MIN_KW is set
+ * (bitserial_avx2.c says why); below it, the nibble tables. Both on planes. */
 int mq_bs_avx2_hs_min_kw(void);
 /* 1 if the tier's kernel for K of kw words runs on its own copy of the planes (tplanes). */
 int mq_bs_tier_copy_wanted(mq_bs_tier t, int kw);

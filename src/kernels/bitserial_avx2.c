@@ -96,15 +96,19 @@ TGT_INLINE void kloop(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1, in
         const __m256i wa = _mm256_load_si256((const __m256i *)Wk);
         const __m256i wb = _mm256_load_si256((const __m256i *)(Wk + 4));
         /* the weights' nibbles, split once for the 4 pixels */
-        const __m256i wal = _mm256_and_si256(wa, m4), wah = _mm256_and_si256(_mm256_srli_epi16(wa, 4), m4);
-        const __m256i wbl = _mm256_and_si256(wb, m4), wbh = _mm256_and_si256(_mm256_srli_epi16(wb, 4), m4);
+        const __m256i wal = _mm256_and_si256(wa, m4);
+        const __m256i wah = _mm256_and_si256(_mm256_srli_epi16(wa, 4), m4);
+        const __m256i wbl = _mm256_and_si256(wb, m4);
+        const __m256i wbh = _mm256_and_si256(_mm256_srli_epi16(wb, 4), m4);
         for (int r = 0; r < 4; r++) {
             const __m256i x = _mm256_set1_epi64x((long long)Aj[(size_t)w * MQ_BS_MR + 4 * rh + r]);
             const __m256i xh = _mm256_srli_epi16(x, 4); /* neighbour bits land where wah is 0 */
-            b[r][0] = _mm256_add_epi8(b[r][0], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(wal, x)),
-                                                               _mm256_shuffle_epi8(lut, _mm256_and_si256(wah, xh))));
-            b[r][1] = _mm256_add_epi8(b[r][1], _mm256_add_epi8(_mm256_shuffle_epi8(lut, _mm256_and_si256(wbl, x)),
-                                                               _mm256_shuffle_epi8(lut, _mm256_and_si256(wbh, xh))));
+            const __m256i la = _mm256_shuffle_epi8(lut, _mm256_and_si256(wal, x));
+            const __m256i ha = _mm256_shuffle_epi8(lut, _mm256_and_si256(wah, xh));
+            const __m256i lb = _mm256_shuffle_epi8(lut, _mm256_and_si256(wbl, x));
+            const __m256i hb = _mm256_shuffle_epi8(lut, _mm256_and_si256(wbh, xh));
+            b[r][0] = _mm256_add_epi8(b[r][0], _mm256_add_epi8(la, ha));
+            b[r][1] = _mm256_add_epi8(b[r][1], _mm256_add_epi8(lb, hb));
         }
     }
     const __m256i zero = _mm256_setzero_si256();
@@ -200,15 +204,6 @@ TGT_INLINE void kloop_hs(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1,
 #undef HS2_PAIR
 #undef CSA2
 
-/* Shortest K (in 64-bit words) from which the carry-save tree runs instead of the nibble table
- * (mq_bs_avx2_hs_min_kw, bitserial.c): by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers, vgg11 shapes,
- * batch 1), the tree ran at 0.82-0.93x of the nibble table at K = 1152..4608 (a 16-word variant
- * at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8 µops per word and
- * vector are not the bound, and the tree adds a weight load per pixel. On CPUs where vpshufb has
- * one port (Intel Haswell to Comet Lake) it should win; no such machine was at hand, so it is
- * opt-in: MIXQ_BS_HS_MIN_KW=16 turns it on from 16 words. (The
- * table was measured before it split each weight word once per sub-tile; it is faster now.) */
-
 TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weights *w, int pw,
                           int m0, int ch, int32_t *C, int ldc) {
     const int mr = MQ_MIN(4, a->M - m0), cnt = MQ_MIN(8, w->rows[pw] - 8 * ch);
@@ -261,6 +256,14 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
     }
 }
 
+/* hs: from mq_bs_avx2_hs_min_kw() words (bitserial.c) the carry-save tree runs instead of the
+ * nibble tables: by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers,
+ * vgg11 shapes, batch 1), the tree ran at 0.82-0.93x of the nibble table at K = 1152..4608 (a
+ * 16-word variant at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8
+ * µops per word and vector are not the bound, and the tree adds a weight load per pixel. On CPUs
+ * where vpshufb has one port (Intel Haswell to Comet Lake) it should win; no such machine was at
+ * hand, so it is opt-in: MIXQ_BS_HS_MIN_KW=16 turns it on from 16 words. (The table was measured
+ * before it split each weight word once per sub-tile; it is faster now.) */
 TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                                 int p0, int p1) {
     const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_avx2_hs_min_kw();

@@ -239,10 +239,7 @@ TGT_INLINE void kloop_nib(const uint64_t *Aj, const uint64_t *Wi, int w0, int w1
  * 1.19-1.22x / 1.25x, 16 x 512 x 4608 W1A1 1.05-1.09x (same process, alternating). */
 #define HS32_CHUNK 120
 
-TGT_INLINE __m512i popw(__m512i v, __m512i lut, __m512i m4) { /* per byte: lut[lo] + lut[hi] */
-    return _mm512_add_epi8(_mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4)),
-                           _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4)));
-}
+#define popw mq_bs_popb /* per byte: lut[lo nibble] + lut[hi nibble] (bitserial_csa.h) */
 /* Step jj (a constant offset from the block's first step j) of pixel r of the group. */
 #define AW32(jj, r)                                                                             \
     _mm512_and_si512(_mm512_set1_epi32((int)pa_[(jj) / 2 * 2 * MQ_BS_MR + 2 * (r) + ((jj) & 1)]), \
@@ -423,6 +420,7 @@ TGT void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, i
     }
 }
 #undef CSA
+#undef popw
 
 /* mq_bs_conv_seg_rows_avx512: vpermw, nibble-table row sums (bitserial_seg_rows.h) */
 #define SEG_NAME mq_bs_conv_seg_rows_avx512
