@@ -194,6 +194,14 @@ bench-vgg-cifar: deps
 	$(MAKE) VARIANT=release all
 	sh bench/vgg_cifar.sh
 
+# The searched CIFAR-10 vgg11 from a float model trained longer (EPOCHS, 20), fine-tuned QAT
+# (QAT, 3) epochs with and without distillation from it, against W8A8 fine-tuned the same ways;
+# writes bench/results/vgg_cifar_kd.md (bench/vgg_cifar_kd.sh; ~2.5 h on 2 cores).
+.PHONY: bench-vgg-cifar-kd
+bench-vgg-cifar-kd: deps
+	$(MAKE) VARIANT=release all
+	sh bench/vgg_cifar_kd.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi

@@ -40,22 +40,7 @@ fi
 [ -f "$O/cpu.json" ] || "$MIXQ" calibrate-cpu --model "$V" --out "$O/cpu.json" --threads 1
 [ "$O/fp32.eval.txt" -nt "$V" ] || "$MIXQ" eval "$V" --data "$D" --threads 2 > "$O/fp32.eval.txt"
 run_dir() { echo "$O/vgg11_cpu_latency_$(echo "${1%%:*}" | tr . _)_ebs_s${1#*:}"; }
-# at most PAR background jobs: par_started after each start (waits for the oldest when PAR run),
-# par_wait at the end; fail=1 when one failed
-pids='' fail=0
-par_started() {
-    pids="$pids $!"
-    if [ "$(echo "$pids" | wc -w)" -ge "$PAR" ]; then
-        set -- $pids
-        wait "$1" || fail=1
-        shift
-        pids="$*"
-    fi
-}
-par_wait() {
-    for p in $pids; do wait "$p" || fail=1; done
-    pids=''
-}
+. "$(dirname "$0")/par.sh"
 if [ "${TIME_ONLY:-0}" != 1 ]; then
     for r in $RUNS; do
         MIXQ_CPU_TABLE="$O/cpu.json" sh bench/agents.sh --model "$V" --data "$D" --hw cpu \

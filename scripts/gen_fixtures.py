@@ -146,6 +146,18 @@ def ce_case(fx, name, N, K, eps):
         fx.add(name + "." + k, v)
 
 
+def kd_case(fx, name, N, K, T):
+    # its own generator: the cases before it and the other fixtures keep their values
+    g = torch.Generator().manual_seed(20261206 + N * K)
+    z = (torch.rand(N, K, generator=g) * 8 - 4).to(torch.float64).requires_grad_()
+    t = (torch.rand(N, K, generator=g) * 8 - 4).to(torch.float64)
+    loss = F.kl_div(F.log_softmax(z / T, 1), F.softmax(t / T, 1), reduction="batchmean") * T * T
+    loss.backward()
+    fx.add(name + ".cfg", torch.tensor([N, K, T]))
+    for k, v in (("logits", z), ("teacher", t), ("loss", loss), ("dlogits", z.grad)):
+        fx.add(name + "." + k, v)
+
+
 def layers():
     fx = Fixture()
     #                         N  C   H   W   K  R  s  p  g  bias
@@ -168,6 +180,8 @@ def layers():
     pool_case(fx, "gap", 2, 3, 4, 5, 3, 0, 0, 0)
     ce_case(fx, "ce", 6, 5, 0.0)
     ce_case(fx, "ce_smooth", 6, 5, 0.1)
+    kd_case(fx, "kd_t1", 6, 5, 1.0)
+    kd_case(fx, "kd_t4", 5, 7, 4.0)
     fx.write(os.path.join(OUT, "layers.mqfx"))
 
 

@@ -190,7 +190,7 @@ static void test_train_zero_epochs_info_eval(void) {
         test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
         return;
     }
-    char a[1024];
+    char a[4096];
     snprintf(a, sizeof a, "train --model resnet20 --data fashion-mnist --epochs 0 --out %s/r.mixq",
              test_tmpdir());
     EXPECT(a, 0, "wrote");
@@ -233,6 +233,20 @@ static void test_train_zero_epochs_info_eval(void) {
     EXPECT(a, 0, "wrote");
     snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist", test_tmpdir());
     EXPECT(a, 0, "quantized: 5 layers");
+    /* the fine-tune distilled from the float model */
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --val 500 --teacher %s/l.mixq --distill-temperature 2 --out "
+             "%s/qd.mixq --quiet", test_tmpdir(), pol, test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "weight 0.5, temperature 2");
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --teacher %s/l.mixq "
+             "--out %s/qd.mixq", test_tmpdir(), pol, test_tmpdir(), test_tmpdir());
+    EXPECT(a, 2, "give --finetune-epochs too");
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --finetune-epochs 1 "
+             "--teacher %s/nothere.mixq --out %s/qd.mixq", test_tmpdir(), pol, test_tmpdir(),
+             test_tmpdir());
+    EXPECT(a, 1, "nothere.mixq");
+    EXPECT("quantize m.mixq --distill-weight 1.5", 2, "--distill-weight");
     snprintf(a, sizeof a, "info %s/q.mixq", test_tmpdir());
     EXPECT(a, 0, "conv1");
     /* the CPU runtime on that quantized model, against its fake quantization */
@@ -290,6 +304,7 @@ static void test_help_and_typos(void) {
     EXPECT("search --help", 0, "greedy 2 x layers + 1");
     EXPECT("search --help", 0, "greedy or hawq (Hessian-trace");
     EXPECT("search --help", 0, "--sweep N");
+    EXPECT("search --help", 0, "--distill W");
     EXPECT_LINE("serach --out x", 2, "unknown command 'serach'; did you mean 'search'?");
     EXPECT_LINE("--versoin", 2, "did you mean '--version'?");
     EXPECT_LINE("cost --arch lenet5 --hw bitfusion --layers", 2, "unknown option '--layers'");

@@ -403,6 +403,57 @@ static void test_cross_entropy(void) {
     CHECK(mq_softmax_ce_forward(1, 3, nanz, l1, 0, NULL, &loss, NULL) == MIXQ_ERR_NUMERIC);
 }
 
+/* ---------------------------------------------------------------- distillation */
+typedef struct kdc {
+    int N, K;
+    const float *z, *t;
+    float T;
+} kdc;
+
+static void kd_fwd(void *ctx, float *y) {
+    kdc *c = ctx;
+    mq_distill(c->N, c->K, c->z, c->t, c->T, 0, y, NULL);
+}
+
+static void test_distillation(void) {
+    int N = 4, K = 6;
+    float z[24], t[24], dz[24], one = 1.0f, loss;
+    test_fill(z, 24, 3, -3, 3);
+    test_fill(t, 24, 4, -4, 4);
+    const float temps[3] = {1.0f, 0.5f, 4.0f};
+    for (int s = 0; s < 3; s++) {
+        kdc c = {N, K, z, t, temps[s]};
+        for (int i = 0; i < 24; i++) dz[i] = 0;
+        CHECK_OK(mq_distill(N, K, z, t, c.T, 1.0f, &loss, dz));
+        CHECK(loss > 0);
+        double e = gc_check(z, 24, dz, kd_fwd, &c, &one, 1, 1e-3f, 24);
+        CHECKF(e < 2e-3, "distillation T %g: %.2g", (double)c.T, e);
+        CHECK(gc_check_zero(z, 24, kd_fwd, &c, &one, 1, 1e-3f, 24) > 0.5);
+        /* the weight scales what is added, not the loss */
+        float dz2[24], l2;
+        for (int i = 0; i < 24; i++) dz2[i] = 1.0f;
+        CHECK_OK(mq_distill(N, K, z, t, c.T, 0.25f, &l2, dz2));
+        CHECK(l2 == loss);
+        for (int i = 0; i < 24; i++) CHECK(fabsf(dz2[i] - (1.0f + 0.25f * dz[i])) < 1e-6f);
+    }
+    /* the student equal to the teacher: no loss, no gradient; a shift of the logits neither */
+    float zs[24];
+    for (int i = 0; i < 24; i++) zs[i] = t[i] + (float)(i / K);
+    for (int i = 0; i < 24; i++) dz[i] = 0;
+    CHECK_OK(mq_distill(N, K, zs, t, 2.0f, 1.0f, &loss, dz));
+    CHECK(fabsf(loss) < 1e-6f);
+    for (int i = 0; i < 24; i++) CHECK(fabsf(dz[i]) < 1e-7f);
+    /* huge logits stay finite; NaN and a bad temperature are errors */
+    float big[2] = {1000, -1000}, tb[2] = {-1000, 1000};
+    CHECK_OK(mq_distill(1, 2, big, tb, 1.0f, 1.0f, &loss, NULL));
+    CHECK(isfinite(loss) && fabsf(loss - 2000.0f) < 1e-2f);
+    float nanz[3] = {0, NAN, 1}, u[3] = {0, 0, 0};
+    CHECK(mq_distill(1, 3, nanz, u, 1.0f, 1.0f, &loss, NULL) == MIXQ_ERR_NUMERIC);
+    CHECK(mq_distill(1, 3, u, nanz, 1.0f, 1.0f, &loss, NULL) == MIXQ_ERR_NUMERIC);
+    CHECK(mq_distill(1, 3, u, u, 0.0f, 1.0f, &loss, NULL) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "temperature") != NULL);
+}
+
 int main(void) {
     TEST_RUN(test_bn_gradients);
     TEST_RUN(test_bn_running_stats);
@@ -413,5 +464,6 @@ int main(void) {
     TEST_RUN(test_pooling);
     TEST_RUN(test_maxpool_infer);
     TEST_RUN(test_cross_entropy);
+    TEST_RUN(test_distillation);
     return test_summary();
 }

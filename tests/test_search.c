@@ -187,6 +187,49 @@ static void test_search_cache_resume(void) {
     CHECK(test_same_run_file(a, b, "pareto.csv"));
 }
 
+/* --distill: every fine-tune learns from the float model too; the setting is part of the run's
+ * configuration (a resume without it is refused) and absent from it when off */
+static void test_distill_search(void) {
+    if (!test_need_fmnist()) return;
+    const char *model_path = test_lenet5_file();
+    if (!model_path) return;
+    mixq_search_config c;
+    short_cfg(&c, "random");
+    c.episodes = 2;
+    c.finetune_images = 128;
+    c.final_epochs = 0.01f;
+    char d[2][1100];
+    mixq_search_result r[2];
+    /* under the sanitizers the run with distillation alone (its code: test_train's) */
+    const int k0 = test_sanitized() ? 1 : 0;
+    for (int k = k0; k < 2; k++) {
+        c.distill = k ? 1.0f : 0.0f;
+        c.distill_temperature = 2.0f;
+        snprintf(d[k], sizeof d[k], "%s/distill_%d", test_tmpdir(), k);
+        CHECKF(mixq_search(model_path, "fashion-mnist", &c, d[k], 0, NULL, NULL, &r[k]) == MIXQ_OK,
+               "%s", mixq_last_error());
+    }
+    char *conf[2] = {NULL, NULL}, *ev[2] = {NULL, NULL};
+    for (int k = k0; k < 2; k++) {
+        conf[k] = test_run_file(d[k], "config.json");
+        ev[k] = test_run_file(d[k], "evals.jsonl");
+    }
+    CHECK(conf[1] != NULL && strstr(conf[1], "\"distill\": [1, 2],") != NULL);
+    if (!k0 && conf[0] && ev[0] && ev[1]) {
+        CHECK(strstr(conf[0], "distill") == NULL);
+        /* the same proposals (random's do not depend on scores), other fine-tuned accuracies */
+        CHECK(r[0].candidates == r[1].candidates && strcmp(ev[0], ev[1]) != 0);
+        CHECK(r[0].final_test_accuracy != r[1].final_test_accuracy);
+    }
+    for (int k = 0; k < 2; k++) free(conf[k]), free(ev[k]);
+    c.distill = 0;
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, d[1], 1, NULL, NULL, &r[1]) == MIXQ_ERR_STATE);
+    CHECKF(strstr(mixq_last_error(), "distill") != NULL, "%s", mixq_last_error());
+    c.distill = 1.5f;
+    CHECK(mixq_search(model_path, "fashion-mnist", &c, d[1], 1, NULL, NULL, &r[1]) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "--distill 1.5") != NULL);
+}
+
 static void test_baselines(void) {
     if (!test_need_fmnist()) return;
     const char *model_path = test_lenet5_file();
@@ -388,6 +431,7 @@ int main(void) {
     TEST_RUN(test_reward_record);
     TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
+    TEST_RUN(test_distill_search);
     TEST_RUN(test_baselines);
     TEST_RUN(test_threads_determinism);
     TEST_RUN(test_resume_bad_integers);

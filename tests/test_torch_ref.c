@@ -257,6 +257,29 @@ static void test_cross_entropy_vs_torch(void) {
     ce_one("ce_smooth");
 }
 
+/* knowledge distillation: kl_div(log_softmax(z / T), softmax(t / T), "batchmean") * T^2 */
+static void kd_one(const char *cs) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.cfg", cs);
+    const float *c = fx_get(L, key, 3);
+    if (!c) return;
+    int N = (int)c[0], K = (int)c[1];
+    snprintf(key, sizeof key, "%s.logits", cs);
+    const float *z = fx_get(L, key, (long)N * K);
+    snprintf(key, sizeof key, "%s.teacher", cs);
+    const float *t = fx_get(L, key, (long)N * K);
+    if (!z || !t || N > 16 || K > 16) return;
+    float dz[256] = {0}, loss;
+    CHECK_OK(mq_distill(N, K, z, t, c[2], 1.0f, &loss, dz));
+    cmp(cs, "loss", &loss, 1);
+    cmp(cs, "dlogits", dz, (long)N * K);
+}
+
+static void test_distillation_vs_torch(void) {
+    kd_one("kd_t1");
+    kd_one("kd_t4");
+}
+
 /* ------------------------------------------------------------ full resnet20 training step */
 
 static int name_hash(const char *s) {
@@ -430,6 +453,7 @@ int main(void) {
     TEST_RUN(test_activations_vs_torch);
     TEST_RUN(test_pooling_vs_torch);
     TEST_RUN(test_cross_entropy_vs_torch);
+    TEST_RUN(test_distillation_vs_torch);
     TEST_RUN(test_resnet20_training_step);
     TEST_RUN(test_fixture_reader_rejects_bad_files);
     fx_free(L);

@@ -28,22 +28,37 @@ static int record(const mixq_progress *p, void *u) {
     return 0;
 }
 
-static void test_short_run_learns(void) {
+/* 4096 training and 1000 validation images of Fashion-MNIST, and one epoch over them in batches
+ * of 64 at lr 0.05: 0 (skipped or failed) if the dataset is not there. */
+static int short_data(mixq_dataset **tr, mixq_dataset **va) {
     if (!have_fmnist()) {
         test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
-        return;
+        return 0;
     }
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 3, tr));
+    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_VAL, 1000, 3, va));
+    if (!*tr || !*va) {
+        mixq_dataset_free(*tr);
+        mixq_dataset_free(*va);
+        return 0;
+    }
+    CHECK_OK(mixq_dataset_truncate(*tr, 4096));
+    return 1;
+}
+
+static void short_cfg(mixq_train_config *tc) {
+    mixq_train_config_default(tc);
+    tc->epochs = 1;
+    tc->lr = 0.05f;
+    tc->batch = 64;
+}
+
+static void test_short_run_learns(void) {
     mixq_dataset *tr = NULL, *va = NULL;
-    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_TRAIN, 1000, 3, &tr));
-    CHECK_OK(mixq_dataset_load("fashion-mnist", MIXQ_SPLIT_VAL, 1000, 3, &va));
-    if (!tr || !va) return;
-    CHECK_OK(mixq_dataset_truncate(tr, 4096));
+    if (!short_data(&tr, &va)) return;
     mixq_model *m = lenet(1);
     mixq_train_config tc;
-    mixq_train_config_default(&tc);
-    tc.epochs = 1;
-    tc.lr = 0.05f;
-    tc.batch = 64;
+    short_cfg(&tc);
     rec r = {0};
     CHECK_OK(mixq_train(m, tr, NULL, &tc, record, &r));
     CHECK(r.calls == 64);
@@ -56,6 +71,20 @@ static void test_short_run_learns(void) {
     mixq_model_free(m);
     mixq_dataset_free(tr);
     mixq_dataset_free(va);
+}
+
+/* 1 when every tensor of a and b is bit-identical (the first that is not is named). */
+static int same_weights(mixq_model *a, mixq_model *b, const char *what) {
+    for (int i = 0; i < mixq_model_tensor_count(a); i++) {
+        mixq_tensor_info ti;
+        mixq_model_tensor(a, i, &ti);
+        if (memcmp(mixq_model_tensor_data(a, ti.name), mixq_model_tensor_data(b, ti.name),
+                   sizeof(float) * (size_t)ti.numel)) {
+            fprintf(stderr, "  %s: tensor %s differs\n", what, ti.name);
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Same seed -> bit-identical weights after training, with 1 and with 2 threads. */
@@ -84,26 +113,98 @@ static void test_thread_determinism(void) {
             tc.max_steps = 3;
             if (ms[t]) CHECK_OK(mixq_train(ms[t], tr, NULL, &tc, NULL, NULL));
         }
-        if (ms[0] && ms[1]) {
-            int same = 1;
-            for (int i = 0; i < mixq_model_tensor_count(ms[0]); i++) {
-                mixq_tensor_info ti;
-                mixq_model_tensor(ms[0], i, &ti);
-                if (memcmp(mixq_model_tensor_data(ms[0], ti.name),
-                           mixq_model_tensor_data(ms[1], ti.name), sizeof(float) * (size_t)ti.numel)) {
-                    same = 0;
-                    fprintf(stderr, "  %s: tensor %s differs between 1 and 2 threads\n", archs[a],
-                            ti.name);
-                    break;
-                }
-            }
-            CHECK(same);
-        }
+        if (ms[0] && ms[1]) CHECK(same_weights(ms[0], ms[1], archs[a]));
         mixq_model_free(ms[0]);
         mixq_model_free(ms[1]);
     }
     mixq_set_threads(2);
     mixq_dataset_free(tr);
+}
+
+/* Pure distillation (weight 1) teaches a fresh model the teacher's answers without labels'
+ * help; weight 0 is plain training bit for bit; a teacher with its own input transform sees the
+ * same images and crops; a bad teacher or setting is an error. */
+static void test_distillation(void) {
+    mixq_dataset *tr = NULL, *va = NULL;
+    if (!short_data(&tr, &va)) return;
+    mixq_model *teacher = lenet(1), *s = lenet(5);
+    mixq_train_config tc;
+    short_cfg(&tc);
+    /* the learning check in the release pass (twice 64 steps, 30 s under the sanitizers); the
+     * shorter runs below take every path of the distillation there too, from an untrained
+     * teacher */
+    if (!test_sanitized()) {
+        CHECK_OK(mixq_train(teacher, tr, NULL, &tc, NULL, NULL));
+        float tacc = 0, acc = 0, tacc2 = 0;
+        CHECK_OK(mixq_evaluate(teacher, va, 256, &tacc, NULL));
+        /* weight 1: the labels play no part; the student learns from the teacher alone */
+        tc.teacher = teacher;
+        tc.distill_weight = 1.0f;
+        tc.distill_temperature = 2.0f;
+        CHECK_OK(mixq_train(s, tr, NULL, &tc, NULL, NULL));
+        CHECK_OK(mixq_evaluate(s, va, 256, &acc, NULL));
+        CHECKF(acc > 0.5f, "distilled %.3f, teacher %.3f (chance 0.10)", acc, tacc);
+        printf("  64 steps of pure distillation: val accuracy %.1f%% (teacher %.1f%%)\n",
+               100 * acc, 100 * tacc);
+        /* the teacher is not changed by being used */
+        CHECK_OK(mixq_evaluate(teacher, va, 256, &tacc2, NULL));
+        CHECK(tacc2 == tacc);
+    }
+
+    /* weight 0: the same weights as no teacher at all */
+    mixq_model *a = lenet(5), *b = lenet(5);
+    tc.teacher = teacher;
+    tc.max_steps = 5;
+    tc.distill_weight = 0.0f;
+    CHECK_OK(mixq_train(a, tr, NULL, &tc, NULL, NULL));
+    tc.teacher = NULL;
+    CHECK_OK(mixq_train(b, tr, NULL, &tc, NULL, NULL));
+    CHECK(same_weights(a, b, "distillation weight 0 against none"));
+    mixq_model_free(a);
+    mixq_model_free(b);
+
+    /* the student on ToTensor() inputs; the teacher given that transform by name (the student's
+     * batch serves it) and as an equal custom one (its own batch): the same training */
+    mixq_preprocess unit, custom;
+    float zero = 0, one = 1;
+    CHECK_OK(mixq_preprocess_preset("unit", 1, &unit));
+    CHECK_OK(mixq_preprocess_custom(1, 1.0f / 255, &zero, 1, &one, 1, 0, &custom));
+    a = lenet(5);
+    b = lenet(5);
+    CHECK_OK(mixq_model_set_preprocess(a, &unit));
+    CHECK_OK(mixq_model_set_preprocess(b, &unit));
+    tc.teacher = teacher;
+    tc.distill_weight = 0.7f;
+    CHECK_OK(mixq_model_set_preprocess(teacher, &unit));
+    CHECK_OK(mixq_train(a, tr, NULL, &tc, NULL, NULL));
+    CHECK_OK(mixq_model_set_preprocess(teacher, &custom));
+    CHECK_OK(mixq_train(b, tr, NULL, &tc, NULL, NULL));
+    CHECK(same_weights(a, b, "the teacher's own batch against the shared one"));
+    mixq_model_free(a);
+    mixq_model_free(b);
+
+    /* errors */
+    tc.teacher = s;
+    CHECK(mixq_train(s, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "teacher is the model being trained") != NULL);
+    mixq_model_config cfg = {.arch = "lenet5", .in_c = 1, .in_h = 28, .in_w = 28, .classes = 7};
+    mixq_model *m7 = NULL;
+    CHECK_OK(mixq_model_create(&cfg, &m7));
+    tc.teacher = m7;
+    CHECK(mixq_train(s, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_SHAPE);
+    CHECK(strstr(mixq_last_error(), "7 classes") != NULL);
+    tc.teacher = teacher;
+    tc.distill_weight = 1.5f;
+    CHECK(mixq_train(s, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    tc.distill_weight = 0.5f;
+    tc.distill_temperature = 0;
+    CHECK(mixq_train(s, tr, NULL, &tc, NULL, NULL) == MIXQ_ERR_ARG);
+    CHECK(strstr(mixq_last_error(), "temperature") != NULL);
+    mixq_model_free(m7);
+    mixq_model_free(s);
+    mixq_model_free(teacher);
+    mixq_dataset_free(tr);
+    mixq_dataset_free(va);
 }
 
 static void test_nan_loss_stops(void) {
@@ -263,6 +364,7 @@ int main(void) {
     TEST_RUN(test_threads_env);
     TEST_RUN(test_short_run_learns);
     TEST_RUN(test_thread_determinism);
+    TEST_RUN(test_distillation);
     TEST_RUN(test_nan_loss_stops);
     TEST_RUN(test_bad_train_config);
     TEST_RUN(test_lr_schedules);

@@ -819,6 +819,13 @@ static const char quantize_help[] =
     "                         epochs ends at 0.99 x lr); whole epochs end near 0\n"
     "  --wd X                 weight decay (default 5e-4)\n"
     "  --batch N              (default 128)\n"
+    "  --teacher FILE         distil the fine-tune from this model (e.g. MODEL itself, the\n"
+    "                         float one): it runs on each training batch, and the loss is\n"
+    "                         (1 - W) cross-entropy + W T^2 KL(teacher || model) on the\n"
+    "                         logits softened by T (Hinton et al.); the input transform\n"
+    "                         options below apply to it too\n"
+    "  --distill-weight W     in [0, 1] (default 0.5)\n"
+    "  --distill-temperature T  (default 1; W 0.5 at T 1 is LSQ's setting)\n"
     "  --val N                validation images carved from the training set (default 5000);\n"
     "                         the test set is never used\n"
     "  --seed N               (default 1)\n"
@@ -828,6 +835,7 @@ static const char quantize_help[] =
 
 static int cmd_quantize(int argc, char **argv) {
     const char *C = "quantize", *path = NULL, *pol = NULL, *data = NULL, *out = NULL;
+    const char *tpath = NULL;
     mixq_train_config tc;
     mixq_train_config_default(&tc);
     tc.lr = 0.01f;
@@ -860,6 +868,10 @@ static int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--lr")) ok = parse_float(C, a, v, 1e-9, 10, &tc.lr);
         else if (!strcmp(a, "--wd")) ok = parse_float(C, a, v, 0, 0.5, &tc.weight_decay);
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &tc.batch);
+        else if (!strcmp(a, "--teacher")) tpath = v;
+        else if (!strcmp(a, "--distill-weight")) ok = parse_float(C, a, v, 0, 1, &tc.distill_weight);
+        else if (!strcmp(a, "--distill-temperature"))
+            ok = parse_float(C, a, v, 0.05, 100, &tc.distill_temperature);
         else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
@@ -870,19 +882,23 @@ static int cmd_quantize(int argc, char **argv) {
     if (!path) return usage_error(C, "%s", "a model file is required");
     if (!pol) return usage_error(C, "%s", "--policy is required");
     if (!data) return usage_error(C, "%s", "--data is required");
+    if (tpath && !(epochs > 0))
+        return usage_error(C, "%s", "--teacher distils the fine-tune: give --finetune-epochs too");
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
-    mixq_model *m = NULL;
+    mixq_model *m = NULL, *teacher = NULL;
     mixq_policy *p = NULL;
     mixq_dataset *tr = NULL, *va = NULL;
     int rc = 1;
     float acc;
-    if (mixq_model_load(path, &m)) {
+    if (mixq_model_load(path, &m) || (tpath && mixq_model_load(tpath, &teacher))) {
         fail(C);
         goto out;
     }
-    if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
+    if ((rc = pp_apply(C, m, &ppo, path)) != 0 ||
+        (teacher && (rc = pp_apply(C, teacher, &ppo, tpath)) != 0))
+        goto out;
     rc = 1;
     if (mixq_policy_load(pol, &p) || mixq_model_quantize(m, p) ||
         mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr) ||
@@ -903,6 +919,10 @@ static int cmd_quantize(int argc, char **argv) {
         if ((float)tc.epochs != epochs) tc.max_steps = (int)(epochs * (float)steps_per_epoch + 0.5f);
         if (tc.max_steps == 0 && (float)tc.epochs != epochs) tc.max_steps = 1;
         progress_state ps = {.tty = isatty(2), .quiet = quiet};
+        tc.teacher = teacher;
+        if (teacher)
+            printf("distilling from %s: weight %g, temperature %g\n", tpath,
+                   (double)tc.distill_weight, (double)tc.distill_temperature);
         if (mixq_train(m, tr, va, &tc, on_progress, &ps)) {
             if (ps.tty) fputc('\n', stderr);
             fail(C);
@@ -925,6 +945,7 @@ out:
     mixq_dataset_free(tr);
     mixq_dataset_free(va);
     mixq_policy_free(p);
+    mixq_model_free(teacher);
     mixq_model_free(m);
     return rc;
 }
@@ -1261,6 +1282,9 @@ static const char search_help_1[] =
     "  --report-every N     rewrite RUN_DIR/report.html (mixq report) every N episodes (default\n"
     "                       10; 0: only when the search ends); --no-report: never\n";
 static const char search_help_2[] =
+    "  --distill W          the fine-tunes (per candidate and final) distilled from the float\n"
+    "                       model with weight W in (0, 1] (`mixq quantize --teacher`; default 0:\n"
+    "                       none); --distill-temperature T (default 1)\n"
     "  releq (weights only; the first layer, and the last unless --no-pin, stay at 8/8):\n"
     "  --bit-set B,B,...    the weight widths it picks from (default 2,3,4,5,8)\n"
     "  --a-bits N           activation bits of the searched layers (default 8)\n"
@@ -1677,6 +1701,9 @@ static int search_run(int argc, char **argv) {
         else if (!strcmp(a, "--final-epochs")) ok = parse_float(C, a, v, 0, 10000, &sc.final_epochs);
         else if (!strcmp(a, "--lr")) ok = parse_float(C, a, v, 1e-9, 10, &sc.lr);
         else if (!strcmp(a, "--final-lr")) ok = parse_float(C, a, v, 1e-9, 10, &sc.final_lr);
+        else if (!strcmp(a, "--distill")) ok = parse_float(C, a, v, 0, 1, &sc.distill);
+        else if (!strcmp(a, "--distill-temperature"))
+            ok = parse_float(C, a, v, 0.05, 100, &sc.distill_temperature);
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &sc.batch);
         else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &sc.val_images);
         else if (!strcmp(a, "--hw-batch")) ok = parse_int(C, a, v, 1, 1 << 20, &sc.hw_batch);

@@ -278,10 +278,19 @@ typedef struct mixq_train_config {
     int max_steps;          /* stop after this many steps (0 = no limit); the learning-rate
                                schedule still spans `epochs` */
     uint64_t seed;          /* shuffling and augmentation */
+    /* Knowledge distillation: a teacher model (NULL: none; e.g. the float model a quantized
+     * one came from) runs in inference mode on each training batch, and the loss becomes
+     * (1 - distill_weight) CE + distill_weight T^2 KL(softmax(teacher / T) || softmax(model /
+     * T)), T = distill_temperature. The teacher must take the same input shape and classes;
+     * it sees the batch through its own input transform. It is not changed. */
+    mixq_model *teacher;
+    float distill_weight;      /* in [0, 1] (default 0.5) */
+    float distill_temperature; /* > 0 (default 1) */
 } mixq_train_config;
 
 /* Sensible defaults: 10 epochs, SGD momentum 0.9, lr 0.1 cosine, wd 5e-4, batch 128, Adam
- * betas 0.9/0.999 eps 1e-8, step schedule 30 epochs x 0.1, augment on, seed 1. */
+ * betas 0.9/0.999 eps 1e-8, step schedule 30 epochs x 0.1, augment on, seed 1, no teacher
+ * (distillation weight 0.5 and temperature 1 once one is set: LSQ's setting). */
 void mixq_train_config_default(mixq_train_config *cfg);
 
 typedef struct mixq_progress {
@@ -531,6 +540,10 @@ typedef struct mixq_search_config {
     float final_epochs;    /* QAT epochs of the best policy on the whole training split
                               (default 1; fractions allowed; 0: calibration only) */
     float final_lr;        /* (default 0.01, cosine) */
+    float distill;         /* the fine-tunes (per candidate and the final one) distilled from the
+                              float model with this weight, mixq_train_config's distillation
+                              (0: none, the default; (0, 1]) */
+    float distill_temperature; /* its temperature (default 1) */
     int hw_batch;          /* images per run on the target (0: the target's default) */
     uint64_t seed;         /* agent and data order (default 1) */
     /* DDPG (agent "haq"); 0 = HAQ's value: hidden 300, actor lr 1e-4, critic lr 1e-3, tau 0.01,

@@ -173,5 +173,12 @@ mixq_status mq_softmax_ce_forward(int N, int K, const float *logits, const int *
 /* dlogits [N][K] = (probs - target) / N (overwritten). */
 void mq_softmax_ce_backward(int N, int K, const float *probs, const int *labels, float eps,
                             float *dlogits);
+/* Knowledge distillation (Hinton et al. 2015), mean over the batch: loss = T^2 KL(softmax(t / T)
+ * || softmax(z / T)) for student logits z and teacher logits t [N][K] (PyTorch: kl_div(
+ * log_softmax(z / T), softmax(t / T), reduction="batchmean") * T^2). dlogits (may be NULL) gets
+ * w times the gradient added: += w T (softmax(z / T) - softmax(t / T)) / N. MIXQ_ERR_ARG for
+ * T <= 0, MIXQ_ERR_NUMERIC for a non-finite loss. */
+mixq_status mq_distill(int N, int K, const float *logits, const float *teacher, float T, float w,
+                       float *loss, float *dlogits);
 
 #endif

@@ -53,3 +53,39 @@ void mq_softmax_ce_backward(int N, int K, const float *probs, const int *labels,
             dlogits[(size_t)n * K + k] = (probs[(size_t)n * K + k] - target) * invN;
         }
 }
+
+mixq_status mq_distill(int N, int K, const float *logits, const float *teacher, float T, float w,
+                       float *loss, float *dlogits) {
+    if (N < 1 || K < 2) return mq_err(MIXQ_ERR_SHAPE, "distillation: N %d, K %d classes", N, K);
+    if (!(T > 0 && isfinite(T)))
+        return mq_err(MIXQ_ERR_ARG, "distillation: temperature %g must be positive", (double)T);
+    double total = 0, invT = 1.0 / T;
+    for (int n = 0; n < N; n++) {
+        const float *z = logits + (size_t)n * K, *t = teacher + (size_t)n * K;
+        /* log-softmax of z / T and of t / T; KL(q_t || q_s) = sum q_t (log q_t - log q_s) */
+        double mz = z[0], mt = t[0], sz = 0, st = 0;
+        for (int k = 1; k < K; k++) {
+            if (z[k] > mz) mz = z[k];
+            if (t[k] > mt) mt = t[k];
+        }
+        for (int k = 0; k < K; k++) {
+            sz += exp(((double)z[k] - mz) * invT);
+            st += exp(((double)t[k] - mt) * invT);
+        }
+        double lz = log(sz), lt = log(st), kl = 0;
+        for (int k = 0; k < K; k++) {
+            double ls = ((double)z[k] - mz) * invT - lz, lq = ((double)t[k] - mt) * invT - lt;
+            double qt = exp(lq);
+            kl += qt * (lq - ls);
+            /* d(T^2 KL)/dz_k = T (q_s - q_t), mean over the batch */
+            if (dlogits) dlogits[(size_t)n * K + k] += (float)(w * T * (exp(ls) - qt) / N);
+        }
+        total += kl;
+    }
+    double l = total * (double)T * T / N;
+    if (!isfinite(l))
+        return mq_err(MIXQ_ERR_NUMERIC, "distillation: loss is not finite (NaN or Inf in the "
+                      "student's or the teacher's logits)");
+    if (loss) *loss = (float)l;
+    return MIXQ_OK;
+}

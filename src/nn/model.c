@@ -1046,19 +1046,33 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
 }
 
 mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothing, float *loss) {
+    return mq_model_backward_distill(m, labels, smoothing, NULL, 0.0f, 1.0f, loss);
+}
+
+mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float smoothing,
+                                      const float *teacher, float alpha, float T, float *loss) {
     if (!m || !labels) return mq_err(MIXQ_ERR_ARG, "mixq_model_backward: NULL model or labels");
     if (!m->have_forward)
         return mq_err(MIXQ_ERR_STATE, "mixq_model_backward called without a forward pass");
     if (!(smoothing >= 0.0f && smoothing < 1.0f))
         return mq_err(MIXQ_ERR_ARG, "label smoothing %g out of range [0, 1)", (double)smoothing);
+    if (teacher && !(alpha >= 0.0f && alpha <= 1.0f))
+        return mq_err(MIXQ_ERR_ARG, "distillation weight %g out of range [0, 1]", (double)alpha);
     int N = m->batch, K = m->cfg.classes;
     mq_node *last = &m->nodes[m->n_nodes - 1];
     float l = 0;
     mixq_status st = mq_softmax_ce_forward(N, K, last->y, labels, smoothing, m->probs, &l, NULL);
     if (st) return st;
+    mq_softmax_ce_backward(N, K, m->probs, labels, smoothing, last->dy);
+    if (teacher) {
+        /* (1 - alpha) CE + alpha T^2 KL, and the same mix of their gradients */
+        float lkd = 0;
+        for (size_t i = 0; i < (size_t)N * K; i++) last->dy[i] *= 1.0f - alpha;
+        if ((st = mq_distill(N, K, last->y, teacher, T, alpha, &lkd, last->dy))) return st;
+        l = (1.0f - alpha) * l + alpha * lkd;
+    }
     if (loss) *loss = l;
     for (int i = 0; i < m->n_nodes; i++) m->nodes[i].dy_set = 0;
-    mq_softmax_ce_backward(N, K, m->probs, labels, smoothing, last->dy);
     last->dy_set = 1;
     const int prof = profiling(m);
     for (int i = m->n_nodes - 1; i >= 1; i--) {

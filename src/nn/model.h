@@ -168,5 +168,10 @@ mixq_status mq_model_pattern_save(const mixq_model *m, uint8_t *buf);
 
 /* Index of the most likely class of each image of the last forward (for accuracy). */
 int mq_model_correct(const mixq_model *m, const int *labels, int n);
+/* mixq_model_backward with knowledge distillation: teacher (NULL: none) holds the teacher's
+ * logits [batch][classes] for the last forward's images; the loss is (1 - alpha) CE + alpha
+ * T^2 KL(softmax(teacher / T) || softmax(logits / T)) (mq_distill), alpha in [0, 1]. */
+mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float smoothing,
+                                      const float *teacher, float alpha, float T, float *loss);
 
 #endif

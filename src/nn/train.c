@@ -27,6 +27,9 @@ void mixq_train_config_default(mixq_train_config *cfg) {
     cfg->augment = 1;
     cfg->max_steps = 0;
     cfg->seed = 1;
+    cfg->teacher = NULL;
+    cfg->distill_weight = 0.5f;
+    cfg->distill_temperature = 1.0f;
 }
 
 static mixq_status check_config(const mixq_train_config *c) {
@@ -52,6 +55,25 @@ static mixq_status check_config(const mixq_train_config *c) {
         return mq_err(MIXQ_ERR_ARG, "warm-up %d epochs must be shorter than training (%d)",
                       c->warmup_epochs, c->epochs);
     if (c->max_steps < 0) return mq_err(MIXQ_ERR_ARG, "max steps %d is negative", c->max_steps);
+    if (c->teacher && !(c->distill_weight >= 0 && c->distill_weight <= 1))
+        return mq_err(MIXQ_ERR_ARG, "distillation weight %g out of range [0, 1]",
+                      (double)c->distill_weight);
+    if (c->teacher && !(c->distill_temperature >= 0.05f && c->distill_temperature <= 100))
+        return mq_err(MIXQ_ERR_ARG, "distillation temperature %g out of range [0.05, 100]",
+                      (double)c->distill_temperature);
+    return MIXQ_OK;
+}
+
+/* The teacher of a distillation: another model, the student's input shape and classes. */
+static mixq_status check_teacher(const mixq_model *m, const mixq_model *t) {
+    if (t == m) return mq_err(MIXQ_ERR_ARG, "the distillation teacher is the model being trained; "
+                              "hint: load the teacher from its file as a second model");
+    if (t->cfg.in_c != m->cfg.in_c || t->cfg.in_h != m->cfg.in_h || t->cfg.in_w != m->cfg.in_w ||
+        t->cfg.classes != m->cfg.classes)
+        return mq_err(MIXQ_ERR_SHAPE, "distillation teacher '%s' takes %dx%dx%d with %d classes "
+                      "but the model '%s' being trained takes %dx%dx%d with %d classes",
+                      t->arch, t->cfg.in_c, t->cfg.in_h, t->cfg.in_w, t->cfg.classes, m->arch,
+                      m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, m->cfg.classes);
     return MIXQ_OK;
 }
 
@@ -116,11 +138,17 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     if (st) return st;
     if ((st = check_data(m, train, "training"))) return st;
     if (val && (st = check_data(m, val, "validation"))) return st;
+    mixq_model *teacher = cfg->teacher;
+    if (teacher && (st = check_teacher(m, teacher))) return st;
     /* the model records the input transform it is trained with: mixq's default becomes the
      * training set's statistics as numbers */
     mixq_preprocess pp = m->pp;
     if (pp.from_data && (st = mixq_dataset_preprocess(train, &pp))) return st;
     if ((st = mixq_model_set_preprocess(m, &pp))) return st;
+    /* the teacher's own transform; its batch is made apart only where it differs */
+    mixq_preprocess tpp = teacher ? teacher->pp : pp;
+    if (tpp.from_data && (st = mixq_dataset_preprocess(train, &tpp))) return st;
+    int own_batch = teacher && memcmp(&tpp, &pp, sizeof pp) != 0;
     const int n = mixq_dataset_count(train);
     int B = MQ_MIN(cfg->batch, n);
     if (B < 2) return mq_err(MIXQ_ERR_ARG, "training set of %d image(s) is too small", n);
@@ -132,7 +160,8 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     float *x = mq_malloc((size_t)B * img, sizeof(float), "training batch");
     int *labels = mq_malloc((size_t)B, sizeof(int), "training labels");
     int *perm = mq_malloc((size_t)n, sizeof(int), "training permutation");
-    if (!x || !labels || !perm) {
+    float *xt = own_batch ? mq_malloc((size_t)B * img, sizeof(float), "teacher's batch") : x;
+    if (!x || !labels || !perm || !xt) {
         st = MIXQ_ERR_NOMEM;
         goto done;
     }
@@ -159,8 +188,19 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
                 goto done;
             float lr = mq_lr_at(cfg, epoch + (double)s / steps);
             float loss = 0;
+            const float *tlogits = NULL;
+            if (teacher) {
+                /* the same images and augmentation (aug_seed) through the teacher's transform */
+                if (own_batch &&
+                    (st = mq_data_batch(train, &tpp, perm + start, b, cfg->augment, aug_seed, xt,
+                                        labels)))
+                    goto done;
+                if ((st = mixq_model_forward(teacher, xt, b, 0, NULL))) goto done;
+                tlogits = teacher->nodes[teacher->n_nodes - 1].y;
+            }
             if ((st = mixq_model_forward(m, x, b, 1, NULL))) goto done;
-            st = mixq_model_backward(m, labels, cfg->label_smoothing, &loss);
+            st = mq_model_backward_distill(m, labels, cfg->label_smoothing, tlogits,
+                                           cfg->distill_weight, cfg->distill_temperature, &loss);
             if (st == MIXQ_ERR_NUMERIC || (!st && !isfinite(loss))) {
                 st = mq_err(MIXQ_ERR_NUMERIC, "loss became non-finite at epoch %d step %d (lr %g); "
                             "hint: lower --lr or check the input data", epoch + 1, s + 1,
@@ -200,6 +240,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     }
 done:
     mq_optim_free(&opt);
+    if (xt != x) free(xt);
     free(x);
     free(labels);
     free(perm);

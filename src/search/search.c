@@ -59,6 +59,7 @@ void mixq_search_config_default(mixq_search_config *c) {
     c->lr = 0.01f;
     c->final_epochs = 1;
     c->final_lr = 0.01f;
+    c->distill_temperature = 1.0f;
     c->seed = 1;
     c->rl_sigma_min = -1;
     c->rl_penalty = -1;
@@ -260,6 +261,11 @@ void mq_search_train_cfg(const mq_search *s, mixq_train_config *tc, float lr, in
     tc->lr = lr;
     tc->batch = s->cfg->batch;
     tc->seed = s->cfg->seed;
+    if (s->cfg->distill > 0) { /* the float model teaches (it runs in inference mode: unchanged) */
+        tc->teacher = s->fp;
+        tc->distill_weight = s->cfg->distill;
+        tc->distill_temperature = s->cfg->distill_temperature;
+    }
 }
 
 /* Validation accuracy (%) of bits w, a: quantize, calibrate, fine-tune the subset, evaluate. A
@@ -502,10 +508,14 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
     char *t = mq_malloc(cap, 1, "config text");
     if (!t) return NULL;
     const char *hwtext = mixq_hw_text(s->hw);
-    char budgets[160] = "", par[48] = "";
+    char budgets[160] = "", par[48] = "", kd[64] = "";
     /* proposals per round change what is proposed (not how many ranks score them); one per round
      * is the key's absence, so run directories from before the key resume as they were */
     if (mq_search_parallel(s) > 1) snprintf(par, sizeof par, "  \"parallel\": %d,\n", mq_search_parallel(s));
+    /* likewise distillation: no key when off */
+    if (c->distill > 0)
+        snprintf(kd, sizeof kd, "  \"distill\": [%g, %g],\n", (double)c->distill,
+                 (double)c->distill_temperature);
     for (int k = 0, n = 0; k < MQ_NMETRIC; k++)
         if (isfinite(s->env.target[k]))
             n += snprintf(budgets + n, sizeof budgets - (size_t)n, "%s\"%s\": %.6g", n ? ", " : "",
@@ -517,13 +527,13 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
              "  \"max_drop\": %g,\n  \"episodes\": %d,\n  \"warmup\": %d,\n  \"bits\": [%d, %d],\n"
              "  \"pin_ends\": %s,\n  \"calib_images\": %d,\n  \"finetune_images\": %d,\n  \"eval_images\": %d,\n"
              "  \"val_images\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"final_epochs\": %g,\n"
-             "  \"final_lr\": %g,\n  \"seed\": %llu,\n  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
+             "  \"final_lr\": %g,\n%s  \"seed\": %llu,\n  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
              (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
              c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), no_budget(c) ? "" : c->budget, budgets,
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
-             c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr,
+             c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr, kd,
              (unsigned long long)c->seed, c->reward ? "true" : "false", par);
     if (n > 0 && (size_t)n < cap && s->agent->config) s->agent->config(s, t + n, cap - (size_t)n);
     n = (int)strlen(t);
@@ -1001,6 +1011,10 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!st && !cfg->accuracy_mode && !s->env.n_budgets && !agent->budget_optional)
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
     if (!st && agent->ready) st = agent->ready(s);
+    if (!st && (!(cfg->distill >= 0 && cfg->distill <= 1) ||
+                !(cfg->distill_temperature >= 0.05f && cfg->distill_temperature <= 100)))
+        st = mq_err(MIXQ_ERR_ARG, "--distill %g (0..1) or --distill-temperature %g (0.05..100) out "
+                    "of range", (double)cfg->distill, (double)cfg->distill_temperature);
     if (!st && (cfg->parallel < 0 || cfg->parallel > 4096 || !(cfg->worker_timeout >= 0)))
         st = mq_err(MIXQ_ERR_ARG, "--parallel %d (0..4096; 0: one per MPI rank) or --worker-timeout %g (seconds, "
                     ">= 0) out of range", cfg->parallel, cfg->worker_timeout);
