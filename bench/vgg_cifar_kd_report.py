@@ -26,7 +26,10 @@ def acc(path):
 cpu = grab("/proc/cpuinfo", r"^model name\s*:\s*(.*)$") or "unknown CPU"
 fp32 = acc(o + "/fp32.eval.txt")
 calib = acc(o + "/calib_w8a8.run.txt")
-val = grab(o + "/vgg11.train.log", r"val_acc ([0-9.]+)%[^\n]*\n?\Z")
+val = None
+if os.path.exists(o + "/vgg11.train.log"):  # the last validation figure of the training log
+    v = re.findall(r"val_acc(?:uracy)? ([0-9.]+)%", open(o + "/vgg11.train.log").read())
+    val = v[-1] if v else None
 pol = json.load(open(policy))
 layers = pol.get("layers", {})
 bits = ", ".join("%s W%dA%d" % (k, v["w_bits"], v["a_bits"]) for k, v in layers.items())
@@ -46,7 +49,7 @@ for p in ("mixed", "w8a8"):
         t = "%s/qat%d_%s_%s.run.txt" % (o, qat, p, k)
         a = acc(t)
         if a is not None:
-            runs[p, k] = (a, grab(t, r"^predictions differing (\d+ of \d+)"))
+            runs[p, k] = (a, grab(t, r"predictions differing (\d+ of \d+)"))
 
 how = {"kd": "QAT %d, distilled from the float model (W 0.5, T 1)" % qat,
        "ce": "QAT %d, cross-entropy only" % qat}
@@ -76,7 +79,7 @@ with open(out, "w") as f:
     if calib is not None:
         f.write("| W8A8 | calibration only | %.2f | %+.2f | - | - | %s | 1.00x | 1.00x |\n"
                 % (calib, calib - (fp32 or 0),
-                   grab(o + "/calib_w8a8.run.txt", r"^predictions differing (\d+ of \d+)")))
+                   grab(o + "/calib_w8a8.run.txt", r"predictions differing (\d+ of \d+)")))
     for (p, k), (a, diff) in sorted(runs.items(), key=lambda x: (x[0][0] != "w8a8", x[0][1])):
         w = runs.get(("w8a8", k))
         same = "%+.2f" % (a - w[0]) if w and p == "mixed" else "-"
@@ -85,6 +88,10 @@ with open(out, "w") as f:
         f.write("| %s | %s | %.2f | %+.2f | %+.2f | %s | %s | %s | %s |\n"
                 % ("searched" if p == "mixed" else "W8A8", how[k], a, a - (fp32 or 0),
                    a - (calib or 0), same, diff, sp[0], sp[1]))
+    missing = ["%s %s" % ("searched" if p == "mixed" else "W8A8", how[k])
+               for p in ("mixed", "w8a8") for k in ("kd", "ce") if (p, k) not in runs]
+    if missing:
+        f.write("\nNot run (`JOBS`): %s.\n" % "; ".join(missing))
     best_w8 = max([v[0] for (p, _), v in runs.items() if p == "w8a8"] + [calib or 0])
     mixed = {k: v[0] for (p, k), v in runs.items() if p == "mixed"}
     if mixed:
