@@ -59,18 +59,8 @@ echo "== $R/best.mixq"
 echo "== $W"
 cat "$OUT/w8a8.run.txt"
 # speed: alternate the two models, REPS times per batch size
-: > "$OUT/speed.txt"
-for b in 1 64; do
-    n=$([ "$b" = 1 ] && echo 2000 || echo 10000)
-    for r in $(seq "$REPS"); do
-        for q in searched w8a8; do
-            f=$([ "$q" = w8a8 ] && echo "$W" || echo "$R/best.mixq")
-            ips=$("$MIXQ" run "$f" --data "$DATA" --threads 1 --batch "$b" --images "$n" \
-                --no-compare | sed -n 's/^throughput \([0-9.]*\) images.*/\1/p')
-            echo "$b $q $ips" >> "$OUT/speed.txt"
-        done
-    done
-done
+. "$(dirname "$0")/speed.sh"
+speed_pairs "$OUT/speed.txt" "$DATA" "$REPS" "searched=$R/best.mixq" "w8a8=$W"
 python3 - "$OUT" "$B" "$((end - start))" "$R" "$AGENT" <<'EOF'
 import json, statistics, sys
 out, budget, wall, run, agent = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]

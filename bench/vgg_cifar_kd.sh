@@ -60,17 +60,8 @@ for q in "$O"/calib_w8a8.mixq "$O"/qat"$QAT"_*.mixq; do
     echo "$q: $(grep '^accuracy' "${q%.mixq}.run.txt" | head -n 1)"
 done
 # speed: the policy's model (any of its fine-tunes: the same layers and bits) against W8A8's
-S=$(ls "$O"/qat"$QAT"_mixed_*.mixq | head -n 1)
-: > "$O/speed.txt"
-for b in 1 64; do
-    n=$([ "$b" = 1 ] && echo 2000 || echo 10000)
-    for r in $(seq "$REPS"); do
-        for f in "$S" "$O/calib_w8a8.mixq"; do
-            ips=$("$MIXQ" run "$f" --data "$D" --threads 1 --batch "$b" --images "$n" \
-                --no-compare | sed -n 's/^throughput \([0-9.]*\) images.*/\1/p')
-            echo "$b $(basename "$f") $ips" >> "$O/speed.txt"
-        done
-    done
-done
+. "$(dirname "$0")/speed.sh"
+speed_pairs "$O/speed.txt" "$D" "$REPS" "searched=$(ls "$O"/qat"$QAT"_mixed_*.mixq | head -n 1)" \
+    "w8a8=$O/calib_w8a8.mixq"
 python3 bench/vgg_cifar_kd_report.py "$O" "$QAT" "$EPOCHS" "$POLICY" "$R"
 cat "$R"

@@ -8,22 +8,10 @@ import re
 import statistics
 import sys
 
+from benchutil import acc, cpu_name, grab
+
 o, qat, epochs, policy, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-
-
-def grab(path, pattern):
-    if not os.path.exists(path):
-        return None
-    m = re.search(pattern, open(path).read(), re.M)
-    return m.group(1) if m else None
-
-
-def acc(path):
-    v = grab(path, r"^accuracy ([0-9.]+)%")
-    return float(v) if v is not None else None
-
-
-cpu = grab("/proc/cpuinfo", r"^model name\s*:\s*(.*)$") or "unknown CPU"
+cpu = cpu_name()
 fp32 = acc(o + "/fp32.eval.txt")
 calib = acc(o + "/calib_w8a8.run.txt")
 val = None
@@ -38,8 +26,8 @@ speed = {}
 if os.path.exists(o + "/speed.txt"):
     rows = [l.split() for l in open(o + "/speed.txt") if l.strip()]
     for b in ("1", "64"):
-        s = [float(r[2]) for r in rows if r[0] == b and r[1].startswith("qat")]
-        w = [float(r[2]) for r in rows if r[0] == b and r[1] == "calib_w8a8.mixq"]
+        s = [float(r[2]) for r in rows if r[0] == b and r[1] == "searched"]
+        w = [float(r[2]) for r in rows if r[0] == b and r[1] == "w8a8"]
         if s and w:
             speed[b] = (statistics.median(s), statistics.median(w), len(s))
 

@@ -5,22 +5,22 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
+
+import benchutil
 
 o, out = sys.argv[1], sys.argv[2]
 
 
 def acc(path):
-    m = re.findall(r"^accuracy ([0-9.]+)%", open(path).read(), re.M)
-    return float(m[0]) if m else float("nan")
+    return benchutil.acc(path, float("nan"))
 
 
 def ms(v):
     return "%.2f ± %.2f" % (statistics.mean(v), statistics.stdev(v)) if len(v) > 1 else "%.2f" % v[0]
 
 
-cpu = subprocess.run("lscpu | sed -n 's/^Model name: *//p'", shell=True, capture_output=True, text=True).stdout.strip()
+cpu = benchutil.cpu_name()
 fp32, w8 = acc(o + "/fp32.eval.txt"), acc(o + "/w8a8.run.txt")
 # W8A8 fine-tuned as long as a QAT row (vgg_cifar.sh step 6): the baseline with equal training
 def qat_epochs(path):

@@ -893,21 +893,24 @@ mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int
     s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
     if (s) return s;
     const int O = n * P, nt = MQ_MIN(nthreads, O);
-    if (tier != MQ_BS_TIER_VPOPCNT) {
-        conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, 0, O);
-        return MIXQ_OK;
-    }
-    const size_t tb = (mq_bs_dir_tmp_bytes(&g, a_bits) + 63) / 64 * 64;
-    s = reserve_aligned((void **)&sc->tmp, &sc->tmp_cap, tb * (size_t)nt, 1, "bit-serial direct rows");
-    if (s) return s;
+    /* the vpopcnt tier's kernel; the others run its scalar twin (the same split by threads) */
+    const int vp = tier == MQ_BS_TIER_VPOPCNT;
+    const size_t tb = vp ? (mq_bs_dir_tmp_bytes(&g, a_bits) + 63) / 64 * 64 : 0;
+    if (vp && (s = reserve_aligned((void **)&sc->tmp, &sc->tmp_cap, tb * (size_t)nt, 1,
+                                   "bit-serial direct rows")))
+        return s;
     if (nt <= 1) {
-        mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, 0, O, sc->tmp);
+        if (vp) mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, 0, O, sc->tmp);
+        else conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, 0, O);
     } else { /* contiguous blocks of output rows: each output is computed by the same code */
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), k = omp_get_num_threads();
             const int o0 = mq_split(O, t, k), o1 = mq_split(O, t + 1, k);
-            if (o1 > o0) mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, o0, o1, sc->tmp + tb * (size_t)t);
+            if (o1 > o0 && vp)
+                mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, o0, o1, sc->tmp + tb * (size_t)t);
+            else if (o1 > o0)
+                conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, o0, o1);
         }
     }
     return MIXQ_OK;
@@ -994,7 +997,8 @@ mixq_status mq_bs_gemm_ex(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *
     panels_fn fn = gemm_panels_scalar;
     if (tier == MQ_BS_TIER_VPOPCNT) fn = mq_bs_gemm_panels_vpopcnt;
     else if (tier == MQ_BS_TIER_AVX512) fn = mq_bs_gemm_panels_avx512;
-    else if (tier == MQ_BS_TIER_AVX2) fn = mq_bs_gemm_panels_avx2;
+    else if (tier == MQ_BS_TIER_AVX2) /* the environment read once, not per thread */
+        fn = a->kw >= mq_bs_avx2_hs_min_kw() ? mq_bs_gemm_panels_avx2_hs : mq_bs_gemm_panels_avx2;
     /* the kernel gets tplanes exactly when its tier wants a copy for this kw: the packer's, or
      * one made for this call (weights packed while another tier was selected, or the minimum
      * changed); else a view without it */

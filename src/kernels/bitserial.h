@@ -255,12 +255,12 @@ void mq_bs_seg_scratch_free(mq_bs_seg_scratch *s);
  * order. mq_bs_conv_dir: C[M][ldc] for the n*P*Q output pixels of the NHWC codes, exactly
  * im2col + mq_bs_gemm_ref (padding taps read pad_code); nthreads threads over output rows (the
  * results do not depend on it). Other tiers run conv_dir_scalar (bitserial.c), the twin, on the
- * same rows. mq_bs_conv_dir_ok(C, R, S, stride, W): the shapes it takes. */
+ * same rows and threads. mq_bs_conv_dir_ok(C, R, S, stride, W): the shapes it takes. */
 #define MQ_BS_DIR_C16 1
 #define MQ_BS_DIR_C32 2
 int mq_bs_conv_dir_ok(int C, int R, int S, int stride, int W);
 /* Where the runtime (and bench_layers) runs it: mq_bs_conv_dir_ok and weights of at most 4 bits
- * (wider panels take a loop over the planes, slower than the GEMM layouts' unrolled tiles). */
+ * (wider panels run the tile with B a loop bound, slower than the GEMM layouts' unrolled tiles). */
 int mq_bs_conv_dir_pays(int C, int R, int S, int stride, int W, int max_wbits);
 mixq_status mq_bs_pack_weights_dir(const int8_t *w, const int *row_bits, int N, int C, int R,
                                    int S, mq_bs_weights *out);
@@ -358,6 +358,9 @@ int mq_bs_gfni_available(void);
 int mq_bs_pack_rows_gfni(const uint8_t *a, int m0, int m1, mq_bs_acts *out);
 void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                             int p0, int p1);
+/* The same with the carry-save tree (kw >= mq_bs_avx2_hs_min_kw()). */
+void mq_bs_gemm_panels_avx2_hs(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                               int p0, int p1);
 void mq_bs_gemm_panels_avx512(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                               int p0, int p1);
 void mq_bs_gemm_panels_vpopcnt(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,

@@ -256,17 +256,17 @@ TGT_INLINE void store_sub(__m256i q[4][2], const mq_bs_acts *a, const mq_bs_weig
     }
 }
 
-/* hs: from mq_bs_avx2_hs_min_kw() words (bitserial.c) the carry-save tree runs instead of the
- * nibble tables: by default never. Measured on AMD EPYC (Zen 5) under this tier (bench_layers,
- * vgg11 shapes, batch 1), the tree ran at 0.82-0.93x of the nibble table at K = 1152..4608 (a
- * 16-word variant at 0.75-0.91x): with four 256-bit pipes that all run vpshufb, the table's 8
- * µops per word and vector are not the bound, and the tree adds a weight load per pixel. On CPUs
- * where vpshufb has one port (Intel Haswell to Comet Lake) it should win; no such machine was at
- * hand, so it is opt-in: MIXQ_BS_HS_MIN_KW=16 turns it on from 16 words. (The table was measured
- * before it split each weight word once per sub-tile; it is faster now.) */
-TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
-                                int p0, int p1) {
-    const int kw = a->kw, ab = a->a_bits, hs = kw >= mq_bs_avx2_hs_min_kw();
+/* hs: from mq_bs_avx2_hs_min_kw() words (mq_bs_gemm_ex picks the copy below) the carry-save tree
+ * runs instead of the nibble tables: by default never. Measured on AMD EPYC (Zen 5) under this
+ * tier (bench_layers, vgg11 shapes, batch 1), the tree ran at 0.82-0.93x of the nibble table at K
+ * = 1152..4608 (a 16-word variant at 0.75-0.91x): with four 256-bit pipes that all run vpshufb,
+ * the table's 8 µops per word and vector are not the bound, and the tree adds a weight load per
+ * pixel. On CPUs where vpshufb has one port (Intel Haswell to Comet Lake) it should win; no such
+ * machine was at hand, so it is opt-in: MIXQ_BS_HS_MIN_KW=16 turns it on from 16 words. (The table
+ * was measured before it split each weight word once per sub-tile; it is faster now.) */
+TGT_INLINE void gemm_panels(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                            int p0, int p1, const int hs) {
+    const int kw = a->kw, ab = a->a_bits;
     for (int pa = p0; pa < p1; pa++) {
         const uint64_t *Ap = a->bits + (size_t)pa * ab * kw * MQ_BS_MR;
         const int rhn = a->M - pa * MQ_BS_MR > 4 ? 2 : 1; /* skip an all-padding half */
@@ -313,6 +313,16 @@ TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int
     }
 }
 
+/* The two copies, hs decided once per GEMM by the caller (mq_bs_gemm_ex). */
+TGT void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                                int p0, int p1) {
+    gemm_panels(a, w, C, ldc, p0, p1, 0);
+}
+TGT void mq_bs_gemm_panels_avx2_hs(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C,
+                                   int ldc, int p0, int p1) {
+    gemm_panels(a, w, C, ldc, p0, p1, 1);
+}
+
 #else /* not x86-64 GCC/clang */
 
 int mq_bs_avx2_compiled(void) { return 0; }
@@ -322,6 +332,10 @@ int mq_bs_pack_rows_avx2(const uint8_t *a, int m0, int m1, mq_bs_acts *out) {
 }
 void mq_bs_gemm_panels_avx2(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
                             int p0, int p1) {
+    (void)a, (void)w, (void)C, (void)ldc, (void)p0, (void)p1;
+}
+void mq_bs_gemm_panels_avx2_hs(const mq_bs_acts *a, const mq_bs_weights *w, int32_t *C, int ldc,
+                               int p0, int p1) {
     (void)a, (void)w, (void)C, (void)ldc, (void)p0, (void)p1;
 }
 

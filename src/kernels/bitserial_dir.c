@@ -48,6 +48,7 @@ TGT_INLINE void dir_tile(const int c16, const int B, const int PB, const int ab,
                          size_t chunk, const uint32_t *W32, const int32_t *rsum, int32_t *out,
                          int ldc, const int32_t *col, int nrows, int contig) {
     const int NW = c16 ? 5 : 9;
+    if (B < 1 || B > 8 || PB < 1 || PB > 8) __builtin_unreachable(); /* panels: 1..8 bits */
     __m512i acc[8][8];
     const uint8_t *ap[8];
     _Pragma("GCC unroll 8") for (int p = 0; p < PB; p++) ap[p] = pa[p];
@@ -97,34 +98,6 @@ TGT_INLINE void dir_tile(const int c16, const int B, const int PB, const int ab,
     }
 }
 
-/* dir_tile for one pixel and any B (5..8: rare widths, kept out of the unrolled copies): the
- * same sums with B a loop bound. */
-TGT_INLINE void dir_tile_any(const int c16, int B, int ab, const uint8_t *const *pa, size_t rs,
-                             size_t js, const uint32_t *vp, size_t chunk, const uint32_t *W32,
-                             int32_t *out, const int32_t *col, int nrows, int contig) {
-    const int NW = c16 ? 5 : 9;
-    __m512i acc[MQ_BS_MAX_BITS];
-    for (int i = 0; i < MQ_BS_MAX_BITS; i++) acc[i] = _mm512_setzero_si512();
-    for (int j = ab - 1; j >= 0; j--) {
-        for (int i = 0; i < B; i++) acc[i] = _mm512_slli_epi32(acc[i], 1);
-        const uint8_t *a = pa[0] + (size_t)j * js;
-        for (int w = 0; w < NW; w++) {
-            const uint32_t v = !c16 ? mq_bs_ld32(a + (size_t)(w / 3) * rs + (size_t)(w % 3) * 4)
-                               : w < 3 ? mq_bs_ld32(a + (size_t)w * rs)
-                               : w == 3 ? vp[(size_t)j * chunk] : mq_bs_ld32(a + 2 * rs + 4);
-            const __m512i av = _mm512_set1_epi32((int)v);
-            for (int i = 0; i < B; i++)
-                acc[i] = _mm512_add_epi32(acc[i], popcnt32(_mm512_and_si512(
-                    _mm512_load_si512((const void *)(W32 + ((size_t)i * NW + (size_t)w) * MQ_BS_NR)), av)));
-        }
-    }
-    __m512i v = _mm512_sub_epi32(_mm512_setzero_si512(), acc[B - 1]);
-    for (int i = B - 2; i >= 0; i--) v = _mm512_add_epi32(_mm512_slli_epi32(v, 1), acc[i]);
-    int32_t t[MQ_BS_NR];
-    _mm512_storeu_si512((void *)t, v);
-    for (int c = 0; c < nrows; c++) out[contig ? col[0] + c : col[c]] = t[c];
-}
-
 /* One panel over a chunk's np pixels: blocks of PB, then single pixels. */
 TGT_INLINE void dir_panel(const int c16, const int B, int ab, int np, const uint8_t *const *pa,
                           size_t rs, size_t js, const uint32_t *vp, size_t chunk,
@@ -151,11 +124,7 @@ TGT_INLINE void dir_panel(const int c16, const int B, int ab, int np, const uint
         case 2: dir_panel(c16, 2, DIR_PANEL_ARGS); break;                                          \
         case 3: dir_panel(c16, 3, DIR_PANEL_ARGS); break;                                          \
         case 4: dir_panel(c16, 4, DIR_PANEL_ARGS); break;                                          \
-        default:                                                                                   \
-            for (int x = 0; x < np; x++)                                                           \
-                dir_tile_any(c16, B, ab, pa + x, rs, js, vp + x, chunk, W32,                       \
-                             out + (size_t)x * ldc, col, nrows, contig);                           \
-            break;                                                                                 \
+        default: dir_panel(c16, B, DIR_PANEL_ARGS); break; /* 5..8: rare, B a loop bound */      \
         }                                                                                          \
     }
 DIR_PANEL_FN(dir_panel_c16, 1)
