@@ -13,7 +13,8 @@
 #   4. every model on the integer runtime on the 10 000 test images (runtime accuracy, and 0
 #      predictions different from fake quantization);
 #   5. speed: POLICY's model against W8A8's on the runtime, 1 thread, batch 1 (2 000 images) and
-#      64 (10 000), alternating, median of REPS (5) runs each -> bench/results/vgg_cifar_kd.md.
+#      64 (10 000), alternating, median of REPS (5) runs each -> REPORT
+#      (bench/results/vgg_cifar_kd.md).
 #   sh bench/vgg_cifar_kd.sh       (make bench-vgg-cifar-kd; ~2.5 h on a 2-core machine)
 set -eu
 MIXQ=${MIXQ:-build/release/mixq}
