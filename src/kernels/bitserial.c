@@ -867,6 +867,14 @@ static void conv_dir_scalar(const mq_bs_seg_geo *g, const uint64_t *rows, int ab
     }
 }
 
+/* Output rows o0..o1-1: the vpopcnt tier's kernel (vp; tmp its scratch) or conv_dir_scalar. */
+static void conv_dir_rows(int vp, const mq_bs_seg_geo *g, const uint64_t *rows, int ab,
+                          const mq_bs_weights *w, int32_t *out, int ldc, int o0, int o1,
+                          uint8_t *tmp) {
+    if (vp) mq_bs_conv_dir_rows_vpopcnt(g, rows, ab, w, out, ldc, o0, o1, tmp);
+    else conv_dir_scalar(g, rows, ab, w, out, ldc, o0, o1);
+}
+
 mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int R, int S,
                            int stride, int pad, uint8_t pad_code, int a_bits,
                            const mq_bs_weights *w, mq_bs_tier tier, int nthreads,
@@ -893,24 +901,23 @@ mixq_status mq_bs_conv_dir(const uint8_t *codes, int n, int H, int W, int C, int
     s = seg_plane_rows(codes, &g, pad_code, a_bits, tier, sc, what);
     if (s) return s;
     const int O = n * P, nt = MQ_MIN(nthreads, O);
-    /* the vpopcnt tier's kernel; the others run its scalar twin (the same split by threads) */
+    /* the vpopcnt tier's kernel, with tb bytes of scratch per thread; the others run its scalar
+     * twin (conv_dir_rows), split over the threads the same way */
     const int vp = tier == MQ_BS_TIER_VPOPCNT;
     const size_t tb = vp ? (mq_bs_dir_tmp_bytes(&g, a_bits) + 63) / 64 * 64 : 0;
     if (vp && (s = reserve_aligned((void **)&sc->tmp, &sc->tmp_cap, tb * (size_t)nt, 1,
                                    "bit-serial direct rows")))
         return s;
     if (nt <= 1) {
-        if (vp) mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, 0, O, sc->tmp);
-        else conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, 0, O);
+        conv_dir_rows(vp, &g, sc->rows, a_bits, w, out, ldc, 0, O, sc->tmp);
     } else { /* contiguous blocks of output rows: each output is computed by the same code */
 #pragma omp parallel num_threads(nt)
         {
             const int t = omp_get_thread_num(), k = omp_get_num_threads();
             const int o0 = mq_split(O, t, k), o1 = mq_split(O, t + 1, k);
-            if (o1 > o0 && vp)
-                mq_bs_conv_dir_rows_vpopcnt(&g, sc->rows, a_bits, w, out, ldc, o0, o1, sc->tmp + tb * (size_t)t);
-            else if (o1 > o0)
-                conv_dir_scalar(&g, sc->rows, a_bits, w, out, ldc, o0, o1);
+            if (o1 > o0)
+                conv_dir_rows(vp, &g, sc->rows, a_bits, w, out, ldc, o0, o1,
+                              vp ? sc->tmp + tb * (size_t)t : NULL);
         }
     }
     return MIXQ_OK;
