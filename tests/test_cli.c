@@ -413,6 +413,10 @@ static void test_messages(void) {
     EXPECT_LINE(a, 2, "--bit-set expects 2 to 8 distinct widths within 1..8");
     snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --bit-set 4,2,4");
     EXPECT_LINE(a, 2, "--bit-set lists a width twice");
+    snprintf(a, sizeof a, S, T, T, "s8", "latency=0.9 --agent ebs --a-bit-set 2,2");
+    EXPECT_LINE(a, 2, "--a-bit-set lists a width twice");
+    snprintf(a, sizeof a, S, T, T, "s8", "latency=0.9 --a-bit-set 2,8");
+    EXPECT_LINE(a, 1, "--a-bit-set (activation candidate widths) is the ebs agent's; hint: --agent ebs");
     snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward margn=0.5");
     EXPECT_LINE(a, 2, "unknown --reward key 'margn'; did you mean 'margin'? hint: margin, a, b, hw");
     snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward hw=2");

@@ -160,7 +160,8 @@ static void test_search_resume(void) {
     CHECKF(strstr(mixq_last_error(), "agent-3.ckpt") != NULL, "%s", mixq_last_error());
 }
 
-static void test_errors(void) {
+/* the settings refused, and --a-bit-set */
+static void test_settings(void) {
     if (!test_need_fmnist()) return;
     const char *model = test_lenet5_file();
     if (!model) return;
@@ -182,12 +183,60 @@ static void test_errors(void) {
     c.sweep_from = 0.9; /* above the budget */
     CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
     CHECKF(strstr(mixq_last_error(), "--sweep-from 0.9") != NULL, "%s", mixq_last_error());
+    /* --a-bit-set: 1-bit weights allowed, activations of 2 bits or more, under a budget tight
+     * enough that the wall (or the cheapest policy) would take activations to 1 bit without it */
+    snprintf(d, sizeof d, "%s/abits", test_tmpdir());
+    eb_cfg(&c);
+    c.b_min = 1;
+    c.bit_set[0] = 1, c.bit_set[1] = 2, c.bit_set[2] = 4, c.bit_set[3] = 8, c.n_bit_set = 4;
+    c.a_bit_set[0] = 2, c.a_bit_set[1] = 4, c.a_bit_set[2] = 8, c.n_a_bit_set = 3;
+    c.budget = "bitops=0.33"; /* the cheapest policy (W1A2, ends 8/8): 0.307 */
+    CHECKF(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s", mixq_last_error());
+    CHECK(r.fits && r.ratio[MQ_M_BITOPS] <= 0.33 + 1e-9);
+    char *conf = test_run_file(d, "config.json");
+    CHECK(conf && strstr(conf, "\"bit_set\": [1, 2, 4, 8], \"a_bit_set\": [2, 4, 8]"));
+    free(conf);
+    /* every scored policy: activations of 2 bits or more (the wall steps one bit at a time, so a
+     * walled width may fall between the candidates, never under the lowest) */
+    char *ev = test_run_file(d, "evals.jsonl");
+    int lines = 0;
+    for (const char *p = ev; p && (p = strstr(p, "\"w\": [")) != NULL; lines++) {
+        const char *q = strstr(p, "\"a\": [");
+        CHECK(q != NULL);
+        if (!q) break;
+        for (const char *t = q + 6; *t && *t != ']'; t++)
+            if (*t >= '0' && *t <= '9') CHECKF(*t >= '2' && *t <= '8', "activation width %c in %.80s", *t, q);
+        p = q;
+    }
+    free(ev);
+    CHECK(lines >= 1);
+    printf("  a-bit-set 2,4,8: %d policies, BitOps %.3f x W8A8, val %.2f %%\n", lines, r.ratio[MQ_M_BITOPS],
+           r.best_val_accuracy);
+    /* a budget below the cheapest policy with 2-bit activations names that policy */
+    eb_cfg(&c);
+    c.b_min = 1;
+    c.bit_set[0] = 1, c.bit_set[1] = 8, c.n_bit_set = 2;
+    c.a_bit_set[0] = 2, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;
+    c.budget = "bitops=0.25";
+    snprintf(d, sizeof d, "%s/abits2", test_tmpdir());
+    CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "W1A2 elsewhere") != NULL, "%s", mixq_last_error());
+    /* widths outside --bits, and the option on another agent */
+    eb_cfg(&c);
+    c.a_bit_set[0] = 1, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;
+    CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "--a-bit-set width 1 is outside --bits 2..8") != NULL, "%s", mixq_last_error());
+    eb_cfg(&c);
+    c.agent = "haq";
+    c.a_bit_set[0] = 2, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;
+    CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "the ebs agent's") != NULL, "%s", mixq_last_error());
 }
 
 int main(void) {
     TEST_RUN(test_expected_cost);
     TEST_RUN(test_search_threads);
     TEST_RUN(test_search_resume);
-    TEST_RUN(test_errors);
+    TEST_RUN(test_settings);
     return test_summary();
 }

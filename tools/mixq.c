@@ -1308,6 +1308,9 @@ static const char search_help_2[] =
     "  for it):\n"
     "  --bit-set B,B,...    the candidate widths of weights and activations (default for ebs\n"
     "                       2,3,4,5,6,8)\n"
+    "  --a-bit-set B,B,...  the activations' own candidate widths (default: --bit-set's), e.g.\n"
+    "                       --bit-set 1,2,3,4,8 --a-bit-set 2,3,4,8: 1-bit weights, activations\n"
+    "                       of 2 bits or more (the budget wall lowers them no further)\n"
     "  --ebs K=V,...        epochs=1 (over half the training split; the strengths train on the\n"
     "                       other half), mixing=softmax or gumbel (straight-through one-hot),\n"
     "                       tau0=5, tau1=0.5 (Gumbel temperature, geometric), lambda=2 (the\n"
@@ -1523,8 +1526,16 @@ static int parse_dbl(const char *flag, const char *s, double lo, double hi, doub
     return 1;
 }
 
-/* --bit-set 2,3,4,5,8: 2 to 8 distinct widths in 1..8, any order (kept ascending) */
-static int parse_bit_set(const char *v, mixq_search_config *sc) {
+static int bit_set_error(const char *opt, const char *what, const char *v) {
+    char m[256];
+    snprintf(m, sizeof m, "%s %s '%.100s'", opt, what, v);
+    usage_error("search", "%s", m);
+    return 0;
+}
+
+/* --bit-set / --a-bit-set 2,3,4,5,8: 2 to 8 distinct widths in 1..8, any order (kept ascending),
+ * into out[8] and *n */
+static int parse_bit_set(const char *opt, const char *v, int *out, int *count) {
     int bits[8], n = 0;
     const char *p = v;
     for (;;) {
@@ -1532,21 +1543,21 @@ static int parse_bit_set(const char *v, mixq_search_config *sc) {
         errno = 0;
         long b = strtol(p, &end, 10);
         if (end == p || errno || b < 1 || b > 8 || n == 8 || (*end && *end != ','))
-            return usage_error("search", "--bit-set expects 2 to 8 distinct widths within 1..8 separated by "
-                               "commas (e.g. 2,3,4,5,8), got '%s'", v), 0;
+            return bit_set_error(opt, "expects 2 to 8 distinct widths within 1..8 separated by commas "
+                                 "(e.g. 2,3,4,5,8), got", v);
         int at = n;
         while (at > 0 && bits[at - 1] > b) at--;
         if (at > 0 && bits[at - 1] == b)
-            return usage_error("search", "--bit-set lists a width twice: '%s'", v), 0;
+            return bit_set_error(opt, "lists a width twice:", v);
         memmove(bits + at + 1, bits + at, sizeof(int) * (size_t)(n - at));
         bits[at] = (int)b;
         n++;
         if (!*end) break;
         p = end + 1;
     }
-    if (n < 2) return usage_error("search", "--bit-set needs at least 2 widths to choose from, got '%s'", v), 0;
-    memcpy(sc->bit_set, bits, sizeof(int) * (size_t)n);
-    sc->n_bit_set = n;
+    if (n < 2) return bit_set_error(opt, "needs at least 2 widths to choose from, got", v);
+    memcpy(out, bits, sizeof(int) * (size_t)n);
+    *count = n;
     return 1;
 }
 
@@ -1710,7 +1721,8 @@ static int search_run(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--rl")) ok = parse_rl(v, &sc);
-        else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(v, &sc), bit_set_given = 1;
+        else if (!strcmp(a, "--bit-set")) ok = parse_bit_set(a, v, sc.bit_set, &sc.n_bit_set), bit_set_given = 1;
+        else if (!strcmp(a, "--a-bit-set")) ok = parse_bit_set(a, v, sc.a_bit_set, &sc.n_a_bit_set);
         else if (!strcmp(a, "--a-bits")) ok = parse_int(C, a, v, 1, 8, &sc.a_bits);
         else if (!strcmp(a, "--reward") || !strcmp(a, "--ppo") || !strcmp(a, "--autoq") || !strcmp(a, "--ebs"))
             ok = parse_kv_list(a, v, &sc);

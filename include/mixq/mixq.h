@@ -627,8 +627,12 @@ typedef struct mixq_search_config {
      * The weights train with SGD at `lr` on one half of the training split, the strengths on the
      * other; the argmax policy is walled to the budget and scored like any candidate. sweep and
      * sweep_from as hawq's: one search per budget. The candidate widths are bit_set; with
-     * n_bit_set 0, ebs's own default {2, 3, 4, 5, 6, 8} (what the CLI gives without --bit-set). */
+     * n_bit_set 0, ebs's own default {2, 3, 4, 5, 6, 8} (what the CLI gives without --bit-set).
+     * a_bit_set (n_a_bit_set > 0): the activations' own candidate widths (ascending, 2 to 8 in
+     * b_min..b_max), e.g. 1-bit weights allowed with activations of at least 2 bits; the budget
+     * wall then lowers activations no further than a_bit_set's lowest. 0: bit_set's. */
     int ebs_epochs, ebs_gumbel, ebs_images;
+    int a_bit_set[8], n_a_bit_set;
     double ebs_tau0, ebs_tau1, ebs_lambda, ebs_lr;
     mixq_reward_fn reward; /* NULL: HAQ's 0.1 (acc - acc_fp32) in resource mode; in accuracy
                               mode 1 - (primary metric's ratio) within max_drop, else -1 - 0.1 x

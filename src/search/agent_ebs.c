@@ -1,7 +1,7 @@
 /* EBS (the seed's "Effective and efficient bit-width search"; README "EBS"): a differentiable
  * search. Every quantizable layer keeps its float weights (the meta-weights, shared by all its
  * candidate widths) and strengths alpha (weights) and beta (activations) over the widths of
- * --bit-set; one convolution runs on the mixtures (src/quant/mixture.c). Per step:
+ * --bit-set (activations: --a-bit-set where given); one convolution runs on the mixtures (src/quant/mixture.c). Per step:
  *   1. a batch of the weights' half of the training split: forward and backward on the mixtures,
  *      an SGD step of the weights (the run's lr, cosine over the search) and of each candidate's
  *      activation clip (PACT);
@@ -38,8 +38,8 @@
 static const int ebs_default_bits[] = {2, 3, 4, 5, 6, 8};
 
 typedef struct eb_settings {
-    int epochs, gumbel, nb;
-    const int *bits;
+    int epochs, gumbel, nb, na;
+    const int *bits, *abits; /* weights' and activations' candidate widths */
     double tau0, tau1, lambda, lr;
 } eb_settings;
 
@@ -54,6 +54,8 @@ static eb_settings settings(const mq_search *s) {
     h.lr = c->ebs_lr > 0 ? c->ebs_lr : 0.01;
     h.nb = c->n_bit_set > 0 ? c->n_bit_set : (int)MQ_COUNTOF(ebs_default_bits);
     h.bits = c->n_bit_set > 0 ? c->bit_set : ebs_default_bits;
+    h.na = c->n_a_bit_set > 0 ? c->n_a_bit_set : h.nb;
+    h.abits = c->n_a_bit_set > 0 ? c->a_bit_set : h.bits;
     return h;
 }
 
@@ -67,10 +69,14 @@ static mixq_status ebs_check(mq_search *s) {
                       "hint: drop --mode accuracy and give --budget, e.g. bitops=0.25");
     if (h.nb < 2 || h.nb > MQ_MIX_MAXB)
         return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set has %d widths; hint: 2 to %d of 1..8", h.nb, MQ_MIX_MAXB);
-    for (int i = 0; i < h.nb; i++)
-        if (h.bits[i] < c->b_min || h.bits[i] > c->b_max)
-            return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set width %d is outside --bits %d..%d; hint: widen --bits or "
-                          "drop that width", h.bits[i], c->b_min, c->b_max);
+    if (h.na < 2 || h.na > MQ_MIX_MAXB)
+        return mq_err(MIXQ_ERR_ARG, "ebs: --a-bit-set has %d widths; hint: 2 to %d of 1..8", h.na, MQ_MIX_MAXB);
+    for (int i = 0; i < h.nb + h.na; i++) {
+        const int b = i < h.nb ? h.bits[i] : h.abits[i - h.nb];
+        if (b < c->b_min || b > c->b_max)
+            return mq_err(MIXQ_ERR_ARG, "ebs: %s width %d is outside --bits %d..%d; hint: widen --bits or "
+                          "drop that width", i < h.nb ? "--bit-set" : "--a-bit-set", b, c->b_min, c->b_max);
+    }
     if (c->ebs_epochs > 1000 || c->ebs_images < 0 || !(h.tau0 <= 1e3 && h.tau1 <= h.tau0) || !(h.lambda <= 1e6) || !(h.lr <= 10))
         return mq_err(MIXQ_ERR_ARG, "ebs: epochs %d (1..1000), tau0 %g >= tau1 %g (<= 1000), lambda %g (<= 1e6) or lr "
                       "%g (<= 10) out of range", c->ebs_epochs, h.tau0, h.tau1, h.lambda, h.lr);
@@ -82,13 +88,18 @@ static mixq_status ebs_check(mq_search *s) {
 
 static void ebs_config(const mq_search *s, char *buf, size_t n) {
     const eb_settings h = settings(s);
-    char bits[64] = "";
+    /* a_bit_set only where given: the configuration of a run without it reads as before (and
+     * resumes) */
+    char bits[64] = "", abits[80] = "";
     for (int i = 0; i < h.nb; i++) snprintf(bits + strlen(bits), sizeof bits - strlen(bits), "%s%d", i ? ", " : "", h.bits[i]);
+    for (int i = 0; i < s->cfg->n_a_bit_set; i++)
+        snprintf(abits + strlen(abits), sizeof abits - strlen(abits), "%s%d", i ? ", " : "\"a_bit_set\": [", h.abits[i]);
+    if (abits[0]) snprintf(abits + strlen(abits), sizeof abits - strlen(abits), "], ");
     snprintf(buf, n,
-             "\"bit_set\": [%s], \"epochs\": %d, \"mixing\": \"%s\", \"tau0\": %g, \"tau1\": %g, \"lambda\": %g, "
+             "\"bit_set\": [%s], %s\"epochs\": %d, \"mixing\": \"%s\", \"tau0\": %g, \"tau1\": %g, \"lambda\": %g, "
              "\"strength_lr\": %g, \"strength_optimizer\": \"adam\", \"split\": \"train halves\", \"sweep\": %d, "
              "\"sweep_from\": %g, \"images\": %d",
-             bits, h.epochs, h.gumbel ? "gumbel" : "softmax", h.tau0, h.tau1, h.lambda, h.lr, sweep_count(s),
+             bits, abits, h.epochs, h.gumbel ? "gumbel" : "softmax", h.tau0, h.tau1, h.lambda, h.lr, sweep_count(s),
              s->cfg->sweep_from, s->cfg->ebs_images);
 }
 
@@ -186,7 +197,7 @@ static mixq_status ebs_search(mq_search *s, const double *target, uint64_t seed,
     const int L = e->L;
     mixq_model *m = NULL;
     mixq_status st = mixq_model_clone(s->fp, &m);
-    if (!st) st = mq_mix_install(m, h.nb, h.bits, h.nb, h.bits);
+    if (!st) st = mq_mix_install(m, h.nb, h.bits, h.na, h.abits);
     if (!st && mq_mix_count(m) != L)
         st = mq_err(MIXQ_ERR_STATE, "ebs: %d mixed layers for %d searched ones", mq_mix_count(m), L);
     for (int l = 0; !st && l < L; l++) {

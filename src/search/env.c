@@ -36,6 +36,7 @@ mixq_status mq_env_create(const mixq_model *m, mixq_hw *hw, int hw_batch, int b_
     int L = mixq_model_hw_layer_count(m);
     if (L < 1) return mq_err(MIXQ_ERR_ARG, "the model has no conv or linear layer to quantize");
     e->L = L, e->b_min = b_min, e->b_max = b_max, e->pin_ends = pin_ends && L >= 2;
+    e->a_min = b_min;
     e->metric = MQ_M_LATENCY;
     for (int k = 0; k < MQ_NMETRIC; k++) e->target[k] = INFINITY;
     e->node = mq_calloc((size_t)L, sizeof *e->node, "search layers");
@@ -174,13 +175,14 @@ mixq_status mq_env_set_budget(mq_env *e, const char *budget) {
             char c_lo[32], c_target[32];
             return mq_err(MIXQ_ERR_ARG,
                           "budget '%s' cannot be met: the cheapest policy the search can reach "
-                          "(%s%d-bit elsewhere) has %s %s = %.3f x W8A8, the budget %s = %.3f x W8A8; "
-                          "hint: a larger budget%s",
-                          budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min,
+                          "(%sW%dA%d elsewhere) has %s %s = %.3f x W8A8, the budget %s = %.3f x W8A8; "
+                          "hint: a larger budget%s%s",
+                          budget, e->pin_ends ? "first and last layers 8/8, " : "", e->b_min, e->a_min,
                           mq_metric_names[k], mq_env_fmt_cost(k, lo, c_lo, sizeof c_lo), lo / e->w8a8[k],
                           mq_env_fmt_cost(k, target[k], c_target, sizeof c_target),
                           target[k] / e->w8a8[k],
-                          e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum");
+                          e->pin_ends ? ", --no-pin or a lower --bits minimum" : " or a lower --bits minimum",
+                          e->a_min > e->b_min ? " (activations: --a-bit-set's lowest width)" : "");
         }
     }
     memcpy(e->target, target, sizeof target);
@@ -273,8 +275,7 @@ double mq_env_min_cost(const mq_env *e, int k) {
     double c = 0;
     for (int l = 0; l < e->L; l++) {
         int pinned = e->pin_ends && (l == 0 || l == e->L - 1);
-        int b = pinned ? 8 : e->b_min;
-        c += e->grid[l][k][b][b];
+        c += pinned ? e->grid[l][k][8][8] : e->grid[l][k][e->b_min][e->a_min];
     }
     return c;
 }
@@ -282,11 +283,11 @@ double mq_env_min_cost(const mq_env *e, int k) {
 /* Lowering layer l's activation (act != 0) or weight bits by one makes some over-budget metric
  * cheaper on that layer. */
 /* Lowering operand act of layer l by one step is worth taking when some lower width of that
- * operand (down to b_min) makes an over-budget metric cheaper on the layer: a cost with a
+ * operand (down to b_min, a_min for activations) makes an over-budget metric cheaper on the layer: a cost with a
  * plateau (the cpu target runs int8 until bit-serial is faster) is walked through, not stopped
  * at. */
 static int step_saves(const mq_env *e, const int *w, const int *a, int l, int act, const int *over) {
-    for (int b = (act ? a[l] : w[l]) - 1; b >= e->b_min; b--) {
+    for (int b = (act ? a[l] : w[l]) - 1; b >= (act ? e->a_min : e->b_min); b--) {
         const int w1 = act ? w[l] : b, a1 = act ? b : a[l];
         for (int k = 0; k < MQ_NMETRIC; k++)
             if (over[k] && e->grid[l][k][w1][a1] < e->grid[l][k][w[l]][a[l]]) return 1;
@@ -307,7 +308,7 @@ int mq_env_wall(const mq_env *e, int *w, int *a) {
             if (e->pin_ends && (l == 0 || l == e->L - 1)) continue;
             for (int act = 1; act >= 0 && any; act--) {
                 int *b = act ? &a[l] : &w[l];
-                if (*b <= e->b_min || !step_saves(e, w, a, l, act, over)) continue;
+                if (*b <= (act ? e->a_min : e->b_min) || !step_saves(e, w, a, l, act, over)) continue;
                 (*b)--, changed = 1;
                 any = 0;
                 for (int k = 0; k < MQ_NMETRIC; k++)
@@ -399,7 +400,7 @@ static mixq_status layer_moves(const mq_env *e, const double (*kerr)[9], const i
             out->n++;
         }
     }
-    if (!st && a[l] > e->b_min) { /* the activations: the last resort (no error model) */
+    if (!st && a[l] > e->a_min) { /* the activations: the last resort (no error model) */
         kw_move *mv = &out->mv[out->n];
         mv->from = a[l], mv->n = 0, mv->derr = INFINITY;
         if (!(st = layer_costs(e, l, b, a[l] - 1, after))) {

@@ -35,6 +35,8 @@ typedef struct mq_env {
     mixq_hw_layer *hl;            /* [L] each layer's shape at the run's batch */
     int *koff;                    /* [L + 1] offset of layer l's kernels in a per-kernel vector */
     int b_min, b_max, pin_ends;
+    int a_min;                    /* activations' floor for the wall and the cheapest policy (b_min
+                                     unless an agent's activation widths start higher) */
     int metric;                   /* the primary metric: the first budget's (latency without one);
                                      accuracy mode minimises it */
     double target[MQ_NMETRIC];    /* each metric's budget in its units (Inf: none) */
