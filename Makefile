@@ -202,6 +202,15 @@ bench-vgg-cifar-kd: deps
 	$(MAKE) VARIANT=release all
 	sh bench/vgg_cifar_kd.sh
 
+# EBS on CIFAR-10 vgg11 with 1-bit weights and activations of 2 bits or more (--a-bit-set), two
+# seeds, each distinct policy fine-tuned QAT (10) distilled epochs, against W8A8 on the runtime;
+# needs the float model of bench-vgg-cifar-kd; writes bench/results/vgg_cifar_abits.md
+# (bench/vgg_cifar_abits.sh; ~1.2 h on 2 cores).
+.PHONY: bench-vgg-cifar-abits
+bench-vgg-cifar-abits: deps
+	$(MAKE) VARIANT=release all
+	sh bench/vgg_cifar_abits.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi
