@@ -9,8 +9,8 @@
 #      fine-tunes distilled from the float model (--distill 0.5); 1 thread per run, PAR (2) at a
 #      time -> $O/abits_s<seed>/ (a finished run is kept, a started one resumed);
 #   4. each distinct policy the runs picked (CANDIDATES=all: every candidate they scored, the
-#      argmax and the budget-filled one; or names, "s1_c1 s1_c2") fine-tuned QAT (10) epochs, distilled (mixq quantize
-#      --teacher), THREADS (2) threads -> $O/qat<QAT>_abits_s<seed>_c<k>.mixq (one an earlier
+#      argmax and the budget-filled one; or names, "s1_c1 s1_c2") fine-tuned QAT (10) epochs,
+#      distilled (mixq quantize --teacher), THREADS (2) threads -> $O/qat<QAT>_abits_s<seed>_c<k>.mixq (one an earlier
 #      one equals gets a .same note instead), and run on the 10 000 test images;
 #   5. speed: each fine-tuned model against W8A8 calibrated on the runtime, 1 thread, batch 1
 #      and 64, alternating, REPS (5) rounds, the median of the rounds' ratios -> REPORT

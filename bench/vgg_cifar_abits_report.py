@@ -73,7 +73,7 @@ for s in seeds:
         same = grab("%s/qat%d_abits_%s.same" % (o, qat, n), r"as (s\d+_c\d+)")
         ft = same or n  # the candidate whose fine-tune (and timing) this policy has
         q = "%s/qat%d_abits_%s.run.txt" % (o, qat, ft)
-        res.append(dict(seed=s, k=k, name=n, same=same, pick=is_best(best, names, w, a),
+        res.append(dict(seed=s, k=k, same=same, pick=is_best(best, names, w, a),
                         pol=", ".join("%s W%dA%d" % (m, x, y) for m, x, y in zip(names, w, a)),
                         lat=e["latency_ratio"], proxy=e["acc"], search_s=summ["search_s"],
                         acc=acc(q), diff=grab(q, r"predictions differing (\d+ of \d+)"),

@@ -69,13 +69,18 @@ static mixq_status ebs_check(mq_search *s) {
                       "hint: drop --mode accuracy and give --budget, e.g. bitops=0.25");
     if (h.nb < 2 || h.nb > MQ_MIX_MAXB)
         return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set has %d widths; hint: 2 to %d of 1..8", h.nb, MQ_MIX_MAXB);
-    if (h.na < 2 || h.na > MQ_MIX_MAXB)
-        return mq_err(MIXQ_ERR_ARG, "ebs: --a-bit-set has %d widths; hint: 2 to %d of 1..8", h.na, MQ_MIX_MAXB);
+    if (c->n_a_bit_set < 0 || h.na < 2 || h.na > MQ_MIX_MAXB)
+        return mq_err(MIXQ_ERR_ARG, "ebs: --a-bit-set has %d widths; hint: 2 to %d of 1..8", c->n_a_bit_set,
+                      MQ_MIX_MAXB);
     for (int i = 0; i < h.nb + h.na; i++) {
-        const int b = i < h.nb ? h.bits[i] : h.abits[i - h.nb];
+        const int act = i >= h.nb, b = act ? h.abits[i - h.nb] : h.bits[i];
         if (b < c->b_min || b > c->b_max)
             return mq_err(MIXQ_ERR_ARG, "ebs: %s width %d is outside --bits %d..%d; hint: widen --bits or "
-                          "drop that width", i < h.nb ? "--bit-set" : "--a-bit-set", b, c->b_min, c->b_max);
+                          "drop that width", act ? "--a-bit-set" : "--bit-set", b, c->b_min, c->b_max);
+        /* the activations' lowest width is their floor in the search environment */
+        if (act && i > h.nb && b <= h.abits[i - h.nb - 1])
+            return mq_err(MIXQ_ERR_ARG, "ebs: a_bit_set must list distinct widths in ascending order (width %d "
+                          "is %d after %d)", i - h.nb + 1, b, h.abits[i - h.nb - 1]);
     }
     if (c->ebs_epochs > 1000 || c->ebs_images < 0 || !(h.tau0 <= 1e3 && h.tau1 <= h.tau0) || !(h.lambda <= 1e6) || !(h.lr <= 10))
         return mq_err(MIXQ_ERR_ARG, "ebs: epochs %d (1..1000), tau0 %g >= tau1 %g (<= 1000), lambda %g (<= 1e6) or lr "

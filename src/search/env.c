@@ -280,12 +280,10 @@ double mq_env_min_cost(const mq_env *e, int k) {
     return c;
 }
 
-/* Lowering layer l's activation (act != 0) or weight bits by one makes some over-budget metric
- * cheaper on that layer. */
-/* Lowering operand act of layer l by one step is worth taking when some lower width of that
- * operand (down to b_min, a_min for activations) makes an over-budget metric cheaper on the layer: a cost with a
- * plateau (the cpu target runs int8 until bit-serial is faster) is walked through, not stopped
- * at. */
+/* Lowering operand act (1: activations, 0: weights) of layer l by one step is worth taking when
+ * some lower width of that operand (down to b_min, a_min for activations) makes an over-budget
+ * metric cheaper on the layer: a cost with a plateau (the cpu target runs int8 until bit-serial
+ * is faster) is walked through, not stopped at. */
 static int step_saves(const mq_env *e, const int *w, const int *a, int l, int act, const int *over) {
     for (int b = (act ? a[l] : w[l]) - 1; b >= (act ? e->a_min : e->b_min); b--) {
         const int w1 = act ? w[l] : b, a1 = act ? b : a[l];

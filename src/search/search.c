@@ -976,12 +976,6 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (cfg->n_a_bit_set && agent != &mq_agent_ebs)
         return mq_err(MIXQ_ERR_ARG, "--a-bit-set (activation candidate widths) is the ebs agent's; hint: --agent ebs, "
                       "or --bits LO..HI for the %s agent's range", agent->name);
-    if (cfg->n_a_bit_set < 0 || cfg->n_a_bit_set > 8)
-        return mq_err(MIXQ_ERR_ARG, "n_a_bit_set %d: 0 to 8 widths", cfg->n_a_bit_set);
-    for (int i = 0; i < cfg->n_a_bit_set; i++)
-        if (cfg->a_bit_set[i] < 1 || cfg->a_bit_set[i] > 8 || (i && cfg->a_bit_set[i] <= cfg->a_bit_set[i - 1]))
-            return mq_err(MIXQ_ERR_ARG, "a_bit_set: widths must be distinct, ascending and in 1..8 (width %d is %d)",
-                          i + 1, cfg->a_bit_set[i]);
     if (cfg->a_bits != 8 && agent != &mq_agent_releq)
         return mq_err(MIXQ_ERR_ARG, "--a-bits (a_bits %d) is the releq agent's; the %s agent searches activation "
                       "bits itself; hint: --agent releq, or drop --a-bits", cfg->a_bits, agent->name);
@@ -1015,10 +1009,10 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     }
     if (!st) st = mixq_hw_load(cfg->hw, &s->hw);
     if (!st) st = mq_env_create(s->fp, s->hw, cfg->hw_batch, cfg->b_min, cfg->b_max, cfg->pin_ends, &s->env);
-    /* activations no lower than their own candidate widths allow (ebs --a-bit-set; checked in
-     * range by the agent) */
-    if (!st && cfg->n_a_bit_set > 0 && cfg->a_bit_set[0] > s->env.b_min) s->env.a_min = cfg->a_bit_set[0];
     if (!st && agent->check) st = agent->check(s);
+    /* activations no lower than their own candidate widths allow (ebs --a-bit-set, ascending
+     * within --bits: the agent's check) */
+    if (!st && cfg->n_a_bit_set > 0) s->env.a_min = cfg->a_bit_set[0];
     if (!st && !no_budget(cfg)) st = mq_env_set_budget(&s->env, cfg->budget);
     if (!st && !cfg->accuracy_mode && !s->env.n_budgets && !agent->budget_optional)
         st = mq_err(MIXQ_ERR_ARG, "a resource-constrained search needs a budget, e.g. latency=0.5");
