@@ -211,6 +211,15 @@ bench-vgg-cifar-abits: deps
 	$(MAKE) VARIANT=release all
 	sh bench/vgg_cifar_abits.sh
 
+# Points of CIFAR-10 vgg11's latency-accuracy front around 2x W8A8: the searched candidates of
+# bench-vgg-cifar-abits and a hand probe, fine-tuned QAT (10) distilled epochs (FINETUNE: which;
+# the rest calibrated for timing), all timed against W8A8 in one alternating run; needs the float
+# model of bench-vgg-cifar-kd; writes bench/results/vgg_cifar_front.md (bench/vgg_cifar_front.sh).
+.PHONY: bench-vgg-cifar-front
+bench-vgg-cifar-front: deps
+	$(MAKE) VARIANT=release all
+	sh bench/vgg_cifar_front.sh
+
 # Candidate scoring over MPI (issue 21): per-message cost and a 40-candidate random search on
 # lenet5 with 1 and 2 ranks; writes bench/results/mpi.md (bench/mpi.sh: MODEL, EPISODES, PARALLEL).
 .PHONY: bench-mpi

@@ -1,0 +1,72 @@
+#!/usr/bin/python3
+"""The report of bench/vgg_cifar_front.sh: policies of CIFAR-10 vgg11 around 2x W8A8's speed,
+fine-tuned with distillation (or only calibrated), against W8A8 on the runtime.
+    python3 bench/vgg_cifar_front_report.py RUN_DIR QAT_EPOCHS OUT.md NAME..."""
+import json
+import os
+import statistics
+import sys
+
+from benchutil import acc, cpu_name, grab
+
+o, qat, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+names = sys.argv[4:]
+fp32 = acc(o + "/fp32.eval.txt")
+calib = acc(o + "/calib_w8a8.run.txt")
+w8qat = acc(o + "/qat10_w8a8_kd.run.txt")  # bench/vgg_cifar_kd.sh QAT=10, when it ran here
+W8QAT_COMMITTED = 89.57  # bench/results/vgg_cifar_kd_qat10.md, the same float model
+rows = [l.split() for l in open(o + "/speed_front.txt") if l.strip()]
+
+
+def runs_of(batch, name):
+    return [float(r[2]) for r in rows if r[0] == batch and r[1] == name]
+
+
+def paired(batch, name):
+    """Median, lowest and highest over the rounds of name's images/s over W8A8's in the same
+    round (speed_pairs alternates the models, so a round's pair saw the same load)."""
+    a, w = runs_of(batch, name), runs_of(batch, "w8a8")
+    if not a or len(a) != len(w):
+        return None
+    r = sorted(x / y for x, y in zip(a, w))
+    return statistics.median(r), r[0], r[-1]
+
+
+def policy_text(path):
+    p = json.load(open(path))
+    return ", ".join("%s W%dA%d" % (k, v["w_bits"], v["a_bits"]) for k, v in p["layers"].items())
+
+
+def fmt(v, f="%.2f"):
+    return f % v if v is not None else "-"
+
+
+base = w8qat if w8qat is not None else W8QAT_COMMITTED
+lines = [
+    "# CIFAR-10 vgg11 around 2x W8A8's speed: front points (issue 22)\n",
+    "- CPU: %s, as `/proc/cpuinfo` names it; `sh bench/vgg_cifar_front.sh` (`make bench-vgg-cifar-front`) reproduces this file." % cpu_name(),
+    "- Float model: vgg11 trained 20 epochs (bench/vgg_cifar_kd.sh): FP32 test %s %%; W8A8 calibrated on the int8 runtime %s %%; W8A8 fine-tuned %d distilled epochs %s %%%s." % (
+        fmt(fp32), fmt(calib), qat, fmt(base),
+        "" if w8qat is not None else " (bench/results/vgg_cifar_kd_qat10.md: fine-tuned from a float model trained by the same command and seed, which gave the same validation, FP32 and W8A8 test accuracy as this one)"),
+    "- Fine-tune: `mixq quantize --finetune-epochs %d --teacher` the float model (0.5 CE + 0.5 KL, T 1), as bench/vgg_cifar_abits.sh. Accuracy: the integer runtime on all 10 000 test images. Table latency: `mixq cost --hw cpu.json` (this CPU's measured table, batch 1)." % qat,
+    "- Speed: images/s over W8A8 calibrated's on the runtime, 1 thread, all models alternating, %d rounds (batch 1: 2 000 images, batch 64: 10 000); the median of the rounds' ratios, lowest-highest in brackets. A policy not fine-tuned here is timed calibrated only (the same kernels and epilogues); s1_c1 and s1_c2 were fine-tuned the same way in bench/results/vgg_cifar_abits.md." % (len(runs_of("1", "w8a8"))),
+    "",
+    "| name | policy (W/A per layer) | table latency | fine-tune | val %% | runtime test %% | - W8A8 calibrated | - W8A8 QAT %d | predictions differing from fake quant | speed-up b1 | speed-up b64 |" % qat,
+    "|---|---|---:|---|---:|---:|---:|---:|---|---:|---:|",
+]
+for n in names:
+    q = "%s/qat%d_front_%s" % (o, qat, n)
+    tuned = os.path.exists(q + ".run.txt")
+    lat = grab("%s/front_%s.cost.txt" % (o, n), r"latency ([0-9.]+)x")
+    t = acc(q + ".run.txt") if tuned else None
+    val = grab(q + ".log", r"of QAT: val_accuracy ([0-9.]+)%") if tuned else None
+    diff = grab(q + ".run.txt", r"predictions differing (\d+ of \d+)") if tuned else None
+    sp = [paired(b, n) for b in ("1", "64")]
+    spt = ["%.2fx (%.2f-%.2f)" % s if s else "-" for s in sp]
+    lines.append("| %s | %s | %sx | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        n, policy_text("%s/front_%s.json" % (o, n)), lat or "-",
+        "QAT %d, distilled" % qat if tuned else "calibrated only (timing)",
+        val or "-", fmt(t), "%+.2f" % (t - calib) if t is not None and calib else "-",
+        "%+.2f" % (t - base) if t is not None else "-", diff or "-", spt[0], spt[1]))
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
