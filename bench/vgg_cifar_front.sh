@@ -1,7 +1,7 @@
 #!/bin/sh
 # Issue 22: points of the latency-accuracy front of CIFAR-10 vgg11 around 2x W8A8's speed. Each
-# policy of POLICIES (NAME=FILE ...; default: the two candidates of bench/vgg_cifar_abits.sh's
-# searches that were not fine-tuned there or that it picked, and a hand probe) is
+# policy of POLICIES (NAME=FILE ...; default: three candidates of bench/vgg_cifar_abits.sh's
+# searches, committed under bench/results/, and a hand probe) is
 #   1. fine-tuned QAT (10) epochs distilled from the float model, as bench/vgg_cifar_abits.sh
 #      does, when its NAME is in FINETUNE (default: every one), PAR (2) at a time, THREADS (1)
 #      threads each, and run on the 10 000 test images (accuracy; predictions against fake
@@ -39,7 +39,7 @@ fi
 [ "$O/calib_w8a8.run.txt" -nt "$O/calib_w8a8.mixq" ] ||
     "$MIXQ" run "$O/calib_w8a8.mixq" --data "$D" --threads 2 > "$O/calib_w8a8.run.txt"
 . "$(dirname "$0")/par.sh"
-models='' names=''
+models='' names='' tuned=''
 for np in $POLICIES; do
     n=${np%%=*} p=${np#*=}
     [ -f "$p" ] || { echo "vgg_cifar_front.sh: $n: no policy file $p" >&2; exit 1; }
@@ -49,7 +49,7 @@ for np in $POLICIES; do
     case " $FINETUNE " in
         " all "|*" $n "*)
             q=$O/qat${QAT}_front_$n
-            rm -f "$O/calib_front_$n.mixq"
+            tuned="$tuned $q"
             if [ ! "$q.mixq" -nt "$p" ]; then
                 "$MIXQ" quantize "$V" --policy "$p" --data "$D" --finetune-epochs "$QAT" \
                     --threads "$THREADS" --teacher "$V" --out "$q.mixq" > "$q.log" 2>&1 &
@@ -66,10 +66,8 @@ for np in $POLICIES; do
 done
 par_wait
 [ "$fail" = 0 ] || { echo "vgg_cifar_front.sh: a fine-tune failed (see $O/qat${QAT}_front_*.log)" >&2; exit 1; }
-for m in $models; do
-    q=${m#*=}
-    case "$q" in *qat*) ;; *) continue ;; esac
-    [ "${q%.mixq}.run.txt" -nt "$q" ] || "$MIXQ" run "$q" --data "$D" --threads 2 > "${q%.mixq}.run.txt"
+for q in $tuned; do
+    [ "$q.run.txt" -nt "$q.mixq" ] || "$MIXQ" run "$q.mixq" --data "$D" --threads 2 > "$q.run.txt"
 done
 . "$(dirname "$0")/speed.sh"
 # shellcheck disable=SC2086 # one NAME=FILE per policy
