@@ -3,6 +3,7 @@
  * thread-count invariance, errors, and calibrate-cpu's table feeding the cpu back-end and the
  * runtime's kernel choice. */
 #include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernels/bitserial.h"
@@ -273,6 +274,56 @@ static void test_models_match_fake_quant(void) {
  * on models with residual adds (resnet20) and concats, max pools and GAP (squeezenet; vgg11's
  * pools on codes run chunked in test_models_match_fake_quant on a multi-core machine). The
  * runtime is created with 3 threads so that it has 3 scratches. */
+/* RGB inputs (a CIFAR-format directory of 3x32x32 images): the first layer's quantizer turns
+ * three NCHW planes into NHWC codes (its C = 3 transpose), then the short-row im2col (5x5x3 = 15-
+ * byte rows) or the packing; every kernel against fake quantization. */
+static void test_rgb_input(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s/rgb32", test_tmpdir());
+    mkdir(dir, 0755);
+    enum { N = 24, REC = 1 + 3 * 32 * 32 };
+    static unsigned char rec[N * REC];
+    for (int i = 0; i < N; i++) {
+        rec[i * REC] = (unsigned char)(i % 10);
+        for (int k = 0; k < 3 * 1024; k++) {
+            const int ch = k / 1024, r = k % 1024 / 32, c = k % 32;
+            const int v = ((r - 16) * (r - 16) + (c - 12 + ch * 3) * (c - 12 + ch * 3) < 30 * (i % 5 + 2)
+                               ? 90 + 60 * ch : 20) + (i * 37 + k * 13) % 101;
+            rec[i * REC + 1 + k] = (unsigned char)(v > 255 ? 255 : v);
+        }
+    }
+    char p[1100];
+    for (int b = 1; b <= 5; b++) {
+        snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, b);
+        CHECK(test_write_file(p, rec, (size_t)N * REC) == 0);
+    }
+    snprintf(p, sizeof p, "%s/test_batch.bin", dir);
+    CHECK(test_write_file(p, rec, (size_t)N * REC) == 0);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(dir, MIXQ_SPLIT_TEST, 0, 1, &d));
+    if (!d) return;
+    static const char *policies[] = {
+        "{\"mixq_policy\":1,\"default\":{\"w_bits\":8,\"a_bits\":8}}",
+        "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":3},\"layers\":{"
+        "\"conv1\":{\"w_bits\":4,\"a_bits\":5}}}",
+    };
+    for (size_t i = 0; i < sizeof policies / sizeof policies[0]; i++) {
+        mixq_model_config mc = {.arch = "lenet5", .in_c = 3, .in_h = 32, .in_w = 32, .classes = 10,
+                                .width = 1.0f, .seed = 3};
+        mixq_model *m = NULL;
+        CHECK_OK(mixq_model_create(&mc, &m));
+        if (!m) break;
+        char what[64];
+        snprintf(what, sizeof what, "lenet5 3x32x32 policy %zu", i);
+        if (!quantize(m, d, policies[i])) {
+            compare(m, d, MIXQ_KERNEL_BITSERIAL, what);
+            if (mixq_kernel_available(MIXQ_KERNEL_INT8)) compare(m, d, MIXQ_KERNEL_INT8, what);
+        }
+        mixq_model_free(m);
+    }
+    mixq_dataset_free(d);
+}
+
 static void test_threads_invariant(void) {
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
@@ -845,6 +896,7 @@ int main(void) {
     TEST_RUN(test_requant_thresholds);
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
+    TEST_RUN(test_rgb_input);
     TEST_RUN(test_im2col_short);
     TEST_RUN(test_seg_layers);
     TEST_RUN(test_dir_layers);

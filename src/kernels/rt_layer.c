@@ -243,6 +243,14 @@ static void *grow(void **p, size_t *cap, size_t bytes) {
  *   fc:   codes [n][C*H*W] in the input's (NCHW-flattened) order;
  *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
  *         all channels) is one contiguous copy. */
+/* o[j][ch] = t[ch][j] for nb pixels of a [C][RT_QB] block (the quantizer's NCHW -> NHWC step) */
+static inline __attribute__((always_inline)) void transpose_block(const uint8_t *restrict t,
+                                                                  uint8_t *restrict o, int nb,
+                                                                  const int C) {
+    for (int j = 0; j < nb; j++)
+        for (int ch = 0; ch < C; ch++) o[(size_t)j * C + ch] = t[(size_t)ch * RT_QB + j];
+}
+
 static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, uint8_t *tmp) {
     const float s = c->s_a, lo = c->qmin, hi = c->qmax;
     const int off = c->a_off, C = c->C;
@@ -271,10 +279,10 @@ static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, ui
                     t[j] = (uint8_t)((q == q ? (int)q : 0) + off);
                 }
             }
-            for (int j = 0; j < nb; j++) {
-                uint8_t *o = ci + (j0 + j) * C;
-                for (int ch = 0; ch < C; ch++) o[ch] = tmp[(size_t)ch * RT_QB + j];
-            }
+            if (C == 3) /* RGB: a constant C lets the compiler interleave in vectors */
+                transpose_block(tmp, ci + j0 * C, nb, 3);
+            else
+                transpose_block(tmp, ci + j0 * C, nb, C);
         }
     }
 }
