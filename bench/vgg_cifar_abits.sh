@@ -31,12 +31,8 @@ O=runs/vgg_cifar$EPOCHS
 V=$O/vgg11.mixq
 R=${REPORT:-bench/results/vgg_cifar_abits.md}
 export MIXQ
-if [ ! -f "$V" ] || [ ! -f "$O/calib_w8a8.mixq" ]; then
-    echo "vgg_cifar_abits.sh: no $V or $O/calib_w8a8.mixq; hint: EPOCHS=$EPOCHS sh bench/vgg_cifar_kd.sh" \
-        "makes them (the float model, ~70 min on 2 cores)" >&2
-    exit 1
-fi
-[ -f "$O/cpu.json" ] || "$MIXQ" calibrate-cpu --model "$V" --out "$O/cpu.json" --threads 1
+. "$(dirname "$0")/vgg_cifar_need.sh"
+vgg_cifar_need vgg_cifar_abits.sh
 . "$(dirname "$0")/par.sh"
 for s in $SEEDS; do
     d=$O/abits_s$s

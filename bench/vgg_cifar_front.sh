@@ -29,12 +29,8 @@ O=runs/vgg_cifar$EPOCHS
 V=$O/vgg11.mixq
 REPORT=${REPORT:-$R/vgg_cifar_front.md}
 export MIXQ
-if [ ! -f "$V" ] || [ ! -f "$O/calib_w8a8.mixq" ]; then
-    echo "vgg_cifar_front.sh: no $V or $O/calib_w8a8.mixq; hint: EPOCHS=$EPOCHS sh bench/vgg_cifar_kd.sh" \
-        "makes them (the float model, ~70 min on 2 cores)" >&2
-    exit 1
-fi
-[ -f "$O/cpu.json" ] || "$MIXQ" calibrate-cpu --model "$V" --out "$O/cpu.json" --threads 1
+. "$(dirname "$0")/vgg_cifar_need.sh"
+vgg_cifar_need vgg_cifar_front.sh
 [ "$O/fp32.eval.txt" -nt "$V" ] || "$MIXQ" eval "$V" --data "$D" --threads 2 > "$O/fp32.eval.txt"
 [ "$O/calib_w8a8.run.txt" -nt "$O/calib_w8a8.mixq" ] ||
     "$MIXQ" run "$O/calib_w8a8.mixq" --data "$D" --threads 2 > "$O/calib_w8a8.run.txt"
