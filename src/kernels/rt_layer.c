@@ -428,7 +428,8 @@ static inline __attribute__((always_inline)) int requant_code(
     float hi, float qs, float qlo, float qhi, int qoff) {
     const float z = epi_z(a, corr, sc, bias, bna, bnb, bn, lo, hi);
     float q = nearbyintf(z / qs);
-    q = q < qlo ? qlo : q > qhi ? qhi : q;
+    q = q < qlo ? qlo : q; /* two steps, each a vmaxps / vminps (the same result: qlo <= qhi) */
+    q = q > qhi ? qhi : q;
     return (q == q ? (int)q : 0) + qoff;
 }
 
