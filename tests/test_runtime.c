@@ -324,6 +324,32 @@ static void test_rgb_input(void) {
     mixq_dataset_free(d);
 }
 
+/* squeezenet at 64x64 (not "small"): its first max pool is 3x3 stride 2 between conv1 and
+ * fire2's squeeze conv, so it runs on codes through the pools' general (not 2x2) window path. */
+static void test_pool3_codes(void) {
+    static char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tiny64", test_tmpdir());
+    enum { N = 6, S = 64, P = S * S };
+    static unsigned char img[N * P], lab[N];
+    for (int i = 0; i < N; i++) {
+        lab[i] = (unsigned char)(i % 10);
+        for (int k = 0; k < P; k++)
+            img[i * P + k] = (unsigned char)((k / S * 7 + k % S * (i + 3) + i * 41) % 251);
+    }
+    CHECK(test_write_idx(dir, N, S, S, img, lab) == 0);
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(dir, MIXQ_SPLIT_TEST, 0, 1, &d));
+    if (!d) return;
+    mixq_model_config mc = {.arch = "squeezenet", .in_c = 1, .in_h = S, .in_w = S, .classes = 10,
+                            .width = 0.5f, .seed = 3};
+    mixq_model *m = NULL;
+    CHECK_OK(mixq_model_create(&mc, &m));
+    if (m && !quantize(m, d, "{\"mixq_policy\":1,\"default\":{\"w_bits\":4,\"a_bits\":5}}"))
+        compare(m, d, MIXQ_KERNEL_BITSERIAL, "squeezenet 64x64");
+    mixq_model_free(m);
+    mixq_dataset_free(d);
+}
+
 static void test_threads_invariant(void) {
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
@@ -897,6 +923,7 @@ int main(void) {
     TEST_RUN(test_models_match_fake_quant);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_rgb_input);
+    TEST_RUN(test_pool3_codes);
     TEST_RUN(test_im2col_short);
     TEST_RUN(test_seg_layers);
     TEST_RUN(test_dir_layers);

@@ -512,6 +512,27 @@ fail:
  *   x uint8 [n][H][W][C] (NHWC), window g (taps outside are skipped)
  *   y uint8 [n][P][Q][C] (NHWC, a conv consumer) or, nchw, [n][C][P][Q] (a linear consumer's
  *     NCHW-flatten order). The inner loop runs over contiguous channels. */
+/* o[ch] = the max over a kh x kw window of NHWC codes starting at v (rows ld bytes apart, taps C
+ * bytes apart), for ch < C. o never overlaps the input (the pool writes another buffer). 2 x 2
+ * windows (vgg's pools) in one pass over the channels; others row by row. */
+static void window_max(const uint8_t *restrict v, size_t ld, int kh, int kw, int C,
+                       uint8_t *restrict o) {
+    if (kh == 2 && kw == 2) {
+        const uint8_t *restrict a = v, *restrict b = v + C, *restrict c = v + ld, *restrict d = c + C;
+        for (int ch = 0; ch < C; ch++) {
+            const uint8_t x = a[ch] > b[ch] ? a[ch] : b[ch], y = c[ch] > d[ch] ? c[ch] : d[ch];
+            o[ch] = x > y ? x : y;
+        }
+        return;
+    }
+    for (int ch = 0; ch < C; ch++) o[ch] = v[ch];
+    for (int r = 0; r < kh; r++)
+        for (int t = r ? 0 : 1; t < kw; t++) {
+            const uint8_t *restrict u = v + (size_t)r * ld + (size_t)t * C;
+            for (int ch = 0; ch < C; ch++) o[ch] = u[ch] > o[ch] ? u[ch] : o[ch];
+        }
+}
+
 static void maxpool_codes(int n, int C, int H, int W, const mq_geom *g, int P, int Q,
                           const uint8_t *x, uint8_t *y, int nchw) {
     const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;
@@ -538,14 +559,8 @@ static void maxpool_codes(int n, int C, int H, int W, const mq_geom *g, int P, i
                 const int h0 = p * sh - pt, w0 = q * sw - pl;
                 if (h0 >= 0 && h0 + kh <= H && w0 >= 0 && w0 + kw <= W) {
                     /* a window inside the map: the max of its kh rows of kw * C contiguous
-                     * bytes, row by row (the same maximum, in vectors) */
-                    const uint8_t *v0 = xi + ((size_t)h0 * W + w0) * C;
-                    memcpy(o, v0, (size_t)C);
-                    for (int r = 0; r < kh; r++) {
-                        const uint8_t *v = v0 + (size_t)r * W * C;
-                        for (int t = r ? 0 : 1; t < kw; t++)
-                            for (int ch = 0; ch < C; ch++) o[ch] = v[t * C + ch] > o[ch] ? v[t * C + ch] : o[ch];
-                    }
+                     * bytes, in vectors over the channels */
+                    window_max(xi + ((size_t)h0 * W + w0) * C, (size_t)W * C, kh, kw, C, o);
                     continue;
                 }
                 memset(o, 0, (size_t)C);
