@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The report of bench/vgg_cifar_front.sh: policies of CIFAR-10 vgg11 around 2x W8A8's speed,
 fine-tuned with distillation (or only calibrated), against W8A8 on the runtime.
-    python3 bench/vgg_cifar_front_report.py RUN_DIR QAT_EPOCHS OUT.md NAME..."""
+    python3 bench/vgg_cifar_front_report.py RUN_DIR QAT_EPOCHS OUT.md "NAME:SEED..." NAME...
+The fourth argument lists the fine-tuned (policy, seed) pairs; the names after it, every policy
+in the table's order."""
 import json
 import os
 import statistics
@@ -10,7 +12,8 @@ import sys
 from benchutil import acc, cpu_name, grab
 
 o, qat, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-names = sys.argv[4:]
+finetuned = [(x.split(":")[0], int(x.split(":")[1])) for x in sys.argv[4].split()]
+names = sys.argv[5:]
 fp32 = acc(o + "/fp32.eval.txt")
 calib = acc(o + "/calib_w8a8.run.txt")
 w8qat = acc(o + "/qat10_w8a8_kd.run.txt")  # bench/vgg_cifar_kd.sh QAT=10, when it ran here
@@ -34,7 +37,18 @@ def paired(batch, name):
 
 def policy_text(path):
     p = json.load(open(path))
+    if not p.get("layers"):
+        return "every layer W%dA%d" % (p["default"]["w_bits"], p["default"]["a_bits"])
     return ", ".join("%s W%dA%d" % (k, v["w_bits"], v["a_bits"]) for k, v in p["layers"].items())
+
+
+def model(n, seed):
+    """The file stem of policy n fine-tuned with seed (bench/vgg_cifar_front.sh's names)."""
+    return "%s/qat%d%s_front_%s" % (o, qat, "" if seed == 1 else "s%d" % seed, n)
+
+
+def seeds_of(n):
+    return [s for m, s in finetuned if m == n]
 
 
 def fmt(v, f="%.2f"):
@@ -42,6 +56,19 @@ def fmt(v, f="%.2f"):
 
 
 base = w8qat if w8qat is not None else W8QAT_COMMITTED
+
+
+def w8qat_of(seed):
+    """W8A8 fine-tuned the same way with this seed: w8a8_qat's run here, else (seed 1) the
+    committed figure; with where it came from."""
+    t = acc(model("w8a8_qat", seed) + ".run.txt")
+    if t is not None:
+        return t, "w8a8_qat, seed %d" % seed
+    if seed == 1:
+        return base, "bench/results/vgg_cifar_kd_qat10.md" if w8qat is None else "qat10_w8a8_kd"
+    return None, "-"
+
+
 lines = [
     "# CIFAR-10 vgg11 around 2x W8A8's speed: front points (issue 22)\n",
     "- CPU: %s, as `/proc/cpuinfo` names it; `sh bench/vgg_cifar_front.sh` (`make bench-vgg-cifar-front`) reproduces this file." % cpu_name(),
@@ -55,8 +82,9 @@ lines = [
     "|---|---|---:|---|---:|---:|---:|---:|---|---:|---:|",
 ]
 for n in names:
-    q = "%s/qat%d_front_%s" % (o, qat, n)
-    tuned = os.path.exists(q + ".run.txt")
+    sd = seeds_of(n)
+    q = model(n, sd[0]) if sd else None
+    tuned = q is not None and os.path.exists(q + ".run.txt")
     lat = grab("%s/front_%s.cost.txt" % (o, n), r"latency ([0-9.]+)x")
     t = acc(q + ".run.txt") if tuned else None
     val = grab(q + ".log", r"of QAT: val_accuracy ([0-9.]+)%") if tuned else None
@@ -65,8 +93,40 @@ for n in names:
     spt = ["%.2fx (%.2f-%.2f)" % s if s else "-" for s in sp]
     lines.append("| %s | %s | %sx | %s | %s | %s | %s | %s | %s | %s | %s |" % (
         n, policy_text("%s/front_%s.json" % (o, n)), lat or "-",
-        "QAT %d, distilled" % qat if tuned else "calibrated only (timing)",
+        "QAT %d, distilled, seed %d" % (qat, sd[0]) if tuned else "calibrated only (timing)",
         val or "-", fmt(t), "%+.2f" % (t - calib) if t is not None and calib else "-",
-        "%+.2f" % (t - base) if t is not None else "-", diff or "-", spt[0], spt[1]))
+        "%+.2f" % (t - w8qat_of(sd[0])[0]) if t is not None and w8qat_of(sd[0])[0] is not None else "-",
+        diff or "-", spt[0], spt[1]))
+
+multi = [n for n in names if n != "w8a8_qat" and len(seeds_of(n)) > 1]
+if multi:
+    lines += [
+        "",
+        "## Fine-tune seeds, paired with W8A8 fine-tuned by the same seed",
+        "",
+        "The seed (`mixq quantize --seed`) sets the fine-tune's random streams and which 5 000 training images it holds out for validation; the float model (trained with seed 1's split) is the same. So a validation figure of a seed other than 1 is partly on images the float model trained on, and only the test figures compare. Difference: the policy's test accuracy minus W8A8 QAT %d's with the same seed." % qat,
+        "",
+        "| name | seed | val %% | runtime test %% | W8A8 QAT %d, same seed | from | difference |" % qat,
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for n in multi:
+        tests, diffs = [], []
+        for sd in seeds_of(n):
+            q = model(n, sd)
+            t = acc(q + ".run.txt")
+            val = grab(q + ".log", r"of QAT: val_accuracy ([0-9.]+)%")
+            b, src = w8qat_of(sd)
+            if t is not None:
+                tests.append(t)
+            if t is not None and b is not None:
+                diffs.append(t - b)
+            lines.append("| %s | %d | %s | %s | %s | %s | %s |" % (
+                n, sd, val or "-", fmt(t), fmt(b), src,
+                "%+.2f" % (t - b) if t is not None and b is not None else "-"))
+        if len(tests) > 1:
+            lines.append("| %s | mean ± sd | | %.2f ± %.2f | | | %s |" % (
+                n, statistics.mean(tests), statistics.stdev(tests),
+                "%+.2f ± %.2f" % (statistics.mean(diffs), statistics.stdev(diffs))
+                if len(diffs) > 1 else "-"))
 text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
