@@ -212,8 +212,9 @@ bench-vgg-cifar-abits: deps
 	sh bench/vgg_cifar_abits.sh
 
 # Points of CIFAR-10 vgg11's latency-accuracy front around 2x W8A8: the searched candidates of
-# bench-vgg-cifar-abits and a hand probe, fine-tuned QAT (10) distilled epochs (FINETUNE: which;
-# the rest calibrated for timing), all timed against W8A8 in one alternating run; needs the float
+# bench-vgg-cifar-abits, a hand probe and W8A8 itself, fine-tuned QAT (10) distilled epochs
+# (FINETUNE: which, and with which seeds, paired with W8A8's; the rest calibrated for timing), all
+# timed against W8A8 in one alternating run; needs the float
 # model of bench-vgg-cifar-kd; writes bench/results/vgg_cifar_front.md (bench/vgg_cifar_front.sh).
 .PHONY: bench-vgg-cifar-front
 bench-vgg-cifar-front: deps
