@@ -508,10 +508,6 @@ fail:
     return st;
 }
 
-/* Max pool on activation codes (the fused re-quantization through a pool):
- *   x uint8 [n][H][W][C] (NHWC), window g (taps outside are skipped)
- *   y uint8 [n][P][Q][C] (NHWC, a conv consumer) or, nchw, [n][C][P][Q] (a linear consumer's
- *     NCHW-flatten order). The inner loop runs over contiguous channels. */
 /* o[ch] = the max over a kh x kw window of NHWC codes starting at v (rows ld bytes apart, taps C
  * bytes apart), for ch < C. o never overlaps the input (the pool writes another buffer). 2 x 2
  * windows (vgg's pools) in one pass over the channels; others row by row. */
@@ -533,6 +529,10 @@ static void window_max(const uint8_t *restrict v, size_t ld, int kh, int kw, int
         }
 }
 
+/* Max pool on activation codes (the fused re-quantization through a pool):
+ *   x uint8 [n][H][W][C] (NHWC), window g (taps outside are skipped)
+ *   y uint8 [n][P][Q][C] (NHWC, a conv consumer) or, nchw, [n][C][P][Q] (a linear consumer's
+ *     NCHW-flatten order). The inner loop runs over contiguous channels. */
 static void maxpool_codes(int n, int C, int H, int W, const mq_geom *g, int P, int Q,
                           const uint8_t *x, uint8_t *y, int nchw) {
     const int kh = g->kh, kw = g->kw, sh = g->sh, sw = g->sw, pt = g->pt, pl = g->pl;

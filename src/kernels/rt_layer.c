@@ -239,10 +239,6 @@ static void *grow(void **p, size_t *cap, size_t bytes) {
     return *p;
 }
 
-/* Activation codes of n images, the same arithmetic as mq_act_fake_quant:
- *   fc:   codes [n][C*H*W] in the input's (NCHW-flattened) order;
- *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
- *         all channels) is one contiguous copy. */
 /* o[j][ch] = t[ch][j] for nb pixels of a [C][RT_QB] block (the quantizer's NCHW -> NHWC step) */
 static inline __attribute__((always_inline)) void transpose_block(const uint8_t *restrict t,
                                                                   uint8_t *restrict o, int nb,
@@ -251,6 +247,10 @@ static inline __attribute__((always_inline)) void transpose_block(const uint8_t 
         for (int ch = 0; ch < C; ch++) o[(size_t)j * C + ch] = t[(size_t)ch * RT_QB + j];
 }
 
+/* Activation codes of n images, the same arithmetic as mq_act_fake_quant:
+ *   fc:   codes [n][C*H*W] in the input's (NCHW-flattened) order;
+ *   conv: codes [n][H][W][C] (NHWC), so an im2col row segment (one kernel row r, all S taps,
+ *         all channels) is one contiguous copy. */
 static void quantize(const rt_conv *c, const float *x, int n, uint8_t *codes, uint8_t *tmp) {
     const float s = c->s_a, lo = c->qmin, hi = c->qmax;
     const int off = c->a_off, C = c->C;
