@@ -87,6 +87,7 @@ for n in names:
     tuned = q is not None and os.path.exists(q + ".run.txt")
     lat = grab("%s/front_%s.cost.txt" % (o, n), r"latency ([0-9.]+)x")
     t = acc(q + ".run.txt") if tuned else None
+    b1 = w8qat_of(sd[0])[0] if tuned else None  # W8A8 QAT with the timed model's seed
     val = grab(q + ".log", r"of QAT: val_accuracy ([0-9.]+)%") if tuned else None
     diff = grab(q + ".run.txt", r"predictions differing (\d+ of \d+)") if tuned else None
     sp = [paired(b, n) for b in ("1", "64")]
@@ -95,7 +96,7 @@ for n in names:
         n, policy_text("%s/front_%s.json" % (o, n)), lat or "-",
         "QAT %d, distilled, seed %d" % (qat, sd[0]) if tuned else "calibrated only (timing)",
         val or "-", fmt(t), "%+.2f" % (t - calib) if t is not None and calib else "-",
-        "%+.2f" % (t - w8qat_of(sd[0])[0]) if t is not None and w8qat_of(sd[0])[0] is not None else "-",
+        "%+.2f" % (t - b1) if t is not None and b1 is not None else "-",
         diff or "-", spt[0], spt[1]))
 
 multi = [n for n in names if n != "w8a8_qat" and len(seeds_of(n)) > 1]
