@@ -36,6 +36,8 @@ export MIXQ
 . "$(dirname "$0")/vgg_cifar_need.sh"
 vgg_cifar_need vgg_cifar_front.sh
 [ "$O/fp32.eval.txt" -nt "$V" ] || "$MIXQ" eval "$V" --data "$D" --threads 2 > "$O/fp32.eval.txt"
+# whether the float model records the images it held out (the fine-tunes then validate on them)
+"$MIXQ" info "$V" | grep '^held out:' > "$O/vgg11.holdout.txt" || :
 [ "$O/calib_w8a8.run.txt" -nt "$O/calib_w8a8.mixq" ] ||
     "$MIXQ" run "$O/calib_w8a8.mixq" --data "$D" --threads 2 > "$O/calib_w8a8.run.txt"
 . "$(dirname "$0")/par.sh"

@@ -19,6 +19,7 @@ calib = acc(o + "/calib_w8a8.run.txt")
 w8qat = acc(o + "/qat10_w8a8_kd.run.txt")  # bench/vgg_cifar_kd.sh QAT=10, when it ran here
 W8QAT_COMMITTED = 89.57  # bench/results/vgg_cifar_kd_qat10.md, the same float model
 rows = [l.split() for l in open(o + "/speed_front.txt") if l.strip()]
+held = open(o + "/vgg11.holdout.txt").read().strip() if os.path.exists(o + "/vgg11.holdout.txt") else ""
 
 
 def runs_of(batch, name):
@@ -105,7 +106,11 @@ if multi:
         "",
         "## Fine-tune seeds, paired with W8A8 fine-tuned by the same seed",
         "",
-        "The seed (`mixq quantize --seed`) sets the fine-tune's random streams and which 5 000 training images it holds out for validation; the float model (trained with seed 1's split) is the same. So a validation figure of a seed other than 1 is partly on images the float model trained on, and only the test figures compare. Difference: the policy's test accuracy minus W8A8 QAT %d's with the same seed." % qat,
+        "The seed (`mixq quantize --seed`) sets the fine-tune's random streams; the float model is the same. " + (
+            "The float model records the images it held out (`%s`), and every seed's fine-tune validates on those, so the validation figures compare too. " % held
+            if held and "not recorded" not in held else
+            "The float model predates the record of the images it held out (`mixq info`: `held out: not recorded`), so each seed's fine-tune also took its seed's validation split: a validation figure of a seed other than 1 is partly on images the float model trained on (it held out seed 1's), and only the test figures compare. ")
+        + "Difference: the policy's test accuracy minus W8A8 QAT %d's with the same seed." % qat,
         "",
         "| name | seed | val %% | runtime test %% | W8A8 QAT %d, same seed | from | difference |" % qat,
         "|---|---:|---:|---:|---:|---|---:|",

@@ -154,6 +154,25 @@ const char *test_tmpdir(void) {
     return dir;
 }
 
+int test_write_cifar_dir(const char *dir, const int counts[6],
+                         void (*fill)(int f, int r, unsigned char *rec, void *user), void *user) {
+    char path[1200];
+    snprintf(path, sizeof path, "mkdir -p '%s'", dir);
+    if (system(path) != 0) return -1;
+    int rc = 0;
+    for (int f = 1; f <= 6 && !rc; f++) {
+        const size_t len = (size_t)counts[f - 1] * 3073;
+        unsigned char *b = calloc(len ? len : 1, 1);
+        if (!b) return -1;
+        for (int r = 0; r < counts[f - 1]; r++) fill(f, r, b + (size_t)r * 3073, user);
+        if (f <= 5) snprintf(path, sizeof path, "%s/data_batch_%d.bin", dir, f);
+        else snprintf(path, sizeof path, "%s/test_batch.bin", dir);
+        rc = test_write_file(path, b, len);
+        free(b);
+    }
+    return rc;
+}
+
 int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *images,
                    const unsigned char *labels) {
     char path[1200];

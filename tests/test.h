@@ -78,6 +78,11 @@ int test_write_idx(const char *dir, int n, int h, int w, const unsigned char *im
 /* test_write_idx with n pseudo-random 28 x 28 images (pixel i: (i * 2654435761) >> 24) and
  * labels i % 10: data for searches that only need to run, not to learn. */
 int test_write_noise_idx(const char *dir, int n);
+/* A CIFAR-10 binary directory in dir (created): batch f (1..5: data_batch_f.bin, 6:
+ * test_batch.bin) holds counts[f - 1] records of 3073 bytes, record r as fill(f, r, rec, user)
+ * writes it (rec[0] the label, rec[1..3072] the CHW pixels; rec comes zeroed). 0 on success. */
+int test_write_cifar_dir(const char *dir, const int counts[6],
+                         void (*fill)(int f, int r, unsigned char *rec, void *user), void *user);
 /* A fresh temporary directory for this test binary (created once). */
 const char *test_tmpdir(void);
 /* A whole file, malloc'ed and NUL-terminated; NULL if it cannot be read. */

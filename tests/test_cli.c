@@ -30,6 +30,13 @@ static int run(const char *args, char *out, size_t n) {
     return run_sh(cmd, out, n);
 }
 
+/* Two records per CIFAR batch f: label f, one pixel 7 f (test_write_cifar_dir's fill). */
+static void cifar_fill(int f, int r, unsigned char *rec, void *user) {
+    (void)user;
+    rec[0] = (unsigned char)f;
+    if (r == 0) rec[100] = (unsigned char)(7 * f);
+}
+
 /* `mixq ARGS` exits with code and prints needle (with one_line: and nothing but one line). */
 #define EXPECT_(args, code, needle, one_line)                                              \
     do {                                                                                  \
@@ -201,17 +208,10 @@ static void test_train_zero_epochs_info_eval(void) {
     snprintf(a, sizeof a, "eval %s/r.mixq --data fashion-mnist --split val --val 500", test_tmpdir());
     EXPECT(a, 0, "accuracy ");
     /* wrong image size: a 3x32x32 CIFAR-format directory against the 1x28x28 model */
-    char dir[700], f[800];
+    char dir[700];
     snprintf(dir, sizeof dir, "%s/cifar", test_tmpdir());
-    mkdir(dir, 0755);
-    static unsigned char rec[2 * 3073];
-    for (int i = 1; i <= 6; i++) {
-        if (i <= 5) snprintf(f, sizeof f, "%s/data_batch_%d.bin", dir, i);
-        else snprintf(f, sizeof f, "%s/test_batch.bin", dir);
-        rec[0] = rec[3073] = (unsigned char)i;
-        rec[100] = (unsigned char)(7 * i);
-        test_write_file(f, rec, sizeof rec);
-    }
+    static const int two[6] = {2, 2, 2, 2, 2, 2};
+    CHECK(test_write_cifar_dir(dir, two, cifar_fill, NULL) == 0);
     snprintf(a, sizeof a, "eval %s/r.mixq --data %s", test_tmpdir(), dir);
     EXPECT(a, 1, "is 3x32x32 with 10 classes but model 'resnet20' expects 1x28x28");
     /* train a few steps and log plain lines (not a terminal) */
@@ -233,6 +233,27 @@ static void test_train_zero_epochs_info_eval(void) {
     EXPECT(a, 0, "wrote");
     snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist", test_tmpdir());
     EXPECT(a, 0, "quantized: 5 layers");
+    /* the validation split: l.mixq records the 500 images it held out (split seed 1); the
+     * commands after it keep to them by default, warn when told to take others, and a
+     * fine-tune on some of them leaves a model that records none */
+    snprintf(a, sizeof a, "info %s/l.mixq", test_tmpdir());
+    EXPECT(a, 0, "held out: 500 of 60000 training images (split seed 1)");
+    snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist --split val", test_tmpdir());
+    EXPECT(a, 0, "images 500");
+    {
+        char o[16384];
+        CHECK(run(a, o, sizeof o) == 0 && !strstr(o, "warning"));
+    }
+    snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist --split val --seed 2", test_tmpdir());
+    EXPECT(a, 0, "of the 500 validation images (split seed 2) are images");
+    snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --split val --val 600 --images 50", test_tmpdir());
+    EXPECT(a, 0, "100 of the 600 validation images (split seed 1) are images");
+    EXPECT(a, 0, "hint: --val 500 or fewer");
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --split-seed 2 --out %s/qs.mixq --quiet", test_tmpdir(), pol, test_tmpdir());
+    EXPECT(a, 0, "of the 500 validation images (split seed 2) are images");
+    snprintf(a, sizeof a, "info %s/qs.mixq", test_tmpdir());
+    EXPECT(a, 0, "held out: none");
     /* the fine-tune distilled from the float model */
     snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
              "--finetune-epochs 0.01 --val 500 --teacher %s/l.mixq --distill-temperature 2 --out "
@@ -300,7 +321,7 @@ static void test_help_and_typos(void) {
     EXPECT("--help", 0, "mixq --version");
     EXPECT("eval --help", 0, "--threads N");
     EXPECT("run --help", 0, "--val N");
-    EXPECT("run --help", 0, "--seed N");
+    EXPECT("run --help", 0, "--split-seed N");
     EXPECT("search --help", 0, "greedy 2 x layers + 1");
     EXPECT("search --help", 0, "greedy or hawq (Hessian-trace");
     EXPECT("search --help", 0, "--sweep N");

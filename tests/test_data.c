@@ -128,6 +128,54 @@ done:
     mixq_dataset_free(te);
 }
 
+/* A split records the holdout it was carved with (a test split has none, a truncated one keeps
+ * it), and mixq_holdout_seen counts exactly the validation images of one split that lie in the
+ * training part of another, checked image by image over equal and different seeds and counts;
+ * splits of different files do not compare. */
+static void test_holdout(void) {
+    const char *d = subdir("holdout");
+    make_idx_dir(d, 200, 5, 4, 4, 0);
+    static const uint64_t seeds[] = {3, 4};
+    static const int counts[] = {0, 30, 60};
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 6; b++) {
+            const uint64_t sa = seeds[a / 3], sb = seeds[b / 3];
+            const int ca = counts[a % 3], cb = counts[b % 3];
+            if (!cb) continue; /* no validation split */
+            mixq_dataset *tr = NULL, *va = NULL;
+            CHECK_OK(mixq_dataset_load(d, MIXQ_SPLIT_TRAIN, ca, sa, &tr));
+            CHECK_OK(mixq_dataset_load(d, MIXQ_SPLIT_VAL, cb, sb, &va));
+            mixq_holdout h, v;
+            int seen = -1, in_train[200] = {0}, want = 0;
+            if (tr && va && !mixq_dataset_holdout(tr, &h) && !mixq_dataset_holdout(va, &v)) {
+                CHECK(h.seed == sa && h.count == ca && h.images == 200);
+                CHECK(v.seed == sb && v.count == cb && v.images == 200);
+                for (int i = 0; i < tr->n; i++) in_train[ident(tr->images + (size_t)i * 16)] = 1;
+                for (int i = 0; i < va->n; i++) want += in_train[ident(va->images + (size_t)i * 16)];
+                CHECK_OK(mixq_holdout_seen(&h, &v, &seen));
+                CHECKF(seen == want, "held out %d by seed %llu, validation %d by seed %llu: seen %d, "
+                       "counted %d", ca, (unsigned long long)sa, cb, (unsigned long long)sb, seen, want);
+            } else CHECK(0);
+            mixq_dataset_free(tr);
+            mixq_dataset_free(va);
+        }
+    mixq_dataset *va = NULL, *te = NULL;
+    mixq_holdout h = {.seed = 3, .count = 30, .images = 199}, v;
+    int seen;
+    CHECK_OK(mixq_dataset_load(d, MIXQ_SPLIT_VAL, 30, 3, &va));
+    CHECK_OK(mixq_dataset_load(d, MIXQ_SPLIT_TEST, 0, 3, &te));
+    if (va && te) {
+        CHECK_OK(mixq_dataset_truncate(va, 10));
+        CHECK(!mixq_dataset_holdout(va, &v) && v.count == 30 && v.images == 200);
+        CHECK(mixq_holdout_seen(&h, &v, &seen) == MIXQ_ERR_ARG);
+        CHECK(strstr(mixq_last_error(), "199") && strstr(mixq_last_error(), "200"));
+        CHECK(mixq_dataset_holdout(te, &v) == MIXQ_ERR_ARG);
+        CHECK(strstr(mixq_last_error(), "test split") != NULL);
+    }
+    mixq_dataset_free(va);
+    mixq_dataset_free(te);
+}
+
 static void test_idx_plain_and_gz(void) {
     const char *a = subdir("idx_plain"), *b = subdir("idx_gz");
     make_idx_dir(a, 50, 17, 6, 5, 0);
@@ -244,14 +292,17 @@ static void write_cifar(const char *path, int n, int first, int bad_label_at) {
     free(b);
 }
 
+/* Record r of batch f: image 100 f + r (the test batch: 2000 + r), label its number % 10. */
+static void cifar_fill(int f, int r, unsigned char *rec, void *user) {
+    (void)user;
+    const int i = (f <= 5 ? 100 * f : 2000) + r;
+    rec[0] = (unsigned char)(i % 10);
+    for (int k = 0; k < 3072; k++) rec[1 + k] = pix(i, k);
+}
+
 static void make_cifar_dir(const char *dir) {
-    char p[1200];
-    for (int i = 1; i <= 5; i++) {
-        snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, i);
-        write_cifar(p, 3 + i, 100 * i, -1);
-    }
-    snprintf(p, sizeof p, "%s/test_batch.bin", dir);
-    write_cifar(p, 6, 2000, -1);
+    static const int counts[6] = {4, 5, 6, 7, 8, 6};
+    CHECK(test_write_cifar_dir(dir, counts, cifar_fill, NULL) == 0);
 }
 
 static void test_cifar(void) {
@@ -605,6 +656,7 @@ static void test_real_fashion_mnist(void) {
 int main(void) {
     TEST_RUN(test_idx_plain_and_gz);
     TEST_RUN(test_split_reproducible);
+    TEST_RUN(test_holdout);
     TEST_RUN(test_augmentation);
     TEST_RUN(test_cifar);
     TEST_RUN(test_preprocess);

@@ -264,6 +264,32 @@ static void test_save_load_roundtrip(void) {
     mixq_model_free(m);
 }
 
+/* Copy model file `path` to `out` with the byte after the first `needle` set to `to` and the
+ * checksum fixed; 0 (a failed check) when the needle is not there. */
+static int patch_file(const char *path, const char *needle, char to, const char *out) {
+    size_t n = 0;
+    char *b = test_slurp(path);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        n = (size_t)ftell(f);
+        fclose(f);
+    }
+    const size_t k = strlen(needle);
+    char *at = NULL;
+    for (size_t i = 0; b && i + k < n && !at; i++)
+        if (!memcmp(b + i, needle, k)) at = b + i + k;
+    CHECKF(at != NULL, "'%s' not in %s", needle, path);
+    if (at) {
+        *at = to;
+        uint32_t crc = (uint32_t)crc32(0L, (const unsigned char *)b, (uInt)(n - 4));
+        memcpy(b + n - 4, &crc, 4);
+        CHECK(test_write_file(out, b, n) == 0);
+    }
+    free(b);
+    return at != NULL;
+}
+
 /* A model records its input transform: none when built fresh (the default, not written), then
  * what is set survives a file and a clone; a file without the section is the default, unrecorded;
  * a bad section is an error naming the file; a transform for other channels is refused. */
@@ -289,29 +315,62 @@ static void test_preprocess_recorded(void) {
     CHECK_OK(mixq_preprocess_preset("imagenet", 3, &pp));
     CHECK(mixq_model_set_preprocess(m, &pp) == MIXQ_ERR_SHAPE);
     /* the section's JSON corrupted (same length, checksum fixed): an error naming the file */
-    size_t n = 0;
-    char *b = test_slurp(p);
-    FILE *f = fopen(p, "rb");
-    if (f) {
-        fseek(f, 0, SEEK_END);
-        n = (size_t)ftell(f);
-        fclose(f);
-    }
-    char *at = NULL;
-    for (size_t i = 0; b && i + 7 < n && !at; i++)
-        if (!memcmp(b + i, "\"std\":[", 7)) at = b + i + 7;
-    CHECK(at != NULL);
-    if (at) {
-        *at = '-'; /* std -0.25 */
-        uint32_t crc = (uint32_t)crc32(0L, (const unsigned char *)b, (uInt)(n - 4));
-        memcpy(b + n - 4, &crc, 4);
-        const char *q = path_in_tmp("pp_bad.mixq");
-        CHECK(test_write_file(q, b, n) == 0);
+    const char *q = path_in_tmp("pp_bad.mixq");
+    if (patch_file(p, "\"std\":[", '-', q)) { /* std -0.25 */
         mixq_model *x = NULL;
         CHECK(mixq_model_load(q, &x) == MIXQ_ERR_FORMAT && x == NULL);
         CHECKF(strstr(mixq_last_error(), "pp_bad.mixq") && strstr(mixq_last_error(), "std"), "%s", mixq_last_error());
     }
-    free(b);
+    mixq_model_free(c);
+    mixq_model_free(l);
+    mixq_model_free(m);
+}
+
+/* A model's held-out split: none when built fresh; what is set survives a file (a seed past 2^53
+ * exactly) and a clone; a count past the images is refused; a bad section is an error naming the
+ * file and the field. */
+static void test_holdout_recorded(void) {
+    mixq_model *m = make("lenet5", 1, 28, 28, 10, 5), *l = NULL, *c = NULL;
+    if (!m) return;
+    mixq_holdout h = {.seed = 0x8000000000000005ull, .count = 5000, .images = 60000}, got;
+    CHECK(mixq_model_holdout(m, &got) == 0);
+    CHECK(mixq_model_split_seed(m, 0, 9, 4) == 4 && mixq_model_split_seed(m, 1, 9, 4) == 9);
+    const char *p = path_in_tmp("ho.mixq");
+    CHECK_OK(mixq_model_save(m, p));
+    CHECK_OK(mixq_model_load(p, &l));
+    CHECK(l && mixq_model_holdout(l, &got) == 0);
+    mixq_model_free(l);
+    l = NULL;
+    CHECK_OK(mixq_model_set_holdout(m, &h));
+    CHECK(mixq_model_split_seed(m, 0, 9, 4) == h.seed && mixq_model_split_seed(m, 1, 9, 4) == 9);
+    CHECK_OK(mixq_model_save(m, p));
+    CHECK_OK(mixq_model_load(p, &l));
+    CHECK(l && mixq_model_holdout(l, &got) == 1 && got.seed == h.seed && got.count == 5000 && got.images == 60000);
+    CHECK_OK(mixq_model_clone(m, &c));
+    CHECK(c && mixq_model_holdout(c, &got) == 1 && got.seed == h.seed && got.count == 5000);
+    mixq_holdout bad = {.seed = 1, .count = 7, .images = 6};
+    CHECK(mixq_model_set_holdout(m, &bad) == MIXQ_ERR_ARG);
+    CHECK_OK(mixq_model_set_holdout(m, NULL));
+    CHECK(mixq_model_holdout(m, &got) == 0);
+    const char *q = path_in_tmp("ho_bad.mixq");
+    if (patch_file(p, "\"count\": ", '9', q)) { /* 9000 of 60000: fine */
+        mixq_model *x = NULL;
+        CHECK_OK(mixq_model_load(q, &x));
+        CHECK(x && mixq_model_holdout(x, &got) == 1 && got.count == 9000);
+        mixq_model_free(x);
+    }
+    if (patch_file(p, "\"images\": ", '0', q)) { /* 5000 of 0 images */
+        mixq_model *x = NULL;
+        CHECK(mixq_model_load(q, &x) == MIXQ_ERR_FORMAT && x == NULL);
+        CHECKF(strstr(mixq_last_error(), "ho_bad.mixq") && strstr(mixq_last_error(), "images"), "%s",
+               mixq_last_error());
+    }
+    if (patch_file(p, "\"seed\": \"", 'x', q)) {
+        mixq_model *x = NULL;
+        CHECK(mixq_model_load(q, &x) == MIXQ_ERR_FORMAT && x == NULL);
+        CHECKF(strstr(mixq_last_error(), "ho_bad.mixq") && strstr(mixq_last_error(), "seed"), "%s",
+               mixq_last_error());
+    }
     mixq_model_free(c);
     mixq_model_free(l);
     mixq_model_free(m);
@@ -492,6 +551,7 @@ int main(void) {
     TEST_RUN(test_forward_batch_and_threads);
     TEST_RUN(test_save_load_roundtrip);
     TEST_RUN(test_preprocess_recorded);
+    TEST_RUN(test_holdout_recorded);
     TEST_RUN(test_bad_model_files);
     TEST_RUN(test_backward_misuse);
     TEST_RUN(test_huge_header);

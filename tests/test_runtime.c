@@ -3,7 +3,6 @@
  * thread-count invariance, errors, and calibrate-cpu's table feeding the cpu back-end and the
  * runtime's kernel choice. */
 #include <stdint.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kernels/bitserial.h"
@@ -269,36 +268,27 @@ static void test_models_match_fake_quant(void) {
     mixq_dataset_free(d);
 }
 
-/* The same logits on 1, 2 and 3 threads (a batch of 9: one chunk, 4 + 5, 3 x 3 images, each
- * through the whole network on its own thread) and for one image alone (intra-layer threads),
- * on models with residual adds (resnet20) and concats, max pools and GAP (squeezenet; vgg11's
- * pools on codes run chunked in test_models_match_fake_quant on a multi-core machine). The
- * runtime is created with 3 threads so that it has 3 scratches. */
+/* Image r of every CIFAR batch: an ellipse per channel at a shifted centre on a noisy ground,
+ * label r % 10 (test_write_cifar_dir's fill). */
+static void rgb_fill(int f, int r, unsigned char *rec, void *user) {
+    (void)f, (void)user;
+    rec[0] = (unsigned char)(r % 10);
+    for (int k = 0; k < 3 * 1024; k++) {
+        const int ch = k / 1024, y = k % 1024 / 32, x = k % 32;
+        const int v = ((y - 16) * (y - 16) + (x - 12 + ch * 3) * (x - 12 + ch * 3) < 30 * (r % 5 + 2)
+                           ? 90 + 60 * ch : 20) + (r * 37 + k * 13) % 101;
+        rec[1 + k] = (unsigned char)(v > 255 ? 255 : v);
+    }
+}
+
 /* RGB inputs (a CIFAR-format directory of 3x32x32 images): the first layer's quantizer turns
  * three NCHW planes into NHWC codes (its C = 3 transpose), then the short-row im2col (5x5x3 = 15-
  * byte rows) or the packing; every kernel against fake quantization. */
 static void test_rgb_input(void) {
     static char dir[1024];
     snprintf(dir, sizeof dir, "%s/rgb32", test_tmpdir());
-    mkdir(dir, 0755);
-    enum { N = 24, REC = 1 + 3 * 32 * 32 };
-    static unsigned char rec[N * REC];
-    for (int i = 0; i < N; i++) {
-        rec[i * REC] = (unsigned char)(i % 10);
-        for (int k = 0; k < 3 * 1024; k++) {
-            const int ch = k / 1024, r = k % 1024 / 32, c = k % 32;
-            const int v = ((r - 16) * (r - 16) + (c - 12 + ch * 3) * (c - 12 + ch * 3) < 30 * (i % 5 + 2)
-                               ? 90 + 60 * ch : 20) + (i * 37 + k * 13) % 101;
-            rec[i * REC + 1 + k] = (unsigned char)(v > 255 ? 255 : v);
-        }
-    }
-    char p[1100];
-    for (int b = 1; b <= 5; b++) {
-        snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, b);
-        CHECK(test_write_file(p, rec, (size_t)N * REC) == 0);
-    }
-    snprintf(p, sizeof p, "%s/test_batch.bin", dir);
-    CHECK(test_write_file(p, rec, (size_t)N * REC) == 0);
+    static const int counts[6] = {24, 24, 24, 24, 24, 24};
+    CHECK(test_write_cifar_dir(dir, counts, rgb_fill, NULL) == 0);
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(dir, MIXQ_SPLIT_TEST, 0, 1, &d));
     if (!d) return;
@@ -350,6 +340,11 @@ static void test_pool3_codes(void) {
     mixq_dataset_free(d);
 }
 
+/* The same logits on 1, 2 and 3 threads (a batch of 9: one chunk, 4 + 5, 3 x 3 images, each
+ * through the whole network on its own thread) and for one image alone (intra-layer threads),
+ * on models with residual adds (resnet20) and concats, max pools and GAP (squeezenet; vgg11's
+ * pools on codes run chunked in test_models_match_fake_quant on a multi-core machine). The
+ * runtime is created with 3 threads so that it has 3 scratches. */
 static void test_threads_invariant(void) {
     mixq_dataset *d = NULL;
     CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));

@@ -260,6 +260,46 @@ static void test_bad_train_config(void) {
     mixq_dataset_free(tr);
 }
 
+/* mixq_train keeps a model's recorded holdout while the training split leaves all of it out
+ * (its own split, or one of the same seed holding out more), and leaves count 0 (nothing known to
+ * be held out) once it trains on any of it (another seed, a smaller holdout, none) or on a split
+ * of another file; training on a test split leaves the record as it is. */
+static void test_holdout_kept(void) {
+    char a[1100], b[1100];
+    snprintf(a, sizeof a, "%s/noise100", test_tmpdir());
+    snprintf(b, sizeof b, "%s/noise90", test_tmpdir());
+    CHECK(test_write_noise_idx(a, 100) == 0 && test_write_noise_idx(b, 90) == 0);
+    static const struct {
+        int other_file, count;
+        uint64_t seed;
+        mixq_split split;
+        int kept;
+    } cases[] = {{0, 20, 5, MIXQ_SPLIT_TRAIN, 1}, {0, 40, 5, MIXQ_SPLIT_TRAIN, 1},
+                 {0, 10, 5, MIXQ_SPLIT_TRAIN, 0}, {0, 20, 6, MIXQ_SPLIT_TRAIN, 0},
+                 {0, 0, 5, MIXQ_SPLIT_TRAIN, 0},  {1, 20, 5, MIXQ_SPLIT_TRAIN, 0},
+                 {0, 0, 5, MIXQ_SPLIT_TEST, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mixq_model *m = lenet(1);
+        mixq_dataset *d = NULL;
+        const mixq_holdout h = {.seed = 5, .count = 20, .images = 100};
+        mixq_holdout got;
+        CHECK_OK(mixq_dataset_load(cases[i].other_file ? b : a, cases[i].split, cases[i].count, cases[i].seed, &d));
+        if (m && d) {
+            CHECK_OK(mixq_model_set_holdout(m, &h));
+            mixq_train_config tc;
+            mixq_train_config_default(&tc);
+            tc.epochs = 1;
+            tc.batch = 16;
+            tc.max_steps = 1;
+            CHECK_OK(mixq_train(m, d, NULL, &tc, NULL, NULL));
+            CHECK(mixq_model_holdout(m, &got) == 1 && got.seed == 5 && got.images == 100);
+            CHECKF(got.count == (cases[i].kept ? 20 : 0), "case %zu: count %d after training", i, got.count);
+        }
+        mixq_model_free(m);
+        mixq_dataset_free(d);
+    }
+}
+
 static void test_lr_schedules(void) {
     mixq_train_config tc;
     mixq_train_config_default(&tc);
@@ -367,6 +407,7 @@ int main(void) {
     TEST_RUN(test_distillation);
     TEST_RUN(test_nan_loss_stops);
     TEST_RUN(test_bad_train_config);
+    TEST_RUN(test_holdout_kept);
     TEST_RUN(test_lr_schedules);
     TEST_RUN(test_optimizer_math);
     return test_summary();

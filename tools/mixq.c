@@ -267,6 +267,83 @@ static int pp_apply(const char *cmd, mixq_model *m, const pp_opts *o, const char
     return mixq_model_set_preprocess(m, &pp) ? fail(cmd) : 0;
 }
 
+/* ---------------------------------------------------------------- the validation split */
+/* --split-seed and --val of the commands that carve a validation split for a trained model. */
+typedef struct split_opts {
+    int seed_given, val_given;
+    uint64_t seed;
+    int val;
+} split_opts;
+
+/* 1 when a is --split-seed (or --seed, where seed_alias: eval and run, whose only seed it is) or
+ * --val, its value parsed into o (*ok 0 on a bad value). */
+static int split_option(const char *cmd, const char *a, const char *v, int val_lo, int seed_alias,
+                        split_opts *o, int *ok) {
+    if (!strcmp(a, "--split-seed") || (seed_alias && !strcmp(a, "--seed"))) {
+        *ok = parse_u64(cmd, a, v, &o->seed);
+        o->seed_given = 1;
+    } else if (!strcmp(a, "--val")) {
+        *ok = parse_int(cmd, a, v, val_lo, 10000000, &o->val);
+        o->val_given = 1;
+    } else return 0;
+    return 1;
+}
+
+/* The split to carve for model m (run seed `seed`): *seed_out by mixq_model_split_seed, and
+ * --val, else the count m holds out, else o->val's default. */
+static void split_for(const mixq_model *m, const split_opts *o, uint64_t seed, uint64_t *seed_out, int *val) {
+    mixq_holdout h;
+    *seed_out = mixq_model_split_seed(m, o->seed_given, o->seed, seed);
+    *val = !o->val_given && mixq_model_holdout(m, &h) && h.count > 0 ? h.count : o->val;
+}
+
+/* Warn when model m (from `path`) was trained on some of the validation images vh holds, or when
+ * that cannot be told. */
+static void split_warn(const char *cmd, const char *path, const mixq_model *m, const mixq_holdout *h) {
+    mixq_holdout held, vh = *h;
+    int seen = 0;
+    if (!mixq_model_holdout(m, &held)) {
+        fprintf(stderr, "mixq %s: note: '%s' records no held-out split (an import, or a file from "
+                "before models recorded one): validation images are split seed %llu's %d, which it "
+                "may have trained on\n", cmd, path, (unsigned long long)vh.seed, vh.count);
+        return;
+    }
+    if (held.images != vh.images) {
+        fprintf(stderr, "mixq %s: warning: '%s' held out %d of a training file of %d images, but "
+                "this data's has %d: whether it trained on the validation images cannot be told; "
+                "hint: is --data the data it was trained on?\n", cmd, path, held.count, held.images,
+                vh.images);
+        return;
+    }
+    if (mixq_holdout_seen(&held, &vh, &seen)) {
+        fprintf(stderr, "mixq %s: warning: %s\n", cmd, mixq_last_error());
+        return;
+    }
+    if (!seen) return;
+    char was[160], hint[160];
+    if (!held.count) {
+        snprintf(was, sizeof was, "it records none held out: it trained on the whole file");
+        snprintf(hint, sizeof hint, "compare it on the test split (mixq eval, the default)");
+    } else {
+        snprintf(was, sizeof was, "it held out %d, split seed %llu", held.count,
+                 (unsigned long long)held.seed);
+        if (held.seed != vh.seed)
+            snprintf(hint, sizeof hint, "leave out --split-seed (eval's and run's --seed): the model's "
+                     "own split is then used");
+        else
+            snprintf(hint, sizeof hint, "--val %d or fewer", held.count);
+    }
+    fprintf(stderr, "mixq %s: warning: %d of the %d validation images (split seed %llu) are images "
+            "'%s' was trained on (%s): validation accuracy on them overstates; hint: %s\n", cmd, seen,
+            vh.count, (unsigned long long)vh.seed, path, was, hint);
+}
+
+/* split_warn for the images of va (a split carved from the training file). */
+static void split_check(const char *cmd, const char *path, const mixq_model *m, const mixq_dataset *va) {
+    mixq_holdout vh;
+    if (va && mixq_dataset_holdout(va, &vh) == MIXQ_OK) split_warn(cmd, path, m, &vh);
+}
+
 /* ---------------------------------------------------------------- train */
 typedef struct progress_state {
     int tty, quiet;
@@ -344,7 +421,10 @@ static const char train_help[] =
     "  --label-smoothing X   (default 0)\n"
     "  --no-augment          disable random crop + horizontal flip\n"
     "  --val N               validation images carved from the training set (default 5000;\n"
-    "                        0 = none); the test set is never used for training\n"
+    "                        0 = none); the test set is never used for training. The model\n"
+    "                        records which images it held out: later commands validate on them\n"
+    "  --split-seed N        the seed of that split (default: --seed; a --model FILE that\n"
+    "                        records its split: that split, and its --val)\n"
     "  --width X             width multiplier (mobilenet_v1, mobilenet_v2, squeezenet)\n"
     "  --seed N              seed for initialisation, shuffling, augmentation (default 1)\n"
     "  --threads N           worker threads (default: all cores); results do not depend on it\n"
@@ -363,7 +443,8 @@ static int cmd_train(int argc, char **argv) {
     mixq_train_config tc;
     mixq_train_config_default(&tc);
     const char *arch = NULL, *data = NULL, *out = NULL;
-    int val = 5000, threads = 0, lr_set = 0, quiet = 0;
+    int threads = 0, lr_set = 0, quiet = 0;
+    split_opts so = {.val = 5000};
     float width = 0;
     pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
@@ -403,7 +484,7 @@ static int cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
             takes = 0;
-        } else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 0, 10000000, &val);
+        } else if (split_option(C, a, v, 0, 0, &so, &ok)) ;
         else if (!strcmp(a, "--width")) ok = parse_float(C, a, v, 0.125, 4, &width);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
@@ -425,11 +506,21 @@ static int cmd_train(int argc, char **argv) {
     mixq_dataset *tr = NULL, *va = NULL;
     mixq_model *m = NULL;
     int rc = 1;
-    if (mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr)) {
+    size_t al = strlen(arch);
+    int from_file = (al > 5 && !strcmp(arch + al - 5, ".onnx")) || (al > 5 && !strcmp(arch + al - 5, ".mixq"));
+    if (from_file && mixq_model_load(arch, &m)) {
         fail(C);
         goto out;
     }
-    if (val > 0 && mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, tc.seed, &va)) {
+    /* a model read from a file keeps to the split it records; a new one records its own */
+    uint64_t split_seed;
+    int val;
+    split_for(m, &so, tc.seed, &split_seed, &val);
+    if (mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, split_seed, &tr)) {
+        fail(C);
+        goto out;
+    }
+    if (val > 0 && mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, split_seed, &va)) {
         fail(C);
         goto out;
     }
@@ -437,12 +528,24 @@ static int cmd_train(int argc, char **argv) {
     mixq_dataset_shape(tr, &c, &h, &w, &k);
     mixq_model_config mc = {.arch = arch, .in_c = c, .in_h = h, .in_w = w, .classes = k,
                             .width = width, .seed = tc.seed};
-    size_t al = strlen(arch);
-    int from_file = (al > 5 && !strcmp(arch + al - 5, ".onnx")) || (al > 5 && !strcmp(arch + al - 5, ".mixq"));
-    if (from_file ? mixq_model_load(arch, &m) : mixq_model_create(&mc, &m)) {
+    mixq_holdout held, trh;
+    int seen = 0;
+    if (!from_file && (mixq_model_create(&mc, &m) || mixq_dataset_holdout(tr, &trh) ||
+                       mixq_model_set_holdout(m, &trh))) {
         fail(C);
         goto out;
     }
+    if (from_file && tc.epochs > 0 && mixq_model_holdout(m, &held) && mixq_dataset_holdout(tr, &trh) == MIXQ_OK) {
+        if (held.images != trh.images)
+            fprintf(stderr, "mixq %s: warning: '%s' held out images of a training file of %d images, "
+                    "this data's has %d: it will record no held-out images\n", C, arch, held.images, trh.images);
+        else if (mixq_holdout_seen(&trh, &held, &seen) == MIXQ_OK && seen > 0)
+            fprintf(stderr, "mixq %s: warning: these training images include %d of the %d that '%s' held "
+                    "out (split seed %llu): it will record no held-out images; hint: leave out "
+                    "--split-seed and --val to keep to its split\n", C, seen, held.count, arch,
+                    (unsigned long long)held.seed);
+    }
+    split_check(C, arch, m, va);
     /* a new model is trained on (and records) the given transform, else the dataset's statistics
      * (as numbers: mixq_train records them too, this also covers --epochs 0) */
     if ((from_file || ppo.preset || ppo.mean || ppo.std || ppo.scale || ppo.order) &&
@@ -529,12 +632,14 @@ out:
 
 /* ---------------------------------------------------------------- eval */
 static const char eval_help[] =
-    "usage: mixq eval MODEL --data DATA [--split test|val] [--val N] [--seed N] [--batch N]\n"
-    "                 [--threads N]\n"
+    "usage: mixq eval MODEL --data DATA [--split test|val] [--val N] [--split-seed N]\n"
+    "                 [--batch N] [--threads N]\n"
     "\n"
     "Print the accuracy of MODEL on the test split (default) as `accuracy NN.NN%`.\n"
-    "--split val evaluates on the validation images carved from the training set with the\n"
-    "same --val count and --seed as training used (defaults 5000 and 1).\n"
+    "--split val evaluates on the validation images carved from the training set: by default\n"
+    "the ones MODEL records it was trained without; --val N and --split-seed N (alias --seed)\n"
+    "choose others (a model with no record: defaults 5000 and 1). A warning says when MODEL\n"
+    "trained on some of them.\n"
     "  --batch N     images per forward pass (default 256)\n"
     "  --threads N   worker threads (default: all cores); results do not depend on it\n"
     "  --dump-inputs FILE  write every image as the model takes it: raw float32 [N][C][H][W]\n"
@@ -579,9 +684,9 @@ static int dump_eval(const char *C, mixq_model *m, const mixq_dataset *d, int ba
 
 static int cmd_eval(int argc, char **argv) {
     const char *C = "eval", *path = NULL, *data = NULL, *dump_in = NULL, *dump_out = NULL;
-    int batch = 256, val = 5000, threads = 0;
+    int batch = 256, threads = 0;
+    split_opts so = {.val = 5000};
     pp_opts ppo = {0};
-    uint64_t seed = 1;
     mixq_split split = MIXQ_SPLIT_TEST;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -605,8 +710,7 @@ static int cmd_eval(int argc, char **argv) {
             else if (!strcmp(v, "val")) split = MIXQ_SPLIT_VAL;
             else return usage_error(C, "--split expects test or val, got '%s'", v);
         } else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 65536, &batch);
-        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
-        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
+        else if (split_option(C, a, v, 1, 1, &so, &ok)) ;
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else return bad_option(C, eval_help, a, 0);
         if (!ok) return 2;
@@ -624,10 +728,14 @@ static int cmd_eval(int argc, char **argv) {
     }
     if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
     rc = 1;
-    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d)) {
+    uint64_t split_seed;
+    int val;
+    split_for(m, &so, 1, &split_seed, &val);
+    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, split_seed, &d)) {
         fail(C);
         goto out;
     }
+    if (split == MIXQ_SPLIT_VAL) split_check(C, path, m, d);
     float acc, loss;
     if (mixq_evaluate(m, d, batch, &acc, &loss)) {
         fail(C);
@@ -679,6 +787,14 @@ static int cmd_info(int argc, char **argv) {
     int recorded = mixq_model_preprocess(m, &pp);
     mixq_preprocess_describe(&pp, ppd, sizeof ppd);
     printf("input transform: %s%s\n", ppd, recorded ? "" : " (none recorded: mixq's default)");
+    mixq_holdout ho;
+    if (!mixq_model_holdout(m, &ho))
+        printf("held out: not recorded\n");
+    else if (!ho.count)
+        printf("held out: none (trained on all %d training images, or on its own held-out ones)\n", ho.images);
+    else
+        printf("held out: %d of %d training images (split seed %llu); validation uses them\n", ho.count,
+               ho.images, (unsigned long long)ho.seed);
     printf("%-4s %-26s %-10s %-18s %-14s %10s %12s\n", "#", "name", "op", "inputs", "output",
            "params", "MACs");
     int n = mixq_model_node_count(m);
@@ -826,9 +942,13 @@ static const char quantize_help[] =
     "                         options below apply to it too\n"
     "  --distill-weight W     in [0, 1] (default 0.5)\n"
     "  --distill-temperature T  (default 1; W 0.5 at T 1 is LSQ's setting)\n"
-    "  --val N                validation images carved from the training set (default 5000);\n"
-    "                         the test set is never used\n"
-    "  --seed N               (default 1)\n"
+    "  --val N                validation images carved from the training set (default: the\n"
+    "                         count MODEL records it held out, else 5000); the test set is\n"
+    "                         never used\n"
+    "  --split-seed N         their split's seed (default: the split MODEL records it was\n"
+    "                         trained without, so they are images it never trained on; else\n"
+    "                         --seed)\n"
+    "  --seed N               fine-tune shuffling and augmentation (default 1)\n"
     "  --threads N            worker threads (default: all cores)\n"
     "  --quiet                no progress output\n"
     PP_HELP;
@@ -840,7 +960,8 @@ static int cmd_quantize(int argc, char **argv) {
     mixq_train_config_default(&tc);
     tc.lr = 0.01f;
     float epochs = 0;
-    int calib = 2048, val = 5000, threads = 0, quiet = 0;
+    int calib = 2048, threads = 0, quiet = 0;
+    split_opts so = {.val = 5000};
     pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -872,7 +993,7 @@ static int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--distill-weight")) ok = parse_float(C, a, v, 0, 1, &tc.distill_weight);
         else if (!strcmp(a, "--distill-temperature"))
             ok = parse_float(C, a, v, 0.05, 100, &tc.distill_temperature);
-        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
+        else if (split_option(C, a, v, 1, 0, &so, &ok)) ;
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else return bad_option(C, quantize_help, a, 0);
@@ -900,12 +1021,16 @@ static int cmd_quantize(int argc, char **argv) {
         (teacher && (rc = pp_apply(C, teacher, &ppo, tpath)) != 0))
         goto out;
     rc = 1;
+    uint64_t split_seed;
+    int val;
+    split_for(m, &so, tc.seed, &split_seed, &val);
     if (mixq_policy_load(pol, &p) || mixq_model_quantize(m, p) ||
-        mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, tc.seed, &tr) ||
-        mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, tc.seed, &va)) {
+        mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, val, split_seed, &tr) ||
+        mixq_dataset_load(data, MIXQ_SPLIT_VAL, val, split_seed, &va)) {
         fail(C);
         goto out;
     }
+    split_check(C, path, m, va);
     if (mixq_model_calibrate(m, tr, calib) || mixq_evaluate(m, va, 256, &acc, NULL)) {
         fail(C);
         goto out;
@@ -1269,7 +1394,9 @@ static const char search_help_1[] =
     "  --calib-images N     (default 512)\n"
     "  --final-epochs E     QAT epochs of the best policy (default 1; 0: none, only its\n"
     "                       calibration and test accuracy)\n"
-    "  --lr X, --final-lr X, --batch N, --val N, --hw-batch N, --seed N, --threads N\n"
+    "  --lr X, --final-lr X, --batch N, --hw-batch N, --seed N, --threads N\n"
+    "  --val N, --split-seed N  the validation split (default: the one MODEL records it was\n"
+    "                       trained without, else 5000 images by --seed)\n"
     "  --rl K=V[,K=V...]    DDPG settings (HAQ's defaults): hidden=300, batch=64, replay=<128 x\n"
     "                       layers>, actor_lr=1e-4, critic_lr=1e-3, tau=0.01, gamma=1,\n"
     "                       sigma=0.5, sigma_decay=0.99 (a search shorter than HAQ's 600\n"
@@ -1668,6 +1795,7 @@ static int search_run(int argc, char **argv) {
     snprintf(search_help, sizeof search_help, "%s%s%s", search_help_1, search_help_2, search_help_3);
     mixq_search_config sc;
     mixq_search_config_default(&sc);
+    split_opts so = {.val = sc.val_images};
     int threads = 0, resume = 0, quiet = 0, budget_given = 0, bit_set_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -1716,7 +1844,7 @@ static int search_run(int argc, char **argv) {
         else if (!strcmp(a, "--distill-temperature"))
             ok = parse_float(C, a, v, 0.05, 100, &sc.distill_temperature);
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &sc.batch);
-        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &sc.val_images);
+        else if (split_option(C, a, v, 1, 0, &so, &ok)) ;
         else if (!strcmp(a, "--hw-batch")) ok = parse_int(C, a, v, 1, 1 << 20, &sc.hw_batch);
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &sc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
@@ -1767,7 +1895,17 @@ static int search_run(int argc, char **argv) {
     { /* the search applies the transform the model records: say when it records none */
         mixq_model *pm = NULL;
         mixq_preprocess pp;
+        mixq_holdout vh;
         if (mixq_model_load(path, &pm)) return fail(C);
+        /* its validation split: the model's own unless given (mixq_search follows the same rule;
+         * the check assumes --data is the file the model was trained on) */
+        split_for(pm, &so, sc.seed, &sc.split_seed, &sc.val_images);
+        sc.split_seed_set = 1;
+        if (mixq_mpi_rank() == 0) {
+            if (!mixq_model_holdout(pm, &vh)) vh.images = 0;
+            vh.seed = sc.split_seed, vh.count = sc.val_images;
+            split_warn(C, path, pm, &vh);
+        }
         if (!mixq_model_preprocess(pm, &pp)) {
             char d[200];
             mixq_preprocess_describe(&pp, d, sizeof d);
@@ -2024,7 +2162,7 @@ static int cmd_export(int argc, char **argv) {
 
 /* ---------------------------------------------------------------- run (CPU runtime) */
 static const char run_help[] =
-    "usage: mixq run QMODEL --data DATA [--split test|val] [--val N] [--seed N]\n"
+    "usage: mixq run QMODEL --data DATA [--split test|val] [--val N] [--split-seed N]\n"
     "                [--kernel auto|bitserial|int8] [--cpu-table FILE] [--batch N] [--images N]\n"
     "                [--threads N] [--no-compare] [--layers]\n"
     "\n"
@@ -2039,16 +2177,17 @@ static const char run_help[] =
     "  --cpu-table  measured table for auto (default: $MIXQ_CPU_TABLE, else mixq-cpu.json if it\n"
     "               exists, else the built-in rule)\n"
     "  --batch N    images per forward (default 64); --images N: only the first N images\n"
-    "  --split val  the validation images carved from the training set, with --val N\n"
-    "               (default 5000) and --seed N (default 1) as training used them\n"
+    "  --split val  the validation images carved from the training set: the ones QMODEL\n"
+    "               records it was trained without, unless --val N and --split-seed N\n"
+    "               (alias --seed) choose others (no record: defaults 5000 and 1)\n"
     "  --threads N  worker threads (default: all cores); results do not depend on it\n"
     "  --layers     per-layer table: kernel, bits, fused ops, time per image\n"
     PP_HELP;
 
 static int cmd_run(int argc, char **argv) {
     const char *C = "run", *path = NULL, *data = NULL, *table = NULL;
-    int batch = 64, val = 5000, threads = 0, images = 0, compare = 1, layers = 0;
-    uint64_t seed = 1;
+    int batch = 64, threads = 0, images = 0, compare = 1, layers = 0;
+    split_opts so = {.val = 5000};
     pp_opts ppo = {0};
     mixq_split split = MIXQ_SPLIT_TEST;
     mixq_runtime_config rc_cfg;
@@ -2086,8 +2225,7 @@ static int cmd_run(int argc, char **argv) {
         } else if (!strcmp(a, "--cpu-table")) table = v;
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 1, 65536, &batch);
         else if (!strcmp(a, "--images")) ok = parse_int(C, a, v, 1, 100000000, &images);
-        else if (!strcmp(a, "--val")) ok = parse_int(C, a, v, 1, 10000000, &val);
-        else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &seed);
+        else if (split_option(C, a, v, 1, 1, &so, &ok)) ;
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else return bad_option(C, run_help, a, 0);
         if (!ok) return 2;
@@ -2112,12 +2250,16 @@ static int cmd_run(int argc, char **argv) {
     }
     if ((rc = pp_apply(C, m, &ppo, path)) != 0) goto out;
     rc = 1;
-    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, seed, &d) ||
+    uint64_t split_seed;
+    int val;
+    split_for(m, &so, 1, &split_seed, &val);
+    if (mixq_dataset_load(data, split, split == MIXQ_SPLIT_VAL ? val : 0, split_seed, &d) ||
         (images && images < mixq_dataset_count(d) && mixq_dataset_truncate(d, images)) ||
         mixq_runtime_create(m, &rc_cfg, &rt)) {
         fail(C);
         goto out;
     }
+    if (split == MIXQ_SPLIT_VAL) split_check(C, path, m, d);
     printf("runtime: %d layers, kernel choice %s%s%s, %d threads\n", mixq_runtime_layer_count(rt),
            rc_cfg.kernel == MIXQ_KERNEL_AUTO ? (table ? "from table " : "by the built-in rule")
                                              : "forced ",

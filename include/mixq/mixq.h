@@ -93,6 +93,23 @@ const char *mixq_dataset_name(const mixq_dataset *d);
 /* Keep only the first n images (1 <= n <= count); for quick runs and search subsets. */
 mixq_status mixq_dataset_truncate(mixq_dataset *d, int n);
 
+/* Which training images a validation split holds: the last `count` entries of the seeded
+ * permutation (seed) of a training file of `images` images, mixq_dataset_load's VAL split
+ * (count 0: none). A model records the split it was trained without (mixq_model_holdout), so a
+ * later validation split can be checked against the images the model trained on. */
+typedef struct mixq_holdout {
+    uint64_t seed;
+    int count;
+    int images;
+} mixq_holdout;
+/* The holdout a TRAIN or VAL split was carved with (a TEST split: MIXQ_ERR_ARG). Truncating a
+ * split keeps the holdout it was carved with. */
+mixq_status mixq_dataset_holdout(const mixq_dataset *d, mixq_holdout *out);
+/* *seen: how many of `val`'s images lie outside `held`, i.e. how many of them a model trained
+ * without `held` (and on the rest of the file) trained on. Both must be of the same training file
+ * (equal `images`), else MIXQ_ERR_ARG. */
+mixq_status mixq_holdout_seen(const mixq_holdout *held, const mixq_holdout *val, int *seen);
+
 /* ---------------------------------------------------------------- input preprocessing */
 /* How a model turns a raw image (8-bit pixels, channels in the dataset file's order) into its
  * input, per channel c:   x[c] = (pixel[src(c)] * scale - mean[c]) / std[c]
@@ -228,6 +245,19 @@ void mixq_model_input_shape(const mixq_model *m, int *c, int *h, int *w, int *cl
 int mixq_model_preprocess(const mixq_model *m, mixq_preprocess *out);
 /* Set the transform (it is then recorded): its channel count must be the model's. */
 mixq_status mixq_model_set_preprocess(mixq_model *m, const mixq_preprocess *pp);
+/* The training images the model was trained without (see mixq_holdout). Returns 1 when it
+ * records them: `mixq train` records its validation split in a new model, model files keep it,
+ * and mixq_train keeps it while the model trains only outside it; training on any of those
+ * images leaves count 0 (nothing known to be held out). 0: no record (an import, a model built
+ * fresh, a file from before the record). */
+int mixq_model_holdout(const mixq_model *m, mixq_holdout *out);
+/* Record h (NULL: drop the record); 0 <= count <= images. */
+mixq_status mixq_model_set_holdout(mixq_model *m, const mixq_holdout *h);
+/* The seed of the validation split to use with m (the one rule every command follows):
+ * split_seed when `given`, else the seed of the holdout m records (the split it was trained
+ * without), else `seed` (a model with no record: the split follows the run's seed, as before
+ * models recorded it). */
+uint64_t mixq_model_split_seed(const mixq_model *m, int given, uint64_t split_seed, uint64_t seed);
 int64_t mixq_model_param_count(const mixq_model *m);
 int64_t mixq_model_macs(const mixq_model *m);
 
@@ -546,6 +576,9 @@ typedef struct mixq_search_config {
     float distill_temperature; /* its temperature (default 1) */
     int hw_batch;          /* images per run on the target (0: the target's default) */
     uint64_t seed;         /* agent and data order (default 1) */
+    int split_seed_set;    /* 1: the validation split's seed is split_seed; 0 (default): the
+                              model's recorded holdout, else seed (mixq_model_split_seed) */
+    uint64_t split_seed;
     /* DDPG (agent "haq"); 0 = HAQ's value: hidden 300, actor lr 1e-4, critic lr 1e-3, tau 0.01,
      * gamma 1, batch 64, replay 128 x layers transitions (64 episodes), noise sigma 0.5
      * decaying by 0.99 per episode over 580 learning episodes (a shorter search decays faster to

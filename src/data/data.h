@@ -12,6 +12,8 @@ struct mixq_dataset {
     uint8_t *labels;         /* [n] */
     float mean[3], std[3];   /* per-channel normalisation in [0,1] pixel units, from the
                                 full training file (identical for every split) */
+    int split;               /* the mixq_split it was loaded as */
+    mixq_holdout holdout;    /* TRAIN and VAL: the validation split they were carved with */
 };
 
 /* Fill x [b][c][h][w] with images idx[0..b) as transform pp gives them (NULL or from_data: the
@@ -29,6 +31,12 @@ mixq_status mq_data_batch(const mixq_dataset *d, const mixq_preprocess *pp, cons
 mixq_status mq_pp_resolve(const mixq_preprocess *pp, const mixq_dataset *d, mixq_preprocess *out);
 char *mq_pp_json(const mixq_preprocess *pp);
 mixq_status mq_pp_parse_json(const char *text, size_t len, const char *origin, mixq_preprocess *out);
+
+/* The held-out split's JSON form in model files, {"seed": "S", "count": C, "images": N} (the
+ * seed a string: any uint64 exactly); mq_holdout_json malloc's it (NULL when out of memory),
+ * mq_holdout_parse_json reads it, origin naming the file in errors. */
+char *mq_holdout_json(const mixq_holdout *h);
+mixq_status mq_holdout_parse_json(const char *text, size_t len, const char *origin, mixq_holdout *out);
 
 /* Low-level readers (used by mixq_dataset_load and the tests). On success *images / *labels
  * are malloc'ed and owned by the caller. */

@@ -1,11 +1,15 @@
 /* Dataset loading (Fashion-MNIST / MNIST from Debian's dataset packages, MNIST-format IDX
  * directories, CIFAR-10 binary directories), validation splits, normalisation and batches. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "data/data.h"
+#include "hw/hw.h"
 
 #define DEFAULT_ROOT "/usr/share/datasets"
 
@@ -145,6 +149,84 @@ static void normalisation(const raw *tr, float *mean, float *std) {
     }
 }
 
+/* The seeded permutation of a training file of n images whose last `count` entries are the
+ * validation split of that count (the one definition of which images a split holds). */
+static void split_perm(int n, uint64_t seed, int *perm) {
+    for (int i = 0; i < n; i++) perm[i] = i;
+    mq_rng rng;
+    mq_rng_seed(&rng, mq_seed_mix(seed, 0x5EED5, 0));
+    mq_rng_shuffle(&rng, perm, n);
+}
+
+mixq_status mixq_dataset_holdout(const mixq_dataset *d, mixq_holdout *out) {
+    if (!d || !out) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_holdout: NULL argument");
+    if (d->split == MIXQ_SPLIT_TEST)
+        return mq_err(MIXQ_ERR_ARG, "'%s' is a test split: it holds no training images", d->name);
+    *out = d->holdout;
+    return MIXQ_OK;
+}
+
+mixq_status mixq_holdout_seen(const mixq_holdout *held, const mixq_holdout *val, int *seen) {
+    if (!held || !val || !seen) return mq_err(MIXQ_ERR_ARG, "mixq_holdout_seen: NULL argument");
+    *seen = 0;
+    if (held->images != val->images)
+        return mq_err(MIXQ_ERR_ARG, "the held-out split is of a training file of %d images, the "
+                      "validation split of one of %d: not the same data", held->images, val->images);
+    if (held->count < 0 || held->count > held->images || val->count < 0 || val->count > val->images)
+        return mq_err(MIXQ_ERR_ARG, "split counts %d and %d out of range for %d images", held->count,
+                      val->count, val->images);
+    if (held->seed == val->seed) { /* the same permutation: the smaller split is the larger's tail */
+        *seen = val->count > held->count ? val->count - held->count : 0;
+        return MIXQ_OK;
+    }
+    const int n = held->images;
+    int *perm = mq_malloc((size_t)(n ? n : 1), sizeof(int), "split permutation");
+    uint8_t *in_held = mq_calloc((size_t)(n ? n : 1), 1, "split mask");
+    if (!perm || !in_held) {
+        free(perm);
+        free(in_held);
+        return MIXQ_ERR_NOMEM;
+    }
+    split_perm(n, held->seed, perm);
+    for (int i = n - held->count; i < n; i++) in_held[perm[i]] = 1;
+    split_perm(n, val->seed, perm);
+    for (int i = n - val->count; i < n; i++) *seen += !in_held[perm[i]];
+    free(perm);
+    free(in_held);
+    return MIXQ_OK;
+}
+
+char *mq_holdout_json(const mixq_holdout *h) {
+    char *t = mq_malloc(96, 1, "held-out split record");
+    if (t) snprintf(t, 96, "{\"seed\": \"%llu\", \"count\": %d, \"images\": %d}",
+                    (unsigned long long)h->seed, h->count, h->images);
+    return t;
+}
+
+mixq_status mq_holdout_parse_json(const char *text, size_t len, const char *origin, mixq_holdout *out) {
+    int oom;
+    cJSON *o = mq_json_parse(text, len, NULL, &oom);
+    if (oom) return MIXQ_ERR_NOMEM;
+    const mq_jctx c = {.origin = origin, .dir = NULL};
+    const char *seed = NULL;
+    long long count = 0, images = 0;
+    mixq_status st = MIXQ_OK;
+    if (!cJSON_IsObject(o))
+        st = mq_err(MIXQ_ERR_FORMAT, "%s: the held-out split record is not a JSON object", origin);
+    if (!st) st = mq_j_str(&c, o, "", "seed", &seed);
+    if (!st) st = mq_j_int(&c, o, "", "images", 1, INT_MAX, &images);
+    if (!st) st = mq_j_int(&c, o, "", "count", 0, images, &count);
+    char *end = NULL;
+    errno = 0;
+    unsigned long long sv = st ? 0 : strtoull(seed, &end, 10);
+    if (!st && (!*seed || *end || errno || *seed == '-'))
+        st = mq_err(MIXQ_ERR_FORMAT, "%s: field 'seed' is \"%.40s\", not an unsigned 64-bit decimal",
+                    origin, seed);
+    if (!st) *out = (mixq_holdout){.seed = sv, .count = (int)count, .images = (int)images};
+    cJSON_Delete(o);
+    return st;
+}
+
 mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count, uint64_t seed,
                               mixq_dataset **out) {
     if (!out) return mq_err(MIXQ_ERR_ARG, "mixq_dataset_load: NULL output");
@@ -216,6 +298,8 @@ mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count,
     d->h = tr.h;
     d->w = tr.w;
     d->classes = 10;
+    d->split = (int)split;
+    d->holdout = (mixq_holdout){.seed = seed, .count = val_count, .images = tr.n};
     normalisation(&tr, d->mean, d->std);
     size_t img = (size_t)tr.c * tr.h * tr.w;
     if (split == MIXQ_SPLIT_TEST) {
@@ -238,10 +322,7 @@ mixq_status mixq_dataset_load(const char *spec, mixq_split split, int val_count,
             mixq_dataset_free(d);
             return MIXQ_ERR_NOMEM;
         }
-        for (int i = 0; i < tr.n; i++) perm[i] = i;
-        mq_rng rng;
-        mq_rng_seed(&rng, mq_seed_mix(seed, 0x5EED5, 0));
-        mq_rng_shuffle(&rng, perm, tr.n);
+        split_perm(tr.n, seed, perm);
         for (int i = tr.n - val_count; i < tr.n; i++) is_val[perm[i]] = 1;
         int k = 0;
         if (split == MIXQ_SPLIT_VAL) {

@@ -17,7 +17,9 @@
  *   }
  *   uint32   n_sections    extra named blobs: "policy" (an embedded quantization policy, JSON),
  *                          "qstate" (its calibrated state), "preprocess" (the input transform,
- *                          JSON, see src/data/preprocess.c; absent in files that predate it)
+ *                          JSON, see src/data/preprocess.c; absent in files that predate it),
+ *                          "holdout" (the training images the model was trained without, JSON,
+ *                          see mq_holdout_json; absent in files that predate it or record none)
  *   n_sections x { char tag[16]; uint64 length; uint8 bytes[length] }
  *   char     end[4]        "MQEN"
  *   uint32   crc32         zlib crc32 of every byte before it
@@ -55,6 +57,16 @@ static void wr(wctx *w, const void *p, size_t n) {
     if (w->st) return;
     w->st = mq_fwrite(p, n, w->f, w->path);
     if (!w->st) w->crc = crc32(w->crc, p, (uInt)n);
+}
+
+/* One named section: tag (NUL-padded to 16 bytes), length, bytes. */
+static void wr_section(wctx *w, const char *tag, const void *p, size_t n) {
+    char t[16] = {0};
+    memcpy(t, tag, strlen(tag) < 16 ? strlen(tag) : 15);
+    const uint64_t len = n;
+    wr(w, t, 16);
+    wr(w, &len, 8);
+    wr(w, p, n);
 }
 
 static void wr_big(wctx *w, const float *p, size_t n) {
@@ -117,28 +129,18 @@ mixq_status mixq_model_save(const mixq_model *m, const char *path) {
     if (!w.st && mixq_model_is_quantized(m) && !ptext) w.st = MIXQ_ERR_NOMEM;
     char *pptext = m->pp_recorded ? mq_pp_json(&m->pp) : NULL;
     if (!w.st && m->pp_recorded && !pptext) w.st = MIXQ_ERR_NOMEM;
-    nsec = (mixq_model_is_quantized(m) ? 2 : 0) + (pptext ? 1 : 0);
+    char *hotext = m->has_holdout ? mq_holdout_json(&m->holdout) : NULL;
+    if (!w.st && m->has_holdout && !hotext) w.st = MIXQ_ERR_NOMEM;
+    nsec = (mixq_model_is_quantized(m) ? 2 : 0) + (pptext ? 1 : 0) + (hotext ? 1 : 0);
     wr(&w, &nsec, 4);
-    if (pptext) {
-        char tag[16] = "preprocess";
-        uint64_t len = strlen(pptext);
-        wr(&w, tag, 16);
-        wr(&w, &len, 8);
-        wr(&w, pptext, (size_t)len);
-        free(pptext);
-    }
+    if (hotext) wr_section(&w, "holdout", hotext, strlen(hotext));
+    if (pptext) wr_section(&w, "preprocess", pptext, strlen(pptext));
     if (mixq_model_is_quantized(m) && ptext) {
-        char tag[16] = "policy";
-        uint64_t len = strlen(ptext);
-        wr(&w, tag, 16);
-        wr(&w, &len, 8);
-        wr(&w, ptext, (size_t)len);
-        char tag2[16] = "qstate";
-        len = qlen;
-        wr(&w, tag2, 16);
-        wr(&w, &len, 8);
-        wr(&w, qs, qlen);
+        wr_section(&w, "policy", ptext, strlen(ptext));
+        wr_section(&w, "qstate", qs, qlen);
     }
+    free(hotext);
+    free(pptext);
     free(qs);
     wr(&w, MODEL_END, 4);
     uint32_t crc = (uint32_t)w.crc;
@@ -360,6 +362,14 @@ mixq_status mixq_model_load(const char *path, mixq_model **out) {
             if (!st) st = mixq_model_set_preprocess(m, &m->pp);
             free(buf);
             if (st) goto fail;
+        } else if (!strcmp(tag, "holdout")) {
+            char origin[4200];
+            snprintf(origin, sizeof origin, "'%s' (held-out split)", path);
+            mixq_holdout h;
+            st = mq_holdout_parse_json((const char *)buf, (size_t)len, origin, &h);
+            if (!st) st = mixq_model_set_holdout(m, &h);
+            free(buf);
+            if (st) goto fail;
         } else {
             free(buf); /* unknown sections are skipped (forward compatibility) */
         }
@@ -427,6 +437,8 @@ mixq_status mixq_model_clone(const mixq_model *src, mixq_model **out) {
         m->params_version++;
         m->pp = src->pp;
         m->pp_recorded = src->pp_recorded;
+        m->holdout = src->holdout;
+        m->has_holdout = src->has_holdout;
     }
     if (!st && mixq_model_is_quantized(src)) { /* the same policy, scales and clips, as a save and load would give */
         unsigned char *qs = NULL;

@@ -62,6 +62,27 @@ mixq_status mixq_model_set_preprocess(mixq_model *m, const mixq_preprocess *pp) 
     return MIXQ_OK;
 }
 
+int mixq_model_holdout(const mixq_model *m, mixq_holdout *out) {
+    if (!m || !out) return 0;
+    *out = m->holdout;
+    return m->has_holdout;
+}
+
+mixq_status mixq_model_set_holdout(mixq_model *m, const mixq_holdout *h) {
+    if (!m) return mq_err(MIXQ_ERR_ARG, "mixq_model_set_holdout: NULL model");
+    if (h && (h->images < 1 || h->count < 0 || h->count > h->images))
+        return mq_err(MIXQ_ERR_ARG, "held-out split of %d of %d training images is out of range",
+                      h->count, h->images);
+    m->has_holdout = h != NULL;
+    m->holdout = h ? *h : (mixq_holdout){0};
+    return MIXQ_OK;
+}
+
+uint64_t mixq_model_split_seed(const mixq_model *m, int given, uint64_t split_seed, uint64_t seed) {
+    if (given) return split_seed;
+    return m && m->has_holdout ? m->holdout.seed : seed;
+}
+
 void mixq_model_free(mixq_model *m) {
     if (!m) return;
     if (m->qh && m->qh->free) m->qh->free(m);

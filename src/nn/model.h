@@ -86,6 +86,8 @@ struct mixq_model {
     int custom_graph;            /* built from a graph description (ONNX import), not the zoo */
     mixq_preprocess pp;          /* input transform (from_data "dataset" until recorded) */
     int pp_recorded;             /* pp was trained with, read from a file, or set */
+    mixq_holdout holdout;        /* the images it was trained without, when has_holdout */
+    int has_holdout;
     /* A frozen activation pattern (Hessian-vector products, src/search/hessian.c): when set,
      * forward and backward take every ReLU's and ReLU6's region and every max pool's argmax
      * from it, for the batch it was recorded on, instead of from the values (NULL: off). */

@@ -508,7 +508,7 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
     char *t = mq_malloc(cap, 1, "config text");
     if (!t) return NULL;
     const char *hwtext = mixq_hw_text(s->hw);
-    char budgets[160] = "", par[48] = "", kd[64] = "";
+    char budgets[160] = "", par[48] = "", kd[64] = "", split[48] = "";
     /* proposals per round change what is proposed (not how many ranks score them); one per round
      * is the key's absence, so run directories from before the key resume as they were */
     if (mq_search_parallel(s) > 1) snprintf(par, sizeof par, "  \"parallel\": %d,\n", mq_search_parallel(s));
@@ -516,6 +516,9 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
     if (c->distill > 0)
         snprintf(kd, sizeof kd, "  \"distill\": [%g, %g],\n", (double)c->distill,
                  (double)c->distill_temperature);
+    /* likewise a validation split other than the seed's (the model's own, or --split-seed) */
+    if (s->split_seed != c->seed)
+        snprintf(split, sizeof split, "  \"split_seed\": %llu,\n", (unsigned long long)s->split_seed);
     for (int k = 0, n = 0; k < MQ_NMETRIC; k++)
         if (isfinite(s->env.target[k]))
             n += snprintf(budgets + n, sizeof budgets - (size_t)n, "%s\"%s\": %.6g", n ? ", " : "",
@@ -527,14 +530,14 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
              "  \"max_drop\": %g,\n  \"episodes\": %d,\n  \"warmup\": %d,\n  \"bits\": [%d, %d],\n"
              "  \"pin_ends\": %s,\n  \"calib_images\": %d,\n  \"finetune_images\": %d,\n  \"eval_images\": %d,\n"
              "  \"val_images\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"final_epochs\": %g,\n"
-             "  \"final_lr\": %g,\n%s  \"seed\": %llu,\n  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
+             "  \"final_lr\": %g,\n%s  \"seed\": %llu,\n%s  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
              (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
              c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), no_budget(c) ? "" : c->budget, budgets,
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
              c->val_images, c->batch, (double)c->lr, (double)c->final_epochs, (double)c->final_lr, kd,
-             (unsigned long long)c->seed, c->reward ? "true" : "false", par);
+             (unsigned long long)c->seed, split, c->reward ? "true" : "false", par);
     if (n > 0 && (size_t)n < cap && s->agent->config) s->agent->config(s, t + n, cap - (size_t)n);
     n = (int)strlen(t);
     if ((size_t)n + 8 < cap) snprintf(t + n, cap - (size_t)n, "}\n}\n");
@@ -904,7 +907,7 @@ static mixq_status final_finetune(mq_search *s, const char *data, mixq_search_re
             st = mixq_model_load(path, &m);
         }
     }
-    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TEST, s->cfg->val_images, s->cfg->seed, &test);
+    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TEST, 0, 1, &test);
     if (!st) st = mixq_evaluate(m, test, 256, &te, NULL);
     res->final_val_accuracy = 100.0 * va;
     res->final_test_accuracy = 100.0 * te;
@@ -998,6 +1001,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         st = mq_err(MIXQ_ERR_ARG, "'%s' is already quantized; hint: search from the float model `mixq train` wrote",
                     model_path);
     if (!st) st = mixq_model_clone(s->fp, &s->m);
+    if (!st) s->split_seed = mixq_model_split_seed(s->fp, cfg->split_seed_set, cfg->split_seed, cfg->seed);
     if (!st) {
         size_t n = 0;
         FILE *f = mq_fopen(model_path, "rb");
@@ -1042,12 +1046,12 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         int done = 0;
         if (!st) st = mq_search_read_state(s, &done);
     }
-    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, cfg->seed, &s->train);
-    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->val);
-    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, cfg->seed, &s->eval);
+    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, s->split_seed, &s->train);
+    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, s->split_seed, &s->val);
+    if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, s->split_seed, &s->eval);
     if (!st && cfg->eval_images < mixq_dataset_count(s->eval)) st = mixq_dataset_truncate(s->eval, cfg->eval_images);
     if (!st && cfg->finetune_images > 0) {
-        st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, cfg->seed, &s->ft);
+        st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, s->split_seed, &s->ft);
         if (!st && cfg->finetune_images < mixq_dataset_count(s->ft))
             st = mixq_dataset_truncate(s->ft, cfg->finetune_images);
     }

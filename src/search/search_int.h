@@ -70,6 +70,7 @@ struct mq_search {
     mq_env env;
     mixq_hw *hw;
     mixq_dataset *train, *val, *eval, *ft;
+    uint64_t split_seed;      /* of train, val, eval and ft (mixq_model_split_seed) */
     mixq_model *fp;           /* the float model: never changed (fine-tuned candidates clone it) */
     mixq_model *m;            /* calibration-only scoring: re-quantized per candidate (exact) */
     double acc0;              /* FP32 accuracy on the scoring subset, % */
