@@ -1,7 +1,8 @@
 /* Model files (.mixq). The last four bytes of a model file are the crc32 of everything before
  * them; the harness writes the right one there, so mutations get past the checksum and reach the
- * header, the graph description, the tensors and the sections (policy, qstate). Seeds: a graph
- * model (dw_tiny.onnx saved as .mixq) and a quantized one. */
+ * header, the graph description, the tensors and the sections (policy, qstate, holdout). Seeds:
+ * a graph model (dw_tiny.onnx saved as .mixq), a quantized one, and the graph model with a
+ * held-out split recorded (dw_tiny_holdout.mixq: mixq_model_set_holdout {1, 5000, 60000}, saved). */
 #include <zlib.h>
 
 #include "fuzz.h"
