@@ -263,7 +263,7 @@ static void test_bad_train_config(void) {
 /* mixq_train keeps a model's recorded holdout while the training split leaves all of it out
  * (its own split, or one of the same seed holding out more), and leaves count 0 (nothing known to
  * be held out) once it trains on any of it (another seed, a smaller holdout, none) or on a split
- * of another file; training on a test split leaves the record as it is. */
+ * of another file; training on a test split, or for zero epochs, leaves the record as it is. */
 static void test_holdout_kept(void) {
     char a[1100], b[1100];
     snprintf(a, sizeof a, "%s/noise100", test_tmpdir());
@@ -298,6 +298,22 @@ static void test_holdout_kept(void) {
         mixq_model_free(m);
         mixq_dataset_free(d);
     }
+    /* zero epochs train nothing: even another seed's split leaves the record */
+    mixq_model *m = lenet(1);
+    mixq_dataset *d = NULL;
+    const mixq_holdout h = {.seed = 5, .count = 20, .images = 100};
+    mixq_holdout got;
+    CHECK_OK(mixq_dataset_load(a, MIXQ_SPLIT_TRAIN, 20, 6, &d));
+    if (m && d) {
+        mixq_train_config tc;
+        mixq_train_config_default(&tc);
+        tc.epochs = 0;
+        CHECK_OK(mixq_model_set_holdout(m, &h));
+        CHECK_OK(mixq_train(m, d, NULL, &tc, NULL, NULL));
+        CHECK(mixq_model_holdout(m, &got) == 1 && got.count == 20);
+    }
+    mixq_model_free(m);
+    mixq_dataset_free(d);
 }
 
 static void test_lr_schedules(void) {

@@ -564,7 +564,10 @@ typedef struct mixq_search_config {
     int calib_images;      /* activation-clip calibration images per candidate (default 512) */
     int finetune_images;   /* training images of the per-candidate fine-tune (0: calibration only) */
     int eval_images;       /* validation images a candidate is scored on (default 2000) */
-    int val_images;        /* validation split carved from the training set (default 5000) */
+    int val_images;        /* validation split carved from the training set (default 5000; `mixq
+                              search` defaults to the count the model records it held out, and
+                              warns when this split takes images the model trained on:
+                              mixq_holdout_seen) */
     int batch;             /* fine-tune batch (default 128) */
     float lr;              /* per-candidate fine-tune learning rate (default 0.01) */
     float final_epochs;    /* QAT epochs of the best policy on the whole training split

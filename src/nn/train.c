@@ -159,7 +159,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     if ((st = mixq_model_set_preprocess(m, &pp))) return st;
     /* a recorded holdout stays true only while the model trains outside it (a test split, if
      * trained on, is not of the training file: the record is about that file) */
-    data_holdout(m, train);
+    if (cfg->epochs > 0) data_holdout(m, train);
     /* the teacher's own transform; its batch is made apart only where it differs */
     mixq_preprocess tpp = teacher ? teacher->pp : pp;
     if (tpp.from_data && (st = mixq_dataset_preprocess(train, &tpp))) return st;
