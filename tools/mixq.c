@@ -322,7 +322,7 @@ static void split_warn(const char *cmd, const char *path, const mixq_model *m, c
     if (!seen) return;
     char was[160], hint[160];
     if (!held.count) {
-        snprintf(was, sizeof was, "it records none held out: it trained on the whole file");
+        snprintf(was, sizeof was, "it records none held out: it trained on the whole file, or on held-out images since");
         snprintf(hint, sizeof hint, "compare it on the test split (mixq eval, the default)");
     } else {
         snprintf(was, sizeof was, "it held out %d, split seed %llu", held.count,
