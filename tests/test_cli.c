@@ -244,6 +244,11 @@ static void test_train_zero_epochs_info_eval(void) {
         char o[16384];
         CHECK(run(a, o, sizeof o) == 0 && !strstr(o, "warning"));
     }
+    /* an ONNX export carries the record (metadata_props mixq.holdout) */
+    snprintf(a, sizeof a, "export %s/q.mixq --format onnx --out %s/q.onnx", test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, "wrote");
+    snprintf(a, sizeof a, "info %s/q.onnx", test_tmpdir());
+    EXPECT(a, 0, "held out: 500 of 60000 training images (split seed 1)");
     snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist --split val --seed 2", test_tmpdir());
     EXPECT(a, 0, "of the 500 validation images (split seed 2) are images");
     snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --split val --val 600 --images 50", test_tmpdir());

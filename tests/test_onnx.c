@@ -183,6 +183,8 @@ static void test_import_pytorch(void) {
 }
 
 /* quantize an import (W4A4 with a 2-bit and per-kernel layer), export QDQ, read back: equal */
+static void expect_bad(const char *path, mixq_status want, const char *needle);
+
 static void test_qdq_roundtrip(void) {
     if (access(FMNIST, R_OK) != 0) {
         test_skip("dataset-fashion-mnist is not installed (scripts/deps.sh installs it)");
@@ -203,11 +205,14 @@ static void test_qdq_roundtrip(void) {
     CHECK_OK(mixq_model_quantize(m, p));
     mixq_policy_free(p);
     CHECK_OK(mixq_model_calibrate(m, tr, 256));
+    mixq_holdout ho = {.seed = 18446744073709551557ULL, .count = 1234, .images = 60000}, hr;
+    CHECK(!mixq_model_holdout(m, &hr)); /* another producer's file records none */
     /* a short fine-tune of the import works (the weights move, the loss is finite) */
     mixq_train_config tc;
     mixq_train_config_default(&tc);
     tc.epochs = 1, tc.max_steps = 3, tc.lr = 0.01f, tc.batch = 32;
     CHECK_OK(mixq_train(m, tr, NULL, &tc, NULL, NULL));
+    CHECK_OK(mixq_model_set_holdout(m, &ho)); /* set after: training on its held-out images clears it */
     float x[4 * 784];
     for (int i = 0; i < 4 * 784; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
     float a[40], b[40];
@@ -219,6 +224,8 @@ static void test_qdq_roundtrip(void) {
     CHECKF(mixq_model_import_onnx(q, &r) == MIXQ_OK, "%s", mixq_last_error());
     if (r) {
         CHECK(mixq_model_is_quantized(r));
+        /* the held-out record travels in metadata_props (mixq.holdout), the uint64 seed exactly */
+        CHECK(mixq_model_holdout(r, &hr) && hr.seed == ho.seed && hr.count == ho.count && hr.images == ho.images);
         CHECK_OK(mixq_model_forward(r, x, 4, 0, b));
         double ma;
         max_rel(a, b, 40, &ma);
@@ -235,6 +242,30 @@ static void test_qdq_roundtrip(void) {
         CHECK(seen);
     }
     mixq_model_free(r);
+    r = NULL;
+    /* a record that cannot hold (0 training images) is an error naming the metadata */
+    size_t qn = 0;
+    unsigned char *qb = NULL;
+    FILE *qf = fopen(q, "rb");
+    if (qf && fseek(qf, 0, SEEK_END) == 0 && (qn = (size_t)ftell(qf)) > 0 && fseek(qf, 0, SEEK_SET) == 0 &&
+        (qb = malloc(qn)) && fread(qb, 1, qn, qf) != qn)
+        qn = 0;
+    if (qf) fclose(qf);
+    const char *want = "\"images\": 60000";
+    unsigned char *at = NULL;
+    for (size_t i = 0; qb && i + strlen(want) <= qn && !at; i++)
+        if (!memcmp(qb + i, want, strlen(want))) at = qb + i;
+    CHECK(at != NULL);
+    if (at) {
+        memcpy(at + strlen(want) - 5, "00000", 5);
+        char bq[1100];
+        snprintf(bq, sizeof bq, "%s/resnet_tiny_qdq_bad_holdout.onnx", test_tmpdir());
+        FILE *bf = fopen(bq, "wb");
+        CHECK(bf && fwrite(qb, 1, qn, bf) == qn);
+        if (bf) fclose(bf);
+        expect_bad(bq, MIXQ_ERR_FORMAT, "mixq.holdout metadata");
+    }
+    free(qb);
     if (have_checker()) CHECK(onnx_check(q)); /* the float exports: check_model */
     else test_skip("python3-onnx is not installed: the ONNX checker did not run (scripts/deps.sh installs it)");
 out:

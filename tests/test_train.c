@@ -273,11 +273,11 @@ static void test_holdout_kept(void) {
         int other_file, count;
         uint64_t seed;
         mixq_split split;
-        int kept;
-    } cases[] = {{0, 20, 5, MIXQ_SPLIT_TRAIN, 1}, {0, 40, 5, MIXQ_SPLIT_TRAIN, 1},
-                 {0, 10, 5, MIXQ_SPLIT_TRAIN, 0}, {0, 20, 6, MIXQ_SPLIT_TRAIN, 0},
-                 {0, 0, 5, MIXQ_SPLIT_TRAIN, 0},  {1, 20, 5, MIXQ_SPLIT_TRAIN, 0},
-                 {0, 0, 5, MIXQ_SPLIT_TEST, 1}};
+        int kept, seen; /* seen: mixq_train_keeps_holdout's count (-1: cannot tell) */
+    } cases[] = {{0, 20, 5, MIXQ_SPLIT_TRAIN, 1, 0}, {0, 40, 5, MIXQ_SPLIT_TRAIN, 1, 0},
+                 {0, 10, 5, MIXQ_SPLIT_TRAIN, 0, 10}, {0, 20, 6, MIXQ_SPLIT_TRAIN, 0, -2},
+                 {0, 0, 5, MIXQ_SPLIT_TRAIN, 0, 20},  {1, 20, 5, MIXQ_SPLIT_TRAIN, 0, -1},
+                 {0, 0, 5, MIXQ_SPLIT_TEST, 1, 0}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         mixq_model *m = lenet(1);
         mixq_dataset *d = NULL;
@@ -286,6 +286,10 @@ static void test_holdout_kept(void) {
         CHECK_OK(mixq_dataset_load(cases[i].other_file ? b : a, cases[i].split, cases[i].count, cases[i].seed, &d));
         if (m && d) {
             CHECK_OK(mixq_model_set_holdout(m, &h));
+            int seen = -9, want = cases[i].seen;
+            CHECK(mixq_train_keeps_holdout(m, d, &seen) == cases[i].kept);
+            /* -2: another seed's split, some number of them in 1..20 */
+            CHECKF(want == -2 ? seen >= 1 && seen <= 20 : seen == want, "case %zu: seen %d", i, seen);
             mixq_train_config tc;
             mixq_train_config_default(&tc);
             tc.epochs = 1;

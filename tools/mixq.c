@@ -303,9 +303,9 @@ static void split_warn(const char *cmd, const char *path, const mixq_model *m, c
     mixq_holdout held, vh = *h;
     int seen = 0;
     if (!mixq_model_holdout(m, &held)) {
-        fprintf(stderr, "mixq %s: note: '%s' records no held-out split (an import, or a file from "
-                "before models recorded one): validation images are split seed %llu's %d, which it "
-                "may have trained on\n", cmd, path, (unsigned long long)vh.seed, vh.count);
+        fprintf(stderr, "mixq %s: note: '%s' records no held-out split (an import from another "
+                "tool, or a file from before models recorded one): validation images are split seed "
+                "%llu's %d, which it may have trained on\n", cmd, path, (unsigned long long)vh.seed, vh.count);
         return;
     }
     if (held.images != vh.images) {
@@ -535,11 +535,14 @@ static int cmd_train(int argc, char **argv) {
         fail(C);
         goto out;
     }
-    if (from_file && tc.epochs > 0 && mixq_model_holdout(m, &held) && mixq_dataset_holdout(tr, &trh) == MIXQ_OK) {
+    if (from_file && tc.epochs > 0 && !mixq_train_keeps_holdout(m, tr, &seen) && mixq_model_holdout(m, &held) &&
+        mixq_dataset_holdout(tr, &trh) == MIXQ_OK) {
         if (held.images != trh.images)
             fprintf(stderr, "mixq %s: warning: '%s' held out images of a training file of %d images, "
                     "this data's has %d: it will record no held-out images\n", C, arch, held.images, trh.images);
-        else if (mixq_holdout_seen(&trh, &held, &seen) == MIXQ_OK && seen > 0)
+        else if (seen < 0)
+            fprintf(stderr, "mixq %s: warning: %s: it will record no held-out images\n", C, mixq_last_error());
+        else
             fprintf(stderr, "mixq %s: warning: these training images include %d of the %d that '%s' held "
                     "out (split seed %llu): it will record no held-out images; hint: leave out "
                     "--split-seed and --val to keep to its split\n", C, seen, held.count, arch,
@@ -2101,7 +2104,8 @@ static const char export_help[] =
     "(int8 containers holding the b-bit values, per-channel scales along axis 0 where the policy\n"
     "uses them) and around input activations (a Clip to the calibrated range first, so an 8-bit\n"
     "container stays within b bits); metadata_props hold mixq.version, mixq.policy, mixq.bits\n"
-    "(per layer and per kernel), mixq.provenance and mixq.preprocess (the input transform, JSON).\n"
+    "(per layer and per kernel), mixq.provenance, mixq.preprocess (the input transform, JSON)\n"
+    "and mixq.holdout (the training images the model held out, when it records them).\n"
     "k-means layers are written dequantized.\n"
     "\n"
     "  --embed-preprocess    start the graph with the input transform (Sub and Div, and a Gather\n"

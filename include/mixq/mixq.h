@@ -248,8 +248,9 @@ mixq_status mixq_model_set_preprocess(mixq_model *m, const mixq_preprocess *pp);
 /* The training images the model was trained without (see mixq_holdout). Returns 1 when it
  * records them: `mixq train` records its validation split in a new model, model files keep it,
  * and mixq_train keeps it while the model trains only outside it; training on any of those
- * images leaves count 0 (nothing known to be held out). 0: no record (an import, a model built
- * fresh, a file from before the record). */
+ * images leaves count 0 (nothing known to be held out). An ONNX export carries it
+ * (metadata_props "mixq.holdout") and its import reads it back. 0: no record (another producer's
+ * import, a model built fresh, a file from before the record). */
 int mixq_model_holdout(const mixq_model *m, mixq_holdout *out);
 /* Record h (NULL: drop the record); 0 <= count <= images. */
 mixq_status mixq_model_set_holdout(mixq_model *m, const mixq_holdout *h);
@@ -340,6 +341,12 @@ typedef int (*mixq_progress_fn)(const mixq_progress *p, void *user);
 
 mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_dataset *val,
                        const mixq_train_config *cfg, mixq_progress_fn fn, void *user);
+/* Whether training m on `train` (one epoch or more) keeps m's held-out record (mixq_model_holdout)
+ * true: 1 when m records none, train is a test split, or train holds none of m's held-out images;
+ * else 0, and mixq_train sets the record's count to 0. *seen (may be NULL): how many of m's
+ * held-out images train holds, -1 when that cannot be told (a training file of another size, or
+ * out of memory: treated as holding them). */
+int mixq_train_keeps_holdout(const mixq_model *m, const mixq_dataset *train, int *seen);
 
 /* Accuracy (0..1) and mean loss of a model on a dataset, inference mode. */
 mixq_status mixq_evaluate(mixq_model *m, const mixq_dataset *d, int batch, float *accuracy,

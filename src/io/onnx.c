@@ -480,17 +480,35 @@ static mixq_status fold_input_transform(octx *c, const Onnx__NodeProto *n, oval 
     return put(c, n->output[0], 0, NULL, 0);
 }
 
+/* The value of metadata_props entry `key` (the last one when repeated), NULL when absent. */
+static const char *meta_value(const octx *c, const char *key) {
+    const char *v = NULL;
+    for (size_t i = 0; i < c->mp->n_metadata_props; i++)
+        if (c->mp->metadata_props[i]->key && !strcmp(c->mp->metadata_props[i]->key, key) &&
+            c->mp->metadata_props[i]->value)
+            v = c->mp->metadata_props[i]->value;
+    return v;
+}
+
+/* The training images a mixq export's model was trained without: metadata_props "mixq.holdout"
+ * (absent: none recorded, as for any other producer's file). */
+static mixq_status import_holdout(octx *c) {
+    const char *meta = meta_value(c, "mixq.holdout");
+    if (!meta) return MIXQ_OK;
+    char origin[4200];
+    snprintf(origin, sizeof origin, "%s (mixq.holdout metadata)", c->path);
+    mixq_holdout h;
+    mixq_status st = mq_holdout_parse_json(meta, strlen(meta), origin, &h);
+    return st ? st : mixq_model_set_holdout(c->m, &h);
+}
+
 /* The imported model's input transform: metadata_props "mixq.preprocess" (a mixq export) says how
  * raw pixels become the graph input; a transform folded out of the graph (fold_input_transform)
  * applies after it. With neither, the model keeps mixq's default, not recorded (the CLI says so);
  * with a folded transform and no metadata, the graph input is taken to be pixels / 255
  * (torchvision's ToTensor()), also not recorded. */
 static mixq_status import_preprocess(octx *c) {
-    const char *meta = NULL;
-    for (size_t i = 0; i < c->mp->n_metadata_props; i++)
-        if (c->mp->metadata_props[i]->key && !strcmp(c->mp->metadata_props[i]->key, "mixq.preprocess") &&
-            c->mp->metadata_props[i]->value)
-            meta = c->mp->metadata_props[i]->value;
+    const char *meta = meta_value(c, "mixq.preprocess");
     mixq_preprocess pp;
     mixq_status st = MIXQ_OK;
     const int C = c->m->cfg.in_c;
@@ -1457,13 +1475,10 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
     for (int i = 0; !st && i < ncp; i++)
         st = fill(&c, cp[i].n, cp[i].t, tensor_of(c.m, cp[i].node, cp[i].which), cp[i].transpose);
     if (!st) st = import_preprocess(&c);
+    if (!st) st = import_holdout(&c);
     /* a mixq QDQ export: its policy from the metadata, scales and clips from the QDQ nodes */
-    const char *policy = NULL;
-    for (size_t i = 0; !st && i < c.mp->n_metadata_props; i++)
-        if (c.mp->metadata_props[i]->key && !strcmp(c.mp->metadata_props[i]->key, "mixq.policy") &&
-            c.mp->metadata_props[i]->value && *c.mp->metadata_props[i]->value)
-            policy = c.mp->metadata_props[i]->value;
-    if (!st && policy) {
+    const char *policy = st ? NULL : meta_value(&c, "mixq.policy");
+    if (!st && policy && *policy) {
         mixq_policy *p = NULL;
         char origin[4200];
         snprintf(origin, sizeof origin, "%s (mixq.policy metadata)", path);
@@ -1518,7 +1533,8 @@ mixq_status mixq_model_import_onnx(const char *path, mixq_model **out) {
  * The weight codes and scales are the layer's description (mq_qlayer), never recovered from
  * floats. k-means layers (a codebook, not a linear grid) and layers with float (32-bit) kernels
  * are written as their fake-quantized float weights. metadata_props carry mixq.version, mixq.policy (the policy text), mixq.bits (per layer
- * w/a bits and per-kernel bits) and mixq.provenance. */
+ * w/a bits and per-kernel bits), mixq.provenance, mixq.preprocess (the input transform) and, when
+ * the model records it, mixq.holdout (the training images it was trained without). */
 
 static void *A(arena *a, size_t bytes) {
     if (a->n == a->cap) {
@@ -1999,7 +2015,7 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
     Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
     Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
     Onnx__OperatorSetIdProto ops = ONNX__OPERATOR_SET_ID_PROTO__INIT, *opsp = &ops;
-    Onnx__StringStringEntryProto meta[5], *metap[5];
+    Onnx__StringStringEntryProto meta[6], *metap[6];
     const mq_node *in0 = &m->nodes[0], *last = &m->nodes[m->n_nodes - 1];
     int64_t idims[4] = {0, in0->c, in0->h, in0->w}, odims[2] = {0, last->c};
     Onnx__ValueInfoProto *vin = NULL, *vout = NULL;
@@ -2024,8 +2040,9 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
         mp.producer_version = (char *)mixq_version();
         mp.graph = &gp;
         mp.n_opset_import = 1, mp.opset_import = &opsp;
-        const char *keys[5] = {"mixq.version", "mixq.policy", "mixq.bits", "mixq.provenance", "mixq.preprocess"};
-        char *vals[5];
+        const char *keys[6] = {"mixq.version", "mixq.policy", "mixq.bits", "mixq.provenance", "mixq.preprocess",
+                               "mixq.holdout"};
+        char *vals[6];
         vals[0] = (char *)mixq_version();
         vals[1] = quant ? (char *)mixq_policy_text(mixq_model_policy(m)) : "";
         vals[2] = quant ? bits_json : "{}";
@@ -2040,14 +2057,19 @@ mixq_status mixq_model_export_onnx_ex(mixq_model *m, const char *path, int embed
         vals[4] = ppj ? S(&e->a, "%s", ppj) : NULL;
         free(ppj);
         if (!vals[4]) e->fail = 1;
-        int nm = quant ? 5 : 3;
-        for (int k = 0, j = 0; k < 5; k++) {
-            if (!quant && (k == 1 || k == 2)) continue;
+        /* the training images the model was trained without, when it records them */
+        char *hoj = m->has_holdout ? mq_holdout_json(&m->holdout) : NULL;
+        vals[5] = hoj ? S(&e->a, "%s", hoj) : NULL;
+        free(hoj);
+        if (m->has_holdout && !vals[5]) e->fail = 1;
+        int nm = 0;
+        for (int k = 0; k < 6; k++) {
+            if ((!quant && (k == 1 || k == 2)) || !vals[k]) continue;
+            int j = nm++;
             onnx__string_string_entry_proto__init(&meta[j]);
             meta[j].key = (char *)keys[k];
             meta[j].value = vals[k];
             metap[j] = &meta[j];
-            j++;
         }
         mp.n_metadata_props = (size_t)nm, mp.metadata_props = metap;
         len = onnx__model_proto__get_packed_size(&mp);

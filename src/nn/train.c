@@ -134,13 +134,16 @@ done:
 /* Training m on `train` (a TRAIN split carved with its own holdout): when that set takes in
  * images of m's recorded holdout, or is of another training file, the record becomes count 0 (no
  * image known to be held out any more). */
-static void data_holdout(mixq_model *m, const mixq_dataset *train) {
-    if (!m->has_holdout || train->split == MIXQ_SPLIT_TEST) return;
-    int seen = 1; /* another file, or no memory to tell: not known to be held out */
-    if (train->holdout.images == m->holdout.images &&
-        mixq_holdout_seen(&train->holdout, &m->holdout, &seen) != MIXQ_OK)
-        seen = 1;
-    if (seen > 0) m->holdout.count = 0;
+int mixq_train_keeps_holdout(const mixq_model *m, const mixq_dataset *train, int *seen) {
+    int s = 0;
+    if (m && train && m->has_holdout && train->split != MIXQ_SPLIT_TEST) {
+        /* another file, or no memory to tell: not known to be held out */
+        if (train->holdout.images != m->holdout.images ||
+            mixq_holdout_seen(&train->holdout, &m->holdout, &s) != MIXQ_OK)
+            s = -1;
+    }
+    if (seen) *seen = s;
+    return s == 0;
 }
 
 mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_dataset *val,
@@ -159,7 +162,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     if ((st = mixq_model_set_preprocess(m, &pp))) return st;
     /* a recorded holdout stays true only while the model trains outside it (a test split, if
      * trained on, is not of the training file: the record is about that file) */
-    if (cfg->epochs > 0) data_holdout(m, train);
+    if (cfg->epochs > 0 && !mixq_train_keeps_holdout(m, train, NULL)) m->holdout.count = 0;
     /* the teacher's own transform; its batch is made apart only where it differs */
     mixq_preprocess tpp = teacher ? teacher->pp : pp;
     if (tpp.from_data && (st = mixq_dataset_preprocess(train, &tpp))) return st;
