@@ -140,6 +140,49 @@ static void short_cfg(mixq_search_config *c, const char *agent) {
     c->final_epochs = 0;
 }
 
+/* The search counts the validation images the float model trained on (summary.json's
+ * val_images_trained_on): 0 on the split its record names, mixq_holdout_seen's count on another
+ * seed's, -1 for a model with no record. */
+static void test_search_val_trained_on(void) {
+    if (!test_need_fmnist()) return;
+    const char *plain = test_lenet5_file();
+    if (!plain) return;
+    mixq_model *m = NULL;
+    char rec[1100];
+    snprintf(rec, sizeof rec, "%s/l5_holdout.mixq", test_tmpdir());
+    const mixq_holdout held = {.seed = 1, .count = 1000, .images = 60000}, other = {.seed = 2, .count = 1000, .images = 60000};
+    CHECK_OK(mixq_model_load(plain, &m));
+    if (m) {
+        CHECK_OK(mixq_model_set_holdout(m, &held));
+        CHECK_OK(mixq_model_save(m, rec));
+    }
+    mixq_model_free(m);
+    int want2 = -9;
+    CHECK_OK(mixq_holdout_seen(&held, &other, &want2));
+    CHECK(want2 > 0);
+    const struct {
+        const char *model;
+        int split2, want;
+    } cases[] = {{rec, 0, 0}, {rec, 1, want2}, {plain, 0, -1}};
+    for (int i = 0; i < 3; i++) {
+        mixq_search_config c;
+        short_cfg(&c, "random");
+        c.episodes = 2;
+        c.split_seed_set = cases[i].split2;
+        c.split_seed = 2;
+        char d[1100], sp[1200], key[64];
+        snprintf(d, sizeof d, "%s/run_valseen%d", test_tmpdir(), i);
+        snprintf(sp, sizeof sp, "%s/summary.json", d);
+        mixq_search_result r;
+        CHECKF(mixq_search(cases[i].model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_OK, "%s", mixq_last_error());
+        CHECKF(r.val_trained_on == cases[i].want, "case %d: %d, want %d", i, r.val_trained_on, cases[i].want);
+        char *sum = test_slurp(sp);
+        snprintf(key, sizeof key, "\"val_images_trained_on\": %d\n", cases[i].want);
+        CHECKF(sum && strstr(sum, key), "case %d: summary.json lacks '%s'", i, key);
+        free(sum);
+    }
+}
+
 static void test_search_cache_resume(void) {
     if (!test_need_fmnist()) return;
     const char *model_path = test_lenet5_file();
@@ -431,6 +474,7 @@ int main(void) {
     TEST_RUN(test_reward_record);
     TEST_RUN(test_wall_budgets);
     TEST_RUN(test_search_cache_resume);
+    TEST_RUN(test_search_val_trained_on);
     TEST_RUN(test_distill_search);
     TEST_RUN(test_baselines);
     TEST_RUN(test_threads_determinism);

@@ -753,6 +753,11 @@ typedef struct mixq_search_result {
     double budget_ratios[4];  /* every metric's budget / W8A8 (0: none) */
     int fits;                 /* the best policy meets every budget */
     double search_s, final_s; /* wall times */
+    int val_trained_on;       /* of the validation split (val_images), how many images the float
+                                 model trained on (mixq_holdout_seen against its record): 0 when it
+                                 kept to its record's split; -1 when that cannot be told (the model
+                                 records no split, or one of another training file). Scores on such
+                                 images overstate; `mixq search` warns before it starts */
 } mixq_search_result;
 
 /* Run (or with resume=1 continue) a search. run_dir (created if missing) receives:

@@ -950,12 +950,13 @@ static mixq_status write_summary(mq_search *s, const mixq_search_result *res, in
              "  \"size_ratio\": %.6f,\n  \"bitops_ratio\": %.6f,\n  \"budget_metric\": \"%s\",\n"
              "  \"budget_ratio\": %.6f,\n  \"budgets\": {%s},\n  \"fits\": %s,\n"
              "  \"search_s\": %.1f,\n  \"final_s\": %.1f,\n  \"ranks\": %d,\n  \"parallel\": %d,\n"
-             "  \"workers_lost\": %d\n}\n",
+             "  \"workers_lost\": %d,\n  \"val_images_trained_on\": %d\n}\n",
              s->cfg->agent, res->layers, res->episodes, res->candidates, res->candidates, res->cache_hits, s->n_ev,
              res->fp32_val_accuracy, res->best_val_accuracy, res->final_val_accuracy, res->final_test_accuracy,
              va_before, ft_kept ? "true" : "false", res->ratio[0], res->ratio[1], res->ratio[2], res->ratio[3],
              mq_metric_names[s->env.metric], res->budget_ratio, budgets, res->fits ? "true" : "false",
-             res->search_s, res->final_s, mixq_mpi_size(), mq_search_parallel(s), s->workers_lost);
+             res->search_s, res->final_s, mixq_mpi_size(), mq_search_parallel(s), s->workers_lost,
+             res->val_trained_on);
     return write_atomic(s, "summary.json", sum);
 }
 
@@ -965,6 +966,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!model_path || !data || !cfg || !run_dir || !res) return mq_err(MIXQ_ERR_ARG, "mixq_search: NULL argument");
     memset(res, 0, sizeof *res);
     res->final_val_accuracy = res->final_test_accuracy = -1;
+    res->val_trained_on = -1;
     const mq_agent *agent = NULL;
     mixq_status st = find_agent(cfg->agent, &agent);
     if (st) return st;
@@ -1050,6 +1052,13 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, s->split_seed, &s->val);
     if (!st) st = mixq_dataset_load(data, MIXQ_SPLIT_VAL, cfg->val_images, s->split_seed, &s->eval);
     if (!st && cfg->eval_images < mixq_dataset_count(s->eval)) st = mixq_dataset_truncate(s->eval, cfg->eval_images);
+    if (!st) {
+        mixq_holdout held, vh;
+        int seen = 0;
+        if (mixq_model_holdout(s->fp, &held) && mixq_dataset_holdout(s->val, &vh) == MIXQ_OK &&
+            held.images == vh.images && mixq_holdout_seen(&held, &vh, &seen) == MIXQ_OK)
+            res->val_trained_on = seen;
+    }
     if (!st && cfg->finetune_images > 0) {
         st = mixq_dataset_load(data, MIXQ_SPLIT_TRAIN, cfg->val_images, s->split_seed, &s->ft);
         if (!st && cfg->finetune_images < mixq_dataset_count(s->ft))
