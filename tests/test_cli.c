@@ -442,7 +442,7 @@ static void test_messages(void) {
     snprintf(a, sizeof a, S, T, T, "s8", "latency=0.9 --agent ebs --a-bit-set 2,2");
     EXPECT_LINE(a, 2, "--a-bit-set lists a width twice");
     snprintf(a, sizeof a, S, T, T, "s8", "latency=0.9 --a-bit-set 2,8");
-    EXPECT_LINE(a, 1, "--a-bit-set (activation candidate widths) is the ebs agent's; hint: --agent ebs");
+    EXPECT_LINE(a, 1, "--a-bit-set (activation candidate widths) is the ebs and hawq agents'; hint: --agent ebs or hawq");
     snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward margn=0.5");
     EXPECT_LINE(a, 2, "unknown --reward key 'margn'; did you mean 'margin'? hint: margin, a, b, hw");
     snprintf(a, sizeof a, S, T, T, "s8", "none --agent releq --reward hw=2");

@@ -230,7 +230,7 @@ static void test_settings(void) {
     c.agent = "haq";
     c.a_bit_set[0] = 2, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;
     CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
-    CHECKF(strstr(mixq_last_error(), "the ebs agent's") != NULL, "%s", mixq_last_error());
+    CHECKF(strstr(mixq_last_error(), "the ebs and hawq agents'") != NULL, "%s", mixq_last_error());
 }
 
 int main(void) {

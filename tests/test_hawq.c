@@ -623,6 +623,34 @@ static void test_hawq_search(void) {
     CHECK(la && lb && !strcmp(la, lb));
     CHECK_OK(mixq_set_threads(threads));
     free(sw), free(ev), free(hj), free(evb), free(hjb);
+    /* --a-bit-set 3,5: every searched layer's activations take one of those widths (the pinned
+     * ends 8), and config.json records the set */
+    char d[1100];
+    snprintf(d, sizeof d, "%s/hawq_aset", test_tmpdir());
+    c.a_bit_set[0] = 3, c.a_bit_set[1] = 5, c.n_a_bit_set = 2;
+    CHECKF(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
+    char *eva = slurp(d, "evals.jsonl"), *conf = slurp(d, "config.json");
+    CHECK(conf && strstr(conf, "\"a_bit_set\": [3, 5], \"hessian_images\""));
+    int n = 0;
+    for (const char *p = eva ? strstr(eva, "\"a\": [") : NULL; p; p = strstr(p + 1, "\"a\": [")) {
+        int v[5];
+        CHECK(sscanf(p, "\"a\": [%d,%d,%d,%d,%d]", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5);
+        CHECKF(v[0] == 8 && v[4] == 8, "pinned ends %d, %d", v[0], v[4]);
+        for (int l = 1; l < 4; l++) CHECKF(v[l] == 3 || v[l] == 5, "layer %d: %d-bit activations", l, v[l]);
+        n++;
+    }
+    CHECK(n == rb.candidates && n >= 1);
+    free(eva), free(conf);
+    /* widths out of order, or outside --bits */
+    c.a_bit_set[0] = 5, c.a_bit_set[1] = 3;
+    snprintf(d, sizeof d, "%s/hawq_aset_bad", test_tmpdir());
+    CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &rb) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "hawq: a_bit_set must list distinct widths in ascending order") != NULL, "%s",
+           mixq_last_error());
+    c.a_bit_set[0] = 1, c.a_bit_set[1] = 3;
+    CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &rb) == MIXQ_ERR_ARG);
+    CHECKF(strstr(mixq_last_error(), "hawq: --a-bit-set width 1 is outside --bits 2..8") != NULL, "%s",
+           mixq_last_error());
 }
 
 static void test_hawq_errors(void) {

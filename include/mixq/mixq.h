@@ -673,7 +673,8 @@ typedef struct mixq_search_config {
      * n_bit_set 0, ebs's own default {2, 3, 4, 5, 6, 8} (what the CLI gives without --bit-set).
      * a_bit_set (n_a_bit_set > 0): the activations' own candidate widths (ascending, 2 to 8 in
      * b_min..b_max), e.g. 1-bit weights allowed with activations of at least 2 bits; the budget
-     * wall then lowers activations no further than a_bit_set's lowest. 0: bit_set's. */
+     * wall then lowers activations no further than a_bit_set's lowest. 0: bit_set's. The hawq
+     * agent takes it too (1 to 8 widths): its programme then picks activations among them. */
     int ebs_epochs, ebs_gumbel, ebs_images;
     int a_bit_set[8], n_a_bit_set;
     double ebs_tau0, ebs_tau1, ebs_lambda, ebs_lr;

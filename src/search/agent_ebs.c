@@ -72,16 +72,16 @@ static mixq_status ebs_check(mq_search *s) {
     if (c->n_a_bit_set < 0 || h.na < 2 || h.na > MQ_MIX_MAXB)
         return mq_err(MIXQ_ERR_ARG, "ebs: --a-bit-set has %d widths; hint: 2 to %d of 1..8", c->n_a_bit_set,
                       MQ_MIX_MAXB);
-    for (int i = 0; i < h.nb + h.na; i++) {
-        const int act = i >= h.nb, b = act ? h.abits[i - h.nb] : h.bits[i];
-        if (b < c->b_min || b > c->b_max)
-            return mq_err(MIXQ_ERR_ARG, "ebs: %s width %d is outside --bits %d..%d; hint: widen --bits or "
-                          "drop that width", act ? "--a-bit-set" : "--bit-set", b, c->b_min, c->b_max);
-        /* the activations' lowest width is their floor in the search environment */
-        if (act && i > h.nb && b <= h.abits[i - h.nb - 1])
-            return mq_err(MIXQ_ERR_ARG, "ebs: a_bit_set must list distinct widths in ascending order (width %d "
-                          "is %d after %d)", i - h.nb + 1, b, h.abits[i - h.nb - 1]);
+    for (int i = 0; i < h.nb; i++) {
+        if (h.bits[i] < c->b_min || h.bits[i] > c->b_max)
+            return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set width %d is outside --bits %d..%d; hint: widen --bits or "
+                          "drop that width", h.bits[i], c->b_min, c->b_max);
+        if (i > 0 && h.bits[i] <= h.bits[i - 1])
+            return mq_err(MIXQ_ERR_ARG, "ebs: bit_set must list distinct widths in ascending order (width %d "
+                          "is %d after %d)", i + 1, h.bits[i], h.bits[i - 1]);
     }
+    mixq_status st = mq_search_check_a_bit_set(s, 2);
+    if (st) return st;
     if (c->ebs_epochs > 1000 || c->ebs_images < 0 || !(h.tau0 <= 1e3 && h.tau1 <= h.tau0) || !(h.lambda <= 1e6) || !(h.lr <= 10))
         return mq_err(MIXQ_ERR_ARG, "ebs: epochs %d (1..1000), tau0 %g >= tau1 %g (<= 1000), lambda %g (<= 1e6) or lr "
                       "%g (<= 10) out of range", c->ebs_epochs, h.tau0, h.tau1, h.lambda, h.lr);
@@ -95,11 +95,9 @@ static void ebs_config(const mq_search *s, char *buf, size_t n) {
     const eb_settings h = settings(s);
     /* a_bit_set only where given: the configuration of a run without it reads as before (and
      * resumes) */
-    char bits[64] = "", abits[80] = "";
+    char bits[64] = "", abits[80];
     for (int i = 0; i < h.nb; i++) snprintf(bits + strlen(bits), sizeof bits - strlen(bits), "%s%d", i ? ", " : "", h.bits[i]);
-    for (int i = 0; i < s->cfg->n_a_bit_set; i++)
-        snprintf(abits + strlen(abits), sizeof abits - strlen(abits), "%s%d", i ? ", " : "\"a_bit_set\": [", h.abits[i]);
-    if (abits[0]) snprintf(abits + strlen(abits), sizeof abits - strlen(abits), "], ");
+    mq_search_a_bit_set_json(s, abits, sizeof abits);
     snprintf(buf, n,
              "\"bit_set\": [%s], %s\"epochs\": %d, \"mixing\": \"%s\", \"tau0\": %g, \"tau1\": %g, \"lambda\": %g, "
              "\"strength_lr\": %g, \"strength_optimizer\": \"adam\", \"split\": \"train halves\", \"sweep\": %d, "

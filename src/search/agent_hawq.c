@@ -92,6 +92,17 @@ static void hcfg(const mq_search *s, mq_hessian_config *hc) {
 /* The bits a layer may take: b_min..b_max, and 8 for pinned layers. */
 static int bits_used(const mq_search *s, int b) { return (b >= s->cfg->b_min && b <= s->cfg->b_max) || b == 8; }
 
+/* The activation widths a searched (not pinned) layer may take: b_min..b_max, and with
+ * a_bit_set only its widths. */
+static int a_allowed(const mq_search *s, int a) {
+    const mixq_search_config *c = s->cfg;
+    if (a < c->b_min || a > c->b_max) return 0;
+    if (c->n_a_bit_set <= 0) return 1;
+    for (int i = 0; i < c->n_a_bit_set; i++)
+        if (c->a_bit_set[i] == a) return 1;
+    return 0;
+}
+
 /* The settings that decide hessian.json's contents, as one JSON object. */
 static cJSON *settings_json(const mq_search *s, int images) {
     mq_hessian_config hc;
@@ -419,11 +430,11 @@ static mixq_status kw_build(mq_search *s, const hawq_sens *h, const double *T, k
             PUT(8, 8, 0, 8);
         } else {
             for (int a = c->b_min; a <= c->b_max; a++)
-                for (int w = c->b_min; w <= c->b_max; w++) PUT(w, w, 0, a);
+                for (int w = c->b_min; w <= c->b_max && a_allowed(s, a); w++) PUT(w, w, 0, a);
             const int step = kw_step(K, rows);
             for (int n = step; K > rows && n < K; n += step)
                 for (int a = c->b_min; a <= c->b_max; a++)
-                    for (int lo = c->b_min; lo <= c->b_max; lo++)
+                    for (int lo = c->b_min; lo <= c->b_max && a_allowed(s, a); lo++)
                         for (int hi = lo + 1; hi <= c->b_max; hi++) PUT(lo, hi, n, a);
         }
 #undef PUT
@@ -506,17 +517,20 @@ static mixq_status hawq_check(mq_search *s) {
     if (c->sweep < 0 || c->sweep > 10000 || !(c->sweep_from >= 0 && c->sweep_from <= 100))
         return mq_err(MIXQ_ERR_ARG, "hawq: --sweep %d (0..10000) or --sweep-from %g (a fraction of W8A8, 0: the "
                       "cheapest reachable) out of range", c->sweep, c->sweep_from);
-    return MIXQ_OK;
+    return mq_search_check_a_bit_set(s, 1);
 }
 
 static void hawq_config(const mq_search *s, char *buf, size_t n) {
     mq_hessian_config hc;
     hcfg(s, &hc);
+    /* a_bit_set only where given: a run without it keeps its configuration (and resumes) */
+    char abits[80];
+    mq_search_a_bit_set_json(s, abits, sizeof abits);
     snprintf(buf, n,
-             "\"hessian_images\": %d, \"hessian_batch\": %d, \"max_probes\": %d, \"min_probes\": %d, "
+             "%s\"hessian_images\": %d, \"hessian_batch\": %d, \"max_probes\": %d, \"min_probes\": %d, "
              "\"tol\": %g, \"eps_rel\": %g, \"activations\": \"proxy\", \"act_images\": %d, \"sweep\": %d, "
              "\"sweep_from\": %g, \"ilp_time_limit_s\": %g, \"kernel_wise\": %d, \"kernel_rows\": %d",
-             s->cfg->hessian_images, hc.batch, hc.max_probes, hc.min_probes, hc.tol, hc.eps_rel, ACT_IMAGES,
+             abits, s->cfg->hessian_images, hc.batch, hc.max_probes, hc.min_probes, hc.tol, hc.eps_rel, ACT_IMAGES,
              sweep_count(s), s->cfg->sweep_from, ILP_TIME_S, s->cfg->kernel_wise,
              s->cfg->kernel_wise ? mq_hw_kernel_rows(s->hw) : 0);
 }
@@ -550,7 +564,7 @@ static mixq_status run_hawq(mq_search *s) {
             for (int wb = 1; wb <= 8; wb++)
                 for (int ab = 1; ab <= 8; ab++) {
                     const size_t i = (size_t)l * C + (size_t)wb * NB + ab;
-                    ok[i] = pinned ? wb == 8 && ab == 8 : wb >= c->b_min && wb <= c->b_max && ab >= c->b_min && ab <= c->b_max;
+                    ok[i] = pinned ? wb == 8 && ab == 8 : wb >= c->b_min && wb <= c->b_max && a_allowed(s, ab);
                     val[i] = ok[i] ? T * (h.werr[l][wb] + h.wsq[l] * h.rho[l][ab]) : 0;
                     for (int k = 0; k < MQ_NMETRIC; k++)
                         cost[((size_t)k * L + l) * C + (size_t)wb * NB + ab] = s->env.grid[l][k][wb][ab];

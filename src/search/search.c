@@ -935,6 +935,33 @@ static mixq_status find_agent(const char *name, const mq_agent **out) {
                   name ? mq_did_you_mean(name, names, n) : "", list);
 }
 
+mixq_status mq_search_check_a_bit_set(const mq_search *s, int min_count) {
+    const mixq_search_config *c = s->cfg;
+    const char *ag = s->agent->name;
+    if (c->n_a_bit_set < 0 || c->n_a_bit_set > 8 || (c->n_a_bit_set > 0 && c->n_a_bit_set < min_count))
+        return mq_err(MIXQ_ERR_ARG, "%s: --a-bit-set has %d widths; hint: %d to 8 of 1..8", ag, c->n_a_bit_set,
+                      min_count);
+    for (int i = 0; i < c->n_a_bit_set; i++) {
+        const int b = c->a_bit_set[i];
+        if (b < c->b_min || b > c->b_max)
+            return mq_err(MIXQ_ERR_ARG, "%s: --a-bit-set width %d is outside --bits %d..%d; hint: widen --bits or "
+                          "drop that width", ag, b, c->b_min, c->b_max);
+        if (i > 0 && b <= c->a_bit_set[i - 1])
+            return mq_err(MIXQ_ERR_ARG, "%s: a_bit_set must list distinct widths in ascending order (width %d "
+                          "is %d after %d)", ag, i + 1, b, c->a_bit_set[i - 1]);
+    }
+    return MIXQ_OK;
+}
+
+void mq_search_a_bit_set_json(const mq_search *s, char *buf, size_t n) {
+    const mixq_search_config *c = s->cfg;
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < c->n_a_bit_set && i < 8 && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%d", i ? ", " : "\"a_bit_set\": [", c->a_bit_set[i]);
+    if (c->n_a_bit_set > 0 && k < n) snprintf(buf + k, n - k, "], ");
+}
+
 static mixq_status write_summary(mq_search *s, const mixq_search_result *res, int ft_kept, double va_before) {
     char sum[2400], budgets[200] = "";
     for (int k = 0, n = 0; k < MQ_NMETRIC; k++)
@@ -978,9 +1005,9 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
     if (cfg->kernel_wise && agent != &mq_agent_hawq)
         return mq_err(MIXQ_ERR_ARG, "--kernel-wise is the hawq agent's (the %s agent picks one width per layer); "
                       "hint: --agent hawq", agent->name);
-    if (cfg->n_a_bit_set && agent != &mq_agent_ebs)
-        return mq_err(MIXQ_ERR_ARG, "--a-bit-set (activation candidate widths) is the ebs agent's; hint: --agent ebs, "
-                      "or --bits LO..HI for the %s agent's range", agent->name);
+    if (cfg->n_a_bit_set && agent != &mq_agent_ebs && agent != &mq_agent_hawq)
+        return mq_err(MIXQ_ERR_ARG, "--a-bit-set (activation candidate widths) is the ebs and hawq agents'; hint: "
+                      "--agent ebs or hawq, or --bits LO..HI for the %s agent's range", agent->name);
     if (cfg->a_bits != 8 && agent != &mq_agent_releq)
         return mq_err(MIXQ_ERR_ARG, "--a-bits (a_bits %d) is the releq agent's; the %s agent searches activation "
                       "bits itself; hint: --agent releq, or drop --a-bits", cfg->a_bits, agent->name);

@@ -93,6 +93,14 @@ struct mq_search {
     int workers_lost;         /* MPI worker ranks dropped (timed out) */
 };
 
+/* cfg->a_bit_set (ebs, hawq: the activations' own widths; n_a_bit_set 0: none given) checked:
+ * at least min_count (when given) and at most 8 widths, each in b_min..b_max, distinct and
+ * ascending (the lowest is the environment's activation floor). Errors name the agent. */
+mixq_status mq_search_check_a_bit_set(const mq_search *s, int min_count);
+/* `"a_bit_set": [w, ...], ` for config.json when the set is given, else "" (so a run without it
+ * keeps the configuration it had, and resumes). */
+void mq_search_a_bit_set_json(const mq_search *s, char *buf, size_t n);
+
 /* The record of bits w, a, or NULL. */
 const mq_rec *mq_search_find(const mq_search *s, const int *w, const int *a);
 /* Score bits w, a through the cache; *cached (optional) = 1 if the record already existed. A new
