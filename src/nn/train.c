@@ -131,9 +131,9 @@ done:
     return st;
 }
 
-/* Training m on `train` (a TRAIN split carved with its own holdout): when that set takes in
- * images of m's recorded holdout, or is of another training file, the record becomes count 0 (no
- * image known to be held out any more). */
+/* (mixq.h) A TRAIN split is carved with its own holdout: it keeps m's record when it takes in none
+ * of m's held-out images, of the same training file. mixq_train then sets a record it does not
+ * keep to count 0 (no image known to be held out any more). */
 int mixq_train_keeps_holdout(const mixq_model *m, const mixq_dataset *train, int *seen) {
     int s = 0;
     if (m && train && m->has_holdout && train->split != MIXQ_SPLIT_TEST) {
