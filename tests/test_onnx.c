@@ -184,6 +184,7 @@ static void test_import_pytorch(void) {
 
 /* quantize an import (W4A4 with a 2-bit and per-kernel layer), export QDQ, read back: equal */
 static void expect_bad(const char *path, mixq_status want, const char *needle);
+static unsigned char *slurp(const char *path, size_t *n);
 
 static void test_qdq_roundtrip(void) {
     if (access(FMNIST, R_OK) != 0) {
@@ -245,12 +246,7 @@ static void test_qdq_roundtrip(void) {
     r = NULL;
     /* a record that cannot hold (0 training images) is an error naming the metadata */
     size_t qn = 0;
-    unsigned char *qb = NULL;
-    FILE *qf = fopen(q, "rb");
-    if (qf && fseek(qf, 0, SEEK_END) == 0 && (qn = (size_t)ftell(qf)) > 0 && fseek(qf, 0, SEEK_SET) == 0 &&
-        (qb = malloc(qn)) && fread(qb, 1, qn, qf) != qn)
-        qn = 0;
-    if (qf) fclose(qf);
+    unsigned char *qb = slurp(q, &qn);
     const char *want = "\"images\": 60000";
     unsigned char *at = NULL;
     for (size_t i = 0; qb && i + strlen(want) <= qn && !at; i++)
@@ -260,12 +256,9 @@ static void test_qdq_roundtrip(void) {
         memcpy(at + strlen(want) - 5, "00000", 5);
         char bq[1100];
         snprintf(bq, sizeof bq, "%s/resnet_tiny_qdq_bad_holdout.onnx", test_tmpdir());
-        FILE *bf = fopen(bq, "wb");
-        CHECK(bf && fwrite(qb, 1, qn, bf) == qn);
-        if (bf) fclose(bf);
+        CHECK(test_write_file(bq, qb, qn) == 0);
         expect_bad(bq, MIXQ_ERR_FORMAT, "mixq.holdout metadata");
     }
-    free(qb);
     if (have_checker()) CHECK(onnx_check(q)); /* the float exports: check_model */
     else test_skip("python3-onnx is not installed: the ONNX checker did not run (scripts/deps.sh installs it)");
 out:

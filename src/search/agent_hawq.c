@@ -429,13 +429,17 @@ static mixq_status kw_build(mq_search *s, const hawq_sens *h, const double *T, k
             j = 8 * NB + 8;
             PUT(8, 8, 0, 8);
         } else {
-            for (int a = c->b_min; a <= c->b_max; a++)
-                for (int w = c->b_min; w <= c->b_max && a_allowed(s, a); w++) PUT(w, w, 0, a);
+            for (int a = c->b_min; a <= c->b_max; a++) {
+                if (!a_allowed(s, a)) continue;
+                for (int w = c->b_min; w <= c->b_max; w++) PUT(w, w, 0, a);
+            }
             const int step = kw_step(K, rows);
             for (int n = step; K > rows && n < K; n += step)
-                for (int a = c->b_min; a <= c->b_max; a++)
-                    for (int lo = c->b_min; lo <= c->b_max && a_allowed(s, a); lo++)
+                for (int a = c->b_min; a <= c->b_max; a++) {
+                    if (!a_allowed(s, a)) continue;
+                    for (int lo = c->b_min; lo <= c->b_max; lo++)
                         for (int hi = lo + 1; hi <= c->b_max; hi++) PUT(lo, hi, n, a);
+                }
         }
 #undef PUT
         for (int i = 0; i < C && !st; i++) {
