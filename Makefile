@@ -43,7 +43,10 @@ endif
 LDLIBS  += $(DEP_LIBS)
 
 VERSION := $(shell sed -n 's/^\#define MIXQ_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' include/mixq/mixq.h | paste -sd.)
+# The soname's version: MAJOR, or MAJOR.MINOR while MAJOR is 0 (before 1.0 a minor release may
+# change the ABI, e.g. a public struct gaining a field, so 0.1 and 0.2 must not share a soname).
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+SOVER   := $(if $(filter 0,$(SOMAJOR)),$(SOMAJOR).$(word 2,$(subst ., ,$(VERSION))),$(SOMAJOR))
 
 LIB_SRC   := $(sort $(wildcard src/*/*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/hw_presets.o $(BUILD)/gen/onnx.pb-c.o
@@ -78,7 +81,7 @@ $(BUILD)/libmixq.a: $(LIB_OBJ)
 
 # The shared library exports the public API (mixq_*) only; its dependencies are DT_NEEDED.
 $(BUILD)/libmixq.so: $(LIB_OBJ) scripts/libmixq.map
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libmixq.so.$(SOMAJOR) -Wl,--version-script=scripts/libmixq.map \
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libmixq.so.$(SOVER) -Wl,--version-script=scripts/libmixq.map \
 	    -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/mixq: $(TOOL_OBJ) $(BUILD)/libmixq.a
@@ -332,8 +335,8 @@ install: all scripts/mixq.pc.in
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR)/mixq $(DESTDIR)$(BINDIR) $(DESTDIR)$(PCDIR)
 	install -m 644 $(BUILD)/libmixq.a $(DESTDIR)$(LIBDIR)/libmixq.a
 	install -m 755 $(BUILD)/libmixq.so $(DESTDIR)$(LIBDIR)/libmixq.so.$(VERSION)
-	ln -sf libmixq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmixq.so.$(SOMAJOR)
-	ln -sf libmixq.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libmixq.so
+	ln -sf libmixq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmixq.so.$(SOVER)
+	ln -sf libmixq.so.$(SOVER) $(DESTDIR)$(LIBDIR)/libmixq.so
 	install -m 644 include/mixq/mixq.h $(DESTDIR)$(INCDIR)/mixq/mixq.h
 	install -m 755 $(BUILD)/mixq $(DESTDIR)$(BINDIR)/mixq
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \

@@ -569,6 +569,22 @@ static int sweep_row(const char *t, int i, double *budget, double *lat, double *
                   lat) == 9;
 }
 
+/* The records of lenet5's evals.jsonl (text ev), each checked to give every layer 3- or 5-bit
+ * activations (--a-bit-set 3,5), except the first and last when pinned (8 bits): their count. */
+static int aset_records(const char *ev, int pinned) {
+    int n = 0;
+    for (const char *p = ev ? strstr(ev, "\"a\": [") : NULL; p; p = strstr(p + 1, "\"a\": [")) {
+        int v[5];
+        CHECK(sscanf(p, "\"a\": [%d,%d,%d,%d,%d]", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5);
+        for (int l = 0; l < 5; l++) {
+            const int end = pinned && (l == 0 || l == 4);
+            CHECKF(end ? v[l] == 8 : v[l] == 3 || v[l] == 5, "layer %d: %d-bit activations", l, v[l]);
+        }
+        n++;
+    }
+    return n;
+}
+
 /* A sweep of budgets: each candidate within its own budget, the last at the run's; the traces
  * are cached and reused on resume; the same at 1 and 2 threads */
 static void test_hawq_search(void) {
@@ -631,14 +647,7 @@ static void test_hawq_search(void) {
     CHECKF(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
     char *eva = slurp(d, "evals.jsonl"), *conf = slurp(d, "config.json");
     CHECK(conf && strstr(conf, "\"a_bit_set\": [3, 5], \"hessian_images\""));
-    int n = 0;
-    for (const char *p = eva ? strstr(eva, "\"a\": [") : NULL; p; p = strstr(p + 1, "\"a\": [")) {
-        int v[5];
-        CHECK(sscanf(p, "\"a\": [%d,%d,%d,%d,%d]", &v[0], &v[1], &v[2], &v[3], &v[4]) == 5);
-        CHECKF(v[0] == 8 && v[4] == 8, "pinned ends %d, %d", v[0], v[4]);
-        for (int l = 1; l < 4; l++) CHECKF(v[l] == 3 || v[l] == 5, "layer %d: %d-bit activations", l, v[l]);
-        n++;
-    }
+    const int n = aset_records(eva, 1);
     CHECK(n == rb.candidates && n >= 1);
     free(eva), free(conf);
     /* widths out of order, or outside --bits */
@@ -799,6 +808,19 @@ static void test_hawq_kernel_wise(void) {
         CHECK(mixq_search(model, "fashion-mnist", &c, a, 1, NULL, NULL, &rb) != MIXQ_OK);
         free(bad);
     }
+    /* with --a-bit-set 3,5 the kernel-wise programme keeps every layer's activations in the set
+     * (no pinned ends here) while its kernels still mix widths */
+    c.a_bit_set[0] = 3, c.a_bit_set[1] = 5, c.n_a_bit_set = 2;
+    snprintf(a, sizeof a, "%s/hawq_kw_aset", test_tmpdir());
+    CHECKF(mixq_search(model, "fashion-mnist", &c, a, 0, NULL, NULL, &rb) == MIXQ_OK, "%s", mixq_last_error());
+    char *eva = slurp(a, "evals.jsonl");
+    const int n = aset_records(eva, 0);
+    int kwn = 0;
+    for (const char *p = eva ? strstr(eva, "\"kw\": [[") : NULL; p; p = strstr(p + 1, "\"kw\": [[")) kwn++;
+    CHECKF(n == rb.candidates && n >= 1 && kwn >= 1, "%d records of %d candidates, %d per kernel", n, rb.candidates,
+           kwn);
+    CHECK(rb.fits && rb.ratio[3] <= 0.3 + 1e-9);
+    free(eva);
     /* not for bit-parallel weights, nor for another agent */
     short_cfg(&c);
     c.kernel_wise = 1;

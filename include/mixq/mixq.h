@@ -19,7 +19,7 @@ extern "C" {
 #endif
 
 #define MIXQ_VERSION_MAJOR 0
-#define MIXQ_VERSION_MINOR 1
+#define MIXQ_VERSION_MINOR 2
 #define MIXQ_VERSION_PATCH 0
 #define MIXQ_NAME_MAX 64
 

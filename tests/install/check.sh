@@ -14,11 +14,11 @@ ok() { echo "ok $1"; pass=$((pass+1)); }
 no() { echo "not ok $1"; fail=$((fail+1)); }
 if $MAKE -s install PREFIX="$prefix" >"$work/install.log" 2>&1; then ok install
 else cat "$work/install.log"; no install; echo "$pass passed, $fail failed"; exit 1; fi
-for f in lib/libmixq.a lib/libmixq.so lib/libmixq.so.0 include/mixq/mixq.h bin/mixq lib/pkgconfig/mixq.pc; do
+for f in lib/libmixq.a lib/libmixq.so lib/libmixq.so.0.2 include/mixq/mixq.h bin/mixq lib/pkgconfig/mixq.pc; do
     if [ -e "$prefix/$f" ]; then ok "installed $f"; else no "installed $f"; fi
 done
 soname=$(readelf -d "$prefix/lib/libmixq.so" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
-if [ "$soname" = libmixq.so.0 ]; then ok "soname $soname"; else no "soname '$soname'"; fi
+if [ "$soname" = libmixq.so.0.2 ]; then ok "soname $soname"; else no "soname '$soname'"; fi
 # only the public API is exported
 if nm -D --defined-only "$prefix/lib/libmixq.so" | awk '{print $3}' | grep -v '^mixq_' | grep -q .; then
     no "libmixq.so exports only mixq_*"; else ok "libmixq.so exports only mixq_*"; fi
