@@ -1,0 +1,238 @@
+/* Where the integer runtime and fake quantization part, for the test images whose predicted
+ * class differs (what `mixq run` counts as "predictions differing").
+ *   trace_diff QMODEL DATA [--threads T] [--images N] [--show N]
+ * For each such image it runs the fake-quantized model once more and, at every quantized conv,
+ * takes the fake forward's own input codes, sums the layer exactly in integers, carries the
+ * result in double through the batch norm / ReLU / ReLU6 / max-pool chain to the next
+ * quantized layer, and quantizes it there as that layer does. It prints how many of those codes
+ * differ from the ones the fake forward quantized (its float sums) and, for up to --show of
+ * them, both values in quantization steps: a value a hair from a half step lands in the
+ * neighbouring code in one of the two. The runtime sums exactly too (its epilogue runs in
+ * float), so a code that differs here is where the two paths can part. Layers with float rows,
+ * k-means weights or a chain through other ops are named and skipped. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mixq/mixq.h"
+#include "nn/kernels.h"
+#include "nn/model.h"
+#include "quant/qmodel.h"
+
+static int die(const char *what) {
+    fprintf(stderr, "trace_diff: %s: %s\n", what, mixq_last_error());
+    return 1;
+}
+
+static int argmax(const float *l, int k) {
+    int b = 0;
+    for (int i = 1; i < k; i++)
+        if (l[i] > l[b]) b = i;
+    return b;
+}
+
+/* The node reading node j's output first in graph order (-1: none), through a flatten. */
+static int reader(const mixq_model *m, int j) {
+    for (int i = j + 1; i < m->n_nodes; i++)
+        if (m->nodes[i].in[0] == j || (m->nodes[i].n_in > 1 && m->nodes[i].in[1] == j))
+            return m->nodes[i].op == MIXQ_OP_FLATTEN ? reader(m, i) : i;
+    return -1;
+}
+
+/* Quantizer code of v at the layer's input (round half to even, clamped), in double. */
+static double code_of(double v, const mq_qlayer *q) {
+    return fmin(fmax(nearbyint(v / q->a_scale), q->a_qmin), q->a_qmax);
+}
+
+/* The exact output of conv node l from its input codes xc, in double: a_scale scale[k] acc + bias. */
+static void exact_conv(mixq_model *m, int l, const mq_qlayer *ql, const int *xc, double *v) {
+    const mq_node *nl = &m->nodes[l], *in = &m->nodes[nl->in[0]];
+    const int C = in->c, H = in->h, W = in->w, K = nl->c, P = nl->h, Q = nl->w;
+    const int G = nl->groups > 0 ? nl->groups : 1, Cg = C / G, Kg = K / G;
+    const mq_geom g = nl->geo;
+    const float *bias = ql->bias ? ql->bias : (nl->t_b >= 0 ? mq_tensor_ptr(m, nl->t_b) : NULL);
+    for (int k = 0; k < K; k++) {
+        const int8_t *wk = ql->codes + (size_t)k * (size_t)ql->inner;
+        const int c0 = (k / Kg) * Cg;
+        for (int p = 0; p < P; p++)
+            for (int q = 0; q < Q; q++) {
+                long long acc = 0;
+                for (int ci = 0; ci < Cg; ci++)
+                    for (int r = 0; r < g.kh; r++)
+                        for (int s = 0; s < g.kw; s++) {
+                            const int h = p * g.sh - g.pt + r, w = q * g.sw - g.pl + s;
+                            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                            acc += (long long)wk[(ci * g.kh + r) * g.kw + s] * xc[((c0 + ci) * H + h) * W + w];
+                        }
+                v[((size_t)k * P + p) * Q + q] = (double)ql->a_scale * ql->scale[k] * (double)acc + (bias ? bias[k] : 0);
+            }
+    }
+}
+
+/* Carries v [c][h][w] (node j's output) through BN / ReLU / ReLU6 / max-pool nodes; returns the
+ * last node of the chain, or -1 (with the op named) when another op comes first. *v may be
+ * replaced (max-pool shrinks it). */
+static int chain(mixq_model *m, int j, double **v) {
+    for (;;) {
+        const int nx = reader(m, j);
+        if (nx < 0) return j;
+        const mq_node *n = &m->nodes[nx], *prev = &m->nodes[j];
+        const int c = prev->c, hw = prev->h * prev->w;
+        double *x = *v;
+        switch (n->op) {
+        case MIXQ_OP_BN: {
+            const float *ga = mq_tensor_ptr(m, n->t_w), *be = mq_tensor_ptr(m, n->t_b),
+                        *rm = mq_tensor_ptr(m, n->t_rm), *rv = mq_tensor_ptr(m, n->t_rv);
+            for (int k = 0; k < c; k++)
+                for (int i = 0; i < hw; i++) {
+                    double *e = &x[(size_t)k * hw + i];
+                    *e = (*e - rm[k]) / sqrt((double)rv[k] + n->bn_eps) * ga[k] + be[k];
+                }
+            break;
+        }
+        case MIXQ_OP_RELU:
+        case MIXQ_OP_RELU6:
+            for (int i = 0; i < c * hw; i++) x[i] = fmin(fmax(x[i], 0), n->op == MIXQ_OP_RELU6 ? 6 : INFINITY);
+            break;
+        case MIXQ_OP_MAXPOOL: {
+            const mq_geom g = n->geo;
+            double *o = malloc(sizeof(double) * (size_t)c * n->h * n->w);
+            if (!o) return -1;
+            for (int k = 0; k < c; k++)
+                for (int p = 0; p < n->h; p++)
+                    for (int q = 0; q < n->w; q++) {
+                        double b = -INFINITY;
+                        for (int r = 0; r < g.kh; r++)
+                            for (int s = 0; s < g.kw; s++) {
+                                const int h = p * g.sh - g.pt + r, w = q * g.sw - g.pl + s;
+                                if (h >= 0 && h < prev->h && w >= 0 && w < prev->w)
+                                    b = fmax(b, x[((size_t)k * prev->h + h) * prev->w + w]);
+                            }
+                        o[((size_t)k * n->h + p) * n->w + q] = b;
+                    }
+            free(x);
+            *v = o;
+            break;
+        }
+        case MIXQ_OP_CONV:
+        case MIXQ_OP_LINEAR:
+            return j;
+        default:
+            printf("  %s: the chain meets %s (%s), not followed\n", m->nodes[j].name, n->name, mixq_op_name(n->op));
+            return -1;
+        }
+        j = nx;
+    }
+}
+
+/* One image (already forwarded by the fake-quantized model): every quantized conv's codes at
+ * its consumer, exact against fake. */
+static void trace_image(mixq_model *m, const float *x, int show) {
+    for (int l = 1; l < m->n_nodes; l++) {
+        const mq_node *nl = &m->nodes[l];
+        mq_qlayer ql, qn;
+        if (nl->op != MIXQ_OP_CONV || mq_qlayer_get(m, l, &ql) || ql.a_bits > 8) continue;
+        int flt = !ql.codes || ql.kmeans;
+        for (int k = 0; k < ql.K && !flt; k++) flt = ql.kbits[k] > 8;
+        if (flt) {
+            printf("  %s: float rows or k-means weights, skipped\n", nl->name);
+            continue;
+        }
+        const mq_node *in = &m->nodes[nl->in[0]];
+        const size_t nin = (size_t)in->c * in->h * in->w, nout = (size_t)nl->c * nl->h * nl->w;
+        const float *xin = nl->in[0] == 0 ? x : in->y;
+        int *xc = malloc(sizeof(int) * nin);
+        double *v = malloc(sizeof(double) * nout);
+        if (!xc || !v) {
+            free(xc), free(v);
+            return;
+        }
+        for (size_t i = 0; i < nin; i++) /* the quantizer's own float division (quant.h) */
+            xc[i] = (int)fminf(fmaxf(nearbyintf(xin[i] / ql.a_scale), (float)ql.a_qmin), (float)ql.a_qmax);
+        exact_conv(m, l, &ql, xc, v);
+        const int j = chain(m, l, &v), cons = j >= 0 ? reader(m, j) : -1;
+        if (j >= 0 && (cons < 0 || mq_qlayer_get(m, cons, &qn) || qn.a_bits > 8))
+            printf("  %s: no quantized layer reads it\n", nl->name);
+        else if (j >= 0) {
+            const mq_node *nj = &m->nodes[j];
+            const int n = nj->c * nj->h * nj->w;
+            int mis = 0;
+            for (int i = 0; i < n; i++) {
+                const float f = nj->y[i];
+                const double qe = code_of(v[i], &qn);
+                const float qf = fminf(fmaxf(nearbyintf(f / qn.a_scale), (float)qn.a_qmin), (float)qn.a_qmax);
+                if (qe == (double)qf) continue;
+                if (++mis <= show)
+                    printf("  %s -> %s: channel %d, position %d: exact %.9g = %.7f steps (code %g); fake %.9g "
+                           "= %.7f steps (code %g)\n",
+                           nl->name, m->nodes[cons].name, i / (nj->h * nj->w), i % (nj->h * nj->w), v[i],
+                           v[i] / qn.a_scale, qe, (double)f, (double)f / qn.a_scale, (double)qf);
+            }
+            printf("  %s -> %s: %d of %d codes differ\n", nl->name, m->nodes[cons].name, mis, n);
+        }
+        free(xc), free(v);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: trace_diff QMODEL DATA [--threads T] [--images N] [--show N]\n");
+        return 2;
+    }
+    int threads = 0, images = 0, show = 5;
+    for (int i = 3; i < argc; i += 2) {
+        if (i + 1 >= argc) {
+            fprintf(stderr, "trace_diff: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--images")) images = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--show")) show = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "trace_diff: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (threads && mixq_set_threads(threads)) return die("threads");
+    mixq_model *m = NULL;
+    mixq_dataset *d = NULL;
+    mixq_runtime *rt = NULL;
+    mixq_runtime_config rc;
+    mixq_runtime_config_default(&rc);
+    if (mixq_model_load(argv[1], &m)) return die(argv[1]);
+    if (mixq_dataset_load(argv[2], MIXQ_SPLIT_TEST, 0, 1, &d)) return die(argv[2]);
+    if (images > 0 && images < mixq_dataset_count(d) && mixq_dataset_truncate(d, images)) return die("--images");
+    if (mixq_runtime_create(m, &rc, &rt)) return die("runtime");
+    mixq_preprocess pp;
+    mixq_model_preprocess(m, &pp); /* as mixq_runtime_evaluate reads it */
+    int c, h, w, classes;
+    mixq_dataset_shape(d, &c, &h, &w, &classes);
+    const int n = mixq_dataset_count(d), B = 100, nc = m->cfg.classes;
+    const size_t per = (size_t)c * h * w;
+    float *x = malloc(sizeof(float) * B * per), *lg = malloc(sizeof(float) * B * nc), *lr = malloc(sizeof(float) * B * nc);
+    int *lab = malloc(sizeof(int) * B), differ = 0;
+    if (!x || !lg || !lr || !lab) return 1;
+    for (int s = 0; s < n; s += B) {
+        const int nb = n - s < B ? n - s : B;
+        if (mixq_dataset_batch(d, &pp, s, nb, x, lab) || mixq_runtime_forward(rt, x, nb, lg) ||
+            mixq_model_forward(m, x, nb, 0, lr))
+            return die("forward");
+        for (int i = 0; i < nb; i++) {
+            const int pr = argmax(lg + (size_t)i * nc, nc), pf = argmax(lr + (size_t)i * nc, nc);
+            if (pr == pf) continue;
+            differ++;
+            printf("image %d (label %d): runtime class %d, fake quantization class %d\n", s + i, lab[i], pr, pf);
+            float *xi = malloc(sizeof(float) * per), lf[1024];
+            if (!xi || nc > 1024) return 1;
+            memcpy(xi, x + (size_t)i * per, sizeof(float) * per);
+            if (mixq_model_forward(m, xi, 1, 0, lf)) return die("forward");
+            trace_image(m, xi, show);
+            free(xi);
+        }
+    }
+    printf("%d of %d predictions differ\n", differ, n);
+    free(x), free(lg), free(lr), free(lab);
+    mixq_runtime_free(rt), mixq_model_free(m), mixq_dataset_free(d);
+    return 0;
+}
