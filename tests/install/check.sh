@@ -14,11 +14,15 @@ ok() { echo "ok $1"; pass=$((pass+1)); }
 no() { echo "not ok $1"; fail=$((fail+1)); }
 if $MAKE -s install PREFIX="$prefix" >"$work/install.log" 2>&1; then ok install
 else cat "$work/install.log"; no install; echo "$pass passed, $fail failed"; exit 1; fi
-for f in lib/libmixq.a lib/libmixq.so lib/libmixq.so.0.2 include/mixq/mixq.h bin/mixq lib/pkgconfig/mixq.pc; do
+# the soname the header's version gives: libmixq.so.MAJOR, or .0.MINOR before 1.0 (Makefile's SOVER)
+major=$(sed -n 's/^#define MIXQ_VERSION_MAJOR \([0-9]*\)$/\1/p' include/mixq/mixq.h)
+minor=$(sed -n 's/^#define MIXQ_VERSION_MINOR \([0-9]*\)$/\1/p' include/mixq/mixq.h)
+if [ "$major" = 0 ]; then sover=0.$minor; else sover=$major; fi
+for f in lib/libmixq.a lib/libmixq.so lib/libmixq.so.$sover include/mixq/mixq.h bin/mixq lib/pkgconfig/mixq.pc; do
     if [ -e "$prefix/$f" ]; then ok "installed $f"; else no "installed $f"; fi
 done
 soname=$(readelf -d "$prefix/lib/libmixq.so" 2>/dev/null | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
-if [ "$soname" = libmixq.so.0.2 ]; then ok "soname $soname"; else no "soname '$soname'"; fi
+if [ "$soname" = "libmixq.so.$sover" ]; then ok "soname $soname"; else no "soname '$soname'"; fi
 # only the public API is exported
 if nm -D --defined-only "$prefix/lib/libmixq.so" | awk '{print $3}' | grep -v '^mixq_' | grep -q .; then
     no "libmixq.so exports only mixq_*"; else ok "libmixq.so exports only mixq_*"; fi
