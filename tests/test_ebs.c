@@ -226,6 +226,23 @@ static void test_settings(void) {
     c.a_bit_set[0] = 1, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;
     CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
     CHECKF(strstr(mixq_last_error(), "--a-bit-set width 1 is outside --bits 2..8") != NULL, "%s", mixq_last_error());
+    /* --bit-set and --a-bit-set by the one width check: too few, out of order, outside --bits */
+    static const struct {
+        int w[3], n, a;
+        const char *msg;
+    } bad[] = {{{4}, 1, 0, "ebs: --bit-set has 1 widths; hint: 2 to 8"},
+               {{4, 2}, 2, 0, "ebs: bit_set must list distinct widths in ascending order (width 2 is 2 after 4)"},
+               {{2, 9}, 2, 0, "ebs: --bit-set width 9 is outside --bits 2..8"},
+               {{3}, 1, 1, "ebs: --a-bit-set has 1 widths; hint: 2 to 8"},
+               {{3, 3}, 2, 1, "ebs: a_bit_set must list distinct widths in ascending order (width 2 is 3 after 3)"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eb_cfg(&c);
+        int *w = bad[i].a ? c.a_bit_set : c.bit_set;
+        for (int k = 0; k < bad[i].n; k++) w[k] = bad[i].w[k];
+        *(bad[i].a ? &c.n_a_bit_set : &c.n_bit_set) = bad[i].n;
+        CHECK(mixq_search(model, "fashion-mnist", &c, d, 0, NULL, NULL, &r) == MIXQ_ERR_ARG);
+        CHECKF(strstr(mixq_last_error(), bad[i].msg) != NULL, "case %zu: %s", i, mixq_last_error());
+    }
     eb_cfg(&c);
     c.agent = "haq";
     c.a_bit_set[0] = 2, c.a_bit_set[1] = 8, c.n_a_bit_set = 2;

@@ -67,20 +67,9 @@ static mixq_status ebs_check(mq_search *s) {
     if (c->accuracy_mode)
         return mq_err(MIXQ_ERR_ARG, "ebs searches under a budget (its loss weighs the expected cost against it); "
                       "hint: drop --mode accuracy and give --budget, e.g. bitops=0.25");
-    if (h.nb < 2 || h.nb > MQ_MIX_MAXB)
-        return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set has %d widths; hint: 2 to %d of 1..8", h.nb, MQ_MIX_MAXB);
-    if (c->n_a_bit_set < 0 || h.na < 2 || h.na > MQ_MIX_MAXB)
-        return mq_err(MIXQ_ERR_ARG, "ebs: --a-bit-set has %d widths; hint: 2 to %d of 1..8", c->n_a_bit_set,
-                      MQ_MIX_MAXB);
-    for (int i = 0; i < h.nb; i++) {
-        if (h.bits[i] < c->b_min || h.bits[i] > c->b_max)
-            return mq_err(MIXQ_ERR_ARG, "ebs: --bit-set width %d is outside --bits %d..%d; hint: widen --bits or "
-                          "drop that width", h.bits[i], c->b_min, c->b_max);
-        if (i > 0 && h.bits[i] <= h.bits[i - 1])
-            return mq_err(MIXQ_ERR_ARG, "ebs: bit_set must list distinct widths in ascending order (width %d "
-                          "is %d after %d)", i + 1, h.bits[i], h.bits[i - 1]);
-    }
-    mixq_status st = mq_search_check_a_bit_set(s, 2);
+    _Static_assert(MQ_MIX_MAXB == 8, "the shared width check allows 8 widths");
+    mixq_status st = mq_search_check_widths(s, "--bit-set", "bit_set", h.bits, h.nb, 2);
+    if (!st) st = mq_search_check_a_bit_set(s, 2);
     if (st) return st;
     if (c->ebs_epochs > 1000 || c->ebs_images < 0 || !(h.tau0 <= 1e3 && h.tau1 <= h.tau0) || !(h.lambda <= 1e6) || !(h.lr <= 10))
         return mq_err(MIXQ_ERR_ARG, "ebs: epochs %d (1..1000), tau0 %g >= tau1 %g (<= 1000), lambda %g (<= 1e6) or lr "

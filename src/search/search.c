@@ -935,22 +935,26 @@ static mixq_status find_agent(const char *name, const mq_agent **out) {
                   name ? mq_did_you_mean(name, names, n) : "", list);
 }
 
-mixq_status mq_search_check_a_bit_set(const mq_search *s, int min_count) {
+mixq_status mq_search_check_widths(const mq_search *s, const char *flag, const char *key, const int *w, int n,
+                                   int min_count) {
     const mixq_search_config *c = s->cfg;
     const char *ag = s->agent->name;
-    if (c->n_a_bit_set < 0 || c->n_a_bit_set > 8 || (c->n_a_bit_set > 0 && c->n_a_bit_set < min_count))
-        return mq_err(MIXQ_ERR_ARG, "%s: --a-bit-set has %d widths; hint: %d to 8 of 1..8", ag, c->n_a_bit_set,
-                      min_count);
-    for (int i = 0; i < c->n_a_bit_set; i++) {
-        const int b = c->a_bit_set[i];
-        if (b < c->b_min || b > c->b_max)
-            return mq_err(MIXQ_ERR_ARG, "%s: --a-bit-set width %d is outside --bits %d..%d; hint: widen --bits or "
-                          "drop that width", ag, b, c->b_min, c->b_max);
-        if (i > 0 && b <= c->a_bit_set[i - 1])
-            return mq_err(MIXQ_ERR_ARG, "%s: a_bit_set must list distinct widths in ascending order (width %d "
-                          "is %d after %d)", ag, i + 1, b, c->a_bit_set[i - 1]);
+    if (n < 0 || n > 8 || (n > 0 && n < min_count))
+        return mq_err(MIXQ_ERR_ARG, "%s: %s has %d widths; hint: %d to 8 of 1..8", ag, flag, n, min_count);
+    for (int i = 0; i < n; i++) {
+        if (w[i] < c->b_min || w[i] > c->b_max)
+            return mq_err(MIXQ_ERR_ARG, "%s: %s width %d is outside --bits %d..%d; hint: widen --bits or drop that "
+                          "width", ag, flag, w[i], c->b_min, c->b_max);
+        if (i > 0 && w[i] <= w[i - 1])
+            return mq_err(MIXQ_ERR_ARG, "%s: %s must list distinct widths in ascending order (width %d is %d after "
+                          "%d)", ag, key, i + 1, w[i], w[i - 1]);
     }
     return MIXQ_OK;
+}
+
+mixq_status mq_search_check_a_bit_set(const mq_search *s, int min_count) {
+    return mq_search_check_widths(s, "--a-bit-set", "a_bit_set", s->cfg->a_bit_set, s->cfg->n_a_bit_set,
+                                  min_count);
 }
 
 void mq_search_a_bit_set_json(const mq_search *s, char *buf, size_t n) {

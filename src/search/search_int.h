@@ -93,9 +93,13 @@ struct mq_search {
     int workers_lost;         /* MPI worker ranks dropped (timed out) */
 };
 
-/* cfg->a_bit_set (ebs, hawq: the activations' own widths; n_a_bit_set 0: none given) checked:
- * at least min_count (when given) and at most 8 widths, each in b_min..b_max, distinct and
- * ascending (the lowest is the environment's activation floor). Errors name the agent. */
+/* A list of n widths given by flag (config key `key`; n 0: none given) checked: at least
+ * min_count and at most 8, each in cfg's b_min..b_max, distinct and ascending. Errors name the
+ * agent, the flag and the key. */
+mixq_status mq_search_check_widths(const mq_search *s, const char *flag, const char *key, const int *w, int n,
+                                   int min_count);
+/* cfg->a_bit_set (ebs, hawq: the activations' own widths) by mq_search_check_widths (the lowest
+ * is the environment's activation floor). */
 mixq_status mq_search_check_a_bit_set(const mq_search *s, int min_count);
 /* `"a_bit_set": [w, ...], ` for config.json when the set is given, else "" (so a run without it
  * keeps the configuration it had, and resumes). */
