@@ -7,8 +7,11 @@
  * quantized layer, and quantizes it there as that layer does. It prints how many of those codes
  * differ from the ones the fake forward quantized (its float sums) and, for up to --show of
  * them, both values in quantization steps: a value a hair from a half step lands in the
- * neighbouring code in one of the two. The runtime sums exactly too (its epilogue runs in
- * float), so a code that differs here is where the two paths can part. Layers with float rows,
+ * neighbouring code in one of the two. That is where fake quantization parts from exact
+ * arithmetic. The runtime's own codes are not read: it sums exactly but runs its epilogue in
+ * float (and quantizes the input its own way), so it can part from the exact side too; an image
+ * with no differing code here is such a case (the two classes' logits are printed for both
+ * paths). Layers with float rows,
  * k-means weights or a chain through other ops are named and skipped. */
 #include <math.h>
 #include <stdio.h>
@@ -222,7 +225,10 @@ int main(int argc, char **argv) {
             const int pr = argmax(lg + (size_t)i * nc, nc), pf = argmax(lr + (size_t)i * nc, nc);
             if (pr == pf) continue;
             differ++;
-            printf("image %d (label %d): runtime class %d, fake quantization class %d\n", s + i, lab[i], pr, pf);
+            const float *a = lg + (size_t)i * nc, *b = lr + (size_t)i * nc;
+            printf("image %d (label %d): runtime class %d, fake quantization class %d (logits of the two: runtime "
+                   "%.6g, %.6g; fake %.6g, %.6g)\n", s + i, lab[i], pr, pf, (double)a[pr], (double)a[pf], (double)b[pr],
+                   (double)b[pf]);
             float *xi = malloc(sizeof(float) * per), lf[1024];
             if (!xi || nc > 1024) return 1;
             memcpy(xi, x + (size_t)i * per, sizeof(float) * per);
