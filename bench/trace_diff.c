@@ -22,6 +22,7 @@
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "quant/qmodel.h"
+#include "quant/quant.h"
 
 static int die(const char *what) {
     fprintf(stderr, "trace_diff: %s: %s\n", what, mixq_last_error());
@@ -151,8 +152,8 @@ static void trace_image(mixq_model *m, const float *x, int show) {
             free(xc), free(v);
             return;
         }
-        for (size_t i = 0; i < nin; i++) /* the quantizer's own float division (quant.h) */
-            xc[i] = (int)fminf(fmaxf(nearbyintf(xin[i] / ql.a_scale), (float)ql.a_qmin), (float)ql.a_qmax);
+        for (size_t i = 0; i < nin; i++) /* the quantizer's own code (quant.h) */
+            xc[i] = (int)mq_act_code(xin[i], ql.a_scale, (float)ql.a_qmin, (float)ql.a_qmax);
         exact_conv(m, l, &ql, xc, v);
         const int j = chain(m, l, &v), cons = j >= 0 ? reader(m, j) : -1;
         if (j >= 0 && (cons < 0 || mq_qlayer_get(m, cons, &qn) || qn.a_bits > 8))
@@ -164,7 +165,7 @@ static void trace_image(mixq_model *m, const float *x, int show) {
             for (int i = 0; i < n; i++) {
                 const float f = nj->y[i];
                 const double qe = code_of(v[i], &qn);
-                const float qf = fminf(fmaxf(nearbyintf(f / qn.a_scale), (float)qn.a_qmin), (float)qn.a_qmax);
+                const float qf = mq_act_code(f, qn.a_scale, (float)qn.a_qmin, (float)qn.a_qmax);
                 if (qe == (double)qf) continue;
                 if (++mis <= show)
                     printf("  %s -> %s: channel %d, position %d: exact %.9g = %.7f steps (code %g); fake %.9g "

@@ -109,13 +109,15 @@ void mq_weight_lsq_grad(const float *w, int K, int64_t inner, const int *bits, c
  * mq_act_fake_quant computes it; 0 for float (32-bit) activations. */
 float mq_act_scale(int bits, int is_signed, float alpha);
 
-/* The activation quantizer on one value at step s = mq_act_scale(...) and levels qmin..qmax
- * (mq_levels): clamp(round(x / s), qmin, qmax) * s, what mq_act_fake_quant computes per value
- * (for loops that mix several widths in one pass, src/quant/mixture.c). */
-static inline float mq_act_q(float x, float s, float qmin, float qmax) {
+/* The activation quantizer's code of one value at step s = mq_act_scale(...) and levels
+ * qmin..qmax (mq_levels): clamp(round(x / s), qmin, qmax). */
+static inline float mq_act_code(float x, float s, float qmin, float qmax) {
     const float q = nearbyintf(x / s);
-    return (q < qmin ? qmin : q > qmax ? qmax : q) * s;
+    return q < qmin ? qmin : q > qmax ? qmax : q;
 }
+/* The quantized value, code * s: what mq_act_fake_quant computes per value (for loops that mix
+ * several widths in one pass, src/quant/mixture.c). */
+static inline float mq_act_q(float x, float s, float qmin, float qmax) { return mq_act_code(x, s, qmin, qmax) * s; }
 
 /* Activation fake-quant: y = quantized x (n values); y may alias x. */
 void mq_act_fake_quant(const float *x, int64_t n, int bits, int is_signed, float alpha, float *y);
