@@ -254,6 +254,14 @@ static void test_train_zero_epochs_info_eval(void) {
     snprintf(a, sizeof a, "run %s/q.mixq --data fashion-mnist --split val --val 600 --images 50", test_tmpdir());
     EXPECT(a, 0, "100 of the 600 validation images (split seed 1) are images");
     EXPECT(a, 0, "hint: --val 500 or fewer");
+    /* data of another training file (100 images, not 60000): whether it trained on them cannot
+     * be told */
+    char nd[1100];
+    snprintf(nd, sizeof nd, "%s/noise100", test_tmpdir());
+    CHECK(test_write_noise_idx(nd, 100) == 0);
+    snprintf(a, sizeof a, "eval %s/q.mixq --data %s --split val --val 20", test_tmpdir(), nd);
+    EXPECT(a, 0, "not the same data: whether it trained on the validation images cannot be told; "
+           "hint: is --data the data it was trained on?");
     snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
              "--finetune-epochs 0.01 --split-seed 2 --out %s/qs.mixq --quiet", test_tmpdir(), pol, test_tmpdir());
     EXPECT(a, 0, "of the 500 validation images (split seed 2) are images");

@@ -138,9 +138,7 @@ int mixq_train_keeps_holdout(const mixq_model *m, const mixq_dataset *train, int
     int s = 0;
     if (m && train && m->has_holdout && train->split != MIXQ_SPLIT_TEST) {
         /* another file, or no memory to tell: not known to be held out */
-        if (train->holdout.images != m->holdout.images ||
-            mixq_holdout_seen(&train->holdout, &m->holdout, &s) != MIXQ_OK)
-            s = -1;
+        if (mixq_holdout_seen(&train->holdout, &m->holdout, &s) != MIXQ_OK) s = -1;
     }
     if (seen) *seen = s;
     return s == 0;

@@ -1087,7 +1087,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         mixq_holdout held, vh;
         int seen = 0;
         if (mixq_model_holdout(s->fp, &held) && mixq_dataset_holdout(s->val, &vh) == MIXQ_OK &&
-            held.images == vh.images && mixq_holdout_seen(&held, &vh, &seen) == MIXQ_OK)
+            mixq_holdout_seen(&held, &vh, &seen) == MIXQ_OK) /* else another file: -1 */
             res->val_trained_on = seen;
     }
     if (!st && cfg->finetune_images > 0) {
