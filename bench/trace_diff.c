@@ -1,24 +1,24 @@
 /* Where the integer runtime and fake quantization part, for the test images whose predicted
  * class differs (what `mixq run` counts as "predictions differing").
  *   trace_diff QMODEL DATA [--threads T] [--images N] [--show N]
- * For each such image it runs the fake-quantized model once more and, at every quantized conv,
- * takes the fake forward's own input codes, sums the layer exactly in integers, carries the
- * result in double through the batch norm / ReLU / ReLU6 / max-pool chain to the next
- * quantized layer, and quantizes it there as that layer does. It prints how many of those codes
- * differ from the ones the fake forward quantized (its float sums) and, for up to --show of
- * them, both values in quantization steps: a value a hair from a half step lands in the
- * neighbouring code in one of the two. That is where fake quantization parts from exact
- * arithmetic. The runtime's own codes are not read: it sums exactly but runs its epilogue in
- * float (and quantizes the input its own way), so it can part from the exact side too; an image
- * with no differing code here is such a case (the two classes' logits are printed for both
- * paths). Layers with float rows,
- * k-means weights or a chain through other ops are named and skipped. */
+ * For each such image it runs both paths once more on that image alone and compares, at the
+ * input of every quantized layer, three sets of codes:
+ *   - the runtime's own (read through rt_set_trace: the codes the layer sums, or its float
+ *     input quantized by its quantizer);
+ *   - fake quantization's (its float input quantized by the same formula, quant.h);
+ *   - an exact reference: from fake quantization's codes at the previous quantized conv, the
+ *     layer summed exactly in integers, carried in double through the batch norm / ReLU /
+ *     ReLU6 / max-pool chain and quantized as the consumer does.
+ * A value a hair from a half step lands in the neighbouring code in one path or another; the
+ * lines printed give each differing code's value in quantization steps on each side. Layers
+ * with float rows, k-means weights or a chain through other ops are named and skipped. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mixq/mixq.h"
+#include "kernels/rt.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
 #include "quant/qmodel.h"
@@ -130,9 +130,33 @@ static int chain(mixq_model *m, int j, double **v) {
     }
 }
 
-/* One image (already forwarded by the fake-quantized model): every quantized conv's codes at
- * its consumer, exact against fake. */
-static void trace_image(mixq_model *m, const float *x, int show) {
+/* The runtime's codes at each layer's input for one image (rt_set_trace): code[node], signed
+ * (a_off taken off), NCHW order; NULL where the layer was not seen or takes floats. */
+typedef struct rt_codes {
+    int n_nodes;
+    int **code;
+    int fail;
+} rt_codes;
+
+static void on_layer(void *user, const rt_conv *c, const void *x, int n) {
+    rt_codes *r = user;
+    if (n != 1 || c->a_float || c->node < 0 || c->node >= r->n_nodes) return;
+    int *q = malloc(sizeof(int) * (size_t)c->C * c->H * c->W);
+    if (!q || rt_input_codes(c, x, q)) {
+        free(q);
+        r->fail = 1;
+        return;
+    }
+    free(r->code[c->node]);
+    r->code[c->node] = q;
+}
+
+/* One image (already forwarded by the fake-quantized model and by the runtime into rc): every
+ * quantized conv's codes at its consumer, exact against fake; then the runtime's codes at every
+ * quantized layer's input against fake's (with the exact value where it was computed). */
+static void trace_image(mixq_model *m, const float *x, int show, const rt_codes *rc) {
+    double **ex = calloc((size_t)m->n_nodes, sizeof(double *)); /* exact steps at a node's input */
+    if (!ex) return;
     for (int l = 1; l < m->n_nodes; l++) {
         const mq_node *nl = &m->nodes[l];
         mq_qlayer ql, qn;
@@ -150,7 +174,7 @@ static void trace_image(mixq_model *m, const float *x, int show) {
         double *v = malloc(sizeof(double) * nout);
         if (!xc || !v) {
             free(xc), free(v);
-            return;
+            break;
         }
         for (size_t i = 0; i < nin; i++) /* the quantizer's own code (quant.h) */
             xc[i] = (int)mq_act_code(xin[i], ql.a_scale, (float)ql.a_qmin, (float)ql.a_qmax);
@@ -162,6 +186,8 @@ static void trace_image(mixq_model *m, const float *x, int show) {
             const mq_node *nj = &m->nodes[j];
             const int n = nj->c * nj->h * nj->w;
             int mis = 0;
+            if ((ex[cons] = malloc(sizeof(double) * (size_t)n)))
+                for (int i = 0; i < n; i++) ex[cons][i] = v[i] / qn.a_scale;
             for (int i = 0; i < n; i++) {
                 const float f = nj->y[i];
                 const double qe = code_of(v[i], &qn);
@@ -177,6 +203,33 @@ static void trace_image(mixq_model *m, const float *x, int show) {
         }
         free(xc), free(v);
     }
+    /* the runtime's own codes against fake quantization's */
+    for (int l = 1; l < m->n_nodes; l++) {
+        const mq_node *nl = &m->nodes[l];
+        mq_qlayer ql;
+        if ((nl->op != MIXQ_OP_CONV && nl->op != MIXQ_OP_LINEAR) || mq_qlayer_get(m, l, &ql) || ql.a_bits > 8)
+            continue;
+        if (!rc->code[l]) {
+            printf("  runtime at %s's input: not read (float input)\n", nl->name);
+            continue;
+        }
+        const mq_node *in = &m->nodes[nl->in[0]];
+        const int n = in->c * in->h * in->w;
+        int mis = 0;
+        for (int i = 0; i < n; i++) {
+            const float f = in->y[i];
+            const int qf = (int)mq_act_code(f, ql.a_scale, (float)ql.a_qmin, (float)ql.a_qmax);
+            if (qf == rc->code[l][i]) continue;
+            if (++mis > show) continue;
+            printf("  runtime at %s's input: channel %d, position %d: runtime code %d; fake %.7f steps (code %d)",
+                   nl->name, i / (in->h * in->w), i % (in->h * in->w), rc->code[l][i], (double)f / ql.a_scale, qf);
+            if (ex[l]) printf("; exact %.7f steps (code %g)", ex[l][i], code_of(ex[l][i] * ql.a_scale, &ql));
+            printf("\n");
+        }
+        printf("  runtime at %s's input: %d of %d codes differ from fake quantization's\n", nl->name, mis, n);
+    }
+    for (int l = 0; l < m->n_nodes; l++) free(ex[l]);
+    free(ex);
 }
 
 int main(int argc, char **argv) {
@@ -233,8 +286,19 @@ int main(int argc, char **argv) {
             float *xi = malloc(sizeof(float) * per), lf[1024];
             if (!xi || nc > 1024) return 1;
             memcpy(xi, x + (size_t)i * per, sizeof(float) * per);
+            rt_codes rcd = {m->n_nodes, calloc((size_t)m->n_nodes, sizeof(int *)), 0};
+            float lt[1024];
+            if (!rcd.code) return 1;
+            rt_set_trace(rt, on_layer, &rcd);
+            if (mixq_runtime_forward(rt, xi, 1, lt)) return die("runtime forward");
+            rt_set_trace(rt, NULL, NULL);
+            if (rcd.fail) return 1;
             if (mixq_model_forward(m, xi, 1, 0, lf)) return die("forward");
-            trace_image(m, xi, show);
+            trace_image(m, xi, show, &rcd);
+            printf("  alone: runtime logits %.6g, %.6g; fake %.6g, %.6g\n", (double)lt[pr], (double)lt[pf],
+                   (double)lf[pr], (double)lf[pf]);
+            for (int l = 0; l < m->n_nodes; l++) free(rcd.code[l]);
+            free(rcd.code);
             free(xi);
         }
     }

@@ -2,12 +2,14 @@
  * model (every kernel, uniform, mixed and per-kernel policies, signed inputs, grouped convs),
  * thread-count invariance, errors, and calibrate-cpu's table feeding the cpu back-end and the
  * runtime's kernel choice. */
+#include <math.h>
 #include <stdint.h>
 #include <unistd.h>
 
 #include "kernels/bitserial.h"
 #include "kernels/int8.h"
 #include "kernels/rt.h"
+#include "nn/model.h"
 #include "mixq/mixq.h"
 #include "quant/quant.h"
 #include "test.h"
@@ -263,6 +265,77 @@ static void test_models_match_fake_quant(void) {
             if (mixq_kernel_available(MIXQ_KERNEL_INT8)) compare(m, d, MIXQ_KERNEL_INT8, what);
             compare(m, d, MIXQ_KERNEL_AUTO, what);
         }
+        mixq_model_free(m);
+    }
+    mixq_dataset_free(d);
+}
+
+/* rt_set_trace hands each layer's input to its function once per layer, and rt_input_codes
+ * reads the codes the layer sums (through fused re-quantization and code max pools): they equal
+ * fake quantization's codes of the same image, but where fake's value lies within 1e-3 of a
+ * rounding boundary (float sums in a different order may round it the other way). */
+typedef struct trace_seen {
+    mixq_model *m;
+    int calls, checked, ties, bad;
+} trace_seen;
+
+static void trace_check(void *user, const rt_conv *c, const void *x, int n) {
+    trace_seen *t = user;
+    t->calls++;
+    if (n != 1) t->bad++;
+    const mq_node *in = &t->m->nodes[t->m->nodes[c->node].in[0]];
+    const int numel = c->C * c->H * c->W;
+    int *q = malloc(sizeof(int) * (size_t)numel);
+    if (!q || numel != in->c * in->h * in->w || rt_input_codes(c, x, q)) {
+        t->bad++;
+        free(q);
+        return;
+    }
+    for (int i = 0; i < numel; i++) {
+        const float steps = in->y[i] / c->s_a, f = mq_act_code(in->y[i], c->s_a, c->qmin, c->qmax);
+        t->checked++;
+        if ((float)q[i] == f) continue;
+        if (fabsf(steps - floorf(steps) - 0.5f) < 1e-3f) t->ties++;
+        else t->bad++;
+    }
+    free(q);
+}
+
+static void test_trace_codes(void) {
+    static const struct {
+        const char *arch, *policy;
+    } cases[] = {
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":4,\"a_bits\":4}}"},
+        {"lenet5", "{\"mixq_policy\":1,\"default\":{\"w_bits\":1,\"a_bits\":2},\"layers\":{"
+                   "\"conv1\":{\"w_bits\":8,\"a_bits\":8}}}"},
+        {"vgg11", "{\"mixq_policy\":1,\"default\":{\"w_bits\":2,\"a_bits\":3}}"},
+    };
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TEST, 0, 1, &d));
+    float x[784], y[10], yf[10];
+    if (d) CHECK_OK(mixq_dataset_batch(d, NULL, 3, 1, x, NULL));
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] && d; i++) {
+        mixq_model *m = make_model(cases[i].arch);
+        if (!m || quantize(m, d, cases[i].policy)) {
+            mixq_model_free(m);
+            continue;
+        }
+        mixq_runtime *rt = NULL;
+        CHECK_OK(mixq_runtime_create(m, NULL, &rt));
+        if (rt) {
+            trace_seen t = {m, 0, 0, 0, 0};
+            rt_set_trace(rt, trace_check, &t);
+            CHECK_OK(mixq_model_forward(m, x, 1, 0, yf)); /* node outputs: this image's */
+            CHECK_OK(mixq_runtime_forward(rt, x, 1, y));
+            CHECKF(t.calls == mixq_runtime_layer_count(rt) && !t.bad && t.checked > 1000 && t.ties <= 2,
+                   "%s case %zu: %d calls of %d layers, %d codes checked, %d off a boundary, %d at one", cases[i].arch,
+                   i, t.calls, mixq_runtime_layer_count(rt), t.checked, t.bad, t.ties);
+            rt_set_trace(rt, NULL, NULL);
+            t.calls = 0;
+            CHECK_OK(mixq_runtime_forward(rt, x, 1, y));
+            CHECK(t.calls == 0);
+        }
+        mixq_runtime_free(rt);
         mixq_model_free(m);
     }
     mixq_dataset_free(d);
@@ -916,6 +989,7 @@ int main(void) {
     TEST_RUN(test_crop_taps);
     TEST_RUN(test_requant_thresholds);
     TEST_RUN(test_models_match_fake_quant);
+    TEST_RUN(test_trace_codes);
     TEST_RUN(test_threads_invariant);
     TEST_RUN(test_rgb_input);
     TEST_RUN(test_pool3_codes);

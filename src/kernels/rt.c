@@ -29,6 +29,7 @@
 #include "kernels/rt.h"
 #include "nn/kernels.h"
 #include "nn/model.h"
+#include "quant/quant.h"
 #include "quant/qmodel.h"
 
 typedef struct rt_node {
@@ -60,7 +61,28 @@ struct mixq_runtime {
     double *tsec;         /* [n_scr][max(1, n_convs)] per-chunk layer seconds of one forward */
     int classes, in_c, in_h, in_w;
     mixq_preprocess pp; /* the model's input transform, for mixq_runtime_evaluate */
+    rt_trace_fn trace;  /* rt_set_trace */
+    void *trace_user;
 };
+
+void rt_set_trace(mixq_runtime *rt, rt_trace_fn fn, void *user) {
+    rt->trace = fn;
+    rt->trace_user = user;
+}
+
+mixq_status rt_input_codes(const rt_conv *c, const void *x, int *q) {
+    if (c->a_float) return mq_err(MIXQ_ERR_ARG, "runtime layer %s: its input stays float", c->name);
+    const int C = c->C, HW = c->H * c->W;
+    for (int ch = 0; ch < C; ch++)
+        for (int i = 0; i < HW; i++) {
+            const size_t at = (size_t)ch * HW + i;
+            if (c->in_codes) /* NHWC for a conv, NCHW-flatten for a linear (H = W = 1) */
+                q[at] = (int)((const uint8_t *)x)[c->fc ? at : (size_t)i * C + ch] - c->a_off;
+            else
+                q[at] = (int)mq_act_code(((const float *)x)[at], c->s_a, c->qmin, c->qmax);
+        }
+    return MIXQ_OK;
+}
 
 /* The node whose buffer holds node j's output (j itself unless fused or a flatten); valid once
  * alias chains are resolved in mixq_runtime_create. */
@@ -609,6 +631,7 @@ static mixq_status run_nodes(mixq_runtime *rt, const float *x, int i0, int i1, r
     for (int i = 1; i < rt->n_nodes; i++) {
         const rt_node *r = &rt->nodes[i];
         if (r->conv >= 0) {
+            if (rt->trace) rt->trace(rt->trace_user, &rt->convs[r->conv], BUF(r->in[0]), n);
             const double t0 = mq_now();
             st = rt_conv_run(&rt->convs[r->conv], BUF(r->in[0]), BUF(i), 0, n, scr, kthreads);
             tsec[r->conv] += mq_now() - t0;

@@ -142,6 +142,17 @@ mixq_status rt_run_chunks(int n, int chunks, rt_chunk_fn fn, void *ctx);
 mixq_status rt_conv_forward(rt_conv *c, const void *x, void *y, int n, rt_scratch *scr,
                             int nscr);
 
+/* Diagnostics (bench/trace_diff): fn(user, c, x, n) runs before each layer c of a forward, on
+ * the thread that runs it, with the layer's input for the n images of its chunk: codes when
+ * c->in_codes (uint8 with c->a_off added: [n][H][W][C] for a conv, [n][C*H*W] for a linear),
+ * else floats [n][C][H][W]. NULL turns it off. */
+typedef void (*rt_trace_fn)(void *user, const rt_conv *c, const void *x, int n);
+void rt_set_trace(mixq_runtime *rt, rt_trace_fn fn, void *user);
+/* The codes layer c sums for one image of such an input x, signed (a_off taken off) into q
+ * [C][H][W] (NCHW): read from x when c->in_codes, else its floats quantized by the layer's
+ * quantizer (mq_act_code). A layer with float input (a_float) has none: MIXQ_ERR_ARG. */
+mixq_status rt_input_codes(const rt_conv *c, const void *x, int *q);
+
 /* How the runtime links conv/linear node `node` of m to its neighbours when every layer is
  * integer (rt_conv in_codes / out_codes): its input arrives as codes (1) and its output
  * leaves as the next layer's codes (1 NHWC, 2 for a linear consumer), through a batch norm,
