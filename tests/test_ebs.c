@@ -230,10 +230,10 @@ static void test_settings(void) {
     static const struct {
         int w[3], n, a;
         const char *msg;
-    } bad[] = {{{4}, 1, 0, "ebs: --bit-set has 1 widths; hint: 2 to 8"},
+    } bad[] = {{{4}, 1, 0, "ebs: --bit-set has 1 width; hint: 2 to 8"},
                {{4, 2}, 2, 0, "ebs: bit_set must list distinct widths in ascending order (width 2 is 2 after 4)"},
                {{2, 9}, 2, 0, "ebs: --bit-set width 9 is outside --bits 2..8"},
-               {{3}, 1, 1, "ebs: --a-bit-set has 1 widths; hint: 2 to 8"},
+               {{3}, 1, 1, "ebs: --a-bit-set has 1 width; hint: 2 to 8"},
                {{3, 3}, 2, 1, "ebs: a_bit_set must list distinct widths in ascending order (width 2 is 3 after 3)"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         eb_cfg(&c);

@@ -181,8 +181,8 @@ static mixq_status releq_check(mq_search *s) {
     int lo, hi;
     mixq_hw_bits(s->hw, &lo, &hi);
     if (c->n_bit_set < 2 || c->n_bit_set > MQ_RELEQ_MAX_BITS)
-        return mq_err(MIXQ_ERR_ARG, "releq: the bit set has %d widths; hint: --bit-set 2,3,4,5,8 (2 to %d "
-                      "widths within 1..8)", c->n_bit_set, MQ_RELEQ_MAX_BITS);
+        return mq_err(MIXQ_ERR_ARG, "releq: the bit set has %d width%s; hint: --bit-set 2,3,4,5,8 (2 to %d "
+                      "widths within 1..8)", c->n_bit_set, c->n_bit_set == 1 ? "" : "s", MQ_RELEQ_MAX_BITS);
     for (int i = 0; i < c->n_bit_set; i++) {
         const int b = c->bit_set[i];
         if (b < 1 || b > 8 || (i && b <= c->bit_set[i - 1]))

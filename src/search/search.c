@@ -940,7 +940,8 @@ mixq_status mq_search_check_widths(const mq_search *s, const char *flag, const c
     const mixq_search_config *c = s->cfg;
     const char *ag = s->agent->name;
     if (n < 0 || n > 8 || (n > 0 && n < min_count))
-        return mq_err(MIXQ_ERR_ARG, "%s: %s has %d widths; hint: %d to 8 of 1..8", ag, flag, n, min_count);
+        return mq_err(MIXQ_ERR_ARG, "%s: %s has %d width%s; hint: %d to 8 of 1..8", ag, flag, n, n == 1 ? "" : "s",
+                      min_count);
     for (int i = 0; i < n; i++) {
         if (w[i] < c->b_min || w[i] > c->b_max)
             return mq_err(MIXQ_ERR_ARG, "%s: %s width %d is outside --bits %d..%d; hint: widen --bits or drop that "
