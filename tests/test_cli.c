@@ -233,6 +233,28 @@ static void test_train_zero_epochs_info_eval(void) {
     EXPECT(a, 0, "wrote");
     snprintf(a, sizeof a, "eval %s/q.mixq --data fashion-mnist", test_tmpdir());
     EXPECT(a, 0, "quantized: 5 layers");
+    /* --epoch-models: the model after each epoch too (a fraction of one: its one epoch), the
+     * same file as the final one when nothing follows it */
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --val 500 --epoch-models --out %s/qe.mixq", test_tmpdir(), pol, test_tmpdir());
+    EXPECT(a, 0, "qe.epoch1.mixq");
+    {
+        char e1[1100], fin[1100];
+        snprintf(e1, sizeof e1, "%s/qe.epoch1.mixq", test_tmpdir());
+        snprintf(fin, sizeof fin, "%s/qe.mixq", test_tmpdir());
+        FILE *f1 = fopen(e1, "rb"), *f2 = fopen(fin, "rb");
+        int same = f1 && f2, c1 = 0;
+        while (same && c1 != EOF) {
+            c1 = fgetc(f1);
+            same = c1 == fgetc(f2);
+        }
+        CHECKF(same, "%s and %s differ (or one is missing)", e1, fin);
+        if (f1) fclose(f1);
+        if (f2) fclose(f2);
+    }
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --epoch-models --out %s/qe.mixq",
+             test_tmpdir(), pol, test_tmpdir());
+    EXPECT_LINE(a, 2, "--epoch-models writes the fine-tune's epochs: give --finetune-epochs too");
     /* the validation split: l.mixq records the 500 images it held out (split seed 1); the
      * commands after it keep to them by default, warn when told to take others, and a
      * fine-tune on some of them leaves a model that records none */

@@ -345,7 +345,18 @@ typedef struct progress_state {
     double last_print;
     int stopped; /* training stopped on SIGINT at stop (epoch, step) */
     mixq_progress stop;
+    /* quantize --epoch-models: the model to write after each epoch, named from out */
+    mixq_model *epoch_m;
+    const char *epoch_out;
+    int epoch_failed;
 } progress_state;
+
+/* out with ".epochN" before its extension (x.mixq -> x.epoch3.mixq; no extension: appended). */
+static void epoch_name(char *buf, size_t n, const char *out, int epoch) {
+    const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
+    if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : out)) dot = out + strlen(out);
+    snprintf(buf, n, "%.*s.epoch%d%s", (int)(dot - out), out, epoch, dot);
+}
 
 /* SIGINT during `mixq train`: the first one stops training after the current step (the model so
  * far is then saved); a second one kills as usual. */
@@ -355,6 +366,8 @@ static void on_sigint_stop(int sig) {
     train_interrupted = 1;
 }
 
+static void print_progress(const mixq_progress *p, progress_state *ps);
+
 static int on_progress(const mixq_progress *p, void *user) {
     progress_state *ps = user;
     if (train_interrupted && !ps->stopped) {
@@ -362,12 +375,27 @@ static int on_progress(const mixq_progress *p, void *user) {
         ps->stop = *p;
         return 1;
     }
-    if (ps->quiet) return 0;
+    print_progress(p, ps);
+    if (p->epoch_done && ps->epoch_m) {
+        char name[4200];
+        epoch_name(name, sizeof name, ps->epoch_out, p->epoch);
+        if (mixq_model_save(ps->epoch_m, name)) {
+            ps->epoch_failed = 1;
+            return 1;
+        }
+        if (!ps->quiet) fprintf(stderr, "wrote %s\n", name);
+    }
+    return 0;
+}
+
+/* A progress line: every epoch's end, and on a terminal a live bar between. */
+static void print_progress(const mixq_progress *p, progress_state *ps) {
+    if (ps->quiet) return;
     char eta[32], el[32];
     fmt_time(eta, sizeof eta, p->eta_s);
     fmt_time(el, sizeof el, p->elapsed_s);
     if (ps->tty) {
-        if (!p->epoch_done && p->elapsed_s - ps->last_print < 0.1) return 0;
+        if (!p->epoch_done && p->elapsed_s - ps->last_print < 0.1) return;
         ps->last_print = p->elapsed_s;
         int width = 24, fill = (int)((double)p->step / p->steps_per_epoch * width);
         char bar[32];
@@ -387,7 +415,6 @@ static int on_progress(const mixq_progress *p, void *user) {
         fprintf(stderr, " lr %.4g %.0f img/s elapsed %s eta %s\n", (double)p->lr, p->images_per_s,
                 el, eta);
     }
-    return 0;
 }
 
 static const char train_help[] =
@@ -947,6 +974,9 @@ static const char quantize_help[] =
     "                         trained without, so they are images it never trained on; else\n"
     "                         --seed)\n"
     "  --seed N               fine-tune shuffling and augmentation (default 1)\n"
+    "  --epoch-models         also write the model after each epoch of the fine-tune, FILE\n"
+    "                         with .epochN before its extension (x.mixq: x.epoch1.mixq, ...),\n"
+    "                         to evaluate every epoch (mixq run)\n"
     "  --threads N            worker threads (default: all cores)\n"
     "  --quiet                no progress output\n"
     PP_HELP;
@@ -958,7 +988,7 @@ static int cmd_quantize(int argc, char **argv) {
     mixq_train_config_default(&tc);
     tc.lr = 0.01f;
     float epochs = 0;
-    int calib = 2048, threads = 0, quiet = 0;
+    int calib = 2048, threads = 0, quiet = 0, epoch_models = 0;
     split_opts so = {.val = 5000};
     pp_opts ppo = {0};
     for (int i = 1; i < argc; i++) {
@@ -975,6 +1005,10 @@ static int cmd_quantize(int argc, char **argv) {
         }
         if (!strcmp(a, "--quiet")) {
             quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "--epoch-models")) {
+            epoch_models = 1;
             continue;
         }
         if (!v) return bad_option(C, quantize_help, a, 1);
@@ -1003,6 +1037,8 @@ static int cmd_quantize(int argc, char **argv) {
     if (!data) return usage_error(C, "%s", "--data is required");
     if (tpath && !(epochs > 0))
         return usage_error(C, "%s", "--teacher distils the fine-tune: give --finetune-epochs too");
+    if (epoch_models && !(epochs > 0))
+        return usage_error(C, "%s", "--epoch-models writes the fine-tune's epochs: give --finetune-epochs too");
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
@@ -1041,12 +1077,12 @@ static int cmd_quantize(int argc, char **argv) {
         tc.epochs = (int)ceilf(epochs);
         if ((float)tc.epochs != epochs) tc.max_steps = (int)(epochs * (float)steps_per_epoch + 0.5f);
         if (tc.max_steps == 0 && (float)tc.epochs != epochs) tc.max_steps = 1;
-        progress_state ps = {.tty = isatty(2), .quiet = quiet};
+        progress_state ps = {.tty = isatty(2), .quiet = quiet, .epoch_m = epoch_models ? m : NULL, .epoch_out = out};
         tc.teacher = teacher;
         if (teacher)
             printf("distilling from %s: weight %g, temperature %g\n", tpath,
                    (double)tc.distill_weight, (double)tc.distill_temperature);
-        if (mixq_train(m, tr, va, &tc, on_progress, &ps)) {
+        if (mixq_train(m, tr, va, &tc, on_progress, &ps) || ps.epoch_failed) {
             if (ps.tty) fputc('\n', stderr);
             fail(C);
             goto out;
