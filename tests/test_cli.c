@@ -252,6 +252,14 @@ static void test_train_zero_epochs_info_eval(void) {
         if (f1) fclose(f1);
         if (f2) fclose(f2);
     }
+    /* an epoch's model that cannot be written stops the command with the save's message */
+    snprintf(a, sizeof a, "%s/qf.epoch1.mixq", test_tmpdir());
+    CHECK(mkdir(a, 0755) == 0);
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --val 500 --epoch-models --out %s/qf.mixq", test_tmpdir(), pol, test_tmpdir());
+    EXPECT(a, 1, "qf.epoch1.mixq': Is a directory");
+    snprintf(a, sizeof a, "%s/qf.mixq", test_tmpdir());
+    CHECK(access(a, F_OK) != 0);
     snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --epoch-models --out %s/qe.mixq",
              test_tmpdir(), pol, test_tmpdir());
     EXPECT_LINE(a, 2, "--epoch-models writes the fine-tune's epochs: give --finetune-epochs too");

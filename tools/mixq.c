@@ -351,11 +351,15 @@ typedef struct progress_state {
     int epoch_failed;
 } progress_state;
 
-/* out with ".epochN" before its extension (x.mixq -> x.epoch3.mixq; no extension: appended). */
-static void epoch_name(char *buf, size_t n, const char *out, int epoch) {
+/* out with ".epochN" before its extension (x.mixq -> x.epoch3.mixq; no extension: appended), in
+ * a new string (NULL: out of memory). */
+static char *epoch_name(const char *out, int epoch) {
     const char *slash = strrchr(out, '/'), *dot = strrchr(out, '.');
     if (!dot || (slash && dot < slash) || dot == (slash ? slash + 1 : out)) dot = out + strlen(out);
-    snprintf(buf, n, "%.*s.epoch%d%s", (int)(dot - out), out, epoch, dot);
+    const size_t n = strlen(out) + 32;
+    char *buf = malloc(n);
+    if (buf) snprintf(buf, n, "%.*s.epoch%d%s", (int)(dot - out), out, epoch, dot);
+    return buf;
 }
 
 /* SIGINT during `mixq train`: the first one stops training after the current step (the model so
@@ -377,13 +381,15 @@ static int on_progress(const mixq_progress *p, void *user) {
     }
     print_progress(p, ps);
     if (p->epoch_done && ps->epoch_m) {
-        char name[4200];
-        epoch_name(name, sizeof name, ps->epoch_out, p->epoch);
-        if (mixq_model_save(ps->epoch_m, name)) {
-            ps->epoch_failed = 1;
+        char *name = epoch_name(ps->epoch_out, p->epoch);
+        if (!name || mixq_model_save(ps->epoch_m, name)) {
+            if (!name) fprintf(stderr, "mixq quantize: error: out of memory naming epoch %d's model\n", p->epoch);
+            ps->epoch_failed = 1 + !name; /* 2: reported here */
+            free(name);
             return 1;
         }
         if (!ps->quiet) fprintf(stderr, "wrote %s\n", name);
+        free(name);
     }
     return 0;
 }
@@ -1084,7 +1090,7 @@ static int cmd_quantize(int argc, char **argv) {
                    (double)tc.distill_weight, (double)tc.distill_temperature);
         if (mixq_train(m, tr, va, &tc, on_progress, &ps) || ps.epoch_failed) {
             if (ps.tty) fputc('\n', stderr);
-            fail(C);
+            if (ps.epoch_failed != 2) fail(C);
             goto out;
         }
         if (mixq_evaluate(m, va, 256, &acc, NULL)) {
