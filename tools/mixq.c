@@ -2441,7 +2441,7 @@ static const char env_help[] =
     "                        (default auto: the best this CPU has; a missing one is an error)\n"
     "  MIXQ_BS_HS_MIN_KW=N   avx512 and avx2 tiers: the K (in 64-bit words) from which the\n"
     "                        carry-save popcount tree replaces nibble tables (avx512 default\n"
-    "                        16, i.e. K >= 1024; avx2: off unless set)\n"
+    "                        8, i.e. K >= 449; avx2: off unless set)\n"
     "  MIXQ_CONV=gemm        float convolutions (training, eval, fake quantization) as\n"
     "                        im2col + sgemm instead of oneDNN's direct convolution (default);\n"
     "                        results differ in rounding only\n"
