@@ -2449,6 +2449,9 @@ static const char env_help[] =
     "  MIXQ_CONV_CHUNK=N     oneDNN convolution: about N floats of activations per chunk of\n"
     "                        images run on one core (default 65536); a tuning knob: weight\n"
     "                        gradients change in rounding, results stay thread-count-free\n"
+    "  MIXQ_CONV_WCHUNK=N    oneDNN convolution's weight gradients: about N output pixels per\n"
+    "                        chunk of images (default 2048; each chunk's gradient is summed\n"
+    "                        after); a tuning knob like MIXQ_CONV_CHUNK\n"
     "  MIXQ_PROFILE=1        time every layer's forward and backward pass; the training\n"
     "                        benchmark (bench/bench_train, bench/run.sh) prints the table\n";
 

@@ -171,6 +171,23 @@ static int dnnl_chunk(const mq_conv_shape *s) {
     return g < 1 ? 1 : (int)g;
 }
 
+/* Images per oneDNN weight-gradient call: each chunk writes a private copy of dw (K*C*R*S
+ * floats) that is then summed, so chunks must be wide: about `target` output pixels (g*P*Q),
+ * from the shape only. */
+static int dnnl_wchunk(const mq_conv_shape *s) {
+    static long target = 0;
+    if (!target) {
+        const char *e = getenv("MIXQ_CONV_WCHUNK");
+        target = e && atol(e) > 0 ? atol(e) : 2048;
+    }
+    long pq = (long)s->P * s->Q;
+    long g = (target + pq - 1) / pq;
+    if (g < dnnl_chunk(s)) g = dnnl_chunk(s);
+    if (g > s->N) g = s->N;
+    if (g > 64) g = 64;
+    return g < 1 ? 1 : (int)g;
+}
+
 /* ---------------------------------------------------------------- im2col / col2im */
 /* xg: one image's Cg input channels [Cg][H][W]; col: rows (c*R + r)*S + t, columns j0 + p*Q + q
  * with leading dimension ld. Out-of-image taps are 0. */
@@ -429,7 +446,7 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
     const int G = s->groups, Cg = s->C / G, Kg = s->K / G, PQ = s->P * s->Q;
     const int HW = s->H * s->W;
     const int Kc = Cg * s->R * s->S, g = onednn ? dnnl_chunk(s) : chunk_images(s),
-              nch = (s->N + g - 1) / g;
+              gw = onednn ? dnnl_wchunk(s) : g, nch = (s->N + gw - 1) / gw;
     const int direct = s->R == 1 && s->S == 1 && s->sh == 1 && s->sw == 1 && !(s->pt | s->pl | s->pb | s->pr) && g == 1;
     const size_t wn = (size_t)s->K * Kc, part = wn + (size_t)s->K;
     const int nt = nthreads();
@@ -439,7 +456,7 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
         if (!partials) return MIXQ_ERR_NOMEM;
     }
     if (onednn) {
-        mixq_status e = mq_conv_dnnl_backward(s, g, x, w, dy, dx, accumulate, partials, dw != NULL,
+        mixq_status e = mq_conv_dnnl_backward(s, g, gw, x, w, dy, dx, accumulate, partials, dw != NULL,
                                               db != NULL);
         if (e) return e;
         goto reduce;

@@ -425,10 +425,19 @@ mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, 
     return for_chunks(&c, fwd_chunk);
 }
 
-mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, const float *x, const float *w,
-                                  const float *dy, float *dx, int accumulate, float *partials,
-                                  int want_dw, int want_db) {
+mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, const float *x,
+                                  const float *w, const float *dy, float *dx, int accumulate,
+                                  float *partials, int want_dw, int want_db) {
     call c = {.s = s, .g = g, .x = x, .w = w, .dy = dy, .dx = dx, .partials = partials,
               .accumulate = accumulate, .want_dw = want_dw, .want_db = want_db};
-    return for_chunks(&c, bwd_chunk);
+    if (gw == g || !(want_dw || want_db)) return for_chunks(&c, bwd_chunk);
+    /* weight gradients over their own, larger chunks: a pass for dx, then one for dw / db */
+    mixq_status st;
+    if (dx) {
+        c.want_dw = c.want_db = 0;
+        if ((st = for_chunks(&c, bwd_chunk))) return st;
+    }
+    call cw = {.s = s, .g = gw, .x = x, .w = w, .dy = dy, .partials = partials,
+               .want_dw = want_dw, .want_db = want_db};
+    return for_chunks(&cw, bwd_chunk);
 }

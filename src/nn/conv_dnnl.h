@@ -8,11 +8,12 @@ mixq_status mq_conv_dnnl_init(void);
 /* y = conv(x, w) + b over chunks of g images (b may be NULL). */
 mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,
                                  const float *b, float *y);
-/* dx (+)= conv_bwd_data(dy, w) when dx != NULL; for chunk c, partials + c * (wn + K) receives
- * that chunk's dw (KCRS, wn values) and then db (K values) when want_dw / want_db. */
-mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, const float *x, const float *w,
-                                  const float *dy, float *dx, int accumulate, float *partials,
-                                  int want_dw, int want_db);
+/* dx (+)= conv_bwd_data(dy, w) over chunks of g images when dx != NULL; the weight gradients
+ * over chunks of gw images: for chunk c, partials + c * (wn + K) receives that chunk's dw (KCRS,
+ * wn values) and then db (K values) when want_dw / want_db. */
+mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, const float *x,
+                                  const float *w, const float *dy, float *dx, int accumulate,
+                                  float *partials, int want_dw, int want_db);
 /* Free every cached primitive and buffer (all threads must be idle). */
 void mq_conv_dnnl_release(void);
 
