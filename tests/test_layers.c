@@ -362,6 +362,46 @@ static void test_maxpool_infer(void) {
     }
 }
 
+/* The training max pool's 2x2 stride-2 path gives exactly its reference twin's values and
+ * argmax: odd and even sizes, a single window, and inputs with NaN in every window position,
+ * ties (the first wins), -0 against +0 and -inf; a padded 2x2 pool takes the reference. */
+static void test_maxpool_fast_vs_ref(void) {
+    static const int cfg[][5] = {{2, 3, 7, 5, 0}, {1, 4, 8, 6, 0}, {3, 2, 2, 2, 0}, {1, 2, 9, 9, 0},
+                                 {2, 3, 7, 5, 1}};
+    for (int ci = 0; ci < 5; ci++) {
+        const int N = cfg[ci][0], C = cfg[ci][1], H = cfg[ci][2], W = cfg[ci][3];
+        /* the last: pads bottom and right 1 (ZeroPad2d((0,1,0,1)) folded), windows past the edge */
+        const mq_geom g = {2, 2, 2, 2, 0, 0, cfg[ci][4], cfg[ci][4]};
+        const int P = (H + g.pb - 2) / 2 + 1, Q = (W + g.pr - 2) / 2 + 1;
+        const int nx = N * C * H * W, ny = N * C * P * Q;
+        float *x = malloc(sizeof(float) * nx), *y1 = malloc(sizeof(float) * ny),
+              *y2 = malloc(sizeof(float) * ny);
+        int32_t *a1 = malloc(sizeof(int32_t) * ny), *a2 = malloc(sizeof(int32_t) * ny);
+        if (!x || !y1 || !y2 || !a1 || !a2) {
+            CHECK(!"out of memory");
+            free(x), free(y1), free(y2), free(a1), free(a2);
+            return;
+        }
+        test_fill(x, nx, 70 + ci, -2, 2);
+        /* rounded to quarters: many ties; then NaN, -inf and signed zeros at every tap */
+        for (int i = 0; i < nx; i++) x[i] = roundf(x[i] * 4) / 4;
+        for (int i = 0; i < nx; i += 7) x[i] = NAN;
+        for (int i = 3; i < nx; i += 11) x[i] = -INFINITY;
+        for (int i = 5; i < nx; i += 13) x[i] = (i / 13) % 2 ? -0.0f : 0.0f;
+        mq_maxpool_forward(N, C, H, W, &g, P, Q, x, y1, a1);
+        mq_maxpool_forward_ref(N, C, H, W, &g, P, Q, x, y2, a2);
+        int bad = 0, nans = 0;
+        for (int i = 0; i < ny; i++) {
+            bad += a1[i] != a2[i] || !(memcmp(&y1[i], &y2[i], sizeof(float)) == 0 ||
+                                      (isnan(y1[i]) && isnan(y2[i])));
+            nans += isnan(y1[i]);
+        }
+        CHECKF(bad == 0, "maxpool config %d: %d of %d outputs differ from the reference", ci, bad, ny);
+        CHECKF(nans > 0 && nans < ny, "maxpool config %d: %d of %d NaN outputs", ci, nans, ny);
+        free(x), free(y1), free(y2), free(a1), free(a2);
+    }
+}
+
 /* ---------------------------------------------------------------- cross-entropy */
 typedef struct cec {
     int N, K;
@@ -463,6 +503,7 @@ int main(void) {
     TEST_RUN(test_mul_concat);
     TEST_RUN(test_pooling);
     TEST_RUN(test_maxpool_infer);
+    TEST_RUN(test_maxpool_fast_vs_ref);
     TEST_RUN(test_cross_entropy);
     TEST_RUN(test_distillation);
     return test_summary();

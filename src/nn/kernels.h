@@ -148,6 +148,10 @@ void mq_concat_backward(int N, int Ca, int Cb, int HW, const float *dy, float *d
  * input (first maximum wins; padding is -inf). */
 void mq_maxpool_forward(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
                         const float *x, float *y, int32_t *argmax);
+/* Its reference twin: the plain window loop. mq_maxpool_forward takes a branch-free path for
+ * 2x2, stride 2, no padding, and must give exactly these values and indices. */
+void mq_maxpool_forward_ref(int N, int C, int H, int W, const mq_geom *g, int P, int Q,
+                            const float *x, float *y, int32_t *argmax);
 void mq_maxpool_backward(int N, int C, int H, int W, int P, int Q, const int32_t *argmax,
                          const float *dy, float *dx, int accumulate);
 /* Inference max pool (no argmax): the same values as mq_maxpool_forward (a window holding a
