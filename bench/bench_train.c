@@ -1,6 +1,6 @@
 /* Training-speed benchmark, mixq side: images/s of full training steps (forward, softmax
  * cross-entropy, backward, SGD momentum update) on random data of the model's input shape.
- *   bench_train MODEL [--threads T] [--batch B] [--steps S] [--repeats R] [--hw H]
+ *   bench_train MODEL [--threads T] [--batch B] [--steps S] [--repeats R] [--hw H] [--channels C]
  * Prints one line per repeat and "median_images_per_s X". Data loading is excluded (as in the
  * PyTorch twin, bench/torch_train.py). */
 #include <stdio.h>
@@ -19,11 +19,11 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: bench_train MODEL [--threads T] [--batch B] [--steps S] "
-                        "[--repeats R] [--hw H]\n");
+                        "[--repeats R] [--hw H] [--channels C]\n");
         return 2;
     }
     const char *arch = argv[1];
-    int threads = 2, batch = 128, steps = 10, repeats = 5, hw = 28;
+    int threads = 2, batch = 128, steps = 10, repeats = 5, hw = 28, channels = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--threads")) threads = v;
@@ -31,23 +31,25 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = v;
         else if (!strcmp(argv[i], "--repeats")) repeats = v;
         else if (!strcmp(argv[i], "--hw")) hw = v;
+        else if (!strcmp(argv[i], "--channels")) channels = v;
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (mixq_set_threads(threads) || steps < 1 || repeats < 1 || repeats > 100 || batch < 2) {
+    if (mixq_set_threads(threads) || steps < 1 || repeats < 1 || repeats > 100 || batch < 2 ||
+        channels < 1 || channels > 64 || hw < 1 || hw > 1024) {
         fprintf(stderr, "bad arguments: %s\n", mixq_last_error());
         return 2;
     }
-    mixq_model_config cfg = {.arch = arch, .in_c = 1, .in_h = hw, .in_w = hw, .classes = 10,
+    mixq_model_config cfg = {.arch = arch, .in_c = channels, .in_h = hw, .in_w = hw, .classes = 10,
                              .seed = 1};
     mixq_model *m = NULL;
     if (mixq_model_create(&cfg, &m)) {
         fprintf(stderr, "%s\n", mixq_last_error());
         return 1;
     }
-    size_t img = (size_t)hw * hw;
+    size_t img = (size_t)channels * hw * hw;
     float *x = malloc(sizeof(float) * img * (size_t)batch);
     int *y = malloc(sizeof(int) * (size_t)batch);
     if (!x || !y) return 1;

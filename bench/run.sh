@@ -5,6 +5,8 @@
 # shared machine hits both; each run warms up first. Prints the median images/s of each and
 # the ratio mixq/PyTorch, plus mixq's per-op profile of one extra run.
 #   sh bench/run.sh [THREADS] [REPEATS] [MODELS]
+# A model is a zoo name on 1x28x28 inputs, or NAME:CxH for C channels of H x H (vgg11:3x32, the
+# CIFAR-10 vgg11 of bench/vgg_cifar*.sh).
 set -eu
 cd "$(dirname "$0")/.."
 T=${1:-2}
@@ -18,23 +20,25 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores; threads $T; repeats $R"
 out=$(mktemp)
 printf "%-10s %8s %14s %14s %10s\n" model threads mixq_img/s torch_img/s ratio >"$out"
-for model in $MODELS; do
-    steps=20; [ "$model" = resnet20 ] && steps=4
+for spec in $MODELS; do
+    model=${spec%%:*}; shape="--channels 1 --hw 28"
+    case "$spec" in *:*x*) d=${spec#*:}; shape="--channels ${d%%x*} --hw ${d#*x}" ;; esac
+    steps=20; [ "$model" = lenet5 ] || steps=4
     ms=""; ts=""
     r=0
     while [ $r -lt "$R" ]; do
-        m=$(OMP_NUM_THREADS=$T $BIN "$model" --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
-        t=$(OMP_NUM_THREADS=$T $PY bench/torch_train.py "$model" --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
-        echo "  $model run $((r + 1)): mixq $m  torch $t images/s"
+        m=$(OMP_NUM_THREADS=$T $BIN "$model" $shape --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
+        t=$(OMP_NUM_THREADS=$T $PY bench/torch_train.py "$model" $shape --threads "$T" --steps $steps --repeats 1 | sed -n 's/^median_images_per_s //p')
+        echo "  $spec run $((r + 1)): mixq $m  torch $t images/s"
         ms="$ms $m"; ts="$ts $t"
         r=$((r + 1))
     done
     mm=$(echo $ms | tr ' ' '\n' | median)
     tm=$(echo $ts | tr ' ' '\n' | median)
     ratio=$(awk -v a="$mm" -v b="$tm" 'BEGIN { printf "%.2f", a / b }')
-    printf "%-10s %8s %14s %14s %9sx\n" "$model" "$T" "$mm" "$tm" "$ratio" >>"$out"
-    echo "  mixq profile ($model):"
-    MIXQ_PROFILE=1 OMP_NUM_THREADS=$T $BIN "$model" --threads "$T" --steps $steps --repeats 1 2>&1 |
+    printf "%-10s %8s %14s %14s %9sx\n" "$spec" "$T" "$mm" "$tm" "$ratio" >>"$out"
+    echo "  mixq profile ($spec):"
+    MIXQ_PROFILE=1 OMP_NUM_THREADS=$T $BIN "$model" $shape --threads "$T" --steps $steps --repeats 1 2>&1 |
         sed -n '/^profile/,$p' | sed 's/^/    /'
 done
 cat "$out"

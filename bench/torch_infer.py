@@ -14,35 +14,9 @@ import sys
 import time
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_models  # noqa: E402
-
-
-class VGG11(nn.Module):
-    """mixq's vgg11 (src/nn/zoo.c): torchvision vgg11_bn features, a max pool skipped when the
-    map is already 1x1, classifier = one Linear(512 * h * w, classes)."""
-
-    def __init__(self, in_c=3, hw=32, classes=10):
-        super().__init__()
-        layers, c, s = [], in_c, hw
-        for v in (64, -1, 128, -1, 256, 256, -1, 512, 512, -1, 512, 512, -1):
-            if v < 0:
-                if s >= 2:
-                    layers.append(nn.MaxPool2d(2, 2))
-                    s //= 2
-                else:
-                    layers.append(nn.Identity())
-                continue
-            layers += [nn.Conv2d(c, v, 3, 1, 1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-            c = v
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(512 * s * s, classes)
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.features(x), 1))
 
 
 SHAPES = {"resnet20": (1, 28), "vgg11": (3, 32)}
@@ -50,8 +24,6 @@ SHAPES = {"resnet20": (1, 28), "vgg11": (3, 32)}
 
 def build(name):
     c, hw = SHAPES[name]
-    if name == "vgg11":
-        return VGG11(c, hw, 10)
     return torch_models.build(name, c, hw, 10)
 
 

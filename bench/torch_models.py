@@ -76,9 +76,35 @@ class ResNet20(nn.Module):
         return self.fc(x)
 
 
+class VGG11(nn.Module):
+    """mixq's vgg11 (src/nn/zoo.c): torchvision vgg11_bn features, a max pool skipped when the
+    map is already 1x1, classifier = one Linear(512 * h * w, classes)."""
+
+    def __init__(self, in_c=3, hw=32, classes=10):
+        super().__init__()
+        layers, c, s = [], in_c, hw
+        for v in (64, -1, 128, -1, 256, 256, -1, 512, 512, -1, 512, 512, -1):
+            if v < 0:
+                if s >= 2:
+                    layers.append(nn.MaxPool2d(2, 2))
+                    s //= 2
+                else:
+                    layers.append(nn.Identity())
+                continue
+            layers += [nn.Conv2d(c, v, 3, 1, 1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+            c = v
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(512 * s * s, classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 def build(name, in_c=1, hw=28, classes=10):
     if name == "lenet5":
         return LeNet5(in_c, hw, classes)
     if name == "resnet20":
         return ResNet20(in_c, classes)
+    if name == "vgg11":
+        return VGG11(in_c, hw, classes)
     raise ValueError("no PyTorch twin for " + name)

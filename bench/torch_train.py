@@ -1,5 +1,6 @@
 """Training-speed benchmark, PyTorch side (twin of bench_train.c): images/s of full training
-steps on random data. Usage: torch_train.py MODEL --threads T --batch B --steps S --repeats R"""
+steps on random data. Usage: torch_train.py MODEL --threads T --batch B --steps S --repeats R
+[--hw H] [--channels C]"""
 import argparse
 import statistics
 import time
@@ -16,13 +17,14 @@ ap.add_argument("--batch", type=int, default=128)
 ap.add_argument("--steps", type=int, default=10)
 ap.add_argument("--repeats", type=int, default=5)
 ap.add_argument("--hw", type=int, default=28)
+ap.add_argument("--channels", type=int, default=1)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(1)
-model = torch_models.build(a.model, 1, a.hw, 10)
+model = torch_models.build(a.model, a.channels, a.hw, 10)
 model.train()
 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-x = torch.rand(a.batch, 1, a.hw, a.hw) - 0.5
+x = torch.rand(a.batch, a.channels, a.hw, a.hw) - 0.5
 y = torch.arange(a.batch) % 10
 
 
