@@ -219,10 +219,7 @@ int test_write_noise_idx(const char *dir, int n) {
     return rc;
 }
 
-int test_same_run_file(const char *a, const char *b, const char *name) {
-    char pa[1300], pb[1300];
-    snprintf(pa, sizeof pa, "%s/%s", a, name);
-    snprintf(pb, sizeof pb, "%s/%s", b, name);
+int test_same_file(const char *pa, const char *pb) {
     FILE *fa = fopen(pa, "rb"), *fb = fopen(pb, "rb");
     int same = fa && fb;
     while (same) {
@@ -233,6 +230,13 @@ int test_same_run_file(const char *a, const char *b, const char *name) {
     if (fa) fclose(fa);
     if (fb) fclose(fb);
     return same;
+}
+
+int test_same_run_file(const char *a, const char *b, const char *name) {
+    char pa[1300], pb[1300];
+    snprintf(pa, sizeof pa, "%s/%s", a, name);
+    snprintf(pb, sizeof pb, "%s/%s", b, name);
+    return test_same_file(pa, pb);
 }
 
 char *test_run_file(const char *dir, const char *name) {

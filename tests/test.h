@@ -87,6 +87,8 @@ int test_write_cifar_dir(const char *dir, const int counts[6],
 const char *test_tmpdir(void);
 /* A whole file, malloc'ed and NUL-terminated; NULL if it cannot be read. */
 char *test_slurp(const char *path);
+/* 1 when files a and b hold the same bytes (0 if either is missing). */
+int test_same_file(const char *a, const char *b);
 /* 1 when directories a and b hold the file `name` with the same bytes (0 if either is missing). */
 int test_same_run_file(const char *a, const char *b, const char *name);
 /* test_slurp of the file `name` in directory dir. */

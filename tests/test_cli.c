@@ -242,15 +242,7 @@ static void test_train_zero_epochs_info_eval(void) {
         char e1[1100], fin[1100];
         snprintf(e1, sizeof e1, "%s/qe.epoch1.mixq", test_tmpdir());
         snprintf(fin, sizeof fin, "%s/qe.mixq", test_tmpdir());
-        FILE *f1 = fopen(e1, "rb"), *f2 = fopen(fin, "rb");
-        int same = f1 && f2, c1 = 0;
-        while (same && c1 != EOF) {
-            c1 = fgetc(f1);
-            same = c1 == fgetc(f2);
-        }
-        CHECKF(same, "%s and %s differ (or one is missing)", e1, fin);
-        if (f1) fclose(f1);
-        if (f2) fclose(f2);
+        CHECKF(test_same_file(e1, fin), "%s and %s differ (or one is missing)", e1, fin);
     }
     /* an epoch's model that cannot be written stops the command with the save's message */
     snprintf(a, sizeof a, "%s/qf.epoch1.mixq", test_tmpdir());

@@ -154,19 +154,6 @@ static void test_alloc_search(void) {
 
 /* ---------------------------------------------------------------- write failures */
 
-static int same_file(const char *a, const char *b) {
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb) same = 0;
-        if (ca == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 /* In a child limited to `limit` bytes per file: 0 when fn returned an error whose message is
  * non-empty, 1 when it returned ok, 2 on a crash or a signal. */
 static int limited(long limit, mixq_status (*fn)(void *), void *user, char *msg, size_t msg_len) {
@@ -215,7 +202,7 @@ static void check_write_failure(const char *what, mixq_status (*fn)(void *), sav
         CHECKF(r == 0, "%s with a %ld-byte file limit: child result %d (0: a clean error), '%s'", what, limits[i], r,
                msg);
         CHECKF(strstr(msg, s->path) != NULL, "%s: the message does not name the file: '%s'", what, msg);
-        CHECKF(same_file(s->path, copy), "%s with a %ld-byte file limit: the previous file changed", what, limits[i]);
+        CHECKF(test_same_file(s->path, copy), "%s with a %ld-byte file limit: the previous file changed", what, limits[i]);
         CHECKF(access(tmp, F_OK) != 0, "%s: '%s' left behind", what, tmp);
     }
     printf("  %s: %s\n", what, msg);

@@ -370,30 +370,6 @@ static void on_sigint_stop(int sig) {
     train_interrupted = 1;
 }
 
-static void print_progress(const mixq_progress *p, progress_state *ps);
-
-static int on_progress(const mixq_progress *p, void *user) {
-    progress_state *ps = user;
-    if (train_interrupted && !ps->stopped) {
-        ps->stopped = 1;
-        ps->stop = *p;
-        return 1;
-    }
-    print_progress(p, ps);
-    if (p->epoch_done && ps->epoch_m) {
-        char *name = epoch_name(ps->epoch_out, p->epoch);
-        if (!name || mixq_model_save(ps->epoch_m, name)) {
-            if (!name) fprintf(stderr, "mixq quantize: error: out of memory naming epoch %d's model\n", p->epoch);
-            ps->epoch_failed = 1 + !name; /* 2: reported here */
-            free(name);
-            return 1;
-        }
-        if (!ps->quiet) fprintf(stderr, "wrote %s\n", name);
-        free(name);
-    }
-    return 0;
-}
-
 /* A progress line: every epoch's end, and on a terminal a live bar between. */
 static void print_progress(const mixq_progress *p, progress_state *ps) {
     if (ps->quiet) return;
@@ -421,6 +397,28 @@ static void print_progress(const mixq_progress *p, progress_state *ps) {
         fprintf(stderr, " lr %.4g %.0f img/s elapsed %s eta %s\n", (double)p->lr, p->images_per_s,
                 el, eta);
     }
+}
+
+static int on_progress(const mixq_progress *p, void *user) {
+    progress_state *ps = user;
+    if (train_interrupted && !ps->stopped) {
+        ps->stopped = 1;
+        ps->stop = *p;
+        return 1;
+    }
+    print_progress(p, ps);
+    if (p->epoch_done && ps->epoch_m) {
+        char *name = epoch_name(ps->epoch_out, p->epoch);
+        if (!name || mixq_model_save(ps->epoch_m, name)) {
+            if (!name) fprintf(stderr, "mixq quantize: error: out of memory naming epoch %d's model\n", p->epoch);
+            ps->epoch_failed = 1 + !name; /* 2: reported here */
+            free(name);
+            return 1;
+        }
+        if (!ps->quiet) fprintf(stderr, "wrote %s\n", name);
+        free(name);
+    }
+    return 0;
 }
 
 static const char train_help[] =

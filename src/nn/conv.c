@@ -157,35 +157,32 @@ static int conv_backend_get(void) {
 
 void mq_conv_set_backend(int onednn) { conv_backend = onednn ? 1 : 0; }
 
-/* Images per oneDNN call: about 64 Ki floats of the larger activation tensor (in L2). */
-static int dnnl_chunk(const mq_conv_shape *s) {
-    long per = (long)MQ_MAX(s->C, s->K) * MQ_MAX(s->H * s->W, s->P * s->Q);
-    static long target = 0;
-    if (!target) {
-        const char *e = getenv("MIXQ_CONV_CHUNK");
-        target = e && atol(e) > 0 ? atol(e) : 65536;
-    }
-    long g = target / (per > 0 ? per : 1);
-    if (g > s->N) g = s->N;
+/* A chunk-size knob's value from the environment (e: getenv's): a positive number, else dflt. */
+static long env_target(const char *e, long dflt) { return e && atol(e) > 0 ? atol(e) : dflt; }
+
+/* g images per chunk, within 1..min(N, 64). */
+static int clamp_images(long g, int N) {
+    if (g > N) g = N;
     if (g > 64) g = 64;
     return g < 1 ? 1 : (int)g;
 }
 
+/* Images per oneDNN call: about 64 Ki floats of the larger activation tensor (in L2). */
+static int dnnl_chunk(const mq_conv_shape *s) {
+    long per = (long)MQ_MAX(s->C, s->K) * MQ_MAX(s->H * s->W, s->P * s->Q);
+    static long target = 0;
+    if (!target) target = env_target(getenv("MIXQ_CONV_CHUNK"), 65536);
+    return clamp_images(target / (per > 0 ? per : 1), s->N);
+}
+
 /* Images per oneDNN weight-gradient call: each chunk writes a private copy of dw (K*C*R*S
  * floats) that is then summed, so chunks must be wide: about `target` output pixels (g*P*Q),
- * from the shape only. */
+ * at least dnnl_chunk's images, from the shape only. */
 static int dnnl_wchunk(const mq_conv_shape *s) {
     static long target = 0;
-    if (!target) {
-        const char *e = getenv("MIXQ_CONV_WCHUNK");
-        target = e && atol(e) > 0 ? atol(e) : 2048;
-    }
-    long pq = (long)s->P * s->Q;
-    long g = (target + pq - 1) / pq;
-    if (g < dnnl_chunk(s)) g = dnnl_chunk(s);
-    if (g > s->N) g = s->N;
-    if (g > 64) g = 64;
-    return g < 1 ? 1 : (int)g;
+    if (!target) target = env_target(getenv("MIXQ_CONV_WCHUNK"), 2048);
+    const long pq = (long)s->P * s->Q, g = (target + pq - 1) / pq, g0 = dnnl_chunk(s);
+    return clamp_images(g > g0 ? g : g0, s->N);
 }
 
 /* ---------------------------------------------------------------- im2col / col2im */
@@ -247,10 +244,7 @@ static void col2im(const mq_conv_shape *s, int Cg, const float *col, int ld, int
 /* Images per GEMM chunk: wide enough GEMMs (~1024 columns), from the shape only. */
 static int chunk_images(const mq_conv_shape *s) {
     int pq = s->P * s->Q;
-    int g = (1024 + pq - 1) / pq;
-    if (g > s->N) g = s->N;
-    if (g > 64) g = 64;
-    return g < 1 ? 1 : g;
+    return clamp_images((1024 + pq - 1) / pq, s->N);
 }
 
 static int nthreads(void) {
