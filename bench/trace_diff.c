@@ -29,13 +29,6 @@ static int die(const char *what) {
     return 1;
 }
 
-static int argmax(const float *l, int k) {
-    int b = 0;
-    for (int i = 1; i < k; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
-}
-
 /* The node reading node j's output first in graph order (-1: none), through a flatten. */
 static int reader(const mixq_model *m, int j) {
     for (int i = j + 1; i < m->n_nodes; i++)
@@ -276,7 +269,7 @@ int main(int argc, char **argv) {
             mixq_model_forward(m, x, nb, 0, lr))
             return die("forward");
         for (int i = 0; i < nb; i++) {
-            const int pr = argmax(lg + (size_t)i * nc, nc), pf = argmax(lr + (size_t)i * nc, nc);
+            const int pr = mq_argmax(lg + (size_t)i * nc, nc), pf = mq_argmax(lr + (size_t)i * nc, nc);
             if (pr == pf) continue;
             differ++;
             const float *a = lg + (size_t)i * nc, *b = lr + (size_t)i * nc;

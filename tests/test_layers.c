@@ -1,6 +1,7 @@
 /* BN, activations (ReLU, ReLU6, sigmoid, hard sigmoid, hard swish), multiply, concatenation,
- * pooling (non-square, asymmetric), GAP, add and softmax cross-entropy kernels: central finite
- * differences (non-vacuous), accumulate semantics, running statistics, errors, determinism. */
+ * pooling (non-square, asymmetric), GAP, add and softmax cross-entropy kernels (and the one
+ * argmax, first of equals): central finite differences (non-vacuous), accumulate semantics,
+ * running statistics, errors, determinism. */
 #include <omp.h>
 #include <stdlib.h>
 
@@ -431,6 +432,13 @@ static void test_cross_entropy(void) {
     int l1[1] = {2}, correct;
     CHECK_OK(mq_softmax_ce_forward(1, 3, u, l1, 0.2f, NULL, &loss, &correct));
     CHECK(fabsf(loss - logf(3)) < 1e-6f);
+    /* a tie counts for the first of the equal logits (mq_argmax, as every prediction) */
+    CHECK(correct == 0);
+    int l00[1] = {0};
+    CHECK_OK(mq_softmax_ce_forward(1, 3, u, l00, 0, NULL, &loss, &correct));
+    CHECK(correct == 1);
+    const float tie[5] = {-1, 3, 2, 3, 3};
+    CHECK(mq_argmax(tie, 5) == 1 && mq_argmax(tie, 1) == 0 && mq_argmax(tie + 2, 3) == 1);
     /* huge logits stay finite (log-sum-exp) */
     float big[2] = {1000, -1000};
     int l0[1] = {0};

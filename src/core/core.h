@@ -88,6 +88,10 @@ int mq_threads(void);
 /* Monotonic wall time in seconds. */
 double mq_now(void);
 
+/* Index of the largest of v[0..n) (n >= 1), the first of equals: every prediction, accuracy
+ * count and hard choice takes its class or candidate here. */
+int mq_argmax(const float *v, int n);
+
 /* Elements of an array (not a pointer). A name table indexed by an enum is declared without a
  * size, one positional entry per enumerator, and checked against the enum's COUNT with
  * _Static_assert(MQ_COUNTOF(names) == X_COUNT, ...): an enumerator added without a name then

@@ -773,13 +773,6 @@ void mixq_runtime_reset_times(mixq_runtime *rt) {
     }
 }
 
-static int argmax_row(const float *l, int k) {
-    int b = 0;
-    for (int j = 1; j < k; j++)
-        if (l[j] > l[b]) b = j;
-    return b;
-}
-
 mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_dataset *d,
                                   int batch, mixq_runtime_eval *out) {
     if (!rt || !d || !out || batch < 1)
@@ -828,10 +821,10 @@ mixq_status mixq_runtime_evaluate(mixq_runtime *rt, mixq_model *ref, const mixq_
         out->seconds += mq_now() - t0;
         if (ref && (st = mixq_model_forward(ref, x, nb, 0, lr))) break;
         for (int i = 0; i < nb; i++) {
-            const int p = argmax_row(lg + (size_t)i * rt->classes, rt->classes);
+            const int p = mq_argmax(lg + (size_t)i * rt->classes, rt->classes);
             correct += p == lab[i];
             if (!ref) continue;
-            const int pr = argmax_row(lr + (size_t)i * rt->classes, rt->classes);
+            const int pr = mq_argmax(lr + (size_t)i * rt->classes, rt->classes);
             ref_correct += pr == lab[i];
             out->disagree += p != pr;
             if (p != pr) {

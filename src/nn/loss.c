@@ -15,13 +15,8 @@ mixq_status mq_softmax_ce_forward(int N, int K, const float *logits, const int *
         if (y < 0 || y >= K)
             return mq_err(MIXQ_ERR_ARG, "cross-entropy: label %d of image %d is outside [0, %d)", y,
                           n, K);
-        float mx = z[0];
-        int arg = 0;
-        for (int k = 1; k < K; k++)
-            if (z[k] > mx) {
-                mx = z[k];
-                arg = k;
-            }
+        const int arg = mq_argmax(z, K);
+        const float mx = z[arg];
         double se = 0, sz = 0;
         for (int k = 0; k < K; k++) {
             se += exp((double)z[k] - mx);

@@ -1118,12 +1118,6 @@ mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float sm
 int mq_model_correct(const mixq_model *m, const int *labels, int n) {
     const mq_node *last = &m->nodes[m->n_nodes - 1];
     int K = m->cfg.classes, correct = 0;
-    for (int i = 0; i < n; i++) {
-        const float *row = last->y + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++)
-            if (row[k] > row[best]) best = k;
-        correct += best == labels[i];
-    }
+    for (int i = 0; i < n; i++) correct += mq_argmax(last->y + (size_t)i * K, K) == labels[i];
     return correct;
 }

@@ -85,13 +85,6 @@ static void softmax(const float *v, int n, float t, float *out) {
     for (int i = 0; i < n; i++) out[i] = (float)d[i];
 }
 
-int mq_mix_argmax(const float *v, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b]) b = i;
-    return b;
-}
-
 /* The forward's mixing weights f[] and the soft weights y[] the backward differentiates, from
  * strengths v (noise g) under the state's mode. */
 static void mixing(const mstate *s, const float *v, const float *g, int n, float *f, float *y) {
@@ -107,7 +100,7 @@ static void mixing(const mstate *s, const float *v, const float *g, int n, float
     float z[MQ_MIX_MAXB] = {0};
     for (int i = 0; i < n; i++) z[i] = v[i] + (s->mode == MQ_MIX_GUMBEL ? g[i] : 0);
     softmax(z, n, s->mode == MQ_MIX_GUMBEL ? s->tau : 1, y);
-    const int b = mq_mix_argmax(z, n);
+    const int b = mq_argmax(z, n);
     for (int i = 0; i < n; i++) f[i] = i == b;
 }
 

@@ -61,10 +61,9 @@ void mq_mix_zero_grad(mixq_model *m);
 /* Every candidate's activation clip from float activations of x [n] (images as the model takes
  * them), MSE-optimal below 5 bits and max |x| otherwise. */
 mixq_status mq_mix_calibrate(mixq_model *m, const float *x, int n);
-/* softmax(v / t) of n strengths into out (in double; the mixing weights are it in float), and
- * the index of the largest strength (the first of equals). */
+/* softmax(v / t) of n strengths into out (in double; the mixing weights are it in float); the
+ * chosen candidate is the largest strength, mq_argmax. */
 void mq_mix_softmax(const float *v, int n, double t, double *out);
-int mq_mix_argmax(const float *v, int n);
 /* The weights at candidate i of layer l as its quantizer makes them (numel floats, current for
  * the model's weights); NULL with an error out of range. For tests. */
 const float *mq_mix_weights(mixq_model *m, int l, int i);

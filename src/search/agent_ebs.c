@@ -127,7 +127,7 @@ double mq_ebs_expected_cost(mixq_model *m, const mq_env *e, int k, double g, dou
 static void argmax_policy(mixq_model *m, int L, int *w, int *a) {
     for (int l = 0; l < L; l++) {
         const mq_mix_layer *p = mq_mix_get(m, l);
-        w[l] = p->wbits[mq_mix_argmax(p->alpha, p->nw)], a[l] = p->abits[mq_mix_argmax(p->beta, p->na)];
+        w[l] = p->wbits[mq_argmax(p->alpha, p->nw)], a[l] = p->abits[mq_argmax(p->beta, p->na)];
     }
 }
 
