@@ -22,6 +22,8 @@ static const conv_case cases[] = {
     SQ(2, 1, 13, 13, 6, 5, 1, 2, 1, 1),  SQ(2, 5, 11, 13, 7, 5, 3, 2, 1, 1),
     SQ(70, 4, 5, 5, 3, 3, 1, 1, 1, 1),   /* many small images: several chunks */
     SQ(100, 40, 6, 6, 3, 3, 1, 1, 1, 1), /* oneDNN: dw over 2 chunks (57 + 43), dx over 3 (45 + 45 + 10) */
+    SQ(3, 5, 5, 5, 128, 3, 1, 1, 1, 1),  /* oneDNN: one dw chunk in 4 slices of 32 channels */
+    SQ(2, 7, 7, 6, 96, 3, 2, 1, 1, 0),   /* oneDNN: 2 slices of 48, strided, no bias */
     SQ(3, 7, 6, 6, 3, 3, 3, 0, 1, 0),    SQ(1, 3, 4, 4, 1, 4, 1, 0, 1, 1),   /* K = 1, kernel = image */
     SQ(4, 9, 8, 8, 6, 3, 1, 2, 3, 1),    /* groups 3, pad 2 */
     /* non-square kernels, per-axis strides, asymmetric pads (top, left, bottom, right) */

@@ -2450,6 +2450,9 @@ static const char env_help[] =
     "  MIXQ_CONV_WCHUNK=N    oneDNN convolution's weight gradients: about N output pixels per\n"
     "                        chunk of images (default 2048; each chunk's gradient is summed\n"
     "                        after); a tuning knob like MIXQ_CONV_CHUNK\n"
+    "  MIXQ_CONV_WTASKS=N    oneDNN convolution's weight gradients: each chunk's gradient is\n"
+    "                        cut into slices of output channels until chunks x slices reach\n"
+    "                        N tasks (default 16; 1: off); a tuning knob like MIXQ_CONV_CHUNK\n"
     "  MIXQ_PROFILE=1        time every layer's forward and backward pass; the training\n"
     "                        benchmark (bench/bench_train, bench/run.sh) prints the table\n";
 

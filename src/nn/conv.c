@@ -185,6 +185,19 @@ static int dnnl_wchunk(const mq_conv_shape *s) {
     return clamp_images(g > g0 ? g : g0, s->N);
 }
 
+/* Slices of output channels per weight-gradient chunk, from the shape only: doubled while the
+ * nch chunks make fewer than `target` tasks (16) and the slices stay multiples of 16 channels
+ * of at least 32 (oneDNN's blocking), so that a layer with few wide chunks (the deep layers of
+ * vgg11: 1 or 2 at batch 64 or 128) still gives every thread work. 1 for grouped convs. */
+static int dnnl_wslices(const mq_conv_shape *s, int nch) {
+    static long target = 0;
+    if (!target) target = env_target(getenv("MIXQ_CONV_WTASKS"), 16);
+    int ns = 1;
+    while (s->groups == 1 && (long)nch * ns < target && s->K % (32 * ns) == 0 && s->K >= 64 * ns)
+        ns *= 2;
+    return ns;
+}
+
 /* ---------------------------------------------------------------- im2col / col2im */
 /* xg: one image's Cg input channels [Cg][H][W]; col: rows (c*R + r)*S + t, columns j0 + p*Q + q
  * with leading dimension ld. Out-of-image taps are 0. */
@@ -450,8 +463,8 @@ mixq_status mq_conv2d_backward(const mq_conv_shape *s, const float *x, const flo
         if (!partials) return MIXQ_ERR_NOMEM;
     }
     if (onednn) {
-        mixq_status e = mq_conv_dnnl_backward(s, g, gw, x, w, dy, dx, accumulate, partials, dw != NULL,
-                                              db != NULL);
+        mixq_status e = mq_conv_dnnl_backward(s, g, gw, dnnl_wslices(s, nch), x, w, dy, dx,
+                                              accumulate, partials, dw != NULL, db != NULL);
         if (e) return e;
         goto reduce;
     }

@@ -13,7 +13,10 @@
  * single-threaded inside our OpenMP region (each worker sets its own nthreads-var to 1 before
  * creating or running a primitive), so each output has a fixed reduction order. Weight and
  * bias gradients are produced per chunk into private partials (KCRS), summed in chunk order by
- * the caller. Hence identical results at any thread count.
+ * the caller. Hence identical results at any thread count. Where a layer has few weight-gradient
+ * chunks, each chunk's weight gradient is further cut into ns slices of output channels (ns from
+ * the shape only), each its own task writing its own rows of the chunk's partials, so that
+ * more threads find work.
  *
  * Primitives, their reorders (NCHW <-> blocked, KCRS <-> blocked) and scratch buffers are
  * cached per worker thread and per (shape, chunk size, direction); they live until
@@ -44,7 +47,7 @@ typedef struct port {
 } port;
 
 typedef struct prim {
-    int key[16];                    /* the shape; key[15] is the kind */
+    int key[17];                    /* the shape; key[15] is the kind, key[16] dy's channels */
     dnnl_primitive_desc_t hint, pd;
     dnnl_primitive_t p;
     port port[NPORT];
@@ -156,15 +159,19 @@ static mixq_status port_init(port *pt, int arg, int out, const dnnl_memory_desc_
     return MIXQ_OK;
 }
 
-static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias, int kind) {
+/* kd: the channels of the user's y / dy tensor, of which the primitive's s->K are the first
+ * (kd > s->K: a slice of output channels, dy read through its NCHW strides). */
+static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias, int kind, int kd) {
     const int G = s->groups;
     dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias, a_src, a_dst, a_wei;
     dnnl_dims_t sd = {gn, s->C, s->H, s->W}, dd = {gn, s->K, s->P, s->Q};
     dnnl_dims_t wd5 = {G, s->K / G, s->C / G, s->R, s->S}, wd4 = {s->K, s->C, s->R, s->S};
     dnnl_dims_t bd = {s->K};
     dnnl_dims_t strides = {s->sh, s->sw}, pad = {s->pt, s->pl}, pad_r = {s->pb, s->pr};
+    const dnnl_dim_t pq = (dnnl_dim_t)s->P * s->Q;
+    dnnl_dims_t dst_strides = {kd * pq, pq, s->Q, 1};
     DN(dnnl_memory_desc_init_by_tag(&u_src, 4, sd, dnnl_f32, dnnl_nchw), "memory desc");
-    DN(dnnl_memory_desc_init_by_tag(&u_dst, 4, dd, dnnl_f32, dnnl_nchw), "memory desc");
+    DN(dnnl_memory_desc_init_by_strides(&u_dst, 4, dd, dnnl_f32, dst_strides), "memory desc");
     if (G > 1) DN(dnnl_memory_desc_init_by_tag(&u_wei, 5, wd5, dnnl_f32, dnnl_goihw), "memory desc");
     else DN(dnnl_memory_desc_init_by_tag(&u_wei, 4, wd4, dnnl_f32, dnnl_oihw), "memory desc");
     DN(dnnl_memory_desc_init_by_tag(&u_bias, 1, bd, dnnl_f32, dnnl_x), "memory desc");
@@ -240,8 +247,8 @@ static mixq_status prim_build(prim *pr, const mq_conv_shape *s, int gn, int bias
     return MIXQ_OK;
 }
 
-/* Called inside the parallel region by worker t. */
-static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int kind,
+/* Called inside the parallel region by worker t (kd as for prim_build). */
+static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int kind, int kd,
                             prim **out, tstate **tso) {
     if (t >= MAX_THREADS) return mq_err(MIXQ_ERR_ARG, "oneDNN conv: more than %d threads", MAX_THREADS);
     tstate *ts = states[t];
@@ -255,7 +262,7 @@ static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int
         states[t] = ts;
     }
     *tso = ts;
-    int key[16] = {gn, s->C, s->H, s->W, s->K, s->R, s->S, s->sh, s->sw, s->pt, s->pl, s->pb, s->pr, s->groups, bias, kind};
+    int key[17] = {gn, s->C, s->H, s->W, s->K, s->R, s->S, s->sh, s->sw, s->pt, s->pl, s->pb, s->pr, s->groups, bias, kind, kd};
     for (prim *p = ts->list; p; p = p->next)
         if (!memcmp(p->key, key, sizeof key)) {
             *out = p;
@@ -264,7 +271,7 @@ static mixq_status get_prim(int t, const mq_conv_shape *s, int gn, int bias, int
     prim *p = mq_calloc(1, sizeof *p, "oneDNN primitive");
     if (!p) return MIXQ_ERR_NOMEM;
     memcpy(p->key, key, sizeof key);
-    mixq_status st = prim_build(p, s, gn, bias, kind);
+    mixq_status st = prim_build(p, s, gn, bias, kind, kd);
     if (st) {
         prim_free(p);
         return st;
@@ -341,7 +348,7 @@ static unsigned long next_token(void) {
 /* Arguments of one forward or backward call, shared by its chunks. */
 typedef struct call {
     const mq_conv_shape *s;
-    int g;
+    int g, ns;                      /* images per chunk; slices of output channels per chunk */
     const float *x, *w, *b, *dy;
     float *y, *dx, *partials;
     int accumulate, want_dw, want_db;
@@ -349,25 +356,26 @@ typedef struct call {
     unsigned long tok;
 } call;
 
-typedef mixq_status (*chunk_fn)(const call *c, int t, int n0, int gn, int ch);
+/* One task: chunk ch (images n0 .. n0 + gn), slice sl of its output channels. */
+typedef mixq_status (*chunk_fn)(const call *c, int t, int n0, int gn, int ch, int sl);
 
-static mixq_status fwd_chunk(const call *c, int t, int n0, int gn, int ch) {
-    (void)ch;
+static mixq_status fwd_chunk(const call *c, int t, int n0, int gn, int ch, int sl) {
+    (void)ch, (void)sl;
     prim *pr;
     tstate *ts;
-    mixq_status e = get_prim(t, c->s, gn, c->b != NULL, KIND_FWD, &pr, &ts);
+    mixq_status e = get_prim(t, c->s, gn, c->b != NULL, KIND_FWD, c->s->K, &pr, &ts);
     if (e) return e;
     void *ptr[NPORT] = {(void *)(c->x + (size_t)n0 * c->xs), (void *)c->w, c->y + (size_t)n0 * c->ys};
     return run(ts, pr, ptr, (void *)c->b, c->tok);
 }
 
-static mixq_status bwd_chunk(const call *c, int t, int n0, int gn, int ch) {
+static mixq_status bwd_chunk(const call *c, int t, int n0, int gn, int ch, int sl) {
     prim *pr;
     tstate *ts;
     mixq_status e;
     void *dyp = (void *)(c->dy + (size_t)n0 * c->ys);
     if (c->dx) {
-        if ((e = get_prim(t, c->s, gn, 0, KIND_BWD_DATA, &pr, &ts))) return e;
+        if ((e = get_prim(t, c->s, gn, 0, KIND_BWD_DATA, c->s->K, &pr, &ts))) return e;
         float *dst = c->dx + (size_t)n0 * c->xs, *tmp = NULL;
         const size_t n = c->xs * (size_t)gn;
         if (c->accumulate && !(tmp = tbuf(ts, 4, sizeof(float) * n))) return MIXQ_ERR_NOMEM;
@@ -377,21 +385,29 @@ static mixq_status bwd_chunk(const call *c, int t, int n0, int gn, int ch) {
             for (size_t i = 0; i < n; i++) dst[i] += tmp[i];
     }
     if (c->want_dw || c->want_db) {
-        if ((e = get_prim(t, c->s, gn, c->want_db, KIND_BWD_W, &pr, &ts))) return e;
+        /* slice sl: output channels k0 .. k0 + ks, their rows of dw and db, their planes of dy */
+        mq_conv_shape sk = *c->s;
+        const int K = c->s->K, ks = K / c->ns, k0 = sl * ks;
+        const size_t kc = (c->part - (size_t)K) / (size_t)K; /* dw values per output channel */
+        sk.K = ks;
+        if ((e = get_prim(t, &sk, gn, c->want_db, KIND_BWD_W, K, &pr, &ts))) return e;
         float *pw = c->partials + c->part * (size_t)ch;
-        void *ptr[NPORT] = {(void *)(c->x + (size_t)n0 * c->xs), pw, dyp};
-        if ((e = run(ts, pr, ptr, pw + (c->part - (size_t)c->s->K), c->tok))) return e;
+        void *ptr[NPORT] = {(void *)(c->x + (size_t)n0 * c->xs), pw + (size_t)k0 * kc,
+                            (char *)dyp + sizeof(float) * (size_t)k0 * c->s->P * c->s->Q};
+        if ((e = run(ts, pr, ptr, pw + (c->part - (size_t)K) + k0, c->tok))) return e;
     }
     return MIXQ_OK;
 }
 
-/* Run fn on every chunk of g images, chunks split statically over the threads, with oneDNN
- * single-threaded inside each worker. Returns the first error. */
+/* Run fn on every chunk of g images (and every slice of its output channels: c->ns, 0 for
+ * 1), tasks split statically over the threads, with oneDNN single-threaded inside each worker.
+ * Returns the first error. */
 static mixq_status for_chunks(call *c, chunk_fn fn) {
     mixq_status st = mq_conv_dnnl_init();
     if (st) return st;
     const mq_conv_shape *s = c->s;
-    const int nch = (s->N + c->g - 1) / c->g;
+    if (c->ns < 1) c->ns = 1;
+    const int nch = (s->N + c->g - 1) / c->g, ntask = nch * c->ns;
     c->xs = (size_t)s->C * s->H * s->W;
     c->ys = (size_t)s->K * s->P * s->Q;
     c->part = (size_t)s->K * (s->C / s->groups) * s->R * s->S + (size_t)s->K;
@@ -403,13 +419,13 @@ static mixq_status for_chunks(call *c, chunk_fn fn) {
         omp_set_num_threads(1); /* this worker's nthreads-var: oneDNN runs single-threaded */
         const int t = omp_get_thread_num();
 #pragma omp for schedule(static)
-        for (int ch = 0; ch < nch; ch++) {
+        for (int i = 0; i < ntask; i++) {
             int bad;
 #pragma omp atomic read
             bad = err;
             if (bad) continue;
-            const int n0 = ch * c->g;
-            mixq_status e = fn(c, t, n0, MQ_MIN(c->g, s->N - n0), ch);
+            const int ch = i / c->ns, n0 = ch * c->g;
+            mixq_status e = fn(c, t, n0, MQ_MIN(c->g, s->N - n0), ch, i % c->ns);
             if (e) {
 #pragma omp critical(mq_dnnl_err)
                 if (!err) err = e, snprintf(msg, sizeof msg, "%s", mixq_last_error());
@@ -425,19 +441,22 @@ mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, 
     return for_chunks(&c, fwd_chunk);
 }
 
-mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, const float *x,
+mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, int ns, const float *x,
                                   const float *w, const float *dy, float *dx, int accumulate,
                                   float *partials, int want_dw, int want_db) {
+    if (ns < 1 || s->K % ns || (ns > 1 && s->groups > 1))
+        return mq_err(MIXQ_ERR_ARG, "oneDNN conv: %d slices of %d output channels (%d groups)", ns,
+                      s->K, s->groups);
     call c = {.s = s, .g = g, .x = x, .w = w, .dy = dy, .dx = dx, .partials = partials,
-              .accumulate = accumulate, .want_dw = want_dw, .want_db = want_db};
-    if (gw == g || !(want_dw || want_db)) return for_chunks(&c, bwd_chunk);
-    /* weight gradients over their own, larger chunks: a pass for dx, then one for dw / db */
+              .accumulate = accumulate, .want_dw = want_dw, .want_db = want_db, .ns = 1};
+    if ((gw == g && ns == 1) || !(want_dw || want_db)) return for_chunks(&c, bwd_chunk);
+    /* weight gradients over their own chunks and slices: a pass for dx, then one for dw / db */
     mixq_status st;
     if (dx) {
         c.want_dw = c.want_db = 0;
         if ((st = for_chunks(&c, bwd_chunk))) return st;
     }
     call cw = {.s = s, .g = gw, .x = x, .w = w, .dy = dy, .partials = partials,
-               .want_dw = want_dw, .want_db = want_db};
+               .want_dw = want_dw, .want_db = want_db, .ns = ns};
     return for_chunks(&cw, bwd_chunk);
 }

@@ -9,9 +9,10 @@ mixq_status mq_conv_dnnl_init(void);
 mixq_status mq_conv_dnnl_forward(const mq_conv_shape *s, int g, const float *x, const float *w,
                                  const float *b, float *y);
 /* dx (+)= conv_bwd_data(dy, w) over chunks of g images when dx != NULL; the weight gradients
- * over chunks of gw images: for chunk c, partials + c * (wn + K) receives that chunk's dw (KCRS,
- * wn values) and then db (K values) when want_dw / want_db. */
-mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, const float *x,
+ * over chunks of gw images, each chunk's cut into ns slices of K / ns output channels (ns
+ * divides K; 1 where groups > 1): for chunk c, partials + c * (wn + K) receives that chunk's dw
+ * (KCRS, wn values) and then db (K values) when want_dw / want_db. */
+mixq_status mq_conv_dnnl_backward(const mq_conv_shape *s, int g, int gw, int ns, const float *x,
                                   const float *w, const float *dy, float *dx, int accumulate,
                                   float *partials, int want_dw, int want_db);
 /* Free every cached primitive and buffer (all threads must be idle). */
