@@ -7,7 +7,8 @@
 #      does, when FINETUNE names it: "NAME" (seed 1) or "NAME:S,S..." (those fine-tune seeds),
 #      or "all" (default: every policy, seed 1); PAR (2) fine-tunes at a time, THREADS (1) threads
 #      each; each fine-tuned model runs on the 10 000 test images (accuracy; predictions against
-#      fake quantization); a fine-tune done is not redone;
+#      fake quantization); a fine-tune done is not redone, one killed resumes from its checkpoint
+#      (NAME.ckpt beside its model, written after every epoch) to the same model;
 #   2. otherwise only calibrated (its speed is the policy's: the same kernels and epilogues);
 #   3. timed on the runtime against W8A8 calibrated (a fine-tuned policy: its first seed's model):
 #      1 thread, batch 1 (2 000 images) and 64 (10 000), all models alternating, REPS (5) rounds;
@@ -64,8 +65,12 @@ for np in $POLICIES; do
             first=${first:-$q}
             tuned="$tuned $q"
             if [ ! "$q.mixq" -nt "$p" ]; then
+                # a fine-tune killed (with its session) resumes from its last epoch's checkpoint
+                r=''
+                [ -f "$q.ckpt" ] && r=--resume
                 "$MIXQ" quantize "$V" --policy "$p" --data "$D" --finetune-epochs "$QAT" \
-                    --threads "$THREADS" --teacher "$V" --seed "$s" --out "$q.mixq" > "$q.log" 2>&1 &
+                    --threads "$THREADS" --teacher "$V" --seed "$s" --checkpoint "$q.ckpt" $r \
+                    --out "$q.mixq" >> "$q.log" 2>&1 &
                 par_started
             fi
             finetuned="$finetuned $n:$s"

@@ -284,6 +284,46 @@ static void test_train_zero_epochs_info_eval(void) {
     snprintf(a, sizeof a, "eval %s/q.mixq --data %s --split val --val 20", test_tmpdir(), nd);
     EXPECT(a, 0, "not the same data: whether it trained on the validation images cannot be told; "
            "hint: is --data the data it was trained on?");
+    /* checkpoints: a fine-tune stopped partway through epoch 2 (1.4 epochs of 2) and resumed from
+     * its checkpoint of epoch 1 writes the model of the fine-tune never stopped; so does training */
+    {
+        const char *T = test_tmpdir();
+        char base[3200], fa[1200], fb[1200], c[4200];
+        snprintf(base, sizeof base, "quantize %s/l.mixq --policy %s --data %s --val 20 --calib-images 64 "
+                 "--batch 16", T, pol, nd);
+        snprintf(c, sizeof c, "%s --finetune-epochs 2 --out %s/qc_a.mixq --quiet", base, T);
+        EXPECT(c, 0, "wrote");
+        snprintf(c, sizeof c, "%s --finetune-epochs 1.4 --checkpoint %s/qc.ckpt --out %s/qc_x.mixq --quiet", base, T, T);
+        EXPECT(c, 0, "wrote");
+        snprintf(c, sizeof c, "%s --finetune-epochs 2 --checkpoint %s/qc.ckpt --resume --out %s/qc_b.mixq", base, T, T);
+        EXPECT(c, 0, "qc.ckpt: 1 of 2 epochs done\n");
+        EXPECT(c, 0, "epochs done (nothing left to train)"); /* the run above finished it */
+        snprintf(fa, sizeof fa, "%s/qc_a.mixq", T);
+        snprintf(fb, sizeof fb, "%s/qc_b.mixq", T);
+        CHECKF(test_same_file(fa, fb), "the resumed fine-tune %s differs from the uninterrupted %s", fb, fa);
+        snprintf(c, sizeof c, "%s --finetune-epochs 2 --lr 0.02 --checkpoint %s/qc.ckpt --resume --out %s/qc_c.mixq",
+                 base, T, T);
+        EXPECT(c, 1, "its learning rate is 0.01, this run's 0.02");
+        snprintf(c, sizeof c, "%s --finetune-epochs 2 --resume --out %s/qc_c.mixq", base, T);
+        EXPECT_LINE(c, 2, "--resume needs --checkpoint FILE to resume from");
+        snprintf(c, sizeof c, "%s --checkpoint %s/qc.ckpt --out %s/qc_c.mixq", base, T, T);
+        EXPECT_LINE(c, 2, "--checkpoint saves the fine-tune's state: give --finetune-epochs too");
+        snprintf(c, sizeof c, "%s --finetune-epochs 2 --checkpoint %s/none.ckpt --resume --out %s/qc_c.mixq", base, T, T);
+        EXPECT(c, 1, "none.ckpt' does not exist");
+        snprintf(base, sizeof base, "train --model lenet5 --data %s --val 20 --batch 16 --epochs 2 --quiet", nd);
+        snprintf(c, sizeof c, "%s --out %s/tc_a.mixq", base, T);
+        EXPECT(c, 0, "wrote");
+        snprintf(c, sizeof c, "%s --max-steps 7 --checkpoint %s/tc.ckpt --out %s/tc_x.mixq", base, T, T);
+        EXPECT(c, 0, "wrote");
+        snprintf(c, sizeof c, "train --model lenet5 --data %s --val 20 --batch 16 --epochs 2 --checkpoint %s/tc.ckpt "
+                 "--resume --out %s/tc_b.mixq", nd, T, T);
+        EXPECT(c, 0, "tc.ckpt: 1 of 2 epochs done\n");
+        snprintf(fa, sizeof fa, "%s/tc_a.mixq", T);
+        snprintf(fb, sizeof fb, "%s/tc_b.mixq", T);
+        CHECKF(test_same_file(fa, fb), "the resumed training %s differs from the uninterrupted %s", fb, fa);
+        snprintf(c, sizeof c, "%s --resume --out %s/tc_c.mixq", base, T);
+        EXPECT_LINE(c, 2, "--resume needs --checkpoint FILE to resume from");
+    }
     snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
              "--finetune-epochs 0.01 --split-seed 2 --out %s/qs.mixq --quiet", test_tmpdir(), pol, test_tmpdir());
     EXPECT(a, 0, "of the 500 validation images (split seed 2) are images");

@@ -663,6 +663,159 @@ static void test_bn_folding(void) {
     }
 }
 
+/* Training checkpoints (mixq_train_config.checkpoint / resume): a run stopped after epoch 2 of 3
+ * and resumed from its checkpoint (in a fresh process's state: new model objects, another thread
+ * count) ends bit-identical to the run never stopped, for a float model with SGD and with Adam, a
+ * quantized one with PACT clips, and one with LSQ scales and clips distilled from a teacher; a
+ * checkpoint of other settings, weights, policy or a cut or foreign file is an error that leaves
+ * the model as it was. */
+typedef struct ck_run {
+    const char *policy; /* NULL: float */
+    int adam, teacher;
+} ck_run;
+
+static int ck_stop(const mixq_progress *p, void *user) { return p->epoch_done && p->epoch == *(int *)user; }
+
+/* A fresh model (quantized and calibrated by r's policy), trained 3 epochs by r; stop_epoch > 0:
+ * stopped after that epoch, < 0: not trained; ck: the checkpoint (resume: resumed from it). NULL
+ * on failure. */
+static mixq_model *ck_train(const ck_run *r, const mixq_dataset *d, const char *ck, int resume, int stop_epoch,
+                            float lr_scale, mixq_status *st) {
+    mixq_model *m = make("resnet20", 1, 8, 9), *t = r->teacher ? make("resnet20", 1, 8, 4) : NULL;
+    mixq_policy *p = r->policy ? parse(r->policy) : NULL;
+    *st = MIXQ_ERR_STATE;
+    if (m && (!r->teacher || t) && (!r->policy || p)) {
+        if (p) {
+            CHECK_OK(mixq_model_quantize(m, p));
+            CHECK_OK(mixq_model_calibrate(m, d, 64));
+        }
+        mixq_train_config tc;
+        mixq_train_config_default(&tc);
+        tc.epochs = 3;
+        tc.batch = 16;
+        tc.lr = (r->adam ? 2e-3f : 0.05f) * lr_scale;
+        tc.optimizer = r->adam ? MIXQ_OPT_ADAM : MIXQ_OPT_SGD;
+        tc.teacher = t;
+        tc.checkpoint = ck;
+        tc.resume = resume;
+        *st = stop_epoch < 0 ? MIXQ_OK : mixq_train(m, d, NULL, &tc, stop_epoch ? ck_stop : NULL, &stop_epoch);
+    }
+    mixq_policy_free(p);
+    mixq_model_free(t);
+    return m;
+}
+
+/* 1 when a and b hold the same tensors and activation clips. */
+static int same_state(mixq_model *a, mixq_model *b) {
+    for (int i = 0; i < mixq_model_tensor_count(a); i++) {
+        mixq_tensor_info ti;
+        mixq_model_tensor(a, i, &ti);
+        if (memcmp(mixq_model_tensor_data(a, ti.name), mixq_model_tensor_data(b, ti.name),
+                   sizeof(float) * (size_t)ti.numel))
+            return 0;
+    }
+    for (int i = 0; i < mixq_model_quant_layers(a); i++) {
+        mixq_layer_quant la, lb;
+        if (mixq_model_quant_layer(a, i, &la) || mixq_model_quant_layer(b, i, &lb) || la.a_clip != lb.a_clip)
+            return 0;
+    }
+    return 1;
+}
+
+static void test_train_checkpoint(void) {
+    mixq_dataset *d = NULL;
+    CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d));
+    if (!d) return;
+    const ck_run runs[] = {
+        {NULL, 0, 0},
+        {NULL, 1, 0},
+        {"{\"mixq_policy\": 1, \"default\": {\"w_bits\": 3, \"a_bits\": 3}}", 0, 0},
+        {"{\"mixq_policy\": 1, \"default\": {\"w_bits\": 2, \"a_bits\": 4, \"w_clip\": \"lsq\", "
+         "\"a_clip\": \"lsq\"}, \"layers\": {\"conv1\": {\"w_bits\": 8, \"a_bits\": 8}}}", 0, 1},
+    };
+    const char *dir = test_tmpdir();
+    char ck[1200], fa[1200], fb[1200], bad[1200];
+    snprintf(ck, sizeof ck, "%s/train.ckpt", dir);
+    snprintf(fa, sizeof fa, "%s/ck_a.mixq", dir);
+    snprintf(fb, sizeof fb, "%s/ck_b.mixq", dir);
+    snprintf(bad, sizeof bad, "%s/train_bad.ckpt", dir);
+    const int threads = omp_get_max_threads();
+    for (int k = 0; k < (int)(sizeof runs / sizeof runs[0]); k++) {
+        remove(ck);
+        mixq_status st;
+        mixq_model *a = ck_train(&runs[k], d, NULL, 0, 0, 1, &st);
+        CHECK_OK(st);
+        mixq_model *b = ck_train(&runs[k], d, ck, 0, 2, 1, &st); /* stopped after epoch 2 */
+        CHECK_OK(st);
+        mixq_model_free(b);
+        omp_set_num_threads(threads > 1 ? 1 : 2);
+        b = ck_train(&runs[k], d, ck, 1, 0, 1, &st); /* resumed: epoch 3 */
+        omp_set_num_threads(threads);
+        CHECK_OK(st);
+        if (a && b) {
+            CHECK_OK(mixq_model_save(a, fa));
+            CHECK_OK(mixq_model_save(b, fb));
+            CHECKF(test_same_file(fa, fb), "run %d: the resumed model differs from the uninterrupted one", k);
+        }
+        mixq_model_free(b);
+        if (k == 3) {
+            /* another learning rate: an error naming it, the model untouched */
+            b = ck_train(&runs[k], d, ck, 1, 0, 0.5f, &st);
+            CHECK(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "learning rate"));
+            mixq_model_free(b);
+            /* another policy, another starting model */
+            ck_run r = runs[k];
+            r.policy = runs[2].policy;
+            b = ck_train(&r, d, ck, 1, 0, 1, &st);
+            CHECK(st != MIXQ_OK);
+            mixq_model_free(b);
+            r = runs[k];
+            r.teacher = 0;
+            b = ck_train(&r, d, ck, 1, 0, 1, &st);
+            CHECK(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "distillation"));
+            mixq_model_free(b);
+            /* cut, padded, foreign and missing files */
+            char *full = test_slurp(ck);
+            FILE *f = fopen(ck, "rb");
+            long n = 0;
+            if (f) {
+                fseek(f, 0, SEEK_END);
+                n = ftell(f);
+                fclose(f);
+            }
+            const long cuts[] = {4, 40, n / 2, n - 3, n + 5};
+            for (int c = 0; full && n > 100 && c < 5; c++) {
+                unsigned char *buf = calloc((size_t)n + 8, 1);
+                if (!buf) break;
+                f = fopen(ck, "rb");
+                CHECK(f && fread(buf, 1, (size_t)n, f) == (size_t)n);
+                if (f) fclose(f);
+                CHECK(test_write_file(bad, buf, (size_t)cuts[c]) == 0);
+                free(buf);
+                b = ck_train(&runs[k], d, bad, 1, 0, 1, &st);
+                CHECKF(st == MIXQ_ERR_FORMAT, "a checkpoint cut to %ld of %ld bytes: status %d (%s)", cuts[c], n,
+                       (int)st, mixq_last_error());
+                /* all or nothing: the model is still the one the run started from */
+                mixq_model *u = ck_train(&runs[k], d, NULL, 0, -1, 1, &st);
+                CHECKF(b && u && same_state(b, u), "a checkpoint cut to %ld bytes changed the model", cuts[c]);
+                mixq_model_free(u);
+                mixq_model_free(b);
+            }
+            free(full);
+            CHECK(test_write_file(bad, "MQDDPG\0\0garbage", 15) == 0);
+            b = ck_train(&runs[k], d, bad, 1, 0, 1, &st);
+            CHECK(st == MIXQ_ERR_FORMAT && strstr(mixq_last_error(), "not a mixq training checkpoint"));
+            mixq_model_free(b);
+            remove(bad);
+            b = ck_train(&runs[k], d, bad, 1, 0, 1, &st);
+            CHECK(st == MIXQ_ERR_IO && strstr(mixq_last_error(), "does not exist"));
+            mixq_model_free(b);
+        }
+        mixq_model_free(a);
+    }
+    mixq_dataset_free(d);
+}
+
 int main(void) {
     TEST_RUN(test_precedence);
     TEST_RUN(test_bad_policies);
@@ -673,6 +826,7 @@ int main(void) {
     TEST_RUN(test_clone);
     TEST_RUN(test_qat_determinism);
     TEST_RUN(test_lsq_training);
+    TEST_RUN(test_train_checkpoint);
     TEST_RUN(test_kmeans_mode);
     TEST_RUN(test_bn_folding);
     TEST_RUN(test_layer_description);

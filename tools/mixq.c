@@ -339,6 +339,18 @@ static void split_check(const char *cmd, const char *path, const mixq_model *m, 
     if (va && mixq_dataset_holdout(va, &vh) == MIXQ_OK) split_warn(cmd, path, m, &vh);
 }
 
+/* --resume: what the checkpoint holds, said before the long loading; 1 (reported) if it cannot
+ * be read. */
+static int resume_info(const char *cmd, const mixq_train_config *tc, int quiet) {
+    int done, all;
+    if (!tc->resume) return 0;
+    if (mixq_train_checkpoint_info(tc->checkpoint, &done, &all)) return fail(cmd);
+    if (!quiet)
+        fprintf(stderr, "resuming from %s: %d of %d epochs done%s\n", tc->checkpoint, done, all,
+                done == all ? " (nothing left to train)" : "");
+    return 0;
+}
+
 /* ---------------------------------------------------------------- train */
 typedef struct progress_state {
     int tty, quiet;
@@ -455,6 +467,11 @@ static const char train_help[] =
     "  --seed N              seed for initialisation, shuffling, augmentation (default 1)\n"
     "  --threads N           worker threads (default: all cores); results do not depend on it\n"
     "  --max-steps N         stop after N steps (for quick checks)\n"
+    "  --checkpoint FILE     write the whole training state to FILE after every epoch\n"
+    "                        (weights, optimizer moments, epochs done; atomically)\n"
+    "  --resume              continue from --checkpoint's FILE after its last epoch: the\n"
+    "                        same command (settings, data, MODEL) plus --resume gives\n"
+    "                        the model a run never stopped gives, bit for bit\n"
     "  --quiet               no progress output\n"
     PP_HELP
     "                        Without them, a new model is trained on (and records) mixq's\n"
@@ -462,7 +479,8 @@ static const char train_help[] =
     "                        per-channel statistics.\n"
     "\n"
     "Ctrl-C stops after the current step, writes the model so far to FILE and prints the\n"
-    "command that continues it (--model FILE, the remaining epochs, from the lr reached).\n";
+    "command that continues it (--model FILE, the remaining epochs, from the lr reached);\n"
+    "with --checkpoint, also the one that resumes from the last epoch's end exactly.\n";
 
 static int cmd_train(int argc, char **argv) {
     const char *C = "train";
@@ -515,7 +533,11 @@ static int cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) ok = parse_u64(C, a, v, &tc.seed);
         else if (!strcmp(a, "--threads")) ok = parse_int(C, a, v, 1, 32, &threads);
         else if (!strcmp(a, "--max-steps")) ok = parse_int(C, a, v, 1, 100000000, &tc.max_steps);
-        else return bad_option(C, train_help, a, 0);
+        else if (!strcmp(a, "--checkpoint")) tc.checkpoint = v;
+        else if (!strcmp(a, "--resume")) {
+            tc.resume = 1;
+            takes = 0;
+        } else return bad_option(C, train_help, a, 0);
         if (!ok) return 2;
         if (takes) {
             if (!v) return bad_option(C, train_help, a, 1);
@@ -524,10 +546,12 @@ static int cmd_train(int argc, char **argv) {
     }
     if (!arch) return usage_error(C, "%s", "--model is required");
     if (!data) return usage_error(C, "%s", "--data is required");
+    if (tc.resume && !tc.checkpoint) return usage_error(C, "%s", "--resume needs --checkpoint FILE to resume from");
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (tc.optimizer == MIXQ_OPT_ADAM && !lr_set) tc.lr = 1e-3f;
     if (threads && mixq_set_threads(threads)) return fail(C);
+    if (resume_info(C, &tc, quiet)) return 1;
 
     mixq_dataset *tr = NULL, *va = NULL;
     mixq_model *m = NULL;
@@ -635,6 +659,16 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "mixq train: interrupted at epoch %d/%d, step %d/%d; wrote the model so far to "
                 "%s; continue training it with: %s\n", q->epoch, q->epochs, q->step, q->steps_per_epoch,
                 out, cont);
+        if (tc.checkpoint && q->epoch > 1) {
+            char *ca[1024];
+            int nk = 0;
+            ca[nk++] = "train";
+            for (int i = 1; i < argc && nk < 1022; i++) ca[nk++] = argv[i];
+            if (!tc.resume) ca[nk++] = "--resume";
+            command_line(cont, sizeof cont, nk, ca);
+            fprintf(stderr, "mixq train: or resume from the end of epoch %d, exactly as if never stopped, "
+                    "with: %s\n", q->epoch - 1, cont);
+        }
         rc = 130;
         goto out;
     }
@@ -981,6 +1015,11 @@ static const char quantize_help[] =
     "  --epoch-models         also write the model after each epoch of the fine-tune, FILE\n"
     "                         with .epochN before its extension (x.mixq: x.epoch1.mixq, ...),\n"
     "                         to evaluate every epoch (mixq run)\n"
+    "  --checkpoint FILE      write the whole fine-tuning state to FILE after every epoch\n"
+    "                         (weights, optimizer moments, clips, epochs done; atomically)\n"
+    "  --resume               continue from --checkpoint's FILE after its last epoch: the\n"
+    "                         same command plus --resume gives the model a fine-tune never\n"
+    "                         stopped gives, bit for bit\n"
     "  --threads N            worker threads (default: all cores)\n"
     "  --quiet                no progress output\n"
     PP_HELP;
@@ -1015,6 +1054,10 @@ static int cmd_quantize(int argc, char **argv) {
             epoch_models = 1;
             continue;
         }
+        if (!strcmp(a, "--resume")) {
+            tc.resume = 1;
+            continue;
+        }
         if (!v) return bad_option(C, quantize_help, a, 1);
         if (pp_option(a, v, &ppo)) ;
         else if (!strcmp(a, "--policy")) pol = v;
@@ -1026,6 +1069,7 @@ static int cmd_quantize(int argc, char **argv) {
         else if (!strcmp(a, "--wd")) ok = parse_float(C, a, v, 0, 0.5, &tc.weight_decay);
         else if (!strcmp(a, "--batch")) ok = parse_int(C, a, v, 2, 65536, &tc.batch);
         else if (!strcmp(a, "--teacher")) tpath = v;
+        else if (!strcmp(a, "--checkpoint")) tc.checkpoint = v;
         else if (!strcmp(a, "--distill-weight")) ok = parse_float(C, a, v, 0, 1, &tc.distill_weight);
         else if (!strcmp(a, "--distill-temperature"))
             ok = parse_float(C, a, v, 0.05, 100, &tc.distill_temperature);
@@ -1043,9 +1087,13 @@ static int cmd_quantize(int argc, char **argv) {
         return usage_error(C, "%s", "--teacher distils the fine-tune: give --finetune-epochs too");
     if (epoch_models && !(epochs > 0))
         return usage_error(C, "%s", "--epoch-models writes the fine-tune's epochs: give --finetune-epochs too");
+    if (tc.checkpoint && !(epochs > 0))
+        return usage_error(C, "%s", "--checkpoint saves the fine-tune's state: give --finetune-epochs too");
+    if (tc.resume && !tc.checkpoint) return usage_error(C, "%s", "--resume needs --checkpoint FILE to resume from");
     int out_rc = check_out(C, out);
     if (out_rc) return out_rc;
     if (threads && mixq_set_threads(threads)) return fail(C);
+    if (resume_info(C, &tc, quiet)) return 1;
     mixq_model *m = NULL, *teacher = NULL;
     mixq_policy *p = NULL;
     mixq_dataset *tr = NULL, *va = NULL;

@@ -317,6 +317,17 @@ typedef struct mixq_train_config {
     mixq_model *teacher;
     float distill_weight;      /* in [0, 1] (default 0.5) */
     float distill_temperature; /* > 0 (default 1) */
+    /* Checkpoints (NULL: none). After every epoch the whole training state is written to the
+     * file `checkpoint` names, atomically: the parameters and batch-norm statistics, the
+     * optimizer's moments and step count, a quantized model's clips and LSQ scales with their
+     * moments, the epochs done, and what identifies the run (its settings, the data's size and
+     * a hash of the weights it started from). With `resume` set, mixq_train first reads that
+     * file and continues after its last epoch: the result is bit-identical to a run never
+     * stopped (at any thread count). A checkpoint of other settings, another model, other
+     * starting weights or another policy is an error, and nothing of the model is changed.
+     * Models whose quantization is an EBS search's mixtures cannot be checkpointed. */
+    const char *checkpoint;
+    int resume;
 } mixq_train_config;
 
 /* Sensible defaults: 10 epochs, SGD momentum 0.9, lr 0.1 cosine, wd 5e-4, batch 128, Adam
@@ -341,6 +352,9 @@ typedef int (*mixq_progress_fn)(const mixq_progress *p, void *user);
 
 mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_dataset *val,
                        const mixq_train_config *cfg, mixq_progress_fn fn, void *user);
+/* What the training checkpoint at path (mixq_train_config.checkpoint) holds: the epochs done of
+ * the run's epochs. Reads only its header: that it is of a given run is checked by mixq_train. */
+mixq_status mixq_train_checkpoint_info(const char *path, int *epochs_done, int *epochs);
 /* Whether training m on `train` (one epoch or more) keeps m's held-out record (mixq_model_holdout)
  * true: 1 when m records none, train is a test split, or train holds none of m's held-out images;
  * else 0, and mixq_train sets the record's count to 0. *seen (may be NULL): how many of m's

@@ -12,6 +12,8 @@
 #ifndef MIXQ_NN_MODEL_H
 #define MIXQ_NN_MODEL_H
 
+#include <stdio.h>
+
 #include "mixq/mixq.h"
 #include "core/core.h"
 #include "nn/kernels.h"
@@ -60,6 +62,13 @@ typedef struct mq_qhooks {
     /* After each optimizer step (learned clips). */
     void (*step)(mixq_model *m, float lr, float momentum);
     void (*free)(mixq_model *m);
+    /* Training checkpoints (src/nn/train.c): write the hooks' training state, what a resumed
+     * run needs to go on bit-identically, to f (path names it in errors); read it back from the
+     * len bytes at b, only checking them (apply 0) or taking them too (apply 1). NULL: this
+     * kind of hooks' state cannot be checkpointed. */
+    mixq_status (*ckpt_write)(const mixq_model *m, FILE *f, const char *path);
+    mixq_status (*ckpt_read)(mixq_model *m, const unsigned char *b, size_t len, const char *path,
+                             int apply);
 } mq_qhooks;
 
 struct mixq_model {

@@ -1,5 +1,7 @@
 /* Training loop and evaluation. */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,7 +63,285 @@ static mixq_status check_config(const mixq_train_config *c) {
     if (c->teacher && !(c->distill_temperature >= 0.05f && c->distill_temperature <= 100))
         return mq_err(MIXQ_ERR_ARG, "distillation temperature %g out of range [0.05, 100]",
                       (double)c->distill_temperature);
+    if (c->resume && !c->checkpoint)
+        return mq_err(MIXQ_ERR_ARG, "resume asked without a checkpoint file to resume from");
     return MIXQ_OK;
+}
+
+/* ---------------------------------------------------------------- checkpoints */
+/* A training checkpoint (mixq_train_config.checkpoint), native endian:
+ *   "MQTRAIN\0" (8 bytes), u32 version (1), u32 endian tag 0x01020304, ckpt_id (the run: sizes,
+ *   settings, a hash of the starting weights), i32 epochs done, i64 steps done, i64 optimizer
+ *   steps; params [n_params], buffers [n_buffers] (batch-norm statistics), the optimizer's m
+ *   [n_params] (SGD momentum; Adam first moments) and, for Adam, v [n_params]; u32 the hooks'
+ *   kind (0 float, 1 a policy's); u64 the length of the hooks' block and the block
+ *   (mq_qhooks.ckpt_write); nothing after.
+ * Everything else a step reads is a function of these and of (seed, epoch): each epoch's
+ * shuffle and augmentation are seeded by its number, so a resumed run repeats the rest of an
+ * uninterrupted one bit for bit. */
+#define CKPT_VERSION 1u
+#define CKPT_ENDIAN 0x01020304u
+static const char ckpt_magic[8] = "MQTRAIN";
+
+typedef struct ckpt_id {
+    uint64_t n_params, n_buffers, start_hash, seed;
+    int32_t n_tensors, n_images, batch, epochs, optimizer, schedule, step_size, warmup, augment,
+        teacher, quant;
+    float lr, momentum, wd, beta1, beta2, eps, gamma, smoothing, dweight, dtemp;
+} ckpt_id;
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void ckpt_identity(const mixq_model *m, const mixq_dataset *train, const mixq_train_config *c,
+                          ckpt_id *id) {
+    memset(id, 0, sizeof *id); /* padding too: the struct is written and compared whole */
+    id->n_params = m->n_params;
+    id->n_buffers = m->n_buffers;
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, m->params, sizeof(float) * m->n_params);
+    id->start_hash = fnv1a(h, m->buffers, sizeof(float) * m->n_buffers);
+    id->seed = c->seed;
+    id->n_tensors = m->n_tensors;
+    id->n_images = mixq_dataset_count(train);
+    id->batch = c->batch;
+    id->epochs = c->epochs;
+    id->optimizer = (int32_t)c->optimizer;
+    id->schedule = (int32_t)c->schedule;
+    id->step_size = c->step_size;
+    id->warmup = c->warmup_epochs;
+    id->augment = c->augment != 0;
+    id->teacher = c->teacher != NULL;
+    id->quant = m->qh != NULL;
+    id->lr = c->lr;
+    id->momentum = c->momentum;
+    id->wd = c->weight_decay;
+    id->beta1 = c->beta1;
+    id->beta2 = c->beta2;
+    id->eps = c->adam_eps;
+    id->gamma = c->gamma;
+    id->smoothing = c->label_smoothing;
+    id->dweight = c->teacher ? c->distill_weight : 0;
+    id->dtemp = c->teacher ? c->distill_temperature : 0;
+}
+
+/* The first way file (f) and run (r) differ, as an error. */
+static mixq_status ckpt_differs(const char *path, const char *what, double f, double r) {
+    char a[40], b[40];
+    snprintf(a, sizeof a, "%g", f);
+    snprintf(b, sizeof b, "%g", r);
+    if (!strcmp(a, b)) { /* close floats: as many digits as tell them apart */
+        snprintf(a, sizeof a, "%.9g", f);
+        snprintf(b, sizeof b, "%.9g", r);
+    }
+    return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run: its %s is %s, this run's %s; hint: resume "
+                  "with the settings it was started with, or start anew without resuming", path, what, a, b);
+}
+
+static mixq_status ckpt_mismatch(const char *path, const ckpt_id *f, const ckpt_id *r) {
+#define MM(field, what) \
+    if (f->field != r->field) return ckpt_differs(path, what, (double)f->field, (double)r->field)
+    MM(n_params, "parameter count");
+    MM(n_buffers, "buffer count");
+    MM(n_tensors, "tensor count");
+    MM(quant, "quantized flag (1: a quantized model)");
+    MM(n_images, "training image count");
+    MM(batch, "batch size");
+    MM(epochs, "epoch count");
+    MM(optimizer, "optimizer (0 SGD, 1 Adam)");
+    MM(schedule, "schedule (0 cosine, 1 step, 2 constant)");
+    MM(step_size, "step size");
+    MM(warmup, "warm-up epoch count");
+    MM(augment, "augmentation flag");
+    MM(teacher, "distillation flag (1: a teacher)");
+    MM(lr, "learning rate");
+    MM(momentum, "momentum");
+    MM(wd, "weight decay");
+    MM(beta1, "Adam beta1");
+    MM(beta2, "Adam beta2");
+    MM(eps, "Adam eps");
+    MM(gamma, "step gamma");
+    MM(smoothing, "label smoothing");
+    MM(dweight, "distillation weight");
+    MM(dtemp, "distillation temperature");
+#undef MM
+    if (f->seed != r->seed)
+        return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run: its seed is %llu, this run's %llu; hint: "
+                      "resume with the settings it was started with, or start anew without resuming", path,
+                      (unsigned long long)f->seed, (unsigned long long)r->seed);
+    if (f->start_hash != r->start_hash)
+        return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' was started from other weights than this run's "
+                      "(hash %016llx, this run %016llx); hint: resume from the model (and policy and "
+                      "calibration) the checkpointed run started from", path,
+                      (unsigned long long)f->start_hash, (unsigned long long)r->start_hash);
+    return memcmp(f, r, sizeof *f) ? mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run", path) : MIXQ_OK;
+}
+
+static mixq_status ckpt_write(const char *path, const mixq_model *m, const mq_optim *o, const ckpt_id *id,
+                              int32_t epochs_done, int64_t steps_done) {
+    FILE *f;
+    char *tmp;
+    mixq_status st = mq_fopen_tmp(path, &f, &tmp);
+    if (st) return st;
+    const uint32_t ver = CKPT_VERSION, endian = CKPT_ENDIAN, kind = m->qh != NULL;
+#define W(ptr, bytes) \
+    if (!st) st = mq_fwrite((ptr), (bytes), f, tmp)
+    W(ckpt_magic, sizeof ckpt_magic);
+    W(&ver, sizeof ver);
+    W(&endian, sizeof endian);
+    W(id, sizeof *id);
+    W(&epochs_done, sizeof epochs_done);
+    W(&steps_done, sizeof steps_done);
+    W(&o->t, sizeof o->t);
+    W(m->params, sizeof(float) * m->n_params);
+    W(m->buffers, sizeof(float) * m->n_buffers);
+    W(o->m, sizeof(float) * m->n_params);
+    if (o->v) W(o->v, sizeof(float) * m->n_params);
+    W(&kind, sizeof kind);
+    /* the hooks' block, its length patched in after it is written */
+    const long at = ftell(f);
+    uint64_t blen = 0;
+    W(&blen, sizeof blen);
+    if (!st && kind) st = m->qh->ckpt_write(m, f, tmp);
+    if (!st) {
+        const long end = ftell(f);
+        blen = (uint64_t)(end - at) - sizeof blen;
+        if (at < 0 || end < 0 || fseek(f, at, SEEK_SET) != 0 || fwrite(&blen, sizeof blen, 1, f) != 1 ||
+            fseek(f, end, SEEK_SET) != 0)
+            st = mq_err(MIXQ_ERR_IO, "cannot write checkpoint '%s': seek failed", tmp);
+    }
+#undef W
+    return mq_fclose_tmp(f, tmp, path, st);
+}
+
+/* The header of a checkpoint's len bytes at b: its run (fid), epochs done, steps done, optimizer
+ * steps; the offset after it in *off. */
+#define CKPT_HEAD (sizeof ckpt_magic + 8 + sizeof(ckpt_id) + 20)
+static mixq_status ckpt_head(const unsigned char *b, size_t len, const char *path, ckpt_id *fid, int32_t *ed,
+                             int64_t *sd, int64_t *ot, size_t *off) {
+    uint32_t ver, endian;
+    if (len < sizeof ckpt_magic || memcmp(b, ckpt_magic, sizeof ckpt_magic) != 0)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a mixq training checkpoint (bad magic)", path);
+    if (len < CKPT_HEAD)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint is truncated (%zu bytes)", path, len);
+    memcpy(&ver, b + 8, 4);
+    memcpy(&endian, b + 12, 4);
+    if (endian != CKPT_ENDIAN || ver != CKPT_VERSION)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint version %u%s, this build reads version %u",
+                      path, ver, endian != CKPT_ENDIAN ? " of another byte order" : "", CKPT_VERSION);
+    size_t o = 16;
+    memcpy(fid, b + o, sizeof *fid);
+    o += sizeof *fid;
+    memcpy(ed, b + o, 4);
+    memcpy(sd, b + o + 4, 8);
+    memcpy(ot, b + o + 12, 8);
+    *off = o + 20;
+    if (*ed < 1 || *ed > fid->epochs || *sd < 0 || *ot < 0 || *ot > *sd)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': corrupt training checkpoint (%d epochs of %d done, %lld steps, "
+                      "%lld optimizer steps)", path, (int)*ed, (int)fid->epochs, (long long)*sd, (long long)*ot);
+    return MIXQ_OK;
+}
+
+static mixq_status ckpt_missing(const char *path) {
+    return mq_err(MIXQ_ERR_IO, "checkpoint '%s' does not exist; hint: a run writes it after its first epoch: "
+                  "start without resuming", path);
+}
+
+mixq_status mixq_train_checkpoint_info(const char *path, int *epochs_done, int *epochs) {
+    if (!path || !epochs_done || !epochs) return mq_err(MIXQ_ERR_ARG, "mixq_train_checkpoint_info: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? ckpt_missing(path)
+                               : mq_err(MIXQ_ERR_IO, "cannot open '%s' for reading: %s", path, strerror(errno));
+    unsigned char b[CKPT_HEAD];
+    const size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    ckpt_id fid;
+    memset(&fid, 0, sizeof fid);
+    int32_t ed = 0;
+    int64_t sd = 0, ot = 0;
+    size_t off = 0;
+    mixq_status st = ckpt_head(b, n, path, &fid, &ed, &sd, &ot, &off);
+    if (st) return st;
+    *epochs_done = ed;
+    *epochs = fid.epochs;
+    return MIXQ_OK;
+}
+
+/* Reads the checkpoint at path into m and o when it is of this run (id), all or nothing. */
+static mixq_status ckpt_read(const char *path, mixq_model *m, mq_optim *o, const ckpt_id *id,
+                             int32_t *epochs_done, int64_t *steps_done) {
+    char *buf = NULL;
+    size_t len = 0;
+    int missing = 0;
+    const size_t np = sizeof(float) * m->n_params, nb = sizeof(float) * m->n_buffers;
+    const size_t state = np * (o->v ? 3 : 2) + nb;
+    mixq_status st = mq_read_file(path, state + ((size_t)1 << 30), "checkpoint", &buf, &len, &missing);
+    if (st) {
+        return missing ? ckpt_missing(path) : st;
+    }
+    const unsigned char *b = (const unsigned char *)buf;
+    uint32_t kind;
+    ckpt_id fid;
+    memset(&fid, 0, sizeof fid);
+    int32_t ed = 0;
+    int64_t sd = 0, ot = 0;
+    uint64_t blen;
+    size_t off = 0;
+    if ((st = ckpt_head(b, len, path, &fid, &ed, &sd, &ot, &off))) {
+        if (len >= CKPT_HEAD || memcmp(b, ckpt_magic, len < sizeof ckpt_magic ? len : sizeof ckpt_magic)) goto done;
+        goto trunc;
+    }
+    if ((st = ckpt_mismatch(path, &fid, id))) goto done;
+    if (len - off < state + 4 + 8) goto trunc;
+    memcpy(&kind, b + off + state, 4);
+    memcpy(&blen, b + off + state + 4, 8);
+    const size_t hooks_at = off + state + 12;
+    if (kind != (uint32_t)(m->qh != NULL)) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': corrupt training checkpoint (hooks kind %u)", path, kind);
+        goto done;
+    }
+    if (blen > len - hooks_at) goto trunc;
+    if (blen != len - hooks_at) {
+        st = mq_err(MIXQ_ERR_FORMAT, "'%s': %zu unexpected bytes after the training checkpoint", path,
+                    (size_t)(len - hooks_at - blen));
+        goto done;
+    }
+    if (kind && !m->qh->ckpt_read) {
+        st = mq_err(MIXQ_ERR_ARG, "this model's quantization cannot be checkpointed");
+        goto done;
+    }
+    /* check everything before changing anything */
+    if (kind && (st = m->qh->ckpt_read(m, b + hooks_at, (size_t)blen, path, 0))) goto done;
+    for (size_t i = 0; i < state / sizeof(float); i++) { /* weights, statistics and moments */
+        float x;
+        memcpy(&x, b + off + 4 * i, 4);
+        if (!isfinite(x)) {
+            st = mq_err(MIXQ_ERR_FORMAT, "'%s': value %zu of the training checkpoint's state is %g", path, i,
+                        (double)x);
+            goto done;
+        }
+    }
+    memcpy(m->params, b + off, np);
+    memcpy(m->buffers, b + off + np, nb);
+    memcpy(o->m, b + off + np + nb, np);
+    if (o->v) memcpy(o->v, b + off + 2 * np + nb, np);
+    o->t = ot;
+    m->params_version++;
+    m->have_forward = 0;
+    if (kind && (st = m->qh->ckpt_read(m, b + hooks_at, (size_t)blen, path, 1))) goto done;
+    *epochs_done = ed;
+    *steps_done = sd;
+    goto done;
+trunc:
+    st = mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint is truncated (%zu bytes); hint: checkpoints are "
+                "written whole (a temporary file renamed), so this one was cut or copied in part since: resume "
+                "from a whole copy, or start anew without resuming", path, len);
+done:
+    free(buf);
+    return st;
 }
 
 /* The teacher of a distillation: another model, the student's input shape and classes. */
@@ -182,9 +462,24 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
         goto done;
     }
     if ((st = mq_optim_init(&opt, cfg, m))) goto done;
+    ckpt_id id;
+    memset(&id, 0, sizeof id);
+    int32_t first_epoch = 0;
+    int64_t done_steps = 0;
+    if (cfg->checkpoint) {
+        if (m->qh && !m->qh->ckpt_write) {
+            st = mq_err(MIXQ_ERR_ARG, "checkpoint '%s': this model's quantization (an EBS search's "
+                        "mixtures) cannot be checkpointed; hint: train without a checkpoint", cfg->checkpoint);
+            goto done;
+        }
+        ckpt_identity(m, train, cfg, &id);
+        if (cfg->resume && (st = ckpt_read(cfg->checkpoint, m, &opt, &id, &first_epoch, &done_steps))) goto done;
+    }
     double t0 = mq_now();
-    int64_t seen = 0, total_steps = (int64_t)steps * cfg->epochs, done_steps = 0;
-    for (int epoch = 0; epoch < cfg->epochs; epoch++) {
+    /* seen and run_steps: this call's (the rate and ETA), done_steps: since the run began */
+    int64_t seen = 0, total_steps = (int64_t)steps * cfg->epochs, run_steps = 0;
+    if (cfg->max_steps > 0 && done_steps >= cfg->max_steps) goto done; /* a finished run's checkpoint */
+    for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
         mq_rng rng;
         mq_rng_seed(&rng, mq_seed_mix(cfg->seed, (uint64_t)epoch, 1));
         for (int i = 0; i < n; i++) perm[i] = i;
@@ -231,6 +526,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             count += b;
             seen += b;
             done_steps++;
+            run_steps++;
             double el = mq_now() - t0;
             p.step = s + 1;
             p.images_seen = seen;
@@ -242,13 +538,17 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             int64_t left = total_steps - done_steps;
             if (cfg->max_steps > 0 && cfg->max_steps - done_steps < left)
                 left = cfg->max_steps - done_steps;
-            p.eta_s = done_steps ? el / done_steps * left : 0;
+            p.eta_s = el / (double)run_steps * (double)left;
             int last = s + 1 == steps || (cfg->max_steps > 0 && done_steps >= cfg->max_steps);
             if (last && val) {
                 float va = 0;
                 if ((st = mixq_evaluate(m, val, 256, &va, NULL))) goto done;
                 p.val_accuracy = va;
             }
+            /* at an epoch's end, before the callback (which may stop the run there) */
+            if (s + 1 == steps && cfg->checkpoint &&
+                (st = ckpt_write(cfg->checkpoint, m, &opt, &id, epoch + 1, done_steps)))
+                goto done;
             p.epoch_done = last;
             if (fn && fn(&p, user)) goto done;
             if (cfg->max_steps > 0 && done_steps >= cfg->max_steps) goto done;

@@ -387,7 +387,8 @@ static mixq_status hook_backward_post(mixq_model *m, int i, int N, float *dx, in
 }
 
 /* no step hook: the agent steps the strengths and clips itself */
-static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, NULL, hook_free};
+static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, NULL, hook_free,
+                                NULL, NULL};
 
 static mixq_status check_bits(const int *b, int n, const char *what) {
     if (n < 1 || n > MQ_MIX_MAXB)

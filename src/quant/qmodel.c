@@ -295,8 +295,106 @@ static void hook_step(mixq_model *m, float lr, float momentum) {
     }
 }
 
+/* ------------------------------------------------------------ training checkpoints */
+/* The hooks' block of a training checkpoint (src/nn/train.c; native endian): u64 the policy's
+ * text length, the text, then per quantized node in graph order: i32 node, K, calibrated,
+ * clip_trained, scales_fixed, scales_trained, has-LSQ-momentum; float alpha, amom; float
+ * scale[K]; float smom[K] where there is LSQ momentum. The quantized weights, codes and masks
+ * are caches, recomputed from the weights; the clip and scale gradients are zero between steps. */
+static mixq_status hook_ckpt_write(const mixq_model *m, FILE *f, const char *path) {
+    const qstate *s = Q(m);
+    const char *pt = mixq_policy_text(s->policy);
+    if (!pt) return mq_err(MIXQ_ERR_NOMEM, "out of memory writing the policy into checkpoint '%s'", path);
+    const uint64_t n = strlen(pt);
+    mixq_status st = mq_fwrite(&n, sizeof n, f, path);
+    if (!st) st = mq_fwrite(pt, n, f, path);
+    for (int i = 0; !st && i < m->n_nodes; i++) {
+        const qnode *q = &s->nodes[i];
+        if (!q->on) continue;
+        const int32_t v[7] = {i, q->lq.K, q->calibrated, q->clip_trained, q->scales_fixed, q->scales_trained,
+                              q->smom != NULL};
+        const float a[2] = {q->alpha, q->amom};
+        if (!st) st = mq_fwrite(v, sizeof v, f, path);
+        if (!st) st = mq_fwrite(a, sizeof a, f, path);
+        if (!st) st = mq_fwrite(q->scale, sizeof(float) * (size_t)q->lq.K, f, path);
+        if (!st && q->smom) st = mq_fwrite(q->smom, sizeof(float) * (size_t)q->lq.K, f, path);
+    }
+    return st;
+}
+
+static int finite_all(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+static mixq_status hook_ckpt_read(mixq_model *m, const unsigned char *b, size_t len, const char *path,
+                                  int apply) {
+    qstate *s = Q(m);
+    const char *pt = mixq_policy_text(s->policy);
+    if (!pt) return mq_err(MIXQ_ERR_NOMEM, "out of memory reading checkpoint '%s'", path);
+    uint64_t n;
+    size_t o = sizeof n;
+    if (len < o) goto trunc;
+    memcpy(&n, b, sizeof n);
+    if (n > len - o) goto trunc;
+    if (n != strlen(pt) || memcmp(b + o, pt, n) != 0)
+        return mq_err(MIXQ_ERR_FORMAT, "checkpoint '%s' was written while fine-tuning with another "
+                      "policy; hint: resume with the policy the checkpoint was started with", path);
+    o += n;
+    for (int i = 0; i < m->n_nodes; i++) {
+        qnode *q = &s->nodes[i];
+        if (!q->on) continue;
+        int32_t v[7];
+        float a[2];
+        if (len - o < sizeof v + sizeof a) goto trunc;
+        memcpy(v, b + o, sizeof v);
+        memcpy(a, b + o + sizeof v, sizeof a);
+        o += sizeof v + sizeof a;
+        const size_t K = (size_t)q->lq.K, bytes = sizeof(float) * K * (q->smom ? 2 : 1);
+        int flags_ok = 1;
+        for (int k = 2; k < 7; k++) flags_ok &= v[k] == 0 || v[k] == 1;
+        if (v[0] != i || v[1] != q->lq.K || !flags_ok || v[6] != (q->smom != NULL) || !isfinite(a[0]) ||
+            !isfinite(a[1]) || a[0] < 0)
+            return mq_err(MIXQ_ERR_FORMAT, "checkpoint '%s': the quantization state of layer '%s' is "
+                          "corrupt or of another model", path, m->nodes[i].name);
+        if (len - o < bytes) goto trunc;
+        float *sc = mq_malloc(2 * K, sizeof(float), "checkpoint scales");
+        if (!sc) return MIXQ_ERR_NOMEM;
+        memcpy(sc, b + o, bytes);
+        const int fin = finite_all(sc, bytes / sizeof(float));
+        if (fin && apply) {
+            memcpy(q->scale, sc, sizeof(float) * K);
+            if (q->smom) memcpy(q->smom, sc + K, sizeof(float) * K);
+        }
+        free(sc);
+        if (!fin)
+            return mq_err(MIXQ_ERR_FORMAT, "checkpoint '%s': a weight scale of layer '%s' is not finite",
+                          path, m->nodes[i].name);
+        o += bytes;
+        if (apply) {
+            q->calibrated = v[2];
+            q->clip_trained = v[3];
+            q->scales_fixed = v[4];
+            q->scales_trained = v[5];
+            q->alpha = a[0];
+            q->amom = a[1];
+            q->dalpha = 0;
+            if (q->dscale) memset(q->dscale, 0, sizeof(float) * K);
+            q->scale_ver = m->params_version; /* the scales of the weights read with them */
+            q->wvalid = 0;
+        }
+    }
+    if (o != len)
+        return mq_err(MIXQ_ERR_FORMAT, "checkpoint '%s': %zu unexpected bytes after the quantization "
+                      "state", path, len - o);
+    return MIXQ_OK;
+trunc:
+    return mq_err(MIXQ_ERR_FORMAT, "checkpoint '%s': the quantization state is truncated", path);
+}
+
 static const mq_qhooks hooks = {hook_forward, hook_backward_pre, hook_backward_post, hook_step,
-                                hook_free};
+                                hook_free, hook_ckpt_write, hook_ckpt_read};
 
 /* Node i's output is never negative, given nn[j] for the nodes j < i: it comes out of a ReLU,
  * ReLU6, sigmoid or hard sigmoid, possibly through pooling or flatten, or it adds, multiplies
@@ -624,6 +722,7 @@ mixq_status mixq_model_quant_totals(const mixq_model *m, mixq_quant_totals *t) {
     if (!n) return mq_err(MIXQ_ERR_STATE, "the model has no quantization policy");
     for (int i = 0; i < n; i++) {
         mixq_layer_quant l;
+        memset(&l, 0, sizeof l); /* gcc -O3 cannot see that a failed call returns */
         mixq_status st = mixq_model_quant_layer(m, i, &l);
         if (st) return st;
         t->size_bits += l.size_bits;
