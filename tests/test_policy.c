@@ -675,6 +675,7 @@ typedef struct ck_run {
 } ck_run;
 
 static int ck_stop(const mixq_progress *p, void *user) { return p->epoch_done && p->epoch == *(int *)user; }
+static int ck_calib = 64; /* calibration images */
 
 /* A fresh model (quantized and calibrated by r's policy), trained 3 epochs by r; stop_epoch > 0:
  * stopped after that epoch, < 0: not trained; ck: the checkpoint (resume: resumed from it). NULL
@@ -687,7 +688,7 @@ static mixq_model *ck_train(const ck_run *r, const mixq_dataset *d, const char *
     if (m && (!r->teacher || t) && (!r->policy || p)) {
         if (p) {
             CHECK_OK(mixq_model_quantize(m, p));
-            CHECK_OK(mixq_model_calibrate(m, d, 64));
+            CHECK_OK(mixq_model_calibrate(m, d, ck_calib));
         }
         mixq_train_config tc;
         mixq_train_config_default(&tc);
@@ -768,6 +769,11 @@ static void test_train_checkpoint(void) {
             r.policy = runs[2].policy;
             b = ck_train(&r, d, ck, 1, 0, 1, &st);
             CHECK(st != MIXQ_OK);
+            mixq_model_free(b);
+            ck_calib = 32; /* other calibrated clips */
+            b = ck_train(&runs[k], d, ck, 1, 0, 1, &st);
+            ck_calib = 64;
+            CHECK(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "other weights or clips"));
             mixq_model_free(b);
             r = runs[k];
             r.teacher = 0;

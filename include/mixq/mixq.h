@@ -321,10 +321,10 @@ typedef struct mixq_train_config {
      * file `checkpoint` names, atomically: the parameters and batch-norm statistics, the
      * optimizer's moments and step count, a quantized model's clips and LSQ scales with their
      * moments, the epochs done, and what identifies the run (its settings, the data's size and
-     * a hash of the weights it started from). With `resume` set, mixq_train first reads that
-     * file and continues after its last epoch: the result is bit-identical to a run never
-     * stopped (at any thread count). A checkpoint of other settings, another model, other
-     * starting weights or another policy is an error, and nothing of the model is changed.
+     * a hash of the weights, policy and clips it started from). With `resume` set, mixq_train
+     * first reads that file and continues after its last epoch: the result is bit-identical to
+     * a run never stopped (at any thread count). A checkpoint of other settings, another model,
+     * other starting weights, policy or clips is an error, and nothing of the model is changed.
      * Models whose quantization is an EBS search's mixtures cannot be checkpointed. */
     const char *checkpoint;
     int resume;

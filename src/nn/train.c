@@ -96,13 +96,25 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-static void ckpt_identity(const mixq_model *m, const mixq_dataset *train, const mixq_train_config *c,
-                          ckpt_id *id) {
+static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train, const mixq_train_config *c,
+                                 ckpt_id *id) {
     memset(id, 0, sizeof *id); /* padding too: the struct is written and compared whole */
     id->n_params = m->n_params;
     id->n_buffers = m->n_buffers;
     uint64_t h = fnv1a(0xcbf29ce484222325ull, m->params, sizeof(float) * m->n_params);
-    id->start_hash = fnv1a(h, m->buffers, sizeof(float) * m->n_buffers);
+    h = fnv1a(h, m->buffers, sizeof(float) * m->n_buffers);
+    if (m->qh) { /* and the quantization it starts from: the policy, calibrated clips, scales */
+        char *q = NULL;
+        size_t qn = 0;
+        FILE *ms = open_memstream(&q, &qn);
+        if (!ms) return mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
+        mixq_status st = m->qh->ckpt_write(m, ms, "the quantization state");
+        if (fclose(ms) != 0 && !st) st = mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
+        if (!st) h = fnv1a(h, q, qn);
+        free(q);
+        if (st) return st;
+    }
+    id->start_hash = h;
     id->seed = c->seed;
     id->n_tensors = m->n_tensors;
     id->n_images = mixq_dataset_count(train);
@@ -125,6 +137,7 @@ static void ckpt_identity(const mixq_model *m, const mixq_dataset *train, const 
     id->smoothing = c->label_smoothing;
     id->dweight = c->teacher ? c->distill_weight : 0;
     id->dtemp = c->teacher ? c->distill_temperature : 0;
+    return MIXQ_OK;
 }
 
 /* The first way file (f) and run (r) differ, as an error. */
@@ -172,9 +185,9 @@ static mixq_status ckpt_mismatch(const char *path, const ckpt_id *f, const ckpt_
                       "resume with the settings it was started with, or start anew without resuming", path,
                       (unsigned long long)f->seed, (unsigned long long)r->seed);
     if (f->start_hash != r->start_hash)
-        return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' was started from other weights than this run's "
-                      "(hash %016llx, this run %016llx); hint: resume from the model (and policy and "
-                      "calibration) the checkpointed run started from", path,
+        return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' was started from other weights or clips than this run's "
+                      "(hash %016llx, this run %016llx); hint: resume from the model, policy and calibration "
+                      "(--calib-images) the checkpointed run started from", path,
                       (unsigned long long)f->start_hash, (unsigned long long)r->start_hash);
     return memcmp(f, r, sizeof *f) ? mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run", path) : MIXQ_OK;
 }
@@ -472,7 +485,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
                         "mixtures) cannot be checkpointed; hint: train without a checkpoint", cfg->checkpoint);
             goto done;
         }
-        ckpt_identity(m, train, cfg, &id);
+        if ((st = ckpt_identity(m, train, cfg, &id))) goto done;
         if (cfg->resume && (st = ckpt_read(cfg->checkpoint, m, &opt, &id, &first_epoch, &done_steps))) goto done;
     }
     double t0 = mq_now();
