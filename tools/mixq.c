@@ -645,10 +645,11 @@ static int cmd_train(int argc, char **argv) {
             for (int i = 1; i < argc; i++) {
                 const char *a = argv[i];
                 if (!strcmp(a, "--model") || !strcmp(a, "--epochs") || !strcmp(a, "--lr") ||
-                    !strcmp(a, "--warmup") || !strcmp(a, "--width")) {
-                    i++;
+                    !strcmp(a, "--warmup") || !strcmp(a, "--width") || !strcmp(a, "--checkpoint")) {
+                    i++; /* (a new run: it must not overwrite the checkpoint below) */
                     continue;
                 }
+                if (!strcmp(a, "--resume")) continue;
                 av[n++] = argv[i];
             }
             av[n++] = "--model", av[n++] = (char *)out, av[n++] = "--epochs", av[n++] = ep;
@@ -659,7 +660,9 @@ static int cmd_train(int argc, char **argv) {
         fprintf(stderr, "mixq train: interrupted at epoch %d/%d, step %d/%d; wrote the model so far to "
                 "%s; continue training it with: %s\n", q->epoch, q->epochs, q->step, q->steps_per_epoch,
                 out, cont);
-        if (tc.checkpoint && q->epoch > 1) {
+        /* the checkpoint's last epoch: this one when it stopped at the epoch's end */
+        const int ck_done = q->step == q->steps_per_epoch ? q->epoch : q->epoch - 1;
+        if (tc.checkpoint && ck_done >= 1) {
             char *ca[1024];
             int nk = 0;
             ca[nk++] = "train";
@@ -667,7 +670,7 @@ static int cmd_train(int argc, char **argv) {
             if (!tc.resume) ca[nk++] = "--resume";
             command_line(cont, sizeof cont, nk, ca);
             fprintf(stderr, "mixq train: or resume from the end of epoch %d, exactly as if never stopped, "
-                    "with: %s\n", q->epoch - 1, cont);
+                    "with: %s\n", ck_done, cont);
         }
         rc = 130;
         goto out;
