@@ -170,6 +170,12 @@ mixq_status mq_fclose_tmp(FILE *f, char *tmp, const char *path, mixq_status st) 
     return st;
 }
 
+uint64_t mq_fnv1a(const void *p, size_t n, uint64_t h) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 mixq_status mq_write_atomic(const char *path, const void *data, size_t n) {
     FILE *f;
     char *tmp;

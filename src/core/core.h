@@ -60,6 +60,10 @@ mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);
 /* A whole file into *out (malloc'ed, NUL-terminated after *len bytes; len may be NULL). Over
  * max_bytes it is MIXQ_ERR_FORMAT ("<what> '<path>' is larger than ..."). A file that cannot be
  * opened is MIXQ_ERR_IO; with missing != NULL, *missing says whether it does not exist. */
+/* FNV-1a 64 of n bytes at p, continuing from h (MQ_FNV_BASIS to start): the one hash of model
+ * weights, files and settings in run records and checkpoints. */
+#define MQ_FNV_BASIS 0xcbf29ce484222325ull
+uint64_t mq_fnv1a(const void *p, size_t n, uint64_t h);
 mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
                          size_t *len, int *missing);
 

@@ -90,19 +90,13 @@ typedef struct ckpt_id {
     float lr, momentum, wd, beta1, beta2, eps, gamma, smoothing, dweight, dtemp;
 } ckpt_id;
 
-static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train, const mixq_train_config *c,
                                  ckpt_id *id) {
     memset(id, 0, sizeof *id); /* padding too: the struct is written and compared whole */
     id->n_params = m->n_params;
     id->n_buffers = m->n_buffers;
-    uint64_t h = fnv1a(0xcbf29ce484222325ull, m->params, sizeof(float) * m->n_params);
-    h = fnv1a(h, m->buffers, sizeof(float) * m->n_buffers);
+    uint64_t h = mq_fnv1a(m->params, sizeof(float) * m->n_params, MQ_FNV_BASIS);
+    h = mq_fnv1a(m->buffers, sizeof(float) * m->n_buffers, h);
     if (m->qh) { /* and the quantization it starts from: the policy, calibrated clips, scales */
         char *q = NULL;
         size_t qn = 0;
@@ -110,7 +104,7 @@ static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train,
         if (!ms) return mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
         mixq_status st = m->qh->ckpt_write(m, ms, "the quantization state");
         if (fclose(ms) != 0 && !st) st = mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
-        if (!st) h = fnv1a(h, q, qn);
+        if (!st) h = mq_fnv1a(q, qn, h);
         free(q);
         if (st) return st;
     }

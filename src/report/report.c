@@ -465,20 +465,14 @@ static void load_pareto_csv(rctx *c, rrun *r, char *t) {
 
 /* ------------------------------------------------------------------ model and target */
 
-static uint64_t fnv_bytes(const void *p, size_t n, uint64_t h) {
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* FNV-1a of a file as config.json records it ("%016llx"), 0 if unreadable. */
 static int file_fnv(const char *path, char out[20]) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = MQ_FNV_BASIS;
     unsigned char buf[65536];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = fnv_bytes(buf, n, h);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = mq_fnv1a(buf, n, h);
     int ok = !ferror(f);
     fclose(f);
     snprintf(out, 20, "%016llx", (unsigned long long)h);
@@ -597,7 +591,7 @@ static void load_target(rctx *c, rrun *r, int first) {
             const char *want = jstr(r->config, "hw_fnv64");
             const char *text = mixq_hw_text(r->hw);
             char h[20];
-            snprintf(h, sizeof h, "%016llx", (unsigned long long)fnv_bytes(text, strlen(text), 0xcbf29ce484222325ull));
+            snprintf(h, sizeof h, "%016llx", (unsigned long long)mq_fnv1a(text, strlen(text), MQ_FNV_BASIS));
             if (want && strcmp(h, want))
                 note(c, r, "the hardware target '%s' loaded here differs from the one this run searched on "
                      "(checksum %s, config.json has %s): per-layer costs are this one's", hwname, h, want);

@@ -107,9 +107,7 @@ static int a_allowed(const mq_search *s, int a) {
 static cJSON *settings_json(const mq_search *s, int images) {
     mq_hessian_config hc;
     hcfg(s, &hc);
-    uint64_t h = 0xcbf29ce484222325ull;
-    const unsigned char *p = (const unsigned char *)s->fp->params;
-    for (size_t i = 0; i < s->fp->n_params * sizeof(float); i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    const uint64_t h = mq_fnv1a(s->fp->params, s->fp->n_params * sizeof(float), MQ_FNV_BASIS);
     char hash[20];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
     cJSON *j = cJSON_CreateObject();

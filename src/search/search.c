@@ -99,18 +99,13 @@ static int no_budget(const mixq_search_config *c) {
 
 /* ------------------------------------------------------------------ the cache */
 
-static uint64_t fnv(const void *p, size_t n, uint64_t h) {
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3ull;
-    return h;
-}
 
 /* Layer-wise records hash their w and a; per-kernel ones every kernel's bits and a, from another
  * basis. */
 static uint64_t bits_hash(const mq_search *s, const int *w, const int *a, const int *kb) {
-    uint64_t h = kb ? fnv(kb, sizeof(int) * (size_t)s->env.koff[s->env.L], 0x84222325cbf29ce4ull)
-                    : fnv(w, sizeof(int) * (size_t)s->env.L, 0xcbf29ce484222325ull);
-    return fnv(a, sizeof(int) * (size_t)s->env.L, h);
+    uint64_t h = kb ? mq_fnv1a(kb, sizeof(int) * (size_t)s->env.koff[s->env.L], 0x84222325cbf29ce4ull)
+                    : mq_fnv1a(w, sizeof(int) * (size_t)s->env.L, MQ_FNV_BASIS);
+    return mq_fnv1a(a, sizeof(int) * (size_t)s->env.L, h);
 }
 
 /* Per-kernel bits kb: w[l] = layer l's kernels' mean width, rounded to nearest (half up), for
@@ -532,7 +527,7 @@ static char *config_text(const mq_search *s, const char *data, uint64_t model_ha
              "  \"val_images\": %d,\n  \"batch\": %d,\n  \"lr\": %g,\n  \"final_epochs\": %g,\n"
              "  \"final_lr\": %g,\n%s  \"seed\": %llu,\n%s  \"custom_reward\": %s,\n%s  \"agent_settings\": {",
              s->model_path, (unsigned long long)model_hash, data, c->agent, mixq_hw_name(s->hw),
-             (unsigned long long)fnv(hwtext, strlen(hwtext), 0xcbf29ce484222325ull),
+             (unsigned long long)mq_fnv1a(hwtext, strlen(hwtext), MQ_FNV_BASIS),
              c->hw_batch ? c->hw_batch : mixq_hw_batch(s->hw), no_budget(c) ? "" : c->budget, budgets,
              c->accuracy_mode ? "accuracy" : "resource", c->max_drop, c->episodes, c->warmup, c->b_min,
              c->b_max, c->pin_ends ? "true" : "false", c->calib_images, c->finetune_images, c->eval_images,
@@ -1041,8 +1036,8 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
         FILE *f = mq_fopen(model_path, "rb");
         unsigned char buf[65536];
         if (!f) st = MIXQ_ERR_IO;
-        mh = 0xcbf29ce484222325ull;
-        while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) mh = fnv(buf, n, mh);
+        mh = MQ_FNV_BASIS;
+        while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) mh = mq_fnv1a(buf, n, mh);
         if (f) fclose(f);
     }
     if (!st) st = mixq_hw_load(cfg->hw, &s->hw);
