@@ -335,6 +335,11 @@ static void test_train_zero_epochs_info_eval(void) {
              "%s/qd.mixq --quiet", test_tmpdir(), pol, test_tmpdir(), test_tmpdir());
     EXPECT(a, 0, "weight 0.5, temperature 2");
     EXPECT(a, 0, "wrote");
+    /* its epoch line gives the loss's parts: cross-entropy and distillation */
+    snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --calib-images 256 "
+             "--finetune-epochs 0.01 --val 500 --teacher %s/l.mixq --out %s/qd.mixq",
+             test_tmpdir(), pol, test_tmpdir(), test_tmpdir());
+    EXPECT(a, 0, " kd ");
     snprintf(a, sizeof a, "quantize %s/l.mixq --policy %s --data fashion-mnist --teacher %s/l.mixq "
              "--out %s/qd.mixq", test_tmpdir(), pol, test_tmpdir(), test_tmpdir());
     EXPECT(a, 2, "give --finetune-epochs too");

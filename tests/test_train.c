@@ -28,6 +28,15 @@ static int record(const mixq_progress *p, void *u) {
     return 0;
 }
 
+/* the last progress call's loss and its cross-entropy part */
+typedef struct parts { float loss, ce; } parts;
+static int record_parts(const mixq_progress *p, void *u) {
+    parts *r = u;
+    r->loss = p->loss;
+    r->ce = p->ce;
+    return 0;
+}
+
 /* 4096 training and 1000 validation images of Fashion-MNIST, and one epoch over them in batches
  * of 64 at lr 0.05: 0 (skipped or failed) if the dataset is not there. */
 static int short_data(mixq_dataset **tr, mixq_dataset **va) {
@@ -156,10 +165,14 @@ static void test_distillation(void) {
     tc.teacher = teacher;
     tc.max_steps = 5;
     tc.distill_weight = 0.0f;
-    CHECK_OK(mixq_train(a, tr, NULL, &tc, NULL, NULL));
+    parts pa = {-1, -1}, pb = {-1, -1};
+    CHECK_OK(mixq_train(a, tr, NULL, &tc, record_parts, &pa));
     tc.teacher = NULL;
-    CHECK_OK(mixq_train(b, tr, NULL, &tc, NULL, NULL));
+    CHECK_OK(mixq_train(b, tr, NULL, &tc, record_parts, &pb));
     CHECK(same_weights(a, b, "distillation weight 0 against none"));
+    /* the progress's cross-entropy part: the whole loss at weight 0 and without a teacher */
+    CHECKF(pa.ce == pa.loss && pb.ce == pb.loss && pa.loss == pb.loss && pa.loss > 0,
+           "weight 0: loss %g ce %g; no teacher: loss %g ce %g", pa.loss, pa.ce, pb.loss, pb.ce);
     mixq_model_free(a);
     mixq_model_free(b);
 
@@ -176,7 +189,11 @@ static void test_distillation(void) {
     tc.teacher = teacher;
     tc.distill_weight = 0.7f;
     CHECK_OK(mixq_model_set_preprocess(teacher, &unit));
-    CHECK_OK(mixq_train(a, tr, NULL, &tc, NULL, NULL));
+    CHECK_OK(mixq_train(a, tr, NULL, &tc, record_parts, &pa));
+    {   /* loss = 0.3 ce + 0.7 kd: the distillation part kd = T^2 KL is not negative */
+        const double kd = (pa.loss - 0.3 * pa.ce) / 0.7;
+        CHECKF(pa.ce > 0 && kd > -1e-6 && pa.ce != pa.loss, "weight 0.7: loss %g ce %g kd %g", pa.loss, pa.ce, kd);
+    }
     CHECK_OK(mixq_model_set_preprocess(teacher, &custom));
     CHECK_OK(mixq_train(b, tr, NULL, &tc, NULL, NULL));
     CHECK(same_weights(a, b, "the teacher's own batch against the shared one"));

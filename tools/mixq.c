@@ -361,6 +361,7 @@ typedef struct progress_state {
     mixq_model *epoch_m;
     const char *epoch_out;
     int epoch_failed;
+    float distill_w; /* > 0: distilling, the loss's parts are printed apart */
 } progress_state;
 
 /* out with ".epochN" before its extension (x.mixq -> x.epoch3.mixq; no extension: appended), in
@@ -403,8 +404,11 @@ static void print_progress(const mixq_progress *p, progress_state *ps) {
             fputc('\n', stderr);
         }
     } else if (p->epoch_done) {
-        fprintf(stderr, "epoch %d/%d loss %.4f train_acc %.2f%%", p->epoch, p->epochs,
-                (double)p->loss, 100.0 * p->accuracy);
+        fprintf(stderr, "epoch %d/%d loss %.4f", p->epoch, p->epochs, (double)p->loss);
+        if (ps->distill_w > 0) /* loss = (1 - w) ce + w kd */
+            fprintf(stderr, " (ce %.4f kd %.4f)", (double)p->ce,
+                    ((double)p->loss - (1.0 - ps->distill_w) * p->ce) / ps->distill_w);
+        fprintf(stderr, " train_acc %.2f%%", 100.0 * p->accuracy);
         if (p->val_accuracy >= 0) fprintf(stderr, " val_acc %.2f%%", 100.0 * p->val_accuracy);
         fprintf(stderr, " lr %.4g %.0f img/s elapsed %s eta %s\n", (double)p->lr, p->images_per_s,
                 el, eta);
@@ -1004,7 +1008,8 @@ static const char quantize_help[] =
     "  --teacher FILE         distil the fine-tune from this model (e.g. MODEL itself, the\n"
     "                         float one): it runs on each training batch, and the loss is\n"
     "                         (1 - W) cross-entropy + W T^2 KL(teacher || model) on the\n"
-    "                         logits softened by T (Hinton et al.); the input transform\n"
+    "                         logits softened by T (Hinton et al.); each epoch's line gives\n"
+    "                         its parts, (ce X kd Y) with kd = T^2 KL; the input transform\n"
     "                         options below apply to it too\n"
     "  --distill-weight W     in [0, 1] (default 0.5)\n"
     "  --distill-temperature T  (default 1; W 0.5 at T 1 is LSQ's setting)\n"
@@ -1132,7 +1137,8 @@ static int cmd_quantize(int argc, char **argv) {
         tc.epochs = (int)ceilf(epochs);
         if ((float)tc.epochs != epochs) tc.max_steps = (int)(epochs * (float)steps_per_epoch + 0.5f);
         if (tc.max_steps == 0 && (float)tc.epochs != epochs) tc.max_steps = 1;
-        progress_state ps = {.tty = isatty(2), .quiet = quiet, .epoch_m = epoch_models ? m : NULL, .epoch_out = out};
+        progress_state ps = {.tty = isatty(2), .quiet = quiet, .epoch_m = epoch_models ? m : NULL, .epoch_out = out,
+                             .distill_w = teacher ? tc.distill_weight : 0};
         tc.teacher = teacher;
         if (teacher)
             printf("distilling from %s: weight %g, temperature %g\n", tpath,
@@ -2505,7 +2511,10 @@ static const char env_help[] =
     "                        cut into slices of output channels until chunks x slices reach\n"
     "                        N tasks (default 16; 1: off); a tuning knob like MIXQ_CONV_CHUNK\n"
     "  MIXQ_PROFILE=1        time every layer's forward and backward pass; the training\n"
-    "                        benchmark (bench/bench_train, bench/run.sh) prints the table\n";
+    "                        benchmark (bench/bench_train, bench/run.sh) prints the table\n"
+    "  MIXQ_TRAIN_TRACE=1    train and quantize --finetune-epochs: at every epoch's end, per\n"
+    "                        trainable tensor its norm, how far the epoch moved it and the\n"
+    "                        cosine with the last epoch's move (a diagnostic; same results)\n";
 
 static void main_usage(FILE *f) {
     fprintf(f, "usage: mixq COMMAND [options]   (mixq COMMAND --help for details)\n"

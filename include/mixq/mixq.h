@@ -341,6 +341,8 @@ typedef struct mixq_progress {
     int64_t images_seen;
     float lr;
     float loss;              /* running mean over the epoch */
+    float ce;                /* its cross-entropy part (distilling: loss = (1 - w) ce + w T^2 KL;
+                                else loss = ce), running mean over the epoch */
     float accuracy;          /* running training accuracy over the epoch, 0..1 */
     double images_per_s;
     double elapsed_s, eta_s;

@@ -1067,11 +1067,12 @@ static mixq_status node_backward(mixq_model *m, mq_node *n, int N) {
 }
 
 mixq_status mixq_model_backward(mixq_model *m, const int *labels, float smoothing, float *loss) {
-    return mq_model_backward_distill(m, labels, smoothing, NULL, 0.0f, 1.0f, loss);
+    return mq_model_backward_distill(m, labels, smoothing, NULL, 0.0f, 1.0f, loss, NULL);
 }
 
 mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float smoothing,
-                                      const float *teacher, float alpha, float T, float *loss) {
+                                      const float *teacher, float alpha, float T, float *loss,
+                                      float *ce) {
     if (!m || !labels) return mq_err(MIXQ_ERR_ARG, "mixq_model_backward: NULL model or labels");
     if (!m->have_forward)
         return mq_err(MIXQ_ERR_STATE, "mixq_model_backward called without a forward pass");
@@ -1084,6 +1085,7 @@ mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float sm
     float l = 0;
     mixq_status st = mq_softmax_ce_forward(N, K, last->y, labels, smoothing, m->probs, &l, NULL);
     if (st) return st;
+    if (ce) *ce = l;
     mq_softmax_ce_backward(N, K, m->probs, labels, smoothing, last->dy);
     if (teacher) {
         /* (1 - alpha) CE + alpha T^2 KL, and the same mix of their gradients */

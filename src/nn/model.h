@@ -181,8 +181,10 @@ mixq_status mq_model_pattern_save(const mixq_model *m, uint8_t *buf);
 int mq_model_correct(const mixq_model *m, const int *labels, int n);
 /* mixq_model_backward with knowledge distillation: teacher (NULL: none) holds the teacher's
  * logits [batch][classes] for the last forward's images; the loss is (1 - alpha) CE + alpha
- * T^2 KL(softmax(teacher / T) || softmax(logits / T)) (mq_distill), alpha in [0, 1]. */
+ * T^2 KL(softmax(teacher / T) || softmax(logits / T)) (mq_distill), alpha in [0, 1]; *ce (may be
+ * NULL) its cross-entropy part CE, before the weighting (= *loss without a teacher). */
 mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float smoothing,
-                                      const float *teacher, float alpha, float T, float *loss);
+                                      const float *teacher, float alpha, float T, float *loss,
+                                      float *ce);
 
 #endif

@@ -431,6 +431,31 @@ int mixq_train_keeps_holdout(const mixq_model *m, const mixq_dataset *train, int
     return s == 0;
 }
 
+/* MIXQ_TRAIN_TRACE=1: at every epoch's end, on stderr, per trainable tensor its
+ * norm, how far the epoch moved it (|dw| / |w|) and the cosine between this epoch's move and
+ * the last one's (near -1: back and forth). A diagnostic: it reads the weights, changes nothing.
+ * snap holds the weights at the epoch's start, prev the last epoch's move (2 n_params floats). */
+static void trace_epoch(const mixq_model *m, int epoch, float *snap, float *prev) {
+    fprintf(stderr, "trace epoch %d: tensor |w| |dw|/|w| cos(dw, last dw)\n", epoch);
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const mq_tensor *t = &m->tensors[ti];
+        if (!t->trainable) continue;
+        const float *w = m->params + t->off;
+        double ww = 0, dd = 0, pp = 0, dp = 0;
+        for (int64_t i = 0; i < t->numel; i++) {
+            const double d = (double)w[i] - snap[t->off + i], q = prev[t->off + i];
+            ww += (double)w[i] * w[i];
+            dd += d * d;
+            pp += q * q;
+            dp += d * q;
+            prev[t->off + i] = (float)d;
+            snap[t->off + i] = w[i];
+        }
+        fprintf(stderr, "  %-24s %10.4g %10.3g %7.3f\n", t->name, sqrt(ww), ww > 0 ? sqrt(dd / ww) : 0.0,
+                dd > 0 && pp > 0 ? dp / sqrt(dd * pp) : 0.0);
+    }
+}
+
 mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_dataset *val,
                        const mixq_train_config *cfg, mixq_progress_fn fn, void *user) {
     if (!m || !train || !cfg) return mq_err(MIXQ_ERR_ARG, "mixq_train: NULL argument");
@@ -460,6 +485,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     size_t img = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
     mq_optim opt;
     memset(&opt, 0, sizeof opt);
+    float *snap = NULL, *prev = NULL; /* MIXQ_TRAIN_TRACE */
     float *x = mq_malloc((size_t)B * img, sizeof(float), "training batch");
     int *labels = mq_malloc((size_t)B, sizeof(int), "training labels");
     int *perm = mq_malloc((size_t)n, sizeof(int), "training permutation");
@@ -482,6 +508,16 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
         if ((st = ckpt_identity(m, train, cfg, &id))) goto done;
         if (cfg->resume && (st = ckpt_read(cfg->checkpoint, m, &opt, &id, &first_epoch, &done_steps))) goto done;
     }
+    const char *te = getenv("MIXQ_TRAIN_TRACE");
+    if (te && *te && strcmp(te, "0")) {
+        snap = mq_malloc(m->n_params, sizeof(float), "trace snapshot");
+        prev = mq_calloc(m->n_params, sizeof(float), "trace snapshot");
+        if (!snap || !prev) {
+            st = MIXQ_ERR_NOMEM;
+            goto done;
+        }
+        memcpy(snap, m->params, sizeof(float) * m->n_params);
+    }
     double t0 = mq_now();
     /* seen and run_steps: this call's (the rate and ETA), done_steps: since the run began */
     int64_t seen = 0, total_steps = (int64_t)steps * cfg->epochs, run_steps = 0;
@@ -492,7 +528,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
         for (int i = 0; i < n; i++) perm[i] = i;
         mq_rng_shuffle(&rng, perm, n);
         uint64_t aug_seed = mq_seed_mix(cfg->seed, (uint64_t)epoch, 2);
-        double loss_sum = 0;
+        double loss_sum = 0, ce_sum = 0;
         int64_t correct = 0, count = 0;
         mixq_progress p;
         memset(&p, 0, sizeof p);
@@ -505,7 +541,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             if ((st = mq_data_batch(train, &m->pp, perm + start, b, cfg->augment, aug_seed, x, labels)))
                 goto done;
             float lr = mq_lr_at(cfg, epoch + (double)s / steps);
-            float loss = 0;
+            float loss = 0, ce = 0;
             const float *tlogits = NULL;
             if (teacher) {
                 /* the same images and augmentation (aug_seed) through the teacher's transform */
@@ -518,7 +554,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             }
             if ((st = mixq_model_forward(m, x, b, 1, NULL))) goto done;
             st = mq_model_backward_distill(m, labels, cfg->label_smoothing, tlogits,
-                                           cfg->distill_weight, cfg->distill_temperature, &loss);
+                                           cfg->distill_weight, cfg->distill_temperature, &loss, &ce);
             if (st == MIXQ_ERR_NUMERIC || (!st && !isfinite(loss))) {
                 st = mq_err(MIXQ_ERR_NUMERIC, "loss became non-finite at epoch %d step %d (lr %g); "
                             "hint: lower --lr or check the input data", epoch + 1, s + 1,
@@ -529,6 +565,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             if ((st = mq_optim_step(&opt, m, lr))) goto done;
             if (m->qh && m->qh->step) m->qh->step(m, lr, cfg->momentum);
             loss_sum += (double)loss * b;
+            ce_sum += (double)ce * b;
             correct += mq_model_correct(m, labels, b);
             count += b;
             seen += b;
@@ -539,6 +576,7 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
             p.images_seen = seen;
             p.lr = lr;
             p.loss = (float)(loss_sum / count);
+            p.ce = (float)(ce_sum / count);
             p.accuracy = (float)((double)correct / count);
             p.elapsed_s = el;
             p.images_per_s = el > 0 ? seen / el : 0;
@@ -557,11 +595,14 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
                 (st = ckpt_write(cfg->checkpoint, m, &opt, &id, epoch + 1, done_steps)))
                 goto done;
             p.epoch_done = last;
+            if (snap && s + 1 == steps) trace_epoch(m, epoch + 1, snap, prev);
             if (fn && fn(&p, user)) goto done;
             if (cfg->max_steps > 0 && done_steps >= cfg->max_steps) goto done;
         }
     }
 done:
+    free(snap);
+    free(prev);
     mq_optim_free(&opt);
     if (xt != x) free(xt);
     free(x);
