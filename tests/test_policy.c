@@ -5,6 +5,7 @@
 #include <math.h>
 #include <omp.h>
 
+#include "data/data.h"
 #include "mixq/mixq.h"
 #include "quant/qmodel.h"
 #include "test.h"
@@ -676,13 +677,14 @@ typedef struct ck_run {
 
 static int ck_stop(const mixq_progress *p, void *user) { return p->epoch_done && p->epoch == *(int *)user; }
 static int ck_calib = 64; /* calibration images */
+static uint64_t ck_teacher_seed = 4; /* the teacher's initial weights */
 
 /* A fresh model (quantized and calibrated by r's policy), trained 3 epochs by r; stop_epoch > 0:
  * stopped after that epoch, < 0: not trained; ck: the checkpoint (resume: resumed from it). NULL
  * on failure. */
 static mixq_model *ck_train(const ck_run *r, const mixq_dataset *d, const char *ck, int resume, int stop_epoch,
                             float lr_scale, mixq_status *st) {
-    mixq_model *m = make("resnet20", 1, 8, 9), *t = r->teacher ? make("resnet20", 1, 8, 4) : NULL;
+    mixq_model *m = make("resnet20", 1, 8, 9), *t = r->teacher ? make("resnet20", 1, 8, ck_teacher_seed) : NULL;
     mixq_policy *p = r->policy ? parse(r->policy) : NULL;
     *st = MIXQ_ERR_STATE;
     if (m && (!r->teacher || t) && (!r->policy || p)) {
@@ -780,6 +782,52 @@ static void test_train_checkpoint(void) {
             b = ck_train(&r, d, ck, 1, 0, 1, &st);
             CHECK(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "distillation"));
             mixq_model_free(b);
+            ck_teacher_seed = 5; /* another teacher */
+            b = ck_train(&runs[k], d, ck, 1, 0, 1, &st);
+            ck_teacher_seed = 4;
+            CHECKF(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "another teacher"), "status %d: %s", (int)st,
+                   mixq_last_error());
+            mixq_model_free(b);
+            /* other training data of the same count: one label changed */
+            mixq_dataset *d2 = NULL;
+            CHECK_OK(mixq_dataset_load(tiny_dataset(), MIXQ_SPLIT_TRAIN, 0, 1, &d2));
+            if (d2) {
+                d2->labels[d2->n - 1] = (uint8_t)((d2->labels[d2->n - 1] + 1) % d2->classes);
+                b = ck_train(&runs[k], d2, ck, 1, 0, 1, &st);
+                CHECKF(st == MIXQ_ERR_ARG && strstr(mixq_last_error(), "other images or labels"), "status %d: %s",
+                       (int)st, mixq_last_error());
+                mixq_model_free(b);
+                mixq_dataset_free(d2);
+            }
+            /* a version-1 file (its identity without the images' and the teacher's hashes): resumed
+             * on trust, to the same model */
+            {
+                FILE *f1 = fopen(ck, "rb");
+                unsigned char *buf = NULL;
+                long n1 = 0;
+                if (f1 && fseek(f1, 0, SEEK_END) == 0 && (n1 = ftell(f1)) > 200 && fseek(f1, 0, SEEK_SET) == 0 &&
+                    (buf = malloc((size_t)n1)) && fread(buf, 1, (size_t)n1, f1) == (size_t)n1) {
+                    const size_t cut = 16 + 120; /* magic, version, byte order, the version-1 identity (120 bytes) */
+                    const uint32_t v1 = 1;
+                    memcpy(buf + 8, &v1, 4);
+                    memmove(buf + cut, buf + cut + 16, (size_t)n1 - cut - 16);
+                    CHECK(test_write_file(bad, buf, (size_t)n1 - 16) == 0);
+                    b = ck_train(&runs[k], d, bad, 1, 0, 1, &st);
+                    CHECKF(st == MIXQ_OK, "a version-1 checkpoint: status %d (%s)", (int)st, mixq_last_error());
+                    if (b && a) {
+                        CHECK_OK(mixq_model_save(b, fb));
+                        CHECK(test_same_file(fa, fb));
+                    }
+                    mixq_model_free(b);
+                    memcpy(buf + 8, &(uint32_t){3}, 4); /* a later version: an error naming it */
+                    CHECK(test_write_file(bad, buf, (size_t)n1 - 16) == 0);
+                    b = ck_train(&runs[k], d, bad, 1, 0, 1, &st);
+                    CHECK(st == MIXQ_ERR_FORMAT && strstr(mixq_last_error(), "version 3"));
+                    mixq_model_free(b);
+                } else CHECK(!"reading the checkpoint back");
+                free(buf);
+                if (f1) fclose(f1);
+            }
             /* cut, padded, foreign and missing files */
             FILE *f = fopen(ck, "rb");
             long n = 0;

@@ -1,6 +1,7 @@
 /* Training loop and evaluation. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,7 +80,7 @@ static mixq_status check_config(const mixq_train_config *c) {
  * Everything else a step reads is a function of these and of (seed, epoch): each epoch's
  * shuffle and augmentation are seeded by its number, so a resumed run repeats the rest of an
  * uninterrupted one bit for bit. */
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 #define CKPT_ENDIAN 0x01020304u
 static const char ckpt_magic[8] = "MQTRAIN";
 
@@ -88,27 +89,54 @@ typedef struct ckpt_id {
     int32_t n_tensors, n_images, batch, epochs, optimizer, schedule, step_size, warmup, augment,
         teacher, quant;
     float lr, momentum, wd, beta1, beta2, eps, gamma, smoothing, dweight, dtemp;
+    /* version 2: the training images and labels in their order, and the teacher (0: none) */
+    uint64_t data_hash, teacher_hash;
 } ckpt_id;
+/* a version-1 file's identity: the fields before data_hash */
+#define CKPT_ID_V1 offsetof(ckpt_id, data_hash)
+
+/* h extended by m's state: weights, statistics, and its quantization (policy, clips, scales) */
+static mixq_status state_hash(const mixq_model *m, uint64_t *h) {
+    *h = mq_fnv1a(m->params, sizeof(float) * m->n_params, *h);
+    *h = mq_fnv1a(m->buffers, sizeof(float) * m->n_buffers, *h);
+    if (!m->qh) return MIXQ_OK;
+    if (!m->qh->ckpt_write)
+        return mq_err(MIXQ_ERR_ARG, "a model whose quantization (an EBS search's mixtures) cannot be "
+                      "checkpointed");
+    char *q = NULL;
+    size_t qn = 0;
+    FILE *ms = open_memstream(&q, &qn);
+    if (!ms) return mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
+    mixq_status st = m->qh->ckpt_write(m, ms, "the quantization state");
+    if (fclose(ms) != 0 && !st) st = mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
+    if (!st) *h = mq_fnv1a(q, qn, *h);
+    free(q);
+    return st;
+}
 
 static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train, const mixq_train_config *c,
                                  ckpt_id *id) {
     memset(id, 0, sizeof *id); /* padding too: the struct is written and compared whole */
     id->n_params = m->n_params;
     id->n_buffers = m->n_buffers;
-    uint64_t h = mq_fnv1a(m->params, sizeof(float) * m->n_params, MQ_FNV_BASIS);
-    h = mq_fnv1a(m->buffers, sizeof(float) * m->n_buffers, h);
-    if (m->qh) { /* and the quantization it starts from: the policy, calibrated clips, scales */
-        char *q = NULL;
-        size_t qn = 0;
-        FILE *ms = open_memstream(&q, &qn);
-        if (!ms) return mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
-        mixq_status st = m->qh->ckpt_write(m, ms, "the quantization state");
-        if (fclose(ms) != 0 && !st) st = mq_err(MIXQ_ERR_NOMEM, "out of memory hashing the quantization state");
-        if (!st) h = mq_fnv1a(q, qn, h);
-        free(q);
-        if (st) return st;
-    }
+    uint64_t h = MQ_FNV_BASIS; /* the weights and quantization the run starts from */
+    mixq_status st = state_hash(m, &h);
+    if (st) return st;
     id->start_hash = h;
+    const size_t img = (size_t)train->c * train->h * train->w;
+    h = mq_fnv1a(train->images, img * (size_t)train->n, MQ_FNV_BASIS);
+    id->data_hash = mq_fnv1a(train->labels, (size_t)train->n, h);
+    if (c->teacher) { /* its weights and quantization, and the input transform it is given */
+        const mixq_preprocess *pp = &c->teacher->pp;
+        h = MQ_FNV_BASIS;
+        if ((st = state_hash(c->teacher, &h))) return st;
+        const int nch = pp->channels < 0 ? 0 : MQ_MIN(pp->channels, MIXQ_PP_MAX_CH);
+        h = mq_fnv1a(pp->mean, sizeof(float) * (size_t)nch, h);
+        h = mq_fnv1a(pp->std, sizeof(float) * (size_t)nch, h);
+        h = mq_fnv1a(&pp->scale, sizeof pp->scale, h);
+        const int32_t flags[3] = {pp->from_data, pp->bgr, pp->channels};
+        id->teacher_hash = mq_fnv1a(flags, sizeof flags, h) | 1; /* never 0, "no teacher" */
+    }
     id->seed = c->seed;
     id->n_tensors = m->n_tensors;
     id->n_images = mixq_dataset_count(train);
@@ -178,11 +206,19 @@ static mixq_status ckpt_mismatch(const char *path, const ckpt_id *f, const ckpt_
         return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run: its seed is %llu, this run's %llu; hint: "
                       "resume with the settings it was started with, or start anew without resuming", path,
                       (unsigned long long)f->seed, (unsigned long long)r->seed);
-    if (f->start_hash != r->start_hash)
-        return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' was started from other weights or clips than this run's "
-                      "(hash %016llx, this run %016llx); hint: resume from the model, policy and calibration "
-                      "(--calib-images) the checkpointed run started from", path,
-                      (unsigned long long)f->start_hash, (unsigned long long)r->start_hash);
+    const struct { uint64_t f, r; const char *what, *hint; } hashes[] = {
+        {f->start_hash, r->start_hash, "was started from other weights or clips",
+         "resume from the model, policy and calibration (--calib-images) the checkpointed run started from"},
+        {f->data_hash, r->data_hash, "was trained on other images or labels",
+         "resume with the dataset and split (--val, --split-seed) the checkpointed run trained on"},
+        {f->teacher_hash, r->teacher_hash, "was distilled from another teacher (its weights, quantization or "
+         "input transform)", "resume with the --teacher (and transform) the checkpointed run started with"},
+    };
+    for (size_t i = 0; i < sizeof hashes / sizeof hashes[0]; i++)
+        if (hashes[i].f != hashes[i].r)
+            return mq_err(MIXQ_ERR_ARG, "checkpoint '%s' %s than this run's (hash %016llx, this run %016llx); "
+                          "hint: %s", path, hashes[i].what, (unsigned long long)hashes[i].f,
+                          (unsigned long long)hashes[i].r, hashes[i].hint);
     return memcmp(f, r, sizeof *f) ? mq_err(MIXQ_ERR_ARG, "checkpoint '%s' is of another run", path) : MIXQ_OK;
 }
 
@@ -224,23 +260,27 @@ static mixq_status ckpt_write(const char *path, const mixq_model *m, const mq_op
 }
 
 /* The header of a checkpoint's len bytes at b: its run (fid), epochs done, steps done, optimizer
- * steps; the offset after it in *off. */
+ * steps; the offset after it in *off. A version-1 file (before its identity held the images and
+ * the teacher) leaves fid's data_hash and teacher_hash as they are: the caller's, on trust. */
 #define CKPT_HEAD (sizeof ckpt_magic + 8 + sizeof(ckpt_id) + 20)
 static mixq_status ckpt_head(const unsigned char *b, size_t len, const char *path, ckpt_id *fid, int32_t *ed,
                              int64_t *sd, int64_t *ot, size_t *off) {
-    uint32_t ver, endian;
+    uint32_t ver = 0, endian = 0;
     if (len < sizeof ckpt_magic || memcmp(b, ckpt_magic, sizeof ckpt_magic) != 0)
         return mq_err(MIXQ_ERR_FORMAT, "'%s' is not a mixq training checkpoint (bad magic)", path);
-    if (len < CKPT_HEAD)
+    if (len >= 16) {
+        memcpy(&ver, b + 8, 4);
+        memcpy(&endian, b + 12, 4);
+    }
+    const size_t idn = ver == 1 ? CKPT_ID_V1 : sizeof *fid;
+    if (len < sizeof ckpt_magic + 8 + idn + 20)
         return mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint is truncated (%zu bytes)", path, len);
-    memcpy(&ver, b + 8, 4);
-    memcpy(&endian, b + 12, 4);
-    if (endian != CKPT_ENDIAN || ver != CKPT_VERSION)
-        return mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint version %u%s, this build reads version %u",
+    if (endian != CKPT_ENDIAN || ver < 1 || ver > CKPT_VERSION)
+        return mq_err(MIXQ_ERR_FORMAT, "'%s': training checkpoint version %u%s, this build reads versions 1 to %u",
                       path, ver, endian != CKPT_ENDIAN ? " of another byte order" : "", CKPT_VERSION);
     size_t o = 16;
-    memcpy(fid, b + o, sizeof *fid);
-    o += sizeof *fid;
+    memcpy(fid, b + o, idn);
+    o += idn;
     memcpy(ed, b + o, 4);
     memcpy(sd, b + o + 4, 8);
     memcpy(ot, b + o + 12, 8);
@@ -291,8 +331,7 @@ static mixq_status ckpt_read(const char *path, mixq_model *m, mq_optim *o, const
     }
     const unsigned char *b = (const unsigned char *)buf;
     uint32_t kind;
-    ckpt_id fid;
-    memset(&fid, 0, sizeof fid);
+    ckpt_id fid = *id; /* a version-1 file's identity lacks the last fields: this run's, on trust */
     int32_t ed = 0;
     int64_t sd = 0, ot = 0;
     uint64_t blen;
