@@ -9,7 +9,7 @@
  * Then per batch-norm layer, averaged over the batches: how far the batch's statistics are from
  * the running ones, |mean_B - mean_run| / sqrt(var_run) and var_B / var_run.
  *   train_modes MODEL DATA [--teacher T] [--seed N] [--epoch E] [--batches S] [--batch B]
- *               [--val N] [--threads T]
+ *               [--val N] [--threads T] [--step-test E2]
  * The model file is not written; train mode moves the loaded copy's running statistics, so the
  * eval-mode pass runs first over all batches. */
 #include <math.h>
@@ -77,10 +77,77 @@ static int run(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const int *
     return 0;
 }
 
+/* The summed gradient of the fine-tune's loss over the first S batches of the draw (perm, aug)
+ * in train mode into g[n_params] (divided by S); the mean loss in *loss. */
+static int grad_pass(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const int *perm, int S, int B,
+                     uint64_t aug, double *g, double *loss) {
+    const size_t img = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+    float *x = malloc(sizeof(float) * img * (size_t)B);
+    int *lab = malloc(sizeof(int) * (size_t)B);
+    if (!x || !lab) return 1;
+    memset(g, 0, sizeof(double) * m->n_params);
+    *loss = 0;
+    for (int s = 0; s < S; s++) {
+        if (mq_data_batch(tr, &m->pp, perm + (size_t)s * B, B, 1, aug, x, lab)) return 1;
+        const float *tl = NULL;
+        if (t) {
+            if (mixq_model_forward(t, x, B, 0, NULL)) return 1;
+            tl = t->nodes[t->n_nodes - 1].y;
+        }
+        float l = 0, ce = 0;
+        if (mixq_model_forward(m, x, B, 1, NULL) ||
+            mq_model_backward_distill(m, lab, 0.0f, tl, t ? 0.5f : 0.0f, 1.0f, &l, &ce))
+            return 1;
+        for (size_t i = 0; i < m->n_params; i++) g[i] += m->grads[i] / S;
+        *loss += (double)l / S;
+    }
+    free(x), free(lab);
+    return 0;
+}
+
 static void show(const char *what, const tally *o, int teacher) {
     printf("%-6s loss %.4f  ce %.4f", what, o->mix / o->n, o->ce / o->n);
     if (teacher) printf("  kl %.4f", o->kl / o->n);
     printf("  acc %.2f%%  (%ld images)\n", 100.0 * o->correct / o->n, o->n);
+}
+
+/* --step-test E2: is the gradient the fine-tune follows a descent direction for the loss on new
+ * views? gA: the gradient over the S batches of the chosen epoch's draw; gB and L_B(0) over the
+ * S batches of epoch E2's draw (other crops, other order). For plain steps w - eta gA the loss on
+ * E2's batches, measured, against the first-order prediction L_B(0) - eta gA.gB. A smooth loss
+ * follows the prediction for small eta; a surrogate gradient (the straight-through estimator)
+ * need not. Train mode throughout; the model is restored after each step. */
+static int step_test(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const int *permA, int S, int B,
+                     uint64_t augA, uint64_t seed, int e2) {
+    const size_t np = m->n_params, n = (size_t)mixq_dataset_count(tr);
+    double *gA = malloc(sizeof(double) * np), *gB = malloc(sizeof(double) * np);
+    float *w0 = malloc(sizeof(float) * np);
+    int *permB = malloc(sizeof(int) * n);
+    if (!gA || !gB || !w0 || !permB) return 1;
+    mq_rng rng;
+    mq_rng_seed(&rng, mq_seed_mix(seed, (uint64_t)e2, 1));
+    for (size_t i = 0; i < n; i++) permB[i] = (int)i;
+    mq_rng_shuffle(&rng, permB, (int)n);
+    const uint64_t augB = mq_seed_mix(seed, (uint64_t)e2, 2);
+    double lA, lB0, dot = 0, na = 0, nb = 0;
+    if (grad_pass(m, t, tr, permA, S, B, augA, gA, &lA) || grad_pass(m, t, tr, permB, S, B, augB, gB, &lB0)) return 1;
+    for (size_t i = 0; i < np; i++) dot += gA[i] * gB[i], na += gA[i] * gA[i], nb += gB[i] * gB[i];
+    printf("step test: gradient over epoch-draw A (loss %.4f) and epoch %d's draw B (loss %.4f): |gA| %.4g "
+           "|gB| %.4g cos %.3f\n", lA, e2 + 1, lB0, sqrt(na), sqrt(nb), dot / sqrt(na * nb));
+    memcpy(w0, m->params, sizeof(float) * np);
+    const double etas[] = {0.01, 0.03, 0.1, 0.3};
+    for (size_t k = 0; k < sizeof etas / sizeof etas[0]; k++) {
+        for (size_t i = 0; i < np; i++) m->params[i] = (float)(w0[i] - etas[k] * gA[i]);
+        m->params_version++;
+        double lB;
+        if (grad_pass(m, t, tr, permB, S, B, augB, gB, &lB)) return 1;
+        printf("  eta %-5g L_B %.5f  change %+.5f  first-order prediction %+.5f\n", etas[k], lB, lB - lB0,
+               -etas[k] * dot);
+        memcpy(m->params, w0, sizeof(float) * np);
+        m->params_version++;
+    }
+    free(gA), free(gB), free(w0), free(permB);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -91,7 +158,7 @@ int main(int argc, char **argv) {
     }
     const char *mp = argv[1], *data = argv[2], *tp = NULL;
     unsigned long long seed = 1;
-    int epoch = 0, S = 40, B = 128, val = 5000, threads = 0;
+    int epoch = 0, S = 40, B = 128, val = 5000, threads = 0, step_epoch = 0;
     for (int i = 3; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--teacher")) tp = v;
@@ -101,6 +168,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) B = atoi(v);
         else if (!strcmp(a, "--val")) val = atoi(v);
         else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--step-test")) step_epoch = atoi(v);
         else {
             fprintf(stderr, "train_modes: unknown option %s\n", a);
             return 2;
@@ -140,6 +208,7 @@ int main(int argc, char **argv) {
         printf("  %-16s |dmean|/sd_run %.3f  var_B/var_run %.3f\n", m->nodes[i].name, dm[j], vr[j]);
         j++;
     }
+    if (step_epoch > 0 && step_test(m, t, tr, perm, S, B, aug, seed, step_epoch - 1)) goto fail;
     return 0;
 fail:
     fprintf(stderr, "train_modes: %s\n", mixq_last_error());
