@@ -153,7 +153,7 @@ static int step_test(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: train_modes MODEL DATA [--teacher T] [--seed N] [--epoch E] "
-                        "[--batches S] [--batch B] [--val N] [--threads T]\n");
+                        "[--batches S] [--batch B] [--val N] [--threads T] [--step-test E2]\n");
         return 2;
     }
     const char *mp = argv[1], *data = argv[2], *tp = NULL;

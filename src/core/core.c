@@ -176,6 +176,18 @@ uint64_t mq_fnv1a(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
+mixq_status mq_fnv1a_file(const char *path, uint64_t *h) {
+    FILE *f = mq_fopen(path, "rb");
+    if (!f) return MIXQ_ERR_IO;
+    unsigned char buf[65536];
+    size_t n;
+    *h = MQ_FNV_BASIS;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = mq_fnv1a(buf, n, *h);
+    const int bad = ferror(f);
+    fclose(f);
+    return bad ? mq_err(MIXQ_ERR_IO, "cannot read '%s' to hash it", path) : MIXQ_OK;
+}
+
 mixq_status mq_write_atomic(const char *path, const void *data, size_t n) {
     FILE *f;
     char *tmp;

@@ -60,12 +60,15 @@ mixq_status mq_fwrite(const void *src, size_t n, FILE *f, const char *path);
 /* A whole file into *out (malloc'ed, NUL-terminated after *len bytes; len may be NULL). Over
  * max_bytes it is MIXQ_ERR_FORMAT ("<what> '<path>' is larger than ..."). A file that cannot be
  * opened is MIXQ_ERR_IO; with missing != NULL, *missing says whether it does not exist. */
+mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
+                         size_t *len, int *missing);
 /* FNV-1a 64 of n bytes at p, continuing from h (MQ_FNV_BASIS to start): the one hash of model
  * weights, files and settings in run records and checkpoints. */
 #define MQ_FNV_BASIS 0xcbf29ce484222325ull
 uint64_t mq_fnv1a(const void *p, size_t n, uint64_t h);
-mixq_status mq_read_file(const char *path, size_t max_bytes, const char *what, char **out,
-                         size_t *len, int *missing);
+/* mq_fnv1a of the whole file at path from MQ_FNV_BASIS into *h; MIXQ_ERR_IO when it cannot be
+ * opened or read (a partial read is not a hash). */
+mixq_status mq_fnv1a_file(const char *path, uint64_t *h);
 
 /* Deterministic RNG: xoshiro256** seeded by splitmix64. Same seed, same stream, any platform. */
 typedef struct mq_rng { uint64_t s[4]; } mq_rng;

@@ -95,14 +95,15 @@ typedef struct ckpt_id {
 /* a version-1 file's identity: the fields before data_hash */
 #define CKPT_ID_V1 offsetof(ckpt_id, data_hash)
 
-/* h extended by m's state: weights, statistics, and its quantization (policy, clips, scales) */
-static mixq_status state_hash(const mixq_model *m, uint64_t *h) {
+/* h extended by m's state: weights, statistics, and its quantization (policy, clips, scales);
+ * who: what m is, for the error. */
+static mixq_status state_hash(const mixq_model *m, const char *who, uint64_t *h) {
     *h = mq_fnv1a(m->params, sizeof(float) * m->n_params, *h);
     *h = mq_fnv1a(m->buffers, sizeof(float) * m->n_buffers, *h);
     if (!m->qh) return MIXQ_OK;
     if (!m->qh->ckpt_write)
-        return mq_err(MIXQ_ERR_ARG, "a model whose quantization (an EBS search's mixtures) cannot be "
-                      "checkpointed");
+        return mq_err(MIXQ_ERR_ARG, "%s's quantization (an EBS search's mixtures) cannot be recorded in a "
+                      "checkpoint; hint: train without a checkpoint", who);
     char *q = NULL;
     size_t qn = 0;
     FILE *ms = open_memstream(&q, &qn);
@@ -120,7 +121,7 @@ static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train,
     id->n_params = m->n_params;
     id->n_buffers = m->n_buffers;
     uint64_t h = MQ_FNV_BASIS; /* the weights and quantization the run starts from */
-    mixq_status st = state_hash(m, &h);
+    mixq_status st = state_hash(m, "the model", &h);
     if (st) return st;
     id->start_hash = h;
     const size_t img = (size_t)train->c * train->h * train->w;
@@ -129,7 +130,7 @@ static mixq_status ckpt_identity(const mixq_model *m, const mixq_dataset *train,
     if (c->teacher) { /* its weights and quantization, and the input transform it is given */
         const mixq_preprocess *pp = &c->teacher->pp;
         h = MQ_FNV_BASIS;
-        if ((st = state_hash(c->teacher, &h))) return st;
+        if ((st = state_hash(c->teacher, "the teacher", &h))) return st;
         const int nch = pp->channels < 0 ? 0 : MQ_MIN(pp->channels, MIXQ_PP_MAX_CH);
         h = mq_fnv1a(pp->mean, sizeof(float) * (size_t)nch, h);
         h = mq_fnv1a(pp->std, sizeof(float) * (size_t)nch, h);

@@ -467,16 +467,10 @@ static void load_pareto_csv(rctx *c, rrun *r, char *t) {
 
 /* FNV-1a of a file as config.json records it ("%016llx"), 0 if unreadable. */
 static int file_fnv(const char *path, char out[20]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = MQ_FNV_BASIS;
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = mq_fnv1a(buf, n, h);
-    int ok = !ferror(f);
-    fclose(f);
+    uint64_t h;
+    if (mq_fnv1a_file(path, &h)) return 0;
     snprintf(out, 20, "%016llx", (unsigned long long)h);
-    return ok;
+    return 1;
 }
 
 static int is_file(const char *p) {

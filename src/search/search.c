@@ -99,7 +99,6 @@ static int no_budget(const mixq_search_config *c) {
 
 /* ------------------------------------------------------------------ the cache */
 
-
 /* Layer-wise records hash their w and a; per-kernel ones every kernel's bits and a, from another
  * basis. */
 static uint64_t bits_hash(const mq_search *s, const int *w, const int *a, const int *kb) {
@@ -1031,15 +1030,7 @@ mixq_status mixq_search(const char *model_path, const char *data, const mixq_sea
                     model_path);
     if (!st) st = mixq_model_clone(s->fp, &s->m);
     if (!st) s->split_seed = mixq_model_split_seed(s->fp, cfg->split_seed_set, cfg->split_seed, cfg->seed);
-    if (!st) {
-        size_t n = 0;
-        FILE *f = mq_fopen(model_path, "rb");
-        unsigned char buf[65536];
-        if (!f) st = MIXQ_ERR_IO;
-        mh = MQ_FNV_BASIS;
-        while (f && (n = fread(buf, 1, sizeof buf, f)) > 0) mh = mq_fnv1a(buf, n, mh);
-        if (f) fclose(f);
-    }
+    if (!st) st = mq_fnv1a_file(model_path, &mh);
     if (!st) st = mixq_hw_load(cfg->hw, &s->hw);
     if (!st) st = mq_env_create(s->fp, s->hw, cfg->hw_batch, cfg->b_min, cfg->b_max, cfg->pin_ends, &s->env);
     if (!st && agent->check) st = agent->check(s);
