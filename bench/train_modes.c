@@ -84,25 +84,23 @@ static int grad_pass(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const
     const size_t img = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
     float *x = malloc(sizeof(float) * img * (size_t)B);
     int *lab = malloc(sizeof(int) * (size_t)B);
-    if (!x || !lab) return 1;
+    int bad = !x || !lab;
     memset(g, 0, sizeof(double) * m->n_params);
     *loss = 0;
-    for (int s = 0; s < S; s++) {
-        if (mq_data_batch(tr, &m->pp, perm + (size_t)s * B, B, 1, aug, x, lab)) return 1;
+    for (int s = 0; s < S && !bad; s++) {
         const float *tl = NULL;
-        if (t) {
-            if (mixq_model_forward(t, x, B, 0, NULL)) return 1;
-            tl = t->nodes[t->n_nodes - 1].y;
-        }
         float l = 0, ce = 0;
-        if (mixq_model_forward(m, x, B, 1, NULL) ||
-            mq_model_backward_distill(m, lab, 0.0f, tl, t ? 0.5f : 0.0f, 1.0f, &l, &ce))
-            return 1;
+        bad = mq_data_batch(tr, &m->pp, perm + (size_t)s * B, B, 1, aug, x, lab) ||
+              (t && mixq_model_forward(t, x, B, 0, NULL));
+        if (!bad && t) tl = t->nodes[t->n_nodes - 1].y;
+        bad = bad || mixq_model_forward(m, x, B, 1, NULL) ||
+              mq_model_backward_distill(m, lab, 0.0f, tl, t ? 0.5f : 0.0f, 1.0f, &l, &ce);
+        if (bad) break;
         for (size_t i = 0; i < m->n_params; i++) g[i] += m->grads[i] / S;
         *loss += (double)l / S;
     }
     free(x), free(lab);
-    return 0;
+    return bad;
 }
 
 static void show(const char *what, const tally *o, int teacher) {
@@ -122,32 +120,31 @@ static int step_test(mixq_model *m, mixq_model *t, const mixq_dataset *tr, const
     const size_t np = m->n_params, n = (size_t)mixq_dataset_count(tr);
     double *gA = malloc(sizeof(double) * np), *gB = malloc(sizeof(double) * np);
     float *w0 = malloc(sizeof(float) * np);
-    int *permB = malloc(sizeof(int) * n);
-    if (!gA || !gB || !w0 || !permB) return 1;
-    mq_rng rng;
-    mq_rng_seed(&rng, mq_seed_mix(seed, (uint64_t)e2, 1));
-    for (size_t i = 0; i < n; i++) permB[i] = (int)i;
-    mq_rng_shuffle(&rng, permB, (int)n);
-    const uint64_t augB = mq_seed_mix(seed, (uint64_t)e2, 2);
-    double lA, lB0, dot = 0, na = 0, nb = 0;
-    if (grad_pass(m, t, tr, permA, S, B, augA, gA, &lA) || grad_pass(m, t, tr, permB, S, B, augB, gB, &lB0)) return 1;
-    for (size_t i = 0; i < np; i++) dot += gA[i] * gB[i], na += gA[i] * gA[i], nb += gB[i] * gB[i];
-    printf("step test: gradient over epoch-draw A (loss %.4f) and epoch %d's draw B (loss %.4f): |gA| %.4g "
-           "|gB| %.4g cos %.3f\n", lA, e2 + 1, lB0, sqrt(na), sqrt(nb), dot / sqrt(na * nb));
-    memcpy(w0, m->params, sizeof(float) * np);
+    int *permB = malloc(sizeof(int) * n), bad = !gA || !gB || !w0 || !permB;
+    uint64_t augB = 0;
+    double lA = 0, lB0 = 0, dot = 0, na = 0, nb = 0;
+    if (!bad) mq_train_epoch_draw(seed, e2, permB, (int)n, &augB);
+    bad = bad || grad_pass(m, t, tr, permA, S, B, augA, gA, &lA) || grad_pass(m, t, tr, permB, S, B, augB, gB, &lB0);
+    if (!bad) {
+        for (size_t i = 0; i < np; i++) dot += gA[i] * gB[i], na += gA[i] * gA[i], nb += gB[i] * gB[i];
+        printf("step test: gradient over epoch-draw A (loss %.4f) and epoch %d's draw B (loss %.4f): |gA| %.4g "
+               "|gB| %.4g cos %.3f\n", lA, e2 + 1, lB0, sqrt(na), sqrt(nb), dot / sqrt(na * nb));
+        memcpy(w0, m->params, sizeof(float) * np);
+    }
     const double etas[] = {0.01, 0.03, 0.1, 0.3};
-    for (size_t k = 0; k < sizeof etas / sizeof etas[0]; k++) {
+    for (size_t k = 0; k < sizeof etas / sizeof etas[0] && !bad; k++) {
         for (size_t i = 0; i < np; i++) m->params[i] = (float)(w0[i] - etas[k] * gA[i]);
         m->params_version++;
-        double lB;
-        if (grad_pass(m, t, tr, permB, S, B, augB, gB, &lB)) return 1;
-        printf("  eta %-5g L_B %.5f  change %+.5f  first-order prediction %+.5f\n", etas[k], lB, lB - lB0,
-               -etas[k] * dot);
-        memcpy(m->params, w0, sizeof(float) * np);
+        double lB = 0;
+        bad = grad_pass(m, t, tr, permB, S, B, augB, gB, &lB);
+        if (!bad)
+            printf("  eta %-5g L_B %.5f  change %+.5f  first-order prediction %+.5f\n", etas[k], lB, lB - lB0,
+                   -etas[k] * dot);
+        memcpy(m->params, w0, sizeof(float) * np); /* restored whether or not the pass failed */
         m->params_version++;
     }
     free(gA), free(gB), free(w0), free(permB);
-    return 0;
+    return bad;
 }
 
 int main(int argc, char **argv) {
@@ -186,11 +183,8 @@ int main(int argc, char **argv) {
     }
     int *perm = malloc(sizeof(int) * (size_t)n);
     if (!perm) return 1;
-    mq_rng rng;
-    mq_rng_seed(&rng, mq_seed_mix(seed, (uint64_t)epoch, 1));
-    for (int i = 0; i < n; i++) perm[i] = i;
-    mq_rng_shuffle(&rng, perm, n);
-    const uint64_t aug = mq_seed_mix(seed, (uint64_t)epoch, 2);
+    uint64_t aug;
+    mq_train_epoch_draw(seed, epoch, perm, n, &aug);
     int nbn = 0;
     for (int i = 0; i < m->n_nodes; i++) nbn += m->nodes[i].op == MIXQ_OP_BN;
     double *dm = calloc((size_t)nbn + 1, sizeof(double)), *vr = calloc((size_t)nbn + 1, sizeof(double));

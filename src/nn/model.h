@@ -186,5 +186,9 @@ int mq_model_correct(const mixq_model *m, const int *labels, int n);
 mixq_status mq_model_backward_distill(mixq_model *m, const int *labels, float smoothing,
                                       const float *teacher, float alpha, float T, float *loss,
                                       float *ce);
+/* Epoch e's draw in mixq_train (train.c) with seed: the image order perm[0..n-1] (a shuffle of
+ * 0..n-1) and the augmentation seed for mq_data_batch (*aug). The one definition: a tool that
+ * replays an epoch's batches (bench/train_modes) calls it. */
+void mq_train_epoch_draw(uint64_t seed, int epoch, int *perm, int n, uint64_t *aug);
 
 #endif

@@ -95,6 +95,14 @@ typedef struct ckpt_id {
 /* a version-1 file's identity: the fields before data_hash */
 #define CKPT_ID_V1 offsetof(ckpt_id, data_hash)
 
+void mq_train_epoch_draw(uint64_t seed, int epoch, int *perm, int n, uint64_t *aug) {
+    mq_rng rng;
+    mq_rng_seed(&rng, mq_seed_mix(seed, (uint64_t)epoch, 1));
+    for (int i = 0; i < n; i++) perm[i] = i;
+    mq_rng_shuffle(&rng, perm, n);
+    *aug = mq_seed_mix(seed, (uint64_t)epoch, 2);
+}
+
 /* h extended by m's state: weights, statistics, and its quantization (policy, clips, scales);
  * who: what m is, for the error. */
 static mixq_status state_hash(const mixq_model *m, const char *who, uint64_t *h) {
@@ -563,11 +571,8 @@ mixq_status mixq_train(mixq_model *m, const mixq_dataset *train, const mixq_data
     int64_t seen = 0, total_steps = (int64_t)steps * cfg->epochs, run_steps = 0;
     if (cfg->max_steps > 0 && done_steps >= cfg->max_steps) goto done; /* a finished run's checkpoint */
     for (int epoch = first_epoch; epoch < cfg->epochs; epoch++) {
-        mq_rng rng;
-        mq_rng_seed(&rng, mq_seed_mix(cfg->seed, (uint64_t)epoch, 1));
-        for (int i = 0; i < n; i++) perm[i] = i;
-        mq_rng_shuffle(&rng, perm, n);
-        uint64_t aug_seed = mq_seed_mix(cfg->seed, (uint64_t)epoch, 2);
+        uint64_t aug_seed;
+        mq_train_epoch_draw(cfg->seed, epoch, perm, n, &aug_seed);
         double loss_sum = 0, ce_sum = 0;
         int64_t correct = 0, count = 0;
         mixq_progress p;
